@@ -1,0 +1,53 @@
+# vbus top-level Makefile: it only delegates. See README.md.
+#   make [all]            build everything (build/default)
+#   make SAN=address,undefined | SAN=thread   sanitizer variant (build/asan, build/tsan)
+#   make deps             install what the project needs (Debian 12, root)
+#   make test             unit tests (three variants) + device tests on soft-RoCE
+#   make demo             soft-RoCE up (VM if needed), perftest figures
+#   make bench            benchmarks (QUICK=1 for a short run)
+#   make install          PREFIX=/usr/local DESTDIR=
+#   V=1                   show commands
+SUBDIRS := connector verbs-host verbs-guest tests bench
+SAN_VARIANTS := address,undefined thread
+PREFIX ?= /usr/local
+MAKEFLAGS += --no-print-directory
+
+.PHONY: all deps deps-check test unit demo bench install clean vm-kernel
+
+all:
+	@for d in $(SUBDIRS); do \
+		if [ -f $$d/Makefile ]; then $(MAKE) -C $$d all || exit 1; fi; \
+	done
+
+# Only what unit tests need, for one variant (used for the sanitizer variants).
+unit:
+	@for d in connector verbs-host tests; do \
+		if [ -f $$d/Makefile ]; then $(MAKE) -C $$d all || exit 1; fi; \
+	done
+
+deps:
+	@scripts/deps
+
+deps-check:
+	@scripts/deps --if-missing
+
+test: deps-check
+	@$(MAKE) all
+	@for s in $(SAN_VARIANTS); do $(MAKE) SAN=$$s unit || exit 1; done
+	@tests/run
+
+demo: deps-check all
+	@bench/demo
+
+bench: deps-check all
+	@bench/run $(if $(QUICK),--quick)
+
+install: all
+	@scripts/install --prefix "$(PREFIX)" --destdir "$(DESTDIR)"
+
+clean:
+	rm -rf build/default build/asan build/tsan
+
+# build/vm (the test VM's kernel and initramfs) survives `make clean`; this drops it too.
+distclean:
+	rm -rf build
