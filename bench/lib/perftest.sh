@@ -1,0 +1,69 @@
+# bench/lib/perftest.sh: run perftest server/client pairs on the soft-RoCE device that
+# tests/vm/run set up (VBUS_RXE, VBUS_GID_INDEX, VBUS_IP). Sourced by device tests, the demo
+# and the benchmarks.
+#
+#   pt_run TOOL OUT [ARGS...]   server and client of TOOL with ARGS; the client's output in
+#                               OUT, the server's in OUT.server; returns non-zero if either
+#                               side fails or runs past PT_TIMEOUT seconds (default 120)
+#   pt_json OUT                 the parsed result rows of OUT as JSON lines
+#   pt_field OUT FIELD          one field of the first result row (e.g. t_typical_us)
+# PT_SERVER_WRAP / PT_CLIENT_WRAP (arrays) prefix either side, e.g. (vbus-run --) for a guest.
+# PT_DEV overrides the device name for both sides.
+
+PT_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${PT_TIMEOUT:=120}"
+: "${PT_PORT:=$((18515 + RANDOM % 1000))}"
+PT_SERVER_WRAP=("${PT_SERVER_WRAP[@]}")
+PT_CLIENT_WRAP=("${PT_CLIENT_WRAP[@]}")
+
+pt_need_device() {
+	if [ -z "${VBUS_RXE:-}" ] || [ -z "${VBUS_GID_INDEX:-}" ] || [ -z "${VBUS_IP:-}" ]; then
+		echo "no soft-RoCE device: run this under tests/vm/run"
+		exit 77
+	fi
+}
+
+pt_wait_listen() { # PORT PID: wait until PORT listens (or PID died), at most 15 s
+	local i
+	for i in $(seq 1 150); do
+		ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+pt_run() {
+	local tool=$1 out=$2 port spid src crc dev=${PT_DEV:-$VBUS_RXE}
+	shift 2
+	port=$PT_PORT
+	PT_PORT=$((PT_PORT + 1))
+	timeout -k 5 "$PT_TIMEOUT" "${PT_SERVER_WRAP[@]}" "$tool" -d "$dev" -x "$VBUS_GID_INDEX" -p "$port" "$@" \
+		>"$out.server" 2>&1 &
+	spid=$!
+	if ! pt_wait_listen "$port" "$spid"; then
+		echo "pt_run: $tool server did not listen on port $port" >&2
+		kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+		sed 's/^/  server| /' "$out.server" >&2
+		return 1
+	fi
+	timeout -k 5 "$PT_TIMEOUT" "${PT_CLIENT_WRAP[@]}" "$tool" -d "$dev" -x "$VBUS_GID_INDEX" -p "$port" "$@" \
+		"$VBUS_IP" >"$out" 2>&1
+	crc=$?
+	[ $crc = 0 ] || kill "$spid" 2>/dev/null
+	wait "$spid"
+	src=$?
+	if [ $crc != 0 ] || [ $src != 0 ]; then
+		echo "pt_run: $tool $* failed (client exit $crc, server exit $src)" >&2
+		sed 's/^/  client| /' "$out" | tail -n 15 >&2
+		sed 's/^/  server| /' "$out.server" | tail -n 15 >&2
+		return 1
+	fi
+	return 0
+}
+
+pt_json() { "$PT_LIB_DIR/perftest-parse" "$1"; }
+
+pt_field() {
+	pt_json "$1" | head -n1 | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
+}

@@ -1,0 +1,25 @@
+# tests/lib/pingpong.sh: run an rdma-core ibv_*_pingpong example as server and client on the
+# soft-RoCE device and check that both sides moved the expected bytes.
+#   pp_run TOOL ITERS [ARGS...]   returns 0 when both sides report ITERS iterations
+. "${VBUS_TOP:?}/bench/lib/perftest.sh"
+
+pp_run() {
+	local tool=$1 iters=$2 port=$PT_PORT spid src crc tmp
+	shift 2
+	PT_PORT=$((PT_PORT + 1))
+	tmp=$(mktemp -d)
+	timeout -k 5 60 "$tool" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" -n "$iters" "$@" >"$tmp/server" 2>&1 &
+	spid=$!
+	pt_wait_listen "$port" "$spid" || { echo "$tool server did not listen"; cat "$tmp/server"; return 1; }
+	timeout -k 5 60 "$tool" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" -n "$iters" "$@" "$VBUS_IP" >"$tmp/client" 2>&1
+	crc=$?
+	wait "$spid"
+	src=$?
+	sed 's/^/client| /' "$tmp/client"
+	sed 's/^/server| /' "$tmp/server"
+	[ $crc = 0 ] && [ $src = 0 ] || { echo "FAIL: $tool exit client $crc server $src"; return 1; }
+	# "8192000 bytes in 1.02 seconds = 64.25 Mbit/sec" then "1000 iters in 1.02 seconds = ..."
+	grep -q "^$iters iters in" "$tmp/client" && grep -q "^$iters iters in" "$tmp/server" ||
+		{ echo "FAIL: $tool did not report $iters iterations on both sides"; return 1; }
+	rm -rf "$tmp"
+}
