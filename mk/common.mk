@@ -45,4 +45,6 @@ $(B)/obj/%.o: $(TOP)/%.c
 	$(qecho) CC $*.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+.SECONDARY:
+
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,34 @@
+#!/bin/bash
+# The soft-RoCE harness itself: --help, bad input, VBUS_VM=never without rxe (skip, 77),
+# a boot that cannot finish in time (125 with console lines, never a hang), a command's
+# exit status and a run past --timeout (124). Boots the VM three times, briefly.
+# timeout: 240
+top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+run=$top/tests/vm/run
+fail=0
+expect() { # WANT_RC GOT_RC WHAT
+	if [ "$1" = "$2" ]; then echo "ok   $3 (exit $2)"; else echo "FAIL $3: exit $2, wanted $1"; fail=1; fi
+}
+"$run" --help | grep -q 'VBUS_VM' ; expect 0 $? "--help documents VBUS_VM"
+"$run" --bogus -- true 2>/dev/null; expect 2 $? "unknown option refused"
+"$run" --vm sometimes -- true 2>/dev/null; expect 2 $? "bad --vm value refused"
+
+if [ -d /sys/module/rdma_rxe ] || modprobe -n -q rdma_rxe 2>/dev/null; then
+	echo "this kernel has rdma_rxe: the VM-only checks do not apply"
+	exit 77
+fi
+err=$(VBUS_VM=never "$run" -- true 2>&1); rc=$?
+expect 77 $rc "VBUS_VM=never without rxe skips"
+grep -q 'SKIP:.*rdma_rxe' <<<"$err" || { echo "FAIL: no reason given: $err"; fail=1; }
+
+command -v qemu-system-x86_64 >/dev/null || { echo "no qemu-system-x86_64: cannot check the VM paths"; exit 77; }
+start=$(date +%s)
+err=$("$run" --vm always --boot-timeout 1 -- true 2>&1); rc=$?
+expect 125 $rc "a boot past --boot-timeout fails"
+grep -q 'no ACTIVE rxe0 within 1 s' <<<"$err" && grep -q 'last console lines' <<<"$err" ||
+	{ echo "FAIL: no clear error with console lines: $err"; fail=1; }
+[ $(( $(date +%s) - start )) -lt 30 ] || { echo "FAIL: the failed boot took too long"; fail=1; }
+
+"$run" -q --vm always -- sh -c 'test -c /dev/infiniband/uverbs0 && exit 3'; expect 3 $? "the command's exit status comes back"
+"$run" -q --vm always --timeout 20 -- sleep 300 2>/dev/null; expect 124 $? "a command past --timeout is stopped"
+exit $fail
