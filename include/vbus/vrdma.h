@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vbus vrdma device class: the DEVCALL payloads and the shared-memory queues of a virtual
+ * RDMA device. The specification is docs/vrdma.md; this header follows it field by field.
+ *
+ * Rules (rdma-core's kernel ABI rules): fixed-width little-endian fields, no pointers
+ * (guest addresses are u64), explicit reserved fields that senders zero and receivers
+ * ignore unless stated, every size a multiple of 8, a static assertion on every size.
+ * Enumerated values (opcodes, statuses, flags, QP states, MTUs, access flags) are those of
+ * rdma-core's <infiniband/verbs.h>, whose values are a stable ABI.
+ */
+#ifndef VBUS_VRDMA_H
+#define VBUS_VRDMA_H
+
+#include <linux/types.h>
+
+#define VRDMA_CLASS_NAME	"vrdma"
+#define VRDMA_ABI_VERSION	1
+
+/* An object handle: bits 0..19 index the guest's table, bits 20..31 a generation. */
+#define VRDMA_HANDLE_INDEX_BITS	20
+#define VRDMA_HANDLE_NONE	0u	/* never a valid handle */
+
+/* DEVCALL function numbers. "slow" ones may block in the kernel: the caller sleeps. */
+enum vrdma_fn {
+	VRDMA_FN_HELLO		= 1,	/* version check, limits */
+	VRDMA_FN_QUERY_DEVICE	= 2,
+	VRDMA_FN_QUERY_PORT	= 3,
+	VRDMA_FN_QUERY_GID	= 4,
+	VRDMA_FN_QUERY_PKEY	= 5,
+	VRDMA_FN_ALLOC_PD	= 6,
+	VRDMA_FN_DEALLOC_PD	= 7,
+	VRDMA_FN_REG_MR		= 8,	/* slow: pins memory */
+	VRDMA_FN_DEREG_MR	= 9,	/* slow */
+	VRDMA_FN_CREATE_CQ	= 10,
+	VRDMA_FN_DESTROY_CQ	= 11,
+	VRDMA_FN_CREATE_QP	= 12,
+	VRDMA_FN_MODIFY_QP	= 13,
+	VRDMA_FN_QUERY_QP	= 14,
+	VRDMA_FN_DESTROY_QP	= 15,
+	VRDMA_FN_ARM_CQ		= 16,	/* ibv_req_notify_cq when the relay must see it now */
+	VRDMA_FN__MAX
+};
+
+/* Every call's output starts with nothing but its own fields; errors travel as the
+ * DEVCALL status (a negative errno), never inside the payload. */
+
+struct vrdma_hello_in {
+	__le32 abi_version;		/* VRDMA_ABI_VERSION of the guest */
+	__le32 reserved;
+};
+
+struct vrdma_hello_out {
+	__le32 abi_version;		/* what the host speaks; the guest refuses a mismatch */
+	__le32 max_objects;		/* per-guest quota of handles */
+	__le64 max_pinned_bytes;	/* per-guest quota of registered bytes */
+	__le32 gid_index;		/* the only source GID index this guest may use */
+	__le32 reserved;
+};
+
+struct vrdma_query_device_out {
+	char fw_ver[64];
+	__le64 node_guid;		/* big-endian value as the device reports it */
+	__le64 sys_image_guid;
+	__le64 max_mr_size;
+	__le64 page_size_cap;
+	__le32 vendor_id;		/* neutral: 0 */
+	__le32 vendor_part_id;		/* neutral: 0 */
+	__le32 hw_ver;
+	__le32 max_qp;
+	__le32 max_qp_wr;
+	__le32 device_cap_flags;	/* masked by the host's whitelist */
+	__le32 max_sge;
+	__le32 max_sge_rd;
+	__le32 max_cq;
+	__le32 max_cqe;
+	__le32 max_mr;
+	__le32 max_pd;
+	__le32 max_qp_rd_atom;
+	__le32 max_qp_init_rd_atom;
+	__le32 max_res_rd_atom;
+	__le32 atomic_cap;
+	__le32 max_mw;
+	__le32 max_mcast_grp;
+	__le32 max_mcast_qp_attach;
+	__le32 max_total_mcast_qp_attach;
+	__le32 max_ah;
+	__le32 max_srq;
+	__le32 max_srq_wr;
+	__le32 max_srq_sge;
+	__le16 max_pkeys;
+	__u8 local_ca_ack_delay;
+	__u8 phys_port_cnt;
+	__le32 max_inline_data;		/* what create_qp will grant at most */
+};
+
+struct vrdma_query_port_in {
+	__u8 port_num;
+	__u8 reserved[7];
+};
+
+struct vrdma_query_port_out {
+	__le32 state;			/* enum ibv_port_state */
+	__le32 max_mtu;			/* enum ibv_mtu */
+	__le32 active_mtu;
+	__le32 gid_tbl_len;
+	__le32 port_cap_flags;
+	__le32 max_msg_sz;
+	__le32 bad_pkey_cntr;
+	__le32 qkey_viol_cntr;
+	__le16 pkey_tbl_len;
+	__le16 lid;
+	__le16 sm_lid;
+	__u8 lmc;
+	__u8 max_vl_num;
+	__u8 sm_sl;
+	__u8 subnet_timeout;
+	__u8 init_type_reply;
+	__u8 active_width;
+	__u8 active_speed;
+	__u8 phys_state;
+	__u8 link_layer;		/* IBV_LINK_LAYER_* */
+	__u8 flags;
+	__le16 port_cap_flags2;
+	__le16 reserved;
+	__le32 active_speed_ex;
+};
+
+struct vrdma_query_gid_in {
+	__u8 port_num;
+	__u8 reserved[3];
+	__le32 index;
+};
+
+struct vrdma_query_gid_out {
+	__u8 gid[16];			/* network order, as in union ibv_gid */
+	__le32 gid_type;		/* enum ibv_gid_type */
+	__le32 reserved;
+};
+
+struct vrdma_query_pkey_in {
+	__u8 port_num;
+	__u8 reserved[3];
+	__le32 index;
+};
+
+struct vrdma_query_pkey_out {
+	__le16 pkey;			/* network order, as ibv_query_pkey returns it */
+	__le16 reserved[3];
+};
+
+/* A handle in, nothing or a handle out: DEALLOC_PD, DEREG_MR, DESTROY_CQ, DESTROY_QP. */
+struct vrdma_handle {
+	__le32 handle;
+	__le32 reserved;
+};
+
+/* REG_MR: [iova, iova + length) is backed by shared regions the guest has handed to the
+ * device with DEVSHM, described by `npieces` struct vrdma_mr_piece that follow this header:
+ * page-aligned, in address order, the first starting at the page that holds `iova`, together
+ * covering the range. The host maps the pieces side by side into one window and registers
+ * it with ibv_reg_mr_iova(window + iova % page, length, iova, access). */
+struct vrdma_reg_mr_in {
+	__le32 pd;
+	__le32 access;			/* IBV_ACCESS_*; refused: ON_DEMAND, anything unknown */
+	__le64 iova;			/* the guest's virtual address of the first byte */
+	__le64 length;
+	__le32 npieces;			/* 1 .. VRDMA_MR_MAX_PIECES */
+	__le32 reserved;
+};
+
+struct vrdma_mr_piece {
+	__le32 shm;			/* DEVSHM region handle */
+	__le32 reserved;
+	__le64 offset;			/* in that region, page aligned */
+	__le64 length;			/* page multiple */
+};
+
+#define VRDMA_MR_MAX_PIECES	64
+
+struct vrdma_reg_mr_out {
+	__le32 handle;
+	__le32 lkey;
+	__le32 rkey;
+	__le32 reserved;
+};
+
+/* CREATE_CQ: the completion queue lives in the DEVSHM region `shm` at `offset`; its
+ * layout is struct vrdma_cq_ring followed by `entries` struct vrdma_cqe. `entries` is a
+ * power of two and at least the real CQ's size, which the host reports. */
+struct vrdma_create_cq_in {
+	__le32 cqe;			/* what the application asked for */
+	__le32 shm;			/* DEVSHM region handle */
+	__le64 offset;			/* of the ring in that region, 64-byte aligned */
+	__le32 entries;			/* ring entries, power of two, >= the real CQ's cqe */
+	__le32 comp_vector;
+	__le32 channel;			/* 0: none; else a DEVSHM signal to kick on events */
+	__le32 reserved;
+};
+
+struct vrdma_create_cq_out {
+	__le32 handle;
+	__le32 cqe;			/* the real CQ's size, what ibv_create_cq reports */
+};
+
+struct vrdma_qp_cap {
+	__le32 max_send_wr;
+	__le32 max_recv_wr;
+	__le32 max_send_sge;
+	__le32 max_recv_sge;
+	__le32 max_inline_data;
+	__le32 reserved;
+};
+
+/* CREATE_QP: the send queue and receive queue live in DEVSHM region `shm` at the given
+ * offsets (struct vrdma_wq_ring followed by entries of the given stride). */
+struct vrdma_create_qp_in {
+	__le32 pd;
+	__le32 send_cq;
+	__le32 recv_cq;
+	__le32 srq;			/* 0: none (SRQ is not in ABI version 1) */
+	__u8 qp_type;			/* IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD; others refused */
+	__u8 sq_sig_all;
+	__le16 reserved;
+	__le32 shm;			/* DEVSHM region holding both queues */
+	struct vrdma_qp_cap cap;	/* as the application asked */
+	__le64 sq_offset;
+	__le64 rq_offset;
+	__le32 sq_entries;		/* power of two, >= max_send_wr granted */
+	__le32 sq_stride;		/* bytes per send WQE, power of two >= 64 */
+	__le32 rq_entries;
+	__le32 rq_stride;		/* bytes per receive WQE, power of two >= 32 */
+};
+
+struct vrdma_create_qp_out {
+	__le32 handle;
+	__le32 qp_num;			/* the real QPN: peers on the wire see this */
+	struct vrdma_qp_cap cap;	/* what was granted, as ibv_create_qp reports */
+};
+
+struct vrdma_ah_attr {
+	__u8 dgid[16];
+	__le32 flow_label;
+	__u8 sgid_index;
+	__u8 hop_limit;
+	__u8 traffic_class;
+	__u8 is_global;
+	__le16 dlid;
+	__u8 sl;
+	__u8 src_path_bits;
+	__u8 static_rate;
+	__u8 port_num;
+	__le16 reserved;
+};
+
+struct vrdma_qp_attr {
+	__le32 qp_state;
+	__le32 cur_qp_state;
+	__le32 path_mtu;
+	__le32 path_mig_state;
+	__le32 qkey;
+	__le32 rq_psn;
+	__le32 sq_psn;
+	__le32 dest_qp_num;
+	__le32 qp_access_flags;
+	__le16 pkey_index;
+	__le16 alt_pkey_index;
+	struct vrdma_qp_cap cap;
+	struct vrdma_ah_attr ah_attr;
+	struct vrdma_ah_attr alt_ah_attr;
+	__u8 en_sqd_async_notify;
+	__u8 sq_draining;
+	__u8 max_rd_atomic;
+	__u8 max_dest_rd_atomic;
+	__u8 min_rnr_timer;
+	__u8 port_num;
+	__u8 timeout;
+	__u8 retry_cnt;
+	__u8 rnr_retry;
+	__u8 alt_port_num;
+	__u8 alt_timeout;
+	__u8 reserved1;
+	__le32 rate_limit;
+};
+
+struct vrdma_modify_qp_in {
+	__le32 handle;
+	__le32 attr_mask;		/* IBV_QP_* */
+	struct vrdma_qp_attr attr;
+};
+
+struct vrdma_query_qp_in {
+	__le32 handle;
+	__le32 attr_mask;
+};
+
+struct vrdma_query_qp_out {
+	struct vrdma_qp_attr attr;
+	struct vrdma_qp_attr init_caps;	/* only .cap is meaningful */
+};
+
+struct vrdma_arm_cq_in {
+	__le32 handle;
+	__le32 solicited_only;
+};
+
+/* ---- Shared-memory queues -------------------------------------------------------------
+ *
+ * Each queue is a ring header followed by its entries. Indices are free-running u32
+ * counters (the slot is index & (entries - 1)); the producer writes `prod`, the consumer
+ * writes `cons`, each on its own cache line. Who produces:
+ *   send queue, receive queue:   the guest produces, the host's relay consumes
+ *   completion queue:            the host's relay produces, the guest consumes
+ * The consumer checks prod - cons <= entries on every read and treats anything else as a
+ * broken queue (the host moves the QP or CQ to error; the guest library fails the call).
+ */
+struct vrdma_ring {
+	__le32 prod;			/* written by the producer only */
+	__le32 reserved0[15];
+	__le32 cons;			/* written by the consumer only */
+	__le32 reserved1[15];
+	__le32 flags;			/* VRDMA_RING_* : see docs/vrdma.md for who writes */
+	__le32 armed;			/* CQ only: guest's ibv_req_notify_cq (1 any, 2 solicited) */
+	__le32 retired;			/* SQ only: host: send WQEs completed or flushed */
+	__le32 reserved2[13];
+};
+
+#define VRDMA_RING_NEED_WAKEUP	(1u << 0)	/* the relay sleeps: kick the doorbell */
+#define VRDMA_RING_BROKEN	(1u << 1)	/* set by whichever side found a rule broken */
+
+struct vrdma_sge {
+	__le64 addr;			/* guest virtual address (the MR's iova space) */
+	__le32 length;
+	__le32 lkey;
+};
+
+/* A send WQE: this header, then num_sge struct vrdma_sge, or inline_len bytes of data
+ * when send_flags has IBV_SEND_INLINE. */
+struct vrdma_swqe {
+	__le64 wr_id;
+	__u8 opcode;			/* enum ibv_wr_opcode */
+	__u8 num_sge;
+	__le16 inline_len;
+	__le32 send_flags;		/* IBV_SEND_* */
+	__be32 imm_data;		/* or invalidate_rkey */
+	__le32 rkey;
+	__le64 remote_addr;
+	__le64 compare_add;
+	__le64 swap;
+	__le32 ud_ah;			/* UD: an AH handle (not in ABI version 1) */
+	__le32 ud_remote_qpn;
+	__le32 ud_remote_qkey;
+	__le32 reserved;
+};
+
+/* A receive WQE: this header, then num_sge struct vrdma_sge. */
+struct vrdma_rwqe {
+	__le64 wr_id;
+	__le32 num_sge;
+	__le32 reserved;
+};
+
+/* A completion, ibv_wc's fields plus what the guest needs to retire send WQEs. */
+struct vrdma_cqe {
+	__le64 wr_id;
+	__le32 status;			/* enum ibv_wc_status */
+	__le32 opcode;			/* enum ibv_wc_opcode */
+	__le32 vendor_err;
+	__le32 byte_len;
+	__be32 imm_data;
+	__le32 qp_num;
+	__le32 src_qp;
+	__le32 wc_flags;
+	__le16 pkey_index;
+	__le16 slid;
+	__u8 sl;
+	__u8 dlid_path_bits;
+	__u8 is_send;			/* 1: a send-queue completion */
+	__u8 reserved0;
+	__le32 qp_handle;		/* the guest's QP, for retiring send WQEs */
+	__le32 sq_retired;		/* send WQEs of that QP retired up to this completion */
+	__le64 reserved1;
+};
+
+#define VRDMA_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
+VRDMA_ASSERT_SIZE(vrdma_hello_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_hello_out, 24);
+VRDMA_ASSERT_SIZE(vrdma_query_device_out, 200);
+VRDMA_ASSERT_SIZE(vrdma_query_port_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_query_port_out, 56);
+VRDMA_ASSERT_SIZE(vrdma_query_gid_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_query_gid_out, 24);
+VRDMA_ASSERT_SIZE(vrdma_query_pkey_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_query_pkey_out, 8);
+VRDMA_ASSERT_SIZE(vrdma_handle, 8);
+VRDMA_ASSERT_SIZE(vrdma_reg_mr_in, 32);
+VRDMA_ASSERT_SIZE(vrdma_mr_piece, 24);
+VRDMA_ASSERT_SIZE(vrdma_reg_mr_out, 16);
+VRDMA_ASSERT_SIZE(vrdma_create_cq_in, 32);
+VRDMA_ASSERT_SIZE(vrdma_create_cq_out, 8);
+VRDMA_ASSERT_SIZE(vrdma_qp_cap, 24);
+VRDMA_ASSERT_SIZE(vrdma_create_qp_in, 80);
+VRDMA_ASSERT_SIZE(vrdma_create_qp_out, 32);
+VRDMA_ASSERT_SIZE(vrdma_ah_attr, 32);
+VRDMA_ASSERT_SIZE(vrdma_qp_attr, 144);
+VRDMA_ASSERT_SIZE(vrdma_modify_qp_in, 152);
+VRDMA_ASSERT_SIZE(vrdma_query_qp_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_query_qp_out, 288);
+VRDMA_ASSERT_SIZE(vrdma_arm_cq_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_ring, 192);
+VRDMA_ASSERT_SIZE(vrdma_sge, 16);
+VRDMA_ASSERT_SIZE(vrdma_swqe, 64);
+VRDMA_ASSERT_SIZE(vrdma_rwqe, 16);
+VRDMA_ASSERT_SIZE(vrdma_cqe, 64);
+_Static_assert(__builtin_offsetof(struct vrdma_ring, cons) == 64, "cons on its own line");
+_Static_assert(__builtin_offsetof(struct vrdma_ring, flags) == 128, "flags on its own line");
+_Static_assert(__builtin_offsetof(struct vrdma_swqe, remote_addr) == 24, "swqe layout");
+_Static_assert(__builtin_offsetof(struct vrdma_cqe, qp_handle) == 48, "cqe layout");
+#undef VRDMA_ASSERT_SIZE
+
+#endif /* VBUS_VRDMA_H */
