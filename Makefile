@@ -7,7 +7,7 @@
 #   make bench            benchmarks (QUICK=1 for a short run)
 #   make install          PREFIX=/usr/local DESTDIR=
 #   V=1                   show commands
-SUBDIRS := connector verbs-host verbs-guest tests bench
+SUBDIRS := connector verbs-host/vrdma verbs-host verbs-guest tests bench
 SAN_VARIANTS := address,undefined thread
 PREFIX ?= /usr/local
 MAKEFLAGS += --no-print-directory
@@ -21,7 +21,7 @@ all:
 
 # Only what unit tests need, for one variant (used for the sanitizer variants).
 unit:
-	@for d in connector verbs-host tests; do \
+	@for d in connector verbs-host/vrdma verbs-host tests; do \
 		if [ -f $$d/Makefile ]; then $(MAKE) -C $$d all || exit 1; fi; \
 	done
 

@@ -1,5 +1,6 @@
 # Shared build settings, included by every sub-Makefile.
 # Variants: default, or SAN=address,undefined (build/asan), SAN=thread (build/tsan).
+.DEFAULT_GOAL := all
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
 
 SAN ?=

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+/* Completion queues: a real CQ in the guest's context and a completion ring in guest
+ * memory that the relay fills, never with more than the ring has room for. */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include "vrdma.h"
+
+void vrdma_cq_free(struct vrdma_cq *cq)
+{
+	ibv_destroy_cq(cq->cq);
+	free(cq);
+}
+
+int vrdma_do_create_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_create_cq_in *i = in;
+	struct vrdma_create_cq_out *o = out;
+	uint32_t cqe = le32toh(i->cqe), entries = le32toh(i->entries);
+	uint32_t vec = le32toh(i->comp_vector);
+	struct vrdma_cq *cq;
+	uint32_t h;
+	int err;
+
+	if (i->reserved || !cqe || entries < cqe || vec >= (uint32_t)g->ctx->num_comp_vectors)
+		return -EINVAL;
+	cq = calloc(1, sizeof(*cq));
+	if (!cq)
+		return -ENOMEM;
+	err = vrdma_hq_map(g, &cq->q, le32toh(i->shm), le64toh(i->offset), entries,
+			   sizeof(struct vrdma_cqe), sizeof(struct vrdma_cqe));
+	if (err)
+		goto err_free;
+	cq->cq = ibv_create_cq(g->ctx, (int)cqe, NULL, NULL, (int)vec);
+	if (!cq->cq) {
+		err = errno ? -errno : -EINVAL;
+		goto err_free;
+	}
+	/* The ring must hold whatever the real CQ can: overrun then behaves as natively. */
+	err = -EINVAL;
+	if ((uint32_t)cq->cq->cqe > entries)
+		goto err_destroy;
+	err = vrdma_handle_new(g, VRDMA_OBJ_CQ, cq, &h);
+	if (err)
+		goto err_destroy;
+	cq->handle = h;
+	cq->channel = le32toh(i->channel);
+	__atomic_store_n(&cq->q.ring->prod, 0, __ATOMIC_RELEASE);
+	o->handle = htole32(h);
+	o->cqe = htole32((uint32_t)cq->cq->cqe);
+	return 0;
+
+err_destroy:
+	ibv_destroy_cq(cq->cq);
+err_free:
+	free(cq);
+	return err;
+}
+
+int vrdma_do_destroy_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_handle *i = in;
+	uint32_t h = le32toh(i->handle);
+	struct vrdma_cq *cq;
+	int err = 0;
+
+	cq = vrdma_handle_get(g, h, VRDMA_OBJ_CQ, &err);
+	if (!cq)
+		return err;
+	if (vrdma_handle_obj(g, h)->users)
+		return -EBUSY;
+	vrdma_cq_free(cq);
+	vrdma_handle_free(g, h);
+	return 0;
+}
+
+int vrdma_do_arm_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_arm_cq_in *i = in;
+	uint32_t so = le32toh(i->solicited_only);
+	struct vrdma_cq *cq;
+	int err = 0;
+
+	if (so > 1)
+		return -EINVAL;
+	cq = vrdma_handle_get(g, le32toh(i->handle), VRDMA_OBJ_CQ, &err);
+	if (!cq)
+		return err;
+	return -ibv_req_notify_cq(cq->cq, (int)so);
+}

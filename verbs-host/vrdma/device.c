@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+/* HELLO and the device, port, GID and P_Key queries: real values, neutral identity. */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "vrdma.h"
+
+/* What create_qp grants at most as inline data, whatever the device could do. */
+#define VRDMA_MAX_INLINE 256
+
+int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_hello_in *h = in;
+	struct vrdma_hello_out *o = out;
+
+	if (!vrdma_zero(&h->reserved, sizeof(h->reserved)))
+		return -EINVAL;
+	o->abi_version = htole32(VRDMA_ABI_VERSION);
+	o->max_objects = htole32(g->pol.max_objects);
+	o->max_pinned_bytes = htole64(g->pol.max_pinned_bytes);
+	o->gid_index = htole32(g->pol.gid_index);
+	if (le32toh(h->abi_version) != VRDMA_ABI_VERSION)
+		return -EPROTONOSUPPORT;
+	return 0;
+}
+
+int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	struct vrdma_query_device_out *o = out;
+	struct ibv_device_attr a;
+	int r = ibv_query_device(g->ctx, &a);
+
+	if (r)
+		return -r;
+	snprintf(o->fw_ver, sizeof(o->fw_ver), "%s", a.fw_ver);
+	o->node_guid = a.node_guid;
+	o->sys_image_guid = a.sys_image_guid;
+	o->max_mr_size = htole64(a.max_mr_size);
+	o->page_size_cap = htole64(a.page_size_cap);
+	o->vendor_id = 0;
+	o->vendor_part_id = 0;
+	o->hw_ver = htole32(a.hw_ver);
+	o->max_qp = htole32(a.max_qp);
+	o->max_qp_wr = htole32(a.max_qp_wr);
+	o->device_cap_flags = htole32(a.device_cap_flags);
+	o->max_sge = htole32(a.max_sge);
+	o->max_sge_rd = htole32(a.max_sge_rd);
+	o->max_cq = htole32(a.max_cq);
+	o->max_cqe = htole32(a.max_cqe);
+	o->max_mr = htole32(a.max_mr);
+	o->max_pd = htole32(a.max_pd);
+	o->max_qp_rd_atom = htole32(a.max_qp_rd_atom);
+	o->max_qp_init_rd_atom = htole32(a.max_qp_init_rd_atom);
+	o->max_res_rd_atom = htole32(a.max_res_rd_atom);
+	o->atomic_cap = htole32(a.atomic_cap);
+	o->max_mw = htole32(a.max_mw);
+	o->max_mcast_grp = htole32(a.max_mcast_grp);
+	o->max_mcast_qp_attach = htole32(a.max_mcast_qp_attach);
+	o->max_total_mcast_qp_attach = htole32(a.max_total_mcast_qp_attach);
+	o->max_ah = htole32(a.max_ah);
+	o->max_srq = htole32(a.max_srq);
+	o->max_srq_wr = htole32(a.max_srq_wr);
+	o->max_srq_sge = htole32(a.max_srq_sge);
+	o->max_pkeys = htole16(a.max_pkeys);
+	o->local_ca_ack_delay = a.local_ca_ack_delay;
+	o->phys_port_cnt = 1;	/* the guest sees the one backing port, as port 1 */
+	o->max_inline_data = htole32(VRDMA_MAX_INLINE);
+	return 0;
+}
+
+/* The guest's port 1 is the backing port; there is no other. */
+static int guest_port(struct vrdma_guest *g, uint8_t port)
+{
+	return port == 1 ? g->pol.port : -EINVAL;
+}
+
+int vrdma_do_query_port(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_query_port_in *i = in;
+	struct vrdma_query_port_out *o = out;
+	struct ibv_port_attr a;
+	int port = guest_port(g, i->port_num), r;
+
+	if (port < 0 || !vrdma_zero(i->reserved, sizeof(i->reserved)))
+		return -EINVAL;
+	r = ibv_query_port(g->ctx, port, &a);
+	if (r)
+		return -r;
+	o->state = htole32(a.state);
+	o->max_mtu = htole32(a.max_mtu);
+	o->active_mtu = htole32(a.active_mtu);
+	o->gid_tbl_len = htole32(a.gid_tbl_len);
+	o->port_cap_flags = htole32(a.port_cap_flags);
+	o->max_msg_sz = htole32(a.max_msg_sz);
+	o->bad_pkey_cntr = htole32(a.bad_pkey_cntr);
+	o->qkey_viol_cntr = htole32(a.qkey_viol_cntr);
+	o->pkey_tbl_len = htole16(a.pkey_tbl_len);
+	o->lid = htole16(a.lid);
+	o->sm_lid = htole16(a.sm_lid);
+	o->lmc = a.lmc;
+	o->max_vl_num = a.max_vl_num;
+	o->sm_sl = a.sm_sl;
+	o->subnet_timeout = a.subnet_timeout;
+	o->init_type_reply = a.init_type_reply;
+	o->active_width = a.active_width;
+	o->active_speed = a.active_speed;
+	o->phys_state = a.phys_state;
+	o->link_layer = a.link_layer;
+	o->flags = a.flags;
+	o->port_cap_flags2 = htole16(a.port_cap_flags2);
+	o->active_speed_ex = 0;	/* not in rdma-core 44 */
+	return 0;
+}
+
+int vrdma_do_query_gid(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_query_gid_in *i = in;
+	struct vrdma_query_gid_out *o = out;
+	struct ibv_gid_entry e;
+	int port = guest_port(g, i->port_num), r;
+
+	if (port < 0 || !vrdma_zero(i->reserved, sizeof(i->reserved)))
+		return -EINVAL;
+	r = ibv_query_gid_ex(g->ctx, port, le32toh(i->index), &e, 0);
+	if (r)
+		return r > 0 ? -r : r;
+	memcpy(o->gid, e.gid.raw, sizeof(o->gid));
+	o->gid_type = htole32(e.gid_type);
+	return 0;
+}
+
+int vrdma_do_query_pkey(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_query_pkey_in *i = in;
+	struct vrdma_query_pkey_out *o = out;
+	__be16 pkey;
+	int port = guest_port(g, i->port_num);
+
+	if (port < 0 || !vrdma_zero(i->reserved, sizeof(i->reserved)))
+		return -EINVAL;
+	if (ibv_query_pkey(g->ctx, port, le32toh(i->index), &pkey))
+		return -EINVAL;
+	o->pkey = pkey;
+	return 0;
+}

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One guest of a vrdma device: its own ibv_context on the real device, so that the kernel
+ * keeps guests apart and closing the context frees whatever a dead guest held.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "vrdma.h"
+
+/* Open the real device for a new guest. 0 or -errno. */
+int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
+		     const struct vrdma_policy *pol, const struct vrdma_env_ops *env,
+		     void *env_priv)
+{
+	struct vrdma_guest *g = calloc(1, sizeof(*g));
+	int err;
+
+	if (!g)
+		return -ENOMEM;
+	g->ctx = ibv_open_device(dev);
+	if (!g->ctx) {
+		err = errno ? -errno : -ENODEV;
+		goto err_free;
+	}
+	g->pol = *pol;
+	g->env = env;
+	g->env_priv = env_priv;
+	g->page = sysconf(_SC_PAGESIZE);
+	pthread_mutex_init(&g->lock, NULL);
+	*out = g;
+	return 0;
+
+err_free:
+	free(g);
+	return err;
+}
+
+/* Free every object in dependency order (QPs, CQs, MRs, PDs), then the context. */
+void vrdma_guest_close(struct vrdma_guest *g)
+{
+	static const enum vrdma_obj_type order[] = {
+		VRDMA_OBJ_QP, VRDMA_OBJ_CQ, VRDMA_OBJ_MR, VRDMA_OBJ_PD,
+	};
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+		for (uint32_t i = 1; i < g->nobjs; i++) {
+			struct vrdma_obj *o = &g->objs[i];
+
+			if (o->type != order[k])
+				continue;
+			switch (o->type) {
+			case VRDMA_OBJ_QP: vrdma_qp_free(o->p); break;
+			case VRDMA_OBJ_CQ: vrdma_cq_free(o->p); break;
+			case VRDMA_OBJ_MR: vrdma_mr_free(g, o->p); break;
+			case VRDMA_OBJ_PD:
+				ibv_dealloc_pd(((struct vrdma_pd *)o->p)->pd);
+				free(o->p);
+				break;
+			default: break;
+			}
+			o->type = VRDMA_OBJ_FREE;
+			o->p = NULL;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	ibv_close_device(g->ctx);
+	pthread_mutex_destroy(&g->lock);
+	free(g->objs);
+	free(g);
+}

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Memory regions. The guest's range [iova, iova + length) is backed by pieces of its
+ * DEVSHM regions; they are mapped side by side into one window of vbusd's address space
+ * and registered with ibv_reg_mr_iova(window + iova % page, length, iova), so the guest's
+ * work requests carry guest addresses straight to the device (docs/vrdma.md, "Memory").
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include "vrdma.h"
+
+#define ACCESS_ALLOWED (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
+			IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC | \
+			IBV_ACCESS_MW_BIND | IBV_ACCESS_RELAXED_ORDERING)
+
+void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
+{
+	g->pinned -= mr->mr->length;
+	ibv_dereg_mr(mr->mr);
+	munmap(mr->window, mr->window_len);
+	free(mr);
+}
+
+/* Map the pieces into a fresh window of `total` bytes. 0 or -errno. */
+static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces,
+		      uint32_t n, uint64_t total, void **window)
+{
+	uint64_t pos = 0;
+	uint8_t *w;
+	int err;
+
+	w = mmap(NULL, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (w == MAP_FAILED)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t off = le64toh(pieces[k].offset), len = le64toh(pieces[k].length);
+		struct vrdma_region r;
+
+		err = g->env->region(g->env_priv, le32toh(pieces[k].shm), &r);
+		if (err)
+			goto err_unmap;
+		err = -EINVAL;
+		if (pieces[k].reserved || !len || off % g->page || len % g->page ||
+		    off > r.size || len > r.size - off || len > total - pos)
+			goto err_unmap;
+		err = -ENOMEM;
+		if (mmap(w + pos, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r.fd,
+			 (off_t)off) == MAP_FAILED)
+			goto err_unmap;
+		pos += len;
+	}
+	err = -EINVAL;
+	if (pos != total)
+		goto err_unmap;
+	madvise(w, total, MADV_DONTFORK);
+	*window = w;
+	return 0;
+
+err_unmap:
+	munmap(w, total);
+	return err;
+}
+
+int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_reg_mr_in *i = in;
+	const struct vrdma_mr_piece *pieces = (const void *)(i + 1);
+	struct vrdma_reg_mr_out *o = out;
+	uint32_t pdh = le32toh(i->pd), access = le32toh(i->access), n = le32toh(i->npieces);
+	uint64_t iova = le64toh(i->iova), length = le64toh(i->length), head, total;
+	struct vrdma_mr *mr;
+	struct vrdma_pd *pd;
+	uint32_t h;
+	int err = 0;
+
+	if (i->reserved || n < 1 || n > VRDMA_MR_MAX_PIECES ||
+	    inlen != sizeof(*i) + n * sizeof(*pieces))
+		return -EINVAL;
+	if (access & ~ACCESS_ALLOWED)
+		return -EOPNOTSUPP;	/* ON_DEMAND, ZERO_BASED, HUGETLB, unknown bits */
+	pd = vrdma_handle_get(g, pdh, VRDMA_OBJ_PD, &err);
+	if (!pd)
+		return err;
+	head = iova % g->page;
+	if (!length || length > UINT64_MAX - head - g->page || iova > UINT64_MAX - length)
+		return -EINVAL;
+	total = (head + length + g->page - 1) / g->page * g->page;
+	if (length > g->pol.max_pinned_bytes || g->pinned > g->pol.max_pinned_bytes - length)
+		return -ENOMEM;
+
+	mr = calloc(1, sizeof(*mr));
+	if (!mr)
+		return -ENOMEM;
+	err = map_window(g, pieces, n, total, &mr->window);
+	if (err)
+		goto err_free;
+	mr->window_len = total;
+	mr->mr = ibv_reg_mr_iova(pd->pd, (uint8_t *)mr->window + head, length, iova, (int)access);
+	if (!mr->mr) {
+		err = errno ? -errno : -EINVAL;
+		goto err_unmap;
+	}
+	err = vrdma_handle_new(g, VRDMA_OBJ_MR, mr, &h);
+	if (err)
+		goto err_dereg;
+	mr->pd = pdh;
+	vrdma_handle_obj(g, pdh)->users++;
+	g->pinned += length;
+	o->handle = htole32(h);
+	o->lkey = htole32(mr->mr->lkey);
+	o->rkey = htole32(mr->mr->rkey);
+	return 0;
+
+err_dereg:
+	ibv_dereg_mr(mr->mr);
+err_unmap:
+	munmap(mr->window, total);
+err_free:
+	free(mr);
+	return err;
+}
+
+int vrdma_do_dereg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_handle *i = in;
+	uint32_t h = le32toh(i->handle);
+	struct vrdma_mr *mr;
+	struct vrdma_obj *pd;
+	int err = 0;
+
+	mr = vrdma_handle_get(g, h, VRDMA_OBJ_MR, &err);
+	if (!mr)
+		return err;
+	pd = vrdma_handle_obj(g, mr->pd);
+	if (pd)
+		pd->users--;
+	vrdma_mr_free(g, mr);
+	vrdma_handle_free(g, h);
+	return 0;
+}

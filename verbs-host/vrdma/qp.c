@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Queue pairs: a real QP in the guest's own PD, whose send and receive queues the guest
+ * fills in shared memory and the relay drains. The QPN is the real one, so the guest's QP
+ * talks on the wire to any peer. Modify is checked against the bus's policy: the guest
+ * uses its port as port 1 and only the source GID index its bus allows.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vrdma.h"
+
+#define VRDMA_MAX_INLINE 256
+#define MASK_ALLOWED (IBV_QP_STATE | IBV_QP_CUR_STATE | IBV_QP_EN_SQD_ASYNC_NOTIFY | \
+		      IBV_QP_ACCESS_FLAGS | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY | \
+		      IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | \
+		      IBV_QP_RNR_RETRY | IBV_QP_RQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC | \
+		      IBV_QP_MIN_RNR_TIMER | IBV_QP_SQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | \
+		      IBV_QP_CAP | IBV_QP_DEST_QPN)
+
+static uint32_t pow2_at_least(uint32_t x)
+{
+	uint32_t p = 1;
+
+	while (p < x && p < (1u << 30))
+		p <<= 1;
+	return p;
+}
+
+void vrdma_qp_free(struct vrdma_qp *qp)
+{
+	ibv_destroy_qp(qp->qp);
+	free(qp->swrid);
+	free(qp->rwrid);
+	free(qp);
+}
+
+static void cap_out(struct vrdma_qp_cap *o, const struct ibv_qp_cap *c)
+{
+	o->max_send_wr = htole32(c->max_send_wr);
+	o->max_recv_wr = htole32(c->max_recv_wr);
+	o->max_send_sge = htole32(c->max_send_sge);
+	o->max_recv_sge = htole32(c->max_recv_sge);
+	o->max_inline_data = htole32(c->max_inline_data);
+	o->reserved = 0;
+}
+
+int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_create_qp_in *i = in;
+	struct vrdma_create_qp_out *o = out;
+	struct ibv_qp_init_attr ia = { 0 };
+	uint32_t pdh = le32toh(i->pd), sch = le32toh(i->send_cq), rch = le32toh(i->recv_cq);
+	uint32_t shm = le32toh(i->shm), sstride, rstride, inl;
+	struct vrdma_pd *pd;
+	struct vrdma_cq *scq, *rcq;
+	struct vrdma_qp *qp;
+	uint32_t h;
+	int err = 0;
+
+	if (i->reserved || i->cap.reserved || i->sq_sig_all > 1)
+		return -EINVAL;
+	if (i->srq || (i->qp_type != IBV_QPT_RC && i->qp_type != IBV_QPT_UC))
+		return -EOPNOTSUPP;	/* SRQ, UD (needs AH), RAW_PACKET, XRC: not in v1 */
+	pd = vrdma_handle_get(g, pdh, VRDMA_OBJ_PD, &err);
+	scq = pd ? vrdma_handle_get(g, sch, VRDMA_OBJ_CQ, &err) : NULL;
+	rcq = scq ? vrdma_handle_get(g, rch, VRDMA_OBJ_CQ, &err) : NULL;
+	if (!rcq)
+		return err;
+	inl = le32toh(i->cap.max_inline_data);
+	if (inl > VRDMA_MAX_INLINE)
+		return -EINVAL;
+
+	qp = calloc(1, sizeof(*qp));
+	if (!qp)
+		return -ENOMEM;
+	ia.send_cq = scq->cq;
+	ia.recv_cq = rcq->cq;
+	ia.qp_type = i->qp_type;
+	ia.sq_sig_all = i->sq_sig_all;
+	ia.cap.max_send_wr = le32toh(i->cap.max_send_wr);
+	ia.cap.max_recv_wr = le32toh(i->cap.max_recv_wr);
+	ia.cap.max_send_sge = le32toh(i->cap.max_send_sge);
+	ia.cap.max_recv_sge = le32toh(i->cap.max_recv_sge);
+	ia.cap.max_inline_data = inl;
+	qp->qp = ibv_create_qp(pd->pd, &ia);
+	if (!qp->qp) {
+		err = errno ? -errno : -EINVAL;
+		goto err_free;
+	}
+	/* ia.cap now holds what the device granted: the rings must hold that much. */
+	if (ia.cap.max_inline_data > VRDMA_MAX_INLINE)
+		ia.cap.max_inline_data = VRDMA_MAX_INLINE;
+	sstride = sizeof(struct vrdma_swqe) + ia.cap.max_send_sge * sizeof(struct vrdma_sge);
+	if (sstride < sizeof(struct vrdma_swqe) + ia.cap.max_inline_data)
+		sstride = sizeof(struct vrdma_swqe) + ia.cap.max_inline_data;
+	rstride = sizeof(struct vrdma_rwqe) + ia.cap.max_recv_sge * sizeof(struct vrdma_sge);
+	err = -EINVAL;
+	if (le32toh(i->sq_entries) < ia.cap.max_send_wr ||
+	    le32toh(i->rq_entries) < ia.cap.max_recv_wr)
+		goto err_destroy;
+	err = vrdma_hq_map(g, &qp->sq, shm, le64toh(i->sq_offset), le32toh(i->sq_entries),
+			   le32toh(i->sq_stride), sstride);
+	if (!err)
+		err = vrdma_hq_map(g, &qp->rq, shm, le64toh(i->rq_offset),
+				   le32toh(i->rq_entries), le32toh(i->rq_stride), rstride);
+	if (err)
+		goto err_destroy;
+	qp->smask = pow2_at_least(ia.cap.max_send_wr ? ia.cap.max_send_wr : 1) - 1;
+	qp->rmask = pow2_at_least(ia.cap.max_recv_wr ? ia.cap.max_recv_wr : 1) - 1;
+	qp->swrid = calloc(qp->smask + 1, sizeof(*qp->swrid));
+	qp->rwrid = calloc(qp->rmask + 1, sizeof(*qp->rwrid));
+	err = -ENOMEM;
+	if (!qp->swrid || !qp->rwrid)
+		goto err_destroy;
+	err = vrdma_handle_new(g, VRDMA_OBJ_QP, qp, &h);
+	if (err)
+		goto err_destroy;
+	qp->handle = h;
+	qp->pd = pdh;
+	qp->send_cq = sch;
+	qp->recv_cq = rch;
+	qp->scq = scq;
+	qp->rcq = rcq;
+	qp->qp_type = i->qp_type;
+	qp->sq_sig_all = i->sq_sig_all;
+	cap_out(&qp->cap, &ia.cap);
+	vrdma_handle_obj(g, pdh)->users++;
+	vrdma_handle_obj(g, sch)->users++;
+	vrdma_handle_obj(g, rch)->users++;
+	__atomic_store_n(&qp->sq.ring->cons, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&qp->rq.ring->cons, 0, __ATOMIC_RELEASE);
+	o->handle = htole32(h);
+	o->qp_num = htole32(qp->qp->qp_num);
+	o->cap = qp->cap;
+	return 0;
+
+err_destroy:
+	ibv_destroy_qp(qp->qp);
+err_free:
+	free(qp->swrid);
+	free(qp->rwrid);
+	free(qp);
+	return err;
+}
+
+/* Guest address vector -> real one, under the bus's policy. */
+static int ah_in(struct vrdma_guest *g, struct ibv_ah_attr *a, const struct vrdma_ah_attr *v)
+{
+	if (v->reserved)
+		return -EINVAL;
+	if (v->port_num != 1)
+		return -EINVAL;
+	if (v->is_global && v->sgid_index != g->pol.gid_index)
+		return -EPERM;
+	memset(a, 0, sizeof(*a));
+	memcpy(a->grh.dgid.raw, v->dgid, sizeof(v->dgid));
+	a->grh.flow_label = le32toh(v->flow_label);
+	a->grh.sgid_index = v->sgid_index;
+	a->grh.hop_limit = v->hop_limit;
+	a->grh.traffic_class = v->traffic_class;
+	a->is_global = v->is_global;
+	a->dlid = le16toh(v->dlid);
+	a->sl = v->sl;
+	a->src_path_bits = v->src_path_bits;
+	a->static_rate = v->static_rate;
+	a->port_num = g->pol.port;
+	return 0;
+}
+
+static void ah_out(struct vrdma_ah_attr *v, const struct ibv_ah_attr *a)
+{
+	memset(v, 0, sizeof(*v));
+	memcpy(v->dgid, a->grh.dgid.raw, sizeof(v->dgid));
+	v->flow_label = htole32(a->grh.flow_label);
+	v->sgid_index = a->grh.sgid_index;
+	v->hop_limit = a->grh.hop_limit;
+	v->traffic_class = a->grh.traffic_class;
+	v->is_global = a->is_global;
+	v->dlid = htole16(a->dlid);
+	v->sl = a->sl;
+	v->src_path_bits = a->src_path_bits;
+	v->static_rate = a->static_rate;
+	v->port_num = 1;
+}
+
+int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_modify_qp_in *i = in;
+	const struct vrdma_qp_attr *v = &i->attr;
+	uint32_t mask = le32toh(i->attr_mask);
+	struct ibv_qp_attr a = { 0 };
+	struct vrdma_qp *qp;
+	int err = 0, r;
+
+	qp = vrdma_handle_get(g, le32toh(i->handle), VRDMA_OBJ_QP, &err);
+	if (!qp)
+		return err;
+	if (mask & ~MASK_ALLOWED)
+		return (mask & (IBV_QP_ALT_PATH | IBV_QP_PATH_MIG_STATE)) ? -EOPNOTSUPP : -EINVAL;
+	if (v->reserved1 || v->cap.reserved)
+		return -EINVAL;
+	if ((mask & IBV_QP_PORT) && v->port_num != 1)
+		return -EINVAL;
+	if (mask & IBV_QP_AV) {
+		err = ah_in(g, &a.ah_attr, &v->ah_attr);
+		if (err)
+			return err;
+	}
+	a.qp_state = le32toh(v->qp_state);
+	a.cur_qp_state = le32toh(v->cur_qp_state);
+	a.path_mtu = le32toh(v->path_mtu);
+	a.qkey = le32toh(v->qkey);
+	a.rq_psn = le32toh(v->rq_psn);
+	a.sq_psn = le32toh(v->sq_psn);
+	a.dest_qp_num = le32toh(v->dest_qp_num);
+	a.qp_access_flags = le32toh(v->qp_access_flags);
+	a.pkey_index = le16toh(v->pkey_index);
+	a.en_sqd_async_notify = v->en_sqd_async_notify;
+	a.max_rd_atomic = v->max_rd_atomic;
+	a.max_dest_rd_atomic = v->max_dest_rd_atomic;
+	a.min_rnr_timer = v->min_rnr_timer;
+	a.port_num = g->pol.port;
+	a.timeout = v->timeout;
+	a.retry_cnt = v->retry_cnt;
+	a.rnr_retry = v->rnr_retry;
+	if (mask & IBV_QP_CAP)
+		return -EOPNOTSUPP;	/* resizing the queues would resize the rings */
+	r = ibv_modify_qp(qp->qp, &a, (int)mask);
+	return -r;
+}
+
+int vrdma_do_query_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_query_qp_in *i = in;
+	struct vrdma_query_qp_out *o = out;
+	struct ibv_qp_attr a;
+	struct ibv_qp_init_attr ia;
+	struct vrdma_qp *qp;
+	int err = 0, r;
+
+	qp = vrdma_handle_get(g, le32toh(i->handle), VRDMA_OBJ_QP, &err);
+	if (!qp)
+		return err;
+	r = ibv_query_qp(qp->qp, &a, (int)le32toh(i->attr_mask), &ia);
+	if (r)
+		return -r;
+	memset(o, 0, sizeof(*o));
+	o->attr.qp_state = htole32(a.qp_state);
+	o->attr.cur_qp_state = htole32(a.cur_qp_state);
+	o->attr.path_mtu = htole32(a.path_mtu);
+	o->attr.path_mig_state = htole32(a.path_mig_state);
+	o->attr.qkey = htole32(a.qkey);
+	o->attr.rq_psn = htole32(a.rq_psn);
+	o->attr.sq_psn = htole32(a.sq_psn);
+	o->attr.dest_qp_num = htole32(a.dest_qp_num);
+	o->attr.qp_access_flags = htole32(a.qp_access_flags);
+	o->attr.pkey_index = htole16(a.pkey_index);
+	o->attr.cap = qp->cap;
+	ah_out(&o->attr.ah_attr, &a.ah_attr);
+	o->attr.en_sqd_async_notify = a.en_sqd_async_notify;
+	o->attr.sq_draining = a.sq_draining;
+	o->attr.max_rd_atomic = a.max_rd_atomic;
+	o->attr.max_dest_rd_atomic = a.max_dest_rd_atomic;
+	o->attr.min_rnr_timer = a.min_rnr_timer;
+	o->attr.port_num = 1;
+	o->attr.timeout = a.timeout;
+	o->attr.retry_cnt = a.retry_cnt;
+	o->attr.rnr_retry = a.rnr_retry;
+	o->init_caps.cap = qp->cap;
+	return 0;
+}
+
+int vrdma_do_destroy_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_handle *i = in;
+	uint32_t h = le32toh(i->handle);
+	struct vrdma_obj *o;
+	struct vrdma_qp *qp;
+	int err = 0;
+
+	qp = vrdma_handle_get(g, h, VRDMA_OBJ_QP, &err);
+	if (!qp)
+		return err;
+	if ((o = vrdma_handle_obj(g, qp->pd)))
+		o->users--;
+	if ((o = vrdma_handle_obj(g, qp->send_cq)))
+		o->users--;
+	if ((o = vrdma_handle_obj(g, qp->recv_cq)))
+		o->users--;
+	vrdma_qp_free(qp);
+	vrdma_handle_free(g, h);
+	return 0;
+}

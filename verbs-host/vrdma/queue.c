@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The host's view of a queue that lives in guest shared memory (docs/vrdma.md,
+ * "Data path"): bounds-checked once at creation, then used through host-private indices.
+ */
+#include <errno.h>
+#include "vrdma.h"
+
+#define MAX_ENTRIES (1u << 16)
+#define MAX_STRIDE 4096u
+
+static bool pow2(uint32_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+/* Map queue q at [offset, offset + ring + entries * stride) of guest region shm.
+ * The host's index starts at 0 and is published at once; the guest zeroed the ring. */
+int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64_t offset,
+		 uint32_t entries, uint32_t stride, uint32_t min_stride)
+{
+	struct vrdma_region r;
+	uint64_t need;
+	int err = g->env->region(g->env_priv, shm, &r);
+
+	if (err)
+		return err;
+	if (!pow2(entries) || entries > MAX_ENTRIES || !pow2(stride) || stride < min_stride ||
+	    stride > MAX_STRIDE || offset % 64)
+		return -EINVAL;
+	need = sizeof(struct vrdma_ring) + (uint64_t)entries * stride;
+	if (offset > r.size || need > r.size - offset)
+		return -EINVAL;
+	q->ring = (struct vrdma_ring *)((uint8_t *)r.base + offset);
+	q->slots = (uint8_t *)(q->ring + 1);
+	q->entries = entries;
+	q->stride = stride;
+	q->cons = 0;
+	q->broken = false;
+	return 0;
+}

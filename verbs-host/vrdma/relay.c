@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The relay: moves a guest's work requests from its shared-memory queues to the real QPs,
+ * and real completions into its completion rings (docs/vrdma.md, "Data path").
+ *
+ * Every index read from guest memory is checked (prod - cons <= entries) and every slot is
+ * copied out once before it is looked at, so a guest that scribbles on its queues only
+ * breaks its own queue. The real QPs get wr_id = the relay's own sequence number (bit 63
+ * set for receives, since flushed completions carry no valid opcode); the guest's wr_id
+ * waits in a table until the completion comes.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include "vrdma.h"
+
+#define BATCH 16
+#define RECV_BIT (1ull << 63)
+
+/* Acquire pairs with the guest's release store of `prod` after it wrote the slots. */
+static uint32_t load_peer(const __le32 *p)
+{
+	return le32toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+}
+
+/* Release orders our slot reads (or writes) before the index the guest will read. */
+static void store_own(__le32 *p, uint32_t v)
+{
+	__atomic_store_n(p, htole32(v), __ATOMIC_RELEASE);
+}
+
+static void break_queue(struct vrdma_guest *g, struct vrdma_hq *q)
+{
+	q->broken = true;
+	__atomic_fetch_or(&q->ring->flags, htole32(VRDMA_RING_BROKEN), __ATOMIC_RELEASE);
+	g->n_relay_errors++;
+}
+
+/* The number of slots the guest has published, or -1 if its index is nonsense. */
+static int64_t pending(struct vrdma_hq *q)
+{
+	uint32_t avail = load_peer(&q->ring->prod) - q->cons;
+
+	return avail > q->entries ? -1 : (int64_t)avail;
+}
+
+static bool sge_ok(uint32_t n, uint32_t max, size_t hdr, uint32_t stride)
+{
+	return n <= max && hdr + (size_t)n * sizeof(struct vrdma_sge) <= stride;
+}
+
+static void sges_in(struct ibv_sge *s, const struct vrdma_sge *v, uint32_t n)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		s[k].addr = le64toh(v[k].addr);
+		s[k].length = le32toh(v[k].length);
+		s[k].lkey = le32toh(v[k].lkey);
+	}
+}
+
+static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
+{
+	struct vrdma_hq *q = &qp->rq;
+	struct ibv_recv_wr wr[BATCH], *bad;
+	struct ibv_sge sge[BATCH][32];
+	uint32_t maxsge = le32toh(qp->cap.max_recv_sge), n = 0, moved = 0;
+	int64_t avail = q->broken ? 0 : pending(q);
+
+	if (avail < 0) {
+		break_queue(g, q);
+		return 0;
+	}
+	if (maxsge > 32)
+		maxsge = 32;
+	while (avail > 0 && qp->rposted - qp->rdone <= qp->rmask) {
+		uint8_t slot[4096];
+		struct vrdma_rwqe w;
+		uint32_t ns;
+
+		memcpy(slot, q->slots + (size_t)(q->cons & (q->entries - 1)) * q->stride, q->stride);
+		memcpy(&w, slot, sizeof(w));
+		ns = le32toh(w.num_sge);
+		if (!sge_ok(ns, maxsge, sizeof(w), q->stride)) {
+			break_queue(g, q);
+			break;
+		}
+		sges_in(sge[n], (const struct vrdma_sge *)(slot + sizeof(w)), ns);
+		wr[n] = (struct ibv_recv_wr){
+			.wr_id = RECV_BIT | qp->rposted, .sg_list = sge[n], .num_sge = (int)ns,
+		};
+		if (n)
+			wr[n - 1].next = &wr[n];
+		qp->rwrid[qp->rposted & qp->rmask] = le64toh(w.wr_id);
+		qp->rposted++;
+		q->cons++;
+		avail--;
+		if (++n == BATCH || !avail) {
+			if (ibv_post_recv(qp->qp, wr, &bad))
+				break_queue(g, q);
+			moved += n;
+			n = 0;
+		}
+	}
+	if (n && ibv_post_recv(qp->qp, wr, &bad))
+		break_queue(g, q);
+	moved += n;
+	store_own(&q->ring->cons, q->cons);
+	return (int)moved;
+}
+
+static bool opcode_ok(uint8_t qp_type, uint8_t op)
+{
+	switch (op) {
+	case IBV_WR_SEND:
+	case IBV_WR_SEND_WITH_IMM:
+	case IBV_WR_RDMA_WRITE:
+	case IBV_WR_RDMA_WRITE_WITH_IMM:
+		return true;
+	case IBV_WR_RDMA_READ:
+	case IBV_WR_ATOMIC_CMP_AND_SWP:
+	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+		return qp_type == IBV_QPT_RC;
+	default:
+		return false;
+	}
+}
+
+#define FLAGS_ALLOWED (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
+
+static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
+{
+	struct vrdma_hq *q = &qp->sq;
+	struct ibv_send_wr wr[BATCH], *bad;
+	struct ibv_sge sge[BATCH][32];
+	uint8_t inl[BATCH][256];
+	uint32_t maxsge = le32toh(qp->cap.max_send_sge), depth = le32toh(qp->cap.max_send_wr);
+	uint32_t maxinl = le32toh(qp->cap.max_inline_data), n = 0, moved = 0;
+	int64_t avail = q->broken ? 0 : pending(q);
+
+	if (avail < 0) {
+		break_queue(g, q);
+		return 0;
+	}
+	if (maxsge > 32)
+		maxsge = 32;
+	while (avail > 0 && qp->sposted - qp->sretired < depth) {
+		uint8_t slot[4096];
+		struct vrdma_swqe w;
+		uint32_t flags, ns;
+		struct ibv_send_wr *r = &wr[n];
+
+		memcpy(slot, q->slots + (size_t)(q->cons & (q->entries - 1)) * q->stride, q->stride);
+		memcpy(&w, slot, sizeof(w));
+		flags = le32toh(w.send_flags);
+		ns = w.num_sge;
+		if (!opcode_ok(qp->qp_type, w.opcode) || (flags & ~FLAGS_ALLOWED)) {
+			break_queue(g, q);
+			break;
+		}
+		memset(r, 0, sizeof(*r));
+		if (flags & IBV_SEND_INLINE) {
+			uint32_t len = le16toh(w.inline_len);
+
+			if (len > maxinl || sizeof(w) + len > q->stride) {
+				break_queue(g, q);
+				break;
+			}
+			memcpy(inl[n], slot + sizeof(w), len);
+			sge[n][0] = (struct ibv_sge){ .addr = (uintptr_t)inl[n], .length = len };
+			r->num_sge = len ? 1 : 0;
+		} else {
+			if (!sge_ok(ns, maxsge, sizeof(w), q->stride)) {
+				break_queue(g, q);
+				break;
+			}
+			sges_in(sge[n], (const struct vrdma_sge *)(slot + sizeof(w)), ns);
+			r->num_sge = (int)ns;
+		}
+		r->wr_id = qp->sposted;
+		r->sg_list = sge[n];
+		r->opcode = w.opcode;
+		r->send_flags = flags;
+		r->imm_data = w.imm_data;
+		if (w.opcode == IBV_WR_ATOMIC_CMP_AND_SWP || w.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+			r->wr.atomic.remote_addr = le64toh(w.remote_addr);
+			r->wr.atomic.compare_add = le64toh(w.compare_add);
+			r->wr.atomic.swap = le64toh(w.swap);
+			r->wr.atomic.rkey = le32toh(w.rkey);
+		} else {
+			r->wr.rdma.remote_addr = le64toh(w.remote_addr);
+			r->wr.rdma.rkey = le32toh(w.rkey);
+		}
+		if (n)
+			wr[n - 1].next = r;
+		qp->swrid[qp->sposted & qp->smask] = le64toh(w.wr_id);
+		qp->sposted++;
+		q->cons++;
+		avail--;
+		if (++n == BATCH || !avail) {
+			if (ibv_post_send(qp->qp, wr, &bad))
+				break_queue(g, q);
+			moved += n;
+			n = 0;
+		}
+	}
+	if (n && ibv_post_send(qp->qp, wr, &bad))
+		break_queue(g, q);
+	moved += n;
+	store_own(&q->ring->cons, q->cons);
+	g->n_wqe += moved;
+	return (int)moved;
+}
+
+static struct vrdma_qp *qp_by_num(struct vrdma_guest *g, uint32_t qpn)
+{
+	for (uint32_t i = 1; i < g->nobjs; i++)
+		if (g->objs[i].type == VRDMA_OBJ_QP &&
+		    ((struct vrdma_qp *)g->objs[i].p)->qp->qp_num == qpn)
+			return g->objs[i].p;
+	return NULL;
+}
+
+static void cqe_out(struct vrdma_cqe *c, const struct ibv_wc *wc, struct vrdma_qp *qp)
+{
+	bool recv = wc->wr_id & RECV_BIT;
+	uint32_t seq = (uint32_t)wc->wr_id;
+
+	memset(c, 0, sizeof(*c));
+	c->status = htole32(wc->status);
+	c->opcode = htole32(wc->opcode);
+	c->vendor_err = htole32(wc->vendor_err);
+	c->byte_len = htole32(wc->byte_len);
+	c->imm_data = wc->imm_data;
+	c->qp_num = htole32(wc->qp_num);
+	c->src_qp = htole32(wc->src_qp);
+	c->wc_flags = htole32(wc->wc_flags);
+	c->pkey_index = htole16(wc->pkey_index);
+	c->slid = htole16(wc->slid);
+	c->sl = wc->sl;
+	c->dlid_path_bits = wc->dlid_path_bits;
+	if (!qp)
+		return;
+	c->qp_handle = htole32(qp->handle);
+	if (recv) {
+		c->wr_id = htole64(qp->rwrid[seq & qp->rmask]);
+		qp->rdone = seq + 1;
+	} else {
+		c->wr_id = htole64(qp->swrid[seq & qp->smask]);
+		c->is_send = 1;
+		qp->sretired = seq + 1;
+		c->sq_retired = htole32(seq + 1);
+	}
+}
+
+static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq)
+{
+	struct vrdma_hq *q = &cq->q;
+	struct ibv_wc wc[BATCH];
+	uint32_t used, room;
+	int n;
+
+	if (q->broken)
+		return 0;
+	/* Acquire pairs with the guest's release of `cons` after it copied the CQEs out. */
+	used = q->cons - load_peer(&q->ring->cons);
+	if (used > q->entries) {
+		break_queue(g, q);
+		return 0;
+	}
+	room = q->entries - used;
+	if (!room)
+		return 0;	/* the guest is not polling: the real CQ fills, as natively */
+	n = ibv_poll_cq(cq->cq, room < BATCH ? (int)room : BATCH, wc);
+	if (n <= 0)
+		return 0;
+	for (int k = 0; k < n; k++) {
+		struct vrdma_cqe *slot = (struct vrdma_cqe *)(q->slots +
+			(size_t)(q->cons & (q->entries - 1)) * q->stride);
+
+		cqe_out(slot, &wc[k], qp_by_num(g, wc[k].qp_num));
+		q->cons++;
+	}
+	/* Release: the CQEs above are visible before the guest sees the new prod. */
+	store_own(&q->ring->prod, q->cons);
+	g->n_cqe += (uint64_t)n;
+	/* Then the event: armed is read after prod is published (seq_cst pairs with the
+	 * guest's store of armed followed by its re-check of prod). */
+	if (cq->channel && __atomic_exchange_n(&q->ring->armed, 0, __ATOMIC_SEQ_CST))
+		g->env->kick(g->env_priv, cq->channel);
+	return n;
+}
+
+/* One pass over the guest's queues: receives first (so that a send that answers a
+ * receive finds it posted), then sends, then completions. */
+int vrdma_relay_guest(struct vrdma_guest *g)
+{
+	int work = 0;
+
+	pthread_mutex_lock(&g->lock);
+	for (uint32_t i = 1; i < g->nobjs; i++)
+		if (g->objs[i].type == VRDMA_OBJ_QP)
+			work += drain_rq(g, g->objs[i].p);
+	for (uint32_t i = 1; i < g->nobjs; i++)
+		if (g->objs[i].type == VRDMA_OBJ_QP)
+			work += drain_sq(g, g->objs[i].p);
+	for (uint32_t i = 1; i < g->nobjs; i++)
+		if (g->objs[i].type == VRDMA_OBJ_CQ)
+			work += move_cqes(g, g->objs[i].p);
+	pthread_mutex_unlock(&g->lock);
+	return work;
+}

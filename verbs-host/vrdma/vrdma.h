@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vrdma host side: what vbusd does for a guest of a vrdma device (docs/vrdma.md).
+ *
+ * One struct vrdma_guest per guest connection that opened the device: its own ibv_context
+ * on the real device, its object table (handles), its quotas. Everything the guest sends
+ * arrives through vrdma_dispatch(), which checks sizes, handles and reserved fields before
+ * any handler runs. All functions return 0 or a negative errno.
+ */
+#ifndef VBUS_VRDMA_HOST_H
+#define VBUS_VRDMA_HOST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <infiniband/verbs.h>
+#include <vbus/vrdma.h>
+
+/* A DEVSHM region of the guest, as the bus has mapped it in vbusd. */
+struct vrdma_region {
+	int fd;			/* the sealed memfd, for mapping pieces into MR windows */
+	void *base;		/* vbusd's mapping of the whole region */
+	uint64_t size;
+};
+
+/* What the bus provides to the device: the guest's regions and signals. */
+struct vrdma_env_ops {
+	/* Look up the guest's region `shm`; -ENOENT if it has none by that handle. */
+	int (*region)(void *priv, uint32_t shm, struct vrdma_region *out);
+	/* Kick the guest's signal `sig` (a completion channel); -ENOENT if unknown. */
+	int (*kick)(void *priv, uint32_t sig);
+};
+
+/* Policy for one guest, set from the bus and device attributes. */
+struct vrdma_policy {
+	uint8_t port;			/* the backing port */
+	uint32_t gid_index;		/* the only source GID index the guest may use */
+	uint32_t max_objects;		/* handle quota */
+	uint64_t max_pinned_bytes;	/* registered-memory quota */
+};
+
+enum vrdma_obj_type {
+	VRDMA_OBJ_FREE = 0,
+	VRDMA_OBJ_PD,
+	VRDMA_OBJ_MR,
+	VRDMA_OBJ_CQ,
+	VRDMA_OBJ_QP,
+};
+
+struct vrdma_obj {
+	uint16_t type;			/* enum vrdma_obj_type */
+	uint16_t gen;			/* generation, VRDMA_GEN_BITS wide */
+	uint32_t users;			/* objects that depend on this one */
+	void *p;
+};
+
+struct vrdma_guest;
+
+struct vrdma_pd {
+	struct ibv_pd *pd;
+};
+
+struct vrdma_mr {
+	struct ibv_mr *mr;
+	uint32_t pd;			/* handle */
+	void *window;			/* reserved span holding the mapped pieces */
+	size_t window_len;
+};
+
+/* A queue in guest shared memory, as the host sees it. */
+struct vrdma_hq {
+	struct vrdma_ring *ring;
+	uint8_t *slots;
+	uint32_t entries;		/* power of two */
+	uint32_t stride;
+	uint32_t cons;			/* host-private copy of the index it consumes or produces */
+	bool broken;
+};
+
+struct vrdma_cq {
+	struct ibv_cq *cq;
+	struct vrdma_hq q;		/* completion ring: the host produces */
+	uint32_t channel;		/* guest signal to kick on events, 0: none */
+	uint32_t handle;
+};
+
+struct vrdma_qp {
+	struct ibv_qp *qp;
+	uint32_t handle;
+	uint32_t pd, send_cq, recv_cq;	/* handles */
+	struct vrdma_cq *scq, *rcq;
+	struct vrdma_hq sq, rq;		/* the host consumes */
+	struct vrdma_qp_cap cap;	/* granted */
+	uint8_t qp_type;
+	uint8_t sq_sig_all;
+	/* The relay posts real WQEs with wr_id = its own sequence number and keeps the
+	 * guest's wr_id here, at seq & mask; the real queue never holds more than its depth. */
+	uint64_t *swrid, *rwrid;
+	uint32_t smask, rmask;
+	uint32_t sposted, sretired;	/* send WQEs posted to the real QP, and completed */
+	uint32_t rposted, rdone;	/* the same for receives */
+};
+
+struct vrdma_guest {
+	struct ibv_context *ctx;
+	struct vrdma_policy pol;
+	const struct vrdma_env_ops *env;
+	void *env_priv;
+	pthread_mutex_t lock;		/* the object table, against the relay */
+	struct vrdma_obj *objs;
+	uint32_t nobjs;			/* slots allocated */
+	uint32_t live;			/* slots in use */
+	uint64_t pinned;
+	long page;
+	/* counters, for `vbusctl res show` */
+	uint64_t n_wqe, n_cqe, n_relay_errors;
+};
+
+#define VRDMA_GEN_BITS (32 - VRDMA_HANDLE_INDEX_BITS)
+
+/* guest.c */
+int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
+		     const struct vrdma_policy *pol, const struct vrdma_env_ops *env,
+		     void *env_priv);
+void vrdma_guest_close(struct vrdma_guest *g);
+
+/* handle.c: the caller holds g->lock */
+int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);
+void *vrdma_handle_get(struct vrdma_guest *g, uint32_t h, enum vrdma_obj_type type, int *err);
+void vrdma_handle_free(struct vrdma_guest *g, uint32_t h);
+struct vrdma_obj *vrdma_handle_obj(struct vrdma_guest *g, uint32_t h);
+
+/* dispatch.c: one DEVCALL. *outlen is set to the bytes written to out. */
+int vrdma_dispatch(struct vrdma_guest *g, uint32_t fn, const void *in, size_t inlen,
+		   void *out, size_t outmax, size_t *outlen);
+bool vrdma_fn_is_slow(uint32_t fn);
+
+/* The handlers, one file per object. in/out sizes are checked by the dispatcher. */
+int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_port(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_gid(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_pkey(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_alloc_pd(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_dealloc_pd(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_dereg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_create_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_destroy_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_destroy_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_arm_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+
+/* Object teardown used by the handlers and by vrdma_guest_close(). */
+void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr);
+void vrdma_cq_free(struct vrdma_cq *cq);
+void vrdma_qp_free(struct vrdma_qp *qp);
+
+/* queue.c: map and check a ring that lives in a guest region. */
+int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64_t offset,
+		 uint32_t entries, uint32_t stride, uint32_t min_stride);
+
+/* relay.c: one pass over a guest's queues; returns the work done (WQEs + CQEs moved). */
+int vrdma_relay_guest(struct vrdma_guest *g);
+
+/* Reserved fields must be zero in this ABI version. */
+static inline bool vrdma_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+#endif /* VBUS_VRDMA_HOST_H */
