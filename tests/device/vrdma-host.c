@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include "../../verbs-host/vrdma/vrdma.h"
 
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); exit(1); } while (0)
@@ -97,6 +98,24 @@ struct gqp {
 	struct vrdma_ring *sq, *rq;
 	uint32_t sprod, rprod;
 };
+
+static int doorbell = -1;	/* the guest's kick, once the relay thread serves it */
+static int manual_relay = 1;	/* before that, the test runs the relay passes itself */
+static uint64_t kicks_sent;
+
+/* Guest side of a doorbell: prod was published with a sequentially consistent store;
+ * the seq_cst load of flags after it pairs with the relay's seq_cst flag store and its
+ * re-check of prod, so one of the two sides sees the other. Kick only if it sleeps. */
+static void maybe_kick(struct vrdma_ring *ring)
+{
+	uint64_t one = 1;
+
+	if (doorbell >= 0 && (le32toh(__atomic_load_n(&ring->flags, __ATOMIC_SEQ_CST)) &
+			      VRDMA_RING_NEED_WAKEUP)) {
+		check(write(doorbell, &one, sizeof(one)) == sizeof(one), "kick");
+		kicks_sent++;
+	}
+}
 
 static uint32_t cq_handle;
 static struct vrdma_ring *cq_ring;
@@ -180,7 +199,8 @@ static void post_recv(struct gqp *q, uint64_t wr_id, uint64_t addr, uint32_t len
 
 	memcpy(slot, &w, sizeof(w));
 	memcpy(slot + sizeof(w), &s, sizeof(s));
-	__atomic_store_n(&q->rq->prod, htole32(++q->rprod), __ATOMIC_RELEASE);
+	__atomic_store_n(&q->rq->prod, htole32(++q->rprod), __ATOMIC_SEQ_CST);
+	maybe_kick(q->rq);
 }
 
 static void post_send(struct gqp *q, uint64_t wr_id, uint8_t op, uint64_t addr, uint32_t len,
@@ -194,7 +214,8 @@ static void post_send(struct gqp *q, uint64_t wr_id, uint8_t op, uint64_t addr, 
 
 	memcpy(slot, &w, sizeof(w));
 	memcpy(slot + sizeof(w), &s, sizeof(s));
-	__atomic_store_n(&q->sq->prod, htole32(++q->sprod), __ATOMIC_RELEASE);
+	__atomic_store_n(&q->sq->prod, htole32(++q->sprod), __ATOMIC_SEQ_CST);
+	maybe_kick(q->sq);
 }
 
 /* Run the relay until n completions are in the ring (5 s at most); return them. */
@@ -207,7 +228,8 @@ static void reap(struct vrdma_cqe *out, int n, const char *what)
 	while (got < n) {
 		uint32_t prod;
 
-		vrdma_relay_guest(g);
+		if (manual_relay)
+			vrdma_relay_guest(g);
 		prod = le32toh(__atomic_load_n(&cq_ring->prod, __ATOMIC_ACQUIRE));
 		while (cq_cons != prod && got < n) {
 			memcpy(&out[got++], (uint8_t *)(cq_ring + 1) +
@@ -452,6 +474,64 @@ int main(void)
 		reap(c, 1, "WRITE after another queue broke");
 		check(!memcmp(gbuf + 9000, want, 64), "the other QP still works");
 		printf("ok   a corrupt ring index breaks only that ring\n");
+	}
+
+	/* The relay thread: it spins briefly after work, then sleeps; the guest kicks only
+	 * when told to; an idle relay uses no CPU. */
+	{
+		struct vrdma_relay *relay;
+		struct vrdma_relay_stats st;
+		struct vrdma_cqe c[2];
+		uint8_t want[128];
+		double cpu;
+
+		doorbell = eventfd(0, EFD_CLOEXEC);
+		check(doorbell >= 0, "eventfd");
+		check(!vrdma_relay_start(&relay, 50000), "relay start");
+		check(!vrdma_relay_add(relay, g, doorbell), "relay add");
+		manual_relay = 0;
+		for (int k = 0; k < 100; k++) {
+			fill(want, sizeof(want), (unsigned)k);
+			memcpy(gbuf + 1000, want, sizeof(want));
+			post_recv(&a, 100 + k, (uintptr_t)gbuf + 30000, sizeof(want), lkey);
+			post_send(&b, 200 + k, IBV_WR_SEND, (uintptr_t)gbuf + 1000, sizeof(want), lkey, 0, 0);
+			reap(c, 2, "SEND through the relay thread");
+			check(!memcmp(gbuf + 30000, want, sizeof(want)), "data through the relay thread");
+			if (k % 10 == 9)
+				usleep(20000);	/* let it fall asleep: the next post must kick */
+		}
+		usleep(200000);
+		{
+			char path[64], buf[512];
+			unsigned long u0, s0, u1, s1;
+			FILE *f;
+
+			snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)vrdma_relay_tid(relay));
+			f = fopen(path, "r");
+			check(f && fgets(buf, sizeof(buf), f), "relay stat");
+			fclose(f);
+			check(sscanf(strrchr(buf, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				     &u0, &s0) == 2, "parse stat");
+			sleep(1);
+			f = fopen(path, "r");
+			check(f && fgets(buf, sizeof(buf), f), "relay stat");
+			fclose(f);
+			check(sscanf(strrchr(buf, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				     &u1, &s1) == 2, "parse stat");
+			cpu = (double)(u1 + s1 - u0 - s0) / (double)sysconf(_SC_CLK_TCK);
+		}
+		vrdma_relay_get_stats(relay, &st);
+		check(cpu < 0.05, "the idle relay used %.2f s of CPU in 1 s", cpu);
+		check(kicks_sent > 0 && kicks_sent < 2 * 100 * 2, "kicks only when asleep (%llu)",
+		      (unsigned long long)kicks_sent);
+		check(st.sleeps >= 10, "the relay slept (%llu times)", (unsigned long long)st.sleeps);
+		vrdma_relay_remove(relay, g);
+		vrdma_relay_stop(relay);
+		manual_relay = 1;
+		close(doorbell);
+		doorbell = -1;
+		printf("ok   relay thread: 100 round trips, %llu kicks, %llu sleeps, idle CPU %.3f s/s\n",
+		       (unsigned long long)kicks_sent, (unsigned long long)st.sleeps, cpu);
 	}
 
 	/* Destroy in the wrong order is refused, the right order works, handles go stale. */

@@ -31,7 +31,7 @@ int vrdma_do_create_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 			   sizeof(struct vrdma_cqe), sizeof(struct vrdma_cqe));
 	if (err)
 		goto err_free;
-	cq->cq = ibv_create_cq(g->ctx, (int)cqe, NULL, NULL, (int)vec);
+	cq->cq = ibv_create_cq(g->ctx, (int)cqe, cq, g->chan, (int)vec);
 	if (!cq->cq) {
 		err = errno ? -errno : -EINVAL;
 		goto err_free;

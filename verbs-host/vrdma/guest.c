@@ -4,6 +4,7 @@
  * keeps guests apart and closing the context frees whatever a dead guest held.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include "vrdma.h"
@@ -23,6 +24,14 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 		err = errno ? -errno : -ENODEV;
 		goto err_free;
 	}
+	g->chan = ibv_create_comp_channel(g->ctx);
+	if (!g->chan) {
+		err = errno ? -errno : -ENOMEM;
+		goto err_close;
+	}
+	/* The relay reads events without blocking. */
+	fcntl(g->chan->fd, F_SETFL, fcntl(g->chan->fd, F_GETFL) | O_NONBLOCK);
+	g->doorbell = -1;
 	g->pol = *pol;
 	g->env = env;
 	g->env_priv = env_priv;
@@ -31,6 +40,8 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 	*out = g;
 	return 0;
 
+err_close:
+	ibv_close_device(g->ctx);
 err_free:
 	free(g);
 	return err;
@@ -67,6 +78,7 @@ void vrdma_guest_close(struct vrdma_guest *g)
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
+	ibv_destroy_comp_channel(g->chan);
 	ibv_close_device(g->ctx);
 	pthread_mutex_destroy(&g->lock);
 	free(g->objs);

@@ -309,3 +309,34 @@ int vrdma_relay_guest(struct vrdma_guest *g)
 	pthread_mutex_unlock(&g->lock);
 	return work;
 }
+
+static void ring_flag(struct vrdma_hq *q, bool on)
+{
+	if (on)
+		__atomic_fetch_or(&q->ring->flags, htole32(VRDMA_RING_NEED_WAKEUP), __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_and(&q->ring->flags, htole32(~VRDMA_RING_NEED_WAKEUP), __ATOMIC_RELAXED);
+}
+
+/*
+ * NEED_WAKEUP on: the relay is about to sleep. The flag store is sequentially consistent
+ * and the caller makes one more pass afterwards; it pairs with the guest's seq_cst store
+ * of `prod` followed by a seq_cst load of `flags`. Either the guest sees the flag
+ * and kicks, or the relay's re-check sees the new `prod`: no lost wake-up.
+ * The real CQs are armed too, so that a completion wakes the relay through g->chan.
+ */
+void vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
+{
+	pthread_mutex_lock(&g->lock);
+	for (uint32_t i = 1; i < g->nobjs; i++) {
+		struct vrdma_obj *o = &g->objs[i];
+
+		if (o->type == VRDMA_OBJ_QP) {
+			ring_flag(&((struct vrdma_qp *)o->p)->sq, on);
+			ring_flag(&((struct vrdma_qp *)o->p)->rq, on);
+		} else if (o->type == VRDMA_OBJ_CQ && on) {
+			ibv_req_notify_cq(((struct vrdma_cq *)o->p)->cq, 0);
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+}

@@ -104,6 +104,7 @@ struct vrdma_qp {
 
 struct vrdma_guest {
 	struct ibv_context *ctx;
+	struct ibv_comp_channel *chan;	/* the real CQs' events: wakes a sleeping relay */
 	struct vrdma_policy pol;
 	const struct vrdma_env_ops *env;
 	void *env_priv;
@@ -115,6 +116,9 @@ struct vrdma_guest {
 	long page;
 	/* counters, for `vbusctl res show` */
 	uint64_t n_wqe, n_cqe, n_relay_errors;
+	/* owned by the relay thread */
+	int doorbell;			/* eventfd the guest kicks, -1: none */
+	bool in_relay;
 };
 
 #define VRDMA_GEN_BITS (32 - VRDMA_HANDLE_INDEX_BITS)
@@ -165,6 +169,22 @@ int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64
 
 /* relay.c: one pass over a guest's queues; returns the work done (WQEs + CQEs moved). */
 int vrdma_relay_guest(struct vrdma_guest *g);
+/* Before the relay sleeps: set or clear NEED_WAKEUP on every queue the guest produces
+ * into, and arm the real CQs. The relay re-checks the queues after setting. */
+void vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on);
+
+/* relay_thread.c: one thread serving many guests, spinning for a bounded budget after
+ * the last work, then sleeping until a guest kicks or a real CQ has an event. */
+struct vrdma_relay;
+struct vrdma_relay_stats {
+	uint64_t passes, sleeps, wakeups, spin_ns, work;
+};
+int vrdma_relay_start(struct vrdma_relay **out, uint64_t spin_ns);
+void vrdma_relay_stop(struct vrdma_relay *r);
+int vrdma_relay_add(struct vrdma_relay *r, struct vrdma_guest *g, int doorbell_fd);
+void vrdma_relay_remove(struct vrdma_relay *r, struct vrdma_guest *g);
+void vrdma_relay_get_stats(struct vrdma_relay *r, struct vrdma_relay_stats *s);
+pid_t vrdma_relay_tid(struct vrdma_relay *r);
 
 /* Reserved fields must be zero in this ABI version. */
 static inline bool vrdma_zero(const void *p, size_t n)

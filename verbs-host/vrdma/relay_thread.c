@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The relay thread: one for all guests of a vbusd.
+ *
+ * While there is work it passes over the guests back to back. When a pass finds nothing
+ * it keeps passing for a bounded budget (spin_ns: a busy guest gets sub-microsecond
+ * hand-off), then it sets NEED_WAKEUP on every queue, arms the real CQs, passes once more
+ * (closing the race with a guest that posted meanwhile), and sleeps in epoll on the
+ * guests' doorbell eventfds and their real completion channels. An idle vbusd uses no CPU.
+ * The epoll ready list is the doorbell bitmap: only guests that kicked are looked at
+ * first after a wake-up, although the pass that follows covers all guests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "vrdma.h"
+
+struct vrdma_relay {
+	pthread_t thread;
+	pid_t tid;
+	int epfd;
+	int stopfd;
+	uint64_t spin_ns;
+	pthread_mutex_t lock;		/* guests[] */
+	struct vrdma_guest **guests;
+	size_t n, cap;
+	struct vrdma_relay_stats st;	/* written by the thread, read under lock */
+	bool stop;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int pass(struct vrdma_relay *r)
+{
+	int work = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++)
+		work += vrdma_relay_guest(r->guests[i]);
+	r->st.passes++;
+	r->st.work += (uint64_t)work;
+	pthread_mutex_unlock(&r->lock);
+	return work;
+}
+
+static void need_wakeup(struct vrdma_relay *r, bool on)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++)
+		vrdma_relay_need_wakeup(r->guests[i], on);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Consume what woke us: doorbell counts and real CQ events (acknowledged at once). */
+static void drain_wakeups(struct vrdma_relay *r, struct epoll_event *ev, int n)
+{
+	for (int k = 0; k < n; k++) {
+		struct vrdma_guest *g = ev[k].data.ptr;
+		uint64_t v;
+
+		if (!g) {	/* stopfd: a new guest, or stop (the loop checks r->stop) */
+			if (read(r->stopfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				abort();
+			continue;
+		}
+		if (g->doorbell >= 0 && read(g->doorbell, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			g->n_relay_errors++;
+		for (;;) {
+			struct ibv_cq *cq;
+			void *ctx;
+
+			if (ibv_get_cq_event(g->chan, &cq, &ctx))
+				break;
+			ibv_ack_cq_events(cq, 1);
+		}
+	}
+}
+
+static void *relay_main(void *arg)
+{
+	struct vrdma_relay *r = arg;
+	uint64_t last = now_ns(), t0;
+	struct epoll_event ev[32];
+	int n;
+
+	__atomic_store_n(&r->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		if (pass(r)) {
+			last = now_ns();
+			continue;
+		}
+		if (now_ns() - last < r->spin_ns) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		need_wakeup(r, true);
+		if (pass(r)) {		/* a guest posted before it could see the flag */
+			need_wakeup(r, false);
+			last = now_ns();
+			continue;
+		}
+		t0 = now_ns();
+		pthread_mutex_lock(&r->lock);
+		r->st.sleeps++;
+		r->st.spin_ns += t0 > last ? t0 - last : 0;
+		pthread_mutex_unlock(&r->lock);
+		n = epoll_wait(r->epfd, ev, 32, -1);
+		if (n > 0)
+			drain_wakeups(r, ev, n);
+		need_wakeup(r, false);
+		pthread_mutex_lock(&r->lock);
+		r->st.wakeups++;
+		pthread_mutex_unlock(&r->lock);
+		last = now_ns();
+	}
+	return NULL;
+}
+
+/* Start the relay. spin_ns: how long it keeps looking after the last work. */
+int vrdma_relay_start(struct vrdma_relay **out, uint64_t spin_ns)
+{
+	struct vrdma_relay *r = calloc(1, sizeof(*r));
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = NULL };
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	r->spin_ns = spin_ns;
+	pthread_mutex_init(&r->lock, NULL);
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	r->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	err = -errno;
+	if (r->epfd < 0 || r->stopfd < 0)
+		goto err_close;
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->stopfd, &e)) {
+		err = -errno;
+		goto err_close;
+	}
+	err = -pthread_create(&r->thread, NULL, relay_main, r);
+	if (err)
+		goto err_close;
+	*out = r;
+	return 0;
+
+err_close:
+	if (r->epfd >= 0)
+		close(r->epfd);
+	if (r->stopfd >= 0)
+		close(r->stopfd);
+	free(r);
+	return err;
+}
+
+void vrdma_relay_stop(struct vrdma_relay *r)
+{
+	uint64_t one = 1;
+
+	if (!r)
+		return;
+	__atomic_store_n(&r->stop, true, __ATOMIC_RELEASE);
+	if (write(r->stopfd, &one, sizeof(one)) < 0)
+		abort();	/* an eventfd write of 1 cannot fail */
+	pthread_join(r->thread, NULL);
+	close(r->epfd);
+	close(r->stopfd);
+	free(r->guests);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* Serve g; doorbell_fd (an eventfd the guest kicks, or -1) stays owned by the caller. */
+int vrdma_relay_add(struct vrdma_relay *r, struct vrdma_guest *g, int doorbell_fd)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = g };
+	int err = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->n == r->cap) {
+		size_t c = r->cap ? r->cap * 2 : 8;
+		struct vrdma_guest **p = realloc(r->guests, c * sizeof(*p));
+
+		if (!p) {
+			err = -ENOMEM;
+			goto out;
+		}
+		r->guests = p;
+		r->cap = c;
+	}
+	g->doorbell = doorbell_fd;
+	/* Both of g's fds wake the relay with g as data: each read must not block. */
+	if (doorbell_fd >= 0)
+		fcntl(doorbell_fd, F_SETFL, fcntl(doorbell_fd, F_GETFL) | O_NONBLOCK);
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, g->chan->fd, &e) ||
+	    (doorbell_fd >= 0 && epoll_ctl(r->epfd, EPOLL_CTL_ADD, doorbell_fd, &e))) {
+		err = -errno;
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, g->chan->fd, NULL);
+		goto out;
+	}
+	r->guests[r->n++] = g;
+	g->in_relay = true;
+out:
+	pthread_mutex_unlock(&r->lock);
+	if (!err) {
+		uint64_t one = 1;
+
+		/* Wake the thread: the new guest may already have work. */
+		if (write(r->stopfd, &one, sizeof(one)) < 0)
+			abort();
+	}
+	return err;
+}
+
+/* Stop serving g. When this returns the relay no longer touches g. */
+void vrdma_relay_remove(struct vrdma_relay *r, struct vrdma_guest *g)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->guests[i] != g)
+			continue;
+		r->guests[i] = r->guests[--r->n];
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, g->chan->fd, NULL);
+		if (g->doorbell >= 0)
+			epoll_ctl(r->epfd, EPOLL_CTL_DEL, g->doorbell, NULL);
+		g->in_relay = false;
+		break;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void vrdma_relay_get_stats(struct vrdma_relay *r, struct vrdma_relay_stats *s)
+{
+	pthread_mutex_lock(&r->lock);
+	*s = r->st;
+	pthread_mutex_unlock(&r->lock);
+}
+
+pid_t vrdma_relay_tid(struct vrdma_relay *r)
+{
+	return __atomic_load_n(&r->tid, __ATOMIC_ACQUIRE);
+}
