@@ -47,7 +47,7 @@ enum vrdma_fn {
 
 struct vrdma_hello_in {
 	__le32 abi_version;		/* VRDMA_ABI_VERSION of the guest */
-	__le32 reserved;
+	__le32 doorbell;		/* a DEVSIG id (to host) the guest kicks; 0: none */
 };
 
 struct vrdma_hello_out {

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libvbus client: one connection of a guest to a bus (docs/abi.md).
+ *
+ * Requests are synchronous and serialized by a mutex: send, then receive until the
+ * response with the same seq; events that arrive meanwhile are queued. A closed socket
+ * turns the connection dead: one VBUS_EV_DISCONNECTED event, then -ENOTCONN for all.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <vbus/libvbus.h>
+#include "msg.h"
+
+#define EVQ_MAX 256
+
+struct vbus_conn {
+	int sock;
+	pthread_mutex_t lock;
+	uint64_t seq;
+	bool dead;
+	struct vbus_hello_out hello;
+	struct vbus_event evq[EVQ_MAX];
+	unsigned int ev_head, ev_n;
+	struct vbus_rx rx;		/* big: kept here, not on the stack */
+};
+
+const char *vbus_run_dir(void)
+{
+	const char *d = getenv("VBUS_RUN_DIR");
+
+	return d && *d ? d : "/run/vbus";
+}
+
+static void push_event(struct vbus_conn *c, const struct vbus_event *ev)
+{
+	if (c->ev_n == EVQ_MAX) {	/* drop the oldest rather than block the bus */
+		c->ev_head = (c->ev_head + 1) % EVQ_MAX;
+		c->ev_n--;
+	}
+	c->evq[(c->ev_head + c->ev_n++) % EVQ_MAX] = *ev;
+}
+
+static void mark_dead(struct vbus_conn *c)
+{
+	struct vbus_event ev = { .type = htole32(VBUS_EV_DISCONNECTED) };
+
+	if (c->dead)
+		return;
+	c->dead = true;
+	push_event(c, &ev);
+}
+
+/* Take one message from the socket: queue an event, or leave a response in c->rx.
+ * Returns 1 for a response, 0 for an event, -errno. */
+static int take(struct vbus_conn *c, int flags)
+{
+	int err;
+
+	if (flags) {
+		struct pollfd p = { .fd = c->sock, .events = POLLIN };
+
+		if (poll(&p, 1, 0) <= 0)
+			return -EAGAIN;
+	}
+	err = vbus_msg_recv(c->sock, &c->rx);
+	if (err == -ECONNRESET || err == -EPIPE) {
+		mark_dead(c);
+		return -ENOTCONN;
+	}
+	if (err)
+		return err;
+	if (le32toh(c->rx.hdr.op) == VBUS_OP_EVENT) {
+		struct vbus_event ev = { 0 };
+
+		memcpy(&ev, c->rx.payload, c->rx.len < sizeof(ev) ? c->rx.len : sizeof(ev));
+		vbus_rx_close_fds(&c->rx);
+		push_event(c, &ev);
+		if (le32toh(ev.type) == VBUS_EV_SHUTDOWN)
+			mark_dead(c);
+		return 0;
+	}
+	return 1;
+}
+
+/* One request; on success the response payload is in c->rx (fds closed). Caller locks. */
+static int request(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t arg,
+		   const void *in, size_t inlen, const int *fds, int nfds)
+{
+	uint64_t seq = ++c->seq;
+	int err;
+
+	if (c->dead)
+		return -ENOTCONN;
+	err = vbus_msg_send(c->sock, op, seq, handle, arg, 0, in, inlen, fds, nfds);
+	if (err) {
+		if (err == -ECONNRESET)
+			mark_dead(c);
+		return c->dead ? -ENOTCONN : err;
+	}
+	for (;;) {
+		err = take(c, 0);
+		if (err < 0)
+			return err;
+		if (err == 0)
+			continue;
+		vbus_rx_close_fds(&c->rx);	/* responses carry none */
+		if (le32toh(c->rx.hdr.op) != op || le64toh(c->rx.hdr.seq) != seq)
+			return -EPROTO;
+		return (int32_t)le32toh(c->rx.hdr.status);
+	}
+}
+
+int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct vbus_hello_in h = {
+		.version_min = htole32(VBUS_PROTO_MIN_VERSION),
+		.version_max = htole32(VBUS_PROTO_VERSION),
+		.features = htole64(VBUS_F_EVENTS),
+	};
+	struct vbus_conn *c;
+	int err;
+
+	if (!bus || !*bus || strlen(bus) >= VBUS_NAME_MAX || strchr(bus, '/'))
+		return -EINVAL;
+	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/bus/%s.sock",
+		     run_dir ? run_dir : vbus_run_dir(), bus) >= (int)sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->sock < 0) {
+		err = -errno;
+		goto err_free;
+	}
+	if (connect(c->sock, (struct sockaddr *)&a, sizeof(a))) {
+		err = -errno;
+		goto err_close;
+	}
+	memcpy(h.bus, bus, strlen(bus));
+	err = request(c, VBUS_OP_HELLO, 0, 0, &h, sizeof(h), NULL, 0);
+	if (err)
+		goto err_close;
+	if (c->rx.len != sizeof(c->hello)) {
+		err = -EPROTO;
+		goto err_close;
+	}
+	memcpy(&c->hello, c->rx.payload, sizeof(c->hello));
+	*out = c;
+	return 0;
+
+err_close:
+	close(c->sock);
+err_free:
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return err;
+}
+
+void vbus_disconnect(struct vbus_conn *c)
+{
+	if (!c)
+		return;
+	close(c->sock);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+const struct vbus_hello_out *vbus_hello_info(const struct vbus_conn *c)
+{
+	return &c->hello;
+}
+
+int vbus_devenum(struct vbus_conn *c, struct vbus_dev_entry *e, int max)
+{
+	struct vbus_devenum_out o;
+	int err, n;
+
+	pthread_mutex_lock(&c->lock);
+	err = request(c, VBUS_OP_DEVENUM, 0, 0, NULL, 0, NULL, 0);
+	if (err)
+		goto out;
+	err = -EPROTO;
+	if (c->rx.len < sizeof(o))
+		goto out;
+	memcpy(&o, c->rx.payload, sizeof(o));
+	n = (int)le32toh(o.count);
+	if (n < 0 || c->rx.len != sizeof(o) + (size_t)n * sizeof(*e))
+		goto out;
+	if (n > max)
+		n = max;
+	memcpy(e, c->rx.payload + sizeof(o), (size_t)n * sizeof(*e));
+	err = n;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+/* A request whose response is one vbus_id_out (or a devopen_out, same layout). */
+static int request_id(struct vbus_conn *c, uint32_t op, uint32_t handle, const void *in,
+		      size_t inlen, const int *fds, int nfds, uint32_t *id)
+{
+	struct vbus_id_out o;
+	int err;
+
+	pthread_mutex_lock(&c->lock);
+	err = request(c, op, handle, 0, in, inlen, fds, nfds);
+	if (!err && c->rx.len != sizeof(o))
+		err = -EPROTO;
+	if (!err) {
+		memcpy(&o, c->rx.payload, sizeof(o));
+		*id = le32toh(o.id);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int vbus_devopen(struct vbus_conn *c, const char *name, const char *devclass, uint32_t *handle)
+{
+	struct vbus_devopen_in in = { 0 };
+
+	if (!name || strlen(name) >= VBUS_NAME_MAX || !devclass ||
+	    strlen(devclass) >= VBUS_NAME_MAX)
+		return -EINVAL;
+	memcpy(in.name, name, strlen(name));
+	memcpy(in.devclass, devclass, strlen(devclass));
+	return request_id(c, VBUS_OP_DEVOPEN, 0, &in, sizeof(in), NULL, 0, handle);
+}
+
+static int request_simple(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t arg)
+{
+	int err;
+
+	pthread_mutex_lock(&c->lock);
+	err = request(c, op, handle, arg, NULL, 0, NULL, 0);
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int vbus_devclose(struct vbus_conn *c, uint32_t handle)
+{
+	return request_simple(c, VBUS_OP_DEVCLOSE, handle, 0);
+}
+
+int vbus_devshm(struct vbus_conn *c, int memfd, uint64_t size, uint32_t *id)
+{
+	struct vbus_devshm_in in = { .size = htole64(size) };
+
+	return request_id(c, VBUS_OP_DEVSHM, 0, &in, sizeof(in), &memfd, 1, id);
+}
+
+int vbus_shm_revoke(struct vbus_conn *c, uint32_t id)
+{
+	return request_simple(c, VBUS_OP_SHMREVOKE, 0, id);
+}
+
+int vbus_devsig(struct vbus_conn *c, int efd, uint32_t direction, uint32_t *id)
+{
+	struct vbus_devsig_in in = { .direction = htole32(direction) };
+
+	return request_id(c, VBUS_OP_DEVSIG, 0, &in, sizeof(in), &efd, 1, id);
+}
+
+int vbus_sig_revoke(struct vbus_conn *c, uint32_t id)
+{
+	return request_simple(c, VBUS_OP_SIGREVOKE, 0, id);
+}
+
+int vbus_devcall(struct vbus_conn *c, uint32_t handle, uint32_t fn, const void *in,
+		 size_t inlen, void *out, size_t outmax, size_t *outlen)
+{
+	int err;
+
+	pthread_mutex_lock(&c->lock);
+	err = request(c, VBUS_OP_DEVCALL, handle, fn, in, inlen, NULL, 0);
+	if (!err && c->rx.len > outmax)
+		err = -EMSGSIZE;
+	if (!err) {
+		memcpy(out, c->rx.payload, c->rx.len);
+		if (outlen)
+			*outlen = c->rx.len;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int vbus_event_fd(const struct vbus_conn *c)
+{
+	return c->sock;
+}
+
+int vbus_next_event(struct vbus_conn *c, struct vbus_event *ev)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->ev_n && !c->dead && take(c, 1) == 0)
+		;
+	if (c->ev_n) {
+		*ev = c->evq[c->ev_head];
+		c->ev_head = (c->ev_head + 1) % EVQ_MAX;
+		c->ev_n--;
+		r = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}

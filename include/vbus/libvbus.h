@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libvbus: the guest side of a vbus connection (docs/abi.md).
+ *
+ * All functions return 0 (or a count) on success and a negative errno on failure. A
+ * connection whose daemon went away fails every call with -ENOTCONN and reports one
+ * VBUS_EV_DISCONNECTED event. Calls on one connection may come from many threads: they
+ * are serialized.
+ */
+#ifndef VBUS_LIBVBUS_H
+#define VBUS_LIBVBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <vbus/proto.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vbus_conn;
+
+/* The directory holding the buses' sockets: $VBUS_RUN_DIR, else /run/vbus. */
+const char *vbus_run_dir(void);
+
+/* Attach to bus `bus` (socket RUN_DIR/bus/BUS.sock; run_dir NULL: vbus_run_dir()). */
+int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out);
+void vbus_disconnect(struct vbus_conn *c);
+/* What HELLO negotiated. */
+const struct vbus_hello_out *vbus_hello_info(const struct vbus_conn *c);
+
+/* The devices of the bus; returns how many were written to e (at most max). */
+int vbus_devenum(struct vbus_conn *c, struct vbus_dev_entry *e, int max);
+int vbus_devopen(struct vbus_conn *c, const char *name, const char *devclass, uint32_t *handle);
+int vbus_devclose(struct vbus_conn *c, uint32_t handle);
+
+/* Hand a sealed memfd of `size` bytes to the bus; *id names it in device payloads. */
+int vbus_devshm(struct vbus_conn *c, int memfd, uint64_t size, uint32_t *id);
+int vbus_shm_revoke(struct vbus_conn *c, uint32_t id);
+/* Hand an eventfd to the bus, VBUS_SIG_TO_HOST (a doorbell) or VBUS_SIG_TO_GUEST. */
+int vbus_devsig(struct vbus_conn *c, int efd, uint32_t direction, uint32_t *id);
+int vbus_sig_revoke(struct vbus_conn *c, uint32_t id);
+
+/* A synchronous call into a device: the device's status (0 or -errno) comes back. */
+int vbus_devcall(struct vbus_conn *c, uint32_t handle, uint32_t fn, const void *in,
+		 size_t inlen, void *out, size_t outmax, size_t *outlen);
+
+/* Events: poll() vbus_event_fd() for POLLIN, then take them with vbus_next_event()
+ * (1: one event written, 0: none pending). */
+int vbus_event_fd(const struct vbus_conn *c);
+int vbus_next_event(struct vbus_conn *c, struct vbus_event *ev);
+
+/* A memfd of `size` bytes sealed as the bus wants it (CLOEXEC; grow, shrink, seal). */
+int vbus_memfd_create(const char *name, uint64_t size, int *fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VBUS_LIBVBUS_H */

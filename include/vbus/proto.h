@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vbus connection protocol: what a guest and the bus (vbusd) say to each other over the
+ * bus's socket. The specification is docs/abi.md; this header follows it field by field.
+ *
+ * Transport: an AF_UNIX SOCK_SEQPACKET connection per guest, one message per packet:
+ * struct vbus_msg, then `len` bytes of payload, and up to VBUS_MAX_FDS descriptors
+ * (SCM_RIGHTS). Fixed-width little-endian fields, no pointers, reserved fields zero,
+ * sizes multiples of 8, a static assertion on every size.
+ */
+#ifndef VBUS_PROTO_H
+#define VBUS_PROTO_H
+
+#include <linux/types.h>
+
+#define VBUS_PROTO_VERSION	1	/* what this header describes */
+#define VBUS_PROTO_MIN_VERSION	1	/* the oldest version still spoken */
+#define VBUS_MAX_PAYLOAD	65536	/* payload bytes of one message, at most */
+#define VBUS_MAX_FDS		2
+#define VBUS_NAME_MAX		32	/* bus, device and class names, NUL included */
+
+/* Operations. A request from the guest gets exactly one response with the same op and
+ * seq; VBUS_OP_EVENT comes from the bus unasked, with seq 0. */
+enum vbus_op {
+	VBUS_OP_HELLO		= 1,	/* must come first */
+	VBUS_OP_DEVENUM		= 2,
+	VBUS_OP_DEVOPEN		= 3,
+	VBUS_OP_DEVCLOSE	= 4,
+	VBUS_OP_DEVSHM		= 5,	/* fd: a sealed memfd */
+	VBUS_OP_SHMREVOKE	= 6,
+	VBUS_OP_DEVSIG		= 7,	/* fd: an eventfd */
+	VBUS_OP_SIGREVOKE	= 8,
+	VBUS_OP_DEVCALL		= 9,
+	VBUS_OP_EVENT		= 64,	/* bus -> guest */
+};
+
+struct vbus_msg {
+	__le32 op;			/* enum vbus_op */
+	__le32 len;			/* payload bytes after this header */
+	__le64 seq;			/* chosen by the guest, echoed in the response */
+	__le32 handle;			/* a device handle, where the op names one */
+	__le32 arg;			/* DEVCALL: the function; SHMREVOKE/SIGREVOKE: the id */
+	__le32 status;			/* responses: 0 or a negative errno (two's complement) */
+	__le32 nfds;			/* descriptors attached */
+};
+
+/* Feature bits, negotiated in HELLO: the guest offers, the bus answers the subset. */
+#define VBUS_F_EVENTS		(1ull << 0)	/* the bus may send VBUS_OP_EVENT */
+
+struct vbus_hello_in {
+	__le32 version_min;		/* the guest speaks versions min..max */
+	__le32 version_max;
+	__le64 features;
+	char bus[VBUS_NAME_MAX];	/* the bus the guest expects to be on */
+};
+
+struct vbus_hello_out {
+	__le32 version;			/* chosen: the highest both speak */
+	__le32 guest_id;		/* this connection, as vbusctl shows it */
+	__le64 features;
+	__le32 max_handles;		/* quotas of this guest on this bus */
+	__le32 max_regions;
+	__le64 max_shm_bytes;
+};
+
+/* DEVENUM response: a vbus_devenum_out, then `count` entries. */
+struct vbus_devenum_out {
+	__le32 count;
+	__le32 reserved;
+};
+
+struct vbus_dev_entry {
+	char name[VBUS_NAME_MAX];
+	char devclass[VBUS_NAME_MAX];
+	char attrs[128];		/* "key=value key=value", NUL terminated */
+};
+
+struct vbus_devopen_in {
+	char name[VBUS_NAME_MAX];
+	char devclass[VBUS_NAME_MAX];	/* must match the device's class */
+};
+
+struct vbus_devopen_out {
+	__le32 handle;			/* valid on this connection only */
+	__le32 reserved;
+};
+
+/* DEVSHM: hand the bus a shared region (the memfd travels as the one descriptor). The
+ * memfd must be sealed with at least F_SEAL_SHRINK and F_SEAL_SEAL, live on tmpfs, and
+ * be exactly `size` bytes. The region is the guest's, usable by any device it opened. */
+struct vbus_devshm_in {
+	__le64 size;
+	__le32 flags;			/* none defined: zero */
+	__le32 reserved;
+};
+
+/* DEVSIG: hand the bus an eventfd. Direction says who writes it. */
+#define VBUS_SIG_TO_HOST	1	/* a doorbell the guest kicks */
+#define VBUS_SIG_TO_GUEST	2	/* the bus kicks it (completion events) */
+
+struct vbus_devsig_in {
+	__le32 direction;
+	__le32 reserved;
+};
+
+/* DEVSHM and DEVSIG responses: the id, per connection, that device payloads name. */
+struct vbus_id_out {
+	__le32 id;			/* never 0 */
+	__le32 reserved;
+};
+
+/* EVENT payload. */
+enum vbus_event_type {
+	VBUS_EV_DEV_REMOVED	= 1,	/* handle: the device is gone; calls get -ENODEV */
+	VBUS_EV_SHUTDOWN	= 2,	/* the bus is going away; the connection will close */
+	VBUS_EV_DEVICE		= 3,	/* a device's own event: code and data are its own */
+	VBUS_EV_DISCONNECTED	= 4,	/* made by the guest library when the socket closes */
+};
+
+struct vbus_event {
+	__le32 type;			/* enum vbus_event_type */
+	__le32 handle;
+	__le32 code;
+	__le32 reserved;
+	__u8 data[32];
+};
+
+#define VBUS_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
+VBUS_ASSERT_SIZE(vbus_msg, 32);
+VBUS_ASSERT_SIZE(vbus_hello_in, 48);
+VBUS_ASSERT_SIZE(vbus_hello_out, 32);
+VBUS_ASSERT_SIZE(vbus_devenum_out, 8);
+VBUS_ASSERT_SIZE(vbus_dev_entry, 192);
+VBUS_ASSERT_SIZE(vbus_devopen_in, 64);
+VBUS_ASSERT_SIZE(vbus_devopen_out, 8);
+VBUS_ASSERT_SIZE(vbus_devshm_in, 16);
+VBUS_ASSERT_SIZE(vbus_devsig_in, 8);
+VBUS_ASSERT_SIZE(vbus_id_out, 8);
+VBUS_ASSERT_SIZE(vbus_event, 48);
+_Static_assert(__builtin_offsetof(struct vbus_msg, seq) == 8, "msg layout");
+_Static_assert(__builtin_offsetof(struct vbus_msg, status) == 24, "msg layout");
+#undef VBUS_ASSERT_SIZE
+
+#endif /* VBUS_PROTO_H */
