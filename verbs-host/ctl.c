@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control commands, from vbusctl over the control socket (RUN_DIR/ctl.sock, root only)
+ * or from the config file. A request is one packet: "j" or "t" (JSON or text), then the
+ * words of the command, each NUL-terminated. The answer is one packet: "0\n" and the
+ * output, or "-ERRNO\n" and a one-line message.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "vbusd.h"
+
+#define CTL_MAX 65536
+
+struct out {
+	char *p;
+	size_t n, pos;
+};
+
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (o->pos >= o->n)
+		return;
+	va_start(ap, fmt);
+	r = vsnprintf(o->p + o->pos, o->n - o->pos, fmt, ap);
+	va_end(ap);
+	if (r > 0)
+		o->pos += (size_t)r;
+}
+
+static void bus_show(struct out *o, bool json, const char *only)
+{
+	bool first = true;
+
+	if (json)
+		put(o, "[");
+	for (struct vbd_bus *b = vbd.buses; b; b = b->next) {
+		if (only && strcmp(only, b->name))
+			continue;
+		if (json) {
+			put(o, "%s{\"name\":\"%s\",\"socket\":\"%s\",\"guests\":%u,\"max_guests\":%u,"
+			    "\"max_handles\":%u,\"max_regions\":%u,\"max_shm_bytes\":%llu,\"allow\":[",
+			    first ? "" : ",", b->name, b->path, b->n_guests, b->max_guests,
+			    b->max_handles, b->max_regions, (unsigned long long)b->max_shm_bytes);
+			put(o, "\"uid 0\"%s", b->allow_all ? ",\"all\"" : "");
+			for (int i = 0; i < b->n_uid; i++)
+				put(o, ",\"uid %u\"", (unsigned)b->allow_uid[i]);
+			for (int i = 0; i < b->n_gid; i++)
+				put(o, ",\"gid %u\"", (unsigned)b->allow_gid[i]);
+			put(o, "]}");
+		} else {
+			put(o, "bus %s socket %s guests %u/%u%s\n", b->name, b->path, b->n_guests,
+			    b->max_guests, b->allow_all ? " allow all" : "");
+		}
+		first = false;
+	}
+	if (json)
+		put(o, "]\n");
+}
+
+static void dev_show(struct out *o, bool json, const char *only)
+{
+	bool first = true;
+
+	if (json)
+		put(o, "[");
+	for (struct vbd_dev *d = vbd.devs; d; d = d->next) {
+		if (only && strcmp(only, d->name))
+			continue;
+		put(o, json ? "%s{\"name\":\"%s\",\"class\":\"%s\",\"open\":%u,\"attrs\":{" :
+			      "%sdev %s class %s open %u", json && !first ? "," : "", d->name,
+		    d->cls->name, d->n_open);
+		for (int i = 0; i < d->n_attrs; i++)
+			put(o, json ? "%s\"%s\":\"%s\"" : "%s%s=%s", json ? (i ? "," : "") : " ",
+			    d->attr_key[i], d->attr_val[i]);
+		put(o, json ? "},\"buses\":[" : " bus");
+		for (int i = 0; i < d->n_buses; i++)
+			put(o, json ? "%s\"%s\"" : "%s%s", json ? (i ? "," : "") : " ",
+			    d->buses[i]->name);
+		put(o, json ? "]}" : "\n");
+		first = false;
+	}
+	if (json)
+		put(o, "]\n");
+}
+
+static void guest_show(struct out *o, bool json)
+{
+	bool first = true;
+
+	if (json)
+		put(o, "[");
+	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
+		uint32_t regions = 0, signals = 0;
+
+		pthread_mutex_lock(&g->slots_lock);
+		for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+			regions += g->slots[i].type == VBD_REGION;
+			signals += g->slots[i].type == VBD_SIGNAL;
+		}
+		if (json) {
+			put(o, "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"bus\":\"%s\",\"handles\":%u,"
+			    "\"regions\":%u,\"signals\":%u,\"shm_bytes\":%llu,\"calls\":%llu,"
+			    "\"errors\":%llu,\"devices\":[", first ? "" : ",", g->id, (int)g->pid,
+			    (unsigned)g->uid, g->bus->name, g->n_handles, regions, signals,
+			    (unsigned long long)g->shm_bytes,
+			    (unsigned long long)__atomic_load_n(&g->n_calls, __ATOMIC_RELAXED),
+			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED));
+			bool f2 = true;
+			for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+				struct vbd_slot *s = &g->slots[i];
+				char res[512] = "null";
+
+				if (s->type != VBD_HANDLE)
+					continue;
+				if (s->dev && s->dev->cls->show)
+					s->dev->cls->show(s->inst, res, sizeof(res));
+				put(o, "%s{\"handle\":%u,\"device\":\"%s\",\"resources\":%s}", f2 ? "" : ",",
+				    i, s->dev ? s->dev->name : "(removed)", res);
+				f2 = false;
+			}
+			put(o, "]}");
+		} else {
+			put(o, "guest %u pid %d uid %u bus %s handles %u regions %u signals %u "
+			    "shm %llu calls %llu errors %llu\n", g->id, (int)g->pid, (unsigned)g->uid,
+			    g->bus->name, g->n_handles, regions, signals,
+			    (unsigned long long)g->shm_bytes,
+			    (unsigned long long)__atomic_load_n(&g->n_calls, __ATOMIC_RELAXED),
+			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED));
+		}
+		pthread_mutex_unlock(&g->slots_lock);
+		first = false;
+	}
+	if (json)
+		put(o, "]\n");
+}
+
+/* Run one command. 0 with output in out, or -errno with a message in out. */
+int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
+{
+	struct out o = { buf, n, 0 };
+	const char *obj = argc > 0 ? argv[0] : "", *verb = argc > 1 ? argv[1] : "show";
+
+	buf[0] = 0;
+	if (!strcmp(obj, "bus") && !strcmp(verb, "add") && argc >= 3)
+		return vbd_bus_add(argv[2], argv + 3, argc - 3, buf, n);
+	if (!strcmp(obj, "bus") && !strcmp(verb, "del") && argc == 3)
+		return vbd_bus_del(argv[2], buf, n);
+	if (!strcmp(obj, "dev") && !strcmp(verb, "add") && argc >= 5 && !strcmp(argv[3], "class"))
+		return vbd_dev_add(argv[2], argv[4], argv + 5, argc - 5, buf, n);
+	if (!strcmp(obj, "dev") && !strcmp(verb, "del") && argc == 3)
+		return vbd_dev_del(argv[2], buf, n);
+	if (!strcmp(verb, "show") && argc <= 3 &&
+	    (!strcmp(obj, "bus") || !strcmp(obj, "dev") || !strcmp(obj, "guest"))) {
+		pthread_mutex_lock(&vbd.lock);
+		if (obj[0] == 'b')
+			bus_show(&o, json, argc == 3 ? argv[2] : NULL);
+		else if (obj[0] == 'd')
+			dev_show(&o, json, argc == 3 ? argv[2] : NULL);
+		else
+			guest_show(&o, json);
+		pthread_mutex_unlock(&vbd.lock);
+		return 0;
+	}
+	snprintf(buf, n, "unknown command '%s %s' (see vbusctl --help)", obj, verb);
+	return -EINVAL;
+}
+
+int vbd_ctl_open(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/ctl.sock", vbd.run_dir) >=
+	    (int)sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(a.sun_path);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || chmod(a.sun_path, 0600) || listen(fd, 8)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Serve one vbusctl connection (short: one request, one answer). */
+void vbd_ctl_serve(int lfd)
+{
+	static char req[CTL_MAX], ans[CTL_MAX];
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	char *argv[64], *p;
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), argc = 0, r;
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != 0) {
+		close(fd);	/* root only (the socket is 0600 too) */
+		return;
+	}
+	n = recv(fd, req, sizeof(req) - 1, 0);
+	if (n < 2) {
+		close(fd);
+		return;
+	}
+	req[n] = 0;
+	for (p = req + 2; p < req + n && argc < 64; p += strlen(p) + 1)
+		argv[argc++] = p;
+	r = vbd_command(argc, argv, req[0] == 'j', ans + 16, sizeof(ans) - 16);
+	n = snprintf(req, 16, "%d\n", r);
+	memmove(ans + 16 - n, req, (size_t)n);
+	send(fd, ans + 16 - n, (size_t)n + strlen(ans + 16), MSG_NOSIGNAL);
+	if (r)
+		vbd_warn("control: '%s %s' failed: %s", argc ? argv[0] : "", argc > 1 ? argv[1] : "",
+			 ans + 16);
+	close(fd);
+}

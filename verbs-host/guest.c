@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Guest connections. Each guest that connects to a bus gets a thread that reads its
+ * requests one at a time, so that a guest's slow call stalls only that guest. Everything
+ * the guest sends is checked here before a device sees it: message sizes, handles and ids
+ * (per connection, so another guest's are meaningless), names, memfds, quotas.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "msg.h"
+#include "vbusd.h"
+
+#define gwarn(g, fmt, ...) vbd_warn("guest %u (pid %d): " fmt, (g)->id, (int)(g)->pid, __VA_ARGS__)
+
+int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, uint32_t code,
+			 const void *data, size_t len)
+{
+	struct vbus_event ev = { .type = htole32(type), .handle = htole32(handle),
+				 .code = htole32(code) };
+	int r;
+
+	if (len > sizeof(ev.data))
+		return -EINVAL;
+	if (len)
+		memcpy(ev.data, data, len);
+	pthread_mutex_lock(&g->send_lock);
+	r = vbus_msg_send(g->sock, VBUS_OP_EVENT, 0, handle, 0, 0, &ev, sizeof(ev), NULL, 0);
+	pthread_mutex_unlock(&g->send_lock);
+	return r;
+}
+
+static int reply(struct vbd_guest *g, const struct vbus_msg *req, int32_t status,
+		 const void *p, size_t len)
+{
+	int r;
+
+	pthread_mutex_lock(&g->send_lock);
+	r = vbus_msg_send(g->sock, le32toh(req->op), le64toh(req->seq), le32toh(req->handle),
+			  le32toh(req->arg), status, status ? NULL : p, status ? 0 : len, NULL, 0);
+	pthread_mutex_unlock(&g->send_lock);
+	return r;
+}
+
+/* A free slot of the given type, filled in by fill() under slots_lock; 0 if none. */
+static uint32_t slot_new(struct vbd_guest *g, enum vbd_obj type, const struct vbd_slot *fill)
+{
+	uint32_t id = 0;
+
+	pthread_mutex_lock(&g->slots_lock);
+	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
+		if (g->slots[i].type == VBD_FREE) {
+			g->slots[i] = *fill;
+			g->slots[i].type = type;
+			id = i;
+			break;
+		}
+	if (id && type == VBD_HANDLE)
+		g->n_handles++;
+	if (id && type != VBD_HANDLE)
+		g->n_regions++;
+	if (id && type == VBD_REGION)
+		g->shm_bytes += fill->size;
+	pthread_mutex_unlock(&g->slots_lock);
+	return id;
+}
+
+static struct vbd_slot *slot_get(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
+{
+	if (id == 0 || id >= VBD_MAX_SLOTS || g->slots[id].type != type)
+		return NULL;
+	return &g->slots[id];
+}
+
+int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size)
+{
+	struct vbd_slot *s = slot_get(g, id, VBD_REGION);
+
+	if (!s)
+		return -ENOENT;
+	s->pinned = true;	/* a device may keep pointers into it until the guest goes */
+	*fd = s->fd;
+	*base = s->base;
+	*size = s->size;
+	return 0;
+}
+
+int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd)
+{
+	struct vbd_slot *s = slot_get(g, id, VBD_SIGNAL);
+
+	if (!s || s->direction != direction)
+		return -ENOENT;
+	*fd = s->fd;
+	return 0;
+}
+
+static void slot_free(struct vbd_guest *g, uint32_t id)
+{
+	struct vbd_slot *s = &g->slots[id];
+
+	pthread_mutex_lock(&g->slots_lock);
+	switch (s->type) {
+	case VBD_HANDLE:
+		if (s->dev) {
+			s->dev->cls->close(s->inst);
+			__atomic_fetch_sub(&s->dev->n_open, 1, __ATOMIC_RELAXED);
+		}
+		g->n_handles--;
+		break;
+	case VBD_REGION:
+		munmap(s->base, s->size);
+		g->shm_bytes -= s->size;
+		/* fall through */
+	case VBD_SIGNAL:
+		close(s->fd);
+		g->n_regions--;
+		break;
+	default:
+		break;
+	}
+	s->type = VBD_FREE;
+	pthread_mutex_unlock(&g->slots_lock);
+}
+
+static int do_hello(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_hello_out *o)
+{
+	struct vbus_hello_in in;
+	uint32_t lo, hi;
+	char bus[VBUS_NAME_MAX];
+
+	if (rx->len != sizeof(in))
+		return -EINVAL;
+	memcpy(&in, rx->payload, sizeof(in));
+	lo = le32toh(in.version_min);
+	hi = le32toh(in.version_max);
+	if (lo > hi || hi < VBUS_PROTO_MIN_VERSION || lo > VBUS_PROTO_VERSION) {
+		gwarn(g, "speaks protocol %u..%u, this vbusd %u..%u: refused", lo, hi,
+		      VBUS_PROTO_MIN_VERSION, VBUS_PROTO_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (vbus_name_get(bus, in.bus, sizeof(in.bus)) || strcmp(bus, g->bus->name))
+		return -EINVAL;
+	o->version = htole32(hi < VBUS_PROTO_VERSION ? hi : VBUS_PROTO_VERSION);
+	o->guest_id = htole32(g->id);
+	o->features = htole64(le64toh(in.features) & VBUS_F_EVENTS);
+	o->max_handles = htole32(g->bus->max_handles);
+	o->max_regions = htole32(g->bus->max_regions);
+	o->max_shm_bytes = htole64(g->bus->max_shm_bytes);
+	g->hello_done = true;
+	return 0;
+}
+
+/* DEVENUM and DEVOPEN look at the model: vbd.lock, taken before g->lock. */
+static int do_devenum(struct vbd_guest *g, uint8_t *out, size_t *outlen)
+{
+	struct vbus_devenum_out *o = (void *)out;
+	struct vbus_dev_entry *e = (void *)(o + 1);
+	uint32_t n = 0, max = (VBUS_MAX_PAYLOAD - sizeof(*o)) / sizeof(*e);
+
+	pthread_mutex_lock(&vbd.lock);
+	for (struct vbd_dev *d = vbd.devs; d && n < max; d = d->next) {
+		bool on = false;
+		size_t pos = 0;
+
+		for (int i = 0; i < d->n_buses; i++)
+			on |= d->buses[i] == g->bus;
+		if (!on)
+			continue;	/* a guest sees only the devices of its own bus */
+		memset(&e[n], 0, sizeof(e[n]));
+		snprintf(e[n].name, sizeof(e[n].name), "%s", d->name);
+		snprintf(e[n].devclass, sizeof(e[n].devclass), "%s", d->cls->name);
+		for (int i = 0; i < d->n_attrs && pos < sizeof(e[n].attrs); i++)
+			pos += (size_t)snprintf(e[n].attrs + pos, sizeof(e[n].attrs) - pos, "%s%s=%s",
+						i ? " " : "", d->attr_key[i], d->attr_val[i]);
+		n++;
+	}
+	pthread_mutex_unlock(&vbd.lock);
+	o->count = htole32(n);
+	o->reserved = 0;
+	*outlen = sizeof(*o) + n * sizeof(*e);
+	return 0;
+}
+
+static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_devopen_out *o)
+{
+	struct vbus_devopen_in in;
+	char name[VBUS_NAME_MAX], cls[VBUS_NAME_MAX];
+	struct vbd_dev *d;
+	void *inst;
+	uint32_t h;
+	int err = -ENOENT;
+
+	if (rx->len != sizeof(in))
+		return -EINVAL;
+	memcpy(&in, rx->payload, sizeof(in));
+	if (vbus_name_get(name, in.name, sizeof(in.name)) ||
+	    vbus_name_get(cls, in.devclass, sizeof(in.devclass)))
+		return -EINVAL;
+	pthread_mutex_lock(&vbd.lock);
+	for (d = vbd.devs; d; d = d->next) {
+		if (strcmp(d->name, name))
+			continue;
+		for (int i = 0; i < d->n_buses; i++)
+			if (d->buses[i] == g->bus)
+				err = 0;
+		break;
+	}
+	/* A device of another bus answers exactly like one that does not exist. */
+	if (err)
+		goto out;
+	err = -ENODEV;
+	if (strcmp(d->cls->name, cls))
+		goto out;
+	pthread_mutex_lock(&g->lock);
+	err = -EDQUOT;
+	if (g->n_handles >= g->bus->max_handles ||
+	    !(h = slot_new(g, VBD_HANDLE, &(struct vbd_slot){ .fd = -1 }))) {
+		pthread_mutex_unlock(&g->lock);
+		goto out;
+	}
+	/* The slot is taken but has no device yet: show prints it as removed meanwhile. */
+	err = d->cls->open(d, g, h, &inst);
+	if (err) {
+		slot_free(g, h);
+	} else {
+		pthread_mutex_lock(&g->slots_lock);
+		g->slots[h].inst = inst;
+		g->slots[h].dev = d;
+		pthread_mutex_unlock(&g->slots_lock);
+		d->n_open++;
+		o->handle = htole32(h);
+		o->reserved = 0;
+	}
+	pthread_mutex_unlock(&g->lock);
+out:
+	pthread_mutex_unlock(&vbd.lock);
+	if (err)
+		gwarn(g, "open of device '%s' refused: %s", name, strerror(-err));
+	return err;
+}
+
+static int do_devshm(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_id_out *o)
+{
+	struct vbus_devshm_in in;
+	uint64_t size;
+	void *base;
+	uint32_t id;
+	int err;
+
+	if (rx->len != sizeof(in) || rx->nfds != 1)
+		return -EINVAL;
+	memcpy(&in, rx->payload, sizeof(in));
+	size = le64toh(in.size);
+	if (in.flags || in.reserved)
+		return -EINVAL;
+	err = vbus_memfd_check(rx->fds[0], size);
+	if (err) {
+		gwarn(g, "region of %llu bytes refused: %s", (unsigned long long)size,
+		      err == -EPERM ? "memfd not sealed (F_SEAL_SHRINK|F_SEAL_SEAL needed)" :
+		      err == -EBADF ? "not a memfd" : "not tmpfs, or the size does not match");
+		return err;
+	}
+	if (g->n_regions >= g->bus->max_regions || size > g->bus->max_shm_bytes - g->shm_bytes)
+		return -EDQUOT;
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, rx->fds[0], 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	madvise(base, size, MADV_DONTFORK);
+	id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = rx->fds[0], .base = base,
+							 .size = size });
+	if (!id) {
+		munmap(base, size);
+		return -EDQUOT;
+	}
+	o->id = htole32(id);
+	return 1;	/* the fd is kept */
+}
+
+static int do_devsig(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_id_out *o)
+{
+	struct vbus_devsig_in in;
+	char link[64], target[64];
+	uint32_t dir, id;
+	ssize_t n;
+
+	if (rx->len != sizeof(in) || rx->nfds != 1)
+		return -EINVAL;
+	memcpy(&in, rx->payload, sizeof(in));
+	dir = le32toh(in.direction);
+	if (in.reserved || (dir != VBUS_SIG_TO_HOST && dir != VBUS_SIG_TO_GUEST))
+		return -EINVAL;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", rx->fds[0]);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0 || (target[n] = 0, strcmp(target, "anon_inode:[eventfd]")))
+		return -EBADF;	/* only an eventfd will do */
+	if (g->n_regions >= g->bus->max_regions ||
+	    !(id = slot_new(g, VBD_SIGNAL, &(struct vbd_slot){ .fd = rx->fds[0], .direction = dir })))
+		return -EDQUOT;
+	o->id = htole32(id);
+	return 1;
+}
+
+static int do_revoke(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
+{
+	struct vbd_slot *s = slot_get(g, id, type);
+
+	if (!s)
+		return -ENOENT;
+	if (s->pinned)
+		return -EBUSY;	/* a device maps it; it goes when the guest goes */
+	slot_free(g, id);
+	return 0;
+}
+
+/*
+ * One request. Returns the status sent back; the response is sent here. Descriptors in
+ * rx are closed unless the request keeps them.
+ */
+static void handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
+{
+	uint32_t op = le32toh(rx->hdr.op), h = le32toh(rx->hdr.handle);
+	size_t outlen = 0;
+	int r;
+
+	if (!g->hello_done && op != VBUS_OP_HELLO) {
+		r = -EPROTO;
+		goto done;
+	}
+	if (rx->nfds && op != VBUS_OP_DEVSHM && op != VBUS_OP_DEVSIG) {
+		r = -EINVAL;
+		goto done;
+	}
+	switch (op) {
+	case VBUS_OP_HELLO:
+		r = g->hello_done ? -EALREADY : do_hello(g, rx, (void *)out);
+		outlen = sizeof(struct vbus_hello_out);
+		break;
+	case VBUS_OP_DEVENUM:
+		r = rx->len ? -EINVAL : do_devenum(g, out, &outlen);
+		break;
+	case VBUS_OP_DEVOPEN:
+		r = do_devopen(g, rx, (void *)out);
+		outlen = sizeof(struct vbus_devopen_out);
+		break;
+	case VBUS_OP_DEVCLOSE:
+		pthread_mutex_lock(&g->lock);
+		r = slot_get(g, h, VBD_HANDLE) ? (slot_free(g, h), 0) : -ENOENT;
+		pthread_mutex_unlock(&g->lock);
+		break;
+	case VBUS_OP_DEVSHM:
+	case VBUS_OP_DEVSIG:
+		pthread_mutex_lock(&g->lock);
+		r = op == VBUS_OP_DEVSHM ? do_devshm(g, rx, (void *)out) : do_devsig(g, rx, (void *)out);
+		pthread_mutex_unlock(&g->lock);
+		if (r == 1) {
+			rx->nfds = 0;	/* kept */
+			r = 0;
+		}
+		outlen = sizeof(struct vbus_id_out);
+		break;
+	case VBUS_OP_SHMREVOKE:
+	case VBUS_OP_SIGREVOKE:
+		pthread_mutex_lock(&g->lock);
+		r = do_revoke(g, le32toh(rx->hdr.arg), op == VBUS_OP_SHMREVOKE ? VBD_REGION : VBD_SIGNAL);
+		pthread_mutex_unlock(&g->lock);
+		break;
+	case VBUS_OP_DEVCALL: {
+		struct vbd_slot *s;
+
+		pthread_mutex_lock(&g->lock);
+		s = slot_get(g, h, VBD_HANDLE);
+		if (!s)
+			r = -ENOENT;
+		else if (!s->dev)
+			r = -ENODEV;	/* removed while open */
+		else
+			r = s->dev->cls->call(s->inst, le32toh(rx->hdr.arg), rx->payload, rx->len,
+					      out, VBUS_MAX_PAYLOAD, &outlen);
+		__atomic_fetch_add(&g->n_calls, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&g->lock);
+		break;
+	}
+	default:
+		r = -EOPNOTSUPP;
+	}
+done:
+	vbus_rx_close_fds(rx);
+	if (r) {
+		__atomic_fetch_add(&g->n_errors, 1, __ATOMIC_RELAXED);
+		vbd_dbg("guest %u: op %u handle %u: %s", g->id, op, h, strerror(-r));
+	}
+	reply(g, &rx->hdr, r, out, outlen);
+}
+
+static void guest_free(struct vbd_guest *g)
+{
+	struct vbd_guest **pp;
+
+	pthread_mutex_lock(&vbd.lock);
+	for (pp = &vbd.guests; *pp; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	g->bus->n_guests--;
+	pthread_mutex_lock(&g->lock);
+	/* Devices first (they may map regions and use signals), then the rest. */
+	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
+		if (g->slots[i].type == VBD_HANDLE)
+			slot_free(g, i);
+	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
+		if (g->slots[i].type != VBD_FREE)
+			slot_free(g, i);
+	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_unlock(&vbd.lock);
+	vbd_info("guest %u (pid %d) gone: %llu calls, %llu errors", g->id, (int)g->pid,
+		 (unsigned long long)g->n_calls, (unsigned long long)g->n_errors);
+	close(g->sock);
+	pthread_mutex_destroy(&g->lock);
+	pthread_mutex_destroy(&g->send_lock);
+	pthread_mutex_destroy(&g->slots_lock);
+	free(g);
+}
+
+static void *guest_main(void *arg)
+{
+	struct vbd_guest *g = arg;
+	struct vbus_rx *rx = malloc(sizeof(*rx));
+	uint8_t *out = malloc(VBUS_MAX_PAYLOAD);
+
+	while (rx && out) {
+		int r = vbus_msg_recv(g->sock, rx);
+
+		if (r == -ECONNRESET || r == -EBADF || r == -ENOTCONN)
+			break;
+		if (r) {
+			gwarn(g, "bad message: %s; closing the connection", strerror(-r));
+			break;
+		}
+		handle(g, rx, out);
+	}
+	free(rx);
+	free(out);
+	guest_free(g);
+	return NULL;
+}
+
+static bool allowed(const struct vbd_bus *b, uid_t uid, gid_t gid)
+{
+	if (b->allow_all || uid == 0)
+		return true;
+	for (int i = 0; i < b->n_uid; i++)
+		if (b->allow_uid[i] == uid)
+			return true;
+	for (int i = 0; i < b->n_gid; i++)
+		if (b->allow_gid[i] == gid)
+			return true;
+	return false;
+}
+
+/* A connection on bus b's socket: check who it is, then give it a thread. */
+void vbd_guest_accept(struct vbd_bus *b)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct vbd_guest *g;
+	pthread_attr_t at;
+	int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len)) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&vbd.lock);
+	if (vbd.stopping || !allowed(b, cr.uid, cr.gid) || b->n_guests >= b->max_guests) {
+		vbd_warn("bus %s: connection of pid %d uid %u refused: %s", b->name, (int)cr.pid,
+			 (unsigned)cr.uid, b->n_guests >= b->max_guests ? "too many guests" :
+			 "not on the access list");
+		pthread_mutex_unlock(&vbd.lock);
+		close(fd);	/* the guest sees the connection closed before HELLO's answer */
+		return;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		pthread_mutex_unlock(&vbd.lock);
+		close(fd);
+		return;
+	}
+	g->id = vbd.next_guest_id++;
+	g->sock = fd;
+	g->pid = cr.pid;
+	g->uid = cr.uid;
+	g->gid = cr.gid;
+	g->bus = b;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->send_lock, NULL);
+	pthread_mutex_init(&g->slots_lock, NULL);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&g->thread, &at, guest_main, g)) {
+		pthread_mutex_unlock(&vbd.lock);
+		close(fd);
+		free(g);
+		return;
+	}
+	g->next = vbd.guests;
+	vbd.guests = g;
+	b->n_guests++;
+	/* Logged under the lock: once it is released the guest may already be gone. */
+	vbd_info("bus %s: guest %u connected (pid %d uid %u)", b->name, g->id, (int)cr.pid,
+		 (unsigned)cr.uid);
+	pthread_mutex_unlock(&vbd.lock);
+}

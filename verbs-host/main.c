@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+/* vbusd: the vbus host daemon. Command line only; the work is in the other files. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+#include "vbusd.h"
+
+static const char usage[] =
+	"usage: vbusd [-c FILE] [--run-dir DIR] [--syslog] [-v|-q] [--help]\n"
+	"The vbus host daemon: serves guests on buses, owns the devices behind them.\n"
+	"  -c, --config FILE   commands to run at start (vbusctl syntax, one per line)\n"
+	"  --run-dir DIR       sockets go here (default $VBUS_RUN_DIR or /run/vbus):\n"
+	"                      DIR/ctl.sock for vbusctl, DIR/bus/NAME.sock per bus\n"
+	"  --syslog            log to syslog instead of stderr\n"
+	"  -v, -q              more, less logging\n"
+	"SIGTERM or SIGINT: tell every guest, close, exit 0.\n";
+
+static char ctl_tag, sig_tag;
+
+int main(int argc, char **argv)
+{
+	const char *config = NULL, *run_dir = getenv("VBUS_RUN_DIR");
+	struct epoll_event e;
+	sigset_t ss;
+	int ctl, sfd;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc)
+			config = argv[++i];
+		else if (!strcmp(a, "--run-dir") && i + 1 < argc)
+			run_dir = argv[++i];
+		else if (!strcmp(a, "--syslog"))
+			vbd_syslog = true;
+		else if (!strcmp(a, "-v"))
+			vbd_verbosity++;
+		else if (!strcmp(a, "-q"))
+			vbd_verbosity--;
+		else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "vbusd: bad argument '%s'\n%s", a, usage);
+			return 2;
+		}
+	}
+	if (vbd_syslog)
+		openlog("vbusd", LOG_PID, LOG_DAEMON);
+	snprintf(vbd.run_dir, sizeof(vbd.run_dir), "%s", run_dir && *run_dir ? run_dir : "/run/vbus");
+	if (mkdir(vbd.run_dir, 0755) && errno != EEXIST) {
+		vbd_err("cannot create %s: %s", vbd.run_dir, strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);	/* threads started later inherit it */
+	sfd = signalfd(-1, &ss, SFD_CLOEXEC);
+	vbd_epfd = epoll_create1(EPOLL_CLOEXEC);
+	ctl = vbd_ctl_open();
+	if (sfd < 0 || vbd_epfd < 0 || ctl < 0) {
+		vbd_err("cannot set up (%s/ctl.sock): %s", vbd.run_dir,
+			strerror(ctl < 0 ? -ctl : errno));
+		return 1;
+	}
+	e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &ctl_tag };
+	epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, ctl, &e);
+	e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &sig_tag };
+	epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, sfd, &e);
+	if (config && vbd_config_load(config))
+		return 1;
+	vbd_info("ready: %s/ctl.sock", vbd.run_dir);
+	for (;;) {
+		struct epoll_event ev[16];
+		int n = epoll_wait(vbd_epfd, ev, 16, -1);
+
+		for (int k = 0; k < n; k++) {
+			if (ev[k].data.ptr == &ctl_tag) {
+				vbd_ctl_serve(ctl);
+			} else if (ev[k].data.ptr == &sig_tag) {
+				vbd_info("shutting down");
+				vbd_shutdown();
+				close(ctl);
+				{
+					char p[128];
+
+					snprintf(p, sizeof(p), "%s/ctl.sock", vbd.run_dir);
+					unlink(p);
+				}
+				return 0;
+			} else {
+				vbd_guest_accept(ev[k].data.ptr);
+			}
+		}
+	}
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vbusd internals: the bus model (buses, device classes, devices, guests), the guest
+ * connections and the control commands. Functions return 0 or a negative errno.
+ *
+ * Locking: vbd.lock guards the model (lists of buses, devices, guests). Each guest has
+ * g->lock, held while one of its requests runs (its requests are serialized), and
+ * g->send_lock around writes to its socket, g->slots_lock around changes of its slot
+ * table. Order: vbd.lock, then g->lock, then g->slots_lock, then g->send_lock. A guest thread never takes vbd.lock while it holds g->lock.
+ */
+#ifndef VBUSD_H
+#define VBUSD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <vbus/proto.h>
+
+/* ---- logging ---- */
+enum { VBD_ERR, VBD_WARN, VBD_INFO, VBD_DEBUG };
+extern int vbd_verbosity;
+extern bool vbd_syslog;
+void vbd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define vbd_err(...) vbd_log(VBD_ERR, __VA_ARGS__)
+#define vbd_warn(...) vbd_log(VBD_WARN, __VA_ARGS__)
+#define vbd_info(...) vbd_log(VBD_INFO, __VA_ARGS__)
+#define vbd_dbg(...) vbd_log(VBD_DEBUG, __VA_ARGS__)
+
+struct vbd_dev;
+struct vbd_guest;
+
+/* A device class: a kind of device, named by string, with its operations. */
+struct vbd_class {
+	const char *name;
+	/* A device of this class is created: check its attributes, set d->priv. */
+	int (*dev_init)(struct vbd_dev *d);
+	void (*dev_fini)(struct vbd_dev *d);
+	/* A guest opens the device (its handle on this connection is `handle`). */
+	int (*open)(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **inst);
+	void (*close)(void *inst);
+	/* A DEVCALL. in is a private copy; out has outmax bytes. */
+	int (*call)(void *inst, uint32_t fn, const void *in, size_t inlen, void *out,
+		    size_t outmax, size_t *outlen);
+	/* Optional: one line of per-instance resources for `vbusctl guest show` (JSON). */
+	int (*show)(void *inst, char *buf, size_t n);
+};
+
+const struct vbd_class *vbd_class_find(const char *name);
+extern const struct vbd_class vbd_class_echo;
+extern const struct vbd_class vbd_class_vrdma;
+
+#define VBD_MAX_ATTRS 8
+#define VBD_MAX_DEV_BUSES 8
+
+struct vbd_bus {
+	struct vbd_bus *next;
+	char name[VBUS_NAME_MAX];
+	int listen_fd;
+	char path[108];
+	bool allow_all;
+	uid_t allow_uid[8];
+	gid_t allow_gid[8];
+	int n_uid, n_gid;
+	uint32_t max_guests, max_handles, max_regions;
+	uint64_t max_shm_bytes;
+	uint32_t n_guests;
+};
+
+struct vbd_dev {
+	struct vbd_dev *next;
+	char name[VBUS_NAME_MAX];
+	const struct vbd_class *cls;
+	char attr_key[VBD_MAX_ATTRS][32];
+	char attr_val[VBD_MAX_ATTRS][64];
+	int n_attrs;
+	struct vbd_bus *buses[VBD_MAX_DEV_BUSES];
+	int n_buses;
+	uint32_t n_open;
+	void *priv;
+};
+
+const char *vbd_dev_attr(const struct vbd_dev *d, const char *key);
+
+/* A guest's handle: a device instance, a shared region or a signal. */
+enum vbd_obj { VBD_FREE = 0, VBD_HANDLE, VBD_REGION, VBD_SIGNAL };
+
+struct vbd_slot {
+	enum vbd_obj type;
+	/* VBD_HANDLE */
+	struct vbd_dev *dev;		/* NULL once the device is removed */
+	void *inst;
+	/* VBD_REGION / VBD_SIGNAL */
+	int fd;
+	void *base;
+	uint64_t size;
+	uint32_t direction;
+	bool pinned;			/* a device maps it: cannot be revoked */
+};
+
+#define VBD_MAX_SLOTS 1024
+
+struct vbd_guest {
+	struct vbd_guest *next;
+	uint32_t id;
+	int sock;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	struct vbd_bus *bus;
+	bool hello_done;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_mutex_t send_lock;
+	/* Held briefly around every change of slots[] and the counters, never across a
+	 * device call, so that `vbusctl guest show` never waits behind a slow call. */
+	pthread_mutex_t slots_lock;
+	struct vbd_slot slots[VBD_MAX_SLOTS];	/* index = handle/id; 0 unused */
+	uint32_t n_handles, n_regions;
+	uint64_t shm_bytes;
+	uint64_t n_calls, n_errors;
+	bool gone;			/* the thread has finished */
+};
+
+/* The whole daemon. */
+struct vbd {
+	pthread_mutex_t lock;
+	char run_dir[80];
+	struct vbd_bus *buses;
+	struct vbd_dev *devs;
+	struct vbd_guest *guests;
+	uint32_t next_guest_id;
+	bool stopping;
+};
+extern struct vbd vbd;
+extern int vbd_epfd;	/* the main loop's: bus sockets are added to it */
+
+/* model.c: run-time changes, all under vbd.lock (taken inside). */
+int vbd_bus_add(const char *name, char **opts, int nopts, char *err, size_t errn);
+int vbd_bus_del(const char *name, char *err, size_t errn);
+int vbd_dev_add(const char *name, const char *cls, char **opts, int nopts, char *err,
+		size_t errn);
+int vbd_dev_del(const char *name, char *err, size_t errn);
+void vbd_shutdown(void);
+
+/* guest.c */
+void vbd_guest_accept(struct vbd_bus *b);
+int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, uint32_t code,
+			 const void *data, size_t len);
+/* For device classes: the guest's region or signal by id (from DEVSHM / DEVSIG). */
+int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size);
+int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);
+/* Handle one decoded request of g (also the fuzzing entry point). The response goes out
+ * through g->sock. */
+int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, int nfds);
+
+/* ctl.c: one command (argv), answered as text or JSON into out. */
+int vbd_command(int argc, char **argv, bool json, char *out, size_t outn);
+int vbd_ctl_open(void);
+void vbd_ctl_serve(int fd);
+/* config.c */
+int vbd_config_load(const char *path);
+
+#endif /* VBUSD_H */
