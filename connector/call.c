@@ -57,6 +57,7 @@ static int chan_init(struct vbus_callchan *c, void *mem, uint32_t entries, int e
 	c->to_bus = (struct vbus_signal){ &c->area->to_bus, efd_to_bus };
 	c->to_guest = (struct vbus_signal){ &c->area->to_guest, efd_to_guest };
 	c->spin_ns = vbus_spin_ns(20000);
+	c->watch_fd = -1;
 	return 0;
 }
 
@@ -110,7 +111,7 @@ static int wait_ready(struct vbus_callchan *c, struct vbus_ioq *q, struct vbus_s
 			return 0;
 		}
 		r = vbus_signal_wait(sig, deadline == UINT64_MAX ? (stop ? 200 : -1) :
-				     (int)((deadline - now) / 1000000u) + 1);
+				     (int)((deadline - now) / 1000000u) + 1, c->watch_fd);
 		vbus_signal_disable(sig);
 		if (r < 0)
 			return r;

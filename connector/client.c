@@ -20,6 +20,9 @@
 #include <unistd.h>
 #include <vbus/libvbus.h>
 #include "msg.h"
+#include "ring.h"
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 
 #define EVQ_MAX 256
 
@@ -32,6 +35,12 @@ struct vbus_conn {
 	struct vbus_event evq[EVQ_MAX];
 	unsigned int ev_head, ev_n;
 	struct vbus_rx rx;		/* big: kept here, not on the stack */
+	/* the call channel, once set up */
+	struct vbus_callchan chan;
+	bool has_chan;
+	void *chan_mem;
+	size_t chan_len;
+	int chan_fds[3];		/* memfd, to-bus eventfd, to-guest eventfd */
 };
 
 const char *vbus_run_dir(void)
@@ -173,6 +182,11 @@ void vbus_disconnect(struct vbus_conn *c)
 {
 	if (!c)
 		return;
+	if (c->has_chan) {
+		munmap(c->chan_mem, c->chan_len);
+		for (int i = 0; i < 3; i++)
+			close(c->chan_fds[i]);
+	}
 	close(c->sock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -281,9 +295,30 @@ int vbus_sig_revoke(struct vbus_conn *c, uint32_t id)
 int vbus_devcall(struct vbus_conn *c, uint32_t handle, uint32_t fn, const void *in,
 		 size_t inlen, void *out, size_t outmax, size_t *outlen)
 {
+	return vbus_devcall_flags(c, handle, fn, 0, in, inlen, out, outmax, outlen);
+}
+
+int vbus_devcall_flags(struct vbus_conn *c, uint32_t handle, uint32_t fn, uint32_t flags,
+		       const void *in, size_t inlen, void *out, size_t outmax, size_t *outlen)
+{
 	int err;
 
 	pthread_mutex_lock(&c->lock);
+	if (c->has_chan && !c->dead && inlen <= VBUS_CALL_INLINE) {
+		/* The fast path. A broken or silent channel means a dead or hostile bus. */
+		err = vbus_callchan_call(&c->chan, handle, fn, flags, in, inlen, out,
+					 outmax < VBUS_CALL_INLINE ? outmax : VBUS_CALL_INLINE,
+					 outlen, 30000);
+		if (err != -EMSGSIZE || outmax <= VBUS_CALL_INLINE) {
+			if (err == -EPIPE || err == -ETIMEDOUT || err == -EPROTO || err == -ENOTCONN) {
+				mark_dead(c);
+				err = -ENOTCONN;
+			}
+			pthread_mutex_unlock(&c->lock);
+			return err;
+		}
+		/* A bigger answer than the channel carries: ask again over the socket. */
+	}
 	err = request(c, VBUS_OP_DEVCALL, handle, fn, in, inlen, NULL, 0);
 	if (!err && c->rx.len > outmax)
 		err = -EMSGSIZE;
@@ -316,4 +351,59 @@ int vbus_next_event(struct vbus_conn *c, struct vbus_event *ev)
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
+}
+
+int vbus_callchan_open(struct vbus_conn *c, uint32_t entries)
+{
+	size_t len = (VBUS_CALL_SIZE(entries) + 4095) & ~(size_t)4095;
+	struct vbus_callchan_in in = { .entries = htole32(entries) };
+	uint32_t shm, to_bus, to_guest;
+	int fds[3] = { -1, -1, -1 }, err;
+	void *mem = MAP_FAILED;
+
+	if (!entries || entries > 64 || (entries & (entries - 1)))
+		return -EINVAL;
+	if (c->has_chan)
+		return -EALREADY;
+	err = vbus_memfd_create("vbus-call", len, &fds[0]);
+	if (err)
+		return err;
+	fds[1] = eventfd(0, EFD_CLOEXEC);
+	fds[2] = eventfd(0, EFD_CLOEXEC);
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+	err = -ENOMEM;
+	if (fds[1] < 0 || fds[2] < 0 || mem == MAP_FAILED)
+		goto err_close;
+	madvise(mem, len, MADV_DONTFORK);
+	err = vbus_callchan_guest_init(&c->chan, mem, entries, fds[1], fds[2]);
+	c->chan.watch_fd = c->sock;
+	if (!err)
+		err = vbus_devshm(c, fds[0], len, &shm);
+	if (!err)
+		err = vbus_devsig(c, fds[1], VBUS_SIG_TO_HOST, &to_bus);
+	if (!err)
+		err = vbus_devsig(c, fds[2], VBUS_SIG_TO_GUEST, &to_guest);
+	if (err)
+		goto err_close;
+	in.shm = htole32(shm);
+	in.sig_to_bus = htole32(to_bus);
+	in.sig_to_guest = htole32(to_guest);
+	pthread_mutex_lock(&c->lock);
+	err = request(c, VBUS_OP_CALLCHAN, 0, 0, &in, sizeof(in), NULL, 0);
+	if (!err) {
+		c->has_chan = true;
+		c->chan_mem = mem;
+		c->chan_len = len;
+		memcpy(c->chan_fds, fds, sizeof(fds));
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!err)
+		return 0;
+err_close:
+	if (mem != MAP_FAILED)
+		munmap(mem, len);
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return err;
 }

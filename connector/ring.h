@@ -26,8 +26,9 @@ int vbus_signal_notify(struct vbus_signal *s);
  * vbus_signal_wait(). Finally vbus_signal_disable(). */
 void vbus_signal_enable(struct vbus_signal *s);
 void vbus_signal_disable(struct vbus_signal *s);
-/* Consumer: sleep until kicked or timeout_ms passes (-1: forever). 1 kicked, 0 timeout. */
-int vbus_signal_wait(struct vbus_signal *s, int timeout_ms);
+/* Consumer: sleep until kicked or timeout_ms passes (-1: forever). 1 kicked, 0 timeout,
+ * -ENOTCONN if watch_fd (a socket to the peer, or -1) hangs up meanwhile. */
+int vbus_signal_wait(struct vbus_signal *s, int timeout_ms, int watch_fd);
 
 /* ---- ioq ---- */
 struct vbus_ioq {
@@ -59,6 +60,7 @@ struct vbus_callchan {
 	uint64_t spin_ns;		/* how long a waiter spins before it sleeps */
 	uint64_t tag;
 	uint64_t spins, sleeps;		/* statistics: waits ended spinning / sleeping */
+	int watch_fd;			/* guest: the bus socket, so a dead bus ends a wait */
 };
 
 /* Guest side: lay out a channel at mem (VBUS_CALL_SIZE(entries) bytes). */

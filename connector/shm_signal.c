@@ -44,19 +44,22 @@ void vbus_signal_disable(struct vbus_signal *s)
 	__atomic_store_n(&s->shm->enabled, 0, __ATOMIC_RELAXED);
 }
 
-int vbus_signal_wait(struct vbus_signal *s, int timeout_ms)
+int vbus_signal_wait(struct vbus_signal *s, int timeout_ms, int watch_fd)
 {
-	struct pollfd p = { .fd = s->efd, .events = POLLIN };
+	struct pollfd p[2] = { { .fd = s->efd, .events = POLLIN },
+			       { .fd = watch_fd, .events = POLLRDHUP } };
 	uint64_t v;
 	int r;
 
 	do
-		r = poll(&p, 1, timeout_ms);
+		r = poll(p, watch_fd >= 0 ? 2 : 1, timeout_ms);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -errno;
 	if (r == 0)
 		return 0;
+	if (!(p[0].revents & POLLIN))
+		return -ENOTCONN;	/* the peer's socket hung up */
 	if (read(s->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
 	/* Cleared before the caller re-checks for work, so a later kick is not lost. */

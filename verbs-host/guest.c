@@ -320,6 +320,101 @@ static int do_revoke(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
 	return 0;
 }
 
+/* A DEVCALL, from the socket or the call channel: the guest's requests run one at a time. */
+static int devcall(struct vbd_guest *g, uint32_t h, uint32_t fn, const void *in, size_t inlen,
+		   void *out, size_t outmax, size_t *outlen)
+{
+	struct vbd_slot *s;
+	int r;
+
+	*outlen = 0;
+	pthread_mutex_lock(&g->lock);
+	s = slot_get(g, h, VBD_HANDLE);
+	if (!s)
+		r = -ENOENT;
+	else if (!s->dev)
+		r = -ENODEV;	/* removed while open */
+	else
+		r = s->dev->cls->call(s->inst, fn, in, inlen, out, outmax, outlen);
+	__atomic_fetch_add(&g->n_calls, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&g->lock);
+	if (r)
+		__atomic_fetch_add(&g->n_errors, 1, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* The call channel's server: one thread per guest, spinning then sleeping (call.c). */
+static void *chan_main(void *arg)
+{
+	struct vbd_guest *g = arg;
+	struct vbus_call_req *req = malloc(sizeof(*req));
+	uint8_t *out = malloc(VBUS_CALL_INLINE);
+
+	while (req && out) {
+		size_t outlen = 0;
+		int r = vbus_callchan_next(g->chan, req, &g->chan_stop);
+
+		if (r == -EBADMSG) {
+			gwarn(g, "%s", "bad call descriptor");
+			vbus_callchan_reply(g->chan, le64toh(req->tag), -EINVAL, NULL, 0);
+			continue;
+		}
+		if (r <= 0) {
+			if (r < 0)
+				gwarn(g, "call channel broken (%s): closing it", strerror(-r));
+			break;
+		}
+		r = devcall(g, le32toh(req->handle), le32toh(req->fn), req->payload,
+			    le32toh(req->inlen), out, le32toh(req->outmax), &outlen);
+		if (vbus_callchan_reply(g->chan, le64toh(req->tag), r, out, r ? 0 : outlen))
+			break;
+	}
+	free(req);
+	free(out);
+	return NULL;
+}
+
+static int do_callchan(struct vbd_guest *g, const struct vbus_rx *rx)
+{
+	struct vbus_callchan_in in;
+	uint32_t entries;
+	uint64_t off;
+	int fd, tb, tg, err;
+	void *base;
+	uint64_t size;
+
+	if (rx->len != sizeof(in))
+		return -EINVAL;
+	memcpy(&in, rx->payload, sizeof(in));
+	entries = le32toh(in.entries);
+	off = le64toh(in.offset);
+	if (g->chan)
+		return -EALREADY;
+	if (!entries || entries > 64 || (entries & (entries - 1)) || off % 64)
+		return -EINVAL;
+	pthread_mutex_lock(&g->lock);
+	err = vbd_guest_region(g, le32toh(in.shm), &fd, &base, &size);
+	if (!err)
+		err = vbd_guest_signal(g, le32toh(in.sig_to_bus), VBUS_SIG_TO_HOST, &tb);
+	if (!err)
+		err = vbd_guest_signal(g, le32toh(in.sig_to_guest), VBUS_SIG_TO_GUEST, &tg);
+	if (!err && (off > size || VBUS_CALL_SIZE(entries) > size - off))
+		err = -EINVAL;
+	if (!err) {
+		g->chan = calloc(1, sizeof(*g->chan));
+		err = g->chan ? vbus_callchan_bus_init(g->chan, (uint8_t *)base + off, entries, tb, tg)
+			      : -ENOMEM;
+	}
+	if (!err)
+		err = -pthread_create(&g->chan_thread, NULL, chan_main, g);
+	if (err) {
+		free(g->chan);
+		g->chan = NULL;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return err;
+}
+
 /*
  * One request. Returns the status sent back; the response is sent here. Descriptors in
  * rx are closed unless the request keeps them.
@@ -372,22 +467,13 @@ static void handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 		r = do_revoke(g, le32toh(rx->hdr.arg), op == VBUS_OP_SHMREVOKE ? VBD_REGION : VBD_SIGNAL);
 		pthread_mutex_unlock(&g->lock);
 		break;
-	case VBUS_OP_DEVCALL: {
-		struct vbd_slot *s;
-
-		pthread_mutex_lock(&g->lock);
-		s = slot_get(g, h, VBD_HANDLE);
-		if (!s)
-			r = -ENOENT;
-		else if (!s->dev)
-			r = -ENODEV;	/* removed while open */
-		else
-			r = s->dev->cls->call(s->inst, le32toh(rx->hdr.arg), rx->payload, rx->len,
-					      out, VBUS_MAX_PAYLOAD, &outlen);
-		__atomic_fetch_add(&g->n_calls, 1, __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&g->lock);
+	case VBUS_OP_DEVCALL:
+		r = devcall(g, h, le32toh(rx->hdr.arg), rx->payload, rx->len, out, VBUS_MAX_PAYLOAD,
+			    &outlen);
 		break;
-	}
+	case VBUS_OP_CALLCHAN:
+		r = do_callchan(g, rx);
+		break;
 	default:
 		r = -EOPNOTSUPP;
 	}
@@ -403,6 +489,16 @@ done:
 static void guest_free(struct vbd_guest *g)
 {
 	struct vbd_guest **pp;
+
+	if (g->chan) {
+		uint64_t one = 1;
+
+		__atomic_store_n(&g->chan_stop, true, __ATOMIC_RELEASE);
+		if (write(g->chan->to_bus.efd, &one, sizeof(one)) < 0)
+			gwarn(g, "%s", "cannot wake the call thread");
+		pthread_join(g->chan_thread, NULL);
+		free(g->chan);
+	}
 
 	pthread_mutex_lock(&vbd.lock);
 	for (pp = &vbd.guests; *pp; pp = &(*pp)->next)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <vbus/proto.h>
+#include "ring.h"
 
 /* ---- logging ---- */
 enum { VBD_ERR, VBD_WARN, VBD_INFO, VBD_DEBUG };
@@ -121,6 +122,10 @@ struct vbd_guest {
 	uint64_t shm_bytes;
 	uint64_t n_calls, n_errors;
 	bool gone;			/* the thread has finished */
+	/* The call channel (VBUS_OP_CALLCHAN) and the thread that serves it. */
+	struct vbus_callchan *chan;
+	pthread_t chan_thread;
+	bool chan_stop;
 };
 
 /* The whole daemon. */

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <vbus/proto.h>
+#include <vbus/shm.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,16 @@ int vbus_sig_revoke(struct vbus_conn *c, uint32_t id);
 /* A synchronous call into a device: the device's status (0 or -errno) comes back. */
 int vbus_devcall(struct vbus_conn *c, uint32_t handle, uint32_t fn, const void *in,
 		 size_t inlen, void *out, size_t outmax, size_t *outlen);
+
+/* The same, with VBUS_CALL_SLOW in flags for a call the device does slowly (the caller
+ * sleeps at once instead of spinning). */
+int vbus_devcall_flags(struct vbus_conn *c, uint32_t handle, uint32_t fn, uint32_t flags,
+		       const void *in, size_t inlen, void *out, size_t outmax, size_t *outlen);
+
+/* Set up the call channel (docs/abi.md): from then on DEVCALLs whose input fits
+ * VBUS_CALL_INLINE bytes go over shared memory, spinning up to $VBUS_SPIN_NS before
+ * sleeping, instead of over the socket. entries: 1..64, a power of two. */
+int vbus_callchan_open(struct vbus_conn *c, uint32_t entries);
 
 /* Events: poll() vbus_event_fd() for POLLIN, then take them with vbus_next_event()
  * (1: one event written, 0: none pending). */

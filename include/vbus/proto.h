@@ -31,6 +31,7 @@ enum vbus_op {
 	VBUS_OP_DEVSIG		= 7,	/* fd: an eventfd */
 	VBUS_OP_SIGREVOKE	= 8,
 	VBUS_OP_DEVCALL		= 9,
+	VBUS_OP_CALLCHAN	= 10,	/* DEVCALLs from now on also over shared memory */
 	VBUS_OP_EVENT		= 64,	/* bus -> guest */
 };
 

@@ -256,6 +256,9 @@ int main(void)
 	/* Isolation. */
 	ca = attach("A");
 	cb = attach("B");
+	/* Guest A's DEVCALLs go over the shared-memory call channel, guest B's over the socket. */
+	check(!vbus_callchan_open(ca, 8), "call channel");
+	check(vbus_callchan_open(ca, 8) == -EALREADY, "one call channel per connection");
 	n = vbus_devenum(ca, e, 16);
 	check(n == 1 && !strcmp(e[0].name, "e1") && !strcmp(e[0].devclass, "echo"), "A sees e1 only (%d)", n);
 	check(vbus_devopen(ca, "e2", "echo", &ha) == -ENOENT, "A cannot open B's device");
@@ -268,6 +271,14 @@ int main(void)
 			check(echo(ca, g, "guess") == -ENOENT, "guessed handle %u refused", g);
 	check(echo(ca, 0xffffffff, "guess") == -ENOENT, "huge handle refused");
 	check(vbus_devcall(ca, ha, 99, NULL, 0, out, sizeof(out), NULL) == -EOPNOTSUPP, "unknown fn");
+	{
+		char big[2000];
+		size_t bn;
+
+		memset(big, 'x', sizeof(big));
+		check(!vbus_devcall(ca, ha, 1, big, sizeof(big), big, sizeof(big), &bn) && bn == sizeof(big),
+		      "a call larger than the channel goes over the socket");
+	}
 	printf("ok   isolation: bus A sees and opens only its device; guessed handles refused\n");
 
 	/* Version skew. */
@@ -451,13 +462,15 @@ int main(void)
 		start_daemon();
 		check(!ctl(NULL, 0, "bus add A") && !ctl(NULL, 0, "dev add e1 class echo bus A"), "again");
 		ca = attach("A");
-		check(!vbus_devopen(ca, "e1", "echo", &ha), "open");
+		check(!vbus_callchan_open(ca, 4) && !vbus_devopen(ca, "e1", "echo", &ha) &&
+		      !echo(ca, ha, "over the channel"), "open");
 		kill(daemon_pid, SIGKILL);
 		waitpid(daemon_pid, NULL, 0);
 		daemon_pid = 0;
 		t0 = now();
 		check(wait_event(ca, VBUS_EV_DISCONNECTED, 1, NULL) >= 0, "disconnect event");
 		check(echo(ca, ha, "x") == -ENOTCONN, "calls fail with ENOTCONN");
+		check(vbus_devenum(ca, e, 16) == -ENOTCONN, "socket requests too");
 		check(now() - t0 < 1, "took %.2f s", now() - t0);
 		vbus_disconnect(ca);
 		printf("ok   vbusd killed: event and ENOTCONN after %.3f s\n", now() - t0);
