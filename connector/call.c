@@ -10,6 +10,8 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <stddef.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -90,7 +92,13 @@ static int wait_ready(struct vbus_callchan *c, struct vbus_ioq *q, struct vbus_s
 			c->spins++;
 		if (r)
 			return r < 0 ? r : 1;
-		__builtin_ia32_pause();
+		/* The first microseconds on the cache line; after that, yield each turn, so
+		 * that a peer sharing this CPU gets to run (with the peer on another CPU the
+		 * yield returns at once). */
+		if (now_ns() - t0 < 2000)
+			__builtin_ia32_pause();
+		else
+			sched_yield();
 	}
 	for (;;) {
 		uint64_t now;
@@ -142,7 +150,7 @@ int vbus_callchan_call(struct vbus_callchan *c, uint32_t handle, uint32_t fn, ui
 	req.flags = htole32(flags);
 	if (inlen)
 		memcpy(req.payload, in, inlen);
-	r = vbus_ioq_push(&c->req, &req);
+	r = vbus_ioq_push_n(&c->req, &req, offsetof(struct vbus_call_req, payload) + inlen);
 	if (r)
 		return r == -ENOSPC ? -EBUSY : r;	/* never: callers serialize */
 	r = vbus_signal_notify(&c->to_bus);
@@ -151,18 +159,25 @@ int vbus_callchan_call(struct vbus_callchan *c, uint32_t handle, uint32_t fn, ui
 	r = wait_ready(c, &c->resp, &c->to_guest, flags & VBUS_CALL_SLOW, timeout_ms, NULL);
 	if (r <= 0)
 		return r ? r : -ETIMEDOUT;
-	r = vbus_ioq_pop(&c->resp, &resp);
-	if (r <= 0)
-		return r ? r : -EPROTO;
-	if (le64toh(resp.tag) != tag || le32toh(resp.outlen) > outmax ||
-	    le32toh(resp.outlen) > VBUS_CALL_INLINE) {
-		c->resp.broken = true;
-		return -EPROTO;	/* a bus that answers nonsense is not trusted again */
+	{
+		const struct vbus_call_resp *slot = vbus_ioq_peek(&c->resp, &r);
+		uint32_t n;
+
+		if (!slot)
+			return r ? r : -EPROTO;
+		/* The header is copied out once and checked; then exactly outlen bytes. */
+		memcpy(&resp, slot, offsetof(struct vbus_call_resp, payload));
+		n = le32toh(resp.outlen);
+		if (le64toh(resp.tag) != tag || n > outmax || n > VBUS_CALL_INLINE) {
+			c->resp.broken = true;
+			return -EPROTO;	/* a bus that answers nonsense is not trusted again */
+		}
+		if (n)
+			memcpy(out, slot->payload, n);
+		vbus_ioq_consume(&c->resp);
+		if (outlen)
+			*outlen = n;
 	}
-	if (resp.outlen)
-		memcpy(out, resp.payload, le32toh(resp.outlen));
-	if (outlen)
-		*outlen = le32toh(resp.outlen);
 	return (int32_t)le32toh(resp.status);
 }
 
@@ -172,13 +187,22 @@ int vbus_callchan_next(struct vbus_callchan *c, struct vbus_call_req *req, const
 
 	if (r <= 0)
 		return r;
-	r = vbus_ioq_pop(&c->req, req);
-	if (r <= 0)
-		return r;
-	/* The copy is ours now: check it once, here. */
-	if (le32toh(req->inlen) > VBUS_CALL_INLINE || le32toh(req->outmax) > VBUS_CALL_INLINE ||
-	    le32toh(req->flags) & ~VBUS_CALL_SLOW || req->reserved)
-		return -EBADMSG;
+	{
+		const struct vbus_call_req *slot = vbus_ioq_peek(&c->req, &r);
+		uint32_t n;
+
+		if (!slot)
+			return r ? r : -EPROTO;
+		/* Copy the header out once, check the copy, then copy exactly inlen bytes. */
+		memcpy(req, slot, offsetof(struct vbus_call_req, payload));
+		n = le32toh(req->inlen);
+		if (n <= VBUS_CALL_INLINE)
+			memcpy(req->payload, slot->payload, n);
+		vbus_ioq_consume(&c->req);
+		if (n > VBUS_CALL_INLINE || le32toh(req->outmax) > VBUS_CALL_INLINE ||
+		    le32toh(req->flags) & ~VBUS_CALL_SLOW || req->reserved)
+			return -EBADMSG;
+	}
 	return 1;
 }
 
@@ -196,7 +220,7 @@ int vbus_callchan_reply(struct vbus_callchan *c, uint64_t tag, int32_t status, c
 	resp.outlen = htole32((uint32_t)outlen);
 	if (outlen)
 		memcpy(resp.payload, out, outlen);
-	r = vbus_ioq_push(&c->resp, &resp);
+	r = vbus_ioq_push_n(&c->resp, &resp, offsetof(struct vbus_call_resp, payload) + outlen);
 	if (r)
 		return r;
 	r = vbus_signal_notify(&c->to_guest);

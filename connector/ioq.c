@@ -70,13 +70,20 @@ int vbus_ioq_pending(struct vbus_ioq *q)
 
 int vbus_ioq_push(struct vbus_ioq *q, const void *desc)
 {
+	return vbus_ioq_push_n(q, desc, q->desc_size);
+}
+
+int vbus_ioq_push_n(struct vbus_ioq *q, const void *desc, size_t len)
+{
 	int room = vbus_ioq_pending(q);
 
 	if (room < 0)
 		return room;
 	if (!room)
 		return -ENOSPC;
-	memcpy(q->descs + (size_t)(q->mine & (q->entries - 1)) * q->desc_size, desc, q->desc_size);
+	if (len > q->desc_size)
+		return -EINVAL;
+	memcpy(q->descs + (size_t)(q->mine & (q->entries - 1)) * q->desc_size, desc, len);
 	q->mine++;
 	/* seq_cst (a release, and ordered before a later seq_cst load of the peer's signal
 	 * `enabled`): the slot is visible before prod moves. */
@@ -84,15 +91,31 @@ int vbus_ioq_push(struct vbus_ioq *q, const void *desc)
 	return 0;
 }
 
-int vbus_ioq_pop(struct vbus_ioq *q, void *desc)
+const void *vbus_ioq_peek(struct vbus_ioq *q, int *err)
 {
 	int avail = vbus_ioq_pending(q);
 
+	*err = avail < 0 ? avail : 0;
 	if (avail <= 0)
-		return avail;
-	memcpy(desc, q->descs + (size_t)(q->mine & (q->entries - 1)) * q->desc_size, q->desc_size);
+		return NULL;
+	return q->descs + (size_t)(q->mine & (q->entries - 1)) * q->desc_size;
+}
+
+void vbus_ioq_consume(struct vbus_ioq *q)
+{
 	q->mine++;
-	/* Release: our copy is done before the producer may reuse the slot. */
+	/* Release: the caller's copy is done before the producer may reuse the slot. */
 	__atomic_store_n(&q->hdr->cons, htole32(q->mine), __ATOMIC_RELEASE);
+}
+
+int vbus_ioq_pop(struct vbus_ioq *q, void *desc)
+{
+	int err;
+	const void *slot = vbus_ioq_peek(q, &err);
+
+	if (!slot)
+		return err;
+	memcpy(desc, slot, q->desc_size);
+	vbus_ioq_consume(q);
 	return 1;
 }

@@ -49,6 +49,13 @@ int vbus_ioq_init(struct vbus_ioq *q, void *mem, uint32_t entries, uint32_t desc
 int vbus_ioq_push(struct vbus_ioq *q, const void *desc);
 /* Consumer: copy one descriptor out. 1 taken, 0 empty, -EPIPE broken (now or before). */
 int vbus_ioq_pop(struct vbus_ioq *q, void *desc);
+/* The same with only the first len bytes of the descriptor copied in. */
+int vbus_ioq_push_n(struct vbus_ioq *q, const void *desc, size_t len);
+/* Consumer, in two steps, for a caller that copies out only the part it needs (each byte
+ * once): the next slot in shared memory (NULL if empty or broken, *err says), then
+ * vbus_ioq_consume() when the copy is done. */
+const void *vbus_ioq_peek(struct vbus_ioq *q, int *err);
+void vbus_ioq_consume(struct vbus_ioq *q);
 /* Descriptors waiting (consumer) or free slots (producer); -EPIPE when broken. */
 int vbus_ioq_pending(struct vbus_ioq *q);
 
