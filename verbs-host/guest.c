@@ -486,6 +486,25 @@ done:
 	reply(g, &rx->hdr, r, out, outlen);
 }
 
+/* One packet as it came off g's socket: checked, then handled (the fuzzing entry). */
+int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, int nfds)
+{
+	static __thread struct vbus_rx rx;
+	static __thread uint8_t out[VBUS_MAX_PAYLOAD];
+	int err = vbus_msg_check(&rx, buf, n, nfds);
+
+	rx.nfds = 0;
+	for (int i = 0; i < nfds && i < VBUS_MAX_FDS; i++)
+		rx.fds[rx.nfds++] = fds[i];
+	if (err) {
+		vbus_rx_close_fds(&rx);
+		return err;
+	}
+	memcpy(rx.payload, (const uint8_t *)buf + sizeof(rx.hdr), rx.len);
+	handle(g, &rx, out);
+	return 0;
+}
+
 static void guest_free(struct vbd_guest *g)
 {
 	struct vbd_guest **pp;
