@@ -32,6 +32,7 @@ enum vbus_op {
 	VBUS_OP_SIGREVOKE	= 8,
 	VBUS_OP_DEVCALL		= 9,
 	VBUS_OP_CALLCHAN	= 10,	/* DEVCALLs from now on also over shared memory */
+	VBUS_OP_SHMSIGNAL	= 11,	/* kick a to-host signal through the socket */
 	VBUS_OP_EVENT		= 64,	/* bus -> guest */
 };
 
@@ -47,7 +48,17 @@ struct vbus_msg {
 
 /* Feature bits, negotiated in HELLO: the guest offers, the bus answers the subset. */
 #define VBUS_F_EVENTS		(1ull << 0)	/* the bus may send VBUS_OP_EVENT */
+#define VBUS_F_CALLCHAN		(1ull << 1)	/* VBUS_OP_CALLCHAN may be used */
+#define VBUS_F_SHMSIGNAL	(1ull << 2)	/* VBUS_OP_SHMSIGNAL may be used */
+#define VBUS_F_ALL_V1		(VBUS_F_EVENTS | VBUS_F_CALLCHAN | VBUS_F_SHMSIGNAL)
 
+/*
+ * HELLO. Frozen for every version: the header above, this operation, the first 48 bytes
+ * of vbus_hello_in and the first 40 of vbus_hello_out. A later version may append fields;
+ * the bus accepts a longer hello_in, the guest a longer hello_out.
+ * Before HELLO's answer the bus may instead send a refusal: op HELLO, seq 0, status
+ * -EACCES, -EUSERS or -ESHUTDOWN, then it closes the connection.
+ */
 struct vbus_hello_in {
 	__le32 version_min;		/* the guest speaks versions min..max */
 	__le32 version_max;
@@ -55,13 +66,16 @@ struct vbus_hello_in {
 	char bus[VBUS_NAME_MAX];	/* the bus the guest expects to be on */
 };
 
+/* Also the payload of a -EPROTONOSUPPORT answer: version 0, the bus's range filled. */
 struct vbus_hello_out {
-	__le32 version;			/* chosen: the highest both speak */
+	__le32 version;			/* chosen: the highest both speak; 0 on refusal */
 	__le32 guest_id;		/* this connection, as vbusctl shows it */
-	__le64 features;
+	__le64 features;		/* the granted subset */
 	__le32 max_handles;		/* quotas of this guest on this bus */
-	__le32 max_regions;
+	__le32 max_regions;		/* regions plus signals */
 	__le64 max_shm_bytes;
+	__le32 bus_version_min;		/* what the bus speaks */
+	__le32 bus_version_max;
 };
 
 /* DEVENUM response: a vbus_devenum_out, then `count` entries. */
@@ -88,7 +102,9 @@ struct vbus_devopen_out {
 
 /* DEVSHM: hand the bus a shared region (the memfd travels as the one descriptor). The
  * memfd must be sealed with at least F_SEAL_SHRINK and F_SEAL_SEAL, live on tmpfs, and
- * be exactly `size` bytes. The region is the guest's, usable by any device it opened. */
+ * be exactly `size` bytes. The region is the connection's (header handle 0), usable by
+ * any device it opened. Nothing here is per connection, so a middle level (nesting) can
+ * forward the same memfd and the same payload to its own bus. */
 struct vbus_devshm_in {
 	__le64 size;
 	__le32 flags;			/* none defined: zero */
@@ -116,6 +132,7 @@ enum vbus_event_type {
 	VBUS_EV_SHUTDOWN	= 2,	/* the bus is going away; the connection will close */
 	VBUS_EV_DEVICE		= 3,	/* a device's own event: code and data are its own */
 	VBUS_EV_DISCONNECTED	= 4,	/* made by the guest library when the socket closes */
+	VBUS_EV_DEV_ADDED	= 5,	/* data: the name of a device now on this bus */
 };
 
 struct vbus_event {
@@ -126,10 +143,15 @@ struct vbus_event {
 	__u8 data[32];
 };
 
+/* Handles and ids: the low bits index the connection's table, the rest is a generation. */
+#define VBUS_ID_INDEX_BITS	10
+
 #define VBUS_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
+#define VBUS_ASSERT_OFF(t, f, n) \
+	_Static_assert(__builtin_offsetof(struct t, f) == (n), #t "." #f " offset")
 VBUS_ASSERT_SIZE(vbus_msg, 32);
 VBUS_ASSERT_SIZE(vbus_hello_in, 48);
-VBUS_ASSERT_SIZE(vbus_hello_out, 32);
+VBUS_ASSERT_SIZE(vbus_hello_out, 40);
 VBUS_ASSERT_SIZE(vbus_devenum_out, 8);
 VBUS_ASSERT_SIZE(vbus_dev_entry, 192);
 VBUS_ASSERT_SIZE(vbus_devopen_in, 64);
@@ -138,8 +160,30 @@ VBUS_ASSERT_SIZE(vbus_devshm_in, 16);
 VBUS_ASSERT_SIZE(vbus_devsig_in, 8);
 VBUS_ASSERT_SIZE(vbus_id_out, 8);
 VBUS_ASSERT_SIZE(vbus_event, 48);
-_Static_assert(__builtin_offsetof(struct vbus_msg, seq) == 8, "msg layout");
-_Static_assert(__builtin_offsetof(struct vbus_msg, status) == 24, "msg layout");
+VBUS_ASSERT_OFF(vbus_msg, len, 4);
+VBUS_ASSERT_OFF(vbus_msg, seq, 8);
+VBUS_ASSERT_OFF(vbus_msg, handle, 16);
+VBUS_ASSERT_OFF(vbus_msg, arg, 20);
+VBUS_ASSERT_OFF(vbus_msg, status, 24);
+VBUS_ASSERT_OFF(vbus_msg, nfds, 28);
+VBUS_ASSERT_OFF(vbus_hello_in, version_max, 4);
+VBUS_ASSERT_OFF(vbus_hello_in, features, 8);
+VBUS_ASSERT_OFF(vbus_hello_in, bus, 16);
+VBUS_ASSERT_OFF(vbus_hello_out, guest_id, 4);
+VBUS_ASSERT_OFF(vbus_hello_out, features, 8);
+VBUS_ASSERT_OFF(vbus_hello_out, max_handles, 16);
+VBUS_ASSERT_OFF(vbus_hello_out, max_regions, 20);
+VBUS_ASSERT_OFF(vbus_hello_out, max_shm_bytes, 24);
+VBUS_ASSERT_OFF(vbus_hello_out, bus_version_min, 32);
+VBUS_ASSERT_OFF(vbus_hello_out, bus_version_max, 36);
+VBUS_ASSERT_OFF(vbus_dev_entry, devclass, 32);
+VBUS_ASSERT_OFF(vbus_dev_entry, attrs, 64);
+VBUS_ASSERT_OFF(vbus_devopen_in, devclass, 32);
+VBUS_ASSERT_OFF(vbus_devshm_in, flags, 8);
+VBUS_ASSERT_OFF(vbus_event, handle, 4);
+VBUS_ASSERT_OFF(vbus_event, code, 8);
+VBUS_ASSERT_OFF(vbus_event, data, 16);
 #undef VBUS_ASSERT_SIZE
+#undef VBUS_ASSERT_OFF
 
 #endif /* VBUS_PROTO_H */
