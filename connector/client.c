@@ -111,6 +111,14 @@ static int request(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t a
 	if (c->dead)
 		return -ENOTCONN;
 	err = vbus_msg_send(c->sock, op, seq, handle, arg, 0, in, inlen, fds, nfds);
+	if (err && op == VBUS_OP_HELLO && !vbus_msg_recv(c->sock, &c->rx)) {
+		/* The bus refused us and closed before our HELLO went: its word is queued. */
+		vbus_rx_close_fds(&c->rx);
+		if (le32toh(c->rx.hdr.op) == VBUS_OP_HELLO && (int32_t)le32toh(c->rx.hdr.status) < 0) {
+			mark_dead(c);
+			return (int32_t)le32toh(c->rx.hdr.status);
+		}
+	}
 	if (err) {
 		if (err == -ECONNRESET)
 			mark_dead(c);
@@ -118,11 +126,20 @@ static int request(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t a
 	}
 	for (;;) {
 		err = take(c, 0);
+		/* A refused guest: the bus closed with our HELLO unread, so the kernel reports
+		 * ECONNRESET first; the refusal itself is still queued behind it. */
+		if (err == -ENOTCONN && op == VBUS_OP_HELLO && !vbus_msg_recv(c->sock, &c->rx))
+			err = 1;
 		if (err < 0)
 			return err;
 		if (err == 0)
 			continue;
 		vbus_rx_close_fds(&c->rx);	/* responses carry none */
+		if (op == VBUS_OP_HELLO && le32toh(c->rx.hdr.op) == VBUS_OP_HELLO &&
+		    le64toh(c->rx.hdr.seq) == 0 && (int32_t)le32toh(c->rx.hdr.status) < 0) {
+			mark_dead(c);	/* refused at the door: -EACCES, -EUSERS, -ESHUTDOWN */
+			return (int32_t)le32toh(c->rx.hdr.status);
+		}
 		if (le32toh(c->rx.hdr.op) != op || le64toh(c->rx.hdr.seq) != seq)
 			return -EPROTO;
 		return (int32_t)le32toh(c->rx.hdr.status);
@@ -135,7 +152,7 @@ int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out)
 	struct vbus_hello_in h = {
 		.version_min = htole32(VBUS_PROTO_MIN_VERSION),
 		.version_max = htole32(VBUS_PROTO_VERSION),
-		.features = htole64(VBUS_F_EVENTS),
+		.features = htole64(VBUS_F_ALL_V1),
 	};
 	struct vbus_conn *c;
 	int err;
@@ -160,9 +177,11 @@ int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out)
 	}
 	memcpy(h.bus, bus, strlen(bus));
 	err = request(c, VBUS_OP_HELLO, 0, 0, &h, sizeof(h), NULL, 0);
+	if (err == -ENOTCONN)
+		err = -ECONNREFUSED;	/* closed with no word */
 	if (err)
 		goto err_close;
-	if (c->rx.len != sizeof(c->hello)) {
+	if (c->rx.len < sizeof(c->hello)) {
 		err = -EPROTO;
 		goto err_close;
 	}
@@ -292,6 +311,11 @@ int vbus_sig_revoke(struct vbus_conn *c, uint32_t id)
 	return request_simple(c, VBUS_OP_SIGREVOKE, 0, id);
 }
 
+int vbus_shmsignal(struct vbus_conn *c, uint32_t id)
+{
+	return request_simple(c, VBUS_OP_SHMSIGNAL, 0, id);
+}
+
 int vbus_devcall(struct vbus_conn *c, uint32_t handle, uint32_t fn, const void *in,
 		 size_t inlen, void *out, size_t outmax, size_t *outlen)
 {
@@ -365,6 +389,8 @@ int vbus_callchan_open(struct vbus_conn *c, uint32_t entries)
 		return -EINVAL;
 	if (c->has_chan)
 		return -EALREADY;
+	if (!(le64toh(c->hello.features) & VBUS_F_CALLCHAN))
+		return -EOPNOTSUPP;
 	err = vbus_memfd_create("vbus-call", len, &fds[0]);
 	if (err)
 		return err;

@@ -48,9 +48,14 @@ static void bus_show(struct out *o, bool json, const char *only)
 			continue;
 		if (json) {
 			put(o, "%s{\"name\":\"%s\",\"socket\":\"%s\",\"guests\":%u,\"max_guests\":%u,"
-			    "\"max_handles\":%u,\"max_regions\":%u,\"max_shm_bytes\":%llu,\"allow\":[",
+			    "\"max_handles\":%u,\"max_regions\":%u,\"max_shm_bytes\":%llu,"
+			    "\"handles\":%u,\"bus_max_handles\":%u,\"shm_bytes\":%llu,"
+			    "\"bus_max_shm\":%llu,\"allow\":[",
 			    first ? "" : ",", b->name, b->path, b->n_guests, b->max_guests,
-			    b->max_handles, b->max_regions, (unsigned long long)b->max_shm_bytes);
+			    b->max_handles, b->max_regions, (unsigned long long)b->max_shm_bytes,
+			    __atomic_load_n(&b->n_handles, __ATOMIC_RELAXED), b->bus_max_handles,
+			    (unsigned long long)__atomic_load_n(&b->shm_bytes, __ATOMIC_RELAXED),
+			    (unsigned long long)b->bus_max_shm);
 			put(o, "\"uid 0\"%s", b->allow_all ? ",\"all\"" : "");
 			for (int i = 0; i < b->n_uid; i++)
 				put(o, ",\"uid %u\"", (unsigned)b->allow_uid[i]);
@@ -125,7 +130,7 @@ static void guest_show(struct out *o, bool json)
 				if (s->dev && s->dev->cls->show)
 					s->dev->cls->show(s->inst, res, sizeof(res));
 				put(o, "%s{\"handle\":%u,\"device\":\"%s\",\"resources\":%s}", f2 ? "" : ",",
-				    i, s->dev ? s->dev->name : "(removed)", res);
+				    vbd_slot_id(g, i), s->dev ? s->dev->name : "(removed)", res);
 				f2 = false;
 			}
 			put(o, "]}");

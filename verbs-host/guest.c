@@ -29,6 +29,8 @@ int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, ui
 
 	if (len > sizeof(ev.data))
 		return -EINVAL;
+	if (!(g->features & VBUS_F_EVENTS) && type != VBUS_EV_SHUTDOWN)
+		return 0;	/* not negotiated */
 	if (len)
 		memcpy(ev.data, data, len);
 	pthread_mutex_lock(&g->send_lock);
@@ -37,19 +39,29 @@ int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, ui
 	return r;
 }
 
+/* A response. An error carries no payload, except HELLO's -EPROTONOSUPPORT (docs/abi.md). */
 static int reply(struct vbd_guest *g, const struct vbus_msg *req, int32_t status,
 		 const void *p, size_t len)
 {
+	bool with = !status || (le32toh(req->op) == VBUS_OP_HELLO && status == -EPROTONOSUPPORT);
 	int r;
 
 	pthread_mutex_lock(&g->send_lock);
 	r = vbus_msg_send(g->sock, le32toh(req->op), le64toh(req->seq), le32toh(req->handle),
-			  le32toh(req->arg), status, status ? NULL : p, status ? 0 : len, NULL, 0);
+			  le32toh(req->arg), status, with ? p : NULL, with ? len : 0, NULL, 0);
 	pthread_mutex_unlock(&g->send_lock);
 	return r;
 }
 
-/* A free slot of the given type, filled in by fill() under slots_lock; 0 if none. */
+#define INDEX_MASK (VBD_MAX_SLOTS - 1)
+
+uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i)
+{
+	return g->slots[i].gen << VBUS_ID_INDEX_BITS | i;
+}
+
+/* A free slot of the given type, filled in from *fill under slots_lock; its index, or 0.
+ * The generation moves on each time a slot is reused, so an old number is refused. */
 static uint32_t slot_new(struct vbd_guest *g, enum vbd_obj type, const struct vbd_slot *fill)
 {
 	uint32_t id = 0;
@@ -57,13 +69,18 @@ static uint32_t slot_new(struct vbd_guest *g, enum vbd_obj type, const struct vb
 	pthread_mutex_lock(&g->slots_lock);
 	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
 		if (g->slots[i].type == VBD_FREE) {
+			uint32_t gen = (g->slots[i].gen + 1) & ((1u << (32 - VBUS_ID_INDEX_BITS)) - 1);
+
 			g->slots[i] = *fill;
 			g->slots[i].type = type;
+			g->slots[i].gen = gen ? gen : 1;
 			id = i;
 			break;
 		}
-	if (id && type == VBD_HANDLE)
+	if (id && type == VBD_HANDLE) {
 		g->n_handles++;
+		__atomic_add_fetch(&g->bus->n_handles, 1, __ATOMIC_RELAXED);
+	}
 	if (id && type != VBD_HANDLE)
 		g->n_regions++;
 	if (id && type == VBD_REGION)
@@ -72,11 +89,14 @@ static uint32_t slot_new(struct vbd_guest *g, enum vbd_obj type, const struct vb
 	return id;
 }
 
+/* The slot a guest's number names, if it is live, of this type and this generation. */
 static struct vbd_slot *slot_get(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
 {
-	if (id == 0 || id >= VBD_MAX_SLOTS || g->slots[id].type != type)
+	uint32_t i = id & INDEX_MASK;
+
+	if (i == 0 || g->slots[i].type != type || g->slots[i].gen != id >> VBUS_ID_INDEX_BITS)
 		return NULL;
-	return &g->slots[id];
+	return &g->slots[i];
 }
 
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size)
@@ -98,6 +118,7 @@ int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *
 
 	if (!s || s->direction != direction)
 		return -ENOENT;
+	s->pinned = true;	/* a device or the call channel may keep using it */
 	*fd = s->fd;
 	return 0;
 }
@@ -114,10 +135,12 @@ static void slot_free(struct vbd_guest *g, uint32_t id)
 			__atomic_fetch_sub(&s->dev->n_open, 1, __ATOMIC_RELAXED);
 		}
 		g->n_handles--;
+		__atomic_sub_fetch(&g->bus->n_handles, 1, __ATOMIC_RELAXED);
 		break;
 	case VBD_REGION:
 		munmap(s->base, s->size);
 		g->shm_bytes -= s->size;
+		__atomic_sub_fetch(&g->bus->shm_bytes, s->size, __ATOMIC_RELAXED);
 		/* fall through */
 	case VBD_SIGNAL:
 		close(s->fd);
@@ -136,21 +159,25 @@ static int do_hello(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_h
 	uint32_t lo, hi;
 	char bus[VBUS_NAME_MAX];
 
-	if (rx->len != sizeof(in))
+	/* A later version may append fields: take the 48 bytes we know. */
+	if (rx->len < sizeof(in))
 		return -EINVAL;
 	memcpy(&in, rx->payload, sizeof(in));
 	lo = le32toh(in.version_min);
 	hi = le32toh(in.version_max);
-	if (lo > hi || hi < VBUS_PROTO_MIN_VERSION || lo > VBUS_PROTO_VERSION) {
+	o->bus_version_min = htole32(VBUS_PROTO_MIN_VERSION);
+	o->bus_version_max = htole32(VBUS_PROTO_VERSION);
+	if (!lo || lo > hi || hi < VBUS_PROTO_MIN_VERSION || lo > VBUS_PROTO_VERSION) {
 		gwarn(g, "speaks protocol %u..%u, this vbusd %u..%u: refused", lo, hi,
 		      VBUS_PROTO_MIN_VERSION, VBUS_PROTO_VERSION);
-		return -EPROTONOSUPPORT;
+		return -EPROTONOSUPPORT;	/* the answer still carries the bus's range */
 	}
 	if (vbus_name_get(bus, in.bus, sizeof(in.bus)) || strcmp(bus, g->bus->name))
 		return -EINVAL;
+	g->features = le64toh(in.features) & VBUS_F_ALL_V1;
 	o->version = htole32(hi < VBUS_PROTO_VERSION ? hi : VBUS_PROTO_VERSION);
 	o->guest_id = htole32(g->id);
-	o->features = htole64(le64toh(in.features) & VBUS_F_EVENTS);
+	o->features = htole64(g->features);
 	o->max_handles = htole32(g->bus->max_handles);
 	o->max_regions = htole32(g->bus->max_regions);
 	o->max_shm_bytes = htole64(g->bus->max_shm_bytes);
@@ -222,12 +249,13 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 	pthread_mutex_lock(&g->lock);
 	err = -EDQUOT;
 	if (g->n_handles >= g->bus->max_handles ||
+	    __atomic_load_n(&g->bus->n_handles, __ATOMIC_RELAXED) >= g->bus->bus_max_handles ||
 	    !(h = slot_new(g, VBD_HANDLE, &(struct vbd_slot){ .fd = -1 }))) {
 		pthread_mutex_unlock(&g->lock);
 		goto out;
 	}
 	/* The slot is taken but has no device yet: show prints it as removed meanwhile. */
-	err = d->cls->open(d, g, h, &inst);
+	err = d->cls->open(d, g, vbd_slot_id(g, h), &inst);
 	if (err) {
 		slot_free(g, h);
 	} else {
@@ -236,7 +264,7 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 		g->slots[h].dev = d;
 		pthread_mutex_unlock(&g->slots_lock);
 		d->n_open++;
-		o->handle = htole32(h);
+		o->handle = htole32(vbd_slot_id(g, h));
 		o->reserved = 0;
 	}
 	pthread_mutex_unlock(&g->lock);
@@ -274,13 +302,14 @@ static int do_devshm(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 	if (base == MAP_FAILED)
 		return -errno;
 	madvise(base, size, MADV_DONTFORK);
-	id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = rx->fds[0], .base = base,
-							 .size = size });
-	if (!id) {
+	if (__atomic_add_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED) > g->bus->bus_max_shm ||
+	    !(id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = rx->fds[0], .base = base,
+								.size = size }))) {
+		__atomic_sub_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED);
 		munmap(base, size);
 		return -EDQUOT;
 	}
-	o->id = htole32(id);
+	o->id = htole32(vbd_slot_id(g, id));
 	return 1;	/* the fd is kept */
 }
 
@@ -304,7 +333,7 @@ static int do_devsig(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 	if (g->n_regions >= g->bus->max_regions ||
 	    !(id = slot_new(g, VBD_SIGNAL, &(struct vbd_slot){ .fd = rx->fds[0], .direction = dir })))
 		return -EDQUOT;
-	o->id = htole32(id);
+	o->id = htole32(vbd_slot_id(g, id));
 	return 1;
 }
 
@@ -316,7 +345,7 @@ static int do_revoke(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
 		return -ENOENT;
 	if (s->pinned)
 		return -EBUSY;	/* a device maps it; it goes when the guest goes */
-	slot_free(g, id);
+	slot_free(g, id & INDEX_MASK);
 	return 0;
 }
 
@@ -447,11 +476,15 @@ static void handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 		break;
 	case VBUS_OP_DEVCLOSE:
 		pthread_mutex_lock(&g->lock);
-		r = slot_get(g, h, VBD_HANDLE) ? (slot_free(g, h), 0) : -ENOENT;
+		r = slot_get(g, h, VBD_HANDLE) ? (slot_free(g, h & INDEX_MASK), 0) : -ENOENT;
 		pthread_mutex_unlock(&g->lock);
 		break;
 	case VBUS_OP_DEVSHM:
 	case VBUS_OP_DEVSIG:
+		if (h) {
+			r = -EINVAL;	/* regions and signals are the connection's */
+			break;
+		}
 		pthread_mutex_lock(&g->lock);
 		r = op == VBUS_OP_DEVSHM ? do_devshm(g, rx, (void *)out) : do_devsig(g, rx, (void *)out);
 		pthread_mutex_unlock(&g->lock);
@@ -472,8 +505,22 @@ static void handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 			    &outlen);
 		break;
 	case VBUS_OP_CALLCHAN:
-		r = do_callchan(g, rx);
+		r = g->features & VBUS_F_CALLCHAN ? do_callchan(g, rx) : -EOPNOTSUPP;
 		break;
+	case VBUS_OP_SHMSIGNAL: {
+		struct vbd_slot *s;
+		uint64_t one = 1;
+
+		r = -EOPNOTSUPP;
+		if (!(g->features & VBUS_F_SHMSIGNAL))
+			break;
+		pthread_mutex_lock(&g->slots_lock);
+		s = slot_get(g, le32toh(rx->hdr.arg), VBD_SIGNAL);
+		r = !s || s->direction != VBUS_SIG_TO_HOST ? -ENOENT :
+		    write(s->fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+		pthread_mutex_unlock(&g->slots_lock);
+		break;
+	}
 	default:
 		r = -EOPNOTSUPP;
 	}
@@ -503,6 +550,13 @@ int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, 
 	memcpy(rx.payload, (const uint8_t *)buf + sizeof(rx.hdr), rx.len);
 	handle(g, &rx, out);
 	return 0;
+}
+
+void vbd_guests_dev_added(struct vbd_bus *b, const char *name)
+{
+	for (struct vbd_guest *g = vbd.guests; g; g = g->next)
+		if (g->bus == b)
+			vbd_guest_send_event(g, VBUS_EV_DEV_ADDED, 0, 0, name, strlen(name) + 1);
 }
 
 static void guest_free(struct vbd_guest *g)
@@ -598,11 +652,14 @@ void vbd_guest_accept(struct vbd_bus *b)
 	}
 	pthread_mutex_lock(&vbd.lock);
 	if (vbd.stopping || !allowed(b, cr.uid, cr.gid) || b->n_guests >= b->max_guests) {
+		int why = vbd.stopping ? -ESHUTDOWN : !allowed(b, cr.uid, cr.gid) ? -EACCES : -EUSERS;
+
 		vbd_warn("bus %s: connection of pid %d uid %u refused: %s", b->name, (int)cr.pid,
-			 (unsigned)cr.uid, b->n_guests >= b->max_guests ? "too many guests" :
-			 "not on the access list");
+			 (unsigned)cr.uid, strerror(-why));
 		pthread_mutex_unlock(&vbd.lock);
-		close(fd);	/* the guest sees the connection closed before HELLO's answer */
+		/* The refusal, as a HELLO answer with seq 0 (docs/abi.md, handshake step 3). */
+		vbus_msg_send(fd, VBUS_OP_HELLO, 0, 0, 0, why, NULL, 0, NULL, 0);
+		close(fd);
 		return;
 	}
 	g = calloc(1, sizeof(*g));

@@ -118,6 +118,8 @@ int vbd_bus_add(const char *name, char **o, int n, char *err, size_t errn)
 	b->max_handles = 256;
 	b->max_regions = 256;
 	b->max_shm_bytes = 1ull << 30;
+	b->bus_max_handles = 4096;
+	b->bus_max_shm = 16ull << 30;
 	for (int i = 0; i < n; i++) {
 		const char *k = o[i], *val = i + 1 < n ? o[i + 1] : NULL;
 
@@ -155,6 +157,10 @@ int vbd_bus_add(const char *name, char **o, int n, char *err, size_t errn)
 			b->max_regions = (uint32_t)v;
 		else if (!strcmp(k, "max-shm"))
 			b->max_shm_bytes = v;
+		else if (!strcmp(k, "bus-max-handles") && v <= UINT32_MAX)
+			b->bus_max_handles = (uint32_t)v;
+		else if (!strcmp(k, "bus-max-shm"))
+			b->bus_max_shm = v;
 		else {
 			r = fail(err, errn, -EINVAL, "unknown or out-of-range bus option '%s %s'", k, val);
 			goto err_free;
@@ -279,6 +285,8 @@ int vbd_dev_add(const char *name, const char *cls, char **o, int n, char *err, s
 	}
 	d->next = vbd.devs;
 	vbd.devs = d;
+	for (int i = 0; i < d->n_buses; i++)
+		vbd_guests_dev_added(d->buses[i], d->name);
 	pthread_mutex_unlock(&vbd.lock);
 	vbd_info("device %s (class %s) added", name, cls);
 	return 0;
@@ -306,7 +314,7 @@ static void hot_remove(struct vbd_dev *d)
 			s->dev = NULL;	/* the handle stays, dead: calls get -ENODEV */
 			pthread_mutex_unlock(&g->slots_lock);
 			d->n_open--;
-			vbd_guest_send_event(g, VBUS_EV_DEV_REMOVED, h, 0, NULL, 0);
+			vbd_guest_send_event(g, VBUS_EV_DEV_REMOVED, vbd_slot_id(g, h), 0, NULL, 0);
 		}
 		pthread_mutex_unlock(&g->lock);
 	}

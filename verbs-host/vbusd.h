@@ -64,9 +64,13 @@ struct vbd_bus {
 	uid_t allow_uid[8];
 	gid_t allow_gid[8];
 	int n_uid, n_gid;
-	uint32_t max_guests, max_handles, max_regions;
-	uint64_t max_shm_bytes;
+	uint32_t max_guests, max_handles, max_regions;	/* per guest */
+	uint64_t max_shm_bytes;				/* per guest */
+	uint32_t bus_max_handles;			/* all guests of the bus together */
+	uint64_t bus_max_shm;
 	uint32_t n_guests;
+	uint32_t n_handles;				/* totals, under vbd.lock */
+	uint64_t shm_bytes;
 };
 
 struct vbd_dev {
@@ -98,9 +102,10 @@ struct vbd_slot {
 	uint64_t size;
 	uint32_t direction;
 	bool pinned;			/* a device maps it: cannot be revoked */
+	uint32_t gen;			/* generation: the upper bits of the handle or id */
 };
 
-#define VBD_MAX_SLOTS 1024
+#define VBD_MAX_SLOTS (1u << VBUS_ID_INDEX_BITS)
 
 struct vbd_guest {
 	struct vbd_guest *next;
@@ -111,6 +116,7 @@ struct vbd_guest {
 	gid_t gid;
 	struct vbd_bus *bus;
 	bool hello_done;
+	uint64_t features;		/* granted in HELLO */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_mutex_t send_lock;
@@ -153,6 +159,10 @@ void vbd_shutdown(void);
 void vbd_guest_accept(struct vbd_bus *b);
 int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, uint32_t code,
 			 const void *data, size_t len);
+/* The handle or id of slot i as the guest sees it (index plus generation). */
+uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i);
+/* Tell the guests of bus b (with events) that device d arrived. */
+void vbd_guests_dev_added(struct vbd_bus *b, const char *name);
 /* For device classes: the guest's region or signal by id (from DEVSHM / DEVSIG). */
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size);
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);

@@ -41,6 +41,8 @@ int vbus_shm_revoke(struct vbus_conn *c, uint32_t id);
 /* Hand an eventfd to the bus, VBUS_SIG_TO_HOST (a doorbell) or VBUS_SIG_TO_GUEST. */
 int vbus_devsig(struct vbus_conn *c, int efd, uint32_t direction, uint32_t *id);
 int vbus_sig_revoke(struct vbus_conn *c, uint32_t id);
+/* Have the bus kick the to-host signal `id` for us (SHMSIGNAL, docs/abi.md). */
+int vbus_shmsignal(struct vbus_conn *c, uint32_t id);
 
 /* A synchronous call into a device: the device's status (0 or -errno) comes back. */
 int vbus_devcall(struct vbus_conn *c, uint32_t handle, uint32_t fn, const void *in,

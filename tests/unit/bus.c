@@ -205,6 +205,10 @@ static int raw_hello(const char *bus, uint32_t lo, uint32_t hi, uint32_t *versio
 	r = (int32_t)le32toh(rx.hdr.status);
 	if (!r && version)
 		*version = le32toh(((struct vbus_hello_out *)rx.payload)->version);
+	if (r == -EPROTONOSUPPORT)	/* the refusal says what the bus speaks */
+		check(rx.len == sizeof(struct vbus_hello_out) &&
+		      le32toh(((struct vbus_hello_out *)rx.payload)->bus_version_max) ==
+		      VBUS_PROTO_VERSION, "EPROTONOSUPPORT carries the bus's range");
 	/* Garbage after HELLO: vbusd drops this connection, and only this one. */
 	check(send(fd, "junk", 4, 0) == 4, "send junk");
 	close(fd);
@@ -283,7 +287,8 @@ int main(void)
 
 	/* Version skew. */
 	check(raw_hello("A", 2, 5, NULL) == -EPROTONOSUPPORT, "a newer-only guest is refused");
-	check(!raw_hello("A", 0, 9, &v) && v == VBUS_PROTO_VERSION, "a wider range negotiates %u", v);
+	check(raw_hello("A", 0, 0, NULL) == -EPROTONOSUPPORT, "version 0 does not exist");
+	check(!raw_hello("A", 1, 9, &v) && v == VBUS_PROTO_VERSION, "a wider range negotiates %u", v);
 	check(!echo(ca, ha, "still here"), "vbusd lives on after a broken guest");
 	printf("ok   version skew: newer-only refused (EPROTONOSUPPORT), a range negotiated to %u\n", v);
 
@@ -297,10 +302,10 @@ int main(void)
 			if (setgid(65534) || setuid(65534))
 				_exit(3);
 			r = vbus_connect(run_dir, "A", &c);
-			_exit(r == 0 ? 1 : 0);
+			_exit(r == -EACCES ? 0 : 1);
 		}
 		check(waitpid(p, &r, 0) == p && WIFEXITED(r) && WEXITSTATUS(r) == 0,
-		      "uid 65534 attached to bus A (status %d)", r);
+		      "uid 65534 was not refused on bus A with EACCES (status %d)", r);
 		p = fork();
 		if (p == 0) {
 			struct vbus_conn *c;
@@ -314,6 +319,24 @@ int main(void)
 		printf("ok   access list: uid 65534 refused on A, accepted on B (allow all)\n");
 	} else {
 		printf("skip access-list check: not root\n");
+	}
+
+	/* Bus B takes 4 guests; the 5th is refused with EUSERS. Handles get a new number
+	 * each time a slot is reused, so an old one is refused. */
+	{
+		struct vbus_conn *x[4];
+		uint32_t h1, h2;
+
+		for (int i = 0; i < 3; i++)
+			x[i] = attach("B");
+		check(vbus_connect(run_dir, "B", &x[3]) == -EUSERS, "a 5th guest on B is refused");
+		check(!vbus_devopen(x[0], "e2", "echo", &h1) && !vbus_devclose(x[0], h1) &&
+		      !vbus_devopen(x[0], "e2", "echo", &h2) && h1 != h2, "a reused slot has a new number");
+		check(echo(x[0], h1, "stale") == -ENOENT && !echo(x[0], h2, "fresh"), "stale refused");
+		for (int i = 0; i < 3; i++)
+			vbus_disconnect(x[i]);
+		usleep(100000);
+		printf("ok   max-guests 4: the 5th refused (EUSERS); a stale handle refused\n");
 	}
 
 	/* Shared memory and signals: only sealed tmpfs memfds of the stated size. */
@@ -341,6 +364,18 @@ int main(void)
 		check(!vbus_devsig(ca, efd, VBUS_SIG_TO_GUEST, &v) && v && v != id, "a signal is taken");
 		check(vbus_devsig(ca, efd, 7, &v) == -EINVAL, "a bad direction is refused");
 		check(!vbus_shm_revoke(ca, id) && vbus_shm_revoke(ca, id) == -ENOENT, "revoke once");
+		{	/* SHMSIGNAL: the bus kicks a to-host eventfd for the guest. */
+			int db = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			uint32_t sid;
+			uint64_t cnt = 0;
+
+			check(db >= 0 && !vbus_devsig(ca, db, VBUS_SIG_TO_HOST, &sid), "doorbell");
+			check(!vbus_shmsignal(ca, sid) && read(db, &cnt, sizeof(cnt)) == sizeof(cnt) &&
+			      cnt == 1, "SHMSIGNAL kicked the doorbell once");
+			check(vbus_shmsignal(ca, v) == -ENOENT, "SHMSIGNAL of a to-guest signal refused");
+			check(!vbus_sig_revoke(ca, sid) && vbus_shmsignal(ca, sid) == -ENOENT, "revoked");
+			close(db);
+		}
 		check(!echo(ca, ha, "alive"), "vbusd lives on after bad regions");
 		close(efd);
 		printf("ok   regions: unsealed, wrong size, pipe, plain file refused; memfd and eventfd taken\n");
@@ -388,6 +423,7 @@ int main(void)
 		check(!vbus_devclose(ca, ha), "close the dead handle");
 		check(vbus_devenum(ca, e, 16) == 0, "bus A is empty");
 		check(!ctl(NULL, 0, "dev add e1 class echo bus A"), "hot add");
+		check(wait_event(ca, VBUS_EV_DEV_ADDED, 1, NULL) == 0, "DEV_ADDED event");
 		check(vbus_devenum(ca, e, 16) == 1 && !vbus_devopen(ca, "e1", "echo", &ha) &&
 		      !echo(ca, ha, "back"), "hot-added device works");
 		printf("ok   device event; hot remove (event, ENODEV) and hot add while attached\n");
