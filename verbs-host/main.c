@@ -76,8 +76,14 @@ int main(int argc, char **argv)
 	epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, ctl, &e);
 	e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &sig_tag };
 	epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, sfd, &e);
-	if (config && vbd_config_load(config))
+	if (config && vbd_config_load(config)) {
+		char p[128];
+
+		vbd_shutdown();	/* what the config made so far: its sockets go too */
+		snprintf(p, sizeof(p), "%s/ctl.sock", vbd.run_dir);
+		unlink(p);
 		return 1;
+	}
 	vbd_info("ready: %s/ctl.sock", vbd.run_dir);
 	for (;;) {
 		struct epoll_event ev[16];

@@ -27,6 +27,7 @@ expect 1 "vbusctl with no vbusd" "$b/vbusctl" --run-dir "$tmp" bus show
 printf 'bus add ok\n# a comment\ndev add e0 class echo bus nosuch\n' >"$tmp/conf"
 expect 1 "vbusd with a bad config line" timeout 10 "$b/vbusd" --run-dir "$tmp" -c "$tmp/conf"
 grep -q "conf:3: no bus 'nosuch'" <<<"$last" || { echo "FAIL: no line number: $last"; fail=1; }
+[ ! -e "$tmp/ctl.sock" ] && [ ! -e "$tmp/bus/ok.sock" ] || { echo "FAIL: a failed start left sockets"; fail=1; }
 printf 'bus add t1 allow all max-guests 2\ndev add e0 class echo bus t1\n' >"$tmp/conf"
 "$b/vbusd" --run-dir "$tmp" -c "$tmp/conf" 2>"$tmp/log" &
 pid=$!
