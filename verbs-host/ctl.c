@@ -228,8 +228,12 @@ void vbd_ctl_serve(int lfd)
 	for (p = req + 2; p < req + n && argc < 64; p += strlen(p) + 1)
 		argv[argc++] = p;
 	r = vbd_command(argc, argv, req[0] == 'j', ans + 16, sizeof(ans) - 16);
-	n = snprintf(req, 16, "%d\n", r);
-	memmove(ans + 16 - n, req, (size_t)n);
+	{
+		char head[16];	/* not in req: argv points there */
+
+		n = snprintf(head, sizeof(head), "%d\n", r);
+		memmove(ans + 16 - n, head, (size_t)n);
+	}
 	send(fd, ans + 16 - n, (size_t)n + strlen(ans + 16), MSG_NOSIGNAL);
 	if (r)
 		vbd_warn("control: '%s %s' failed: %s", argc ? argv[0] : "", argc > 1 ? argv[1] : "",

@@ -131,6 +131,11 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	vrdma_handle_obj(g, rch)->users++;
 	__atomic_store_n(&qp->sq.ring->cons, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&qp->rq.ring->cons, 0, __ATOMIC_RELEASE);
+	/* New queues start with NEED_WAKEUP set: the relay may be asleep, and it only flags
+	 * the queues it knew of when it went to sleep. The first pass that finds work on a
+	 * queue clears it. */
+	__atomic_store_n(&qp->sq.ring->flags, htole32(VRDMA_RING_NEED_WAKEUP), __ATOMIC_SEQ_CST);
+	__atomic_store_n(&qp->rq.ring->flags, htole32(VRDMA_RING_NEED_WAKEUP), __ATOMIC_SEQ_CST);
 	o->handle = htole32(h);
 	o->qp_num = htole32(qp->qp->qp_num);
 	o->cap = qp->cap;

@@ -36,12 +36,19 @@ static void break_queue(struct vrdma_guest *g, struct vrdma_hq *q)
 	g->n_relay_errors++;
 }
 
-/* The number of slots the guest has published, or -1 if its index is nonsense. */
+/* The number of slots the guest has published, or -1 if its index is nonsense. Finding
+ * work means the relay is awake: a NEED_WAKEUP left from creation is cleared. */
 static int64_t pending(struct vrdma_hq *q)
 {
 	uint32_t avail = load_peer(&q->ring->prod) - q->cons;
 
-	return avail > q->entries ? -1 : (int64_t)avail;
+	if (avail > q->entries)
+		return -1;
+	if (avail && (__atomic_load_n(&q->ring->flags, __ATOMIC_RELAXED) &
+		      htole32(VRDMA_RING_NEED_WAKEUP)))
+		__atomic_fetch_and(&q->ring->flags, htole32(~VRDMA_RING_NEED_WAKEUP),
+				   __ATOMIC_RELAXED);
+	return (int64_t)avail;
 }
 
 static bool sge_ok(uint32_t n, uint32_t max, size_t hdr, uint32_t stride)
