@@ -180,25 +180,33 @@ int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 	return -EINVAL;
 }
 
-int vbd_ctl_open(void)
+/* A listening SEQPACKET socket at path with the given mode: the fd, or -errno. */
+int vbd_listen(const char *path, mode_t mode, int backlog)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd;
+	int fd, err;
 
-	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/ctl.sock", vbd.run_dir) >=
-	    (int)sizeof(a.sun_path))
+	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s", path) >= (int)sizeof(a.sun_path))
 		return -ENAMETOOLONG;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	unlink(a.sun_path);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || chmod(a.sun_path, 0600) || listen(fd, 8)) {
-		int err = -errno;
-
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || chmod(a.sun_path, mode) ||
+	    listen(fd, backlog)) {
+		err = -errno;
 		close(fd);
 		return err;
 	}
 	return fd;
+}
+
+int vbd_ctl_open(void)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "%s/ctl.sock", vbd.run_dir);
+	return vbd_listen(p, 0600, 8);	/* root only */
 }
 
 /* Serve one vbusctl connection (short: one request, one answer). */

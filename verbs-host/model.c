@@ -76,28 +76,17 @@ static int parse_num(const char *s, uint64_t *v)
 
 static int bus_listen(struct vbd_bus *b)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	char dir[128];
 	int fd;
 
 	snprintf(dir, sizeof(dir), "%s/bus", vbd.run_dir);
 	mkdir(dir, 0755);
-	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s.sock", dir, b->name) >=
-	    (int)sizeof(a.sun_path))
+	if (snprintf(b->path, sizeof(b->path), "%s/%s.sock", dir, b->name) >= (int)sizeof(b->path))
 		return -ENAMETOOLONG;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(a.sun_path);
 	/* Anyone may connect; the access list is checked on the peer's credentials. */
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || chmod(a.sun_path, 0666) ||
-	    listen(fd, 64)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	snprintf(b->path, sizeof(b->path), "%s", a.sun_path);
+	fd = vbd_listen(b->path, 0666, 64);
+	if (fd < 0)
+		return fd;
 	b->listen_fd = fd;
 	return 0;
 }

@@ -173,6 +173,7 @@ int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, 
 /* ctl.c: one command (argv), answered as text or JSON into out. */
 int vbd_command(int argc, char **argv, bool json, char *out, size_t outn);
 int vbd_ctl_open(void);
+int vbd_listen(const char *path, mode_t mode, int backlog);
 void vbd_ctl_serve(int fd);
 /* config.c */
 int vbd_config_load(const char *path);
