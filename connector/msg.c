@@ -7,8 +7,9 @@
 #include <unistd.h>
 #include "msg.h"
 
-int vbus_msg_send(int sock, uint32_t op, uint64_t seq, uint32_t handle, uint32_t arg,
-		  int32_t status, const void *payload, size_t len, const int *fds, int nfds)
+static int msg_send(int sock, uint32_t op, uint64_t seq, uint32_t handle, uint32_t arg,
+		    int32_t status, const void *payload, size_t len, const int *fds, int nfds,
+		    int flags)
 {
 	struct vbus_msg h = {
 		.op = htole32(op), .len = htole32((uint32_t)len), .seq = htole64(seq),
@@ -37,13 +38,25 @@ int vbus_msg_send(int sock, uint32_t op, uint64_t seq, uint32_t handle, uint32_t
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
 	}
 	for (;;) {
-		ssize_t r = sendmsg(sock, &m, MSG_NOSIGNAL);
+		ssize_t r = sendmsg(sock, &m, MSG_NOSIGNAL | flags);
 
 		if (r >= 0)
 			return (size_t)r == sizeof(h) + len ? 0 : -EMSGSIZE;
 		if (errno != EINTR)
 			return errno == EPIPE ? -ECONNRESET : -errno;
 	}
+}
+
+int vbus_msg_send(int sock, uint32_t op, uint64_t seq, uint32_t handle, uint32_t arg,
+		  int32_t status, const void *payload, size_t len, const int *fds, int nfds)
+{
+	return msg_send(sock, op, seq, handle, arg, status, payload, len, fds, nfds, 0);
+}
+
+int vbus_msg_send_nowait(int sock, uint32_t op, uint64_t seq, uint32_t handle, uint32_t arg,
+			 int32_t status, const void *payload, size_t len)
+{
+	return msg_send(sock, op, seq, handle, arg, status, payload, len, NULL, 0, MSG_DONTWAIT);
 }
 
 void vbus_rx_close_fds(struct vbus_rx *rx)

@@ -19,6 +19,9 @@ struct vbus_rx {
 
 int vbus_msg_send(int sock, uint32_t op, uint64_t seq, uint32_t handle, uint32_t arg,
 		  int32_t status, const void *payload, size_t len, const int *fds, int nfds);
+/* The same without blocking: -EAGAIN when the peer's socket is full. */
+int vbus_msg_send_nowait(int sock, uint32_t op, uint64_t seq, uint32_t handle, uint32_t arg,
+			 int32_t status, const void *payload, size_t len);
 /* Receive one message. -ECONNRESET when the peer has closed. */
 int vbus_msg_recv(int sock, struct vbus_rx *rx);
 /* Check a received packet of n bytes with nfds descriptors: the header's length and

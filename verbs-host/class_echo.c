@@ -3,7 +3,8 @@
  * The `echo` device class: a device with no hardware behind it, so that tests exercise
  * the whole bus. Functions:
  *   1 ECHO   out = in
- *   2 SLEEP  in: u32 milliseconds (at most 5000); a slow call
+ *   2 SLEEP  in: u32 milliseconds (at most 5000); a slow call, cancelled (-ECANCELED)
+ *            when the device, the guest or the daemon goes
  *   3 EVENT  in: u32 code; the device sends itself a VBUS_EV_DEVICE event with that code
  */
 #include <endian.h>
@@ -20,6 +21,7 @@ struct echo_inst {
 	struct vbd_guest *g;
 	uint32_t handle;
 	uint64_t calls;
+	bool cancelled;		/* set by echo_cancel, from another thread */
 };
 
 static int echo_init(struct vbd_dev *d)
@@ -72,12 +74,24 @@ static int echo_call(void *inst, uint32_t fn, const void *in, size_t inlen, void
 			return vbd_guest_send_event(e->g, VBUS_EV_DEVICE, e->handle, v, NULL, 0);
 		if (v > 5000)
 			return -EINVAL;
-		nanosleep(&(struct timespec){ .tv_sec = v / 1000, .tv_nsec = (v % 1000) * 1000000L },
-			  NULL);
+		/* Sleep in 10 ms steps, so that a cancel ends the call soon. */
+		for (uint32_t t = 0; t < v; t += 10) {
+			if (__atomic_load_n(&e->cancelled, __ATOMIC_ACQUIRE))
+				return -ECANCELED;
+			nanosleep(&(struct timespec){ .tv_nsec = (v - t < 10 ? v - t : 10) * 1000000L },
+				  NULL);
+		}
 		return 0;
 	default:
 		return -EOPNOTSUPP;
 	}
+}
+
+static void echo_cancel(void *inst)
+{
+	struct echo_inst *e = inst;
+
+	__atomic_store_n(&e->cancelled, true, __ATOMIC_RELEASE);
 }
 
 static int echo_show(void *inst, char *buf, size_t n)
@@ -95,5 +109,6 @@ const struct vbd_class vbd_class_echo = {
 	.open = echo_open,
 	.close = echo_close,
 	.call = echo_call,
+	.cancel = echo_cancel,
 	.show = echo_show,
 };

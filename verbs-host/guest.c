@@ -33,9 +33,14 @@ int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, ui
 		return 0;	/* not negotiated */
 	if (len)
 		memcpy(ev.data, data, len);
-	pthread_mutex_lock(&g->send_lock);
-	r = vbus_msg_send(g->sock, VBUS_OP_EVENT, 0, handle, 0, 0, &ev, sizeof(ev), NULL, 0);
+	/* Best effort, never blocking: a guest that does not read its socket (or whose own
+	 * answer is stuck in it) loses the event rather than stalling the daemon. */
+	if (pthread_mutex_trylock(&g->send_lock))
+		return -EAGAIN;
+	r = vbus_msg_send_nowait(g->sock, VBUS_OP_EVENT, 0, handle, 0, 0, &ev, sizeof(ev));
 	pthread_mutex_unlock(&g->send_lock);
+	if (r)
+		__atomic_fetch_add(&g->n_errors, 1, __ATOMIC_RELAXED);
 	return r;
 }
 
@@ -454,6 +459,8 @@ static void handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 	size_t outlen = 0;
 	int r;
 
+	/* The fixed-size answers are built in place: no stale byte of an earlier one. */
+	memset(out, 0, 64);
 	if (!g->hello_done && op != VBUS_OP_HELLO) {
 		r = -EPROTO;
 		goto done;
@@ -461,6 +468,21 @@ static void handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 	if (rx->nfds && op != VBUS_OP_DEVSHM && op != VBUS_OP_DEVSIG) {
 		r = -EINVAL;
 		goto done;
+	}
+	/* Header fields an operation does not use must be zero (docs/abi.md, section 3). */
+	{
+		uint32_t arg = le32toh(rx->hdr.arg);
+		bool uses_handle = op == VBUS_OP_DEVCLOSE || op == VBUS_OP_DEVCALL;
+		bool uses_arg = op == VBUS_OP_DEVCALL || op == VBUS_OP_SHMREVOKE ||
+				op == VBUS_OP_SIGREVOKE || op == VBUS_OP_SHMSIGNAL;
+		bool no_payload = op == VBUS_OP_DEVENUM || op == VBUS_OP_DEVCLOSE ||
+				  op == VBUS_OP_SHMREVOKE || op == VBUS_OP_SIGREVOKE ||
+				  op == VBUS_OP_SHMSIGNAL;
+
+		if ((!uses_handle && h) || (!uses_arg && arg) || (no_payload && rx->len)) {
+			r = -EINVAL;
+			goto done;
+		}
 	}
 	switch (op) {
 	case VBUS_OP_HELLO:
@@ -552,6 +574,18 @@ int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, 
 	return 0;
 }
 
+void vbd_guest_cancel(struct vbd_guest *g, const struct vbd_dev *d)
+{
+	pthread_mutex_lock(&g->slots_lock);
+	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+		struct vbd_slot *s = &g->slots[i];
+
+		if (s->type == VBD_HANDLE && s->dev && (!d || s->dev == d) && s->dev->cls->cancel)
+			s->dev->cls->cancel(s->inst);
+	}
+	pthread_mutex_unlock(&g->slots_lock);
+}
+
 void vbd_guests_dev_added(struct vbd_bus *b, const char *name)
 {
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next)
@@ -563,6 +597,7 @@ static void guest_free(struct vbd_guest *g)
 {
 	struct vbd_guest **pp;
 
+	vbd_guest_cancel(g, NULL);	/* a call still running on the channel ends soon */
 	if (g->chan) {
 		uint64_t one = 1;
 

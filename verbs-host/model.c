@@ -291,6 +291,8 @@ err_free:
 static void hot_remove(struct vbd_dev *d)
 {
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
+		/* A call running on d ends soon (-ECANCELED): g->lock is then free. */
+		vbd_guest_cancel(g, d);
 		pthread_mutex_lock(&g->lock);
 		for (uint32_t h = 1; h < VBD_MAX_SLOTS; h++) {
 			struct vbd_slot *s = &g->slots[h];
@@ -339,6 +341,7 @@ void vbd_shutdown(void)
 	vbd.stopping = true;
 	for (g = vbd.guests; g; g = g->next) {
 		vbd_guest_send_event(g, VBUS_EV_SHUTDOWN, 0, 0, NULL, 0);
+		vbd_guest_cancel(g, NULL);
 		shutdown(g->sock, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&vbd.lock);

@@ -44,6 +44,9 @@ struct vbd_class {
 	/* A DEVCALL. in is a private copy; out has outmax bytes. */
 	int (*call)(void *inst, uint32_t fn, const void *in, size_t inlen, void *out,
 		    size_t outmax, size_t *outlen);
+	/* Optional: make a call running on inst return soon (-ECANCELED): the device is
+	 * going, or the guest, or the daemon. Called under the guest's slots_lock. */
+	void (*cancel)(void *inst);
 	/* Optional: one line of per-instance resources for `vbusctl guest show` (JSON). */
 	int (*show)(void *inst, char *buf, size_t n);
 };
@@ -159,6 +162,8 @@ void vbd_shutdown(void);
 void vbd_guest_accept(struct vbd_bus *b);
 int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, uint32_t code,
 			 const void *data, size_t len);
+/* Cancel the running calls of g's instances (of device d, or all if d is NULL). */
+void vbd_guest_cancel(struct vbd_guest *g, const struct vbd_dev *d);
 /* The handle or id of slot i as the guest sees it (index plus generation). */
 uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i);
 /* Tell the guests of bus b (with events) that device d arrived. */
