@@ -453,7 +453,7 @@ static int do_callchan(struct vbd_guest *g, const struct vbus_rx *rx)
  * One request. Returns the status sent back; the response is sent here. Descriptors in
  * rx are closed unless the request keeps them.
  */
-static void handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
+static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 {
 	uint32_t op = le32toh(rx->hdr.op), h = le32toh(rx->hdr.handle);
 	size_t outlen = 0;
@@ -552,7 +552,8 @@ done:
 		__atomic_fetch_add(&g->n_errors, 1, __ATOMIC_RELAXED);
 		vbd_dbg("guest %u: op %u handle %u: %s", g->id, op, h, strerror(-r));
 	}
-	reply(g, &rx->hdr, r, out, outlen);
+	/* A guest that leaves its answers unread (the send times out after 2 s) is cut off. */
+	return reply(g, &rx->hdr, r, out, outlen);
 }
 
 /* One packet as it came off g's socket: checked, then handled (the fuzzing entry). */
@@ -649,7 +650,10 @@ static void *guest_main(void *arg)
 			gwarn(g, "bad message: %s; closing the connection", strerror(-r));
 			break;
 		}
-		handle(g, rx, out);
+		if (handle(g, rx, out)) {
+			gwarn(g, "%s", "does not read its answers: disconnected");
+			break;
+		}
 	}
 	free(rx);
 	free(out);
@@ -681,7 +685,9 @@ void vbd_guest_accept(struct vbd_bus *b)
 
 	if (fd < 0)
 		return;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len)) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){ .tv_sec = 2 },
+		       sizeof(struct timeval))) {
 		close(fd);
 		return;
 	}
