@@ -347,7 +347,8 @@ int vbus_devcall_flags(struct vbus_conn *c, uint32_t handle, uint32_t fn, uint32
 	if (!err && c->rx.len > outmax)
 		err = -EMSGSIZE;
 	if (!err) {
-		memcpy(out, c->rx.payload, c->rx.len);
+		if (c->rx.len)
+			memcpy(out, c->rx.payload, c->rx.len);
 		if (outlen)
 			*outlen = c->rx.len;
 	}

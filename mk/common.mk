@@ -29,6 +29,10 @@ CFLAGS := $(CSTD) $(OPT) $(WARN) -fPIC -pthread $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(EXTRA_LDFLAGS)
 ifneq ($(SAN),)
 CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer
+# A UBSan report stops the program, so that a test cannot pass over one.
+ifneq ($(findstring undefined,$(SAN)),)
+CFLAGS += -fno-sanitize-recover=undefined
+endif
 LDFLAGS += -fsanitize=$(SAN)
 endif
 

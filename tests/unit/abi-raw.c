@@ -7,8 +7,8 @@
  * EUSERS), DEVENUM's layout and isolation, DEVOPEN's errors, DEVCALL on guessed and
  * foreign handles, reserved fields, descriptors where none belong, DEVSHM's descriptor
  * checks, DEVSIG and SHMSIGNAL, events (device, added, removed; none without the
- * feature), CALLCHAN without the feature, and a framing error closing only that
- * connection.
+ * feature), CALLCHAN without the feature, per-guest and per-bus quotas, and a framing
+ * error closing only that connection.
  */
 #include <endian.h>
 #include <errno.h>
@@ -690,6 +690,67 @@ int main(void)
 	}
 	group_done("events: DEVICE, DEV_ADDED (own bus only), DEV_REMOVED then ENODEV; "
 	       "none without the feature\n");
+
+	/* ---- quotas: per guest and per bus ---- */
+	{
+		struct vbus_devopen_in in = { .name = "eq", .devclass = "echo" };
+		struct vbus_devshm_in sh;
+		int q1, q2, fd64 = sealed_memfd(64 << 10, 0, F_SEAL_SHRINK | F_SEAL_SEAL);
+		int fd32 = sealed_memfd(32 << 10, 0, F_SEAL_SHRINK | F_SEAL_SEAL);
+		int fd4 = sealed_memfd(4 << 10, 0, F_SEAL_SHRINK | F_SEAL_SEAL);
+		uint32_t hq[3];
+		int x;
+
+		check(fd64 >= 0 && fd32 >= 0 && fd4 >= 0, "memfds");
+		expect(!ctl("bus add Q allow all max-handles 2 bus-max-handles 3 max-shm 64K "
+			    "bus-max-shm 96K") && !ctl("dev add eq class echo bus Q"), "bus Q");
+		q1 = conn("Q");
+		hello_in(&h, 1, 1, 0, "Q");
+		expect(!rpc(q1, &m, VBUS_OP_HELLO, 0, 0, &h, sizeof(h), NULL, 0), "HELLO on Q");
+		memcpy(&ho, m.payload, sizeof(ho));
+		expect(le32toh(ho.max_handles) == 2 && le64toh(ho.max_shm_bytes) == 64 << 10,
+		       "HELLO reports the guest's quotas (%u handles, %llu bytes)",
+		       le32toh(ho.max_handles), (unsigned long long)le64toh(ho.max_shm_bytes));
+		q2 = attach("Q", 0, NULL);
+		for (x = 0; x < 2; x++) {
+			expect(!rpc(q1, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0), "open %d", x);
+			hq[x] = id_of(&m);
+		}
+		expect(rpc(q1, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0) == -EDQUOT,
+		       "a 3rd handle for one guest: EDQUOT (max-handles 2)");
+		expect(!rpc(q2, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0), "the bus's 3rd");
+		hq[2] = id_of(&m);
+		expect(rpc(q2, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0) == -EDQUOT,
+		       "a 4th handle on the bus: EDQUOT (bus-max-handles 3)");
+		expect(!rpc(q1, &m, VBUS_OP_DEVCLOSE, hq[0], 0, NULL, 0, NULL, 0), "close one");
+		expect(!rpc(q2, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0),
+		       "a closed handle gives its place back");
+		sh = (struct vbus_devshm_in){ .size = htole64(64 << 10) };
+		expect(!rpc(q1, &m, VBUS_OP_DEVSHM, 0, 0, &sh, sizeof(sh), &fd64, 1), "64K region");
+		sh.size = htole64(4 << 10);
+		expect(rpc(q1, &m, VBUS_OP_DEVSHM, 0, 0, &sh, sizeof(sh), &fd4, 1) == -EDQUOT,
+		       "past the guest's max-shm: EDQUOT");
+		sh.size = htole64(32 << 10);
+		expect(!rpc(q2, &m, VBUS_OP_DEVSHM, 0, 0, &sh, sizeof(sh), &fd32, 1), "32K region");
+		sh.size = htole64(4 << 10);
+		expect(rpc(q2, &m, VBUS_OP_DEVSHM, 0, 0, &sh, sizeof(sh), &fd4, 1) == -EDQUOT,
+		       "past the bus's bus-max-shm (96K): EDQUOT");
+		close(q1);	/* its handle and 64K go back to the bus */
+		for (x = 0; x < 100; x++) {
+			sh.size = htole64(4 << 10);
+			if (!rpc(q2, &m, VBUS_OP_DEVSHM, 0, 0, &sh, sizeof(sh), &fd4, 1))
+				break;
+			usleep(10000);
+		}
+		expect(x < 100, "a departed guest's bytes go back to the bus");
+		(void)hq;
+		close(q2);
+		close(fd64);
+		close(fd32);
+		close(fd4);
+	}
+	group_done("quotas: per-guest handles and bytes, per-bus handles and bytes (EDQUOT); "
+		   "given back on close and on departure\n");
 
 	/* ---- framing: a broken packet closes that connection, and only it ---- */
 	{
