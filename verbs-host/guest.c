@@ -465,6 +465,10 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 		r = -EPROTO;
 		goto done;
 	}
+	if (op < VBUS_OP_HELLO || op > VBUS_OP_SHMSIGNAL) {
+		r = -EOPNOTSUPP;	/* whatever the rest of the header says */
+		goto done;
+	}
 	if (rx->nfds && op != VBUS_OP_DEVSHM && op != VBUS_OP_DEVSIG) {
 		r = -EINVAL;
 		goto done;
