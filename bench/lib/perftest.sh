@@ -44,7 +44,7 @@ pt_run() {
 		pt_run_once "$@"
 		rc=$?
 		tries=$((tries - 1))
-		if [ $tries -gt 0 ] && grep -qs 'Correlation coefficient r^2' "$2" "$2.server"; then
+		if [ $tries -gt 0 ] && grep -qsF 'Correlation coefficient r^2' "$2" "$2.server"; then
 			echo "pt_run: $1: perftest's clock calibration failed (r^2 < 0.9), running again" >&2
 			continue
 		fi
