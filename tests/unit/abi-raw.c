@@ -28,10 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <vbus/proto.h>
+#include "../lib/vbusd-test.h"
 
-#define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); \
-			printf("\n"); cleanup(); exit(1); } while (0)
-#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
 /* A rule of docs/abi.md that the bus broke: reported, counted, and the test goes on. */
 #define expect(c, ...) do { if (!(c)) { printf("FAIL line %d: ", __LINE__); \
 			printf(__VA_ARGS__); printf("\n"); n_fail++; } } while (0)
@@ -50,66 +48,12 @@ static void group_done(const char *fmt, ...)
 	n_fail_mark = n_fail;
 }
 
-static char run_dir[64], bin[512], logpath[128];
-static pid_t daemon_pid;
-
-/* A sanitizer report in vbusd's log fails the test: 1 if there is one. */
-static int daemon_log_bad(void)
-{
-	char line[512];
-	int bad = 0;
-	FILE *f = fopen(logpath, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, "Sanitizer") || strstr(line, "runtime error:")) {
-			if (!bad++)
-				printf("FAIL: vbusd's log (%s) has a sanitizer report:\n", logpath);
-			if (bad < 20)
-				printf("  %s", line);
-		}
-	if (f)
-		fclose(f);
-	return bad > 0;
-}
-
-static void cleanup(void)
-{
-	char cmd[256];
-
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = 0;
-	}
-	if (daemon_log_bad())
-		return;	/* keep the log */
-	if (getenv("VBUS_TEST_KEEP") || !run_dir[0])
-		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", run_dir);
-	if (system(cmd))
-		return;
-}
-
 static void on_alarm(int sig)
 {
 	(void)sig;
 	printf("FAIL: abi-raw took longer than 30 s\n");
 	cleanup();
 	_exit(1);
-}
-
-static int ctl(const char *fmt, ...)
-{
-	char args[512], cmd[1400];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s/vbusctl --run-dir %s %s >/dev/null 2>&1", bin, run_dir, args);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* ---- the wire, as docs/abi.md section 2 and 3 describe it ---- */
@@ -322,29 +266,9 @@ static int sealed_memfd(uint64_t size, unsigned int extra_flags, int seals)
 	return fd;
 }
 
-static void start_daemon(void)
-{
-	char path[600], sock[128];
-
-	snprintf(path, sizeof(path), "%s/vbusd", bin);
-	snprintf(sock, sizeof(sock), "%s/ctl.sock", run_dir);
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		dup2(fd, 2);
-		execl(path, "vbusd", "--run-dir", run_dir, "-v", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 300 && access(sock, F_OK); i++)
-		usleep(10000);
-	check(!access(sock, F_OK), "vbusd did not start (see %s)", logpath);
-}
-
 int main(void)
 {
 	static struct msg m;
-	const char *build = getenv("VBUS_BUILD");
 	struct vbus_hello_in h;
 	struct vbus_hello_out ho;
 	uint64_t granted;
@@ -354,25 +278,13 @@ int main(void)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGALRM, on_alarm);
 	alarm(30);
-	snprintf(bin, sizeof(bin), "%s/bin", build && *build ? build : "build/default");
-	snprintf(run_dir, sizeof(run_dir), "/tmp/vbus-abi-raw.XXXXXX");
-	if (!mkdtemp(run_dir)) {
-		printf("cannot make a temporary directory\n");
-		return 1;
-	}
-	chmod(run_dir, 0755);
-	snprintf(logpath, sizeof(logpath), "%s/vbusd.log", run_dir);
-	snprintf((char *)m.payload, sizeof(m.payload), "%s/vbusd", bin);
-	if (access((char *)m.payload, X_OK)) {
-		printf("no vbusd at %s (build first; VBUS_BUILD)\n", (char *)m.payload);
-		run_dir[0] = 0;
-		return 77;
-	}
+	if ((r = vt_setup("abi-raw")))
+		return r;
 	start_daemon();
-	check(!ctl("bus add A") && !ctl("bus add B allow all") && !ctl("bus add C") &&
-	      !ctl("bus add D allow all max-guests 1"), "buses");
-	check(!ctl("dev add e1 class echo bus A") && !ctl("dev add e2 class echo bus B") &&
-	      !ctl("dev add eAB class echo bus A bus B"), "devices");
+	check(!ctl(NULL, 0, "bus add A") && !ctl(NULL, 0, "bus add B allow all") && !ctl(NULL, 0, "bus add C") &&
+	      !ctl(NULL, 0, "bus add D allow all max-guests 1"), "buses");
+	check(!ctl(NULL, 0, "dev add e1 class echo bus A") && !ctl(NULL, 0, "dev add e2 class echo bus B") &&
+	      !ctl(NULL, 0, "dev add eAB class echo bus A bus B"), "devices");
 
 	/* ---- 5. the handshake ---- */
 	a = conn("A");
@@ -668,12 +580,12 @@ int main(void)
 		expect(rpc(quiet, &m, VBUS_OP_CALLCHAN, 0, 0, NULL, 0, NULL, 0) == -EOPNOTSUPP ||
 		      (g2 & VBUS_F_CALLCHAN), "CALLCHAN needs its feature");
 
-		expect(!ctl("dev add e3 class echo bus A"), "hot add");
+		expect(!ctl(NULL, 0, "dev add e3 class echo bus A"), "hot add");
 		ev = wait_event(a, VBUS_EV_DEV_ADDED, 1000);
 		expect(ev && !strcmp((char *)ev->data, "e3"), "DEV_ADDED names e3");
 		expect(!wait_event(b, VBUS_EV_DEV_ADDED, 200), "B is not told about A's device");
 
-		expect(!ctl("dev del e1"), "hot remove");
+		expect(!ctl(NULL, 0, "dev del e1"), "hot remove");
 		ev = wait_event(a, VBUS_EV_DEV_REMOVED, 1000);
 		expect(ev && le32toh(ev->handle) == ha, "DEV_REMOVED for our handle");
 		expect(rpc(a, &m, VBUS_OP_DEVCALL, ha, 1, "v", 1, NULL, 0) == -ENODEV, "then ENODEV");
@@ -682,7 +594,7 @@ int main(void)
 		expect(!rpc(a, &m, VBUS_OP_DEVCLOSE, ha, 0, NULL, 0, NULL, 0), "close the dead handle");
 		expect(rpc(a, &m, VBUS_OP_DEVCALL, ha, 1, "v", 1, NULL, 0) == -ENOENT, "then ENOENT");
 		expect(!rpc(b, &m, VBUS_OP_DEVCALL, hb, 1, "u", 1, NULL, 0), "B's eAB unaffected");
-		expect(!ctl("dev del eAB"), "remove a device of two buses");
+		expect(!ctl(NULL, 0, "dev del eAB"), "remove a device of two buses");
 		ev = wait_event(b, VBUS_EV_DEV_REMOVED, 1000);
 		expect(ev && le32toh(ev->handle) == hb, "B told");
 		close(quiet);
@@ -702,8 +614,8 @@ int main(void)
 		int x;
 
 		check(fd64 >= 0 && fd32 >= 0 && fd4 >= 0, "memfds");
-		expect(!ctl("bus add Q allow all max-handles 2 bus-max-handles 3 max-shm 64K "
-			    "bus-max-shm 96K") && !ctl("dev add eq class echo bus Q"), "bus Q");
+		expect(!ctl(NULL, 0, "bus add Q allow all max-handles 2 bus-max-handles 3 max-shm 64K "
+			    "bus-max-shm 96K") && !ctl(NULL, 0, "dev add eq class echo bus Q"), "bus Q");
 		q1 = conn("Q");
 		hello_in(&h, 1, 1, 0, "Q");
 		expect(!rpc(q1, &m, VBUS_OP_HELLO, 0, 0, &h, sizeof(h), NULL, 0), "HELLO on Q");

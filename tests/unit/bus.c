@@ -28,84 +28,7 @@
 #include <unistd.h>
 #include <vbus/libvbus.h>
 #include "../../connector/msg.h"
-
-#define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); cleanup(); exit(1); } while (0)
-#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
-
-static char run_dir[64], bin[512], logpath[128];
-static pid_t daemon_pid;
-
-static void cleanup(void)
-{
-	char cmd[256];
-
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = 0;
-	}
-	if (getenv("VBUS_TEST_KEEP"))
-		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", run_dir);
-	if (system(cmd))
-		return;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void start_daemon(void)
-{
-	char path[600], sock[128];
-
-	snprintf(path, sizeof(path), "%s/vbusd", bin);
-	snprintf(sock, sizeof(sock), "%s/ctl.sock", run_dir);
-	unlink(sock);
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		dup2(fd, 2);
-		execl(path, "vbusd", "--run-dir", run_dir, "-v", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200 && access(sock, F_OK); i++)
-		usleep(10000);
-	check(!access(sock, F_OK), "vbusd did not start (see %s)", logpath);
-}
-
-/* Run vbusctl with the run dir; output into out (if given). Returns its exit status. */
-static int ctl(char *out, size_t n, const char *fmt, ...)
-{
-	char args[512], cmd[1200];
-	va_list ap;
-	FILE *p;
-	size_t got = 0;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s/vbusctl --run-dir %s %s 2>&1", bin, run_dir, args);
-	p = popen(cmd, "r");
-	check(p, "popen");
-	if (out) {
-		got = fread(out, 1, n - 1, p);
-		out[got] = 0;
-	} else {
-		char sink[4096];
-
-		while (fread(sink, 1, sizeof(sink), p) > 0)
-			;
-	}
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#include "../lib/vbusd-test.h"
 
 static struct vbus_conn *attach(const char *bus)
 {
@@ -172,23 +95,6 @@ static void *slow_call(void *arg)
 	return NULL;
 }
 
-static double cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long u, s;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f || !fgets(buf, sizeof(buf), f))
-		fail("read %s", path);
-	fclose(f);
-	if (sscanf(strrchr(buf, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		   &u, &s) != 2)
-		fail("parse %s", path);
-	return (double)(u + s) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* HELLO by hand, with a chosen version range: the status vbusd answers. */
 static int raw_hello(const char *bus, uint32_t lo, uint32_t hi, uint32_t *version)
 {
@@ -217,27 +123,14 @@ static int raw_hello(const char *bus, uint32_t lo, uint32_t hi, uint32_t *versio
 
 int main(void)
 {
-	const char *b = getenv("VBUS_BUILD");
 	struct vbus_dev_entry e[16];
 	struct vbus_conn *ca, *cb;
 	char out[8192];
 	uint32_t ha, hb, id, v;
 	int n, r, fd;
 
-	snprintf(bin, sizeof(bin), "%s/bin", b ? b : "build/default");
-	snprintf(run_dir, sizeof(run_dir), "/tmp/vbus-bus-test.XXXXXX");
-	check(mkdtemp(run_dir) && !chmod(run_dir, 0755), "mkdtemp");
-	snprintf(logpath, sizeof(logpath), "%s/vbusd.log", run_dir);
-	{
-		char p[600];
-
-		snprintf(p, sizeof(p), "%s/vbusd", bin);
-		if (access(p, X_OK)) {
-			printf("no %s: build first (make)\n", p);
-			return 77;
-		}
-	}
-	signal(SIGPIPE, SIG_IGN);
+	if ((r = vt_setup("bus-test")))
+		return r;
 	start_daemon();
 
 	/* Model and vbusctl. */

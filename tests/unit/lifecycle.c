@@ -33,52 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <vbus/libvbus.h>
-
-#define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); \
-			printf("\n"); cleanup(); exit(1); } while (0)
-#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
+#include "../lib/vbusd-test.h"
 
 enum { ECHO = 1, SLEEP = 2 };
-
-static char run_dir[64], bin[512], logpath[128];
-static pid_t daemon_pid;
-
-/* A sanitizer report in vbusd's log fails the test: 1 if there is one. */
-static int daemon_log_bad(void)
-{
-	char line[512];
-	int bad = 0;
-	FILE *f = fopen(logpath, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, "Sanitizer") || strstr(line, "runtime error:")) {
-			if (!bad++)
-				printf("FAIL: vbusd's log (%s) has a sanitizer report:\n", logpath);
-			if (bad < 20)
-				printf("  %s", line);
-		}
-	if (f)
-		fclose(f);
-	return bad > 0;
-}
-
-static void cleanup(void)
-{
-	char cmd[256];
-
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = 0;
-	}
-	if (daemon_log_bad())
-		return;	/* keep the log */
-	if (getenv("VBUS_TEST_KEEP") || !run_dir[0])
-		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", run_dir);
-	if (system(cmd))
-		return;
-}
 
 static void on_alarm(int sig)
 {
@@ -86,63 +43,6 @@ static void on_alarm(int sig)
 	printf("FAIL: lifecycle hung (55 s)\n");
 	cleanup();
 	_exit(1);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* vbusctl with our run dir; its output in out (if given); its exit status. */
-static int ctl(char *out, size_t n, const char *fmt, ...)
-{
-	char args[512], cmd[1400];
-	va_list ap;
-	FILE *p;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "timeout 10 %s/vbusctl --run-dir %s %s 2>&1", bin,
-		 run_dir, args);
-	p = popen(cmd, "r");
-	check(p, "popen");
-	if (out) {
-		size_t got = fread(out, 1, n - 1, p);
-
-		out[got] = 0;
-	} else {
-		char sink[4096];
-
-		while (fread(sink, 1, sizeof(sink), p) > 0)
-			;
-	}
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void start_daemon(void)
-{
-	char path[600], sock[128];
-
-	snprintf(path, sizeof(path), "%s/vbusd", bin);
-	snprintf(sock, sizeof(sock), "%s/ctl.sock", run_dir);
-	unlink(sock);
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		dup2(fd, 2);
-		execl(path, "vbusd", "--run-dir", run_dir, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 300 && access(sock, F_OK); i++)
-		usleep(10000);
-	check(!access(sock, F_OK), "vbusd did not start (see %s)", logpath);
 }
 
 /* The sum of the numbers after every occurrence of key ("\"open\":") in a JSON text;
@@ -193,25 +93,6 @@ static bool wait_baseline(double secs, char *why, size_t n)
 /* ---- 0. idle ---- */
 
 /* utime + stime of a process, in seconds. */
-static double cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	check(f, "open %s", path);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');	/* the command name may hold spaces */
-	check(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-			  &ut, &st) == 2, "parse %s", path);
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static void test_idle(void)
 {
 	struct vbus_conn *c[2];
@@ -579,22 +460,13 @@ static void test_daemon_killed(void)
 
 int main(void)
 {
-	const char *build = getenv("VBUS_BUILD");
-	char path[600];
+	int r;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGALRM, on_alarm);
-	signal(SIGPIPE, SIG_IGN);
 	alarm(55);
-	snprintf(bin, sizeof(bin), "%s/bin", build && *build ? build : "build/default");
-	snprintf(path, sizeof(path), "%s/vbusd", bin);
-	if (access(path, X_OK)) {
-		printf("no vbusd at %s (build first; VBUS_BUILD)\n", path);
-		return 77;
-	}
-	snprintf(run_dir, sizeof(run_dir), "/tmp/vbus-lifecycle.XXXXXX");
-	check(mkdtemp(run_dir) && !chmod(run_dir, 0755), "mkdtemp");
-	snprintf(logpath, sizeof(logpath), "%s/vbusd.log", run_dir);
+	if ((r = vt_setup("lifecycle")))
+		return r;
 	start_daemon();
 	check(!ctl(NULL, 0, "bus add A") && !ctl(NULL, 0, "dev add e1 class echo bus A"), "setup");
 
