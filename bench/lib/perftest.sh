@@ -9,7 +9,7 @@
 #   pt_json OUT                 the parsed result rows of OUT as JSON lines
 #   pt_field OUT FIELD          one field of the first result row (e.g. t_typical_us)
 # PT_SERVER_WRAP / PT_CLIENT_WRAP (arrays) prefix either side, e.g. (vbus-run --) for a guest.
-# PT_DEV overrides the device name for both sides.
+# PT_DEV overrides the device name for both sides; PT_SERVER_DEV / PT_CLIENT_DEV for one.
 
 PT_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${PT_TIMEOUT:=120}"
@@ -53,11 +53,12 @@ pt_run() {
 }
 
 pt_run_once() {
-	local tool=$1 out=$2 port spid src crc dev=${PT_DEV:-$VBUS_RXE}
+	local tool=$1 out=$2 port spid src crc
+	local sdev=${PT_SERVER_DEV:-${PT_DEV:-$VBUS_RXE}} cdev=${PT_CLIENT_DEV:-${PT_DEV:-$VBUS_RXE}}
 	shift 2
 	port=$PT_PORT
 	PT_PORT=$((PT_PORT + 1))
-	timeout -k 5 "$PT_TIMEOUT" "${PT_SERVER_WRAP[@]}" "$tool" -d "$dev" -x "$VBUS_GID_INDEX" -p "$port" "$@" \
+	timeout -k 5 "$PT_TIMEOUT" "${PT_SERVER_WRAP[@]}" "$tool" -d "$sdev" -x "$VBUS_GID_INDEX" -p "$port" "$@" \
 		>"$out.server" 2>&1 &
 	spid=$!
 	if ! pt_wait_listen "$port" "$spid"; then
@@ -66,7 +67,7 @@ pt_run_once() {
 		sed 's/^/  server| /' "$out.server" >&2
 		return 1
 	fi
-	timeout -k 5 "$PT_TIMEOUT" "${PT_CLIENT_WRAP[@]}" "$tool" -d "$dev" -x "$VBUS_GID_INDEX" -p "$port" "$@" \
+	timeout -k 5 "$PT_TIMEOUT" "${PT_CLIENT_WRAP[@]}" "$tool" -d "$cdev" -x "$VBUS_GID_INDEX" -p "$port" "$@" \
 		"$VBUS_IP" >"$out" 2>&1
 	crc=$?
 	[ $crc = 0 ] || kill "$spid" 2>/dev/null

@@ -46,13 +46,40 @@ static void cap_out(struct vrdma_qp_cap *o, const struct ibv_qp_cap *c)
 	o->reserved = 0;
 }
 
+static uint32_t min_u32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Clamp the granted caps c to the guest's ring geometry; -EINVAL if that is less than the
+ * guest asked for. */
+static int clamp_caps(struct ibv_qp_cap *c, const struct vrdma_create_qp_in *i)
+{
+	uint32_t sst = le32toh(i->sq_stride), rst = le32toh(i->rq_stride);
+	uint32_t sroom = sst > sizeof(struct vrdma_swqe) ? sst - sizeof(struct vrdma_swqe) : 0;
+	uint32_t rroom = rst > sizeof(struct vrdma_rwqe) ? rst - sizeof(struct vrdma_rwqe) : 0;
+
+	c->max_send_wr = min_u32(c->max_send_wr, le32toh(i->sq_entries));
+	c->max_recv_wr = min_u32(c->max_recv_wr, le32toh(i->rq_entries));
+	c->max_send_sge = min_u32(c->max_send_sge, sroom / sizeof(struct vrdma_sge));
+	c->max_recv_sge = min_u32(c->max_recv_sge, rroom / sizeof(struct vrdma_sge));
+	c->max_inline_data = min_u32(min_u32(c->max_inline_data, VRDMA_MAX_INLINE), sroom);
+	if (c->max_send_wr < le32toh(i->cap.max_send_wr) ||
+	    c->max_recv_wr < le32toh(i->cap.max_recv_wr) ||
+	    c->max_send_sge < le32toh(i->cap.max_send_sge) ||
+	    c->max_recv_sge < le32toh(i->cap.max_recv_sge) ||
+	    c->max_inline_data < le32toh(i->cap.max_inline_data))
+		return -EINVAL;
+	return 0;
+}
+
 int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
 {
 	const struct vrdma_create_qp_in *i = in;
 	struct vrdma_create_qp_out *o = out;
 	struct ibv_qp_init_attr ia = { 0 };
 	uint32_t pdh = le32toh(i->pd), sch = le32toh(i->send_cq), rch = le32toh(i->recv_cq);
-	uint32_t shm = le32toh(i->shm), sstride, rstride, inl;
+	uint32_t shm = le32toh(i->shm), inl;
 	struct vrdma_pd *pd;
 	struct vrdma_cq *scq, *rcq;
 	struct vrdma_qp *qp;
@@ -89,22 +116,19 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 		err = errno ? -errno : -EINVAL;
 		goto err_free;
 	}
-	/* ia.cap now holds what the device granted: the rings must hold that much. */
-	if (ia.cap.max_inline_data > VRDMA_MAX_INLINE)
-		ia.cap.max_inline_data = VRDMA_MAX_INLINE;
-	sstride = sizeof(struct vrdma_swqe) + ia.cap.max_send_sge * sizeof(struct vrdma_sge);
-	if (sstride < sizeof(struct vrdma_swqe) + ia.cap.max_inline_data)
-		sstride = sizeof(struct vrdma_swqe) + ia.cap.max_inline_data;
-	rstride = sizeof(struct vrdma_rwqe) + ia.cap.max_recv_sge * sizeof(struct vrdma_sge);
-	err = -EINVAL;
-	if (le32toh(i->sq_entries) < ia.cap.max_send_wr ||
-	    le32toh(i->rq_entries) < ia.cap.max_recv_wr)
+	/* ia.cap holds what the device granted. The guest sized its rings before it knew:
+	 * report no more than they hold (a device may round up; the guest gets at least
+	 * what it asked for, as ibv_create_qp promises), and refuse rings too small for
+	 * the request itself. */
+	err = clamp_caps(&ia.cap, i);
+	if (err)
 		goto err_destroy;
 	err = vrdma_hq_map(g, &qp->sq, shm, le64toh(i->sq_offset), le32toh(i->sq_entries),
-			   le32toh(i->sq_stride), sstride);
+			   le32toh(i->sq_stride), sizeof(struct vrdma_swqe));
 	if (!err)
 		err = vrdma_hq_map(g, &qp->rq, shm, le64toh(i->rq_offset),
-				   le32toh(i->rq_entries), le32toh(i->rq_stride), rstride);
+				   le32toh(i->rq_entries), le32toh(i->rq_stride),
+				   sizeof(struct vrdma_rwqe));
 	if (err)
 		goto err_destroy;
 	qp->smask = pow2_at_least(ia.cap.max_send_wr ? ia.cap.max_send_wr : 1) - 1;

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Unmodified Debian perftest in a process guest (vbus-run, no /dev/infiniband) through vbusd
+# on soft-RoCE: guest client to native server, native client to guest server, and guest
+# to guest, for RDMA WRITE, SEND and READ latency and WRITE/SEND bandwidth, with the
+# ibv_wr_* post API (perftest's default) and the old ibv_post_send API. Each run must
+# finish on both sides and report positive figures.
+# timeout: 600
+top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$top/bench/lib/perftest.sh"
+. "$top/tests/lib/vbusd.sh"
+pt_need_device
+vd_start t vrdma0 || exit 1
+run=("$VD_BIN/vbus-run" --bus t --)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; vd_stop' EXIT
+fail=0
+
+# The guest sees vrdma0 and not the real device, and has no /dev/infiniband.
+out=$("${run[@]}" ibv_devices 2>&1)
+if grep -qw vrdma0 <<<"$out" && ! grep -qw "$VBUS_RXE" <<<"$out"; then
+	echo "ok   ibv_devices in the guest lists vrdma0 only"
+else
+	echo "FAIL ibv_devices in the guest: $out"; fail=1
+fi
+out=$("${run[@]}" sh -c 'ls -A /dev/infiniband' 2>&1)
+[ -z "$out" ] && echo "ok   the guest's /dev/infiniband is empty" ||
+	{ echo "FAIL the guest sees /dev/infiniband: $out"; fail=1; }
+
+# check PATHNAME FIELD TOOL ARGS...: one perftest pair, one positive figure.
+check() {
+	local name=$1 field=$2 tool=$3 v
+	shift 3
+	if ! pt_run "$tool" "$tmp/o" "$@"; then
+		echo "FAIL $name: $tool $*"; fail=1; return
+	fi
+	v=$(pt_field "$tmp/o" "$field")
+	if [ -z "$v" ] || ! awk -v v="$v" 'BEGIN{exit !(v > 0)}'; then
+		echo "FAIL $name: $tool $*: no positive $field"; sed 's/^/  | /' "$tmp/o"; fail=1; return
+	fi
+	echo "ok   $name $tool $*: $field=$v"
+}
+
+# Which side runs as a guest (arrays cannot be passed in a command's environment).
+as() { # guest|native guest|native: client, server
+	PT_CLIENT_WRAP=() PT_CLIENT_DEV=$VBUS_RXE PT_SERVER_WRAP=() PT_SERVER_DEV=$VBUS_RXE
+	[ "$1" = guest ] && PT_CLIENT_WRAP=("${run[@]}") PT_CLIENT_DEV=vrdma0
+	[ "$2" = guest ] && PT_SERVER_WRAP=("${run[@]}") PT_SERVER_DEV=vrdma0
+	return 0
+}
+
+paths() { # TOOL FIELD ARGS...: guest->native, native->guest, guest->guest
+	as guest native; check guest-native "$2" "$1" "${@:3}"
+	as native guest; check native-guest "$2" "$1" "${@:3}"
+	as guest guest; check guest-guest "$2" "$1" "${@:3}"
+}
+paths ib_write_lat t_typical_us -n 500
+paths ib_send_lat t_typical_us -n 500
+paths ib_read_lat t_typical_us -n 500
+paths ib_write_bw bw_avg_MBps -s 65536 -n 500
+paths ib_send_bw bw_avg_MBps -s 4096 -n 500
+as guest native
+check guest-native t_typical_us ib_write_lat -n 500 --use_old_post_send
+check guest-native bw_avg_MBps ib_write_bw -n 500 -q 4 --use_old_post_send
+exit $fail

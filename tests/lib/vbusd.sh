@@ -1,0 +1,41 @@
+# tests/lib/vbusd.sh: start a vbusd for a device test, with one bus and one vrdma device
+# backed by the soft-RoCE device of tests/vm/run, and stop it on exit.
+#   vd_start [BUS [DEV]]   starts vbusd in a fresh run dir (VD_RUN_DIR), creates bus BUS
+#                          (default t, open to all) with vrdma device DEV (default vrdma0)
+#                          backed by $VBUS_RXE and GID index $VBUS_GID_INDEX; exports
+#                          VBUS_RUN_DIR and VBUS_BUS for vbus-run; returns non-zero on failure
+#   vd_stop                SIGTERM, wait, and show vbusd's log if it did not exit 0
+#   vd_ctl ARGS...         vbusctl against it
+# VD_BIN is the build's bin directory (VBUS_BUILD/bin).
+VD_BIN=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/bin
+
+vd_ctl() { "$VD_BIN/vbusctl" --run-dir "$VD_RUN_DIR" "$@"; }
+
+vd_start() {
+	local bus=${1:-t} dev=${2:-vrdma0} i
+	VD_RUN_DIR=$(mktemp -d /tmp/vbus-test.XXXXXX)
+	"$VD_BIN/vbusd" --run-dir "$VD_RUN_DIR" ${VD_ARGS:-} 2>"$VD_RUN_DIR/vbusd.log" &
+	VD_PID=$!
+	trap 'vd_stop' EXIT
+	for i in $(seq 100); do [ -S "$VD_RUN_DIR/ctl.sock" ] && break; sleep 0.05; done
+	[ -S "$VD_RUN_DIR/ctl.sock" ] || { echo "vbusd did not start"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
+	vd_ctl bus add "$bus" allow all >/dev/null &&
+	vd_ctl dev add "$dev" class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" bus "$bus" >/dev/null ||
+		{ echo "vbusctl could not set up bus $bus"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
+	export VBUS_RUN_DIR=$VD_RUN_DIR VBUS_BUS=$bus
+}
+
+vd_stop() {
+	local rc
+	[ -n "${VD_PID:-}" ] || return 0
+	kill -TERM "$VD_PID" 2>/dev/null
+	wait "$VD_PID"
+	rc=$?
+	if [ $rc != 0 ]; then
+		echo "vbusd exited with status $rc; its log:"
+		tail -n 30 "$VD_RUN_DIR/vbusd.log" | sed 's/^/  vbusd| /'
+	fi
+	VD_PID=
+	rm -rf "$VD_RUN_DIR"
+	return $rc
+}

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The bus connection (one per process) and the vbus devices on it.
+ *
+ * The bus is $VBUS_BUS (vbus-run sets it; default "default") under $VBUS_RUN_DIR (default
+ * /run/vbus). The connection is made on the first ibv_get_device_list(); if the bus cannot
+ * be reached, one line says why and the program sees no vbus device. Devices are allocated
+ * once and never freed: librdmacm compares device pointers across calls.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vbg.h"
+
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vbus_conn *conn;
+static bool tried;
+static struct vbg_device *devs[VBG_MAX_DEVICES];
+static int ndevs;
+
+static const char *bus_name(void)
+{
+	const char *b = getenv("VBUS_BUS");
+
+	return b && *b ? b : "default";
+}
+
+static struct vbg_device *device_new(const struct vbus_dev_entry *e)
+{
+	struct vbg_device *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	snprintf(d->bus_name, sizeof(d->bus_name), "%.31s", e->name);
+	/* The name the program sees is the vbus device name (vrdma0). */
+	snprintf(d->dev.name, sizeof(d->dev.name), "%.63s", e->name);
+	snprintf(d->dev.dev_name, sizeof(d->dev.dev_name), "vbus-%.58s", e->name);
+	snprintf(d->dev.dev_path, sizeof(d->dev.dev_path), "/sys/class/infiniband_verbs/vbus-%.31s",
+		 e->name);
+	snprintf(d->dev.ibdev_path, sizeof(d->dev.ibdev_path), "/sys/class/infiniband/%.31s",
+		 e->name);
+	d->dev.node_type = IBV_NODE_CA;
+	d->dev.transport_type = IBV_TRANSPORT_IB;
+	return d;
+}
+
+/* Connect and enumerate, once. Called with conn_lock held. */
+static void connect_once(void)
+{
+	struct vbus_dev_entry e[VBG_MAX_DEVICES * 2];
+	int n, err;
+
+	if (tried)
+		return;
+	tried = true;
+	err = vbus_connect(NULL, bus_name(), &conn);
+	if (err) {
+		vbg_err("cannot attach to bus '%s' in %s: %s", bus_name(), vbus_run_dir(),
+			strerror(-err));
+		conn = NULL;
+		return;
+	}
+	err = vbus_callchan_open(conn, 8);
+	if (err)	/* the socket still works: slower calls, not fewer */
+		vbg_info("no call channel (%s): calls go over the socket", strerror(-err));
+	n = vbus_devenum(conn, e, (int)(sizeof(e) / sizeof(e[0])));
+	if (n < 0) {
+		vbg_err("DEVENUM on bus '%s': %s", bus_name(), strerror(-n));
+		return;
+	}
+	for (int i = 0; i < n && ndevs < VBG_MAX_DEVICES; i++) {
+		if (strcmp(e[i].devclass, VRDMA_CLASS_NAME))
+			continue;
+		devs[ndevs] = device_new(&e[i]);
+		if (devs[ndevs])
+			ndevs++;
+	}
+	vbg_info("bus '%s': %d vrdma device(s)", bus_name(), ndevs);
+}
+
+struct vbus_conn *vbg_conn(void)
+{
+	struct vbus_conn *c;
+
+	pthread_mutex_lock(&conn_lock);
+	connect_once();
+	c = conn;
+	pthread_mutex_unlock(&conn_lock);
+	return c;
+}
+
+int vbg_devices(struct vbg_device **out)
+{
+	int n;
+
+	pthread_mutex_lock(&conn_lock);
+	connect_once();
+	n = ndevs;
+	for (int i = 0; i < n; i++)
+		out[i] = devs[i];
+	pthread_mutex_unlock(&conn_lock);
+	return n;
+}
+
+bool vbg_is_device(const struct ibv_device *dev)
+{
+	/* devs[] only grows, under the lock, before any pointer is handed out. */
+	for (int i = 0; i < ndevs; i++)
+		if (&devs[i]->dev == dev)
+			return true;
+	return false;
+}

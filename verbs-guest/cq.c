@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Completion queues and completion channels. A CQ's ring lives in its own DEVSHM region;
+ * the relay writes completions into it and the program polls them with no system call
+ * (poll.c). A channel is an eventfd the relay kicks when an armed CQ gets a completion.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "vbg.h"
+
+VBG_EXPORT struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *c)
+{
+	struct vbus_conn *conn;
+	struct vbg_channel *ch;
+	int err;
+
+	if (!vbg_is_context(c))
+		return vbg_real.create_comp_channel(c);
+	conn = vbg_conn();
+	ch = calloc(1, sizeof(*ch));
+	if (!ch || !conn) {
+		free(ch);
+		errno = ENOMEM;
+		return NULL;
+	}
+	ch->ch.context = c;
+	ch->ch.fd = eventfd(0, EFD_CLOEXEC);
+	if (ch->ch.fd < 0) {
+		err = -errno;
+		goto err_free;
+	}
+	err = vbus_devsig(conn, ch->ch.fd, VBUS_SIG_TO_GUEST, &ch->sig);
+	if (err)
+		goto err_close;
+	return &ch->ch;
+
+err_close:
+	close(ch->ch.fd);
+err_free:
+	free(ch);
+	errno = -err;
+	return NULL;
+}
+
+VBG_EXPORT int ibv_destroy_comp_channel(struct ibv_comp_channel *c)
+{
+	struct vbg_channel *ch = (struct vbg_channel *)c;
+	struct vbus_conn *conn;
+
+	if (!vbg_is_context(c->context))
+		return vbg_real.destroy_comp_channel(c);
+	if (__atomic_load_n(&c->refcnt, __ATOMIC_ACQUIRE))
+		return EBUSY;
+	conn = vbg_conn();
+	if (conn)
+		vbus_sig_revoke(conn, ch->sig);
+	close(c->fd);
+	free(ch);
+	return 0;
+}
+
+VBG_EXPORT struct ibv_cq *ibv_create_cq(struct ibv_context *c, int cqe, void *cq_context,
+					struct ibv_comp_channel *channel, int comp_vector)
+{
+	struct vbg_context *ctx;
+	struct vrdma_create_cq_in in = { 0 };
+	struct vrdma_create_cq_out o;
+	struct vbg_cq *cq;
+	uint32_t entries;
+	int err;
+
+	if (!vbg_is_context(c))
+		return vbg_real.create_cq(c, cqe, cq_context, channel, comp_vector);
+	ctx = to_vctx(c);
+	if (cqe < 1 || cqe > (int)le32toh(ctx->dev_attr.max_cqe) || comp_vector != 0 ||
+	    (channel && channel->context != c)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	cq = calloc(1, sizeof(*cq));
+	if (!cq) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Devices round the CQ up (rxe: to a power of two, minus one): twice the request
+	 * always holds what the host's real CQ can. */
+	entries = vbg_pow2(2 * ((uint32_t)cqe + 1));
+	err = vbg_shm_new(sizeof(struct vrdma_ring) + (size_t)entries * sizeof(struct vrdma_cqe),
+			  "vbus-cq", &cq->shm);
+	if (err)
+		goto err_free;
+	in.cqe = htole32((uint32_t)cqe);
+	in.shm = htole32(cq->shm.id);
+	in.entries = htole32(entries);
+	in.channel = htole32(channel ? ((struct vbg_channel *)channel)->sig : 0);
+	err = vbg_call(ctx, VRDMA_FN_CREATE_CQ, &in, sizeof(in), &o, sizeof(o));
+	if (err)
+		goto err_shm;
+	cq->handle = le32toh(o.handle);
+	cq->q.ring = cq->shm.base;
+	cq->q.slots = (uint8_t *)(cq->q.ring + 1);
+	cq->q.entries = entries;
+	cq->q.stride = sizeof(struct vrdma_cqe);
+	pthread_spin_init(&cq->lock, PTHREAD_PROCESS_PRIVATE);
+	cq->cq.context = c;
+	cq->cq.channel = channel;
+	cq->cq.cq_context = cq_context;
+	cq->cq.handle = cq->handle;
+	cq->cq.cqe = (int)le32toh(o.cqe);
+	pthread_mutex_init(&cq->cq.mutex, NULL);
+	pthread_cond_init(&cq->cq.cond, NULL);
+	if (channel) {
+		cq->channel = (struct vbg_channel *)channel;
+		pthread_mutex_lock(&ctx->lock);
+		cq->chan_next = cq->channel->cqs;
+		cq->channel->cqs = cq;
+		pthread_mutex_unlock(&ctx->lock);
+		__atomic_add_fetch(&channel->refcnt, 1, __ATOMIC_RELEASE);
+	}
+	return &cq->cq;
+
+err_shm:
+	vbg_shm_free(&cq->shm);
+err_free:
+	free(cq);
+	errno = -err;
+	return NULL;
+}
+
+VBG_EXPORT int ibv_resize_cq(struct ibv_cq *cq, int cqe)
+{
+	if (!vbg_is_context(cq->context))
+		return vbg_real.resize_cq(cq, cqe);
+	return vbg_unsupported("ibv_resize_cq");
+}
+
+VBG_EXPORT int ibv_destroy_cq(struct ibv_cq *c)
+{
+	struct vbg_cq *cq = to_vcq(c);
+	struct vbg_context *ctx;
+	struct vrdma_handle h;
+	int err;
+
+	if (!vbg_is_context(c->context))
+		return vbg_real.destroy_cq(c);
+	ctx = to_vctx(c->context);
+	h = (struct vrdma_handle){ .handle = htole32(cq->handle) };
+	err = vbg_call(ctx, VRDMA_FN_DESTROY_CQ, &h, sizeof(h), NULL, 0);
+	if (err)
+		return -err;
+	if (cq->channel) {
+		pthread_mutex_lock(&ctx->lock);
+		for (struct vbg_cq **pp = &cq->channel->cqs; *pp; pp = &(*pp)->chan_next)
+			if (*pp == cq) {
+				*pp = cq->chan_next;
+				break;
+			}
+		pthread_mutex_unlock(&ctx->lock);
+		__atomic_sub_fetch(&cq->channel->ch.refcnt, 1, __ATOMIC_RELEASE);
+	}
+	/* As libibverbs: wait until every event reported has been acknowledged. */
+	pthread_mutex_lock(&c->mutex);
+	while (c->comp_events_completed != cq->events_reported)
+		pthread_cond_wait(&c->cond, &c->mutex);
+	pthread_mutex_unlock(&c->mutex);
+	vbg_shm_free(&cq->shm);
+	pthread_spin_destroy(&cq->lock);
+	free(cq);
+	return 0;
+}
+
+int vbg_req_notify_cq(struct ibv_cq *c, int solicited_only)
+{
+	struct vbg_cq *cq = to_vcq(c);
+
+	if (!cq->channel)
+		return EINVAL;
+	__atomic_store_n(&cq->armed, true, __ATOMIC_RELAXED);
+	/* seq_cst: pairs with the relay's publication of prod followed by its seq_cst
+	 * exchange of armed: a completion after this store fires the channel. */
+	__atomic_store_n(&cq->q.ring->armed, htole32(solicited_only ? 2 : 1), __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+/* A CQ of the channel whose arming the relay consumed, or NULL. Under ctx->lock. */
+static struct vbg_cq *fired(struct vbg_channel *ch, bool *more)
+{
+	struct vbg_cq *found = NULL;
+
+	*more = false;
+	for (struct vbg_cq *cq = ch->cqs; cq; cq = cq->chan_next) {
+		if (!__atomic_load_n(&cq->armed, __ATOMIC_RELAXED) ||
+		    __atomic_load_n(&cq->q.ring->armed, __ATOMIC_ACQUIRE))
+			continue;
+		if (found) {
+			*more = true;
+			break;
+		}
+		found = cq;
+	}
+	if (found)
+		__atomic_store_n(&found->armed, false, __ATOMIC_RELAXED);
+	return found;
+}
+
+VBG_EXPORT int ibv_get_cq_event(struct ibv_comp_channel *c, struct ibv_cq **out, void **cq_ctx)
+{
+	struct vbg_channel *ch = (struct vbg_channel *)c;
+	struct vbg_context *ctx;
+
+	if (!vbg_is_context(c->context))
+		return vbg_real.get_cq_event(c, out, cq_ctx);
+	ctx = to_vctx(c->context);
+	for (;;) {
+		struct vbg_cq *cq;
+		uint64_t v;
+		bool more;
+
+		/* Blocks unless the program made the fd non-blocking (then EAGAIN). */
+		if (read(c->fd, &v, sizeof(v)) != sizeof(v))
+			return -1;
+		pthread_mutex_lock(&ctx->lock);
+		cq = fired(ch, &more);
+		pthread_mutex_unlock(&ctx->lock);
+		if (more) {	/* keep the fd readable for the next one */
+			v = 1;
+			if (write(c->fd, &v, sizeof(v)) != sizeof(v))
+				vbg_dbg("channel re-kick: %m");
+		}
+		if (cq) {
+			*out = &cq->cq;
+			*cq_ctx = cq->cq.cq_context;
+			pthread_mutex_lock(&cq->cq.mutex);
+			cq->events_reported++;
+			pthread_mutex_unlock(&cq->cq.mutex);
+			return 0;
+		}
+		/* a kick for a CQ destroyed since, or re-armed: wait for the next one */
+	}
+}

@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Devices and contexts: the device list (vbus devices first, real ones hidden unless
+ * VBUS_SHOW_REAL=1), opening and closing a vbus device (DEVOPEN + the vrdma HELLO), and
+ * the queries. Each function forwards untouched to the real libibverbs when the device or
+ * context is not ours.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "vbg.h"
+
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vbg_context *contexts;
+
+/* The array handed to the program remembers the real list it includes, if any. */
+struct dev_list {
+	struct ibv_device **real;
+	struct ibv_device *list[];
+};
+
+static bool show_real(void)
+{
+	const char *s = getenv("VBUS_SHOW_REAL");
+
+	return s && *s && strcmp(s, "0");
+}
+
+VBG_EXPORT struct ibv_device **ibv_get_device_list(int *num)
+{
+	struct vbg_device *v[VBG_MAX_DEVICES];
+	struct ibv_device **real = NULL;
+	struct dev_list *l;
+	int nv, nr = 0, k = 0;
+
+	vbg_real_init();
+	nv = vbg_devices(v);
+	if (show_real() && vbg_real.get_device_list) {
+		real = vbg_real.get_device_list(&nr);
+		if (!real)
+			nr = 0;	/* no RDMA in this kernel (ENOSYS): just ours */
+	}
+	l = calloc(1, sizeof(*l) + (size_t)(nv + nr + 1) * sizeof(l->list[0]));
+	if (!l) {
+		if (real)
+			vbg_real.free_device_list(real);
+		errno = ENOMEM;
+		return NULL;
+	}
+	l->real = real;
+	for (int i = 0; i < nv; i++)
+		l->list[k++] = &v[i]->dev;
+	for (int i = 0; i < nr; i++)
+		l->list[k++] = real[i];
+	if (num)
+		*num = k;
+	return l->list;
+}
+
+VBG_EXPORT void ibv_free_device_list(struct ibv_device **list)
+{
+	struct dev_list *l;
+
+	if (!list)
+		return;
+	l = (struct dev_list *)((char *)list - offsetof(struct dev_list, list));
+	if (l->real)
+		vbg_real.free_device_list(l->real);
+	free(l);
+}
+
+VBG_EXPORT __be64 ibv_get_device_guid(struct ibv_device *dev)
+{
+	if (!vbg_is_device(dev))
+		return vbg_real.get_device_guid(dev);
+	/* The node GUID is the real device's; it needs an open context: open one briefly. */
+	struct ibv_context *c = ibv_open_device(dev);
+	__be64 g = 0;
+
+	if (c) {
+		g = (__be64)le64toh(to_vctx(c)->dev_attr.node_guid);
+		ibv_close_device(c);
+	}
+	return g;
+}
+
+VBG_EXPORT int ibv_get_device_index(struct ibv_device *dev)
+{
+	if (!vbg_is_device(dev))
+		return vbg_real.get_device_index ? vbg_real.get_device_index(dev) : -1;
+	return -1;	/* no kernel index: there is no kernel device */
+}
+
+bool vbg_is_context(const struct ibv_context *c)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&ctx_lock);
+	for (struct vbg_context *x = contexts; x && !found; x = x->next)
+		found = &x->vctx.context == c;
+	pthread_mutex_unlock(&ctx_lock);
+	return found;
+}
+
+int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
+	     size_t outmax)
+{
+	struct vbus_conn *c = vbg_conn();
+	uint32_t flags = (fn == VRDMA_FN_REG_MR || fn == VRDMA_FN_DEREG_MR) ? VBUS_CALL_SLOW : 0;
+	size_t n = 0;
+	int err;
+
+	if (!c)
+		return -ENOTCONN;
+	err = vbus_devcall_flags(c, ctx->handle, fn, flags, in, inlen, out, outmax, &n);
+	if (!err && out && n != outmax) {
+		vbg_err("vrdma call %u: the host answered %zu bytes, not %zu", fn, n, outmax);
+		return -EPROTO;
+	}
+	return err;
+}
+
+void vbg_kick(struct vbg_context *ctx)
+{
+	uint64_t one = 1;
+
+	if (write(ctx->doorbell, &one, sizeof(one)) != sizeof(one))
+		vbg_dbg("doorbell: %m");
+}
+
+int vbg_qp_table_set(struct vbg_context *ctx, uint32_t handle, struct vbg_qp *qp)
+{
+	uint32_t i = handle & ((1u << VRDMA_HANDLE_INDEX_BITS) - 1);
+	int err = 0;
+
+	pthread_mutex_lock(&ctx->lock);
+	if (i >= ctx->nqps) {
+		uint32_t n = vbg_pow2(i + 1 < 64 ? 64 : i + 1);
+		struct vbg_qp **t = realloc(ctx->qps, n * sizeof(*t));
+
+		if (!t) {
+			err = -ENOMEM;
+			goto out;
+		}
+		memset(t + ctx->nqps, 0, (n - ctx->nqps) * sizeof(*t));
+		/* Readers (poll) look the table up without the lock: publish the new one and
+		 * keep the old one alive (it is small; QP handles are bounded by the quota). */
+		__atomic_store_n(&ctx->qps, t, __ATOMIC_RELEASE);
+		__atomic_store_n(&ctx->nqps, n, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&ctx->qps[i], qp, __ATOMIC_RELEASE);
+out:
+	pthread_mutex_unlock(&ctx->lock);
+	return err;
+}
+
+struct vbg_qp *vbg_qp_lookup(struct vbg_context *ctx, uint32_t handle)
+{
+	uint32_t i = handle & ((1u << VRDMA_HANDLE_INDEX_BITS) - 1);
+	uint32_t n = __atomic_load_n(&ctx->nqps, __ATOMIC_ACQUIRE);
+	struct vbg_qp **t = __atomic_load_n(&ctx->qps, __ATOMIC_ACQUIRE);
+	struct vbg_qp *qp;
+
+	if (i >= n || !t)
+		return NULL;
+	qp = __atomic_load_n(&t[i], __ATOMIC_ACQUIRE);
+	return qp && qp->handle == handle ? qp : NULL;
+}
+
+static int context_open(struct vbg_device *d, struct vbg_context *ctx)
+{
+	struct vbus_conn *c = vbg_conn();
+	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION) };
+	uint32_t db;
+	int err;
+
+	if (!c)
+		return -ENODEV;
+	err = vbus_devopen(c, d->bus_name, VRDMA_CLASS_NAME, &ctx->handle);
+	if (err)
+		return err;
+	ctx->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ctx->vctx.context.async_fd = eventfd(0, EFD_CLOEXEC);
+	if (ctx->doorbell < 0 || ctx->vctx.context.async_fd < 0) {
+		err = -errno;
+		goto err_close;
+	}
+	err = vbus_devsig(c, ctx->doorbell, VBUS_SIG_TO_HOST, &db);
+	if (err)
+		goto err_close;
+	hi.doorbell = htole32(db);
+	err = vbg_call(ctx, VRDMA_FN_HELLO, &hi, sizeof(hi), &ctx->hello, sizeof(ctx->hello));
+	if (!err && le32toh(ctx->hello.abi_version) != VRDMA_ABI_VERSION) {
+		vbg_err("%s: the host speaks vrdma ABI %u, this library %u", d->bus_name,
+			le32toh(ctx->hello.abi_version), VRDMA_ABI_VERSION);
+		err = -EPROTONOSUPPORT;
+	}
+	if (!err)
+		err = vbg_call(ctx, VRDMA_FN_QUERY_DEVICE, NULL, 0, &ctx->dev_attr,
+			       sizeof(ctx->dev_attr));
+	if (err)
+		goto err_close;
+	return 0;
+
+err_close:
+	vbus_devclose(c, ctx->handle);
+	if (ctx->doorbell >= 0)
+		close(ctx->doorbell);
+	if (ctx->vctx.context.async_fd >= 0)
+		close(ctx->vctx.context.async_fd);
+	return err;
+}
+
+VBG_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *dev)
+{
+	struct vbg_context *ctx;
+	int err;
+
+	if (!vbg_is_device(dev))
+		return vbg_real.open_device(dev);
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	ctx->doorbell = -1;
+	ctx->vctx.context.async_fd = -1;
+	err = context_open((struct vbg_device *)dev, ctx);
+	if (err) {
+		vbg_err("open %s: %s", dev->name, strerror(-err));
+		free(ctx);
+		errno = -err;
+		return NULL;
+	}
+	ctx->vctx.sz = sizeof(ctx->vctx);
+	ctx->vctx.context.device = dev;
+	ctx->vctx.context.cmd_fd = -1;
+	ctx->vctx.context.num_comp_vectors = 1;
+	ctx->vctx.context.abi_compat = __VERBS_ABI_IS_EXTENDED;
+	pthread_mutex_init(&ctx->vctx.context.mutex, NULL);
+	pthread_mutex_init(&ctx->lock, NULL);
+	vbg_fill_ops(ctx);
+	pthread_mutex_lock(&ctx_lock);
+	ctx->next = contexts;
+	contexts = ctx;
+	pthread_mutex_unlock(&ctx_lock);
+	vbg_info("opened %s (instance %#x)", dev->name, ctx->handle);
+	return &ctx->vctx.context;
+}
+
+VBG_EXPORT int ibv_close_device(struct ibv_context *c)
+{
+	struct vbg_context *ctx, **pp;
+	struct vbus_conn *conn;
+
+	if (!vbg_is_context(c))
+		return vbg_real.close_device(c);
+	ctx = to_vctx(c);
+	pthread_mutex_lock(&ctx_lock);
+	for (pp = &contexts; *pp; pp = &(*pp)->next)
+		if (*pp == ctx) {
+			*pp = ctx->next;
+			break;
+		}
+	pthread_mutex_unlock(&ctx_lock);
+	/* DEVCLOSE: the host destroys whatever this instance still holds. */
+	conn = vbg_conn();
+	if (conn)
+		vbus_devclose(conn, ctx->handle);
+	close(ctx->doorbell);
+	close(c->async_fd);
+	free(ctx->qps);
+	free(ctx);
+	return 0;
+}
+
+/* ---- queries ---- */
+
+static void device_attr(const struct vrdma_query_device_out *o, struct ibv_device_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	memcpy(a->fw_ver, o->fw_ver, sizeof(a->fw_ver));
+	a->fw_ver[sizeof(a->fw_ver) - 1] = 0;
+	a->node_guid = le64toh(o->node_guid);
+	a->sys_image_guid = le64toh(o->sys_image_guid);
+	a->max_mr_size = le64toh(o->max_mr_size);
+	a->page_size_cap = le64toh(o->page_size_cap);
+	a->vendor_id = le32toh(o->vendor_id);
+	a->vendor_part_id = le32toh(o->vendor_part_id);
+	a->hw_ver = le32toh(o->hw_ver);
+	a->max_qp = (int)le32toh(o->max_qp);
+	a->max_qp_wr = (int)le32toh(o->max_qp_wr);
+	a->device_cap_flags = le32toh(o->device_cap_flags);
+	a->max_sge = (int)le32toh(o->max_sge);
+	a->max_sge_rd = (int)le32toh(o->max_sge_rd);
+	a->max_cq = (int)le32toh(o->max_cq);
+	a->max_cqe = (int)le32toh(o->max_cqe);
+	a->max_mr = (int)le32toh(o->max_mr);
+	a->max_pd = (int)le32toh(o->max_pd);
+	a->max_qp_rd_atom = (int)le32toh(o->max_qp_rd_atom);
+	a->max_ee_rd_atom = 0;
+	a->max_res_rd_atom = (int)le32toh(o->max_res_rd_atom);
+	a->max_qp_init_rd_atom = (int)le32toh(o->max_qp_init_rd_atom);
+	a->atomic_cap = le32toh(o->atomic_cap);
+	a->max_mw = (int)le32toh(o->max_mw);
+	a->max_mcast_grp = (int)le32toh(o->max_mcast_grp);
+	a->max_mcast_qp_attach = (int)le32toh(o->max_mcast_qp_attach);
+	a->max_total_mcast_qp_attach = (int)le32toh(o->max_total_mcast_qp_attach);
+	a->max_ah = (int)le32toh(o->max_ah);
+	a->max_srq = (int)le32toh(o->max_srq);
+	a->max_srq_wr = (int)le32toh(o->max_srq_wr);
+	a->max_srq_sge = (int)le32toh(o->max_srq_sge);
+	a->max_pkeys = le16toh(o->max_pkeys);
+	a->local_ca_ack_delay = o->local_ca_ack_delay;
+	a->phys_port_cnt = o->phys_port_cnt;
+}
+
+VBG_EXPORT int ibv_query_device(struct ibv_context *c, struct ibv_device_attr *a)
+{
+	if (!vbg_is_context(c))
+		return vbg_real.query_device(c, a);
+	device_attr(&to_vctx(c)->dev_attr, a);
+	return 0;
+}
+
+int vbg_query_device_ex(struct ibv_context *c, const struct ibv_query_device_ex_input *in,
+			struct ibv_device_attr_ex *a, size_t len)
+{
+	if (in && in->comp_mask)
+		return EINVAL;
+	if (len < sizeof(a->orig_attr))
+		return EINVAL;
+	memset(a, 0, len < sizeof(*a) ? len : sizeof(*a));
+	device_attr(&to_vctx(c)->dev_attr, &a->orig_attr);
+	return 0;
+}
+
+int vbg_query_port_ex(struct ibv_context *c, uint8_t port, struct ibv_port_attr *a, size_t len)
+{
+	struct vrdma_query_port_in i = { .port_num = port };
+	struct vrdma_query_port_out o;
+	struct ibv_port_attr p = { 0 };
+	int err = vbg_call(to_vctx(c), VRDMA_FN_QUERY_PORT, &i, sizeof(i), &o, sizeof(o));
+
+	if (err)
+		return -err;
+	p.state = le32toh(o.state);
+	p.max_mtu = le32toh(o.max_mtu);
+	p.active_mtu = le32toh(o.active_mtu);
+	p.gid_tbl_len = (int)le32toh(o.gid_tbl_len);
+	p.port_cap_flags = le32toh(o.port_cap_flags);
+	p.max_msg_sz = le32toh(o.max_msg_sz);
+	p.bad_pkey_cntr = le32toh(o.bad_pkey_cntr);
+	p.qkey_viol_cntr = le32toh(o.qkey_viol_cntr);
+	p.pkey_tbl_len = le16toh(o.pkey_tbl_len);
+	p.lid = le16toh(o.lid);
+	p.sm_lid = le16toh(o.sm_lid);
+	p.lmc = o.lmc;
+	p.max_vl_num = o.max_vl_num;
+	p.sm_sl = o.sm_sl;
+	p.subnet_timeout = o.subnet_timeout;
+	p.init_type_reply = o.init_type_reply;
+	p.active_width = o.active_width;
+	p.active_speed = o.active_speed;
+	p.phys_state = o.phys_state;
+	p.link_layer = o.link_layer;
+	p.flags = o.flags;
+	p.port_cap_flags2 = le16toh(o.port_cap_flags2);
+	/* Callers built against older headers pass a smaller struct: write only that. */
+	memcpy(a, &p, len < sizeof(p) ? len : sizeof(p));
+	return 0;
+}
+
+/* The exported ibv_query_port writes the 48-byte compat struct; the macro of the same
+ * name goes through the query_port op with the caller's size. */
+VBG_EXPORT int (ibv_query_port)(struct ibv_context *c, uint8_t port,
+				struct _compat_ibv_port_attr *a)
+{
+	if (!vbg_is_context(c))
+		return vbg_real.query_port(c, port, a);
+	return vbg_query_port_ex(c, port, (struct ibv_port_attr *)a,
+				 VBG_COMPAT_PORT_ATTR_SIZE);
+}
+
+static int query_gid(struct ibv_context *c, uint32_t port, uint32_t index,
+		     struct vrdma_query_gid_out *o)
+{
+	struct vrdma_query_gid_in i = { .port_num = (uint8_t)port, .index = htole32(index) };
+
+	if (port > 255)
+		return -EINVAL;
+	return vbg_call(to_vctx(c), VRDMA_FN_QUERY_GID, &i, sizeof(i), o, sizeof(*o));
+}
+
+VBG_EXPORT int ibv_query_gid(struct ibv_context *c, uint8_t port, int index, union ibv_gid *gid)
+{
+	struct vrdma_query_gid_out o;
+	int err;
+
+	if (!vbg_is_context(c))
+		return vbg_real.query_gid(c, port, index, gid);
+	if (index < 0)
+		return -1;
+	err = query_gid(c, port, (uint32_t)index, &o);
+	if (err)
+		return -1;	/* as libibverbs: -1 on any failure */
+	memcpy(gid->raw, o.gid, 16);
+	return 0;
+}
+
+VBG_EXPORT int _ibv_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index,
+				 struct ibv_gid_entry *e, uint32_t flags, size_t entry_size)
+{
+	struct vrdma_query_gid_out o;
+	int err;
+
+	if (!vbg_is_context(c))
+		return vbg_real.query_gid_ex(c, port, index, e, flags, entry_size);
+	if (flags || entry_size < sizeof(*e))
+		return EINVAL;
+	err = query_gid(c, port, index, &o);
+	if (err)
+		return -err;
+	memset(e, 0, entry_size);
+	memcpy(e->gid.raw, o.gid, 16);
+	e->gid_index = index;
+	e->port_num = port;
+	e->gid_type = le32toh(o.gid_type);
+	e->ndev_ifindex = 0;	/* the guest has no netdev for it */
+	return 0;
+}
+
+VBG_EXPORT ssize_t _ibv_query_gid_table(struct ibv_context *c, struct ibv_gid_entry *e,
+					size_t max, uint32_t flags, size_t entry_size)
+{
+	struct ibv_port_attr pa;
+	size_t n = 0;
+
+	if (!vbg_is_context(c))
+		return vbg_real.query_gid_table(c, e, max, flags, entry_size);
+	if (flags || entry_size < sizeof(*e))
+		return -EINVAL;
+	if (vbg_query_port_ex(c, 1, &pa, sizeof(pa)))
+		return -EIO;
+	for (uint32_t i = 0; i < (uint32_t)pa.gid_tbl_len && n < max; i++) {
+		struct ibv_gid_entry *x = (void *)((char *)e + n * entry_size);
+		static const uint8_t zero[16];
+
+		if (_ibv_query_gid_ex(c, 1, i, x, 0, entry_size))
+			continue;
+		if (memcmp(x->gid.raw, zero, 16))
+			n++;	/* only valid entries, as libibverbs */
+	}
+	return (ssize_t)n;
+}
+
+int ibv_query_gid_type(struct ibv_context *c, uint8_t port, unsigned int index, int *type);
+VBG_EXPORT int ibv_query_gid_type(struct ibv_context *c, uint8_t port, unsigned int index,
+				  int *type)
+{
+	struct vrdma_query_gid_out o;
+
+	if (!vbg_is_context(c))
+		return vbg_real.query_gid_type(c, port, index, type);
+	if (query_gid(c, port, index, &o))
+		return -1;
+	*type = le32toh(o.gid_type) == IBV_GID_TYPE_ROCE_V2 ? VBG_GID_TYPE_SYSFS_ROCE_V2 :
+		VBG_GID_TYPE_SYSFS_IB_ROCE_V1;
+	return 0;
+}
+
+VBG_EXPORT int ibv_query_pkey(struct ibv_context *c, uint8_t port, int index, __be16 *pkey)
+{
+	struct vrdma_query_pkey_in i = { .port_num = port, .index = htole32((uint32_t)index) };
+	struct vrdma_query_pkey_out o;
+
+	if (!vbg_is_context(c))
+		return vbg_real.query_pkey(c, port, index, pkey);
+	if (index < 0 || vbg_call(to_vctx(c), VRDMA_FN_QUERY_PKEY, &i, sizeof(i), &o, sizeof(o)))
+		return -1;
+	*pkey = (__be16)le16toh(o.pkey);
+	return 0;
+}
+
+uint32_t vbg_pow2(uint32_t x)
+{
+	uint32_t p = 1;
+
+	while (p < x && p < (1u << 31))
+		p <<= 1;
+	return p;
+}

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Making a program's buffers visible to the host, without copies on the data path.
+ *
+ * At registration, the page range of the buffer is described as pieces of DEVSHM regions.
+ * Pages that are not on a memfd yet are moved there: a sealed memfd is handed to the bus
+ * first, then the pages are copied into it (write-protected meanwhile) and the memfd is
+ * mapped MAP_SHARED|MAP_FIXED over the same addresses, with the same protection. A page
+ * is moved once; later registrations of it reuse its piece. Only private anonymous memory
+ * (heap, anonymous mmap) is moved: file mappings, shared memory (SysV, shared anonymous),
+ * hugetlb and the stack are refused with EFAULT (docs/verbs-guest.md, "Memory").
+ *
+ * Before a piece is reused, /proc/self/maps must still show its memfd at its addresses:
+ * a program that unmapped the buffer and mapped something else there gets new pieces.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "vbg.h"
+
+struct piece {
+	uintptr_t start, end;
+	uint32_t shm;
+	uint32_t seq;			/* the memfd is named vbus-mr-SEQ */
+};
+
+struct seg {				/* one line of /proc/self/maps */
+	uintptr_t start, end;
+	uint64_t off;
+	int prot;
+	bool priv;
+	char path[128];
+};
+
+static struct piece *pieces;		/* sorted by start, never overlapping */
+static uint32_t npieces, cap;
+static uint32_t next_seq = 1;
+
+static uintptr_t page_size(void)
+{
+	return (uintptr_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The maps lines that intersect [lo, hi); returns how many, or -errno. */
+static int read_maps(uintptr_t lo, uintptr_t hi, struct seg **out)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	struct seg *v = NULL;
+	int n = 0, cap_ = 0;
+	char line[512];
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e, off;
+		char perms[8], path[256] = "";
+
+		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %255[^\n]", &s, &e, perms, &off, path) < 4)
+			continue;
+		if (e <= lo || s >= hi)
+			continue;
+		if (n == cap_) {
+			struct seg *t = realloc(v, (size_t)(cap_ = cap_ ? 2 * cap_ : 8) * sizeof(*t));
+
+			if (!t) {
+				free(v);
+				fclose(f);
+				return -ENOMEM;
+			}
+			v = t;
+		}
+		v[n] = (struct seg){ .start = s, .end = e, .off = off, .priv = perms[3] == 'p',
+			.prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+				(perms[2] == 'x' ? PROT_EXEC : 0) };
+		snprintf(v[n].path, sizeof(v[n].path), "%s", path + strspn(path, " "));
+		n++;
+	}
+	fclose(f);
+	*out = v;
+	return n;
+}
+
+static void piece_name(uint32_t seq, char *buf, size_t len)
+{
+	snprintf(buf, len, "vbus-mr-%u", seq);
+}
+
+/* Does the mapping at [s, e) of piece p still show its memfd? */
+static bool piece_intact(const struct piece *p, const struct seg *v, int n)
+{
+	char want[96], name[48];
+
+	piece_name(p->seq, name, sizeof(name));
+	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+	for (uintptr_t a = p->start; a < p->end;) {
+		const struct seg *s = NULL;
+
+		for (int i = 0; i < n; i++)
+			if (v[i].start <= a && a < v[i].end)
+				s = &v[i];
+		if (!s || strcmp(s->path, want) || s->off + (a - s->start) != a - p->start)
+			return false;
+		a = s->end;
+	}
+	return true;
+}
+
+static void piece_drop(uint32_t i)
+{
+	struct vbus_conn *c = vbg_conn();
+
+	if (c)
+		vbus_shm_revoke(c, pieces[i].shm);
+	memmove(&pieces[i], &pieces[i + 1], (npieces - i - 1) * sizeof(*pieces));
+	npieces--;
+}
+
+static int piece_insert(const struct piece *p)
+{
+	uint32_t i = 0;
+
+	if (npieces == cap) {
+		uint32_t n = cap ? 2 * cap : 64;
+		struct piece *t = realloc(pieces, n * sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		pieces = t;
+		cap = n;
+	}
+	while (i < npieces && pieces[i].start < p->start)
+		i++;
+	memmove(&pieces[i + 1], &pieces[i], (npieces - i) * sizeof(*pieces));
+	pieces[i] = *p;
+	npieces++;
+	return 0;
+}
+
+static bool movable(const struct seg *s)
+{
+	if (!s->priv || !(s->prot & PROT_READ))
+		return false;		/* shared (SysV, MAP_SHARED), or unreadable */
+	return !s->path[0] || !strcmp(s->path, "[heap]");	/* not files, stack, vdso */
+}
+
+/* Move [s, e) (inside one maps line of protection prot) onto a new memfd. */
+static int move(uintptr_t s, uintptr_t e, int prot)
+{
+	struct vbus_conn *c = vbg_conn();
+	size_t len = e - s;
+	struct piece p = { .start = s, .end = e, .seq = next_seq++ };
+	char name[48];
+	void *tmp;
+	int fd, err;
+
+	if (!c)
+		return -ENOTCONN;
+	piece_name(p.seq, name, sizeof(name));
+	err = vbus_memfd_create(name, len, &fd);
+	if (err)
+		return err;
+	/* Handed over first: if the bus refuses it (quota), nothing has moved. */
+	err = vbus_devshm(c, fd, len, &p.shm);
+	if (err)
+		goto err_close;
+	tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (tmp == MAP_FAILED) {
+		err = -errno;
+		goto err_revoke;
+	}
+	/* A thread that writes the range while it is copied faults instead of losing data. */
+	if ((prot & PROT_WRITE) && mprotect((void *)s, len, prot & ~PROT_WRITE)) {
+		err = -errno;
+		goto err_unmap;
+	}
+	memcpy(tmp, (void *)s, len);
+	if (mmap((void *)s, len, prot, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+		err = -errno;
+		mprotect((void *)s, len, prot);
+		goto err_unmap;
+	}
+	munmap(tmp, len);
+	close(fd);
+	/* As ibv_fork_init() does for registered memory: a child does not inherit it. */
+	madvise((void *)s, len, MADV_DONTFORK);
+	vbg_dbg("moved %#lx-%#lx onto memfd %s (region %#x)", (unsigned long)s,
+		(unsigned long)e, name, p.shm);
+	return piece_insert(&p);
+
+err_unmap:
+	munmap(tmp, len);
+err_revoke:
+	vbus_shm_revoke(c, p.shm);
+err_close:
+	close(fd);
+	return err;
+}
+
+/* Move what no piece covers in [lo, hi) (page aligned). */
+static int move_gaps(uintptr_t lo, uintptr_t hi, const struct seg *v, int n)
+{
+	uintptr_t a = lo;
+
+	while (a < hi) {
+		uintptr_t gap_end = hi;
+		const struct seg *s = NULL;
+		bool covered = false;
+		int err;
+
+		for (uint32_t i = 0; i < npieces && !covered; i++) {
+			if (pieces[i].start <= a && a < pieces[i].end) {
+				a = pieces[i].end;
+				covered = true;
+			} else if (pieces[i].start > a && pieces[i].start < gap_end) {
+				gap_end = pieces[i].start;
+			}
+		}
+		if (covered)
+			continue;
+		for (int i = 0; i < n; i++)
+			if (v[i].start <= a && a < v[i].end)
+				s = &v[i];
+		if (!s) {
+			vbg_err("reg_mr: %#lx is not mapped", (unsigned long)a);
+			return -EFAULT;
+		}
+		if (!movable(s)) {
+			vbg_err("reg_mr: %#lx is in %s%s memory (%s): only private anonymous "
+				"memory (heap, malloc, anonymous mmap) can be registered",
+				(unsigned long)a, s->priv ? "private" : "shared",
+				s->prot & PROT_READ ? "" : " unreadable",
+				s->path[0] ? s->path : "anonymous");
+			return -EFAULT;
+		}
+		if (s->end < gap_end)
+			gap_end = s->end;
+		err = move(a, gap_end, s->prot);
+		if (err)
+			return err;
+		a = gap_end;
+	}
+	return 0;
+}
+
+int vbg_mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32_t max,
+		   uint32_t *n)
+{
+	uintptr_t pg = page_size(), lo = (uintptr_t)addr & ~(pg - 1);
+	uintptr_t hi = ((uintptr_t)addr + len + pg - 1) & ~(pg - 1);
+	struct seg *v = NULL;
+	uint32_t k = 0;
+	int nv, err;
+
+	nv = read_maps(lo, hi, &v);
+	if (nv < 0)
+		return nv;
+	/* Pieces whose mapping the program replaced are forgotten. */
+	for (uint32_t i = 0; i < npieces;) {
+		if (pieces[i].end > lo && pieces[i].start < hi && !piece_intact(&pieces[i], v, nv))
+			piece_drop(i);
+		else
+			i++;
+	}
+	err = move_gaps(lo, hi, v, nv);
+	free(v);
+	if (err)
+		return err;
+	/* Now every page of [lo, hi) is in a piece: describe them in address order, merging
+	 * neighbours of the same region. */
+	for (uint32_t i = 0; i < npieces; i++) {
+		uintptr_t s = pieces[i].start > lo ? pieces[i].start : lo;
+		uintptr_t e = pieces[i].end < hi ? pieces[i].end : hi;
+
+		if (s >= e)
+			continue;
+		if (k && le32toh(out[k - 1].shm) == pieces[i].shm &&
+		    le64toh(out[k - 1].offset) + le64toh(out[k - 1].length) == s - pieces[i].start) {
+			out[k - 1].length = htole64(le64toh(out[k - 1].length) + (e - s));
+			continue;
+		}
+		if (k == max) {
+			vbg_err("reg_mr: the buffer spans more than %u separate mappings", max);
+			return -E2BIG;
+		}
+		out[k++] = (struct vrdma_mr_piece){ .shm = htole32(pieces[i].shm),
+			.offset = htole64(s - pieces[i].start), .length = htole64(e - s) };
+	}
+	*n = k;
+	return 0;
+}

@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Posting work: ibv_post_send, ibv_post_recv and the ibv_wr_* API write WQEs into the
+ * QP's rings in shared memory, publish the producer index, and kick the relay's doorbell
+ * only when the ring says it sleeps (VRDMA_RING_NEED_WAKEUP): no system call otherwise.
+ *
+ * The relay posts asynchronously, so the synchronous errors of a native provider are
+ * decided here: a full queue is ENOMEM, too many SGEs or too much inline data EINVAL, a
+ * QP in a state that cannot post EINVAL, each with *bad_wr at the first refused request.
+ * The send queue's depth counts WQEs until a send completion retires them (poll.c).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include "vbg.h"
+
+#define SEND_FLAGS_OK (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
+
+static bool opcode_ok(const struct vbg_qp *qp, enum ibv_wr_opcode op)
+{
+	switch (op) {
+	case IBV_WR_SEND:
+	case IBV_WR_SEND_WITH_IMM:
+	case IBV_WR_RDMA_WRITE:
+	case IBV_WR_RDMA_WRITE_WITH_IMM:
+		return true;
+	case IBV_WR_RDMA_READ:
+	case IBV_WR_ATOMIC_CMP_AND_SWP:
+	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+		return qp->qpx.qp_base.qp_type == IBV_QPT_RC;
+	default:
+		return false;
+	}
+}
+
+static bool can_send(enum ibv_qp_state s)
+{
+	return s == IBV_QPS_RTS || s == IBV_QPS_SQD || s == IBV_QPS_SQE || s == IBV_QPS_ERR;
+}
+
+static void kick_if_asleep(struct vbg_qp *qp, struct vbg_queue *q, uint32_t prod)
+{
+	if (vbg_publish(q->ring, htole32(prod)))
+		vbg_kick(to_vctx(qp->qpx.qp_base.context));
+}
+
+static inline uint8_t *slot(struct vbg_queue *q, uint32_t idx)
+{
+	return q->slots + (size_t)(idx & (q->entries - 1)) * q->stride;
+}
+
+static void sges_out(struct vrdma_sge *o, const struct ibv_sge *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		o[i].addr = htole64(s[i].addr);
+		o[i].length = htole32(s[i].length);
+		o[i].lkey = htole32(s[i].lkey);
+	}
+}
+
+/* One send WR into slot p; 0 or a positive errno. */
+static int swqe(struct vbg_qp *qp, uint8_t *p, const struct ibv_send_wr *wr)
+{
+	struct vrdma_swqe *w = (struct vrdma_swqe *)p;
+
+	if (!opcode_ok(qp, wr->opcode) || (wr->send_flags & ~SEND_FLAGS_OK) || wr->num_sge < 0)
+		return EINVAL;
+	memset(w, 0, sizeof(*w));
+	w->wr_id = htole64(wr->wr_id);
+	w->opcode = (uint8_t)wr->opcode;
+	w->send_flags = htole32(wr->send_flags);
+	w->imm_data = wr->imm_data;
+	if (wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+		w->remote_addr = htole64(wr->wr.atomic.remote_addr);
+		w->rkey = htole32(wr->wr.atomic.rkey);
+		w->compare_add = htole64(wr->wr.atomic.compare_add);
+		w->swap = htole64(wr->wr.atomic.swap);
+	} else {
+		w->remote_addr = htole64(wr->wr.rdma.remote_addr);
+		w->rkey = htole32(wr->wr.rdma.rkey);
+	}
+	if (wr->send_flags & IBV_SEND_INLINE) {
+		uint8_t *d = p + sizeof(*w);
+		size_t len = 0;
+
+		for (int i = 0; i < wr->num_sge; i++)
+			len += wr->sg_list[i].length;
+		if (len > qp->cap.max_inline_data)
+			return EINVAL;
+		for (int i = 0; i < wr->num_sge; i++) {
+			memcpy(d, (void *)(uintptr_t)wr->sg_list[i].addr, wr->sg_list[i].length);
+			d += wr->sg_list[i].length;
+		}
+		w->inline_len = htole16((uint16_t)len);
+	} else {
+		if ((uint32_t)wr->num_sge > qp->cap.max_send_sge)
+			return EINVAL;
+		w->num_sge = (uint8_t)wr->num_sge;
+		sges_out((struct vrdma_sge *)(p + sizeof(*w)), wr->sg_list, wr->num_sge);
+	}
+	return 0;
+}
+
+int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
+{
+	struct vbg_qp *qp = to_vqp(q);
+	uint32_t start;
+	int err = 0;
+
+	pthread_spin_lock(&qp->lock);
+	start = qp->sprod;
+	if (!can_send(qp->state))
+		err = EINVAL;
+	for (; wr && !err; wr = wr->next) {
+		uint32_t retired = __atomic_load_n(&qp->sretired, __ATOMIC_ACQUIRE);
+
+		if (qp->sprod - retired >= qp->cap.max_send_wr) {
+			err = ENOMEM;
+			break;
+		}
+		err = swqe(qp, slot(&qp->sq, qp->sprod), wr);
+		if (err)
+			break;
+		qp->sprod++;
+	}
+	if (err && bad)
+		*bad = wr;
+	if (qp->sprod != start)
+		kick_if_asleep(qp, &qp->sq, qp->sprod);
+	pthread_spin_unlock(&qp->lock);
+	return err;
+}
+
+int vbg_post_recv(struct ibv_qp *q, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	struct vbg_qp *qp = to_vqp(q);
+	uint32_t start;
+	int err = 0;
+
+	pthread_spin_lock(&qp->lock);
+	start = qp->rprod;
+	if (qp->state == IBV_QPS_RESET)
+		err = EINVAL;
+	for (; wr && !err; wr = wr->next) {
+		uint32_t done = __atomic_load_n(&qp->rdone, __ATOMIC_ACQUIRE);
+		uint8_t *p = slot(&qp->rq, qp->rprod);
+		struct vrdma_rwqe *w = (struct vrdma_rwqe *)p;
+
+		if (qp->rprod - done >= qp->cap.max_recv_wr) {
+			err = ENOMEM;
+			break;
+		}
+		if (wr->num_sge < 0 || (uint32_t)wr->num_sge > qp->cap.max_recv_sge) {
+			err = EINVAL;
+			break;
+		}
+		w->wr_id = htole64(wr->wr_id);
+		w->num_sge = htole32((uint32_t)wr->num_sge);
+		w->reserved = 0;
+		sges_out((struct vrdma_sge *)(p + sizeof(*w)), wr->sg_list, wr->num_sge);
+		qp->rprod++;
+	}
+	if (err && bad)
+		*bad = wr;
+	if (qp->rprod != start)
+		kick_if_asleep(qp, &qp->rq, qp->rprod);
+	pthread_spin_unlock(&qp->lock);
+	return err;
+}
+
+/* ---- the ibv_wr_* API: wr_start, builders, wr_complete / wr_abort ---- */
+
+static inline struct vbg_qp *xqp(struct ibv_qp_ex *x)
+{
+	return (struct vbg_qp *)x;
+}
+
+static void wr_fail(struct vbg_qp *qp, int err)
+{
+	if (!qp->wr_err)
+		qp->wr_err = err;
+	qp->wr_cur = NULL;
+}
+
+/* Start a new WQE of opcode op from the QP's wr_id and wr_flags. */
+static struct vrdma_swqe *wr_new(struct ibv_qp_ex *x, enum ibv_wr_opcode op, uint64_t bit)
+{
+	struct vbg_qp *qp = xqp(x);
+	uint32_t retired = __atomic_load_n(&qp->sretired, __ATOMIC_ACQUIRE);
+	struct vrdma_swqe *w;
+
+	if (qp->wr_err)
+		return NULL;
+	if (!(qp->send_ops & bit) || !opcode_ok(qp, op) ||
+	    (x->wr_flags & ~(unsigned int)SEND_FLAGS_OK)) {
+		wr_fail(qp, EINVAL);
+		return NULL;
+	}
+	if (qp->wr_prod - retired >= qp->cap.max_send_wr) {
+		wr_fail(qp, ENOMEM);
+		return NULL;
+	}
+	w = (struct vrdma_swqe *)slot(&qp->sq, qp->wr_prod++);
+	memset(w, 0, sizeof(*w));
+	w->wr_id = htole64(x->wr_id);
+	w->opcode = (uint8_t)op;
+	/* Inline is decided by wr_set_inline_data, not by the flag. */
+	w->send_flags = htole32(x->wr_flags & ~(unsigned int)IBV_SEND_INLINE);
+	qp->wr_cur = (uint8_t *)w;
+	return w;
+}
+
+static void wr_start(struct ibv_qp_ex *x)
+{
+	struct vbg_qp *qp = xqp(x);
+
+	pthread_spin_lock(&qp->lock);
+	qp->wr_prod = qp->sprod;
+	qp->wr_err = can_send(qp->state) ? 0 : EINVAL;
+	qp->wr_cur = NULL;
+}
+
+static int wr_complete(struct ibv_qp_ex *x)
+{
+	struct vbg_qp *qp = xqp(x);
+	int err = qp->wr_err;
+
+	if (!err && qp->wr_prod != qp->sprod) {
+		qp->sprod = qp->wr_prod;
+		kick_if_asleep(qp, &qp->sq, qp->sprod);
+	}
+	qp->wr_cur = NULL;
+	pthread_spin_unlock(&qp->lock);
+	return err;
+}
+
+static void wr_abort(struct ibv_qp_ex *x)
+{
+	struct vbg_qp *qp = xqp(x);
+
+	qp->wr_cur = NULL;
+	pthread_spin_unlock(&qp->lock);
+}
+
+static void wr_send(struct ibv_qp_ex *x)
+{
+	wr_new(x, IBV_WR_SEND, IBV_QP_EX_WITH_SEND);
+}
+
+static void wr_send_imm(struct ibv_qp_ex *x, __be32 imm)
+{
+	struct vrdma_swqe *w = wr_new(x, IBV_WR_SEND_WITH_IMM, IBV_QP_EX_WITH_SEND_WITH_IMM);
+
+	if (w)
+		w->imm_data = imm;
+}
+
+static void rdma(struct vrdma_swqe *w, uint32_t rkey, uint64_t addr)
+{
+	if (!w)
+		return;
+	w->rkey = htole32(rkey);
+	w->remote_addr = htole64(addr);
+}
+
+static void wr_rdma_write(struct ibv_qp_ex *x, uint32_t rkey, uint64_t addr)
+{
+	rdma(wr_new(x, IBV_WR_RDMA_WRITE, IBV_QP_EX_WITH_RDMA_WRITE), rkey, addr);
+}
+
+static void wr_rdma_write_imm(struct ibv_qp_ex *x, uint32_t rkey, uint64_t addr, __be32 imm)
+{
+	struct vrdma_swqe *w = wr_new(x, IBV_WR_RDMA_WRITE_WITH_IMM,
+				      IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM);
+
+	rdma(w, rkey, addr);
+	if (w)
+		w->imm_data = imm;
+}
+
+static void wr_rdma_read(struct ibv_qp_ex *x, uint32_t rkey, uint64_t addr)
+{
+	rdma(wr_new(x, IBV_WR_RDMA_READ, IBV_QP_EX_WITH_RDMA_READ), rkey, addr);
+}
+
+static void wr_atomic_cmp_swp(struct ibv_qp_ex *x, uint32_t rkey, uint64_t addr,
+			      uint64_t compare, uint64_t swap)
+{
+	struct vrdma_swqe *w = wr_new(x, IBV_WR_ATOMIC_CMP_AND_SWP,
+				      IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP);
+
+	rdma(w, rkey, addr);
+	if (w) {
+		w->compare_add = htole64(compare);
+		w->swap = htole64(swap);
+	}
+}
+
+static void wr_atomic_fetch_add(struct ibv_qp_ex *x, uint32_t rkey, uint64_t addr, uint64_t add)
+{
+	struct vrdma_swqe *w = wr_new(x, IBV_WR_ATOMIC_FETCH_AND_ADD,
+				      IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD);
+
+	rdma(w, rkey, addr);
+	if (w)
+		w->compare_add = htole64(add);
+}
+
+static void wr_set_sge_list(struct ibv_qp_ex *x, size_t n, const struct ibv_sge *s)
+{
+	struct vbg_qp *qp = xqp(x);
+	struct vrdma_swqe *w = (struct vrdma_swqe *)qp->wr_cur;
+
+	if (!w)
+		return;
+	if (n > qp->cap.max_send_sge) {
+		wr_fail(qp, EINVAL);
+		return;
+	}
+	w->num_sge = (uint8_t)n;
+	sges_out((struct vrdma_sge *)(w + 1), s, (int)n);
+}
+
+static void wr_set_sge(struct ibv_qp_ex *x, uint32_t lkey, uint64_t addr, uint32_t len)
+{
+	struct ibv_sge s = { .addr = addr, .length = len, .lkey = lkey };
+
+	wr_set_sge_list(x, 1, &s);
+}
+
+static void wr_set_inline_data_list(struct ibv_qp_ex *x, size_t n, const struct ibv_data_buf *b)
+{
+	struct vbg_qp *qp = xqp(x);
+	struct vrdma_swqe *w = (struct vrdma_swqe *)qp->wr_cur;
+	size_t len = 0;
+	uint8_t *d;
+
+	if (!w)
+		return;
+	for (size_t i = 0; i < n; i++)
+		len += b[i].length;
+	if (len > qp->cap.max_inline_data) {
+		wr_fail(qp, EINVAL);
+		return;
+	}
+	d = (uint8_t *)(w + 1);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(d, b[i].addr, b[i].length);
+		d += b[i].length;
+	}
+	w->inline_len = htole16((uint16_t)len);
+	w->num_sge = 0;
+	w->send_flags |= htole32(IBV_SEND_INLINE);
+}
+
+static void wr_set_inline_data(struct ibv_qp_ex *x, void *addr, size_t len)
+{
+	struct ibv_data_buf b = { .addr = addr, .length = len };
+
+	wr_set_inline_data_list(x, 1, &b);
+}
+
+/* Builders vbus does not carry in ABI 1: the batch fails at wr_complete. */
+static void wr_unsupported(struct ibv_qp_ex *x, const char *name)
+{
+	static int once;
+
+	if (!once++)
+		vbg_err("%s is not supported on vbus QPs (EOPNOTSUPP)", name);
+	wr_fail(xqp(x), EOPNOTSUPP);
+}
+
+static void wr_bind_mw(struct ibv_qp_ex *x, struct ibv_mw *mw, uint32_t rkey,
+		       const struct ibv_mw_bind_info *info)
+{
+	wr_unsupported(x, "ibv_wr_bind_mw");
+}
+
+static void wr_local_inv(struct ibv_qp_ex *x, uint32_t rkey)
+{
+	wr_unsupported(x, "ibv_wr_local_inv");
+}
+
+static void wr_send_inv(struct ibv_qp_ex *x, uint32_t rkey)
+{
+	wr_unsupported(x, "ibv_wr_send_inv");
+}
+
+static void wr_send_tso(struct ibv_qp_ex *x, void *hdr, uint16_t hdr_sz, uint16_t mss)
+{
+	wr_unsupported(x, "ibv_wr_send_tso");
+}
+
+static void wr_set_ud_addr(struct ibv_qp_ex *x, struct ibv_ah *ah, uint32_t qpn, uint32_t qkey)
+{
+	wr_unsupported(x, "ibv_wr_set_ud_addr");
+}
+
+static void wr_set_xrc_srqn(struct ibv_qp_ex *x, uint32_t srqn)
+{
+	wr_unsupported(x, "ibv_wr_set_xrc_srqn");
+}
+
+static void wr_atomic_write(struct ibv_qp_ex *x, uint32_t rkey, uint64_t addr, const void *v)
+{
+	wr_unsupported(x, "ibv_wr_atomic_write");
+}
+
+void vbg_wr_ops_init(struct vbg_qp *qp)
+{
+	struct ibv_qp_ex *x = &qp->qpx;
+
+	x->comp_mask = 0;
+	x->wr_start = wr_start;
+	x->wr_complete = wr_complete;
+	x->wr_abort = wr_abort;
+	x->wr_send = wr_send;
+	x->wr_send_imm = wr_send_imm;
+	x->wr_rdma_write = wr_rdma_write;
+	x->wr_rdma_write_imm = wr_rdma_write_imm;
+	x->wr_rdma_read = wr_rdma_read;
+	x->wr_atomic_cmp_swp = wr_atomic_cmp_swp;
+	x->wr_atomic_fetch_add = wr_atomic_fetch_add;
+	x->wr_set_sge = wr_set_sge;
+	x->wr_set_sge_list = wr_set_sge_list;
+	x->wr_set_inline_data = wr_set_inline_data;
+	x->wr_set_inline_data_list = wr_set_inline_data_list;
+	x->wr_bind_mw = wr_bind_mw;
+	x->wr_local_inv = wr_local_inv;
+	x->wr_send_inv = wr_send_inv;
+	x->wr_send_tso = wr_send_tso;
+	x->wr_set_ud_addr = wr_set_ud_addr;
+	x->wr_set_xrc_srqn = wr_set_xrc_srqn;
+	x->wr_atomic_write = wr_atomic_write;
+}

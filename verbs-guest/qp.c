@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Queue pairs. A QP's send and receive rings live in one DEVSHM region of its own; the
+ * host creates the real QP in this guest's PD and returns the real QPN, so the QP talks
+ * on the wire to any peer. The rings are sized before the host answers: twice the
+ * requested depth (devices round up; rxe to a power of two minus one), and slots for the
+ * requested SGEs and inline data. The host reports no more than the rings hold.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vbg.h"
+
+#define SEND_OPS_SUPPORTED (IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM | \
+	IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM | \
+	IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP | \
+	IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD)
+
+static uint32_t max3(uint32_t a, uint32_t b, uint32_t c)
+{
+	uint32_t m = a > b ? a : b;
+
+	return m > c ? m : c;
+}
+
+static void cap_in(struct vrdma_qp_cap *o, const struct ibv_qp_cap *c)
+{
+	o->max_send_wr = htole32(c->max_send_wr);
+	o->max_recv_wr = htole32(c->max_recv_wr);
+	o->max_send_sge = htole32(c->max_send_sge);
+	o->max_recv_sge = htole32(c->max_recv_sge);
+	o->max_inline_data = htole32(c->max_inline_data);
+	o->reserved = 0;
+}
+
+static void cap_host(struct vrdma_qp_cap *h, const struct vrdma_qp_cap *le)
+{
+	h->max_send_wr = le32toh(le->max_send_wr);
+	h->max_recv_wr = le32toh(le->max_recv_wr);
+	h->max_send_sge = le32toh(le->max_send_sge);
+	h->max_recv_sge = le32toh(le->max_recv_sge);
+	h->max_inline_data = le32toh(le->max_inline_data);
+}
+
+static void cap_out(struct ibv_qp_cap *c, const struct vrdma_qp_cap *h)
+{
+	c->max_send_wr = h->max_send_wr;
+	c->max_recv_wr = h->max_recv_wr;
+	c->max_send_sge = h->max_send_sge;
+	c->max_recv_sge = h->max_recv_sge;
+	c->max_inline_data = h->max_inline_data;
+}
+
+static int check_attr(struct vbg_context *ctx, const struct ibv_qp_init_attr_ex *a)
+{
+	uint32_t known = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS |
+			 IBV_QP_INIT_ATTR_CREATE_FLAGS;
+
+	if (a->comp_mask & ~known)
+		return EOPNOTSUPP;
+	if ((a->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && a->create_flags)
+		return EOPNOTSUPP;
+	if ((a->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) &&
+	    (a->send_ops_flags & ~(uint64_t)SEND_OPS_SUPPORTED))
+		return EOPNOTSUPP;
+	if (!(a->comp_mask & IBV_QP_INIT_ATTR_PD) || !a->pd || a->pd->context != &ctx->vctx.context)
+		return EINVAL;
+	if (!a->send_cq || !a->recv_cq || a->send_cq->context != a->pd->context ||
+	    a->recv_cq->context != a->pd->context)
+		return EINVAL;
+	if (a->srq)
+		return EOPNOTSUPP;	/* SRQ: not in vrdma ABI 1 */
+	if (a->qp_type != IBV_QPT_RC && a->qp_type != IBV_QPT_UC)
+		return EOPNOTSUPP;	/* UD needs AHs: not in vrdma ABI 1; others refused */
+	if (a->cap.max_send_wr > (uint32_t)le32toh(ctx->dev_attr.max_qp_wr) ||
+	    a->cap.max_recv_wr > (uint32_t)le32toh(ctx->dev_attr.max_qp_wr) ||
+	    a->cap.max_send_sge > le32toh(ctx->dev_attr.max_sge) ||
+	    a->cap.max_recv_sge > le32toh(ctx->dev_attr.max_sge) ||
+	    a->cap.max_inline_data > le32toh(ctx->dev_attr.max_inline_data))
+		return EINVAL;
+	return 0;
+}
+
+struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_ex *a)
+{
+	struct vbg_context *ctx = to_vctx(c);
+	struct vrdma_create_qp_in in = { 0 };
+	struct vrdma_create_qp_out o;
+	uint32_t sq_entries, rq_entries, sstride, rstride;
+	size_t sq_bytes, rq_off;
+	struct vbg_qp *qp;
+	int err = check_attr(ctx, a);
+
+	if (err) {
+		errno = err;
+		return NULL;
+	}
+	qp = calloc(1, sizeof(*qp));
+	if (!qp) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	sq_entries = vbg_pow2(2 * (a->cap.max_send_wr + 1));
+	rq_entries = vbg_pow2(2 * (a->cap.max_recv_wr + 1));
+	sstride = vbg_pow2(sizeof(struct vrdma_swqe) +
+			   max3(a->cap.max_send_sge * sizeof(struct vrdma_sge),
+				a->cap.max_inline_data, sizeof(struct vrdma_sge)));
+	rstride = vbg_pow2(sizeof(struct vrdma_rwqe) +
+			   max3(a->cap.max_recv_sge, 1, 0) * sizeof(struct vrdma_sge));
+	sq_bytes = (sizeof(struct vrdma_ring) + (size_t)sq_entries * sstride + 63) & ~(size_t)63;
+	rq_off = sq_bytes;
+	err = -vbg_shm_new(rq_off + sizeof(struct vrdma_ring) + (size_t)rq_entries * rstride,
+			   "vbus-qp", &qp->shm);
+	if (err)
+		goto err_free;
+	in.pd = htole32(((struct vbg_pd *)a->pd)->handle);
+	in.send_cq = htole32(to_vcq(a->send_cq)->handle);
+	in.recv_cq = htole32(to_vcq(a->recv_cq)->handle);
+	in.qp_type = (uint8_t)a->qp_type;
+	in.sq_sig_all = a->sq_sig_all ? 1 : 0;
+	in.shm = htole32(qp->shm.id);
+	cap_in(&in.cap, &a->cap);
+	in.sq_offset = 0;
+	in.rq_offset = htole64(rq_off);
+	in.sq_entries = htole32(sq_entries);
+	in.sq_stride = htole32(sstride);
+	in.rq_entries = htole32(rq_entries);
+	in.rq_stride = htole32(rstride);
+	err = -vbg_call(ctx, VRDMA_FN_CREATE_QP, &in, sizeof(in), &o, sizeof(o));
+	if (err)
+		goto err_shm;
+	qp->handle = le32toh(o.handle);
+	cap_host(&qp->cap, &o.cap);
+	qp->sq = (struct vbg_queue){ .ring = qp->shm.base, .entries = sq_entries, .stride = sstride };
+	qp->sq.slots = (uint8_t *)(qp->sq.ring + 1);
+	qp->rq = (struct vbg_queue){ .ring = (void *)((uint8_t *)qp->shm.base + rq_off),
+		.entries = rq_entries, .stride = rstride };
+	qp->rq.slots = (uint8_t *)(qp->rq.ring + 1);
+	qp->send_ops = (a->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) ? a->send_ops_flags :
+		SEND_OPS_SUPPORTED;
+	qp->scq = to_vcq(a->send_cq);
+	qp->rcq = to_vcq(a->recv_cq);
+	qp->state = IBV_QPS_RESET;
+	pthread_spin_init(&qp->lock, PTHREAD_PROCESS_PRIVATE);
+
+	struct ibv_qp *q = &qp->qpx.qp_base;
+	q->context = c;
+	q->qp_context = a->qp_context;
+	q->pd = a->pd;
+	q->send_cq = a->send_cq;
+	q->recv_cq = a->recv_cq;
+	q->srq = NULL;
+	q->handle = qp->handle;
+	q->qp_num = le32toh(o.qp_num);
+	q->state = IBV_QPS_RESET;
+	q->qp_type = a->qp_type;
+	pthread_mutex_init(&q->mutex, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	vbg_wr_ops_init(qp);
+	err = -vbg_qp_table_set(ctx, qp->handle, qp);
+	if (err) {
+		struct vrdma_handle h = { .handle = htole32(qp->handle) };
+
+		vbg_call(ctx, VRDMA_FN_DESTROY_QP, &h, sizeof(h), NULL, 0);
+		goto err_shm;
+	}
+	cap_out(&a->cap, &qp->cap);	/* as ibv_create_qp: what was granted */
+	return q;
+
+err_shm:
+	vbg_shm_free(&qp->shm);
+err_free:
+	free(qp);
+	errno = err;
+	return NULL;
+}
+
+VBG_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
+{
+	struct ibv_qp_init_attr_ex ax;
+	struct ibv_qp *qp;
+
+	if (!vbg_is_context(pd->context))
+		return vbg_real.create_qp(pd, attr);
+	memset(&ax, 0, sizeof(ax));
+	memcpy(&ax, attr, sizeof(*attr));
+	ax.comp_mask = IBV_QP_INIT_ATTR_PD;
+	ax.pd = pd;
+	qp = vbg_create_qp_ex(pd->context, &ax);
+	if (qp)
+		attr->cap = ax.cap;
+	return qp;
+}
+
+VBG_EXPORT struct ibv_qp_ex *ibv_qp_to_qp_ex(struct ibv_qp *qp)
+{
+	if (!vbg_is_context(qp->context))
+		return vbg_real.qp_to_qp_ex(qp);
+	return &to_vqp(qp)->qpx;
+}
+
+static void ah_in(struct vrdma_ah_attr *o, const struct ibv_ah_attr *a)
+{
+	memcpy(o->dgid, a->grh.dgid.raw, 16);
+	o->flow_label = htole32(a->grh.flow_label);
+	o->sgid_index = a->grh.sgid_index;
+	o->hop_limit = a->grh.hop_limit;
+	o->traffic_class = a->grh.traffic_class;
+	o->is_global = a->is_global;
+	o->dlid = htole16(a->dlid);
+	o->sl = a->sl;
+	o->src_path_bits = a->src_path_bits;
+	o->static_rate = a->static_rate;
+	o->port_num = a->port_num;
+}
+
+static void ah_out(struct ibv_ah_attr *a, const struct vrdma_ah_attr *o)
+{
+	memset(a, 0, sizeof(*a));
+	memcpy(a->grh.dgid.raw, o->dgid, 16);
+	a->grh.flow_label = le32toh(o->flow_label);
+	a->grh.sgid_index = o->sgid_index;
+	a->grh.hop_limit = o->hop_limit;
+	a->grh.traffic_class = o->traffic_class;
+	a->is_global = o->is_global;
+	a->dlid = le16toh(o->dlid);
+	a->sl = o->sl;
+	a->src_path_bits = o->src_path_bits;
+	a->static_rate = o->static_rate;
+	a->port_num = o->port_num;
+}
+
+VBG_EXPORT int ibv_modify_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask)
+{
+	struct vbg_qp *qp = to_vqp(q);
+	struct vrdma_modify_qp_in in;
+	struct vrdma_qp_attr *o = &in.attr;
+	int err;
+
+	if (!vbg_is_context(q->context))
+		return vbg_real.modify_qp(q, a, mask);
+	memset(&in, 0, sizeof(in));
+	in.handle = htole32(qp->handle);
+	in.attr_mask = htole32((uint32_t)mask);
+	o->qp_state = htole32(a->qp_state);
+	o->cur_qp_state = htole32(a->cur_qp_state);
+	o->path_mtu = htole32(a->path_mtu);
+	o->path_mig_state = htole32(a->path_mig_state);
+	o->qkey = htole32(a->qkey);
+	o->rq_psn = htole32(a->rq_psn);
+	o->sq_psn = htole32(a->sq_psn);
+	o->dest_qp_num = htole32(a->dest_qp_num);
+	o->qp_access_flags = htole32((uint32_t)a->qp_access_flags);
+	o->pkey_index = htole16(a->pkey_index);
+	o->alt_pkey_index = htole16(a->alt_pkey_index);
+	if (mask & IBV_QP_CAP)
+		cap_in(&o->cap, &a->cap);
+	if (mask & IBV_QP_AV)
+		ah_in(&o->ah_attr, &a->ah_attr);
+	if (mask & IBV_QP_ALT_PATH)
+		ah_in(&o->alt_ah_attr, &a->alt_ah_attr);
+	o->en_sqd_async_notify = a->en_sqd_async_notify;
+	o->max_rd_atomic = a->max_rd_atomic;
+	o->max_dest_rd_atomic = a->max_dest_rd_atomic;
+	o->min_rnr_timer = a->min_rnr_timer;
+	o->port_num = a->port_num;
+	o->timeout = a->timeout;
+	o->retry_cnt = a->retry_cnt;
+	o->rnr_retry = a->rnr_retry;
+	o->alt_port_num = a->alt_port_num;
+	o->alt_timeout = a->alt_timeout;
+	o->rate_limit = htole32(a->rate_limit);
+	err = vbg_call(to_vctx(q->context), VRDMA_FN_MODIFY_QP, &in, sizeof(in), NULL, 0);
+	if (err)
+		return -err;
+	if (mask & IBV_QP_STATE) {
+		pthread_spin_lock(&qp->lock);
+		qp->state = a->qp_state;
+		pthread_spin_unlock(&qp->lock);
+		q->state = a->qp_state;
+	}
+	return 0;
+}
+
+VBG_EXPORT int ibv_query_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask,
+			    struct ibv_qp_init_attr *init)
+{
+	struct vbg_qp *qp = to_vqp(q);
+	struct vrdma_query_qp_in in;
+	struct vrdma_query_qp_out o;
+	int err;
+
+	if (!vbg_is_context(q->context))
+		return vbg_real.query_qp(q, a, mask, init);
+	in = (struct vrdma_query_qp_in){ .handle = htole32(qp->handle),
+					 .attr_mask = htole32((uint32_t)mask) };
+	err = vbg_call(to_vctx(q->context), VRDMA_FN_QUERY_QP, &in, sizeof(in), &o, sizeof(o));
+	if (err)
+		return -err;
+	memset(a, 0, sizeof(*a));
+	a->qp_state = le32toh(o.attr.qp_state);
+	a->cur_qp_state = le32toh(o.attr.cur_qp_state);
+	a->path_mtu = le32toh(o.attr.path_mtu);
+	a->path_mig_state = le32toh(o.attr.path_mig_state);
+	a->qkey = le32toh(o.attr.qkey);
+	a->rq_psn = le32toh(o.attr.rq_psn);
+	a->sq_psn = le32toh(o.attr.sq_psn);
+	a->dest_qp_num = le32toh(o.attr.dest_qp_num);
+	a->qp_access_flags = (int)le32toh(o.attr.qp_access_flags);
+	a->pkey_index = le16toh(o.attr.pkey_index);
+	a->alt_pkey_index = le16toh(o.attr.alt_pkey_index);
+	cap_out(&a->cap, &qp->cap);	/* what this QP's rings hold */
+	ah_out(&a->ah_attr, &o.attr.ah_attr);
+	ah_out(&a->alt_ah_attr, &o.attr.alt_ah_attr);
+	a->en_sqd_async_notify = o.attr.en_sqd_async_notify;
+	a->sq_draining = o.attr.sq_draining;
+	a->max_rd_atomic = o.attr.max_rd_atomic;
+	a->max_dest_rd_atomic = o.attr.max_dest_rd_atomic;
+	a->min_rnr_timer = o.attr.min_rnr_timer;
+	a->port_num = o.attr.port_num;
+	a->timeout = o.attr.timeout;
+	a->retry_cnt = o.attr.retry_cnt;
+	a->rnr_retry = o.attr.rnr_retry;
+	a->alt_port_num = o.attr.alt_port_num;
+	a->alt_timeout = o.attr.alt_timeout;
+	a->rate_limit = le32toh(o.attr.rate_limit);
+	if (init) {
+		memset(init, 0, sizeof(*init));
+		init->qp_context = q->qp_context;
+		init->send_cq = q->send_cq;
+		init->recv_cq = q->recv_cq;
+		init->qp_type = q->qp_type;
+		cap_out(&init->cap, &qp->cap);
+	}
+	return 0;
+}
+
+VBG_EXPORT int ibv_destroy_qp(struct ibv_qp *q)
+{
+	struct vbg_qp *qp = to_vqp(q);
+	struct vbg_context *ctx;
+	struct vrdma_handle h;
+	int err;
+
+	if (!vbg_is_context(q->context))
+		return vbg_real.destroy_qp(q);
+	ctx = to_vctx(q->context);
+	h = (struct vrdma_handle){ .handle = htole32(qp->handle) };
+	err = vbg_call(ctx, VRDMA_FN_DESTROY_QP, &h, sizeof(h), NULL, 0);
+	if (err)
+		return -err;
+	vbg_qp_table_set(ctx, qp->handle, NULL);
+	vbg_shm_free(&qp->shm);
+	pthread_spin_destroy(&qp->lock);
+	free(qp);
+	return 0;
+}

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The guest verbs library (libvbus-verbs.so): presents the vrdma devices of a vbus to
+ * unmodified libibverbs programs (docs/verbs-guest.md). Loaded with LD_PRELOAD by
+ * vbus-run; every ibv_* function that touches a device's objects is defined here and
+ * forwards to the real libibverbs when the object is not one of ours.
+ *
+ * Objects embed the public rdma-core structure first and are recovered with to_*().
+ * Internal functions return 0 or -errno; the verbs conventions (NULL + errno, positive
+ * errno) are applied only in the exported functions.
+ */
+#ifndef VBG_H
+#define VBG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <infiniband/verbs.h>
+#include <vbus/libvbus.h>
+#include <vbus/vrdma.h>
+
+#define VBG_MAX_DEVICES	8
+/* The 48-byte struct the exported ibv_query_port@1.1 fills (rdma-core's compat struct,
+ * which the public header only declares). */
+#define VBG_COMPAT_PORT_ATTR_SIZE 48
+/* rdma-core's private enum ibv_gid_type_sysfs (ibv_query_gid_type@IBVERBS_PRIVATE_34). */
+#define VBG_GID_TYPE_SYSFS_IB_ROCE_V1	0
+#define VBG_GID_TYPE_SYSFS_ROCE_V2	1
+#define VBG_EXPORT	__attribute__((visibility("default")))
+
+/* ---- logging (VBUS_VERBS_LOG: 0 quiet, 1 errors (default), 2 info, 3 debug) ---- */
+extern int vbg_log_level;
+void vbg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define vbg_err(...)	vbg_log(1, __VA_ARGS__)
+#define vbg_info(...)	vbg_log(2, __VA_ARGS__)
+#define vbg_dbg(...)	vbg_log(3, __VA_ARGS__)
+/* An unsupported verb: EOPNOTSUPP, and one log line per verb. */
+#define vbg_unsupported(name) ({ static int _once; \
+	if (!_once++) { vbg_err("%s is not supported on vbus devices (EOPNOTSUPP)", name); } \
+	EOPNOTSUPP; })
+
+/* ---- the real libibverbs, resolved once (real.c) ---- */
+struct vbg_real {
+	struct ibv_device **(*get_device_list)(int *);
+	void (*free_device_list)(struct ibv_device **);
+	__be64 (*get_device_guid)(struct ibv_device *);
+	int (*get_device_index)(struct ibv_device *);
+	struct ibv_context *(*open_device)(struct ibv_device *);
+	int (*close_device)(struct ibv_context *);
+	int (*query_device)(struct ibv_context *, struct ibv_device_attr *);
+	int (*query_port)(struct ibv_context *, uint8_t, struct _compat_ibv_port_attr *);
+	int (*query_gid)(struct ibv_context *, uint8_t, int, union ibv_gid *);
+	int (*query_gid_ex)(struct ibv_context *, uint32_t, uint32_t, struct ibv_gid_entry *,
+			    uint32_t, size_t);
+	ssize_t (*query_gid_table)(struct ibv_context *, struct ibv_gid_entry *, size_t,
+				   uint32_t, size_t);
+	int (*query_gid_type)(struct ibv_context *, uint8_t, unsigned int, int *);
+	int (*query_pkey)(struct ibv_context *, uint8_t, int, __be16 *);
+	struct ibv_pd *(*alloc_pd)(struct ibv_context *);
+	int (*dealloc_pd)(struct ibv_pd *);
+	struct ibv_mr *(*reg_mr)(struct ibv_pd *, void *, size_t, int);
+	struct ibv_mr *(*reg_mr_iova)(struct ibv_pd *, void *, size_t, uint64_t, int);
+	struct ibv_mr *(*reg_mr_iova2)(struct ibv_pd *, void *, size_t, uint64_t, unsigned int);
+	int (*rereg_mr)(struct ibv_mr *, int, struct ibv_pd *, void *, size_t, int);
+	int (*dereg_mr)(struct ibv_mr *);
+	struct ibv_comp_channel *(*create_comp_channel)(struct ibv_context *);
+	int (*destroy_comp_channel)(struct ibv_comp_channel *);
+	struct ibv_cq *(*create_cq)(struct ibv_context *, int, void *, struct ibv_comp_channel *,
+				    int);
+	int (*resize_cq)(struct ibv_cq *, int);
+	int (*destroy_cq)(struct ibv_cq *);
+	int (*get_cq_event)(struct ibv_comp_channel *, struct ibv_cq **, void **);
+	void (*ack_cq_events)(struct ibv_cq *, unsigned int);
+	int (*get_async_event)(struct ibv_context *, struct ibv_async_event *);
+	void (*ack_async_event)(struct ibv_async_event *);
+	struct ibv_srq *(*create_srq)(struct ibv_pd *, struct ibv_srq_init_attr *);
+	int (*modify_srq)(struct ibv_srq *, struct ibv_srq_attr *, int);
+	int (*query_srq)(struct ibv_srq *, struct ibv_srq_attr *);
+	int (*destroy_srq)(struct ibv_srq *);
+	struct ibv_qp *(*create_qp)(struct ibv_pd *, struct ibv_qp_init_attr *);
+	int (*modify_qp)(struct ibv_qp *, struct ibv_qp_attr *, int);
+	int (*query_qp)(struct ibv_qp *, struct ibv_qp_attr *, int, struct ibv_qp_init_attr *);
+	int (*destroy_qp)(struct ibv_qp *);
+	struct ibv_qp_ex *(*qp_to_qp_ex)(struct ibv_qp *);
+	struct ibv_ah *(*create_ah)(struct ibv_pd *, struct ibv_ah_attr *);
+	int (*destroy_ah)(struct ibv_ah *);
+	int (*attach_mcast)(struct ibv_qp *, const union ibv_gid *, uint16_t);
+	int (*detach_mcast)(struct ibv_qp *, const union ibv_gid *, uint16_t);
+	int (*query_ece)(struct ibv_qp *, struct ibv_ece *);
+	int (*set_ece)(struct ibv_qp *, struct ibv_ece *);
+	int (*query_qp_data_in_order)(struct ibv_qp *, enum ibv_wr_opcode, uint32_t);
+};
+extern struct vbg_real vbg_real;
+void vbg_real_init(void);
+
+/* ---- the bus connection and the devices on it (conn.c) ---- */
+struct vbg_device {
+	struct ibv_device dev;		/* first: what the program sees */
+	char pad[1024];			/* zeroed: code such as mlx5dv_is_supported reads past */
+	char bus_name[32];		/* the vbus device name (vrdma0) */
+};
+
+struct vbus_conn *vbg_conn(void);	/* NULL if the bus is not reachable */
+/* The vbus devices, connecting on first use; returns how many. */
+int vbg_devices(struct vbg_device **devs);
+bool vbg_is_device(const struct ibv_device *dev);
+
+/* ---- shared memory (shm.c): a memfd handed to the device with DEVSHM ---- */
+struct vbg_shm {
+	void *base;
+	size_t size;
+	uint32_t id;
+};
+int vbg_shm_new(size_t size, const char *name, struct vbg_shm *s);
+void vbg_shm_free(struct vbg_shm *s);
+
+/* ---- contexts (device.c) ---- */
+struct vbg_qp;
+struct vbg_cq;
+
+struct vbg_context {
+	struct verbs_context vctx;	/* ends with the struct ibv_context the program gets */
+	uint32_t handle;		/* the DEVOPEN instance */
+	int doorbell;			/* eventfd: kicks the relay (DEVSIG to host) */
+	struct vrdma_hello_out hello;
+	struct vrdma_query_device_out dev_attr;
+	pthread_mutex_t lock;		/* the tables below */
+	struct vbg_qp **qps;		/* by handle index, for retiring send WQEs */
+	uint32_t nqps;
+	struct vbg_context *next;	/* the list of open contexts */
+};
+
+static inline struct vbg_context *to_vctx(struct ibv_context *c)
+{
+	return (struct vbg_context *)((char *)c - offsetof(struct vbg_context, vctx.context));
+}
+
+bool vbg_is_context(const struct ibv_context *c);
+/* A DEVCALL on the context's device instance; 0 or -errno. */
+int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
+	     size_t outmax);
+void vbg_kick(struct vbg_context *ctx);
+int vbg_qp_table_set(struct vbg_context *ctx, uint32_t handle, struct vbg_qp *qp);
+struct vbg_qp *vbg_qp_lookup(struct vbg_context *ctx, uint32_t handle);
+
+/* ---- objects ---- */
+struct vbg_pd {
+	struct ibv_pd pd;
+	uint32_t handle;
+};
+
+struct vbg_mr {
+	struct ibv_mr mr;
+	uint32_t handle;
+};
+
+struct vbg_cq;
+
+struct vbg_channel {
+	struct ibv_comp_channel ch;	/* ch.fd is an eventfd the relay kicks */
+	uint32_t sig;			/* its DEVSIG id */
+	struct vbg_cq *cqs;		/* the CQs that report to it, under the context lock */
+};
+
+/* A queue in shared memory: the ring header, then entries slots of stride bytes. */
+struct vbg_queue {
+	struct vrdma_ring *ring;
+	uint8_t *slots;
+	uint32_t entries, stride;
+};
+
+struct vbg_cq {
+	struct ibv_cq cq;
+	uint32_t handle;
+	struct vbg_shm shm;
+	struct vbg_queue q;
+	uint32_t cons;			/* our consumer index */
+	pthread_spinlock_t lock;
+	bool armed;			/* we armed it and have not reported the event yet */
+	uint32_t events_reported;	/* by ibv_get_cq_event, under cq.mutex */
+	struct vbg_channel *channel;
+	struct vbg_cq *chan_next;	/* the channel's list of CQs */
+};
+
+static inline struct vbg_cq *to_vcq(struct ibv_cq *c) { return (struct vbg_cq *)c; }
+
+struct vbg_qp {
+	struct ibv_qp_ex qpx;		/* qpx.qp_base is the struct ibv_qp */
+	uint32_t handle;
+	struct vbg_shm shm;
+	struct vbg_queue sq, rq;
+	struct vrdma_qp_cap cap;	/* granted, host byte order */
+	uint64_t send_ops;		/* IBV_QP_EX_WITH_* allowed on the ibv_wr_* API */
+	pthread_spinlock_t lock;
+	/* send queue, guarded by lock */
+	uint32_t sprod;			/* WQEs published */
+	uint32_t sretired;		/* retired, from sq_retired of send completions */
+	uint32_t wr_prod;		/* ibv_wr_*: WQEs built since wr_start, not published */
+	uint8_t *wr_cur;		/* ibv_wr_*: the WQE being built, or NULL */
+	int wr_err;			/* ibv_wr_*: first error since wr_start */
+	enum ibv_qp_state state;	/* as the host last confirmed it */
+	/* receive queue */
+	uint32_t rprod, rdone;
+	struct vbg_cq *scq, *rcq;
+};
+
+static inline struct vbg_qp *to_vqp(struct ibv_qp *q) { return (struct vbg_qp *)q; }
+
+/* Memory registration support (memory.c): describe [addr, addr + len) as pieces of
+ * DEVSHM regions, moving pages onto memfds where they are not yet. */
+int vbg_mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *p, uint32_t max,
+		   uint32_t *n);
+
+/* The legacy and extended operation tables (ops.c). */
+void vbg_fill_ops(struct vbg_context *ctx);
+int vbg_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
+int vbg_req_notify_cq(struct ibv_cq *cq, int solicited_only);
+int vbg_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
+int vbg_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
+void vbg_wr_ops_init(struct vbg_qp *qp);
+struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_ex *a);
+int vbg_query_port_ex(struct ibv_context *c, uint8_t port, struct ibv_port_attr *a, size_t len);
+int vbg_query_device_ex(struct ibv_context *c, const struct ibv_query_device_ex_input *in,
+			struct ibv_device_attr_ex *a, size_t len);
+
+/* Ring helpers: the guest publishes prod (seq_cst, pairs with the relay's seq_cst store of
+ * NEED_WAKEUP before its last pass) and then reads the flags. */
+static inline bool vbg_publish(struct vrdma_ring *r, uint32_t prod)
+{
+	__atomic_store_n(&r->prod, prod, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&r->flags, __ATOMIC_SEQ_CST) & VRDMA_RING_NEED_WAKEUP;
+}
+
+uint32_t vbg_pow2(uint32_t x);
+
+#endif /* VBG_H */
