@@ -131,7 +131,15 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 		const char *s = getenv("VBUS_RELAY_SPIN_US");
 		uint64_t us = s ? strtoull(s, NULL, 10) : 100;
 
+		const char *rt = getenv("VBUS_RELAY_RT");
+
 		err = vrdma_relay_start(&relay, us * 1000);
+		if (!err && rt && atoi(rt) > 0) {
+			int e = vrdma_relay_set_priority(relay, atoi(rt));
+
+			if (e)
+				vbd_err("relay: SCHED_FIFO priority %s: %s", rt, strerror(-e));
+		}
 	}
 	if (!err)
 		relay_users++;

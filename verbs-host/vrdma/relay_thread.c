@@ -11,6 +11,7 @@
  * first after a wake-up, although the pass that follows covers all guests.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,17 @@ static void *relay_main(void *arg)
 		last = now_ns();
 	}
 	return NULL;
+}
+
+/* Run the relay thread under SCHED_FIFO at priority prio (0: back to SCHED_OTHER), so
+ * that a kicked relay runs at once instead of waiting behind busy-polling programs for a
+ * time slice. Its spinning is bounded (spin_ns), then it sleeps: it cannot starve the
+ * CPU. 0 or -errno (EPERM without CAP_SYS_NICE). */
+int vrdma_relay_set_priority(struct vrdma_relay *r, int prio)
+{
+	struct sched_param sp = { .sched_priority = prio };
+
+	return -pthread_setschedparam(r->thread, prio ? SCHED_FIFO : SCHED_OTHER, &sp);
 }
 
 /* Start the relay. spin_ns: how long it keeps looking after the last work. */

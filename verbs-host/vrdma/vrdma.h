@@ -180,6 +180,7 @@ struct vrdma_relay_stats {
 	uint64_t passes, sleeps, wakeups, spin_ns, work;
 };
 int vrdma_relay_start(struct vrdma_relay **out, uint64_t spin_ns);
+int vrdma_relay_set_priority(struct vrdma_relay *r, int prio);
 void vrdma_relay_stop(struct vrdma_relay *r);
 int vrdma_relay_add(struct vrdma_relay *r, struct vrdma_guest *g, int doorbell_fd);
 void vrdma_relay_remove(struct vrdma_relay *r, struct vrdma_guest *g);
