@@ -22,6 +22,12 @@ if grep -qw vrdma0 <<<"$out" && ! grep -qw "$VBUS_RXE" <<<"$out"; then
 else
 	echo "FAIL ibv_devices in the guest: $out"; fail=1
 fi
+out=$("${run[@]}" ibv_devinfo -d vrdma0 2>&1)
+if grep -q "state:.*PORT_ACTIVE" <<<"$out" && grep -q "link_layer:.*Ethernet" <<<"$out"; then
+	echo "ok   ibv_devinfo in the guest: vrdma0 port 1 ACTIVE, Ethernet"
+else
+	echo "FAIL ibv_devinfo in the guest:"; sed 's/^/  | /' <<<"$out"; fail=1
+fi
 out=$("${run[@]}" sh -c 'ls -A /dev/infiniband' 2>&1)
 [ -z "$out" ] && echo "ok   the guest's /dev/infiniband is empty" ||
 	{ echo "FAIL the guest sees /dev/infiniband: $out"; fail=1; }
