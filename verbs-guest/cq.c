@@ -174,28 +174,41 @@ VBG_EXPORT int ibv_destroy_cq(struct ibv_cq *c)
 	return 0;
 }
 
+/* Arming and taking events run under the context lock, so that a CQ's state is one of:
+ * not armed; armed (ring->armed set); fired (armed, ring->armed cleared by the relay, its
+ * kick on the channel); and, if the program arms again before taking the event, pending:
+ * the event is kept, as a native provider keeps a queued event across re-arming. */
 int vbg_req_notify_cq(struct ibv_cq *c, int solicited_only)
 {
 	struct vbg_cq *cq = to_vcq(c);
+	struct vbg_context *ctx = to_vctx(c->context);
 
 	if (!cq->channel)
-		return EINVAL;
-	__atomic_store_n(&cq->armed, true, __ATOMIC_RELAXED);
-	/* seq_cst: pairs with the relay's publication of prod followed by its seq_cst
-	 * exchange of armed: a completion after this store fires the channel. */
+		return 0;	/* as natively: nothing will ever be reported */
+	pthread_mutex_lock(&ctx->lock);
+	if (cq->armed && !__atomic_load_n(&cq->q.ring->armed, __ATOMIC_ACQUIRE))
+		cq->pending = true;
+	cq->armed = true;
+	/* seq_cst store and fence: pairs with the relay's release store of prod followed by
+	 * its seq_cst exchange of armed; a completion after this point fires the channel. */
 	__atomic_store_n(&cq->q.ring->armed, htole32(solicited_only ? 2 : 1), __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&ctx->lock);
 	return 0;
 }
 
-/* A CQ of the channel whose arming the relay consumed, or NULL. Under ctx->lock. */
+/* A CQ of the channel with an event to report, or NULL; *more if another one has one
+ * too. Under ctx->lock. */
 static struct vbg_cq *fired(struct vbg_channel *ch, bool *more)
 {
 	struct vbg_cq *found = NULL;
 
 	*more = false;
 	for (struct vbg_cq *cq = ch->cqs; cq; cq = cq->chan_next) {
-		if (!__atomic_load_n(&cq->armed, __ATOMIC_RELAXED) ||
-		    __atomic_load_n(&cq->q.ring->armed, __ATOMIC_ACQUIRE))
+		bool ev = cq->pending ||
+			  (cq->armed && !__atomic_load_n(&cq->q.ring->armed, __ATOMIC_ACQUIRE));
+
+		if (!ev)
 			continue;
 		if (found) {
 			*more = true;
@@ -203,8 +216,12 @@ static struct vbg_cq *fired(struct vbg_channel *ch, bool *more)
 		}
 		found = cq;
 	}
-	if (found)
-		__atomic_store_n(&found->armed, false, __ATOMIC_RELAXED);
+	if (found) {
+		if (found->pending)
+			found->pending = false;	/* still armed: ring->armed was set again */
+		else
+			found->armed = false;
+	}
 	return found;
 }
 
@@ -226,20 +243,21 @@ VBG_EXPORT int ibv_get_cq_event(struct ibv_comp_channel *c, struct ibv_cq **out,
 			return -1;
 		pthread_mutex_lock(&ctx->lock);
 		cq = fired(ch, &more);
+		if (cq) {	/* counted before the CQ can be destroyed (it waits for acks) */
+			*out = &cq->cq;
+			*cq_ctx = cq->cq.cq_context;
+			pthread_mutex_lock(&cq->cq.mutex);
+			cq->events_reported++;
+			pthread_mutex_unlock(&cq->cq.mutex);
+		}
 		pthread_mutex_unlock(&ctx->lock);
 		if (more) {	/* keep the fd readable for the next one */
 			v = 1;
 			if (write(c->fd, &v, sizeof(v)) != sizeof(v))
 				vbg_dbg("channel re-kick: %m");
 		}
-		if (cq) {
-			*out = &cq->cq;
-			*cq_ctx = cq->cq.cq_context;
-			pthread_mutex_lock(&cq->cq.mutex);
-			cq->events_reported++;
-			pthread_mutex_unlock(&cq->cq.mutex);
+		if (cq)
 			return 0;
-		}
 		/* a kick for a CQ destroyed since, or re-armed: wait for the next one */
 	}
 }

@@ -140,15 +140,17 @@ int vbg_qp_table_set(struct vbg_context *ctx, uint32_t handle, struct vbg_qp *qp
 	pthread_mutex_lock(&ctx->lock);
 	if (i >= ctx->nqps) {
 		uint32_t n = vbg_pow2(i + 1 < 64 ? 64 : i + 1);
-		struct vbg_qp **t = realloc(ctx->qps, n * sizeof(*t));
+		struct vbg_qp **t = calloc(n, sizeof(*t));
 
 		if (!t) {
 			err = -ENOMEM;
 			goto out;
 		}
-		memset(t + ctx->nqps, 0, (n - ctx->nqps) * sizeof(*t));
+		if (ctx->nqps)
+			memcpy(t, ctx->qps, ctx->nqps * sizeof(*t));
 		/* Readers (poll) look the table up without the lock: publish the new one and
-		 * keep the old one alive (it is small; QP handles are bounded by the quota). */
+		 * keep the old one (it may still be read; tables only double, so what is kept
+		 * is less than the live one). */
 		__atomic_store_n(&ctx->qps, t, __ATOMIC_RELEASE);
 		__atomic_store_n(&ctx->nqps, n, __ATOMIC_RELEASE);
 	}

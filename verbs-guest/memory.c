@@ -15,6 +15,8 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,25 +121,31 @@ static void piece_drop(uint32_t i)
 	npieces--;
 }
 
-static int piece_insert(const struct piece *p)
+/* Room for one more piece, made before pages move (so that inserting cannot fail). */
+static int piece_reserve(void)
+{
+	uint32_t n = cap ? 2 * cap : 64;
+	struct piece *t;
+
+	if (npieces < cap)
+		return 0;
+	t = realloc(pieces, n * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	pieces = t;
+	cap = n;
+	return 0;
+}
+
+static void piece_insert(const struct piece *p)
 {
 	uint32_t i = 0;
 
-	if (npieces == cap) {
-		uint32_t n = cap ? 2 * cap : 64;
-		struct piece *t = realloc(pieces, n * sizeof(*t));
-
-		if (!t)
-			return -ENOMEM;
-		pieces = t;
-		cap = n;
-	}
 	while (i < npieces && pieces[i].start < p->start)
 		i++;
 	memmove(&pieces[i + 1], &pieces[i], (npieces - i) * sizeof(*pieces));
 	pieces[i] = *p;
 	npieces++;
-	return 0;
 }
 
 static bool movable(const struct seg *s)
@@ -159,6 +167,9 @@ static int move(uintptr_t s, uintptr_t e, int prot)
 
 	if (!c)
 		return -ENOTCONN;
+	err = piece_reserve();
+	if (err)
+		return err;
 	piece_name(p.seq, name, sizeof(name));
 	err = vbus_memfd_create(name, len, &fd);
 	if (err)
@@ -189,7 +200,8 @@ static int move(uintptr_t s, uintptr_t e, int prot)
 	madvise((void *)s, len, MADV_DONTFORK);
 	vbg_dbg("moved %#lx-%#lx onto memfd %s (region %#x)", (unsigned long)s,
 		(unsigned long)e, name, p.shm);
-	return piece_insert(&p);
+	piece_insert(&p);
+	return 0;
 
 err_unmap:
 	munmap(tmp, len);
@@ -246,6 +258,23 @@ static int move_gaps(uintptr_t lo, uintptr_t hi, const struct seg *v, int n)
 	return 0;
 }
 
+/* Is [lo, hi) on the calling thread's stack? (Other threads' stacks look like any
+ * anonymous mapping: registering them is the program's risk, as docs/verbs-guest.md says.) */
+static bool on_my_stack(uintptr_t lo, uintptr_t hi)
+{
+	pthread_attr_t a;
+	void *base;
+	size_t size;
+	bool on = false;
+
+	if (pthread_getattr_np(pthread_self(), &a))
+		return false;
+	if (!pthread_attr_getstack(&a, &base, &size))
+		on = lo < (uintptr_t)base + size && hi > (uintptr_t)base;
+	pthread_attr_destroy(&a);
+	return on;
+}
+
 int vbg_mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32_t max,
 		   uint32_t *n)
 {
@@ -255,7 +284,13 @@ int vbg_mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32_t 
 	uint32_t k = 0;
 	int nv, err;
 
-	nv = read_maps(lo, hi, &v);
+	if (on_my_stack(lo, hi)) {
+		vbg_err("reg_mr: %p is on this thread's stack: only private anonymous memory "
+			"(heap, malloc, anonymous mmap) can be registered", addr);
+		return -EFAULT;
+	}
+	/* All of the map: a piece reused here may extend beyond [lo, hi). */
+	nv = read_maps(0, UINTPTR_MAX, &v);
 	if (nv < 0)
 		return nv;
 	/* Pieces whose mapping the program replaced are forgotten. */

@@ -33,6 +33,19 @@ static bool opcode_ok(const struct vbg_qp *qp, enum ibv_wr_opcode op)
 	}
 }
 
+/* Inline data goes with SEND and RDMA WRITE only (a device refuses it on READ and atomics). */
+static bool inline_ok(enum ibv_wr_opcode op)
+{
+	return op == IBV_WR_SEND || op == IBV_WR_SEND_WITH_IMM || op == IBV_WR_RDMA_WRITE ||
+	       op == IBV_WR_RDMA_WRITE_WITH_IMM;
+}
+
+/* A queue the host found broken (VRDMA_RING_BROKEN) takes no more work: EIO. */
+static bool broken(const struct vbg_queue *q)
+{
+	return __atomic_load_n(&q->ring->flags, __ATOMIC_RELAXED) & htole32(VRDMA_RING_BROKEN);
+}
+
 static bool can_send(enum ibv_qp_state s)
 {
 	return s == IBV_QPS_RTS || s == IBV_QPS_SQD || s == IBV_QPS_SQE || s == IBV_QPS_ERR;
@@ -81,6 +94,9 @@ static int swqe(struct vbg_qp *qp, uint8_t *p, const struct ibv_send_wr *wr)
 	}
 	if (wr->send_flags & IBV_SEND_INLINE) {
 		uint8_t *d = p + sizeof(*w);
+
+		if (!inline_ok(wr->opcode))
+			return EINVAL;
 		size_t len = 0;
 
 		for (int i = 0; i < wr->num_sge; i++)
@@ -111,6 +127,8 @@ int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr *
 	start = qp->sprod;
 	if (!can_send(qp->state))
 		err = EINVAL;
+	else if (broken(&qp->sq))
+		err = EIO;
 	for (; wr && !err; wr = wr->next) {
 		uint32_t retired = __atomic_load_n(&qp->sretired, __ATOMIC_ACQUIRE);
 
@@ -141,6 +159,8 @@ int vbg_post_recv(struct ibv_qp *q, struct ibv_recv_wr *wr, struct ibv_recv_wr *
 	start = qp->rprod;
 	if (qp->state == IBV_QPS_RESET)
 		err = EINVAL;
+	else if (broken(&qp->rq))
+		err = EIO;
 	for (; wr && !err; wr = wr->next) {
 		uint32_t done = __atomic_load_n(&qp->rdone, __ATOMIC_ACQUIRE);
 		uint8_t *p = slot(&qp->rq, qp->rprod);
@@ -216,7 +236,7 @@ static void wr_start(struct ibv_qp_ex *x)
 
 	pthread_spin_lock(&qp->lock);
 	qp->wr_prod = qp->sprod;
-	qp->wr_err = can_send(qp->state) ? 0 : EINVAL;
+	qp->wr_err = !can_send(qp->state) ? EINVAL : broken(&qp->sq) ? EIO : 0;
 	qp->wr_cur = NULL;
 }
 
@@ -337,6 +357,10 @@ static void wr_set_inline_data_list(struct ibv_qp_ex *x, size_t n, const struct 
 
 	if (!w)
 		return;
+	if (!inline_ok(w->opcode)) {
+		wr_fail(qp, EINVAL);
+		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		len += b[i].length;
 	if (len > qp->cap.max_inline_data) {

@@ -142,6 +142,7 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 	qp->scq = to_vcq(a->send_cq);
 	qp->rcq = to_vcq(a->recv_cq);
 	qp->state = IBV_QPS_RESET;
+	qp->sq_sig_all = a->sq_sig_all;
 	pthread_spin_init(&qp->lock, PTHREAD_PROCESS_PRIVATE);
 
 	struct ibv_qp *q = &qp->qpx.qp_base;
@@ -277,6 +278,11 @@ VBG_EXPORT int ibv_modify_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask)
 	if (mask & IBV_QP_STATE) {
 		pthread_spin_lock(&qp->lock);
 		qp->state = a->qp_state;
+		/* RESET discards outstanding work without completions: nothing is in flight. */
+		if (a->qp_state == IBV_QPS_RESET) {
+			__atomic_store_n(&qp->sretired, qp->sprod, __ATOMIC_RELEASE);
+			__atomic_store_n(&qp->rdone, qp->rprod, __ATOMIC_RELEASE);
+		}
 		pthread_spin_unlock(&qp->lock);
 		q->state = a->qp_state;
 	}
@@ -325,12 +331,15 @@ VBG_EXPORT int ibv_query_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask,
 	a->alt_port_num = o.attr.alt_port_num;
 	a->alt_timeout = o.attr.alt_timeout;
 	a->rate_limit = le32toh(o.attr.rate_limit);
+	if (mask & IBV_QP_STATE)
+		q->state = a->qp_state;	/* as libibverbs does */
 	if (init) {
 		memset(init, 0, sizeof(*init));
 		init->qp_context = q->qp_context;
 		init->send_cq = q->send_cq;
 		init->recv_cq = q->recv_cq;
 		init->qp_type = q->qp_type;
+		init->sq_sig_all = qp->sq_sig_all;
 		cap_out(&init->cap, &qp->cap);
 	}
 	return 0;
@@ -351,6 +360,12 @@ VBG_EXPORT int ibv_destroy_qp(struct ibv_qp *q)
 	if (err)
 		return -err;
 	vbg_qp_table_set(ctx, qp->handle, NULL);
+	/* A poll of either CQ that looked the QP up before it left the table is done once it
+	 * releases the CQ's lock: after that nobody touches the QP. */
+	pthread_spin_lock(&qp->scq->lock);
+	pthread_spin_unlock(&qp->scq->lock);
+	pthread_spin_lock(&qp->rcq->lock);
+	pthread_spin_unlock(&qp->rcq->lock);
 	vbg_shm_free(&qp->shm);
 	pthread_spin_destroy(&qp->lock);
 	free(qp);

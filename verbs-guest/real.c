@@ -96,4 +96,11 @@ __attribute__((constructor)) void vbg_real_init(void)
 	R(query_ece, "ibv_query_ece");
 	R(set_ece, "ibv_set_ece");
 	R(query_qp_data_in_order, "ibv_query_qp_data_in_order");
+	R(reg_dmabuf_mr, "ibv_reg_dmabuf_mr");
+	R(import_pd, "ibv_import_pd");
+	R(unimport_pd, "ibv_unimport_pd");
+	R(import_mr, "ibv_import_mr");
+	R(unimport_mr, "ibv_unimport_mr");
+	R(import_dm, "ibv_import_dm");
+	R(unimport_dm, "ibv_unimport_dm");
 }

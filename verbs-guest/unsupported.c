@@ -90,6 +90,54 @@ VBG_EXPORT int ibv_query_qp_data_in_order(struct ibv_qp *qp, enum ibv_wr_opcode 
 	return 0;	/* "not guaranteed in order": always a correct answer */
 }
 
+/* dmabuf MRs and importing objects from another process: never for a guest. */
+VBG_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t offset, size_t len,
+					    uint64_t iova, int fd, int access)
+{
+	if (!vbg_is_context(pd->context))
+		return vbg_real.reg_dmabuf_mr(pd, offset, len, iova, fd, access);
+	return UNSUP_NULL("ibv_reg_dmabuf_mr");
+}
+
+VBG_EXPORT struct ibv_pd *ibv_import_pd(struct ibv_context *c, uint32_t handle)
+{
+	if (!vbg_is_context(c))
+		return vbg_real.import_pd(c, handle);
+	return UNSUP_NULL("ibv_import_pd");
+}
+
+VBG_EXPORT void ibv_unimport_pd(struct ibv_pd *pd)
+{
+	if (!vbg_is_context(pd->context))
+		vbg_real.unimport_pd(pd);
+}
+
+VBG_EXPORT struct ibv_mr *ibv_import_mr(struct ibv_pd *pd, uint32_t handle)
+{
+	if (!vbg_is_context(pd->context))
+		return vbg_real.import_mr(pd, handle);
+	return UNSUP_NULL("ibv_import_mr");
+}
+
+VBG_EXPORT void ibv_unimport_mr(struct ibv_mr *mr)
+{
+	if (!vbg_is_context(mr->context))
+		vbg_real.unimport_mr(mr);
+}
+
+VBG_EXPORT struct ibv_dm *ibv_import_dm(struct ibv_context *c, uint32_t handle)
+{
+	if (!vbg_is_context(c))
+		return vbg_real.import_dm(c, handle);
+	return UNSUP_NULL("ibv_import_dm");
+}
+
+VBG_EXPORT void ibv_unimport_dm(struct ibv_dm *dm)
+{
+	if (!vbg_is_context(dm->context))
+		vbg_real.unimport_dm(dm);
+}
+
 /* Async events: vrdma ABI 1 delivers none to the guest library yet; a vbus context's
  * async_fd is a real eventfd that stays quiet, so poll() on it works. */
 VBG_EXPORT int ibv_get_async_event(struct ibv_context *c, struct ibv_async_event *ev)

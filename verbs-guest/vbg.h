@@ -90,6 +90,13 @@ struct vbg_real {
 	int (*query_ece)(struct ibv_qp *, struct ibv_ece *);
 	int (*set_ece)(struct ibv_qp *, struct ibv_ece *);
 	int (*query_qp_data_in_order)(struct ibv_qp *, enum ibv_wr_opcode, uint32_t);
+	struct ibv_mr *(*reg_dmabuf_mr)(struct ibv_pd *, uint64_t, size_t, uint64_t, int, int);
+	struct ibv_pd *(*import_pd)(struct ibv_context *, uint32_t);
+	void (*unimport_pd)(struct ibv_pd *);
+	struct ibv_mr *(*import_mr)(struct ibv_pd *, uint32_t);
+	void (*unimport_mr)(struct ibv_mr *);
+	struct ibv_dm *(*import_dm)(struct ibv_context *, uint32_t);
+	void (*unimport_dm)(struct ibv_dm *);
 };
 extern struct vbg_real vbg_real;
 void vbg_real_init(void);
@@ -177,7 +184,8 @@ struct vbg_cq {
 	struct vbg_queue q;
 	uint32_t cons;			/* our consumer index */
 	pthread_spinlock_t lock;
-	bool armed;			/* we armed it and have not reported the event yet */
+	bool armed;			/* armed by the program; the relay clears ring->armed */
+	bool pending;			/* fired, then re-armed before ibv_get_cq_event took it */
 	uint32_t events_reported;	/* by ibv_get_cq_event, under cq.mutex */
 	struct vbg_channel *channel;
 	struct vbg_cq *chan_next;	/* the channel's list of CQs */
@@ -203,6 +211,7 @@ struct vbg_qp {
 	/* receive queue */
 	uint32_t rprod, rdone;
 	struct vbg_cq *scq, *rcq;
+	bool sq_sig_all;
 };
 
 static inline struct vbg_qp *to_vqp(struct ibv_qp *q) { return (struct vbg_qp *)q; }

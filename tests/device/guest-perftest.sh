@@ -1,7 +1,7 @@
 #!/bin/bash
 # Unmodified Debian perftest in a process guest (vbus-run, no /dev/infiniband) through vbusd
 # on soft-RoCE: guest client to native server, native client to guest server, and guest
-# to guest, for RDMA WRITE, SEND and READ latency and WRITE/SEND bandwidth, with the
+# to guest, for RDMA WRITE, SEND, READ and atomic latency and WRITE/SEND/READ bandwidth, with the
 # ibv_wr_* post API (perftest's default) and the old ibv_post_send API. Each run must
 # finish on both sides and report positive figures.
 # timeout: 600
@@ -64,6 +64,8 @@ paths ib_send_lat t_typical_us -n 500
 paths ib_read_lat t_typical_us -n 500
 paths ib_write_bw bw_avg_MBps -s 65536 -n 500
 paths ib_send_bw bw_avg_MBps -s 4096 -n 500
+paths ib_read_bw bw_avg_MBps -s 65536 -n 500
+paths ib_atomic_lat t_typical_us -n 500
 as guest native
 check guest-native t_typical_us ib_write_lat -n 500 --use_old_post_send
 check guest-native bw_avg_MBps ib_write_bw -n 500 -q 4 --use_old_post_send

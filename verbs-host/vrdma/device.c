@@ -7,7 +7,6 @@
 #include "vrdma.h"
 
 /* What create_qp grants at most as inline data, whatever the device could do. */
-#define VRDMA_MAX_INLINE 256
 
 int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
 {
@@ -41,12 +40,14 @@ int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, v
 	o->vendor_part_id = 0;
 	o->hw_ver = htole32(a.hw_ver);
 	o->max_qp = htole32(a.max_qp);
-	o->max_qp_wr = htole32(a.max_qp_wr);
+	/* What the shared rings and the relay can carry: 32767 work requests or CQEs (a guest
+	 * ring has twice that, at most 65536 entries) and 32 SGEs. */
+	o->max_qp_wr = htole32(a.max_qp_wr < VRDMA_MAX_QUEUE ? a.max_qp_wr : VRDMA_MAX_QUEUE);
 	o->device_cap_flags = htole32(a.device_cap_flags);
-	o->max_sge = htole32(a.max_sge);
+	o->max_sge = htole32(a.max_sge < VRDMA_MAX_SGE ? a.max_sge : VRDMA_MAX_SGE);
 	o->max_sge_rd = htole32(a.max_sge_rd);
 	o->max_cq = htole32(a.max_cq);
-	o->max_cqe = htole32(a.max_cqe);
+	o->max_cqe = htole32(a.max_cqe < VRDMA_MAX_QUEUE ? a.max_cqe : VRDMA_MAX_QUEUE);
 	o->max_mr = htole32(a.max_mr);
 	o->max_pd = htole32(a.max_pd);
 	o->max_qp_rd_atom = htole32(a.max_qp_rd_atom);

@@ -11,7 +11,6 @@
 #include <string.h>
 #include "vrdma.h"
 
-#define VRDMA_MAX_INLINE 256
 #define MASK_ALLOWED (IBV_QP_STATE | IBV_QP_CUR_STATE | IBV_QP_EN_SQD_ASYNC_NOTIFY | \
 		      IBV_QP_ACCESS_FLAGS | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY | \
 		      IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | \
@@ -61,8 +60,10 @@ static int clamp_caps(struct ibv_qp_cap *c, const struct vrdma_create_qp_in *i)
 
 	c->max_send_wr = min_u32(c->max_send_wr, le32toh(i->sq_entries));
 	c->max_recv_wr = min_u32(c->max_recv_wr, le32toh(i->rq_entries));
-	c->max_send_sge = min_u32(c->max_send_sge, sroom / sizeof(struct vrdma_sge));
-	c->max_recv_sge = min_u32(c->max_recv_sge, rroom / sizeof(struct vrdma_sge));
+	c->max_send_sge = min_u32(min_u32(c->max_send_sge, sroom / sizeof(struct vrdma_sge)),
+				  VRDMA_MAX_SGE);
+	c->max_recv_sge = min_u32(min_u32(c->max_recv_sge, rroom / sizeof(struct vrdma_sge)),
+				  VRDMA_MAX_SGE);
 	c->max_inline_data = min_u32(min_u32(c->max_inline_data, VRDMA_MAX_INLINE), sroom);
 	if (c->max_send_wr < le32toh(i->cap.max_send_wr) ||
 	    c->max_recv_wr < le32toh(i->cap.max_recv_wr) ||
@@ -257,6 +258,11 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if (mask & IBV_QP_CAP)
 		return -EOPNOTSUPP;	/* resizing the queues would resize the rings */
 	r = ibv_modify_qp(qp->qp, &a, (int)mask);
+	/* RESET discards outstanding work without completions (the guest forgets it too). */
+	if (!r && (mask & IBV_QP_STATE) && a.qp_state == IBV_QPS_RESET) {
+		qp->sretired = qp->sposted;
+		qp->rdone = qp->rposted;
+	}
 	return -r;
 }
 

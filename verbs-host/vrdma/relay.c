@@ -36,6 +36,18 @@ static void break_queue(struct vrdma_guest *g, struct vrdma_hq *q)
 	g->n_relay_errors++;
 }
 
+/* A work queue broken by its guest, or whose real post failed: its real QP goes to the
+ * error state, so that what was posted completes with flush errors instead of never, as
+ * a device does with a QP whose WQE it cannot execute. */
+static void break_wq(struct vrdma_guest *g, struct vrdma_qp *qp, struct vrdma_hq *q)
+{
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+
+	if (!q->broken && ibv_modify_qp(qp->qp, &a, IBV_QP_STATE))
+		g->n_relay_errors++;
+	break_queue(g, q);
+}
+
 /* The number of slots the guest has published, or -1 if its index is nonsense. Finding
  * work means the relay is awake: a NEED_WAKEUP left from creation is cleared. */
 static int64_t pending(struct vrdma_hq *q)
@@ -69,16 +81,16 @@ static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
 {
 	struct vrdma_hq *q = &qp->rq;
 	struct ibv_recv_wr wr[BATCH], *bad;
-	struct ibv_sge sge[BATCH][32];
+	struct ibv_sge sge[BATCH][VRDMA_MAX_SGE];
 	uint32_t maxsge = le32toh(qp->cap.max_recv_sge), n = 0, moved = 0;
 	int64_t avail = q->broken ? 0 : pending(q);
 
 	if (avail < 0) {
-		break_queue(g, q);
+		break_wq(g, qp, q);
 		return 0;
 	}
-	if (maxsge > 32)
-		maxsge = 32;
+	if (maxsge > VRDMA_MAX_SGE)
+		maxsge = VRDMA_MAX_SGE;
 	while (avail > 0 && qp->rposted - qp->rdone <= qp->rmask) {
 		uint8_t slot[4096];
 		struct vrdma_rwqe w;
@@ -88,7 +100,7 @@ static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		memcpy(&w, slot, sizeof(w));
 		ns = le32toh(w.num_sge);
 		if (!sge_ok(ns, maxsge, sizeof(w), q->stride)) {
-			break_queue(g, q);
+			break_wq(g, qp, q);
 			break;
 		}
 		sges_in(sge[n], (const struct vrdma_sge *)(slot + sizeof(w)), ns);
@@ -103,13 +115,13 @@ static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		avail--;
 		if (++n == BATCH || !avail) {
 			if (ibv_post_recv(qp->qp, wr, &bad))
-				break_queue(g, q);
+				break_wq(g, qp, q);
 			moved += n;
 			n = 0;
 		}
 	}
 	if (n && ibv_post_recv(qp->qp, wr, &bad))
-		break_queue(g, q);
+		break_wq(g, qp, q);
 	moved += n;
 	store_own(&q->ring->cons, q->cons);
 	return (int)moved;
@@ -138,18 +150,18 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 {
 	struct vrdma_hq *q = &qp->sq;
 	struct ibv_send_wr wr[BATCH], *bad;
-	struct ibv_sge sge[BATCH][32];
+	struct ibv_sge sge[BATCH][VRDMA_MAX_SGE];
 	uint8_t inl[BATCH][256];
 	uint32_t maxsge = le32toh(qp->cap.max_send_sge), depth = le32toh(qp->cap.max_send_wr);
 	uint32_t maxinl = le32toh(qp->cap.max_inline_data), n = 0, moved = 0;
 	int64_t avail = q->broken ? 0 : pending(q);
 
 	if (avail < 0) {
-		break_queue(g, q);
+		break_wq(g, qp, q);
 		return 0;
 	}
-	if (maxsge > 32)
-		maxsge = 32;
+	if (maxsge > VRDMA_MAX_SGE)
+		maxsge = VRDMA_MAX_SGE;
 	while (avail > 0 && qp->sposted - qp->sretired < depth) {
 		uint8_t slot[4096];
 		struct vrdma_swqe w;
@@ -161,7 +173,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		flags = le32toh(w.send_flags);
 		ns = w.num_sge;
 		if (!opcode_ok(qp->qp_type, w.opcode) || (flags & ~FLAGS_ALLOWED)) {
-			break_queue(g, q);
+			break_wq(g, qp, q);
 			break;
 		}
 		memset(r, 0, sizeof(*r));
@@ -169,7 +181,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 			uint32_t len = le16toh(w.inline_len);
 
 			if (len > maxinl || sizeof(w) + len > q->stride) {
-				break_queue(g, q);
+				break_wq(g, qp, q);
 				break;
 			}
 			memcpy(inl[n], slot + sizeof(w), len);
@@ -177,7 +189,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 			r->num_sge = len ? 1 : 0;
 		} else {
 			if (!sge_ok(ns, maxsge, sizeof(w), q->stride)) {
-				break_queue(g, q);
+				break_wq(g, qp, q);
 				break;
 			}
 			sges_in(sge[n], (const struct vrdma_sge *)(slot + sizeof(w)), ns);
@@ -205,13 +217,13 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		avail--;
 		if (++n == BATCH || !avail) {
 			if (ibv_post_send(qp->qp, wr, &bad))
-				break_queue(g, q);
+				break_wq(g, qp, q);
 			moved += n;
 			n = 0;
 		}
 	}
 	if (n && ibv_post_send(qp->qp, wr, &bad))
-		break_queue(g, q);
+		break_wq(g, qp, q);
 	moved += n;
 	store_own(&q->ring->cons, q->cons);
 	g->n_wqe += moved;

@@ -18,6 +18,12 @@
 #include <vbus/vrdma.h>
 
 /* A DEVSHM region of the guest, as the bus has mapped it in vbusd. */
+/* What the relay carries per work request and queue (advertised by QUERY_DEVICE, enforced
+ * at CREATE_QP): inline bytes, SGEs, and work requests or CQEs per queue. */
+#define VRDMA_MAX_INLINE	256
+#define VRDMA_MAX_SGE		32
+#define VRDMA_MAX_QUEUE		32767
+
 struct vrdma_region {
 	int fd;			/* the sealed memfd, for mapping pieces into MR windows */
 	void *base;		/* vbusd's mapping of the whole region */
