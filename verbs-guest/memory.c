@@ -26,8 +26,9 @@
 
 struct piece {
 	uintptr_t start, end;
-	uint32_t shm;
+	uint32_t shm;			/* DEVSHM id; 0 while not handed over yet (fd >= 0) */
 	uint32_t seq;			/* the memfd is named vbus-mr-SEQ */
+	int fd;				/* an arena chunk's memfd until it is handed over */
 };
 
 struct seg {				/* one line of /proc/self/maps */
@@ -38,6 +39,7 @@ struct seg {				/* one line of /proc/self/maps */
 	char path[128];
 };
 
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;	/* all of the below */
 static struct piece *pieces;		/* sorted by start, never overlapping */
 static uint32_t npieces, cap;
 static uint32_t next_seq = 1;
@@ -115,7 +117,9 @@ static void piece_drop(uint32_t i)
 {
 	struct vbus_conn *c = vbg_conn();
 
-	if (c)
+	if (pieces[i].fd >= 0)
+		close(pieces[i].fd);
+	else if (c)
 		vbus_shm_revoke(c, pieces[i].shm);
 	memmove(&pieces[i], &pieces[i + 1], (npieces - i - 1) * sizeof(*pieces));
 	npieces--;
@@ -160,7 +164,7 @@ static int move(uintptr_t s, uintptr_t e, int prot)
 {
 	struct vbus_conn *c = vbg_conn();
 	size_t len = e - s;
-	struct piece p = { .start = s, .end = e, .seq = next_seq++ };
+	struct piece p = { .start = s, .end = e, .seq = next_seq++, .fd = -1 };
 	char name[48];
 	void *tmp;
 	int fd, err;
@@ -258,6 +262,60 @@ static int move_gaps(uintptr_t lo, uintptr_t hi, const struct seg *v, int n)
 	return 0;
 }
 
+int vbg_mem_chunk(size_t size, void **base)
+{
+	struct piece p = { .fd = -1 };
+	char name[48];
+	void *m;
+	int err;
+
+	pthread_mutex_lock(&mem_lock);
+	p.seq = next_seq++;
+	err = piece_reserve();
+	if (err)
+		goto out;
+	piece_name(p.seq, name, sizeof(name));
+	err = vbus_memfd_create(name, size, &p.fd);
+	if (err)
+		goto out;
+	m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
+	if (m == MAP_FAILED) {
+		err = -errno;
+		close(p.fd);
+		goto out;
+	}
+	p.start = (uintptr_t)m;
+	p.end = p.start + size;
+	piece_insert(&p);
+	*base = m;
+	vbg_dbg("arena chunk %s at %p, %zu bytes", name, m, size);
+out:
+	pthread_mutex_unlock(&mem_lock);
+	return err;
+}
+
+/* Hand the arena chunks that [lo, hi) touches to the bus, once. */
+static int hand_over(uintptr_t lo, uintptr_t hi)
+{
+	struct vbus_conn *c = vbg_conn();
+	int err;
+
+	for (uint32_t i = 0; i < npieces; i++) {
+		struct piece *p = &pieces[i];
+
+		if (p->fd < 0 || p->end <= lo || p->start >= hi)
+			continue;
+		if (!c)
+			return -ENOTCONN;
+		err = vbus_devshm(c, p->fd, p->end - p->start, &p->shm);
+		if (err)
+			return err;
+		close(p->fd);
+		p->fd = -1;
+	}
+	return 0;
+}
+
 /* Is [lo, hi) on the calling thread's stack? (Other threads' stacks look like any
  * anonymous mapping: registering them is the program's risk, as docs/verbs-guest.md says.) */
 static bool on_my_stack(uintptr_t lo, uintptr_t hi)
@@ -275,8 +333,22 @@ static bool on_my_stack(uintptr_t lo, uintptr_t hi)
 	return on;
 }
 
+static int mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32_t max,
+		      uint32_t *n);
+
 int vbg_mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32_t max,
 		   uint32_t *n)
+{
+	int err;
+
+	pthread_mutex_lock(&mem_lock);
+	err = mem_pieces(addr, len, out, max, n);
+	pthread_mutex_unlock(&mem_lock);
+	return err;
+}
+
+static int mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32_t max,
+		      uint32_t *n)
 {
 	uintptr_t pg = page_size(), lo = (uintptr_t)addr & ~(pg - 1);
 	uintptr_t hi = ((uintptr_t)addr + len + pg - 1) & ~(pg - 1);
@@ -302,8 +374,12 @@ int vbg_mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32_t 
 	}
 	err = move_gaps(lo, hi, v, nv);
 	free(v);
+	if (!err)
+		err = hand_over(lo, hi);
 	if (err)
 		return err;
+	/* Registered memory is not inherited by a child, as with ibv_fork_init(). */
+	madvise((void *)lo, hi - lo, MADV_DONTFORK);
 	/* Now every page of [lo, hi) is in a piece: describe them in address order, merging
 	 * neighbours of the same region. */
 	for (uint32_t i = 0; i < npieces; i++) {

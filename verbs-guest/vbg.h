@@ -220,6 +220,9 @@ static inline struct vbg_qp *to_vqp(struct ibv_qp *q) { return (struct vbg_qp *)
  * DEVSHM regions, moving pages onto memfds where they are not yet. */
 int vbg_mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *p, uint32_t max,
 		   uint32_t *n);
+/* A new memfd chunk of `size` bytes for the arena (arena.c), mapped at *base: a piece from
+ * the start, handed to the bus at its first registration. 0 or -errno. */
+int vbg_mem_chunk(size_t size, void **base);
 
 /* The legacy and extended operation tables (ops.c). */
 void vbg_fill_ops(struct vbg_context *ctx);

@@ -8,4 +8,6 @@ pt_need_device
 prog=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/memory
 [ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
 vd_start t vrdma0 || exit 1
-"$VD_BIN/vbus-run" --bus t -- "$prog"
+"$VD_BIN/vbus-run" --bus t -- "$prog" || exit 1
+echo "--- again with the arena off (VBUS_ARENA=0): every buffer is moved at registration"
+VBUS_ARENA=0 "$VD_BIN/vbus-run" --bus t -- "$prog"

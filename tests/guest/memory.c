@@ -3,6 +3,8 @@
  * guest/memory: run under vbus-run (tests/device/guest-memory.sh). A plain libibverbs
  * program that checks what the guest library does to memory and to the synchronous
  * semantics of posting, with every byte compared:
+ *  - large memalign/posix_memalign buffers come from the memfd arena before registration
+ *    (nothing moves), small ones and malloc from glibc; free and realloc work on both;
  *  - registering heap and mmap buffers keeps their contents (pages are moved, not lost);
  *  - RDMA WRITE, SEND and RDMA READ between two RC QPs on the vbus device carry the data
  *    at unaligned offsets, and nothing outside the target changes;
@@ -14,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +106,62 @@ static void post(struct ibv_qp *q, uint64_t id, enum ibv_wr_opcode op, void *buf
 	check(!ibv_post_send(q, &wr, &bad), "post_send opcode %d", op);
 }
 
+/* The path of the mapping that holds p, from /proc/self/maps ("" for anonymous). */
+static const char *mapping_of(const void *p)
+{
+	static char path[256];
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	path[0] = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		char pth[256] = "";
+
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %255[^\n]", &s, &e, pth) >= 2 &&
+		    (uintptr_t)p >= s && (uintptr_t)p < e) {
+			snprintf(path, sizeof(path), "%s", pth);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return path;
+}
+
+static void arena(void)
+{
+	uint8_t *big = memalign(4096, 1 << 20), *small = memalign(64, 1000), *pm = NULL, *r;
+	struct ibv_mr *mr;
+
+	check(big && small && !posix_memalign((void **)&pm, 65536, 300000), "allocations");
+	check(!((uintptr_t)pm & 65535), "posix_memalign alignment");
+	if (getenv("VBUS_ARENA") && !strcmp(getenv("VBUS_ARENA"), "0")) {
+		check(!strstr(mapping_of(big), "vbus-mr"), "VBUS_ARENA=0 still used the arena");
+		printf("ok   VBUS_ARENA=0: memalign goes to glibc\n");
+	} else {
+		check(strstr(mapping_of(big), "/memfd:vbus-mr-"), "1 MiB memalign not in the arena: '%s'",
+		      mapping_of(big));
+		check(strstr(mapping_of(pm), "/memfd:vbus-mr-"), "posix_memalign not in the arena");
+		check(!strstr(mapping_of(small), "vbus-mr"), "a small memalign went to the arena");
+		printf("ok   large memalign/posix_memalign come from the arena, small ones from glibc\n");
+	}
+	fill(big, 1 << 20, 9);
+	mr = ibv_reg_mr(pd, big + 100, (1 << 20) - 100, IBV_ACCESS_LOCAL_WRITE);
+	check(mr && same(big, 1 << 20, 9), "registering an arena buffer");
+	check(!ibv_dereg_mr(mr), "dereg arena MR");
+	fill(pm, 300000, 10);
+	r = realloc(pm, 400000);	/* out of the arena, contents kept */
+	check(r && same(r, 300000, 10), "realloc of an arena block");
+	free(r);
+	free(big);
+	free(small);
+	big = memalign(4096, 1 << 20);	/* the freed block is reused */
+	check(big, "memalign after free");
+	free(big);
+	printf("ok   arena buffers register, realloc keeps contents, free and reuse work\n");
+}
+
 static void refused(void *p, size_t len, const char *what)
 {
 	struct ibv_mr *mr = ibv_reg_mr(pd, p, len, IBV_ACCESS_LOCAL_WRITE);
@@ -140,6 +199,8 @@ int main(void)
 		check(qp[k], "create QP: %s", strerror(errno));
 		check(ia.cap.max_send_wr >= DEPTH && ia.cap.max_send_sge >= 2, "caps written back");
 	}
+
+	arena();
 
 	/* Heap and mmap buffers keep their contents across registration. */
 	a = malloc(alen);
