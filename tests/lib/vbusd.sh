@@ -6,6 +6,8 @@
 #                          VBUS_RUN_DIR and VBUS_BUS for vbus-run; returns non-zero on failure
 #   vd_stop                SIGTERM, wait, and show vbusd's log if it did not exit 0
 #   vd_ctl ARGS...         vbusctl against it
+#   vd_cpu_ns              CPU time of all of vbusd's threads so far, in ns
+# VD_BUS_ARGS: more arguments of `vbusctl bus add` (e.g. max-regions 1024).
 # VD_BIN is the build's bin directory (VBUS_BUILD/bin).
 VD_BIN=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/bin
 
@@ -19,10 +21,19 @@ vd_start() {
 	trap 'vd_stop' EXIT
 	for i in $(seq 100); do [ -S "$VD_RUN_DIR/ctl.sock" ] && break; sleep 0.05; done
 	[ -S "$VD_RUN_DIR/ctl.sock" ] || { echo "vbusd did not start"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
-	vd_ctl bus add "$bus" allow all >/dev/null &&
+	# shellcheck disable=SC2086
+	vd_ctl bus add "$bus" allow all ${VD_BUS_ARGS:-} >/dev/null &&
 	vd_ctl dev add "$dev" class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" bus "$bus" >/dev/null ||
 		{ echo "vbusctl could not set up bus $bus"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
 	export VBUS_RUN_DIR=$VD_RUN_DIR VBUS_BUS=$bus
+}
+
+vd_cpu_ns() {
+	local f t=0 v
+	for f in /proc/"${VD_PID:-none}"/task/*/schedstat; do
+		[ -r "$f" ] && read -r v _ <"$f" && t=$((t + v))
+	done
+	echo "$t"
 }
 
 vd_stop() {
