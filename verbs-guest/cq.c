@@ -114,14 +114,16 @@ VBG_EXPORT struct ibv_cq *ibv_create_cq(struct ibv_context *c, int cqe, void *cq
 	cq->cq.cqe = (int)le32toh(o.cqe);
 	pthread_mutex_init(&cq->cq.mutex, NULL);
 	pthread_cond_init(&cq->cq.cond, NULL);
+	pthread_mutex_lock(&ctx->lock);
+	cq->ctx_next = ctx->cqs;
+	ctx->cqs = cq;
 	if (channel) {
 		cq->channel = (struct vbg_channel *)channel;
-		pthread_mutex_lock(&ctx->lock);
 		cq->chan_next = cq->channel->cqs;
 		cq->channel->cqs = cq;
-		pthread_mutex_unlock(&ctx->lock);
 		__atomic_add_fetch(&channel->refcnt, 1, __ATOMIC_RELEASE);
 	}
+	pthread_mutex_unlock(&ctx->lock);
 	return &cq->cq;
 
 err_shm:
@@ -153,16 +155,21 @@ VBG_EXPORT int ibv_destroy_cq(struct ibv_cq *c)
 	err = vbg_call(ctx, VRDMA_FN_DESTROY_CQ, &h, sizeof(h), NULL, 0);
 	if (err)
 		return -err;
+	pthread_mutex_lock(&ctx->lock);
+	for (struct vbg_cq **pp = &ctx->cqs; *pp; pp = &(*pp)->ctx_next)
+		if (*pp == cq) {
+			*pp = cq->ctx_next;
+			break;
+		}
 	if (cq->channel) {
-		pthread_mutex_lock(&ctx->lock);
 		for (struct vbg_cq **pp = &cq->channel->cqs; *pp; pp = &(*pp)->chan_next)
 			if (*pp == cq) {
 				*pp = cq->chan_next;
 				break;
 			}
-		pthread_mutex_unlock(&ctx->lock);
 		__atomic_sub_fetch(&cq->channel->ch.refcnt, 1, __ATOMIC_RELEASE);
 	}
+	pthread_mutex_unlock(&ctx->lock);
 	/* As libibverbs: wait until every event reported has been acknowledged. */
 	pthread_mutex_lock(&c->mutex);
 	while (c->comp_events_completed != cq->events_reported)

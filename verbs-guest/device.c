@@ -14,8 +14,10 @@
 #include <unistd.h>
 #include "vbg.h"
 
-static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct vbg_context *contexts;
+pthread_mutex_t vbg_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+struct vbg_context *vbg_contexts;
+#define ctx_lock vbg_ctx_lock
+#define contexts vbg_contexts
 
 /* The array handed to the program remembers the real list it includes, if any. */
 struct dev_list {
@@ -250,6 +252,7 @@ VBG_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *dev)
 	ctx->next = contexts;
 	contexts = ctx;
 	pthread_mutex_unlock(&ctx_lock);
+	vbg_async_start();
 	vbg_info("opened %s (instance %#x)", dev->name, ctx->handle);
 	return &ctx->vctx.context;
 }

@@ -137,16 +137,3 @@ VBG_EXPORT void ibv_unimport_dm(struct ibv_dm *dm)
 	if (!vbg_is_context(dm->context))
 		vbg_real.unimport_dm(dm);
 }
-
-/* Async events: vrdma ABI 1 delivers none to the guest library yet; a vbus context's
- * async_fd is a real eventfd that stays quiet, so poll() on it works. */
-VBG_EXPORT int ibv_get_async_event(struct ibv_context *c, struct ibv_async_event *ev)
-{
-	uint64_t v;
-
-	if (!vbg_is_context(c))
-		return vbg_real.get_async_event(c, ev);
-	for (;;)
-		if (read(c->async_fd, &v, sizeof(v)) < 0)
-			return -1;	/* EAGAIN on a non-blocking fd, as libibverbs */
-}

@@ -126,6 +126,14 @@ void vbg_shm_free(struct vbg_shm *s);
 struct vbg_qp;
 struct vbg_cq;
 
+/* An async event queued on a context (async.c). */
+struct vbg_async {
+	uint32_t type;			/* enum ibv_event_type */
+	uint32_t handle;		/* QP or CQ handle, 0 for port and device events */
+	uint32_t port;
+};
+#define VBG_ASYNC_MAX	64
+
 struct vbg_context {
 	struct verbs_context vctx;	/* ends with the struct ibv_context the program gets */
 	uint32_t handle;		/* the DEVOPEN instance */
@@ -135,6 +143,9 @@ struct vbg_context {
 	pthread_mutex_t lock;		/* the tables below */
 	struct vbg_qp **qps;		/* by handle index, for retiring send WQEs */
 	uint32_t nqps;
+	struct vbg_cq *cqs;		/* all CQs, for async events */
+	struct vbg_async ev[VBG_ASYNC_MAX];	/* queued async events */
+	uint32_t ev_head, nev;
 	struct vbg_context *next;	/* the list of open contexts */
 };
 
@@ -144,6 +155,15 @@ static inline struct vbg_context *to_vctx(struct ibv_context *c)
 }
 
 bool vbg_is_context(const struct ibv_context *c);
+/* Run STMT with `ctx` bound to each open context, under the list's lock. */
+extern pthread_mutex_t vbg_ctx_lock;
+extern struct vbg_context *vbg_contexts;
+#define vbg_for_each_context(ctx, stmt) do { \
+	pthread_mutex_lock(&vbg_ctx_lock); \
+	for (struct vbg_context *ctx = vbg_contexts; ctx; ctx = ctx->next) { stmt; } \
+	pthread_mutex_unlock(&vbg_ctx_lock); } while (0)
+/* async.c: start the event thread (once). */
+void vbg_async_start(void);
 /* A DEVCALL on the context's device instance; 0 or -errno. */
 int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
 	     size_t outmax);
@@ -189,6 +209,7 @@ struct vbg_cq {
 	uint32_t events_reported;	/* by ibv_get_cq_event, under cq.mutex */
 	struct vbg_channel *channel;
 	struct vbg_cq *chan_next;	/* the channel's list of CQs */
+	struct vbg_cq *ctx_next;	/* the context's list of CQs, under the context lock */
 };
 
 static inline struct vbg_cq *to_vcq(struct ibv_cq *c) { return (struct vbg_cq *)c; }

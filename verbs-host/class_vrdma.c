@@ -24,6 +24,7 @@ struct vrdma_dev {
 struct vrdma_inst {
 	struct vrdma_guest *vg;
 	struct vbd_guest *g;
+	uint32_t handle;		/* the guest's DEVOPEN handle: events name it */
 	bool relayed;
 };
 
@@ -110,7 +111,22 @@ static int env_kick(void *priv, uint32_t sig)
 	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
 }
 
-static const struct vrdma_env_ops env = { .region = env_region, .kick = env_kick };
+/* An async event, as a VBUS_EV_DEVICE on the instance's handle (docs/vrdma.md, Events).
+ * Sending never blocks; a send that finds the socket busy is retried a few times. */
+static void env_event(void *priv, uint32_t type, uint32_t h, uint32_t port)
+{
+	struct vrdma_inst *in = priv;
+	struct vrdma_event ev = { .handle = htole32(h), .port_num = htole32(port) };
+
+	for (int i = 0; i < 100; i++)
+		if (vbd_guest_send_event(in->g, VBUS_EV_DEVICE, in->handle, type, &ev,
+					 sizeof(ev)) != -EAGAIN)
+			return;
+	vbd_warn("guest %u: async event %u dropped (its socket stays busy)", in->g->id, type);
+}
+
+static const struct vrdma_env_ops env = { .region = env_region, .kick = env_kick,
+					  .event = env_event };
 
 static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **out)
 {
@@ -121,6 +137,7 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	if (!in)
 		return -ENOMEM;
 	in->g = g;
+	in->handle = handle;
 	err = vrdma_guest_open(&in->vg, v->ibdev, &v->pol, &env, in);
 	if (err) {
 		free(in);

@@ -304,6 +304,13 @@ struct vrdma_arm_cq_in {
 	__le32 solicited_only;
 };
 
+/* Device events (the bus's VBUS_EV_DEVICE on the DEVOPEN handle, docs/abi.md): `code` is
+ * the enum ibv_event_type, the event's 32 data bytes start with this structure. */
+struct vrdma_event {
+	__le32 handle;			/* the QP or CQ concerned; 0 for port and device events */
+	__le32 port_num;		/* port events: the port (1) */
+};
+
 /* ---- Shared-memory queues -------------------------------------------------------------
  *
  * Each queue is a ring header followed by its entries. Indices are free-running u32
@@ -407,6 +414,7 @@ VRDMA_ASSERT_SIZE(vrdma_modify_qp_in, 152);
 VRDMA_ASSERT_SIZE(vrdma_query_qp_in, 8);
 VRDMA_ASSERT_SIZE(vrdma_query_qp_out, 288);
 VRDMA_ASSERT_SIZE(vrdma_arm_cq_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_event, 8);
 VRDMA_ASSERT_SIZE(vrdma_ring, 192);
 VRDMA_ASSERT_SIZE(vrdma_sge, 16);
 VRDMA_ASSERT_SIZE(vrdma_swqe, 64);

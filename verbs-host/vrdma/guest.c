@@ -29,8 +29,9 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 		err = errno ? -errno : -ENOMEM;
 		goto err_close;
 	}
-	/* The relay reads events without blocking. */
+	/* The relay reads events, completion and async ones, without blocking. */
 	fcntl(g->chan->fd, F_SETFL, fcntl(g->chan->fd, F_GETFL) | O_NONBLOCK);
+	fcntl(g->ctx->async_fd, F_SETFL, fcntl(g->ctx->async_fd, F_GETFL) | O_NONBLOCK);
 	g->doorbell = -1;
 	g->pol = *pol;
 	g->env = env;

@@ -103,6 +103,7 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	qp = calloc(1, sizeof(*qp));
 	if (!qp)
 		return -ENOMEM;
+	ia.qp_context = qp;	/* async events find the QP through it */
 	ia.send_cq = scq->cq;
 	ia.recv_cq = rcq->cq;
 	ia.qp_type = i->qp_type;

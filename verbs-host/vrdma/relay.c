@@ -43,9 +43,14 @@ static void break_wq(struct vrdma_guest *g, struct vrdma_qp *qp, struct vrdma_hq
 {
 	struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
 
-	if (!q->broken && ibv_modify_qp(qp->qp, &a, IBV_QP_STATE))
+	if (q->broken)
+		return;
+	if (ibv_modify_qp(qp->qp, &a, IBV_QP_STATE))
 		g->n_relay_errors++;
 	break_queue(g, q);
+	/* As a device reports a WQE it could not execute: the QP is in error, asynchronously. */
+	if (g->env->event)
+		g->env->event(g->env_priv, IBV_EVENT_QP_FATAL, qp->handle, 0);
 }
 
 /* The number of slots the guest has published, or -1 if its index is nonsense. Finding
@@ -358,4 +363,55 @@ void vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
+}
+
+/*
+ * Async events of the guest's real context, to the guest: QP and CQ events name the
+ * guest's handle (found through the object's context pointer, which stays valid until the
+ * event is acknowledged: libibverbs' destroy waits for that), port events the port as the
+ * guest numbers it (1), device events nothing. Runs on the relay thread without g->lock,
+ * since a DEVCALL that destroys a QP holds it while it waits for our acknowledgement.
+ */
+void vrdma_relay_async(struct vrdma_guest *g)
+{
+	struct ibv_async_event ev;
+
+	while (!ibv_get_async_event(g->ctx, &ev)) {
+		uint32_t h = 0, port = 0;
+
+		switch (ev.event_type) {
+		case IBV_EVENT_CQ_ERR:
+			h = ((struct vrdma_cq *)ev.element.cq->cq_context)->handle;
+			break;
+		case IBV_EVENT_QP_FATAL:
+		case IBV_EVENT_QP_REQ_ERR:
+		case IBV_EVENT_QP_ACCESS_ERR:
+		case IBV_EVENT_COMM_EST:
+		case IBV_EVENT_SQ_DRAINED:
+		case IBV_EVENT_PATH_MIG:
+		case IBV_EVENT_PATH_MIG_ERR:
+		case IBV_EVENT_QP_LAST_WQE_REACHED:
+			h = ((struct vrdma_qp *)ev.element.qp->qp_context)->handle;
+			break;
+		case IBV_EVENT_PORT_ACTIVE:
+		case IBV_EVENT_PORT_ERR:
+		case IBV_EVENT_LID_CHANGE:
+		case IBV_EVENT_PKEY_CHANGE:
+		case IBV_EVENT_SM_CHANGE:
+		case IBV_EVENT_CLIENT_REREGISTER:
+		case IBV_EVENT_GID_CHANGE:
+			if (ev.element.port_num != g->pol.port)
+				goto ack;	/* another port of the device: not this guest's */
+			port = 1;
+			break;
+		case IBV_EVENT_DEVICE_FATAL:
+			break;
+		default:
+			goto ack;	/* SRQ and WQ events: no such guest objects in ABI 1 */
+		}
+		if (g->env->event)
+			g->env->event(g->env_priv, ev.event_type, h, port);
+ack:
+		ibv_ack_async_event(&ev);
+	}
 }

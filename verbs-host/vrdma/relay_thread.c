@@ -78,6 +78,7 @@ static void drain_wakeups(struct vrdma_relay *r, struct epoll_event *ev, int n)
 		}
 		if (g->doorbell >= 0 && read(g->doorbell, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			g->n_relay_errors++;
+		vrdma_relay_async(g);
 		for (;;) {
 			struct ibv_cq *cq;
 			void *ctx;
@@ -215,9 +216,11 @@ int vrdma_relay_add(struct vrdma_relay *r, struct vrdma_guest *g, int doorbell_f
 	if (doorbell_fd >= 0)
 		fcntl(doorbell_fd, F_SETFL, fcntl(doorbell_fd, F_GETFL) | O_NONBLOCK);
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, g->chan->fd, &e) ||
+	    epoll_ctl(r->epfd, EPOLL_CTL_ADD, g->ctx->async_fd, &e) ||
 	    (doorbell_fd >= 0 && epoll_ctl(r->epfd, EPOLL_CTL_ADD, doorbell_fd, &e))) {
 		err = -errno;
 		epoll_ctl(r->epfd, EPOLL_CTL_DEL, g->chan->fd, NULL);
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, g->ctx->async_fd, NULL);
 		goto out;
 	}
 	r->guests[r->n++] = g;
@@ -243,6 +246,7 @@ void vrdma_relay_remove(struct vrdma_relay *r, struct vrdma_guest *g)
 			continue;
 		r->guests[i] = r->guests[--r->n];
 		epoll_ctl(r->epfd, EPOLL_CTL_DEL, g->chan->fd, NULL);
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, g->ctx->async_fd, NULL);
 		if (g->doorbell >= 0)
 			epoll_ctl(r->epfd, EPOLL_CTL_DEL, g->doorbell, NULL);
 		g->in_relay = false;

@@ -36,6 +36,9 @@ struct vrdma_env_ops {
 	int (*region)(void *priv, uint32_t shm, struct vrdma_region *out);
 	/* Kick the guest's signal `sig` (a completion channel); -ENOENT if unknown. */
 	int (*kick)(void *priv, uint32_t sig);
+	/* Tell the guest about an asynchronous event (enum ibv_event_type) of its object
+	 * `handle` (0: port or device) or port `port`. Never blocks; may drop. */
+	void (*event)(void *priv, uint32_t type, uint32_t handle, uint32_t port);
 };
 
 /* Policy for one guest, set from the bus and device attributes. */
@@ -134,6 +137,8 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 		     const struct vrdma_policy *pol, const struct vrdma_env_ops *env,
 		     void *env_priv);
 void vrdma_guest_close(struct vrdma_guest *g);
+/* relay.c: forward the real context's pending async events to the guest (relay thread). */
+void vrdma_relay_async(struct vrdma_guest *g);
 
 /* handle.c: the caller holds g->lock */
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);

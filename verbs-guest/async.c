@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Asynchronous events. vbusd sends the real context's events (docs/vrdma.md, Events) as
+ * bus events on the context's DEVOPEN handle; a thread of this library, started with the
+ * first context, reads them from the bus connection and queues each on its context, whose
+ * async_fd (an eventfd) becomes readable. ibv_get_async_event takes them from the queue.
+ * A device removed from the bus, a bus shutting down and a dead vbusd become
+ * IBV_EVENT_DEVICE_FATAL on every context concerned.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+#include "vbg.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Queue one event on ctx and make its async_fd readable. */
+static void push(struct vbg_context *ctx, uint32_t type, uint32_t handle, uint32_t port)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&ctx->lock);
+	if (ctx->nev == VBG_ASYNC_MAX) {	/* full: the oldest goes, as a bounded kernel queue */
+		ctx->ev_head = (ctx->ev_head + 1) % VBG_ASYNC_MAX;
+		ctx->nev--;
+	}
+	ctx->ev[(ctx->ev_head + ctx->nev++) % VBG_ASYNC_MAX] =
+		(struct vbg_async){ .type = type, .handle = handle, .port = port };
+	pthread_mutex_unlock(&ctx->lock);
+	if (write(ctx->vctx.context.async_fd, &one, sizeof(one)) != sizeof(one))
+		vbg_dbg("async_fd: %m");
+}
+
+static void dispatch(const struct vbus_event *ev)
+{
+	uint32_t type = le32toh(ev->type), h = le32toh(ev->handle);
+	struct vrdma_event d;
+
+	memcpy(&d, ev->data, sizeof(d));
+	switch (type) {
+	case VBUS_EV_DEVICE:
+		vbg_for_each_context(ctx, if (ctx->handle == h)
+			push(ctx, le32toh(ev->code), le32toh(d.handle), le32toh(d.port_num)));
+		break;
+	case VBUS_EV_DEV_REMOVED:
+		vbg_for_each_context(ctx, if (ctx->handle == h)
+			push(ctx, IBV_EVENT_DEVICE_FATAL, 0, 0));
+		vbg_err("a vbus device was removed from the bus: its contexts are dead");
+		break;
+	case VBUS_EV_SHUTDOWN:
+	case VBUS_EV_DISCONNECTED:
+		vbg_for_each_context(ctx, push(ctx, IBV_EVENT_DEVICE_FATAL, 0, 0));
+		vbg_err("the bus is gone (%s): every vbus context is dead",
+			type == VBUS_EV_SHUTDOWN ? "vbusd shut down" : "connection lost");
+		break;
+	default:
+		break;
+	}
+}
+
+static void *event_thread(void *arg)
+{
+	struct vbus_conn *c = arg;
+	struct vbus_event ev;
+
+	for (;;) {
+		struct pollfd p = { .fd = vbus_event_fd(c), .events = POLLIN };
+		int n;
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		while ((n = vbus_next_event(c, &ev)) == 1) {
+			dispatch(&ev);
+			if (le32toh(ev.type) == VBUS_EV_DISCONNECTED)
+				return NULL;
+		}
+		if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			/* the socket is closed: libvbus makes DISCONNECTED on the next take */
+			if (vbus_next_event(c, &ev) == 1)
+				dispatch(&ev);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void start(void)
+{
+	struct vbus_conn *c = vbg_conn();
+	pthread_attr_t a;
+	pthread_t t;
+
+	if (!c)
+		return;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, event_thread, c))
+		vbg_err("no async event thread: ibv_get_async_event will not report events");
+	else
+		pthread_setname_np(t, "vbus-events");
+	pthread_attr_destroy(&a);
+}
+
+void vbg_async_start(void)
+{
+	pthread_once(&once, start);
+}
+
+/* The element of event e, or false if its object is gone. Under ctx->lock. */
+static bool element(struct vbg_context *ctx, const struct vbg_async *e, struct ibv_async_event *ev)
+{
+	switch (e->type) {
+	case IBV_EVENT_CQ_ERR:
+		for (struct vbg_cq *cq = ctx->cqs; cq; cq = cq->ctx_next)
+			if (cq->handle == e->handle) {
+				ev->element.cq = &cq->cq;
+				return true;
+			}
+		return false;
+	case IBV_EVENT_QP_FATAL:
+	case IBV_EVENT_QP_REQ_ERR:
+	case IBV_EVENT_QP_ACCESS_ERR:
+	case IBV_EVENT_COMM_EST:
+	case IBV_EVENT_SQ_DRAINED:
+	case IBV_EVENT_PATH_MIG:
+	case IBV_EVENT_PATH_MIG_ERR:
+	case IBV_EVENT_QP_LAST_WQE_REACHED: {
+		struct vbg_qp *qp = vbg_qp_lookup(ctx, e->handle);
+
+		if (!qp)
+			return false;
+		ev->element.qp = &qp->qpx.qp_base;
+		return true;
+	}
+	case IBV_EVENT_DEVICE_FATAL:
+		return true;
+	default:	/* port events */
+		ev->element.port_num = (int)e->port;
+		return true;
+	}
+}
+
+VBG_EXPORT int ibv_get_async_event(struct ibv_context *c, struct ibv_async_event *ev)
+{
+	struct vbg_context *ctx;
+
+	if (!vbg_is_context(c))
+		return vbg_real.get_async_event(c, ev);
+	ctx = to_vctx(c);
+	for (;;) {
+		uint64_t v;
+		bool got = false, more;
+
+		pthread_mutex_lock(&ctx->lock);
+		while (ctx->nev && !got) {
+			struct vbg_async e = ctx->ev[ctx->ev_head];
+
+			ctx->ev_head = (ctx->ev_head + 1) % VBG_ASYNC_MAX;
+			ctx->nev--;
+			memset(ev, 0, sizeof(*ev));
+			ev->event_type = e.type;
+			got = element(ctx, &e, ev);	/* an event of a destroyed object is dropped */
+		}
+		more = ctx->nev > 0;
+		pthread_mutex_unlock(&ctx->lock);
+		if (got) {
+			/* The fd stays readable while events are queued (each push wrote 1; the
+			 * read below may have taken several). */
+			v = 1;
+			if (more && write(c->async_fd, &v, sizeof(v)) != sizeof(v))
+				vbg_dbg("async_fd: %m");
+			return 0;
+		}
+		/* Blocks unless the program made the fd non-blocking (then EAGAIN, -1). */
+		if (read(c->async_fd, &v, sizeof(v)) != sizeof(v))
+			return -1;
+	}
+}
