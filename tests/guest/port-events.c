@@ -4,6 +4,8 @@
  * the netdev under rxe0 down and up after this program prints "ready". Checks that the
  * guest's context reports IBV_EVENT_PORT_ERR then IBV_EVENT_PORT_ACTIVE for port 1 through
  * ibv_get_async_event, that its async_fd works with poll(), and that ibv_query_port follows.
+ * With the argument "fatal" the script kills vbusd instead: the context must report
+ * IBV_EVENT_DEVICE_FATAL, and verbs must then fail or return at once, never hang.
  */
 #include <errno.h>
 #include <poll.h>
@@ -15,6 +17,23 @@
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); \
 			exit(1); } while (0)
 #define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
+
+static void expect_any(struct ibv_context *ctx, enum ibv_event_type want, int timeout_ms)
+{
+	struct pollfd p = { .fd = ctx->async_fd, .events = POLLIN };
+	struct ibv_async_event ev;
+
+	for (;;) {
+		int n = poll(&p, 1, timeout_ms);
+
+		check(n == 1, "no %s within %d ms (poll %d)", ibv_event_type_str(want), timeout_ms, n);
+		check(!ibv_get_async_event(ctx, &ev), "ibv_get_async_event: %s", strerror(errno));
+		printf("event: %s\n", ibv_event_type_str(ev.event_type));
+		ibv_ack_async_event(&ev);
+		if (ev.event_type == want)
+			return;
+	}
+}
 
 static void expect(struct ibv_context *ctx, enum ibv_event_type want, int timeout_ms)
 {
@@ -35,7 +54,28 @@ static void expect(struct ibv_context *ctx, enum ibv_event_type want, int timeou
 	}
 }
 
-int main(void)
+static void fatal(struct ibv_context *ctx, struct ibv_pd *pd, struct ibv_cq *cq)
+{
+	struct ibv_wc wc;
+	struct ibv_pd *pd2;
+	int n;
+
+	printf("ready\n");
+	fflush(stdout);
+	expect_any(ctx, IBV_EVENT_DEVICE_FATAL, 20000);
+	printf("ok   IBV_EVENT_DEVICE_FATAL\n");
+	pd2 = ibv_alloc_pd(ctx);
+	check(!pd2, "ibv_alloc_pd succeeded with vbusd gone");
+	printf("ok   ibv_alloc_pd fails: %s\n", strerror(errno));
+	n = ibv_poll_cq(cq, 1, &wc);
+	check(n == 0 || n < 0, "poll_cq: %d", n);
+	printf("ok   ibv_poll_cq returns %d at once\n", n);
+	ibv_dealloc_pd(pd);	/* errors are fine; hanging is not */
+	ibv_destroy_cq(cq);
+	ibv_close_device(ctx);
+}
+
+int main(int argc, char **argv)
 {
 	struct ibv_device **list = ibv_get_device_list(NULL);
 	struct ibv_context *ctx;
@@ -45,6 +85,15 @@ int main(void)
 	ctx = ibv_open_device(list[0]);
 	check(ctx, "open %s", ibv_get_device_name(list[0]));
 	check(!ibv_query_port(ctx, 1, &pa) && pa.state == IBV_PORT_ACTIVE, "port 1 not active");
+	if (argc > 1 && !strcmp(argv[1], "fatal")) {
+		struct ibv_pd *pd = ibv_alloc_pd(ctx);
+		struct ibv_cq *cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+
+		check(pd && cq, "PD, CQ");
+		fatal(ctx, pd, cq);
+		ibv_free_device_list(list);
+		return 0;
+	}
 	printf("ready\n");
 	fflush(stdout);
 	expect(ctx, IBV_EVENT_PORT_ERR, 20000);

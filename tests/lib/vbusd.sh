@@ -38,7 +38,10 @@ vd_cpu_ns() {
 
 vd_stop() {
 	local rc
-	[ -n "${VD_PID:-}" ] || return 0
+	if [ -z "${VD_PID:-}" ]; then	# already gone (a test killed it): only the directory
+		[ -n "${VD_RUN_DIR:-}" ] && rm -rf "$VD_RUN_DIR"
+		return 0
+	fi
 	kill -TERM "$VD_PID" 2>/dev/null
 	wait "$VD_PID"
 	rc=$?
