@@ -67,16 +67,24 @@ VBG_EXPORT int ibv_destroy_comp_channel(struct ibv_comp_channel *c)
 VBG_EXPORT struct ibv_cq *ibv_create_cq(struct ibv_context *c, int cqe, void *cq_context,
 					struct ibv_comp_channel *channel, int comp_vector)
 {
-	struct vbg_context *ctx;
+	struct vbg_cq *cq;
+
+	if (!vbg_is_context(c))
+		return vbg_real.create_cq(c, cqe, cq_context, channel, comp_vector);
+	cq = vbg_cq_create(c, cqe, cq_context, channel, comp_vector);
+	return cq ? &cq->cq : NULL;
+}
+
+struct vbg_cq *vbg_cq_create(struct ibv_context *c, int cqe, void *cq_context,
+			     struct ibv_comp_channel *channel, int comp_vector)
+{
+	struct vbg_context *ctx = to_vctx(c);
 	struct vrdma_create_cq_in in = { 0 };
 	struct vrdma_create_cq_out o;
 	struct vbg_cq *cq;
 	uint32_t entries;
 	int err;
 
-	if (!vbg_is_context(c))
-		return vbg_real.create_cq(c, cqe, cq_context, channel, comp_vector);
-	ctx = to_vctx(c);
 	if (cqe < 1 || cqe > (int)le32toh(ctx->dev_attr.max_cqe) || comp_vector != 0 ||
 	    (channel && channel->context != c)) {
 		errno = EINVAL;
@@ -124,7 +132,7 @@ VBG_EXPORT struct ibv_cq *ibv_create_cq(struct ibv_context *c, int cqe, void *cq
 		__atomic_add_fetch(&channel->refcnt, 1, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&ctx->lock);
-	return &cq->cq;
+	return cq;
 
 err_shm:
 	vbg_shm_free(&cq->shm);

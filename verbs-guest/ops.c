@@ -81,8 +81,6 @@ static struct ibv_wq *create_wq(struct ibv_context *c, struct ibv_wq_init_attr *
 { return UNSUP_NULL("ibv_create_wq"); }
 static int query_rt_values(struct ibv_context *c, struct ibv_values_ex *v)
 { return vbg_unsupported("ibv_query_rt_values_ex"); }
-static struct ibv_cq_ex *create_cq_ex(struct ibv_context *c, struct ibv_cq_init_attr_ex *a)
-{ return UNSUP_NULL("ibv_create_cq_ex"); }
 static int destroy_flow(struct ibv_flow *f)
 { return vbg_unsupported("ibv_destroy_flow"); }
 static struct ibv_flow *create_flow(struct ibv_qp *qp, struct ibv_flow_attr *a)
@@ -162,7 +160,7 @@ void vbg_fill_ops(struct vbg_context *ctx)
 	v->modify_wq = modify_wq;
 	v->create_wq = create_wq;
 	v->query_rt_values = query_rt_values;
-	v->create_cq_ex = create_cq_ex;
+	v->create_cq_ex = vbg_create_cq_ex;
 	v->priv = NULL;
 	v->query_device_ex = vbg_query_device_ex;
 	v->ibv_destroy_flow = destroy_flow;

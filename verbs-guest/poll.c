@@ -40,37 +40,56 @@ static void retire(struct vbg_context *ctx, const struct vrdma_cqe *e)
 		__atomic_add_fetch(&qp->rdone, 1, __ATOMIC_RELEASE);
 }
 
-int vbg_poll_cq(struct ibv_cq *c, int n, struct ibv_wc *wc)
+int64_t vbg_cq_avail(struct vbg_cq *cq)
 {
-	struct vbg_cq *cq = to_vcq(c);
-	struct vbg_context *ctx = to_vctx(c->context);
-	uint32_t prod, avail, mask = cq->q.entries - 1;
-	int k = 0;
-
-	if (n <= 0)
-		return 0;
-	pthread_spin_lock(&cq->lock);
 	/* Acquire pairs with the relay's release store of prod after it wrote the CQEs. */
-	prod = le32toh(__atomic_load_n(&cq->q.ring->prod, __ATOMIC_ACQUIRE));
-	avail = prod - cq->cons;
+	uint32_t prod = le32toh(__atomic_load_n(&cq->q.ring->prod, __ATOMIC_ACQUIRE));
+	uint32_t avail = prod - cq->cons;
+
 	if (avail > cq->q.entries) {
-		pthread_spin_unlock(&cq->lock);
 		__atomic_fetch_or(&cq->q.ring->flags, htole32(VRDMA_RING_BROKEN), __ATOMIC_RELAXED);
 		vbg_err("CQ %#x: the host broke its ring (prod %u, cons %u)", cq->handle, prod,
 			cq->cons);
 		return -1;
 	}
+	return avail;
+}
+
+void vbg_cq_take(struct vbg_cq *cq, struct vrdma_cqe *e)
+{
+	memcpy(e, cq->q.slots + (size_t)(cq->cons & (cq->q.entries - 1)) * sizeof(*e), sizeof(*e));
+	retire(to_vctx(cq->cq.context), e);
+	cq->cons++;
+}
+
+/* Release: our copies are done before the relay may overwrite the slots. */
+void vbg_cq_publish(struct vbg_cq *cq)
+{
+	__atomic_store_n(&cq->q.ring->cons, htole32(cq->cons), __ATOMIC_RELEASE);
+}
+
+int vbg_poll_cq(struct ibv_cq *c, int n, struct ibv_wc *wc)
+{
+	struct vbg_cq *cq = to_vcq(c);
+	int64_t avail;
+	int k = 0;
+
+	if (n <= 0)
+		return 0;
+	pthread_spin_lock(&cq->lock);
+	avail = vbg_cq_avail(cq);
+	if (avail < 0) {
+		pthread_spin_unlock(&cq->lock);
+		return -1;
+	}
 	for (; k < n && avail; k++, avail--) {
 		struct vrdma_cqe e;
 
-		memcpy(&e, cq->q.slots + (size_t)(cq->cons & mask) * sizeof(e), sizeof(e));
+		vbg_cq_take(cq, &e);
 		wc_out(&wc[k], &e);
-		retire(ctx, &e);
-		cq->cons++;
 	}
-	/* Release: our copies are done before the relay may overwrite the slots. */
 	if (k)
-		__atomic_store_n(&cq->q.ring->cons, htole32(cq->cons), __ATOMIC_RELEASE);
+		vbg_cq_publish(cq);
 	pthread_spin_unlock(&cq->lock);
 	return k;
 }

@@ -198,7 +198,10 @@ struct vbg_queue {
 };
 
 struct vbg_cq {
-	struct ibv_cq cq;
+	union {				/* first: ibv_cq is a prefix of ibv_cq_ex */
+		struct ibv_cq cq;
+		struct ibv_cq_ex cqx;	/* for CQs made by ibv_create_cq_ex */
+	};
 	uint32_t handle;
 	struct vbg_shm shm;
 	struct vbg_queue q;
@@ -207,6 +210,7 @@ struct vbg_cq {
 	bool armed;			/* armed by the program; the relay clears ring->armed */
 	bool pending;			/* fired, then re-armed before ibv_get_cq_event took it */
 	uint32_t events_reported;	/* by ibv_get_cq_event, under cq.mutex */
+	struct vrdma_cqe cur;		/* ibv_start_poll/next_poll: the current completion */
 	struct vbg_channel *channel;
 	struct vbg_cq *chan_next;	/* the channel's list of CQs */
 	struct vbg_cq *ctx_next;	/* the context's list of CQs, under the context lock */
@@ -248,6 +252,15 @@ int vbg_mem_chunk(size_t size, void **base);
 /* The legacy and extended operation tables (ops.c). */
 void vbg_fill_ops(struct vbg_context *ctx);
 int vbg_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
+/* poll.c, under cq->lock: completions available (-1: the ring is broken), and taking the
+ * next one (copied to *e, its work retired, our index advanced, not yet published). */
+int64_t vbg_cq_avail(struct vbg_cq *cq);
+void vbg_cq_take(struct vbg_cq *cq, struct vrdma_cqe *e);
+void vbg_cq_publish(struct vbg_cq *cq);
+/* cq.c: a CQ on ctx, or NULL with errno. */
+struct vbg_cq *vbg_cq_create(struct ibv_context *c, int cqe, void *cq_context,
+			     struct ibv_comp_channel *channel, int comp_vector);
+struct ibv_cq_ex *vbg_create_cq_ex(struct ibv_context *c, struct ibv_cq_init_attr_ex *a);
 int vbg_req_notify_cq(struct ibv_cq *cq, int solicited_only);
 int vbg_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
 int vbg_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);

@@ -12,7 +12,9 @@
  *  - a buffer registered twice works through both MRs; a buffer unmapped and mapped
  *    again at the same address is registered anew and carries data;
  *  - a full send queue gives ENOMEM with bad_wr, too many SGEs EINVAL, posting in INIT
- *    EINVAL.
+ *    EINVAL;
+ *  - an extended CQ (ibv_create_cq_ex) reports completions through ibv_start_poll,
+ *    ibv_next_poll, ibv_end_poll and the ibv_wc_read_* accessors; timestamps are refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -162,6 +164,55 @@ static void arena(void)
 	printf("ok   arena buffers register, realloc keeps contents, free and reuse work\n");
 }
 
+static void cq_ex(union ibv_gid *gid, int gi, struct ibv_mr *mr, uint8_t *buf)
+{
+	struct ibv_cq_init_attr_ex ca = { .cqe = 16, .wc_flags = IBV_WC_EX_WITH_BYTE_LEN |
+					  IBV_WC_EX_WITH_QP_NUM };
+	struct ibv_cq_init_attr_ex ts = { .cqe = 16, .wc_flags = IBV_WC_EX_WITH_COMPLETION_TIMESTAMP };
+	struct ibv_poll_cq_attr pa = { 0 };
+	struct ibv_cq_ex *x;
+	struct ibv_qp *q[2];
+	int n = 0, r;
+
+	check(!ibv_create_cq_ex(ctx, &ts) && errno == EOPNOTSUPP, "timestamps: not EOPNOTSUPP");
+	x = ibv_create_cq_ex(ctx, &ca);
+	check(x, "ibv_create_cq_ex: %s", strerror(errno));
+	check(ibv_start_poll(x, &pa) == ENOENT, "start_poll on an empty CQ");
+	for (int k = 0; k < 2; k++) {
+		struct ibv_qp_init_attr ia = { .send_cq = ibv_cq_ex_to_cq(x),
+			.recv_cq = ibv_cq_ex_to_cq(x), .qp_type = IBV_QPT_RC,
+			.cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1 } };
+
+		q[k] = ibv_create_qp(pd, &ia);
+		check(q[k], "QP on the extended CQ");
+	}
+	to_rts(q[0], q[1]->qp_num, gid, gi);
+	to_rts(q[1], q[0]->qp_num, gid, gi);
+	for (int k = 0; k < 3; k++)
+		post(q[0], 70 + k, IBV_WR_RDMA_WRITE, buf + 64 * k, 64, mr->lkey, buf + 4096 + 64 * k,
+		     mr->rkey);
+	for (time_t end = time(NULL) + 10; n < 3;) {
+		check(time(NULL) < end, "extended CQ: %d of 3 completions", n);
+		r = ibv_start_poll(x, &pa);
+		if (r == ENOENT)
+			continue;
+		check(!r, "start_poll: %d", r);
+		do {
+			check(x->status == IBV_WC_SUCCESS && x->wr_id == (uint64_t)(70 + n) &&
+			      ibv_wc_read_opcode(x) == IBV_WC_RDMA_WRITE &&
+			      ibv_wc_read_qp_num(x) == q[0]->qp_num,
+			      "completion %d: status %d wr_id %llu opcode %d", n, x->status,
+			      (unsigned long long)x->wr_id, ibv_wc_read_opcode(x));
+			n++;
+		} while (!(r = ibv_next_poll(x)));
+		check(r == ENOENT, "next_poll: %d", r);
+		ibv_end_poll(x);
+	}
+	check(!ibv_destroy_qp(q[0]) && !ibv_destroy_qp(q[1]) && !ibv_destroy_cq(ibv_cq_ex_to_cq(x)),
+	      "extended CQ teardown");
+	printf("ok   extended CQ: 3 completions through start/next/end_poll and wc_read_*\n");
+}
+
 static void refused(void *p, size_t len, const char *what)
 {
 	struct ibv_mr *mr = ibv_reg_mr(pd, p, len, IBV_ACCESS_LOCAL_WRITE);
@@ -308,6 +359,8 @@ int main(void)
 	} else {
 		printf("note: could not map again at %p; remap case not run\n", (void *)b);
 	}
+
+	cq_ex(&gid, gi, ma, a);
 
 	/* Refusals. */
 	{
