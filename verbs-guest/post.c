@@ -21,9 +21,10 @@ static bool opcode_ok(const struct vbg_qp *qp, enum ibv_wr_opcode op)
 	switch (op) {
 	case IBV_WR_SEND:
 	case IBV_WR_SEND_WITH_IMM:
+		return true;
 	case IBV_WR_RDMA_WRITE:
 	case IBV_WR_RDMA_WRITE_WITH_IMM:
-		return true;
+		return qp->qpx.qp_base.qp_type != IBV_QPT_UD;
 	case IBV_WR_RDMA_READ:
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
@@ -83,7 +84,16 @@ static int swqe(struct vbg_qp *qp, uint8_t *p, const struct ibv_send_wr *wr)
 	w->opcode = (uint8_t)wr->opcode;
 	w->send_flags = htole32(wr->send_flags);
 	w->imm_data = wr->imm_data;
-	if (wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+	if (qp->qpx.qp_base.qp_type == IBV_QPT_UD) {
+		struct ibv_ah *ah = wr->wr.ud.ah;
+
+		if (!ah || ah->context != qp->qpx.qp_base.context)
+			return EINVAL;
+		w->ud_ah = htole32(((struct vbg_ah *)ah)->handle);
+		w->ud_remote_qpn = htole32(wr->wr.ud.remote_qpn);
+		w->ud_remote_qkey = htole32(wr->wr.ud.remote_qkey);
+	} else if (wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
+		   wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
 		w->remote_addr = htole64(wr->wr.atomic.remote_addr);
 		w->rkey = htole32(wr->wr.atomic.rkey);
 		w->compare_add = htole64(wr->wr.atomic.compare_add);
@@ -417,7 +427,19 @@ static void wr_send_tso(struct ibv_qp_ex *x, void *hdr, uint16_t hdr_sz, uint16_
 
 static void wr_set_ud_addr(struct ibv_qp_ex *x, struct ibv_ah *ah, uint32_t qpn, uint32_t qkey)
 {
-	wr_unsupported(x, "ibv_wr_set_ud_addr");
+	struct vbg_qp *qp = xqp(x);
+	struct vrdma_swqe *w = (struct vrdma_swqe *)qp->wr_cur;
+
+	if (!w)
+		return;
+	if (qp->qpx.qp_base.qp_type != IBV_QPT_UD || !ah ||
+	    ah->context != qp->qpx.qp_base.context) {
+		wr_fail(qp, EINVAL);
+		return;
+	}
+	w->ud_ah = htole32(((struct vbg_ah *)ah)->handle);
+	w->ud_remote_qpn = htole32(qpn);
+	w->ud_remote_qkey = htole32(qkey);
 }
 
 static void wr_set_xrc_srqn(struct ibv_qp_ex *x, uint32_t srqn)

@@ -71,8 +71,8 @@ static int check_attr(struct vbg_context *ctx, const struct ibv_qp_init_attr_ex 
 		return EINVAL;
 	if (a->srq)
 		return EOPNOTSUPP;	/* SRQ: not in vrdma ABI 1 */
-	if (a->qp_type != IBV_QPT_RC && a->qp_type != IBV_QPT_UC)
-		return EOPNOTSUPP;	/* UD needs AHs: not in vrdma ABI 1; others refused */
+	if (a->qp_type != IBV_QPT_RC && a->qp_type != IBV_QPT_UC && a->qp_type != IBV_QPT_UD)
+		return EOPNOTSUPP;	/* XRC, RAW_PACKET, DRIVER: refused */
 	if (a->cap.max_send_wr > (uint32_t)le32toh(ctx->dev_attr.max_qp_wr) ||
 	    a->cap.max_recv_wr > (uint32_t)le32toh(ctx->dev_attr.max_qp_wr) ||
 	    a->cap.max_send_sge > le32toh(ctx->dev_attr.max_sge) ||

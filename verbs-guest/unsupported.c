@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Exported verbs that read libibverbs' private state and so must not reach the real
- * library with a vbus object, but that vrdma ABI 1 does not carry: SRQ, AH, multicast,
- * ECE. On a vbus object each returns EOPNOTSUPP (logged once); on a real one it forwards.
+ * library with a vbus object, but that vrdma ABI 1 does not carry: SRQ, multicast, ECE,
+ * dmabuf MRs, imported objects. On a vbus object each returns EOPNOTSUPP (logged once); on a real one it forwards.
  * docs/verbs-guest.md lists them.
  */
 #include <errno.h>
@@ -37,20 +37,6 @@ VBG_EXPORT int ibv_destroy_srq(struct ibv_srq *srq)
 	if (!vbg_is_context(srq->context))
 		return vbg_real.destroy_srq(srq);
 	return vbg_unsupported("ibv_destroy_srq");
-}
-
-VBG_EXPORT struct ibv_ah *ibv_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *a)
-{
-	if (!vbg_is_context(pd->context))
-		return vbg_real.create_ah(pd, a);
-	return UNSUP_NULL("ibv_create_ah");
-}
-
-VBG_EXPORT int ibv_destroy_ah(struct ibv_ah *ah)
-{
-	if (!vbg_is_context(ah->context))
-		return vbg_real.destroy_ah(ah);
-	return vbg_unsupported("ibv_destroy_ah");
 }
 
 VBG_EXPORT int ibv_attach_mcast(struct ibv_qp *qp, const union ibv_gid *gid, uint16_t lid)

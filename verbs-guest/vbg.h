@@ -177,6 +177,11 @@ struct vbg_pd {
 	uint32_t handle;
 };
 
+struct vbg_ah {
+	struct ibv_ah ah;
+	uint32_t handle;
+};
+
 struct vbg_mr {
 	struct ibv_mr mr;
 	uint32_t handle;

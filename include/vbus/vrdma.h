@@ -39,6 +39,8 @@ enum vrdma_fn {
 	VRDMA_FN_QUERY_QP	= 14,
 	VRDMA_FN_DESTROY_QP	= 15,
 	VRDMA_FN_ARM_CQ		= 16,	/* ibv_req_notify_cq when the relay must see it now */
+	VRDMA_FN_CREATE_AH	= 17,	/* an address handle, for UD sends */
+	VRDMA_FN_DESTROY_AH	= 18,
 	VRDMA_FN__MAX
 };
 
@@ -283,6 +285,14 @@ struct vrdma_qp_attr {
 	__le32 rate_limit;
 };
 
+/* CREATE_AH: out is a struct vrdma_handle. The same policy as a QP's address vector: port
+ * 1, and the bus's source GID index only. */
+struct vrdma_create_ah_in {
+	__le32 pd;
+	__le32 reserved;
+	struct vrdma_ah_attr attr;
+};
+
 struct vrdma_modify_qp_in {
 	__le32 handle;
 	__le32 attr_mask;		/* IBV_QP_* */
@@ -354,7 +364,7 @@ struct vrdma_swqe {
 	__le64 remote_addr;
 	__le64 compare_add;
 	__le64 swap;
-	__le32 ud_ah;			/* UD: an AH handle (not in ABI version 1) */
+	__le32 ud_ah;			/* UD: an AH handle of this guest (CREATE_AH) */
 	__le32 ud_remote_qpn;
 	__le32 ud_remote_qkey;
 	__le32 reserved;
@@ -414,6 +424,7 @@ VRDMA_ASSERT_SIZE(vrdma_modify_qp_in, 152);
 VRDMA_ASSERT_SIZE(vrdma_query_qp_in, 8);
 VRDMA_ASSERT_SIZE(vrdma_query_qp_out, 288);
 VRDMA_ASSERT_SIZE(vrdma_arm_cq_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_create_ah_in, 40);
 VRDMA_ASSERT_SIZE(vrdma_event, 8);
 VRDMA_ASSERT_SIZE(vrdma_ring, 192);
 VRDMA_ASSERT_SIZE(vrdma_sge, 16);

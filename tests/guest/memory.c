@@ -362,6 +362,20 @@ int main(void)
 
 	cq_ex(&gid, gi, ma, a);
 
+	/* Address handles follow the bus's policy: its source GID index only. */
+	{
+		struct ibv_ah_attr aa = { .is_global = 1, .port_num = 1,
+			.grh = { .dgid = gid, .sgid_index = (uint8_t)(gi + 1), .hop_limit = 1 } };
+		struct ibv_ah *ah = ibv_create_ah(pd, &aa);
+
+		check(!ah && errno == EPERM, "an AH with another source GID index: %p errno %d",
+		      (void *)ah, errno);
+		aa.grh.sgid_index = (uint8_t)gi;
+		ah = ibv_create_ah(pd, &aa);
+		check(ah && !ibv_destroy_ah(ah), "an AH with the bus's GID index: %s", strerror(errno));
+		printf("ok   ibv_create_ah: the bus's GID index only (EPERM otherwise)\n");
+	}
+
 	/* Refusals. */
 	{
 		uint8_t stackbuf[8192];

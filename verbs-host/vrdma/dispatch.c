@@ -46,6 +46,10 @@ static const struct fn_desc fns[VRDMA_FN__MAX] = {
 	FN(VRDMA_FN_DESTROY_QP, vrdma_do_destroy_qp, sizeof(struct vrdma_handle), 0, false,
 	   false),
 	FN(VRDMA_FN_ARM_CQ, vrdma_do_arm_cq, sizeof(struct vrdma_arm_cq_in), 0, false, false),
+	FN(VRDMA_FN_CREATE_AH, vrdma_do_create_ah, sizeof(struct vrdma_create_ah_in),
+	   sizeof(struct vrdma_handle), false, false),
+	FN(VRDMA_FN_DESTROY_AH, vrdma_do_destroy_ah, sizeof(struct vrdma_handle), 0, false,
+	   false),
 };
 
 bool vrdma_fn_is_slow(uint32_t fn)

@@ -89,8 +89,9 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 
 	if (i->reserved || i->cap.reserved || i->sq_sig_all > 1)
 		return -EINVAL;
-	if (i->srq || (i->qp_type != IBV_QPT_RC && i->qp_type != IBV_QPT_UC))
-		return -EOPNOTSUPP;	/* SRQ, UD (needs AH), RAW_PACKET, XRC: not in v1 */
+	if (i->srq || (i->qp_type != IBV_QPT_RC && i->qp_type != IBV_QPT_UC &&
+		       i->qp_type != IBV_QPT_UD))
+		return -EOPNOTSUPP;	/* SRQ, RAW_PACKET, XRC: not in v1 */
 	pd = vrdma_handle_get(g, pdh, VRDMA_OBJ_PD, &err);
 	scq = pd ? vrdma_handle_get(g, sch, VRDMA_OBJ_CQ, &err) : NULL;
 	rcq = scq ? vrdma_handle_get(g, rch, VRDMA_OBJ_CQ, &err) : NULL;
@@ -177,7 +178,7 @@ err_free:
 }
 
 /* Guest address vector -> real one, under the bus's policy. */
-static int ah_in(struct vrdma_guest *g, struct ibv_ah_attr *a, const struct vrdma_ah_attr *v)
+int vrdma_ah_in(struct vrdma_guest *g, struct ibv_ah_attr *a, const struct vrdma_ah_attr *v)
 {
 	if (v->reserved)
 		return -EINVAL;
@@ -235,7 +236,7 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if ((mask & IBV_QP_PORT) && v->port_num != 1)
 		return -EINVAL;
 	if (mask & IBV_QP_AV) {
-		err = ah_in(g, &a.ah_attr, &v->ah_attr);
+		err = vrdma_ah_in(g, &a.ah_attr, &v->ah_attr);
 		if (err)
 			return err;
 	}

@@ -137,9 +137,10 @@ static bool opcode_ok(uint8_t qp_type, uint8_t op)
 	switch (op) {
 	case IBV_WR_SEND:
 	case IBV_WR_SEND_WITH_IMM:
+		return true;
 	case IBV_WR_RDMA_WRITE:
 	case IBV_WR_RDMA_WRITE_WITH_IMM:
-		return true;
+		return qp_type != IBV_QPT_UD;
 	case IBV_WR_RDMA_READ:
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
@@ -210,6 +211,18 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 			r->wr.atomic.compare_add = le64toh(w.compare_add);
 			r->wr.atomic.swap = le64toh(w.swap);
 			r->wr.atomic.rkey = le32toh(w.rkey);
+		} else if (qp->qp_type == IBV_QPT_UD) {
+			int err = 0;
+			struct vrdma_ah *ah = vrdma_handle_get(g, le32toh(w.ud_ah), VRDMA_OBJ_AH,
+							       &err);
+
+			if (!ah) {	/* not this guest's AH: the WQE cannot be executed */
+				break_wq(g, qp, q);
+				break;
+			}
+			r->wr.ud.ah = ah->ah;
+			r->wr.ud.remote_qpn = le32toh(w.ud_remote_qpn);
+			r->wr.ud.remote_qkey = le32toh(w.ud_remote_qkey);
 		} else {
 			r->wr.rdma.remote_addr = le64toh(w.remote_addr);
 			r->wr.rdma.rkey = le32toh(w.rkey);

@@ -55,6 +55,7 @@ enum vrdma_obj_type {
 	VRDMA_OBJ_MR,
 	VRDMA_OBJ_CQ,
 	VRDMA_OBJ_QP,
+	VRDMA_OBJ_AH,
 };
 
 struct vrdma_obj {
@@ -68,6 +69,11 @@ struct vrdma_guest;
 
 struct vrdma_pd {
 	struct ibv_pd *pd;
+};
+
+struct vrdma_ah {
+	struct ibv_ah *ah;
+	uint32_t pd;			/* handle */
 };
 
 struct vrdma_mr {
@@ -168,6 +174,11 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 int vrdma_do_query_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_destroy_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_arm_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_create_ah(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_destroy_ah(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+/* qp.c: a guest address vector to a real one, under the bus's policy. 0 or -errno. */
+int vrdma_ah_in(struct vrdma_guest *g, struct ibv_ah_attr *a, const struct vrdma_ah_attr *v);
+void vrdma_ah_free(struct vrdma_ah *ah);
 
 /* Object teardown used by the handlers and by vrdma_guest_close(). */
 void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr);
