@@ -16,17 +16,8 @@ VBG_EXPORT struct ibv_ah *ibv_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *a
 	if (!vbg_is_context(pd->context))
 		return vbg_real.create_ah(pd, a);
 	in.pd = htole32(((struct vbg_pd *)pd)->handle);
-	memcpy(in.attr.dgid, a->grh.dgid.raw, 16);
-	in.attr.flow_label = htole32(a->grh.flow_label);
-	in.attr.sgid_index = a->grh.sgid_index;
-	in.attr.hop_limit = a->grh.hop_limit;
-	in.attr.traffic_class = a->grh.traffic_class;
-	in.attr.is_global = a->is_global;
-	in.attr.dlid = htole16(a->dlid);
-	in.attr.sl = a->sl;
-	in.attr.src_path_bits = a->src_path_bits;
-	in.attr.static_rate = a->static_rate;
-	in.attr.port_num = a->port_num;
+	vrdma_ah_attr_from_ibv(&in.attr, a);
+	in.attr.port_num = a->port_num;	/* the host checks it is 1 */
 	ah = calloc(1, sizeof(*ah));
 	if (!ah) {
 		errno = ENOMEM;

@@ -111,22 +111,15 @@ void vbg_async_start(void)
 /* The element of event e, or false if its object is gone. Under ctx->lock. */
 static bool element(struct vbg_context *ctx, const struct vbg_async *e, struct ibv_async_event *ev)
 {
-	switch (e->type) {
-	case IBV_EVENT_CQ_ERR:
+	switch (vrdma_event_kind(e->type)) {
+	case VRDMA_EVENT_CQ:
 		for (struct vbg_cq *cq = ctx->cqs; cq; cq = cq->ctx_next)
 			if (cq->handle == e->handle) {
 				ev->element.cq = &cq->cq;
 				return true;
 			}
 		return false;
-	case IBV_EVENT_QP_FATAL:
-	case IBV_EVENT_QP_REQ_ERR:
-	case IBV_EVENT_QP_ACCESS_ERR:
-	case IBV_EVENT_COMM_EST:
-	case IBV_EVENT_SQ_DRAINED:
-	case IBV_EVENT_PATH_MIG:
-	case IBV_EVENT_PATH_MIG_ERR:
-	case IBV_EVENT_QP_LAST_WQE_REACHED: {
+	case VRDMA_EVENT_QP: {
 		struct vbg_qp *qp = vbg_qp_lookup(ctx, e->handle);
 
 		if (!qp)
@@ -134,11 +127,13 @@ static bool element(struct vbg_context *ctx, const struct vbg_async *e, struct i
 		ev->element.qp = &qp->qpx.qp_base;
 		return true;
 	}
-	case IBV_EVENT_DEVICE_FATAL:
-		return true;
-	default:	/* port events */
+	case VRDMA_EVENT_PORT:
 		ev->element.port_num = (int)e->port;
 		return true;
+	case VRDMA_EVENT_DEVICE:
+		return true;
+	default:
+		return false;
 	}
 }
 

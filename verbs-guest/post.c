@@ -18,20 +18,7 @@
 
 static bool opcode_ok(const struct vbg_qp *qp, enum ibv_wr_opcode op)
 {
-	switch (op) {
-	case IBV_WR_SEND:
-	case IBV_WR_SEND_WITH_IMM:
-		return true;
-	case IBV_WR_RDMA_WRITE:
-	case IBV_WR_RDMA_WRITE_WITH_IMM:
-		return qp->qpx.qp_base.qp_type != IBV_QPT_UD;
-	case IBV_WR_RDMA_READ:
-	case IBV_WR_ATOMIC_CMP_AND_SWP:
-	case IBV_WR_ATOMIC_FETCH_AND_ADD:
-		return qp->qpx.qp_base.qp_type == IBV_QPT_RC;
-	default:
-		return false;
-	}
+	return vrdma_opcode_ok((uint8_t)qp->qpx.qp_base.qp_type, (uint8_t)op);
 }
 
 /* Inline data goes with SEND and RDMA WRITE only (a device refuses it on READ and atomics). */

@@ -24,34 +24,6 @@ static uint32_t max3(uint32_t a, uint32_t b, uint32_t c)
 	return m > c ? m : c;
 }
 
-static void cap_in(struct vrdma_qp_cap *o, const struct ibv_qp_cap *c)
-{
-	o->max_send_wr = htole32(c->max_send_wr);
-	o->max_recv_wr = htole32(c->max_recv_wr);
-	o->max_send_sge = htole32(c->max_send_sge);
-	o->max_recv_sge = htole32(c->max_recv_sge);
-	o->max_inline_data = htole32(c->max_inline_data);
-	o->reserved = 0;
-}
-
-static void cap_host(struct vrdma_qp_cap *h, const struct vrdma_qp_cap *le)
-{
-	h->max_send_wr = le32toh(le->max_send_wr);
-	h->max_recv_wr = le32toh(le->max_recv_wr);
-	h->max_send_sge = le32toh(le->max_send_sge);
-	h->max_recv_sge = le32toh(le->max_recv_sge);
-	h->max_inline_data = le32toh(le->max_inline_data);
-}
-
-static void cap_out(struct ibv_qp_cap *c, const struct vrdma_qp_cap *h)
-{
-	c->max_send_wr = h->max_send_wr;
-	c->max_recv_wr = h->max_recv_wr;
-	c->max_send_sge = h->max_send_sge;
-	c->max_recv_sge = h->max_recv_sge;
-	c->max_inline_data = h->max_inline_data;
-}
-
 static int check_attr(struct vbg_context *ctx, const struct ibv_qp_init_attr_ex *a)
 {
 	uint32_t known = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS |
@@ -120,7 +92,7 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 	in.qp_type = (uint8_t)a->qp_type;
 	in.sq_sig_all = a->sq_sig_all ? 1 : 0;
 	in.shm = htole32(qp->shm.id);
-	cap_in(&in.cap, &a->cap);
+	vrdma_cap_from_ibv(&in.cap, &a->cap);
 	in.sq_offset = 0;
 	in.rq_offset = htole64(rq_off);
 	in.sq_entries = htole32(sq_entries);
@@ -131,7 +103,7 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 	if (err)
 		goto err_shm;
 	qp->handle = le32toh(o.handle);
-	cap_host(&qp->cap, &o.cap);
+	vrdma_cap_to_ibv(&qp->cap, &o.cap);
 	qp->sq = (struct vbg_queue){ .ring = qp->shm.base, .entries = sq_entries, .stride = sstride };
 	qp->sq.slots = (uint8_t *)(qp->sq.ring + 1);
 	qp->rq = (struct vbg_queue){ .ring = (void *)((uint8_t *)qp->shm.base + rq_off),
@@ -166,7 +138,7 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 		vbg_call(ctx, VRDMA_FN_DESTROY_QP, &h, sizeof(h), NULL, 0);
 		goto err_shm;
 	}
-	cap_out(&a->cap, &qp->cap);	/* as ibv_create_qp: what was granted */
+	a->cap = qp->cap;	/* as ibv_create_qp: what was granted */
 	return q;
 
 err_shm:
@@ -201,37 +173,6 @@ VBG_EXPORT struct ibv_qp_ex *ibv_qp_to_qp_ex(struct ibv_qp *qp)
 	return &to_vqp(qp)->qpx;
 }
 
-static void ah_in(struct vrdma_ah_attr *o, const struct ibv_ah_attr *a)
-{
-	memcpy(o->dgid, a->grh.dgid.raw, 16);
-	o->flow_label = htole32(a->grh.flow_label);
-	o->sgid_index = a->grh.sgid_index;
-	o->hop_limit = a->grh.hop_limit;
-	o->traffic_class = a->grh.traffic_class;
-	o->is_global = a->is_global;
-	o->dlid = htole16(a->dlid);
-	o->sl = a->sl;
-	o->src_path_bits = a->src_path_bits;
-	o->static_rate = a->static_rate;
-	o->port_num = a->port_num;
-}
-
-static void ah_out(struct ibv_ah_attr *a, const struct vrdma_ah_attr *o)
-{
-	memset(a, 0, sizeof(*a));
-	memcpy(a->grh.dgid.raw, o->dgid, 16);
-	a->grh.flow_label = le32toh(o->flow_label);
-	a->grh.sgid_index = o->sgid_index;
-	a->grh.hop_limit = o->hop_limit;
-	a->grh.traffic_class = o->traffic_class;
-	a->is_global = o->is_global;
-	a->dlid = le16toh(o->dlid);
-	a->sl = o->sl;
-	a->src_path_bits = o->src_path_bits;
-	a->static_rate = o->static_rate;
-	a->port_num = o->port_num;
-}
-
 VBG_EXPORT int ibv_modify_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask)
 {
 	struct vbg_qp *qp = to_vqp(q);
@@ -256,11 +197,15 @@ VBG_EXPORT int ibv_modify_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask)
 	o->pkey_index = htole16(a->pkey_index);
 	o->alt_pkey_index = htole16(a->alt_pkey_index);
 	if (mask & IBV_QP_CAP)
-		cap_in(&o->cap, &a->cap);
-	if (mask & IBV_QP_AV)
-		ah_in(&o->ah_attr, &a->ah_attr);
-	if (mask & IBV_QP_ALT_PATH)
-		ah_in(&o->alt_ah_attr, &a->alt_ah_attr);
+		vrdma_cap_from_ibv(&o->cap, &a->cap);
+	if (mask & IBV_QP_AV) {
+		vrdma_ah_attr_from_ibv(&o->ah_attr, &a->ah_attr);
+		o->ah_attr.port_num = a->ah_attr.port_num;	/* the host checks it is 1 */
+	}
+	if (mask & IBV_QP_ALT_PATH) {
+		vrdma_ah_attr_from_ibv(&o->alt_ah_attr, &a->alt_ah_attr);
+		o->alt_ah_attr.port_num = a->alt_ah_attr.port_num;
+	}
 	o->en_sqd_async_notify = a->en_sqd_async_notify;
 	o->max_rd_atomic = a->max_rd_atomic;
 	o->max_dest_rd_atomic = a->max_dest_rd_atomic;
@@ -316,9 +261,9 @@ VBG_EXPORT int ibv_query_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask,
 	a->qp_access_flags = (int)le32toh(o.attr.qp_access_flags);
 	a->pkey_index = le16toh(o.attr.pkey_index);
 	a->alt_pkey_index = le16toh(o.attr.alt_pkey_index);
-	cap_out(&a->cap, &qp->cap);	/* what this QP's rings hold */
-	ah_out(&a->ah_attr, &o.attr.ah_attr);
-	ah_out(&a->alt_ah_attr, &o.attr.alt_ah_attr);
+	a->cap = qp->cap;	/* what this QP's rings hold */
+	vrdma_ah_attr_to_ibv(&a->ah_attr, &o.attr.ah_attr);
+	vrdma_ah_attr_to_ibv(&a->alt_ah_attr, &o.attr.alt_ah_attr);
 	a->en_sqd_async_notify = o.attr.en_sqd_async_notify;
 	a->sq_draining = o.attr.sq_draining;
 	a->max_rd_atomic = o.attr.max_rd_atomic;
@@ -340,7 +285,7 @@ VBG_EXPORT int ibv_query_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask,
 		init->recv_cq = q->recv_cq;
 		init->qp_type = q->qp_type;
 		init->sq_sig_all = qp->sq_sig_all;
-		cap_out(&init->cap, &qp->cap);
+		init->cap = qp->cap;
 	}
 	return 0;
 }

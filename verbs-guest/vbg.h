@@ -19,6 +19,7 @@
 #include <infiniband/verbs.h>
 #include <vbus/libvbus.h>
 #include <vbus/vrdma.h>
+#include <vbus/vrdma-verbs.h>
 
 #define VBG_MAX_DEVICES	8
 /* The 48-byte struct the exported ibv_query_port@1.1 fills (rdma-core's compat struct,
@@ -228,7 +229,7 @@ struct vbg_qp {
 	uint32_t handle;
 	struct vbg_shm shm;
 	struct vbg_queue sq, rq;
-	struct vrdma_qp_cap cap;	/* granted, host byte order */
+	struct ibv_qp_cap cap;		/* granted (what the rings hold) */
 	uint64_t send_ops;		/* IBV_QP_EX_WITH_* allowed on the ibv_wr_* API */
 	pthread_spinlock_t lock;
 	/* send queue, guarded by lock */

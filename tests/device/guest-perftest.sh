@@ -46,18 +46,10 @@ check() {
 	echo "ok   $name $tool $*: $field=$v"
 }
 
-# Which side runs as a guest (arrays cannot be passed in a command's environment).
-as() { # guest|native guest|native: client, server
-	PT_CLIENT_WRAP=() PT_CLIENT_DEV=$VBUS_RXE PT_SERVER_WRAP=() PT_SERVER_DEV=$VBUS_RXE
-	[ "$1" = guest ] && PT_CLIENT_WRAP=("${run[@]}") PT_CLIENT_DEV=vrdma0
-	[ "$2" = guest ] && PT_SERVER_WRAP=("${run[@]}") PT_SERVER_DEV=vrdma0
-	return 0
-}
-
 paths() { # TOOL FIELD ARGS...: guest->native, native->guest, guest->guest
-	as guest native; check guest-native "$2" "$1" "${@:3}"
-	as native guest; check native-guest "$2" "$1" "${@:3}"
-	as guest guest; check guest-guest "$2" "$1" "${@:3}"
+	vd_as guest native; check guest-native "$2" "$1" "${@:3}"
+	vd_as native guest; check native-guest "$2" "$1" "${@:3}"
+	vd_as guest guest; check guest-guest "$2" "$1" "${@:3}"
 }
 paths ib_write_lat t_typical_us -n 500
 paths ib_send_lat t_typical_us -n 500
@@ -66,7 +58,7 @@ paths ib_write_bw bw_avg_MBps -s 65536 -n 500
 paths ib_send_bw bw_avg_MBps -s 4096 -n 500
 paths ib_read_bw bw_avg_MBps -s 65536 -n 500
 paths ib_atomic_lat t_typical_us -n 500
-as guest native
+vd_as guest native
 check guest-native t_typical_us ib_write_lat -n 500 --use_old_post_send
 check guest-native bw_avg_MBps ib_write_bw -n 500 -q 4 --use_old_post_send
 exit $fail

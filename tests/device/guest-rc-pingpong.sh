@@ -7,17 +7,10 @@
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device
 vd_start t vrdma0 || exit 1
-run=("$VD_BIN/vbus-run" --bus t --)
 fail=0
-as() { # guest|native guest|native: client, server
-	PP_CLIENT_WRAP=() PP_CLIENT_DEV=$VBUS_RXE PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE
-	[ "$1" = guest ] && PP_CLIENT_WRAP=("${run[@]}") PP_CLIENT_DEV=vrdma0
-	[ "$2" = guest ] && PP_SERVER_WRAP=("${run[@]}") PP_SERVER_DEV=vrdma0
-	return 0
-}
 for mode in "-c" "-c -e"; do
 	for p in "guest native" "native guest" "guest guest"; do
-		as $p
+		vd_as $p
 		# shellcheck disable=SC2086
 		if pp_run ibv_rc_pingpong 300 $mode >/tmp/pp.$$ 2>&1; then
 			echo "ok   ibv_rc_pingpong $mode, client/server ${p/ /\/}: $(grep -m1 'iters in' /tmp/pp.$$)"

@@ -7,20 +7,11 @@
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device
 vd_start t vrdma0 || exit 1
-run=("$VD_BIN/vbus-run" --bus t --)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; vd_stop' EXIT
 fail=0
-as() { # guest|native guest|native: client, server (for pp_run and pt_run alike)
-	PP_CLIENT_WRAP=() PP_CLIENT_DEV=$VBUS_RXE PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE
-	[ "$1" = guest ] && PP_CLIENT_WRAP=("${run[@]}") PP_CLIENT_DEV=vrdma0
-	[ "$2" = guest ] && PP_SERVER_WRAP=("${run[@]}") PP_SERVER_DEV=vrdma0
-	PT_CLIENT_WRAP=("${PP_CLIENT_WRAP[@]}") PT_CLIENT_DEV=$PP_CLIENT_DEV
-	PT_SERVER_WRAP=("${PP_SERVER_WRAP[@]}") PT_SERVER_DEV=$PP_SERVER_DEV
-	return 0
-}
 for p in "guest native" "native guest" "guest guest"; do
-	as $p
+	vd_as $p
 	for mode in "-c" "-c -e"; do
 		# shellcheck disable=SC2086
 		if pp_run ibv_ud_pingpong 300 -s 1024 $mode >"$tmp/pp" 2>&1; then

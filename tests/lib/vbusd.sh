@@ -7,6 +7,10 @@
 #   vd_stop                SIGTERM, wait, and show vbusd's log if it did not exit 0
 #   vd_ctl ARGS...         vbusctl against it
 #   vd_cpu_ns              CPU time of all of vbusd's threads so far, in ns
+#   vd_as CLIENT SERVER    each "guest" or "native": sets PT_CLIENT_WRAP/PT_CLIENT_DEV,
+#                          PT_SERVER_WRAP/PT_SERVER_DEV (bench/lib/perftest.sh) and the
+#                          PP_* ones (tests/lib/pingpong.sh): a guest side runs under
+#                          vbus-run on the bus's vrdma device, a native one on $VBUS_RXE
 # VD_BUS_ARGS: more arguments of `vbusctl bus add` (e.g. max-regions 1024).
 # VD_BIN is the build's bin directory (VBUS_BUILD/bin).
 VD_BIN=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/bin
@@ -26,6 +30,17 @@ vd_start() {
 	vd_ctl dev add "$dev" class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" bus "$bus" >/dev/null ||
 		{ echo "vbusctl could not set up bus $bus"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
 	export VBUS_RUN_DIR=$VD_RUN_DIR VBUS_BUS=$bus
+	VD_DEV=$dev
+	VD_RUN=("$VD_BIN/vbus-run" --bus "$bus" --)
+}
+
+vd_as() {
+	PT_CLIENT_WRAP=() PT_CLIENT_DEV=$VBUS_RXE PT_SERVER_WRAP=() PT_SERVER_DEV=$VBUS_RXE
+	[ "$1" = guest ] && PT_CLIENT_WRAP=("${VD_RUN[@]}") PT_CLIENT_DEV=$VD_DEV
+	[ "$2" = guest ] && PT_SERVER_WRAP=("${VD_RUN[@]}") PT_SERVER_DEV=$VD_DEV
+	PP_CLIENT_WRAP=("${PT_CLIENT_WRAP[@]}") PP_CLIENT_DEV=$PT_CLIENT_DEV
+	PP_SERVER_WRAP=("${PT_SERVER_WRAP[@]}") PP_SERVER_DEV=$PT_SERVER_DEV
+	return 0
 }
 
 vd_cpu_ns() {

@@ -18,7 +18,8 @@ for src in "$top"/*/fuzz/fuzz-*.c "$top"/*/*/fuzz/fuzz-*.c; do
 	name=$(basename "$src" .c)
 	extra=$(sed -n 's|.*fuzz-sources:\(.*\)\*/.*|\1|p' "$src" | head -n1)
 	srcs=()
-	for f in $extra; do srcs+=("$top/$f"); done
+	# each word is a path under the top; globs allowed (verbs-host/vrdma/[a-z]*.c)
+	for f in $extra; do for g in "$top"/$f; do srcs+=("$g"); done; done
 	if ! clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -I"$top/include" -I"$top/connector" \
 		-I"$top/verbs-host" "$src" "${srcs[@]}" -o "$out/$name" -libverbs -pthread \

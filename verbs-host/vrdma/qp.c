@@ -35,16 +35,6 @@ void vrdma_qp_free(struct vrdma_qp *qp)
 	free(qp);
 }
 
-static void cap_out(struct vrdma_qp_cap *o, const struct ibv_qp_cap *c)
-{
-	o->max_send_wr = htole32(c->max_send_wr);
-	o->max_recv_wr = htole32(c->max_recv_wr);
-	o->max_send_sge = htole32(c->max_send_sge);
-	o->max_recv_sge = htole32(c->max_recv_sge);
-	o->max_inline_data = htole32(c->max_inline_data);
-	o->reserved = 0;
-}
-
 static uint32_t min_u32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
@@ -109,11 +99,7 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	ia.recv_cq = rcq->cq;
 	ia.qp_type = i->qp_type;
 	ia.sq_sig_all = i->sq_sig_all;
-	ia.cap.max_send_wr = le32toh(i->cap.max_send_wr);
-	ia.cap.max_recv_wr = le32toh(i->cap.max_recv_wr);
-	ia.cap.max_send_sge = le32toh(i->cap.max_send_sge);
-	ia.cap.max_recv_sge = le32toh(i->cap.max_recv_sge);
-	ia.cap.max_inline_data = inl;
+	vrdma_cap_to_ibv(&ia.cap, &i->cap);
 	qp->qp = ibv_create_qp(pd->pd, &ia);
 	if (!qp->qp) {
 		err = errno ? -errno : -EINVAL;
@@ -152,7 +138,7 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	qp->rcq = rcq;
 	qp->qp_type = i->qp_type;
 	qp->sq_sig_all = i->sq_sig_all;
-	cap_out(&qp->cap, &ia.cap);
+	vrdma_cap_from_ibv(&qp->cap, &ia.cap);
 	vrdma_handle_obj(g, pdh)->users++;
 	vrdma_handle_obj(g, sch)->users++;
 	vrdma_handle_obj(g, rch)->users++;
@@ -186,35 +172,9 @@ int vrdma_ah_in(struct vrdma_guest *g, struct ibv_ah_attr *a, const struct vrdma
 		return -EINVAL;
 	if (v->is_global && v->sgid_index != g->pol.gid_index)
 		return -EPERM;
-	memset(a, 0, sizeof(*a));
-	memcpy(a->grh.dgid.raw, v->dgid, sizeof(v->dgid));
-	a->grh.flow_label = le32toh(v->flow_label);
-	a->grh.sgid_index = v->sgid_index;
-	a->grh.hop_limit = v->hop_limit;
-	a->grh.traffic_class = v->traffic_class;
-	a->is_global = v->is_global;
-	a->dlid = le16toh(v->dlid);
-	a->sl = v->sl;
-	a->src_path_bits = v->src_path_bits;
-	a->static_rate = v->static_rate;
+	vrdma_ah_attr_to_ibv(a, v);
 	a->port_num = g->pol.port;
 	return 0;
-}
-
-static void ah_out(struct vrdma_ah_attr *v, const struct ibv_ah_attr *a)
-{
-	memset(v, 0, sizeof(*v));
-	memcpy(v->dgid, a->grh.dgid.raw, sizeof(v->dgid));
-	v->flow_label = htole32(a->grh.flow_label);
-	v->sgid_index = a->grh.sgid_index;
-	v->hop_limit = a->grh.hop_limit;
-	v->traffic_class = a->grh.traffic_class;
-	v->is_global = a->is_global;
-	v->dlid = htole16(a->dlid);
-	v->sl = a->sl;
-	v->src_path_bits = a->src_path_bits;
-	v->static_rate = a->static_rate;
-	v->port_num = 1;
 }
 
 int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
@@ -295,7 +255,7 @@ int vrdma_do_query_qp(struct vrdma_guest *g, const void *in, size_t inlen, void 
 	o->attr.qp_access_flags = htole32(a.qp_access_flags);
 	o->attr.pkey_index = htole16(a.pkey_index);
 	o->attr.cap = qp->cap;
-	ah_out(&o->attr.ah_attr, &a.ah_attr);
+	vrdma_ah_attr_from_ibv(&o->attr.ah_attr, &a.ah_attr);
 	o->attr.en_sqd_async_notify = a.en_sqd_async_notify;
 	o->attr.sq_draining = a.sq_draining;
 	o->attr.max_rd_atomic = a.max_rd_atomic;

@@ -132,24 +132,6 @@ static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
 	return (int)moved;
 }
 
-static bool opcode_ok(uint8_t qp_type, uint8_t op)
-{
-	switch (op) {
-	case IBV_WR_SEND:
-	case IBV_WR_SEND_WITH_IMM:
-		return true;
-	case IBV_WR_RDMA_WRITE:
-	case IBV_WR_RDMA_WRITE_WITH_IMM:
-		return qp_type != IBV_QPT_UD;
-	case IBV_WR_RDMA_READ:
-	case IBV_WR_ATOMIC_CMP_AND_SWP:
-	case IBV_WR_ATOMIC_FETCH_AND_ADD:
-		return qp_type == IBV_QPT_RC;
-	default:
-		return false;
-	}
-}
-
 #define FLAGS_ALLOWED (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
 
 static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
@@ -178,7 +160,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		memcpy(&w, slot, sizeof(w));
 		flags = le32toh(w.send_flags);
 		ns = w.num_sge;
-		if (!opcode_ok(qp->qp_type, w.opcode) || (flags & ~FLAGS_ALLOWED)) {
+		if (!vrdma_opcode_ok(qp->qp_type, w.opcode) || (flags & ~FLAGS_ALLOWED)) {
 			break_wq(g, qp, q);
 			break;
 		}
@@ -392,35 +374,22 @@ void vrdma_relay_async(struct vrdma_guest *g)
 	while (!ibv_get_async_event(g->ctx, &ev)) {
 		uint32_t h = 0, port = 0;
 
-		switch (ev.event_type) {
-		case IBV_EVENT_CQ_ERR:
+		switch (vrdma_event_kind(ev.event_type)) {
+		case VRDMA_EVENT_CQ:
 			h = ((struct vrdma_cq *)ev.element.cq->cq_context)->handle;
 			break;
-		case IBV_EVENT_QP_FATAL:
-		case IBV_EVENT_QP_REQ_ERR:
-		case IBV_EVENT_QP_ACCESS_ERR:
-		case IBV_EVENT_COMM_EST:
-		case IBV_EVENT_SQ_DRAINED:
-		case IBV_EVENT_PATH_MIG:
-		case IBV_EVENT_PATH_MIG_ERR:
-		case IBV_EVENT_QP_LAST_WQE_REACHED:
+		case VRDMA_EVENT_QP:
 			h = ((struct vrdma_qp *)ev.element.qp->qp_context)->handle;
 			break;
-		case IBV_EVENT_PORT_ACTIVE:
-		case IBV_EVENT_PORT_ERR:
-		case IBV_EVENT_LID_CHANGE:
-		case IBV_EVENT_PKEY_CHANGE:
-		case IBV_EVENT_SM_CHANGE:
-		case IBV_EVENT_CLIENT_REREGISTER:
-		case IBV_EVENT_GID_CHANGE:
+		case VRDMA_EVENT_PORT:
 			if (ev.element.port_num != g->pol.port)
 				goto ack;	/* another port of the device: not this guest's */
 			port = 1;
 			break;
-		case IBV_EVENT_DEVICE_FATAL:
+		case VRDMA_EVENT_DEVICE:
 			break;
-		default:
-			goto ack;	/* SRQ and WQ events: no such guest objects in ABI 1 */
+		case VRDMA_EVENT_OTHER:
+			goto ack;
 		}
 		if (g->env->event)
 			g->env->event(g->env_priv, ev.event_type, h, port);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <infiniband/verbs.h>
 #include <vbus/vrdma.h>
+#include <vbus/vrdma-verbs.h>
 
 /* A DEVSHM region of the guest, as the bus has mapped it in vbusd. */
 /* What the relay carries per work request and queue (advertised by QUERY_DEVICE, enforced
