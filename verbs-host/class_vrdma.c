@@ -225,6 +225,11 @@ static int vrdma_show(void *inst, char *buf, size_t n)
 	return r;
 }
 
+static int vrdma_res(void *inst, const char *kind, bool json, char *buf, size_t n)
+{
+	return vrdma_guest_res(((struct vrdma_inst *)inst)->vg, kind, json, buf, n);
+}
+
 const struct vbd_class vbd_class_vrdma = {
 	.name = VRDMA_CLASS_NAME,
 	.dev_init = vrdma_init,
@@ -233,4 +238,5 @@ const struct vbd_class vbd_class_vrdma = {
 	.close = vrdma_close,
 	.call = vrdma_call,
 	.show = vrdma_show,
+	.res = vrdma_res,
 };

@@ -149,6 +149,35 @@ static void guest_show(struct out *o, bool json)
 		put(o, "]\n");
 }
 
+/* `res show [KIND]`: every guest's device objects (classes with a res op), and the relay. */
+static void res_show(struct out *o, bool json, const char *kind)
+{
+	static char res[CTL_MAX / 2];
+	bool first = true;
+
+	if (json)
+		put(o, "[");
+	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
+		pthread_mutex_lock(&g->slots_lock);
+		for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+			struct vbd_slot *s = &g->slots[i];
+
+			if (s->type != VBD_HANDLE || !s->dev || !s->dev->cls->res)
+				continue;
+			if (s->dev->cls->res(s->inst, kind, json, res, sizeof(res)))
+				put(o, json ? "" : "(truncated)\n");
+			put(o, json ? "%s{\"guest\":%u,\"pid\":%d,\"bus\":\"%s\",\"device\":\"%s\","
+			    "\"handle\":%u,%s}" : "%sguest %u pid %d bus %s dev %s handle %#x%s",
+			    json && !first ? "," : "", g->id, (int)g->pid, g->bus->name, s->dev->name,
+			    vbd_slot_id(g, i), res);
+			first = false;
+		}
+		pthread_mutex_unlock(&g->slots_lock);
+	}
+	if (json)
+		put(o, "]\n");
+}
+
 /* Run one command. 0 with output in out, or -errno with a message in out. */
 int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 {
@@ -173,6 +202,19 @@ int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 			dev_show(&o, json, argc == 3 ? argv[2] : NULL);
 		else
 			guest_show(&o, json);
+		pthread_mutex_unlock(&vbd.lock);
+		return 0;
+	}
+	if (!strcmp(obj, "res") && !strcmp(verb, "show") && argc <= 3) {
+		const char *kind = argc == 3 ? argv[2] : NULL;
+
+		if (kind && strcmp(kind, "qp") && strcmp(kind, "cq") && strcmp(kind, "mr") &&
+		    strcmp(kind, "pd") && strcmp(kind, "ah")) {
+			snprintf(buf, n, "res show: unknown kind '%s' (qp, cq, mr, pd, ah)", kind);
+			return -EINVAL;
+		}
+		pthread_mutex_lock(&vbd.lock);
+		res_show(&o, json, kind);
 		pthread_mutex_unlock(&vbd.lock);
 		return 0;
 	}

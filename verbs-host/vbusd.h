@@ -49,6 +49,9 @@ struct vbd_class {
 	void (*cancel)(void *inst);
 	/* Optional: one line of per-instance resources for `vbusctl guest show` (JSON). */
 	int (*show)(void *inst, char *buf, size_t n);
+	/* Optional: the instance's objects for `vbusctl res show [KIND]`: JSON members
+	 * ("counters":{..},"objects":[..]) or text lines. 0 or -ENOSPC. */
+	int (*res)(void *inst, const char *kind, bool json, char *buf, size_t n);
 };
 
 const struct vbd_class *vbd_class_find(const char *name);

@@ -1,7 +1,7 @@
 #!/bin/bash
-# vbusd dies (SIGKILL) under a guest that holds a context, a PD and a CQ: the guest gets
-# IBV_EVENT_DEVICE_FATAL, and its verbs then fail or return at once, never hang
-# (tests/guest/port-events fatal).
+# A guest holds a context, a PD, a CQ and a QP: `vbusctl res show` lists them with the real
+# objects behind them. Then vbusd dies (SIGKILL): the guest gets IBV_EVENT_DEVICE_FATAL, and
+# its verbs then fail or return at once, never hang (tests/guest/port-events fatal).
 # timeout: 60
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -15,6 +15,21 @@ timeout -k 2 30 "$VD_BIN/vbus-run" --bus t -- "$prog" fatal >"$out" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q ready "$out" && break; sleep 0.1; done
 grep -q ready "$out" || { echo "FAIL: the guest did not get ready"; cat "$out"; exit 1; }
+fail=0
+res=$(vd_ctl -j res show)
+echo "res show: $res"
+if jq -e '.[0].device == "vrdma0" and ([.[0].objects[].type] | sort) == ["cq","pd","qp"]
+	  and (.[0].objects[] | select(.type == "qp") | .real_qpn > 0 and .qp_type == "RC"
+	       and .state == "RESET")' <<<"$res" >/dev/null; then
+	echo "ok   vbusctl -j res show: the guest's pd, cq and qp, the QP's real QPN"
+else
+	echo "FAIL vbusctl -j res show"; fail=1
+fi
+txt=$(vd_ctl res show qp)
+grep -q "qp 0x.* real qpn [0-9]* RC RESET" <<<"$txt" && ! grep -q " cq " <<<"$txt" &&
+	echo "ok   vbusctl res show qp: $(grep ' qp ' <<<"$txt")" ||
+	{ echo "FAIL vbusctl res show qp: $txt"; fail=1; }
+vd_ctl res show bogus >/dev/null 2>&1 && { echo "FAIL: res show bogus succeeded"; fail=1; }
 kill -KILL "$VD_PID"
 wait "$VD_PID" 2>/dev/null
 VD_PID=
@@ -22,4 +37,5 @@ wait $pid
 rc=$?
 cat "$out"
 [ $rc = 124 ] && echo "FAIL: the guest hung after vbusd died"
+[ $rc = 0 ] && exit $fail
 exit $rc

@@ -73,8 +73,10 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "fatal")) {
 		struct ibv_pd *pd = ibv_alloc_pd(ctx);
 		struct ibv_cq *cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+		struct ibv_qp_init_attr ia = { .send_cq = cq, .recv_cq = cq, .qp_type = IBV_QPT_RC,
+			.cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1 } };
 
-		check(pd && cq, "PD, CQ");
+		check(pd && cq && ibv_create_qp(pd, &ia), "PD, CQ, QP (for vbusctl res show)");
 		fatal(ctx, pd, cq);
 		ibv_free_device_list(list);
 		return 0;

@@ -106,6 +106,7 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	if (err)
 		goto err_dereg;
 	mr->pd = pdh;
+	mr->iova = iova;
 	vrdma_handle_obj(g, pdh)->users++;
 	g->pinned += length;
 	o->handle = htole32(h);

@@ -76,8 +76,12 @@ static void drain_wakeups(struct vrdma_relay *r, struct epoll_event *ev, int n)
 				abort();
 			continue;
 		}
-		if (g->doorbell >= 0 && read(g->doorbell, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			g->n_relay_errors++;
+		if (g->doorbell >= 0) {
+			if (read(g->doorbell, &v, sizeof(v)) == sizeof(v))
+				__atomic_fetch_add(&g->n_kicks, v, __ATOMIC_RELAXED);
+			else if (errno != EAGAIN)
+				g->n_relay_errors++;
+		}
 		vrdma_relay_async(g);
 		for (;;) {
 			struct ibv_cq *cq;

@@ -82,6 +82,7 @@ struct vrdma_mr {
 	uint32_t pd;			/* handle */
 	void *window;			/* reserved span holding the mapped pieces */
 	size_t window_len;
+	uint64_t iova;			/* the guest's address of the first byte */
 };
 
 /* A queue in guest shared memory, as the host sees it. */
@@ -132,6 +133,7 @@ struct vrdma_guest {
 	long page;
 	/* counters, for `vbusctl res show` */
 	uint64_t n_wqe, n_cqe, n_relay_errors;
+	uint64_t n_kicks;		/* doorbells read by the relay (atomic) */
 	/* owned by the relay thread */
 	int doorbell;			/* eventfd the guest kicks, -1: none */
 	bool in_relay;
@@ -146,6 +148,9 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 void vrdma_guest_close(struct vrdma_guest *g);
 /* relay.c: forward the real context's pending async events to the guest (relay thread). */
 void vrdma_relay_async(struct vrdma_guest *g);
+/* res.c: the guest's objects for `vbusctl res show` (kind: qp, cq, mr, pd, ah or NULL),
+ * as JSON members ("counters":{...},"objects":[...]) or text lines. 0 or -ENOSPC. */
+int vrdma_guest_res(struct vrdma_guest *g, const char *kind, bool json, char *buf, size_t n);
 
 /* handle.c: the caller holds g->lock */
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);
