@@ -21,7 +21,7 @@ all:
 
 # Only what unit tests need, for one variant (used for the sanitizer variants).
 unit:
-	@for d in connector verbs-host/vrdma verbs-host tests; do \
+	@for d in connector verbs-host/vrdma verbs-host verbs-guest tests; do \
 		if [ -f $$d/Makefile ]; then $(MAKE) -C $$d all || exit 1; fi; \
 	done
 

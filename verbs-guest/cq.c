@@ -204,10 +204,10 @@ int vbg_req_notify_cq(struct ibv_cq *c, int solicited_only)
 	if (cq->armed && !__atomic_load_n(&cq->q.ring->armed, __ATOMIC_ACQUIRE))
 		cq->pending = true;
 	cq->armed = true;
-	/* seq_cst store and fence: pairs with the relay's release store of prod followed by
-	 * its seq_cst exchange of armed; a completion after this point fires the channel. */
-	__atomic_store_n(&cq->q.ring->armed, htole32(solicited_only ? 2 : 1), __ATOMIC_SEQ_CST);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* A seq_cst read-modify-write (a full barrier): pairs with the relay's release store
+	 * of prod followed by its seq_cst exchange of armed; a completion after this point
+	 * fires the channel. */
+	__atomic_exchange_n(&cq->q.ring->armed, htole32(solicited_only ? 2 : 1), __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&ctx->lock);
 	return 0;
 }

@@ -26,7 +26,7 @@ else
 	echo "FAIL vbusctl -j res show"; fail=1
 fi
 txt=$(vd_ctl res show qp)
-grep -q "qp 0x.* real qpn [0-9]* RC RESET" <<<"$txt" && ! grep -q " cq " <<<"$txt" &&
+grep -q "^  qp 0x.* real qpn [0-9]* RC RESET" <<<"$txt" && ! grep -q " cq " <<<"$txt" &&
 	echo "ok   vbusctl res show qp: $(grep ' qp ' <<<"$txt")" ||
 	{ echo "FAIL vbusctl res show qp: $txt"; fail=1; }
 vd_ctl res show bogus >/dev/null 2>&1 && { echo "FAIL: res show bogus succeeded"; fail=1; }

@@ -44,7 +44,7 @@ static const char *qp_state_str(enum ibv_qp_state s)
 /* One object (the start of its line or JSON object is written by the caller). */
 static void obj(struct res_out *o, uint32_t h, const struct vrdma_obj *x)
 {
-	const char *sep = o->first ? "" : ",";
+	const char *sep = o->json && !o->first ? "," : "";
 
 	switch (x->type) {
 	case VRDMA_OBJ_QP: {
