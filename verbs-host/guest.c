@@ -7,6 +7,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,19 @@ int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, ui
 		return 0;	/* not negotiated */
 	if (len)
 		memcpy(ev.data, data, len);
-	/* Best effort, never blocking: a guest that does not read its socket (or whose own
-	 * answer is stuck in it) loses the event rather than stalling the daemon. */
-	if (pthread_mutex_trylock(&g->send_lock))
+	/* Best effort, never blocking for long: the send itself never blocks, so the lock is
+	 * only held by another non-blocking send (a reply, usually); waiting up to 50 ms for
+	 * it keeps an event from being lost to a concurrent reply. A guest that does not read
+	 * its socket loses the event rather than stalling the daemon. */
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 50 * 1000 * 1000;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_timedlock(&g->send_lock, &until))
 		return -EAGAIN;
 	r = vbus_msg_send_nowait(g->sock, VBUS_OP_EVENT, 0, handle, 0, 0, &ev, sizeof(ev));
 	pthread_mutex_unlock(&g->send_lock);
