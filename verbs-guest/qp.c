@@ -185,38 +185,19 @@ VBG_EXPORT int ibv_modify_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask)
 	memset(&in, 0, sizeof(in));
 	in.handle = htole32(qp->handle);
 	in.attr_mask = htole32((uint32_t)mask);
-	o->qp_state = htole32(a->qp_state);
-	o->cur_qp_state = htole32(a->cur_qp_state);
-	o->path_mtu = htole32(a->path_mtu);
-	o->path_mig_state = htole32(a->path_mig_state);
-	o->qkey = htole32(a->qkey);
-	o->rq_psn = htole32(a->rq_psn);
-	o->sq_psn = htole32(a->sq_psn);
-	o->dest_qp_num = htole32(a->dest_qp_num);
-	o->qp_access_flags = htole32((uint32_t)a->qp_access_flags);
-	o->pkey_index = htole16(a->pkey_index);
-	o->alt_pkey_index = htole16(a->alt_pkey_index);
-	if (mask & IBV_QP_CAP)
-		vrdma_cap_from_ibv(&o->cap, &a->cap);
-	if (mask & IBV_QP_AV) {
-		vrdma_ah_attr_from_ibv(&o->ah_attr, &a->ah_attr);
-		o->ah_attr.port_num = a->ah_attr.port_num;	/* the host checks it is 1 */
-	}
-	if (mask & IBV_QP_ALT_PATH) {
-		vrdma_ah_attr_from_ibv(&o->alt_ah_attr, &a->alt_ah_attr);
+	vrdma_qp_attr_from_ibv(o, a);
+	/* Only what the mask names is sent (the rest stays zero); the ports as the program
+	 * gave them, for the host to check. */
+	if (!(mask & IBV_QP_CAP))
+		memset(&o->cap, 0, sizeof(o->cap));
+	if (mask & IBV_QP_AV)
+		o->ah_attr.port_num = a->ah_attr.port_num;
+	else
+		memset(&o->ah_attr, 0, sizeof(o->ah_attr));
+	if (mask & IBV_QP_ALT_PATH)
 		o->alt_ah_attr.port_num = a->alt_ah_attr.port_num;
-	}
-	o->en_sqd_async_notify = a->en_sqd_async_notify;
-	o->max_rd_atomic = a->max_rd_atomic;
-	o->max_dest_rd_atomic = a->max_dest_rd_atomic;
-	o->min_rnr_timer = a->min_rnr_timer;
-	o->port_num = a->port_num;
-	o->timeout = a->timeout;
-	o->retry_cnt = a->retry_cnt;
-	o->rnr_retry = a->rnr_retry;
-	o->alt_port_num = a->alt_port_num;
-	o->alt_timeout = a->alt_timeout;
-	o->rate_limit = htole32(a->rate_limit);
+	else
+		memset(&o->alt_ah_attr, 0, sizeof(o->alt_ah_attr));
 	err = vbg_call(to_vctx(q->context), VRDMA_FN_MODIFY_QP, &in, sizeof(in), NULL, 0);
 	if (err)
 		return -err;
@@ -249,33 +230,8 @@ VBG_EXPORT int ibv_query_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask,
 	err = vbg_call(to_vctx(q->context), VRDMA_FN_QUERY_QP, &in, sizeof(in), &o, sizeof(o));
 	if (err)
 		return -err;
-	memset(a, 0, sizeof(*a));
-	a->qp_state = le32toh(o.attr.qp_state);
-	a->cur_qp_state = le32toh(o.attr.cur_qp_state);
-	a->path_mtu = le32toh(o.attr.path_mtu);
-	a->path_mig_state = le32toh(o.attr.path_mig_state);
-	a->qkey = le32toh(o.attr.qkey);
-	a->rq_psn = le32toh(o.attr.rq_psn);
-	a->sq_psn = le32toh(o.attr.sq_psn);
-	a->dest_qp_num = le32toh(o.attr.dest_qp_num);
-	a->qp_access_flags = (int)le32toh(o.attr.qp_access_flags);
-	a->pkey_index = le16toh(o.attr.pkey_index);
-	a->alt_pkey_index = le16toh(o.attr.alt_pkey_index);
+	vrdma_qp_attr_to_ibv(a, &o.attr);
 	a->cap = qp->cap;	/* what this QP's rings hold */
-	vrdma_ah_attr_to_ibv(&a->ah_attr, &o.attr.ah_attr);
-	vrdma_ah_attr_to_ibv(&a->alt_ah_attr, &o.attr.alt_ah_attr);
-	a->en_sqd_async_notify = o.attr.en_sqd_async_notify;
-	a->sq_draining = o.attr.sq_draining;
-	a->max_rd_atomic = o.attr.max_rd_atomic;
-	a->max_dest_rd_atomic = o.attr.max_dest_rd_atomic;
-	a->min_rnr_timer = o.attr.min_rnr_timer;
-	a->port_num = o.attr.port_num;
-	a->timeout = o.attr.timeout;
-	a->retry_cnt = o.attr.retry_cnt;
-	a->rnr_retry = o.attr.rnr_retry;
-	a->alt_port_num = o.attr.alt_port_num;
-	a->alt_timeout = o.attr.alt_timeout;
-	a->rate_limit = le32toh(o.attr.rate_limit);
 	if (mask & IBV_QP_STATE)
 		q->state = a->qp_state;	/* as libibverbs does */
 	if (init) {

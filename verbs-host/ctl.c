@@ -14,40 +14,22 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "strbuf.h"
 #include "vbusd.h"
 
 #define CTL_MAX 65536
 
-struct out {
-	char *p;
-	size_t n, pos;
-};
-
-static void put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	if (o->pos >= o->n)
-		return;
-	va_start(ap, fmt);
-	r = vsnprintf(o->p + o->pos, o->n - o->pos, fmt, ap);
-	va_end(ap);
-	if (r > 0)
-		o->pos += (size_t)r;
-}
-
-static void bus_show(struct out *o, bool json, const char *only)
+static void bus_show(struct strbuf *o, bool json, const char *only)
 {
 	bool first = true;
 
 	if (json)
-		put(o, "[");
+		strbuf_put(o, "[");
 	for (struct vbd_bus *b = vbd.buses; b; b = b->next) {
 		if (only && strcmp(only, b->name))
 			continue;
 		if (json) {
-			put(o, "%s{\"name\":\"%s\",\"socket\":\"%s\",\"guests\":%u,\"max_guests\":%u,"
+			strbuf_put(o, "%s{\"name\":\"%s\",\"socket\":\"%s\",\"guests\":%u,\"max_guests\":%u,"
 			    "\"max_handles\":%u,\"max_regions\":%u,\"max_shm_bytes\":%llu,"
 			    "\"handles\":%u,\"bus_max_handles\":%u,\"shm_bytes\":%llu,"
 			    "\"bus_max_shm\":%llu,\"allow\":[",
@@ -56,54 +38,54 @@ static void bus_show(struct out *o, bool json, const char *only)
 			    __atomic_load_n(&b->n_handles, __ATOMIC_RELAXED), b->bus_max_handles,
 			    (unsigned long long)__atomic_load_n(&b->shm_bytes, __ATOMIC_RELAXED),
 			    (unsigned long long)b->bus_max_shm);
-			put(o, "\"uid 0\"%s", b->allow_all ? ",\"all\"" : "");
+			strbuf_put(o, "\"uid 0\"%s", b->allow_all ? ",\"all\"" : "");
 			for (int i = 0; i < b->n_uid; i++)
-				put(o, ",\"uid %u\"", (unsigned)b->allow_uid[i]);
+				strbuf_put(o, ",\"uid %u\"", (unsigned)b->allow_uid[i]);
 			for (int i = 0; i < b->n_gid; i++)
-				put(o, ",\"gid %u\"", (unsigned)b->allow_gid[i]);
-			put(o, "]}");
+				strbuf_put(o, ",\"gid %u\"", (unsigned)b->allow_gid[i]);
+			strbuf_put(o, "]}");
 		} else {
-			put(o, "bus %s socket %s guests %u/%u%s\n", b->name, b->path, b->n_guests,
+			strbuf_put(o, "bus %s socket %s guests %u/%u%s\n", b->name, b->path, b->n_guests,
 			    b->max_guests, b->allow_all ? " allow all" : "");
 		}
 		first = false;
 	}
 	if (json)
-		put(o, "]\n");
+		strbuf_put(o, "]\n");
 }
 
-static void dev_show(struct out *o, bool json, const char *only)
+static void dev_show(struct strbuf *o, bool json, const char *only)
 {
 	bool first = true;
 
 	if (json)
-		put(o, "[");
+		strbuf_put(o, "[");
 	for (struct vbd_dev *d = vbd.devs; d; d = d->next) {
 		if (only && strcmp(only, d->name))
 			continue;
-		put(o, json ? "%s{\"name\":\"%s\",\"class\":\"%s\",\"open\":%u,\"attrs\":{" :
+		strbuf_put(o, json ? "%s{\"name\":\"%s\",\"class\":\"%s\",\"open\":%u,\"attrs\":{" :
 			      "%sdev %s class %s open %u", json && !first ? "," : "", d->name,
 		    d->cls->name, d->n_open);
 		for (int i = 0; i < d->n_attrs; i++)
-			put(o, json ? "%s\"%s\":\"%s\"" : "%s%s=%s", json ? (i ? "," : "") : " ",
+			strbuf_put(o, json ? "%s\"%s\":\"%s\"" : "%s%s=%s", json ? (i ? "," : "") : " ",
 			    d->attr_key[i], d->attr_val[i]);
-		put(o, json ? "},\"buses\":[" : " bus");
+		strbuf_put(o, json ? "},\"buses\":[" : " bus");
 		for (int i = 0; i < d->n_buses; i++)
-			put(o, json ? "%s\"%s\"" : "%s%s", json ? (i ? "," : "") : " ",
+			strbuf_put(o, json ? "%s\"%s\"" : "%s%s", json ? (i ? "," : "") : " ",
 			    d->buses[i]->name);
-		put(o, json ? "]}" : "\n");
+		strbuf_put(o, json ? "]}" : "\n");
 		first = false;
 	}
 	if (json)
-		put(o, "]\n");
+		strbuf_put(o, "]\n");
 }
 
-static void guest_show(struct out *o, bool json)
+static void guest_show(struct strbuf *o, bool json)
 {
 	bool first = true;
 
 	if (json)
-		put(o, "[");
+		strbuf_put(o, "[");
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
 		uint32_t regions = 0, signals = 0;
 
@@ -113,7 +95,7 @@ static void guest_show(struct out *o, bool json)
 			signals += g->slots[i].type == VBD_SIGNAL;
 		}
 		if (json) {
-			put(o, "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"bus\":\"%s\",\"handles\":%u,"
+			strbuf_put(o, "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"bus\":\"%s\",\"handles\":%u,"
 			    "\"regions\":%u,\"signals\":%u,\"shm_bytes\":%llu,\"calls\":%llu,"
 			    "\"errors\":%llu,\"devices\":[", first ? "" : ",", g->id, (int)g->pid,
 			    (unsigned)g->uid, g->bus->name, g->n_handles, regions, signals,
@@ -129,13 +111,13 @@ static void guest_show(struct out *o, bool json)
 					continue;
 				if (s->dev && s->dev->cls->show)
 					s->dev->cls->show(s->inst, res, sizeof(res));
-				put(o, "%s{\"handle\":%u,\"device\":\"%s\",\"resources\":%s}", f2 ? "" : ",",
+				strbuf_put(o, "%s{\"handle\":%u,\"device\":\"%s\",\"resources\":%s}", f2 ? "" : ",",
 				    vbd_slot_id(g, i), s->dev ? s->dev->name : "(removed)", res);
 				f2 = false;
 			}
-			put(o, "]}");
+			strbuf_put(o, "]}");
 		} else {
-			put(o, "guest %u pid %d uid %u bus %s handles %u regions %u signals %u "
+			strbuf_put(o, "guest %u pid %d uid %u bus %s handles %u regions %u signals %u "
 			    "shm %llu calls %llu errors %llu\n", g->id, (int)g->pid, (unsigned)g->uid,
 			    g->bus->name, g->n_handles, regions, signals,
 			    (unsigned long long)g->shm_bytes,
@@ -146,17 +128,17 @@ static void guest_show(struct out *o, bool json)
 		first = false;
 	}
 	if (json)
-		put(o, "]\n");
+		strbuf_put(o, "]\n");
 }
 
 /* `res show [KIND]`: every guest's device objects (classes with a res op), and the relay. */
-static void res_show(struct out *o, bool json, const char *kind)
+static void res_show(struct strbuf *o, bool json, const char *kind)
 {
 	static char res[CTL_MAX / 2];
 	bool first = true;
 
 	if (json)
-		put(o, "[");
+		strbuf_put(o, "[");
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
 		pthread_mutex_lock(&g->slots_lock);
 		for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
@@ -165,8 +147,8 @@ static void res_show(struct out *o, bool json, const char *kind)
 			if (s->type != VBD_HANDLE || !s->dev || !s->dev->cls->res)
 				continue;
 			if (s->dev->cls->res(s->inst, kind, json, res, sizeof(res)))
-				put(o, json ? "" : "(truncated)\n");
-			put(o, json ? "%s{\"guest\":%u,\"pid\":%d,\"bus\":\"%s\",\"device\":\"%s\","
+				strbuf_put(o, json ? "" : "(truncated)\n");
+			strbuf_put(o, json ? "%s{\"guest\":%u,\"pid\":%d,\"bus\":\"%s\",\"device\":\"%s\","
 			    "\"handle\":%u,%s}" : "%sguest %u pid %d bus %s dev %s handle %#x%s",
 			    json && !first ? "," : "", g->id, (int)g->pid, g->bus->name, s->dev->name,
 			    vbd_slot_id(g, i), res);
@@ -175,13 +157,13 @@ static void res_show(struct out *o, bool json, const char *kind)
 		pthread_mutex_unlock(&g->slots_lock);
 	}
 	if (json)
-		put(o, "]\n");
+		strbuf_put(o, "]\n");
 }
 
 /* Run one command. 0 with output in out, or -errno with a message in out. */
 int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 {
-	struct out o = { buf, n, 0 };
+	struct strbuf o = { buf, n, 0 };
 	const char *obj = argc > 0 ? argv[0] : "", *verb = argc > 1 ? argv[1] : "show";
 
 	buf[0] = 0;

@@ -66,6 +66,71 @@ static inline void vrdma_cap_to_ibv(struct ibv_qp_cap *c, const struct vrdma_qp_
 	c->max_inline_data = le32toh(o->max_inline_data);
 }
 
+/* All of a QP's attributes to the ABI, whatever the mask (the receiver reads only what the
+ * mask names); address vectors as vrdma_ah_attr_from_ibv gives them (port 1). */
+static inline void vrdma_qp_attr_from_ibv(struct vrdma_qp_attr *o, const struct ibv_qp_attr *a)
+{
+	memset(o, 0, sizeof(*o));
+	o->qp_state = htole32(a->qp_state);
+	o->cur_qp_state = htole32(a->cur_qp_state);
+	o->path_mtu = htole32(a->path_mtu);
+	o->path_mig_state = htole32(a->path_mig_state);
+	o->qkey = htole32(a->qkey);
+	o->rq_psn = htole32(a->rq_psn);
+	o->sq_psn = htole32(a->sq_psn);
+	o->dest_qp_num = htole32(a->dest_qp_num);
+	o->qp_access_flags = htole32((uint32_t)a->qp_access_flags);
+	o->pkey_index = htole16(a->pkey_index);
+	o->alt_pkey_index = htole16(a->alt_pkey_index);
+	vrdma_cap_from_ibv(&o->cap, &a->cap);
+	vrdma_ah_attr_from_ibv(&o->ah_attr, &a->ah_attr);
+	vrdma_ah_attr_from_ibv(&o->alt_ah_attr, &a->alt_ah_attr);
+	o->en_sqd_async_notify = a->en_sqd_async_notify;
+	o->sq_draining = a->sq_draining;
+	o->max_rd_atomic = a->max_rd_atomic;
+	o->max_dest_rd_atomic = a->max_dest_rd_atomic;
+	o->min_rnr_timer = a->min_rnr_timer;
+	o->port_num = a->port_num;
+	o->timeout = a->timeout;
+	o->retry_cnt = a->retry_cnt;
+	o->rnr_retry = a->rnr_retry;
+	o->alt_port_num = a->alt_port_num;
+	o->alt_timeout = a->alt_timeout;
+	o->rate_limit = htole32(a->rate_limit);
+}
+
+/* The ABI's QP attributes to rdma-core's, all fields (ports as given). */
+static inline void vrdma_qp_attr_to_ibv(struct ibv_qp_attr *a, const struct vrdma_qp_attr *o)
+{
+	memset(a, 0, sizeof(*a));
+	a->qp_state = le32toh(o->qp_state);
+	a->cur_qp_state = le32toh(o->cur_qp_state);
+	a->path_mtu = le32toh(o->path_mtu);
+	a->path_mig_state = le32toh(o->path_mig_state);
+	a->qkey = le32toh(o->qkey);
+	a->rq_psn = le32toh(o->rq_psn);
+	a->sq_psn = le32toh(o->sq_psn);
+	a->dest_qp_num = le32toh(o->dest_qp_num);
+	a->qp_access_flags = (int)le32toh(o->qp_access_flags);
+	a->pkey_index = le16toh(o->pkey_index);
+	a->alt_pkey_index = le16toh(o->alt_pkey_index);
+	vrdma_cap_to_ibv(&a->cap, &o->cap);
+	vrdma_ah_attr_to_ibv(&a->ah_attr, &o->ah_attr);
+	vrdma_ah_attr_to_ibv(&a->alt_ah_attr, &o->alt_ah_attr);
+	a->en_sqd_async_notify = o->en_sqd_async_notify;
+	a->sq_draining = o->sq_draining;
+	a->max_rd_atomic = o->max_rd_atomic;
+	a->max_dest_rd_atomic = o->max_dest_rd_atomic;
+	a->min_rnr_timer = o->min_rnr_timer;
+	a->port_num = o->port_num;
+	a->timeout = o->timeout;
+	a->retry_cnt = o->retry_cnt;
+	a->rnr_retry = o->rnr_retry;
+	a->alt_port_num = o->alt_port_num;
+	a->alt_timeout = o->alt_timeout;
+	a->rate_limit = le32toh(o->rate_limit);
+}
+
 /* May a QP of this type carry this send opcode? (What the guest refuses at post time with
  * EINVAL, the host refuses again when it drains the queue.) */
 static inline bool vrdma_opcode_ok(uint8_t qp_type, uint8_t op)

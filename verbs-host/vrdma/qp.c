@@ -182,7 +182,7 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	const struct vrdma_modify_qp_in *i = in;
 	const struct vrdma_qp_attr *v = &i->attr;
 	uint32_t mask = le32toh(i->attr_mask);
-	struct ibv_qp_attr a = { 0 };
+	struct ibv_qp_attr a;
 	struct vrdma_qp *qp;
 	int err = 0, r;
 
@@ -195,28 +195,13 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 		return -EINVAL;
 	if ((mask & IBV_QP_PORT) && v->port_num != 1)
 		return -EINVAL;
+	vrdma_qp_attr_to_ibv(&a, v);
+	a.port_num = g->pol.port;	/* the guest's port 1 is the backing port */
 	if (mask & IBV_QP_AV) {
 		err = vrdma_ah_in(g, &a.ah_attr, &v->ah_attr);
 		if (err)
 			return err;
 	}
-	a.qp_state = le32toh(v->qp_state);
-	a.cur_qp_state = le32toh(v->cur_qp_state);
-	a.path_mtu = le32toh(v->path_mtu);
-	a.qkey = le32toh(v->qkey);
-	a.rq_psn = le32toh(v->rq_psn);
-	a.sq_psn = le32toh(v->sq_psn);
-	a.dest_qp_num = le32toh(v->dest_qp_num);
-	a.qp_access_flags = le32toh(v->qp_access_flags);
-	a.pkey_index = le16toh(v->pkey_index);
-	a.en_sqd_async_notify = v->en_sqd_async_notify;
-	a.max_rd_atomic = v->max_rd_atomic;
-	a.max_dest_rd_atomic = v->max_dest_rd_atomic;
-	a.min_rnr_timer = v->min_rnr_timer;
-	a.port_num = g->pol.port;
-	a.timeout = v->timeout;
-	a.retry_cnt = v->retry_cnt;
-	a.rnr_retry = v->rnr_retry;
 	if (mask & IBV_QP_CAP)
 		return -EOPNOTSUPP;	/* resizing the queues would resize the rings */
 	r = ibv_modify_qp(qp->qp, &a, (int)mask);
@@ -244,27 +229,9 @@ int vrdma_do_query_qp(struct vrdma_guest *g, const void *in, size_t inlen, void 
 	if (r)
 		return -r;
 	memset(o, 0, sizeof(*o));
-	o->attr.qp_state = htole32(a.qp_state);
-	o->attr.cur_qp_state = htole32(a.cur_qp_state);
-	o->attr.path_mtu = htole32(a.path_mtu);
-	o->attr.path_mig_state = htole32(a.path_mig_state);
-	o->attr.qkey = htole32(a.qkey);
-	o->attr.rq_psn = htole32(a.rq_psn);
-	o->attr.sq_psn = htole32(a.sq_psn);
-	o->attr.dest_qp_num = htole32(a.dest_qp_num);
-	o->attr.qp_access_flags = htole32(a.qp_access_flags);
-	o->attr.pkey_index = htole16(a.pkey_index);
-	o->attr.cap = qp->cap;
-	vrdma_ah_attr_from_ibv(&o->attr.ah_attr, &a.ah_attr);
-	o->attr.en_sqd_async_notify = a.en_sqd_async_notify;
-	o->attr.sq_draining = a.sq_draining;
-	o->attr.max_rd_atomic = a.max_rd_atomic;
-	o->attr.max_dest_rd_atomic = a.max_dest_rd_atomic;
-	o->attr.min_rnr_timer = a.min_rnr_timer;
-	o->attr.port_num = 1;
-	o->attr.timeout = a.timeout;
-	o->attr.retry_cnt = a.retry_cnt;
-	o->attr.rnr_retry = a.rnr_retry;
+	vrdma_qp_attr_from_ibv(&o->attr, &a);
+	o->attr.cap = qp->cap;		/* what the rings hold */
+	o->attr.port_num = 1;		/* the guest's numbering */
 	o->init_caps.cap = qp->cap;
 	return 0;
 }

@@ -4,30 +4,17 @@
  * `rdma res show`. Read under g->lock from the host's own copies (never from guest memory,
  * never a call into the kernel).
  */
-#include <stdarg.h>
-#include <stdio.h>
+#include <errno.h>
 #include <string.h>
+#include "../strbuf.h"
 #include "vrdma.h"
 
 struct res_out {
-	char *p;
-	size_t n, pos;
+	struct strbuf b;
 	bool json, first;
 };
 
-static void put(struct res_out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	if (o->pos >= o->n)
-		return;
-	va_start(ap, fmt);
-	r = vsnprintf(o->p + o->pos, o->n - o->pos, fmt, ap);
-	va_end(ap);
-	if (r > 0)
-		o->pos += (size_t)r;
-}
+#define put(o, ...) strbuf_put(&(o)->b, __VA_ARGS__)
 
 static const char *qp_type_str(uint8_t t)
 {
@@ -112,7 +99,7 @@ static bool wanted(uint16_t type, const char *kind)
 
 int vrdma_guest_res(struct vrdma_guest *g, const char *kind, bool json, char *buf, size_t n)
 {
-	struct res_out o = { .p = buf, .n = n, .json = json, .first = true };
+	struct res_out o = { .b = { .p = buf, .n = n }, .json = json, .first = true };
 
 	buf[0] = 0;
 	pthread_mutex_lock(&g->lock);
@@ -128,5 +115,5 @@ int vrdma_guest_res(struct vrdma_guest *g, const char *kind, bool json, char *bu
 	pthread_mutex_unlock(&g->lock);
 	if (json)
 		put(&o, "]");
-	return o.pos >= n ? -ENOSPC : 0;
+	return o.b.pos >= n ? -ENOSPC : 0;
 }
