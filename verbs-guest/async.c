@@ -127,6 +127,14 @@ static bool element(struct vbg_context *ctx, const struct vbg_async *e, struct i
 		ev->element.qp = &qp->qpx.qp_base;
 		return true;
 	}
+	case VRDMA_EVENT_SRQ: {
+		struct vbg_srq *srq = vbg_srq_lookup(ctx, e->handle);
+
+		if (!srq)
+			return false;
+		ev->element.srq = &srq->srq;
+		return true;
+	}
 	case VRDMA_EVENT_PORT:
 		ev->element.port_num = (int)e->port;
 		return true;

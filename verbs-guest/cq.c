@@ -146,7 +146,53 @@ VBG_EXPORT int ibv_resize_cq(struct ibv_cq *cq, int cqe)
 {
 	if (!vbg_is_context(cq->context))
 		return vbg_real.resize_cq(cq, cqe);
-	return vbg_unsupported("ibv_resize_cq");
+	return vbg_resize_cq(to_vcq(cq), cqe);
+}
+
+/*
+ * A new ring for the resized real CQ. Nothing may read the ring meanwhile: the context
+ * lock keeps arming and events away, the CQ's lock polling. The host moves the completions
+ * not yet polled to the start of the new ring, so none is lost; the old region goes.
+ * Positive errno.
+ */
+int vbg_resize_cq(struct vbg_cq *cq, int cqe)
+{
+	struct vbg_context *ctx = to_vctx(cq->cq.context);
+	struct vrdma_resize_cq_in in = { 0 };
+	struct vrdma_create_cq_out o;
+	struct vbg_shm shm, old;
+	uint32_t entries;
+	int err;
+
+	if (cqe < 1 || cqe > (int)le32toh(ctx->dev_attr.max_cqe))
+		return EINVAL;
+	entries = vbg_pow2(2 * ((uint32_t)cqe + 1));
+	err = -vbg_shm_new(sizeof(struct vrdma_ring) + (size_t)entries * sizeof(struct vrdma_cqe),
+			   "vbus-cq", &shm);
+	if (err)
+		return err;
+	in.handle = htole32(cq->handle);
+	in.cqe = htole32((uint32_t)cqe);
+	in.shm = htole32(shm.id);
+	in.entries = htole32(entries);
+	pthread_mutex_lock(&ctx->lock);
+	pthread_spin_lock(&cq->lock);
+	vbg_cq_publish(cq);	/* the host copies from our published consumer index on */
+	err = -vbg_call(ctx, VRDMA_FN_RESIZE_CQ, &in, sizeof(in), &o, sizeof(o));
+	if (!err) {
+		old = cq->shm;
+		cq->shm = shm;
+		cq->q.ring = shm.base;
+		cq->q.slots = (uint8_t *)(cq->q.ring + 1);
+		cq->q.entries = entries;
+		cq->cons = 0;
+		cq->cq.cqe = (int)le32toh(o.cqe);
+		shm = old;
+	}
+	pthread_spin_unlock(&cq->lock);
+	pthread_mutex_unlock(&ctx->lock);
+	vbg_shm_free(&shm);	/* the old ring, or the new one if the host said no */
+	return err;
 }
 
 VBG_EXPORT int ibv_destroy_cq(struct ibv_cq *c)

@@ -16,8 +16,6 @@ static int bind_mw(struct ibv_qp *qp, struct ibv_mw *mw, struct ibv_mw_bind *b)
 { return vbg_unsupported("ibv_bind_mw"); }
 static int dealloc_mw(struct ibv_mw *mw)
 { return vbg_unsupported("ibv_dealloc_mw"); }
-static int post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
-{ if (bad) *bad = wr; return vbg_unsupported("ibv_post_srq_recv"); }
 static void *compat_null(void)
 { return UNSUP_NULL("a libibverbs 1.0 compatibility verb"); }
 static int compat_query_device(struct ibv_context *c, struct ibv_device_attr *a)
@@ -90,8 +88,6 @@ static struct ibv_qp *open_qp(struct ibv_context *c, struct ibv_qp_open_attr *a)
 { return UNSUP_NULL("ibv_open_qp"); }
 static int get_srq_num(struct ibv_srq *srq, uint32_t *n)
 { return vbg_unsupported("ibv_get_srq_num"); }
-static struct ibv_srq *create_srq_ex(struct ibv_context *c, struct ibv_srq_init_attr_ex *a)
-{ return UNSUP_NULL("ibv_create_srq_ex"); }
 static struct ibv_xrcd *open_xrcd(struct ibv_context *c, struct ibv_xrcd_init_attr *a)
 { return UNSUP_NULL("ibv_open_xrcd"); }
 static int close_xrcd(struct ibv_xrcd *x)
@@ -122,7 +118,7 @@ void vbg_fill_ops(struct vbg_context *ctx)
 	o->_compat_modify_srq = compat_null;
 	o->_compat_query_srq = compat_null;
 	o->_compat_destroy_srq = compat_null;
-	o->post_srq_recv = post_srq_recv;
+	o->post_srq_recv = vbg_post_srq_recv;
 	o->_compat_create_qp = compat_null;
 	o->_compat_query_qp = compat_null;
 	o->_compat_modify_qp = compat_null;
@@ -170,7 +166,7 @@ void vbg_fill_ops(struct vbg_context *ctx)
 	v->open_qp = open_qp;
 	v->create_qp_ex = vbg_create_qp_ex;
 	v->get_srq_num = get_srq_num;
-	v->create_srq_ex = create_srq_ex;
+	v->create_srq_ex = vbg_create_srq_ex;
 	v->open_xrcd = open_xrcd;
 	v->close_xrcd = close_xrcd;
 }

@@ -27,7 +27,7 @@ static void wc_out(struct ibv_wc *wc, const struct vrdma_cqe *e)
 }
 
 /* A completion retires work of its QP: every send WQE up to sq_retired (unsignaled ones
- * included), or one receive. */
+ * included), or one receive (an SRQ's receives are counted by the host: srq.c). */
 static void retire(struct vbg_context *ctx, const struct vrdma_cqe *e)
 {
 	struct vbg_qp *qp = vbg_qp_lookup(ctx, le32toh(e->qp_handle));
@@ -36,7 +36,7 @@ static void retire(struct vbg_context *ctx, const struct vrdma_cqe *e)
 		return;
 	if (e->is_send)
 		__atomic_store_n(&qp->sretired, le32toh(e->sq_retired), __ATOMIC_RELEASE);
-	else
+	else if (!qp->srq)
 		__atomic_add_fetch(&qp->rdone, 1, __ATOMIC_RELEASE);
 }
 

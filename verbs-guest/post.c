@@ -39,10 +39,10 @@ static bool can_send(enum ibv_qp_state s)
 	return s == IBV_QPS_RTS || s == IBV_QPS_SQD || s == IBV_QPS_SQE || s == IBV_QPS_ERR;
 }
 
-static void kick_if_asleep(struct vbg_qp *qp, struct vbg_queue *q, uint32_t prod)
+static void kick_if_asleep(struct vbg_context *ctx, struct vbg_queue *q, uint32_t prod)
 {
 	if (vbg_publish(q->ring, htole32(prod)))
-		vbg_kick(to_vctx(qp->qpx.qp_base.context));
+		vbg_kick(ctx);
 }
 
 static inline uint8_t *slot(struct vbg_queue *q, uint32_t idx)
@@ -141,9 +141,23 @@ int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr *
 	if (err && bad)
 		*bad = wr;
 	if (qp->sprod != start)
-		kick_if_asleep(qp, &qp->sq, qp->sprod);
+		kick_if_asleep(to_vctx(qp->qpx.qp_base.context), &qp->sq, qp->sprod);
 	pthread_spin_unlock(&qp->lock);
 	return err;
+}
+
+/* One receive WR into slot p of a ring of max_sge SGEs; 0 or EINVAL. */
+static int rwqe(uint8_t *p, const struct ibv_recv_wr *wr, uint32_t max_sge)
+{
+	struct vrdma_rwqe *w = (struct vrdma_rwqe *)p;
+
+	if (wr->num_sge < 0 || (uint32_t)wr->num_sge > max_sge)
+		return EINVAL;
+	w->wr_id = htole64(wr->wr_id);
+	w->num_sge = htole32((uint32_t)wr->num_sge);
+	w->reserved = 0;
+	sges_out((struct vrdma_sge *)(p + sizeof(*w)), wr->sg_list, wr->num_sge);
+	return 0;
 }
 
 int vbg_post_recv(struct ibv_qp *q, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
@@ -154,34 +168,59 @@ int vbg_post_recv(struct ibv_qp *q, struct ibv_recv_wr *wr, struct ibv_recv_wr *
 
 	pthread_spin_lock(&qp->lock);
 	start = qp->rprod;
-	if (qp->state == IBV_QPS_RESET)
-		err = EINVAL;
+	if (qp->state == IBV_QPS_RESET || qp->srq)
+		err = EINVAL;	/* a QP with an SRQ has no receive queue of its own */
 	else if (broken(&qp->rq))
 		err = EIO;
 	for (; wr && !err; wr = wr->next) {
 		uint32_t done = __atomic_load_n(&qp->rdone, __ATOMIC_ACQUIRE);
-		uint8_t *p = slot(&qp->rq, qp->rprod);
-		struct vrdma_rwqe *w = (struct vrdma_rwqe *)p;
 
 		if (qp->rprod - done >= qp->cap.max_recv_wr) {
 			err = ENOMEM;
 			break;
 		}
-		if (wr->num_sge < 0 || (uint32_t)wr->num_sge > qp->cap.max_recv_sge) {
-			err = EINVAL;
+		err = rwqe(slot(&qp->rq, qp->rprod), wr, qp->cap.max_recv_sge);
+		if (err)
 			break;
-		}
-		w->wr_id = htole64(wr->wr_id);
-		w->num_sge = htole32((uint32_t)wr->num_sge);
-		w->reserved = 0;
-		sges_out((struct vrdma_sge *)(p + sizeof(*w)), wr->sg_list, wr->num_sge);
 		qp->rprod++;
 	}
 	if (err && bad)
 		*bad = wr;
 	if (qp->rprod != start)
-		kick_if_asleep(qp, &qp->rq, qp->rprod);
+		kick_if_asleep(to_vctx(q->context), &qp->rq, qp->rprod);
 	pthread_spin_unlock(&qp->lock);
+	return err;
+}
+
+/* The SRQ's depth: WQEs published and not yet completed, as the host counts them. */
+int vbg_post_srq_recv(struct ibv_srq *s, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	struct vbg_srq *srq = to_vsrq(s);
+	uint32_t start, max_wr = __atomic_load_n(&srq->max_wr, __ATOMIC_RELAXED);
+	int err = 0;
+
+	pthread_spin_lock(&srq->lock);
+	start = srq->prod;
+	if (broken(&srq->q))
+		err = EIO;
+	for (; wr && !err; wr = wr->next) {
+		/* Acquire pairs with the relay's release store after it freed the WQE. */
+		uint32_t done = le32toh(__atomic_load_n(&srq->q.ring->retired, __ATOMIC_ACQUIRE));
+
+		if (srq->prod - done >= max_wr) {
+			err = ENOMEM;
+			break;
+		}
+		err = rwqe(slot(&srq->q, srq->prod), wr, srq->max_sge);
+		if (err)
+			break;
+		srq->prod++;
+	}
+	if (err && bad)
+		*bad = wr;
+	if (srq->prod != start)
+		kick_if_asleep(to_vctx(s->context), &srq->q, srq->prod);
+	pthread_spin_unlock(&srq->lock);
 	return err;
 }
 
@@ -244,7 +283,7 @@ static int wr_complete(struct ibv_qp_ex *x)
 
 	if (!err && qp->wr_prod != qp->sprod) {
 		qp->sprod = qp->wr_prod;
-		kick_if_asleep(qp, &qp->sq, qp->sprod);
+		kick_if_asleep(to_vctx(qp->qpx.qp_base.context), &qp->sq, qp->sprod);
 	}
 	qp->wr_cur = NULL;
 	pthread_spin_unlock(&qp->lock);

@@ -41,8 +41,8 @@ static int check_attr(struct vbg_context *ctx, const struct ibv_qp_init_attr_ex 
 	if (!a->send_cq || !a->recv_cq || a->send_cq->context != a->pd->context ||
 	    a->recv_cq->context != a->pd->context)
 		return EINVAL;
-	if (a->srq)
-		return EOPNOTSUPP;	/* SRQ: not in vrdma ABI 1 */
+	if (a->srq && a->srq->context != a->pd->context)
+		return EINVAL;
 	if (a->qp_type != IBV_QPT_RC && a->qp_type != IBV_QPT_UC && a->qp_type != IBV_QPT_UD)
 		return EOPNOTSUPP;	/* XRC, RAW_PACKET, DRIVER: refused */
 	if (a->cap.max_send_wr > (uint32_t)le32toh(ctx->dev_attr.max_qp_wr) ||
@@ -73,6 +73,10 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (a->srq) {	/* receives come from the SRQ: the QP has no receive queue */
+		a->cap.max_recv_wr = 0;
+		a->cap.max_recv_sge = 0;
+	}
 	sq_entries = vbg_pow2(2 * (a->cap.max_send_wr + 1));
 	rq_entries = vbg_pow2(2 * (a->cap.max_recv_wr + 1));
 	sstride = vbg_pow2(sizeof(struct vrdma_swqe) +
@@ -82,8 +86,8 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 			   max3(a->cap.max_recv_sge, 1, 0) * sizeof(struct vrdma_sge));
 	sq_bytes = (sizeof(struct vrdma_ring) + (size_t)sq_entries * sstride + 63) & ~(size_t)63;
 	rq_off = sq_bytes;
-	err = -vbg_shm_new(rq_off + sizeof(struct vrdma_ring) + (size_t)rq_entries * rstride,
-			   "vbus-qp", &qp->shm);
+	err = -vbg_shm_new(rq_off + (a->srq ? 0 : sizeof(struct vrdma_ring) +
+					       (size_t)rq_entries * rstride), "vbus-qp", &qp->shm);
 	if (err)
 		goto err_free;
 	in.pd = htole32(((struct vbg_pd *)a->pd)->handle);
@@ -94,11 +98,15 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 	in.shm = htole32(qp->shm.id);
 	vrdma_cap_from_ibv(&in.cap, &a->cap);
 	in.sq_offset = 0;
-	in.rq_offset = htole64(rq_off);
 	in.sq_entries = htole32(sq_entries);
 	in.sq_stride = htole32(sstride);
-	in.rq_entries = htole32(rq_entries);
-	in.rq_stride = htole32(rstride);
+	if (a->srq) {
+		in.srq = htole32(to_vsrq(a->srq)->handle);
+	} else {
+		in.rq_offset = htole64(rq_off);
+		in.rq_entries = htole32(rq_entries);
+		in.rq_stride = htole32(rstride);
+	}
 	err = -vbg_call(ctx, VRDMA_FN_CREATE_QP, &in, sizeof(in), &o, sizeof(o));
 	if (err)
 		goto err_shm;
@@ -106,9 +114,13 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 	vrdma_cap_to_ibv(&qp->cap, &o.cap);
 	qp->sq = (struct vbg_queue){ .ring = qp->shm.base, .entries = sq_entries, .stride = sstride };
 	qp->sq.slots = (uint8_t *)(qp->sq.ring + 1);
-	qp->rq = (struct vbg_queue){ .ring = (void *)((uint8_t *)qp->shm.base + rq_off),
-		.entries = rq_entries, .stride = rstride };
-	qp->rq.slots = (uint8_t *)(qp->rq.ring + 1);
+	if (a->srq) {
+		qp->srq = to_vsrq(a->srq);
+	} else {
+		qp->rq = (struct vbg_queue){ .ring = (void *)((uint8_t *)qp->shm.base + rq_off),
+			.entries = rq_entries, .stride = rstride };
+		qp->rq.slots = (uint8_t *)(qp->rq.ring + 1);
+	}
 	qp->send_ops = (a->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) ? a->send_ops_flags :
 		SEND_OPS_SUPPORTED;
 	qp->scq = to_vcq(a->send_cq);
@@ -123,7 +135,7 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 	q->pd = a->pd;
 	q->send_cq = a->send_cq;
 	q->recv_cq = a->recv_cq;
-	q->srq = NULL;
+	q->srq = a->srq;
 	q->handle = qp->handle;
 	q->qp_num = le32toh(o.qp_num);
 	q->state = IBV_QPS_RESET;
@@ -239,6 +251,7 @@ VBG_EXPORT int ibv_query_qp(struct ibv_qp *q, struct ibv_qp_attr *a, int mask,
 		init->qp_context = q->qp_context;
 		init->send_cq = q->send_cq;
 		init->recv_cq = q->recv_cq;
+		init->srq = q->srq;
 		init->qp_type = q->qp_type;
 		init->sq_sig_all = qp->sq_sig_all;
 		init->cap = qp->cap;

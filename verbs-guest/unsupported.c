@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Exported verbs that read libibverbs' private state and so must not reach the real
- * library with a vbus object, but that vrdma ABI 1 does not carry: SRQ, multicast, ECE,
+ * library with a vbus object, but that vrdma ABI 1 does not carry: multicast, ECE,
  * dmabuf MRs, imported objects. On a vbus object each returns EOPNOTSUPP (logged once); on a real one it forwards.
  * docs/verbs-guest.md lists them.
  */
@@ -10,34 +10,6 @@
 #include "vbg.h"
 
 #define UNSUP_NULL(name) ({ errno = vbg_unsupported(name); NULL; })
-
-VBG_EXPORT struct ibv_srq *ibv_create_srq(struct ibv_pd *pd, struct ibv_srq_init_attr *a)
-{
-	if (!vbg_is_context(pd->context))
-		return vbg_real.create_srq(pd, a);
-	return UNSUP_NULL("ibv_create_srq");
-}
-
-VBG_EXPORT int ibv_modify_srq(struct ibv_srq *srq, struct ibv_srq_attr *a, int mask)
-{
-	if (!vbg_is_context(srq->context))
-		return vbg_real.modify_srq(srq, a, mask);
-	return vbg_unsupported("ibv_modify_srq");
-}
-
-VBG_EXPORT int ibv_query_srq(struct ibv_srq *srq, struct ibv_srq_attr *a)
-{
-	if (!vbg_is_context(srq->context))
-		return vbg_real.query_srq(srq, a);
-	return vbg_unsupported("ibv_query_srq");
-}
-
-VBG_EXPORT int ibv_destroy_srq(struct ibv_srq *srq)
-{
-	if (!vbg_is_context(srq->context))
-		return vbg_real.destroy_srq(srq);
-	return vbg_unsupported("ibv_destroy_srq");
-}
 
 VBG_EXPORT int ibv_attach_mcast(struct ibv_qp *qp, const union ibv_gid *gid, uint16_t lid)
 {

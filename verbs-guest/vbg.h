@@ -126,6 +126,7 @@ void vbg_shm_free(struct vbg_shm *s);
 /* ---- contexts (device.c) ---- */
 struct vbg_qp;
 struct vbg_cq;
+struct vbg_srq;
 
 /* An async event queued on a context (async.c). */
 struct vbg_async {
@@ -145,6 +146,7 @@ struct vbg_context {
 	struct vbg_qp **qps;		/* by handle index, for retiring send WQEs */
 	uint32_t nqps;
 	struct vbg_cq *cqs;		/* all CQs, for async events */
+	struct vbg_srq *srqs;		/* all SRQs, for async events */
 	struct vbg_async ev[VBG_ASYNC_MAX];	/* queued async events */
 	uint32_t ev_head, nev;
 	struct vbg_context *next;	/* the list of open contexts */
@@ -239,13 +241,30 @@ struct vbg_qp {
 	uint8_t *wr_cur;		/* ibv_wr_*: the WQE being built, or NULL */
 	int wr_err;			/* ibv_wr_*: first error since wr_start */
 	enum ibv_qp_state state;	/* as the host last confirmed it */
-	/* receive queue */
+	/* receive queue (none with an SRQ) */
 	uint32_t rprod, rdone;
+	struct vbg_srq *srq;
 	struct vbg_cq *scq, *rcq;
 	bool sq_sig_all;
 };
 
 static inline struct vbg_qp *to_vqp(struct ibv_qp *q) { return (struct vbg_qp *)q; }
+
+struct vbg_srq {
+	struct ibv_srq srq;		/* first: what the program sees */
+	uint32_t handle;
+	struct vbg_shm shm;
+	struct vbg_queue q;		/* ring->retired: WQEs completed, written by the host */
+	pthread_spinlock_t lock;	/* posting */
+	uint32_t prod;			/* WQEs published */
+	uint32_t max_wr, max_sge;	/* granted */
+	struct vbg_srq *ctx_next;	/* the context's list of SRQs, under the context lock */
+};
+
+static inline struct vbg_srq *to_vsrq(struct ibv_srq *s) { return (struct vbg_srq *)s; }
+/* srq.c */
+struct ibv_srq *vbg_create_srq_ex(struct ibv_context *c, struct ibv_srq_init_attr_ex *a);
+struct vbg_srq *vbg_srq_lookup(struct vbg_context *ctx, uint32_t handle);
 
 /* Memory registration support (memory.c): describe [addr, addr + len) as pieces of
  * DEVSHM regions, moving pages onto memfds where they are not yet. */
@@ -270,6 +289,9 @@ struct ibv_cq_ex *vbg_create_cq_ex(struct ibv_context *c, struct ibv_cq_init_att
 int vbg_req_notify_cq(struct ibv_cq *cq, int solicited_only);
 int vbg_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
 int vbg_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
+int vbg_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
+/* cq.c: ibv_resize_cq on a vbus CQ. */
+int vbg_resize_cq(struct vbg_cq *cq, int cqe);
 void vbg_wr_ops_init(struct vbg_qp *qp);
 struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_ex *a);
 int vbg_query_port_ex(struct ibv_context *c, uint8_t port, struct ibv_port_attr *a, size_t len);

@@ -191,8 +191,9 @@ int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 		const char *kind = argc == 3 ? argv[2] : NULL;
 
 		if (kind && strcmp(kind, "qp") && strcmp(kind, "cq") && strcmp(kind, "mr") &&
-		    strcmp(kind, "pd") && strcmp(kind, "ah")) {
-			snprintf(buf, n, "res show: unknown kind '%s' (qp, cq, mr, pd, ah)", kind);
+		    strcmp(kind, "pd") && strcmp(kind, "ah") && strcmp(kind, "srq")) {
+			snprintf(buf, n, "res show: unknown kind '%s' (qp, cq, mr, pd, ah, srq)",
+				 kind);
 			return -EINVAL;
 		}
 		pthread_mutex_lock(&vbd.lock);

@@ -157,7 +157,8 @@ enum vrdma_event_kind {
 	VRDMA_EVENT_CQ,
 	VRDMA_EVENT_PORT,
 	VRDMA_EVENT_DEVICE,
-	VRDMA_EVENT_OTHER,		/* SRQ and WQ events: no such objects in ABI 1 */
+	VRDMA_EVENT_SRQ,
+	VRDMA_EVENT_OTHER,		/* WQ events: no such objects in ABI 1 */
 };
 
 static inline enum vrdma_event_kind vrdma_event_kind(enum ibv_event_type t)
@@ -184,6 +185,9 @@ static inline enum vrdma_event_kind vrdma_event_kind(enum ibv_event_type t)
 		return VRDMA_EVENT_PORT;
 	case IBV_EVENT_DEVICE_FATAL:
 		return VRDMA_EVENT_DEVICE;
+	case IBV_EVENT_SRQ_ERR:
+	case IBV_EVENT_SRQ_LIMIT_REACHED:
+		return VRDMA_EVENT_SRQ;
 	default:
 		return VRDMA_EVENT_OTHER;
 	}

@@ -41,6 +41,11 @@ enum vrdma_fn {
 	VRDMA_FN_ARM_CQ		= 16,	/* ibv_req_notify_cq when the relay must see it now */
 	VRDMA_FN_CREATE_AH	= 17,	/* an address handle, for UD sends */
 	VRDMA_FN_DESTROY_AH	= 18,
+	VRDMA_FN_CREATE_SRQ	= 19,	/* a shared receive queue, its ring in a DEVSHM region */
+	VRDMA_FN_MODIFY_SRQ	= 20,
+	VRDMA_FN_QUERY_SRQ	= 21,
+	VRDMA_FN_DESTROY_SRQ	= 22,
+	VRDMA_FN_RESIZE_CQ	= 23,	/* a bigger or smaller real CQ and a new ring */
 	VRDMA_FN__MAX
 };
 
@@ -220,7 +225,8 @@ struct vrdma_create_qp_in {
 	__le32 pd;
 	__le32 send_cq;
 	__le32 recv_cq;
-	__le32 srq;			/* 0: none (SRQ is not in ABI version 1) */
+	__le32 srq;			/* 0: none; else a CREATE_SRQ handle, and the
+					 * rq_* fields and cap.max_recv_* are zero */
 	__u8 qp_type;			/* IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD; others refused */
 	__u8 sq_sig_all;
 	__le16 reserved;
@@ -309,15 +315,63 @@ struct vrdma_query_qp_out {
 	struct vrdma_qp_attr init_caps;	/* only .cap is meaningful */
 };
 
+/* RESIZE_CQ: the CQ's new ring, in the same layout as CREATE_CQ's. The guest stops
+ * polling during the call; the host moves the completions the guest has not consumed
+ * (prod - cons of the old ring) to the start of the new one and publishes the new ring's
+ * prod; the old ring is not touched afterwards. -EINVAL if they do not fit. */
+struct vrdma_resize_cq_in {
+	__le32 handle;
+	__le32 cqe;			/* what the application asked for */
+	__le32 shm;
+	__le32 entries;			/* power of two, >= the real CQ's new cqe */
+	__le64 offset;
+};
+
 struct vrdma_arm_cq_in {
 	__le32 handle;
 	__le32 solicited_only;
 };
 
+/* SRQ attributes, as struct ibv_srq_attr. */
+struct vrdma_srq_attr {
+	__le32 max_wr;
+	__le32 max_sge;
+	__le32 srq_limit;
+	__le32 reserved;
+};
+
+/* CREATE_SRQ: the receive ring lives in the DEVSHM region `shm` at `offset` (a struct
+ * vrdma_ring followed by `entries` struct vrdma_rwqe slots of `stride` bytes), produced by
+ * the guest like a QP's receive queue. The host publishes in the ring's `retired` the
+ * number of the SRQ's WQEs that have completed (received or flushed), so that the guest
+ * knows the SRQ's depth without a call. */
+struct vrdma_create_srq_in {
+	__le32 pd;
+	__le32 shm;
+	__le64 offset;
+	__le32 entries;			/* power of two, >= attr.max_wr */
+	__le32 stride;			/* power of two, >= 16 + 16 * attr.max_sge */
+	struct vrdma_srq_attr attr;	/* as the application asked */
+};
+
+struct vrdma_create_srq_out {
+	__le32 handle;
+	__le32 reserved;
+	struct vrdma_srq_attr attr;	/* granted: no more than the ring holds */
+};
+
+/* MODIFY_SRQ: attr_mask is IBV_SRQ_MAX_WR and/or IBV_SRQ_LIMIT; a max_wr past what the
+ * ring holds is -EINVAL. QUERY_SRQ: in struct vrdma_handle, out struct vrdma_srq_attr. */
+struct vrdma_modify_srq_in {
+	__le32 handle;
+	__le32 attr_mask;
+	struct vrdma_srq_attr attr;
+};
+
 /* Device events (the bus's VBUS_EV_DEVICE on the DEVOPEN handle, docs/abi.md): `code` is
  * the enum ibv_event_type, the event's 32 data bytes start with this structure. */
 struct vrdma_event {
-	__le32 handle;			/* the QP or CQ concerned; 0 for port and device events */
+	__le32 handle;			/* the QP, CQ or SRQ concerned; 0: port, device */
 	__le32 port_num;		/* port events: the port (1) */
 };
 
@@ -338,7 +392,7 @@ struct vrdma_ring {
 	__le32 reserved1[15];
 	__le32 flags;			/* VRDMA_RING_* : see docs/vrdma.md for who writes */
 	__le32 armed;			/* CQ only: guest's ibv_req_notify_cq (1 any, 2 solicited) */
-	__le32 retired;			/* SQ only: host: send WQEs completed or flushed */
+	__le32 retired;			/* SQ, SRQ: host: WQEs completed or flushed */
 	__le32 reserved2[13];
 };
 
@@ -425,6 +479,11 @@ VRDMA_ASSERT_SIZE(vrdma_query_qp_in, 8);
 VRDMA_ASSERT_SIZE(vrdma_query_qp_out, 288);
 VRDMA_ASSERT_SIZE(vrdma_arm_cq_in, 8);
 VRDMA_ASSERT_SIZE(vrdma_create_ah_in, 40);
+VRDMA_ASSERT_SIZE(vrdma_resize_cq_in, 24);
+VRDMA_ASSERT_SIZE(vrdma_srq_attr, 16);
+VRDMA_ASSERT_SIZE(vrdma_create_srq_in, 40);
+VRDMA_ASSERT_SIZE(vrdma_create_srq_out, 24);
+VRDMA_ASSERT_SIZE(vrdma_modify_srq_in, 24);
 VRDMA_ASSERT_SIZE(vrdma_event, 8);
 VRDMA_ASSERT_SIZE(vrdma_ring, 192);
 VRDMA_ASSERT_SIZE(vrdma_sge, 16);

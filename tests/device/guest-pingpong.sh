@@ -1,5 +1,6 @@
 #!/bin/bash
-# ibv_rc_pingpong and ibv_uc_pingpong (rdma-core's examples, unmodified) with a process
+# ibv_rc_pingpong, ibv_uc_pingpong and ibv_srq_pingpong (rdma-core's examples, unmodified:
+# the last one runs 16 RC QPs on one shared receive queue) with a process
 # guest on either side and on both, through vbusd on soft-RoCE: polling, with received-
 # buffer validation (-c), and in event mode (-e: completion channels, ibv_req_notify_cq,
 # ibv_get_cq_event). (ibv_ud_pingpong is in guest-ud.)
@@ -9,7 +10,7 @@
 pt_need_device
 vd_start t vrdma0 || exit 1
 fail=0
-for tool in ibv_rc_pingpong ibv_uc_pingpong; do
+for tool in ibv_rc_pingpong ibv_uc_pingpong ibv_srq_pingpong; do
 	for mode in "-c" "-c -e"; do
 		for p in "guest native" "native guest" "guest guest"; do
 			vd_as $p

@@ -4,6 +4,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include "vrdma.h"
 
 void vrdma_cq_free(struct vrdma_cq *cq)
@@ -71,6 +72,57 @@ int vrdma_do_destroy_cq(struct vrdma_guest *g, const void *in, size_t inlen, voi
 		return -EBUSY;
 	vrdma_cq_free(cq);
 	vrdma_handle_free(g, h);
+	return 0;
+}
+
+/* The new ring takes the completions the guest has not consumed, at its start; the old
+ * one is forgotten. The guest does not poll meanwhile (it holds its CQ's lock). */
+int vrdma_do_resize_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_resize_cq_in *i = in;
+	struct vrdma_create_cq_out *o = out;
+	uint32_t cqe = le32toh(i->cqe), entries = le32toh(i->entries), used, old_cqe;
+	struct vrdma_hq nq;
+	struct vrdma_cq *cq;
+	int err = 0, r;
+
+	cq = vrdma_handle_get(g, le32toh(i->handle), VRDMA_OBJ_CQ, &err);
+	if (!cq)
+		return err;
+	if (!cqe || entries < cqe || cq->q.broken)
+		return -EINVAL;
+	err = vrdma_hq_map(g, &nq, le32toh(i->shm), le64toh(i->offset), entries,
+			   sizeof(struct vrdma_cqe), sizeof(struct vrdma_cqe));
+	if (err)
+		return err;
+	/* Acquire pairs with the guest's release of cons after its last copy. */
+	used = cq->q.cons - le32toh(__atomic_load_n(&cq->q.ring->cons, __ATOMIC_ACQUIRE));
+	if (used > cq->q.entries || used > cqe)
+		return -EINVAL;	/* a broken index, or more completions than the new size */
+	old_cqe = (uint32_t)cq->cq->cqe;
+	r = ibv_resize_cq(cq->cq, (int)cqe);
+	if (r)
+		return -r;
+	if ((uint32_t)cq->cq->cqe > entries) {	/* the ring must hold the real CQ */
+		ibv_resize_cq(cq->cq, (int)old_cqe);
+		return -EINVAL;
+	}
+	for (uint32_t k = 0; k < used; k++) {
+		uint32_t from = cq->q.cons - used + k;
+
+		memcpy(nq.slots + (size_t)k * nq.stride,
+		       cq->q.slots + (size_t)(from & (cq->q.entries - 1)) * cq->q.stride,
+		       sizeof(struct vrdma_cqe));
+	}
+	nq.cons = used;
+	__atomic_store_n(&nq.ring->cons, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&nq.ring->armed, __atomic_load_n(&cq->q.ring->armed, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	/* Release: the completions are in place before the guest reads prod. */
+	__atomic_store_n(&nq.ring->prod, htole32(used), __ATOMIC_RELEASE);
+	cq->q = nq;
+	o->handle = htole32(cq->handle);
+	o->cqe = htole32((uint32_t)cq->cq->cqe);
 	return 0;
 }
 

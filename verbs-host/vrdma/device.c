@@ -43,7 +43,8 @@ int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, v
 	/* What the shared rings and the relay can carry: 32767 work requests or CQEs (a guest
 	 * ring has twice that, at most 65536 entries) and 32 SGEs. */
 	o->max_qp_wr = htole32(a.max_qp_wr < VRDMA_MAX_QUEUE ? a.max_qp_wr : VRDMA_MAX_QUEUE);
-	o->device_cap_flags = htole32(a.device_cap_flags);
+	/* Memory windows have no vrdma objects (docs/verbs.md): not advertised. */
+	o->device_cap_flags = htole32(a.device_cap_flags & ~(uint32_t)IBV_DEVICE_MEM_WINDOW);
 	o->max_sge = htole32(a.max_sge < VRDMA_MAX_SGE ? a.max_sge : VRDMA_MAX_SGE);
 	o->max_sge_rd = htole32(a.max_sge_rd);
 	o->max_cq = htole32(a.max_cq);
@@ -54,14 +55,14 @@ int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, v
 	o->max_qp_init_rd_atom = htole32(a.max_qp_init_rd_atom);
 	o->max_res_rd_atom = htole32(a.max_res_rd_atom);
 	o->atomic_cap = htole32(a.atomic_cap);
-	o->max_mw = htole32(a.max_mw);
+	o->max_mw = 0;
 	o->max_mcast_grp = htole32(a.max_mcast_grp);
 	o->max_mcast_qp_attach = htole32(a.max_mcast_qp_attach);
 	o->max_total_mcast_qp_attach = htole32(a.max_total_mcast_qp_attach);
 	o->max_ah = htole32(a.max_ah);
 	o->max_srq = htole32(a.max_srq);
-	o->max_srq_wr = htole32(a.max_srq_wr);
-	o->max_srq_sge = htole32(a.max_srq_sge);
+	o->max_srq_wr = htole32(a.max_srq_wr < VRDMA_MAX_QUEUE ? a.max_srq_wr : VRDMA_MAX_QUEUE);
+	o->max_srq_sge = htole32(a.max_srq_sge < VRDMA_MAX_SGE ? a.max_srq_sge : VRDMA_MAX_SGE);
 	o->max_pkeys = htole16(a.max_pkeys);
 	o->local_ca_ack_delay = a.local_ca_ack_delay;
 	o->phys_port_cnt = 1;	/* the guest sees the one backing port, as port 1 */

@@ -50,6 +50,16 @@ static const struct fn_desc fns[VRDMA_FN__MAX] = {
 	   sizeof(struct vrdma_handle), false, false),
 	FN(VRDMA_FN_DESTROY_AH, vrdma_do_destroy_ah, sizeof(struct vrdma_handle), 0, false,
 	   false),
+	FN(VRDMA_FN_CREATE_SRQ, vrdma_do_create_srq, sizeof(struct vrdma_create_srq_in),
+	   sizeof(struct vrdma_create_srq_out), false, false),
+	FN(VRDMA_FN_MODIFY_SRQ, vrdma_do_modify_srq, sizeof(struct vrdma_modify_srq_in), 0,
+	   false, false),
+	FN(VRDMA_FN_QUERY_SRQ, vrdma_do_query_srq, sizeof(struct vrdma_handle),
+	   sizeof(struct vrdma_srq_attr), false, false),
+	FN(VRDMA_FN_DESTROY_SRQ, vrdma_do_destroy_srq, sizeof(struct vrdma_handle), 0, false,
+	   false),
+	FN(VRDMA_FN_RESIZE_CQ, vrdma_do_resize_cq, sizeof(struct vrdma_resize_cq_in),
+	   sizeof(struct vrdma_create_cq_out), false, false),
 };
 
 bool vrdma_fn_is_slow(uint32_t fn)

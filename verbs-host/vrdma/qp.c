@@ -71,6 +71,8 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	struct ibv_qp_init_attr ia = { 0 };
 	uint32_t pdh = le32toh(i->pd), sch = le32toh(i->send_cq), rch = le32toh(i->recv_cq);
 	uint32_t shm = le32toh(i->shm), inl;
+	uint32_t srqh = le32toh(i->srq);
+	struct vrdma_srq *srq = NULL;
 	struct vrdma_pd *pd;
 	struct vrdma_cq *scq, *rcq;
 	struct vrdma_qp *qp;
@@ -79,14 +81,22 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 
 	if (i->reserved || i->cap.reserved || i->sq_sig_all > 1)
 		return -EINVAL;
-	if (i->srq || (i->qp_type != IBV_QPT_RC && i->qp_type != IBV_QPT_UC &&
-		       i->qp_type != IBV_QPT_UD))
-		return -EOPNOTSUPP;	/* SRQ, RAW_PACKET, XRC: not in v1 */
+	if (i->qp_type != IBV_QPT_RC && i->qp_type != IBV_QPT_UC && i->qp_type != IBV_QPT_UD)
+		return -EOPNOTSUPP;	/* RAW_PACKET, XRC: not in v1 */
 	pd = vrdma_handle_get(g, pdh, VRDMA_OBJ_PD, &err);
 	scq = pd ? vrdma_handle_get(g, sch, VRDMA_OBJ_CQ, &err) : NULL;
 	rcq = scq ? vrdma_handle_get(g, rch, VRDMA_OBJ_CQ, &err) : NULL;
 	if (!rcq)
 		return err;
+	if (srqh) {
+		/* The SRQ's ring replaces the receive queue: none is described. */
+		srq = vrdma_handle_get(g, srqh, VRDMA_OBJ_SRQ, &err);
+		if (!srq)
+			return err;
+		if (i->rq_offset || i->rq_entries || i->rq_stride || i->cap.max_recv_wr ||
+		    i->cap.max_recv_sge)
+			return -EINVAL;
+	}
 	inl = le32toh(i->cap.max_inline_data);
 	if (inl > VRDMA_MAX_INLINE)
 		return -EINVAL;
@@ -97,6 +107,7 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	ia.qp_context = qp;	/* async events find the QP through it */
 	ia.send_cq = scq->cq;
 	ia.recv_cq = rcq->cq;
+	ia.srq = srq ? srq->srq : NULL;
 	ia.qp_type = i->qp_type;
 	ia.sq_sig_all = i->sq_sig_all;
 	vrdma_cap_to_ibv(&ia.cap, &i->cap);
@@ -114,7 +125,7 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 		goto err_destroy;
 	err = vrdma_hq_map(g, &qp->sq, shm, le64toh(i->sq_offset), le32toh(i->sq_entries),
 			   le32toh(i->sq_stride), sizeof(struct vrdma_swqe));
-	if (!err)
+	if (!err && !srq)
 		err = vrdma_hq_map(g, &qp->rq, shm, le64toh(i->rq_offset),
 				   le32toh(i->rq_entries), le32toh(i->rq_stride),
 				   sizeof(struct vrdma_rwqe));
@@ -142,13 +153,20 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	vrdma_handle_obj(g, pdh)->users++;
 	vrdma_handle_obj(g, sch)->users++;
 	vrdma_handle_obj(g, rch)->users++;
-	__atomic_store_n(&qp->sq.ring->cons, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&qp->rq.ring->cons, 0, __ATOMIC_RELEASE);
+	if (srq) {
+		qp->srq_h = srqh;
+		vrdma_handle_obj(g, srqh)->users++;
+	}
 	/* New queues start with NEED_WAKEUP set: the relay may be asleep, and it only flags
 	 * the queues it knew of when it went to sleep. The first pass that finds work on a
 	 * queue clears it. */
+	__atomic_store_n(&qp->sq.ring->cons, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&qp->sq.ring->flags, htole32(VRDMA_RING_NEED_WAKEUP), __ATOMIC_SEQ_CST);
-	__atomic_store_n(&qp->rq.ring->flags, htole32(VRDMA_RING_NEED_WAKEUP), __ATOMIC_SEQ_CST);
+	if (!srq) {
+		__atomic_store_n(&qp->rq.ring->cons, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&qp->rq.ring->flags, htole32(VRDMA_RING_NEED_WAKEUP),
+				 __ATOMIC_SEQ_CST);
+	}
 	o->handle = htole32(h);
 	o->qp_num = htole32(qp->qp->qp_num);
 	o->cap = qp->cap;
@@ -252,6 +270,8 @@ int vrdma_do_destroy_qp(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	if ((o = vrdma_handle_obj(g, qp->send_cq)))
 		o->users--;
 	if ((o = vrdma_handle_obj(g, qp->recv_cq)))
+		o->users--;
+	if (qp->srq_h && (o = vrdma_handle_obj(g, qp->srq_h)))
 		o->users--;
 	vrdma_qp_free(qp);
 	vrdma_handle_free(g, h);

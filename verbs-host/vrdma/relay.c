@@ -7,7 +7,8 @@
  * copied out once before it is looked at, so a guest that scribbles on its queues only
  * breaks its own queue. The real QPs get wr_id = the relay's own sequence number (bit 63
  * set for receives, since flushed completions carry no valid opcode); the guest's wr_id
- * waits in a table until the completion comes.
+ * waits in a table until the completion comes. An SRQ's receives carry the SRQ's handle
+ * and a slot of its table instead (vrdma.h, VRDMA_SRQ_WRID).
  */
 #include <endian.h>
 #include <errno.h>
@@ -15,7 +16,6 @@
 #include "vrdma.h"
 
 #define BATCH 16
-#define RECV_BIT (1ull << 63)
 
 /* Acquire pairs with the guest's release store of `prod` after it wrote the slots. */
 static uint32_t load_peer(const __le32 *p)
@@ -82,39 +82,52 @@ static void sges_in(struct ibv_sge *s, const struct vrdma_sge *v, uint32_t n)
 	}
 }
 
+/* The receive WQE in q's next slot, copied out once: its SGEs into sge, its wr_id into
+ * *wr_id. The number of SGEs, or -1 if the WQE breaks the queue's rules. */
+static int rwqe_in(struct vrdma_hq *q, uint32_t maxsge, struct ibv_sge *sge, uint64_t *wr_id)
+{
+	uint8_t slot[4096];
+	struct vrdma_rwqe w;
+	uint32_t ns;
+
+	if (maxsge > VRDMA_MAX_SGE)
+		maxsge = VRDMA_MAX_SGE;
+	memcpy(slot, q->slots + (size_t)(q->cons & (q->entries - 1)) * q->stride, q->stride);
+	memcpy(&w, slot, sizeof(w));
+	ns = le32toh(w.num_sge);
+	if (!sge_ok(ns, maxsge, sizeof(w), q->stride))
+		return -1;
+	sges_in(sge, (const struct vrdma_sge *)(slot + sizeof(w)), ns);
+	*wr_id = le64toh(w.wr_id);
+	return (int)ns;
+}
+
 static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
 {
 	struct vrdma_hq *q = &qp->rq;
 	struct ibv_recv_wr wr[BATCH], *bad;
 	struct ibv_sge sge[BATCH][VRDMA_MAX_SGE];
-	uint32_t maxsge = le32toh(qp->cap.max_recv_sge), n = 0, moved = 0;
+	uint32_t n = 0, moved = 0;
 	int64_t avail = q->broken ? 0 : pending(q);
 
 	if (avail < 0) {
 		break_wq(g, qp, q);
 		return 0;
 	}
-	if (maxsge > VRDMA_MAX_SGE)
-		maxsge = VRDMA_MAX_SGE;
 	while (avail > 0 && qp->rposted - qp->rdone <= qp->rmask) {
-		uint8_t slot[4096];
-		struct vrdma_rwqe w;
-		uint32_t ns;
+		uint64_t wr_id;
+		int ns = rwqe_in(q, le32toh(qp->cap.max_recv_sge), sge[n], &wr_id);
 
-		memcpy(slot, q->slots + (size_t)(q->cons & (q->entries - 1)) * q->stride, q->stride);
-		memcpy(&w, slot, sizeof(w));
-		ns = le32toh(w.num_sge);
-		if (!sge_ok(ns, maxsge, sizeof(w), q->stride)) {
+		if (ns < 0) {
 			break_wq(g, qp, q);
 			break;
 		}
-		sges_in(sge[n], (const struct vrdma_sge *)(slot + sizeof(w)), ns);
 		wr[n] = (struct ibv_recv_wr){
-			.wr_id = RECV_BIT | qp->rposted, .sg_list = sge[n], .num_sge = (int)ns,
+			.wr_id = VRDMA_WRID_RECV | qp->rposted, .sg_list = sge[n], .num_sge = ns,
 		};
 		if (n)
 			wr[n - 1].next = &wr[n];
-		qp->rwrid[qp->rposted & qp->rmask] = le64toh(w.wr_id);
+		qp->rwrid[qp->rposted & qp->rmask] = wr_id;
 		qp->rposted++;
 		q->cons++;
 		avail--;
@@ -127,6 +140,63 @@ static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
 	}
 	if (n && ibv_post_recv(qp->qp, wr, &bad))
 		break_wq(g, qp, q);
+	moved += n;
+	store_own(&q->ring->cons, q->cons);
+	return (int)moved;
+}
+
+/* An SRQ's ring broken by its guest, or whose real post failed: it takes no more work,
+ * and the guest hears of it as of a device's SRQ error. */
+static void break_srq(struct vrdma_guest *g, struct vrdma_srq *srq)
+{
+	if (srq->q.broken)
+		return;
+	break_queue(g, &srq->q);
+	if (g->env->event)
+		g->env->event(g->env_priv, IBV_EVENT_SRQ_ERR, srq->handle, 0);
+}
+
+/* An SRQ's WQEs go to the real SRQ while it has room (max_wr) and we have free slots
+ * for their wr_ids; each real wr_id names the SRQ and the slot. */
+static int drain_srq(struct vrdma_guest *g, struct vrdma_srq *srq)
+{
+	struct vrdma_hq *q = &srq->q;
+	struct ibv_recv_wr wr[BATCH], *bad;
+	struct ibv_sge sge[BATCH][VRDMA_MAX_SGE];
+	uint32_t n = 0, moved = 0;
+	int64_t avail = q->broken ? 0 : pending(q);
+
+	if (avail < 0) {
+		break_srq(g, srq);
+		return 0;
+	}
+	while (avail > 0 && srq->nfree && q->entries - srq->nfree < srq->max_wr) {
+		uint64_t wr_id;
+		uint32_t slot;
+		int ns = rwqe_in(q, srq->max_sge, sge[n], &wr_id);
+
+		if (ns < 0) {
+			break_srq(g, srq);
+			break;
+		}
+		slot = srq->free[--srq->nfree];
+		srq->wrid[slot] = wr_id;
+		wr[n] = (struct ibv_recv_wr){
+			.wr_id = VRDMA_SRQ_WRID(srq->handle, slot), .sg_list = sge[n], .num_sge = ns,
+		};
+		if (n)
+			wr[n - 1].next = &wr[n];
+		q->cons++;
+		avail--;
+		if (++n == BATCH || !avail) {
+			if (ibv_post_srq_recv(srq->srq, wr, &bad))
+				break_srq(g, srq);
+			moved += n;
+			n = 0;
+		}
+	}
+	if (n && ibv_post_srq_recv(srq->srq, wr, &bad))
+		break_srq(g, srq);
 	moved += n;
 	store_own(&q->ring->cons, q->cons);
 	return (int)moved;
@@ -239,9 +309,29 @@ static struct vrdma_qp *qp_by_num(struct vrdma_guest *g, uint32_t qpn)
 	return NULL;
 }
 
-static void cqe_out(struct vrdma_cqe *c, const struct ibv_wc *wc, struct vrdma_qp *qp)
+/* An SRQ receive's completion: the guest's wr_id from the SRQ's slot, which is free again,
+ * and one more of the SRQ's WQEs retired. The SRQ outlives its QPs (destroy is -EBUSY
+ * while they use it); if the guest destroyed it since, the completion keeps no wr_id. */
+static uint64_t srq_done(struct vrdma_guest *g, uint64_t real_wr_id)
 {
-	bool recv = wc->wr_id & RECV_BIT;
+	int err;
+	uint32_t slot = real_wr_id & 0xffffff;
+	struct vrdma_srq *srq = vrdma_handle_get(g, (uint32_t)(real_wr_id >> 24), VRDMA_OBJ_SRQ,
+						 &err);
+
+	if (!srq || slot >= srq->q.entries || srq->nfree >= srq->q.entries)
+		return 0;
+	srq->free[srq->nfree++] = slot;
+	srq->done++;
+	/* Release: the guest may reuse the depth once it sees this. */
+	store_own(&srq->q.ring->retired, srq->done);
+	return srq->wrid[slot];
+}
+
+static void cqe_out(struct vrdma_guest *g, struct vrdma_cqe *c, const struct ibv_wc *wc,
+		    struct vrdma_qp *qp)
+{
+	bool recv = wc->wr_id & VRDMA_WRID_RECV;
 	uint32_t seq = (uint32_t)wc->wr_id;
 
 	memset(c, 0, sizeof(*c));
@@ -257,10 +347,14 @@ static void cqe_out(struct vrdma_cqe *c, const struct ibv_wc *wc, struct vrdma_q
 	c->slid = htole16(wc->slid);
 	c->sl = wc->sl;
 	c->dlid_path_bits = wc->dlid_path_bits;
+	if (recv && (wc->wr_id & VRDMA_WRID_SRQ))
+		c->wr_id = htole64(srq_done(g, wc->wr_id));
 	if (!qp)
 		return;
 	c->qp_handle = htole32(qp->handle);
 	if (recv) {
+		if (wc->wr_id & VRDMA_WRID_SRQ)
+			return;
 		c->wr_id = htole64(qp->rwrid[seq & qp->rmask]);
 		qp->rdone = seq + 1;
 	} else {
@@ -296,7 +390,7 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq)
 		struct vrdma_cqe *slot = (struct vrdma_cqe *)(q->slots +
 			(size_t)(q->cons & (q->entries - 1)) * q->stride);
 
-		cqe_out(slot, &wc[k], qp_by_num(g, wc[k].qp_num));
+		cqe_out(g, slot, &wc[k], qp_by_num(g, wc[k].qp_num));
 		q->cons++;
 	}
 	/* Release: the CQEs above are visible before the guest sees the new prod. */
@@ -317,7 +411,10 @@ int vrdma_relay_guest(struct vrdma_guest *g)
 
 	pthread_mutex_lock(&g->lock);
 	for (uint32_t i = 1; i < g->nobjs; i++)
-		if (g->objs[i].type == VRDMA_OBJ_QP)
+		if (g->objs[i].type == VRDMA_OBJ_SRQ)
+			work += drain_srq(g, g->objs[i].p);
+	for (uint32_t i = 1; i < g->nobjs; i++)
+		if (g->objs[i].type == VRDMA_OBJ_QP && !((struct vrdma_qp *)g->objs[i].p)->srq_h)
 			work += drain_rq(g, g->objs[i].p);
 	for (uint32_t i = 1; i < g->nobjs; i++)
 		if (g->objs[i].type == VRDMA_OBJ_QP)
@@ -351,8 +448,13 @@ void vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
 		struct vrdma_obj *o = &g->objs[i];
 
 		if (o->type == VRDMA_OBJ_QP) {
-			ring_flag(&((struct vrdma_qp *)o->p)->sq, on);
-			ring_flag(&((struct vrdma_qp *)o->p)->rq, on);
+			struct vrdma_qp *qp = o->p;
+
+			ring_flag(&qp->sq, on);
+			if (!qp->srq_h)
+				ring_flag(&qp->rq, on);
+		} else if (o->type == VRDMA_OBJ_SRQ) {
+			ring_flag(&((struct vrdma_srq *)o->p)->q, on);
 		} else if (o->type == VRDMA_OBJ_CQ && on) {
 			ibv_req_notify_cq(((struct vrdma_cq *)o->p)->cq, 0);
 		}
@@ -361,7 +463,7 @@ void vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
 }
 
 /*
- * Async events of the guest's real context, to the guest: QP and CQ events name the
+ * Async events of the guest's real context, to the guest: QP, CQ and SRQ events name the
  * guest's handle (found through the object's context pointer, which stays valid until the
  * event is acknowledged: libibverbs' destroy waits for that), port events the port as the
  * guest numbers it (1), device events nothing. Runs on the relay thread without g->lock,
@@ -380,6 +482,9 @@ void vrdma_relay_async(struct vrdma_guest *g)
 			break;
 		case VRDMA_EVENT_QP:
 			h = ((struct vrdma_qp *)ev.element.qp->qp_context)->handle;
+			break;
+		case VRDMA_EVENT_SRQ:
+			h = ((struct vrdma_srq *)ev.element.srq->srq_context)->handle;
 			break;
 		case VRDMA_EVENT_PORT:
 			if (ev.element.port_num != g->pol.port)

@@ -79,6 +79,16 @@ static void obj(struct res_out *o, uint32_t h, const struct vrdma_obj *x)
 			"%s  ah %#x pd %#x\n", sep, h, a->pd);
 		break;
 	}
+	case VRDMA_OBJ_SRQ: {
+		const struct vrdma_srq *q = x->p;
+
+		put(o, o->json ? "%s{\"type\":\"srq\",\"handle\":%u,\"max_wr\":%u,\"posted\":%u,"
+			"\"completed\":%u,\"broken\":%s}" :
+			"%s  srq %#x max_wr %u posted %u completed %u%s\n", sep, h, q->max_wr,
+			q->q.cons, q->done, o->json ? (q->q.broken ? "true" : "false") :
+						      (q->q.broken ? " broken" : ""));
+		break;
+	}
 	default:
 		return;
 	}
@@ -89,7 +99,7 @@ static bool wanted(uint16_t type, const char *kind)
 {
 	static const char *const names[] = {
 		[VRDMA_OBJ_PD] = "pd", [VRDMA_OBJ_MR] = "mr", [VRDMA_OBJ_CQ] = "cq",
-		[VRDMA_OBJ_QP] = "qp", [VRDMA_OBJ_AH] = "ah",
+		[VRDMA_OBJ_QP] = "qp", [VRDMA_OBJ_AH] = "ah", [VRDMA_OBJ_SRQ] = "srq",
 	};
 
 	if (type == VRDMA_OBJ_FREE || type >= sizeof(names) / sizeof(names[0]))

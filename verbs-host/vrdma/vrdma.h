@@ -57,6 +57,7 @@ enum vrdma_obj_type {
 	VRDMA_OBJ_CQ,
 	VRDMA_OBJ_QP,
 	VRDMA_OBJ_AH,
+	VRDMA_OBJ_SRQ,
 };
 
 struct vrdma_obj {
@@ -102,10 +103,30 @@ struct vrdma_cq {
 	uint32_t handle;
 };
 
+/* A shared receive queue. The relay posts its WQEs to the real SRQ with wr_id =
+ * VRDMA_SRQ_WRID(handle, slot): the completion names the SRQ and a slot of `wrid` that
+ * holds the guest's wr_id, whichever QP consumed it and even after that QP is gone. */
+struct vrdma_srq {
+	struct ibv_srq *srq;
+	uint32_t handle;
+	uint32_t pd;			/* handle */
+	struct vrdma_hq q;		/* the host consumes */
+	uint32_t max_wr, max_sge;	/* granted (max_wr no more than the ring holds) */
+	uint64_t *wrid;			/* q.entries slots */
+	uint32_t *free;			/* stack of free slots */
+	uint32_t nfree;
+	uint32_t done;			/* completed, published in the ring's `retired` */
+};
+
+#define VRDMA_WRID_RECV		(1ull << 63)
+#define VRDMA_WRID_SRQ		(1ull << 62)
+#define VRDMA_SRQ_WRID(h, slot)	(VRDMA_WRID_RECV | VRDMA_WRID_SRQ | (uint64_t)(h) << 24 | (slot))
+
 struct vrdma_qp {
 	struct ibv_qp *qp;
 	uint32_t handle;
 	uint32_t pd, send_cq, recv_cq;	/* handles */
+	uint32_t srq_h;			/* handle, 0: none (then rq is not mapped) */
 	struct vrdma_cq *scq, *rcq;
 	struct vrdma_hq sq, rq;		/* the host consumes */
 	struct vrdma_qp_cap cap;	/* granted */
@@ -182,6 +203,11 @@ int vrdma_do_destroy_qp(struct vrdma_guest *g, const void *in, size_t inlen, voi
 int vrdma_do_arm_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_create_ah(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_destroy_ah(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_create_srq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_modify_srq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_srq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_destroy_srq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_resize_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 /* qp.c: a guest address vector to a real one, under the bus's policy. 0 or -errno. */
 int vrdma_ah_in(struct vrdma_guest *g, struct ibv_ah_attr *a, const struct vrdma_ah_attr *v);
 void vrdma_ah_free(struct vrdma_ah *ah);
@@ -190,6 +216,7 @@ void vrdma_ah_free(struct vrdma_ah *ah);
 void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr);
 void vrdma_cq_free(struct vrdma_cq *cq);
 void vrdma_qp_free(struct vrdma_qp *qp);
+void vrdma_srq_free(struct vrdma_srq *srq);
 
 /* queue.c: map and check a ring that lives in a guest region. */
 int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64_t offset,

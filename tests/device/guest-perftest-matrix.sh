@@ -1,0 +1,76 @@
+#!/bin/bash
+# More of unmodified Debian perftest in process guests: atomics bandwidth, UC, many QPs,
+# event mode (-e: completion channels) of each family, and both post APIs. Each case runs
+# natively first (the control, which must pass too), then guest client to native server,
+# native to guest, guest to guest; every run must finish on both sides with a positive
+# figure. The figures are printed side by side (one run each, not judged: timings here are
+# noise; bench/ measures).
+# perftest 4.5-0.17 has no --use_new_send: the new API (ibv_wr_*) is its default, and
+# --use_old_post_send selects ibv_post_send; both are run.
+# timeout: 900
+top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$top/bench/lib/perftest.sh"
+. "$top/tests/lib/vbusd.sh"
+pt_need_device
+vd_start t vrdma0 || exit 1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; vd_stop' EXIT
+fail=0
+rows=()
+
+# one PATH FIELD TOOL ARGS...: prints the figure, or FAIL and the logs.
+one() {
+	local path=$1 field=$2 tool=$3 v
+	shift 3
+	vd_as ${path/-/ }
+	if pt_run "$tool" "$tmp/o" "$@" >"$tmp/log" 2>&1 &&
+	   v=$(pt_field "$tmp/o" "$field") && [ -n "$v" ] &&
+	   awk -v v="$v" 'BEGIN{exit !(v > 0)}'; then
+		echo "$v"
+		return 0
+	fi
+	{
+		echo "FAIL $tool $* ($path)"
+		sed 's/^/  | /' "$tmp/log" "$tmp/o" "$tmp/o.server" 2>/dev/null | tail -n 30
+	} >&2
+	echo "-"
+	return 1
+}
+
+# case FIELD TOOL ARGS...: the four paths of one perftest case.
+case_() {
+	local field=$1 tool=$2 row p v
+	shift 2
+	row=$(printf '%-36s' "$tool $*")
+	for p in native-native guest-native native-guest guest-guest; do
+		v=$(one "$p" "$field" "$tool" "$@") || fail=1
+		row+=$(printf ' %12s' "$v")
+	done
+	echo "$row"
+	rows+=("$row")
+}
+
+echo "case (t_typical us or BW MB/s)       native       guest>nat    nat>guest    guest>guest"
+case_ bw_avg_MBps ib_atomic_bw -n 300
+case_ t_typical_us ib_atomic_lat -n 300 --use_old_post_send
+case_ t_typical_us ib_write_lat -c UC -n 300
+case_ bw_avg_MBps ib_write_bw -c UC -s 4096 -n 300
+case_ t_typical_us ib_send_lat -n 300
+case_ t_typical_us ib_send_lat -n 300 --use_old_post_send
+case_ bw_avg_MBps ib_write_bw -s 4096 -n 300
+case_ bw_avg_MBps ib_write_bw -s 4096 -n 300 --use_old_post_send
+case_ bw_avg_MBps ib_send_bw -q 8 -s 4096 -n 300
+case_ bw_avg_MBps ib_write_bw -q 16 -s 4096 -n 300
+# Event mode (-e): the client sleeps on its completion channel.
+case_ t_typical_us ib_send_lat -e -n 300
+case_ t_typical_us ib_read_lat -e -n 300
+case_ t_typical_us ib_atomic_lat -e -n 300
+case_ bw_avg_MBps ib_send_bw -e -s 4096 -n 300
+case_ bw_avg_MBps ib_write_bw -e -s 4096 -n 300
+case_ bw_avg_MBps ib_read_bw -e -s 4096 -n 300
+case_ bw_avg_MBps ib_atomic_bw -e -n 300
+case_ t_typical_us ib_send_lat -c UD -e -n 300
+case_ bw_avg_MBps ib_send_bw -c UD -e -n 300
+case_ bw_avg_MBps ib_send_bw -c UC -e -s 4096 -n 300
+[ $fail = 0 ] && echo "all cases passed on all four paths"
+exit $fail
