@@ -10,12 +10,6 @@
 
 #define UNSUP_NULL(name) ({ errno = vbg_unsupported(name); NULL; })
 
-static struct ibv_mw *alloc_mw(struct ibv_pd *pd, enum ibv_mw_type t)
-{ return UNSUP_NULL("ibv_alloc_mw"); }
-static int bind_mw(struct ibv_qp *qp, struct ibv_mw *mw, struct ibv_mw_bind *b)
-{ return vbg_unsupported("ibv_bind_mw"); }
-static int dealloc_mw(struct ibv_mw *mw)
-{ return vbg_unsupported("ibv_dealloc_mw"); }
 static void *compat_null(void)
 { return UNSUP_NULL("a libibverbs 1.0 compatibility verb"); }
 static int compat_query_device(struct ibv_context *c, struct ibv_device_attr *a)
@@ -105,9 +99,9 @@ void vbg_fill_ops(struct vbg_context *ctx)
 	o->_compat_reg_mr = compat_null;
 	o->_compat_rereg_mr = compat_null;
 	o->_compat_dereg_mr = compat_null;
-	o->alloc_mw = alloc_mw;
-	o->bind_mw = bind_mw;
-	o->dealloc_mw = dealloc_mw;
+	o->alloc_mw = vbg_alloc_mw;
+	o->bind_mw = vbg_bind_mw;
+	o->dealloc_mw = vbg_dealloc_mw;
 	o->_compat_create_cq = compat_null;
 	o->poll_cq = vbg_poll_cq;
 	o->req_notify_cq = vbg_req_notify_cq;

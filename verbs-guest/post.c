@@ -59,6 +59,24 @@ static void sges_out(struct vrdma_sge *o, const struct ibv_sge *s, int n)
 	}
 }
 
+/* A bind WQE's fields: the window and MR by handle (both of this context), the range,
+ * the window's access and its new rkey. 0 or EINVAL. */
+static int bind_out(struct vbg_qp *qp, struct vrdma_swqe *w, struct ibv_mw *mw, uint32_t rkey,
+		    const struct ibv_mw_bind_info *b)
+{
+	struct ibv_context *c = qp->qpx.qp_base.context;
+
+	if (!mw || mw->context != c || (b->mr && b->mr->context != c) || (!b->mr && b->length))
+		return EINVAL;
+	w->bind_mw = htole32(to_vmw(mw)->handle);
+	w->bind_mr = htole32(b->mr ? ((struct vbg_mr *)b->mr)->handle : 0);
+	w->bind_access = htole32(b->mw_access_flags);
+	w->rkey = htole32(rkey);
+	w->remote_addr = htole64(b->addr);
+	w->compare_add = htole64(b->length);
+	return 0;
+}
+
 /* One send WR into slot p; 0 or a positive errno. */
 static int swqe(struct vbg_qp *qp, uint8_t *p, const struct ibv_send_wr *wr)
 {
@@ -71,7 +89,12 @@ static int swqe(struct vbg_qp *qp, uint8_t *p, const struct ibv_send_wr *wr)
 	w->opcode = (uint8_t)wr->opcode;
 	w->send_flags = htole32(wr->send_flags);
 	w->imm_data = wr->imm_data;
-	if (qp->qpx.qp_base.qp_type == IBV_QPT_UD) {
+	if (wr->opcode == IBV_WR_BIND_MW) {
+		int err = bind_out(qp, w, wr->bind_mw.mw, wr->bind_mw.rkey, &wr->bind_mw.bind_info);
+
+		if (err)
+			return err;
+	} else if (qp->qpx.qp_base.qp_type == IBV_QPT_UD) {
 		struct ibv_ah *ah = wr->wr.ud.ah;
 
 		if (!ah || ah->context != qp->qpx.qp_base.context)
@@ -433,17 +456,31 @@ static void wr_unsupported(struct ibv_qp_ex *x, const char *name)
 static void wr_bind_mw(struct ibv_qp_ex *x, struct ibv_mw *mw, uint32_t rkey,
 		       const struct ibv_mw_bind_info *info)
 {
-	wr_unsupported(x, "ibv_wr_bind_mw");
+	struct vrdma_swqe *w = wr_new(x, IBV_WR_BIND_MW, IBV_QP_EX_WITH_BIND_MW);
+	int err;
+
+	if (!w)
+		return;
+	err = bind_out(xqp(x), w, mw, rkey, info);
+	if (err)
+		wr_fail(xqp(x), err);
 }
 
+/* The rkey to invalidate travels where immediate data does (a union in ibv_send_wr). */
 static void wr_local_inv(struct ibv_qp_ex *x, uint32_t rkey)
 {
-	wr_unsupported(x, "ibv_wr_local_inv");
+	struct vrdma_swqe *w = wr_new(x, IBV_WR_LOCAL_INV, IBV_QP_EX_WITH_LOCAL_INV);
+
+	if (w)
+		memcpy(&w->imm_data, &rkey, sizeof(rkey));
 }
 
 static void wr_send_inv(struct ibv_qp_ex *x, uint32_t rkey)
 {
-	wr_unsupported(x, "ibv_wr_send_inv");
+	struct vrdma_swqe *w = wr_new(x, IBV_WR_SEND_WITH_INV, IBV_QP_EX_WITH_SEND_WITH_INV);
+
+	if (w)
+		memcpy(&w->imm_data, &rkey, sizeof(rkey));
 }
 
 static void wr_send_tso(struct ibv_qp_ex *x, void *hdr, uint16_t hdr_sz, uint16_t mss)

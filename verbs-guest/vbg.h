@@ -190,6 +190,17 @@ struct vbg_mr {
 	uint32_t handle;
 };
 
+struct vbg_mw {
+	struct ibv_mw mw;
+	uint32_t handle;
+};
+
+static inline struct vbg_mw *to_vmw(struct ibv_mw *m) { return (struct vbg_mw *)m; }
+/* mw.c: the context ops. */
+struct ibv_mw *vbg_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type);
+int vbg_dealloc_mw(struct ibv_mw *mw);
+int vbg_bind_mw(struct ibv_qp *qp, struct ibv_mw *mw, struct ibv_mw_bind *b);
+
 struct vbg_cq;
 
 struct vbg_channel {

@@ -191,8 +191,9 @@ int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 		const char *kind = argc == 3 ? argv[2] : NULL;
 
 		if (kind && strcmp(kind, "qp") && strcmp(kind, "cq") && strcmp(kind, "mr") &&
-		    strcmp(kind, "pd") && strcmp(kind, "ah") && strcmp(kind, "srq")) {
-			snprintf(buf, n, "res show: unknown kind '%s' (qp, cq, mr, pd, ah, srq)",
+		    strcmp(kind, "pd") && strcmp(kind, "ah") && strcmp(kind, "srq") &&
+		    strcmp(kind, "mw")) {
+			snprintf(buf, n, "res show: unknown kind '%s' (qp, cq, mr, pd, ah, srq, mw)",
 				 kind);
 			return -EINVAL;
 		}

@@ -18,7 +18,8 @@ static const char usage[] =
 	"  dev del NAME\n"
 	"  dev show [NAME]\n"
 	"  guest show\n"
-	"  res show [qp|cq|mr|pd|ah|srq] each guest's device objects and the real ones behind them\n"
+	"  res show [qp|cq|mr|pd|ah|srq|mw]\n"
+	"               each guest's device objects and the real ones behind them\n"
 	"  -j          JSON output\n"
 	"  --run-dir   where vbusd's sockets are (default $VBUS_RUN_DIR or /run/vbus)\n"
 	"Classes: echo (a test device), vrdma (attrs: backing=RXE port=N gid=INDEX).\n";

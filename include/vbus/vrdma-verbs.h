@@ -146,6 +146,10 @@ static inline bool vrdma_opcode_ok(uint8_t qp_type, uint8_t op)
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
 		return qp_type == IBV_QPT_RC;
+	case IBV_WR_LOCAL_INV:
+	case IBV_WR_BIND_MW:
+	case IBV_WR_SEND_WITH_INV:
+		return qp_type == IBV_QPT_RC || qp_type == IBV_QPT_UC;
 	default:
 		return false;
 	}

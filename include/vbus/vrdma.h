@@ -46,6 +46,8 @@ enum vrdma_fn {
 	VRDMA_FN_QUERY_SRQ	= 21,
 	VRDMA_FN_DESTROY_SRQ	= 22,
 	VRDMA_FN_RESIZE_CQ	= 23,	/* a bigger or smaller real CQ and a new ring */
+	VRDMA_FN_ALLOC_MW	= 24,	/* a memory window, type 1 or 2 */
+	VRDMA_FN_DEALLOC_MW	= 25,
 	VRDMA_FN__MAX
 };
 
@@ -368,6 +370,18 @@ struct vrdma_modify_srq_in {
 	struct vrdma_srq_attr attr;
 };
 
+/* ALLOC_MW: a memory window in the guest's PD. Binding it is a send WQE (IBV_WR_BIND_MW,
+ * see struct vrdma_swqe), for type 1 (ibv_bind_mw) as for type 2. */
+struct vrdma_alloc_mw_in {
+	__le32 pd;
+	__le32 type;			/* IBV_MW_TYPE_1 or IBV_MW_TYPE_2 */
+};
+
+struct vrdma_alloc_mw_out {
+	__le32 handle;
+	__le32 rkey;			/* the window's initial rkey */
+};
+
 /* Device events (the bus's VBUS_EV_DEVICE on the DEVOPEN handle, docs/abi.md): `code` is
  * the enum ibv_event_type, the event's 32 data bytes start with this structure. */
 struct vrdma_event {
@@ -413,14 +427,24 @@ struct vrdma_swqe {
 	__u8 num_sge;
 	__le16 inline_len;
 	__le32 send_flags;		/* IBV_SEND_* */
-	__be32 imm_data;		/* or invalidate_rkey */
+	__be32 imm_data;		/* or invalidate_rkey (LOCAL_INV, SEND_WITH_INV) */
 	__le32 rkey;
 	__le64 remote_addr;
 	__le64 compare_add;
 	__le64 swap;
-	__le32 ud_ah;			/* UD: an AH handle of this guest (CREATE_AH) */
-	__le32 ud_remote_qpn;
-	__le32 ud_remote_qkey;
+	union {
+		struct {		/* UD sends */
+			__le32 ud_ah;	/* an AH handle of this guest (CREATE_AH) */
+			__le32 ud_remote_qpn;
+			__le32 ud_remote_qkey;
+		};
+		struct {		/* IBV_WR_BIND_MW: rkey is the new rkey, remote_addr
+					 * and compare_add the window's address and length */
+			__le32 bind_mw;	/* an ALLOC_MW handle of this guest */
+			__le32 bind_mr;	/* a REG_MR handle; 0: unbind (length 0) */
+			__le32 bind_access;	/* IBV_ACCESS_* of the window */
+		};
+	};
 	__le32 reserved;
 };
 
@@ -484,6 +508,8 @@ VRDMA_ASSERT_SIZE(vrdma_srq_attr, 16);
 VRDMA_ASSERT_SIZE(vrdma_create_srq_in, 40);
 VRDMA_ASSERT_SIZE(vrdma_create_srq_out, 24);
 VRDMA_ASSERT_SIZE(vrdma_modify_srq_in, 24);
+VRDMA_ASSERT_SIZE(vrdma_alloc_mw_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_alloc_mw_out, 8);
 VRDMA_ASSERT_SIZE(vrdma_event, 8);
 VRDMA_ASSERT_SIZE(vrdma_ring, 192);
 VRDMA_ASSERT_SIZE(vrdma_sge, 16);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * guest/srq-cq: shared receive queues and CQ resizing, run by tests/device/guest-srq-cq.sh
+ * guest/srq-cq: shared receive queues and CQ resizing, run by tests/device/guest-parity.sh
  * on the native device and as a guest with the same expectations (a plain libibverbs
  * program: the expectations are what rxe does natively).
  *
@@ -23,66 +23,16 @@
 #include <time.h>
 #include <unistd.h>
 #include <infiniband/verbs.h>
-
-#define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); \
-			exit(1); } while (0)
-#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
-#define ok(...) do { printf("ok   "); printf(__VA_ARGS__); printf("\n"); } while (0)
+#include "loopback.h"
 
 #define MSG	64
 #define NBUF	64
 
-static struct ibv_context *ctx;
-static struct ibv_pd *pd;
-static int gid_index;
-static union ibv_gid gid;
+static struct lb lb;
+#define ctx (lb.ctx)
+#define pd (lb.pd)
 static uint8_t *buf;		/* NBUF receive buffers, then NBUF send buffers */
 static struct ibv_mr *mr;
-
-static struct ibv_qp *qp_new(struct ibv_cq *scq, struct ibv_cq *rcq, struct ibv_srq *srq)
-{
-	struct ibv_qp_init_attr ia = {
-		.send_cq = scq, .recv_cq = rcq, .srq = srq, .qp_type = IBV_QPT_RC,
-		.cap = { .max_send_wr = 32, .max_recv_wr = srq ? 0 : 32, .max_send_sge = 1,
-			 .max_recv_sge = srq ? 0 : 1 },
-	};
-	struct ibv_qp *qp = ibv_create_qp(pd, &ia);
-
-	check(qp, "ibv_create_qp: %s", strerror(errno));
-	return qp;
-}
-
-/* RESET -> INIT -> RTR -> RTS, talking to QP number `peer` on this same device. */
-static void qp_connect(struct ibv_qp *qp, uint32_t peer)
-{
-	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
-		.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ };
-
-	check(!ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-			     IBV_QP_ACCESS_FLAGS), "to INIT");
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = peer;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 12;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = gid;
-	a.ah_attr.grh.sgid_index = (uint8_t)gid_index;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.port_num = 1;
-	check(!ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-			     IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
-			     IBV_QP_MIN_RNR_TIMER), "to RTR");
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.max_rd_atomic = 1;
-	check(!ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-			     IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), "to RTS");
-}
 
 static int srq_post(struct ibv_srq *srq, uint64_t id)
 {
@@ -105,23 +55,6 @@ static void send_msg(struct ibv_qp *qp, uint32_t seq, uint32_t len, bool signale
 	for (uint32_t k = 0; k < len; k++)
 		p[k] = (uint8_t)(seq * 7 + k);
 	check(!ibv_post_send(qp, &wr, &bad), "post_send %u: %s", seq, strerror(errno));
-}
-
-/* Poll n completions from cq within 10 s. */
-static void poll_n(struct ibv_cq *cq, struct ibv_wc *wc, int n)
-{
-	struct timespec t0, t;
-	int got = 0;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (got < n) {
-		int r = ibv_poll_cq(cq, n - got, wc + got);
-
-		check(r >= 0, "poll_cq: %d", r);
-		got += r;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		check(t.tv_sec - t0.tv_sec < 10, "only %d of %d completions in 10 s", got, n);
-	}
 }
 
 /* Wait until the device has had time to complete what was posted (nothing polls). */
@@ -166,12 +99,12 @@ static void srq_tests(void)
 	      "query_srq: max_wr %u max_sge %u limit %u", q.max_wr, q.max_sge, q.srq_limit);
 	ok("SRQ created and queried (max_wr >= 16, max_sge >= 1, limit 0)");
 	for (int k = 0; k < 2; k++) {
-		tx[k] = qp_new(scq, scq, NULL);
-		rx[k] = qp_new(scq, rcq, srq);
+		tx[k] = lb_qp(&lb, scq, scq, NULL);
+		rx[k] = lb_qp(&lb, scq, rcq, srq);
 	}
 	for (int k = 0; k < 2; k++) {
-		qp_connect(tx[k], rx[k]->qp_num);
-		qp_connect(rx[k], tx[k]->qp_num);
+		lb_connect(&lb, tx[k], rx[k]->qp_num);
+		lb_connect(&lb, rx[k], tx[k]->qp_num);
 	}
 	check(ibv_post_recv(rx[0], &rwr, &bad), "post_recv on a QP with an SRQ succeeded");
 	ok("ibv_post_recv on a QP with an SRQ fails");
@@ -189,7 +122,7 @@ static void srq_tests(void)
 
 		for (int k = 0; k < n; k++)
 			send_msg(tx[k % 2], seq + k, 1 + (seq + k) % MSG, true);
-		poll_n(rcq, wc, n);
+		lb_poll(rcq, wc, n);
 		for (int k = 0; k < n; k++) {
 			uint32_t s = ntohl(wc[k].imm_data);
 			const uint8_t *p = buf + (wc[k].wr_id % NBUF) * MSG;
@@ -206,7 +139,7 @@ static void srq_tests(void)
 				check(p[b] == (uint8_t)(s * 7 + b), "message %u byte %u", s, b);
 			check(!srq_post(srq, posted++), "repost: %s", strerror(errno));
 		}
-		poll_n(scq, wc, n);
+		lb_poll(scq, wc, n);
 		seq += n;
 	}
 	ok("24 messages from 2 QPs into one SRQ, every byte checked, WQEs reposted");
@@ -219,8 +152,8 @@ static void srq_tests(void)
 
 		for (int k = 0; k < n; k++)
 			send_msg(tx[k % 2], seq + k, 8, true);
-		poll_n(rcq, wc, n);
-		poll_n(scq, wc, n);
+		lb_poll(rcq, wc, n);
+		lb_poll(scq, wc, n);
 		seq += n;
 	}
 	wait_event(IBV_EVENT_SRQ_LIMIT_REACHED, srq);
@@ -264,10 +197,10 @@ static void resize_tests(void)
 	int r;
 
 	check(scq && rcq, "CQs: %s", strerror(errno));
-	a = qp_new(scq, rcq, NULL);
-	b = qp_new(scq, rcq, NULL);
-	qp_connect(a, b->qp_num);
-	qp_connect(b, a->qp_num);
+	a = lb_qp(&lb, scq, rcq, NULL);
+	b = lb_qp(&lb, scq, rcq, NULL);
+	lb_connect(&lb, a, b->qp_num);
+	lb_connect(&lb, b, a->qp_num);
 	post_recvs(b, 32);
 
 	/* Six completions wait, unpolled, while the CQ grows. */
@@ -276,7 +209,7 @@ static void resize_tests(void)
 	settle();
 	check(!ibv_resize_cq(scq, 64), "resize_cq to 64: %s", strerror(errno));
 	check(scq->cqe >= 64, "cqe %d after resize to 64", scq->cqe);
-	poll_n(scq, wc, 6);
+	lb_poll(scq, wc, 6);
 	for (int k = 0; k < 6; k++)
 		check(wc[k].status == IBV_WC_SUCCESS && wc[k].wr_id == (uint64_t)k,
 		      "completion %d: wr_id %llu status %s", k, (unsigned long long)wc[k].wr_id,
@@ -290,7 +223,7 @@ static void resize_tests(void)
 	settle();
 	r = ibv_resize_cq(scq, 2);
 	check(r == EINVAL, "resize below 6 waiting completions: %d (%s)", r, strerror(r));
-	poll_n(scq, wc, 6);
+	lb_poll(scq, wc, 6);
 	for (int k = 0; k < 6; k++)
 		check(wc[k].wr_id == (uint64_t)(6 + k), "completion %d: wr_id %llu", k,
 		      (unsigned long long)wc[k].wr_id);
@@ -300,9 +233,9 @@ static void resize_tests(void)
 	check(!ibv_resize_cq(scq, 4) && scq->cqe >= 4, "resize_cq to 4: %s", strerror(errno));
 	for (uint32_t k = 12; k < 15; k++)
 		send_msg(a, k, 16, true);
-	poll_n(scq, wc, 3);
+	lb_poll(scq, wc, 3);
 	check(wc[2].wr_id == 14, "after the shrink: wr_id %llu", (unsigned long long)wc[2].wr_id);
-	poll_n(rcq, wc, 15);
+	lb_poll(rcq, wc, 15);
 	ok("ibv_resize_cq 64 -> 4 when empty (cqe %d), completions flow", scq->cqe);
 	check(!ibv_destroy_qp(a) && !ibv_destroy_qp(b) && !ibv_destroy_cq(scq) &&
 	      !ibv_destroy_cq(rcq), "teardown");
@@ -310,34 +243,20 @@ static void resize_tests(void)
 
 int main(int argc, char **argv)
 {
-	struct ibv_device **list;
-	int i;
-
 	if (argc != 3) {
 		fprintf(stderr, "usage: srq-cq DEVICE GID_INDEX\n");
 		return 2;
 	}
-	gid_index = atoi(argv[2]);
-	list = ibv_get_device_list(NULL);
-	check(list, "no device list");
-	for (i = 0; list[i] && strcmp(ibv_get_device_name(list[i]), argv[1]); i++)
-		;
-	check(list[i], "no device %s", argv[1]);
-	ctx = ibv_open_device(list[i]);
-	check(ctx, "open %s", argv[1]);
-	check(!ibv_query_gid(ctx, 1, gid_index, &gid), "query_gid %d", gid_index);
-	pd = ibv_alloc_pd(ctx);
+	lb_open(&lb, argv[1], atoi(argv[2]));
 	buf = aligned_alloc(4096, 2 * NBUF * MSG);
-	check(pd && buf, "PD, buffer");
+	check(buf, "buffer");
 	memset(buf, 0, 2 * NBUF * MSG);
 	mr = ibv_reg_mr(pd, buf, 2 * NBUF * MSG, IBV_ACCESS_LOCAL_WRITE);
 	check(mr, "reg_mr: %s", strerror(errno));
 	srq_tests();
 	resize_tests();
-	ibv_dereg_mr(mr);
-	ibv_dealloc_pd(pd);
-	ibv_close_device(ctx);
-	ibv_free_device_list(list);
+	check(!ibv_dereg_mr(mr), "dereg_mr");
+	lb_close(&lb);
 	printf("srq-cq: all checks passed on %s\n", argv[1]);
 	return 0;
 }

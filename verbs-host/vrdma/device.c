@@ -43,8 +43,7 @@ int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, v
 	/* What the shared rings and the relay can carry: 32767 work requests or CQEs (a guest
 	 * ring has twice that, at most 65536 entries) and 32 SGEs. */
 	o->max_qp_wr = htole32(a.max_qp_wr < VRDMA_MAX_QUEUE ? a.max_qp_wr : VRDMA_MAX_QUEUE);
-	/* Memory windows have no vrdma objects (docs/verbs.md): not advertised. */
-	o->device_cap_flags = htole32(a.device_cap_flags & ~(uint32_t)IBV_DEVICE_MEM_WINDOW);
+	o->device_cap_flags = htole32(a.device_cap_flags);
 	o->max_sge = htole32(a.max_sge < VRDMA_MAX_SGE ? a.max_sge : VRDMA_MAX_SGE);
 	o->max_sge_rd = htole32(a.max_sge_rd);
 	o->max_cq = htole32(a.max_cq);
@@ -55,7 +54,7 @@ int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, v
 	o->max_qp_init_rd_atom = htole32(a.max_qp_init_rd_atom);
 	o->max_res_rd_atom = htole32(a.max_res_rd_atom);
 	o->atomic_cap = htole32(a.atomic_cap);
-	o->max_mw = 0;
+	o->max_mw = htole32(a.max_mw);
 	o->max_mcast_grp = htole32(a.max_mcast_grp);
 	o->max_mcast_qp_attach = htole32(a.max_mcast_qp_attach);
 	o->max_total_mcast_qp_attach = htole32(a.max_total_mcast_qp_attach);

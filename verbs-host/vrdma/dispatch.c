@@ -60,6 +60,10 @@ static const struct fn_desc fns[VRDMA_FN__MAX] = {
 	   false),
 	FN(VRDMA_FN_RESIZE_CQ, vrdma_do_resize_cq, sizeof(struct vrdma_resize_cq_in),
 	   sizeof(struct vrdma_create_cq_out), false, false),
+	FN(VRDMA_FN_ALLOC_MW, vrdma_do_alloc_mw, sizeof(struct vrdma_alloc_mw_in),
+	   sizeof(struct vrdma_alloc_mw_out), false, false),
+	FN(VRDMA_FN_DEALLOC_MW, vrdma_do_dealloc_mw, sizeof(struct vrdma_handle), 0, false,
+	   false),
 };
 
 bool vrdma_fn_is_slow(uint32_t fn)

@@ -48,13 +48,13 @@ err_free:
 	return err;
 }
 
-/* Free every object in dependency order (QPs, SRQs, AHs, CQs, MRs, PDs), then the
+/* Free every object in dependency order (QPs, SRQs, AHs, MWs, CQs, MRs, PDs), then the
  * context. */
 void vrdma_guest_close(struct vrdma_guest *g)
 {
 	static const enum vrdma_obj_type order[] = {
-		VRDMA_OBJ_QP, VRDMA_OBJ_SRQ, VRDMA_OBJ_AH, VRDMA_OBJ_CQ, VRDMA_OBJ_MR,
-		VRDMA_OBJ_PD,
+		VRDMA_OBJ_QP, VRDMA_OBJ_SRQ, VRDMA_OBJ_AH, VRDMA_OBJ_MW, VRDMA_OBJ_CQ,
+		VRDMA_OBJ_MR, VRDMA_OBJ_PD,
 	};
 
 	if (!g)
@@ -70,6 +70,7 @@ void vrdma_guest_close(struct vrdma_guest *g)
 			case VRDMA_OBJ_QP: vrdma_qp_free(o->p); break;
 			case VRDMA_OBJ_SRQ: vrdma_srq_free(o->p); break;
 			case VRDMA_OBJ_AH: vrdma_ah_free(o->p); break;
+			case VRDMA_OBJ_MW: vrdma_mw_free(o->p); break;
 			case VRDMA_OBJ_CQ: vrdma_cq_free(o->p); break;
 			case VRDMA_OBJ_MR: vrdma_mr_free(g, o->p); break;
 			case VRDMA_OBJ_PD:

@@ -202,6 +202,27 @@ static int drain_srq(struct vrdma_guest *g, struct vrdma_srq *srq)
 	return (int)moved;
 }
 
+/* A bind WQE: the window and the MR must be the guest's own (the kernel checks the rest:
+ * PD, keys, access, range). Unbinding names no MR and a length of 0. */
+static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct vrdma_swqe *w)
+{
+	uint32_t mrh = le32toh(w->bind_mr);
+	struct vrdma_mw *mw;
+	struct vrdma_mr *mr = NULL;
+	int err;
+
+	mw = vrdma_handle_get(g, le32toh(w->bind_mw), VRDMA_OBJ_MW, &err);
+	if (!mw || (mrh && !(mr = vrdma_handle_get(g, mrh, VRDMA_OBJ_MR, &err))))
+		return false;
+	r->bind_mw.mw = mw->mw;
+	r->bind_mw.rkey = le32toh(w->rkey);
+	r->bind_mw.bind_info.mr = mr ? mr->mr : NULL;
+	r->bind_mw.bind_info.addr = le64toh(w->remote_addr);
+	r->bind_mw.bind_info.length = le64toh(w->compare_add);
+	r->bind_mw.bind_info.mw_access_flags = le32toh(w->bind_access);
+	return true;
+}
+
 #define FLAGS_ALLOWED (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
 
 static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
@@ -263,6 +284,11 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 			r->wr.atomic.compare_add = le64toh(w.compare_add);
 			r->wr.atomic.swap = le64toh(w.swap);
 			r->wr.atomic.rkey = le32toh(w.rkey);
+		} else if (w.opcode == IBV_WR_BIND_MW) {
+			if (!bind_in(g, r, &w)) {	/* not this guest's MW or MR */
+				break_wq(g, qp, q);
+				break;
+			}
 		} else if (qp->qp_type == IBV_QPT_UD) {
 			int err = 0;
 			struct vrdma_ah *ah = vrdma_handle_get(g, le32toh(w.ud_ah), VRDMA_OBJ_AH,

@@ -79,6 +79,14 @@ static void obj(struct res_out *o, uint32_t h, const struct vrdma_obj *x)
 			"%s  ah %#x pd %#x\n", sep, h, a->pd);
 		break;
 	}
+	case VRDMA_OBJ_MW: {
+		const struct vrdma_mw *w = x->p;
+
+		put(o, o->json ? "%s{\"type\":\"mw\",\"handle\":%u,\"mw_type\":%d,\"rkey\":%u,"
+			"\"pd\":%u}" : "%s  mw %#x type %d rkey %#x pd %#x\n", sep, h, (int)w->mw->type,
+			w->mw->rkey, w->pd);
+		break;
+	}
 	case VRDMA_OBJ_SRQ: {
 		const struct vrdma_srq *q = x->p;
 
@@ -100,6 +108,7 @@ static bool wanted(uint16_t type, const char *kind)
 	static const char *const names[] = {
 		[VRDMA_OBJ_PD] = "pd", [VRDMA_OBJ_MR] = "mr", [VRDMA_OBJ_CQ] = "cq",
 		[VRDMA_OBJ_QP] = "qp", [VRDMA_OBJ_AH] = "ah", [VRDMA_OBJ_SRQ] = "srq",
+		[VRDMA_OBJ_MW] = "mw",
 	};
 
 	if (type == VRDMA_OBJ_FREE || type >= sizeof(names) / sizeof(names[0]))

@@ -58,6 +58,7 @@ enum vrdma_obj_type {
 	VRDMA_OBJ_QP,
 	VRDMA_OBJ_AH,
 	VRDMA_OBJ_SRQ,
+	VRDMA_OBJ_MW,
 };
 
 struct vrdma_obj {
@@ -75,6 +76,11 @@ struct vrdma_pd {
 
 struct vrdma_ah {
 	struct ibv_ah *ah;
+	uint32_t pd;			/* handle */
+};
+
+struct vrdma_mw {
+	struct ibv_mw *mw;
 	uint32_t pd;			/* handle */
 };
 
@@ -208,6 +214,8 @@ int vrdma_do_modify_srq(struct vrdma_guest *g, const void *in, size_t inlen, voi
 int vrdma_do_query_srq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_destroy_srq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_resize_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_alloc_mw(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_dealloc_mw(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 /* qp.c: a guest address vector to a real one, under the bus's policy. 0 or -errno. */
 int vrdma_ah_in(struct vrdma_guest *g, struct ibv_ah_attr *a, const struct vrdma_ah_attr *v);
 void vrdma_ah_free(struct vrdma_ah *ah);
@@ -217,6 +225,7 @@ void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr);
 void vrdma_cq_free(struct vrdma_cq *cq);
 void vrdma_qp_free(struct vrdma_qp *qp);
 void vrdma_srq_free(struct vrdma_srq *srq);
+void vrdma_mw_free(struct vrdma_mw *mw);
 
 /* queue.c: map and check a ring that lives in a guest region. */
 int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64_t offset,
