@@ -79,15 +79,15 @@ VBG_EXPORT __be64 ibv_get_device_guid(struct ibv_device *dev)
 {
 	if (!vbg_is_device(dev))
 		return vbg_real.get_device_guid(dev);
-	/* The node GUID is the real device's; it needs an open context: open one briefly. */
-	struct ibv_context *c = ibv_open_device(dev);
-	__be64 g = 0;
+	/* The node GUID is the real device's. Every context learns it (QUERY_DEVICE at open);
+	 * before the first one, open one briefly. */
+	struct vbg_device *d = (struct vbg_device *)dev;
+	struct ibv_context *c;
 
-	if (c) {
-		g = (__be64)le64toh(to_vctx(c)->dev_attr.node_guid);
+	if (!__atomic_load_n(&d->guid_known, __ATOMIC_ACQUIRE) && (c = ibv_open_device(dev)))
 		ibv_close_device(c);
-	}
-	return g;
+	return __atomic_load_n(&d->guid_known, __ATOMIC_ACQUIRE) ?
+		(__be64)le64toh(__atomic_load_n(&d->guid, __ATOMIC_RELAXED)) : 0;
 }
 
 VBG_EXPORT int ibv_get_device_index(struct ibv_device *dev)
@@ -208,6 +208,8 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 			       sizeof(ctx->dev_attr));
 	if (err)
 		goto err_close;
+	__atomic_store_n(&d->guid, ctx->dev_attr.node_guid, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->guid_known, true, __ATOMIC_RELEASE);
 	return 0;
 
 err_close:

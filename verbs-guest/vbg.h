@@ -107,6 +107,8 @@ struct vbg_device {
 	struct ibv_device dev;		/* first: what the program sees */
 	char pad[1024];			/* zeroed: code such as mlx5dv_is_supported reads past */
 	char bus_name[32];		/* the vbus device name (vrdma0) */
+	uint64_t guid;			/* node GUID as the host sent it, once a context saw it */
+	bool guid_known;
 };
 
 struct vbus_conn *vbg_conn(void);	/* NULL if the bus is not reachable */
