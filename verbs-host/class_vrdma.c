@@ -100,6 +100,13 @@ static int env_region(void *priv, uint32_t shm, struct vrdma_region *out)
 	return vbd_guest_region(in->g, shm, &out->fd, &out->base, &out->size);
 }
 
+static void env_region_put(void *priv, uint32_t shm)
+{
+	struct vrdma_inst *in = priv;
+
+	vbd_guest_region_put(in->g, shm);
+}
+
 static int env_kick(void *priv, uint32_t sig)
 {
 	struct vrdma_inst *in = priv;
@@ -125,7 +132,8 @@ static void env_event(void *priv, uint32_t type, uint32_t h, uint32_t port)
 	vbd_warn("guest %u: async event %u dropped (its socket stays busy)", in->g->id, type);
 }
 
-static const struct vrdma_env_ops env = { .region = env_region, .kick = env_kick,
+static const struct vrdma_env_ops env = { .region = env_region,
+					  .region_put = env_region_put, .kick = env_kick,
 					  .event = env_event };
 
 static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **out)

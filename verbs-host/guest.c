@@ -121,11 +121,21 @@ int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uin
 
 	if (!s)
 		return -ENOENT;
-	s->pinned = true;	/* a device may keep pointers into it until the guest goes */
+	s->pins++;	/* a device keeps pointers into it until vbd_guest_region_put */
 	*fd = s->fd;
 	*base = s->base;
 	*size = s->size;
 	return 0;
+}
+
+/* A device is done with region `id` (the object whose queue it held is gone): the guest
+ * may revoke it once nothing else uses it. */
+void vbd_guest_region_put(struct vbd_guest *g, uint32_t id)
+{
+	struct vbd_slot *s = slot_get(g, id, VBD_REGION);
+
+	if (s && s->pins)
+		s->pins--;
 }
 
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd)
@@ -134,7 +144,7 @@ int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *
 
 	if (!s || s->direction != direction)
 		return -ENOENT;
-	s->pinned = true;	/* a device or the call channel may keep using it */
+	s->pins++;	/* a device or the call channel may keep using it */
 	*fd = s->fd;
 	return 0;
 }
@@ -359,8 +369,8 @@ static int do_revoke(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
 
 	if (!s)
 		return -ENOENT;
-	if (s->pinned)
-		return -EBUSY;	/* a device maps it; it goes when the guest goes */
+	if (s->pins)
+		return -EBUSY;	/* a device uses it; it goes when that is done, or the guest */
 	slot_free(g, id & INDEX_MASK);
 	return 0;
 }

@@ -107,7 +107,7 @@ struct vbd_slot {
 	void *base;
 	uint64_t size;
 	uint32_t direction;
-	bool pinned;			/* a device maps it: cannot be revoked */
+	uint32_t pins;			/* device objects using it: cannot be revoked */
 	uint32_t gen;			/* generation: the upper bits of the handle or id */
 };
 
@@ -173,6 +173,7 @@ uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i);
 void vbd_guests_dev_added(struct vbd_bus *b, const char *name);
 /* For device classes: the guest's region or signal by id (from DEVSHM / DEVSIG). */
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size);
+void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);
 /* Handle one decoded request of g (also the fuzzing entry point). The response goes out
  * through g->sock. */

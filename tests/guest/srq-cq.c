@@ -11,7 +11,8 @@
  * past max_wr is ENOMEM; ibv_post_recv on a QP with an SRQ fails; the SRQ limit fires
  * IBV_EVENT_SRQ_LIMIT_REACHED on the SRQ and disarms; max_wr grows with ibv_modify_srq;
  * destroying an SRQ in use is EBUSY. CQ: completions not yet polled survive
- * ibv_resize_cq, in order; a resize below them is EINVAL; an empty CQ shrinks.
+ * ibv_resize_cq, in order; a resize below them is EINVAL; an empty CQ shrinks. Churn:
+ * 300 rounds of creating and destroying CQs, SRQs and QPs keep working.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -241,6 +242,25 @@ static void resize_tests(void)
 	      !ibv_destroy_cq(rcq), "teardown");
 }
 
+/* Objects come and go for as long as a program runs: 300 CQ + QP + SRQ lifetimes (more
+ * than a bus's default quota of 256 shared regions per guest, which queues live in). */
+static void churn(void)
+{
+	for (int k = 0; k < 300; k++) {
+		struct ibv_srq_init_attr sa = { .attr = { .max_wr = 4, .max_sge = 1 } };
+		struct ibv_cq *cq = ibv_create_cq(ctx, 4, NULL, NULL, 0);
+		struct ibv_srq *srq = ibv_create_srq(pd, &sa);
+		struct ibv_qp *qp;
+
+		check(cq && srq, "round %d: CQ, SRQ: %s", k, strerror(errno));
+		qp = lb_qp(&lb, cq, cq, k % 2 ? srq : NULL);
+		check(!ibv_resize_cq(cq, 8), "round %d: resize_cq: %s", k, strerror(errno));
+		check(!ibv_destroy_qp(qp) && !ibv_destroy_srq(srq) && !ibv_destroy_cq(cq),
+		      "round %d: destroy", k);
+	}
+	ok("300 rounds of CQ, SRQ and QP creation, CQ resize, destruction");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -255,6 +275,7 @@ int main(int argc, char **argv)
 	check(mr, "reg_mr: %s", strerror(errno));
 	srq_tests();
 	resize_tests();
+	churn();
 	check(!ibv_dereg_mr(mr), "dereg_mr");
 	lb_close(&lb);
 	printf("srq-cq: all checks passed on %s\n", argv[1]);

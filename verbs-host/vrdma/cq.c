@@ -7,9 +7,11 @@
 #include <string.h>
 #include "vrdma.h"
 
-void vrdma_cq_free(struct vrdma_cq *cq)
+void vrdma_cq_free(struct vrdma_guest *g, struct vrdma_cq *cq)
 {
-	ibv_destroy_cq(cq->cq);
+	if (cq->cq)
+		ibv_destroy_cq(cq->cq);
+	vrdma_hq_unmap(g, &cq->q);
 	free(cq);
 }
 
@@ -35,7 +37,7 @@ int vrdma_do_create_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 	cq->cq = ibv_create_cq(g->ctx, (int)cqe, cq, g->chan, (int)vec);
 	if (!cq->cq) {
 		err = errno ? -errno : -EINVAL;
-		goto err_free;
+		goto err_destroy;
 	}
 	/* The ring must hold whatever the real CQ can: overrun then behaves as natively. */
 	err = -EINVAL;
@@ -52,7 +54,8 @@ int vrdma_do_create_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 	return 0;
 
 err_destroy:
-	ibv_destroy_cq(cq->cq);
+	vrdma_cq_free(g, cq);
+	return err;
 err_free:
 	free(cq);
 	return err;
@@ -70,7 +73,7 @@ int vrdma_do_destroy_cq(struct vrdma_guest *g, const void *in, size_t inlen, voi
 		return err;
 	if (vrdma_handle_obj(g, h)->users)
 		return -EBUSY;
-	vrdma_cq_free(cq);
+	vrdma_cq_free(g, cq);
 	vrdma_handle_free(g, h);
 	return 0;
 }
@@ -97,15 +100,18 @@ int vrdma_do_resize_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 		return err;
 	/* Acquire pairs with the guest's release of cons after its last copy. */
 	used = cq->q.cons - le32toh(__atomic_load_n(&cq->q.ring->cons, __ATOMIC_ACQUIRE));
+	err = -EINVAL;	/* a broken index, or more completions than the new size */
 	if (used > cq->q.entries || used > cqe)
-		return -EINVAL;	/* a broken index, or more completions than the new size */
+		goto err_unmap;
 	old_cqe = (uint32_t)cq->cq->cqe;
 	r = ibv_resize_cq(cq->cq, (int)cqe);
+	err = -r;
 	if (r)
-		return -r;
+		goto err_unmap;
 	if ((uint32_t)cq->cq->cqe > entries) {	/* the ring must hold the real CQ */
 		ibv_resize_cq(cq->cq, (int)old_cqe);
-		return -EINVAL;
+		err = -EINVAL;
+		goto err_unmap;
 	}
 	for (uint32_t k = 0; k < used; k++) {
 		uint32_t from = cq->q.cons - used + k;
@@ -120,10 +126,15 @@ int vrdma_do_resize_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 			 __ATOMIC_RELAXED);
 	/* Release: the completions are in place before the guest reads prod. */
 	__atomic_store_n(&nq.ring->prod, htole32(used), __ATOMIC_RELEASE);
+	vrdma_hq_unmap(g, &cq->q);
 	cq->q = nq;
 	o->handle = htole32(cq->handle);
 	o->cqe = htole32((uint32_t)cq->cq->cqe);
 	return 0;
+
+err_unmap:
+	vrdma_hq_unmap(g, &nq);
+	return err;
 }
 
 int vrdma_do_arm_cq(struct vrdma_guest *g, const void *in, size_t inlen, void *out)

@@ -60,6 +60,7 @@ void vrdma_guest_close(struct vrdma_guest *g)
 	if (!g)
 		return;
 	pthread_mutex_lock(&g->lock);
+	g->closing = true;	/* the guest's regions go with it: no puts */
 	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
 		for (uint32_t i = 1; i < g->nobjs; i++) {
 			struct vrdma_obj *o = &g->objs[i];
@@ -67,11 +68,11 @@ void vrdma_guest_close(struct vrdma_guest *g)
 			if (o->type != order[k])
 				continue;
 			switch (o->type) {
-			case VRDMA_OBJ_QP: vrdma_qp_free(o->p); break;
-			case VRDMA_OBJ_SRQ: vrdma_srq_free(o->p); break;
+			case VRDMA_OBJ_QP: vrdma_qp_free(g, o->p); break;
+			case VRDMA_OBJ_SRQ: vrdma_srq_free(g, o->p); break;
 			case VRDMA_OBJ_AH: vrdma_ah_free(o->p); break;
 			case VRDMA_OBJ_MW: vrdma_mw_free(o->p); break;
-			case VRDMA_OBJ_CQ: vrdma_cq_free(o->p); break;
+			case VRDMA_OBJ_CQ: vrdma_cq_free(g, o->p); break;
 			case VRDMA_OBJ_MR: vrdma_mr_free(g, o->p); break;
 			case VRDMA_OBJ_PD:
 				ibv_dealloc_pd(((struct vrdma_pd *)o->p)->pd);

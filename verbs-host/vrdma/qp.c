@@ -27,9 +27,11 @@ static uint32_t pow2_at_least(uint32_t x)
 	return p;
 }
 
-void vrdma_qp_free(struct vrdma_qp *qp)
+void vrdma_qp_free(struct vrdma_guest *g, struct vrdma_qp *qp)
 {
 	ibv_destroy_qp(qp->qp);
+	vrdma_hq_unmap(g, &qp->sq);
+	vrdma_hq_unmap(g, &qp->rq);
 	free(qp->swrid);
 	free(qp->rwrid);
 	free(qp);
@@ -174,6 +176,8 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 
 err_destroy:
 	ibv_destroy_qp(qp->qp);
+	vrdma_hq_unmap(g, &qp->sq);
+	vrdma_hq_unmap(g, &qp->rq);
 err_free:
 	free(qp->swrid);
 	free(qp->rwrid);
@@ -273,7 +277,7 @@ int vrdma_do_destroy_qp(struct vrdma_guest *g, const void *in, size_t inlen, voi
 		o->users--;
 	if (qp->srq_h && (o = vrdma_handle_obj(g, qp->srq_h)))
 		o->users--;
-	vrdma_qp_free(qp);
+	vrdma_qp_free(g, qp);
 	vrdma_handle_free(g, h);
 	return 0;
 }

@@ -25,17 +25,29 @@ int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64
 
 	if (err)
 		return err;
-	if (!pow2(entries) || entries > MAX_ENTRIES || !pow2(stride) || stride < min_stride ||
-	    stride > MAX_STRIDE || offset % 64)
-		return -EINVAL;
 	need = sizeof(struct vrdma_ring) + (uint64_t)entries * stride;
-	if (offset > r.size || need > r.size - offset)
+	if (!pow2(entries) || entries > MAX_ENTRIES || !pow2(stride) || stride < min_stride ||
+	    stride > MAX_STRIDE || offset % 64 || offset > r.size || need > r.size - offset) {
+		if (g->env->region_put)
+			g->env->region_put(g->env_priv, shm);
 		return -EINVAL;
+	}
 	q->ring = (struct vrdma_ring *)((uint8_t *)r.base + offset);
 	q->slots = (uint8_t *)(q->ring + 1);
 	q->entries = entries;
 	q->stride = stride;
 	q->cons = 0;
 	q->broken = false;
+	q->mapped = true;
+	q->shm = shm;
 	return 0;
+}
+
+void vrdma_hq_unmap(struct vrdma_guest *g, struct vrdma_hq *q)
+{
+	if (!q->mapped)
+		return;
+	q->mapped = false;
+	if (!g->closing && g->env->region_put)
+		g->env->region_put(g->env_priv, q->shm);
 }

@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include "vrdma.h"
 
-void vrdma_srq_free(struct vrdma_srq *srq)
+void vrdma_srq_free(struct vrdma_guest *g, struct vrdma_srq *srq)
 {
 	ibv_destroy_srq(srq->srq);
+	vrdma_hq_unmap(g, &srq->q);
 	free(srq->wrid);
 	free(srq->free);
 	free(srq);
@@ -94,6 +95,7 @@ int vrdma_do_create_srq(struct vrdma_guest *g, const void *in, size_t inlen, voi
 err_destroy:
 	ibv_destroy_srq(srq->srq);
 err_free:
+	vrdma_hq_unmap(g, &srq->q);
 	free(srq->wrid);
 	free(srq->free);
 	free(srq);
@@ -156,7 +158,7 @@ int vrdma_do_destroy_srq(struct vrdma_guest *g, const void *in, size_t inlen, vo
 	if (vrdma_handle_obj(g, h)->users)
 		return -EBUSY;	/* QPs use it, as a device says */
 	vrdma_handle_obj(g, srq->pd)->users--;
-	vrdma_srq_free(srq);
+	vrdma_srq_free(g, srq);
 	vrdma_handle_free(g, h);
 	return 0;
 }

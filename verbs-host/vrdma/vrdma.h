@@ -33,8 +33,10 @@ struct vrdma_region {
 
 /* What the bus provides to the device: the guest's regions and signals. */
 struct vrdma_env_ops {
-	/* Look up the guest's region `shm`; -ENOENT if it has none by that handle. */
+	/* Look up the guest's region `shm` and keep it mapped (the guest cannot revoke it)
+	 * until region_put; -ENOENT if it has none by that handle. */
 	int (*region)(void *priv, uint32_t shm, struct vrdma_region *out);
+	void (*region_put)(void *priv, uint32_t shm);	/* may be NULL */
 	/* Kick the guest's signal `sig` (a completion channel); -ENOENT if unknown. */
 	int (*kick)(void *priv, uint32_t sig);
 	/* Tell the guest about an asynchronous event (enum ibv_event_type) of its object
@@ -100,6 +102,8 @@ struct vrdma_hq {
 	uint32_t stride;
 	uint32_t cons;			/* host-private copy of the index it consumes or produces */
 	bool broken;
+	bool mapped;			/* holds region `shm` until vrdma_hq_unmap */
+	uint32_t shm;
 };
 
 struct vrdma_cq {
@@ -161,6 +165,7 @@ struct vrdma_guest {
 	/* counters, for `vbusctl res show` */
 	uint64_t n_wqe, n_cqe, n_relay_errors;
 	uint64_t n_kicks;		/* doorbells read by the relay (atomic) */
+	bool closing;			/* vrdma_guest_close: the regions go with the guest */
 	/* owned by the relay thread */
 	int doorbell;			/* eventfd the guest kicks, -1: none */
 	bool in_relay;
@@ -222,14 +227,16 @@ void vrdma_ah_free(struct vrdma_ah *ah);
 
 /* Object teardown used by the handlers and by vrdma_guest_close(). */
 void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr);
-void vrdma_cq_free(struct vrdma_cq *cq);
-void vrdma_qp_free(struct vrdma_qp *qp);
-void vrdma_srq_free(struct vrdma_srq *srq);
+void vrdma_cq_free(struct vrdma_guest *g, struct vrdma_cq *cq);
+void vrdma_qp_free(struct vrdma_guest *g, struct vrdma_qp *qp);
+void vrdma_srq_free(struct vrdma_guest *g, struct vrdma_srq *srq);
 void vrdma_mw_free(struct vrdma_mw *mw);
 
 /* queue.c: map and check a ring that lives in a guest region. */
 int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64_t offset,
 		 uint32_t entries, uint32_t stride, uint32_t min_stride);
+/* The queue's object is gone: its region may go when the guest revokes it. */
+void vrdma_hq_unmap(struct vrdma_guest *g, struct vrdma_hq *q);
 
 /* relay.c: one pass over a guest's queues; returns the work done (WQEs + CQEs moved). */
 int vrdma_relay_guest(struct vrdma_guest *g);
