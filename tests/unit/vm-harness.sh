@@ -24,7 +24,9 @@ grep -q 'SKIP:.*rdma_rxe' <<<"$err" || { echo "FAIL: no reason given: $err"; fai
 command -v qemu-system-x86_64 >/dev/null || { echo "no qemu-system-x86_64: cannot check the VM paths"; exit 77; }
 start=$(date +%s)
 # A one-second boot needs no turn on the machine's VM lock (its timing is what is checked).
-err=$(VBUS_VM_LOCK=$(mktemp -u /tmp/vbus-vm-lock.XXXXXX) "$run" --vm always --boot-timeout 1 -- true 2>&1); rc=$?
+lockf=$(mktemp)
+err=$(VBUS_VM_LOCK=$lockf "$run" --vm always --boot-timeout 1 -- true 2>&1); rc=$?
+rm -f "$lockf"
 expect 125 $rc "a boot past --boot-timeout fails"
 grep -q 'no ACTIVE rxe0 within 1 s' <<<"$err" && grep -q 'last console lines' <<<"$err" ||
 	{ echo "FAIL: no clear error with console lines: $err"; fail=1; }
