@@ -7,8 +7,8 @@
  *   mw DEVICE GID_INDEX
  *
  * Type 2: bound with a BIND_MW work request, through ibv_post_send and through
- * ibv_wr_bind_mw; RDMA WRITE inside the window lands byte for byte, outside it is a remote
- * access error; after IBV_WR_LOCAL_INV, or a SEND_WITH_INV naming its rkey (reported in the
+ * ibv_wr_bind_mw; RDMA WRITE inside the window lands byte for byte (rxe checks accesses
+ * against the MR's range, not the window's: not asserted); after IBV_WR_LOCAL_INV, or a SEND_WITH_INV naming its rkey (reported in the
  * receive completion), the rkey no longer works. Type 1: bound with ibv_bind_mw (a new
  * rkey), RDMA READ through it returns the memory's bytes.
  */
@@ -76,7 +76,19 @@ static enum ibv_wc_status complete(uint64_t wr_id, enum ibv_wc_opcode op)
 	      ibv_wc_status_str(wc.status));
 	check(wc.status != IBV_WC_SUCCESS || wc.opcode == op, "opcode %d, wanted %d", wc.opcode,
 	      op);
+	if (wc.status != IBV_WC_SUCCESS)
+		printf("     wr_id %llu: %s (vendor error %#x)\n", (unsigned long long)wr_id,
+		       ibv_wc_status_str(wc.status), wc.vendor_err);
 	return wc.status;
+}
+
+static struct ibv_mw *mw2_new(void)
+{
+	struct ibv_mw *mw = ibv_alloc_mw(lb.pd, IBV_MW_TYPE_2);
+
+	check(mw, "alloc_mw type 2: %s", strerror(errno));
+	check(mw->type == IBV_MW_TYPE_2 && mw->pd == lb.pd, "mw fields");
+	return mw;
 }
 
 static void bind2(struct ibv_mw *mw, uint32_t rkey, uint64_t id)
@@ -114,16 +126,15 @@ static void check_written(size_t off, size_t len, uint8_t seed)
 		check(!mem[k] && !mem[2 * PAGE + k], "a byte outside the window changed");
 }
 
+/* A type 2 window is bound once per life: each case below uses a window of its own. */
 static void type2(void)
 {
-	struct ibv_mw *mw = ibv_alloc_mw(lb.pd, IBV_MW_TYPE_2);
+	struct ibv_mw *mw = mw2_new(), *mw_wr = mw2_new(), *mw_inv = mw2_new();
 	struct ibv_qp_ex *bx;
 	uint32_t rkey;
 	enum ibv_wc_status st;
 
-	check(mw, "alloc_mw type 2: %s", strerror(errno));
-	check(mw->type == IBV_MW_TYPE_2 && mw->pd == lb.pd, "mw fields");
-	ok("ibv_alloc_mw type 2 (rkey %#x)", mw->rkey);
+	ok("ibv_alloc_mw type 2, three windows (rkey %#x ...)", mw->rkey);
 
 	pair_new();
 	rkey = ibv_inc_rkey(mw->rkey);
@@ -148,29 +159,31 @@ static void type2(void)
 	/* Bound again through the ibv_wr_* API, then a write past its end fails. */
 	pair_new();
 	memset(mem, 0, 3 * PAGE);
-	rkey = ibv_inc_rkey(rkey);
+	rkey = ibv_inc_rkey(mw_wr->rkey);
 	bx = ibv_qp_to_qp_ex(b);
 	check(bx, "qp_to_qp_ex");
 	ibv_wr_start(bx);
 	bx->wr_id = 5;
 	bx->wr_flags = IBV_SEND_SIGNALED;
-	ibv_wr_bind_mw(bx, mw, rkey, &(struct ibv_mw_bind_info){ .mr = mem_mr,
+	ibv_wr_bind_mw(bx, mw_wr, rkey, &(struct ibv_mw_bind_info){ .mr = mem_mr,
 		.addr = (uintptr_t)mem + PAGE, .length = PAGE,
 		.mw_access_flags = IBV_ACCESS_REMOTE_WRITE });
 	check(!ibv_wr_complete(bx), "wr_complete bind: %s", strerror(errno));
 	check(complete(5, IBV_WC_BIND_MW) == IBV_WC_SUCCESS, "ibv_wr_bind_mw");
 	check(write_at(rkey, PAGE - 8, 8, 3, 6) == IBV_WC_SUCCESS, "write at the end");
 	check_written(PAGE - 8, 8, 3);
+	ok("bound with ibv_wr_bind_mw; a write at the window's end lands");
+	/* rxe (Linux 6.1) checks an access through a window against the MR's range, not the
+	 * window's: a write past the window's end but inside the MR succeeds natively. Shown,
+	 * not asserted: the guest gets whatever the device does. */
 	st = write_at(rkey, PAGE - 8, 16, 3, 7);
-	check(st == IBV_WC_REM_ACCESS_ERR, "write past the window: %s", ibv_wc_status_str(st));
-	ok("bound with ibv_wr_bind_mw; a write past the window's end fails: %s",
-	   ibv_wc_status_str(st));
+	printf("     a write past the window's end, inside the MR: %s\n", ibv_wc_status_str(st));
 	pair_free();
 
 	/* SEND_WITH_INV: the receiver learns the rkey, which is then dead. */
 	pair_new();
-	rkey = ibv_inc_rkey(rkey);
-	bind2(mw, rkey, 8);
+	rkey = ibv_inc_rkey(mw_inv->rkey);
+	bind2(mw_inv, rkey, 8);
 	{
 		struct ibv_sge rs = { .addr = (uintptr_t)mem, .length = 64, .lkey = mem_mr->lkey };
 		struct ibv_recv_wr rwr = { .wr_id = 9, .sg_list = &rs, .num_sge = 1 }, *rbad;
@@ -197,7 +210,8 @@ static void type2(void)
 	      ibv_wc_status_str(st));
 	ok("SEND_WITH_INV: IBV_WC_WITH_INV and the rkey in the receive, then the rkey fails");
 	pair_free();
-	check(!ibv_dealloc_mw(mw), "dealloc_mw");
+	check(!ibv_dealloc_mw(mw) && !ibv_dealloc_mw(mw_wr) && !ibv_dealloc_mw(mw_inv),
+	      "dealloc_mw");
 	ok("ibv_dealloc_mw type 2");
 }
 
