@@ -8,9 +8,10 @@
  *
  * Type 2: bound with a BIND_MW work request, through ibv_post_send and through
  * ibv_wr_bind_mw; RDMA WRITE inside the window lands byte for byte (rxe checks accesses
- * against the MR's range, not the window's: not asserted); after IBV_WR_LOCAL_INV, or a SEND_WITH_INV naming its rkey (reported in the
- * receive completion), the rkey no longer works. Type 1: bound with ibv_bind_mw (a new
- * rkey), RDMA READ through it returns the memory's bytes.
+ * against the MR's range, not the window's: not asserted); after IBV_WR_LOCAL_INV, or a
+ * SEND_WITH_INV naming its rkey (reported in the receive completion), the rkey no longer
+ * works. Type 1: bound with ibv_bind_mw (a new rkey), RDMA READ through it returns the
+ * memory's bytes.
  */
 #include <errno.h>
 #include <stdio.h>
