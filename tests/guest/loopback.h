@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the single-process guest test programs share (tests/guest/srq-cq.c, mw.c): checks
+ * What the single-process guest test programs share (tests/guest/srq-cq.c, mw.c, fork.c,
+ * memory.c): checks
  * that print and exit, opening a device by name, RC QPs connected to each other on that
  * one device (loopback through its GID), and bounded polling. Plain libibverbs.
  */

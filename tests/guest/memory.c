@@ -26,10 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <infiniband/verbs.h>
+#include "loopback.h"
 
-#define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); \
-			exit(1); } while (0)
-#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
 #define DEPTH 16
 
 static struct ibv_context *ctx;
@@ -66,34 +64,12 @@ static void wait_wc(uint64_t wr_id, enum ibv_wc_opcode op)
 	      (unsigned long long)wc.wr_id, wc.opcode, (unsigned long long)wr_id, op);
 }
 
+/* Both QPs are on this one device: lb_connect with its GID. */
 static void to_rts(struct ibv_qp *q, uint32_t remote_qpn, union ibv_gid *gid, int gi)
 {
-	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
-		.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ };
+	struct lb l = { .gid = *gid, .gid_index = gi };
 
-	check(!ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-			     IBV_QP_ACCESS_FLAGS), "INIT");
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = remote_qpn;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 12;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.port_num = 1;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.grh.sgid_index = (uint8_t)gi;
-	a.ah_attr.grh.dgid = *gid;
-	check(!ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
-			     IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER), "RTR");
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.max_rd_atomic = 1;
-	check(!ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-			     IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), "RTS");
+	lb_connect(&l, q, remote_qpn);
 }
 
 static void post(struct ibv_qp *q, uint64_t id, enum ibv_wr_opcode op, void *buf, uint32_t len,
