@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the single-process guest test programs share (tests/guest/srq-cq.c, mw.c, fork.c,
- * memory.c): checks
- * that print and exit, opening a device by name, RC QPs connected to each other on that
- * one device (loopback through its GID), and bounded polling. Plain libibverbs.
+ * memory.c): checks that print and exit, opening a device by name, RC QPs connected to
+ * each other on that one device (loopback through its GID), and bounded polling.
  */
 #ifndef VBUS_TESTS_LOOPBACK_H
 #define VBUS_TESTS_LOOPBACK_H
