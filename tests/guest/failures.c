@@ -15,10 +15,10 @@
  *            IBV_WC_WR_FLUSH_ERR; then what posting in ERR gives.
  *  overrun   more completions than a small CQ holds, never polled: the async event, how
  *            many completions remain, the QP's state, and whether the CQ still works.
- *  noack     a CQ event taken and never acknowledged: ibv_destroy_cq blocks (in a thread,
- *            bounded) until the event is acknowledged; "holding" is printed while it
- *            blocks, and SIGUSR1 (or 60 s) acknowledges it. The script kills it instead
- *            with "noack kill" semantics (it does nothing different: the script decides).
+ *  noack     a CQ event taken and never acknowledged (the CQ never polled): ibv_destroy_cq
+ *            (in a thread) blocks until the event is acknowledged. "holding pid N" is
+ *            printed while it blocks; SIGUSR1 (or 60 s) makes it acknowledge, and the
+ *            destroy must then return 0. The script may instead kill it while it holds.
  *  fatal     a context with a PD, CQ, MR and connected QPs that carried traffic prints
  *            "ready", then waits up to $FAIL_WAIT seconds (10) for IBV_EVENT_DEVICE_FATAL
  *            while the script deletes the device under it; then verbs must fail or return,
