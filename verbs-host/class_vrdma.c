@@ -93,6 +93,21 @@ static void vrdma_fini(struct vbd_dev *d)
 	free(v);
 }
 
+/*
+ * The backing device was unregistered (`rdma link delete`, driver unload): its uverbs
+ * character device is gone. A driver without disassociate_ucontext (rxe) keeps the
+ * unregistration waiting until every open context is closed, and tells nobody; so vbusd
+ * looks for itself, and removing the vrdma device then closes the guests' real contexts
+ * (the unregistration completes) and gives them IBV_EVENT_DEVICE_FATAL, as a device that
+ * disassociates its contexts does.
+ */
+static bool vrdma_gone(struct vbd_dev *d)
+{
+	struct vrdma_dev *v = d->priv;
+
+	return access(v->ibdev->dev_path, F_OK) && errno == ENOENT;
+}
+
 static int env_region(void *priv, uint32_t shm, struct vrdma_region *out)
 {
 	struct vrdma_inst *in = priv;
@@ -247,4 +262,5 @@ const struct vbd_class vbd_class_vrdma = {
 	.call = vrdma_call,
 	.show = vrdma_show,
 	.res = vrdma_res,
+	.gone = vrdma_gone,
 };

@@ -87,7 +87,8 @@ int main(int argc, char **argv)
 	vbd_info("ready: %s/ctl.sock", vbd.run_dir);
 	for (;;) {
 		struct epoll_event ev[16];
-		int n = epoll_wait(vbd_epfd, ev, 16, -1);
+		/* Wakes once a second to notice devices whose backing has gone (model.c). */
+		int n = epoll_wait(vbd_epfd, ev, 16, 1000);
 
 		for (int k = 0; k < n; k++) {
 			if (ev[k].data.ptr == &ctl_tag) {
@@ -107,5 +108,6 @@ int main(int argc, char **argv)
 				vbd_guest_accept(ev[k].data.ptr);
 			}
 		}
+		vbd_dev_check();
 	}
 }

@@ -332,6 +332,31 @@ int vbd_dev_del(const char *name, char *err, size_t errn)
 	return 0;
 }
 
+/* Remove the devices whose class says they are gone (vbd_class.gone), one at a time, as
+ * `dev del` would. Main loop only, like the control socket, so no command races it. */
+void vbd_dev_check(void)
+{
+	char name[VBUS_NAME_MAX], err[160];
+
+	for (int n = 0; n < 64; n++) {
+		struct vbd_dev *d;
+
+		name[0] = 0;
+		pthread_mutex_lock(&vbd.lock);
+		for (d = vbd.devs; d; d = d->next)
+			if (d->cls->gone && d->cls->gone(d)) {
+				snprintf(name, sizeof(name), "%s", d->name);
+				break;
+			}
+		pthread_mutex_unlock(&vbd.lock);
+		if (!name[0])
+			return;
+		vbd_warn("device %s: the device behind it is gone: removing it from the bus", name);
+		if (vbd_dev_del(name, err, sizeof(err)))
+			return;
+	}
+}
+
 /* SIGTERM: tell every guest, close every connection, remove every socket. */
 void vbd_shutdown(void)
 {

@@ -52,6 +52,10 @@ struct vbd_class {
 	/* Optional: the instance's objects for `vbusctl res show [KIND]`: JSON members
 	 * ("counters":{..},"objects":[..]) or text lines. 0 or -ENOSPC. */
 	int (*res)(void *inst, const char *kind, bool json, char *buf, size_t n);
+	/* Optional: true when what is behind d has gone (a backing RDMA device was
+	 * unregistered). Polled about once a second by the main loop, which then removes d
+	 * as `dev del` does: its guests are told, their instances closed. */
+	bool (*gone)(struct vbd_dev *d);
 };
 
 const struct vbd_class *vbd_class_find(const char *name);
@@ -159,6 +163,7 @@ int vbd_bus_del(const char *name, char *err, size_t errn);
 int vbd_dev_add(const char *name, const char *cls, char **opts, int nopts, char *err,
 		size_t errn);
 int vbd_dev_del(const char *name, char *err, size_t errn);
+void vbd_dev_check(void);
 void vbd_shutdown(void);
 
 /* guest.c */

@@ -1,0 +1,20 @@
+#!/bin/bash
+# QP to the error state flushes outstanding work (tests/guest/failures.c flush), natively on
+# rxe0 and as a guest on vrdma0, with the same outcome: receives and sends (signaled and
+# unsignaled) that could not make progress each complete once, with their wr_id and
+# IBV_WC_WR_FLUSH_ERR; what is posted in ERR behaves as on rxe (a send is flushed, a receive
+# is not: Linux 6.1 rxe flushes its receive queue only on the transition to ERR).
+# timeout: 120
+. "${VBUS_TOP:?}/bench/lib/perftest.sh"
+. "$VBUS_TOP/tests/lib/vbusd.sh"
+. "$VBUS_TOP/tests/lib/failures.sh"
+pt_need_device
+[ -x "$FL_PROG" ] || { echo "FAIL: $FL_PROG not built"; exit 1; }
+vd_start t vrdma0 || exit 1
+fl_native flush; nrc=$?
+fl_guest flush; grc=$?
+fl_compare; same=$?
+rm -rf "$FL_OUT"
+[ $nrc = 0 ] || { echo "FAIL: native run exit $nrc"; exit 1; }
+[ $grc = 0 ] || { echo "FAIL: guest run exit $grc"; exit 1; }
+exit $same

@@ -1,0 +1,97 @@
+#!/bin/bash
+# `rdma link delete` of the backing device while programs hold it (tests/guest/failures.c
+# fatal: a context, PD, MR, CQ and two connected RC QPs that carried a write).
+# Native rxe0 first, for comparison: Linux 6.1 rxe has no disassociate_ucontext, so the
+# program gets no event, its verbs keep working, and the delete waits until it closes its
+# context (FAIL_WAIT seconds). As a guest on vrdma0 the program must get
+# IBV_EVENT_DEVICE_FATAL, its verbs must fail or return at once, never hang, the delete must
+# finish without waiting for the guest, and vbusd must keep answering: vbusd notices the
+# device is gone, removes vrdma0 from the bus and closes the guests' contexts, as a device
+# that disassociates them would. rxe0 is added back afterwards (also on failure), ACTIVE with
+# its GID, and vrdma0 on the new rxe0 serves a new guest.
+# timeout: 180
+. "${VBUS_TOP:?}/bench/lib/perftest.sh"
+. "$VBUS_TOP/tests/lib/vbusd.sh"
+. "$VBUS_TOP/tests/lib/failures.sh"
+pt_need_device
+[ -x "$FL_PROG" ] || { echo "FAIL: $FL_PROG not built"; exit 1; }
+[ -n "${VBUS_NETDEV:-}" ] || { echo "no VBUS_NETDEV: run this under tests/vm/run"; exit 77; }
+gidf=/sys/class/infiniband/$VBUS_RXE/ports/1/gids/$VBUS_GID_INDEX
+gid0=$(cat "$gidf")
+
+# rxe0 back on its netdev, port 1 ACTIVE with the GID it had (as tests/vm/guest-main waits).
+restore() {
+	[ -e "/sys/class/infiniband/$VBUS_RXE" ] ||
+		timeout 30 rdma link add "$VBUS_RXE" type rxe netdev "$VBUS_NETDEV"
+	for _ in $(seq 150); do
+		[ "$(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state" 2>/dev/null)" = "4: ACTIVE" ] &&
+			[ "$(cat "$gidf" 2>/dev/null)" = "$gid0" ] && return 0
+		sleep 0.1
+	done
+	echo "rxe0 is not back: $(rdma link show 2>&1)"
+	return 1
+}
+trap 'restore; rm -rf "$FL_OUT"; vd_stop >/dev/null 2>&1' EXIT
+
+# delete_under SIDE CMD...: start CMD (prints "ready"), delete rxe0 under it, wait for both.
+# Sets DEL_RC and DEL_S (seconds the delete took), RC (the program's exit status).
+delete_under() {
+	local out=$FL_OUT/$1 job t0
+	shift
+	timeout -k 2 60 "$@" >"$out" 2>&1 &
+	job=$!
+	for _ in $(seq 200); do grep -q '^ready' "$out" && break; sleep 0.1; done
+	grep -q '^ready' "$out" || { cat "$out"; echo "FAIL: the program did not get ready"; exit 1; }
+	t0=$(date +%s%N)
+	timeout 60 rdma link delete "$VBUS_RXE"
+	DEL_RC=$?
+	DEL_S=$(( ($(date +%s%N) - t0) / 1000000 ))
+	DEL_S=$((DEL_S / 1000)).$(printf %03d $((DEL_S % 1000)))
+	wait "$job"
+	RC=$?
+}
+
+fail=0
+echo "--- native: rdma link delete under a program on $VBUS_RXE (it waits ${FAIL_WAIT:=8} s for an event)"
+export FAIL_WAIT
+delete_under native "$FL_PROG" fatal "$VBUS_RXE"
+echo "native: program exit $RC; rdma link delete exit $DEL_RC after $DEL_S s"
+sed 's/^/native| /' "$FL_OUT/native"
+restore || exit 1
+
+echo "--- guest: rdma link delete under a guest on vrdma0 (it waits up to 30 s for the event)"
+vd_start t vrdma0 || exit 1
+trap 'restore; rm -rf "$FL_OUT"; vd_stop >/dev/null 2>&1' EXIT	# vd_start set its own
+FAIL_WAIT=30 delete_under guest "${VD_RUN[@]}" "$FL_PROG" fatal "$VD_DEV"
+echo "guest: program exit $RC; rdma link delete exit $DEL_RC after $DEL_S s"
+sed 's/^/guest | /' "$FL_OUT/guest"
+[ $RC = 0 ] || { echo "FAIL: the guest program exit $RC (124: it hung)"; fail=1; }
+[ $DEL_RC = 0 ] || { echo "FAIL: rdma link delete exit $DEL_RC"; fail=1; }
+[ "${DEL_S%.*}" -lt 15 ] && echo "ok   the delete finished in $DEL_S s, without waiting for the guest to exit" ||
+	{ echo "FAIL: the delete took $DEL_S s"; fail=1; }
+grep -q '^outcome: IBV_EVENT_DEVICE_FATAL: yes' "$FL_OUT/guest" &&
+	echo "ok   the guest got IBV_EVENT_DEVICE_FATAL" ||
+	{ echo "FAIL: the guest got no IBV_EVENT_DEVICE_FATAL"; fail=1; }
+grep -q '^outcome: ibv_alloc_pd: fails' "$FL_OUT/guest" && grep -q '^outcome: ibv_query_port: fails' "$FL_OUT/guest" &&
+	echo "ok   the guest's control verbs fail afterwards" ||
+	{ echo "FAIL: the guest's control verbs still work on a deleted device"; fail=1; }
+if kill -0 "$VD_PID" 2>/dev/null && devs=$(vd_ctl -j dev show); then
+	echo "ok   vbusd survives and answers; its devices now: $devs"
+	jq -e 'map(select(.name == "vrdma0")) | length == 0' <<<"$devs" >/dev/null ||
+		{ echo "FAIL: vrdma0 is still on the bus"; fail=1; }
+else
+	echo "FAIL: vbusd is gone or does not answer"; fail=1
+fi
+grep 'gone' "$VD_RUN_DIR/vbusd.log" | sed 's/^/vbusd| /'
+
+echo "--- rxe0 back; vrdma0 added again serves a new guest"
+restore || exit 1
+vd_ctl dev add vrdma0 class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" bus t >/dev/null ||
+	{ echo "FAIL: vrdma0 could not be added again"; exit 1; }
+if fl_guest flush && grep -q '^done' "$FL_OUT/guest"; then
+	echo "ok   a new guest runs (failures flush) on the new rxe0"
+else
+	cat "$FL_OUT/guest"; echo "FAIL: a new guest on the new rxe0"; fail=1
+fi
+echo "rxe0 afterwards: $(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state"), GID $VBUS_GID_INDEX $(cat "$gidf")"
+exit $fail

@@ -1,0 +1,21 @@
+# tests/lib/failures.sh: run tests/guest/failures.c natively on $VBUS_RXE and as a guest on
+# the vbusd of tests/lib/vbusd.sh, print both, and compare their "outcome:" lines.
+#   fl_native MODE / fl_guest MODE   run one side (bounded), output in FL_OUT/native|guest
+#   fl_compare                       print both outputs; 0 if their outcome lines match
+FL_PROG=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/tests/guest/failures
+FL_OUT=$(mktemp -d)
+
+fl_native() { timeout -k 2 60 "$FL_PROG" "$1" "$VBUS_RXE" >"$FL_OUT/native" 2>&1; }
+fl_guest() { timeout -k 2 60 "${VD_RUN[@]}" "$FL_PROG" "$1" "$VD_DEV" >"$FL_OUT/guest" 2>&1; }
+
+fl_compare() {
+	sed 's/^/native| /' "$FL_OUT/native"
+	sed 's/^/guest | /' "$FL_OUT/guest"
+	if diff <(grep '^outcome:' "$FL_OUT/native") <(grep '^outcome:' "$FL_OUT/guest") >/dev/null; then
+		echo "ok   the guest's outcome is the native one ($(grep -c '^outcome:' "$FL_OUT/guest") lines)"
+		return 0
+	fi
+	echo "FAIL the guest's outcome differs from native:"
+	diff <(grep '^outcome:' "$FL_OUT/native") <(grep '^outcome:' "$FL_OUT/guest") | sed 's/^/  /'
+	return 1
+}
