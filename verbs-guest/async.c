@@ -16,10 +16,15 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Queue one event on ctx and make its async_fd readable. */
+/* Queue one event on ctx and make its async_fd readable. A device fatal event also marks
+ * the context dead: posting then fails at once (post.c) instead of queueing work that no
+ * relay will take. */
 static void push(struct vbg_context *ctx, uint32_t type, uint32_t handle, uint32_t port)
 {
 	uint64_t one = 1;
+
+	if (type == IBV_EVENT_DEVICE_FATAL)
+		__atomic_store_n(&ctx->dead, true, __ATOMIC_RELEASE);
 
 	pthread_mutex_lock(&ctx->lock);
 	if (ctx->nev == VBG_ASYNC_MAX) {	/* full: the oldest goes, as a bounded kernel queue */

@@ -28,6 +28,12 @@ static bool inline_ok(enum ibv_wr_opcode op)
 	       op == IBV_WR_RDMA_WRITE_WITH_IMM;
 }
 
+/* A context whose device is gone (IBV_EVENT_DEVICE_FATAL) takes no more work: EIO. */
+static bool dead(struct ibv_context *c)
+{
+	return __atomic_load_n(&to_vctx(c)->dead, __ATOMIC_ACQUIRE);
+}
+
 /* A queue the host found broken (VRDMA_RING_BROKEN) takes no more work: EIO. */
 static bool broken(const struct vbg_queue *q)
 {
@@ -147,7 +153,7 @@ int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr *
 	start = qp->sprod;
 	if (!can_send(qp->state))
 		err = EINVAL;
-	else if (broken(&qp->sq))
+	else if (broken(&qp->sq) || dead(q->context))
 		err = EIO;
 	for (; wr && !err; wr = wr->next) {
 		uint32_t retired = __atomic_load_n(&qp->sretired, __ATOMIC_ACQUIRE);
@@ -193,7 +199,7 @@ int vbg_post_recv(struct ibv_qp *q, struct ibv_recv_wr *wr, struct ibv_recv_wr *
 	start = qp->rprod;
 	if (qp->state == IBV_QPS_RESET || qp->srq)
 		err = EINVAL;	/* a QP with an SRQ has no receive queue of its own */
-	else if (broken(&qp->rq))
+	else if (broken(&qp->rq) || dead(q->context))
 		err = EIO;
 	for (; wr && !err; wr = wr->next) {
 		uint32_t done = __atomic_load_n(&qp->rdone, __ATOMIC_ACQUIRE);
@@ -224,7 +230,7 @@ int vbg_post_srq_recv(struct ibv_srq *s, struct ibv_recv_wr *wr, struct ibv_recv
 
 	pthread_spin_lock(&srq->lock);
 	start = srq->prod;
-	if (broken(&srq->q))
+	if (broken(&srq->q) || dead(s->context))
 		err = EIO;
 	for (; wr && !err; wr = wr->next) {
 		/* Acquire pairs with the relay's release store after it freed the WQE. */
@@ -295,7 +301,8 @@ static void wr_start(struct ibv_qp_ex *x)
 
 	pthread_spin_lock(&qp->lock);
 	qp->wr_prod = qp->sprod;
-	qp->wr_err = !can_send(qp->state) ? EINVAL : broken(&qp->sq) ? EIO : 0;
+	qp->wr_err = !can_send(qp->state) ? EINVAL :
+		     broken(&qp->sq) || dead(x->qp_base.context) ? EIO : 0;
 	qp->wr_cur = NULL;
 }
 

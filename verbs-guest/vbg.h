@@ -151,6 +151,7 @@ struct vbg_context {
 	struct vbg_srq *srqs;		/* all SRQs, for async events */
 	struct vbg_async ev[VBG_ASYNC_MAX];	/* queued async events */
 	uint32_t ev_head, nev;
+	bool dead;			/* IBV_EVENT_DEVICE_FATAL was queued: no more posting */
 	struct vbg_context *next;	/* the list of open contexts */
 };
 

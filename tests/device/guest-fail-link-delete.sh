@@ -75,6 +75,9 @@ grep -q '^outcome: IBV_EVENT_DEVICE_FATAL: yes' "$FL_OUT/guest" &&
 grep -q '^outcome: ibv_alloc_pd: fails' "$FL_OUT/guest" && grep -q '^outcome: ibv_query_port: fails' "$FL_OUT/guest" &&
 	echo "ok   the guest's control verbs fail afterwards" ||
 	{ echo "FAIL: the guest's control verbs still work on a deleted device"; fail=1; }
+grep -q '^outcome: a write: post fails' "$FL_OUT/guest" &&
+	echo "ok   posting fails afterwards (EIO) instead of queueing work nobody takes" ||
+	{ echo "FAIL: the guest could still post on a deleted device"; fail=1; }
 if kill -0 "$VD_PID" 2>/dev/null && devs=$(vd_ctl -j dev show); then
 	echo "ok   vbusd survives and answers; its devices now: $devs"
 	jq -e 'map(select(.name == "vrdma0")) | length == 0' <<<"$devs" >/dev/null ||
