@@ -9,8 +9,7 @@
  * Type 2: bound with a BIND_MW work request, through ibv_post_send and through
  * ibv_wr_bind_mw; RDMA WRITE inside the window lands byte for byte (rxe checks accesses
  * against the MR's range, not the window's: not asserted); after IBV_WR_LOCAL_INV, or a
- * SEND_WITH_INV naming its rkey (reported in the receive completion), the rkey no longer
- * works. Type 1: bound with ibv_bind_mw (a new rkey), RDMA READ through it returns the
+ * SEND_WITH_INV naming its rkey, the rkey no longer works. Type 1: bound with ibv_bind_mw (a new rkey), RDMA READ through it returns the
  * memory's bytes.
  */
 #include <errno.h>
@@ -201,17 +200,18 @@ static void type2(void)
 			      ibv_wc_status_str(wc[k].status));
 			if (wc[k].wr_id != 9)
 				continue;
-			check(wc[k].opcode == IBV_WC_RECV && (wc[k].wc_flags & IBV_WC_WITH_INV),
-			      "receive: opcode %d flags %#x", wc[k].opcode, wc[k].wc_flags);
-			/* rxe reports the rkey in network order: shown, not judged. */
-			printf("     invalidated rkey in the receive: %#x (the window's: %#x)\n",
-			       wc[k].invalidated_rkey, rkey);
+			check(wc[k].opcode == IBV_WC_RECV, "receive: opcode %d", wc[k].opcode);
+			/* rxe (Linux 6.1) passes the kernel's flag bits through, where
+			 * IB_WC_WITH_INVALIDATE is the bit of IBV_WC_IP_CSUM_OK: the flags and
+			 * the rkey are shown, not judged. */
+			printf("     receive flags %#x, invalidated rkey %#x (the window's: %#x)\n",
+			       wc[k].wc_flags, wc[k].invalidated_rkey, rkey);
 		}
 	}
 	st = write_at(rkey, 0, 64, 9, 11);
 	check(st == IBV_WC_REM_ACCESS_ERR, "write after send-invalidate: %s",
 	      ibv_wc_status_str(st));
-	ok("SEND_WITH_INV: IBV_WC_WITH_INV in the receive, then the rkey fails");
+	ok("SEND_WITH_INV is received, then the rkey fails");
 	pair_free();
 	check(!ibv_dealloc_mw(mw) && !ibv_dealloc_mw(mw_wr) && !ibv_dealloc_mw(mw_inv),
 	      "dealloc_mw");
