@@ -11,7 +11,10 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "vbg.h"
 
 #define SEND_FLAGS_OK (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
@@ -175,6 +178,56 @@ int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr *
 	return err;
 }
 
+/*
+ * Natively a receive is on the device when ibv_post_recv returns, and programs rely on it:
+ * they post receives, then tell the peer "ready" over TCP, and the peer sends at once. Here
+ * the relay posts it a little later; a message arriving first would be dropped (UC, UD) or
+ * RNR-NAKed (RC). So ibv_post_recv and ibv_post_srq_recv return only when the relay has
+ * taken the ring up to `prod` (its `cons`), waiting at most VBUS_RECV_WAIT_US (default
+ * 100000; 0: do not wait, the old asynchronous behaviour) and yielding the CPU meanwhile,
+ * since on a small machine the relay may need it. A broken ring ends the wait at once.
+ */
+static uint64_t recv_wait_ns(void)
+{
+	static int64_t ns = -1;
+
+	if (__atomic_load_n(&ns, __ATOMIC_RELAXED) < 0) {
+		const char *e = getenv("VBUS_RECV_WAIT_US");
+
+		__atomic_store_n(&ns, e ? (int64_t)strtoull(e, NULL, 10) * 1000 : 100000000,
+				 __ATOMIC_RELAXED);
+	}
+	return (uint64_t)__atomic_load_n(&ns, __ATOMIC_RELAXED);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void wait_taken(struct vbg_queue *q, uint32_t prod)
+{
+	uint64_t limit = recv_wait_ns(), end = 0;
+
+	/* Acquire pairs with the relay's release store of cons after it posted them. */
+	for (unsigned int spins = 0;; spins++) {
+		uint32_t cons = le32toh(__atomic_load_n(&q->ring->cons, __ATOMIC_ACQUIRE));
+
+		if ((int32_t)(prod - cons) <= 0 || !limit || broken(q))
+			return;
+		if (spins < 64)
+			continue;
+		if (!end)
+			end = now_ns() + limit;
+		else if (now_ns() > end)
+			return;
+		sched_yield();
+	}
+}
+
 /* One receive WR into slot p of a ring of max_sge SGEs; 0 or EINVAL. */
 static int rwqe(uint8_t *p, const struct ibv_recv_wr *wr, uint32_t max_sge)
 {
@@ -193,6 +246,7 @@ int vbg_post_recv(struct ibv_qp *q, struct ibv_recv_wr *wr, struct ibv_recv_wr *
 {
 	struct vbg_qp *qp = to_vqp(q);
 	uint32_t start;
+	bool posted;
 	int err = 0;
 
 	pthread_spin_lock(&qp->lock);
@@ -215,9 +269,13 @@ int vbg_post_recv(struct ibv_qp *q, struct ibv_recv_wr *wr, struct ibv_recv_wr *
 	}
 	if (err && bad)
 		*bad = wr;
-	if (qp->rprod != start)
+	posted = qp->rprod != start;
+	if (posted)
 		kick_if_asleep(to_vctx(q->context), &qp->rq, qp->rprod);
+	start = qp->rprod;
 	pthread_spin_unlock(&qp->lock);
+	if (posted)
+		wait_taken(&qp->rq, start);
 	return err;
 }
 
@@ -226,6 +284,7 @@ int vbg_post_srq_recv(struct ibv_srq *s, struct ibv_recv_wr *wr, struct ibv_recv
 {
 	struct vbg_srq *srq = to_vsrq(s);
 	uint32_t start, max_wr = __atomic_load_n(&srq->max_wr, __ATOMIC_RELAXED);
+	bool posted;
 	int err = 0;
 
 	pthread_spin_lock(&srq->lock);
@@ -247,9 +306,13 @@ int vbg_post_srq_recv(struct ibv_srq *s, struct ibv_recv_wr *wr, struct ibv_recv
 	}
 	if (err && bad)
 		*bad = wr;
-	if (srq->prod != start)
+	posted = srq->prod != start;
+	if (posted)
 		kick_if_asleep(to_vctx(s->context), &srq->q, srq->prod);
+	start = srq->prod;
 	pthread_spin_unlock(&srq->lock);
+	if (posted)
+		wait_taken(&srq->q, start);
 	return err;
 }
 

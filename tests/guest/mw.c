@@ -178,6 +178,15 @@ static void type2(void)
 	 * not asserted: the guest gets whatever the device does. */
 	st = write_at(rkey, PAGE - 8, 16, 3, 7);
 	printf("     a write past the window's end, inside the MR: %s\n", ibv_wc_status_str(st));
+	/* Invalidated before its QP goes (rxe's QP destroy waits on a type 2 window still
+	 * bound to it). */
+	{
+		struct ibv_send_wr wr = { .wr_id = 12, .opcode = IBV_WR_LOCAL_INV,
+					  .invalidate_rkey = rkey };
+
+		post(b, &wr);
+		check(complete(12, IBV_WC_LOCAL_INV) == IBV_WC_SUCCESS, "local invalidate 2");
+	}
 	pair_free();
 
 	/* SEND_WITH_INV: the receiver learns the rkey, which is then dead. */

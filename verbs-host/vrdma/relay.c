@@ -430,12 +430,15 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq)
 }
 
 /* One pass over the guest's queues: receives first (so that a send that answers a
- * receive finds it posted), then sends, then completions. */
+ * receive finds it posted), then sends, then completions. A guest whose lock is held (a
+ * control call of its own that the kernel makes wait, e.g. destroying a QP) is skipped:
+ * -EBUSY, so that one guest's slow call never stalls the relay for the others. */
 int vrdma_relay_guest(struct vrdma_guest *g)
 {
 	int work = 0;
 
-	pthread_mutex_lock(&g->lock);
+	if (pthread_mutex_trylock(&g->lock))
+		return -EBUSY;
 	for (uint32_t i = 1; i < g->nobjs; i++)
 		if (g->objs[i].type == VRDMA_OBJ_SRQ)
 			work += drain_srq(g, g->objs[i].p);
@@ -467,9 +470,10 @@ static void ring_flag(struct vrdma_hq *q, bool on)
  * and kicks, or the relay's re-check sees the new `prod`: no lost wake-up.
  * The real CQs are armed too, so that a completion wakes the relay through g->chan.
  */
-void vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
+bool vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
 {
-	pthread_mutex_lock(&g->lock);
+	if (pthread_mutex_trylock(&g->lock))
+		return false;
 	for (uint32_t i = 1; i < g->nobjs; i++) {
 		struct vrdma_obj *o = &g->objs[i];
 
@@ -486,6 +490,7 @@ void vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
+	return true;
 }
 
 /*

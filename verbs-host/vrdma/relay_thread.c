@@ -43,24 +43,32 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int pass(struct vrdma_relay *r)
+/* One pass over every guest; *busy when a guest was skipped (a control call holds it). */
+static int pass(struct vrdma_relay *r, bool *busy)
 {
 	int work = 0;
 
 	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < r->n; i++)
-		work += vrdma_relay_guest(r->guests[i]);
+	for (size_t i = 0; i < r->n; i++) {
+		int w = vrdma_relay_guest(r->guests[i]);
+
+		if (w < 0)
+			*busy = true;
+		else
+			work += w;
+	}
 	r->st.passes++;
 	r->st.work += (uint64_t)work;
 	pthread_mutex_unlock(&r->lock);
 	return work;
 }
 
-static void need_wakeup(struct vrdma_relay *r, bool on)
+static void need_wakeup(struct vrdma_relay *r, bool on, bool *busy)
 {
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < r->n; i++)
-		vrdma_relay_need_wakeup(r->guests[i], on);
+		if (!vrdma_relay_need_wakeup(r->guests[i], on))
+			*busy = true;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -103,7 +111,9 @@ static void *relay_main(void *arg)
 
 	__atomic_store_n(&r->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
-		if (pass(r)) {
+		bool busy = false;
+
+		if (pass(r, &busy)) {
 			last = now_ns();
 			continue;
 		}
@@ -111,9 +121,9 @@ static void *relay_main(void *arg)
 			__builtin_ia32_pause();
 			continue;
 		}
-		need_wakeup(r, true);
-		if (pass(r)) {		/* a guest posted before it could see the flag */
-			need_wakeup(r, false);
+		need_wakeup(r, true, &busy);
+		if (pass(r, &busy)) {	/* a guest posted before it could see the flag */
+			need_wakeup(r, false, &busy);
 			last = now_ns();
 			continue;
 		}
@@ -122,10 +132,12 @@ static void *relay_main(void *arg)
 		r->st.sleeps++;
 		r->st.spin_ns += t0 > last ? t0 - last : 0;
 		pthread_mutex_unlock(&r->lock);
-		n = epoll_wait(r->epfd, ev, 32, -1);
+		/* A skipped guest may have work and no NEED_WAKEUP flag: look again in 1 ms. */
+		n = epoll_wait(r->epfd, ev, 32, busy ? 1 : -1);
 		if (n > 0)
 			drain_wakeups(r, ev, n);
-		need_wakeup(r, false);
+		busy = false;
+		need_wakeup(r, false, &busy);
 		pthread_mutex_lock(&r->lock);
 		r->st.wakeups++;
 		pthread_mutex_unlock(&r->lock);

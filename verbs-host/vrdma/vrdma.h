@@ -238,11 +238,12 @@ int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64
 /* The queue's object is gone: its region may go when the guest revokes it. */
 void vrdma_hq_unmap(struct vrdma_guest *g, struct vrdma_hq *q);
 
-/* relay.c: one pass over a guest's queues; returns the work done (WQEs + CQEs moved). */
+/* relay.c: one pass over a guest's queues; returns the work done (WQEs + CQEs moved), or
+ * -EBUSY when a control call holds the guest (try again soon). */
 int vrdma_relay_guest(struct vrdma_guest *g);
 /* Before the relay sleeps: set or clear NEED_WAKEUP on every queue the guest produces
  * into, and arm the real CQs. The relay re-checks the queues after setting. */
-void vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on);
+bool vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on);	/* false: busy, not done */
 
 /* relay_thread.c: one thread serving many guests, spinning for a bounded budget after
  * the last work, then sleeping until a guest kicks or a real CQ has an event. */
