@@ -28,6 +28,9 @@
  *    sender starts, and the last operation of a UC round always consumes a receive, so the
  *    test asserts that every message arrives (a missing one is counted as lost, and is a
  *    failure), in order and byte-exact. On soft-RoCE in one VM nothing is dropped.
+ *  - -w USEC pauses between posting the receives and "ready", for devices whose receives
+ *    reach the hardware after ibv_post_recv returns (vbus: when the relay drains the
+ *    ring); -L posts the RC receives only after "ready", so that SENDs meet RNR NAKs.
  *  - Atomic words are modelled in host byte order (as rxe treats them).
  * Bounded: rounds stop after -i rounds or -T seconds (the sender of a round decides);
  * every wait has a limit. Exit 0 only if both sides saw no error.
@@ -99,7 +102,7 @@ struct stats {
 };
 
 struct cfg {			/* client to server */
-	uint32_t magic, n, types, maxops, iters, secs;
+	uint32_t magic, n, types, maxops, iters, secs, late, wait_us;
 	uint64_t seed;
 };
 
@@ -641,15 +644,41 @@ static void sges(struct ibv_sge *sg, uint8_t *base, uint32_t off, uint32_t gap, 
 	}
 }
 
-/* The target: fill the slots, post the receives the schedule needs. */
+/* Post the receives the schedule of (t, q) needs, in one chain. */
+static void post_recvs(int t, int q, uint32_t r)
+{
+	struct sched *sc = &sch[t][q];
+	uint8_t *l = lreg(t, q);
+	struct ibv_recv_wr wr[MAXOPS], *bad;
+	struct ibv_sge sg[MAXOPS][MAXSGE];
+	int n = 0;
+
+	for (int j = 0; j < sc->nops; j++) {
+		struct opd *o = &sc->o[j];
+
+		if (!consumes_recv(o->op))
+			continue;
+		sges(sg[n], l + L_RECV + j * SLOT, o->ro, o->rgap, o->rsge, o->rsz, lmr->lkey);
+		wr[n] = (struct ibv_recv_wr){ .wr_id = wrid(t, q, r, j), .sg_list = sg[n],
+					      .num_sge = o->rsge };
+		if (n)
+			wr[n - 1].next = &wr[n];
+		n++;
+	}
+	if (n && ibv_post_recv(qps[t][q], wr, &bad))
+		die("ibv_post_recv %s qp %d: %s", tname[t], q, strerror(errno));
+}
+
+/*
+ * The target: fill the slots, post the receives. With -L (late receives) the RC ones are
+ * posted only after "ready" and a pause, so that SENDs meet RNR NAKs and are retried
+ * (UC and UD would drop them, as they may).
+ */
 static void target_prepare(uint32_t r)
 {
 	FOR_QPS(t, q) {
 		struct sched *sc = &sch[t][q];
 		uint8_t *l = lreg(t, q), *rr = rreg(t, q);
-		struct ibv_recv_wr wr[MAXOPS], *bad;
-		struct ibv_sge sg[MAXOPS][MAXSGE];
-		int n = 0;
 
 		for (int j = 0; j < MAXOPS; j++) {
 			memcpy(l + L_RECV + j * SLOT, guard, SLOT);
@@ -664,18 +693,19 @@ static void target_prepare(uint32_t r)
 			if (o->op == OP_READ)	/* the whole slot is the READ's source */
 				for (uint32_t i = 0; i < SLOT; i++)
 					rr[R_TGT + j * SLOT + i] = dbyte(o->key, i);
-			if (!consumes_recv(o->op))
-				continue;
-			sges(sg[n], l + L_RECV + j * SLOT, o->ro, o->rgap, o->rsge, o->rsz, lmr->lkey);
-			wr[n] = (struct ibv_recv_wr){ .wr_id = wrid(t, q, r, j), .sg_list = sg[n],
-						      .num_sge = o->rsge };
-			if (n)
-				wr[n - 1].next = &wr[n];
-			n++;
 		}
-		if (n && ibv_post_recv(qps[t][q], wr, &bad))
-			die("ibv_post_recv %s qp %d: %s", tname[t], q, strerror(errno));
+		if (!(cfg.late && t == T_RC))
+			post_recvs(t, q, r);
 	}
+}
+
+static void target_post_late(uint32_t r)
+{
+	if (!cfg.late || !(cfg.types & (1u << T_RC)))
+		return;
+	usleep(20000);	/* longer than the sender takes to post */
+	for (int q = 0; q < (int)cfg.n; q++)
+		post_recvs(T_RC, q, r);
 }
 
 /* Take completions from cq until want[] of each QP are in; check order and status. */
@@ -1042,7 +1072,10 @@ static bool round_run(uint32_t r, double t0)
 		make_sched(t, q, r, &sch[t][q]);
 	if (!sender) {
 		target_prepare(r);
+		if (cfg.wait_us)
+			usleep(cfg.wait_us);
 		say(M_READY, r, 0, 0);
+		target_post_late(r);
 		more = hear(M_DONE, r).more;
 		ok = target_check(r);
 	} else {
@@ -1088,10 +1121,12 @@ static void usage(const char *argv0)
 	       "  -T, --seconds=S       seconds at most (default %u; the last round finishes)\n"
 	       "  -m, --max-ops=N       operations per QP per round, 1..%d (default %d)\n"
 	       "  -s, --seed=N          seed (default: from the time; printed)\n"
+	       "  -w, --recv-wait=USEC  pause between posting receives and \"ready\" (default 0)\n"
+	       "  -L, --late-recv       RC receives posted after \"ready\": RNR NAKs and retries\n"
 	       "  -X, --inject=KIND     spoil one request on purpose (data, length, write, read,\n"
 	       "                        atomic, imm): the run must fail (client only)\n"
 	       "  -v, --verbose         one line per round\n"
-	       "The client's -n, -t, -i, -T, -m and -s hold for both sides.\n",
+	       "The client's -n, -t, -i, -T, -m, -w, -L and -s hold for both sides.\n",
 	       argv0, cfg.n, MAXQ, cfg.iters, cfg.secs, MAXOPS, MAXOPS);
 }
 
@@ -1101,7 +1136,8 @@ int main(int argc, char **argv)
 		{ "ib-dev", 1, NULL, 'd' }, { "ib-port", 1, NULL, 'P' }, { "gid-idx", 1, NULL, 'g' },
 		{ "port", 1, NULL, 'p' }, { "qps", 1, NULL, 'n' }, { "types", 1, NULL, 't' },
 		{ "iters", 1, NULL, 'i' }, { "seconds", 1, NULL, 'T' }, { "max-ops", 1, NULL, 'm' },
-		{ "seed", 1, NULL, 's' }, { "inject", 1, NULL, 'X' }, { "verbose", 0, NULL, 'v' },
+		{ "seed", 1, NULL, 's' }, { "inject", 1, NULL, 'X' }, { "late-recv", 0, NULL, 'L' },
+		{ "recv-wait", 1, NULL, 'w' }, { "verbose", 0, NULL, 'v' },
 		{ "help", 0, NULL, 'h' }, {}
 	};
 	const char *dev = NULL;
@@ -1113,7 +1149,7 @@ int main(int argc, char **argv)
 	struct msg fin;
 
 	cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	while ((c = getopt_long(argc, argv, "d:P:g:p:n:t:i:T:m:s:X:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:P:g:p:n:t:i:T:m:s:X:Lw:vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': dev = optarg; break;
 		case 'P': ib_port = atoi(optarg); break;
@@ -1126,6 +1162,8 @@ int main(int argc, char **argv)
 		case 's': cfg.seed = strtoull(optarg, NULL, 0); break;
 		case 'v': verbose = 1; break;
 		case 'X': inject = optarg; break;
+		case 'L': cfg.late = 1; break;
+		case 'w': cfg.wait_us = strtoul(optarg, NULL, 0); break;
 		case 't':
 			cfg.types = 0;
 			for (char *s = strtok(optarg, ","); s; s = strtok(NULL, ",")) {
