@@ -42,6 +42,7 @@ ig_run() {
 	[ $crc = 0 ] && [ $src = 0 ]
 }
 
+echo "seed $seed (VBUS_IG_SEED=$seed repeats this run)"
 fail=0
 for p in "native native" "guest native" "native guest" "guest guest"; do
 	if ig_run $p >"$tmp/rc"; then
