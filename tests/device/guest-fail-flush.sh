@@ -11,10 +11,4 @@
 pt_need_device
 [ -x "$FL_PROG" ] || { echo "FAIL: $FL_PROG not built"; exit 1; }
 vd_start t vrdma0 || exit 1
-fl_native flush; nrc=$?
-fl_guest flush; grc=$?
-fl_compare; same=$?
-rm -rf "$FL_OUT"
-[ $nrc = 0 ] || { echo "FAIL: native run exit $nrc"; exit 1; }
-[ $grc = 0 ] || { echo "FAIL: guest run exit $grc"; exit 1; }
-exit $same
+fl_both flush

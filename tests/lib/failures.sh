@@ -2,6 +2,7 @@
 # the vbusd of tests/lib/vbusd.sh, print both, and compare their "outcome:" lines.
 #   fl_native MODE / fl_guest MODE   run one side (bounded), output in FL_OUT/native|guest
 #   fl_compare                       print both outputs; 0 if their outcome lines match
+#   fl_both MODE                     both sides and the comparison; 0 if all went well
 FL_PROG=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/tests/guest/failures
 FL_OUT=$(mktemp -d)
 
@@ -18,4 +19,15 @@ fl_compare() {
 	echo "FAIL the guest's outcome differs from native:"
 	diff <(grep '^outcome:' "$FL_OUT/native") <(grep '^outcome:' "$FL_OUT/guest") | sed 's/^/  /'
 	return 1
+}
+
+fl_both() {
+	local nrc grc same
+	fl_native "$1"; nrc=$?
+	fl_guest "$1"; grc=$?
+	fl_compare; same=$?
+	rm -rf "$FL_OUT"
+	[ $nrc = 0 ] || { echo "FAIL: native run exit $nrc"; return 1; }
+	[ $grc = 0 ] || { echo "FAIL: guest run exit $grc"; return 1; }
+	return $same
 }
