@@ -116,13 +116,19 @@ int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen,
 	size_t n = 0;
 	int err;
 
-	if (!c)
+	if (!c) {
+		errno = ENOTCONN;
 		return -ENOTCONN;
+	}
 	err = vbus_devcall_flags(c, ctx->handle, fn, flags, in, inlen, out, outmax, &n);
 	if (!err && out && n != outmax) {
 		vbg_err("vrdma call %u: the host answered %zu bytes, not %zu", fn, n, outmax);
-		return -EPROTO;
+		err = -EPROTO;
 	}
+	/* A provider's failed command leaves errno set (the write or ioctl failed) as well as
+	 * returning it; programs print errno after ibv_modify_qp and the like (qperf does). */
+	if (err < 0)
+		errno = -err;
 	return err;
 }
 
