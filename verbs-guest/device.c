@@ -417,8 +417,14 @@ VBG_EXPORT int ibv_query_gid(struct ibv_context *c, uint8_t port, int index, uni
 	if (index < 0)
 		return -1;
 	err = query_gid(c, port, (uint32_t)index, &o);
+	if (err == -ENODATA) {
+		/* An empty entry: libibverbs answers a zero GID and success here (only the _ex
+		 * form reports ENODATA); UCX walks the table this way and stops at an error. */
+		memset(gid->raw, 0, 16);
+		return 0;
+	}
 	if (err)
-		return -1;	/* as libibverbs: -1 on any failure */
+		return -1;	/* as libibverbs: -1 on any other failure */
 	memcpy(gid->raw, o.gid, 16);
 	return 0;
 }
@@ -474,10 +480,16 @@ VBG_EXPORT int ibv_query_gid_type(struct ibv_context *c, uint8_t port, unsigned 
 				  int *type)
 {
 	struct vrdma_query_gid_out o;
+	int err;
 
 	if (!vbg_is_context(c))
 		return vbg_real.query_gid_type(c, port, index, type);
-	if (query_gid(c, port, index, &o))
+	err = query_gid(c, port, index, &o);
+	if (err == -ENODATA) {	/* an empty entry: as libibverbs, RoCE v1 and success */
+		*type = VBG_GID_TYPE_SYSFS_IB_ROCE_V1;
+		return 0;
+	}
+	if (err)
 		return -1;
 	*type = le32toh(o.gid_type) == IBV_GID_TYPE_ROCE_V2 ? VBG_GID_TYPE_SYSFS_ROCE_V2 :
 		VBG_GID_TYPE_SYSFS_IB_ROCE_V1;
