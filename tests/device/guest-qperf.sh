@@ -18,8 +18,9 @@ export VBUS_TOP=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 command -v qperf >/dev/null ||
 	{ echo "SKIP: qperf is not installed (Debian package qperf; scripts/deps installs it)"; exit 77; }
-[ -n "${VBUS_RXE:-}" ] && [ -d "/sys/class/infiniband/$VBUS_RXE" ] ||
-	{ echo "SKIP: no soft-RoCE device (run under tests/vm/run)"; exit 77; }
+if [ -z "${VBUS_RXE:-}" ] || [ ! -d "/sys/class/infiniband/$VBUS_RXE" ]; then
+	echo "SKIP: no soft-RoCE device (run under tests/vm/run)"; exit 77
+fi
 vd_start t vrdma0 || exit 1
 tmp=$(mktemp -d)
 srv=
@@ -31,12 +32,12 @@ T=2	# seconds per test
 
 # start_server native|guest: a qperf server on $port, waited for until it listens.
 start_server() {
-	local i wrap=()
+	local wrap=()
 	stop_server
 	[ "$1" = guest ] && wrap=("${VD_RUN[@]}")
 	"${wrap[@]}" qperf -lp "$port" >"$tmp/server.log" 2>&1 &
 	srv=$!
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		ss -ltn 2>/dev/null | grep -q ":$port " && return 0
 		sleep 0.1
 	done
