@@ -116,13 +116,19 @@ int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen,
 	size_t n = 0;
 	int err;
 
-	if (!c)
+	if (!c) {
+		errno = ENOTCONN;
 		return -ENOTCONN;
+	}
 	err = vbus_devcall_flags(c, ctx->handle, fn, flags, in, inlen, out, outmax, &n);
 	if (!err && out && n != outmax) {
 		vbg_err("vrdma call %u: the host answered %zu bytes, not %zu", fn, n, outmax);
-		return -EPROTO;
+		err = -EPROTO;
 	}
+	/* A provider's failed command leaves errno set (the write or ioctl failed) as well as
+	 * returning it; programs print errno after ibv_modify_qp and the like (qperf does). */
+	if (err < 0)
+		errno = -err;
 	return err;
 }
 
@@ -413,8 +419,14 @@ VBG_EXPORT int ibv_query_gid(struct ibv_context *c, uint8_t port, int index, uni
 	if (index < 0)
 		return -1;
 	err = query_gid(c, port, (uint32_t)index, &o);
+	if (err == -ENODATA) {
+		/* An empty entry: libibverbs answers a zero GID and success here (only the _ex
+		 * form reports ENODATA); UCX walks the table this way and stops at an error. */
+		memset(gid->raw, 0, 16);
+		return 0;
+	}
 	if (err)
-		return -1;	/* as libibverbs: -1 on any failure */
+		return -1;	/* as libibverbs: -1 on any other failure */
 	memcpy(gid->raw, o.gid, 16);
 	return 0;
 }
@@ -470,10 +482,16 @@ VBG_EXPORT int ibv_query_gid_type(struct ibv_context *c, uint8_t port, unsigned 
 				  int *type)
 {
 	struct vrdma_query_gid_out o;
+	int err;
 
 	if (!vbg_is_context(c))
 		return vbg_real.query_gid_type(c, port, index, type);
-	if (query_gid(c, port, index, &o))
+	err = query_gid(c, port, index, &o);
+	if (err == -ENODATA) {	/* an empty entry: as libibverbs, RoCE v1 and success */
+		*type = VBG_GID_TYPE_SYSFS_IB_ROCE_V1;
+		return 0;
+	}
+	if (err)
 		return -1;
 	*type = le32toh(o.gid_type) == IBV_GID_TYPE_ROCE_V2 ? VBG_GID_TYPE_SYSFS_ROCE_V2 :
 		VBG_GID_TYPE_SYSFS_IB_ROCE_V1;

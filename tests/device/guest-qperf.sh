@@ -1,0 +1,138 @@
+#!/bin/bash
+# Debian's qperf (0.4.11), an unmodified verbs program that is not perftest, natively and in
+# process guests (vbus-run) on soft-RoCE.
+#
+# qperf has two ways to connect its RDMA tests. Its own (the default) exchanges LID, QPN and
+# PSN over its TCP socket and builds the address vector from the LID alone, with no GRH
+# (qperf's src/rdma.c, ib_prep); there is no option for a GID or GID index. On RoCE the
+# kernel refuses an address without a GRH (EINVAL at RTR for RC/UC, at ibv_create_ah for
+# UD), natively as well. The other way, -cm1, uses librdmacm, which works natively on rxe but
+# not in a guest (no rdma_cm without /dev/infiniband; docs/verbs.md).
+#
+# So: native to native with -cm1, the RC tests must succeed with a positive figure; on every
+# path (native and the three with a guest) qperf's own connection must fail exactly as
+# natively (same message, with errno, exit status 1) and nothing else may go wrong (no hang,
+# no crash, vbusd still running); -cm1 in a guest must fail at rdma_create_event_channel.
+# timeout: 300
+export VBUS_TOP=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$VBUS_TOP/tests/lib/vbusd.sh"
+command -v qperf >/dev/null ||
+	{ echo "SKIP: qperf is not installed (Debian package qperf; scripts/deps installs it)"; exit 77; }
+if [ -z "${VBUS_RXE:-}" ] || [ ! -d "/sys/class/infiniband/$VBUS_RXE" ]; then
+	echo "SKIP: no soft-RoCE device (run under tests/vm/run)"; exit 77
+fi
+vd_start t vrdma0 || exit 1
+tmp=$(mktemp -d)
+srv=
+stop_server() { [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null; srv=; }
+trap 'stop_server; rm -rf "$tmp"; vd_stop' EXIT
+fail=0
+port=19765
+T=2	# seconds per test
+
+# start_server native|guest: a qperf server on $port, waited for until it listens.
+start_server() {
+	local wrap=()
+	stop_server
+	[ "$1" = guest ] && wrap=("${VD_RUN[@]}")
+	"${wrap[@]}" qperf -lp "$port" >"$tmp/server.log" 2>&1 &
+	srv=$!
+	for _ in $(seq 50); do
+		ss -ltn 2>/dev/null | grep -q ":$port " && return 0
+		sleep 0.1
+	done
+	echo "FAIL the $1 qperf server did not listen on port $port"; sed 's/^/  | /' "$tmp/server.log"
+	fail=1
+	return 1
+}
+
+# client native|guest OUT ARGS...: one qperf client run, output in OUT; returns its status.
+client() {
+	local wrap=() out=$2
+	[ "$1" = guest ] && wrap=("${VD_RUN[@]}")
+	shift 2
+	timeout -k 5 60 "${wrap[@]}" qperf "$VBUS_IP" -lp "$port" -t "$T" "$@" >"$out" 2>&1
+}
+
+dev() { [ "$1" = guest ] && echo "$VD_DEV:1" || echo "$VBUS_RXE:1"; }
+
+# figure OUT: qperf's first latency, bandwidth or message rate ("142 us", "63.3 MB/sec").
+figure() {
+	awk '$1 ~ /^(latency|bw|msg_rate)$/ && $2 == "=" && $3 + 0 > 0 { print $3, $4; exit }' "$1"
+}
+
+declare -A fig
+
+# Native, -cm1: the RC tests that connect through librdmacm.
+start_server native || exit 1
+cm_tests="rc_lat rc_bw rc_bi_bw rc_rdma_write_lat rc_rdma_write_bw rc_rdma_read_lat
+	rc_rdma_read_bw rc_compare_swap_mr rc_fetch_add_mr"
+for t in $cm_tests; do
+	if client native "$tmp/o" -cm1 "$t"; then
+		v=$(figure "$tmp/o")
+		if [ -n "$v" ]; then
+			fig[$t]=$v
+			echo "ok   native -cm1 $t: $v"
+			continue
+		fi
+		echo "FAIL native -cm1 $t: no figure"
+	else
+		echo "FAIL native -cm1 $t: exit status $?"
+	fi
+	sed 's/^/  | /' "$tmp/o"; fail=1
+done
+
+# expect_refused PATH TEST MSG: qperf's own connection on PATH ("client server") fails with
+# exit status 1 and MSG, as natively. Which side reports first is a race: the client prints
+# MSG itself or as "server: MSG"; either way MSG carries errno's text.
+expect_refused() {
+	local c=${1% *} s=${1#* } t=$2 msg=$3 rc
+	client "$c" "$tmp/o" -li "$(dev "$c")" -ri "$(dev "$s")" "$t"
+	rc=$?
+	if [ $rc = 1 ] && grep -Eqx "(server: )?$msg" "$tmp/o" && ! grep -v -e "^$t:\$" -e "$msg" "$tmp/o" | grep -q .; then
+		echo "ok   $c client, $s server, $t without -cm1: '$msg', as natively"
+		return 0
+	fi
+	echo "FAIL $c client, $s server, $t without -cm1: exit status $rc, expected 1 and '$msg'"
+	sed 's/^/  | /' "$tmp/o"; fail=1
+	return 1
+}
+rtr="failed to modify QP to RTR: Invalid argument"
+ah="failed to create address handle: Invalid argument"
+for p in "native native" "guest native"; do
+	expect_refused "$p" rc_lat "$rtr"
+	expect_refused "$p" uc_lat "$rtr"
+	expect_refused "$p" ud_lat "$ah"
+done
+
+# -cm1 in a guest: librdmacm cannot open its channel.
+if client guest "$tmp/o" -cm1 rc_lat; then
+	echo "FAIL guest -cm1 rc_lat succeeded (rdma_cm in a guest? update this test and docs)"
+	fail=1
+elif grep -qx "rdma_create_event_channel failed" "$tmp/o"; then
+	echo "ok   guest -cm1 rc_lat: 'rdma_create_event_channel failed' (no rdma_cm in a guest)"
+else
+	echo "FAIL guest -cm1 rc_lat: not the expected refusal"; sed 's/^/  | /' "$tmp/o"; fail=1
+fi
+
+start_server guest || exit 1
+for p in "native guest" "guest guest"; do
+	expect_refused "$p" rc_lat "$rtr"
+	expect_refused "$p" ud_lat "$ah"
+done
+stop_server
+
+# The guest's refusals came from the device (vbusd relayed them), and vbusd is still there.
+if kill -0 "$VD_PID" 2>/dev/null; then
+	echo "ok   vbusd still running after the refused connections"
+else
+	echo "FAIL vbusd is gone"; fail=1
+fi
+
+echo
+echo "qperf figures ($T s each; guest: qperf's verbs tests cannot connect in a guest on RoCE)"
+printf '  %-22s %-14s %s\n' test "native -cm1" "guest (client or server)"
+for t in $cm_tests; do
+	printf '  %-22s %-14s %s\n' "$t" "${fig[$t]:-FAILED}" "none: -cm1 needs rdma_cm; without it RoCE refuses qperf's GRH-less address (also natively)"
+done
+exit $fail
