@@ -248,9 +248,29 @@ static int vrdma_show(void *inst, char *buf, size_t n)
 	return r;
 }
 
+/* The guest's objects and counters, then the relay's (shared by every guest of vrdma
+ * devices): passes, sleeps, wake-ups, time spent spinning, work moved. */
 static int vrdma_res(void *inst, const char *kind, bool json, char *buf, size_t n)
 {
-	return vrdma_guest_res(((struct vrdma_inst *)inst)->vg, kind, json, buf, n);
+	struct vrdma_relay_stats st = { 0 };
+	size_t len;
+	int r = vrdma_guest_res(((struct vrdma_inst *)inst)->vg, kind, json, buf, n);
+
+	if (r)
+		return r;
+	pthread_mutex_lock(&relay_lock);
+	if (relay)
+		vrdma_relay_get_stats(relay, &st);
+	pthread_mutex_unlock(&relay_lock);
+	len = strlen(buf);
+	r = snprintf(buf + len, n - len, json ?
+		     ",\"relay\":{\"passes\":%llu,\"sleeps\":%llu,\"wakeups\":%llu,"
+		     "\"spin_us\":%llu,\"work\":%llu}" :
+		     "  relay (all guests): passes %llu sleeps %llu wakeups %llu spin %llu us "
+		     "work %llu\n", (unsigned long long)st.passes, (unsigned long long)st.sleeps,
+		     (unsigned long long)st.wakeups, (unsigned long long)(st.spin_ns / 1000),
+		     (unsigned long long)st.work);
+	return r < 0 || (size_t)r >= n - len ? -ENOSPC : 0;
 }
 
 const struct vbd_class vbd_class_vrdma = {
