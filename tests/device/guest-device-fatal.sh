@@ -20,8 +20,9 @@ res=$(vd_ctl -j res show)
 echo "res show: $res"
 if jq -e '.[0].device == "vrdma0" and ([.[0].objects[].type] | sort) == ["cq","pd","qp"]
 	  and (.[0].objects[] | select(.type == "qp") | .real_qpn > 0 and .qp_type == "RC"
-	       and .state == "RESET")' <<<"$res" >/dev/null; then
-	echo "ok   vbusctl -j res show: the guest's pd, cq and qp, the QP's real QPN"
+	       and .state == "RESET") and .[0].relay.passes > 0 and .[0].relay.sleeps > 0' \
+	<<<"$res" >/dev/null; then
+	echo "ok   vbusctl -j res show: the guest's pd, cq and qp, the QP's real QPN, relay counters"
 else
 	echo "FAIL vbusctl -j res show"; fail=1
 fi
