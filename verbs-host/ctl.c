@@ -206,21 +206,24 @@ int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 	return -EINVAL;
 }
 
-/* A listening SEQPACKET socket at path with the given mode: the fd, or -errno. */
+/* A listening SEQPACKET socket at path with the given mode: the fd, or -errno. It is
+ * bound under a temporary name and renamed into place once it listens, so that whoever
+ * sees the path can connect (no ECONNREFUSED between bind and listen). */
 int vbd_listen(const char *path, mode_t mode, int backlog)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd, err;
 
-	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s", path) >= (int)sizeof(a.sun_path))
+	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s.new", path) >= (int)sizeof(a.sun_path))
 		return -ENAMETOOLONG;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	unlink(a.sun_path);
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || chmod(a.sun_path, mode) ||
-	    listen(fd, backlog)) {
+	    listen(fd, backlog) || rename(a.sun_path, path)) {
 		err = -errno;
+		unlink(a.sun_path);
 		close(fd);
 		return err;
 	}
