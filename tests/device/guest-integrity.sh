@@ -58,7 +58,7 @@ for p in "native native" "guest native" "native guest" "guest guest"; do
 	fi
 done
 for kind in data length write read atomic imm; do
-	if ig_run native native -i 2 -X "$kind" >"$tmp/rc"; then
+	if ig_run native native -i 8 -X "$kind" >"$tmp/rc"; then
 		echo "FAIL integrity -X $kind passed: the checks missed a spoilt request"; fail=1
 	elif grep -q "injected a fault" "$tmp/client" && e=$(cat "$tmp/client" "$tmp/server" | grep -m1 ERROR); then
 		echo "ok   integrity -X $kind fails as it must: ${e#integrity }"

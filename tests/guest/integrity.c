@@ -878,12 +878,14 @@ static bool is_inline(int t, int q, const struct opd *o)
 }
 
 /*
- * -X KIND: the client spoils one request of round 0 on purpose, so that a run shows the
- * checks catch it (the run must then fail): "data" sends from one byte further on,
- * "length" sends one byte less, "write" and "read" hit the remote slot one byte further
- * on, "atomic" adds one more, "imm" flips a bit of the immediate.
+ * -X KIND: the client spoils the first request that fits KIND, in whichever round, so
+ * that a run shows the checks catch it (the run must then fail): "data" sends from one byte
+ * further on, "length" sends one byte less, "write" and "read" (of 4 bytes or more, so that
+ * the shifted bytes cannot match by chance) hit the remote slot one byte further on,
+ * "atomic" adds one more, "imm" flips a bit of the immediate.
  */
-static void inject_fault(int t, int q, int j, const struct opd *o, struct ibv_send_wr *wr)
+static void inject_fault(int t, int q, uint32_t r, int j, const struct opd *o,
+			 struct ibv_send_wr *wr)
 {
 	bool send = o->op == OP_SEND || o->op == OP_SEND_IMM;
 
@@ -891,9 +893,9 @@ static void inject_fault(int t, int q, int j, const struct opd *o, struct ibv_se
 		wr->sg_list[0].addr++;
 	else if (!strcmp(inject, "length") && send && o->len >= 2 && o->sz[o->nsge - 1] >= 1)
 		wr->sg_list[o->nsge - 1].length--;
-	else if (!strcmp(inject, "write") && o->op == OP_WRITE && o->len)
+	else if (!strcmp(inject, "write") && o->op == OP_WRITE && o->len >= 4)
 		wr->wr.rdma.remote_addr++;
-	else if (!strcmp(inject, "read") && o->op == OP_READ && o->len)
+	else if (!strcmp(inject, "read") && o->op == OP_READ && o->len >= 4)
 		wr->wr.rdma.remote_addr++;
 	else if (!strcmp(inject, "atomic") && o->op == OP_FADD)
 		wr->wr.atomic.compare_add++;
@@ -902,8 +904,8 @@ static void inject_fault(int t, int q, int j, const struct opd *o, struct ibv_se
 	else
 		return;
 	injected = true;
-	printf("integrity client: injected a fault (%s) into %s qp %d round 0 op %d (%s)\n", inject,
-	       tname[t], q, j, opname[o->op]);
+	printf("integrity client: injected a fault (%s) into %s qp %d round %u op %d (%s)\n",
+	       inject, tname[t], q, r, j, opname[o->op]);
 }
 
 /* Build the send request of op j. */
@@ -953,8 +955,8 @@ static void build(int t, int q, uint32_t r, int j, struct ibv_send_wr *wr, struc
 		wr->wr.ud.remote_qpn = peer.qpn[t][q];
 		wr->wr.ud.remote_qkey = QKEY;
 	}
-	if (inject && !injected && r == 0 && is_client)
-		inject_fault(t, q, j, o, wr);
+	if (inject && !injected && is_client)
+		inject_fault(t, q, r, j, o, wr);
 }
 
 /* The sender: post every QP's operations in chains, the QPs interleaved. */
