@@ -35,10 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <infiniband/verbs.h>
+#include "loopback.h"
 
-#define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); \
-			fflush(stdout); exit(1); } while (0)
-#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
 #define outcome(...) do { printf("outcome: " __VA_ARGS__); printf("\n"); fflush(stdout); } while (0)
 #define info(...) do { printf("info: " __VA_ARGS__); printf("\n"); fflush(stdout); } while (0)
 
@@ -48,8 +46,7 @@ static struct ibv_cq *cq;
 static struct ibv_qp *qp[2];
 static struct ibv_mr *mr;
 static uint8_t *buf;
-static union ibv_gid gid;
-static int gidx;
+static struct lb lb;
 
 static double now(void)
 {
@@ -61,19 +58,13 @@ static double now(void)
 
 static void open_dev(const char *name)
 {
-	struct ibv_device **list = ibv_get_device_list(NULL);
 	const char *gis = getenv("VBUS_GID_INDEX");
 
-	gidx = gis ? atoi(gis) : 0;
-	for (int i = 0; list && list[i]; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	check(ctx, "open %s: %s", name, strerror(errno));
-	ibv_free_device_list(list);
-	check(!ibv_query_gid(ctx, 1, gidx, &gid), "GID %d", gidx);
-	pd = ibv_alloc_pd(ctx);
+	lb_open(&lb, name, gis ? atoi(gis) : 0);
+	ctx = lb.ctx;
+	pd = lb.pd;
 	buf = calloc(1, 1 << 16);
-	check(pd && buf, "PD");
+	check(buf, "buffer");
 	mr = ibv_reg_mr(pd, buf, 1 << 16, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
 	check(mr, "MR: %s", strerror(errno));
 }
@@ -87,43 +78,6 @@ static struct ibv_qp *new_qp(uint32_t depth)
 
 	check(q, "create QP: %s", strerror(errno));
 	return q;
-}
-
-static void to_init(struct ibv_qp *q)
-{
-	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
-		.qp_access_flags = IBV_ACCESS_REMOTE_WRITE };
-
-	check(!ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-			     IBV_QP_ACCESS_FLAGS), "INIT");
-}
-
-/* INIT, RTR, RTS towards remote_qpn on this device; timeout is the ACK timeout exponent. */
-static void to_rts(struct ibv_qp *q, uint32_t remote_qpn, uint8_t timeout)
-{
-	struct ibv_qp_attr a = { 0 };
-
-	to_init(q);
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = remote_qpn;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 12;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.port_num = 1;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.grh.sgid_index = (uint8_t)gidx;
-	a.ah_attr.grh.dgid = gid;
-	check(!ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
-			     IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER), "RTR");
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = timeout;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.max_rd_atomic = 1;
-	check(!ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-			     IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), "RTS");
 }
 
 static int post_send(struct ibv_qp *q, uint64_t id, enum ibv_wr_opcode op, unsigned flags,
@@ -206,8 +160,8 @@ static void flush(void)
 	check(cq, "CQ");
 	qp[0] = new_qp(16);
 	qp[1] = new_qp(16);
-	to_init(qp[1]);
-	to_rts(qp[0], qp[1]->qp_num, 20);
+	lb_to_init(qp[1]);
+	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 20);
 	for (int i = 0; i < NR; i++)
 		check(!post_recv(qp[0], 1000 + i) && !post_recv(qp[1], 2000 + i), "post_recv");
 	for (int i = 0; i < NS + NU; i++)
@@ -261,8 +215,8 @@ static void overrun(void)
 	info("CQ of 4 asked, cqe %d", cq->cqe);
 	qp[0] = new_qp(64);
 	qp[1] = new_qp(64);
-	to_rts(qp[0], qp[1]->qp_num, 14);
-	to_rts(qp[1], qp[0]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
 	for (int i = 0; i < NW; i++)
 		check(!post_send(qp[0], 100 + i, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 8 * i),
 		      "post %d", i);
@@ -322,8 +276,8 @@ static void noack(void)
 	check(cq, "CQ");
 	qp[0] = new_qp(16);
 	qp[1] = new_qp(16);
-	to_rts(qp[0], qp[1]->qp_num, 14);
-	to_rts(qp[1], qp[0]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
 	check(!ibv_req_notify_cq(cq, 0), "arm");
 	check(!post_send(qp[0], 1, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0), "post");
 	p = (struct pollfd){ .fd = ch->fd, .events = POLLIN };
@@ -367,8 +321,8 @@ static void fatal(void)
 	check(cq, "CQ");
 	qp[0] = new_qp(16);
 	qp[1] = new_qp(16);
-	to_rts(qp[0], qp[1]->qp_num, 14);
-	to_rts(qp[1], qp[0]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
 	check(!post_send(qp[0], 1, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0), "post");
 	check(collect(wc, 1, 5, 5) == 1 && wc[0].status == IBV_WC_SUCCESS, "a write before");
 	printf("ready\n");

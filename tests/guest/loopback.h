@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the single-process guest test programs share (tests/guest/srq-cq.c, mw.c, fork.c,
- * memory.c): checks that print and exit, opening a device by name, RC QPs connected to
+ * memory.c, failures.c): checks that print and exit, opening a device by name, RC QPs connected to
  * each other on that one device (loopback through its GID), and bounded polling.
  */
 #ifndef VBUS_TESTS_LOOPBACK_H
@@ -15,7 +15,7 @@
 #include <infiniband/verbs.h>
 
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); \
-			exit(1); } while (0)
+			fflush(stdout); exit(1); } while (0)
 #define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
 #define ok(...) do { printf("ok   "); printf(__VA_ARGS__); printf("\n"); } while (0)
 
@@ -67,15 +67,24 @@ static inline struct ibv_qp *lb_qp(struct lb *l, struct ibv_cq *scq, struct ibv_
 	return qp;
 }
 
-/* RESET -> INIT -> RTR -> RTS, talking to QP number `peer` on this same device. */
-static inline void lb_connect(struct lb *l, struct ibv_qp *qp, uint32_t peer)
+/* RESET -> INIT, port 1, remote writes and reads allowed. */
+static inline void lb_to_init(struct ibv_qp *qp)
 {
 	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
 		.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ };
 
 	check(!ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
 			     IBV_QP_ACCESS_FLAGS), "to INIT");
-	memset(&a, 0, sizeof(a));
+}
+
+/* RESET -> INIT -> RTR -> RTS, talking to QP number `peer` on this same device, with ACK
+ * timeout exponent `timeout`. */
+static inline void lb_connect_timeout(struct lb *l, struct ibv_qp *qp, uint32_t peer,
+				      uint8_t timeout)
+{
+	struct ibv_qp_attr a = { 0 };
+
+	lb_to_init(qp);
 	a.qp_state = IBV_QPS_RTR;
 	a.path_mtu = IBV_MTU_1024;
 	a.dest_qp_num = peer;
@@ -91,12 +100,17 @@ static inline void lb_connect(struct lb *l, struct ibv_qp *qp, uint32_t peer)
 			     IBV_QP_MIN_RNR_TIMER), "to RTR");
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
+	a.timeout = timeout;
 	a.retry_cnt = 7;
 	a.rnr_retry = 7;
 	a.max_rd_atomic = 1;
 	check(!ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
 			     IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), "to RTS");
+}
+
+static inline void lb_connect(struct lb *l, struct ibv_qp *qp, uint32_t peer)
+{
+	lb_connect_timeout(l, qp, peer, 14);
 }
 
 /* Poll n completions from cq within 10 s. */
