@@ -80,6 +80,15 @@ static struct ibv_qp *new_qp(uint32_t depth)
 	return q;
 }
 
+/* qp[0] and qp[1], of the given depth, connected to each other (ACK timeout 14). */
+static void pair_rts(uint32_t depth)
+{
+	qp[0] = new_qp(depth);
+	qp[1] = new_qp(depth);
+	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
+}
+
 static int post_send(struct ibv_qp *q, uint64_t id, enum ibv_wr_opcode op, unsigned flags,
 		     uint32_t off)
 {
@@ -213,10 +222,7 @@ static void overrun(void)
 	cq = ibv_create_cq(ctx, 4, NULL, NULL, 0);
 	check(cq, "CQ");
 	info("CQ of 4 asked, cqe %d", cq->cqe);
-	qp[0] = new_qp(64);
-	qp[1] = new_qp(64);
-	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
-	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
+	pair_rts(64);
 	for (int i = 0; i < NW; i++)
 		check(!post_send(qp[0], 100 + i, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 8 * i),
 		      "post %d", i);
@@ -274,10 +280,7 @@ static void noack(void)
 	check(ch, "comp channel");
 	cq = ibv_create_cq(ctx, 16, NULL, ch, 0);
 	check(cq, "CQ");
-	qp[0] = new_qp(16);
-	qp[1] = new_qp(16);
-	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
-	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
+	pair_rts(16);
 	check(!ibv_req_notify_cq(cq, 0), "arm");
 	check(!post_send(qp[0], 1, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0), "post");
 	p = (struct pollfd){ .fd = ch->fd, .events = POLLIN };
@@ -319,10 +322,7 @@ static void fatal(void)
 
 	cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
 	check(cq, "CQ");
-	qp[0] = new_qp(16);
-	qp[1] = new_qp(16);
-	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
-	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
+	pair_rts(16);
 	check(!post_send(qp[0], 1, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0), "post");
 	check(collect(wc, 1, 5, 5) == 1 && wc[0].status == IBV_WC_SUCCESS, "a write before");
 	printf("ready\n");
