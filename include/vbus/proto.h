@@ -33,6 +33,7 @@ enum vbus_op {
 	VBUS_OP_DEVCALL		= 9,
 	VBUS_OP_CALLCHAN	= 10,	/* DEVCALLs from now on also over shared memory */
 	VBUS_OP_SHMSIGNAL	= 11,	/* kick a to-host signal through the socket */
+	VBUS_OP_DEVFD		= 12,	/* the device's kernel descriptor (response: 1 fd) */
 	VBUS_OP_EVENT		= 64,	/* bus -> guest */
 };
 
@@ -50,7 +51,11 @@ struct vbus_msg {
 #define VBUS_F_EVENTS		(1ull << 0)	/* the bus may send VBUS_OP_EVENT */
 #define VBUS_F_CALLCHAN		(1ull << 1)	/* VBUS_OP_CALLCHAN may be used */
 #define VBUS_F_SHMSIGNAL	(1ull << 2)	/* VBUS_OP_SHMSIGNAL may be used */
-#define VBUS_F_ALL_V1		(VBUS_F_EVENTS | VBUS_F_CALLCHAN | VBUS_F_SHMSIGNAL)
+/* VBUS_OP_DEVFD may be used: a device whose model runs in a host kernel module hands
+ * the guest a descriptor on it (handle: the DEVOPEN handle; no payload either way; the
+ * response carries one descriptor, or -EOPNOTSUPP when the device has none). */
+#define VBUS_F_DEVFD		(1ull << 3)
+#define VBUS_F_ALL_V1		(VBUS_F_EVENTS | VBUS_F_CALLCHAN | VBUS_F_SHMSIGNAL | VBUS_F_DEVFD)
 
 /*
  * HELLO. Frozen for every version: the header above, this operation, the first 48 bytes

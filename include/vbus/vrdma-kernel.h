@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
+/*
+ * The kernel backend of the vrdma device: the descriptors of the host module vbus_vrdma
+ * (kernel/) and their ioctls. The specification is docs/kernel.md.
+ *
+ * Two kinds of descriptor:
+ *   admin   open("/dev/vbus-vrdma") by vbusd (root only). VBK_IOC_ATTACH makes one
+ *           attachment per guest and returns its descriptor. Closing the admin descriptor
+ *           (vbusd's death) revokes every attachment made through it: their objects are
+ *           destroyed, their calls get -EIO, their guests get IBV_EVENT_DEVICE_FATAL.
+ *   guest   an attachment, handed to the guest by the bus (VBUS_OP_DEVFD, docs/abi.md).
+ *           Control verbs are VBK_IOC_CALL with the DEVCALL payloads of <vbus/vrdma.h>;
+ *           doorbells and busy polls are VBK_IOC_DOORBELL and VBK_IOC_POLL_CQ; async
+ *           events are read() as struct vbk_event records (poll() for POLLIN).
+ *
+ * Differences of the DEVCALL payloads on this backend (everything else is as in vrdma.h):
+ *   - a queue's `shm` is 0 and its `offset` is the guest's own virtual address of the ring
+ *     (struct vrdma_ring then the entries); the module pins those pages;
+ *   - REG_MR has npieces 0 and no pieces: [iova, iova + length) of the caller's own
+ *     address space is pinned and registered in the call (ib_reg_user_mr, iova = address);
+ *   - CREATE_CQ's `channel` is an eventfd descriptor of the caller plus one (0: none): the
+ *     module signals it when the armed CQ gets a completion;
+ *   - the module keeps VRDMA_RING_NEED_WAKEUP set on every queue the guest produces into:
+ *     each post rings the doorbell, which drains the queue in the caller's own system call.
+ *
+ * Fixed-width fields, sizes multiples of 8, reserved fields zero, as in vrdma.h. This
+ * header is shared by the module and userspace: it uses only <linux/types.h> and
+ * <linux/ioctl.h>.
+ */
+#ifndef VBUS_VRDMA_KERNEL_H
+#define VBUS_VRDMA_KERNEL_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define VBK_DEV_NAME		"vbus-vrdma"	/* /dev/vbus-vrdma, the admin node */
+#define VBK_IBDEV_NAME_MAX	64		/* IB_DEVICE_NAME_MAX */
+
+/* ---- admin descriptor ---- */
+
+/* VBK_IOC_ATTACH: a new attachment for one guest on the real device `ibdev`, port `port`,
+ * under these limits. Returns the new descriptor (O_CLOEXEC) or -errno. */
+struct vbk_attach {
+	char ibdev[VBK_IBDEV_NAME_MAX];	/* the backing device, NUL terminated */
+	__u8 port;
+	__u8 reserved0[3];
+	__u32 gid_index;		/* the only source GID index the guest may use */
+	__u32 max_objects;		/* handle quota */
+	__u32 guest_id;			/* vbusd's id of the guest, for VBK_IOC_STATS */
+	__u64 max_pinned_bytes;		/* registered-memory quota (and RLIMIT_MEMLOCK) */
+	__u64 reserved1;
+};
+
+/* VBK_IOC_STATS: in: guest_id; out: the counters of that attachment (-ENOENT: none). */
+struct vbk_stats {
+	__u32 guest_id;
+	__u32 objects;			/* live handles */
+	__u64 pinned_bytes;
+	__u64 wqes;			/* WQEs posted to real queues */
+	__u64 cqes;			/* completions moved to guest rings */
+	__u64 doorbells;		/* VBK_IOC_DOORBELL calls */
+	__u64 polls;			/* VBK_IOC_POLL_CQ calls */
+	__u64 events;			/* async events queued */
+	__u64 errors;			/* WQEs refused, broken rings */
+};
+
+/* ---- guest descriptor ---- */
+
+/* VBK_IOC_CALL: a control verb. Returns the bytes written to `out` (>= 0) or -errno.
+ * Inputs longer than the module knows are accepted when the extra bytes are zero. */
+struct vbk_call {
+	__u32 fn;			/* enum vrdma_fn */
+	__u32 in_len;
+	__u32 out_len;			/* room at `out` */
+	__u32 reserved;
+	__u64 in;			/* user pointers */
+	__u64 out;
+};
+
+/* read(): async events, whole records only. `type` is the enum ibv_event_type. */
+struct vbk_event {
+	__u32 type;
+	__u32 handle;			/* the QP, CQ or SRQ; 0: port or device */
+	__u32 port;
+	__u32 reserved;
+};
+
+#define VBK_IOC_MAGIC		0xbb
+#define VBK_IOC_ATTACH		_IOW(VBK_IOC_MAGIC, 0x01, struct vbk_attach)
+#define VBK_IOC_STATS		_IOWR(VBK_IOC_MAGIC, 0x02, struct vbk_stats)
+#define VBK_IOC_CALL		_IOW(VBK_IOC_MAGIC, 0x10, struct vbk_call)
+/* arg: a QP handle (its send and receive queues) or an SRQ handle: post what the guest
+ * has published, in the caller's context. Returns the WQEs posted or -errno. */
+#define VBK_IOC_DOORBELL	_IO(VBK_IOC_MAGIC, 0x11)
+/* arg: a CQ handle: move what the real CQ holds into the guest's ring (as much as fits).
+ * Returns the completions moved or -errno. */
+#define VBK_IOC_POLL_CQ		_IO(VBK_IOC_MAGIC, 0x12)
+
+#define VBK_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
+VBK_ASSERT_SIZE(vbk_attach, 96);
+VBK_ASSERT_SIZE(vbk_stats, 64);
+VBK_ASSERT_SIZE(vbk_call, 32);
+VBK_ASSERT_SIZE(vbk_event, 16);
+#undef VBK_ASSERT_SIZE
+
+#endif /* VBUS_VRDMA_KERNEL_H */
