@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vbus_vrdma: the kernel backend of the vrdma device (docs/kernel.md).
+ *
+ * One struct vbk_guest per attachment (a guest descriptor). Its objects are kernel verbs
+ * objects on the backing device, named by the guest with the handles of <vbus/vrdma.h>.
+ *
+ * Locking, outermost first:
+ *   vbk_guest.ctl     (mutex)  control calls and revocation: one at a time per guest
+ *   vbk_guest.tbl     (rwsem)  the object table: written to add or remove an object,
+ *                              read by the data path (doorbell, poll) for its whole call
+ *   vbk_queue.lock    (spin)   one ring's consumer or producer state, taken with BHs off
+ *   vbk_guest.ev_lock (spin, irqsave) the async event queue
+ * Real completion and event handlers run in softirq context and take only ev_lock.
+ */
+#ifndef VBK_H
+#define VBK_H
+
+#include <linux/types.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+#include <linux/list.h>
+#include <linux/kref.h>
+#include <linux/eventfd.h>
+#include <rdma/ib_verbs.h>
+#include <vbus/vrdma.h>
+#include <vbus/vrdma-kernel.h>
+
+#define VBK_MAX_SGE		32
+#define VBK_MAX_INLINE		256
+#define VBK_MAX_QUEUE		32767
+#define VBK_MAX_STRIDE		4096
+#define VBK_MAX_RING_ENTRIES	65536
+#define VBK_EVQ_LEN		64
+#define VBK_GEN_BITS		(32 - VRDMA_HANDLE_INDEX_BITS)
+
+enum vbk_obj_type {
+	VBK_OBJ_FREE = 0,
+	VBK_OBJ_PD,
+	VBK_OBJ_MR,
+	VBK_OBJ_CQ,
+	VBK_OBJ_QP,
+	VBK_OBJ_AH,
+	VBK_OBJ_SRQ,
+};
+
+struct vbk_obj {
+	u16 type;
+	u16 gen;
+	u32 users;			/* objects that depend on this one */
+	void *p;
+};
+
+/* A ring in the guest's memory, pinned and mapped into the kernel. */
+struct vbk_queue {
+	struct vrdma_ring *ring;
+	u8 *slots;
+	u32 entries;			/* power of two */
+	u32 stride;
+	u32 idx;			/* our copy of the index we own (cons or prod) */
+	bool broken;
+	struct page **pages;
+	unsigned int npages;
+	void *vaddr;
+	spinlock_t lock;
+};
+
+struct vbk_admin;
+
+struct vbk_guest {
+	struct vbk_admin *admin;	/* holds a reference */
+	struct list_head admin_node;	/* admin->guests, under admin->lock */
+	struct list_head all_node;	/* vbk_guests, under vbk_guests_lock */
+	struct ib_device *dev;		/* referenced until revoked */
+	u32 port;
+	u32 gid_index;
+	u32 max_objects;
+	u32 guest_id;
+	u64 max_pinned;
+
+	struct mutex ctl;
+	struct rw_semaphore tbl;
+	struct vbk_obj *objs;
+	u32 nobjs, live;
+	u64 pinned;			/* MR and ring bytes */
+	struct xarray mrs;		/* lkey -> struct vbk_mr, under tbl */
+	bool dead;			/* revoked: every call is -EIO */
+
+	spinlock_t ev_lock;
+	wait_queue_head_t ev_wait;
+	struct vbk_event evq[VBK_EVQ_LEN];
+	u32 ev_head, nev;
+	bool fatal_sent;
+
+	struct ib_event_handler ib_ev;	/* port events of the backing device */
+	bool ib_ev_registered;
+
+	/* counters (atomic64 where the data path updates them) */
+	atomic64_t n_wqe, n_cqe, n_doorbell, n_poll, n_event, n_error;
+};
+
+struct vbk_pd {
+	struct ib_pd *pd;
+};
+
+struct vbk_mr {
+	struct ib_mr *mr;
+	u32 pd;				/* handle */
+	u64 length;
+};
+
+struct vbk_ah {
+	struct ib_ah *ah;
+	u32 pd;
+};
+
+struct vbk_cq {
+	struct ib_cq *cq;
+	struct vbk_guest *g;
+	u32 handle;
+	struct vbk_queue q;		/* we produce */
+	struct eventfd_ctx *channel;	/* NULL: none */
+};
+
+struct vbk_srq {
+	struct ib_srq *srq;
+	struct vbk_guest *g;
+	u32 handle;
+	u32 pd;
+	struct vbk_queue q;		/* we consume */
+	u32 max_wr, max_sge;
+	u64 *wrid;			/* q.entries slots */
+	u32 *free;			/* stack of free slots */
+	u32 nfree;
+	u32 done;
+	bool need_event;		/* broken: SRQ_ERR after the doorbell */
+	struct list_head qps;		/* QPs using it, for completions (under tbl) */
+	struct ib_sge *sge;		/* scratch, under q.lock */
+	u8 *slot;
+};
+
+struct vbk_qp {
+	struct ib_qp *qp;
+	struct vbk_guest *g;
+	u32 handle;
+	u32 pd, send_cq, recv_cq, srq_h;
+	u8 qp_type;			/* IB_QPT_* */
+	struct vbk_queue sq, rq;	/* we consume */
+	struct vrdma_qp_cap cap;	/* granted */
+	u64 *swrid, *rwrid;
+	u32 smask, rmask;
+	u32 sposted, sretired;		/* send WQEs posted to the real QP and completed */
+	u32 rposted, rdone;
+	u32 qkey;			/* the QP's Q_Key, for UD sends with a privileged one */
+	bool need_err;			/* a broken queue: to ERR after the doorbell */
+	struct list_head srq_node;	/* srq->qps */
+	/* scratch for the doorbell, under sq.lock / rq.lock */
+	u8 *sslot, *rslot;
+	struct ib_sge *ssge, *rsge;
+	u8 *inl;
+};
+
+/* WR id of a real work request: kind, a guest handle (30 bits) and a sequence or slot. */
+#define VBK_WRID_SEND		0ull
+#define VBK_WRID_RECV		1ull
+#define VBK_WRID_SRQ		2ull
+#define VBK_WRID(kind, h, seq)	((kind) << 62 | ((u64)(h) & 0x3fffffff) << 32 | (u32)(seq))
+#define VBK_WRID_KIND(w)	((w) >> 62)
+#define VBK_WRID_H(w)		((u32)((w) >> 32) & 0x3fffffff)
+#define VBK_WRID_SEQ(w)		((u32)(w))
+
+/* vbk_main.c */
+extern struct mutex vbk_guests_lock;
+extern struct list_head vbk_guests;
+void vbk_admin_put(struct vbk_admin *a);
+
+/* vbk_guest.c */
+int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at);
+void vbk_guest_revoke(struct vbk_guest *g);
+void vbk_event(struct vbk_guest *g, u32 type, u32 handle, u32 port);
+int vbk_guest_stats(struct vbk_admin *a, struct vbk_stats *s);
+
+/* vbk_call.c */
+long vbk_call(struct vbk_guest *g, const struct vbk_call *c);
+
+/* vbk_obj.c: the caller holds ctl; new/free take tbl for writing */
+int vbk_obj_new(struct vbk_guest *g, enum vbk_obj_type type, void *p, u32 *h);
+void *vbk_obj_get(struct vbk_guest *g, u32 h, enum vbk_obj_type type, int *err);
+struct vbk_obj *vbk_obj_slot(struct vbk_guest *g, u32 h);
+void vbk_obj_free(struct vbk_guest *g, u32 h);
+void vbk_obj_destroy_all(struct vbk_guest *g);
+void vbk_obj_use(struct vbk_guest *g, u32 h, int d);
+static inline u32 vbk_h30(u32 h) { return h & 0x3fffffff; }
+
+/* Reserved fields must be zero. */
+static inline bool vbk_zero(const void *p, size_t n)
+{
+	return !memchr_inv(p, 0, n);
+}
+
+/* Handlers, one per DEVCALL function: in and out are kernel copies of checked size. */
+#define VBK_HANDLER(name) \
+	int vbk_do_##name(struct vbk_guest *g, const void *in, u32 inlen, void *out)
+VBK_HANDLER(hello);
+VBK_HANDLER(query_device);
+VBK_HANDLER(query_port);
+VBK_HANDLER(query_gid);
+VBK_HANDLER(query_pkey);
+VBK_HANDLER(alloc_pd);
+VBK_HANDLER(dealloc_pd);
+VBK_HANDLER(reg_mr);
+VBK_HANDLER(dereg_mr);
+VBK_HANDLER(create_cq);
+VBK_HANDLER(destroy_cq);
+VBK_HANDLER(resize_cq);
+VBK_HANDLER(arm_cq);
+VBK_HANDLER(create_qp);
+VBK_HANDLER(modify_qp);
+VBK_HANDLER(query_qp);
+VBK_HANDLER(destroy_qp);
+VBK_HANDLER(create_ah);
+VBK_HANDLER(destroy_ah);
+VBK_HANDLER(create_srq);
+VBK_HANDLER(modify_srq);
+VBK_HANDLER(query_srq);
+VBK_HANDLER(destroy_srq);
+VBK_HANDLER(alloc_mw);
+VBK_HANDLER(dealloc_mw);
+
+/* Object teardown (the object is already out of the table). */
+void vbk_pd_free(struct vbk_guest *g, struct vbk_pd *pd);
+void vbk_mr_free(struct vbk_guest *g, struct vbk_mr *mr);
+void vbk_cq_free(struct vbk_guest *g, struct vbk_cq *cq);
+void vbk_qp_free(struct vbk_guest *g, struct vbk_qp *qp);
+void vbk_srq_free(struct vbk_guest *g, struct vbk_srq *srq);
+void vbk_ah_free(struct vbk_guest *g, struct vbk_ah *ah);
+
+/* vbk_ah.c: a guest address vector to a kernel one under the guest's policy. */
+int vbk_ah_attr_in(struct vbk_guest *g, struct rdma_ah_attr *a, const struct vrdma_ah_attr *v);
+void vbk_ah_attr_out(struct vrdma_ah_attr *v, const struct rdma_ah_attr *a);
+
+/* vbk_ring.c */
+int vbk_queue_map(struct vbk_guest *g, struct vbk_queue *q, u32 shm, u64 uaddr, u32 entries,
+		  u32 stride, u32 min_stride);
+void vbk_queue_unmap(struct vbk_guest *g, struct vbk_queue *q);
+void vbk_queue_break(struct vbk_guest *g, struct vbk_queue *q);
+s64 vbk_queue_pending(struct vbk_queue *q);
+
+/* vbk_post.c: the doorbell */
+long vbk_doorbell(struct vbk_guest *g, u32 handle);
+/* vbk_poll.c */
+long vbk_poll_cq(struct vbk_guest *g, u32 handle);
+void vbk_cq_comp(struct ib_cq *cq, void *ctx);
+
+#endif /* VBK_H */

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * VBK_IOC_CALL: the decoder of a guest's control calls. The sizes come from the one table
+ * in <vbus/vrdma-fns.h>, which the relay backend's decoder reads too. An input is copied
+ * with copy_struct_from_user's rule: shorter than the structure is -EINVAL here (every
+ * field matters), longer is accepted when the extra bytes are zero (-E2BIG otherwise). The
+ * handler sees a kernel copy of exactly the known size and writes into a zeroed output.
+ */
+#include <linux/uaccess.h>
+#include <vbus/vrdma-fns.h>
+#include "vbk.h"
+
+typedef int (*vbk_handler_t)(struct vbk_guest *g, const void *in, u32 inlen, void *out);
+
+static const vbk_handler_t handlers[VRDMA_FN__MAX] = {
+	[VRDMA_FN_HELLO] = vbk_do_hello,
+	[VRDMA_FN_QUERY_DEVICE] = vbk_do_query_device,
+	[VRDMA_FN_QUERY_PORT] = vbk_do_query_port,
+	[VRDMA_FN_QUERY_GID] = vbk_do_query_gid,
+	[VRDMA_FN_QUERY_PKEY] = vbk_do_query_pkey,
+	[VRDMA_FN_ALLOC_PD] = vbk_do_alloc_pd,
+	[VRDMA_FN_DEALLOC_PD] = vbk_do_dealloc_pd,
+	[VRDMA_FN_REG_MR] = vbk_do_reg_mr,
+	[VRDMA_FN_DEREG_MR] = vbk_do_dereg_mr,
+	[VRDMA_FN_CREATE_CQ] = vbk_do_create_cq,
+	[VRDMA_FN_DESTROY_CQ] = vbk_do_destroy_cq,
+	[VRDMA_FN_CREATE_QP] = vbk_do_create_qp,
+	[VRDMA_FN_MODIFY_QP] = vbk_do_modify_qp,
+	[VRDMA_FN_QUERY_QP] = vbk_do_query_qp,
+	[VRDMA_FN_DESTROY_QP] = vbk_do_destroy_qp,
+	[VRDMA_FN_ARM_CQ] = vbk_do_arm_cq,
+	[VRDMA_FN_CREATE_AH] = vbk_do_create_ah,
+	[VRDMA_FN_DESTROY_AH] = vbk_do_destroy_ah,
+	[VRDMA_FN_CREATE_SRQ] = vbk_do_create_srq,
+	[VRDMA_FN_MODIFY_SRQ] = vbk_do_modify_srq,
+	[VRDMA_FN_QUERY_SRQ] = vbk_do_query_srq,
+	[VRDMA_FN_DESTROY_SRQ] = vbk_do_destroy_srq,
+	[VRDMA_FN_RESIZE_CQ] = vbk_do_resize_cq,
+	[VRDMA_FN_ALLOC_MW] = vbk_do_alloc_mw,
+	[VRDMA_FN_DEALLOC_MW] = vbk_do_dealloc_mw,
+};
+
+struct fn_size {
+	u32 in, out;
+};
+
+#define VBK_FN_SIZE(fn, i, o, f) [fn] = { i, o },
+static const struct fn_size sizes[VRDMA_FN__MAX] = { VRDMA_FN_TABLE(VBK_FN_SIZE) };
+#undef VBK_FN_SIZE
+
+#define VBK_CALL_BUF	512
+
+long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
+{
+	u8 in[VBK_CALL_BUF], out[VBK_CALL_BUF];
+	const struct fn_size *d;
+	int err;
+
+	BUILD_BUG_ON(sizeof(struct vrdma_query_qp_out) > VBK_CALL_BUF);
+	BUILD_BUG_ON(sizeof(struct vrdma_modify_qp_in) > VBK_CALL_BUF);
+	if (c->reserved || c->fn >= VRDMA_FN__MAX || !handlers[c->fn])
+		return -EOPNOTSUPP;
+	d = &sizes[c->fn];
+	if (c->in_len < d->in)
+		return -EINVAL;
+	if (c->out_len < d->out)
+		return -EMSGSIZE;
+	err = copy_struct_from_user(in, d->in, u64_to_user_ptr(c->in), c->in_len);
+	if (err)
+		return err;
+	memset(out, 0, d->out);
+	mutex_lock(&g->ctl);
+	err = g->dead ? -EIO : handlers[c->fn](g, in, d->in, out);
+	mutex_unlock(&g->ctl);
+	if (err)
+		return err;
+	if (copy_to_user(u64_to_user_ptr(c->out), out, d->out))
+		return -EFAULT;
+	return d->out;
+}

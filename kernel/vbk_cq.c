@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Completion queues: a kernel CQ and a completion ring in the guest's memory that the
+ * module fills (vbk_poll.c). The ring holds at least what the real CQ can, so overrun
+ * happens where it happens natively. An armed CQ's completion handler signals the
+ * guest's completion channel (an eventfd of the guest); it runs in softirq context and
+ * touches nothing else.
+ */
+#include <linux/eventfd.h>
+#include <linux/slab.h>
+#include "vbk.h"
+
+static void cq_event(struct ib_event *ev, void *ctx)
+{
+	struct vbk_cq *cq = ctx;
+
+	vbk_event(cq->g, ev->event, READ_ONCE(cq->handle), 0);
+}
+
+void vbk_cq_comp(struct ib_cq *ibcq, void *ctx)
+{
+	struct vbk_cq *cq = ctx;
+
+	if (cq->channel)
+		eventfd_signal(cq->channel, 1);
+}
+
+void vbk_cq_free(struct vbk_guest *g, struct vbk_cq *cq)
+{
+	if (cq->cq)
+		ib_destroy_cq(cq->cq);
+	if (cq->channel)
+		eventfd_ctx_put(cq->channel);
+	vbk_queue_unmap(g, &cq->q);
+	kfree(cq);
+}
+
+int vbk_do_create_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
+{
+	const struct vrdma_create_cq_in *i = in;
+	struct vrdma_create_cq_out *o = out;
+	u32 cqe = le32_to_cpu(i->cqe), entries = le32_to_cpu(i->entries);
+	u32 vec = le32_to_cpu(i->comp_vector), chan = le32_to_cpu(i->channel), h;
+	struct ib_cq_init_attr ca = { .cqe = cqe, .comp_vector = vec };
+	struct vbk_cq *cq;
+	int err;
+
+	if (i->reserved || !cqe || cqe > VBK_MAX_QUEUE || entries < cqe ||
+	    vec >= g->dev->num_comp_vectors)
+		return -EINVAL;
+	cq = kzalloc(sizeof(*cq), GFP_KERNEL);
+	if (!cq)
+		return -ENOMEM;
+	cq->g = g;
+	err = vbk_queue_map(g, &cq->q, le32_to_cpu(i->shm), le64_to_cpu(i->offset), entries,
+			    sizeof(struct vrdma_cqe), sizeof(struct vrdma_cqe));
+	if (err)
+		goto err_free;
+	if (chan) {
+		cq->channel = eventfd_ctx_fdget((int)(chan - 1));
+		if (IS_ERR(cq->channel)) {
+			err = PTR_ERR(cq->channel);
+			cq->channel = NULL;
+			goto err_destroy;
+		}
+	}
+	cq->cq = ib_create_cq(g->dev, vbk_cq_comp, cq_event, cq, &ca);
+	if (IS_ERR(cq->cq)) {
+		err = PTR_ERR(cq->cq);
+		cq->cq = NULL;
+		goto err_destroy;
+	}
+	err = -EINVAL;	/* the ring must hold whatever the real CQ can */
+	if ((u32)cq->cq->cqe > entries)
+		goto err_destroy;
+	smp_store_release(&cq->q.ring->prod, 0);
+	err = vbk_obj_new(g, VBK_OBJ_CQ, cq, &h);
+	if (err)
+		goto err_destroy;
+	WRITE_ONCE(cq->handle, h);
+	o->handle = cpu_to_le32(h);
+	o->cqe = cpu_to_le32(cq->cq->cqe);
+	return 0;
+
+err_destroy:
+	vbk_cq_free(g, cq);
+	return err;
+err_free:
+	kfree(cq);
+	return err;
+}
+
+int vbk_do_destroy_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
+{
+	const struct vrdma_handle *i = in;
+	u32 h = le32_to_cpu(i->handle);
+	struct vbk_cq *cq;
+	int err;
+
+	if (i->reserved)
+		return -EINVAL;
+	cq = vbk_obj_get(g, h, VBK_OBJ_CQ, &err);
+	if (!cq)
+		return err;
+	if (vbk_obj_slot(g, h)->users)
+		return -EBUSY;
+	vbk_obj_free(g, h);
+	vbk_cq_free(g, cq);
+	return 0;
+}
+
+/* The new ring takes the completions the guest has not consumed, at its start. The data
+ * path is held off (tbl) for the whole call, so no poll moves completions meanwhile. */
+int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
+{
+	const struct vrdma_resize_cq_in *i = in;
+	struct vrdma_create_cq_out *o = out;
+	u32 cqe = le32_to_cpu(i->cqe), entries = le32_to_cpu(i->entries), used, k;
+	struct vbk_queue nq;
+	struct vbk_cq *cq;
+	int err, old_cqe;
+
+	cq = vbk_obj_get(g, le32_to_cpu(i->handle), VBK_OBJ_CQ, &err);
+	if (!cq)
+		return err;
+	if (!cqe || cqe > VBK_MAX_QUEUE || entries < cqe || cq->q.broken)
+		return -EINVAL;
+	err = vbk_queue_map(g, &nq, le32_to_cpu(i->shm), le64_to_cpu(i->offset), entries,
+			    sizeof(struct vrdma_cqe), sizeof(struct vrdma_cqe));
+	if (err)
+		return err;
+	down_write(&g->tbl);
+	/* Acquire pairs with the guest's release of cons after its last copy. */
+	used = cq->q.idx - le32_to_cpu(smp_load_acquire(&cq->q.ring->cons));
+	err = -EINVAL;	/* a broken index, or more completions than the new size */
+	if (used > cq->q.entries || used > cqe)
+		goto err_unlock;
+	old_cqe = cq->cq->cqe;
+	err = ib_resize_cq(cq->cq, cqe);
+	if (err)
+		goto err_unlock;
+	if ((u32)cq->cq->cqe > entries) {
+		ib_resize_cq(cq->cq, old_cqe);
+		err = -EINVAL;
+		goto err_unlock;
+	}
+	for (k = 0; k < used; k++) {
+		u32 from = cq->q.idx - used + k;
+
+		memcpy(nq.slots + (size_t)k * nq.stride,
+		       cq->q.slots + (size_t)(from & (cq->q.entries - 1)) * cq->q.stride,
+		       sizeof(struct vrdma_cqe));
+	}
+	nq.idx = used;
+	WRITE_ONCE(nq.ring->cons, 0);
+	WRITE_ONCE(nq.ring->armed, READ_ONCE(cq->q.ring->armed));
+	/* Release: the completions are in place before the guest reads prod. */
+	smp_store_release(&nq.ring->prod, cpu_to_le32(used));
+	swap(cq->q.ring, nq.ring);
+	swap(cq->q.slots, nq.slots);
+	swap(cq->q.entries, nq.entries);
+	swap(cq->q.pages, nq.pages);
+	swap(cq->q.npages, nq.npages);
+	swap(cq->q.vaddr, nq.vaddr);
+	cq->q.idx = nq.idx;
+	up_write(&g->tbl);
+	vbk_queue_unmap(g, &nq);	/* now the old ring */
+	o->handle = cpu_to_le32(cq->handle);
+	o->cqe = cpu_to_le32(cq->cq->cqe);
+	return 0;
+
+err_unlock:
+	up_write(&g->tbl);
+	vbk_queue_unmap(g, &nq);
+	return err;
+}
+
+int vbk_do_arm_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
+{
+	const struct vrdma_arm_cq_in *i = in;
+	u32 so = le32_to_cpu(i->solicited_only);
+	struct vbk_cq *cq;
+	int err;
+
+	if (so > 1)
+		return -EINVAL;
+	cq = vbk_obj_get(g, le32_to_cpu(i->handle), VBK_OBJ_CQ, &err);
+	if (!cq)
+		return err;
+	err = ib_req_notify_cq(cq->cq, so ? IB_CQ_SOLICITED : IB_CQ_NEXT_COMP);
+	return err < 0 ? err : 0;
+}

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vbus_vrdma: module init, the admin node /dev/vbus-vrdma and the ib_client that lets go
+ * of a backing device when it is unregistered (rdma link delete, rmmod rdma_rxe).
+ *
+ * The admin descriptor belongs to vbusd. Each VBK_IOC_ATTACH makes a guest attachment on
+ * it; closing it (vbusd's exit or death) revokes them all. The module cannot be unloaded
+ * while any descriptor is open (the file operations hold it).
+ */
+#include <linux/module.h>
+#include <linux/miscdevice.h>
+#include <linux/fs.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "vbk.h"
+
+struct vbk_admin {
+	struct kref ref;
+	struct mutex lock;
+	struct list_head guests;	/* attachments made here and not yet released */
+	bool closed;
+};
+
+DEFINE_MUTEX(vbk_guests_lock);
+LIST_HEAD(vbk_guests);
+
+static void admin_release_ref(struct kref *ref)
+{
+	kfree(container_of(ref, struct vbk_admin, ref));
+}
+
+void vbk_admin_put(struct vbk_admin *a)
+{
+	kref_put(&a->ref, admin_release_ref);
+}
+
+static int admin_open(struct inode *inode, struct file *f)
+{
+	struct vbk_admin *a;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	a = kzalloc(sizeof(*a), GFP_KERNEL);
+	if (!a)
+		return -ENOMEM;
+	kref_init(&a->ref);
+	mutex_init(&a->lock);
+	INIT_LIST_HEAD(&a->guests);
+	f->private_data = a;
+	return 0;
+}
+
+/* vbusd is gone: every attachment it made is revoked; the guests keep their descriptors,
+ * which now fail every call with -EIO after one IBV_EVENT_DEVICE_FATAL. */
+static int admin_release(struct inode *inode, struct file *f)
+{
+	struct vbk_admin *a = f->private_data;
+	struct vbk_guest *g;
+
+	mutex_lock(&a->lock);
+	a->closed = true;
+	list_for_each_entry(g, &a->guests, admin_node)
+		vbk_guest_revoke(g);
+	mutex_unlock(&a->lock);
+	vbk_admin_put(a);
+	return 0;
+}
+
+static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
+{
+	struct vbk_admin *a = f->private_data;
+	void __user *up = (void __user *)arg;
+
+	switch (cmd) {
+	case VBK_IOC_ATTACH: {
+		struct vbk_attach at;
+
+		if (copy_from_user(&at, up, sizeof(at)))
+			return -EFAULT;
+		return vbk_guest_attach(a, &at);
+	}
+	case VBK_IOC_STATS: {
+		struct vbk_stats s;
+		int err;
+
+		if (copy_from_user(&s, up, sizeof(s)))
+			return -EFAULT;
+		err = vbk_guest_stats(a, &s);
+		if (err)
+			return err;
+		return copy_to_user(up, &s, sizeof(s)) ? -EFAULT : 0;
+	}
+	default:
+		return -ENOTTY;
+	}
+}
+
+/* Called by vbk_guest.c with a->lock not held. */
+int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g);
+int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g)
+{
+	mutex_lock(&a->lock);
+	if (a->closed) {
+		mutex_unlock(&a->lock);
+		return -EIO;
+	}
+	kref_get(&a->ref);
+	g->admin = a;
+	list_add(&g->admin_node, &a->guests);
+	mutex_unlock(&a->lock);
+	return 0;
+}
+
+void vbk_admin_del(struct vbk_guest *g);
+void vbk_admin_del(struct vbk_guest *g)
+{
+	struct vbk_admin *a = g->admin;
+
+	mutex_lock(&a->lock);
+	list_del(&g->admin_node);
+	mutex_unlock(&a->lock);
+	vbk_admin_put(a);
+}
+
+int vbk_guest_stats(struct vbk_admin *a, struct vbk_stats *s)
+{
+	struct vbk_guest *g;
+	int err = -ENOENT;
+
+	mutex_lock(&a->lock);
+	list_for_each_entry(g, &a->guests, admin_node) {
+		if (g->guest_id != s->guest_id)
+			continue;
+		memset(s, 0, sizeof(*s));
+		s->guest_id = g->guest_id;
+		s->objects = READ_ONCE(g->live);
+		s->pinned_bytes = READ_ONCE(g->pinned);
+		s->wqes = atomic64_read(&g->n_wqe);
+		s->cqes = atomic64_read(&g->n_cqe);
+		s->doorbells = atomic64_read(&g->n_doorbell);
+		s->polls = atomic64_read(&g->n_poll);
+		s->events = atomic64_read(&g->n_event);
+		s->errors = atomic64_read(&g->n_error);
+		err = 0;
+		break;
+	}
+	mutex_unlock(&a->lock);
+	return err;
+}
+
+static const struct file_operations admin_fops = {
+	.owner = THIS_MODULE,
+	.open = admin_open,
+	.release = admin_release,
+	.unlocked_ioctl = admin_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice admin_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = VBK_DEV_NAME,
+	.fops = &admin_fops,
+	.mode = 0600,
+};
+
+/* A backing device is going away: revoke the attachments on it before the core waits for
+ * our references. */
+static void client_remove(struct ib_device *dev, void *data)
+{
+	struct vbk_guest *g;
+
+	mutex_lock(&vbk_guests_lock);
+	list_for_each_entry(g, &vbk_guests, all_node)
+		if (READ_ONCE(g->dev) == dev)
+			vbk_guest_revoke(g);
+	mutex_unlock(&vbk_guests_lock);
+}
+
+static int client_add(struct ib_device *dev)
+{
+	return 0;
+}
+
+static struct ib_client vbk_client = {
+	.name = "vbus_vrdma",
+	.add = client_add,
+	.remove = client_remove,
+};
+
+static int __init vbk_init(void)
+{
+	int err = ib_register_client(&vbk_client);
+
+	if (err)
+		return err;
+	err = misc_register(&admin_dev);
+	if (err)
+		ib_unregister_client(&vbk_client);
+	return err;
+}
+
+static void __exit vbk_exit(void)
+{
+	misc_deregister(&admin_dev);
+	ib_unregister_client(&vbk_client);
+}
+
+module_init(vbk_init);
+module_exit(vbk_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("vbus vrdma: guests' RDMA verbs executed in the host kernel");
+MODULE_AUTHOR("vbus developers");

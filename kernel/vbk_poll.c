@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * VBK_IOC_POLL_CQ: a guest whose completion ring is empty polls the real CQ through its
+ * descriptor, and what is there moves into the ring (busy polling, as NAPI does; the
+ * completion handler is kept for CQs armed for events). Each real completion names, in
+ * its wr_id, the guest's QP or SRQ by handle and the sequence or slot that holds the
+ * guest's wr_id. A completion whose QP is gone (destroyed while it waited in the CQ) is
+ * dropped: the QP's kernel pointer is compared, never followed, unless the handle still
+ * names that QP.
+ */
+#include "vbk.h"
+
+#define IDX_MASK	((1u << VRDMA_HANDLE_INDEX_BITS) - 1)
+#define POLL_BATCH	16
+
+/* The live object of `type` whose handle's low 30 bits are h30 (as VBK_WRID kept them). */
+static void *obj_by_h30(struct vbk_guest *g, u32 h30, enum vbk_obj_type type)
+{
+	u32 i = h30 & IDX_MASK;
+	struct vbk_obj *o;
+
+	if (!i || i >= g->nobjs)
+		return NULL;
+	o = &g->objs[i];
+	if (o->type != type ||
+	    vbk_h30((u32)o->gen << VRDMA_HANDLE_INDEX_BITS | i) != h30)
+		return NULL;
+	return o->p;
+}
+
+/* An SRQ receive: its slot is free again, one more WQE retired. Returns the guest's
+ * wr_id, and the QP that consumed it through *qpp (NULL if it is gone). */
+static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_cqe *c)
+{
+	struct vbk_srq *srq = obj_by_h30(g, VBK_WRID_H(wc->wr_id), VBK_OBJ_SRQ);
+	u32 slot = VBK_WRID_SEQ(wc->wr_id);
+	struct vbk_qp *qp;
+
+	if (!srq || slot >= srq->q.entries)
+		return false;
+	spin_lock(&srq->q.lock);
+	if (srq->nfree < srq->q.entries) {
+		srq->free[srq->nfree++] = slot;
+		srq->done++;
+		/* Release: the guest may reuse the depth once it sees this. */
+		smp_store_release(&srq->q.ring->retired, cpu_to_le32(srq->done));
+	}
+	spin_unlock(&srq->q.lock);
+	c->wr_id = cpu_to_le64(srq->wrid[slot]);
+	list_for_each_entry(qp, &srq->qps, srq_node) {
+		if (qp->qp == wc->qp) {
+			c->qp_num = cpu_to_le32(qp->qp->qp_num);
+			c->qp_handle = cpu_to_le32(qp->handle);
+			break;
+		}
+	}
+	return true;
+}
+
+/* One real completion into the guest's form; false: it has no guest any more. */
+static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc *wc)
+{
+	u64 kind = VBK_WRID_KIND(wc->wr_id);
+	u32 seq = VBK_WRID_SEQ(wc->wr_id);
+	struct vbk_qp *qp;
+
+	memset(c, 0, sizeof(*c));
+	c->status = cpu_to_le32(wc->status);
+	c->opcode = cpu_to_le32(wc->opcode);
+	c->vendor_err = cpu_to_le32(wc->vendor_err);
+	c->byte_len = cpu_to_le32(wc->byte_len);
+	c->imm_data = wc->ex.imm_data;		/* or the invalidated rkey, as uverbs copies */
+	c->src_qp = cpu_to_le32(wc->src_qp);
+	c->wc_flags = cpu_to_le32(wc->wc_flags);
+	c->pkey_index = cpu_to_le16(wc->pkey_index);
+	c->slid = cpu_to_le16(wc->slid);
+	c->sl = wc->sl;
+	c->dlid_path_bits = wc->dlid_path_bits;
+	if (kind == VBK_WRID_SRQ)
+		return srq_done(g, wc, c);
+	if (kind != VBK_WRID_SEND && kind != VBK_WRID_RECV)
+		return false;
+	qp = obj_by_h30(g, VBK_WRID_H(wc->wr_id), VBK_OBJ_QP);
+	if (!qp || qp->qp != wc->qp)
+		return false;
+	c->qp_num = cpu_to_le32(qp->qp->qp_num);
+	c->qp_handle = cpu_to_le32(qp->handle);
+	if (kind == VBK_WRID_RECV) {
+		c->wr_id = cpu_to_le64(qp->rwrid[seq & qp->rmask]);
+		WRITE_ONCE(qp->rdone, seq + 1);
+	} else {
+		c->wr_id = cpu_to_le64(qp->swrid[seq & qp->smask]);
+		c->is_send = 1;
+		c->sq_retired = cpu_to_le32(seq + 1);
+		WRITE_ONCE(qp->sretired, seq + 1);
+	}
+	return true;
+}
+
+long vbk_poll_cq(struct vbk_guest *g, u32 h)
+{
+	struct ib_wc wc[POLL_BATCH];
+	struct vbk_queue *q;
+	struct vbk_cq *cq;
+	u32 used, room;
+	long moved = 0;
+	int err, n, k;
+
+	down_read(&g->tbl);
+	if (g->dead) {
+		moved = -EIO;
+		goto out;
+	}
+	cq = vbk_obj_get(g, h, VBK_OBJ_CQ, &err);
+	if (!cq) {
+		moved = err;
+		goto out;
+	}
+	atomic64_inc(&g->n_poll);
+	q = &cq->q;
+	spin_lock_bh(&q->lock);
+	if (q->broken)
+		goto unlock;
+	/* Acquire pairs with the guest's release of cons after it copied the CQEs out. */
+	used = q->idx - le32_to_cpu(smp_load_acquire(&q->ring->cons));
+	if (used > q->entries) {
+		vbk_queue_break(g, q);
+		goto unlock;
+	}
+	room = q->entries - used;
+	while (room) {
+		n = ib_poll_cq(cq->cq, min_t(u32, room, POLL_BATCH), wc);
+		if (n <= 0)
+			break;
+		for (k = 0; k < n; k++) {
+			struct vrdma_cqe *slot = (struct vrdma_cqe *)(q->slots +
+				(size_t)(q->idx & (q->entries - 1)) * q->stride);
+
+			if (!cqe_out(g, slot, &wc[k]))
+				continue;
+			q->idx++;
+			room--;
+			moved++;
+		}
+		if (n < POLL_BATCH)
+			break;
+	}
+	/* Release: the CQEs above are visible before the guest sees the new prod. */
+	smp_store_release(&q->ring->prod, cpu_to_le32(q->idx));
+unlock:
+	spin_unlock_bh(&q->lock);
+	atomic64_add(moved, &g->n_cqe);
+out:
+	up_read(&g->tbl);
+	return moved;
+}

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The doorbell: VBK_IOC_DOORBELL drains what the guest published on a QP's queues (or an
+ * SRQ's ring) into the real queues, in the caller's own system call. Softirqs are off
+ * while posting and come back on before the call returns: rxe's requester tasklet, which
+ * the post schedules, runs inside local_bh_enable(), in this process, as native rxe's
+ * doorbell runs it inside the poster's write(). No thread hop.
+ *
+ * Each slot is copied out of guest memory once and decoded (vbk_wqe.c); every lkey must be
+ * one of this guest's MRs (g->mrs) and every AH one of its AHs; inline data is posted from
+ * the module's own copy. A WQE that breaks the rules breaks its queue: the QP goes to the
+ * error state (its posted work flushes) and the guest gets IBV_EVENT_QP_FATAL.
+ */
+#include "vbk.h"
+#include "vbk_wqe.h"
+
+/* The SGEs of a decoded WQE into sge[], each lkey checked. 0 or -EPERM. */
+static int sges_in(struct vbk_guest *g, struct ib_sge *sge, const struct vrdma_sge *v, u32 n)
+{
+	u32 k;
+
+	for (k = 0; k < n; k++) {
+		vbk_sge_get(&v[k], &sge[k].addr, &sge[k].length, &sge[k].lkey);
+		if (!xa_load(&g->mrs, sge[k].lkey))
+			return -EPERM;
+	}
+	return 0;
+}
+
+static int post_send_one(struct vbk_guest *g, struct vbk_qp *qp, const struct vbk_swqe *w)
+{
+	union {
+		struct ib_send_wr send;
+		struct ib_rdma_wr rdma;
+		struct ib_atomic_wr atomic;
+		struct ib_ud_wr ud;
+	} u;
+	const struct ib_send_wr *bad;
+	int err;
+
+	memset(&u, 0, sizeof(u));
+	if (w->flags & IB_SEND_INLINE) {
+		memcpy(qp->inl, w->inl, w->inline_len);
+		qp->ssge[0].addr = (uintptr_t)qp->inl;
+		qp->ssge[0].length = w->inline_len;
+		qp->ssge[0].lkey = 0;
+		u.send.num_sge = w->inline_len ? 1 : 0;
+	} else {
+		err = sges_in(g, qp->ssge, w->sge, w->num_sge);
+		if (err)
+			return err;
+		u.send.num_sge = w->num_sge;
+	}
+	u.send.sg_list = qp->ssge;
+	u.send.wr_id = VBK_WRID(VBK_WRID_SEND, qp->handle, qp->sposted);
+	u.send.opcode = w->opcode;
+	u.send.send_flags = w->flags;
+	u.send.ex.imm_data = w->imm;
+	switch (w->opcode) {
+	case IB_WR_ATOMIC_CMP_AND_SWP:
+	case IB_WR_ATOMIC_FETCH_AND_ADD:
+		u.atomic.remote_addr = w->remote_addr;
+		u.atomic.compare_add = w->compare_add;
+		u.atomic.swap = w->swap;
+		u.atomic.rkey = w->rkey;
+		break;
+	case IB_WR_RDMA_WRITE:
+	case IB_WR_RDMA_WRITE_WITH_IMM:
+	case IB_WR_RDMA_READ:
+		u.rdma.remote_addr = w->remote_addr;
+		u.rdma.rkey = w->rkey;
+		break;
+	default:
+		if (qp->qp_type == IB_QPT_UD) {
+			struct vbk_ah *ah = vbk_obj_get(g, w->ud_ah, VBK_OBJ_AH, &err);
+
+			if (!ah)
+				return err;
+			u.ud.ah = ah->ah;
+			u.ud.remote_qpn = w->ud_qpn;
+			u.ud.remote_qkey = w->ud_qkey;
+		}
+		break;
+	}
+	return ib_post_send(qp->qp, &u.send, &bad);
+}
+
+static u32 drain_sq(struct vbk_guest *g, struct vbk_qp *qp)
+{
+	struct vbk_queue *q = &qp->sq;
+	struct vbk_wq_limits lim = {
+		.qp_type = qp->qp_type, .stride = q->stride,
+		.max_sge = le32_to_cpu(qp->cap.max_send_sge),
+		.max_inline = le32_to_cpu(qp->cap.max_inline_data),
+	};
+	u32 depth = le32_to_cpu(qp->cap.max_send_wr), n = 0;
+	struct vbk_swqe w;
+	s64 avail;
+
+	spin_lock(&q->lock);
+	avail = q->broken ? 0 : vbk_queue_pending(q);
+	if (avail < 0)
+		goto broken;
+	while (avail > 0 && qp->sposted - READ_ONCE(qp->sretired) < depth) {
+		memcpy(qp->sslot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
+		       q->stride);
+		if (vbk_swqe_decode(qp->sslot, &lim, &w))
+			goto broken;
+		qp->swrid[qp->sposted & qp->smask] = w.wr_id;
+		if (post_send_one(g, qp, &w))
+			goto broken;
+		qp->sposted++;
+		q->idx++;
+		avail--;
+		n++;
+	}
+	goto out;
+broken:
+	vbk_queue_break(g, q);
+	qp->need_err = true;
+out:
+	/* Release: our slot reads are done before the guest may reuse the slots. */
+	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
+	spin_unlock(&q->lock);
+	return n;
+}
+
+static u32 drain_rq(struct vbk_guest *g, struct vbk_qp *qp)
+{
+	struct vbk_queue *q = &qp->rq;
+	u32 maxsge = le32_to_cpu(qp->cap.max_recv_sge), n = 0;
+	u32 depth = le32_to_cpu(qp->cap.max_recv_wr);
+	struct ib_recv_wr wr = {};
+	const struct ib_recv_wr *bad;
+	s64 avail;
+	u64 wr_id;
+	int ns;
+
+	spin_lock(&q->lock);
+	avail = q->broken ? 0 : vbk_queue_pending(q);
+	if (avail < 0)
+		goto broken;
+	while (avail > 0 && qp->rposted - READ_ONCE(qp->rdone) < depth) {
+		memcpy(qp->rslot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
+		       q->stride);
+		ns = vbk_rwqe_decode(qp->rslot, q->stride, maxsge, &wr_id);
+		if (ns < 0 || sges_in(g, qp->rsge,
+				      (const struct vrdma_sge *)(qp->rslot + sizeof(struct vrdma_rwqe)),
+				      ns))
+			goto broken;
+		qp->rwrid[qp->rposted & qp->rmask] = wr_id;
+		wr.wr_id = VBK_WRID(VBK_WRID_RECV, qp->handle, qp->rposted);
+		wr.sg_list = qp->rsge;
+		wr.num_sge = ns;
+		if (ib_post_recv(qp->qp, &wr, &bad))
+			goto broken;
+		qp->rposted++;
+		q->idx++;
+		avail--;
+		n++;
+	}
+	goto out;
+broken:
+	vbk_queue_break(g, q);
+	qp->need_err = true;
+out:
+	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
+	spin_unlock(&q->lock);
+	return n;
+}
+
+static u32 drain_srq(struct vbk_guest *g, struct vbk_srq *srq)
+{
+	struct vbk_queue *q = &srq->q;
+	struct ib_recv_wr wr = {};
+	const struct ib_recv_wr *bad;
+	u32 n = 0, slot;
+	s64 avail;
+	u64 wr_id;
+	int ns;
+
+	spin_lock(&q->lock);
+	avail = q->broken ? 0 : vbk_queue_pending(q);
+	if (avail < 0)
+		goto broken;
+	while (avail > 0 && srq->nfree && q->entries - srq->nfree < srq->max_wr) {
+		memcpy(srq->slot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
+		       q->stride);
+		ns = vbk_rwqe_decode(srq->slot, q->stride, srq->max_sge, &wr_id);
+		if (ns < 0 || sges_in(g, srq->sge,
+				      (const struct vrdma_sge *)(srq->slot + sizeof(struct vrdma_rwqe)),
+				      ns))
+			goto broken;
+		slot = srq->free[--srq->nfree];
+		srq->wrid[slot] = wr_id;
+		wr.wr_id = VBK_WRID(VBK_WRID_SRQ, srq->handle, slot);
+		wr.sg_list = srq->sge;
+		wr.num_sge = ns;
+		if (ib_post_srq_recv(srq->srq, &wr, &bad)) {
+			srq->free[srq->nfree++] = slot;
+			goto broken;
+		}
+		q->idx++;
+		avail--;
+		n++;
+	}
+	goto out;
+broken:
+	vbk_queue_break(g, q);
+	srq->need_event = true;
+out:
+	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
+	spin_unlock(&q->lock);
+	return n;
+}
+
+/* A QP whose queue broke goes to the error state, as a device does with a WQE it cannot
+ * execute; this may sleep, so it runs after the posting section. */
+static void qp_error(struct vbk_guest *g, struct vbk_qp *qp)
+{
+	struct ib_qp_attr a = { .qp_state = IB_QPS_ERR };
+
+	qp->need_err = false;
+	if (ib_modify_qp(qp->qp, &a, IB_QP_STATE))
+		atomic64_inc(&g->n_error);
+	vbk_event(g, IB_EVENT_QP_FATAL, qp->handle, 0);
+}
+
+long vbk_doorbell(struct vbk_guest *g, u32 h)
+{
+	struct vbk_obj *o;
+	long n = 0;
+
+	down_read(&g->tbl);
+	if (g->dead) {
+		n = -EIO;
+		goto out;
+	}
+	o = vbk_obj_slot(g, h);
+	if (!o || (o->type != VBK_OBJ_QP && o->type != VBK_OBJ_SRQ)) {
+		n = -EINVAL;
+		goto out;
+	}
+	atomic64_inc(&g->n_doorbell);
+	local_bh_disable();
+	if (o->type == VBK_OBJ_QP) {
+		struct vbk_qp *qp = o->p;
+
+		if (!qp->srq_h)
+			n += drain_rq(g, qp);	/* receives first: a send may answer them */
+		n += drain_sq(g, qp);
+	} else {
+		n += drain_srq(g, o->p);
+	}
+	local_bh_enable();	/* rxe's requester runs here, in this process */
+	if (o->type == VBK_OBJ_QP && ((struct vbk_qp *)o->p)->need_err)
+		qp_error(g, o->p);
+	if (o->type == VBK_OBJ_SRQ && ((struct vbk_srq *)o->p)->need_event) {
+		((struct vbk_srq *)o->p)->need_event = false;
+		vbk_event(g, IB_EVENT_SRQ_ERR, h, 0);
+	}
+	atomic64_add(n, &g->n_wqe);
+out:
+	up_read(&g->tbl);
+	return n;
+}
