@@ -17,11 +17,23 @@ static void cq_event(struct ib_event *ev, void *ctx)
 	vbk_event(cq->g, ev->event, READ_ONCE(cq->handle), 0);
 }
 
+/*
+ * The real CQ got a completion while armed. The guest armed its ring too (ring->armed,
+ * set before its ARM_CQ call); taking that flag back says "fired" to the guest library, as
+ * the relay does, and the channel is kicked. Softirq context; q.lock keeps a resize from
+ * swapping the ring meanwhile.
+ */
 void vbk_cq_comp(struct ib_cq *ibcq, void *ctx)
 {
 	struct vbk_cq *cq = ctx;
+	bool fire;
 
-	if (cq->channel)
+	if (!cq->channel)
+		return;
+	spin_lock(&cq->q.lock);
+	fire = cq->q.ring && xchg(&cq->q.ring->armed, 0);
+	spin_unlock(&cq->q.lock);
+	if (fire)
 		eventfd_signal(cq->channel, 1);
 }
 
@@ -156,6 +168,7 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	WRITE_ONCE(nq.ring->armed, READ_ONCE(cq->q.ring->armed));
 	/* Release: the completions are in place before the guest reads prod. */
 	smp_store_release(&nq.ring->prod, cpu_to_le32(used));
+	spin_lock_bh(&cq->q.lock);	/* against the completion handler */
 	swap(cq->q.ring, nq.ring);
 	swap(cq->q.slots, nq.slots);
 	swap(cq->q.entries, nq.entries);
@@ -163,6 +176,7 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	swap(cq->q.npages, nq.npages);
 	swap(cq->q.vaddr, nq.vaddr);
 	cq->q.idx = nq.idx;
+	spin_unlock_bh(&cq->q.lock);
 	up_write(&g->tbl);
 	vbk_queue_unmap(g, &nq);	/* now the old ring */
 	o->handle = cpu_to_le32(cq->handle);

@@ -9,9 +9,12 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
+#include <vbus/vrdma-kernel.h>
 #include "vbg.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -111,6 +114,66 @@ static void start(void)
 void vbg_async_start(void)
 {
 	pthread_once(&once, start);
+}
+
+/* Kernel backend: the module queues the context's events (its objects', the port's, and
+ * DEVICE_FATAL when vbusd dies or the device goes) on its descriptor; enum ib_event_type
+ * has the values of enum ibv_event_type. */
+static void *kernel_event_thread(void *arg)
+{
+	struct vbg_context *ctx = arg;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = ctx->kfd, .events = POLLIN },
+				       { .fd = ctx->kstop, .events = POLLIN } };
+		struct vbk_event ev[16];
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		n = read(ctx->kfd, ev, sizeof(ev));
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+		for (ssize_t k = 0; n > 0 && k < n / (ssize_t)sizeof(ev[0]); k++)
+			push(ctx, ev[k].type, ev[k].handle, ev[k].port);
+	}
+	return NULL;
+}
+
+int vbg_async_kernel_start(struct vbg_context *ctx)
+{
+	int fl = fcntl(ctx->kfd, F_GETFL);
+
+	if (fl < 0 || fcntl(ctx->kfd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	ctx->kstop = eventfd(0, EFD_CLOEXEC);
+	if (ctx->kstop < 0)
+		return -errno;
+	if (pthread_create(&ctx->kthread, NULL, kernel_event_thread, ctx)) {
+		close(ctx->kstop);
+		ctx->kstop = -1;
+		return -EAGAIN;
+	}
+	pthread_setname_np(ctx->kthread, "vbus-kevents");
+	return 0;
+}
+
+void vbg_async_kernel_stop(struct vbg_context *ctx)
+{
+	uint64_t one = 1;
+
+	if (ctx->kstop < 0)
+		return;
+	if (write(ctx->kstop, &one, sizeof(one)) != sizeof(one))
+		vbg_err("stopping the event thread: %m");
+	pthread_join(ctx->kthread, NULL);
+	close(ctx->kstop);
+	ctx->kstop = -1;
 }
 
 /* The element of event e, or false if its object is gone. Under ctx->lock. */

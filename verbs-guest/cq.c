@@ -34,9 +34,12 @@ VBG_EXPORT struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *
 		err = -errno;
 		goto err_free;
 	}
-	err = vbus_devsig(conn, ch->ch.fd, VBUS_SIG_TO_GUEST, &ch->sig);
-	if (err)
-		goto err_close;
+	/* The kernel backend signals the eventfd itself (CREATE_CQ names it). */
+	if (to_vctx(c)->kfd < 0) {
+		err = vbus_devsig(conn, ch->ch.fd, VBUS_SIG_TO_GUEST, &ch->sig);
+		if (err)
+			goto err_close;
+	}
 	return &ch->ch;
 
 err_close:
@@ -57,7 +60,7 @@ VBG_EXPORT int ibv_destroy_comp_channel(struct ibv_comp_channel *c)
 	if (__atomic_load_n(&c->refcnt, __ATOMIC_ACQUIRE))
 		return EBUSY;
 	conn = vbg_conn();
-	if (conn)
+	if (conn && ch->sig)
 		vbus_sig_revoke(conn, ch->sig);
 	close(c->fd);
 	free(ch);
@@ -98,14 +101,18 @@ struct vbg_cq *vbg_cq_create(struct ibv_context *c, int cqe, void *cq_context,
 	/* Devices round the CQ up (rxe: to a power of two, minus one): twice the request
 	 * always holds what the host's real CQ can. */
 	entries = vbg_pow2(2 * ((uint32_t)cqe + 1));
-	err = vbg_shm_new(sizeof(struct vrdma_ring) + (size_t)entries * sizeof(struct vrdma_cqe),
+	err = vbg_shm_new(ctx, sizeof(struct vrdma_ring) + (size_t)entries * sizeof(struct vrdma_cqe),
 			  "vbus-cq", &cq->shm);
 	if (err)
 		goto err_free;
 	in.cqe = htole32((uint32_t)cqe);
 	in.shm = htole32(cq->shm.id);
+	in.offset = htole64(vbg_shm_off(&cq->shm, 0));
 	in.entries = htole32(entries);
-	in.channel = htole32(channel ? ((struct vbg_channel *)channel)->sig : 0);
+	/* The relay kicks a DEVSIG signal; the module an eventfd of ours (its number + 1). */
+	if (channel)
+		in.channel = htole32(ctx->kfd >= 0 ? (uint32_t)channel->fd + 1 :
+				     ((struct vbg_channel *)channel)->sig);
 	err = vbg_call(ctx, VRDMA_FN_CREATE_CQ, &in, sizeof(in), &o, sizeof(o));
 	if (err)
 		goto err_shm;
@@ -167,13 +174,14 @@ int vbg_resize_cq(struct vbg_cq *cq, int cqe)
 	if (cqe < 1 || cqe > (int)le32toh(ctx->dev_attr.max_cqe))
 		return EINVAL;
 	entries = vbg_pow2(2 * ((uint32_t)cqe + 1));
-	err = -vbg_shm_new(sizeof(struct vrdma_ring) + (size_t)entries * sizeof(struct vrdma_cqe),
+	err = -vbg_shm_new(ctx, sizeof(struct vrdma_ring) + (size_t)entries * sizeof(struct vrdma_cqe),
 			   "vbus-cq", &shm);
 	if (err)
 		return err;
 	in.handle = htole32(cq->handle);
 	in.cqe = htole32((uint32_t)cqe);
 	in.shm = htole32(shm.id);
+	in.offset = htole64(vbg_shm_off(&shm, 0));
 	in.entries = htole32(entries);
 	pthread_mutex_lock(&ctx->lock);
 	pthread_spin_lock(&cq->lock);
@@ -254,6 +262,15 @@ int vbg_req_notify_cq(struct ibv_cq *c, int solicited_only)
 	 * of prod followed by its seq_cst exchange of armed; a completion after this point
 	 * fires the channel. */
 	__atomic_exchange_n(&cq->q.ring->armed, htole32(solicited_only ? 2 : 1), __ATOMIC_SEQ_CST);
+	/* The kernel backend arms the real CQ now; its handler takes ring->armed back. */
+	if (ctx->kfd >= 0) {
+		struct vrdma_arm_cq_in a = { .handle = htole32(cq->handle),
+					     .solicited_only = htole32(solicited_only ? 1 : 0) };
+		int err = vbg_call(ctx, VRDMA_FN_ARM_CQ, &a, sizeof(a), NULL, 0);
+
+		pthread_mutex_unlock(&ctx->lock);
+		return -err;
+	}
 	pthread_mutex_unlock(&ctx->lock);
 	return 0;
 }

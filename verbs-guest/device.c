@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+#include <vbus/vrdma-kernel.h>
 #include "vbg.h"
 
 pthread_mutex_t vbg_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -116,11 +118,23 @@ int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen,
 	size_t n = 0;
 	int err;
 
+	if (ctx->kfd >= 0) {	/* the kernel backend: one system call into the module */
+		struct vbk_call k = {
+			.fn = fn, .in_len = (uint32_t)inlen, .out_len = (uint32_t)outmax,
+			.in = (uintptr_t)in, .out = (uintptr_t)out,
+		};
+		long r = ioctl(ctx->kfd, VBK_IOC_CALL, &k);
+
+		err = r < 0 ? -errno : 0;
+		n = r < 0 ? 0 : (size_t)r;
+		goto check;
+	}
 	if (!c) {
 		errno = ENOTCONN;
 		return -ENOTCONN;
 	}
 	err = vbus_devcall_flags(c, ctx->handle, fn, flags, in, inlen, out, outmax, &n);
+check:
 	if (!err && out && n != outmax) {
 		vbg_err("vrdma call %u: the host answered %zu bytes, not %zu", fn, n, outmax);
 		err = -EPROTO;
@@ -132,10 +146,16 @@ int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen,
 	return err;
 }
 
-void vbg_kick(struct vbg_context *ctx)
+void vbg_kick(struct vbg_context *ctx, uint32_t db)
 {
 	uint64_t one = 1;
 
+	if (ctx->kfd >= 0) {
+		/* Posts what was published, in this call; a broken queue shows in its ring. */
+		if (ioctl(ctx->kfd, VBK_IOC_DOORBELL, (unsigned long)db) < 0)
+			vbg_dbg("doorbell %#x: %m", db);
+		return;
+	}
 	if (write(ctx->doorbell, &one, sizeof(one)) != sizeof(one))
 		vbg_dbg("doorbell: %m");
 }
@@ -186,23 +206,35 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 	struct vbus_conn *c = vbg_conn();
 	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION) };
 	uint32_t db;
-	int err;
+	int err, kfd = -1;
 
 	if (!c)
 		return -ENODEV;
 	err = vbus_devopen(c, d->bus_name, VRDMA_CLASS_NAME, &ctx->handle);
 	if (err)
 		return err;
-	ctx->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ctx->vctx.context.async_fd = eventfd(0, EFD_CLOEXEC);
-	if (ctx->doorbell < 0 || ctx->vctx.context.async_fd < 0) {
+	if (ctx->vctx.context.async_fd < 0) {
 		err = -errno;
 		goto err_close;
 	}
-	err = vbus_devsig(c, ctx->doorbell, VBUS_SIG_TO_HOST, &db);
-	if (err)
+	/* A device whose model runs in the host kernel hands us a descriptor on it: calls,
+	 * doorbells and polls then go there, and no relay is involved. */
+	err = vbus_devfd(c, ctx->handle, &kfd);
+	if (err && err != -EOPNOTSUPP)
 		goto err_close;
-	hi.doorbell = htole32(db);
+	ctx->kfd = err ? -1 : kfd;
+	if (ctx->kfd < 0) {
+		ctx->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (ctx->doorbell < 0) {
+			err = -errno;
+			goto err_close;
+		}
+		err = vbus_devsig(c, ctx->doorbell, VBUS_SIG_TO_HOST, &db);
+		if (err)
+			goto err_close;
+		hi.doorbell = htole32(db);
+	}
 	err = vbg_call(ctx, VRDMA_FN_HELLO, &hi, sizeof(hi), &ctx->hello, sizeof(ctx->hello));
 	if (!err && le32toh(ctx->hello.abi_version) != VRDMA_ABI_VERSION) {
 		vbg_err("%s: the host speaks vrdma ABI %u, this library %u", d->bus_name,
@@ -220,6 +252,9 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 
 err_close:
 	vbus_devclose(c, ctx->handle);
+	if (ctx->kfd >= 0)
+		close(ctx->kfd);
+	ctx->kfd = -1;
 	if (ctx->doorbell >= 0)
 		close(ctx->doorbell);
 	if (ctx->vctx.context.async_fd >= 0)
@@ -240,6 +275,8 @@ VBG_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *dev)
 		return NULL;
 	}
 	ctx->doorbell = -1;
+	ctx->kfd = -1;
+	ctx->kstop = -1;
 	ctx->vctx.context.async_fd = -1;
 	err = context_open((struct vbg_device *)dev, ctx);
 	if (err) {
@@ -261,7 +298,11 @@ VBG_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *dev)
 	contexts = ctx;
 	pthread_mutex_unlock(&ctx_lock);
 	vbg_async_start();
-	vbg_info("opened %s (instance %#x)", dev->name, ctx->handle);
+	if (ctx->kfd >= 0 && (err = vbg_async_kernel_start(ctx)))
+		vbg_err("%s: no kernel event thread (%s): async events will not be reported",
+			dev->name, strerror(-err));
+	vbg_info("opened %s (instance %#x, %s backend)", dev->name, ctx->handle,
+		 ctx->kfd >= 0 ? "kernel" : "relay");
 	return &ctx->vctx.context;
 }
 
@@ -284,7 +325,12 @@ VBG_EXPORT int ibv_close_device(struct ibv_context *c)
 	conn = vbg_conn();
 	if (conn)
 		vbus_devclose(conn, ctx->handle);
-	close(ctx->doorbell);
+	if (ctx->kfd >= 0) {
+		vbg_async_kernel_stop(ctx);
+		close(ctx->kfd);	/* the last close destroys what the module holds for us */
+	}
+	if (ctx->doorbell >= 0)
+		close(ctx->doorbell);
 	close(c->async_fd);
 	free(ctx->qps);
 	free(ctx);

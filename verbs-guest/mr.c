@@ -2,7 +2,8 @@
 /*
  * Memory regions: the buffer is described as pieces of DEVSHM regions (memory.c moves
  * pages onto memfds where needed) and registered by the host with iova = the guest's own
- * address, so lkeys, rkeys and addresses in work requests need no translation.
+ * address, so lkeys, rkeys and addresses in work requests need no translation. On the
+ * kernel backend there are no pieces: the module pins the buffer where it is.
  */
 #include <endian.h>
 #include <errno.h>
@@ -46,7 +47,10 @@ static struct ibv_mr *reg(struct ibv_pd *p, void *addr, size_t len, uint64_t iov
 	/* One registration at a time: pages are moved at most once, and the pieces stay
 	 * what they were described as until the host has them. */
 	pthread_mutex_lock(&reg_lock);
-	err = vbg_mem_pieces(addr, len, req.pieces, VRDMA_MR_MAX_PIECES, &n);
+	if (to_vctx(p->context)->kfd >= 0)
+		n = 0, err = 0;	/* the module pins our own pages in the call: nothing moves */
+	else
+		err = vbg_mem_pieces(addr, len, req.pieces, VRDMA_MR_MAX_PIECES, &n);
 	if (!err) {
 		req.in = (struct vrdma_reg_mr_in){
 			.pd = htole32(((struct vbg_pd *)p)->handle), .access = htole32(access),

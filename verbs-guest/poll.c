@@ -7,6 +7,8 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <vbus/vrdma-kernel.h>
 #include "vbg.h"
 
 static void wc_out(struct ibv_wc *wc, const struct vrdma_cqe *e)
@@ -40,11 +42,28 @@ static void retire(struct vbg_context *ctx, const struct vrdma_cqe *e)
 		__atomic_add_fetch(&qp->rdone, 1, __ATOMIC_RELEASE);
 }
 
+/* Kernel backend, the ring is empty: the module polls the real CQ into it, in this
+ * call (busy polling). Our consumer index is published first: it is the ring's room. */
+static void poll_real(struct vbg_cq *cq)
+{
+	struct vbg_context *ctx = to_vctx(cq->cq.context);
+
+	vbg_cq_publish(cq);
+	if (ioctl(ctx->kfd, VBK_IOC_POLL_CQ, (unsigned long)cq->handle) < 0)
+		vbg_dbg("poll CQ %#x: %m", cq->handle);
+}
+
 int64_t vbg_cq_avail(struct vbg_cq *cq)
 {
 	/* Acquire pairs with the relay's release store of prod after it wrote the CQEs. */
 	uint32_t prod = le32toh(__atomic_load_n(&cq->q.ring->prod, __ATOMIC_ACQUIRE));
 	uint32_t avail = prod - cq->cons;
+
+	if (!avail && to_vctx(cq->cq.context)->kfd >= 0) {
+		poll_real(cq);
+		prod = le32toh(__atomic_load_n(&cq->q.ring->prod, __ATOMIC_ACQUIRE));
+		avail = prod - cq->cons;
+	}
 
 	if (avail > cq->q.entries) {
 		__atomic_fetch_or(&cq->q.ring->flags, htole32(VRDMA_RING_BROKEN), __ATOMIC_RELAXED);

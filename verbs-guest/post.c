@@ -51,7 +51,7 @@ static bool can_send(enum ibv_qp_state s)
 static void kick_if_asleep(struct vbg_context *ctx, struct vbg_queue *q, uint32_t prod)
 {
 	if (vbg_publish(q->ring, htole32(prod)))
-		vbg_kick(ctx);
+		vbg_kick(ctx, q->db);
 }
 
 static inline uint8_t *slot(struct vbg_queue *q, uint32_t idx)

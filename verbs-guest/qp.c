@@ -87,7 +87,7 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 			   max3(a->cap.max_recv_sge, 1, 0) * sizeof(struct vrdma_sge));
 	sq_bytes = (sizeof(struct vrdma_ring) + (size_t)sq_entries * sstride + 63) & ~(size_t)63;
 	rq_off = sq_bytes;
-	err = -vbg_shm_new(rq_off + (a->srq ? 0 : sizeof(struct vrdma_ring) +
+	err = -vbg_shm_new(ctx, rq_off + (a->srq ? 0 : sizeof(struct vrdma_ring) +
 					       (size_t)rq_entries * rstride), "vbus-qp", &qp->shm);
 	if (err)
 		goto err_free;
@@ -98,13 +98,13 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 	in.sq_sig_all = a->sq_sig_all ? 1 : 0;
 	in.shm = htole32(qp->shm.id);
 	vrdma_cap_from_ibv(&in.cap, &a->cap);
-	in.sq_offset = 0;
+	in.sq_offset = htole64(vbg_shm_off(&qp->shm, 0));
 	in.sq_entries = htole32(sq_entries);
 	in.sq_stride = htole32(sstride);
 	if (a->srq) {
 		in.srq = htole32(to_vsrq(a->srq)->handle);
 	} else {
-		in.rq_offset = htole64(rq_off);
+		in.rq_offset = htole64(vbg_shm_off(&qp->shm, rq_off));
 		in.rq_entries = htole32(rq_entries);
 		in.rq_stride = htole32(rstride);
 	}
@@ -113,13 +113,14 @@ struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_e
 		goto err_shm;
 	qp->handle = le32toh(o.handle);
 	vrdma_cap_to_ibv(&qp->cap, &o.cap);
-	qp->sq = (struct vbg_queue){ .ring = qp->shm.base, .entries = sq_entries, .stride = sstride };
+	qp->sq = (struct vbg_queue){ .ring = qp->shm.base, .entries = sq_entries, .stride = sstride,
+				     .db = qp->handle };
 	qp->sq.slots = (uint8_t *)(qp->sq.ring + 1);
 	if (a->srq) {
 		qp->srq = to_vsrq(a->srq);
 	} else {
 		qp->rq = (struct vbg_queue){ .ring = (void *)((uint8_t *)qp->shm.base + rq_off),
-			.entries = rq_entries, .stride = rstride };
+			.entries = rq_entries, .stride = rstride, .db = qp->handle };
 		qp->rq.slots = (uint8_t *)(qp->rq.ring + 1);
 	}
 	qp->send_ops = (a->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) ? a->send_ops_flags :

@@ -9,15 +9,25 @@
 #include "vbg.h"
 
 /* 0 or -errno. */
-int vbg_shm_new(size_t size, const char *name, struct vbg_shm *s)
+int vbg_shm_new(struct vbg_context *ctx, size_t size, const char *name, struct vbg_shm *s)
 {
 	struct vbus_conn *c = vbg_conn();
 	long page = sysconf(_SC_PAGESIZE);
 	int fd, err;
 
+	size = (size + (size_t)page - 1) & ~((size_t)page - 1);
+	if (ctx->kfd >= 0) {	/* the module pins our own pages: no region to hand over */
+		s->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+		if (s->base == MAP_FAILED)
+			return -errno;
+		madvise(s->base, size, MADV_DONTFORK);
+		s->size = size;
+		s->id = 0;
+		return 0;
+	}
 	if (!c)
 		return -ENOTCONN;
-	size = (size + (size_t)page - 1) & ~((size_t)page - 1);
 	err = vbus_memfd_create(name, size, &fd);
 	if (err)
 		return err;
@@ -47,7 +57,7 @@ void vbg_shm_free(struct vbg_shm *s)
 
 	if (!s->base)
 		return;
-	if (c)
+	if (c && s->id)
 		vbus_shm_revoke(c, s->id);
 	munmap(s->base, s->size);
 	s->base = NULL;

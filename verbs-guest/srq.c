@@ -42,12 +42,13 @@ static struct ibv_srq *srq_create(struct ibv_pd *pd, struct ibv_srq_attr *attr, 
 	entries = vbg_pow2(2 * (attr->max_wr + 1));
 	stride = vbg_pow2(sizeof(struct vrdma_rwqe) +
 			  (attr->max_sge ? attr->max_sge : 1) * sizeof(struct vrdma_sge));
-	err = -vbg_shm_new(sizeof(struct vrdma_ring) + (size_t)entries * stride, "vbus-srq",
+	err = -vbg_shm_new(ctx, sizeof(struct vrdma_ring) + (size_t)entries * stride, "vbus-srq",
 			   &srq->shm);
 	if (err)
 		goto err_free;
 	in.pd = htole32(((struct vbg_pd *)pd)->handle);
 	in.shm = htole32(srq->shm.id);
+	in.offset = htole64(vbg_shm_off(&srq->shm, 0));
 	in.entries = htole32(entries);
 	in.stride = htole32(stride);
 	in.attr.max_wr = htole32(attr->max_wr);
@@ -57,7 +58,8 @@ static struct ibv_srq *srq_create(struct ibv_pd *pd, struct ibv_srq_attr *attr, 
 	if (err)
 		goto err_shm;
 	srq->handle = le32toh(o.handle);
-	srq->q = (struct vbg_queue){ .ring = srq->shm.base, .entries = entries, .stride = stride };
+	srq->q = (struct vbg_queue){ .ring = srq->shm.base, .entries = entries, .stride = stride,
+				     .db = srq->handle };
 	srq->q.slots = (uint8_t *)(srq->q.ring + 1);
 	srq->max_wr = le32toh(o.attr.max_wr);
 	srq->max_sge = le32toh(o.attr.max_sge);

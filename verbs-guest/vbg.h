@@ -120,10 +120,19 @@ bool vbg_is_device(const struct ibv_device *dev);
 struct vbg_shm {
 	void *base;
 	size_t size;
-	uint32_t id;
+	uint32_t id;			/* 0: plain memory of ours (kernel backend) */
 };
-int vbg_shm_new(size_t size, const char *name, struct vbg_shm *s);
+struct vbg_context;
+/* Memory for a context's queues: a DEVSHM region (relay backend) or, on the kernel
+ * backend, anonymous memory that the module pins. 0 or -errno. */
+int vbg_shm_new(struct vbg_context *ctx, size_t size, const char *name, struct vbg_shm *s);
 void vbg_shm_free(struct vbg_shm *s);
+/* What a payload's (shm, offset) says for byte `off` of s: the region's offset, or on the
+ * kernel backend (shm 0) our own address. */
+static inline uint64_t vbg_shm_off(const struct vbg_shm *s, size_t off)
+{
+	return s->id ? off : (uint64_t)(uintptr_t)s->base + off;
+}
 
 /* ---- contexts (device.c) ---- */
 struct vbg_qp;
@@ -142,6 +151,9 @@ struct vbg_context {
 	struct verbs_context vctx;	/* ends with the struct ibv_context the program gets */
 	uint32_t handle;		/* the DEVOPEN instance */
 	int doorbell;			/* eventfd: kicks the relay (DEVSIG to host) */
+	int kfd;			/* kernel backend: the module's descriptor; else -1 */
+	int kstop;			/* kernel backend: stops the event thread (eventfd) */
+	pthread_t kthread;		/* kernel backend: reads the module's async events */
 	struct vrdma_hello_out hello;
 	struct vrdma_query_device_out dev_attr;
 	pthread_mutex_t lock;		/* the tables below */
@@ -170,10 +182,16 @@ extern struct vbg_context *vbg_contexts;
 	pthread_mutex_unlock(&vbg_ctx_lock); } while (0)
 /* async.c: start the event thread (once). */
 void vbg_async_start(void);
+/* async.c, kernel backend: a thread that reads the module's events for ctx; 0 or -errno.
+ * Stopped and joined before the descriptor closes. */
+int vbg_async_kernel_start(struct vbg_context *ctx);
+void vbg_async_kernel_stop(struct vbg_context *ctx);
 /* A DEVCALL on the context's device instance; 0 or -errno. */
 int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
 	     size_t outmax);
-void vbg_kick(struct vbg_context *ctx);
+/* Ring the doorbell of queue owner `db` (a QP or SRQ handle): the relay's eventfd, or on
+ * the kernel backend the module's doorbell, which posts in this call. */
+void vbg_kick(struct vbg_context *ctx, uint32_t db);
 int vbg_qp_table_set(struct vbg_context *ctx, uint32_t handle, struct vbg_qp *qp);
 struct vbg_qp *vbg_qp_lookup(struct vbg_context *ctx, uint32_t handle);
 
@@ -217,6 +235,7 @@ struct vbg_queue {
 	struct vrdma_ring *ring;
 	uint8_t *slots;
 	uint32_t entries, stride;
+	uint32_t db;			/* the QP or SRQ handle its doorbell names */
 };
 
 struct vbg_cq {
