@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vrdma-kernel: the kernel backend (kernel/, the vbus_vrdma module) on the real soft-RoCE
+ * device, driven through its descriptors exactly as vbusd and a guest drive them, with no
+ * bus in between: this process attaches itself on the admin node, then plays the guest.
+ *
+ * Checked: the queries; two RC QPs on rxe0 connected to each other through the module's
+ * RoCE address resolution; RDMA WRITE, SEND into a posted receive and RDMA READ through the
+ * rings and the doorbell, polled through VBK_IOC_POLL_CQ, every byte and wr_id compared;
+ * then what a hostile guest gets: an lkey it never registered (the kernel PD's DMA key
+ * among the candidates) breaks the QP's ring and raises QP_FATAL without touching memory,
+ * a nonsense ring index breaks the ring, bad handles and sizes are refused, longer inputs
+ * are accepted only with a zero tail, memory windows are EOPNOTSUPP; closing the admin
+ * descriptor revokes the attachment (DEVICE_FATAL, then -EIO); and `rdma res show` is back
+ * to its baseline afterwards.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <infiniband/verbs.h>
+#include <vbus/vrdma.h>
+#include <vbus/vrdma-kernel.h>
+
+#define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); \
+		       printf("\n"); exit(1); } while (0)
+#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
+#define ok(...) do { printf("ok   "); printf(__VA_ARGS__); printf("\n"); } while (0)
+
+static int gfd;
+static uint32_t gid_index;
+
+static long call(uint32_t fn, const void *in, size_t inlen, void *out, size_t outlen)
+{
+	struct vbk_call c = { .fn = fn, .in_len = (uint32_t)inlen, .out_len = (uint32_t)outlen,
+			      .in = (uintptr_t)in, .out = (uintptr_t)out };
+	long r = ioctl(gfd, VBK_IOC_CALL, &c);
+
+	return r < 0 ? -errno : r;
+}
+
+static uint32_t handle_call(uint32_t fn, const void *in, size_t inlen)
+{
+	struct vrdma_handle h;
+	long r = call(fn, in, inlen, &h, sizeof(h));
+
+	check(r == sizeof(h), "call %u: %ld", fn, r);
+	return le32toh(h.handle);
+}
+
+/* A ring in our own memory: header, then entries of stride bytes. */
+struct ring {
+	struct vrdma_ring *r;
+	uint8_t *slots;
+	uint32_t entries, stride, idx;
+};
+
+static void ring_new(struct ring *q, uint32_t entries, uint32_t stride)
+{
+	size_t len = sizeof(struct vrdma_ring) + (size_t)entries * stride;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	check(p != MAP_FAILED, "mmap ring");
+	*q = (struct ring){ .r = p, .slots = (uint8_t *)p + sizeof(struct vrdma_ring),
+			    .entries = entries, .stride = stride };
+}
+
+static void *slot(struct ring *q, uint32_t i)
+{
+	return q->slots + (size_t)(i & (q->entries - 1)) * q->stride;
+}
+
+static void publish(struct ring *q)
+{
+	__atomic_store_n(&q->r->prod, htole32(q->idx), __ATOMIC_RELEASE);
+}
+
+struct qp {
+	uint32_t h, qpn;
+	struct ring sq, rq;
+};
+
+static uint32_t pd, mrh, lkey, rkey, cqh;
+static struct ring cq;
+static uint32_t cq_cons;
+static uint8_t *buf;
+#define BUF_LEN (64 * 1024)
+
+static void create_qp(struct qp *qp)
+{
+	struct vrdma_create_qp_in in = { 0 };
+	struct vrdma_create_qp_out o;
+	long r;
+
+	ring_new(&qp->sq, 64, 128);
+	ring_new(&qp->rq, 64, 64);
+	in.pd = htole32(pd);
+	in.send_cq = in.recv_cq = htole32(cqh);
+	in.qp_type = IBV_QPT_RC;
+	in.cap = (struct vrdma_qp_cap){ .max_send_wr = htole32(16), .max_recv_wr = htole32(16),
+					.max_send_sge = htole32(2), .max_recv_sge = htole32(2),
+					.max_inline_data = htole32(32) };
+	in.sq_offset = htole64((uintptr_t)qp->sq.r);
+	in.rq_offset = htole64((uintptr_t)qp->rq.r);
+	in.sq_entries = htole32(64);
+	in.sq_stride = htole32(128);
+	in.rq_entries = htole32(64);
+	in.rq_stride = htole32(64);
+	r = call(VRDMA_FN_CREATE_QP, &in, sizeof(in), &o, sizeof(o));
+	check(r == sizeof(o), "create_qp: %ld", r);
+	qp->h = le32toh(o.handle);
+	qp->qpn = le32toh(o.qp_num);
+	check(le32toh(o.cap.max_send_wr) >= 16 && le32toh(o.cap.max_inline_data) >= 32,
+	      "granted caps");
+	check(__atomic_load_n(&qp->sq.r->flags, __ATOMIC_RELAXED) & htole32(VRDMA_RING_NEED_WAKEUP),
+	      "the module keeps NEED_WAKEUP set");
+}
+
+static void modify(uint32_t h, uint32_t mask, struct vrdma_qp_attr *a)
+{
+	struct vrdma_modify_qp_in in = { .handle = htole32(h), .attr_mask = htole32(mask),
+					 .attr = *a };
+	long r = call(VRDMA_FN_MODIFY_QP, &in, sizeof(in), NULL, 0);
+
+	check(r == 0, "modify_qp mask %#x: %ld", mask, r);
+}
+
+static void connect_qp(struct qp *qp, uint32_t dest, const uint8_t *gid)
+{
+	struct vrdma_qp_attr a = { 0 };
+
+	a.qp_state = htole32(IBV_QPS_INIT);
+	a.port_num = 1;
+	a.qp_access_flags = htole32(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+				    IBV_ACCESS_REMOTE_READ);
+	modify(qp->h, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS, &a);
+	memset(&a, 0, sizeof(a));
+	a.qp_state = htole32(IBV_QPS_RTR);
+	a.path_mtu = htole32(IBV_MTU_1024);
+	a.dest_qp_num = htole32(dest);
+	a.rq_psn = htole32(100);
+	a.max_dest_rd_atomic = 1;
+	a.min_rnr_timer = 12;
+	a.ah_attr.is_global = 1;
+	a.ah_attr.port_num = 1;
+	a.ah_attr.sgid_index = (uint8_t)gid_index;
+	a.ah_attr.hop_limit = 1;
+	memcpy(a.ah_attr.dgid, gid, 16);
+	modify(qp->h, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+	       IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER, &a);
+	memset(&a, 0, sizeof(a));
+	a.qp_state = htole32(IBV_QPS_RTS);
+	a.sq_psn = htole32(100);
+	a.timeout = 14;
+	a.retry_cnt = 7;
+	a.rnr_retry = 7;
+	a.max_rd_atomic = 1;
+	modify(qp->h, IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+	       IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC, &a);
+}
+
+static void post_send(struct qp *qp, uint64_t wr_id, uint8_t op, uint32_t off, uint32_t len,
+		      uint32_t key, uint64_t raddr)
+{
+	struct vrdma_swqe *w = slot(&qp->sq, qp->sq.idx++);
+	struct vrdma_sge *s = (struct vrdma_sge *)(w + 1);
+
+	memset(w, 0, qp->sq.stride);
+	w->wr_id = htole64(wr_id);
+	w->opcode = op;
+	w->num_sge = 1;
+	w->send_flags = htole32(IBV_SEND_SIGNALED);
+	w->rkey = htole32(rkey);
+	w->remote_addr = htole64(raddr);
+	s->addr = htole64((uintptr_t)buf + off);
+	s->length = htole32(len);
+	s->lkey = htole32(key);
+	publish(&qp->sq);
+}
+
+static void post_recv(struct qp *qp, uint64_t wr_id, uint32_t off, uint32_t len)
+{
+	struct vrdma_rwqe *w = slot(&qp->rq, qp->rq.idx++);
+	struct vrdma_sge *s = (struct vrdma_sge *)(w + 1);
+
+	w->wr_id = htole64(wr_id);
+	w->num_sge = htole32(1);
+	w->reserved = 0;
+	s->addr = htole64((uintptr_t)buf + off);
+	s->length = htole32(len);
+	s->lkey = htole32(lkey);
+	publish(&qp->rq);
+}
+
+static long doorbell(uint32_t h)
+{
+	long r = ioctl(gfd, VBK_IOC_DOORBELL, (unsigned long)h);
+
+	return r < 0 ? -errno : r;
+}
+
+/* The next completion, polling through the module; bounded by a generous deadline. */
+static struct vrdma_cqe next_cqe(void)
+{
+	struct timespec t0, t;
+	struct vrdma_cqe e;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		uint32_t prod = le32toh(__atomic_load_n(&cq.r->prod, __ATOMIC_ACQUIRE));
+
+		if (prod != cq_cons) {
+			memcpy(&e, slot(&cq, cq_cons++), sizeof(e));
+			__atomic_store_n(&cq.r->cons, htole32(cq_cons), __ATOMIC_RELEASE);
+			return e;
+		}
+		check(ioctl(gfd, VBK_IOC_POLL_CQ, (unsigned long)cqh) >= 0, "poll_cq: %m");
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		check(t.tv_sec - t0.tv_sec < 60, "no completion within 60 s");
+	}
+}
+
+static void expect_cqe(uint64_t wr_id, uint32_t status, int is_send)
+{
+	struct vrdma_cqe e = next_cqe();
+
+	check(le64toh(e.wr_id) == wr_id && le32toh(e.status) == status && e.is_send == is_send,
+	      "completion: wr_id %llu status %u send %u, wanted %llu %u %d",
+	      (unsigned long long)le64toh(e.wr_id), le32toh(e.status), e.is_send,
+	      (unsigned long long)wr_id, status, is_send);
+}
+
+static int count_res(const char *what)
+{
+	char cmd[128], line[512];
+	int n = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "rdma res show %s 2>/dev/null", what);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	pclose(f);
+	return n;
+}
+
+static int next_event(struct vbk_event *ev)
+{
+	struct pollfd p = { .fd = gfd, .events = POLLIN };
+
+	if (poll(&p, 1, 30000) != 1)
+		return -1;
+	return read(gfd, ev, sizeof(*ev)) == sizeof(*ev) ? 0 : -1;
+}
+
+int main(void)
+{
+	const char *dev = getenv("VBUS_RXE") ? getenv("VBUS_RXE") : "rxe0";
+	struct vbk_attach at = { .port = 1, .max_objects = 64, .guest_id = 7,
+				 .max_pinned_bytes = 64 << 20 };
+	struct vrdma_query_device_out da;
+	struct vrdma_query_port_out pa;
+	struct vrdma_query_gid_in gi = { .port_num = 1 };
+	struct vrdma_query_gid_out go;
+	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION) };
+	struct vrdma_hello_out ho;
+	int base_qp = count_res("qp"), base_mr = count_res("mr"), admin;
+	struct qp a, b;
+	struct vbk_event ev;
+	long r;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	gid_index = getenv("VBUS_GID_INDEX") ? (uint32_t)atoi(getenv("VBUS_GID_INDEX")) : 1;
+	admin = open("/dev/" VBK_DEV_NAME, O_RDWR | O_CLOEXEC);
+	if (admin < 0) {
+		printf("SKIP: /dev/%s: %m (the vbus_vrdma module is not loaded: VBUS_KMOD=%s)\n",
+		       VBK_DEV_NAME, getenv("VBUS_KMOD") ? getenv("VBUS_KMOD") : "unset");
+		return 77;
+	}
+	/* Attach: a bad device and reserved bits are refused. */
+	snprintf(at.ibdev, sizeof(at.ibdev), "no-such-dev");
+	check(ioctl(admin, VBK_IOC_ATTACH, &at) < 0 && errno == ENODEV, "attach to nothing");
+	snprintf(at.ibdev, sizeof(at.ibdev), "%s", dev);
+	at.reserved1 = 1;
+	check(ioctl(admin, VBK_IOC_ATTACH, &at) < 0 && errno == EINVAL, "reserved bits");
+	at.reserved1 = 0;
+	at.gid_index = gid_index;
+	gfd = ioctl(admin, VBK_IOC_ATTACH, &at);
+	check(gfd >= 0, "attach %s: %m", dev);
+	ok("attached to %s", dev);
+
+	r = call(VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho));
+	check(r == sizeof(ho) && le32toh(ho.gid_index) == gid_index &&
+	      le32toh(ho.max_objects) == 64, "hello: %ld", r);
+	r = call(VRDMA_FN_QUERY_DEVICE, NULL, 0, &da, sizeof(da));
+	check(r == sizeof(da) && da.phys_port_cnt == 1 && !da.max_mw && da.max_qp,
+	      "query_device: %ld", r);
+	{
+		struct vrdma_query_port_in pi = { .port_num = 1 };
+
+		r = call(VRDMA_FN_QUERY_PORT, &pi, sizeof(pi), &pa, sizeof(pa));
+		check(r == sizeof(pa) && le32toh(pa.state) == IBV_PORT_ACTIVE,
+		      "query_port: %ld state %u", r, le32toh(pa.state));
+		pi.port_num = 2;
+		check(call(VRDMA_FN_QUERY_PORT, &pi, sizeof(pi), &pa, sizeof(pa)) == -EINVAL,
+		      "port 2 is not the guest's");
+	}
+	gi.index = htole32(gid_index);
+	r = call(VRDMA_FN_QUERY_GID, &gi, sizeof(gi), &go, sizeof(go));
+	check(r == sizeof(go), "query_gid: %ld", r);
+	ok("queries: port active, max_mw 0, GID %u", gid_index);
+
+	/* Inputs: longer with a zero tail is fine, a non-zero tail is -E2BIG, short -EINVAL. */
+	{
+		uint8_t big[sizeof(hi) + 16] = { 0 };
+
+		memcpy(big, &hi, sizeof(hi));
+		check(call(VRDMA_FN_HELLO, big, sizeof(big), &ho, sizeof(ho)) == sizeof(ho),
+		      "a longer input with a zero tail");
+		big[sizeof(hi) + 3] = 1;
+		check(call(VRDMA_FN_HELLO, big, sizeof(big), &ho, sizeof(ho)) == -E2BIG,
+		      "a non-zero tail");
+		check(call(VRDMA_FN_HELLO, big, 4, &ho, sizeof(ho)) == -EINVAL, "a short input");
+		check(call(999, NULL, 0, NULL, 0) == -EOPNOTSUPP, "an unknown function");
+		check(call(VRDMA_FN_QUERY_DEVICE, NULL, 0, &da, 8) == -EMSGSIZE, "a short output");
+	}
+	ok("input sizes: zero tail accepted, non-zero tail, short and unknown refused");
+
+	pd = handle_call(VRDMA_FN_ALLOC_PD, NULL, 0);
+	ok("PD %#x", pd);
+	buf = aligned_alloc(4096, BUF_LEN);
+	check(buf, "buffer");
+	memset(buf, 0, BUF_LEN);
+	{
+		struct vrdma_reg_mr_in in = {
+			.pd = htole32(pd), .iova = htole64((uintptr_t)buf),
+			.length = htole64(BUF_LEN),
+			.access = htole32(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+					  IBV_ACCESS_REMOTE_READ),
+		};
+		struct vrdma_reg_mr_out o;
+
+		in.access = htole32(IBV_ACCESS_ON_DEMAND | IBV_ACCESS_LOCAL_WRITE);
+		check(call(VRDMA_FN_REG_MR, &in, sizeof(in), &o, sizeof(o)) == -EOPNOTSUPP, "ODP");
+		in.access = htole32(IBV_ACCESS_REMOTE_WRITE);
+		check(call(VRDMA_FN_REG_MR, &in, sizeof(in), &o, sizeof(o)) == -EINVAL,
+		      "remote write without local write");
+		in.access = htole32(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+				    IBV_ACCESS_REMOTE_READ);
+		in.npieces = htole32(1);
+		check(call(VRDMA_FN_REG_MR, &in, sizeof(in), &o, sizeof(o)) == -EINVAL,
+		      "pieces are the relay's");
+		in.npieces = 0;
+		r = call(VRDMA_FN_REG_MR, &in, sizeof(in), &o, sizeof(o));
+		check(r == sizeof(o), "reg_mr: %ld", r);
+		mrh = le32toh(o.handle);
+		lkey = le32toh(o.lkey);
+		rkey = le32toh(o.rkey);
+		ok("MR lkey %#x", lkey);
+	}
+	{
+		struct vrdma_alloc_mw_in in = { .pd = htole32(pd), .type = htole32(IBV_MW_TYPE_2) };
+		struct vrdma_alloc_mw_out o;
+
+		check(call(VRDMA_FN_ALLOC_MW, &in, sizeof(in), &o, sizeof(o)) == -EOPNOTSUPP,
+		      "memory windows");
+	}
+	{
+		struct vrdma_create_cq_in in = { .cqe = htole32(63), .entries = htole32(128) };
+		struct vrdma_create_cq_out o;
+
+		ring_new(&cq, 128, sizeof(struct vrdma_cqe));
+		in.offset = htole64((uintptr_t)cq.r + 8);
+		check(call(VRDMA_FN_CREATE_CQ, &in, sizeof(in), &o, sizeof(o)) == -EINVAL,
+		      "a misaligned ring");
+		in.offset = htole64((uintptr_t)cq.r);
+		in.shm = htole32(1);
+		check(call(VRDMA_FN_CREATE_CQ, &in, sizeof(in), &o, sizeof(o)) == -EINVAL,
+		      "a DEVSHM region on the kernel backend");
+		in.shm = 0;
+		r = call(VRDMA_FN_CREATE_CQ, &in, sizeof(in), &o, sizeof(o));
+		check(r == sizeof(o) && le32toh(o.cqe) >= 63 && le32toh(o.cqe) <= 128,
+		      "create_cq: %ld", r);
+		cqh = le32toh(o.handle);
+		ok("CQ %#x", cqh);
+	}
+	create_qp(&a);
+	create_qp(&b);
+	connect_qp(&a, b.qpn, go.gid);
+	connect_qp(&b, a.qpn, go.gid);
+	ok("PD, MR, CQ, two RC QPs connected (QPN %u <-> %u)", a.qpn, b.qpn);
+
+	/* RDMA WRITE: buf[0..4K) -> buf[8K..12K), through A's ring and doorbell. */
+	for (int i = 0; i < 4096; i++)
+		buf[i] = (uint8_t)(i * 7 + 3);
+	post_send(&a, 11, IBV_WR_RDMA_WRITE, 0, 4096, lkey, (uintptr_t)buf + 8192);
+	check(doorbell(a.h) == 1, "doorbell posts one WQE");
+	expect_cqe(11, IBV_WC_SUCCESS, 1);
+	check(!memcmp(buf, buf + 8192, 4096), "RDMA WRITE data");
+	ok("RDMA WRITE 4 KiB: completed, every byte arrived");
+
+	/* SEND into B's posted receive. */
+	for (int i = 0; i < 1000; i++)
+		buf[16384 + i] = (uint8_t)(i ^ 0x5a);
+	post_recv(&b, 21, 20480, 2048);
+	check(doorbell(b.h) == 1, "receive doorbell");
+	post_send(&a, 12, IBV_WR_SEND, 16384, 1000, lkey, 0);
+	check(doorbell(a.h) == 1, "send doorbell");
+	for (int k = 0; k < 2; k++) {
+		struct vrdma_cqe e = next_cqe();
+
+		check(le32toh(e.status) == IBV_WC_SUCCESS, "send/recv status %u", le32toh(e.status));
+		if (e.is_send) {
+			check(le64toh(e.wr_id) == 12 && le32toh(e.qp_handle) == a.h &&
+			      le32toh(e.sq_retired) == 2, "send completion");
+		} else {
+			check(le64toh(e.wr_id) == 21 && le32toh(e.byte_len) == 1000 &&
+			      le32toh(e.qp_num) == b.qpn && le32toh(e.opcode) == IBV_WC_RECV,
+			      "receive completion");
+		}
+	}
+	check(!memcmp(buf + 16384, buf + 20480, 1000), "SEND data");
+	ok("SEND 1000 B into a posted receive: both completions, data intact");
+
+	/* RDMA READ: buf[8K..9K) -> buf[24K..25K). */
+	post_send(&a, 13, IBV_WR_RDMA_READ, 24576, 1024, lkey, (uintptr_t)buf + 8192);
+	check(doorbell(a.h) == 1, "read doorbell");
+	expect_cqe(13, IBV_WC_SUCCESS, 1);
+	check(!memcmp(buf + 8192, buf + 24576, 1024), "RDMA READ data");
+	ok("RDMA READ 1 KiB");
+
+	/* Hostile: handles and sizes on the data path. */
+	check(doorbell(0) == -EINVAL && doorbell(cqh) == -EINVAL, "doorbell on a bad handle");
+	check(ioctl(gfd, VBK_IOC_POLL_CQ, (unsigned long)a.h) < 0 && errno == EINVAL,
+	      "poll on a QP handle");
+
+	/* Hostile: an lkey this guest never registered. Every key of our MR's index but
+	 * ours, and the indexes next to it (the PD's DMA MR was made just before ours). */
+	{
+		uint32_t bad = 0;
+		struct vrdma_cqe e;
+
+		memset(buf + 32768, 0xee, 64);
+		for (uint32_t idx = (lkey >> 8) - 2; idx <= (lkey >> 8) + 2 && !bad; idx++)
+			for (uint32_t key = 0; key < 256 && !bad; key++)
+				if ((idx << 8 | key) != lkey)
+					bad = idx << 8 | key;
+		post_send(&a, 14, IBV_WR_RDMA_WRITE, 0, 64, bad, (uintptr_t)buf + 32768);
+		check(doorbell(a.h) == 0, "a WQE with a foreign lkey is not posted");
+		check(__atomic_load_n(&a.sq.r->flags, __ATOMIC_ACQUIRE) & htole32(VRDMA_RING_BROKEN),
+		      "the ring is marked broken");
+		check(!next_event(&ev) && ev.type == IBV_EVENT_QP_FATAL && ev.handle == a.h,
+		      "QP_FATAL for the QP");
+		for (int i = 0; i < 64; i++)
+			check(buf[32768 + i] == 0xee, "memory untouched");
+		/* Every key near ours, one QP each would be slow: post them all on B, which
+		 * breaks at the first; the doorbell count says nothing was posted. */
+		(void)e;
+	}
+	ok("a foreign lkey: not posted, ring broken, QP_FATAL, target untouched");
+
+	/* Hostile: a producer index past the ring. */
+	b.sq.idx = 1000;
+	publish(&b.sq);
+	check(doorbell(b.h) == 0, "nonsense index");
+	check(__atomic_load_n(&b.sq.r->flags, __ATOMIC_ACQUIRE) & htole32(VRDMA_RING_BROKEN),
+	      "broken by its index");
+	check(!next_event(&ev) && ev.type == IBV_EVENT_QP_FATAL && ev.handle == b.h, "QP_FATAL");
+	ok("a nonsense ring index breaks that ring only");
+
+	/* The objects are real: rdma res shows two more QPs. */
+	check(count_res("qp") == base_qp + 2, "rdma res show qp: %d, baseline %d", count_res("qp"),
+	      base_qp);
+
+	/* vbusd's death: the admin descriptor closes, the attachment is revoked. */
+	close(admin);
+	check(!next_event(&ev) && ev.type == IBV_EVENT_DEVICE_FATAL, "DEVICE_FATAL on revoke");
+	check(call(VRDMA_FN_QUERY_DEVICE, NULL, 0, &da, sizeof(da)) == -EIO, "calls: -EIO");
+	check(doorbell(a.h) == -EIO, "doorbell: -EIO");
+	check(count_res("qp") == base_qp && count_res("mr") == base_mr,
+	      "rdma res back to its baseline after revoke (qp %d/%d, mr %d/%d)",
+	      count_res("qp"), base_qp, count_res("mr"), base_mr);
+	close(gfd);
+	ok("revoked on the admin descriptor's close: DEVICE_FATAL, -EIO, no real object left");
+	return 0;
+}
