@@ -195,7 +195,8 @@ int vrdma_dispatch(struct vrdma_guest *g, uint32_t fn, const void *in, size_t in
 		   void *out, size_t outmax, size_t *outlen);
 bool vrdma_fn_is_slow(uint32_t fn);
 
-/* The handlers, one file per object. in/out sizes are checked by the dispatcher. */
+/* The handlers, one file per object. The dispatcher checks the sizes: `in` holds exactly
+ * the input size of vrdma-fns.h (zero-padded; REG_MR: inlen bytes), `out` the output's. */
 int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_port(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
