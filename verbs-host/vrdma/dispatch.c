@@ -80,7 +80,9 @@ bool vrdma_fn_is_slow(uint32_t fn)
  * The checks before any handler runs, as a pure function of fn and inlen: the bytes of in
  * the handler may use (*known, zero-padded up to the size the handler reads), the output
  * size (*outlen), or -EOPNOTSUPP (unknown function), -EINVAL (short), -E2BIG (a longer
- * input whose extra bytes are not zero).
+ * input whose extra bytes are not zero). Only HELLO, which must reach every guest version,
+ * is special: it accepts its 8-byte version-1 form (answered with the 24-byte version-1
+ * hello_out), and ignores what follows the fields it knows, as the bus's HELLO does.
  */
 static int check_input(uint32_t fn, const void *in, size_t inlen, size_t *known,
 		       size_t *outlen)
@@ -91,6 +93,11 @@ static int check_input(uint32_t fn, const void *in, size_t inlen, size_t *known,
 		return -EOPNOTSUPP;
 	d = &sizes[fn];
 	*outlen = d->out;
+	if (fn == VRDMA_FN_HELLO && inlen == VRDMA_HELLO_IN_V1_SIZE) {
+		*known = inlen;
+		*outlen = VRDMA_HELLO_OUT_V1_SIZE;
+		return 0;
+	}
 	if (inlen < d->in)
 		return -EINVAL;
 	if (d->flags & VRDMA_FNF_VAR_IN) {
@@ -98,7 +105,7 @@ static int check_input(uint32_t fn, const void *in, size_t inlen, size_t *known,
 		return 0;
 	}
 	*known = d->in;
-	if (!vrdma_zero((const uint8_t *)in + d->in, inlen - d->in))
+	if (fn != VRDMA_FN_HELLO && !vrdma_zero((const uint8_t *)in + d->in, inlen - d->in))
 		return -E2BIG;
 	return 0;
 }
@@ -107,7 +114,8 @@ static int check_input(uint32_t fn, const void *in, size_t inlen, size_t *known,
  * Run DEVCALL `fn` for guest g. The input is copied out of shared memory by the caller;
  * its size is checked here (check_input), and the handler writes into a zeroed buffer of
  * the whole output size, of which the guest gets *outlen bytes (no stale byte reaches it).
- * 0 or -errno; *outlen is 0 on error.
+ * 0 or -errno. *outlen is 0 on error, except for HELLO's -EPROTONOSUPPORT, whose answer
+ * says which versions the host speaks.
  */
 int vrdma_dispatch(struct vrdma_guest *g, uint32_t fn, const void *in, size_t inlen,
 		   void *out, size_t outmax, size_t *outlen)
@@ -135,7 +143,7 @@ int vrdma_dispatch(struct vrdma_guest *g, uint32_t fn, const void *in, size_t in
 	pthread_mutex_lock(&g->lock);
 	err = handlers[fn](g, arg, known, outbuf);
 	pthread_mutex_unlock(&g->lock);
-	if (!err) {
+	if (!err || (fn == VRDMA_FN_HELLO && err == -EPROTONOSUPPORT)) {
 		memcpy(out, outbuf, n);
 		*outlen = n;
 	}

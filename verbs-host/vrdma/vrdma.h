@@ -162,6 +162,8 @@ struct vrdma_guest {
 	uint32_t live;			/* slots in use */
 	uint64_t pinned;
 	long page;
+	uint32_t abi_version;		/* negotiated in HELLO; 0 before */
+	uint64_t features;		/* VRDMA_F_* granted in HELLO */
 	/* counters, for `vbusctl res show` */
 	uint64_t n_wqe, n_cqe, n_relay_errors;
 	uint64_t n_kicks;		/* doorbells read by the relay (atomic) */
