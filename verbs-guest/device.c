@@ -184,8 +184,12 @@ struct vbg_qp *vbg_qp_lookup(struct vbg_context *ctx, uint32_t handle)
 static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 {
 	struct vbus_conn *c = vbg_conn();
-	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION) };
-	uint32_t db;
+	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION),
+				     .abi_min = htole32(VRDMA_ABI_MIN_VERSION),
+				     .features = htole64(VRDMA_F_ALL) };
+	uint8_t ho[256];	/* a newer host may answer a longer hello_out */
+	uint32_t db, v;
+	size_t n = 0;
 	int err;
 
 	if (!c)
@@ -203,11 +207,25 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 	if (err)
 		goto err_close;
 	hi.doorbell = htole32(db);
-	err = vbg_call(ctx, VRDMA_FN_HELLO, &hi, sizeof(hi), &ctx->hello, sizeof(ctx->hello));
-	if (!err && le32toh(ctx->hello.abi_version) != VRDMA_ABI_VERSION) {
-		vbg_err("%s: the host speaks vrdma ABI %u, this library %u", d->bus_name,
-			le32toh(ctx->hello.abi_version), VRDMA_ABI_VERSION);
-		err = -EPROTONOSUPPORT;
+	/* Our range and features; the host answers the version and features of this context,
+	 * in a hello_out of at least the version-2 size (appended fields are a later host's). */
+	err = vbus_devcall(c, ctx->handle, VRDMA_FN_HELLO, &hi, sizeof(hi), ho, sizeof(ho), &n);
+	if (err == -EPROTONOSUPPORT)
+		vbg_err("%s: the host speaks no vrdma ABI of %u..%u", d->bus_name,
+			VRDMA_ABI_MIN_VERSION, VRDMA_ABI_VERSION);
+	if (!err && n < sizeof(ctx->hello)) {
+		vbg_err("%s: a vrdma HELLO answer of %zu bytes", d->bus_name, n);
+		err = -EPROTO;
+	}
+	if (!err) {
+		memcpy(&ctx->hello, ho, sizeof(ctx->hello));
+		v = le32toh(ctx->hello.abi_version);
+		if (v < VRDMA_ABI_MIN_VERSION || v > VRDMA_ABI_VERSION ||
+		    (le64toh(ctx->hello.features) & ~VRDMA_F_ALL)) {
+			vbg_err("%s: the host chose vrdma ABI %u, features %#llx: not offered",
+				d->bus_name, v, (unsigned long long)le64toh(ctx->hello.features));
+			err = -EPROTO;
+		}
 	}
 	if (!err)
 		err = vbg_call(ctx, VRDMA_FN_QUERY_DEVICE, NULL, 0, &ctx->dev_attr,
