@@ -3,8 +3,10 @@
  * VBK_IOC_CALL: the decoder of a guest's control calls. The sizes come from the one table
  * in <vbus/vrdma-fns.h>, which the relay backend's decoder reads too. An input is copied
  * with copy_struct_from_user's rule: shorter than the structure is -EINVAL here (every
- * field matters), longer is accepted when the extra bytes are zero (-E2BIG otherwise). The
- * handler sees a kernel copy of exactly the known size and writes into a zeroed output.
+ * field matters), longer is accepted when the extra bytes are zero (-E2BIG otherwise);
+ * HELLO alone also takes its version-1 form and ignores a tail, as the relay's decoder
+ * does. The handler sees a kernel copy of exactly the known size and writes into a zeroed
+ * output.
  */
 #include <linux/uaccess.h>
 #include <vbus/vrdma-fns.h>
@@ -54,6 +56,7 @@ long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
 {
 	u8 in[VBK_CALL_BUF], out[VBK_CALL_BUF];
 	const struct fn_size *d;
+	u32 outlen;
 	int err;
 
 	BUILD_BUG_ON(sizeof(struct vrdma_query_qp_out) > VBK_CALL_BUF);
@@ -61,20 +64,34 @@ long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
 	if (c->reserved || c->fn >= VRDMA_FN__MAX || !handlers[c->fn])
 		return -EOPNOTSUPP;
 	d = &sizes[c->fn];
-	if (c->in_len < d->in)
-		return -EINVAL;
-	if (c->out_len < d->out)
+	outlen = d->out;
+	if (c->fn == VRDMA_FN_HELLO) {
+		/* HELLO meets every version: its 8-byte version-1 form gets the version-1
+		 * answer, and a tail past what we know is a later version's, ignored. */
+		if (c->in_len == VRDMA_HELLO_IN_V1_SIZE)
+			outlen = VRDMA_HELLO_OUT_V1_SIZE;
+		else if (c->in_len < d->in)
+			return -EINVAL;
+		memset(in, 0, d->in);
+		if (copy_from_user(in, u64_to_user_ptr(c->in), min(c->in_len, d->in)))
+			return -EFAULT;
+	} else {
+		if (c->in_len < d->in)
+			return -EINVAL;
+		err = copy_struct_from_user(in, d->in, u64_to_user_ptr(c->in), c->in_len);
+		if (err)
+			return err;
+	}
+	if (c->out_len < outlen)
 		return -EMSGSIZE;
-	err = copy_struct_from_user(in, d->in, u64_to_user_ptr(c->in), c->in_len);
-	if (err)
-		return err;
 	memset(out, 0, d->out);
 	mutex_lock(&g->ctl);
 	err = g->dead ? -EIO : handlers[c->fn](g, in, d->in, out);
 	mutex_unlock(&g->ctl);
-	if (err)
+	/* A refused HELLO still says which versions we speak. */
+	if (err && !(c->fn == VRDMA_FN_HELLO && err == -EPROTONOSUPPORT))
 		return err;
-	if (copy_to_user(u64_to_user_ptr(c->out), out, d->out))
+	if (copy_to_user(u64_to_user_ptr(c->out), out, outlen))
 		return -EFAULT;
-	return d->out;
+	return err ? err : outlen;
 }

@@ -10,17 +10,25 @@
 #define MW_CAPS (IB_DEVICE_MEM_WINDOW | IB_DEVICE_MEM_WINDOW_TYPE_2A | \
 		 IB_DEVICE_MEM_WINDOW_TYPE_2B)
 
+/* The newest version both speak (docs/vrdma.md, "HELLO"); a version-1 hello_in has no
+ * abi_min (0: abi_version only). No feature is defined yet. */
 int vbk_do_hello(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 {
 	const struct vrdma_hello_in *h = in;
 	struct vrdma_hello_out *o = out;
+	u32 hi = le32_to_cpu(h->abi_version), lo = le32_to_cpu(h->abi_min);
 
-	o->abi_version = cpu_to_le32(VRDMA_ABI_VERSION);
+	if (!lo)
+		lo = hi;
+	o->abi_min = cpu_to_le32(VRDMA_ABI_MIN_VERSION);
+	o->abi_max = cpu_to_le32(VRDMA_ABI_VERSION);
+	if (!lo || lo > hi || hi < VRDMA_ABI_MIN_VERSION || lo > VRDMA_ABI_VERSION)
+		return -EPROTONOSUPPORT;
+	o->abi_version = cpu_to_le32(min_t(u32, hi, VRDMA_ABI_VERSION));
+	o->features = cpu_to_le64(le64_to_cpu(h->features) & VRDMA_F_ALL);
 	o->max_objects = cpu_to_le32(g->max_objects);
 	o->max_pinned_bytes = cpu_to_le64(g->max_pinned);
 	o->gid_index = cpu_to_le32(g->gid_index);
-	if (le32_to_cpu(h->abi_version) != VRDMA_ABI_VERSION)
-		return -EPROTONOSUPPORT;
 	return 0;
 }
 

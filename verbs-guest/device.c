@@ -110,14 +110,14 @@ bool vbg_is_context(const struct ibv_context *c)
 	return found;
 }
 
-int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
-	     size_t outmax)
+int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
+	       size_t outmax, size_t *n)
 {
 	struct vbus_conn *c = vbg_conn();
 	uint32_t flags = (fn == VRDMA_FN_REG_MR || fn == VRDMA_FN_DEREG_MR) ? VBUS_CALL_SLOW : 0;
-	size_t n = 0;
 	int err;
 
+	*n = 0;
 	if (ctx->kfd >= 0) {	/* the kernel backend: one system call into the module */
 		struct vbk_call k = {
 			.fn = fn, .in_len = (uint32_t)inlen, .out_len = (uint32_t)outmax,
@@ -126,23 +126,30 @@ int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen,
 		long r = ioctl(ctx->kfd, VBK_IOC_CALL, &k);
 
 		err = r < 0 ? -errno : 0;
-		n = r < 0 ? 0 : (size_t)r;
-		goto check;
-	}
-	if (!c) {
-		errno = ENOTCONN;
-		return -ENOTCONN;
-	}
-	err = vbus_devcall_flags(c, ctx->handle, fn, flags, in, inlen, out, outmax, &n);
-check:
-	if (!err && out && n != outmax) {
-		vbg_err("vrdma call %u: the host answered %zu bytes, not %zu", fn, n, outmax);
-		err = -EPROTO;
+		*n = r < 0 ? 0 : (size_t)r;
+	} else if (!c) {
+		err = -ENOTCONN;
+	} else {
+		err = vbus_devcall_flags(c, ctx->handle, fn, flags, in, inlen, out, outmax, n);
 	}
 	/* A provider's failed command leaves errno set (the write or ioctl failed) as well as
 	 * returning it; programs print errno after ibv_modify_qp and the like (qperf does). */
 	if (err < 0)
 		errno = -err;
+	return err;
+}
+
+int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
+	     size_t outmax)
+{
+	size_t n;
+	int err = vbg_call_n(ctx, fn, in, inlen, out, outmax, &n);
+
+	if (!err && out && n != outmax) {
+		vbg_err("vrdma call %u: the host answered %zu bytes, not %zu", fn, n, outmax);
+		errno = EPROTO;
+		err = -EPROTO;
+	}
 	return err;
 }
 
@@ -204,8 +211,12 @@ struct vbg_qp *vbg_qp_lookup(struct vbg_context *ctx, uint32_t handle)
 static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 {
 	struct vbus_conn *c = vbg_conn();
-	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION) };
-	uint32_t db;
+	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION),
+				     .abi_min = htole32(VRDMA_ABI_MIN_VERSION),
+				     .features = htole64(VRDMA_F_ALL) };
+	uint8_t ho[256];	/* a newer host may answer a longer hello_out */
+	uint32_t db, v;
+	size_t n = 0;
 	int err, kfd = -1;
 
 	if (!c)
@@ -235,11 +246,25 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 			goto err_close;
 		hi.doorbell = htole32(db);
 	}
-	err = vbg_call(ctx, VRDMA_FN_HELLO, &hi, sizeof(hi), &ctx->hello, sizeof(ctx->hello));
-	if (!err && le32toh(ctx->hello.abi_version) != VRDMA_ABI_VERSION) {
-		vbg_err("%s: the host speaks vrdma ABI %u, this library %u", d->bus_name,
-			le32toh(ctx->hello.abi_version), VRDMA_ABI_VERSION);
-		err = -EPROTONOSUPPORT;
+	/* Our range and features; the host answers the version and features of this context,
+	 * in a hello_out of at least the version-2 size (appended fields are a later host's). */
+	err = vbg_call_n(ctx, VRDMA_FN_HELLO, &hi, sizeof(hi), ho, sizeof(ho), &n);
+	if (err == -EPROTONOSUPPORT)
+		vbg_err("%s: the host speaks no vrdma ABI of %u..%u", d->bus_name,
+			VRDMA_ABI_MIN_VERSION, VRDMA_ABI_VERSION);
+	if (!err && n < sizeof(ctx->hello)) {
+		vbg_err("%s: a vrdma HELLO answer of %zu bytes", d->bus_name, n);
+		err = -EPROTO;
+	}
+	if (!err) {
+		memcpy(&ctx->hello, ho, sizeof(ctx->hello));
+		v = le32toh(ctx->hello.abi_version);
+		if (v < VRDMA_ABI_MIN_VERSION || v > VRDMA_ABI_VERSION ||
+		    (le64toh(ctx->hello.features) & ~VRDMA_F_ALL)) {
+			vbg_err("%s: the host chose vrdma ABI %u, features %#llx: not offered",
+				d->bus_name, v, (unsigned long long)le64toh(ctx->hello.features));
+			err = -EPROTO;
+		}
 	}
 	if (!err)
 		err = vbg_call(ctx, VRDMA_FN_QUERY_DEVICE, NULL, 0, &ctx->dev_attr,

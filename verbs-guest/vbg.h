@@ -189,6 +189,9 @@ void vbg_async_kernel_stop(struct vbg_context *ctx);
 /* A DEVCALL on the context's device instance; 0 or -errno. */
 int vbg_call(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
 	     size_t outmax);
+/* The same, with an answer of any length up to outmax (*n bytes). */
+int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
+	       size_t outmax, size_t *n);
 /* Ring the doorbell of queue owner `db` (a QP or SRQ handle): the relay's eventfd, or on
  * the kernel backend the module's doorbell, which posts in this call. */
 void vbg_kick(struct vbg_context *ctx, uint32_t db);

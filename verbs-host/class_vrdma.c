@@ -220,7 +220,7 @@ static int vrdma_call(void *inst, uint32_t fn, const void *inp, size_t inlen, vo
 		struct vrdma_hello_in h;
 		int fd;
 
-		memcpy(&h, inp, sizeof(h));
+		memcpy(&h, inp, VRDMA_HELLO_IN_V1_SIZE);	/* doorbell: in every version */
 		if (h.doorbell) {
 			err = vbd_guest_signal(in->g, le32toh(h.doorbell), VBUS_SIG_TO_HOST, &fd);
 			if (!err)

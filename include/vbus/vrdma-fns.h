@@ -7,7 +7,10 @@
  * VRDMA_FN_TABLE(X) expands X(fn, input size, output size, flags) once per function.
  * Input sizes are what this ABI version defines; a decoder accepts a longer input whose
  * extra bytes are all zero (as the kernel's copy_struct_from_user does) and, for
- * VRDMA_FNF_VAR_IN, trailing records (REG_MR's pieces).
+ * VRDMA_FNF_VAR_IN, trailing records (REG_MR's pieces) and nothing after them. HELLO is
+ * the exception that lets every version meet: it also accepts its 8-byte version-1 form
+ * (VRDMA_HELLO_IN_V1_SIZE, answered with VRDMA_HELLO_OUT_V1_SIZE bytes), and ignores any
+ * tail past the fields it knows (docs/vrdma.md, "HELLO").
  */
 #ifndef VBUS_VRDMA_FNS_H
 #define VBUS_VRDMA_FNS_H

@@ -15,7 +15,15 @@
 #include <linux/types.h>
 
 #define VRDMA_CLASS_NAME	"vrdma"
-#define VRDMA_ABI_VERSION	1
+/* The versions this header describes. Version 2 only grew HELLO (a version range and
+ * feature bits, appended fields); every other call is the same as in version 1, so a host
+ * or guest of this header still speaks 1. HELLO picks the highest version both speak. */
+#define VRDMA_ABI_VERSION	2
+#define VRDMA_ABI_MIN_VERSION	1
+
+/* Optional features, negotiated in HELLO: the guest offers, the host grants the subset it
+ * has. No feature is defined yet; unknown bits are not an error, just not granted. */
+#define VRDMA_F_ALL		0ull
 
 /* An object handle: bits 0..19 index the guest's table, bits 20..31 a generation. */
 #define VRDMA_HANDLE_INDEX_BITS	20
@@ -23,7 +31,7 @@
 
 /* DEVCALL function numbers. "slow" ones may block in the kernel: the caller sleeps. */
 enum vrdma_fn {
-	VRDMA_FN_HELLO		= 1,	/* version check, limits */
+	VRDMA_FN_HELLO		= 1,	/* version and features, limits */
 	VRDMA_FN_QUERY_DEVICE	= 2,
 	VRDMA_FN_QUERY_PORT	= 3,
 	VRDMA_FN_QUERY_GID	= 4,
@@ -54,17 +62,33 @@ enum vrdma_fn {
 /* Every call's output starts with nothing but its own fields; errors travel as the
  * DEVCALL status (a negative errno), never inside the payload. */
 
+/* HELLO. Frozen for every version: the first 8 bytes of hello_in and the first 24 of
+ * hello_out. A version-1 guest sends only those 8 bytes (abi_version is then the one
+ * version it speaks) and gets the 24-byte answer; later versions append fields, and the
+ * host answers a longer hello_in with its whole hello_out. */
 struct vrdma_hello_in {
-	__le32 abi_version;		/* VRDMA_ABI_VERSION of the guest */
+	__le32 abi_version;		/* the newest version the guest speaks */
 	__le32 doorbell;		/* a DEVSIG id (to host) the guest kicks; 0: none */
+	/* version 2 */
+	__le32 abi_min;			/* the oldest version it speaks; 0: abi_version only */
+	__le32 reserved;		/* ignored: a later version may give it a meaning */
+	__le64 features;		/* VRDMA_F_* offered */
 };
 
+#define VRDMA_HELLO_IN_V1_SIZE	8	/* abi_version, doorbell */
+#define VRDMA_HELLO_OUT_V1_SIZE	24	/* abi_version .. reserved */
+
 struct vrdma_hello_out {
-	__le32 abi_version;		/* what the host speaks; the guest refuses a mismatch */
+	__le32 abi_version;		/* the version of this connection: the newest both speak;
+					 * 0 in a refusal (-EPROTONOSUPPORT) */
 	__le32 max_objects;		/* per-guest quota of handles */
 	__le64 max_pinned_bytes;	/* per-guest quota of registered bytes */
 	__le32 gid_index;		/* the only source GID index this guest may use */
 	__le32 reserved;
+	/* version 2: not in the answer to a version-1 (8-byte) hello_in */
+	__le32 abi_min;			/* the host's range of versions */
+	__le32 abi_max;
+	__le64 features;		/* granted: the offered ones the host has */
 };
 
 struct vrdma_query_device_out {
@@ -478,8 +502,8 @@ struct vrdma_cqe {
 };
 
 #define VRDMA_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
-VRDMA_ASSERT_SIZE(vrdma_hello_in, 8);
-VRDMA_ASSERT_SIZE(vrdma_hello_out, 24);
+VRDMA_ASSERT_SIZE(vrdma_hello_in, 24);
+VRDMA_ASSERT_SIZE(vrdma_hello_out, 40);
 VRDMA_ASSERT_SIZE(vrdma_query_device_out, 200);
 VRDMA_ASSERT_SIZE(vrdma_query_port_in, 8);
 VRDMA_ASSERT_SIZE(vrdma_query_port_out, 56);
@@ -516,6 +540,12 @@ VRDMA_ASSERT_SIZE(vrdma_sge, 16);
 VRDMA_ASSERT_SIZE(vrdma_swqe, 64);
 VRDMA_ASSERT_SIZE(vrdma_rwqe, 16);
 VRDMA_ASSERT_SIZE(vrdma_cqe, 64);
+_Static_assert(__builtin_offsetof(struct vrdma_hello_in, abi_min) == VRDMA_HELLO_IN_V1_SIZE,
+	       "hello_in: version 2 appends");
+_Static_assert(__builtin_offsetof(struct vrdma_hello_out, abi_min) == VRDMA_HELLO_OUT_V1_SIZE,
+	       "hello_out: version 2 appends");
+_Static_assert(__builtin_offsetof(struct vrdma_hello_in, features) == 16, "hello_in layout");
+_Static_assert(__builtin_offsetof(struct vrdma_hello_out, features) == 32, "hello_out layout");
 _Static_assert(__builtin_offsetof(struct vrdma_ring, cons) == 64, "cons on its own line");
 _Static_assert(__builtin_offsetof(struct vrdma_ring, flags) == 128, "flags on its own line");
 _Static_assert(__builtin_offsetof(struct vrdma_swqe, remote_addr) == 24, "swqe layout");

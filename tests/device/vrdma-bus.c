@@ -3,7 +3,8 @@
  * vrdma-bus: the vrdma device through the whole bus, on soft-RoCE. A real vbusd with
  * `vrdma0` backed by rxe0; two guests (two connections of this process) that use only
  * libvbus: DEVSHM regions, DEVSIG signals, the call channel, vrdma DEVCALLs, and the
- * shared-memory queues with doorbells kicked only when the relay sleeps. Checked: the
+ * shared-memory queues with doorbells kicked only when the relay sleeps. Guest A speaks
+ * vrdma ABI version 1 (an 8-byte HELLO, a 24-byte answer), B the newest. Checked: the
  * data of a SEND and an RDMA WRITE between guest A's two QPs; a completion event on A's
  * channel; guest B using A's lkey or rkey gets an error completion and A's memory is
  * untouched; guest B naming A's handles gets errors; `vbusctl -j guest show` counts the
@@ -15,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,10 +103,13 @@ static uint8_t *shm(struct guest *g, size_t len, uint32_t *id)
 	return p;
 }
 
-static void guest_up(struct guest *g, uint32_t gid_index)
+/* v1: HELLO as a version-1 guest does, 8 bytes in and room for the 24 it knows out. */
+static void guest_up(struct guest *g, uint32_t gid_index, bool v1)
 {
-	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION) };
+	struct vrdma_hello_in hi = { .abi_version = htole32(v1 ? 1 : VRDMA_ABI_VERSION),
+				     .abi_min = htole32(v1 ? 0 : VRDMA_ABI_MIN_VERSION) };
 	struct vrdma_hello_out ho;
+	size_t n = 0;
 	struct vbus_dev_entry e[4];
 	struct vrdma_handle h;
 
@@ -120,7 +125,12 @@ static void guest_up(struct guest *g, uint32_t gid_index)
 	check(!vbus_devsig(g->c, g->db, VBUS_SIG_TO_HOST, &g->db_id) &&
 	      !vbus_devsig(g->c, g->ch, VBUS_SIG_TO_GUEST, &g->ch_id), "DEVSIG");
 	hi.doorbell = htole32(g->db_id);
-	check(!call(g, VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho)), "HELLO");
+	check(!vbus_devcall(g->c, g->dev, VRDMA_FN_HELLO, &hi,
+			    v1 ? VRDMA_HELLO_IN_V1_SIZE : sizeof(hi), &ho,
+			    v1 ? VRDMA_HELLO_OUT_V1_SIZE : sizeof(ho), &n), "HELLO");
+	check(n == (v1 ? VRDMA_HELLO_OUT_V1_SIZE : sizeof(ho)) &&
+	      le32toh(ho.abi_version) == (v1 ? 1 : VRDMA_ABI_VERSION),
+	      "HELLO: %zu bytes, ABI %u", n, le32toh(ho.abi_version));
 	check(le32toh(ho.gid_index) == gid_index, "HELLO's GID index");
 	check(!call(g, VRDMA_FN_ALLOC_PD, NULL, 0, &h, sizeof(h)), "ALLOC_PD");
 	g->pd = le32toh(h.handle);
@@ -313,9 +323,9 @@ int main(void)
 	check(sh("%s/vbusctl --run-dir %s dev add bad class vrdma backing=nosuch bus t 2>/dev/null",
 		 bin, run_dir), "a vrdma device on a missing backing device is refused");
 
-	guest_up(&ga, gid_index);
+	guest_up(&ga, gid_index, true);	/* A speaks ABI version 1 */
 	connect_pair(&ga, gid_index);
-	printf("ok   guest A: call channel, regions, doorbell, PD, MR, CQ, two RC QPs to RTS\n");
+	printf("ok   guest A (ABI 1): call channel, regions, doorbell, PD, MR, CQ, two RC QPs to RTS\n");
 
 	/* SEND and RDMA WRITE between A's two QPs, with sleeping-relay kicks. */
 	for (int i = 0; i < 50; i++) {
@@ -352,7 +362,7 @@ int main(void)
 	}
 
 	/* Guest B: A's handles and keys are not B's. */
-	guest_up(&gb, gid_index);
+	guest_up(&gb, gid_index, false);
 	connect_pair(&gb, gid_index);
 	{
 		/* The foreign lkey: B's send naming A's lkey fails locally. */

@@ -283,17 +283,35 @@ int main(void)
 
 	/* HELLO and queries. */
 	{
-		struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION) };
+		struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION),
+					     .abi_min = htole32(VRDMA_ABI_MIN_VERSION) };
 		struct vrdma_hello_out ho;
+		size_t len;
 		struct vrdma_query_device_out qd;
 		struct vrdma_query_port_in pi = { .port_num = 1 };
 		struct vrdma_query_port_out po;
 
 		check(!call(VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho)), "HELLO");
 		check(le32toh(ho.gid_index) == pol.gid_index, "HELLO gid index");
+		check(le32toh(ho.abi_version) == VRDMA_ABI_VERSION && !ho.features &&
+		      le32toh(ho.abi_min) == VRDMA_ABI_MIN_VERSION &&
+		      le32toh(ho.abi_max) == VRDMA_ABI_VERSION, "HELLO: the newest version");
+		hi.abi_min = htole32(VRDMA_ABI_VERSION + 1);
 		hi.abi_version = htole32(VRDMA_ABI_VERSION + 1);
-		check(call(VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho)) == -EPROTONOSUPPORT,
-		      "a newer ABI version is refused");
+		memset(&ho, 0xff, sizeof(ho));
+		check(vrdma_dispatch(g, VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho), &len) ==
+		      -EPROTONOSUPPORT && len == sizeof(ho) && !ho.abi_version &&
+		      le32toh(ho.abi_min) == VRDMA_ABI_MIN_VERSION &&
+		      le32toh(ho.abi_max) == VRDMA_ABI_VERSION,
+		      "a newer-only guest is refused, told the host's range");
+		/* An ABI-1 guest: the 8-byte hello_in, the 24-byte answer; it stays version 1
+		 * for the rest of this test, which is the whole of ABI 1. */
+		hi.abi_version = htole32(1);
+		memset(&ho, 0xff, sizeof(ho));
+		check(!vrdma_dispatch(g, VRDMA_FN_HELLO, &hi, VRDMA_HELLO_IN_V1_SIZE, &ho,
+				      VRDMA_HELLO_OUT_V1_SIZE, &len) && len == VRDMA_HELLO_OUT_V1_SIZE &&
+		      le32toh(ho.abi_version) == 1 && ho.abi_min == 0xffffffff &&
+		      le32toh(ho.gid_index) == pol.gid_index, "HELLO of an ABI-1 guest");
 		check(!call(VRDMA_FN_QUERY_DEVICE, NULL, 0, &qd, sizeof(qd)), "QUERY_DEVICE");
 		check(qd.vendor_id == 0 && qd.vendor_part_id == 0 && qd.phys_port_cnt == 1 &&
 		      le32toh(qd.max_qp) > 0, "neutral identity, real limits");
@@ -307,7 +325,19 @@ int main(void)
 		      "a short input is refused");
 		check(call(999, NULL, 0, NULL, 0) == -EOPNOTSUPP, "an unknown function");
 		check(call(0, NULL, 0, NULL, 0) == -EOPNOTSUPP, "function 0");
-		printf("ok   HELLO, QUERY_DEVICE, QUERY_PORT and their refusals\n");
+		pi.port_num = 1;
+		{
+			uint8_t longer[sizeof(pi) + 8] = { 0 };
+
+			memcpy(longer, &pi, sizeof(pi));
+			check(!call(VRDMA_FN_QUERY_PORT, longer, sizeof(longer), &po, sizeof(po)) &&
+			      le32toh(po.state) == IBV_PORT_ACTIVE, "QUERY_PORT, 8 zero bytes more");
+			longer[sizeof(pi)] = 1;
+			check(call(VRDMA_FN_QUERY_PORT, longer, sizeof(longer), &po, sizeof(po)) ==
+			      -E2BIG, "QUERY_PORT, a non-zero extra byte");
+		}
+		printf("ok   HELLO (ABI 1 and %u, a refusal with the host's range), QUERY_DEVICE, "
+		       "QUERY_PORT, longer inputs, and their refusals\n", VRDMA_ABI_VERSION);
 	}
 	uint8_t gid[16];
 	{

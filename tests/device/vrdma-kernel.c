@@ -271,7 +271,8 @@ int main(void)
 	struct vrdma_query_port_out pa;
 	struct vrdma_query_gid_in gi = { .port_num = 1 };
 	struct vrdma_query_gid_out go;
-	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION) };
+	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION),
+				     .abi_min = htole32(VRDMA_ABI_MIN_VERSION) };
 	struct vrdma_hello_out ho;
 	int base_qp = count_res("qp"), base_mr = count_res("mr"), admin;
 	struct qp a, b;
@@ -319,17 +320,32 @@ int main(void)
 	check(r == sizeof(go), "query_gid: %ld", r);
 	ok("queries: port active, max_mw 0, GID %u", gid_index);
 
+	/* HELLO: a version-1 guest (8 bytes in) gets the 24-byte answer; a range we do not
+	 * speak is refused with our range. */
+	{
+		struct vrdma_hello_in old = { .abi_version = htole32(1) };
+		struct vrdma_hello_in future = { .abi_version = htole32(99), .abi_min = htole32(90) };
+
+		memset(&ho, 0, sizeof(ho));
+		check(call(VRDMA_FN_HELLO, &old, VRDMA_HELLO_IN_V1_SIZE, &ho, sizeof(ho)) ==
+		      VRDMA_HELLO_OUT_V1_SIZE && le32toh(ho.abi_version) == 1, "a version-1 HELLO");
+		check(call(VRDMA_FN_HELLO, &future, sizeof(future), &ho, sizeof(ho)) ==
+		      -EPROTONOSUPPORT && le32toh(ho.abi_max) == VRDMA_ABI_VERSION,
+		      "a range we do not speak");
+	}
 	/* Inputs: longer with a zero tail is fine, a non-zero tail is -E2BIG, short -EINVAL. */
 	{
-		uint8_t big[sizeof(hi) + 16] = { 0 };
+		struct vrdma_query_port_in pi = { .port_num = 1 };
+		uint8_t big[sizeof(pi) + 16] = { 0 };
 
-		memcpy(big, &hi, sizeof(hi));
-		check(call(VRDMA_FN_HELLO, big, sizeof(big), &ho, sizeof(ho)) == sizeof(ho),
+		memcpy(big, &pi, sizeof(pi));
+		check(call(VRDMA_FN_QUERY_PORT, big, sizeof(big), &pa, sizeof(pa)) == sizeof(pa),
 		      "a longer input with a zero tail");
-		big[sizeof(hi) + 3] = 1;
-		check(call(VRDMA_FN_HELLO, big, sizeof(big), &ho, sizeof(ho)) == -E2BIG,
+		big[sizeof(pi) + 3] = 1;
+		check(call(VRDMA_FN_QUERY_PORT, big, sizeof(big), &pa, sizeof(pa)) == -E2BIG,
 		      "a non-zero tail");
-		check(call(VRDMA_FN_HELLO, big, 4, &ho, sizeof(ho)) == -EINVAL, "a short input");
+		check(call(VRDMA_FN_QUERY_PORT, big, 4, &pa, sizeof(pa)) == -EINVAL,
+		      "a short input");
 		check(call(999, NULL, 0, NULL, 0) == -EOPNOTSUPP, "an unknown function");
 		check(call(VRDMA_FN_QUERY_DEVICE, NULL, 0, &da, 8) == -EMSGSIZE, "a short output");
 	}

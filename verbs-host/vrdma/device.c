@@ -8,18 +8,32 @@
 
 /* What create_qp grants at most as inline data, whatever the device could do. */
 
+/*
+ * HELLO: the newest version both sides speak, the features both have, the guest's limits.
+ * A version-1 guest's 8-byte hello_in arrives zero-padded: abi_min 0 (it speaks only
+ * abi_version), no features. -EPROTONOSUPPORT when the ranges do not meet (or the guest's
+ * is empty); the answer then has abi_version 0 and the host's range.
+ */
 int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
 {
 	const struct vrdma_hello_in *h = in;
 	struct vrdma_hello_out *o = out;
+	uint32_t hi = le32toh(h->abi_version), lo = le32toh(h->abi_min);
 
 	/* h->doorbell is the bus adapter's business: it hands the signal to the relay. */
-	o->abi_version = htole32(VRDMA_ABI_VERSION);
+	if (!lo)
+		lo = hi;
+	o->abi_min = htole32(VRDMA_ABI_MIN_VERSION);
+	o->abi_max = htole32(VRDMA_ABI_VERSION);
+	if (!lo || lo > hi || hi < VRDMA_ABI_MIN_VERSION || lo > VRDMA_ABI_VERSION)
+		return -EPROTONOSUPPORT;
+	g->abi_version = hi < VRDMA_ABI_VERSION ? hi : VRDMA_ABI_VERSION;
+	g->features = le64toh(h->features) & VRDMA_F_ALL;
+	o->abi_version = htole32(g->abi_version);
+	o->features = htole64(g->features);
 	o->max_objects = htole32(g->pol.max_objects);
 	o->max_pinned_bytes = htole64(g->pol.max_pinned_bytes);
 	o->gid_index = htole32(g->pol.gid_index);
-	if (le32toh(h->abi_version) != VRDMA_ABI_VERSION)
-		return -EPROTONOSUPPORT;
 	return 0;
 }
 

@@ -162,6 +162,8 @@ struct vrdma_guest {
 	uint32_t live;			/* slots in use */
 	uint64_t pinned;
 	long page;
+	uint32_t abi_version;		/* negotiated in HELLO; 0 before */
+	uint64_t features;		/* VRDMA_F_* granted in HELLO */
 	/* counters, for `vbusctl res show` */
 	uint64_t n_wqe, n_cqe, n_relay_errors;
 	uint64_t n_kicks;		/* doorbells read by the relay (atomic) */
@@ -195,7 +197,8 @@ int vrdma_dispatch(struct vrdma_guest *g, uint32_t fn, const void *in, size_t in
 		   void *out, size_t outmax, size_t *outlen);
 bool vrdma_fn_is_slow(uint32_t fn);
 
-/* The handlers, one file per object. in/out sizes are checked by the dispatcher. */
+/* The handlers, one file per object. The dispatcher checks the sizes: `in` holds exactly
+ * the input size of vrdma-fns.h (zero-padded; REG_MR: inlen bytes), `out` the output's. */
 int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_port(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
