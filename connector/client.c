@@ -101,11 +101,17 @@ static int take(struct vbus_conn *c, int flags)
 	return 1;
 }
 
-/* One request; on success the response payload is in c->rx (fds closed). Caller locks. */
-static int request(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t arg,
-		   const void *in, size_t inlen, const int *fds, int nfds)
+/*
+ * One request; on success the response payload is in c->rx. Caller locks. Descriptors
+ * that come with a response are closed, except the one a successful DEVFD answer carries:
+ * with fd_out, a status 0 answer must carry exactly one, which goes to *fd_out (it arrived
+ * close-on-exec); any other answer to such a request leaves *fd_out alone.
+ */
+static int request_fd(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t arg,
+		      const void *in, size_t inlen, const int *fds, int nfds, int *fd_out)
 {
 	uint64_t seq = ++c->seq;
+	int32_t status;
 	int err;
 
 	if (c->dead)
@@ -134,16 +140,34 @@ static int request(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t a
 			return err;
 		if (err == 0)
 			continue;
-		vbus_rx_close_fds(&c->rx);	/* responses carry none */
+		status = (int32_t)le32toh(c->rx.hdr.status);
 		if (op == VBUS_OP_HELLO && le32toh(c->rx.hdr.op) == VBUS_OP_HELLO &&
-		    le64toh(c->rx.hdr.seq) == 0 && (int32_t)le32toh(c->rx.hdr.status) < 0) {
+		    le64toh(c->rx.hdr.seq) == 0 && status < 0) {
+			vbus_rx_close_fds(&c->rx);
 			mark_dead(c);	/* refused at the door: -EACCES, -EUSERS, -ESHUTDOWN */
-			return (int32_t)le32toh(c->rx.hdr.status);
+			return status;
 		}
-		if (le32toh(c->rx.hdr.op) != op || le64toh(c->rx.hdr.seq) != seq)
+		if (le32toh(c->rx.hdr.op) != op || le64toh(c->rx.hdr.seq) != seq) {
+			vbus_rx_close_fds(&c->rx);
 			return -EPROTO;
-		return (int32_t)le32toh(c->rx.hdr.status);
+		}
+		if (fd_out && status == 0) {
+			if (c->rx.nfds != 1) {
+				vbus_rx_close_fds(&c->rx);
+				return -EPROTO;	/* a DEVFD answer without its descriptor */
+			}
+			*fd_out = c->rx.fds[0];
+			c->rx.nfds = 0;
+		}
+		vbus_rx_close_fds(&c->rx);	/* other responses carry none */
+		return status;
 	}
+}
+
+static int request(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t arg,
+		   const void *in, size_t inlen, const int *fds, int nfds)
+{
+	return request_fd(c, op, handle, arg, in, inlen, fds, nfds, NULL);
 }
 
 int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out)
@@ -352,6 +376,18 @@ int vbus_devcall_flags(struct vbus_conn *c, uint32_t handle, uint32_t fn, uint32
 		if (outlen)
 			*outlen = c->rx.len;
 	}
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int vbus_devfd(struct vbus_conn *c, uint32_t handle, int *fd)
+{
+	int err;
+
+	if (!(le64toh(c->hello.features) & VBUS_F_DEVFD))
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&c->lock);
+	err = request_fd(c, VBUS_OP_DEVFD, handle, 0, NULL, 0, NULL, 0, fd);
 	pthread_mutex_unlock(&c->lock);
 	return err;
 }

@@ -53,6 +53,13 @@ int vbus_devcall(struct vbus_conn *c, uint32_t handle, uint32_t fn, const void *
 int vbus_devcall_flags(struct vbus_conn *c, uint32_t handle, uint32_t fn, uint32_t flags,
 		       const void *in, size_t inlen, void *out, size_t outmax, size_t *outlen);
 
+/* The kernel descriptor of the open device `handle` (VBUS_OP_DEVFD, docs/abi.md): a device
+ * whose model runs in a host kernel module (a vrdma device with backend=kernel) hands its
+ * guest a descriptor on that module, once per handle. *fd is close-on-exec and the caller's
+ * to close. -EOPNOTSUPP when the bus did not grant VBUS_F_DEVFD or the device has no kernel
+ * descriptor (echo, a relay vrdma device); -EALREADY when this handle's was handed out. */
+int vbus_devfd(struct vbus_conn *c, uint32_t handle, int *fd);
+
 /* Set up the call channel (docs/abi.md): from then on DEVCALLs whose input fits
  * VBUS_CALL_INLINE bytes go over shared memory, spinning up to $VBUS_SPIN_NS before
  * sleeping, instead of over the socket. entries: 1..64, a power of two. */
