@@ -24,9 +24,12 @@ struct echo_inst {
 	bool cancelled;		/* set by echo_cancel, from another thread */
 };
 
-static int echo_init(struct vbd_dev *d)
+static int echo_init(struct vbd_dev *d, char *err, size_t errn)
 {
-	return d->n_attrs ? -EINVAL : 0;	/* takes no attributes */
+	if (!d->n_attrs)
+		return 0;
+	snprintf(err, errn, "echo takes no attributes ('%s')", d->attr_key[0]);
+	return -EINVAL;
 }
 
 static void echo_fini(struct vbd_dev *d)

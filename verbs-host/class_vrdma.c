@@ -2,9 +2,15 @@
 /*
  * The `vrdma` device class: a virtual RDMA device backed by a real one (docs/vrdma.md).
  * Attributes: backing=DEVICE (required, e.g. rxe0), port=N (1), gid=INDEX (the only
- * source GID index guests may use; 0), max-pinned=BYTES (256M), max-objects=N (4096).
- * This file is the glue between the bus and verbs-host/vrdma/: each guest that opens
- * the device gets its own vrdma_guest; one relay thread serves them all.
+ * source GID index guests may use; 0), max-pinned=BYTES (256M), max-objects=N (4096),
+ * backend=kernel|relay|auto (auto). The two backends (docs/vrdma.md, Backends):
+ *   relay   vbusd runs the device: each guest that opens it gets its own vrdma_guest
+ *           (verbs-host/vrdma/); one relay thread serves them all;
+ *   kernel  the host module vbus_vrdma runs it: each open makes the guest's attachment
+ *           in the module (kernel_admin.c), whose descriptor the guest takes with
+ *           VBUS_OP_DEVFD; vbusd opens no ibv_context and runs no relay for it.
+ * auto is kernel when the module's admin descriptor opens, else relay. The resolved
+ * backend replaces the attribute, so that DEVENUM and `vbusctl dev show` say which.
  */
 #include <endian.h>
 #include <errno.h>
@@ -12,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <vbus/vrdma-kernel.h>
 #include "vrdma/vrdma.h"
 #include "vbusd.h"
 
@@ -19,21 +26,28 @@ struct vrdma_dev {
 	struct ibv_device **list;
 	struct ibv_device *ibdev;
 	struct vrdma_policy pol;
+	bool kernel;			/* the resolved backend: kernel, else relay */
 };
 
 struct vrdma_inst {
-	struct vrdma_guest *vg;
 	struct vbd_guest *g;
 	uint32_t handle;		/* the guest's DEVOPEN handle: events name it */
+	bool kernel;			/* the device's backend when it was opened */
+	/* relay */
+	struct vrdma_guest *vg;
 	bool relayed;
+	/* kernel: vbusd's copy of the attachment until DEVFD hands it to the guest, then -1 */
+	int attach_fd;
 };
+
+#define KERNEL_NOTE "the objects are in the kernel module, not listed here"
 
 static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vrdma_relay *relay;
 static int relay_users;
 
-static int num_attr(const struct vbd_dev *d, const char *k, uint64_t def, uint64_t max,
-		    uint64_t *v)
+static int num_attr(const struct vbd_dev *d, const char *k, uint64_t def, uint64_t min,
+		    uint64_t max, uint64_t *v, char *err, size_t errn)
 {
 	const char *s = vbd_dev_attr(d, k);
 	char *end;
@@ -45,35 +59,90 @@ static int num_attr(const struct vbd_dev *d, const char *k, uint64_t def, uint64
 	if (*end == 'K' || *end == 'k') { *v <<= 10; end++; }
 	else if (*end == 'M' || *end == 'm') { *v <<= 20; end++; }
 	else if (*end == 'G' || *end == 'g') { *v <<= 30; end++; }
-	return (*end || end == s || *v > max) ? -EINVAL : 0;
+	if (!*end && end != s && *v >= min && *v <= max)
+		return 0;
+	snprintf(err, errn, "bad %s=%s (%llu..%llu)", k, s, (unsigned long long)min,
+		 (unsigned long long)max);
+	return -EINVAL;
 }
 
-static int vrdma_init(struct vbd_dev *d)
+/* backend=kernel|relay|auto: *kernel says which it resolves to. kernel needs the module's
+ * admin descriptor (opened once, kept); auto takes it when it opens. 0 or -errno. */
+static int resolve_backend(const struct vbd_dev *d, bool *kernel, char *err, size_t errn)
 {
+	const char *b = vbd_dev_attr(d, "backend");
+	char why[128];
+	int r;
+
+	if (!b || !strcmp(b, "auto")) {
+		*kernel = !vbd_kernel_admin_open(why, sizeof(why));
+		if (!*kernel)
+			vbd_info("vrdma %s: backend auto is relay: %s", d->name, why);
+		return 0;
+	}
+	if (!strcmp(b, "relay")) {
+		*kernel = false;
+		return 0;
+	}
+	if (!strcmp(b, "kernel")) {
+		*kernel = true;
+		r = vbd_kernel_admin_open(why, sizeof(why));
+		if (r)
+			snprintf(err, errn, "backend=kernel: %s", why);
+		return r;
+	}
+	snprintf(err, errn, "backend=%s: want kernel, relay or auto", b);
+	return -EINVAL;
+}
+
+static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
+{
+	static const char *const known[] = { "backing", "port", "gid", "max-pinned",
+					     "max-objects", "backend" };
 	const char *backing = vbd_dev_attr(d, "backing");
 	struct vrdma_dev *v;
 	uint64_t port, gid, pinned, objs;
-	int n;
+	bool kernel;
+	int n, r;
 
-	for (int i = 0; i < d->n_attrs; i++)
-		if (strcmp(d->attr_key[i], "backing") && strcmp(d->attr_key[i], "port") &&
-		    strcmp(d->attr_key[i], "gid") && strcmp(d->attr_key[i], "max-pinned") &&
-		    strcmp(d->attr_key[i], "max-objects"))
+	for (int i = 0; i < d->n_attrs; i++) {
+		size_t k = 0;
+
+		while (k < sizeof(known) / sizeof(known[0]) && strcmp(d->attr_key[i], known[k]))
+			k++;
+		if (k == sizeof(known) / sizeof(known[0])) {
+			snprintf(err, errn, "unknown attribute '%s' (backing, port, gid, max-pinned, "
+				 "max-objects, backend)", d->attr_key[i]);
 			return -EINVAL;
-	if (!backing || num_attr(d, "port", 1, 255, &port) || !port ||
-	    num_attr(d, "gid", 0, 65535, &gid) ||
-	    num_attr(d, "max-pinned", 256ull << 20, 1ull << 40, &pinned) ||
-	    num_attr(d, "max-objects", 4096, 1u << VRDMA_HANDLE_INDEX_BITS, &objs))
+		}
+	}
+	if (!backing) {
+		snprintf(err, errn, "backing=DEVICE (the RDMA device behind it) is required");
 		return -EINVAL;
+	}
+	if (num_attr(d, "port", 1, 1, 255, &port, err, errn) ||
+	    num_attr(d, "gid", 0, 0, 65535, &gid, err, errn) ||
+	    num_attr(d, "max-pinned", 256ull << 20, 0, 1ull << 40, &pinned, err, errn) ||
+	    num_attr(d, "max-objects", 4096, 0, 1u << VRDMA_HANDLE_INDEX_BITS, &objs, err, errn))
+		return -EINVAL;
+	r = resolve_backend(d, &kernel, err, errn);
+	if (r)
+		return r;
+	if (vbd_dev_set_attr(d, "backend", kernel ? "kernel" : "relay")) {
+		snprintf(err, errn, "too many attributes to record backend=");
+		return -E2BIG;
+	}
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
+	/* Both backends: the device must be there, and `gone` watches its uverbs node. Only
+	 * the relay opens contexts on it (one per guest, in vrdma_open). */
 	v->list = ibv_get_device_list(&n);
 	for (int i = 0; v->list && i < n; i++)
 		if (!strcmp(ibv_get_device_name(v->list[i]), backing))
 			v->ibdev = v->list[i];
 	if (!v->ibdev) {
-		vbd_err("vrdma %s: no RDMA device '%s' on this host", d->name, backing);
+		snprintf(err, errn, "no RDMA device '%s' on this host", backing);
 		if (v->list)
 			ibv_free_device_list(v->list);
 		free(v);
@@ -81,7 +150,10 @@ static int vrdma_init(struct vbd_dev *d)
 	}
 	v->pol = (struct vrdma_policy){ .port = (uint8_t)port, .gid_index = (uint32_t)gid,
 					.max_objects = (uint32_t)objs, .max_pinned_bytes = pinned };
+	v->kernel = kernel;
 	d->priv = v;
+	vbd_info("vrdma %s: backing %s port %u, backend %s", d->name, backing,
+		 (unsigned)port, kernel ? "kernel" : "relay");
 	return 0;
 }
 
@@ -151,21 +223,45 @@ static const struct vrdma_env_ops env = { .region = env_region,
 					  .region_put = env_region_put, .kick = env_kick,
 					  .event = env_event };
 
-static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **out)
+/*
+ * The kernel backend: the guest's attachment in the module, on the backing device and
+ * port, with the device's policy (GID index, handle and pinned-memory quotas) and the
+ * guest's id (for its counters). vbusd keeps the descriptor only until the guest takes it
+ * with DEVFD (vrdma_devfd). 0 or -errno.
+ */
+static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
 {
-	struct vrdma_dev *v = d->priv;
-	struct vrdma_inst *in = calloc(1, sizeof(*in));
+	const struct vrdma_dev *v = d->priv;
+	struct vbk_attach a = {
+		.port = v->pol.port,
+		.gid_index = v->pol.gid_index,
+		.max_objects = v->pol.max_objects,
+		.guest_id = in->g->id,
+		.max_pinned_bytes = v->pol.max_pinned_bytes,
+	};
 	int err;
 
-	if (!in)
-		return -ENOMEM;
-	in->g = g;
-	in->handle = handle;
-	err = vrdma_guest_open(&in->vg, v->ibdev, &v->pol, &env, in);
+	if (snprintf(a.ibdev, sizeof(a.ibdev), "%s", ibv_get_device_name(v->ibdev)) >=
+	    (int)sizeof(a.ibdev))
+		return -ENAMETOOLONG;
+	err = vbd_kernel_attach(&a, &in->attach_fd);
 	if (err) {
-		free(in);
+		vbd_warn("vrdma %s: guest %u: the module refused the attachment: %s", d->name,
+			 in->g->id, strerror(-err));
 		return err;
 	}
+	vbd_dbg("vrdma %s: guest %u attached (kernel backend)", d->name, in->g->id);
+	return 0;
+}
+
+/* The relay backend: the guest's own context on the real device; the relay thread
+ * starts with the first guest. 0 or -errno. */
+static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in)
+{
+	int err = vrdma_guest_open(&in->vg, v->ibdev, &v->pol, &env, in);
+
+	if (err)
+		return err;
 	pthread_mutex_lock(&relay_lock);
 	if (!relay) {
 		const char *s = getenv("VBUS_RELAY_SPIN_US");
@@ -184,8 +280,25 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	if (!err)
 		relay_users++;
 	pthread_mutex_unlock(&relay_lock);
-	if (err) {
+	if (err)
 		vrdma_guest_close(in->vg);
+	return err;
+}
+
+static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **out)
+{
+	struct vrdma_dev *v = d->priv;
+	struct vrdma_inst *in = calloc(1, sizeof(*in));
+	int err;
+
+	if (!in)
+		return -ENOMEM;
+	in->g = g;
+	in->handle = handle;
+	in->kernel = v->kernel;
+	in->attach_fd = -1;
+	err = in->kernel ? kernel_open(d, in) : relay_open(v, in);
+	if (err) {
 		free(in);
 		return err;
 	}
@@ -197,6 +310,13 @@ static void vrdma_close(void *inst)
 {
 	struct vrdma_inst *in = inst;
 
+	if (in->kernel) {
+		/* The attachment lives on while the guest holds its descriptor. */
+		if (in->attach_fd >= 0)
+			close(in->attach_fd);
+		free(in);
+		return;
+	}
 	if (in->relayed)
 		vrdma_relay_remove(relay, in->vg);
 	vrdma_guest_close(in->vg);
@@ -213,7 +333,11 @@ static int vrdma_call(void *inst, uint32_t fn, const void *inp, size_t inlen, vo
 		      size_t outmax, size_t *outlen)
 {
 	struct vrdma_inst *in = inst;
-	int err = vrdma_dispatch(in->vg, fn, inp, inlen, out, outmax, outlen);
+	int err;
+
+	if (in->kernel)
+		return -EOPNOTSUPP;	/* its functions are ioctls on the DEVFD descriptor */
+	err = vrdma_dispatch(in->vg, fn, inp, inlen, out, outmax, outlen);
 
 	/* HELLO names the doorbell the guest will kick: from now on the relay serves it. */
 	if (!err && fn == VRDMA_FN_HELLO && !in->relayed) {
@@ -233,14 +357,44 @@ static int vrdma_call(void *inst, uint32_t fn, const void *inp, size_t inlen, vo
 	return err;
 }
 
+/* DEVFD: the kernel backend's attachment, handed over once; the relay has none. */
+static int vrdma_devfd(void *inst, int *fd)
+{
+	struct vrdma_inst *in = inst;
+
+	if (!in->kernel)
+		return -EOPNOTSUPP;	/* relay: the guest uses DEVCALL */
+	if (in->attach_fd < 0)
+		return -EALREADY;	/* handed out, and vbusd kept no copy */
+	*fd = in->attach_fd;
+	in->attach_fd = -1;
+	return 0;
+}
+
+static int kernel_show(const struct vrdma_inst *in, char *buf, size_t n)
+{
+	struct vbk_stats st;
+	int r = vbd_kernel_stats(in->g->id, &st);
+
+	if (r)
+		return snprintf(buf, n, "{\"backend\":\"kernel\",\"stats_error\":\"%s\"}",
+				strerror(-r));
+	return snprintf(buf, n, "{\"backend\":\"kernel\",\"objects\":%u,\"pinned_bytes\":%llu,"
+			"\"wqes\":%llu,\"cqes\":%llu,\"errors\":%llu}", st.objects,
+			(unsigned long long)st.pinned_bytes, (unsigned long long)st.wqes,
+			(unsigned long long)st.cqes, (unsigned long long)st.errors);
+}
+
 static int vrdma_show(void *inst, char *buf, size_t n)
 {
 	struct vrdma_inst *in = inst;
 	struct vrdma_guest *vg = in->vg;
 	int r;
 
+	if (in->kernel)
+		return kernel_show(in, buf, n);
 	pthread_mutex_lock(&vg->lock);
-	r = snprintf(buf, n, "{\"objects\":%u,\"pinned_bytes\":%llu,\"wqes\":%llu,\"cqes\":%llu,"
+	r = snprintf(buf, n, "{\"backend\":\"relay\",\"objects\":%u,\"pinned_bytes\":%llu,\"wqes\":%llu,\"cqes\":%llu,"
 		     "\"relay_errors\":%llu}", vg->live, (unsigned long long)vg->pinned,
 		     (unsigned long long)vg->n_wqe, (unsigned long long)vg->n_cqe,
 		     (unsigned long long)vg->n_relay_errors);
@@ -248,14 +402,48 @@ static int vrdma_show(void *inst, char *buf, size_t n)
 	return r;
 }
 
+/* The kernel backend: the module's counters of the guest's attachment (VBK_IOC_STATS);
+ * its objects are in the module, which vbusd does not list. */
+static int kernel_res(const struct vrdma_inst *in, bool json, char *buf, size_t n)
+{
+	struct vbk_stats st;
+	int r = vbd_kernel_stats(in->g->id, &st);
+
+	if (r)
+		r = snprintf(buf, n, json ? "\"backend\":\"kernel\",\"counters\":null,"
+			     "\"stats_error\":\"%s\",\"objects\":[],\"note\":\"%s\"" :
+			     " backend kernel (the module's counters: %s)\n  (%s)\n",
+			     strerror(-r), KERNEL_NOTE);
+	else
+		r = snprintf(buf, n, json ? "\"backend\":\"kernel\",\"counters\":{\"objects\":%u,"
+			     "\"pinned_bytes\":%llu,\"wqes\":%llu,\"cqes\":%llu,\"doorbells\":%llu,"
+			     "\"polls\":%llu,\"events\":%llu,\"errors\":%llu},\"objects\":[],"
+			     "\"note\":\"%s\"" :
+			     " backend kernel objects %u pinned %llu wqes %llu cqes %llu doorbells %llu "
+			     "polls %llu events %llu errors %llu\n  (%s)\n", st.objects,
+			     (unsigned long long)st.pinned_bytes, (unsigned long long)st.wqes,
+			     (unsigned long long)st.cqes, (unsigned long long)st.doorbells,
+			     (unsigned long long)st.polls, (unsigned long long)st.events,
+			     (unsigned long long)st.errors, KERNEL_NOTE);
+	return r < 0 || (size_t)r >= n ? -ENOSPC : 0;
+}
+
 /* The guest's objects and counters, then the relay's (shared by every guest of vrdma
  * devices): passes, sleeps, wake-ups, time spent spinning, work moved. */
 static int vrdma_res(void *inst, const char *kind, bool json, char *buf, size_t n)
 {
+	struct vrdma_inst *in = inst;
 	struct vrdma_relay_stats st = { 0 };
 	size_t len;
-	int r = vrdma_guest_res(((struct vrdma_inst *)inst)->vg, kind, json, buf, n);
+	int r;
 
+	if (in->kernel)
+		return kernel_res(in, json, buf, n);
+	r = snprintf(buf, n, json ? "\"backend\":\"relay\"," : " backend relay");
+	if (r < 0 || (size_t)r >= n)
+		return -ENOSPC;
+	len = (size_t)r;
+	r = vrdma_guest_res(in->vg, kind, json, buf + len, n - len);
 	if (r)
 		return r;
 	pthread_mutex_lock(&relay_lock);
@@ -280,6 +468,7 @@ const struct vbd_class vbd_class_vrdma = {
 	.open = vrdma_open,
 	.close = vrdma_close,
 	.call = vrdma_call,
+	.devfd = vrdma_devfd,
 	.show = vrdma_show,
 	.res = vrdma_res,
 	.gone = vrdma_gone,

@@ -55,16 +55,18 @@ int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, ui
 	return r;
 }
 
-/* A response. An error carries no payload, except HELLO's -EPROTONOSUPPORT (docs/abi.md). */
+/* A response. An error carries no payload, except HELLO's -EPROTONOSUPPORT (docs/abi.md).
+ * fd >= 0: the descriptor a successful DEVFD answer carries. */
 static int reply(struct vbd_guest *g, const struct vbus_msg *req, int32_t status,
-		 const void *p, size_t len)
+		 const void *p, size_t len, int fd)
 {
 	bool with = !status || (le32toh(req->op) == VBUS_OP_HELLO && status == -EPROTONOSUPPORT);
 	int r;
 
 	pthread_mutex_lock(&g->send_lock);
 	r = vbus_msg_send(g->sock, le32toh(req->op), le64toh(req->seq), le32toh(req->handle),
-			  le32toh(req->arg), status, with ? p : NULL, with ? len : 0, NULL, 0);
+			  le32toh(req->arg), status, with ? p : NULL, with ? len : 0,
+			  &fd, !status && fd >= 0 ? 1 : 0);
 	pthread_mutex_unlock(&g->send_lock);
 	return r;
 }
@@ -398,6 +400,27 @@ static int devcall(struct vbd_guest *g, uint32_t h, uint32_t fn, const void *in,
 	return r;
 }
 
+/* DEVFD: the kernel descriptor of the device instance behind handle h. The class hands
+ * over its only copy: the caller sends it with the answer, then closes it. */
+static int do_devfd(struct vbd_guest *g, uint32_t h, int *fd)
+{
+	struct vbd_slot *s;
+	int r;
+
+	pthread_mutex_lock(&g->lock);
+	s = slot_get(g, h, VBD_HANDLE);
+	if (!s)
+		r = -ENOENT;
+	else if (!s->dev)
+		r = -ENODEV;	/* removed while open */
+	else if (!s->dev->cls->devfd)
+		r = -EOPNOTSUPP;	/* a class with no kernel model */
+	else
+		r = s->dev->cls->devfd(s->inst, fd);
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
 /* The call channel's server: one thread per guest, spinning then sleeping (call.c). */
 static void *chan_main(void *arg)
 {
@@ -478,7 +501,7 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 {
 	uint32_t op = le32toh(rx->hdr.op), h = le32toh(rx->hdr.handle);
 	size_t outlen = 0;
-	int r;
+	int r, fd = -1;	/* fd: a descriptor the answer carries (DEVFD) */
 
 	/* The fixed-size answers are built in place: no stale byte of an earlier one. */
 	memset(out, 0, 64);
@@ -486,7 +509,7 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 		r = -EPROTO;
 		goto done;
 	}
-	if (op < VBUS_OP_HELLO || op > VBUS_OP_SHMSIGNAL) {
+	if (op < VBUS_OP_HELLO || op > VBUS_OP_DEVFD) {
 		r = -EOPNOTSUPP;	/* whatever the rest of the header says */
 		goto done;
 	}
@@ -497,12 +520,13 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 	/* Header fields an operation does not use must be zero (docs/abi.md, section 3). */
 	{
 		uint32_t arg = le32toh(rx->hdr.arg);
-		bool uses_handle = op == VBUS_OP_DEVCLOSE || op == VBUS_OP_DEVCALL;
+		bool uses_handle = op == VBUS_OP_DEVCLOSE || op == VBUS_OP_DEVCALL ||
+				   op == VBUS_OP_DEVFD;
 		bool uses_arg = op == VBUS_OP_DEVCALL || op == VBUS_OP_SHMREVOKE ||
 				op == VBUS_OP_SIGREVOKE || op == VBUS_OP_SHMSIGNAL;
 		bool no_payload = op == VBUS_OP_DEVENUM || op == VBUS_OP_DEVCLOSE ||
 				  op == VBUS_OP_SHMREVOKE || op == VBUS_OP_SIGREVOKE ||
-				  op == VBUS_OP_SHMSIGNAL;
+				  op == VBUS_OP_SHMSIGNAL || op == VBUS_OP_DEVFD;
 
 		if ((!uses_handle && h) || (!uses_arg && arg) || (no_payload && rx->len)) {
 			r = -EINVAL;
@@ -568,6 +592,9 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 		pthread_mutex_unlock(&g->slots_lock);
 		break;
 	}
+	case VBUS_OP_DEVFD:
+		r = g->features & VBUS_F_DEVFD ? do_devfd(g, h, &fd) : -EOPNOTSUPP;
+		break;
 	default:
 		r = -EOPNOTSUPP;
 	}
@@ -578,7 +605,12 @@ done:
 		vbd_dbg("guest %u: op %u handle %u: %s", g->id, op, h, strerror(-r));
 	}
 	/* A guest that leaves its answers unread (the send times out after 2 s) is cut off. */
-	return reply(g, &rx->hdr, r, out, outlen);
+	r = reply(g, &rx->hdr, r, out, outlen, r ? -1 : fd);
+	/* vbusd keeps no copy of a descriptor it handed over: the guest's keeps what it
+	 * names alive (a kernel attachment), and it goes when the guest closes it. */
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 /* One packet as it came off g's socket: checked, then handled (the fuzzing entry). */

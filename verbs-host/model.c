@@ -219,6 +219,7 @@ int vbd_bus_del(const char *name, char *err, size_t errn)
 
 int vbd_dev_add(const char *name, const char *cls, char **o, int n, char *err, size_t errn)
 {
+	char why[160] = "";
 	struct vbd_dev *d;
 	int r;
 
@@ -267,9 +268,10 @@ int vbd_dev_add(const char *name, const char *cls, char **o, int n, char *err, s
 		r = fail(err, errn, -EEXIST, "device '%s' exists", name);
 		goto err_unlock;
 	}
-	r = d->cls->dev_init(d);
+	r = d->cls->dev_init(d, why, sizeof(why));
 	if (r) {
-		fail(err, errn, r, "class %s refused device '%s': %s", cls, name, strerror(-r));
+		fail(err, errn, r, "class %s refused device '%s': %s", cls, name,
+		     why[0] ? why : strerror(-r));
 		goto err_unlock;
 	}
 	d->next = vbd.devs;

@@ -22,7 +22,8 @@ static const char usage[] =
 	"               each guest's device objects and the real ones behind them\n"
 	"  -j          JSON output\n"
 	"  --run-dir   where vbusd's sockets are (default $VBUS_RUN_DIR or /run/vbus)\n"
-	"Classes: echo (a test device), vrdma (attrs: backing=RXE port=N gid=INDEX).\n";
+	"Classes: echo (a test device), vrdma (attrs: backing=RXE port=N gid=INDEX\n"
+	"         backend=kernel|relay|auto max-pinned=BYTES max-objects=N).\n";
 
 int main(int argc, char **argv)
 {

@@ -35,8 +35,9 @@ struct vbd_guest;
 /* A device class: a kind of device, named by string, with its operations. */
 struct vbd_class {
 	const char *name;
-	/* A device of this class is created: check its attributes, set d->priv. */
-	int (*dev_init)(struct vbd_dev *d);
+	/* A device of this class is created: check its attributes, set d->priv. On failure
+	 * it may write a one-line reason into err, which `vbusctl dev add` prints. */
+	int (*dev_init)(struct vbd_dev *d, char *err, size_t errn);
 	void (*dev_fini)(struct vbd_dev *d);
 	/* A guest opens the device (its handle on this connection is `handle`). */
 	int (*open)(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **inst);
@@ -44,6 +45,10 @@ struct vbd_class {
 	/* A DEVCALL. in is a private copy; out has outmax bytes. */
 	int (*call)(void *inst, uint32_t fn, const void *in, size_t inlen, void *out,
 		    size_t outmax, size_t *outlen);
+	/* Optional: hand over the instance's kernel descriptor (VBUS_OP_DEVFD, docs/abi.md).
+	 * On 0, *fd is the bus's: it sends it to the guest and closes it. -EOPNOTSUPP when
+	 * the instance has none. Called under the guest's lock, like call. */
+	int (*devfd)(void *inst, int *fd);
 	/* Optional: make a call running on inst return soon (-ECANCELED): the device is
 	 * going, or the guest, or the daemon. Called under the guest's slots_lock. */
 	void (*cancel)(void *inst);
@@ -97,6 +102,8 @@ struct vbd_dev {
 };
 
 const char *vbd_dev_attr(const struct vbd_dev *d, const char *key);
+/* Set (replace or add) an attribute, e.g. a value the class resolved: 0 or -E2BIG. */
+int vbd_dev_set_attr(struct vbd_dev *d, const char *key, const char *val);
 
 /* A guest's handle: a device instance, a shared region or a signal. */
 enum vbd_obj { VBD_FREE = 0, VBD_HANDLE, VBD_REGION, VBD_SIGNAL };
@@ -183,6 +190,15 @@ int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *
 /* Handle one decoded request of g (also the fuzzing entry point). The response goes out
  * through g->sock. */
 int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, int nfds);
+
+/* kernel_admin.c: the kernel backend's module, through its admin descriptor, opened once
+ * (include/vbus/vrdma-kernel.h). */
+struct vbk_attach;
+struct vbk_stats;
+const char *vbd_kernel_admin_path(void);
+int vbd_kernel_admin_open(char *err, size_t errn);
+int vbd_kernel_attach(const struct vbk_attach *a, int *fd);
+int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st);
 
 /* ctl.c: one command (argv), answered as text or JSON into out. */
 int vbd_command(int argc, char **argv, bool json, char *out, size_t outn);

@@ -24,6 +24,8 @@
 
 static char run_dir[64], bin[512], logpath[128];
 static pid_t daemon_pid;
+/* More environment for the vbusds start_daemon starts from now on: "NAME=value". */
+static char *daemon_env[8];
 static void cleanup(void);
 
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); \
@@ -98,6 +100,8 @@ VT_FN void start_daemon(void)
 		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
 		dup2(fd, 2);
+		for (int i = 0; i < 8 && daemon_env[i]; i++)
+			putenv(daemon_env[i]);
 		execl(path, "vbusd", "--run-dir", run_dir, "-v", (char *)NULL);
 		_exit(127);
 	}

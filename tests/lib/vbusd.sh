@@ -12,6 +12,8 @@
 #                          PP_* ones (tests/lib/pingpong.sh): a guest side runs under
 #                          vbus-run on the bus's vrdma device, a native one on $VBUS_RXE
 # VD_BUS_ARGS: more arguments of `vbusctl bus add` (e.g. max-regions 1024).
+# VD_BACKEND: the vrdma device's backend= (kernel, relay or auto); unset: vbusd's default,
+# auto (kernel when the module vbus_vrdma is loaded).
 # VD_BIN is the build's bin directory (VBUS_BUILD/bin).
 VD_BIN=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/bin
 
@@ -27,7 +29,8 @@ vd_start() {
 	[ -S "$VD_RUN_DIR/ctl.sock" ] || { echo "vbusd did not start"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
 	# shellcheck disable=SC2086
 	vd_ctl bus add "$bus" allow all ${VD_BUS_ARGS:-} >/dev/null &&
-	vd_ctl dev add "$dev" class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" bus "$bus" >/dev/null ||
+	vd_ctl dev add "$dev" class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" \
+		${VD_BACKEND:+backend=$VD_BACKEND} bus "$bus" >/dev/null ||
 		{ echo "vbusctl could not set up bus $bus"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
 	export VBUS_RUN_DIR=$VD_RUN_DIR VBUS_BUS=$bus
 	VD_DEV=$dev

@@ -5,7 +5,8 @@
  * the handshake (HELLO before all, version ranges and the -EPROTONOSUPPORT payload, the
  * feature subset, a longer hello_in, a second HELLO), refusals at the door (EACCES,
  * EUSERS), DEVENUM's layout and isolation, DEVOPEN's errors, DEVCALL on guessed and
- * foreign handles, reserved fields, descriptors where none belong, DEVSHM's descriptor
+ * foreign handles, DEVFD (feature, a device with no kernel descriptor, malformed
+ * requests), reserved fields, descriptors where none belong, DEVSHM's descriptor
  * checks, DEVSIG and SHMSIGNAL, events (device, added, removed; none without the
  * feature), CALLCHAN without the feature, per-guest and per-bus quotas, and a framing
  * error closing only that connection.
@@ -434,6 +435,36 @@ int main(void)
 		close(b);
 	}
 	group_done("DEVCALL: data echoed; 4096 guessed handles and a foreign one ENOENT\n");
+
+	/* ---- DEVFD: echo has no kernel descriptor; the request is checked first ---- */
+	{
+		struct vbus_devopen_in in = { .name = "e1", .devclass = "echo" };
+		uint64_t got;
+		int b = attach("A", VBUS_F_EVENTS, NULL), c = attach("A", VBUS_F_DEVFD, &got);
+		int efd = eventfd(0, EFD_CLOEXEC);
+		uint32_t hb, hc;
+
+		expect(got & VBUS_F_DEVFD, "VBUS_F_DEVFD granted (%#llx)", (unsigned long long)got);
+		expect(!rpc(b, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0), "open e1");
+		hb = id_of(&m);
+		expect(!rpc(c, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0), "open e1");
+		hc = id_of(&m);
+		expect(rpc(b, &m, VBUS_OP_DEVFD, hb, 0, NULL, 0, NULL, 0) == -EOPNOTSUPP,
+		       "DEVFD without the feature");
+		expect(rpc(c, &m, VBUS_OP_DEVFD, hc, 0, NULL, 0, NULL, 0) == -EOPNOTSUPP,
+		       "DEVFD on echo: no kernel descriptor");
+		expect(rpc(c, &m, VBUS_OP_DEVFD, hc, 0, "x", 1, NULL, 0) == -EINVAL, "with a payload");
+		expect(rpc(c, &m, VBUS_OP_DEVFD, hc, 3, NULL, 0, NULL, 0) == -EINVAL, "with an arg");
+		expect(rpc(c, &m, VBUS_OP_DEVFD, hc, 0, NULL, 0, &efd, 1) == -EINVAL,
+		       "with a descriptor");
+		expect(rpc(c, &m, VBUS_OP_DEVFD, hc + (1u << VBUS_ID_INDEX_BITS), 0, NULL, 0, NULL, 0) ==
+		       -ENOENT, "on a guessed handle");
+		close(efd);
+		close(b);
+		close(c);
+	}
+	group_done("DEVFD: -EOPNOTSUPP without the feature and on echo; payload, arg, descriptor "
+		   "refused; a guessed handle ENOENT\n");
 
 	/* ---- malformed requests: the connection lives on ---- */
 	{

@@ -7,7 +7,15 @@
  * a slow call that stalls only its own guest, device events, hot remove, a guest killed
  * mid-call (everything it held freed), an idle vbusd using no CPU, SIGTERM telling the
  * guests, and a killed vbusd turning into an event and errors within 1 s.
+ * Then vrdma's backends with no RDMA device and no module (docs/vrdma.md, Backends):
+ * backend=kernel refused without the module, backend=bogus refused, auto resolving to
+ * relay (DEVENUM, dev show) and DEVFD on a relay device answering -EOPNOTSUPP; and, with
+ * tests/lib/fake-verbs.c preloaded into vbusd to play a device and the module's admin
+ * descriptor, the kernel backend's attach path: the attachment's request, DEVFD handing
+ * the descriptor over once, vbusd keeping no copy and one admin descriptor, res show
+ * with the module's counters, and the backing device's removal reaching the guests.
  */
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <vbus/libvbus.h>
+#include <vbus/vrdma-kernel.h>
 #include "../../connector/msg.h"
 #include "../lib/vbusd-test.h"
 
@@ -121,6 +130,178 @@ static int raw_hello(const char *bus, uint32_t lo, uint32_t hi, uint32_t *versio
 	return r;
 }
 
+/* The sanitizer runtime this test runs with, or "": a vbusd of the same build wants it
+ * first in LD_PRELOAD, before tests/lib/fake-verbs.c. */
+static void san_runtime(char *out, size_t n)
+{
+	char line[1024];
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	out[0] = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, '/');
+
+		if (p && (strstr(p, "/libasan.so") || strstr(p, "/libtsan.so"))) {
+			p[strcspn(p, "\n")] = 0;
+			snprintf(out, n, "%s ", p);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* How many of vbusd's descriptors lead to a path starting with `prefix`. */
+static int daemon_fds(const char *prefix)
+{
+	char dir[64], link[320], to[320];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)daemon_pid);
+	d = opendir(dir);
+	check(d, "open %s", dir);
+	while ((de = readdir(d))) {
+		ssize_t l;
+
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		l = readlink(link, to, sizeof(to) - 1);
+		if (l > 0 && (to[l] = 0, !strncmp(to, prefix, strlen(prefix))))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The DEVENUM attributes of device `name` seen by c ("" if it is not listed). */
+static const char *enum_attrs(struct vbus_conn *c, const char *name)
+{
+	static struct vbus_dev_entry e[16];
+	int n = vbus_devenum(c, e, 16);
+
+	for (int i = 0; i < n; i++)
+		if (!strcmp(e[i].name, name))
+			return e[i].attrs;
+	return "";
+}
+
+/* vrdma's backends, from a vbusd with tests/lib/fake-verbs.c preloaded: one RDMA device,
+ * fake0, whose uverbs node is a directory we can remove; the module's admin descriptor
+ * is $VBUS_VRDMA_ADMIN, a file that does not exist at first. */
+static void backends(void)
+{
+	const char *b = getenv("VBUS_BUILD");
+	static char pre[1400], ibdev[160], admin_env[160];
+	char rt[512], node[128], admin[128], out[8192], want[64];
+	struct vbus_conn *c;
+	struct vbk_attach a;
+	uint32_t hr, hk, ha, h, h2;
+	int fd, fd2, r;
+	size_t n;
+
+	san_runtime(rt, sizeof(rt));
+	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s%s/tests/lib/libfake-verbs.so", rt,
+		 b && *b ? b : "build/default");
+	snprintf(node, sizeof(node), "%s/uverbs-fake0", run_dir);
+	snprintf(admin, sizeof(admin), "%s/vbus-vrdma", run_dir);
+	snprintf(ibdev, sizeof(ibdev), "VBUS_FAKE_IBDEV=fake0:%s", node);
+	snprintf(admin_env, sizeof(admin_env), "VBUS_VRDMA_ADMIN=%s", admin);
+	check(!access(pre + strlen("LD_PRELOAD=") + strlen(rt), R_OK), "no %s: build first",
+	      pre + strlen("LD_PRELOAD="));
+	check(!mkdir(node, 0755), "mkdir %s", node);
+	daemon_env[0] = pre;
+	daemon_env[1] = ibdev;
+	daemon_env[2] = admin_env;
+	start_daemon();
+	check(!ctl(NULL, 0, "bus add V allow all"), "bus add V");
+
+	/* No module: kernel refused, auto is relay. */
+	check(ctl(out, sizeof(out), "dev add k0 class vrdma backing=fake0 backend=kernel bus V") == 1 &&
+	      strstr(out, admin) && strstr(out, "module is not loaded"),
+	      "backend=kernel without the module: %s", out);
+	check(ctl(out, sizeof(out), "dev add k0 class vrdma backing=fake0 backend=bogus bus V") == 1 &&
+	      strstr(out, "want kernel, relay or auto"), "backend=bogus: %s", out);
+	check(ctl(out, sizeof(out), "dev add k0 class vrdma backing=nosuch bus V") == 1 &&
+	      strstr(out, "no RDMA device 'nosuch'"), "a missing backing device: %s", out);
+	check(!ctl(out, sizeof(out), "dev add r0 class vrdma backing=fake0 gid=3 bus V"), "auto: %s", out);
+	check(!ctl(out, sizeof(out), "dev show r0") && strstr(out, "backend=relay"), "dev show: %s", out);
+	check(!ctl(out, sizeof(out), "-j dev show r0") && strstr(out, "\"backend\":\"relay\""),
+	      "dev show -j: %s", out);
+	c = attach("V");
+	check(strstr(enum_attrs(c, "r0"), "backend=relay"), "DEVENUM: '%s'", enum_attrs(c, "r0"));
+	check(!vbus_devopen(c, "r0", "vrdma", &hr), "open r0");
+	fd = -1;
+	check(vbus_devfd(c, hr, &fd) == -EOPNOTSUPP && fd == -1, "DEVFD on a relay device");
+	check(vbus_devfd(c, hr ^ 0x10000, &fd) == -ENOENT, "DEVFD on a stale handle");
+	check(!ctl(out, sizeof(out), "-j res show") && strstr(out, "\"backend\":\"relay\""),
+	      "res show -j: %s", out);
+	printf("ok   vrdma without the module: backend=kernel refused (%s), bogus refused, auto "
+	       "is relay (DEVENUM '%s'), DEVFD -EOPNOTSUPP\n", admin, enum_attrs(c, "r0"));
+
+	/* The module (played by fake-verbs): kernel and auto both take it. */
+	fd = open(admin, O_RDWR | O_CREAT, 0600);
+	check(fd >= 0, "create %s", admin);
+	close(fd);
+	check(!ctl(out, sizeof(out), "dev add k0 class vrdma backing=fake0 backend=kernel gid=3 "
+		   "max-objects=77 max-pinned=1M bus V"), "backend=kernel: %s", out);
+	check(!ctl(out, sizeof(out), "dev add a0 class vrdma backing=fake0 bus V"), "auto: %s", out);
+	check(!ctl(out, sizeof(out), "-j dev show") &&
+	      strstr(out, "\"name\":\"k0\",\"class\":\"vrdma\",\"open\":0,\"attrs\":{\"backing\":"
+		     "\"fake0\",\"backend\":\"kernel\"") &&
+	      strstr(out, "\"name\":\"a0\",\"class\":\"vrdma\",\"open\":0,\"attrs\":{\"backing\":"
+		     "\"fake0\",\"backend\":\"kernel\"}"), "dev show -j: %s", out);
+	check(strstr(enum_attrs(c, "k0"), "backend=kernel") &&
+	      strstr(enum_attrs(c, "a0"), "backend=kernel") &&
+	      strstr(enum_attrs(c, "r0"), "backend=relay"), "DEVENUM after the module came");
+	check(daemon_fds(admin) == 1, "vbusd holds %d admin descriptors, not 1", daemon_fds(admin));
+
+	/* Open: vbusd attaches; DEVFD hands the descriptor over once and vbusd keeps none. */
+	check(!vbus_devopen(c, "k0", "vrdma", &hk), "open k0");
+	check(daemon_fds("/memfd:vbk-attach") == 1, "vbusd holds the attachment until DEVFD");
+	check(vbus_devcall(c, hk, 1, NULL, 0, out, sizeof(out), &n) == -EOPNOTSUPP,
+	      "DEVCALL on a kernel-backend handle");
+	fd = -1;
+	r = vbus_devfd(c, hk, &fd);
+	check(!r && fd >= 0, "DEVFD: %s", strerror(-r));
+	check(fcntl(fd, F_GETFD) == FD_CLOEXEC, "the descriptor is close-on-exec");
+	check(pread(fd, &a, sizeof(a), 0) == (ssize_t)sizeof(a), "read the attachment's request");
+	check(!strcmp(a.ibdev, "fake0") && a.port == 1 && a.gid_index == 3 && a.max_objects == 77 &&
+	      a.max_pinned_bytes == 1 << 20 && a.guest_id == le32toh(vbus_hello_info(c)->guest_id),
+	      "ATTACH got ibdev %s port %u gid %u objects %u pinned %llu guest %u", a.ibdev, a.port,
+	      a.gid_index, a.max_objects, (unsigned long long)a.max_pinned_bytes, a.guest_id);
+	fd2 = -1;
+	check(vbus_devfd(c, hk, &fd2) == -EALREADY && fd2 == -1, "a second DEVFD");
+	check(daemon_fds("/memfd:vbk-attach") == 0, "vbusd kept a copy of the attachment");
+	check(!vbus_devopen(c, "a0", "vrdma", &ha) && daemon_fds("/memfd:vbk-attach") == 1 &&
+	      !vbus_devclose(c, ha) && daemon_fds("/memfd:vbk-attach") == 0,
+	      "an attachment never asked for goes with its handle");
+	snprintf(want, sizeof(want), "\"wqes\":%u,", 1000 + a.guest_id);
+	check(!ctl(out, sizeof(out), "-j res show") && strstr(out, "\"backend\":\"kernel\"") &&
+	      strstr(out, want) && strstr(out, "in the kernel module") &&
+	      strstr(out, "\"backend\":\"relay\""), "res show -j: %s", out);
+	check(!ctl(out, sizeof(out), "res show") && strstr(out, "backend kernel objects 3") &&
+	      strstr(out, "backend relay"), "res show: %s", out);
+	check(!ctl(out, sizeof(out), "-j guest show") && strstr(out, "\"backend\":\"kernel\""),
+	      "guest show -j: %s", out);
+	printf("ok   vrdma with a module: kernel and auto resolve to kernel; DEVOPEN attaches "
+	       "(fake0 port 1 gid 3 objects 77 pinned 1M, guest %u), DEVFD once, vbusd keeps no "
+	       "copy and one admin descriptor; res show has the module's counters\n", a.guest_id);
+
+	/* The backing device goes: vbusd removes every device on it and tells the guests. */
+	check(!rmdir(node), "rmdir %s", node);
+	h = h2 = 0;
+	check(wait_event(c, VBUS_EV_DEV_REMOVED, 3, &h) == 0 &&
+	      wait_event(c, VBUS_EV_DEV_REMOVED, 1, &h2) == 0 &&
+	      ((h == hr && h2 == hk) || (h == hk && h2 == hr)), "DEV_REMOVED for r0 and k0");
+	check(vbus_devfd(c, hk, &fd2) == -ENODEV, "DEVFD on a removed device");
+	check(!ctl(out, sizeof(out), "-j dev show") && !strcmp(out, "[]\n"), "dev show: %s", out);
+	close(fd);
+	vbus_disconnect(c);
+	printf("ok   the backing device gone: the relay and the kernel device removed, the guest "
+	       "told (DEV_REMOVED), DEVFD -ENODEV\n");
+}
+
 int main(void)
 {
 	struct vbus_dev_entry e[16];
@@ -148,6 +329,10 @@ int main(void)
 	check(!ctl(out, sizeof(out), "-j dev show") && strstr(out, "\"name\":\"e1\"") &&
 	      strstr(out, "\"buses\":[\"A\"]"), "dev show -j: %s", out);
 	check(ctl(out, sizeof(out), "bus del A") == 1 && strstr(out, "e1"), "bus in use: %s", out);
+	if (access("/dev/" VBK_DEV_NAME, F_OK))	/* no module here: the kernel backend is refused */
+		check(ctl(out, sizeof(out), "dev add k0 class vrdma backing=rxe0 backend=kernel bus A") == 1 &&
+		      strstr(out, "/dev/" VBK_DEV_NAME) && strstr(out, "module is not loaded"),
+		      "backend=kernel without the module: %s", out);
 	printf("ok   vbusctl: buses and devices added, bad input refused with one line\n");
 
 	/* Isolation. */
@@ -168,6 +353,8 @@ int main(void)
 			check(echo(ca, g, "guess") == -ENOENT, "guessed handle %u refused", g);
 	check(echo(ca, 0xffffffff, "guess") == -ENOENT, "huge handle refused");
 	check(vbus_devcall(ca, ha, 99, NULL, 0, out, sizeof(out), NULL) == -EOPNOTSUPP, "unknown fn");
+	fd = -1;
+	check(vbus_devfd(ca, ha, &fd) == -EOPNOTSUPP && fd == -1, "echo has no kernel descriptor");
 	{
 		char big[2000];
 		size_t bn;
@@ -412,6 +599,7 @@ int main(void)
 		vbus_disconnect(ca);
 		printf("ok   vbusd killed: event and ENOTCONN after %.3f s\n", now() - t0);
 	}
+	backends();
 	cleanup();
 	return 0;
 }

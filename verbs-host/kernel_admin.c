@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The admin descriptor of the kernel backend's module (/dev/vbus-vrdma,
+ * include/vbus/vrdma-kernel.h). vbusd opens it once, when the first device asks for the
+ * kernel backend, and keeps it until it exits: closing it (vbusd's death) makes the
+ * module revoke every attachment made through it. Attachments are made here, one per
+ * guest open, and their counters read back for `vbusctl res show`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <vbus/vrdma-kernel.h>
+#include "vbusd.h"
+
+static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
+static int admin_fd = -1;	/* set once, never closed */
+
+/* $VBUS_VRDMA_ADMIN (tests, a /dev mounted elsewhere), else /dev/vbus-vrdma. */
+const char *vbd_kernel_admin_path(void)
+{
+	const char *p = getenv("VBUS_VRDMA_ADMIN");
+
+	return p && *p ? p : "/dev/" VBK_DEV_NAME;
+}
+
+/* Open the admin descriptor if it is not open yet. 0, or -errno with the reason in err. */
+int vbd_kernel_admin_open(char *err, size_t errn)
+{
+	const char *path = vbd_kernel_admin_path();
+	int fd, r = 0;
+
+	pthread_mutex_lock(&admin_lock);
+	if (admin_fd >= 0)
+		goto out;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errn, "cannot open %s: %s%s", path, strerror(-r),
+			 r == -ENOENT ? " (the vbus_vrdma kernel module is not loaded)" :
+			 r == -EACCES || r == -EPERM ? " (vbusd must run as root)" : "");
+		goto out;
+	}
+	__atomic_store_n(&admin_fd, fd, __ATOMIC_RELEASE);
+	vbd_info("kernel backend: %s open (kept until vbusd exits)", path);
+out:
+	pthread_mutex_unlock(&admin_lock);
+	return r;
+}
+
+static int admin(void)
+{
+	return __atomic_load_n(&admin_fd, __ATOMIC_ACQUIRE);
+}
+
+/* A new attachment (VBK_IOC_ATTACH): its descriptor in *fd, or -errno. */
+int vbd_kernel_attach(const struct vbk_attach *a, int *fd)
+{
+	int r;
+
+	if (admin() < 0)
+		return -ENODEV;	/* no device resolved to the kernel backend */
+	r = ioctl(admin(), VBK_IOC_ATTACH, a);
+	if (r < 0)
+		return -errno;
+	*fd = r;
+	return 0;
+}
+
+/* The counters of guest_id's attachment (VBK_IOC_STATS). 0 or -errno. */
+int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->guest_id = guest_id;
+	if (admin() < 0)
+		return -ENODEV;
+	return ioctl(admin(), VBK_IOC_STATS, st) < 0 ? -errno : 0;
+}
