@@ -25,7 +25,7 @@ int vbk_obj_new(struct vbk_guest *g, enum vbk_obj_type type, void *p, u32 *h)
 	for (i = 1; i < g->nobjs; i++)
 		if (g->objs[i].type == VBK_OBJ_FREE)
 			break;
-	if (i == g->nobjs) {
+	if (i >= g->nobjs) {
 		u32 n = g->nobjs ? g->nobjs * 2 : 64;
 		struct vbk_obj *o;
 

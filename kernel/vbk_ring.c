@@ -99,5 +99,7 @@ s64 vbk_queue_pending(struct vbk_queue *q)
 {
 	u32 avail = le32_to_cpu(smp_load_acquire(&q->ring->prod)) - q->idx;
 
-	return avail > q->entries ? -1 : avail;
+	if (avail > q->entries)
+		return -1;
+	return avail;
 }
