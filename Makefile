@@ -5,7 +5,7 @@
 #   make kernel           build/kernel/vbus_vrdma.ko against the VM kernel's headers
 #                         (`make all` builds it too when the headers are there)
 #   make checkpatch       checkpatch.pl over kernel/ (when a kernel source is unpacked)
-#   make test-kdebug      debug kernel (lockdep, KASAN) + kernel-backend tests; hours, not CI
+#   make test-kdebug      debug kernel (lockdep, KASAN) + kernel-backend tests; ~25 min, not CI
 #   make test             unit tests (three variants) + device tests on soft-RoCE
 #   make demo             soft-RoCE up (VM if needed), perftest figures
 #   make bench            benchmarks (QUICK=1 for a short run)
@@ -34,7 +34,7 @@ kernel:
 checkpatch:
 	@$(MAKE) -C kernel checkpatch
 
-# Not in CI: builds Debian's linux-source-6.1 with lockdep and KASAN (hours on 2 cores).
+# Not in CI: builds Debian's linux-source-6.1 with lockdep and KASAN (~25 min on 2 cores).
 test-kdebug: deps-check
 	@tests/vm/kdebug
 
