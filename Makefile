@@ -1,7 +1,11 @@
 # vbus top-level Makefile: it only delegates. See README.md.
 #   make [all]            build everything (build/default)
 #   make SAN=address,undefined | SAN=thread   sanitizer variant (build/asan, build/tsan)
-#   make deps             install what the project needs (Debian 12, root)
+#   make deps             install what the project needs (Debian 12, root), fetch the VM kernel
+#   make kernel           build/kernel/vbus_vrdma.ko against the VM kernel's headers
+#                         (`make all` builds it too when the headers are there)
+#   make checkpatch       checkpatch.pl over kernel/ (when a kernel source is unpacked)
+#   make test-kdebug      debug kernel (lockdep, KASAN) + kernel-backend tests; ~25 min, not CI
 #   make test             unit tests (three variants) + device tests on soft-RoCE
 #   make demo             soft-RoCE up (VM if needed), perftest figures
 #   make bench            benchmarks (QUICK=1 for a short run)
@@ -12,12 +16,27 @@ SAN_VARIANTS := address,undefined thread
 PREFIX ?= /usr/local
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps deps-check test unit demo bench install clean vm-kernel
+.PHONY: all deps deps-check test unit demo bench install clean vm-kernel kernel checkpatch test-kdebug
 
 all:
 	@for d in $(SUBDIRS); do \
 		if [ -f $$d/Makefile ]; then $(MAKE) -C $$d all || exit 1; fi; \
 	done
+ifeq ($(SAN),)
+	@$(MAKE) -C kernel OPTIONAL=1
+endif
+
+# The kernel module (kernel/Makefile, docs/kernel-build.md): an error here when the headers
+# are missing; `make all` only says so in one line.
+kernel:
+	@$(MAKE) -C kernel
+
+checkpatch:
+	@$(MAKE) -C kernel checkpatch
+
+# Not in CI: builds Debian's linux-source-6.1 with lockdep and KASAN (~25 min on 2 cores).
+test-kdebug: deps-check
+	@tests/vm/kdebug
 
 # Only what unit tests need, for one variant (used for the sanitizer variants).
 unit:
@@ -46,7 +65,7 @@ install: all
 	@scripts/install --prefix "$(PREFIX)" --destdir "$(DESTDIR)"
 
 clean:
-	rm -rf build/default build/asan build/tsan
+	rm -rf build/default build/asan build/tsan build/kernel
 
 # build/vm (the test VM's kernel and initramfs) survives `make clean`; this drops it too.
 distclean:
