@@ -4,7 +4,8 @@
 #
 #   pt_run TOOL OUT [ARGS...]   server and client of TOOL with ARGS; the client's output in
 #                               OUT, the server's in OUT.server; returns non-zero if either
-#                               side fails or runs past PT_TIMEOUT seconds (default 120);
+#                               side fails or runs past PT_TIMEOUT seconds (default 120
+#                               times VBUS_TIME_SCALE, tests/lib/time.sh);
 #                               a run whose clock calibration failed is repeated (below)
 #   pt_json OUT                 the parsed result rows of OUT as JSON lines
 #   pt_field OUT FIELD          one field of the first result row (e.g. t_typical_us)
@@ -12,7 +13,9 @@
 # PT_DEV overrides the device name for both sides; PT_SERVER_DEV / PT_CLIENT_DEV for one.
 
 PT_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-: "${PT_TIMEOUT:=120}"
+# Time limits scale with the machine (a slower one must not fail a run); figures do not.
+. "$PT_LIB_DIR/../../tests/lib/time.sh"
+: "${PT_TIMEOUT:=$(vt_secs 120)}"
 : "${PT_PORT:=$((18515 + RANDOM % 1000))}"
 PT_SERVER_WRAP=("${PT_SERVER_WRAP[@]}")
 PT_CLIENT_WRAP=("${PT_CLIENT_WRAP[@]}")
@@ -24,14 +27,13 @@ pt_need_device() {
 	fi
 }
 
-pt_wait_listen() { # PORT PID: wait until PORT listens (or PID died), at most 15 s
-	local i
-	for i in $(seq 1 150); do
-		ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
-		kill -0 "$2" 2>/dev/null || return 1
+pt_wait_listen() { # PORT PID: wait until PORT listens (or PID died), at most 15 s (scaled)
+	local end
+	end=$(vt_deadline 15)
+	until ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; do
+		kill -0 "$2" 2>/dev/null && ! vt_past "$end" || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 # perftest calibrates its clock by sampling cycles against gettimeofday() and gives up when

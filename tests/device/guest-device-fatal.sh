@@ -11,10 +11,9 @@ prog=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/port-events
 vd_start t vrdma0 || exit 1
 out=$(mktemp)
 trap 'rm -f "$out"; vd_stop >/dev/null 2>&1' EXIT
-timeout -k 2 30 "$VD_BIN/vbus-run" --bus t -- "$prog" fatal >"$out" 2>&1 &
+timeout -k 2 "$(vt_secs 30)" "$VD_BIN/vbus-run" --bus t -- "$prog" fatal >"$out" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q ready "$out" && break; sleep 0.1; done
-grep -q ready "$out" || { echo "FAIL: the guest did not get ready"; cat "$out"; exit 1; }
+vt_wait_for "$out" ready 10 $pid || { echo "FAIL: the guest did not get ready"; cat "$out"; exit 1; }
 fail=0
 res=$(vd_ctl -j res show)
 echo "res show: $res"

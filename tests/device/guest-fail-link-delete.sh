@@ -8,7 +8,8 @@
 # finish without waiting for the guest, and vbusd must keep answering: vbusd notices the
 # device is gone, removes vrdma0 from the bus and closes the guests' contexts, as a device
 # that disassociates them would. rxe0 is added back afterwards (also on failure), ACTIVE with
-# its GID, and vrdma0 on the new rxe0 serves a new guest.
+# its GID, and vrdma0 on the new rxe0 serves a new guest. (Time limits are multiplied by
+# VBUS_TIME_SCALE, tests/lib/time.sh; the native FAIL_WAIT is a duration, not a limit.)
 # timeout: 180
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -22,14 +23,15 @@ gid0=$(cat "$gidf")
 # rxe0 back on its netdev, port 1 ACTIVE with the GID it had (as tests/vm/guest-main waits).
 restore() {
 	[ -e "/sys/class/infiniband/$VBUS_RXE" ] ||
-		timeout 30 rdma link add "$VBUS_RXE" type rxe netdev "$VBUS_NETDEV"
-	for _ in $(seq 150); do
-		[ "$(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state" 2>/dev/null)" = "4: ACTIVE" ] &&
-			[ "$(cat "$gidf" 2>/dev/null)" = "$gid0" ] && return 0
-		sleep 0.1
-	done
+		timeout "$(vt_secs 30)" rdma link add "$VBUS_RXE" type rxe netdev "$VBUS_NETDEV"
+	vt_until 15 rxe_back && return 0
 	echo "rxe0 is not back: $(rdma link show 2>&1)"
 	return 1
+}
+# shellcheck disable=SC2317	# called through vt_until
+rxe_back() {
+	[ "$(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state" 2>/dev/null)" = "4: ACTIVE" ] &&
+		[ "$(cat "$gidf" 2>/dev/null)" = "$gid0" ]
 }
 trap 'restore; rm -rf "$FL_OUT"; vd_stop >/dev/null 2>&1' EXIT
 
@@ -38,12 +40,11 @@ trap 'restore; rm -rf "$FL_OUT"; vd_stop >/dev/null 2>&1' EXIT
 delete_under() {
 	local out=$FL_OUT/$1 job t0
 	shift
-	timeout -k 2 60 "$@" >"$out" 2>&1 &
+	timeout -k 2 "$(vt_secs 60)" "$@" >"$out" 2>&1 &
 	job=$!
-	for _ in $(seq 200); do grep -q '^ready' "$out" && break; sleep 0.1; done
-	grep -q '^ready' "$out" || { cat "$out"; echo "FAIL: the program did not get ready"; exit 1; }
+	vt_wait_for "$out" '^ready' 20 $job || { cat "$out"; echo "FAIL: the program did not get ready"; exit 1; }
 	t0=$(date +%s%N)
-	timeout 60 rdma link delete "$VBUS_RXE"
+	timeout "$(vt_secs 60)" rdma link delete "$VBUS_RXE"
 	DEL_RC=$?
 	DEL_S=$(( ($(date +%s%N) - t0) / 1000000 ))
 	DEL_S=$((DEL_S / 1000)).$(printf %03d $((DEL_S % 1000)))
@@ -59,15 +60,18 @@ echo "native: program exit $RC; rdma link delete exit $DEL_RC after $DEL_S s"
 sed 's/^/native| /' "$FL_OUT/native"
 restore || exit 1
 
-echo "--- guest: rdma link delete under a guest on vrdma0 (it waits up to 30 s for the event)"
+# The guest waits up to 30 s (scaled) for its event; a delete that waited for the guest to
+# give up would take that long, so the delete must end in less than half of it.
+gwait=$(vt_secs 30)
+echo "--- guest: rdma link delete under a guest on vrdma0 (it waits up to $gwait s for the event)"
 vd_start t vrdma0 || exit 1
 trap 'restore; rm -rf "$FL_OUT"; vd_stop >/dev/null 2>&1' EXIT	# vd_start set its own
-FAIL_WAIT=30 delete_under guest "${VD_RUN[@]}" "$FL_PROG" fatal "$VD_DEV"
+FAIL_WAIT=$gwait delete_under guest "${VD_RUN[@]}" "$FL_PROG" fatal "$VD_DEV"
 echo "guest: program exit $RC; rdma link delete exit $DEL_RC after $DEL_S s"
 sed 's/^/guest | /' "$FL_OUT/guest"
 [ $RC = 0 ] || { echo "FAIL: the guest program exit $RC (124: it hung)"; fail=1; }
 [ $DEL_RC = 0 ] || { echo "FAIL: rdma link delete exit $DEL_RC"; fail=1; }
-[ "${DEL_S%.*}" -lt 15 ] && echo "ok   the delete finished in $DEL_S s, without waiting for the guest to exit" ||
+[ "${DEL_S%.*}" -lt $((gwait / 2)) ] && echo "ok   the delete finished in $DEL_S s, without waiting for the guest to exit" ||
 	{ echo "FAIL: the delete took $DEL_S s"; fail=1; }
 grep -q '^outcome: IBV_EVENT_DEVICE_FATAL: yes' "$FL_OUT/guest" &&
 	echo "ok   the guest got IBV_EVENT_DEVICE_FATAL" ||

@@ -22,9 +22,9 @@ fail=0
 start_a() {
 	local out=$1
 	shift
-	timeout -k 2 120 "$@" >"$out" 2>&1 &
+	timeout -k 2 "$(vt_secs 120)" "$@" >"$out" 2>&1 &
 	A_JOB=$!
-	for _ in $(seq 200); do grep -q '^holding pid' "$out" && break; sleep 0.1; done
+	vt_wait_for "$out" '^holding pid' 20 $A_JOB
 	A_PID=$(sed -n 's/^holding pid //p' "$out")
 	[ -n "$A_PID" ] || { echo "FAIL: A did not get to hold its event"; cat "$out"; return 1; }
 }
@@ -52,10 +52,9 @@ echo "--- guest A holds again and is killed"
 start_a "$FL_OUT/killed" "${VD_RUN[@]}" "$FL_PROG" noack "$VD_DEV" || exit 1
 kill -KILL "$A_PID"
 { wait "$A_JOB"; } 2>/dev/null	# it was killed: no job report
-for _ in $(seq 50); do	# vbusd notices the closed connection
-	[ "$(vd_ctl -j res show | jq 'length')" = 0 ] && break
-	sleep 0.1
-done
+# shellcheck disable=SC2317	# called through vt_until
+res_empty() { [ "$(vd_ctl -j res show | jq 'length')" = 0 ]; }
+vt_until 5 res_empty	# vbusd notices the closed connection
 res=$(vd_ctl -j res show)
 if [ "$res" = "[]" ] && kill -0 "$VD_PID" 2>/dev/null; then
 	echo "ok   vbusd answers; res show is empty after A was killed"

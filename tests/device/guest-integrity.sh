@@ -28,12 +28,12 @@ ig_run() {
 	PT_PORT=$((PT_PORT + 1))
 	vd_as "$1" "$2"
 	shift 2
-	timeout -k 5 120 "${PP_SERVER_WRAP[@]}" "$prog" -d "$PP_SERVER_DEV" -g "$VBUS_GID_INDEX" \
+	timeout -k 5 "$(vt_secs 120)" "${PP_SERVER_WRAP[@]}" "$prog" -d "$PP_SERVER_DEV" -g "$VBUS_GID_INDEX" \
 		-p "$port" >"$tmp/server" 2>&1 &
 	spid=$!
 	pt_wait_listen "$port" "$spid" || { echo "server did not listen"; kill "$spid" 2>/dev/null; return 1; }
 	# shellcheck disable=SC2086
-	timeout -k 5 120 "${PP_CLIENT_WRAP[@]}" "$prog" -d "$PP_CLIENT_DEV" -g "$VBUS_GID_INDEX" \
+	timeout -k 5 "$(vt_secs 120)" "${PP_CLIENT_WRAP[@]}" "$prog" -d "$PP_CLIENT_DEV" -g "$VBUS_GID_INDEX" \
 		-p "$port" -s "$seed" -w "${VBUS_IG_WAIT:-0}" ${VBUS_IG_ARGS:-} "$@" "$VBUS_IP" >"$tmp/client" 2>&1
 	crc=$?
 	wait "$spid"

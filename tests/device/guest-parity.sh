@@ -13,9 +13,9 @@ vd_start t vrdma0 || exit 1
 for t in srq-cq mw fork; do
 	[ -x "$dir/$t" ] || { echo "FAIL no $dir/$t (make)"; fail=1; continue; }
 	echo "--- $t, native ($VBUS_RXE)"
-	timeout -k 5 60 "$dir/$t" "$VBUS_RXE" "$VBUS_GID_INDEX" || { fail=1; continue; }
+	timeout -k 5 "$(vt_secs 60)" "$dir/$t" "$VBUS_RXE" "$VBUS_GID_INDEX" || { fail=1; continue; }
 	echo "--- $t, guest (vrdma0 through vbusd)"
-	timeout -k 5 60 "${VD_RUN[@]}" "$dir/$t" vrdma0 "$VBUS_GID_INDEX" || fail=1
+	timeout -k 5 "$(vt_secs 60)" "${VD_RUN[@]}" "$dir/$t" vrdma0 "$VBUS_GID_INDEX" || fail=1
 done
 echo "--- vbusd's view of the last guest's objects is gone:"
 vd_ctl res show || fail=1

@@ -14,8 +14,7 @@ out=$(mktemp)
 trap 'ip link set "$VBUS_NETDEV" up; rm -f "$out"; vd_stop' EXIT
 "$VD_BIN/vbus-run" --bus t -- "$prog" >"$out" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q ready "$out" && break; sleep 0.1; done
-grep -q ready "$out" || { echo "FAIL: the guest did not get ready"; cat "$out"; exit 1; }
+vt_wait_for "$out" ready 10 $pid || { echo "FAIL: the guest did not get ready"; cat "$out"; exit 1; }
 ip link set "$VBUS_NETDEV" down
 sleep 1
 ip link set "$VBUS_NETDEV" up
@@ -23,10 +22,11 @@ wait $pid
 rc=$?
 cat "$out"
 gidf=/sys/class/infiniband/$VBUS_RXE/ports/1/gids/$VBUS_GID_INDEX
-for _ in $(seq 100); do
-	[ "$(cat /sys/class/infiniband/$VBUS_RXE/ports/1/state 2>/dev/null)" = "4: ACTIVE" ] &&
-		! grep -q '^0000:0000:0000:0000:0000:0000:0000:0000$' "$gidf" && break
-	sleep 0.1
-done
+# shellcheck disable=SC2317	# called through vt_until
+rxe_back() {
+	[ "$(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state" 2>/dev/null)" = "4: ACTIVE" ] &&
+		! grep -q '^0000:0000:0000:0000:0000:0000:0000:0000$' "$gidf"
+}
+vt_until 10 rxe_back
 echo "rxe0 afterwards: $(cat /sys/class/infiniband/$VBUS_RXE/ports/1/state), GID $VBUS_GID_INDEX $(cat "$gidf")"
 exit $rc

@@ -30,6 +30,9 @@ fail=0
 port=19765
 T=2	# seconds per test
 
+# shellcheck disable=SC2317	# called through vt_until
+listening() { ss -ltn 2>/dev/null | grep -q ":$port "; }
+
 # start_server native|guest: a qperf server on $port, waited for until it listens.
 start_server() {
 	local wrap=()
@@ -37,10 +40,7 @@ start_server() {
 	[ "$1" = guest ] && wrap=("${VD_RUN[@]}")
 	"${wrap[@]}" qperf -lp "$port" >"$tmp/server.log" 2>&1 &
 	srv=$!
-	for _ in $(seq 50); do
-		ss -ltn 2>/dev/null | grep -q ":$port " && return 0
-		sleep 0.1
-	done
+	vt_until 5 listening && return 0
 	echo "FAIL the $1 qperf server did not listen on port $port"; sed 's/^/  | /' "$tmp/server.log"
 	fail=1
 	return 1
@@ -51,7 +51,7 @@ client() {
 	local wrap=() out=$2
 	[ "$1" = guest ] && wrap=("${VD_RUN[@]}")
 	shift 2
-	timeout -k 5 60 "${wrap[@]}" qperf "$VBUS_IP" -lp "$port" -t "$T" "$@" >"$out" 2>&1
+	timeout -k 5 "$(vt_secs 60)" "${wrap[@]}" qperf "$VBUS_IP" -lp "$port" -t "$T" "$@" >"$out" 2>&1
 }
 
 dev() { [ "$1" = guest ] && echo "$VD_DEV:1" || echo "$VBUS_RXE:1"; }

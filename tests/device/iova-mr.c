@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <infiniband/verbs.h>
+#include "../lib/vt-time.h"
 
 #define BUF_LEN (64 * 1024)
 
@@ -99,11 +100,12 @@ static void connect_qp(struct side *s, uint32_t remote_qpn, const union ibv_gid 
 		fail("modify to RTS: %s", strerror(r));
 }
 
-/* Wait for n completions (5 s at most); each must be successful. */
+/* Wait for n completions (5 s at most, scaled: vt-time.h); each must be successful. */
 static void wait_cqes(int n, const char *what)
 {
 	struct ibv_wc wc;
 	struct timespec t0, t;
+	double limit = vt_secs(5);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (n > 0) {
@@ -119,8 +121,8 @@ static void wait_cqes(int n, const char *what)
 			continue;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (t.tv_sec - t0.tv_sec > 5)
-			fail("%s: no completion within 5 s", what);
+		if (t.tv_sec - t0.tv_sec > limit)
+			fail("%s: no completion within %.0f s", what, limit);
 	}
 }
 

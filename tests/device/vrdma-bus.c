@@ -29,6 +29,7 @@
 #include <infiniband/verbs.h>
 #include <vbus/libvbus.h>
 #include <vbus/vrdma.h>
+#include "../lib/vt-time.h"
 
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); cleanup(); exit(1); } while (0)
 #define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
@@ -259,10 +260,11 @@ static void post_send(struct guest *g, struct gqp *q, uint64_t wr_id, uint8_t op
 	publish(g, q->sq, ++q->sprod);
 }
 
-/* n completions from the ring within 5 s; *status of the last one. */
+/* n completions from the ring within 5 s (scaled: vt-time.h); *status of the last one. */
 static void reap(struct guest *g, int n, uint32_t *status, const char *what)
 {
 	struct timespec t0, t;
+	double limit = vt_secs(5);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (n > 0) {
@@ -281,13 +283,13 @@ static void reap(struct guest *g, int n, uint32_t *status, const char *what)
 		}
 		__atomic_store_n(&g->cqr->cons, htole32(g->cq_cons), __ATOMIC_RELEASE);
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (t.tv_sec - t0.tv_sec > 5) {
+		if (t.tv_sec - t0.tv_sec > limit) {
 			for (int k = 0; k < 2; k++)
 				printf("qp%d sq prod %u cons %u flags %x; rq prod %u cons %u flags %x\n", k,
 				       g->qp[k].sq->prod, g->qp[k].sq->cons, g->qp[k].sq->flags,
 				       g->qp[k].rq->prod, g->qp[k].rq->cons, g->qp[k].rq->flags);
 			printf("cq prod %u cons %u\n", g->cqr->prod, g->cqr->cons);
-			fail("%s: completions missing after 5 s", what);
+			fail("%s: completions missing after %.0f s", what, limit);
 		}
 	}
 }
@@ -316,10 +318,10 @@ int main(void)
 		execl(path, "vbusd", "--run-dir", run_dir, "-q", (char *)NULL);
 		_exit(127);
 	}
-	check(!sh("for i in $(seq 100); do [ -S %s/ctl.sock ] && break; sleep 0.05; done; "
+	check(!sh("for i in $(seq %d); do [ -S %s/ctl.sock ] && break; sleep 0.05; done; "
 		  "%s/vbusctl --run-dir %s bus add t && %s/vbusctl --run-dir %s dev add vrdma0 class "
-		  "vrdma backing=%s port=1 gid=%u max-pinned=1M bus t", run_dir, bin, run_dir, bin,
-		  run_dir, dev, gid_index), "vbusd with vrdma0");
+		  "vrdma backing=%s port=1 gid=%u max-pinned=1M bus t", (int)vt_secs(100), run_dir,
+		  bin, run_dir, bin, run_dir, dev, gid_index), "vbusd with vrdma0");
 	check(sh("%s/vbusctl --run-dir %s dev add bad class vrdma backing=nosuch bus t 2>/dev/null",
 		 bin, run_dir), "a vrdma device on a missing backing device is refused");
 
@@ -355,7 +357,7 @@ int main(void)
 		__atomic_store_n(&ga.cqr->armed, htole32(1), __ATOMIC_SEQ_CST);
 		post_send(&ga, &ga.qp[0], 7, IBV_WR_RDMA_WRITE, ga.data, 8, ga.lkey,
 			  (uintptr_t)(ga.data + 100), ga.rkey);
-		check(poll(&pf, 1, 3000) == 1 && read(ga.ch, &v, sizeof(v)) == sizeof(v),
+		check(poll(&pf, 1, vt_ms(3000)) == 1 && read(ga.ch, &v, sizeof(v)) == sizeof(v),
 		      "no completion event");
 		reap(&ga, 1, NULL, "event WRITE");
 		printf("ok   armed CQ: the completion kicked the guest's channel eventfd\n");
@@ -410,7 +412,7 @@ int main(void)
 		check(strstr(out, "\"wqes\":") && strstr(out, "\"pinned_bytes\":65536"),
 		      "guest show: %s", out);
 		vbus_disconnect(gb.c);
-		usleep(300000);
+		usleep((useconds_t)vt_ms(300) * 1000);	/* vbusd notices B has gone */
 		p = popen(cmd, "r");
 		n = p ? fread(out, 1, sizeof(out) - 1, p) : 0;
 		out[n] = 0;

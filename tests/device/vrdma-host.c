@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include "../../verbs-host/vrdma/vrdma.h"
+#include "../lib/vt-time.h"
 
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); exit(1); } while (0)
 #define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
@@ -218,10 +219,12 @@ static void post_send(struct gqp *q, uint64_t wr_id, uint8_t op, uint64_t addr, 
 	maybe_kick(q->sq);
 }
 
-/* Run the relay until n completions are in the ring (5 s at most); return them. */
+/* Run the relay until n completions are in the ring (5 s at most, scaled: vt-time.h);
+ * return them. */
 static void reap(struct vrdma_cqe *out, int n, const char *what)
 {
 	struct timespec t0, t;
+	double limit = vt_secs(5);
 	int got = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -239,8 +242,8 @@ static void reap(struct vrdma_cqe *out, int n, const char *what)
 		}
 		__atomic_store_n(&cq_ring->cons, htole32(cq_cons), __ATOMIC_RELEASE);
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (t.tv_sec - t0.tv_sec > 5)
-			fail("%s: %d of %d completions within 5 s", what, got, n);
+		if (t.tv_sec - t0.tv_sec > limit)
+			fail("%s: %d of %d completions within %.0f s", what, got, n, limit);
 	}
 	for (int k = 0; k < n; k++)
 		check(le32toh(out[k].status) == IBV_WC_SUCCESS, "%s: completion %d status %s",

@@ -7,7 +7,9 @@
  *
  * Lines starting with "outcome:" are what a native device and a guest must agree on (the
  * scripts compare them); "info:" lines are printed for the log only (sizes, timings).
- * A check that must hold on any device fails the program (exit 1). Every wait is bounded.
+ * A check that must hold on any device fails the program (exit 1). Every wait is bounded;
+ * a wait for something that must come is scaled (VBUS_TIME_SCALE, ../lib/vt-time.h), one
+ * that shows that something does not come is not.
  *
  * Modes:
  *  flush     outstanding receives and sends (signaled and not) of RC QPs that cannot make
@@ -17,10 +19,10 @@
  *            many completions remain, the QP's state, and whether the CQ still works.
  *  noack     a CQ event taken and never acknowledged (the CQ never polled): ibv_destroy_cq
  *            (in a thread) blocks until the event is acknowledged. "holding pid N" is
- *            printed while it blocks; SIGUSR1 (or 60 s) makes it acknowledge, and the
+ *            printed while it blocks; SIGUSR1 (or 60 s, scaled) makes it acknowledge, and the
  *            destroy must then return 0. The script may instead kill it while it holds.
  *  fatal     a context with a PD, CQ, MR and connected QPs that carried traffic prints
- *            "ready", then waits up to $FAIL_WAIT seconds (10) for IBV_EVENT_DEVICE_FATAL
+ *            "ready", then waits up to $FAIL_WAIT seconds (10 s scaled) for IBV_EVENT_DEVICE_FATAL
  *            while the script deletes the device under it; then verbs must fail or return,
  *            never hang.
  */
@@ -185,7 +187,7 @@ static void flush(void)
 	rr = post_recv(qp[0], 5000);
 	outcome("posting in ERR: ibv_post_send %s, ibv_post_recv %s", rs ? strerror(rs) : "0",
 		rr ? strerror(rr) : "0");
-	n = collect(wc, 64, 1.0, 10.0);
+	n = collect(wc, 64, vt_secs(1.0), vt_secs(10.0));
 	for (int i = 0; i < n; i++) {
 		uint64_t id = wc[i].wr_id;
 		int q = wc[i].qp_num == qp[0]->qp_num ? 0 : wc[i].qp_num == qp[1]->qp_num ? 1 : -1;
@@ -227,7 +229,7 @@ static void overrun(void)
 		check(!post_send(qp[0], 100 + i, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 8 * i),
 		      "post %d", i);
 	t0 = now();
-	while (now() - t0 < 5 && next_event(&ev, 5000)) {
+	while (now() - t0 < vt_secs(5) && next_event(&ev, vt_ms(5000))) {
 		info("event %s after %.2f s", ibv_event_type_str(ev.event_type), now() - t0);
 		if (ev.event_type == IBV_EVENT_CQ_ERR) {
 			check(ev.element.cq == cq, "IBV_EVENT_CQ_ERR names another CQ");
@@ -235,9 +237,12 @@ static void overrun(void)
 			break;
 		}
 	}
-	outcome("async event: %s", got_err ? "IBV_EVENT_CQ_ERR on the overrun CQ" : "none in 5 s");
-	usleep(500000);
-	n = collect(wc, 64, 0.5, 5);
+	if (got_err)
+		outcome("async event: IBV_EVENT_CQ_ERR on the overrun CQ");
+	else
+		outcome("async event: none in %.0f s", vt_secs(5));
+	usleep((useconds_t)vt_ms(500) * 1000);
+	n = collect(wc, 64, vt_secs(0.5), vt_secs(5));
 	for (int i = 0; i < n; i++)
 		good += wc[i].status == IBV_WC_SUCCESS;
 	info("polled %d completions of %d (%d successful), cqe %d", n, NW, good, cq->cqe);
@@ -245,7 +250,7 @@ static void overrun(void)
 	outcome("completions: %s", n < NW ? "some lost (fewer than posted)" : "none lost");
 	outcome("qp0 state after the overrun: %s", qp_state(qp[0]));
 	r = post_send(qp[0], 999, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0);
-	n = r ? 0 : collect(wc, 4, 1, 3);
+	n = r ? 0 : collect(wc, 4, vt_secs(1), vt_secs(3));
 	outcome("a write after the overrun: post %s, %s", r ? strerror(r) : "0",
 		n ? ibv_wc_status_str(wc[0].status) : "no completion");
 	ibv_destroy_qp(qp[0]);
@@ -284,7 +289,7 @@ static void noack(void)
 	check(!ibv_req_notify_cq(cq, 0), "arm");
 	check(!post_send(qp[0], 1, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0), "post");
 	p = (struct pollfd){ .fd = ch->fd, .events = POLLIN };
-	check(poll(&p, 1, 5000) == 1, "no CQ event in 5 s");
+	check(poll(&p, 1, vt_ms(5000)) == 1, "no CQ event in %.0f s", vt_secs(5));
 	check(!ibv_get_cq_event(ch, &ecq, &ectx) && ecq == cq, "ibv_get_cq_event");
 	outcome("CQ event taken, never acknowledged, CQ never polled");
 	check(!ibv_destroy_qp(qp[0]) && !ibv_destroy_qp(qp[1]), "destroy QPs");
@@ -295,13 +300,13 @@ static void noack(void)
 	signal(SIGUSR1, on_usr1);
 	printf("holding pid %d\n", (int)getpid());
 	fflush(stdout);
-	for (t0 = now(); !usr1 && now() - t0 < 60;)
+	for (t0 = now(); !usr1 && now() - t0 < vt_secs(60);)
 		usleep(10000);
 	info("%s after %.1f s", usr1 ? "SIGUSR1" : "no SIGUSR1", now() - t0);
 	outcome("ibv_destroy_cq while held: %s", destroyed < 0 ? "still blocked" : "returned");
 	if (destroyed < 0)
 		ibv_ack_cq_events(cq, 1);
-	for (t0 = now(); destroyed < 0 && now() - t0 < 5;)
+	for (t0 = now(); destroyed < 0 && now() - t0 < vt_secs(5);)
 		usleep(1000);
 	outcome("after ibv_ack_cq_events: ibv_destroy_cq %s",
 		destroyed < 0 ? "still blocked" : destroyed ? "failed" : "returned 0");
@@ -313,7 +318,7 @@ static void noack(void)
 static void fatal(void)
 {
 	const char *w = getenv("FAIL_WAIT");
-	int wait_s = w ? atoi(w) : 10, fatal_seen = 0, n, r;
+	int wait_s = w ? atoi(w) : (int)vt_secs(10), fatal_seen = 0, n, r;
 	struct ibv_async_event ev;
 	struct ibv_port_attr pa;
 	struct ibv_wc wc[4];
@@ -324,7 +329,7 @@ static void fatal(void)
 	check(cq, "CQ");
 	pair_rts(16);
 	check(!post_send(qp[0], 1, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0), "post");
-	check(collect(wc, 1, 5, 5) == 1 && wc[0].status == IBV_WC_SUCCESS, "a write before");
+	check(collect(wc, 1, vt_secs(5), vt_secs(5)) == 1 && wc[0].status == IBV_WC_SUCCESS, "a write before");
 	printf("ready\n");
 	fflush(stdout);
 	for (t0 = now(); !fatal_seen && now() - t0 < wait_s;) {
@@ -344,7 +349,7 @@ static void fatal(void)
 	if (pd2)
 		ibv_dealloc_pd(pd2);
 	r = post_send(qp[0], 2, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0);
-	n = collect(wc, 1, 2, 2);
+	n = collect(wc, 1, vt_secs(2), vt_secs(2));
 	outcome("a write: post %s, %s", r ? "fails" : "0",
 		n > 0 ? ibv_wc_status_str(wc[0].status) : n < 0 ? "poll fails" : "no completion");
 	info("post_send %s", r ? strerror(r) : "0");

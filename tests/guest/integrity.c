@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <infiniband/verbs.h>
+#include "../lib/vt-time.h"
 
 #define MAXQ	64		/* QPs per type */
 #define MAXOPS	16		/* operations per QP per round */
@@ -63,7 +64,8 @@
 #define AR_SIZE	(MAXOPS * 16)	/* atomic results: 8 bytes each, 8 bytes guard */
 #define QKEY	0x11111111u
 #define MAGIC	0x696e7467u	/* "intg" */
-#define WAIT_S	10		/* longest wait for a completion or the peer */
+/* Longest wait for a completion or the peer: 10 s times VBUS_TIME_SCALE (vt-time.h). */
+#define WAIT_S	((int)vt_secs(10))
 
 /* Per QP, local region: sources, receive slots, READ destinations, atomic results. */
 #define L_SRC	0
@@ -443,8 +445,8 @@ static void connect_peer(const char *host, int port)
 		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1))
 			die("listen on port %d: %s", port, strerror(errno));
 		p = (struct pollfd){ .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, 60000) != 1)
-			die("no client within 60 s");
+		if (poll(&p, 1, vt_ms(60000)) != 1)
+			die("no client within %.0f s", vt_secs(60));
 		sock = accept(fd, NULL, NULL);
 		close(fd);
 		if (sock < 0)
@@ -1205,7 +1207,7 @@ int main(int argc, char **argv)
 			die("bad configuration from the client");
 	}
 	/* A last resort; every wait has its own limit. */
-	alarm(cfg.secs + 4 * WAIT_S + 60);
+	alarm(cfg.secs + 4 * WAIT_S + vt_alarm_secs(60));
 	open_dev(dev);
 	make_qps();
 	xfer(true, &me, sizeof(me));

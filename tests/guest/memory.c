@@ -52,7 +52,7 @@ static int same(const uint8_t *p, size_t n, unsigned seed)
 static void wait_wc(uint64_t wr_id, enum ibv_wc_opcode op)
 {
 	struct ibv_wc wc;
-	time_t end = time(NULL) + 10;
+	time_t end = time(NULL) + (time_t)vt_secs(10);
 	int n;
 
 	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0)
@@ -167,7 +167,7 @@ static void cq_ex(union ibv_gid *gid, int gi, struct ibv_mr *mr, uint8_t *buf)
 	for (int k = 0; k < 3; k++)
 		post(q[0], 70 + k, IBV_WR_RDMA_WRITE, buf + 64 * k, 64, mr->lkey, buf + 4096 + 64 * k,
 		     mr->rkey);
-	for (time_t end = time(NULL) + 10; n < 3;) {
+	for (time_t end = time(NULL) + (time_t)vt_secs(10); n < 3;) {
 		check(time(NULL) < end, "extended CQ: %d of 3 completions", n);
 		r = ibv_start_poll(x, &pa);
 		if (r == ENOENT)
@@ -290,7 +290,7 @@ int main(void)
 		post(qp[0], 2, IBV_WR_SEND, b + 5000, 30000, mb->lkey, NULL, 0);
 		for (int k = 0; k < 2; k++) {
 			struct ibv_wc wc;
-			time_t end = time(NULL) + 10;
+			time_t end = time(NULL) + (time_t)vt_secs(10);
 
 			while (ibv_poll_cq(cq, 1, &wc) == 0)
 				check(time(NULL) < end, "SEND completions");

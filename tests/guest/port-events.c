@@ -13,17 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <infiniband/verbs.h>
+#include "../lib/vt-time.h"
 
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); \
 			exit(1); } while (0)
 #define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
 
-/* Wait for event `want` (reporting the others on the way); port events must name port 1. */
+/* Wait for event `want` (reporting the others on the way); port events must name port 1.
+ * The limit is scaled (VBUS_TIME_SCALE). */
 static void expect(struct ibv_context *ctx, enum ibv_event_type want, int timeout_ms)
 {
 	struct pollfd p = { .fd = ctx->async_fd, .events = POLLIN };
 	struct ibv_async_event ev;
 
+	timeout_ms = vt_ms(timeout_ms);
 	for (;;) {
 		int n = poll(&p, 1, timeout_ms);
 

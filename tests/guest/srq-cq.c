@@ -58,10 +58,11 @@ static void send_msg(struct ibv_qp *qp, uint32_t seq, uint32_t len, bool signale
 	check(!ibv_post_send(qp, &wr, &bad), "post_send %u: %s", seq, strerror(errno));
 }
 
-/* Wait until the device has had time to complete what was posted (nothing polls). */
+/* Wait until the device has had time to complete what was posted (nothing polls): a
+ * limit, so scaled. */
 static void settle(void)
 {
-	usleep(300 * 1000);
+	usleep((useconds_t)vt_ms(300) * 1000);
 }
 
 static void wait_event(enum ibv_event_type want, struct ibv_srq *srq)
@@ -70,7 +71,8 @@ static void wait_event(enum ibv_event_type want, struct ibv_srq *srq)
 	struct ibv_async_event ev;
 
 	for (int k = 0; k < 10; k++) {
-		check(poll(&p, 1, 5000) == 1, "no %s within 5 s", ibv_event_type_str(want));
+		check(poll(&p, 1, vt_ms(5000)) == 1, "no %s within %.0f s", ibv_event_type_str(want),
+		      vt_secs(5));
 		check(!ibv_get_async_event(ctx, &ev), "get_async_event: %s", strerror(errno));
 		ibv_ack_async_event(&ev);
 		if (ev.event_type != want)

@@ -5,9 +5,10 @@
 #   fl_both MODE                     both sides and the comparison; 0 if all went well
 FL_PROG=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/tests/guest/failures
 FL_OUT=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/time.sh"	# each side has 60 s, times VBUS_TIME_SCALE
 
-fl_native() { timeout -k 2 60 "$FL_PROG" "$1" "$VBUS_RXE" >"$FL_OUT/native" 2>&1; }
-fl_guest() { timeout -k 2 60 "${VD_RUN[@]}" "$FL_PROG" "$1" "$VD_DEV" >"$FL_OUT/guest" 2>&1; }
+fl_native() { timeout -k 2 "$(vt_secs 60)" "$FL_PROG" "$1" "$VBUS_RXE" >"$FL_OUT/native" 2>&1; }
+fl_guest() { timeout -k 2 "$(vt_secs 60)" "${VD_RUN[@]}" "$FL_PROG" "$1" "$VD_DEV" >"$FL_OUT/guest" 2>&1; }
 
 fl_compare() {
 	sed 's/^/native| /' "$FL_OUT/native"

@@ -2,7 +2,8 @@
 # soft-RoCE device and check that both sides moved the expected bytes.
 #   pp_run TOOL ITERS [ARGS...]   returns 0 when both sides report ITERS iterations
 # PP_SERVER_WRAP / PP_CLIENT_WRAP (arrays) prefix a side (vbus-run ... --), and
-# PP_SERVER_DEV / PP_CLIENT_DEV name its device (default $VBUS_RXE).
+# PP_SERVER_DEV / PP_CLIENT_DEV name its device (default $VBUS_RXE). Each side has 60 s
+# (times VBUS_TIME_SCALE: tests/lib/time.sh, which perftest.sh sources).
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 
 pp_run() {
@@ -11,10 +12,10 @@ pp_run() {
 	shift 2
 	PT_PORT=$((PT_PORT + 1))
 	tmp=$(mktemp -d)
-	timeout -k 5 60 "${PP_SERVER_WRAP[@]}" "$tool" -d "$sdev" -g "$VBUS_GID_INDEX" -p "$port" -n "$iters" "$@" >"$tmp/server" 2>&1 &
+	timeout -k 5 "$(vt_secs 60)" "${PP_SERVER_WRAP[@]}" "$tool" -d "$sdev" -g "$VBUS_GID_INDEX" -p "$port" -n "$iters" "$@" >"$tmp/server" 2>&1 &
 	spid=$!
 	pt_wait_listen "$port" "$spid" || { echo "$tool server did not listen"; cat "$tmp/server"; kill "$spid" 2>/dev/null; return 1; }
-	timeout -k 5 60 "${PP_CLIENT_WRAP[@]}" "$tool" -d "$cdev" -g "$VBUS_GID_INDEX" -p "$port" -n "$iters" "$@" "$VBUS_IP" >"$tmp/client" 2>&1
+	timeout -k 5 "$(vt_secs 60)" "${PP_CLIENT_WRAP[@]}" "$tool" -d "$cdev" -g "$VBUS_GID_INDEX" -p "$port" -n "$iters" "$@" "$VBUS_IP" >"$tmp/client" 2>&1
 	crc=$?
 	wait "$spid"
 	src=$?

@@ -2,7 +2,8 @@
 /*
  * What the tests that drive a real vbusd share: a private run directory, starting vbusd
  * (from $VBUS_BUILD/bin) with its log in that directory, vbusctl, clean-up that kills the
- * daemon and fails the test on a sanitizer report in its log, and small clocks.
+ * daemon and fails the test on a sanitizer report in its log, and small clocks. Time
+ * limits scale with the machine (vt-time.h).
  * Include it once, in the test's only source file; it defines fail() and check().
  */
 #ifndef VBUS_TESTS_VBUSD_TEST_H
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "vt-time.h"
 
 /* Each test uses some of these. */
 #define VT_FN static __attribute__((unused))
@@ -105,7 +107,7 @@ VT_FN void start_daemon(void)
 		execl(path, "vbusd", "--run-dir", run_dir, "-v", (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 300 && access(sock, F_OK); i++)
+	for (int i = 0; i < (int)vt_secs(300) && access(sock, F_OK); i++)	/* 3 s, scaled */
 		usleep(10000);
 	check(!access(sock, F_OK), "vbusd did not start (see %s)", logpath);
 }
@@ -122,8 +124,8 @@ VT_FN int ctl(char *out, size_t n, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(args, sizeof(args), fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "timeout 10 %s/vbusctl --run-dir %s %s 2>&1", bin, run_dir,
-		 args);
+	snprintf(cmd, sizeof(cmd), "timeout %u %s/vbusctl --run-dir %s %s 2>&1",
+		 vt_alarm_secs(10), bin, run_dir, args);
 	p = popen(cmd, "r");
 	check(p, "popen");
 	if (out) {

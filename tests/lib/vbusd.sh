@@ -16,17 +16,18 @@
 # auto (kernel when the module vbus_vrdma is loaded).
 # VD_BIN is the build's bin directory (VBUS_BUILD/bin).
 VD_BIN=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/bin
+. "$(dirname "${BASH_SOURCE[0]}")/time.sh"	# time limits scale with the machine
 
 vd_ctl() { "$VD_BIN/vbusctl" --run-dir "$VD_RUN_DIR" "$@"; }
 
 vd_start() {
-	local bus=${1:-t} dev=${2:-vrdma0} i
+	local bus=${1:-t} dev=${2:-vrdma0}
 	VD_RUN_DIR=$(mktemp -d /tmp/vbus-test.XXXXXX)
 	"$VD_BIN/vbusd" --run-dir "$VD_RUN_DIR" ${VD_ARGS:-} 2>"$VD_RUN_DIR/vbusd.log" &
 	VD_PID=$!
 	trap 'vd_stop' EXIT
-	for i in $(seq 100); do [ -S "$VD_RUN_DIR/ctl.sock" ] && break; sleep 0.05; done
-	[ -S "$VD_RUN_DIR/ctl.sock" ] || { echo "vbusd did not start"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
+	vt_until 5 test -S "$VD_RUN_DIR/ctl.sock" ||
+		{ echo "vbusd did not start"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
 	# shellcheck disable=SC2086
 	vd_ctl bus add "$bus" allow all ${VD_BUS_ARGS:-} >/dev/null &&
 	vd_ctl dev add "$dev" class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" \

@@ -49,10 +49,12 @@ static void group_done(const char *fmt, ...)
 	n_fail_mark = n_fail;
 }
 
+static unsigned alarm_s;	/* the whole test's limit: 30 s, scaled (vt-time.h) */
+
 static void on_alarm(int sig)
 {
 	(void)sig;
-	printf("FAIL: abi-raw took longer than 30 s\n");
+	printf("FAIL: abi-raw took longer than %u s\n", alarm_s);
 	cleanup();
 	_exit(1);
 }
@@ -173,7 +175,7 @@ static int rpc(int fd, struct msg *m, uint32_t op, uint32_t handle, uint32_t arg
 
 	check(!r, "send op %u: %s", op, strerror(-r));
 	for (;;) {
-		r = xrecv(fd, m, 2000);
+		r = xrecv(fd, m, vt_ms(2000));
 		check(!r, "response to op %u: %s", op, strerror(-r));
 		if (m->op == VBUS_OP_EVENT) {
 			take_event(m);
@@ -278,7 +280,8 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGALRM, on_alarm);
-	alarm(30);
+	alarm_s = vt_alarm_secs(30);
+	alarm(alarm_s);
 	if ((r = vt_setup("abi-raw")))
 		return r;
 	start_daemon();
@@ -339,9 +342,9 @@ int main(void)
 			fd = conn("C");
 			hello_in(&h, 1, 1, 0, "C");
 			xsend(fd, VBUS_OP_HELLO, 1, 0, 0, &h, sizeof(h), NULL, 0);	/* may fail: EPIPE */
-			st = xrecv(fd, &m, 2000);
+			st = xrecv(fd, &m, vt_ms(2000));
 			_exit(!st && m.op == VBUS_OP_HELLO && m.seq == 0 && m.status == -EACCES &&
-			      xrecv(fd, &m, 2000) == -ECONNRESET ? 0 : 1);
+			      xrecv(fd, &m, vt_ms(2000)) == -ECONNRESET ? 0 : 1);
 		}
 		expect(waitpid(p, &r, 0) == p && WIFEXITED(r), "child");
 		if (WEXITSTATUS(r) == 77)
@@ -354,7 +357,7 @@ int main(void)
 
 		hello_in(&h, 1, 1, 0, "D");
 		xsend(d2, VBUS_OP_HELLO, 1, 0, 0, &h, sizeof(h), NULL, 0);
-		expect(!xrecv(d2, &m, 2000) && m.op == VBUS_OP_HELLO && m.seq == 0 &&
+		expect(!xrecv(d2, &m, vt_ms(2000)) && m.op == VBUS_OP_HELLO && m.seq == 0 &&
 		      m.status == -EUSERS, "the 2nd guest of a max-guests 1 bus gets EUSERS (%d)",
 		      m.status);
 		close(d2);
@@ -604,7 +607,7 @@ int main(void)
 		hb = id_of(&m);
 
 		expect(!rpc(a, &m, VBUS_OP_DEVCALL, ha, 3, &code, sizeof(code), NULL, 0), "EVENT fn");
-		ev = wait_event(a, VBUS_EV_DEVICE, 1000);
+		ev = wait_event(a, VBUS_EV_DEVICE, vt_ms(1000));
 		expect(ev && le32toh(ev->handle) == ha && le32toh(ev->code) == 42, "the device's event");
 		expect(!rpc(quiet, &m, VBUS_OP_DEVCALL, hq, 3, &code, sizeof(code), NULL, 0), "EVENT fn");
 		expect(!wait_event(quiet, VBUS_EV_DEVICE, 200), "no events without VBUS_F_EVENTS");
@@ -612,12 +615,12 @@ int main(void)
 		      (g2 & VBUS_F_CALLCHAN), "CALLCHAN needs its feature");
 
 		expect(!ctl(NULL, 0, "dev add e3 class echo bus A"), "hot add");
-		ev = wait_event(a, VBUS_EV_DEV_ADDED, 1000);
+		ev = wait_event(a, VBUS_EV_DEV_ADDED, vt_ms(1000));
 		expect(ev && !strcmp((char *)ev->data, "e3"), "DEV_ADDED names e3");
 		expect(!wait_event(b, VBUS_EV_DEV_ADDED, 200), "B is not told about A's device");
 
 		expect(!ctl(NULL, 0, "dev del e1"), "hot remove");
-		ev = wait_event(a, VBUS_EV_DEV_REMOVED, 1000);
+		ev = wait_event(a, VBUS_EV_DEV_REMOVED, vt_ms(1000));
 		expect(ev && le32toh(ev->handle) == ha, "DEV_REMOVED for our handle");
 		expect(rpc(a, &m, VBUS_OP_DEVCALL, ha, 1, "v", 1, NULL, 0) == -ENODEV, "then ENODEV");
 		expect(rpc(quiet, &m, VBUS_OP_DEVCALL, hq, 1, "v", 1, NULL, 0) == -ENODEV,
@@ -626,7 +629,7 @@ int main(void)
 		expect(rpc(a, &m, VBUS_OP_DEVCALL, ha, 1, "v", 1, NULL, 0) == -ENOENT, "then ENOENT");
 		expect(!rpc(b, &m, VBUS_OP_DEVCALL, hb, 1, "u", 1, NULL, 0), "B's eAB unaffected");
 		expect(!ctl(NULL, 0, "dev del eAB"), "remove a device of two buses");
-		ev = wait_event(b, VBUS_EV_DEV_REMOVED, 1000);
+		ev = wait_event(b, VBUS_EV_DEV_REMOVED, vt_ms(1000));
 		expect(ev && le32toh(ev->handle) == hb, "B told");
 		close(quiet);
 		close(b);
@@ -679,13 +682,13 @@ int main(void)
 		expect(rpc(q2, &m, VBUS_OP_DEVSHM, 0, 0, &sh, sizeof(sh), &fd4, 1) == -EDQUOT,
 		       "past the bus's bus-max-shm (96K): EDQUOT");
 		close(q1);	/* its handle and 64K go back to the bus */
-		for (x = 0; x < 100; x++) {
+		for (x = 0; x < (int)vt_secs(100); x++) {	/* 1 s, scaled */
 			sh.size = htole64(4 << 10);
 			if (!rpc(q2, &m, VBUS_OP_DEVSHM, 0, 0, &sh, sizeof(sh), &fd4, 1))
 				break;
 			usleep(10000);
 		}
-		expect(x < 100, "a departed guest's bytes go back to the bus");
+		expect(x < (int)vt_secs(100), "a departed guest's bytes go back to the bus");
 		(void)hq;
 		close(q2);
 		close(fd64);
@@ -701,11 +704,11 @@ int main(void)
 		struct vbus_msg bad = { .op = htole32(VBUS_OP_DEVENUM), .len = htole32(100) };
 
 		expect(send(b, "junk", 4, 0) == 4, "junk");
-		expect(xrecv(b, &m, 1000) == -ECONNRESET, "junk closes the connection");
+		expect(xrecv(b, &m, vt_ms(1000)) == -ECONNRESET, "junk closes the connection");
 		close(b);
 		b = attach("A", 0, NULL);
 		expect(send(b, &bad, sizeof(bad), 0) == sizeof(bad), "lying len");
-		expect(xrecv(b, &m, 1000) == -ECONNRESET, "a lying len closes the connection");
+		expect(xrecv(b, &m, vt_ms(1000)) == -ECONNRESET, "a lying len closes the connection");
 		close(b);
 		expect(!rpc(a, &m, VBUS_OP_DEVENUM, 0, 0, NULL, 0, NULL, 0), "A's other guest lives on");
 	}

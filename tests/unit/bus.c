@@ -59,12 +59,13 @@ static int echo(struct vbus_conn *c, uint32_t h, const char *s)
 	return n == strlen(s) + 1 && !memcmp(out, s, n) ? 0 : -EBADMSG;
 }
 
-/* Wait up to `secs` for an event of `type`; returns its code or -1. */
+/* Wait up to `secs` (scaled: vt-time.h) for an event of `type`; returns its code or -1. */
 static int wait_event(struct vbus_conn *c, uint32_t type, double secs, uint32_t *handle)
 {
 	double t0 = now();
 	struct vbus_event ev;
 
+	secs = vt_secs(secs);
 	while (now() - t0 < secs) {
 		struct pollfd p = { .fd = vbus_event_fd(c), .events = POLLIN };
 
@@ -397,8 +398,8 @@ int main(void)
 		check(waitpid(p, &r, 0) == p && WIFEXITED(r) && WEXITSTATUS(r) == 0,
 		      "uid 65534 could not attach to bus B (allow all)");
 		/* The child has exited; vbusd counts its guest until it has seen the socket
-		 * close. Wait for that (2 s at most) before the max-guests check below. */
-		for (int i = 0; i < 200; i++) {
+		 * close. Wait for that (2 s at most, scaled) before the max-guests check below. */
+		for (int i = 0; i < (int)vt_secs(200); i++) {
 			ctl(out, sizeof(out), "bus show B");
 			if (strstr(out, "guests 1/4"))	/* cb only, as below expects */
 				break;
@@ -490,7 +491,9 @@ int main(void)
 		t0 = now();
 		check(!echo(ca, ha, "fast"), "fast call");
 		t0 = now() - t0;
-		check(t0 < 0.5, "guest A waited %.2f s behind guest B's slow call", t0);
+		/* a limit, but below B's 1 s call on any machine */
+		check(t0 < vt_secs_below(0.5, 0.8), "guest A waited %.2f s behind guest B's slow call",
+		      t0);
 		check(!ctl(out, sizeof(out), "-j guest show"), "guest show during a slow call");
 		pthread_join(slow, NULL);
 		check(!sk.errors, "slow call: %d", sk.errors);
@@ -534,18 +537,20 @@ int main(void)
 			vbus_devcall(c, h, 2, &ms, sizeof(ms), NULL, 0, &nn);
 			_exit(0);
 		}
-		usleep(300000);
+		/* the victim is in its call (a limit, but well inside that call) */
+		usleep((useconds_t)(vt_secs_below(0.3, 1.0) * 1e6));
 		t0 = now();
 		check(!ctl(out, sizeof(out), "-j guest show") && strstr(out, "\"shm_bytes\":1048576"),
 		      "the victim holds 1 MiB: %s", out);
-		check(now() - t0 < 1, "vbusctl waited behind the victim's call");
+		/* a limit, but below what is left of the victim's 3 s call */
+		check(now() - t0 < vt_secs_below(1, 1.5), "vbusctl waited behind the victim's call");
 		kill(p, SIGKILL);
 		waitpid(p, NULL, 0);
 		t0 = now();
 		do {
 			usleep(50000);
 			ctl(out, sizeof(out), "-j guest show");
-		} while (strstr(out, "\"shm_bytes\":1048576") && now() - t0 < 5);
+		} while (strstr(out, "\"shm_bytes\":1048576") && now() - t0 < vt_secs(5));
 		check(!strstr(out, "\"shm_bytes\":1048576"), "the killed guest's memory is still held");
 		/* (vbusd cannot cut a device call short: the region goes when the 3 s call ends.) */
 		ctl(out, sizeof(out), "-j dev show e2");
@@ -595,7 +600,7 @@ int main(void)
 		check(wait_event(ca, VBUS_EV_DISCONNECTED, 1, NULL) >= 0, "disconnect event");
 		check(echo(ca, ha, "x") == -ENOTCONN, "calls fail with ENOTCONN");
 		check(vbus_devenum(ca, e, 16) == -ENOTCONN, "socket requests too");
-		check(now() - t0 < 1, "took %.2f s", now() - t0);
+		check(now() - t0 < vt_secs(1), "took %.2f s", now() - t0);
 		vbus_disconnect(ca);
 		printf("ok   vbusd killed: event and ENOTCONN after %.3f s\n", now() - t0);
 	}

@@ -3,6 +3,7 @@
 # vbusctl with no daemon to talk to, a config file with a bad line.
 # variants: default asan
 b=${VBUS_BUILD:-build/default}/bin
+. "$(dirname "$0")/../lib/time.sh"	# time limits scale with the machine
 fail=0
 expect() { # WANT_RC WHAT CMD...: run CMD, compare its exit status
 	local want=$1 what=$2 out rc
@@ -25,13 +26,13 @@ expect 1 "vbusctl with no vbusd" "$b/vbusctl" --run-dir "$tmp" bus show
 [ "$(wc -l <<<"$last")" = 1 ] && grep -q "cannot reach vbusd" <<<"$last" ||
 	{ echo "FAIL: not a one-line error: $last"; fail=1; }
 printf 'bus add ok\n# a comment\ndev add e0 class echo bus nosuch\n' >"$tmp/conf"
-expect 1 "vbusd with a bad config line" timeout 10 "$b/vbusd" --run-dir "$tmp" -c "$tmp/conf"
+expect 1 "vbusd with a bad config line" timeout "$(vt_secs 10)" "$b/vbusd" --run-dir "$tmp" -c "$tmp/conf"
 grep -q "conf:3: no bus 'nosuch'" <<<"$last" || { echo "FAIL: no line number: $last"; fail=1; }
 [ ! -e "$tmp/ctl.sock" ] && [ ! -e "$tmp/bus/ok.sock" ] || { echo "FAIL: a failed start left sockets"; fail=1; }
 printf 'bus add t1 allow all max-guests 2\ndev add e0 class echo bus t1\n' >"$tmp/conf"
 "$b/vbusd" --run-dir "$tmp" -c "$tmp/conf" 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 50); do [ -S "$tmp/ctl.sock" ] && break; sleep 0.1; done
+vt_until 5 test -S "$tmp/ctl.sock"
 out=$("$b/vbusctl" --run-dir "$tmp" -j dev show)
 grep -q '"name":"e0","class":"echo"' <<<"$out" && echo "ok   config file applied: $out" ||
 	{ echo "FAIL: config not applied: $out"; fail=1; }

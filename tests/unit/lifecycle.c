@@ -37,10 +37,12 @@
 
 enum { ECHO = 1, SLEEP = 2 };
 
+static unsigned alarm_s;	/* the whole test's limit: 55 s, scaled (vt-time.h) */
+
 static void on_alarm(int sig)
 {
 	(void)sig;
-	printf("FAIL: lifecycle hung (55 s)\n");
+	printf("FAIL: lifecycle hung (%u s)\n", alarm_s);
 	cleanup();
 	_exit(1);
 }
@@ -78,10 +80,12 @@ static bool baseline(char *why, size_t n)
 	return true;
 }
 
+/* Until nothing is held any more, at most secs (scaled). */
 static bool wait_baseline(double secs, char *why, size_t n)
 {
 	double t0 = now();
 
+	secs = vt_secs(secs);
 	do {
 		if (baseline(why, n))
 			return true;
@@ -270,7 +274,7 @@ static void test_guest_killed(void)
 	close(pfd[1]);
 	check(read(pfd[0], &c, 1) == 1, "the guest did not get ready");
 	close(pfd[0]);
-	usleep(200000);	/* well inside its 3 s call */
+	usleep((useconds_t)(vt_secs_below(0.2, 1.0) * 1e6));	/* well inside its 3 s call */
 	check(!ctl(out, sizeof(out), "-j guest show") &&
 	      sum_key(out, "\"shm_bytes\":") >= 1 << 20 && sum_key(out, "\"handles\":") == 1,
 	      "the guest's region and handle are not shown: %s", out);
@@ -320,15 +324,16 @@ static void test_remove_under_slow_call(void)
 			check(!vbus_callchan_open(s.c, 4), "call channel");
 		check(!vbus_devopen(s.c, "slow", "echo", &s.h), "open");
 		check(!pthread_create(&t, NULL, slow_main, &s), "thread");
-		usleep(200000);
+		usleep((useconds_t)(vt_secs_below(0.2, 1.0) * 1e6));	/* it is in its 4 s call */
 		t0 = now();
 		check(!ctl(out, sizeof(out), "dev del slow"), "dev del: %s", out);
 		t_ctl = now() - t0;
 		pthread_join(t, NULL);
 		check(s.r == -ECANCELED || s.r == -ENODEV, "the slow call ended with %d", s.r);
-		check(s.t_end - t0 < 1.0 && t_ctl < 1.0, "removal took %.2f s, the call ended %.2f s "
+		/* limits, but well below the 4 s call on any machine */
+		check(s.t_end - t0 < vt_secs_below(1, 2) && t_ctl < vt_secs_below(1, 2), "removal took %.2f s, the call ended %.2f s "
 		      "after it (a 4 s call)", t_ctl, s.t_end - t0);
-		for (int i = 0; i < 50 && !removed; i++) {
+		for (int i = 0; i < (int)vt_secs(50) && !removed; i++) {	/* 0.5 s, scaled */
 			while (vbus_next_event(s.c, &ev) == 1)
 				removed += le32toh(ev.type) == VBUS_EV_DEV_REMOVED &&
 					   le32toh(ev.handle) == s.h;
@@ -378,7 +383,7 @@ static void test_stuck_guest(void)
 	check(!ctl(out, sizeof(out), "-j guest show"), "guest show with a stuck guest: %s", out);
 	check(!ctl(out, sizeof(out), "dev del e1"), "hot remove of the stuck guest's device: %s",
 	      out);
-	check(now() - t0 < 2.0, "vbusctl waited %.2f s behind a guest that does not read",
+	check(now() - t0 < vt_secs(2), "vbusctl waited %.2f s behind a guest that does not read",
 	      now() - t0);
 	check(!vbus_connect(run_dir, "A", &other) && !vbus_devopen(other, "e2", "echo", &h2) &&
 	      !vbus_devcall(other, h2, ECHO, "x", 1, out, sizeof(out), NULL) && out[0] == 'x',
@@ -426,7 +431,7 @@ static void test_daemon_killed(void)
 		check(!vbus_devopen(s[i].c, "e1", "echo", &s[i].h), "open");
 		check(!pthread_create(&t[i], NULL, sleeper_main, &s[i]), "thread");
 	}
-	usleep(300000);	/* both are asleep in their calls */
+	usleep((useconds_t)(vt_secs_below(0.3, 1.0) * 1e6));	/* both are asleep in their calls */
 	t0 = now();
 	kill(daemon_pid, SIGKILL);
 	waitpid(daemon_pid, NULL, 0);
@@ -441,9 +446,10 @@ static void test_daemon_killed(void)
 		pthread_join(t[i], NULL);
 		check(s[i].r == -ENOTCONN, "%s caller got %d, not -ENOTCONN",
 		      i ? "call-channel" : "socket", s[i].r);
-		check(s[i].t_end - t0 < 1.0, "%s caller woke %.2f s after the daemon died",
+		/* a limit, but well below their 5 s calls */
+		check(s[i].t_end - t0 < vt_secs_below(1, 2.5), "%s caller woke %.2f s after the daemon died",
 		      i ? "call-channel" : "socket", s[i].t_end - t0);
-		check(poll(&p, 1, 1000) == 1, "the event fd is readable");
+		check(poll(&p, 1, vt_ms(1000)) == 1, "the event fd is readable");
 		while (vbus_next_event(s[i].c, &ev) == 1)
 			n += le32toh(ev.type) == VBUS_EV_DISCONNECTED;
 		check(n == 1, "one DISCONNECTED event (%d)", n);
@@ -451,7 +457,7 @@ static void test_daemon_killed(void)
 		r = vbus_devcall(s[i].c, s[i].h, ECHO, "x", 1, NULL, 0, NULL);
 		check(r == -ENOTCONN, "a later call: %d", r);
 		check(vbus_devopen(s[i].c, "e1", "echo", &h) == -ENOTCONN, "a later open");
-		check(now() - t1 < 0.1, "later calls fail at once");
+		check(now() - t1 < vt_secs(0.1), "later calls fail at once");
 		vbus_disconnect(s[i].c);
 	}
 	printf("ok   vbusd killed under a socket and a call-channel sleeper: both -ENOTCONN after "
@@ -464,7 +470,8 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGALRM, on_alarm);
-	alarm(55);
+	alarm_s = vt_alarm_secs(55);
+	alarm(alarm_s);
 	if ((r = vt_setup("lifecycle")))
 		return r;
 	start_daemon();
