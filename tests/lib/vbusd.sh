@@ -13,7 +13,8 @@
 #                          vbus-run on the bus's vrdma device, a native one on $VBUS_RXE
 # VD_BUS_ARGS: more arguments of `vbusctl bus add` (e.g. max-regions 1024).
 # VD_BACKEND: the vrdma device's backend= (kernel, relay or auto); unset: vbusd's default,
-# auto (kernel when the module vbus_vrdma is loaded).
+# auto (kernel when the module vbus_vrdma is loaded). tests/run sets it for guest tests, once
+# per backend; with `kernel` and no module, vd_start skips the test (exit 77).
 # VD_BIN is the build's bin directory (VBUS_BUILD/bin).
 VD_BIN=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/bin
 . "$(dirname "${BASH_SOURCE[0]}")/time.sh"	# time limits scale with the machine
@@ -22,6 +23,12 @@ vd_ctl() { "$VD_BIN/vbusctl" --run-dir "$VD_RUN_DIR" "$@"; }
 
 vd_start() {
 	local bus=${1:-t} dev=${2:-vrdma0}
+	# The kernel backend needs the module (tests/vm/guest-main loads it): skip loudly.
+	if [ "${VD_BACKEND:-}" = kernel ] && [ ! -e /dev/vbus-vrdma ]; then
+		echo "SKIP: the kernel backend needs the vbus_vrdma module:" \
+			"${VBUS_KMOD:-absent} ${VBUS_KMOD_REASON:-(no /dev/vbus-vrdma)}"
+		exit 77
+	fi
 	VD_RUN_DIR=$(mktemp -d /tmp/vbus-test.XXXXXX)
 	"$VD_BIN/vbusd" --run-dir "$VD_RUN_DIR" ${VD_ARGS:-} 2>"$VD_RUN_DIR/vbusd.log" &
 	VD_PID=$!
