@@ -156,6 +156,7 @@ struct vbk_qp {
 	u32 rposted, rdone;
 	u32 qkey;			/* the QP's Q_Key, for UD sends with a privileged one */
 	bool need_err;			/* a broken queue: to ERR after the doorbell */
+	bool in_err;			/* the QP is in ERR: receives are dropped, as natively */
 	struct list_head srq_node;	/* srq->qps */
 	/* scratch for the doorbell, under sq.lock / rq.lock */
 	u8 *sslot, *rslot;

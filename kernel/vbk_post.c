@@ -141,6 +141,14 @@ static u32 drain_rq(struct vbk_guest *g, struct vbk_qp *qp)
 	if (avail < 0)
 		goto broken;
 	while (avail > 0 && qp->rposted - READ_ONCE(qp->rdone) < depth) {
+		if (READ_ONCE(qp->in_err)) {
+			/* A native rxe QP in ERR takes a receive into its queue and never
+			 * completes it (its provider posts without the kernel); a kernel QP
+			 * would flush it. The guest sees what a native program sees. */
+			q->idx++;
+			avail--;
+			continue;
+		}
 		memcpy(qp->rslot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
 		       q->stride);
 		ns = vbk_rwqe_decode(qp->rslot, q->stride, maxsge, &wr_id);
@@ -221,6 +229,7 @@ static void qp_error(struct vbk_guest *g, struct vbk_qp *qp)
 	struct ib_qp_attr a = { .qp_state = IB_QPS_ERR };
 
 	qp->need_err = false;
+	WRITE_ONCE(qp->in_err, true);
 	if (ib_modify_qp(qp->qp, &a, IB_QP_STATE))
 		atomic64_inc(&g->n_error);
 	vbk_event(g, IB_EVENT_QP_FATAL, qp->handle, 0);

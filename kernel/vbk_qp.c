@@ -24,6 +24,16 @@ static void qp_event(struct ib_event *ev, void *ctx)
 {
 	struct vbk_qp *qp = ctx;
 
+	switch (ev->event) {
+	case IB_EVENT_QP_FATAL:
+	case IB_EVENT_QP_REQ_ERR:
+	case IB_EVENT_QP_ACCESS_ERR:
+		WRITE_ONCE(qp->in_err, true);	/* the device moved it to ERR */
+		break;
+	default:
+		break;
+	}
+
 	vbk_event(qp->g, ev->event, READ_ONCE(qp->handle), 0);
 }
 
@@ -288,6 +298,8 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 			return err;
 	}
 	err = ib_modify_qp_with_udata(qp->qp, &a, mask, &udata);
+	if (!err && (mask & IB_QP_STATE))
+		WRITE_ONCE(qp->in_err, a.qp_state == IB_QPS_ERR);
 	/* RESET discards outstanding work without completions (the guest forgets it too).
 	 * The doorbell reads these under the queues' locks. */
 	if (!err && (mask & IB_QP_STATE) && a.qp_state == IB_QPS_RESET) {
