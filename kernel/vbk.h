@@ -79,6 +79,7 @@ struct vbk_guest {
 	u32 gid_index;
 	u32 max_objects;
 	u32 guest_id;
+	u64 tag;			/* vbusd's name for it (VBK_IOC_REVOKE) */
 	u64 max_pinned;
 
 	struct mutex ctl;

@@ -204,7 +204,7 @@ int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 	int fd, err;
 
 	if (memchr(at->ibdev, 0, sizeof(at->ibdev)) == NULL || !at->ibdev[0] ||
-	    !vbk_zero(at->reserved0, sizeof(at->reserved0)) || at->reserved1 ||
+	    !vbk_zero(at->reserved0, sizeof(at->reserved0)) ||
 	    !at->max_objects)
 		return -EINVAL;
 	dev = ib_device_get_by_name(at->ibdev, RDMA_DRIVER_UNKNOWN);
@@ -225,6 +225,7 @@ int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 	g->max_objects = at->max_objects;
 	g->max_pinned = at->max_pinned_bytes;
 	g->guest_id = at->guest_id;
+	g->tag = at->tag;
 	mutex_init(&g->ctl);
 	init_rwsem(&g->tbl);
 	xa_init(&g->mrs);

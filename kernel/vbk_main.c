@@ -79,6 +79,23 @@ static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 			return -EFAULT;
 		return vbk_guest_attach(a, &at);
 	}
+	case VBK_IOC_REVOKE: {
+		struct vbk_guest *g;
+		u64 tag;
+		int err = -ENOENT;
+
+		if (copy_from_user(&tag, up, sizeof(tag)))
+			return -EFAULT;
+		mutex_lock(&a->lock);
+		list_for_each_entry(g, &a->guests, admin_node) {
+			if (g->tag != tag)
+				continue;
+			vbk_guest_revoke(g);
+			err = 0;
+		}
+		mutex_unlock(&a->lock);
+		return err;
+	}
 	case VBK_IOC_STATS: {
 		struct vbk_stats s;
 		int err;

@@ -346,14 +346,16 @@ VBG_EXPORT int ibv_close_device(struct ibv_context *c)
 			break;
 		}
 	pthread_mutex_unlock(&ctx_lock);
+	/* The kernel backend: our descriptor first (its last close destroys what the module
+	 * holds for us), so that DEVCLOSE's revocation finds nothing left to report. */
+	if (ctx->kfd >= 0) {
+		vbg_async_kernel_stop(ctx);
+		close(ctx->kfd);
+	}
 	/* DEVCLOSE: the host destroys whatever this instance still holds. */
 	conn = vbg_conn();
 	if (conn)
 		vbus_devclose(conn, ctx->handle);
-	if (ctx->kfd >= 0) {
-		vbg_async_kernel_stop(ctx);
-		close(ctx->kfd);	/* the last close destroys what the module holds for us */
-	}
 	if (ctx->doorbell >= 0)
 		close(ctx->doorbell);
 	close(c->async_fd);

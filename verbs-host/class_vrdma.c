@@ -238,6 +238,7 @@ static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		.max_objects = v->pol.max_objects,
 		.guest_id = in->g->id,
 		.max_pinned_bytes = v->pol.max_pinned_bytes,
+		.tag = (uint64_t)in->g->id << 32 | in->handle,
 	};
 	int err;
 
@@ -311,9 +312,11 @@ static void vrdma_close(void *inst)
 	struct vrdma_inst *in = inst;
 
 	if (in->kernel) {
-		/* The attachment lives on while the guest holds its descriptor. */
+		/* The guest closed the device, left the bus, or the device goes: its descriptor
+		 * may live on in the guest, the attachment does not (the module revokes it). */
 		if (in->attach_fd >= 0)
 			close(in->attach_fd);
+		vbd_kernel_revoke((uint64_t)in->g->id << 32 | in->handle);
 		free(in);
 		return;
 	}

@@ -71,6 +71,15 @@ int vbd_kernel_attach(const struct vbk_attach *a, int *fd)
 	return 0;
 }
 
+/* End the attachment tagged `tag` (VBK_IOC_REVOKE): its guest's descriptor fails from now
+ * on. 0 or -errno (-ENOENT: the guest had closed it already). */
+int vbd_kernel_revoke(uint64_t tag)
+{
+	if (admin() < 0)
+		return -ENODEV;
+	return ioctl(admin(), VBK_IOC_REVOKE, &tag) < 0 ? -errno : 0;
+}
+
 /* The counters of guest_id's attachment (VBK_IOC_STATS). 0 or -errno. */
 int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st)
 {

@@ -198,6 +198,7 @@ struct vbk_stats;
 const char *vbd_kernel_admin_path(void);
 int vbd_kernel_admin_open(char *err, size_t errn);
 int vbd_kernel_attach(const struct vbk_attach *a, int *fd);
+int vbd_kernel_revoke(uint64_t tag);
 int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st);
 
 /* ctl.c: one command (argv), answered as text or JSON into out. */

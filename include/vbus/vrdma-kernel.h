@@ -5,7 +5,8 @@
  *
  * Two kinds of descriptor:
  *   admin   open("/dev/vbus-vrdma") by vbusd (root only). VBK_IOC_ATTACH makes one
- *           attachment per guest and returns its descriptor. Closing the admin descriptor
+ *           attachment per guest and returns its descriptor; VBK_IOC_REVOKE ends one
+ *           whose guest still holds its descriptor. Closing the admin descriptor
  *           (vbusd's death) revokes every attachment made through it: their objects are
  *           destroyed, their calls get -EIO, their guests get IBV_EVENT_DEVICE_FATAL.
  *   guest   an attachment, handed to the guest by the bus (VBUS_OP_DEVFD, docs/abi.md).
@@ -48,7 +49,7 @@ struct vbk_attach {
 	__u32 max_objects;		/* handle quota */
 	__u32 guest_id;			/* vbusd's id of the guest, for VBK_IOC_STATS */
 	__u64 max_pinned_bytes;		/* registered-memory quota (and RLIMIT_MEMLOCK) */
-	__u64 reserved1;
+	__u64 tag;			/* vbusd's name for this attachment (VBK_IOC_REVOKE) */
 };
 
 /* VBK_IOC_STATS: in: guest_id; out: the counters of that attachment (-ENOENT: none). */
@@ -88,6 +89,10 @@ struct vbk_event {
 #define VBK_IOC_MAGIC		0xbb
 #define VBK_IOC_ATTACH		_IOW(VBK_IOC_MAGIC, 0x01, struct vbk_attach)
 #define VBK_IOC_STATS		_IOWR(VBK_IOC_MAGIC, 0x02, struct vbk_stats)
+/* VBK_IOC_REVOKE: in: a tag (u64). Revoke the attachments made here with that tag (the
+ * guest closed the device on the bus, left the bus, or the device was removed): objects
+ * destroyed, DEVICE_FATAL, calls -EIO, as on the admin descriptor's close. 0, or -ENOENT. */
+#define VBK_IOC_REVOKE		_IOW(VBK_IOC_MAGIC, 0x03, __u64)
 #define VBK_IOC_CALL		_IOW(VBK_IOC_MAGIC, 0x10, struct vbk_call)
 /* arg: a QP handle (its send and receive queues) or an SRQ handle: post what the guest
  * has published, in the caller's context. Returns the WQEs posted or -errno. */

@@ -291,9 +291,10 @@ int main(void)
 	snprintf(at.ibdev, sizeof(at.ibdev), "no-such-dev");
 	check(ioctl(admin, VBK_IOC_ATTACH, &at) < 0 && errno == ENODEV, "attach to nothing");
 	snprintf(at.ibdev, sizeof(at.ibdev), "%s", dev);
-	at.reserved1 = 1;
+	at.reserved0[1] = 1;
 	check(ioctl(admin, VBK_IOC_ATTACH, &at) < 0 && errno == EINVAL, "reserved bits");
-	at.reserved1 = 0;
+	at.reserved0[1] = 0;
+	at.tag = 0x1234;
 	at.gid_index = gid_index;
 	gfd = ioctl(admin, VBK_IOC_ATTACH, &at);
 	check(gfd >= 0, "attach %s: %m", dev);
@@ -497,6 +498,30 @@ int main(void)
 	/* The objects are real: rdma res shows two more QPs. */
 	check(count_res("qp") == base_qp + 2, "rdma res show qp: %d, baseline %d", count_res("qp"),
 	      base_qp);
+
+	/* vbusd ends one attachment (the guest left the bus): a second one, with objects, is
+	 * revoked by its tag; the first one is untouched. */
+	{
+		int keep = gfd, g2;
+		uint64_t tag = 0x5678;
+
+		at.tag = tag;
+		g2 = ioctl(admin, VBK_IOC_ATTACH, &at);
+		check(g2 >= 0, "a second attachment: %m");
+		gfd = g2;
+		check(call(VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho)) == sizeof(ho), "hello 2");
+		handle_call(VRDMA_FN_ALLOC_PD, NULL, 0);
+		check(!ioctl(admin, VBK_IOC_REVOKE, &tag), "revoke by tag: %m");
+		tag = 0xdead;
+		check(ioctl(admin, VBK_IOC_REVOKE, &tag) < 0 && errno == ENOENT, "an unknown tag");
+		check(!next_event(&ev) && ev.type == IBV_EVENT_DEVICE_FATAL, "DEVICE_FATAL on revoke");
+		check(call(VRDMA_FN_ALLOC_PD, NULL, 0, &ho, 8) == -EIO, "revoked: -EIO");
+		close(g2);
+		gfd = keep;
+		check(call(VRDMA_FN_QUERY_DEVICE, NULL, 0, &da, sizeof(da)) == sizeof(da),
+		      "the other attachment still works");
+	}
+	ok("VBK_IOC_REVOKE ends one attachment by its tag, DEVICE_FATAL, -EIO; the other works");
 
 	/* vbusd's death: the admin descriptor closes, the attachment is revoked. */
 	close(admin);

@@ -128,7 +128,7 @@ static int fake_attach(const struct vbk_attach *a)
 	int fd;
 
 	if (!memchr(a->ibdev, 0, sizeof(a->ibdev)) || !a->port || memcmp(a->reserved0, zero, 3) ||
-	    a->reserved1 || !a->guest_id) {
+	    !a->guest_id || a->tag >> 32 != a->guest_id) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -178,9 +178,10 @@ FAKE_API int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if ((req == VBK_IOC_ATTACH || req == VBK_IOC_STATS) && !fstat(fd, &sb) &&
-	    S_ISREG(sb.st_mode))
-		return req == VBK_IOC_ATTACH ? fake_attach(arg) : fake_stats(arg);
+	if ((req == VBK_IOC_ATTACH || req == VBK_IOC_STATS || req == VBK_IOC_REVOKE) &&
+	    !fstat(fd, &sb) && S_ISREG(sb.st_mode))
+		return req == VBK_IOC_ATTACH ? fake_attach(arg) :
+		       req == VBK_IOC_STATS ? fake_stats(arg) : 0;
 	f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
 	if (!f) {
 		f = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
