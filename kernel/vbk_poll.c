@@ -39,6 +39,8 @@ static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_c
 	if (!srq || slot >= srq->q.entries)
 		return false;
 	spin_lock(&srq->q.lock);
+	/* The wr_id before the slot is free: a doorbell may reuse it at once. */
+	c->wr_id = cpu_to_le64(srq->wrid[slot]);
 	if (srq->nfree < srq->q.entries) {
 		srq->free[srq->nfree++] = slot;
 		srq->done++;
@@ -46,7 +48,6 @@ static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_c
 		smp_store_release(&srq->q.ring->retired, cpu_to_le32(srq->done));
 	}
 	spin_unlock(&srq->q.lock);
-	c->wr_id = cpu_to_le64(srq->wrid[slot]);
 	list_for_each_entry(qp, &srq->qps, srq_node) {
 		if (qp->qp == wc->qp) {
 			c->qp_num = cpu_to_le32(qp->qp->qp_num);
