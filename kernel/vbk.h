@@ -178,6 +178,8 @@ struct vbk_qp {
 extern struct mutex vbk_guests_lock;
 extern struct list_head vbk_guests;
 void vbk_admin_put(struct vbk_admin *a);
+int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g);
+void vbk_admin_del(struct vbk_guest *g);
 
 /* vbk_guest.c */
 int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at);

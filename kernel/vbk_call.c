@@ -46,7 +46,8 @@ struct fn_size {
 	u32 in, out;
 };
 
-#define VBK_FN_SIZE(fn, i, o, f) [fn] = { i, o },
+#define VBK_FN_SIZE(fn, i, o, f) \
+	[fn] = { i, o },
 static const struct fn_size sizes[VRDMA_FN__MAX] = { VRDMA_FN_TABLE(VBK_FN_SIZE) };
 #undef VBK_FN_SIZE
 
@@ -67,7 +68,8 @@ long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
 	outlen = d->out;
 	if (c->fn == VRDMA_FN_HELLO) {
 		/* HELLO meets every version: its 8-byte version-1 form gets the version-1
-		 * answer, and a tail past what we know is a later version's, ignored. */
+		 * answer, and a tail past what we know is a later version's, ignored.
+		 */
 		if (c->in_len == VRDMA_HELLO_IN_V1_SIZE)
 			outlen = VRDMA_HELLO_OUT_V1_SIZE;
 		else if (c->in_len < d->in)

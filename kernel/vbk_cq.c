@@ -85,6 +85,7 @@ int vbk_do_create_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	err = -EINVAL;	/* the ring must hold whatever the real CQ can */
 	if ((u32)cq->cq->cqe > entries)
 		goto err_destroy;
+	/* Release: an empty ring before the guest sees the CQ's handle. */
 	smp_store_release(&cq->q.ring->prod, 0);
 	err = vbk_obj_new(g, VBK_OBJ_CQ, cq, &h);
 	if (err)
@@ -122,7 +123,8 @@ int vbk_do_destroy_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 }
 
 /* The new ring takes the completions the guest has not consumed, at its start. The data
- * path is held off (tbl) for the whole call, so no poll moves completions meanwhile. */
+ * path is held off (tbl) for the whole call, so no poll moves completions meanwhile.
+ */
 int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 {
 	const struct vrdma_resize_cq_in *i = in;

@@ -17,11 +17,10 @@
 #include <linux/uaccess.h>
 #include "vbk.h"
 
-int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g);
-void vbk_admin_del(struct vbk_guest *g);
 
 /* Queue an async event for the guest; never blocks, any context. A full queue drops the
- * event and counts it as an error (the guest is not reading). */
+ * event and counts it as an error (the guest is not reading).
+ */
 void vbk_event(struct vbk_guest *g, u32 type, u32 handle, u32 port)
 {
 	unsigned long flags;
@@ -47,7 +46,8 @@ out:
 }
 
 /* Port events of the backing device for its one port, as the guest numbers it (1);
- * device-wide events as they are. */
+ * device-wide events as they are.
+ */
 static void port_event(struct ib_event_handler *h, struct ib_event *ev)
 {
 	struct vbk_guest *g = container_of(h, struct vbk_guest, ib_ev);

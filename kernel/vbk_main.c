@@ -51,7 +51,8 @@ static int admin_open(struct inode *inode, struct file *f)
 }
 
 /* vbusd is gone: every attachment it made is revoked; the guests keep their descriptors,
- * which now fail every call with -EIO after one IBV_EVENT_DEVICE_FATAL. */
+ * which now fail every call with -EIO after one IBV_EVENT_DEVICE_FATAL.
+ */
 static int admin_release(struct inode *inode, struct file *f)
 {
 	struct vbk_admin *a = f->private_data;
@@ -112,8 +113,7 @@ static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	}
 }
 
-/* Called by vbk_guest.c with a->lock not held. */
-int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g);
+/* An attachment joins its admin descriptor's list (and holds a reference to it). */
 int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g)
 {
 	mutex_lock(&a->lock);
@@ -128,7 +128,6 @@ int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g)
 	return 0;
 }
 
-void vbk_admin_del(struct vbk_guest *g);
 void vbk_admin_del(struct vbk_guest *g)
 {
 	struct vbk_admin *a = g->admin;
@@ -182,7 +181,8 @@ static struct miscdevice admin_dev = {
 };
 
 /* A backing device is going away: revoke the attachments on it before the core waits for
- * our references. */
+ * our references.
+ */
 static void client_remove(struct ib_device *dev, void *data)
 {
 	struct vbk_guest *g;

@@ -68,7 +68,8 @@ struct vbk_obj *vbk_obj_slot(struct vbk_guest *g, u32 h)
 }
 
 /* The object behind handle h if it is of `type`; NULL with *err -ENOENT (stale or free)
- * or -EINVAL (0, out of range, another type). */
+ * or -EINVAL (0, out of range, another type).
+ */
 void *vbk_obj_get(struct vbk_guest *g, u32 h, enum vbk_obj_type type, int *err)
 {
 	u32 i = h & IDX_MASK;
@@ -123,12 +124,24 @@ void vbk_obj_destroy_all(struct vbk_guest *g)
 				continue;
 			vbk_obj_free(g, mkhandle(i, o->gen));
 			switch (order[k]) {
-			case VBK_OBJ_QP: vbk_qp_free(g, p); break;
-			case VBK_OBJ_SRQ: vbk_srq_free(g, p); break;
-			case VBK_OBJ_AH: vbk_ah_free(g, p); break;
-			case VBK_OBJ_MR: vbk_mr_free(g, p); break;
-			case VBK_OBJ_CQ: vbk_cq_free(g, p); break;
-			case VBK_OBJ_PD: vbk_pd_free(g, p); break;
+			case VBK_OBJ_QP:
+				vbk_qp_free(g, p);
+				break;
+			case VBK_OBJ_SRQ:
+				vbk_srq_free(g, p);
+				break;
+			case VBK_OBJ_AH:
+				vbk_ah_free(g, p);
+				break;
+			case VBK_OBJ_MR:
+				vbk_mr_free(g, p);
+				break;
+			case VBK_OBJ_CQ:
+				vbk_cq_free(g, p);
+				break;
+			case VBK_OBJ_PD:
+				vbk_pd_free(g, p);
+				break;
 			}
 		}
 	}

@@ -29,7 +29,8 @@ static void *obj_by_h30(struct vbk_guest *g, u32 h30, enum vbk_obj_type type)
 }
 
 /* An SRQ receive: its slot is free again, one more WQE retired. Returns the guest's
- * wr_id, and the QP that consumed it through *qpp (NULL if it is gone). */
+ * wr_id, and the QP that consumed it through *qpp (NULL if it is gone).
+ */
 static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_cqe *c)
 {
 	struct vbk_srq *srq = obj_by_h30(g, VBK_WRID_H(wc->wr_id), VBK_OBJ_SRQ);

@@ -144,7 +144,8 @@ static u32 drain_rq(struct vbk_guest *g, struct vbk_qp *qp)
 		if (READ_ONCE(qp->in_err)) {
 			/* A native rxe QP in ERR takes a receive into its queue and never
 			 * completes it (its provider posts without the kernel); a kernel QP
-			 * would flush it. The guest sees what a native program sees. */
+			 * would flush it. The guest sees what a native program sees.
+			 */
 			q->idx++;
 			avail--;
 			continue;
@@ -172,6 +173,7 @@ broken:
 	vbk_queue_break(g, q);
 	qp->need_err = true;
 out:
+	/* Release: our slot reads are done before the guest may reuse the slots. */
 	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
 	spin_unlock(&q->lock);
 	return n;
@@ -217,13 +219,15 @@ broken:
 	vbk_queue_break(g, q);
 	srq->need_event = true;
 out:
+	/* Release: our slot reads are done before the guest may reuse the slots. */
 	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
 	spin_unlock(&q->lock);
 	return n;
 }
 
 /* A QP whose queue broke goes to the error state, as a device does with a WQE it cannot
- * execute; this may sleep, so it runs after the posting section. */
+ * execute; this may sleep, so it runs after the posting section.
+ */
 static void qp_error(struct vbk_guest *g, struct vbk_qp *qp)
 {
 	struct ib_qp_attr a = { .qp_state = IB_QPS_ERR };

@@ -115,6 +115,7 @@ static int qp_scratch(struct vbk_qp *qp)
 static void need_wakeup(struct vbk_queue *q)
 {
 	WRITE_ONCE(q->ring->flags, cpu_to_le32(VRDMA_RING_NEED_WAKEUP));
+	/* Release: the flag is set before the guest sees the queue's handle. */
 	smp_store_release(&q->ring->cons, 0);
 }
 
@@ -301,7 +302,8 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	if (!err && (mask & IB_QP_STATE))
 		WRITE_ONCE(qp->in_err, a.qp_state == IB_QPS_ERR);
 	/* RESET discards outstanding work without completions (the guest forgets it too).
-	 * The doorbell reads these under the queues' locks. */
+	 * The doorbell reads these under the queues' locks.
+	 */
 	if (!err && (mask & IB_QP_STATE) && a.qp_state == IB_QPS_RESET) {
 		spin_lock_bh(&qp->sq.lock);
 		qp->sretired = qp->sposted;

@@ -11,7 +11,8 @@
 		 IB_DEVICE_MEM_WINDOW_TYPE_2B)
 
 /* The newest version both speak (docs/vrdma.md, "HELLO"); a version-1 hello_in has no
- * abi_min (0: abi_version only). No feature is defined yet. */
+ * abi_min (0: abi_version only). No feature is defined yet.
+ */
 int vbk_do_hello(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 {
 	const struct vrdma_hello_in *h = in;

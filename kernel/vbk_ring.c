@@ -81,7 +81,8 @@ void vbk_queue_unmap(struct vbk_guest *g, struct vbk_queue *q)
 }
 
 /* A ring whose guest broke its rules: no more work is taken from it, and the guest sees
- * VRDMA_RING_BROKEN. */
+ * VRDMA_RING_BROKEN.
+ */
 void vbk_queue_break(struct vbk_guest *g, struct vbk_queue *q)
 {
 	if (q->broken)
@@ -97,6 +98,7 @@ void vbk_queue_break(struct vbk_guest *g, struct vbk_queue *q)
  */
 s64 vbk_queue_pending(struct vbk_queue *q)
 {
+	/* Acquire: pairs with the guest's release of prod after its slot writes. */
 	u32 avail = le32_to_cpu(smp_load_acquire(&q->ring->prod)) - q->idx;
 
 	if (avail > q->entries)

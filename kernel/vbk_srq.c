@@ -97,7 +97,9 @@ int vbk_do_create_srq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	WRITE_ONCE(srq->handle, h);
 	vbk_obj_use(g, pdh, 1);
 	WRITE_ONCE(srq->q.ring->flags, cpu_to_le32(VRDMA_RING_NEED_WAKEUP));
+	/* Release: the ring's state is set before the guest sees the SRQ's handle. */
 	smp_store_release(&srq->q.ring->retired, 0);
+	/* Release: as above, for the consumer index. */
 	smp_store_release(&srq->q.ring->cons, 0);
 	o->handle = cpu_to_le32(h);
 	attr_out(&o->attr, srq->max_wr, srq->max_sge, ia.attr.srq_limit);

@@ -33,7 +33,8 @@
 
 /* The opcodes a QP type may post here. Not on the kernel backend: LOCAL_INV and BIND_MW
  * (they would act on kernel MRs, and 6.1 has no kernel memory windows), and the rest of
- * the extended opcodes (TSO, masked atomics, driver-specific). */
+ * the extended opcodes (TSO, masked atomics, driver-specific).
+ */
 static bool opcode_ok(__u8 qpt, __u32 op)
 {
 	switch (op) {

@@ -39,11 +39,13 @@ struct vbk_swqe {
 };
 
 /* Decode the send WQE in slot (lim->stride bytes). 0, or -EINVAL: the WQE breaks the
- * queue's rules (the QP goes to error). */
+ * queue's rules (the QP goes to error).
+ */
 int vbk_swqe_decode(const __u8 *slot, const struct vbk_wq_limits *lim, struct vbk_swqe *w);
 
 /* Decode the receive WQE in slot: its wr_id and SGEs (at slot + sizeof(vrdma_rwqe)).
- * The SGE count, or -EINVAL. */
+ * The SGE count, or -EINVAL.
+ */
 int vbk_rwqe_decode(const __u8 *slot, __u32 stride, __u32 max_sge, __u64 *wr_id);
 
 /* The SGE k of a decoded WQE, in host order. */
