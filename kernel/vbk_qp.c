@@ -37,6 +37,19 @@ static void qp_event(struct ib_event *ev, void *ctx)
 	vbk_event(qp->g, ev->event, READ_ONCE(qp->handle), 0);
 }
 
+/* What a QP owns besides its real QP and rings: wr_id tables and the doorbell's scratch. */
+static void qp_free_mem(struct vbk_qp *qp)
+{
+	kvfree(qp->swrid);
+	kvfree(qp->rwrid);
+	kfree(qp->sslot);
+	kfree(qp->rslot);
+	kfree(qp->ssge);
+	kfree(qp->rsge);
+	kfree(qp->inl);
+	kfree(qp);
+}
+
 void vbk_qp_free(struct vbk_guest *g, struct vbk_qp *qp)
 {
 	if (qp->srq_h) {
@@ -52,14 +65,7 @@ void vbk_qp_free(struct vbk_guest *g, struct vbk_qp *qp)
 	vbk_obj_use(g, qp->pd, -1);
 	vbk_obj_use(g, qp->send_cq, -1);
 	vbk_obj_use(g, qp->recv_cq, -1);
-	kvfree(qp->swrid);
-	kvfree(qp->rwrid);
-	kfree(qp->sslot);
-	kfree(qp->rslot);
-	kfree(qp->ssge);
-	kfree(qp->rsge);
-	kfree(qp->inl);
-	kfree(qp);
+	qp_free_mem(qp);
 }
 
 /* The granted caps, no more than the rings hold; -EINVAL if that is less than asked. */
@@ -233,14 +239,7 @@ err_unmap:
 	vbk_queue_unmap(g, &qp->sq);
 	vbk_queue_unmap(g, &qp->rq);
 err_free:
-	kvfree(qp->swrid);
-	kvfree(qp->rwrid);
-	kfree(qp->sslot);
-	kfree(qp->rslot);
-	kfree(qp->ssge);
-	kfree(qp->rsge);
-	kfree(qp->inl);
-	kfree(qp);
+	qp_free_mem(qp);
 	return err;
 }
 

@@ -377,6 +377,16 @@ static int do_revoke(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
 	return 0;
 }
 
+/* The open device instance behind handle h, or NULL with *r -ENOENT (no such handle) or
+ * -ENODEV (its device was removed while open). Under g->lock. */
+static struct vbd_slot *open_slot(struct vbd_guest *g, uint32_t h, int *r)
+{
+	struct vbd_slot *s = slot_get(g, h, VBD_HANDLE);
+
+	*r = !s ? -ENOENT : !s->dev ? -ENODEV : 0;
+	return *r ? NULL : s;
+}
+
 /* A DEVCALL, from the socket or the call channel: the guest's requests run one at a time. */
 static int devcall(struct vbd_guest *g, uint32_t h, uint32_t fn, const void *in, size_t inlen,
 		   void *out, size_t outmax, size_t *outlen)
@@ -386,12 +396,8 @@ static int devcall(struct vbd_guest *g, uint32_t h, uint32_t fn, const void *in,
 
 	*outlen = 0;
 	pthread_mutex_lock(&g->lock);
-	s = slot_get(g, h, VBD_HANDLE);
-	if (!s)
-		r = -ENOENT;
-	else if (!s->dev)
-		r = -ENODEV;	/* removed while open */
-	else
+	s = open_slot(g, h, &r);
+	if (s)
 		r = s->dev->cls->call(s->inst, fn, in, inlen, out, outmax, outlen);
 	__atomic_fetch_add(&g->n_calls, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&g->lock);
@@ -408,14 +414,10 @@ static int do_devfd(struct vbd_guest *g, uint32_t h, int *fd)
 	int r;
 
 	pthread_mutex_lock(&g->lock);
-	s = slot_get(g, h, VBD_HANDLE);
-	if (!s)
-		r = -ENOENT;
-	else if (!s->dev)
-		r = -ENODEV;	/* removed while open */
-	else if (!s->dev->cls->devfd)
+	s = open_slot(g, h, &r);
+	if (s && !s->dev->cls->devfd)
 		r = -EOPNOTSUPP;	/* a class with no kernel model */
-	else
+	else if (s)
 		r = s->dev->cls->devfd(s->inst, fd);
 	pthread_mutex_unlock(&g->lock);
 	return r;
