@@ -9,6 +9,8 @@
 #   make test             unit tests (three variants) + device tests on soft-RoCE
 #   make demo             soft-RoCE up (VM if needed), perftest figures
 #   make bench            benchmarks (QUICK=1 for a short run)
+#   make fuzz             every libFuzzer target SECONDS=N each (60); MERGE=1 adds new inputs
+#                         to tests/fuzz-corpus/, TARGETS="fuzz-wqe ..." runs only those
 #   make install          PREFIX=/usr/local DESTDIR=
 #   V=1                   show commands
 SUBDIRS := connector verbs-host/vrdma verbs-host verbs-guest tests bench
@@ -16,7 +18,7 @@ SAN_VARIANTS := address,undefined thread
 PREFIX ?= /usr/local
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps deps-check test unit demo bench install clean vm-kernel kernel checkpatch test-kdebug
+.PHONY: all deps deps-check test unit demo bench fuzz install clean vm-kernel kernel checkpatch test-kdebug
 
 all:
 	@for d in $(SUBDIRS); do \
@@ -60,6 +62,13 @@ demo: deps-check all
 
 bench: deps-check all
 	@bench/run $(if $(QUICK),--quick)
+
+# Not in CI (make test runs the same targets 10 s each): tests/unit/fuzz.sh with longer
+# runs; crash inputs are kept in tests/fuzz-corpus/TARGET/crashes/ (docs/testing.md, Fuzzing).
+SECONDS ?= 60
+fuzz:
+	@VBUS_FUZZ_SECONDS=$(SECONDS) VBUS_FUZZ_MERGE=$(MERGE) VBUS_FUZZ_TARGETS="$(TARGETS)" \
+		VBUS_FUZZ_KEEP=1 bash tests/unit/fuzz.sh
 
 install: all
 	@scripts/install --prefix "$(PREFIX)" --destdir "$(DESTDIR)"

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * The send and receive WQE decoder of the kernel backend (vbk_wqe.h). Built into the
- * module and into the userspace fuzzer: only <linux/types.h>, <rdma/ib_user_verbs.h> and
- * the byte-order helpers below.
+ * module and into the userspace fuzzer (kernel/fuzz/fuzz-wqe.c): only <linux/types.h>,
+ * <rdma/ib_user_verbs.h> and the byte-order helpers below.
  */
 #ifdef __KERNEL__
 #include <linux/errno.h>
@@ -14,6 +14,7 @@
 #else
 #include <endian.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #define vbk_le16(x)	le16toh(x)
 #define vbk_le32(x)	le32toh(x)

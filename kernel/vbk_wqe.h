@@ -2,7 +2,8 @@
 /*
  * Decoding a guest's work requests: a pure function of the bytes the guest wrote (copied
  * once by the caller) and the queue's limits, with no kernel state. The same C file is
- * built into the module and into a userspace libFuzzer target (tests/fuzz/).
+ * built into the module and into a userspace libFuzzer target
+ * (kernel/fuzz/fuzz-wqe.c).
  *
  * What it checks: the opcode is one this QP type may post on the kernel backend, the
  * flags are known, the SGE count and the inline length fit both the QP's caps and the
