@@ -1,7 +1,8 @@
 #!/bin/bash
 # timeout: 300
 # Build every libFuzzer target in the tree (*/fuzz/fuzz-*.c, extra sources named on a
-# `fuzz-sources:` line) into build/fuzz/ with clang, and run each for
+# `fuzz-sources:` line, libraries on a `fuzz-libs:` line, default -libverbs) into
+# build/fuzz/ with clang, and run each for
 # ${VBUS_FUZZ_SECONDS:-10} seconds, starting from tests/fuzz-corpus/TARGET/ (the seeds and
 # merged inputs). Any crash, leak or sanitizer report fails, and so does one input that runs
 # past 10 s (times VBUS_TIME_SCALE, tests/lib/time.sh); so does a kept crash input
@@ -54,12 +55,15 @@ for src in "$top"/*/fuzz/fuzz-*.c "$top"/*/*/fuzz/fuzz-*.c; do
 		case " $VBUS_FUZZ_TARGETS " in *" $name "*) ;; *) continue ;; esac
 	fi
 	extra=$(sed -n 's|.*fuzz-sources:\(.*\)\*/.*|\1|p' "$src" | head -n1)
+	# the libraries: -libverbs, unless a `fuzz-libs:` line names others (or none)
+	libs=-libverbs
+	grep -q 'fuzz-libs:' "$src" && libs=$(sed -n 's|.*fuzz-libs:\(.*\)\*/.*|\1|p' "$src" | head -n1)
 	srcs=()
 	# each word is a path under the top; globs allowed (verbs-host/vrdma/[a-z]*.c)
 	for f in $extra; do for g in "$top"/$f; do srcs+=("$g"); done; done
 	if ! clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -I"$top/include" -I"$top/connector" \
-		-I"$top/verbs-host" "$src" "${srcs[@]}" -o "$out/$name" -libverbs -pthread \
+		-I"$top/verbs-host" "$src" "${srcs[@]}" -o "$out/$name" $libs -pthread \
 		2>"$out/$name.build.log"; then
 		echo "FAIL: $name does not build"; cat "$out/$name.build.log"; fail=1; continue
 	fi
