@@ -23,7 +23,9 @@ void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
 	free(mr);
 }
 
-/* Map the pieces into a fresh window of `total` bytes. 0 or -errno. */
+/* Map the pieces into a fresh window of `total` bytes. 0 or -errno. Each region is held
+ * only while its piece is mapped: the window maps the memfd itself, so the MR does not need
+ * the bus's mapping, and the guest may revoke the region while the MR lives. */
 static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces,
 		      uint32_t n, uint64_t total, void **window)
 {
@@ -36,18 +38,22 @@ static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces
 		return -ENOMEM;
 	for (uint32_t k = 0; k < n; k++) {
 		uint64_t off = le64toh(pieces[k].offset), len = le64toh(pieces[k].length);
+		uint32_t shm = le32toh(pieces[k].shm);
 		struct vrdma_region r;
 
-		err = g->env->region(g->env_priv, le32toh(pieces[k].shm), &r);
+		err = g->env->region(g->env_priv, shm, &r);
 		if (err)
 			goto err_unmap;
-		err = -EINVAL;
 		if (pieces[k].reserved || !len || off % g->page || len % g->page ||
 		    off > r.size || len > r.size - off || len > total - pos)
-			goto err_unmap;
-		err = -ENOMEM;
-		if (mmap(w + pos, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r.fd,
-			 (off_t)off) == MAP_FAILED)
+			err = -EINVAL;
+		else if (mmap(w + pos, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r.fd,
+			      (off_t)off) == MAP_FAILED)
+			err = -ENOMEM;
+		/* Mapped or refused, the piece needs the region no more. */
+		if (g->env->region_put)
+			g->env->region_put(g->env_priv, shm);
+		if (err)
 			goto err_unmap;
 		pos += len;
 	}
