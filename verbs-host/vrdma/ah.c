@@ -60,6 +60,9 @@ int vrdma_do_destroy_ah(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	struct vrdma_ah *ah;
 	int err = 0;
 
+	if (i->reserved)
+		return -EINVAL;
+
 	ah = vrdma_handle_get(g, h, VRDMA_OBJ_AH, &err);
 	if (!ah)
 		return err;

@@ -68,6 +68,9 @@ int vrdma_do_destroy_cq(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	struct vrdma_cq *cq;
 	int err = 0;
 
+	if (i->reserved)
+		return -EINVAL;
+
 	cq = vrdma_handle_get(g, h, VRDMA_OBJ_CQ, &err);
 	if (!cq)
 		return err;

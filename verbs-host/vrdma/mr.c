@@ -137,6 +137,9 @@ int vrdma_do_dereg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void 
 	struct vrdma_obj *pd;
 	int err = 0;
 
+	if (i->reserved)
+		return -EINVAL;
+
 	mr = vrdma_handle_get(g, h, VRDMA_OBJ_MR, &err);
 	if (!mr)
 		return err;

@@ -57,6 +57,9 @@ int vrdma_do_dealloc_mw(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	struct vrdma_mw *mw;
 	int err = 0, r;
 
+	if (i->reserved)
+		return -EINVAL;
+
 	mw = vrdma_handle_get(g, h, VRDMA_OBJ_MW, &err);
 	if (!mw)
 		return err;

@@ -39,6 +39,9 @@ int vrdma_do_dealloc_pd(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	struct vrdma_pd *pd;
 	int err = 0, r;
 
+	if (i->reserved)
+		return -EINVAL;
+
 	pd = vrdma_handle_get(g, h, VRDMA_OBJ_PD, &err);
 	if (!pd)
 		return err;

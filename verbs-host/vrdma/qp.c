@@ -266,6 +266,9 @@ int vrdma_do_destroy_qp(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	struct vrdma_qp *qp;
 	int err = 0;
 
+	if (i->reserved)
+		return -EINVAL;
+
 	qp = vrdma_handle_get(g, h, VRDMA_OBJ_QP, &err);
 	if (!qp)
 		return err;

@@ -135,6 +135,9 @@ int vrdma_do_query_srq(struct vrdma_guest *g, const void *in, size_t inlen, void
 	struct vrdma_srq *srq;
 	int err = 0, r;
 
+	if (i->reserved)
+		return -EINVAL;
+
 	srq = vrdma_handle_get(g, le32toh(i->handle), VRDMA_OBJ_SRQ, &err);
 	if (!srq)
 		return err;
@@ -151,6 +154,9 @@ int vrdma_do_destroy_srq(struct vrdma_guest *g, const void *in, size_t inlen, vo
 	uint32_t h = le32toh(i->handle);
 	struct vrdma_srq *srq;
 	int err = 0;
+
+	if (i->reserved)
+		return -EINVAL;
 
 	srq = vrdma_handle_get(g, h, VRDMA_OBJ_SRQ, &err);
 	if (!srq)
