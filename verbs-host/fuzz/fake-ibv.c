@@ -104,6 +104,14 @@ static uint32_t fail_mask;
 static unsigned long live[K_N];
 static struct ibv_async_event events[64];
 static unsigned n_events;
+/* Objects whose destroy was made to fail: vrdma may forget them (a destroy in an error
+ * path), and the kernel frees them when the context closes, as it frees whatever a
+ * context still holds. Only these may be live at ibv_close_device. */
+static struct fk_orphan {
+	void *p;
+	enum fk_kind k;
+} *orphans;
+static unsigned n_orphans, cap_orphans;
 
 void fk_broken(const char *fmt, ...)
 {
@@ -151,6 +159,9 @@ static void *new_obj(size_t size, enum fk_kind k)
 
 static void free_obj(void *p, uint32_t *magic, enum fk_kind k)
 {
+	for (unsigned i = 0; i < n_orphans; i++)
+		if (orphans[i].p == p)
+			orphans[i] = orphans[--n_orphans];
 	*magic = 0;
 	live[k]--;
 	free(p);
@@ -175,11 +186,31 @@ static uint32_t pow2_at_least(uint32_t x)
 	return p;
 }
 
+/* A destroy of p was made to fail: p may stay live until the context closes. */
+static void orphan(void *p, enum fk_kind k)
+{
+	for (unsigned i = 0; i < n_orphans; i++)
+		if (orphans[i].p == p)
+			return;
+	if (n_orphans == cap_orphans) {
+		unsigned c = cap_orphans ? 2 * cap_orphans : 16;
+		struct fk_orphan *o = realloc(orphans, c * sizeof(*o));
+
+		if (!o)
+			abort();
+		orphans = o;
+		cap_orphans = c;
+	}
+	orphans[n_orphans].p = p;
+	orphans[n_orphans++].k = k;
+}
+
 void fk_setup(const struct fk_config *c)
 {
 	cfg = *c;
 	fail_mask = 0;
 	n_events = 0;
+	n_orphans = 0;
 	for (int k = 0; k < K_N; k++)
 		live[k] = 0;
 }
@@ -330,6 +361,20 @@ FAKE_API int ibv_close_device(struct ibv_context *c)
 {
 	struct fk_ctx *x = obj(c, K_CTX);
 
+	/* What the kernel frees at close: orphaned MWs first (they use their PD), then PDs. */
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = n_orphans; i-- > 0;)
+			if (orphans[i].k == (pass ? K_PD : K_MW)) {
+				struct fk_mw *w = orphans[i].p;
+				struct fk_pd *p = orphans[i].p;
+
+				if (pass) {
+					free_obj(p, &p->magic, K_PD);
+				} else {
+					((struct fk_pd *)obj(w->mw.pd, K_PD))->users--;
+					free_obj(w, &w->magic, K_MW);
+				}
+			}
 	for (int k = K_PD; k < K_N; k++)
 		if (live[k])
 			fk_broken("the context closed with %lu %s(s) still live", live[k],
@@ -485,8 +530,10 @@ FAKE_API int ibv_dealloc_pd(struct ibv_pd *pd)
 {
 	struct fk_pd *p = obj(pd, K_PD);
 
-	if (fails(FK_DEALLOC_PD))
+	if (fails(FK_DEALLOC_PD)) {
+		orphan(p, K_PD);
 		return ENOMEM;
+	}
 	if (p->users)
 		return EBUSY;
 	free_obj(p, &p->magic, K_PD);
@@ -575,8 +622,10 @@ static int fk_dealloc_mw(struct ibv_mw *mw)
 {
 	struct fk_mw *w = obj(mw, K_MW);
 
-	if (fails(FK_DEALLOC_MW))
+	if (fails(FK_DEALLOC_MW)) {
+		orphan(w, K_MW);
 		return ENOMEM;
+	}
 	((struct fk_pd *)obj(mw->pd, K_PD))->users--;
 	free_obj(w, &w->magic, K_MW);
 	return 0;
