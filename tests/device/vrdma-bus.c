@@ -320,8 +320,9 @@ int main(void)
 	}
 	check(!sh("for i in $(seq %d); do [ -S %s/ctl.sock ] && break; sleep 0.05; done; "
 		  "%s/vbusctl --run-dir %s bus add t && %s/vbusctl --run-dir %s dev add vrdma0 class "
-		  "vrdma backing=%s port=1 gid=%u max-pinned=1M bus t", (int)vt_secs(100), run_dir,
-		  bin, run_dir, bin, run_dir, dev, gid_index), "vbusd with vrdma0");
+		  "vrdma backing=%s port=1 gid=%u max-pinned=1M backend=relay bus t",
+		  (int)vt_secs(100), run_dir, bin, run_dir, bin, run_dir, dev, gid_index),
+	      "vbusd with vrdma0 (relay backend: these guests speak DEVCALL and rings)");
 	check(sh("%s/vbusctl --run-dir %s dev add bad class vrdma backing=nosuch bus t 2>/dev/null",
 		 bin, run_dir), "a vrdma device on a missing backing device is refused");
 
