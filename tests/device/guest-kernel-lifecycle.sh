@@ -30,16 +30,18 @@ echo "baseline (qp cq mr pd): $base"
 # 1. SIGKILL mid-traffic.
 "${VD_RUN[@]}" ib_write_bw -d vrdma0 -x "$VBUS_GID_INDEX" -p "$PT_PORT" -D 60 -s 65536 \
 	>"$tmp/server" 2>&1 &
+spid=$!
 vt_until 10 sh -c "ss -Hltn 'sport = :$PT_PORT' | grep -q ." ||
 	{ echo "FAIL: the guest server did not listen"; cat "$tmp/server"; exit 1; }
 "${VD_RUN[@]}" ib_write_bw -d vrdma0 -x "$VBUS_GID_INDEX" -p "$PT_PORT" -D 60 -s 65536 \
 	"$VBUS_IP" >"$tmp/client" 2>&1 &
+cpid=$!
 sleep 3
 during=$(res_counts)
 echo "during traffic (qp cq mr pd): $during"
 [ "$during" != "$base" ] || { echo "FAIL: no real object while the guests ran"; fail=1; }
 pkill -KILL -f "ib_write_bw.*-p $PT_PORT"
-wait 2>/dev/null
+wait $spid $cpid 2>/dev/null	# not vbusd's
 if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]"; then
 	echo "ok   two guests killed mid-traffic: rdma res back to its baseline ($base)"
 else
