@@ -39,7 +39,9 @@ static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_c
 
 	if (!srq || slot >= srq->q.entries)
 		return false;
-	spin_lock(&srq->q.lock);
+	/* Inside the CQ ring's lock, which is of the same lock class (vbk_queue_map): the
+	 * order is always CQ, then SRQ (a doorbell takes an SRQ's lock alone). */
+	spin_lock_nested(&srq->q.lock, SINGLE_DEPTH_NESTING);
 	/* The wr_id before the slot is free: a doorbell may reuse it at once. */
 	c->wr_id = cpu_to_le64(srq->wrid[slot]);
 	if (srq->nfree < srq->q.entries) {
