@@ -169,6 +169,7 @@ struct vbk_qp {
 #define VBK_WRID_SEND		0ull
 #define VBK_WRID_RECV		1ull
 #define VBK_WRID_SRQ		2ull
+#define VBK_WRID_REFUSED	3ull	/* a send standing in for a refused atomic (vbk_post.c) */
 #define VBK_WRID(kind, h, seq)	((kind) << 62 | ((u64)(h) & 0x3fffffff) << 32 | (u32)(seq))
 #define VBK_WRID_KIND(w)	((w) >> 62)
 #define VBK_WRID_H(w)		((u32)((w) >> 32) & 0x3fffffff)
@@ -185,7 +186,9 @@ void vbk_admin_del(struct vbk_guest *g);
 int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at);
 void vbk_guest_revoke(struct vbk_guest *g);
 void vbk_event(struct vbk_guest *g, u32 type, u32 handle, u32 port);
-int vbk_guest_stats(struct vbk_admin *a, struct vbk_stats *s);
+
+/* vbk_res.c: up to room records of g's objects into out; the number of live objects. */
+u32 vbk_guest_res(struct vbk_guest *g, struct vbk_res_obj *out, u32 room);
 
 /* vbk_call.c */
 long vbk_call(struct vbk_guest *g, const struct vbk_call *c);

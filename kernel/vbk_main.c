@@ -67,6 +67,75 @@ static int admin_release(struct inode *inode, struct file *f)
 	return 0;
 }
 
+/* The attachment guest_id of this admin descriptor, with a->lock held; NULL: none. */
+static struct vbk_guest *admin_guest(struct vbk_admin *a, u32 guest_id)
+{
+	struct vbk_guest *g;
+
+	lockdep_assert_held(&a->lock);
+	list_for_each_entry(g, &a->guests, admin_node)
+		if (g->guest_id == guest_id)
+			return g;
+	return NULL;
+}
+
+static int guest_stats(struct vbk_admin *a, struct vbk_stats *s)
+{
+	struct vbk_guest *g;
+	int err = -ENOENT;
+
+	mutex_lock(&a->lock);
+	g = admin_guest(a, s->guest_id);
+	if (g) {
+		memset(s, 0, sizeof(*s));
+		s->guest_id = g->guest_id;
+		s->objects = READ_ONCE(g->live);
+		s->pinned_bytes = READ_ONCE(g->pinned);
+		s->wqes = atomic64_read(&g->n_wqe);
+		s->cqes = atomic64_read(&g->n_cqe);
+		s->doorbells = atomic64_read(&g->n_doorbell);
+		s->polls = atomic64_read(&g->n_poll);
+		s->events = atomic64_read(&g->n_event);
+		s->errors = atomic64_read(&g->n_error);
+		err = 0;
+	}
+	mutex_unlock(&a->lock);
+	return err;
+}
+
+/* VBK_IOC_RES: the records are made under the locks, copied out after. */
+static int guest_res(struct vbk_admin *a, struct vbk_res __user *up)
+{
+	struct vbk_res_obj *buf = NULL;
+	struct vbk_guest *g;
+	struct vbk_res r;
+	int err = 0;
+	u32 n = 0;
+
+	if (copy_from_user(&r, up, sizeof(r)))
+		return -EFAULT;
+	r.count = min_t(u32, r.count, 1u << VRDMA_HANDLE_INDEX_BITS);	/* no table is longer */
+	if (r.count) {
+		buf = kvcalloc(r.count, sizeof(*buf), GFP_KERNEL);
+		if (!buf)
+			return -ENOMEM;
+	}
+	mutex_lock(&a->lock);
+	g = admin_guest(a, r.guest_id);
+	if (g)
+		n = vbk_guest_res(g, buf, r.count);
+	else
+		err = -ENOENT;
+	mutex_unlock(&a->lock);
+	if (!err && copy_to_user(u64_to_user_ptr(r.objs), buf,
+				 (size_t)min(n, r.count) * sizeof(*buf)))
+		err = -EFAULT;
+	if (!err && put_user(n, &up->count))
+		err = -EFAULT;
+	kvfree(buf);
+	return err;
+}
+
 static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 {
 	struct vbk_admin *a = f->private_data;
@@ -103,11 +172,13 @@ static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 
 		if (copy_from_user(&s, up, sizeof(s)))
 			return -EFAULT;
-		err = vbk_guest_stats(a, &s);
+		err = guest_stats(a, &s);
 		if (err)
 			return err;
 		return copy_to_user(up, &s, sizeof(s)) ? -EFAULT : 0;
 	}
+	case VBK_IOC_RES:
+		return guest_res(a, up);
 	default:
 		return -ENOTTY;
 	}
@@ -136,32 +207,6 @@ void vbk_admin_del(struct vbk_guest *g)
 	list_del(&g->admin_node);
 	mutex_unlock(&a->lock);
 	vbk_admin_put(a);
-}
-
-int vbk_guest_stats(struct vbk_admin *a, struct vbk_stats *s)
-{
-	struct vbk_guest *g;
-	int err = -ENOENT;
-
-	mutex_lock(&a->lock);
-	list_for_each_entry(g, &a->guests, admin_node) {
-		if (g->guest_id != s->guest_id)
-			continue;
-		memset(s, 0, sizeof(*s));
-		s->guest_id = g->guest_id;
-		s->objects = READ_ONCE(g->live);
-		s->pinned_bytes = READ_ONCE(g->pinned);
-		s->wqes = atomic64_read(&g->n_wqe);
-		s->cqes = atomic64_read(&g->n_cqe);
-		s->doorbells = atomic64_read(&g->n_doorbell);
-		s->polls = atomic64_read(&g->n_poll);
-		s->events = atomic64_read(&g->n_event);
-		s->errors = atomic64_read(&g->n_error);
-		err = 0;
-		break;
-	}
-	mutex_unlock(&a->lock);
-	return err;
 }
 
 static const struct file_operations admin_fops = {

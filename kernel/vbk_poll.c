@@ -40,7 +40,8 @@ static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_c
 	if (!srq || slot >= srq->q.entries)
 		return false;
 	/* Inside the CQ ring's lock, which is of the same lock class (vbk_queue_map): the
-	 * order is always CQ, then SRQ (a doorbell takes an SRQ's lock alone). */
+	 * order is always CQ, then SRQ (a doorbell takes an SRQ's lock alone).
+	 */
 	spin_lock_nested(&srq->q.lock, SINGLE_DEPTH_NESTING);
 	/* The wr_id before the slot is free: a doorbell may reuse it at once. */
 	c->wr_id = cpu_to_le64(srq->wrid[slot]);
@@ -82,8 +83,8 @@ static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc
 	c->dlid_path_bits = wc->dlid_path_bits;
 	if (kind == VBK_WRID_SRQ)
 		return srq_done(g, wc, c);
-	if (kind != VBK_WRID_SEND && kind != VBK_WRID_RECV)
-		return false;
+	if (kind == VBK_WRID_REFUSED && wc->status != IB_WC_WR_FLUSH_ERR)
+		c->status = cpu_to_le32(IB_WC_REM_INV_REQ_ERR);	/* native's NAK (vbk_post.c) */
 	qp = obj_by_h30(g, VBK_WRID_H(wc->wr_id), VBK_OBJ_QP);
 	if (!qp || qp->qp != wc->qp)
 		return false;
@@ -92,7 +93,7 @@ static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc
 	if (kind == VBK_WRID_RECV) {
 		c->wr_id = cpu_to_le64(qp->rwrid[seq & qp->rmask]);
 		WRITE_ONCE(qp->rdone, seq + 1);
-	} else {
+	} else {	/* VBK_WRID_SEND or VBK_WRID_REFUSED */
 		c->wr_id = cpu_to_le64(qp->swrid[seq & qp->smask]);
 		c->is_send = 1;
 		c->sq_retired = cpu_to_le32(seq + 1);

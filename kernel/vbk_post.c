@@ -6,25 +6,44 @@
  * the post schedules, runs inside local_bh_enable(), in this process, as native rxe's
  * doorbell runs it inside the poster's write(). No thread hop.
  *
- * Each slot is copied out of guest memory once and decoded (vbk_wqe.c); every lkey must be
- * one of this guest's MRs (g->mrs) and every AH one of its AHs; inline data is posted from
- * the module's own copy. A WQE that breaks the rules breaks its queue: the QP goes to the
- * error state (its posted work flushes) and the guest gets IBV_EVENT_QP_FATAL.
+ * Each slot is copied out of guest memory once and decoded (vbk_wqe.c); every AH must be
+ * one of this guest's AHs and inline data is posted from the module's own copy. A WQE that
+ * breaks the ABI's rules breaks its queue: the QP goes to the error state (its posted work
+ * flushes) and the guest gets IBV_EVENT_QP_FATAL.
+ *
+ * What a native user QP takes and then fails, the guest's QP takes and fails the same
+ * way, in order, through the device itself:
+ *  - An lkey that is not one of this guest's MRs (g->mrs) is posted as the poison key:
+ *    the PD's DMA MR's lkey with its key byte (IB's consumer key portion) changed. It names
+ *    that MR's index with the wrong key, so the device refuses the SGE when it uses it, as
+ *    it refuses an unknown lkey natively (IBV_WC_LOC_QP_OP_ERR, then the QP flushes). The
+ *    DMA MR's own key, which rxe would take as a kernel address, is never posted.
+ *  - An atomic at a misaligned address, or into fewer than 8 bytes, which rxe's kernel post
+ *    refuses outright, is posted as a one-byte WRITE from the poison key: it fails locally
+ *    before anything is sent, and its completion (VBK_WRID_REFUSED) carries the status the
+ *    responder's NAK gives natively, IBV_WC_REM_INV_REQ_ERR (vbk_poll.c). What this cannot
+ *    do is move the responder's QP to ERR as the NAK does natively (docs/kernel.md).
  */
 #include "vbk.h"
 #include "vbk_wqe.h"
 
-/* The SGEs of a decoded WQE into sge[], each lkey checked. 0 or -EPERM. */
-static int sges_in(struct vbk_guest *g, struct ib_sge *sge, const struct vrdma_sge *v, u32 n)
+/* The key a foreign lkey is posted as (above): never valid, never the DMA MR's. */
+static u32 poison_lkey(const struct ib_pd *pd)
+{
+	return pd->local_dma_lkey ^ 0x80;
+}
+
+/* The n SGEs of a decoded WQE into sge[], each lkey the guest's own or the poison key. */
+static void sges_in(struct vbk_guest *g, const struct ib_pd *pd, struct ib_sge *sge,
+		    const struct vrdma_sge *v, u32 n)
 {
 	u32 k;
 
 	for (k = 0; k < n; k++) {
 		vbk_sge_get(&v[k], &sge[k].addr, &sge[k].length, &sge[k].lkey);
 		if (!xa_load(&g->mrs, sge[k].lkey))
-			return -EPERM;
+			sge[k].lkey = poison_lkey(pd);
 	}
-	return 0;
 }
 
 static int post_send_one(struct vbk_guest *g, struct vbk_qp *qp, const struct vbk_swqe *w)
@@ -46,9 +65,7 @@ static int post_send_one(struct vbk_guest *g, struct vbk_qp *qp, const struct vb
 		qp->ssge[0].lkey = 0;
 		u.send.num_sge = w->inline_len ? 1 : 0;
 	} else {
-		err = sges_in(g, qp->ssge, w->sge, w->num_sge);
-		if (err)
-			return err;
+		sges_in(g, qp->qp->pd, qp->ssge, w->sge, w->num_sge);
 		u.send.num_sge = w->num_sge;
 	}
 	u.send.sg_list = qp->ssge;
@@ -56,6 +73,14 @@ static int post_send_one(struct vbk_guest *g, struct vbk_qp *qp, const struct vb
 	u.send.opcode = w->opcode;
 	u.send.send_flags = w->flags;
 	u.send.ex.imm_data = w->imm;
+	if (vbk_swqe_refused_atomic(w)) {
+		qp->ssge[0] = (struct ib_sge){ .length = 1, .lkey = poison_lkey(qp->qp->pd) };
+		u.send.num_sge = 1;
+		u.send.wr_id = VBK_WRID(VBK_WRID_REFUSED, qp->handle, qp->sposted);
+		u.send.opcode = IB_WR_RDMA_WRITE;
+		u.send.send_flags = w->flags & (IB_SEND_SIGNALED | IB_SEND_FENCE);
+		return ib_post_send(qp->qp, &u.send, &bad);
+	}
 	switch (w->opcode) {
 	case IB_WR_ATOMIC_CMP_AND_SWP:
 	case IB_WR_ATOMIC_FETCH_AND_ADD:
@@ -153,10 +178,10 @@ static u32 drain_rq(struct vbk_guest *g, struct vbk_qp *qp)
 		memcpy(qp->rslot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
 		       q->stride);
 		ns = vbk_rwqe_decode(qp->rslot, q->stride, maxsge, &wr_id);
-		if (ns < 0 || sges_in(g, qp->rsge,
-				      (const struct vrdma_sge *)(qp->rslot + sizeof(struct vrdma_rwqe)),
-				      ns))
+		if (ns < 0)
 			goto broken;
+		sges_in(g, qp->qp->pd, qp->rsge,
+			(const struct vrdma_sge *)(qp->rslot + sizeof(struct vrdma_rwqe)), ns);
 		qp->rwrid[qp->rposted & qp->rmask] = wr_id;
 		wr.wr_id = VBK_WRID(VBK_WRID_RECV, qp->handle, qp->rposted);
 		wr.sg_list = qp->rsge;
@@ -197,10 +222,10 @@ static u32 drain_srq(struct vbk_guest *g, struct vbk_srq *srq)
 		memcpy(srq->slot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
 		       q->stride);
 		ns = vbk_rwqe_decode(srq->slot, q->stride, srq->max_sge, &wr_id);
-		if (ns < 0 || sges_in(g, srq->sge,
-				      (const struct vrdma_sge *)(srq->slot + sizeof(struct vrdma_rwqe)),
-				      ns))
+		if (ns < 0)
 			goto broken;
+		sges_in(g, srq->srq->pd, srq->sge,
+			(const struct vrdma_sge *)(srq->slot + sizeof(struct vrdma_rwqe)), ns);
 		slot = srq->free[--srq->nfree];
 		srq->wrid[slot] = wr_id;
 		wr.wr_id = VBK_WRID(VBK_WRID_SRQ, srq->handle, slot);

@@ -95,6 +95,27 @@ int vbk_swqe_decode(const __u8 *slot, const struct vbk_wq_limits *lim, struct vb
 	return 0;
 }
 
+bool vbk_swqe_refused_atomic(const struct vbk_swqe *w)
+{
+	__u64 len = 0;
+	__u32 k;
+
+	if (w->opcode != IB_UVERBS_WR_ATOMIC_CMP_AND_SWP &&
+	    w->opcode != IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD)
+		return false;
+	if (w->flags & SEND_INLINE) {
+		len = w->inline_len;
+	} else {
+		for (k = 0; k < w->num_sge; k++) {
+			struct vrdma_sge c;
+
+			memcpy(&c, &w->sge[k], sizeof(c));
+			len += vbk_le32(c.length);
+		}
+	}
+	return (w->remote_addr & 7) || len < 8;
+}
+
 int vbk_rwqe_decode(const __u8 *slot, __u32 stride, __u32 max_sge, __u64 *wr_id)
 {
 	struct vrdma_rwqe h;

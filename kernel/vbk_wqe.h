@@ -44,6 +44,12 @@ struct vbk_swqe {
  */
 int vbk_swqe_decode(const __u8 *slot, const struct vbk_wq_limits *lim, struct vbk_swqe *w);
 
+/* A decoded atomic that a user QP takes and its responder refuses (an invalid-request NAK)
+ * but that rxe's kernel post refuses at once: a remote address not 8-byte aligned, or less
+ * than 8 bytes to hold the result.
+ */
+bool vbk_swqe_refused_atomic(const struct vbk_swqe *w);
+
 /* Decode the receive WQE in slot: its wr_id and SGEs (at slot + sizeof(vrdma_rwqe)).
  * The SGE count, or -EINVAL.
  */

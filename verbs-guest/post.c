@@ -113,6 +113,14 @@ static int swqe(struct vbg_qp *qp, uint8_t *p, const struct ibv_send_wr *wr)
 		w->ud_remote_qkey = htole32(wr->wr.ud.remote_qkey);
 	} else if (wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
 		   wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+		uint64_t len = 0;
+
+		/* rxe's provider refuses these here (its ibv_wr_* API posts them, and the
+		 * responder NAKs them: the host keeps that, docs/verbs.md) */
+		for (int i = 0; i < wr->num_sge; i++)
+			len += wr->sg_list[i].length;
+		if ((wr->wr.atomic.remote_addr & 7) || len < 8)
+			return EINVAL;
 		w->remote_addr = htole64(wr->wr.atomic.remote_addr);
 		w->rkey = htole32(wr->wr.atomic.rkey);
 		w->compare_add = htole64(wr->wr.atomic.compare_add);

@@ -40,7 +40,7 @@ struct vrdma_inst {
 	int attach_fd;
 };
 
-#define KERNEL_NOTE "the objects are in the kernel module, not listed here"
+#define KERNEL_NOTE "the objects are in the kernel module, which did not list them"
 
 static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vrdma_relay *relay;
@@ -405,30 +405,52 @@ static int vrdma_show(void *inst, char *buf, size_t n)
 	return r;
 }
 
-/* The kernel backend: the module's counters of the guest's attachment (VBK_IOC_STATS);
- * its objects are in the module, which vbusd does not list. */
-static int kernel_res(const struct vrdma_inst *in, bool json, char *buf, size_t n)
+/* The kernel backend: the module's counters of the guest's attachment (VBK_IOC_STATS) and
+ * its objects (VBK_IOC_RES), shown as the relay's are. */
+static int kernel_res(const struct vrdma_inst *in, const char *kind, bool json, char *buf,
+		      size_t n)
 {
+	struct vbk_res_obj *objs = NULL;
 	struct vbk_stats st;
-	int r = vbd_kernel_stats(in->g->id, &st);
+	uint32_t nobj = 0;
+	size_t len;
+	int r = vbd_kernel_stats(in->g->id, &st), rr;
 
 	if (r)
 		r = snprintf(buf, n, json ? "\"backend\":\"kernel\",\"counters\":null,"
-			     "\"stats_error\":\"%s\",\"objects\":[],\"note\":\"%s\"" :
-			     " backend kernel (the module's counters: %s)\n  (%s)\n",
-			     strerror(-r), KERNEL_NOTE);
+			     "\"stats_error\":\"%s\"," :
+			     " backend kernel (the module's counters: %s)\n", strerror(-r));
 	else
 		r = snprintf(buf, n, json ? "\"backend\":\"kernel\",\"counters\":{\"objects\":%u,"
 			     "\"pinned_bytes\":%llu,\"wqes\":%llu,\"cqes\":%llu,\"doorbells\":%llu,"
-			     "\"polls\":%llu,\"events\":%llu,\"errors\":%llu},\"objects\":[],"
-			     "\"note\":\"%s\"" :
+			     "\"polls\":%llu,\"events\":%llu,\"errors\":%llu}," :
 			     " backend kernel objects %u pinned %llu wqes %llu cqes %llu doorbells %llu "
-			     "polls %llu events %llu errors %llu\n  (%s)\n", st.objects,
+			     "polls %llu events %llu errors %llu\n", st.objects,
 			     (unsigned long long)st.pinned_bytes, (unsigned long long)st.wqes,
 			     (unsigned long long)st.cqes, (unsigned long long)st.doorbells,
 			     (unsigned long long)st.polls, (unsigned long long)st.events,
-			     (unsigned long long)st.errors, KERNEL_NOTE);
-	return r < 0 || (size_t)r >= n ? -ENOSPC : 0;
+			     (unsigned long long)st.errors);
+	if (r < 0 || (size_t)r >= n)
+		return -ENOSPC;
+	len = (size_t)r;
+	rr = vbd_kernel_res(in->g->id, &objs, &nobj);
+	if (rr) {
+		r = snprintf(buf + len, n - len, json ? "\"objects\":[],\"objects_error\":\"%s\","
+			     "\"note\":\"%s\"" : "  (%s: %s)\n", strerror(-rr), KERNEL_NOTE);
+		return r < 0 || (size_t)r >= n - len ? -ENOSPC : 0;
+	}
+	r = snprintf(buf + len, n - len, json ? "\"objects\":[" : "");
+	if (r < 0 || (size_t)r >= n - len) {
+		free(objs);
+		return -ENOSPC;
+	}
+	len += (size_t)r;
+	r = vrdma_res_records(objs, nobj, kind, json, buf + len, n - len);
+	free(objs);
+	if (r || !json)
+		return r;
+	len += strlen(buf + len);
+	return len + 1 < n ? (strcpy(buf + len, "]"), 0) : -ENOSPC;
 }
 
 /* The guest's objects and counters, then the relay's (shared by every guest of vrdma
@@ -441,7 +463,7 @@ static int vrdma_res(void *inst, const char *kind, bool json, char *buf, size_t 
 	int r;
 
 	if (in->kernel)
-		return kernel_res(in, json, buf, n);
+		return kernel_res(in, kind, json, buf, n);
 	r = snprintf(buf, n, json ? "\"backend\":\"relay\"," : " backend relay");
 	if (r < 0 || (size_t)r >= n)
 		return -ENOSPC;

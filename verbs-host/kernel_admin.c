@@ -89,3 +89,32 @@ int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st)
 		return -ENODEV;
 	return ioctl(admin(), VBK_IOC_STATS, st) < 0 ? -errno : 0;
 }
+
+int vbd_kernel_res(uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n)
+{
+	uint32_t room = 64;
+
+	if (admin() < 0)
+		return -ENODEV;
+	for (;;) {
+		struct vbk_res r = { .guest_id = guest_id, .count = room };
+		struct vbk_res_obj *p = calloc(room, sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		r.objs = (uintptr_t)p;
+		if (ioctl(admin(), VBK_IOC_RES, &r) < 0) {
+			int err = -errno;
+
+			free(p);
+			return err;
+		}
+		if (r.count <= room) {
+			*objs = p;
+			*n = r.count;
+			return 0;
+		}
+		free(p);
+		room = r.count + 16;	/* it grew: ask again with room to spare */
+	}
+}

@@ -86,9 +86,49 @@ struct vbk_event {
 	__u32 reserved;
 };
 
+/* VBK_IOC_RES: in: guest_id, room for `count` records at `objs`; out: up to `count` of that
+ * attachment's objects, and `count` set to how many it has (more than fit: ask again with
+ * more room). -ENOENT: no such attachment. */
+struct vbk_res {
+	__u32 guest_id;
+	__u32 count;
+	__u64 objs;			/* user pointer to struct vbk_res_obj[count] */
+};
+
+/* One object, for `vbusctl res show`. `type` numbers as the vrdma ABI's objects: 1 PD,
+ * 2 MR, 3 CQ, 4 QP, 5 AH, 6 SRQ (7 MW, relay only). What `real` and `v` hold depends on it:
+ *   PD   real: the device's PD handle (0 on the kernel backend)
+ *   MR   real: lkey, v[0]: rkey, iova, length, pd
+ *   CQ   real: the device's cqe, v[0]: ring entries, flag CHANNEL
+ *   QP   real: qp_num, v[0..3]: send posted, completed, receive posted, completed,
+ *        qp_type (IBV_QPT_*), state (IBV_QPS_*, VBK_RES_STATE_UNKNOWN: not kept), pd
+ *   AH   pd
+ *   SRQ  real: max_wr, v[0..1]: posted, completed, pd
+ *   MW   real: rkey, v[0]: MW type, pd
+ */
+struct vbk_res_obj {
+	__u32 handle;
+	__u16 type;
+	__u16 flags;			/* VBK_RES_* */
+	__u32 real;
+	__u32 pd;			/* the PD's handle, where the object has one */
+	__u32 users;			/* objects that depend on this one */
+	__u8 qp_type;
+	__u8 state;
+	__u16 reserved;
+	__u32 v[4];
+	__u64 iova;
+	__u64 length;
+};
+
+#define VBK_RES_BROKEN		0x1	/* a queue the guest broke */
+#define VBK_RES_CHANNEL		0x2	/* a CQ with a completion channel */
+#define VBK_RES_STATE_UNKNOWN	0xff
+
 #define VBK_IOC_MAGIC		0xbb
 #define VBK_IOC_ATTACH		_IOW(VBK_IOC_MAGIC, 0x01, struct vbk_attach)
 #define VBK_IOC_STATS		_IOWR(VBK_IOC_MAGIC, 0x02, struct vbk_stats)
+#define VBK_IOC_RES		_IOWR(VBK_IOC_MAGIC, 0x04, struct vbk_res)
 /* VBK_IOC_REVOKE: in: a tag (u64). Revoke the attachments made here with that tag (the
  * guest closed the device on the bus, left the bus, or the device was removed): objects
  * destroyed, DEVICE_FATAL, calls -EIO, as on the admin descriptor's close. 0, or -ENOENT. */

@@ -118,6 +118,10 @@ static void check_swqe(const uint8_t *slot, const struct vbk_wq_limits *lim)
 	}
 	if (lim->qp_type != IBV_QPT_UD)
 		check(!w.ud_ah && !w.ud_qpn && !w.ud_qkey);
+	/* Only atomics stand in as refused, and an aligned atomic into 8 bytes never does. */
+	if (vbk_swqe_refused_atomic(&w))
+		check(w.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
+		      w.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD);
 	(void)sink;
 }
 

@@ -21,6 +21,11 @@
  *            (in a thread) blocks until the event is acknowledged. "holding pid N" is
  *            printed while it blocks; SIGUSR1 (or 60 s, scaled) makes it acknowledge, and the
  *            destroy must then return 0. The script may instead kill it while it holds.
+ *  refused   work requests that rxe's kernel path refuses at post time but a user QP may take
+ *            (misaligned or short atomics, unregistered lkeys, and for comparison a bad rkey,
+ *            oversize inline data, too many SGEs), each between two good ones, through
+ *            ibv_post_send, the ibv_wr_* API and ibv_post_recv: what posting returns, then
+ *            each QP's completions in order and both QPs' states.
  *  fatal     a context with a PD, CQ, MR and connected QPs that carried traffic prints
  *            "ready", then waits up to $FAIL_WAIT seconds (10 s scaled) for IBV_EVENT_DEVICE_FATAL
  *            while the script deletes the device under it; then verbs must fail or return,
@@ -362,9 +367,202 @@ static void fatal(void)
 	info("verbs after the wait and teardown took %.2f s", now() - t0);
 }
 
+/* The refused-WR cases: each posts good, bad, good on qp[0] of a fresh pair. */
+enum bad { BAD_ATOMIC_ALIGN, BAD_ATOMIC_SHORT, BAD_LKEY, BAD_RKEY, BAD_INLINE, BAD_SGES, NBAD };
+static const char *const bad_name[NBAD] = {
+	"atomic at a misaligned address", "atomic into 4 bytes", "an unregistered lkey",
+	"a bad rkey", "inline data over max_inline_data", "more SGEs than max_send_sge",
+};
+
+static void bad_send(struct ibv_send_wr *w, struct ibv_sge *s, enum bad b)
+{
+	w->opcode = IBV_WR_RDMA_WRITE;
+	w->wr.rdma.remote_addr = (uintptr_t)buf + 32768;
+	w->wr.rdma.rkey = mr->rkey;
+	switch (b) {
+	case BAD_ATOMIC_ALIGN:
+	case BAD_ATOMIC_SHORT:
+		w->opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
+		w->wr.atomic.remote_addr = (uintptr_t)buf + 32768 + (b == BAD_ATOMIC_ALIGN ? 4 : 0);
+		w->wr.atomic.rkey = mr->rkey;
+		w->wr.atomic.compare_add = 1;
+		s->length = b == BAD_ATOMIC_SHORT ? 4 : 8;
+		break;
+	case BAD_LKEY:
+		s->lkey = mr->lkey ^ 0x5a5a00;
+		break;
+	case BAD_RKEY:
+		w->wr.rdma.rkey = mr->rkey ^ 0x5a5a00;
+		break;
+	case BAD_INLINE:
+		s->length = 4096;
+		w->send_flags |= IBV_SEND_INLINE;
+		break;
+	case BAD_SGES:
+		w->num_sge = 2;
+		break;
+	default:
+		break;
+	}
+}
+
+/* qp's completions among wc[0..n), in order, as "id:status" words. */
+static void list_wc(char *out, size_t len, const struct ibv_wc *wc, int n, struct ibv_qp *q)
+{
+	size_t o = 0;
+
+	out[0] = 0;
+	for (int i = 0; i < n && o < len; i++)
+		if (wc[i].qp_num == q->qp_num)
+			o += (size_t)snprintf(out + o, len - o, " %llu:%s",
+					      (unsigned long long)wc[i].wr_id,
+					      ibv_wc_status_str(wc[i].status));
+	if (!out[0])
+		snprintf(out, len, " none");
+}
+
+/* What posting returned, each QP's completions and the QPs' states, then teardown. The
+ * responder's state is an info line where `peer_differs`: a refused atomic's NAK moves it
+ * to ERR natively, and a guest's host refuses the atomic before the wire (docs/verbs.md). */
+static void refused_report(const char *what, int ret, int bad_at, bool peer_differs)
+{
+	struct ibv_wc wc[64];
+	char l0[512], l1[512];
+	int n = collect(wc, 64, vt_secs(1.0), vt_secs(10.0));
+
+	list_wc(l0, sizeof(l0), wc, n, qp[0]);
+	list_wc(l1, sizeof(l1), wc, n, qp[1]);
+	outcome("%s: post %s%s; qp0 completions%s; qp1 completions%s; qp0 %s%s%s", what,
+		ret ? strerror(ret) : "0", bad_at >= 0 ? (const char *[]){ " at wr 0", " at wr 1",
+		" at wr 2" }[bad_at] : "", l0, l1, qp_state(qp[0]), peer_differs ? "" : ", qp1 ",
+		peer_differs ? "" : qp_state(qp[1]));
+	if (peer_differs)
+		info("%s: the responder's QP is %s", what, qp_state(qp[1]));
+	ibv_destroy_qp(qp[0]);
+	ibv_destroy_qp(qp[1]);
+	check(!ibv_destroy_cq(cq), "destroy CQ");
+}
+
+static void refused_send(enum bad b)
+{
+	struct ibv_sge s[3][2];
+	struct ibv_send_wr w[3], *badwr = NULL;
+	char what[96];
+	int ret;
+
+	cq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
+	check(cq, "CQ");
+	pair_rts(16);
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < 3; i++) {
+		s[i][0] = (struct ibv_sge){ .addr = (uintptr_t)buf + 64 * i, .length = 8,
+					    .lkey = mr->lkey };
+		s[i][1] = s[i][0];
+		w[i] = (struct ibv_send_wr){ .wr_id = 1 + i, .sg_list = s[i], .num_sge = 1,
+			.opcode = IBV_WR_RDMA_WRITE, .send_flags = IBV_SEND_SIGNALED,
+			.next = i < 2 ? &w[i + 1] : NULL };
+		w[i].wr.rdma.remote_addr = (uintptr_t)buf + 32768 + 64 * i;
+		w[i].wr.rdma.rkey = mr->rkey;
+	}
+	bad_send(&w[1], s[1], b);
+	ret = ibv_post_send(qp[0], w, &badwr);
+	snprintf(what, sizeof(what), "ibv_post_send, %s", bad_name[b]);
+	refused_report(what, ret, ret && badwr ? (int)(badwr - w) : -1, false);
+}
+
+/* The same through the ibv_wr_* API, where the provider may check nothing at post time. */
+static void refused_wr_api(enum bad b)
+{
+	struct ibv_qp_init_attr_ex ia = { .qp_type = IBV_QPT_RC, .pd = pd,
+		.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.send_ops_flags = IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD,
+		.cap = { .max_send_wr = 16, .max_recv_wr = 16, .max_send_sge = 1, .max_recv_sge = 1,
+			 .max_inline_data = 64 } };
+	struct ibv_qp_ex *x;
+	char what[96];
+	int ret;
+
+	cq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
+	check(cq, "CQ");
+	ia.send_cq = ia.recv_cq = cq;
+	qp[0] = ibv_create_qp_ex(ctx, &ia);
+	check(qp[0], "ibv_create_qp_ex: %s", strerror(errno));
+	qp[1] = new_qp(16);
+	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
+	x = ibv_qp_to_qp_ex(qp[0]);
+	check(x, "ibv_qp_to_qp_ex");
+	ibv_wr_start(x);
+	for (int i = 0; i < 3; i++) {
+		uint64_t raddr = (uintptr_t)buf + 32768 + 64 * i;
+
+		x->wr_id = 1 + i;
+		x->wr_flags = IBV_SEND_SIGNALED;
+		if (i == 1 && (b == BAD_ATOMIC_ALIGN || b == BAD_ATOMIC_SHORT)) {
+			ibv_wr_atomic_fetch_add(x, mr->rkey, raddr + (b == BAD_ATOMIC_ALIGN ? 4 : 0), 1);
+			ibv_wr_set_sge(x, mr->lkey, (uintptr_t)buf + 64 * i,
+				       b == BAD_ATOMIC_SHORT ? 4 : 8);
+		} else if (i == 1 && b == BAD_INLINE) {
+			x->wr_flags |= IBV_SEND_INLINE;
+			ibv_wr_rdma_write(x, mr->rkey, raddr);
+			ibv_wr_set_inline_data(x, buf, 4096);
+		} else {
+			ibv_wr_rdma_write(x, mr->rkey, raddr);
+			ibv_wr_set_sge(x, i == 1 && b == BAD_LKEY ? mr->lkey ^ 0x5a5a00 : mr->lkey,
+				       (uintptr_t)buf + 64 * i, 8);
+		}
+	}
+	ret = ibv_wr_complete(x);
+	snprintf(what, sizeof(what), "ibv_wr_*, %s", bad_name[b]);
+	refused_report(what, ret, -1, b == BAD_ATOMIC_ALIGN || b == BAD_ATOMIC_SHORT);
+}
+
+/* Receives good, bad, good on qp[1]; then qp[0] sends three messages. */
+static void refused_recv(enum bad b)
+{
+	struct ibv_sge s[3][2];
+	struct ibv_recv_wr w[3], *badwr = NULL;
+	char what[96];
+	int ret;
+
+	cq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
+	check(cq, "CQ");
+	pair_rts(16);
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < 3; i++) {
+		s[i][0] = (struct ibv_sge){ .addr = (uintptr_t)buf + 16384 + 64 * i, .length = 64,
+					    .lkey = mr->lkey };
+		s[i][1] = s[i][0];
+		w[i] = (struct ibv_recv_wr){ .wr_id = 11 + i, .sg_list = s[i], .num_sge = 1,
+			.next = i < 2 ? &w[i + 1] : NULL };
+	}
+	if (b == BAD_LKEY)
+		s[1][0].lkey = mr->lkey ^ 0x5a5a00;
+	else
+		w[1].num_sge = 2;
+	ret = ibv_post_recv(qp[1], w, &badwr);
+	for (int i = 0; i < 3; i++)
+		check(!post_send(qp[0], 1 + i, IBV_WR_SEND, IBV_SEND_SIGNALED, 64 * i), "send %d", i);
+	snprintf(what, sizeof(what), "ibv_post_recv, %s", b == BAD_LKEY ? bad_name[b] :
+		 "more SGEs than max_recv_sge");
+	refused_report(what, ret, ret && badwr ? (int)(badwr - w) : -1, false);
+}
+
+static void refused(void)
+{
+	for (enum bad b = 0; b < NBAD; b++)
+		refused_send(b);
+	refused_wr_api(BAD_ATOMIC_ALIGN);
+	refused_wr_api(BAD_ATOMIC_SHORT);
+	refused_wr_api(BAD_LKEY);
+	refused_wr_api(BAD_INLINE);
+	refused_recv(BAD_LKEY);
+	refused_recv(BAD_SGES);
+}
+
 int main(int argc, char **argv)
 {
-	check(argc == 3, "usage: failures flush|overrun|noack|fatal DEVICE");
+	check(argc == 3, "usage: failures flush|overrun|noack|refused|fatal DEVICE");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	open_dev(argv[2]);
 	if (!strcmp(argv[1], "flush"))
@@ -375,6 +573,8 @@ int main(int argc, char **argv)
 		noack();
 	else if (!strcmp(argv[1], "fatal"))
 		fatal();
+	else if (!strcmp(argv[1], "refused"))
+		refused();
 	else
 		fail("unknown mode %s", argv[1]);
 	if (strcmp(argv[1], "fatal")) {

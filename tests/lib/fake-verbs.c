@@ -8,7 +8,7 @@
  *                and vbusd finds the device gone). Opening it gives a context and
  *                completion channels with real eventfds and nothing behind them: enough
  *                for DEVOPEN and DEVCLOSE of a relay device, not for verbs.
- *   the module   VBK_IOC_ATTACH and VBK_IOC_STATS on a regular file (vbusd opens one as
+ *   the module   VBK_IOC_ATTACH, VBK_IOC_STATS and VBK_IOC_RES on a regular file (vbusd opens one as
  *                its admin descriptor when $VBUS_VRDMA_ADMIN names it): ATTACH checks the
  *                request and returns a memfd named "vbk-attach" holding it, so that the
  *                guest that receives it can read what vbusd asked for; STATS answers the
@@ -166,6 +166,25 @@ static int fake_stats(struct vbk_stats *st)
 	return 0;
 }
 
+/* Three objects, as the module lists a guest's PD, CQ and QP (VBK_IOC_RES), in two calls
+ * when the caller's room is short, as the module's count says. */
+static int fake_res(struct vbk_res *r)
+{
+	const struct vbk_res_obj objs[3] = {
+		{ .handle = 1, .type = 1, .users = 2 },
+		{ .handle = 2, .type = 3, .real = 63, .v = { 64 } },
+		{ .handle = 3, .type = 4, .real = 17 + r->guest_id, .pd = 1, .qp_type = 2,
+		  .state = 3, .v = { 5, 4, 7, 6 } },
+	};
+	struct vbk_stats st = { .guest_id = r->guest_id };
+
+	if (fake_stats(&st))
+		return -1;
+	memcpy((void *)(uintptr_t)r->objs, objs, (r->count < 3 ? r->count : 3) * sizeof(objs[0]));
+	r->count = 3;
+	return 0;
+}
+
 FAKE_API int ioctl(int fd, unsigned long req, ...)
 {
 	typedef int (*ioctl_fn)(int, unsigned long, ...);
@@ -178,10 +197,11 @@ FAKE_API int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if ((req == VBK_IOC_ATTACH || req == VBK_IOC_STATS || req == VBK_IOC_REVOKE) &&
-	    !fstat(fd, &sb) && S_ISREG(sb.st_mode))
+	if ((req == VBK_IOC_ATTACH || req == VBK_IOC_STATS || req == VBK_IOC_REVOKE ||
+	     req == VBK_IOC_RES) && !fstat(fd, &sb) && S_ISREG(sb.st_mode))
 		return req == VBK_IOC_ATTACH ? fake_attach(arg) :
-		       req == VBK_IOC_STATS ? fake_stats(arg) : 0;
+		       req == VBK_IOC_STATS ? fake_stats(arg) :
+		       req == VBK_IOC_RES ? fake_res(arg) : 0;
 	f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
 	if (!f) {
 		f = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");

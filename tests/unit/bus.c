@@ -279,15 +279,20 @@ static void backends(void)
 	      "an attachment never asked for goes with its handle");
 	snprintf(want, sizeof(want), "\"wqes\":%u,", 1000 + a.guest_id);
 	check(!ctl(out, sizeof(out), "-j res show") && strstr(out, "\"backend\":\"kernel\"") &&
-	      strstr(out, want) && strstr(out, "in the kernel module") &&
+	      strstr(out, want) && strstr(out, "\"type\":\"qp\",\"handle\":3,\"real_qpn\":") &&
+	      strstr(out, "\"sq_posted\":5,\"sq_completed\":4,\"rq_posted\":7,\"rq_completed\":6") &&
 	      strstr(out, "\"backend\":\"relay\""), "res show -j: %s", out);
 	check(!ctl(out, sizeof(out), "res show") && strstr(out, "backend kernel objects 3") &&
+	      strstr(out, "  pd 0x1 real handle 0 users 2\n  cq 0x2 real cqe 63 ring entries 64\n"
+		     "  qp 0x3 real qpn ") && strstr(out, " RC RTS sq posted 5 completed 4") &&
 	      strstr(out, "backend relay"), "res show: %s", out);
+	check(!ctl(out, sizeof(out), "res show cq") && strstr(out, "  cq 0x2") &&
+	      !strstr(out, "  qp 0x3"), "res show cq: %s", out);
 	check(!ctl(out, sizeof(out), "-j guest show") && strstr(out, "\"backend\":\"kernel\""),
 	      "guest show -j: %s", out);
 	printf("ok   vrdma with a module: kernel and auto resolve to kernel; DEVOPEN attaches "
 	       "(fake0 port 1 gid 3 objects 77 pinned 1M, guest %u), DEVFD once, vbusd keeps no "
-	       "copy and one admin descriptor; res show has the module's counters\n", a.guest_id);
+	       "copy and one admin descriptor; res show has the module's counters and objects\n", a.guest_id);
 
 	/* The backing device goes: vbusd removes every device on it and tells the guests. */
 	check(!rmdir(node), "rmdir %s", node);

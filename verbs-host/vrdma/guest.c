@@ -85,6 +85,10 @@ void vrdma_guest_close(struct vrdma_guest *g)
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
+	if (g->poison_mr)
+		ibv_dereg_mr(g->poison_mr);
+	if (g->poison_pd)
+		ibv_dealloc_pd(g->poison_pd);
 	ibv_destroy_comp_channel(g->chan);
 	ibv_close_device(g->ctx);
 	pthread_mutex_destroy(&g->lock);

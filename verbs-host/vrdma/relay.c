@@ -223,6 +223,43 @@ static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct v
 	return true;
 }
 
+/*
+ * An atomic at a misaligned address, or into fewer than 8 bytes: a native program posting
+ * it through the ibv_wr_* API gets it onto the wire and the responder's invalid-request NAK
+ * back (IBV_WC_REM_INV_REQ_ERR, in order, the QP to ERR), but rxe's provider refuses it in
+ * ibv_post_send, which the relay uses. So it goes as a one-byte WRITE from the poison byte
+ * (vrdma.h), which the device refuses locally, in order, before anything is sent; its
+ * completion reports native's status (cqe_out). The responder's QP stays as it was, where
+ * natively the NAK moves it to ERR too (docs/verbs.md). True: r can be posted (as it
+ * was, or as its stand-in); false: no poison byte to be had.
+ */
+static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r)
+{
+	uint64_t len = 0;
+
+	if (r->opcode != IBV_WR_ATOMIC_CMP_AND_SWP && r->opcode != IBV_WR_ATOMIC_FETCH_AND_ADD)
+		return true;
+	for (int k = 0; k < r->num_sge; k++)
+		len += r->sg_list[k].length;
+	if (!(r->wr.atomic.remote_addr & 7) && len >= 8)
+		return true;
+	if (!g->poison_mr) {
+		g->poison_pd = g->poison_pd ? g->poison_pd : ibv_alloc_pd(g->ctx);
+		g->poison_mr = g->poison_pd ? ibv_reg_mr(g->poison_pd, &g->poison, 1, 0) : NULL;
+		if (!g->poison_mr)
+			return false;
+	}
+	r->sg_list[0] = (struct ibv_sge){ .addr = (uintptr_t)&g->poison, .length = 1,
+					  .lkey = g->poison_mr->lkey };
+	r->num_sge = 1;
+	r->opcode = IBV_WR_RDMA_WRITE;
+	r->send_flags &= IBV_SEND_SIGNALED | IBV_SEND_FENCE;
+	r->wr.rdma.remote_addr = 0;
+	r->wr.rdma.rkey = 0;
+	r->wr_id |= VRDMA_WRID_REFUSED;
+	return true;
+}
+
 #define FLAGS_ALLOWED (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
 
 static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
@@ -284,6 +321,10 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 			r->wr.atomic.compare_add = le64toh(w.compare_add);
 			r->wr.atomic.swap = le64toh(w.swap);
 			r->wr.atomic.rkey = le32toh(w.rkey);
+			if (!atomic_stand_in(g, r)) {	/* no poison byte */
+				break_wq(g, qp, q);
+				break;
+			}
 		} else if (w.opcode == IBV_WR_BIND_MW) {
 			if (!bind_in(g, r, &w)) {	/* not this guest's MW or MR */
 				break_wq(g, qp, q);
@@ -362,6 +403,8 @@ static void cqe_out(struct vrdma_guest *g, struct vrdma_cqe *c, const struct ibv
 
 	memset(c, 0, sizeof(*c));
 	c->status = htole32(wc->status);
+	if ((wc->wr_id & VRDMA_WRID_REFUSED) && wc->status != IBV_WC_WR_FLUSH_ERR)
+		c->status = htole32(IBV_WC_REM_INV_REQ_ERR);	/* native's NAK (atomic_stand_in) */
 	c->opcode = htole32(wc->opcode);
 	c->vendor_err = htole32(wc->vendor_err);
 	c->byte_len = htole32(wc->byte_len);

@@ -130,6 +130,7 @@ struct vrdma_srq {
 
 #define VRDMA_WRID_RECV		(1ull << 63)
 #define VRDMA_WRID_SRQ		(1ull << 62)
+#define VRDMA_WRID_REFUSED	(1ull << 61)	/* a send standing in for a refused atomic */
 #define VRDMA_SRQ_WRID(h, slot)	(VRDMA_WRID_RECV | VRDMA_WRID_SRQ | (uint64_t)(h) << 24 | (slot))
 
 struct vrdma_qp {
@@ -168,6 +169,11 @@ struct vrdma_guest {
 	uint64_t n_wqe, n_cqe, n_relay_errors;
 	uint64_t n_kicks;		/* doorbells read by the relay (atomic) */
 	bool closing;			/* vrdma_guest_close: the regions go with the guest */
+	/* A byte registered in a PD of its own, made at the first refused atomic: its lkey is
+	 * valid but never in the guest's PDs, so a device refuses it in use (relay.c). */
+	struct ibv_pd *poison_pd;
+	struct ibv_mr *poison_mr;
+	uint8_t poison;
 	/* owned by the relay thread */
 	int doorbell;			/* eventfd the guest kicks, -1: none */
 	bool in_relay;
@@ -185,6 +191,11 @@ void vrdma_relay_async(struct vrdma_guest *g);
 /* res.c: the guest's objects for `vbusctl res show` (kind: qp, cq, mr, pd, ah or NULL),
  * as JSON members ("counters":{...},"objects":[...]) or text lines. 0 or -ENOSPC. */
 int vrdma_guest_res(struct vrdma_guest *g, const char *kind, bool json, char *buf, size_t n);
+/* The kernel backend's records (VBK_IOC_RES) printed as the relay's objects are, without
+ * the brackets. 0 or -ENOSPC. */
+struct vbk_res_obj;
+int vrdma_res_records(const struct vbk_res_obj *r, uint32_t nr, const char *kind, bool json,
+		      char *buf, size_t n);
 
 /* handle.c: the caller holds g->lock */
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);
