@@ -30,6 +30,7 @@
 /* verbs.h turns these into inline wrappers; the fake defines the functions behind them. */
 #undef ibv_query_port
 #undef ibv_reg_mr_iova
+#undef ibv_reg_mr
 
 #define FAKE_API __attribute__((visibility("default")))
 
@@ -583,6 +584,11 @@ FAKE_API struct ibv_mr *ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t le
 					uint64_t iova, int access)
 {
 	return ibv_reg_mr_iova2(pd, addr, length, iova, (unsigned)access);
+}
+
+FAKE_API struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access)
+{
+	return ibv_reg_mr_iova2(pd, addr, length, (uintptr_t)addr, (unsigned)access);
 }
 
 FAKE_API int ibv_dereg_mr(struct ibv_mr *mr)
