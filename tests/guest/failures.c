@@ -443,6 +443,20 @@ static void refused_report(const char *what, int ret, int bad_at, bool peer_diff
 	check(!ibv_destroy_cq(cq), "destroy CQ");
 }
 
+/* A fresh CQ and connected pair for one case, and three one-SGE lists of len bytes at
+ * buf + base + 64 i (each with room for a second SGE). */
+static void refused_setup(struct ibv_sge s[3][2], uint32_t base, uint32_t len)
+{
+	cq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
+	check(cq, "CQ");
+	pair_rts(16);
+	for (int i = 0; i < 3; i++) {
+		s[i][0] = (struct ibv_sge){ .addr = (uintptr_t)buf + base + 64 * i, .length = len,
+					    .lkey = mr->lkey };
+		s[i][1] = s[i][0];
+	}
+}
+
 static void refused_send(enum bad b)
 {
 	struct ibv_sge s[3][2];
@@ -450,14 +464,9 @@ static void refused_send(enum bad b)
 	char what[96];
 	int ret;
 
-	cq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
-	check(cq, "CQ");
-	pair_rts(16);
+	refused_setup(s, 0, 8);
 	memset(w, 0, sizeof(w));
 	for (int i = 0; i < 3; i++) {
-		s[i][0] = (struct ibv_sge){ .addr = (uintptr_t)buf + 64 * i, .length = 8,
-					    .lkey = mr->lkey };
-		s[i][1] = s[i][0];
 		w[i] = (struct ibv_send_wr){ .wr_id = 1 + i, .sg_list = s[i], .num_sge = 1,
 			.opcode = IBV_WR_RDMA_WRITE, .send_flags = IBV_SEND_SIGNALED,
 			.next = i < 2 ? &w[i + 1] : NULL };
@@ -525,14 +534,9 @@ static void refused_recv(enum bad b)
 	char what[96];
 	int ret;
 
-	cq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
-	check(cq, "CQ");
-	pair_rts(16);
+	refused_setup(s, 16384, 64);
 	memset(w, 0, sizeof(w));
 	for (int i = 0; i < 3; i++) {
-		s[i][0] = (struct ibv_sge){ .addr = (uintptr_t)buf + 16384 + 64 * i, .length = 64,
-					    .lkey = mr->lkey };
-		s[i][1] = s[i][0];
 		w[i] = (struct ibv_recv_wr){ .wr_id = 11 + i, .sg_list = s[i], .num_sge = 1,
 			.next = i < 2 ? &w[i + 1] : NULL };
 	}
