@@ -7,8 +7,10 @@
 #   make checkpatch       checkpatch.pl over kernel/ (when a kernel source is unpacked)
 #   make test-kdebug      debug kernel (lockdep, KASAN) + kernel-backend tests; ~25 min, not CI
 #   make test             unit tests (three variants) + device tests on soft-RoCE
-#   make demo             soft-RoCE up (VM if needed), perftest figures
-#   make bench            benchmarks (QUICK=1 for a short run)
+#   make demo             soft-RoCE up (VM if needed), perftest figures: native, guest on the
+#                         kernel backend and on the relay, guest-guest (RUNS=N runs each,
+#                         ALL=1 adds ib_read_lat and ib_send_bw)
+#   make bench            benchmarks (QUICK=1 for a short run, RUNS=N interleaved runs)
 #   make fuzz             every libFuzzer target SECONDS=N each (60); MERGE=1 adds new inputs
 #                         to tests/fuzz-corpus/, TARGETS="fuzz-wqe ..." runs only those
 #   make install          PREFIX=/usr/local DESTDIR=
@@ -58,10 +60,10 @@ test: deps-check
 	@tests/run
 
 demo: deps-check all
-	@bench/demo
+	@bench/demo $(if $(RUNS),--runs $(RUNS)) $(if $(ALL),--all)
 
 bench: deps-check all
-	@bench/run $(if $(QUICK),--quick)
+	@bench/run $(if $(QUICK),--quick) $(if $(RUNS),--runs $(RUNS))
 
 # Not in CI (make test runs the same targets 10 s each): tests/unit/fuzz.sh with longer
 # runs; crash inputs are kept in tests/fuzz-corpus/TARGET/crashes/ (docs/testing.md, Fuzzing).
