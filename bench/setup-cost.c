@@ -7,7 +7,9 @@
  *   setup-cost [-d DEV] [-x GID_INDEX] [--qps N[,N...]] [--mr SIZE[,SIZE...]]
  *              [--reps N] [--json]
  * Sizes take K, M, G suffixes. Defaults: the first device, --qps 1,256,
- * --mr 4K,1M,256M, --reps 5 (MR: the median of the repetitions is reported).
+ * --mr 4K,1M,256M, --reps 5 (MR: the median of the repetitions is reported). A size that
+ * cannot be registered is reported as such (an "error" row) and the rest still measured;
+ * the exit status is then 1.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -106,7 +108,7 @@ int main(int argc, char **argv)
 {
 	const char *devname = NULL;
 	unsigned long long qps[8] = { 1, 256 }, mrs[8] = { 4096, 1 << 20, 256ull << 20 };
-	int nqps = 2, nmrs = 3, reps = 5, json = 0, gid_index = 0, n, first = 1;
+	int nqps = 2, nmrs = 3, reps = 5, json = 0, gid_index = 0, n, first = 1, failed = 0;
 	struct ibv_device **list;
 	struct ibv_context *ctx = NULL;
 	struct ibv_pd *pd;
@@ -178,6 +180,7 @@ int main(int argc, char **argv)
 	for (int k = 0; k < nmrs; k++) {
 		size_t len = mrs[k];
 		char *buf = aligned_alloc(4096, (len + 4095) / 4096 * 4096);
+		int mr_err = 0;
 		double *reg = calloc((size_t)reps, sizeof(double)), *dereg = calloc((size_t)reps, sizeof(double));
 
 		if (!buf || !reg || !dereg) {
@@ -192,12 +195,27 @@ int main(int argc, char **argv)
 
 			reg[r] = now_us() - t0;
 			if (!mr) {
-				fprintf(stderr, "setup-cost: ibv_reg_mr %zu: %s\n", len, strerror(errno));
-				return 1;
+				/* Said, in the output too, and the other sizes still measured. */
+				mr_err = errno;
+				fprintf(stderr, "setup-cost: ibv_reg_mr %zu: %s\n", len, strerror(mr_err));
+				break;
 			}
 			t0 = now_us();
 			ibv_dereg_mr(mr);
 			dereg[r] = now_us() - t0;
+		}
+		if (mr_err) {
+			if (json)
+				printf("%s{\"case\":\"reg_mr\",\"size\":%zu,\"error\":\"%s\"}",
+				       first ? "" : ",", len, strerror(mr_err));
+			else
+				printf("reg_mr   %12zu B  failed: %s\n", len, strerror(mr_err));
+			first = 0;
+			failed = 1;
+			free(buf);
+			free(reg);
+			free(dereg);
+			continue;
 		}
 		qsort(reg, (size_t)reps, sizeof(double), cmp_double);
 		qsort(dereg, (size_t)reps, sizeof(double), cmp_double);
@@ -220,5 +238,5 @@ int main(int argc, char **argv)
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
 	ibv_free_device_list(list);
-	return 0;
+	return failed;
 }

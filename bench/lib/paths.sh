@@ -6,7 +6,8 @@
 #                    vrdma0 backend=kernel. Sets BP_PATHS (the paths below that exist here)
 #                    and, when the kernel backend is missing, BP_NOKERNEL (why). The relay
 #                    keeps the benchmarks' settings: VBUS_RELAY_SPIN_US=0 VBUS_RELAY_RT=1
-#                    unless set (docs/verbs-guest.md says why).
+#                    unless set (docs/verbs-guest.md says why). VD_BUS_ARGS, VD_DEV_ARGS: more
+#                    arguments of the bus and of both devices (tests/lib/vbusd.sh).
 #   bp_as PATH       sets PT_CLIENT_WRAP/PT_CLIENT_DEV, PT_SERVER_WRAP/PT_SERVER_DEV for PATH
 #   bp_label PATH    how the tables name PATH
 #   bp_backend PATH  native, relay or kernel
@@ -33,7 +34,7 @@ bp_start() {
 	elif [ ! -c "${VBUS_KMOD_DEV:-/dev/vbus-vrdma}" ]; then
 		BP_NOKERNEL="module loaded but no ${VBUS_KMOD_DEV:-/dev/vbus-vrdma}"
 	elif ! err=$(vd_ctl dev add "$BP_KDEV" class vrdma backing="$VBUS_RXE" port=1 \
-		gid="$VBUS_GID_INDEX" backend=kernel bus "$bus" 2>&1); then
+		gid="$VBUS_GID_INDEX" backend=kernel ${VD_DEV_ARGS:-} bus "$bus" 2>&1); then
 		BP_NOKERNEL="vbusctl dev add $BP_KDEV backend=kernel failed: $err"
 	fi
 	if [ -n "$BP_NOKERNEL" ]; then

@@ -11,7 +11,8 @@
 #                          PT_SERVER_WRAP/PT_SERVER_DEV (bench/lib/perftest.sh) and the
 #                          PP_* ones (tests/lib/pingpong.sh): a guest side runs under
 #                          vbus-run on the bus's vrdma device, a native one on $VBUS_RXE
-# VD_BUS_ARGS: more arguments of `vbusctl bus add` (e.g. max-regions 1024).
+# VD_BUS_ARGS: more arguments of `vbusctl bus add` (e.g. max-regions 1024); VD_DEV_ARGS: more
+# attributes of the vrdma device (e.g. max-pinned=1073741824).
 # VD_BACKEND: the vrdma device's backend= (kernel, relay or auto); unset: vbusd's default,
 # auto (kernel when the module vbus_vrdma is loaded). tests/run sets it for guest tests, once
 # per backend; with `kernel` and no module, vd_start skips the test (exit 77).
@@ -38,7 +39,7 @@ vd_start() {
 	# shellcheck disable=SC2086
 	vd_ctl bus add "$bus" allow all ${VD_BUS_ARGS:-} >/dev/null &&
 	vd_ctl dev add "$dev" class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" \
-		${VD_BACKEND:+backend=$VD_BACKEND} bus "$bus" >/dev/null ||
+		${VD_BACKEND:+backend=$VD_BACKEND} ${VD_DEV_ARGS:-} bus "$bus" >/dev/null ||
 		{ echo "vbusctl could not set up bus $bus"; cat "$VD_RUN_DIR/vbusd.log"; return 1; }
 	export VBUS_RUN_DIR=$VD_RUN_DIR VBUS_BUS=$bus
 	VD_DEV=$dev
