@@ -12,6 +12,12 @@
  * mapped for the life of the process: freed blocks are reused, not returned, since the
  * host may hold a registration over them. Allocation is first fit over each chunk's
  * sorted list of free extents, under one lock.
+ *
+ * The kernel backend pins the program's own pages where they are, as native rxe does: there
+ * the arena only costs (shmem's 4 KiB pages, where anonymous memory may get transparent huge
+ * pages). So when a kernel-backed device opens before the arena has served anything, and
+ * VBUS_ARENA is not set, the arena stays off for the rest of the process (a relay-backed
+ * device opened later moves its buffers at registration instead).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -50,14 +56,29 @@ static uintptr_t lo = UINTPTR_MAX, hi;	/* span of all chunks: a quick "not ours"
 
 static bool arena_on(void)
 {
-	if (enabled < 0) {
+	int on = __atomic_load_n(&enabled, __ATOMIC_RELAXED);
+
+	if (on < 0) {
 		const char *e = getenv("VBUS_ARENA"), *m = getenv("VBUS_ARENA_MIN");
 
 		if (m && *m)
 			min_size = strtoul(m, NULL, 0);
-		enabled = !(e && !strcmp(e, "0"));
+		on = !(e && !strcmp(e, "0"));
+		__atomic_store_n(&enabled, on, __ATOMIC_RELAXED);
 	}
-	return enabled;
+	return on;
+}
+
+void vbg_arena_kernel_backend(void)
+{
+	const char *e = getenv("VBUS_ARENA");
+
+	pthread_mutex_lock(&lock);
+	if (arena_on() && !nchunks && !(e && *e)) {
+		__atomic_store_n(&enabled, 0, __ATOMIC_RELAXED);
+		vbg_dbg("arena: off (a kernel-backed device opened before any arena allocation)");
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 static int grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)

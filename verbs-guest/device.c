@@ -326,6 +326,8 @@ VBG_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *dev)
 	if (ctx->kfd >= 0 && (err = vbg_async_kernel_start(ctx)))
 		vbg_err("%s: no kernel event thread (%s): async events will not be reported",
 			dev->name, strerror(-err));
+	if (ctx->kfd >= 0)
+		vbg_arena_kernel_backend();
 	vbg_info("opened %s (instance %#x, %s backend)", dev->name, ctx->handle,
 		 ctx->kfd >= 0 ? "kernel" : "relay");
 	return &ctx->vctx.context;

@@ -309,6 +309,8 @@ int vbg_mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *p, uint32_t ma
 /* A new memfd chunk of `size` bytes for the arena (arena.c), mapped at *base: a piece from
  * the start, handed to the bus at its first registration. 0 or -errno. */
 int vbg_mem_chunk(size_t size, void **base);
+/* A kernel-backed device opened: the arena goes off if it has served nothing (arena.c). */
+void vbg_arena_kernel_backend(void);
 
 /* The legacy and extended operation tables (ops.c). */
 void vbg_fill_ops(struct vbg_context *ctx);
