@@ -203,6 +203,8 @@ int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *ou
 int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_port(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_gid(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_device_ex(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_gid_table(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_pkey(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_alloc_pd(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_dealloc_pd(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
