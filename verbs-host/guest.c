@@ -78,6 +78,20 @@ uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i)
 	return g->slots[i].gen << VBUS_ID_INDEX_BITS | i;
 }
 
+/*
+ * A quota refused guest g something: say which one, in the log and in `vbusctl guest show`
+ * (the last one hit and how many refusals). Returns -EDQUOT.
+ */
+int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit)
+{
+	pthread_mutex_lock(&g->slots_lock);
+	snprintf(g->quota_hit, sizeof(g->quota_hit), "%s", quota);
+	g->n_quota_hits++;
+	pthread_mutex_unlock(&g->slots_lock);
+	gwarn(g, "quota %s (%llu) reached: refused with EDQUOT", quota, (unsigned long long)limit);
+	return -EDQUOT;
+}
+
 /* A free slot of the given type, filled in from *fill under slots_lock; its index, or 0.
  * The generation moves on each time a slot is reused, so an old number is refused. */
 static uint32_t slot_new(struct vbd_guest *g, enum vbd_obj type, const struct vbd_slot *fill)
@@ -275,10 +289,15 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 	if (strcmp(d->cls->name, cls))
 		goto out;
 	pthread_mutex_lock(&g->lock);
-	err = -EDQUOT;
-	if (g->n_handles >= g->bus->max_handles ||
-	    __atomic_load_n(&g->bus->n_handles, __ATOMIC_RELAXED) >= g->bus->bus_max_handles ||
-	    !(h = slot_new(g, VBD_HANDLE, &(struct vbd_slot){ .fd = -1 }))) {
+	if (g->n_handles >= g->bus->max_handles)
+		err = vbd_quota_hit(g, "max-handles", g->bus->max_handles);
+	else if (__atomic_load_n(&g->bus->n_handles, __ATOMIC_RELAXED) >= g->bus->bus_max_handles)
+		err = vbd_quota_hit(g, "bus-max-handles", g->bus->bus_max_handles);
+	else if (!(h = slot_new(g, VBD_HANDLE, &(struct vbd_slot){ .fd = -1 })))
+		err = vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
+	else
+		err = 0;
+	if (err) {
 		pthread_mutex_unlock(&g->lock);
 		goto out;
 	}
@@ -324,18 +343,23 @@ static int do_devshm(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 		      err == -EBADF ? "not a memfd" : "not tmpfs, or the size does not match");
 		return err;
 	}
-	if (g->n_regions >= g->bus->max_regions || size > g->bus->max_shm_bytes - g->shm_bytes)
-		return -EDQUOT;
+	if (g->n_regions >= g->bus->max_regions)
+		return vbd_quota_hit(g, "max-regions", g->bus->max_regions);
+	if (size > g->bus->max_shm_bytes - g->shm_bytes)
+		return vbd_quota_hit(g, "max-shm", g->bus->max_shm_bytes);
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, rx->fds[0], 0);
 	if (base == MAP_FAILED)
 		return -errno;
 	madvise(base, size, MADV_DONTFORK);
-	if (__atomic_add_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED) > g->bus->bus_max_shm ||
-	    !(id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = rx->fds[0], .base = base,
-								.size = size }))) {
+	if (__atomic_add_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED) > g->bus->bus_max_shm)
+		err = vbd_quota_hit(g, "bus-max-shm", g->bus->bus_max_shm);
+	else if (!(id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = rx->fds[0], .base = base,
+								     .size = size })))
+		err = vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
+	if (err) {
 		__atomic_sub_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED);
 		munmap(base, size);
-		return -EDQUOT;
+		return err;
 	}
 	o->id = htole32(vbd_slot_id(g, id));
 	return 1;	/* the fd is kept */
@@ -358,9 +382,10 @@ static int do_devsig(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 	n = readlink(link, target, sizeof(target) - 1);
 	if (n < 0 || (target[n] = 0, strcmp(target, "anon_inode:[eventfd]")))
 		return -EBADF;	/* only an eventfd will do */
-	if (g->n_regions >= g->bus->max_regions ||
-	    !(id = slot_new(g, VBD_SIGNAL, &(struct vbd_slot){ .fd = rx->fds[0], .direction = dir })))
-		return -EDQUOT;
+	if (g->n_regions >= g->bus->max_regions)
+		return vbd_quota_hit(g, "max-regions", g->bus->max_regions);
+	if (!(id = slot_new(g, VBD_SIGNAL, &(struct vbd_slot){ .fd = rx->fds[0], .direction = dir })))
+		return vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
 	o->id = htole32(vbd_slot_id(g, id));
 	return 1;
 }

@@ -144,6 +144,8 @@ struct vbd_guest {
 	uint32_t n_handles, n_regions;
 	uint64_t shm_bytes;
 	uint64_t n_calls, n_errors;
+	char quota_hit[24];		/* the last quota that refused it ("" if none) */
+	uint64_t n_quota_hits;		/* refusals by a quota */
 	bool gone;			/* the thread has finished */
 	/* The call channel (VBUS_OP_CALLCHAN) and the thread that serves it. */
 	struct vbus_callchan *chan;
@@ -184,6 +186,8 @@ uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i);
 /* Tell the guests of bus b (with events) that device d arrived. */
 void vbd_guests_dev_added(struct vbd_bus *b, const char *name);
 /* For device classes: the guest's region or signal by id (from DEVSHM / DEVSIG). */
+/* A quota refused the guest: logged and kept for `guest show`; returns -EDQUOT. */
+int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit);
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size);
 void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);

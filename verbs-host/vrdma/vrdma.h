@@ -42,6 +42,9 @@ struct vrdma_env_ops {
 	/* Tell the guest about an asynchronous event (enum ibv_event_type) of its object
 	 * `handle` (0: port or device) or port `port`. Never blocks; may drop. */
 	void (*event)(void *priv, uint32_t type, uint32_t handle, uint32_t port);
+	/* A quota of the device refused the guest (its name and limit): logged and shown by
+	 * the bus. May be NULL. */
+	void (*quota)(void *priv, const char *quota, uint64_t limit);
 };
 
 /* Policy for one guest, set from the bus and device attributes. */
@@ -187,6 +190,8 @@ void vrdma_relay_async(struct vrdma_guest *g);
 int vrdma_guest_res(struct vrdma_guest *g, const char *kind, bool json, char *buf, size_t n);
 
 /* handle.c: the caller holds g->lock */
+/* A quota refused the guest: the bus is told (env->quota); returns err. */
+int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err);
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);
 void *vrdma_handle_get(struct vrdma_guest *g, uint32_t h, enum vrdma_obj_type type, int *err);
 void vrdma_handle_free(struct vrdma_guest *g, uint32_t h);
