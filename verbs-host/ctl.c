@@ -90,7 +90,7 @@ static void guest_show(struct strbuf *o, bool json)
 		uint32_t regions = 0, signals = 0;
 
 		pthread_mutex_lock(&g->slots_lock);
-		for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+		for (uint32_t i = 1; i < g->slots_end; i++) {
 			regions += g->slots[i].type == VBD_REGION;
 			signals += g->slots[i].type == VBD_SIGNAL;
 		}
@@ -105,7 +105,7 @@ static void guest_show(struct strbuf *o, bool json)
 			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED),
 			    (unsigned long long)g->n_quota_hits, g->quota_hit);
 			bool f2 = true;
-			for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+			for (uint32_t i = 1; i < g->slots_end; i++) {
 				struct vbd_slot *s = &g->slots[i];
 				char res[512] = "null";
 
@@ -147,7 +147,7 @@ static void res_show(struct strbuf *o, bool json, const char *kind)
 		strbuf_put(o, "[");
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
 		pthread_mutex_lock(&g->slots_lock);
-		for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+		for (uint32_t i = 1; i < g->slots_end; i++) {
 			struct vbd_slot *s = &g->slots[i];
 
 			if (s->type != VBD_HANDLE || !s->dev || !s->dev->cls->res)

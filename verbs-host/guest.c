@@ -107,6 +107,8 @@ static uint32_t slot_new(struct vbd_guest *g, enum vbd_obj type, const struct vb
 			g->slots[i].type = type;
 			g->slots[i].gen = gen ? gen : 1;
 			id = i;
+			if (i >= g->slots_end)
+				g->slots_end = i + 1;
 			break;
 		}
 	if (id && type == VBD_HANDLE) {
@@ -662,7 +664,7 @@ int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, 
 void vbd_guest_cancel(struct vbd_guest *g, const struct vbd_dev *d)
 {
 	pthread_mutex_lock(&g->slots_lock);
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+	for (uint32_t i = 1; i < g->slots_end; i++) {
 		struct vbd_slot *s = &g->slots[i];
 
 		if (s->type == VBD_HANDLE && s->dev && (!d || s->dev == d) && s->dev->cls->cancel)
@@ -702,10 +704,10 @@ static void guest_free(struct vbd_guest *g)
 	g->bus->n_guests--;
 	pthread_mutex_lock(&g->lock);
 	/* Devices first (they may map regions and use signals), then the rest. */
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
+	for (uint32_t i = 1; i < g->slots_end; i++)
 		if (g->slots[i].type == VBD_HANDLE)
 			slot_free(g, i);
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
+	for (uint32_t i = 1; i < g->slots_end; i++)
 		if (g->slots[i].type != VBD_FREE)
 			slot_free(g, i);
 	pthread_mutex_unlock(&g->lock);

@@ -298,7 +298,7 @@ static void hot_remove(struct vbd_dev *d)
 		/* A call running on d ends soon (-ECANCELED): g->lock is then free. */
 		vbd_guest_cancel(g, d);
 		pthread_mutex_lock(&g->lock);
-		for (uint32_t h = 1; h < VBD_MAX_SLOTS; h++) {
+		for (uint32_t h = 1; h < g->slots_end; h++) {
 			struct vbd_slot *s = &g->slots[h];
 
 			if (s->type != VBD_HANDLE || s->dev != d)

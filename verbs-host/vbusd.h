@@ -141,6 +141,7 @@ struct vbd_guest {
 	 * device call, so that `vbusctl guest show` never waits behind a slow call. */
 	pthread_mutex_t slots_lock;
 	struct vbd_slot slots[VBD_MAX_SLOTS];	/* index = handle/id; 0 unused */
+	uint32_t slots_end;		/* past the highest index ever used: loops stop here */
 	uint32_t n_handles, n_regions;
 	uint64_t shm_bytes;
 	uint64_t n_calls, n_errors;
