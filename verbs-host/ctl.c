@@ -91,8 +91,8 @@ static void guest_show(struct strbuf *o, bool json)
 
 		pthread_mutex_lock(&g->slots_lock);
 		for (uint32_t i = 1; i < g->slots_end; i++) {
-			regions += g->slots[i].type == VBD_REGION;
-			signals += g->slots[i].type == VBD_SIGNAL;
+			regions += vbd_slot(g, i)->type == VBD_REGION;
+			signals += vbd_slot(g, i)->type == VBD_SIGNAL;
 		}
 		if (json) {
 			strbuf_put(o, "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"bus\":\"%s\",\"handles\":%u,"
@@ -106,7 +106,7 @@ static void guest_show(struct strbuf *o, bool json)
 			    (unsigned long long)g->n_quota_hits, g->quota_hit);
 			bool f2 = true;
 			for (uint32_t i = 1; i < g->slots_end; i++) {
-				struct vbd_slot *s = &g->slots[i];
+				struct vbd_slot *s = vbd_slot(g, i);
 				char res[512] = "null";
 
 				if (s->type != VBD_HANDLE)
@@ -148,7 +148,7 @@ static void res_show(struct strbuf *o, bool json, const char *kind)
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
 		pthread_mutex_lock(&g->slots_lock);
 		for (uint32_t i = 1; i < g->slots_end; i++) {
-			struct vbd_slot *s = &g->slots[i];
+			struct vbd_slot *s = vbd_slot(g, i);
 
 			if (s->type != VBD_HANDLE || !s->dev || !s->dev->cls->res)
 				continue;

@@ -75,7 +75,7 @@ static int reply(struct vbd_guest *g, const struct vbus_msg *req, int32_t status
 
 uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i)
 {
-	return g->slots[i].gen << VBUS_ID_INDEX_BITS | i;
+	return vbd_slot(g, i)->gen << VBUS_ID_INDEX_BITS | i;
 }
 
 /*
@@ -99,18 +99,25 @@ static uint32_t slot_new(struct vbd_guest *g, enum vbd_obj type, const struct vb
 	uint32_t id = 0;
 
 	pthread_mutex_lock(&g->slots_lock);
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
-		if (g->slots[i].type == VBD_FREE) {
-			uint32_t gen = (g->slots[i].gen + 1) & ((1u << (32 - VBUS_ID_INDEX_BITS)) - 1);
+	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+		struct vbd_slot **chunk = &g->slot_chunks[i / VBD_SLOT_CHUNK];
 
-			g->slots[i] = *fill;
-			g->slots[i].type = type;
-			g->slots[i].gen = gen ? gen : 1;
+		/* The table grows a chunk at a time; pointers into it stay valid. */
+		if (!*chunk && !(*chunk = calloc(VBD_SLOT_CHUNK, sizeof(**chunk))))
+			break;
+		if (vbd_slot(g, i)->type == VBD_FREE) {
+			uint32_t gen = (vbd_slot(g, i)->gen + 1) & ((1u << (32 - VBUS_ID_INDEX_BITS)) - 1);
+
+			*vbd_slot(g, i) = *fill;
+			vbd_slot(g, i)->type = type;
+			vbd_slot(g, i)->gen = gen ? gen : 1;
 			id = i;
+			/* Its chunk is in place before the new end is seen (slot_get). */
 			if (i >= g->slots_end)
-				g->slots_end = i + 1;
+				__atomic_store_n(&g->slots_end, i + 1, __ATOMIC_RELEASE);
 			break;
 		}
+	}
 	if (id && type == VBD_HANDLE) {
 		g->n_handles++;
 		__atomic_add_fetch(&g->bus->n_handles, 1, __ATOMIC_RELAXED);
@@ -128,9 +135,10 @@ static struct vbd_slot *slot_get(struct vbd_guest *g, uint32_t id, enum vbd_obj 
 {
 	uint32_t i = id & INDEX_MASK;
 
-	if (i == 0 || g->slots[i].type != type || g->slots[i].gen != id >> VBUS_ID_INDEX_BITS)
+	if (i == 0 || i >= __atomic_load_n(&g->slots_end, __ATOMIC_ACQUIRE) ||
+	    vbd_slot(g, i)->type != type || vbd_slot(g, i)->gen != id >> VBUS_ID_INDEX_BITS)
 		return NULL;
-	return &g->slots[i];
+	return vbd_slot(g, i);
 }
 
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size)
@@ -169,7 +177,7 @@ int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *
 
 static void slot_free(struct vbd_guest *g, uint32_t id)
 {
-	struct vbd_slot *s = &g->slots[id];
+	struct vbd_slot *s = vbd_slot(g, id);
 
 	pthread_mutex_lock(&g->slots_lock);
 	switch (s->type) {
@@ -309,8 +317,8 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 		slot_free(g, h);
 	} else {
 		pthread_mutex_lock(&g->slots_lock);
-		g->slots[h].inst = inst;
-		g->slots[h].dev = d;
+		vbd_slot(g, h)->inst = inst;
+		vbd_slot(g, h)->dev = d;
 		pthread_mutex_unlock(&g->slots_lock);
 		d->n_open++;
 		o->handle = htole32(vbd_slot_id(g, h));
@@ -665,7 +673,7 @@ void vbd_guest_cancel(struct vbd_guest *g, const struct vbd_dev *d)
 {
 	pthread_mutex_lock(&g->slots_lock);
 	for (uint32_t i = 1; i < g->slots_end; i++) {
-		struct vbd_slot *s = &g->slots[i];
+		struct vbd_slot *s = vbd_slot(g, i);
 
 		if (s->type == VBD_HANDLE && s->dev && (!d || s->dev == d) && s->dev->cls->cancel)
 			s->dev->cls->cancel(s->inst);
@@ -705,10 +713,10 @@ static void guest_free(struct vbd_guest *g)
 	pthread_mutex_lock(&g->lock);
 	/* Devices first (they may map regions and use signals), then the rest. */
 	for (uint32_t i = 1; i < g->slots_end; i++)
-		if (g->slots[i].type == VBD_HANDLE)
+		if (vbd_slot(g, i)->type == VBD_HANDLE)
 			slot_free(g, i);
 	for (uint32_t i = 1; i < g->slots_end; i++)
-		if (g->slots[i].type != VBD_FREE)
+		if (vbd_slot(g, i)->type != VBD_FREE)
 			slot_free(g, i);
 	pthread_mutex_unlock(&g->lock);
 	pthread_mutex_unlock(&vbd.lock);
@@ -718,6 +726,8 @@ static void guest_free(struct vbd_guest *g)
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->send_lock);
 	pthread_mutex_destroy(&g->slots_lock);
+	for (uint32_t i = 0; i < VBD_MAX_SLOTS / VBD_SLOT_CHUNK; i++)
+		free(g->slot_chunks[i]);
 	free(g);
 }
 

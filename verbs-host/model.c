@@ -299,7 +299,7 @@ static void hot_remove(struct vbd_dev *d)
 		vbd_guest_cancel(g, d);
 		pthread_mutex_lock(&g->lock);
 		for (uint32_t h = 1; h < g->slots_end; h++) {
-			struct vbd_slot *s = &g->slots[h];
+			struct vbd_slot *s = vbd_slot(g, h);
 
 			if (s->type != VBD_HANDLE || s->dev != d)
 				continue;

@@ -123,6 +123,7 @@ struct vbd_slot {
 };
 
 #define VBD_MAX_SLOTS (1u << VBUS_ID_INDEX_BITS)
+#define VBD_SLOT_CHUNK 256
 
 struct vbd_guest {
 	struct vbd_guest *next;
@@ -140,8 +141,9 @@ struct vbd_guest {
 	/* Held briefly around every change of slots[] and the counters, never across a
 	 * device call, so that `vbusctl guest show` never waits behind a slow call. */
 	pthread_mutex_t slots_lock;
-	struct vbd_slot slots[VBD_MAX_SLOTS];	/* index = handle/id; 0 unused */
-	uint32_t slots_end;		/* past the highest index ever used: loops stop here */
+	/* The table, index = handle/id (0 unused), in chunks allocated as it grows. */
+	struct vbd_slot *slot_chunks[VBD_MAX_SLOTS / VBD_SLOT_CHUNK];
+	uint32_t slots_end;		/* past the highest index ever used: its chunks exist */
 	uint32_t n_handles, n_regions;
 	uint64_t shm_bytes;
 	uint64_t n_calls, n_errors;
@@ -153,6 +155,12 @@ struct vbd_guest {
 	pthread_t chan_thread;
 	bool chan_stop;
 };
+
+/* Slot i of guest g's table; i below g->slots_end. */
+static inline struct vbd_slot *vbd_slot(const struct vbd_guest *g, uint32_t i)
+{
+	return &g->slot_chunks[i / VBD_SLOT_CHUNK][i % VBD_SLOT_CHUNK];
+}
 
 /* The whole daemon. */
 struct vbd {
