@@ -47,6 +47,32 @@ while read -r _ name nv; do
 		fail=1
 	fi
 done < <(grep '^limit:' "$out/native")
+# The GID table refreshed on IBV_EVENT_GID_CHANGE: an address added to the netdev while
+# the program waits (natively the kernel's table, in a guest the library's copy).
+gid_change() {	# LABEL ADDR CMD...: the outcome line in $out/gc-LABEL
+	local f=$out/gc-$1 addr=$2 pid rc
+	shift 2
+	PARITY_ONLY=gidchange PARITY_GID_ADDR=$addr "$@" >"$f" 2>&1 &
+	pid=$!
+	vt_wait_for "$f" '^ready' 30 $pid || { echo "FAIL gidchange $1: not ready"; cat "$f"; return 1; }
+	ip addr add "$addr/24" dev "$VBUS_NETDEV"
+	wait $pid; rc=$?
+	ip addr del "$addr/24" dev "$VBUS_NETDEV"
+	sed "s/^/gidchange $1| /" "$f"
+	return $rc
+}
+if [ -n "${VBUS_NETDEV:-}" ]; then
+	gid_change native 10.99.0.77 timeout -k 5 "$(vt_secs 40)" "$p" "$VBUS_RXE" "$VBUS_GID_INDEX" &&
+	gid_change guest 10.99.0.78 timeout -k 5 "$(vt_secs 40)" "${VD_RUN[@]}" "$p" vrdma0 \
+		"$VBUS_GID_INDEX" || fail=1
+	if diff <(grep '^outcome:' "$out/gc-native") <(grep '^outcome:' "$out/gc-guest" 2>/dev/null) \
+		>/dev/null; then
+		echo "ok   parity: after GID_CHANGE the guest's table has the new GID, as natively"
+	else
+		echo "FAIL parity: GID_CHANGE outcome differs"
+		fail=1
+	fi
+fi
 rm -rf "$out"
 echo "--- vbusd's view of the last guest's objects is gone:"
 vd_ctl res show || fail=1

@@ -11,9 +11,15 @@
  *   rereg    ibv_rereg_mr with bad input and with each change: the return and errno
  *   import   ibv_import_device on the context's cmd_fd, ibv_import_pd, ibv_import_mr
  *   contexts many contexts open at once with a PD, CQ and MR each, then closed; again
+ *   gidchange (only when PARITY_ONLY names it) prints "ready", waits for the script to add
+ *            the address PARITY_GID_ADDR to the device's netdev, then for
+ *            IBV_EVENT_GID_CHANGE, until the GID table holds that address
  * Usage: parity DEVICE GID_INDEX
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <unistd.h>
 #include "loopback.h"
@@ -212,6 +218,54 @@ static void contexts(struct ibv_device *dev, int n)
 	free(buf);
 }
 
+/* Whether the table holds the IPv4-mapped GID of address a; the number of entries in *n. */
+static bool table_has(const struct in_addr *a, ssize_t *n)
+{
+	struct ibv_gid_entry e[64];
+	uint8_t want[16] = { [10] = 0xff, [11] = 0xff };
+
+	memcpy(want + 12, &a->s_addr, 4);
+	*n = ibv_query_gid_table(lb.ctx, e, 64, 0);
+	check(*n > 0, "query_gid_table: %zd", *n);
+	for (ssize_t k = 0; k < *n; k++)
+		if (!memcmp(e[k].gid.raw, want, 16))
+			return true;
+	return false;
+}
+
+static void gidchange(void)
+{
+	const char *addr = getenv("PARITY_GID_ADDR");
+	struct pollfd p = { .fd = lb.ctx->async_fd, .events = POLLIN };
+	struct timespec t0, t;
+	struct in_addr a;
+	ssize_t before, after;
+	int events = 0;
+
+	check(addr && inet_pton(AF_INET, addr, &a) == 1, "PARITY_GID_ADDR");
+	check(!table_has(&a, &before), "%s is in the table already", addr);
+	printf("ready: %zd GIDs\n", before);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct ibv_async_event ev;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		check(t.tv_sec - t0.tv_sec < vt_secs(20), "no GID_CHANGE with %s after %d events",
+		      addr, events);
+		if (poll(&p, 1, 200) != 1)
+			continue;
+		check(!ibv_get_async_event(lb.ctx, &ev), "get_async_event");
+		ibv_ack_async_event(&ev);
+		if (ev.event_type != IBV_EVENT_GID_CHANGE)
+			continue;
+		events++;
+		if (table_has(&a, &after))
+			break;
+	}
+	outcome("after IBV_EVENT_GID_CHANGE the table holds the new address: %zd entries, "
+		"%zd more", after, after - before);
+}
+
 int main(int argc, char **argv)
 {
 	const char *only = getenv("PARITY_ONLY");
@@ -236,6 +290,8 @@ int main(int argc, char **argv)
 	if (!only || strstr(only, "contexts"))
 		contexts(lb.list[i], getenv("PARITY_CONTEXTS") ? atoi(getenv("PARITY_CONTEXTS")) :
 			 100);
+	if (only && strstr(only, "gidchange"))
+		gidchange();
 	lb_close(&lb);
 	printf("parity: done on %s\n", argv[1]);
 	return 0;
