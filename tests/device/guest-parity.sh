@@ -50,15 +50,15 @@ done < <(grep '^limit:' "$out/native")
 # The GID table refreshed on IBV_EVENT_GID_CHANGE: an address added to the netdev while
 # the program waits (natively the kernel's table, in a guest the library's copy).
 gid_change() {	# LABEL ADDR CMD...: the outcome line in $out/gc-LABEL
-	local f=$out/gc-$1 addr=$2 pid rc
+	local label=$1 f=$out/gc-$1 addr=$2 pid rc
 	shift 2
-	PARITY_ONLY=gidchange PARITY_GID_ADDR=$addr "$@" >"$f" 2>&1 &
+	PARITY_ONLY=refresh PARITY_GID_ADDR=$addr "$@" >"$f" 2>&1 &
 	pid=$!
-	vt_wait_for "$f" '^ready' 30 $pid || { echo "FAIL gidchange $1: not ready"; cat "$f"; return 1; }
+	vt_wait_for "$f" '^ready' 30 $pid || { echo "FAIL refresh $label: not ready"; cat "$f"; return 1; }
 	ip addr add "$addr/24" dev "$VBUS_NETDEV"
 	wait $pid; rc=$?
 	ip addr del "$addr/24" dev "$VBUS_NETDEV"
-	sed "s/^/gidchange $1| /" "$f"
+	sed "s/^/refresh $label| /" "$f"
 	return $rc
 }
 if [ -n "${VBUS_NETDEV:-}" ]; then

@@ -11,7 +11,7 @@
  *   rereg    ibv_rereg_mr with bad input and with each change: the return and errno
  *   import   ibv_import_device on the context's cmd_fd, ibv_import_pd, ibv_import_mr
  *   contexts many contexts open at once with a PD, CQ and MR each, then closed; again
- *   gidchange (only when PARITY_ONLY names it) prints "ready", waits for the script to add
+ *   refresh  (only when PARITY_ONLY names it) prints "ready", waits for the script to add
  *            the address PARITY_GID_ADDR to the device's netdev, then for
  *            IBV_EVENT_GID_CHANGE, until the GID table holds that address
  * Usage: parity DEVICE GID_INDEX
@@ -290,7 +290,7 @@ int main(int argc, char **argv)
 	if (!only || strstr(only, "contexts"))
 		contexts(lb.list[i], getenv("PARITY_CONTEXTS") ? atoi(getenv("PARITY_CONTEXTS")) :
 			 100);
-	if (only && strstr(only, "gidchange"))
+	if (only && strstr(only, "refresh"))
 		gidchange();
 	lb_close(&lb);
 	printf("parity: done on %s\n", argv[1]);
