@@ -215,6 +215,8 @@ VBK_HANDLER(hello);
 VBK_HANDLER(query_device);
 VBK_HANDLER(query_port);
 VBK_HANDLER(query_gid);
+VBK_HANDLER(query_device_ex);
+VBK_HANDLER(query_gid_table);
 VBK_HANDLER(query_pkey);
 VBK_HANDLER(alloc_pd);
 VBK_HANDLER(dealloc_pd);

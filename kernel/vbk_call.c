@@ -40,6 +40,8 @@ static const vbk_handler_t handlers[VRDMA_FN__MAX] = {
 	[VRDMA_FN_RESIZE_CQ] = vbk_do_resize_cq,
 	[VRDMA_FN_ALLOC_MW] = vbk_do_alloc_mw,
 	[VRDMA_FN_DEALLOC_MW] = vbk_do_dealloc_mw,
+	[VRDMA_FN_QUERY_DEVICE_EX] = vbk_do_query_device_ex,
+	[VRDMA_FN_QUERY_GID_TABLE] = vbk_do_query_gid_table,
 };
 
 struct fn_size {
@@ -62,6 +64,7 @@ long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
 
 	BUILD_BUG_ON(sizeof(struct vrdma_query_qp_out) > VBK_CALL_BUF);
 	BUILD_BUG_ON(sizeof(struct vrdma_modify_qp_in) > VBK_CALL_BUF);
+	BUILD_BUG_ON(sizeof(struct vrdma_query_gid_table_out) > VBK_CALL_BUF);
 	if (c->reserved || c->fn >= VRDMA_FN__MAX || !handlers[c->fn])
 		return -EOPNOTSUPP;
 	d = &sizes[c->fn];

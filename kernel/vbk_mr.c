@@ -52,8 +52,11 @@ int vbk_do_reg_mr(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	pd = vbk_obj_get(g, pdh, VBK_OBJ_PD, &err);
 	if (!pd)
 		return err;
-	if (g->pinned + len > g->max_pinned)
+	if (g->pinned + len > g->max_pinned) {
+		pr_info_ratelimited("vbus_vrdma: guest %u: quota max-pinned (%llu) reached: ENOMEM\n",
+				    g->guest_id, (u64)g->max_pinned);
 		return -ENOMEM;
+	}
 	mr = kzalloc(sizeof(*mr), GFP_KERNEL);
 	if (!mr)
 		return -ENOMEM;

@@ -20,8 +20,11 @@ int vbk_obj_new(struct vbk_guest *g, enum vbk_obj_type type, void *p, u32 *h)
 	u32 i;
 
 	lockdep_assert_held(&g->ctl);
-	if (g->live >= g->max_objects)
+	if (g->live >= g->max_objects) {
+		pr_info_ratelimited("vbus_vrdma: guest %u: quota max-objects (%u) reached: EDQUOT\n",
+				    g->guest_id, g->max_objects);
 		return -EDQUOT;
+	}
 	for (i = 1; i < g->nobjs; i++)
 		if (g->objs[i].type == VBK_OBJ_FREE)
 			break;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * HELLO and the queries: the real device's values, as uverbs reports them to a native
- * program, with the guest's view applied: one port (the backing port, as port 1), neutral
- * vendor IDs, no memory windows, and the limits of the shared rings.
+ * program, with the guest's view applied: one port (the backing port, as port 1), the
+ * backing device's vendor IDs and capability flags, no memory windows, and the limits of
+ * the shared rings where they are lower than the device's.
  */
 #include <rdma/ib_cache.h>
 #include "vbk.h"
@@ -43,6 +44,8 @@ int vbk_do_query_device(struct vbk_guest *g, const void *in, u32 inlen, void *ou
 	o->sys_image_guid = (__force __le64)a->sys_image_guid;
 	o->max_mr_size = cpu_to_le64(a->max_mr_size);
 	o->page_size_cap = cpu_to_le64(a->page_size_cap);
+	o->vendor_id = cpu_to_le32(a->vendor_id);
+	o->vendor_part_id = cpu_to_le32(a->vendor_part_id);
 	o->hw_ver = cpu_to_le32(a->hw_ver);
 	o->max_qp = cpu_to_le32(a->max_qp);
 	o->max_qp_wr = cpu_to_le32(min_t(u32, a->max_qp_wr, VBK_MAX_QUEUE));
@@ -69,6 +72,18 @@ int vbk_do_query_device(struct vbk_guest *g, const void *in, u32 inlen, void *ou
 	o->local_ca_ack_delay = a->local_ca_ack_delay;
 	o->phys_port_cnt = 1;
 	o->max_inline_data = cpu_to_le32(VBK_MAX_INLINE);
+	return 0;
+}
+
+/* The 64-bit capability flags as uverbs reports them to ibv_query_device_ex (without the
+ * memory windows), and the device's completion vectors.
+ */
+int vbk_do_query_device_ex(struct vbk_guest *g, const void *in, u32 inlen, void *out)
+{
+	struct vrdma_query_device_ex_out *o = out;
+
+	o->device_cap_flags_ex = cpu_to_le64(g->dev->attrs.device_cap_flags & ~(u64)MW_CAPS);
+	o->num_comp_vectors = cpu_to_le32(max(g->dev->num_comp_vectors, 1));
 	return 0;
 }
 
@@ -148,5 +163,35 @@ int vbk_do_query_pkey(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	if (err)
 		return -EINVAL;
 	o->pkey = (__force __le16)cpu_to_be16(pkey);
+	return 0;
+}
+
+/* The backing port's valid GIDs from index start on, at most VRDMA_GID_BATCH of them
+ * (docs/vrdma.md, QUERY_GID_TABLE); an empty or invalid entry is skipped.
+ */
+int vbk_do_query_gid_table(struct vbk_guest *g, const void *in, u32 inlen, void *out)
+{
+	const struct vrdma_query_gid_table_in *i = in;
+	struct vrdma_query_gid_table_out *o = out;
+	int port = guest_port(g, i->port_num, i->reserved, sizeof(i->reserved));
+	u32 idx, len, count = 0;
+
+	if (port < 0)
+		return port;
+	len = g->dev->port_data[port].immutable.gid_tbl_len;
+	o->gid_tbl_len = cpu_to_le32(len);
+	for (idx = le32_to_cpu(i->start); idx < len && count < VRDMA_GID_BATCH; idx++) {
+		const struct ib_gid_attr *ga = rdma_get_gid_attr(g->dev, port, idx);
+
+		if (IS_ERR(ga))
+			continue;
+		memcpy(o->e[count].gid, ga->gid.raw, sizeof(o->e[count].gid));
+		o->e[count].index = cpu_to_le32(idx);
+		o->e[count].gid_type = cpu_to_le32(ga->gid_type);
+		rdma_put_gid_attr(ga);
+		count++;
+	}
+	o->count = cpu_to_le32(count);
+	o->next = cpu_to_le32(min(idx, len));
 	return 0;
 }

@@ -28,6 +28,9 @@ static void push(struct vbg_context *ctx, uint32_t type, uint32_t handle, uint32
 
 	if (type == IBV_EVENT_DEVICE_FATAL)
 		__atomic_store_n(&ctx->dead, true, __ATOMIC_RELEASE);
+	/* Before the program can see the event: its next GID query reads the table again. */
+	if (type == IBV_EVENT_GID_CHANGE)
+		vbg_gid_cache_stale(ctx);
 
 	pthread_mutex_lock(&ctx->lock);
 	if (ctx->nev == VBG_ASYNC_MAX) {	/* full: the oldest goes, as a bounded kernel queue */

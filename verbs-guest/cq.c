@@ -88,7 +88,8 @@ struct vbg_cq *vbg_cq_create(struct ibv_context *c, int cqe, void *cq_context,
 	uint32_t entries;
 	int err;
 
-	if (cqe < 1 || cqe > (int)le32toh(ctx->dev_attr.max_cqe) || comp_vector != 0 ||
+	if (cqe < 1 || cqe > (int)le32toh(ctx->dev_attr.max_cqe) || comp_vector < 0 ||
+	    comp_vector >= c->num_comp_vectors ||
 	    (channel && channel->context != c)) {
 		errno = EINVAL;
 		return NULL;
@@ -109,6 +110,7 @@ struct vbg_cq *vbg_cq_create(struct ibv_context *c, int cqe, void *cq_context,
 	in.shm = htole32(cq->shm.id);
 	in.offset = htole64(vbg_shm_off(&cq->shm, 0));
 	in.entries = htole32(entries);
+	in.comp_vector = htole32((uint32_t)comp_vector);
 	/* The relay kicks a DEVSIG signal; the module an eventfd of ours (its number + 1). */
 	if (channel)
 		in.channel = htole32(ctx->kfd >= 0 ? (uint32_t)channel->fd + 1 :

@@ -269,6 +269,18 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 	if (!err)
 		err = vbg_call(ctx, VRDMA_FN_QUERY_DEVICE, NULL, 0, &ctx->dev_attr,
 			       sizeof(ctx->dev_attr));
+	if (!err) {
+		/* A host without QUERY_DEVICE_EX: the 32-bit flags and one vector. */
+		err = vbg_call(ctx, VRDMA_FN_QUERY_DEVICE_EX, NULL, 0, &ctx->dev_ex,
+			       sizeof(ctx->dev_ex));
+		if (err == -EOPNOTSUPP || (!err && !ctx->dev_ex.num_comp_vectors)) {
+			ctx->dev_ex.device_cap_flags_ex = htole64(le32toh(ctx->dev_attr.device_cap_flags));
+			ctx->dev_ex.num_comp_vectors = htole32(1);
+			err = 0;
+		}
+	}
+	if (!err)
+		err = vbg_gid_cache_init(ctx);
 	if (err)
 		goto err_close;
 	__atomic_store_n(&d->guid, ctx->dev_attr.node_guid, __ATOMIC_RELAXED);
@@ -312,8 +324,10 @@ VBG_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *dev)
 	}
 	ctx->vctx.sz = sizeof(ctx->vctx);
 	ctx->vctx.context.device = dev;
-	ctx->vctx.context.cmd_fd = -1;
-	ctx->vctx.context.num_comp_vectors = 1;
+	/* A descriptor the context already holds (a native one has its uverbs node here):
+	 * ibv_import_device on it answers as natively (unsupported.c). */
+	ctx->vctx.context.cmd_fd = ctx->kfd >= 0 ? ctx->kfd : ctx->doorbell;
+	ctx->vctx.context.num_comp_vectors = (int)le32toh(ctx->dev_ex.num_comp_vectors);
 	ctx->vctx.context.abi_compat = __VERBS_ABI_IS_EXTENDED;
 	pthread_mutex_init(&ctx->vctx.context.mutex, NULL);
 	pthread_mutex_init(&ctx->lock, NULL);
@@ -361,6 +375,7 @@ VBG_EXPORT int ibv_close_device(struct ibv_context *c)
 	if (ctx->doorbell >= 0)
 		close(ctx->doorbell);
 	close(c->async_fd);
+	vbg_gid_cache_free(ctx);
 	free(ctx->qps);
 	free(ctx);
 	return 0;
@@ -424,6 +439,13 @@ int vbg_query_device_ex(struct ibv_context *c, const struct ibv_query_device_ex_
 		return EINVAL;
 	memset(a, 0, len < sizeof(*a) ? len : sizeof(*a));
 	device_attr(&to_vctx(c)->dev_attr, &a->orig_attr);
+	/* The fields past orig_attr a caller built against older headers may not have. */
+	if (len >= offsetof(struct ibv_device_attr_ex, device_cap_flags_ex) +
+		   sizeof(a->device_cap_flags_ex))
+		a->device_cap_flags_ex = le64toh(to_vctx(c)->dev_ex.device_cap_flags_ex);
+	if (len >= offsetof(struct ibv_device_attr_ex, phys_port_cnt_ex) +
+		   sizeof(a->phys_port_cnt_ex))
+		a->phys_port_cnt_ex = a->orig_attr.phys_port_cnt;
 	return 0;
 }
 
@@ -472,105 +494,6 @@ VBG_EXPORT int (ibv_query_port)(struct ibv_context *c, uint8_t port,
 		return vbg_real.query_port(c, port, a);
 	return vbg_query_port_ex(c, port, (struct ibv_port_attr *)a,
 				 VBG_COMPAT_PORT_ATTR_SIZE);
-}
-
-static int query_gid(struct ibv_context *c, uint32_t port, uint32_t index,
-		     struct vrdma_query_gid_out *o)
-{
-	struct vrdma_query_gid_in i = { .port_num = (uint8_t)port, .index = htole32(index) };
-
-	if (port > 255)
-		return -EINVAL;
-	return vbg_call(to_vctx(c), VRDMA_FN_QUERY_GID, &i, sizeof(i), o, sizeof(*o));
-}
-
-VBG_EXPORT int ibv_query_gid(struct ibv_context *c, uint8_t port, int index, union ibv_gid *gid)
-{
-	struct vrdma_query_gid_out o;
-	int err;
-
-	if (!vbg_is_context(c))
-		return vbg_real.query_gid(c, port, index, gid);
-	if (index < 0)
-		return -1;
-	err = query_gid(c, port, (uint32_t)index, &o);
-	if (err == -ENODATA) {
-		/* An empty entry: libibverbs answers a zero GID and success here (only the _ex
-		 * form reports ENODATA); UCX walks the table this way and stops at an error. */
-		memset(gid->raw, 0, 16);
-		return 0;
-	}
-	if (err)
-		return -1;	/* as libibverbs: -1 on any other failure */
-	memcpy(gid->raw, o.gid, 16);
-	return 0;
-}
-
-VBG_EXPORT int _ibv_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index,
-				 struct ibv_gid_entry *e, uint32_t flags, size_t entry_size)
-{
-	struct vrdma_query_gid_out o;
-	int err;
-
-	if (!vbg_is_context(c))
-		return vbg_real.query_gid_ex(c, port, index, e, flags, entry_size);
-	if (flags || entry_size < sizeof(*e))
-		return EINVAL;
-	err = query_gid(c, port, index, &o);
-	if (err)
-		return -err;
-	memset(e, 0, entry_size);
-	memcpy(e->gid.raw, o.gid, 16);
-	e->gid_index = index;
-	e->port_num = port;
-	e->gid_type = le32toh(o.gid_type);
-	e->ndev_ifindex = 0;	/* the guest has no netdev for it */
-	return 0;
-}
-
-VBG_EXPORT ssize_t _ibv_query_gid_table(struct ibv_context *c, struct ibv_gid_entry *e,
-					size_t max, uint32_t flags, size_t entry_size)
-{
-	struct ibv_port_attr pa;
-	size_t n = 0;
-
-	if (!vbg_is_context(c))
-		return vbg_real.query_gid_table(c, e, max, flags, entry_size);
-	if (flags || entry_size < sizeof(*e))
-		return -EINVAL;
-	if (vbg_query_port_ex(c, 1, &pa, sizeof(pa)))
-		return -EIO;
-	for (uint32_t i = 0; i < (uint32_t)pa.gid_tbl_len && n < max; i++) {
-		struct ibv_gid_entry *x = (void *)((char *)e + n * entry_size);
-		static const uint8_t zero[16];
-
-		if (_ibv_query_gid_ex(c, 1, i, x, 0, entry_size))
-			continue;
-		if (memcmp(x->gid.raw, zero, 16))
-			n++;	/* only valid entries, as libibverbs */
-	}
-	return (ssize_t)n;
-}
-
-int ibv_query_gid_type(struct ibv_context *c, uint8_t port, unsigned int index, int *type);
-VBG_EXPORT int ibv_query_gid_type(struct ibv_context *c, uint8_t port, unsigned int index,
-				  int *type)
-{
-	struct vrdma_query_gid_out o;
-	int err;
-
-	if (!vbg_is_context(c))
-		return vbg_real.query_gid_type(c, port, index, type);
-	err = query_gid(c, port, index, &o);
-	if (err == -ENODATA) {	/* an empty entry: as libibverbs, RoCE v1 and success */
-		*type = VBG_GID_TYPE_SYSFS_IB_ROCE_V1;
-		return 0;
-	}
-	if (err)
-		return -1;
-	*type = le32toh(o.gid_type) == IBV_GID_TYPE_ROCE_V2 ? VBG_GID_TYPE_SYSFS_ROCE_V2 :
-		VBG_GID_TYPE_SYSFS_IB_ROCE_V1;
-	return 0;
 }
 
 VBG_EXPORT int ibv_query_pkey(struct ibv_context *c, uint8_t port, int index, __be16 *pkey)

@@ -105,7 +105,17 @@ VBG_EXPORT int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd, voi
 {
 	if (!vbg_is_context(mr->context))
 		return vbg_real.rereg_mr(mr, flags, pd, addr, len, access);
-	return vbg_unsupported("ibv_rereg_mr");
+	/* libibverbs' own checks of the input first, with its answers. */
+	if ((flags & ~IBV_REREG_MR_FLAGS_SUPPORTED) ||
+	    ((flags & IBV_REREG_MR_CHANGE_TRANSLATION) && (!len || !addr)) ||
+	    (access && !(flags & IBV_REREG_MR_CHANGE_ACCESS))) {
+		errno = EINVAL;
+		return IBV_REREG_MR_ERR_INPUT;
+	}
+	/* Then the command, which soft-RoCE in Linux 6.1 does not have: the MR is unchanged. */
+	vbg_unsupported("ibv_rereg_mr");
+	errno = EOPNOTSUPP;
+	return IBV_REREG_MR_ERR_CMD;
 }
 
 VBG_EXPORT int ibv_dereg_mr(struct ibv_mr *m)

@@ -97,6 +97,7 @@ __attribute__((constructor)) void vbg_real_init(void)
 	R(set_ece, "ibv_set_ece");
 	R(query_qp_data_in_order, "ibv_query_qp_data_in_order");
 	R(reg_dmabuf_mr, "ibv_reg_dmabuf_mr");
+	R(import_device, "ibv_import_device");
 	R(import_pd, "ibv_import_pd");
 	R(unimport_pd, "ibv_unimport_pd");
 	R(import_mr, "ibv_import_mr");

@@ -48,7 +48,24 @@ VBG_EXPORT int ibv_query_qp_data_in_order(struct ibv_qp *qp, enum ibv_wr_opcode 
 	return 0;	/* "not guaranteed in order": always a correct answer */
 }
 
-/* dmabuf MRs and importing objects from another process: never for a guest. */
+/* Importing a context and its objects into another process: soft-RoCE in Linux 6.1 has
+ * none of it, so a guest gets what a native program gets there, and skips the feature as
+ * it would natively. A guest context's cmd_fd is one of its own descriptors (device.c). */
+#define IMPORT_ERRNO	EOPNOTSUPP
+
+VBG_EXPORT struct ibv_context *ibv_import_device(int fd)
+{
+	bool ours = false;
+
+	vbg_for_each_context(ctx, ours |= fd >= 0 && ctx->vctx.context.cmd_fd == fd);
+	if (!ours)
+		return vbg_real.import_device(fd);
+	vbg_unsupported("ibv_import_device");
+	errno = IMPORT_ERRNO;
+	return NULL;
+}
+
+/* dmabuf MRs: never for a guest. */
 VBG_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t offset, size_t len,
 					    uint64_t iova, int fd, int access)
 {
@@ -61,7 +78,9 @@ VBG_EXPORT struct ibv_pd *ibv_import_pd(struct ibv_context *c, uint32_t handle)
 {
 	if (!vbg_is_context(c))
 		return vbg_real.import_pd(c, handle);
-	return UNSUP_NULL("ibv_import_pd");
+	vbg_unsupported("ibv_import_pd");
+	errno = IMPORT_ERRNO;
+	return NULL;
 }
 
 VBG_EXPORT void ibv_unimport_pd(struct ibv_pd *pd)
@@ -74,7 +93,9 @@ VBG_EXPORT struct ibv_mr *ibv_import_mr(struct ibv_pd *pd, uint32_t handle)
 {
 	if (!vbg_is_context(pd->context))
 		return vbg_real.import_mr(pd, handle);
-	return UNSUP_NULL("ibv_import_mr");
+	vbg_unsupported("ibv_import_mr");
+	errno = IMPORT_ERRNO;
+	return NULL;
 }
 
 VBG_EXPORT void ibv_unimport_mr(struct ibv_mr *mr)

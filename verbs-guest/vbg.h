@@ -92,6 +92,7 @@ struct vbg_real {
 	int (*set_ece)(struct ibv_qp *, struct ibv_ece *);
 	int (*query_qp_data_in_order)(struct ibv_qp *, enum ibv_wr_opcode, uint32_t);
 	struct ibv_mr *(*reg_dmabuf_mr)(struct ibv_pd *, uint64_t, size_t, uint64_t, int, int);
+	struct ibv_context *(*import_device)(int);
 	struct ibv_pd *(*import_pd)(struct ibv_context *, uint32_t);
 	void (*unimport_pd)(struct ibv_pd *);
 	struct ibv_mr *(*import_mr)(struct ibv_pd *, uint32_t);
@@ -147,6 +148,16 @@ struct vbg_async {
 };
 #define VBG_ASYNC_MAX	64
 
+/* The port's GID table, read at open and again after IBV_EVENT_GID_CHANGE (gid.c). */
+struct vbg_gid_cache {
+	pthread_mutex_t lock;
+	bool stale;			/* a GID_CHANGE event came: read it again first */
+	bool per_call;			/* the host has no QUERY_GID_TABLE: one QUERY_GID each */
+	uint32_t tbl_len;		/* the port's gid_tbl_len */
+	uint32_t n;			/* valid entries, by index */
+	struct vrdma_gid_entry *e;
+};
+
 struct vbg_context {
 	struct verbs_context vctx;	/* ends with the struct ibv_context the program gets */
 	uint32_t handle;		/* the DEVOPEN instance */
@@ -156,6 +167,8 @@ struct vbg_context {
 	pthread_t kthread;		/* kernel backend: reads the module's async events */
 	struct vrdma_hello_out hello;
 	struct vrdma_query_device_out dev_attr;
+	struct vrdma_query_device_ex_out dev_ex;
+	struct vbg_gid_cache gids;	/* the port's GID table (gid.c) */
 	pthread_mutex_t lock;		/* the tables below */
 	struct vbg_qp **qps;		/* by handle index, for retiring send WQEs */
 	uint32_t nqps;
@@ -332,6 +345,10 @@ int vbg_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_re
 int vbg_resize_cq(struct vbg_cq *cq, int cqe);
 void vbg_wr_ops_init(struct vbg_qp *qp);
 struct ibv_qp *vbg_create_qp_ex(struct ibv_context *c, struct ibv_qp_init_attr_ex *a);
+/* gid.c: read the table at open (0 or -errno), free it at close, mark it stale. */
+int vbg_gid_cache_init(struct vbg_context *ctx);
+void vbg_gid_cache_free(struct vbg_context *ctx);
+void vbg_gid_cache_stale(struct vbg_context *ctx);
 int vbg_query_port_ex(struct ibv_context *c, uint8_t port, struct ibv_port_attr *a, size_t len);
 int vbg_query_device_ex(struct ibv_context *c, const struct ibv_query_device_ex_input *in,
 			struct ibv_device_attr_ex *a, size_t len);

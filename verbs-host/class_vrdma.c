@@ -219,9 +219,16 @@ static void env_event(void *priv, uint32_t type, uint32_t h, uint32_t port)
 	vbd_warn("guest %u: async event %u dropped (its socket stays busy)", in->g->id, type);
 }
 
+static void env_quota(void *priv, const char *quota, uint64_t limit)
+{
+	struct vrdma_inst *in = priv;
+
+	vbd_quota_hit(in->g, quota, limit);
+}
+
 static const struct vrdma_env_ops env = { .region = env_region,
 					  .region_put = env_region_put, .kick = env_kick,
-					  .event = env_event };
+					  .event = env_event, .quota = env_quota };
 
 /*
  * The kernel backend: the guest's attachment in the module, on the backing device and

@@ -90,21 +90,23 @@ static void guest_show(struct strbuf *o, bool json)
 		uint32_t regions = 0, signals = 0;
 
 		pthread_mutex_lock(&g->slots_lock);
-		for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
-			regions += g->slots[i].type == VBD_REGION;
-			signals += g->slots[i].type == VBD_SIGNAL;
+		for (uint32_t i = 1; i < g->slots_end; i++) {
+			regions += vbd_slot(g, i)->type == VBD_REGION;
+			signals += vbd_slot(g, i)->type == VBD_SIGNAL;
 		}
 		if (json) {
 			strbuf_put(o, "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"bus\":\"%s\",\"handles\":%u,"
 			    "\"regions\":%u,\"signals\":%u,\"shm_bytes\":%llu,\"calls\":%llu,"
-			    "\"errors\":%llu,\"devices\":[", first ? "" : ",", g->id, (int)g->pid,
+			    "\"errors\":%llu,\"quota_hits\":%llu,\"quota_hit\":\"%s\",\"devices\":[",
+			    first ? "" : ",", g->id, (int)g->pid,
 			    (unsigned)g->uid, g->bus->name, g->n_handles, regions, signals,
 			    (unsigned long long)g->shm_bytes,
 			    (unsigned long long)__atomic_load_n(&g->n_calls, __ATOMIC_RELAXED),
-			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED));
+			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED),
+			    (unsigned long long)g->n_quota_hits, g->quota_hit);
 			bool f2 = true;
-			for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
-				struct vbd_slot *s = &g->slots[i];
+			for (uint32_t i = 1; i < g->slots_end; i++) {
+				struct vbd_slot *s = vbd_slot(g, i);
 				char res[512] = "null";
 
 				if (s->type != VBD_HANDLE)
@@ -118,11 +120,15 @@ static void guest_show(struct strbuf *o, bool json)
 			strbuf_put(o, "]}");
 		} else {
 			strbuf_put(o, "guest %u pid %d uid %u bus %s handles %u regions %u signals %u "
-			    "shm %llu calls %llu errors %llu\n", g->id, (int)g->pid, (unsigned)g->uid,
+			    "shm %llu calls %llu errors %llu", g->id, (int)g->pid, (unsigned)g->uid,
 			    g->bus->name, g->n_handles, regions, signals,
 			    (unsigned long long)g->shm_bytes,
 			    (unsigned long long)__atomic_load_n(&g->n_calls, __ATOMIC_RELAXED),
 			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED));
+			if (g->n_quota_hits)
+				strbuf_put(o, " quota-hits %llu last %s",
+					   (unsigned long long)g->n_quota_hits, g->quota_hit);
+			strbuf_put(o, "\n");
 		}
 		pthread_mutex_unlock(&g->slots_lock);
 		first = false;
@@ -141,8 +147,8 @@ static void res_show(struct strbuf *o, bool json, const char *kind)
 		strbuf_put(o, "[");
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
 		pthread_mutex_lock(&g->slots_lock);
-		for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
-			struct vbd_slot *s = &g->slots[i];
+		for (uint32_t i = 1; i < g->slots_end; i++) {
+			struct vbd_slot *s = vbd_slot(g, i);
 
 			if (s->type != VBD_HANDLE || !s->dev || !s->dev->cls->res)
 				continue;

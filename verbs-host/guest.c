@@ -75,7 +75,21 @@ static int reply(struct vbd_guest *g, const struct vbus_msg *req, int32_t status
 
 uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i)
 {
-	return g->slots[i].gen << VBUS_ID_INDEX_BITS | i;
+	return vbd_slot(g, i)->gen << VBUS_ID_INDEX_BITS | i;
+}
+
+/*
+ * A quota refused guest g something: say which one, in the log and in `vbusctl guest show`
+ * (the last one hit and how many refusals). Returns -EDQUOT.
+ */
+int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit)
+{
+	pthread_mutex_lock(&g->slots_lock);
+	snprintf(g->quota_hit, sizeof(g->quota_hit), "%s", quota);
+	g->n_quota_hits++;
+	pthread_mutex_unlock(&g->slots_lock);
+	gwarn(g, "quota %s (%llu) reached: refused with EDQUOT", quota, (unsigned long long)limit);
+	return -EDQUOT;
 }
 
 /* A free slot of the given type, filled in from *fill under slots_lock; its index, or 0.
@@ -85,16 +99,25 @@ static uint32_t slot_new(struct vbd_guest *g, enum vbd_obj type, const struct vb
 	uint32_t id = 0;
 
 	pthread_mutex_lock(&g->slots_lock);
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
-		if (g->slots[i].type == VBD_FREE) {
-			uint32_t gen = (g->slots[i].gen + 1) & ((1u << (32 - VBUS_ID_INDEX_BITS)) - 1);
+	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
+		struct vbd_slot **chunk = &g->slot_chunks[i / VBD_SLOT_CHUNK];
 
-			g->slots[i] = *fill;
-			g->slots[i].type = type;
-			g->slots[i].gen = gen ? gen : 1;
+		/* The table grows a chunk at a time; pointers into it stay valid. */
+		if (!*chunk && !(*chunk = calloc(VBD_SLOT_CHUNK, sizeof(**chunk))))
+			break;
+		if (vbd_slot(g, i)->type == VBD_FREE) {
+			uint32_t gen = (vbd_slot(g, i)->gen + 1) & ((1u << (32 - VBUS_ID_INDEX_BITS)) - 1);
+
+			*vbd_slot(g, i) = *fill;
+			vbd_slot(g, i)->type = type;
+			vbd_slot(g, i)->gen = gen ? gen : 1;
 			id = i;
+			/* Its chunk is in place before the new end is seen (slot_get). */
+			if (i >= g->slots_end)
+				__atomic_store_n(&g->slots_end, i + 1, __ATOMIC_RELEASE);
 			break;
 		}
+	}
 	if (id && type == VBD_HANDLE) {
 		g->n_handles++;
 		__atomic_add_fetch(&g->bus->n_handles, 1, __ATOMIC_RELAXED);
@@ -112,9 +135,10 @@ static struct vbd_slot *slot_get(struct vbd_guest *g, uint32_t id, enum vbd_obj 
 {
 	uint32_t i = id & INDEX_MASK;
 
-	if (i == 0 || g->slots[i].type != type || g->slots[i].gen != id >> VBUS_ID_INDEX_BITS)
+	if (i == 0 || i >= __atomic_load_n(&g->slots_end, __ATOMIC_ACQUIRE) ||
+	    vbd_slot(g, i)->type != type || vbd_slot(g, i)->gen != id >> VBUS_ID_INDEX_BITS)
 		return NULL;
-	return &g->slots[i];
+	return vbd_slot(g, i);
 }
 
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size)
@@ -153,7 +177,7 @@ int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *
 
 static void slot_free(struct vbd_guest *g, uint32_t id)
 {
-	struct vbd_slot *s = &g->slots[id];
+	struct vbd_slot *s = vbd_slot(g, id);
 
 	pthread_mutex_lock(&g->slots_lock);
 	switch (s->type) {
@@ -275,10 +299,15 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 	if (strcmp(d->cls->name, cls))
 		goto out;
 	pthread_mutex_lock(&g->lock);
-	err = -EDQUOT;
-	if (g->n_handles >= g->bus->max_handles ||
-	    __atomic_load_n(&g->bus->n_handles, __ATOMIC_RELAXED) >= g->bus->bus_max_handles ||
-	    !(h = slot_new(g, VBD_HANDLE, &(struct vbd_slot){ .fd = -1 }))) {
+	if (g->n_handles >= g->bus->max_handles)
+		err = vbd_quota_hit(g, "max-handles", g->bus->max_handles);
+	else if (__atomic_load_n(&g->bus->n_handles, __ATOMIC_RELAXED) >= g->bus->bus_max_handles)
+		err = vbd_quota_hit(g, "bus-max-handles", g->bus->bus_max_handles);
+	else if (!(h = slot_new(g, VBD_HANDLE, &(struct vbd_slot){ .fd = -1 })))
+		err = vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
+	else
+		err = 0;
+	if (err) {
 		pthread_mutex_unlock(&g->lock);
 		goto out;
 	}
@@ -288,8 +317,8 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 		slot_free(g, h);
 	} else {
 		pthread_mutex_lock(&g->slots_lock);
-		g->slots[h].inst = inst;
-		g->slots[h].dev = d;
+		vbd_slot(g, h)->inst = inst;
+		vbd_slot(g, h)->dev = d;
 		pthread_mutex_unlock(&g->slots_lock);
 		d->n_open++;
 		o->handle = htole32(vbd_slot_id(g, h));
@@ -324,18 +353,23 @@ static int do_devshm(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 		      err == -EBADF ? "not a memfd" : "not tmpfs, or the size does not match");
 		return err;
 	}
-	if (g->n_regions >= g->bus->max_regions || size > g->bus->max_shm_bytes - g->shm_bytes)
-		return -EDQUOT;
+	if (g->n_regions >= g->bus->max_regions)
+		return vbd_quota_hit(g, "max-regions", g->bus->max_regions);
+	if (size > g->bus->max_shm_bytes - g->shm_bytes)
+		return vbd_quota_hit(g, "max-shm", g->bus->max_shm_bytes);
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, rx->fds[0], 0);
 	if (base == MAP_FAILED)
 		return -errno;
 	madvise(base, size, MADV_DONTFORK);
-	if (__atomic_add_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED) > g->bus->bus_max_shm ||
-	    !(id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = rx->fds[0], .base = base,
-								.size = size }))) {
+	if (__atomic_add_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED) > g->bus->bus_max_shm)
+		err = vbd_quota_hit(g, "bus-max-shm", g->bus->bus_max_shm);
+	else if (!(id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = rx->fds[0], .base = base,
+								     .size = size })))
+		err = vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
+	if (err) {
 		__atomic_sub_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED);
 		munmap(base, size);
-		return -EDQUOT;
+		return err;
 	}
 	o->id = htole32(vbd_slot_id(g, id));
 	return 1;	/* the fd is kept */
@@ -358,9 +392,10 @@ static int do_devsig(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 	n = readlink(link, target, sizeof(target) - 1);
 	if (n < 0 || (target[n] = 0, strcmp(target, "anon_inode:[eventfd]")))
 		return -EBADF;	/* only an eventfd will do */
-	if (g->n_regions >= g->bus->max_regions ||
-	    !(id = slot_new(g, VBD_SIGNAL, &(struct vbd_slot){ .fd = rx->fds[0], .direction = dir })))
-		return -EDQUOT;
+	if (g->n_regions >= g->bus->max_regions)
+		return vbd_quota_hit(g, "max-regions", g->bus->max_regions);
+	if (!(id = slot_new(g, VBD_SIGNAL, &(struct vbd_slot){ .fd = rx->fds[0], .direction = dir })))
+		return vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
 	o->id = htole32(vbd_slot_id(g, id));
 	return 1;
 }
@@ -637,8 +672,8 @@ int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, 
 void vbd_guest_cancel(struct vbd_guest *g, const struct vbd_dev *d)
 {
 	pthread_mutex_lock(&g->slots_lock);
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++) {
-		struct vbd_slot *s = &g->slots[i];
+	for (uint32_t i = 1; i < g->slots_end; i++) {
+		struct vbd_slot *s = vbd_slot(g, i);
 
 		if (s->type == VBD_HANDLE && s->dev && (!d || s->dev == d) && s->dev->cls->cancel)
 			s->dev->cls->cancel(s->inst);
@@ -677,11 +712,11 @@ static void guest_free(struct vbd_guest *g)
 	g->bus->n_guests--;
 	pthread_mutex_lock(&g->lock);
 	/* Devices first (they may map regions and use signals), then the rest. */
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
-		if (g->slots[i].type == VBD_HANDLE)
+	for (uint32_t i = 1; i < g->slots_end; i++)
+		if (vbd_slot(g, i)->type == VBD_HANDLE)
 			slot_free(g, i);
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
-		if (g->slots[i].type != VBD_FREE)
+	for (uint32_t i = 1; i < g->slots_end; i++)
+		if (vbd_slot(g, i)->type != VBD_FREE)
 			slot_free(g, i);
 	pthread_mutex_unlock(&g->lock);
 	pthread_mutex_unlock(&vbd.lock);
@@ -691,6 +726,8 @@ static void guest_free(struct vbd_guest *g)
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->send_lock);
 	pthread_mutex_destroy(&g->slots_lock);
+	for (uint32_t i = 0; i < VBD_MAX_SLOTS / VBD_SLOT_CHUNK; i++)
+		free(g->slot_chunks[i]);
 	free(g);
 }
 

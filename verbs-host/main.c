@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -23,6 +24,20 @@ static const char usage[] =
 	"SIGTERM or SIGINT: tell every guest, close, exit 0.\n";
 
 static char ctl_tag, sig_tag;
+
+/* vbusd holds a descriptor for every region and signal of every guest: take the whole
+ * hard limit of open files, so that the bus's quotas, not this, are what a guest meets. */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &r))
+			vbd_warn("cannot raise the open-file limit to %llu: %s",
+				 (unsigned long long)r.rlim_max, strerror(errno));
+	}
+}
 
 int main(int argc, char **argv)
 {
@@ -54,6 +69,7 @@ int main(int argc, char **argv)
 	}
 	if (vbd_syslog)
 		openlog("vbusd", LOG_PID, LOG_DAEMON);
+	raise_nofile();
 	snprintf(vbd.run_dir, sizeof(vbd.run_dir), "%s", run_dir && *run_dir ? run_dir : "/run/vbus");
 	if (mkdir(vbd.run_dir, 0755) && errno != EEXIST) {
 		vbd_err("cannot create %s: %s", vbd.run_dir, strerror(errno));

@@ -104,10 +104,12 @@ int vbd_bus_add(const char *name, char **o, int n, char *err, size_t errn)
 		return -ENOMEM;
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->max_guests = 64;
-	b->max_handles = 256;
-	b->max_regions = 256;
+	/* Enough for what a native process can hold within its default 1024 open files:
+	 * about 500 contexts (a handle each), each with a doorbell and a few rings. */
+	b->max_handles = 1024;
+	b->max_regions = 4096;
 	b->max_shm_bytes = 1ull << 30;
-	b->bus_max_handles = 4096;
+	b->bus_max_handles = 16384;
 	b->bus_max_shm = 16ull << 30;
 	for (int i = 0; i < n; i++) {
 		const char *k = o[i], *val = i + 1 < n ? o[i + 1] : NULL;
@@ -296,8 +298,8 @@ static void hot_remove(struct vbd_dev *d)
 		/* A call running on d ends soon (-ECANCELED): g->lock is then free. */
 		vbd_guest_cancel(g, d);
 		pthread_mutex_lock(&g->lock);
-		for (uint32_t h = 1; h < VBD_MAX_SLOTS; h++) {
-			struct vbd_slot *s = &g->slots[h];
+		for (uint32_t h = 1; h < g->slots_end; h++) {
+			struct vbd_slot *s = vbd_slot(g, h);
 
 			if (s->type != VBD_HANDLE || s->dev != d)
 				continue;

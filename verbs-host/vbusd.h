@@ -123,6 +123,7 @@ struct vbd_slot {
 };
 
 #define VBD_MAX_SLOTS (1u << VBUS_ID_INDEX_BITS)
+#define VBD_SLOT_CHUNK 256
 
 struct vbd_guest {
 	struct vbd_guest *next;
@@ -140,16 +141,26 @@ struct vbd_guest {
 	/* Held briefly around every change of slots[] and the counters, never across a
 	 * device call, so that `vbusctl guest show` never waits behind a slow call. */
 	pthread_mutex_t slots_lock;
-	struct vbd_slot slots[VBD_MAX_SLOTS];	/* index = handle/id; 0 unused */
+	/* The table, index = handle/id (0 unused), in chunks allocated as it grows. */
+	struct vbd_slot *slot_chunks[VBD_MAX_SLOTS / VBD_SLOT_CHUNK];
+	uint32_t slots_end;		/* past the highest index ever used: its chunks exist */
 	uint32_t n_handles, n_regions;
 	uint64_t shm_bytes;
 	uint64_t n_calls, n_errors;
+	char quota_hit[24];		/* the last quota that refused it ("" if none) */
+	uint64_t n_quota_hits;		/* refusals by a quota */
 	bool gone;			/* the thread has finished */
 	/* The call channel (VBUS_OP_CALLCHAN) and the thread that serves it. */
 	struct vbus_callchan *chan;
 	pthread_t chan_thread;
 	bool chan_stop;
 };
+
+/* Slot i of guest g's table; i below g->slots_end. */
+static inline struct vbd_slot *vbd_slot(const struct vbd_guest *g, uint32_t i)
+{
+	return &g->slot_chunks[i / VBD_SLOT_CHUNK][i % VBD_SLOT_CHUNK];
+}
 
 /* The whole daemon. */
 struct vbd {
@@ -184,6 +195,8 @@ uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i);
 /* Tell the guests of bus b (with events) that device d arrived. */
 void vbd_guests_dev_added(struct vbd_bus *b, const char *name);
 /* For device classes: the guest's region or signal by id (from DEVSHM / DEVSIG). */
+/* A quota refused the guest: logged and kept for `guest show`; returns -EDQUOT. */
+int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit);
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size);
 void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);

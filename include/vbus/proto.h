@@ -149,7 +149,7 @@ struct vbus_event {
 };
 
 /* Handles and ids: the low bits index the connection's table, the rest is a generation. */
-#define VBUS_ID_INDEX_BITS	10
+#define VBUS_ID_INDEX_BITS	14
 
 #define VBUS_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 #define VBUS_ASSERT_OFF(t, f, n) \

@@ -47,6 +47,9 @@
 	X(VRDMA_FN_DESTROY_SRQ, VRDMA_SZ(vrdma_handle), 0, 0) \
 	X(VRDMA_FN_RESIZE_CQ, VRDMA_SZ(vrdma_resize_cq_in), VRDMA_SZ(vrdma_create_cq_out), 0) \
 	X(VRDMA_FN_ALLOC_MW, VRDMA_SZ(vrdma_alloc_mw_in), VRDMA_SZ(vrdma_alloc_mw_out), 0) \
-	X(VRDMA_FN_DEALLOC_MW, VRDMA_SZ(vrdma_handle), 0, 0)
+	X(VRDMA_FN_DEALLOC_MW, VRDMA_SZ(vrdma_handle), 0, 0) \
+	X(VRDMA_FN_QUERY_DEVICE_EX, 0, VRDMA_SZ(vrdma_query_device_ex_out), 0) \
+	X(VRDMA_FN_QUERY_GID_TABLE, VRDMA_SZ(vrdma_query_gid_table_in), \
+	  VRDMA_SZ(vrdma_query_gid_table_out), 0)
 
 #endif /* VBUS_VRDMA_FNS_H */

@@ -56,6 +56,8 @@ enum vrdma_fn {
 	VRDMA_FN_RESIZE_CQ	= 23,	/* a bigger or smaller real CQ and a new ring */
 	VRDMA_FN_ALLOC_MW	= 24,	/* a memory window, type 1 or 2 */
 	VRDMA_FN_DEALLOC_MW	= 25,
+	VRDMA_FN_QUERY_DEVICE_EX = 26,	/* what ibv_query_device_ex and the context add */
+	VRDMA_FN_QUERY_GID_TABLE = 27,	/* the port's valid GIDs, up to 16 per call */
 	VRDMA_FN__MAX
 };
 
@@ -97,8 +99,8 @@ struct vrdma_query_device_out {
 	__le64 sys_image_guid;
 	__le64 max_mr_size;
 	__le64 page_size_cap;
-	__le32 vendor_id;		/* neutral: 0 */
-	__le32 vendor_part_id;		/* neutral: 0 */
+	__le32 vendor_id;		/* the backing device's */
+	__le32 vendor_part_id;		/* the backing device's */
 	__le32 hw_ver;
 	__le32 max_qp;
 	__le32 max_qp_wr;
@@ -125,6 +127,14 @@ struct vrdma_query_device_out {
 	__u8 local_ca_ack_delay;
 	__u8 phys_port_cnt;
 	__le32 max_inline_data;		/* what create_qp will grant at most */
+};
+
+/* QUERY_DEVICE_EX: what a program reads beyond struct ibv_device_attr. A host without it
+ * answers -EOPNOTSUPP; the guest then takes device_cap_flags and one completion vector. */
+struct vrdma_query_device_ex_out {
+	__le64 device_cap_flags_ex;	/* the 64-bit flags, masked as device_cap_flags */
+	__le32 num_comp_vectors;	/* the backing device's: CREATE_CQ takes 0 .. this - 1 */
+	__le32 reserved;
 };
 
 struct vrdma_query_port_in {
@@ -169,6 +179,31 @@ struct vrdma_query_gid_out {
 	__u8 gid[16];			/* network order, as in union ibv_gid */
 	__le32 gid_type;		/* enum ibv_gid_type */
 	__le32 reserved;
+};
+
+/* QUERY_GID_TABLE: the valid entries of port port_num's GID table from index start on, in
+ * index order, at most VRDMA_GID_BATCH of them; `next` is where the next call starts
+ * (gid_tbl_len when no entry is left). One call reads a RoCE port's whole table. */
+#define VRDMA_GID_BATCH		16
+
+struct vrdma_query_gid_table_in {
+	__u8 port_num;
+	__u8 reserved[3];
+	__le32 start;
+};
+
+struct vrdma_gid_entry {
+	__u8 gid[16];			/* network order */
+	__le32 index;
+	__le32 gid_type;		/* enum ibv_gid_type */
+};
+
+struct vrdma_query_gid_table_out {
+	__le32 gid_tbl_len;		/* the port's table length (ibv_port_attr.gid_tbl_len) */
+	__le32 count;			/* entries below that are valid */
+	__le32 next;
+	__le32 reserved;
+	struct vrdma_gid_entry e[VRDMA_GID_BATCH];
 };
 
 struct vrdma_query_pkey_in {
@@ -505,6 +540,10 @@ struct vrdma_cqe {
 VRDMA_ASSERT_SIZE(vrdma_hello_in, 24);
 VRDMA_ASSERT_SIZE(vrdma_hello_out, 40);
 VRDMA_ASSERT_SIZE(vrdma_query_device_out, 200);
+VRDMA_ASSERT_SIZE(vrdma_query_device_ex_out, 16);
+VRDMA_ASSERT_SIZE(vrdma_query_gid_table_in, 8);
+VRDMA_ASSERT_SIZE(vrdma_gid_entry, 24);
+VRDMA_ASSERT_SIZE(vrdma_query_gid_table_out, 400);
 VRDMA_ASSERT_SIZE(vrdma_query_port_in, 8);
 VRDMA_ASSERT_SIZE(vrdma_query_port_out, 56);
 VRDMA_ASSERT_SIZE(vrdma_query_gid_in, 8);

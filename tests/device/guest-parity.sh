@@ -4,6 +4,9 @@
 #   srq-cq   shared receive queues and ibv_resize_cq (tests/guest/srq-cq.c)
 #   mw       memory windows, type 1 and 2 (tests/guest/mw.c)
 #   fork     fork() with registered memory after ibv_fork_init (tests/guest/fork.c)
+#   parity   device attributes, the GID table, rereg_mr, import, many contexts
+#            (tests/guest/parity.c): the guest's "outcome:" lines must be the native ones,
+#            and each "limit:" the native one, or the rings' where that is lower, never 0
 # (ibv_srq_pingpong, unmodified, is in guest-pingpong.)
 # timeout: 180
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -17,6 +20,60 @@ for t in srq-cq mw fork; do
 	echo "--- $t, guest (vrdma0 through vbusd)"
 	timeout -k 5 "$(vt_secs 60)" "${VD_RUN[@]}" "$dir/$t" vrdma0 "$VBUS_GID_INDEX" || fail=1
 done
+# The rings carry at most 32767 work requests or CQEs and 32 SGEs (docs/verbs.md).
+ring_cap() { case $1 in max_qp_wr|max_srq_wr|max_cqe) echo 32767 ;; max_sge) echo 32 ;; *) echo "" ;; esac; }
+out=$(mktemp -d)
+p=$dir/parity
+echo "--- parity, native ($VBUS_RXE)"
+timeout -k 5 "$(vt_secs 60)" "$p" "$VBUS_RXE" "$VBUS_GID_INDEX" >"$out/native" 2>&1; nrc=$?
+sed 's/^/native| /' "$out/native"
+echo "--- parity, guest (vrdma0 through vbusd)"
+timeout -k 5 "$(vt_secs 60)" "${VD_RUN[@]}" "$p" vrdma0 "$VBUS_GID_INDEX" >"$out/guest" 2>&1; grc=$?
+sed 's/^/guest | /' "$out/guest"
+[ $nrc = 0 ] && [ $grc = 0 ] || { echo "FAIL parity: native exit $nrc, guest exit $grc"; fail=1; }
+if diff <(grep '^outcome:' "$out/native") <(grep '^outcome:' "$out/guest") >/dev/null; then
+	echo "ok   parity: the guest's $(grep -c '^outcome:' "$out/guest") outcome lines are the native ones"
+else
+	echo "FAIL parity: the guest's outcome differs from native:"
+	diff <(grep '^outcome:' "$out/native") <(grep '^outcome:' "$out/guest") | sed 's/^/  /'
+	fail=1
+fi
+while read -r _ name nv; do
+	gv=$(awk -v n="$name" '$1 == "limit:" && $2 == n { print $3 }' "$out/guest")
+	want=$nv cap=$(ring_cap "$name")
+	[ -n "$cap" ] && [ "$nv" -gt "$cap" ] && want=$cap
+	if [ "$gv" != "$want" ] || { [ "$gv" = 0 ] && [ "$nv" != 0 ]; }; then
+		echo "FAIL parity: $name is $gv in the guest, $nv natively (expected $want)"
+		fail=1
+	fi
+done < <(grep '^limit:' "$out/native")
+# The GID table refreshed on IBV_EVENT_GID_CHANGE: an address added to the netdev while
+# the program waits (natively the kernel's table, in a guest the library's copy).
+gid_change() {	# LABEL ADDR CMD...: the outcome line in $out/gc-LABEL
+	local label=$1 f=$out/gc-$1 addr=$2 pid rc
+	shift 2
+	PARITY_ONLY=refresh PARITY_GID_ADDR=$addr "$@" >"$f" 2>&1 &
+	pid=$!
+	vt_wait_for "$f" '^ready' 30 $pid || { echo "FAIL refresh $label: not ready"; cat "$f"; return 1; }
+	ip addr add "$addr/24" dev "$VBUS_NETDEV"
+	wait $pid; rc=$?
+	ip addr del "$addr/24" dev "$VBUS_NETDEV"
+	sed "s/^/refresh $label| /" "$f"
+	return $rc
+}
+if [ -n "${VBUS_NETDEV:-}" ]; then
+	gid_change native 10.99.0.77 timeout -k 5 "$(vt_secs 40)" "$p" "$VBUS_RXE" "$VBUS_GID_INDEX" &&
+	gid_change guest 10.99.0.78 timeout -k 5 "$(vt_secs 40)" "${VD_RUN[@]}" "$p" vrdma0 \
+		"$VBUS_GID_INDEX" || fail=1
+	if diff <(grep '^outcome:' "$out/gc-native") <(grep '^outcome:' "$out/gc-guest" 2>/dev/null) \
+		>/dev/null; then
+		echo "ok   parity: after GID_CHANGE the guest's table has the new GID, as natively"
+	else
+		echo "FAIL parity: GID_CHANGE outcome differs"
+		fail=1
+	fi
+fi
+rm -rf "$out"
 echo "--- vbusd's view of the last guest's objects is gone:"
 vd_ctl res show || fail=1
 exit $fail

@@ -422,6 +422,67 @@ int main(void)
 		check(!strstr(out, "},{\"id\""), "B is still listed: %s", out);
 		printf("ok   vbusctl guest show reports the vrdma resources; B's are gone when it leaves\n");
 	}
+	{	/* REG_MR holds a region only while it maps it: once the MR is deregistered, or
+		 * when REG_MR fails, the guest can revoke the region (issue 12, point 9). */
+		uint8_t buf[sizeof(struct vrdma_reg_mr_in) + sizeof(struct vrdma_mr_piece)];
+		struct vrdma_reg_mr_in *i = (void *)buf;
+		struct vrdma_mr_piece *pc = (void *)(i + 1);
+		struct vrdma_reg_mr_out o;
+		struct vrdma_handle h;
+		uint32_t id;
+		uint8_t *m = shm(&ga, 2 * 4096, &id);
+		int r;
+
+		*i = (struct vrdma_reg_mr_in){ .pd = htole32(ga.pd), .iova = htole64((uintptr_t)m),
+			.length = htole64(2 * 4096), .npieces = htole32(1),
+			.access = htole32(IBV_ACCESS_LOCAL_WRITE) };
+		*pc = (struct vrdma_mr_piece){ .shm = htole32(id), .length = htole64(2 * 4096) };
+		check(!call(&ga, VRDMA_FN_REG_MR, buf, sizeof(buf), &o, sizeof(o)), "REG_MR");
+		h = (struct vrdma_handle){ .handle = o.handle };
+		check(!call(&ga, VRDMA_FN_DEREG_MR, &h, sizeof(h), NULL, 0), "DEREG_MR");
+		r = vbus_shm_revoke(ga.c, id);
+		check(!r, "SHMREVOKE after REG_MR and DEREG_MR: %d", r);
+		munmap(m, 2 * 4096);
+		m = shm(&ga, 2 * 4096, &id);
+		i->iova = htole64((uintptr_t)m);
+		pc->shm = htole32(id);
+		i->access = htole32(IBV_ACCESS_REMOTE_WRITE);	/* without LOCAL_WRITE: refused */
+		check(call(&ga, VRDMA_FN_REG_MR, buf, sizeof(buf), &o, sizeof(o)) < 0,
+		      "REG_MR with REMOTE_WRITE alone succeeded");
+		r = vbus_shm_revoke(ga.c, id);
+		check(!r, "SHMREVOKE after a refused REG_MR: %d", r);
+		munmap(m, 2 * 4096);
+		printf("ok   REG_MR then DEREG_MR, and a refused REG_MR, leave the region revocable\n");
+	}
+	{	/* The GID table in one call, as QUERY_GID answers each entry. */
+		struct vrdma_query_gid_table_in ti = { .port_num = 1 };
+		struct vrdma_query_gid_table_out to;
+		struct vrdma_query_device_ex_out dx;
+		uint32_t cnt;
+
+		check(!call(&ga, VRDMA_FN_QUERY_GID_TABLE, &ti, sizeof(ti), &to, sizeof(to)),
+		      "QUERY_GID_TABLE");
+		cnt = le32toh(to.count);
+		check(cnt > 0 && cnt <= VRDMA_GID_BATCH && le32toh(to.next) == le32toh(to.gid_tbl_len),
+		      "QUERY_GID_TABLE: %u entries, next %u of %u", cnt, le32toh(to.next),
+		      le32toh(to.gid_tbl_len));
+		for (uint32_t k = 0; k < cnt; k++) {
+			struct vrdma_query_gid_in gq = { .port_num = 1, .index = to.e[k].index };
+			struct vrdma_query_gid_out go;
+
+			check(!call(&ga, VRDMA_FN_QUERY_GID, &gq, sizeof(gq), &go, sizeof(go)) &&
+			      !memcmp(go.gid, to.e[k].gid, 16) && go.gid_type == to.e[k].gid_type,
+			      "GID %u: the table and QUERY_GID differ", le32toh(to.e[k].index));
+		}
+		ti.port_num = 2;
+		check(call(&ga, VRDMA_FN_QUERY_GID_TABLE, &ti, sizeof(ti), &to, sizeof(to)) == -EINVAL,
+		      "QUERY_GID_TABLE of port 2");
+		check(!call(&ga, VRDMA_FN_QUERY_DEVICE_EX, NULL, 0, &dx, sizeof(dx)) &&
+		      le32toh(dx.num_comp_vectors) >= 1 && !dx.reserved, "QUERY_DEVICE_EX");
+		printf("ok   QUERY_GID_TABLE: %u valid GIDs in one call, as QUERY_GID gives them; "
+		       "QUERY_DEVICE_EX: %u completion vectors, flags %#llx\n", cnt,
+		       le32toh(dx.num_comp_vectors), (unsigned long long)le64toh(dx.device_cap_flags_ex));
+	}
 	vbus_disconnect(ga.c);
 	cleanup();
 	return 0;

@@ -664,10 +664,27 @@ int main(void)
 		}
 		expect(rpc(q1, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0) == -EDQUOT,
 		       "a 3rd handle for one guest: EDQUOT (max-handles 2)");
+		{	/* the quota is named, in guest show (and in vbusd's log) */
+			char out[16384];
+
+			expect(!ctl(out, sizeof(out), "-j guest show") &&
+			       strstr(out, "\"quota_hits\":1,\"quota_hit\":\"max-handles\""),
+			       "guest show names the quota hit: %s", out);
+			expect(!ctl(out, sizeof(out), "guest show") &&
+			       strstr(out, "quota-hits 1 last max-handles"),
+			       "guest show (text) names the quota hit: %s", out);
+		}
 		expect(!rpc(q2, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0), "the bus's 3rd");
 		hq[2] = id_of(&m);
 		expect(rpc(q2, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0) == -EDQUOT,
 		       "a 4th handle on the bus: EDQUOT (bus-max-handles 3)");
+		{
+			char out[16384];
+
+			expect(!ctl(out, sizeof(out), "-j guest show") &&
+			       strstr(out, "\"quota_hit\":\"bus-max-handles\""),
+			       "guest show names the bus's quota: %s", out);
+		}
 		expect(!rpc(q1, &m, VBUS_OP_DEVCLOSE, hq[0], 0, NULL, 0, NULL, 0), "close one");
 		expect(!rpc(q2, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0),
 		       "a closed handle gives its place back");

@@ -479,6 +479,30 @@ FAKE_API int ibv_query_port(struct ibv_context *c, uint8_t port,
 	return 0;
 }
 
+/* Every entry of the backing port is valid (a GID per index); too small an array is
+ * EINVAL, as the kernel answers. */
+FAKE_API ssize_t _ibv_query_gid_table(struct ibv_context *c, struct ibv_gid_entry *e,
+				      size_t max, uint32_t flags, size_t size)
+{
+	obj(c, K_CTX);
+	if (flags || size != sizeof(*e))
+		fk_broken("query_gid_table with flags %u, entry size %zu", flags, size);
+	if (fails(FK_QUERY_GID))
+		return -ENOMEM;
+	if (max < FK_GID_TBL_LEN)
+		return -EINVAL;
+	for (uint32_t i = 0; i < FK_GID_TBL_LEN; i++) {
+		memset(&e[i], 0, sizeof(e[i]));
+		e[i].gid.raw[0] = 0xfe;
+		e[i].gid.raw[1] = 0x80;
+		e[i].gid.raw[15] = (uint8_t)i;
+		e[i].gid_index = i;
+		e[i].port_num = cfg.port;
+		e[i].gid_type = IBV_GID_TYPE_ROCE_V2;
+	}
+	return FK_GID_TBL_LEN;
+}
+
 FAKE_API int _ibv_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index,
 			       struct ibv_gid_entry *e, uint32_t flags, size_t size)
 {

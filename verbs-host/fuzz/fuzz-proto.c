@@ -53,11 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += n;
 		size -= n;
 	}
-	for (uint32_t i = 1; i < VBD_MAX_SLOTS; i++)
-		if (g->slots[i].type == VBD_HANDLE && g->slots[i].dev)
-			g->slots[i].dev->cls->close(g->slots[i].inst);
+	for (uint32_t i = 1; i < g->slots_end; i++)
+		if (vbd_slot(g, i)->type == VBD_HANDLE && vbd_slot(g, i)->dev)
+			vbd_slot(g, i)->dev->cls->close(vbd_slot(g, i)->inst);
 	close(sv[0]);
 	close(sv[1]);
+	for (uint32_t i = 0; i < VBD_MAX_SLOTS / VBD_SLOT_CHUNK; i++)
+		free(g->slot_chunks[i]);
 	free(g);
 	return 0;
 }

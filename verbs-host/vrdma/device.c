@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MIT
-/* HELLO and the device, port, GID and P_Key queries: real values, neutral identity. */
+/*
+ * HELLO and the device, port, GID and P_Key queries: the backing device's values (its
+ * vendor IDs and capability flags too), with the bus's limits where they are lower: the
+ * rings carry VRDMA_MAX_QUEUE work requests or CQEs, VRDMA_MAX_SGE SGEs and
+ * VRDMA_MAX_INLINE inline bytes (docs/vrdma.md, QUERY_DEVICE).
+ */
 #include <endian.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "vrdma.h"
 
@@ -50,8 +56,8 @@ int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, v
 	o->sys_image_guid = a.sys_image_guid;
 	o->max_mr_size = htole64(a.max_mr_size);
 	o->page_size_cap = htole64(a.page_size_cap);
-	o->vendor_id = 0;
-	o->vendor_part_id = 0;
+	o->vendor_id = htole32(a.vendor_id);
+	o->vendor_part_id = htole32(a.vendor_part_id);
 	o->hw_ver = htole32(a.hw_ver);
 	o->max_qp = htole32(a.max_qp);
 	/* What the shared rings and the relay can carry: 32767 work requests or CQEs (a guest
@@ -80,6 +86,22 @@ int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, v
 	o->local_ca_ack_delay = a.local_ca_ack_delay;
 	o->phys_port_cnt = 1;	/* the guest sees the one backing port, as port 1 */
 	o->max_inline_data = htole32(VRDMA_MAX_INLINE);
+	return 0;
+}
+
+/* The 64-bit capability flags (ibv_query_device_ex, with device_cap_flags as its low
+ * half, as uverbs reports them) and the completion vectors of the backing device. */
+int vrdma_do_query_device_ex(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	struct vrdma_query_device_ex_out *o = out;
+	struct ibv_device_attr_ex a;
+	int r = ibv_query_device_ex(g->ctx, NULL, &a);
+
+	if (r)
+		return -r;
+	o->device_cap_flags_ex = htole64(a.device_cap_flags_ex);
+	o->num_comp_vectors = htole32(g->ctx->num_comp_vectors > 0 ?
+				      (uint32_t)g->ctx->num_comp_vectors : 1);
 	return 0;
 }
 
@@ -156,5 +178,63 @@ int vrdma_do_query_pkey(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	if (ibv_query_pkey(g->ctx, port, le32toh(i->index), &pkey))
 		return -EINVAL;
 	o->pkey = pkey;
+	return 0;
+}
+
+/*
+ * The backing port's valid GIDs from index `start` on (docs/vrdma.md, QUERY_GID_TABLE): one
+ * ibv_query_gid_table of the whole device, the backing port's entries kept. The guest
+ * reads its table once at open and after IBV_EVENT_GID_CHANGE, instead of one QUERY_GID
+ * per index.
+ */
+int vrdma_do_query_gid_table(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
+{
+	const struct vrdma_query_gid_table_in *i = in;
+	struct vrdma_query_gid_table_out *o = out;
+	uint32_t start = le32toh(i->start), count = 0, next;
+	struct ibv_device_attr da;
+	struct ibv_gid_entry *e;
+	struct ibv_port_attr pa;
+	ssize_t n;
+	int port = guest_port(g, i->port_num), r;
+
+	if (port < 0 || !vrdma_zero(i->reserved, sizeof(i->reserved)))
+		return -EINVAL;
+	r = ibv_query_port(g->ctx, port, &pa);
+	if (!r)
+		r = ibv_query_device(g->ctx, &da);
+	if (r)
+		return -r;
+	next = pa.gid_tbl_len > 0 ? (uint32_t)pa.gid_tbl_len : 0;
+	o->gid_tbl_len = htole32(next);
+	if (start >= next)
+		goto out;
+	/* Room for every port's table: the call fails rather than truncate. */
+	e = calloc((size_t)next * (da.phys_port_cnt ? da.phys_port_cnt : 1), sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	n = ibv_query_gid_table(g->ctx, e, (size_t)next * (da.phys_port_cnt ? da.phys_port_cnt : 1),
+				0);
+	if (n < 0) {
+		free(e);
+		return (int)n;
+	}
+	/* The kernel lists entries by port, then index. */
+	for (ssize_t k = 0; k < n; k++) {
+		if (e[k].port_num != (uint32_t)port || e[k].gid_index < start)
+			continue;
+		if (count == VRDMA_GID_BATCH) {
+			next = e[k].gid_index;
+			break;
+		}
+		memcpy(o->e[count].gid, e[k].gid.raw, sizeof(o->e[count].gid));
+		o->e[count].index = htole32(e[k].gid_index);
+		o->e[count].gid_type = htole32(e[k].gid_type);
+		count++;
+	}
+	free(e);
+out:
+	o->count = htole32(count);
+	o->next = htole32(next);
 	return 0;
 }

@@ -40,7 +40,9 @@ typedef int vrdma_handler(struct vrdma_guest *g, const void *in, size_t inlen, v
 	H(VRDMA_FN_DESTROY_SRQ, vrdma_do_destroy_srq) \
 	H(VRDMA_FN_RESIZE_CQ, vrdma_do_resize_cq) \
 	H(VRDMA_FN_ALLOC_MW, vrdma_do_alloc_mw) \
-	H(VRDMA_FN_DEALLOC_MW, vrdma_do_dealloc_mw)
+	H(VRDMA_FN_DEALLOC_MW, vrdma_do_dealloc_mw) \
+	H(VRDMA_FN_QUERY_DEVICE_EX, vrdma_do_query_device_ex) \
+	H(VRDMA_FN_QUERY_GID_TABLE, vrdma_do_query_gid_table)
 
 /* The biggest fixed input and output of any function: the dispatcher's copies. */
 #define MAX_IN	256

@@ -16,13 +16,21 @@ static uint32_t make_handle(uint32_t idx, uint16_t gen)
 	return ((uint32_t)gen << VRDMA_HANDLE_INDEX_BITS) | idx;
 }
 
+/* Quota `name` (limit `limit`) refused guest g: tell the bus, which logs it. Returns err. */
+int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err)
+{
+	if (g->env && g->env->quota)
+		g->env->quota(g->env_priv, name, limit);
+	return err;
+}
+
 /* Allocate a handle for p. -EDQUOT past the guest's quota. */
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h)
 {
 	uint32_t i;
 
 	if (g->live >= g->pol.max_objects)
-		return -EDQUOT;
+		return vrdma_quota(g, "max-objects", g->pol.max_objects, -EDQUOT);
 	/* Slot 0 is never used, so that handle 0 is never valid. */
 	for (i = 1; i < g->nobjs; i++)
 		if (g->objs[i].type == VRDMA_OBJ_FREE)
@@ -34,7 +42,7 @@ int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, u
 		if (n > INDEX_MASK + 1)
 			n = INDEX_MASK + 1;
 		if (i >= n)
-			return -EDQUOT;
+			return vrdma_quota(g, "handle table", INDEX_MASK, -EDQUOT);
 		o = realloc(g->objs, n * sizeof(*o));
 		if (!o)
 			return -ENOMEM;

@@ -94,7 +94,7 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 		return -EINVAL;
 	total = (head + length + g->page - 1) / g->page * g->page;
 	if (length > g->pol.max_pinned_bytes || g->pinned > g->pol.max_pinned_bytes - length)
-		return -ENOMEM;
+		return vrdma_quota(g, "max-pinned", g->pol.max_pinned_bytes, -ENOMEM);
 
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)

@@ -42,6 +42,9 @@ struct vrdma_env_ops {
 	/* Tell the guest about an asynchronous event (enum ibv_event_type) of its object
 	 * `handle` (0: port or device) or port `port`. Never blocks; may drop. */
 	void (*event)(void *priv, uint32_t type, uint32_t handle, uint32_t port);
+	/* A quota of the device refused the guest (its name and limit): logged and shown by
+	 * the bus. May be NULL. */
+	void (*quota)(void *priv, const char *quota, uint64_t limit);
 };
 
 /* Policy for one guest, set from the bus and device attributes. */
@@ -198,6 +201,8 @@ int vrdma_res_records(const struct vbk_res_obj *r, uint32_t nr, const char *kind
 		      char *buf, size_t n);
 
 /* handle.c: the caller holds g->lock */
+/* A quota refused the guest: the bus is told (env->quota); returns err. */
+int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err);
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);
 void *vrdma_handle_get(struct vrdma_guest *g, uint32_t h, enum vrdma_obj_type type, int *err);
 void vrdma_handle_free(struct vrdma_guest *g, uint32_t h);
@@ -214,6 +219,8 @@ int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *ou
 int vrdma_do_query_device(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_port(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_gid(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_device_ex(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
+int vrdma_do_query_gid_table(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_query_pkey(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_alloc_pd(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
 int vrdma_do_dealloc_pd(struct vrdma_guest *g, const void *in, size_t inlen, void *out);
