@@ -5,8 +5,11 @@
  * only when the ring says it sleeps (VRDMA_RING_NEED_WAKEUP): no system call otherwise.
  *
  * The relay posts asynchronously, so the synchronous errors of a native provider are
- * decided here: a full queue is ENOMEM, too many SGEs or too much inline data EINVAL, a
- * QP in a state that cannot post EINVAL, each with *bad_wr at the first refused request.
+ * decided here: a full queue is ENOMEM, too many SGEs or too much inline data EINVAL
+ * (ENOSPC from ibv_wr_complete for inline data, as rxe's provider), a misaligned or short
+ * atomic EINVAL in ibv_post_send (the ibv_wr_* API posts it: the host answers it as the
+ * responder would), a QP in a state that cannot post EINVAL, each with *bad_wr at the
+ * first refused request.
  * The send queue's depth counts WQEs until a send completion retires them (poll.c).
  */
 #include <endian.h>
@@ -501,7 +504,7 @@ static void wr_set_inline_data_list(struct ibv_qp_ex *x, size_t n, const struct 
 	for (size_t i = 0; i < n; i++)
 		len += b[i].length;
 	if (len > qp->cap.max_inline_data) {
-		wr_fail(qp, EINVAL);
+		wr_fail(qp, ENOSPC);	/* ibv_wr_complete's error, as rxe's provider */
 		return;
 	}
 	d = (uint8_t *)(w + 1);

@@ -428,7 +428,7 @@ static void refused_report(const char *what, int ret, int bad_at, bool peer_diff
 {
 	struct ibv_wc wc[64];
 	char l0[512], l1[512];
-	int n = collect(wc, 64, vt_secs(1.0), vt_secs(10.0));
+	int n = collect(wc, 64, vt_secs(0.2), vt_secs(10.0));
 
 	list_wc(l0, sizeof(l0), wc, n, qp[0]);
 	list_wc(l1, sizeof(l1), wc, n, qp[1]);
