@@ -256,6 +256,19 @@ static void type1(void)
 		check(src[k] == (uint8_t)((1000 + k) * 31 + 1), "read byte %d", k);
 	ok("ibv_bind_mw type 1 (rkey %#x -> %#x); RDMA READ through it returns the bytes", old,
 	   mw->rkey);
+	/* Invalidate: bind again with a length of 0 (the window's rkey moves on once more). */
+	old = mw->rkey;
+	bind.wr_id = 22;
+	bind.bind_info = (struct ibv_mw_bind_info){ .mr = mem_mr, .mw_access_flags = 0 };
+	check(!ibv_bind_mw(b, mw, &bind), "ibv_bind_mw, length 0: %s", strerror(errno));
+	check(complete(22, IBV_WC_BIND_MW) == IBV_WC_SUCCESS, "invalidate type 1");
+	wr.wr_id = 23;
+	wr.wr.rdma.rkey = old;
+	post(a, &wr);
+	check(complete(23, IBV_WC_RDMA_READ) == IBV_WC_REM_ACCESS_ERR,
+	      "read through the invalidated window");
+	ok("type 1 invalidated by a bind of length 0; a READ through its old rkey %#x: remote "
+	   "access error", old);
 	pair_free();
 	check(!ibv_dealloc_mw(mw), "dealloc_mw type 1");
 }

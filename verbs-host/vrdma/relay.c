@@ -203,9 +203,13 @@ static int drain_srq(struct vrdma_guest *g, struct vrdma_srq *srq)
 }
 
 /* A bind WQE: the window and the MR must be the guest's own (the kernel checks the rest:
- * PD, keys, access, range). Unbinding names no MR and a length of 0. */
-static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct vrdma_swqe *w)
+ * PD, keys, access, range). Unbinding names no MR and a length of 0: rxe's provider reads
+ * the MR's lkey all the same, so it gets a key-0 stand-in (the kernel reads the key only
+ * for a length). The window goes to *bound: its rkey moves on once the WQE is posted. */
+static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct vrdma_swqe *w,
+		    struct vrdma_mw **bound)
 {
+	static struct ibv_mr no_mr;	/* lkey 0, never written */
 	uint32_t mrh = le32toh(w->bind_mr);
 	struct vrdma_mw *mw;
 	struct vrdma_mr *mr = NULL;
@@ -216,10 +220,11 @@ static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct v
 		return false;
 	r->bind_mw.mw = mw->mw;
 	r->bind_mw.rkey = le32toh(w->rkey);
-	r->bind_mw.bind_info.mr = mr ? mr->mr : NULL;
+	r->bind_mw.bind_info.mr = mr ? mr->mr : &no_mr;
 	r->bind_mw.bind_info.addr = le64toh(w->remote_addr);
 	r->bind_mw.bind_info.length = le64toh(w->compare_add);
 	r->bind_mw.bind_info.mw_access_flags = le32toh(w->bind_access);
+	*bound = mw;
 	return true;
 }
 
@@ -283,6 +288,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		struct vrdma_swqe w;
 		uint32_t flags, ns;
 		struct ibv_send_wr *r = &wr[n];
+		struct vrdma_mw *bound = NULL;
 
 		memcpy(slot, q->slots + (size_t)(q->cons & (q->entries - 1)) * q->stride, q->stride);
 		memcpy(&w, slot, sizeof(w));
@@ -326,7 +332,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 				break;
 			}
 		} else if (w.opcode == IBV_WR_BIND_MW) {
-			if (!bind_in(g, r, &w)) {	/* not this guest's MW or MR */
+			if (!bind_in(g, r, &w, &bound)) {	/* not this guest's MW or MR */
 				break_wq(g, qp, q);
 				break;
 			}
@@ -352,9 +358,13 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		qp->sposted++;
 		q->cons++;
 		avail--;
-		if (++n == BATCH || !avail) {
+		/* A bind goes at once: the provider reads the window's current rkey when it
+		 * posts, and the window's next one is its new one (as ibv_bind_mw keeps it). */
+		if (++n == BATCH || !avail || bound) {
 			if (ibv_post_send(qp->qp, wr, &bad))
 				break_wq(g, qp, q);
+			else if (bound)
+				bound->mw->rkey = r->bind_mw.rkey;
 			moved += n;
 			n = 0;
 		}
