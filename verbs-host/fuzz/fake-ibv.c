@@ -71,6 +71,7 @@ struct fk_cq {
 	struct ibv_wc *wc;		/* completions, oldest first */
 	uint32_t n, cap;
 	bool overrun;
+	bool armed;			/* req_notify_cq: the next completion is an event */
 };
 
 struct fk_srq {
@@ -104,6 +105,9 @@ static uint32_t fail_mask;
 static unsigned long live[K_N];
 static struct ibv_async_event events[64];
 static unsigned n_events;
+/* Completion events not yet read (ibv_get_cq_event), oldest first; more are dropped. */
+static struct ibv_cq *cq_events[256];
+static unsigned n_cq_events;
 /* Objects whose destroy was made to fail: vrdma may forget them (a destroy in an error
  * path), and the kernel frees them when the context closes, as it frees whatever a
  * context still holds. Only these may be live at ibv_close_device. */
@@ -210,6 +214,7 @@ void fk_setup(const struct fk_config *c)
 	cfg = *c;
 	fail_mask = 0;
 	n_events = 0;
+	n_cq_events = 0;
 	n_orphans = 0;
 	for (int k = 0; k < K_N; k++)
 		live[k] = 0;
@@ -401,11 +406,31 @@ FAKE_API int ibv_destroy_comp_channel(struct ibv_comp_channel *ch)
 	return 0;
 }
 
+/* The oldest unread completion event of a CQ on channel ch. */
 FAKE_API int ibv_get_cq_event(struct ibv_comp_channel *ch, struct ibv_cq **cq, void **ctx)
 {
-	(void)ch, (void)cq, (void)ctx;
+	for (unsigned i = 0; i < n_cq_events; i++) {
+		if (cq_events[i]->channel != ch)
+			continue;
+		*cq = cq_events[i];
+		*ctx = cq_events[i]->cq_context;
+		memmove(cq_events + i, cq_events + i + 1, (n_cq_events - i - 1) * sizeof(*cq_events));
+		n_cq_events--;
+		return 0;
+	}
 	errno = EAGAIN;
 	return -1;
+}
+
+/* Unread events of a CQ go with it, as the kernel drops them at destroy. */
+static void drop_cq_events(const struct ibv_cq *cq)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n_cq_events; i++)
+		if (cq_events[i] != cq)
+			cq_events[k++] = cq_events[i];
+	n_cq_events = k;
 }
 
 FAKE_API void ibv_ack_cq_events(struct ibv_cq *cq, unsigned int n)
@@ -678,6 +703,11 @@ static void complete(struct ibv_cq *cq, const struct ibv_wc *wc)
 {
 	struct fk_cq *q = obj(cq, K_CQ);
 
+	if (q->armed && cq->channel) {	/* an event on its channel, once per arming */
+		q->armed = false;
+		if (n_cq_events < sizeof(cq_events) / sizeof(cq_events[0]))
+			cq_events[n_cq_events++] = cq;
+	}
 	if (q->n >= (uint32_t)cq->cqe) {
 		if (!q->overrun)
 			push_event(IBV_EVENT_CQ_ERR, cq, 0);
@@ -739,6 +769,7 @@ FAKE_API int ibv_destroy_cq(struct ibv_cq *cq)
 	if (q->users)
 		return EBUSY;
 	drop_events(cq);
+	drop_cq_events(cq);
 	free(q->wc);
 	free_obj(q, &q->magic, K_CQ);
 	return 0;
@@ -764,10 +795,14 @@ static int fk_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 
 static int fk_req_notify_cq(struct ibv_cq *cq, int solicited_only)
 {
-	obj(cq, K_CQ);
+	struct fk_cq *q = obj(cq, K_CQ);
+
 	if (solicited_only != 0 && solicited_only != 1)
 		fk_broken("req_notify_cq(%d)", solicited_only);
-	return fails(FK_REQ_NOTIFY) ? ENOMEM : 0;
+	if (fails(FK_REQ_NOTIFY))
+		return ENOMEM;
+	q->armed = true;
+	return 0;
 }
 
 /* ---- SRQ ---- */
