@@ -15,6 +15,9 @@
  * with 1; every completion carries the busy QP's handle and wr_id. It prints the time
  * per idle pass and per round for both, which are figures, not checked.
  * A flooding QP's pass stops at the guest's budget (VRDMA_RELAY_WEIGHT).
+ * Last, the relay thread itself (vrdma_relay_start) serves the guest while this thread
+ * plays the guest library, with pauses that let the relay park every queue and sleep:
+ * every completion must come (no lost wake-up); the TSan build checks the threads.
  */
 #include <endian.h>
 #include <errno.h>
@@ -28,6 +31,7 @@
 #include <vbus/vrdma-fns.h>
 #include "../../verbs-host/vrdma/vrdma.h"
 #include "../../verbs-host/fuzz/fake-ibv.h"
+#include "../lib/vt-time.h"
 
 #define REGION		(8u << 20)
 #define SQ_ENTRIES	1024	/* the busy QP's; an idle one has 4 */
@@ -143,8 +147,9 @@ static void to_rts(struct vrdma_guest *g, struct tqp *t)
 	}
 }
 
-/* As the guest library posts: slots, then prod (release), then a kick if the ring asks. */
-static void post(struct vrdma_guest *g, struct tqp *t, uint32_t n, uint64_t first)
+/* As the guest library posts: slots, then prod (release), then a kick if the ring asks:
+ * on the doorbell eventfd db, or (-1: no relay thread) as the relay thread would read it. */
+static void post(struct vrdma_guest *g, int db, struct tqp *t, uint32_t n, uint64_t first)
 {
 	for (uint32_t k = 0; k < n; k++) {
 		struct vrdma_swqe *w = (struct vrdma_swqe *)((uint8_t *)(t->sq + 1) +
@@ -157,8 +162,14 @@ static void post(struct vrdma_guest *g, struct tqp *t, uint32_t n, uint64_t firs
 	}
 	t->sq_prod += n;
 	__atomic_store_n(&t->sq->prod, htole32(t->sq_prod), __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&t->sq->flags, __ATOMIC_SEQ_CST) & htole32(VRDMA_RING_NEED_WAKEUP))
-		vrdma_relay_kick(g);
+	if (__atomic_load_n(&t->sq->flags, __ATOMIC_SEQ_CST) & htole32(VRDMA_RING_NEED_WAKEUP)) {
+		uint64_t one = 1;
+
+		if (db < 0)
+			vrdma_relay_kick(g);
+		else if (write(db, &one, sizeof(one)) != sizeof(one))
+			fail("doorbell");
+	}
 }
 
 /* What the relay thread does after reading its epoll: the real CQs' events. */
@@ -203,7 +214,8 @@ struct figures {
 	uint64_t idle_visits, round_visits;	/* queues looked at, per idle pass and round */
 };
 
-static void scenario(uint32_t nidle, struct figures *f)
+/* A guest with one busy QP in RTS and nidle idle QPs. */
+static struct vrdma_guest *guest(uint32_t nidle, struct tqp *busy, struct tqp *idle)
 {
 	static struct ibv_device dev = { .name = "fake0", .node_type = IBV_NODE_CA,
 					 .transport_type = IBV_TRANSPORT_IB };
@@ -214,13 +226,7 @@ static void scenario(uint32_t nidle, struct figures *f)
 	struct vrdma_hello_out ho;
 	struct vrdma_handle pd;
 	struct vrdma_guest *g;
-	struct tqp busy, *idle = calloc(nidle, sizeof(*idle));
-	uint64_t next = 0, wr = 0, v0;
-	uint32_t rounds = 0, idle_passes = 0;
-	double t0;
 
-	if (!idle)
-		fail("calloc");
 	fk_setup(&fc);
 	used = 0;
 	memset(base, 0, REGION);
@@ -228,14 +234,28 @@ static void scenario(uint32_t nidle, struct figures *f)
 		fail("guest open");
 	call(g, VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho));
 	call(g, VRDMA_FN_ALLOC_PD, NULL, 0, &pd, sizeof(pd));
+	make_qp(g, le32toh(pd.handle), busy, SQ_ENTRIES);
+	for (uint32_t i = 0; i < nidle; i++)
+		make_qp(g, le32toh(pd.handle), &idle[i], 4);
+	to_rts(g, busy);
+	return g;
+}
+
+static void scenario(uint32_t nidle, struct figures *f)
+{
+	struct tqp busy, *idle = calloc(nidle, sizeof(*idle));
+	uint64_t next = 0, wr = 0, v0;
+	uint32_t rounds = 0, idle_passes = 0;
+	struct vrdma_guest *g;
+	double t0;
+
+	if (!idle)
+		fail("calloc");
+	g = guest(nidle, &busy, idle);
 	/* As vrdma_relay_add: served by a relay thread that reads events, with a doorbell. */
 	g->in_relay = true;
 	g->doorbell = eventfd(0, EFD_CLOEXEC);
 	g->park_ns = 0;		/* park what is idle at once: the worst case for parking */
-	make_qp(g, le32toh(pd.handle), &busy, SQ_ENTRIES);
-	for (uint32_t i = 0; i < nidle; i++)
-		make_qp(g, le32toh(pd.handle), &idle[i], 4);
-	to_rts(g, &busy);
 
 	/* Idle: the first passes park what is idle, then a pass looks at nothing. */
 	for (int k = 0; k < 4; k++)
@@ -257,7 +277,7 @@ static void scenario(uint32_t nidle, struct figures *f)
 	do {
 		uint32_t got = 0;
 
-		post(g, &busy, ROUND, wr);
+		post(g, -1, &busy, ROUND, wr);
 		wr += ROUND;
 		for (int k = 0; got < ROUND; k++) {
 			if (k > 100)
@@ -275,7 +295,7 @@ static void scenario(uint32_t nidle, struct figures *f)
 		int w1;
 
 		g->park_ns = UINT64_MAX;
-		post(g, &busy, SQ_ENTRIES - 1, wr);
+		post(g, -1, &busy, SQ_ENTRIES - 1, wr);
 		wr += SQ_ENTRIES - 1;
 		vrdma_relay_cq_events(g);
 		w1 = vrdma_relay_guest(g);
@@ -291,6 +311,47 @@ static void scenario(uint32_t nidle, struct figures *f)
 	vrdma_guest_close(g);
 	fk_check_closed();
 	free(idle);
+}
+
+/* The relay thread serves the guest; this thread posts rounds and waits for them, with
+ * pauses long enough for the relay to park everything and sleep. */
+static void threaded(void)
+{
+	struct tqp busy, idle[16];
+	struct vrdma_relay *r;
+	struct vrdma_relay_stats st;
+	struct vrdma_guest *g = guest(16, &busy, idle);
+	int db = eventfd(0, EFD_CLOEXEC);
+	uint64_t next = 0, wr = 0;
+	double t0 = now_s();
+	uint32_t rounds = 0;
+
+	if (db < 0 || vrdma_relay_start(&r, 50000) || vrdma_relay_add(r, g, db))
+		fail("relay start");
+	while (now_s() - t0 < 0.5 || rounds < 50) {
+		double d = now_s();
+		uint32_t got = 0;
+
+		post(g, db, &busy, ROUND, wr);
+		wr += ROUND;
+		while (got < ROUND) {
+			got += reap(&busy, &next);
+			if (now_s() - d > vt_secs(10))
+				fail("a round's completions did not come: a lost wake-up");
+		}
+		if (++rounds % 4 == 0)
+			usleep(2000);	/* the relay parks everything and sleeps */
+	}
+	vrdma_relay_get_stats(r, &st);
+	vrdma_relay_remove(r, g);
+	vrdma_relay_stop(r);
+	printf("relay thread:   %u rounds of %d sends, the relay slept %llu times\n", rounds,
+	       ROUND, (unsigned long long)st.sleeps);
+	if (!st.sleeps)
+		fail("the relay never slept: its wake-ups were not exercised");
+	close(db);
+	vrdma_guest_close(g);
+	fk_check_closed();
 }
 
 int main(void)
@@ -317,6 +378,7 @@ int main(void)
 		fail("an idle pass looked at a queue");
 	if (many.round_visits > one.round_visits)
 		fail("a round looked at more queues with 1000 idle QPs than with 1");
+	threaded();
 	printf("PASS\n");
 	return 0;
 }

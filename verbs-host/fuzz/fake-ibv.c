@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <infiniband/verbs.h>
 #include "fake-ibv.h"
 
@@ -347,7 +349,8 @@ FAKE_API struct ibv_context *ibv_open_device(struct ibv_device *dev)
 	x->magic = MAGIC(K_CTX);
 	x->c.device = dev;
 	x->c.cmd_fd = -1;
-	x->c.async_fd = -1;	/* nothing to poll: the fuzzer calls the relay itself */
+	/* Never readable: the fuzzer calls vrdma_relay_async itself; a relay thread polls it. */
+	x->c.async_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	x->c.num_comp_vectors = cfg.quirks & FK_TWO_VECTORS ? 2 : 1;
 	x->c.ops.poll_cq = fk_poll_cq;
 	x->c.ops.req_notify_cq = fk_req_notify_cq;
@@ -366,6 +369,8 @@ FAKE_API int ibv_close_device(struct ibv_context *c)
 {
 	struct fk_ctx *x = obj(c, K_CTX);
 
+	if (c->async_fd >= 0)
+		close(c->async_fd);
 	/* What the kernel frees at close: orphaned MWs first (they use their PD), then PDs. */
 	for (int pass = 0; pass < 2; pass++)
 		for (unsigned i = n_orphans; i-- > 0;)
@@ -395,15 +400,31 @@ FAKE_API struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *c)
 	if (!ch)
 		return NULL;
 	ch->context = obj(c, K_CTX);
-	ch->fd = -1;
+	/* Readable while it holds unread events (complete(), ibv_get_cq_event), as the
+	 * kernel's channel is: a relay thread can wait on it. */
+	ch->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return ch;
 }
 
 FAKE_API int ibv_destroy_comp_channel(struct ibv_comp_channel *ch)
 {
+	if (ch->fd >= 0)
+		close(ch->fd);
 	live[K_CHAN]--;
 	free(ch);
 	return 0;
+}
+
+/* Channel ch holds no more unread events: it stops being readable. */
+static void chan_drained(struct ibv_comp_channel *ch)
+{
+	uint64_t v;
+
+	for (unsigned i = 0; i < n_cq_events; i++)
+		if (cq_events[i]->channel == ch)
+			return;
+	if (ch->fd >= 0 && read(ch->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		abort();
 }
 
 /* The oldest unread completion event of a CQ on channel ch. */
@@ -416,6 +437,7 @@ FAKE_API int ibv_get_cq_event(struct ibv_comp_channel *ch, struct ibv_cq **cq, v
 		*ctx = cq_events[i]->cq_context;
 		memmove(cq_events + i, cq_events + i + 1, (n_cq_events - i - 1) * sizeof(*cq_events));
 		n_cq_events--;
+		chan_drained(ch);
 		return 0;
 	}
 	errno = EAGAIN;
@@ -430,7 +452,10 @@ static void drop_cq_events(const struct ibv_cq *cq)
 	for (unsigned i = 0; i < n_cq_events; i++)
 		if (cq_events[i] != cq)
 			cq_events[k++] = cq_events[i];
-	n_cq_events = k;
+	if (k != n_cq_events) {
+		n_cq_events = k;
+		chan_drained(cq->channel);
+	}
 }
 
 FAKE_API void ibv_ack_cq_events(struct ibv_cq *cq, unsigned int n)
@@ -705,8 +730,13 @@ static void complete(struct ibv_cq *cq, const struct ibv_wc *wc)
 
 	if (q->armed && cq->channel) {	/* an event on its channel, once per arming */
 		q->armed = false;
-		if (n_cq_events < sizeof(cq_events) / sizeof(cq_events[0]))
+		if (n_cq_events < sizeof(cq_events) / sizeof(cq_events[0])) {
+			uint64_t one = 1;
+
 			cq_events[n_cq_events++] = cq;
+			if (cq->channel->fd >= 0 && write(cq->channel->fd, &one, sizeof(one)) < 0)
+				abort();
+		}
 	}
 	if (q->n >= (uint32_t)cq->cqe) {
 		if (!q->overrun)
