@@ -502,18 +502,21 @@ static void ring_flag(struct vrdma_hq *q, bool on)
  * it pairs with the guest's seq_cst store of prod followed by its seq_cst load of flags:
  * either the guest sees the flag and kicks, or we see its prod. A CQ: the real CQ is armed
  * before it is polled again, so a completion either is polled now or raises an event. A
- * CQ whose ring is full stays active: the guest frees room by polling, which tells no one.
+ * CQ whose ring is full stays active: the guest frees room by polling, which tells no one;
+ * before the relay sleeps (sleeping) its real CQ is armed all the same, so that a new
+ * completion wakes the relay as before.
  */
-static int park(struct vrdma_guest *g, struct vrdma_hq *q)
+static int park(struct vrdma_guest *g, struct vrdma_hq *q, bool sleeping)
 {
 	if (q->kind == VRDMA_QK_CQ) {
 		struct vrdma_cq *cq = vrdma_container_of(q, struct vrdma_cq, q);
+		bool full = !q->broken && cq_room(q) <= 0;
 		int n;
 
-		if (!q->broken && cq_room(q) <= 0)
+		if (full && !sleeping)
 			return 0;
-		if (ibv_req_notify_cq(cq->cq, 0))
-			return 0;	/* cannot be woken: stays active */
+		if (ibv_req_notify_cq(cq->cq, 0) || full)
+			return 0;	/* cannot be woken, or full: stays active */
 		n = move_cqes(g, cq, VRDMA_RELAY_WEIGHT);
 		if (n)
 			return n;
@@ -547,7 +550,7 @@ static int serve(struct vrdma_guest *g, enum vrdma_qkind k, uint64_t now)
 		if (w > 0)
 			q->last_work_ns = now;
 		else if (may_park(g, q) && now - q->last_work_ns >= g->park_ns)
-			w = park(g, q);
+			w = park(g, q, false);
 		if (q->state == VRDMA_QS_ACTIVE)	/* next pass: after the others */
 			set_state(g, q, VRDMA_QS_ACTIVE);
 		if (w > 0) {
@@ -641,7 +644,7 @@ bool vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
 
 			next = l->next;
 			if (on) {
-				park(g, q);
+				park(g, q, true);
 			} else {
 				if (k != VRDMA_QK_CQ)
 					ring_flag(q, false);

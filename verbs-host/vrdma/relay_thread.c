@@ -4,9 +4,10 @@
  *
  * While there is work it passes over the guests back to back. When a pass finds nothing
  * it keeps passing for a bounded budget (spin_ns: a busy guest gets sub-microsecond
- * hand-off), then it sets NEED_WAKEUP on every queue, arms the real CQs, passes once more
- * (closing the race with a guest that posted meanwhile), and sleeps in epoll on the
- * guests' doorbell eventfds and their real completion channels. An idle vbusd uses no CPU.
+ * hand-off), then it parks every queue (NEED_WAKEUP on the rings, the real CQs armed),
+ * passes once more (closing the race with a guest that posted meanwhile), and sleeps in
+ * epoll on the guests' doorbell eventfds and their real completion channels. An idle
+ * vbusd uses no CPU.
  * A pass looks only at each guest's active queues, within its budget (relay.c,
  * "Scheduling"): queues idle for spin_ns are parked, and a doorbell or a real CQ's event
  * makes them active again. Awake, the thread reads those at least every
