@@ -211,6 +211,7 @@ static double now_s(void)
 
 struct figures {
 	double idle_ns, round_ns;	/* per idle pass, per round of ROUND sends */
+	double wake_ns;			/* per round on the busy QP once it was parked */
 	uint64_t idle_visits, round_visits;	/* queues looked at, per idle pass and round */
 };
 
@@ -241,7 +242,38 @@ static struct vrdma_guest *guest(uint32_t nidle, struct tqp *busy, struct tqp *i
 	return g;
 }
 
-static void scenario(uint32_t nidle, struct figures *f)
+/* n idle passes (a function of its own, for callgrind's inclusive counts). */
+static __attribute__((noinline)) void run_idle(struct vrdma_guest *g, int n)
+{
+	for (int k = 0; k < n; k++)
+		if (pass(g))
+			fail("work in an idle pass");
+}
+
+/* One round on the busy QP: post, kick if asked, pass until all completions are in. */
+static __attribute__((noinline)) void run_round(struct vrdma_guest *g, struct tqp *busy,
+						uint64_t wr, uint64_t *next)
+{
+	uint32_t got = 0;
+
+	post(g, -1, busy, ROUND, wr);
+	for (int k = 0; got < ROUND; k++) {
+		if (k > 100)
+			fail("the round's completions did not come within 100 passes");
+		pass(g);
+		got += reap(busy, next);
+	}
+}
+
+/* A round on the parked busy QP (a function of its own for callgrind). */
+static __attribute__((noinline)) void run_wake(struct vrdma_guest *g, struct tqp *busy,
+					       uint64_t wr, uint64_t *next)
+{
+	run_round(g, busy, wr, next);
+}
+
+/* fixed: that many rounds and ten times as many idle passes, not 0.2 s of each. */
+static void scenario(uint32_t nidle, uint32_t fixed, struct figures *f)
 {
 	struct tqp busy, *idle = calloc(nidle, sizeof(*idle));
 	uint64_t next = 0, wr = 0, v0;
@@ -263,32 +295,37 @@ static void scenario(uint32_t nidle, struct figures *f)
 	v0 = g->n_visits;
 	t0 = now_s();
 	do {
-		for (int k = 0; k < 1000; k++)
-			if (pass(g))
-				fail("work in an idle pass");
+		run_idle(g, 1000);
 		idle_passes += 1000;
-	} while (now_s() - t0 < 0.2);
+	} while (fixed ? idle_passes < fixed * 10 : now_s() - t0 < 0.2);
 	f->idle_ns = (now_s() - t0) * 1e9 / idle_passes;
 	f->idle_visits = (g->n_visits - v0) / idle_passes;
 
-	/* Rounds on the busy QP: post, kick if asked, pass until all completions are in. */
+	/* Rounds on the busy QP. */
 	v0 = g->n_visits;
 	t0 = now_s();
 	do {
-		uint32_t got = 0;
-
-		post(g, -1, &busy, ROUND, wr);
+		run_round(g, &busy, wr, &next);
 		wr += ROUND;
-		for (int k = 0; got < ROUND; k++) {
-			if (k > 100)
-				fail("the round's completions did not come within 100 passes");
-			pass(g);
-			got += reap(&busy, &next);
-		}
 		rounds++;
-	} while (now_s() - t0 < 0.2);
+	} while (fixed ? rounds < fixed : now_s() - t0 < 0.2);
 	f->round_ns = (now_s() - t0) * 1e9 / rounds;
 	f->round_visits = (g->n_visits - v0) / rounds;
+
+	/* Rounds on the busy QP after it was parked: the kick makes the pass look at every
+	 * parked ring of the guest once (the doorbell does not say which). */
+	{
+		double spent = 0;
+
+		for (uint32_t k = 0; k < 200; k++) {
+			run_idle(g, 2);	/* the busy QP's queues park */
+			t0 = now_s();
+			run_wake(g, &busy, wr, &next);
+			spent += now_s() - t0;
+			wr += ROUND;
+		}
+		f->wake_ns = spent * 1e9 / 200;
+	}
 
 	/* A flood: one pass moves no more than the guest's budget of WQEs. */
 	{
@@ -354,7 +391,11 @@ static void threaded(void)
 	fk_check_closed();
 }
 
-int main(void)
+/* relay-sched [NIDLE ROUNDS]: with arguments, only the scenario with NIDLE idle QPs,
+ * ROUNDS rounds and 10 * ROUNDS idle passes, for a measurement under callgrind:
+ *   valgrind --tool=callgrind relay-sched 1000 200; callgrind_annotate --inclusive=yes
+ * (the inclusive counts of run_idle() and run_round(), over 2000 passes and 200 rounds). */
+int main(int argc, char **argv)
 {
 	struct figures one, many;
 
@@ -364,8 +405,14 @@ int main(void)
 	base = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	if (base == MAP_FAILED)
 		fail("mmap");
-	scenario(1, &one);
-	scenario(1000, &many);
+	if (argc > 2) {
+		scenario((uint32_t)atoi(argv[1]), (uint32_t)atoi(argv[2]), &one);
+		printf("%s idle QPs: idle pass %.0f ns, round %.0f ns, round after parking %.0f ns\n",
+		       argv[1], one.idle_ns, one.round_ns, one.wake_ns);
+		return 0;
+	}
+	scenario(1, 0, &one);
+	scenario(1000, 0, &many);
 	printf("idle pass:      1 idle QP %7.0f ns, %llu queues looked at; "
 	       "1000 idle QPs %7.0f ns, %llu\n", one.idle_ns,
 	       (unsigned long long)one.idle_visits, many.idle_ns,
@@ -374,6 +421,8 @@ int main(void)
 	       "1000 idle QPs %7.0f ns, %llu\n", ROUND, one.round_ns,
 	       (unsigned long long)one.round_visits, many.round_ns,
 	       (unsigned long long)many.round_visits);
+	printf("round of %d on the parked QP: 1 idle QP %7.0f ns; 1000 idle QPs %7.0f ns "
+	       "(a kick looks at each parked ring once)\n", ROUND, one.wake_ns, many.wake_ns);
 	if (one.idle_visits || many.idle_visits)
 		fail("an idle pass looked at a queue");
 	if (many.round_visits > one.round_visits)
