@@ -63,10 +63,12 @@ slot() { # SLOT COUNT
 	done
 }
 t0=$(date +%s%N)
+slots=()
 for ((s = 0; s < PAR; s++)); do
 	slot "$s" $(( N / PAR + (s < N % PAR ? 1 : 0) )) &
+	slots+=($!)
 done
-wait
+wait "${slots[@]}"	# the slots only: vbusd is a child of this shell too
 t1=$(date +%s%N)
 killed=$(grep -l '^killed' "$tmp"/g.* | wc -l)
 early=$(grep -L '^killed' "$tmp"/g.* | wc -l)
