@@ -77,6 +77,11 @@ c1=$((killed - c0))
 echo "$N guests in $(( (t1 - t0) / 1000000 )) ms, $PAR at a time: $killed killed" \
 	"($c0 in their first cycle: start-up, first control calls, reg_mr, first traffic;" \
 	"$c1 after one or more cycles), $early ended before their kill"
+# Where the kills landed: the last phase each killed guest printed (none: in vbus-run or
+# the loader, before main).
+echo "killed in phase: $(for f in $(grep -l '^killed' "$tmp"/g.*); do
+	grep '^phase' "$f" | tail -n1 | cut -d' ' -f2 | grep . || echo start-up
+done | sort | uniq -c | awk '{ printf "%s %s, ", $2, $1 }' | sed 's/, $//')"
 if grep -l FAIL "$tmp"/g.* >/dev/null 2>&1; then
 	echo "FAIL: a guest failed on its own before it was killed:"
 	grep -h FAIL "$tmp"/g.* | sort | uniq -c | head -5

@@ -27,19 +27,23 @@ static void cycle(const char *dev, int gid_index, unsigned seed)
 	uint8_t *buf;
 	int outstanding = 0, rounds = 4 + (int)(seed % 8);
 
+	printf("phase open\n");	/* the test counts where each kill landed */
 	lb_open(&l, dev, gid_index);
 	buf = aligned_alloc(4096, len);
 	check(buf, "aligned_alloc");
 	memset(buf, (int)(seed & 0xff), half);
 	memset(buf + half, 0, half);
+	printf("phase reg_mr\n");
 	mr = ibv_reg_mr(l.pd, buf, len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
 	check(mr, "ibv_reg_mr %zu: %s", len, strerror(errno));
+	printf("phase create\n");
 	cq = ibv_create_cq(l.ctx, 4 * DEPTH, NULL, NULL, 0);
 	check(cq, "ibv_create_cq: %s", strerror(errno));
 	a = lb_qp(&l, cq, cq, NULL);
 	b = lb_qp(&l, cq, cq, NULL);
 	lb_connect(&l, a, b->qp_num);
 	lb_connect(&l, b, a->qp_num);
+	printf("phase traffic\n");
 	for (int r = 0; r < rounds; r++) {
 		/* A receive on b for each send of a; writes from a's first half to its second. */
 		for (int k = 0; k < DEPTH / 2; k++) {
@@ -74,6 +78,7 @@ static void cycle(const char *dev, int gid_index, unsigned seed)
 		}
 	}
 	lb_poll(cq, wc, outstanding);
+	printf("phase teardown\n");
 	check(buf[half + half / 2] == (uint8_t)(seed & 0xff) || half / 2 >= 65536,
 	      "the written data is not there");
 	check(!ibv_destroy_qp(a) && !ibv_destroy_qp(b), "destroy_qp");
