@@ -14,8 +14,7 @@
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 . "$VBUS_TOP/tests/lib/failures.sh"
-pt_need_device
-[ -x "$FL_PROG" ] || { echo "FAIL: $FL_PROG not built"; exit 1; }
+fl_need
 [ -n "${VBUS_NETDEV:-}" ] || { echo "no VBUS_NETDEV: run this under tests/vm/run"; exit 77; }
 gidf=/sys/class/infiniband/$VBUS_RXE/ports/1/gids/$VBUS_GID_INDEX
 gid0=$(cat "$gidf")

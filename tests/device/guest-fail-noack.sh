@@ -11,8 +11,7 @@
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 . "$VBUS_TOP/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/failures.sh"
-pt_need_device
-[ -x "$FL_PROG" ] || { echo "FAIL: $FL_PROG not built"; exit 1; }
+fl_need
 vd_start t vrdma0 || exit 1
 trap 'rm -rf "$FL_OUT"; vd_stop' EXIT
 fail=0

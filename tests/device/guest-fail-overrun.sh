@@ -8,8 +8,7 @@
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 . "$VBUS_TOP/tests/lib/failures.sh"
-pt_need_device
-[ -x "$FL_PROG" ] || { echo "FAIL: $FL_PROG not built"; exit 1; }
+fl_need
 vd_start t vrdma0 || exit 1
 fl_both overrun; same=$?
 kill -0 "$VD_PID" 2>/dev/null && vd_ctl guest show >/dev/null ||

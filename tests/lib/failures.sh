@@ -3,6 +3,7 @@
 #   fl_native MODE / fl_guest MODE   run one side (bounded), output in FL_OUT/native|guest
 #   fl_compare                       print both outputs; 0 if their outcome lines match
 #   fl_both MODE                     both sides and the comparison; 0 if all went well
+#   fl_need                          a soft-RoCE device (else skip) and the program (else fail)
 FL_PROG=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/tests/guest/failures
 FL_OUT=$(mktemp -d)
 . "$(dirname "${BASH_SOURCE[0]}")/time.sh"	# each side has 60 s, times VBUS_TIME_SCALE
@@ -31,4 +32,9 @@ fl_both() {
 	[ $nrc = 0 ] || { echo "FAIL: native run exit $nrc"; return 1; }
 	[ $grc = 0 ] || { echo "FAIL: guest run exit $grc"; return 1; }
 	return $same
+}
+
+fl_need() {
+	pt_need_device	# bench/lib/perftest.sh
+	[ -x "$FL_PROG" ] || { echo "FAIL: $FL_PROG not built"; exit 1; }
 }
