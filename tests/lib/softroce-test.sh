@@ -37,6 +37,8 @@ st_setup() {
 		cp -al "$src/vmlinuz" "$src/version" "$src/modules" "$k/" 2>/dev/null ||
 			cp -a "$src/vmlinuz" "$src/version" "$src/modules" "$k/"
 		ln -sfn "$ver" "$XDG_CACHE_HOME/vbus/kernel/current"
+		# The KVM probe's answer for this host boot, so that no test repeats the 15 s probe.
+		[ ! -f "${src%/kernel/current}/kvm-probe" ] || cp "${src%/kernel/current}/kvm-probe" "$XDG_CACHE_HOME/vbus/"
 		echo "cache seeded from $src ($ver)"
 	else
 		echo "no kernel in $src: the first run downloads one into the cache"
