@@ -465,7 +465,6 @@ static void refused_send(enum bad b)
 	int ret;
 
 	refused_setup(s, 0, 8);
-	memset(w, 0, sizeof(w));
 	for (int i = 0; i < 3; i++) {
 		w[i] = (struct ibv_send_wr){ .wr_id = 1 + i, .sg_list = s[i], .num_sge = 1,
 			.opcode = IBV_WR_RDMA_WRITE, .send_flags = IBV_SEND_SIGNALED,
@@ -535,7 +534,6 @@ static void refused_recv(enum bad b)
 	int ret;
 
 	refused_setup(s, 16384, 64);
-	memset(w, 0, sizeof(w));
 	for (int i = 0; i < 3; i++) {
 		w[i] = (struct ibv_recv_wr){ .wr_id = 11 + i, .sg_list = s[i], .num_sge = 1,
 			.next = i < 2 ? &w[i + 1] : NULL };
