@@ -11,6 +11,8 @@
 #                         kernel backend and on the relay, guest-guest (RUNS=N runs each,
 #                         ALL=1 adds ib_read_lat and ib_send_bw)
 #   make bench            benchmarks (QUICK=1 for a short run, RUNS=N interleaved runs)
+#   make soak             the long runs of the hardening tests (not in CI): guest-churn with
+#                         1000 SIGKILLed guests per backend
 #   make fuzz             every libFuzzer target SECONDS=N each (60); MERGE=1 adds new inputs
 #                         to tests/fuzz-corpus/, TARGETS="fuzz-wqe ..." runs only those
 #   make install          PREFIX=/usr/local DESTDIR=
@@ -20,7 +22,7 @@ SAN_VARIANTS := address,undefined thread
 PREFIX ?= /usr/local
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps deps-check test unit demo bench fuzz install clean vm-kernel kernel checkpatch test-kdebug
+.PHONY: all deps deps-check test unit demo bench soak fuzz install clean vm-kernel kernel checkpatch test-kdebug
 
 all:
 	@for d in $(SUBDIRS); do \
@@ -64,6 +66,10 @@ demo: deps-check all
 
 bench: deps-check all
 	@bench/run $(if $(QUICK),--quick) $(if $(RUNS),--runs $(RUNS))
+
+# Not in CI: make test runs the same tests shorter (docs/testing.md, Soak).
+soak: deps-check all
+	@VBUS_CHURN_N=1000 tests/run --device -k guest-churn
 
 # Not in CI (make test runs the same targets 10 s each): tests/unit/fuzz.sh with longer
 # runs; crash inputs are kept in tests/fuzz-corpus/TARGET/crashes/ (docs/testing.md, Fuzzing).

@@ -19,13 +19,8 @@ tmp=$(mktemp -d)
 trap 'pkill -KILL -f "ib_write_bw.*-p $PT_PORT" 2>/dev/null; rm -rf "$tmp"; vd_stop >/dev/null 2>&1' EXIT
 fail=0
 
-res_counts() { # "qp cq mr pd" object counts of rdma res show
-	local k out=""
-	for k in qp cq mr pd; do out+="$(rdma res show "$k" 2>/dev/null | grep -c .) "; done
-	echo "${out% }"
-}
-base=$(res_counts)
-echo "baseline (qp cq mr pd): $base"
+base=$(vd_res_counts)
+echo "baseline (qp cq mr pd cm_id): $base"
 
 # 1. SIGKILL mid-traffic.
 "${VD_RUN[@]}" ib_write_bw -d vrdma0 -x "$VBUS_GID_INDEX" -p "$PT_PORT" -D 60 -s 65536 \
@@ -37,15 +32,15 @@ vt_until 10 sh -c "ss -Hltn 'sport = :$PT_PORT' | grep -q ." ||
 	"$VBUS_IP" >"$tmp/client" 2>&1 &
 cpid=$!
 sleep 3
-during=$(res_counts)
-echo "during traffic (qp cq mr pd): $during"
+during=$(vd_res_counts)
+echo "during traffic (qp cq mr pd cm_id): $during"
 [ "$during" != "$base" ] || { echo "FAIL: no real object while the guests ran"; fail=1; }
 pkill -KILL -f "ib_write_bw.*-p $PT_PORT"
 wait $spid $cpid 2>/dev/null	# not vbusd's
-if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]"; then
+if vt_until 10 vd_res_is "$base"; then
 	echo "ok   two guests killed mid-traffic: rdma res back to its baseline ($base)"
 else
-	echo "FAIL two guests killed mid-traffic: rdma res $(res_counts), baseline $base"; fail=1
+	echo "FAIL two guests killed mid-traffic: rdma res $(vd_res_counts), baseline $base"; fail=1
 fi
 
 # 2. rmmod with a guest attached.
@@ -72,9 +67,9 @@ cat "$tmp/g"
 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/g" &&
 	echo "ok   DEVICE_FATAL after vbusd's SIGKILL ($(( ($(date +%s%N) - t0) / 1000000 )) ms to the guest's exit)" ||
 	{ echo "FAIL: no DEVICE_FATAL"; fail=1; }
-if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]"; then
+if vt_until 10 vd_res_is "$base"; then
 	echo "ok   after vbusd's death: rdma res back to its baseline"
 else
-	echo "FAIL after vbusd's death: rdma res $(res_counts), baseline $base"; fail=1
+	echo "FAIL after vbusd's death: rdma res $(vd_res_counts), baseline $base"; fail=1
 fi
 exit $fail

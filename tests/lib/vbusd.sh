@@ -7,6 +7,8 @@
 #   vd_stop                SIGTERM, wait, and show vbusd's log if it did not exit 0
 #   vd_ctl ARGS...         vbusctl against it
 #   vd_cpu_ns              CPU time of all of vbusd's threads so far, in ns
+#   vd_res_counts          "qp cq mr pd cm_id": the object counts of `rdma res show`
+#   vd_res_is COUNTS       true when vd_res_counts says COUNTS (for vt_until)
 #   vd_as CLIENT SERVER    each "guest" or "native": sets PT_CLIENT_WRAP/PT_CLIENT_DEV,
 #                          PT_SERVER_WRAP/PT_SERVER_DEV (bench/lib/perftest.sh) and the
 #                          PP_* ones (tests/lib/pingpong.sh): a guest side runs under
@@ -62,6 +64,14 @@ vd_cpu_ns() {
 	done
 	echo "$t"
 }
+
+vd_res_counts() {
+	local k out=""
+	for k in qp cq mr pd cm_id; do out+="$(rdma res show "$k" 2>/dev/null | grep -c .) "; done
+	echo "${out% }"
+}
+
+vd_res_is() { [ "$(vd_res_counts)" = "$1" ]; }
 
 vd_stop() {
 	local rc

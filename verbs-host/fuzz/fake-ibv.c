@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <infiniband/verbs.h>
 #include "fake-ibv.h"
 
@@ -72,6 +74,7 @@ struct fk_cq {
 	struct ibv_wc *wc;		/* completions, oldest first */
 	uint32_t n, cap;
 	bool overrun;
+	bool armed;			/* req_notify_cq: the next completion is an event */
 };
 
 struct fk_srq {
@@ -105,6 +108,9 @@ static uint32_t fail_mask;
 static unsigned long live[K_N];
 static struct ibv_async_event events[64];
 static unsigned n_events;
+/* Completion events not yet read (ibv_get_cq_event), oldest first; more are dropped. */
+static struct ibv_cq *cq_events[256];
+static unsigned n_cq_events;
 /* Objects whose destroy was made to fail: vrdma may forget them (a destroy in an error
  * path), and the kernel frees them when the context closes, as it frees whatever a
  * context still holds. Only these may be live at ibv_close_device. */
@@ -211,6 +217,7 @@ void fk_setup(const struct fk_config *c)
 	cfg = *c;
 	fail_mask = 0;
 	n_events = 0;
+	n_cq_events = 0;
 	n_orphans = 0;
 	for (int k = 0; k < K_N; k++)
 		live[k] = 0;
@@ -343,7 +350,8 @@ FAKE_API struct ibv_context *ibv_open_device(struct ibv_device *dev)
 	x->magic = MAGIC(K_CTX);
 	x->c.device = dev;
 	x->c.cmd_fd = -1;
-	x->c.async_fd = -1;	/* nothing to poll: the fuzzer calls the relay itself */
+	/* Never readable: the fuzzer calls vrdma_relay_async itself; a relay thread polls it. */
+	x->c.async_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	x->c.num_comp_vectors = cfg.quirks & FK_TWO_VECTORS ? 2 : 1;
 	x->c.ops.poll_cq = fk_poll_cq;
 	x->c.ops.req_notify_cq = fk_req_notify_cq;
@@ -362,6 +370,8 @@ FAKE_API int ibv_close_device(struct ibv_context *c)
 {
 	struct fk_ctx *x = obj(c, K_CTX);
 
+	if (c->async_fd >= 0)
+		close(c->async_fd);
 	/* What the kernel frees at close: orphaned MWs first (they use their PD), then PDs. */
 	for (int pass = 0; pass < 2; pass++)
 		for (unsigned i = n_orphans; i-- > 0;)
@@ -391,22 +401,62 @@ FAKE_API struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *c)
 	if (!ch)
 		return NULL;
 	ch->context = obj(c, K_CTX);
-	ch->fd = -1;
+	/* Readable while it holds unread events (complete(), ibv_get_cq_event), as the
+	 * kernel's channel is: a relay thread can wait on it. */
+	ch->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return ch;
 }
 
 FAKE_API int ibv_destroy_comp_channel(struct ibv_comp_channel *ch)
 {
+	if (ch->fd >= 0)
+		close(ch->fd);
 	live[K_CHAN]--;
 	free(ch);
 	return 0;
 }
 
+/* Channel ch holds no more unread events: it stops being readable. */
+static void chan_drained(struct ibv_comp_channel *ch)
+{
+	uint64_t v;
+
+	for (unsigned i = 0; i < n_cq_events; i++)
+		if (cq_events[i]->channel == ch)
+			return;
+	if (ch->fd >= 0 && read(ch->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		abort();
+}
+
+/* The oldest unread completion event of a CQ on channel ch. */
 FAKE_API int ibv_get_cq_event(struct ibv_comp_channel *ch, struct ibv_cq **cq, void **ctx)
 {
-	(void)ch, (void)cq, (void)ctx;
+	for (unsigned i = 0; i < n_cq_events; i++) {
+		if (cq_events[i]->channel != ch)
+			continue;
+		*cq = cq_events[i];
+		*ctx = cq_events[i]->cq_context;
+		memmove(cq_events + i, cq_events + i + 1, (n_cq_events - i - 1) * sizeof(*cq_events));
+		n_cq_events--;
+		chan_drained(ch);
+		return 0;
+	}
 	errno = EAGAIN;
 	return -1;
+}
+
+/* Unread events of a CQ go with it, as the kernel drops them at destroy. */
+static void drop_cq_events(const struct ibv_cq *cq)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n_cq_events; i++)
+		if (cq_events[i] != cq)
+			cq_events[k++] = cq_events[i];
+	if (k != n_cq_events) {
+		n_cq_events = k;
+		chan_drained(cq->channel);
+	}
 }
 
 FAKE_API void ibv_ack_cq_events(struct ibv_cq *cq, unsigned int n)
@@ -708,6 +758,16 @@ static void complete(struct ibv_cq *cq, const struct ibv_wc *wc)
 {
 	struct fk_cq *q = obj(cq, K_CQ);
 
+	if (q->armed && cq->channel) {	/* an event on its channel, once per arming */
+		q->armed = false;
+		if (n_cq_events < sizeof(cq_events) / sizeof(cq_events[0])) {
+			uint64_t one = 1;
+
+			cq_events[n_cq_events++] = cq;
+			if (cq->channel->fd >= 0 && write(cq->channel->fd, &one, sizeof(one)) < 0)
+				abort();
+		}
+	}
 	if (q->n >= (uint32_t)cq->cqe) {
 		if (!q->overrun)
 			push_event(IBV_EVENT_CQ_ERR, cq, 0);
@@ -769,6 +829,7 @@ FAKE_API int ibv_destroy_cq(struct ibv_cq *cq)
 	if (q->users)
 		return EBUSY;
 	drop_events(cq);
+	drop_cq_events(cq);
 	free(q->wc);
 	free_obj(q, &q->magic, K_CQ);
 	return 0;
@@ -794,10 +855,14 @@ static int fk_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 
 static int fk_req_notify_cq(struct ibv_cq *cq, int solicited_only)
 {
-	obj(cq, K_CQ);
+	struct fk_cq *q = obj(cq, K_CQ);
+
 	if (solicited_only != 0 && solicited_only != 1)
 		fk_broken("req_notify_cq(%d)", solicited_only);
-	return fails(FK_REQ_NOTIFY) ? ENOMEM : 0;
+	if (fails(FK_REQ_NOTIFY))
+		return ENOMEM;
+	q->armed = true;
+	return 0;
 }
 
 /* ---- SRQ ---- */

@@ -49,6 +49,7 @@ int vrdma_do_create_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 	cq->handle = h;
 	cq->channel = le32toh(i->channel);
 	__atomic_store_n(&cq->q.ring->prod, 0, __ATOMIC_RELEASE);
+	vrdma_sched_add(g, &cq->q, VRDMA_QK_CQ, false);
 	o->handle = htole32(h);
 	o->cqe = htole32((uint32_t)cq->cq->cqe);
 	return 0;
@@ -129,8 +130,9 @@ int vrdma_do_resize_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 			 __ATOMIC_RELAXED);
 	/* Release: the completions are in place before the guest reads prod. */
 	__atomic_store_n(&nq.ring->prod, htole32(used), __ATOMIC_RELEASE);
-	vrdma_hq_unmap(g, &cq->q);
+	vrdma_hq_unmap(g, &cq->q);	/* off the relay's schedule too */
 	cq->q = nq;
+	vrdma_sched_add(g, &cq->q, VRDMA_QK_CQ, false);
 	o->handle = htole32(cq->handle);
 	o->cqe = htole32((uint32_t)cq->cq->cqe);
 	return 0;

@@ -37,6 +37,11 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 	g->env = env;
 	g->env_priv = env_priv;
 	g->page = sysconf(_SC_PAGESIZE);
+	for (int k = 0; k < VRDMA_QKINDS; k++) {
+		vrdma_link_init(&g->active[k]);
+		vrdma_link_init(&g->parked[k]);
+	}
+	g->park_ns = UINT64_MAX;	/* until a relay thread serves it (vrdma_relay_add) */
 	pthread_mutex_init(&g->lock, NULL);
 	*out = g;
 	return 0;
@@ -93,5 +98,6 @@ void vrdma_guest_close(struct vrdma_guest *g)
 	ibv_close_device(g->ctx);
 	pthread_mutex_destroy(&g->lock);
 	free(g->objs);
+	free(g->qpn);
 	free(g);
 }

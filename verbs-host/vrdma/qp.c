@@ -29,6 +29,7 @@ static uint32_t pow2_at_least(uint32_t x)
 
 void vrdma_qp_free(struct vrdma_guest *g, struct vrdma_qp *qp)
 {
+	vrdma_qpn_del(g, qp);
 	ibv_destroy_qp(qp->qp);
 	vrdma_hq_unmap(g, &qp->sq);
 	vrdma_hq_unmap(g, &qp->rq);
@@ -140,6 +141,9 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	err = -ENOMEM;
 	if (!qp->swrid || !qp->rwrid)
 		goto err_destroy;
+	err = vrdma_qpn_add(g, qp);
+	if (err)
+		goto err_destroy;
 	err = vrdma_handle_new(g, VRDMA_OBJ_QP, qp, &h);
 	if (err)
 		goto err_destroy;
@@ -161,13 +165,15 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	}
 	/* New queues start with NEED_WAKEUP set: the relay may be asleep, and it only flags
 	 * the queues it knew of when it went to sleep. The first pass that finds work on a
-	 * queue clears it. */
+	 * queue clears it. So they start parked: the guest's first post kicks. */
 	__atomic_store_n(&qp->sq.ring->cons, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&qp->sq.ring->flags, htole32(VRDMA_RING_NEED_WAKEUP), __ATOMIC_SEQ_CST);
+	vrdma_sched_add(g, &qp->sq, VRDMA_QK_SQ, true);
 	if (!srq) {
 		__atomic_store_n(&qp->rq.ring->cons, 0, __ATOMIC_RELEASE);
 		__atomic_store_n(&qp->rq.ring->flags, htole32(VRDMA_RING_NEED_WAKEUP),
 				 __ATOMIC_SEQ_CST);
+		vrdma_sched_add(g, &qp->rq, VRDMA_QK_RQ, true);
 	}
 	o->handle = htole32(h);
 	o->qp_num = htole32(qp->qp->qp_num);
@@ -175,6 +181,7 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	return 0;
 
 err_destroy:
+	vrdma_qpn_del(g, qp);
 	ibv_destroy_qp(qp->qp);
 	vrdma_hq_unmap(g, &qp->sq);
 	vrdma_hq_unmap(g, &qp->rq);

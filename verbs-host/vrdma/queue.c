@@ -40,11 +40,17 @@ int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64
 	q->broken = false;
 	q->mapped = true;
 	q->shm = shm;
+	q->state = VRDMA_QS_OFF;
+	vrdma_link_init(&q->link);
 	return 0;
 }
 
 void vrdma_hq_unmap(struct vrdma_guest *g, struct vrdma_hq *q)
 {
+	if (q->state != VRDMA_QS_OFF) {	/* the relay no longer looks at it */
+		vrdma_link_del(&q->link);
+		q->state = VRDMA_QS_OFF;
+	}
 	if (!q->mapped)
 		return;
 	q->mapped = false;

@@ -13,6 +13,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include "vrdma.h"
 
 #define BATCH 16
@@ -102,7 +103,7 @@ static int rwqe_in(struct vrdma_hq *q, uint32_t maxsge, struct ibv_sge *sge, uin
 	return (int)ns;
 }
 
-static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
+static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 {
 	struct vrdma_hq *q = &qp->rq;
 	struct ibv_recv_wr wr[BATCH], *bad;
@@ -114,7 +115,7 @@ static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		break_wq(g, qp, q);
 		return 0;
 	}
-	while (avail > 0 && qp->rposted - qp->rdone <= qp->rmask) {
+	while (avail > 0 && moved + n < max && qp->rposted - qp->rdone <= qp->rmask) {
 		uint64_t wr_id;
 		int ns = rwqe_in(q, le32toh(qp->cap.max_recv_sge), sge[n], &wr_id);
 
@@ -131,7 +132,7 @@ static int drain_rq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		qp->rposted++;
 		q->cons++;
 		avail--;
-		if (++n == BATCH || !avail) {
+		if (++n == BATCH || !avail || moved + n == max) {
 			if (ibv_post_recv(qp->qp, wr, &bad))
 				break_wq(g, qp, q);
 			moved += n;
@@ -158,7 +159,7 @@ static void break_srq(struct vrdma_guest *g, struct vrdma_srq *srq)
 
 /* An SRQ's WQEs go to the real SRQ while it has room (max_wr) and we have free slots
  * for their wr_ids; each real wr_id names the SRQ and the slot. */
-static int drain_srq(struct vrdma_guest *g, struct vrdma_srq *srq)
+static int drain_srq(struct vrdma_guest *g, struct vrdma_srq *srq, uint32_t max)
 {
 	struct vrdma_hq *q = &srq->q;
 	struct ibv_recv_wr wr[BATCH], *bad;
@@ -170,7 +171,8 @@ static int drain_srq(struct vrdma_guest *g, struct vrdma_srq *srq)
 		break_srq(g, srq);
 		return 0;
 	}
-	while (avail > 0 && srq->nfree && q->entries - srq->nfree < srq->max_wr) {
+	while (avail > 0 && moved + n < max && srq->nfree &&
+	       q->entries - srq->nfree < srq->max_wr) {
 		uint64_t wr_id;
 		uint32_t slot;
 		int ns = rwqe_in(q, srq->max_sge, sge[n], &wr_id);
@@ -188,7 +190,7 @@ static int drain_srq(struct vrdma_guest *g, struct vrdma_srq *srq)
 			wr[n - 1].next = &wr[n];
 		q->cons++;
 		avail--;
-		if (++n == BATCH || !avail) {
+		if (++n == BATCH || !avail || moved + n == max) {
 			if (ibv_post_srq_recv(srq->srq, wr, &bad))
 				break_srq(g, srq);
 			moved += n;
@@ -267,7 +269,7 @@ static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r)
 
 #define FLAGS_ALLOWED (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
 
-static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
+static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 {
 	struct vrdma_hq *q = &qp->sq;
 	struct ibv_send_wr wr[BATCH], *bad;
@@ -283,7 +285,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 	}
 	if (maxsge > VRDMA_MAX_SGE)
 		maxsge = VRDMA_MAX_SGE;
-	while (avail > 0 && qp->sposted - qp->sretired < depth) {
+	while (avail > 0 && moved + n < max && qp->sposted - qp->sretired < depth) {
 		uint8_t slot[4096];
 		struct vrdma_swqe w;
 		uint32_t flags, ns;
@@ -360,7 +362,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 		avail--;
 		/* A bind goes at once: the provider reads the window's current rkey when it
 		 * posts, and the window's next one is its new one (as ibv_bind_mw keeps it). */
-		if (++n == BATCH || !avail || bound) {
+		if (++n == BATCH || !avail || moved + n == max || bound) {
 			if (ibv_post_send(qp->qp, wr, &bad))
 				break_wq(g, qp, q);
 			else if (bound)
@@ -375,15 +377,6 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp)
 	store_own(&q->ring->cons, q->cons);
 	g->n_wqe += moved;
 	return (int)moved;
-}
-
-static struct vrdma_qp *qp_by_num(struct vrdma_guest *g, uint32_t qpn)
-{
-	for (uint32_t i = 1; i < g->nobjs; i++)
-		if (g->objs[i].type == VRDMA_OBJ_QP &&
-		    ((struct vrdma_qp *)g->objs[i].p)->qp->qp_num == qpn)
-			return g->objs[i].p;
-	return NULL;
 }
 
 /* An SRQ receive's completion: the guest's wr_id from the SRQ's slot, which is free again,
@@ -444,24 +437,33 @@ static void cqe_out(struct vrdma_guest *g, struct vrdma_cqe *c, const struct ibv
 	}
 }
 
-static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq)
+/* Room in the completion ring, or -1 when the guest's index is nonsense. */
+static int64_t cq_room(struct vrdma_hq *q)
+{
+	/* Acquire pairs with the guest's release of `cons` after it copied the CQEs out. */
+	uint32_t used = q->cons - load_peer(&q->ring->cons);
+
+	return used > q->entries ? -1 : (int64_t)(q->entries - used);
+}
+
+static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max)
 {
 	struct vrdma_hq *q = &cq->q;
 	struct ibv_wc wc[BATCH];
-	uint32_t used, room;
+	int64_t room;
 	int n;
 
 	if (q->broken)
 		return 0;
-	/* Acquire pairs with the guest's release of `cons` after it copied the CQEs out. */
-	used = q->cons - load_peer(&q->ring->cons);
-	if (used > q->entries) {
+	room = cq_room(q);
+	if (room < 0) {
 		break_queue(g, q);
 		return 0;
 	}
-	room = q->entries - used;
 	if (!room)
 		return 0;	/* the guest is not polling: the real CQ fills, as natively */
+	if (room > max)
+		room = max;
 	n = ibv_poll_cq(cq->cq, room < BATCH ? (int)room : BATCH, wc);
 	if (n <= 0)
 		return 0;
@@ -469,7 +471,7 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq)
 		struct vrdma_cqe *slot = (struct vrdma_cqe *)(q->slots +
 			(size_t)(q->cons & (q->entries - 1)) * q->stride);
 
-		cqe_out(g, slot, &wc[k], qp_by_num(g, wc[k].qp_num));
+		cqe_out(g, slot, &wc[k], vrdma_qpn_find(g, wc[k].qp_num));
 		q->cons++;
 	}
 	/* Release: the CQEs above are visible before the guest sees the new prod. */
@@ -482,30 +484,61 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq)
 	return n;
 }
 
-/* One pass over the guest's queues: receives first (so that a send that answers a
- * receive finds it posted), then sends, then completions. A guest whose lock is held (a
- * control call of its own that the kernel makes wait, e.g. destroying a QP) is skipped:
- * -EBUSY, so that one guest's slow call never stalls the relay for the others. */
-int vrdma_relay_guest(struct vrdma_guest *g)
-{
-	int work = 0;
+/*
+ * Scheduling (docs/vrdma.md, "Scheduling"). A pass looks only at the guest's active
+ * queues, so that its cost follows the work, not the objects the guest holds:
+ *   - A queue found without work for park_ns (the relay's spin budget) is parked: a ring
+ *     the guest produces into gets NEED_WAKEUP, so the guest kicks the doorbell when it
+ *     next posts; a CQ gets its real CQ armed, so its next completion is an event on the
+ *     guest's completion channel, which names the CQ. Both look once more after that
+ *     (the classic race): work found keeps the queue active.
+ *   - A kick makes the next pass look once at each parked ring of that guest (one load of
+ *     its producer index; the doorbell does not say which ring), and those with work
+ *     become active. A CQ event makes that CQ active. Neither costs the guest's budget.
+ *   - Each kind of queue gets VRDMA_RELAY_WEIGHT per pass and guest (vrdma.h); a queue
+ *     looked at goes to the tail of its list, so the next pass starts where this stopped.
+ * Only a guest served by the relay thread (which reads its doorbell and CQ events) and,
+ * for rings, with a doorbell parks by itself; vrdma_relay_need_wakeup parks any.
+ */
 
-	if (pthread_mutex_trylock(&g->lock))
-		return -EBUSY;
-	for (uint32_t i = 1; i < g->nobjs; i++)
-		if (g->objs[i].type == VRDMA_OBJ_SRQ)
-			work += drain_srq(g, g->objs[i].p);
-	for (uint32_t i = 1; i < g->nobjs; i++)
-		if (g->objs[i].type == VRDMA_OBJ_QP && !((struct vrdma_qp *)g->objs[i].p)->srq_h)
-			work += drain_rq(g, g->objs[i].p);
-	for (uint32_t i = 1; i < g->nobjs; i++)
-		if (g->objs[i].type == VRDMA_OBJ_QP)
-			work += drain_sq(g, g->objs[i].p);
-	for (uint32_t i = 1; i < g->nobjs; i++)
-		if (g->objs[i].type == VRDMA_OBJ_CQ)
-			work += move_cqes(g, g->objs[i].p);
-	pthread_mutex_unlock(&g->lock);
-	return work;
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Move entries of queue q, at most max (>= 1). */
+static int visit(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t max)
+{
+	switch (q->kind) {
+	case VRDMA_QK_SRQ:
+		return drain_srq(g, vrdma_container_of(q, struct vrdma_srq, q), max);
+	case VRDMA_QK_RQ:
+		return drain_rq(g, vrdma_container_of(q, struct vrdma_qp, rq), max);
+	case VRDMA_QK_SQ:
+		return drain_sq(g, vrdma_container_of(q, struct vrdma_qp, sq), max);
+	default:
+		return move_cqes(g, vrdma_container_of(q, struct vrdma_cq, q), max);
+	}
+}
+
+static void set_state(struct vrdma_guest *g, struct vrdma_hq *q, enum vrdma_qstate st)
+{
+	vrdma_link_del(&q->link);
+	vrdma_link_add_tail(st == VRDMA_QS_ACTIVE ? &g->active[q->kind] : &g->parked[q->kind],
+			    &q->link);
+	q->state = st;
+}
+
+void vrdma_sched_add(struct vrdma_guest *g, struct vrdma_hq *q, enum vrdma_qkind kind,
+		     bool parked)
+{
+	q->kind = kind;
+	q->last_work_ns = now_ns();
+	vrdma_link_init(&q->link);
+	set_state(g, q, parked ? VRDMA_QS_PARKED : VRDMA_QS_ACTIVE);
 }
 
 static void ring_flag(struct vrdma_hq *q, bool on)
@@ -517,33 +550,186 @@ static void ring_flag(struct vrdma_hq *q, bool on)
 }
 
 /*
- * NEED_WAKEUP on: the relay is about to sleep. The flag store is sequentially consistent
- * and the caller makes one more pass afterwards; it pairs with the guest's seq_cst store
- * of `prod` followed by a seq_cst load of `flags`. Either the guest sees the flag
- * and kicks, or the relay's re-check sees the new `prod`: no lost wake-up.
- * The real CQs are armed too, so that a completion wakes the relay through g->chan.
+ * Park active queue q, unless it has work after all: returns the entries moved meanwhile,
+ * or -1 when parked. A ring: NEED_WAKEUP is stored (seq_cst) before prod is read again;
+ * it pairs with the guest's seq_cst store of prod followed by its seq_cst load of flags:
+ * either the guest sees the flag and kicks, or we see its prod. A CQ: the real CQ is armed
+ * before it is polled again, so a completion either is polled now or raises an event. A
+ * CQ whose ring is full stays active: the guest frees room by polling, which tells no one;
+ * before the relay sleeps (sleeping) its real CQ is armed all the same, so that a new
+ * completion wakes the relay as before.
+ */
+static int park(struct vrdma_guest *g, struct vrdma_hq *q, bool sleeping)
+{
+	if (q->kind == VRDMA_QK_CQ) {
+		struct vrdma_cq *cq = vrdma_container_of(q, struct vrdma_cq, q);
+		bool full = !q->broken && cq_room(q) <= 0;
+		int n;
+
+		if (full && !sleeping)
+			return 0;
+		if (ibv_req_notify_cq(cq->cq, 0) || full)
+			return 0;	/* cannot be woken, or full: stays active */
+		n = move_cqes(g, cq, VRDMA_RELAY_WEIGHT);
+		if (n)
+			return n;
+	} else {
+		ring_flag(q, true);
+		if (!q->broken && pending(q))	/* work (pending cleared the flag), or nonsense
+						 * that the next visit breaks the queue for */
+			return 0;
+	}
+	set_state(g, q, VRDMA_QS_PARKED);
+	return -1;
+}
+
+static bool may_park(const struct vrdma_guest *g, const struct vrdma_hq *q)
+{
+	return g->in_relay && (q->kind == VRDMA_QK_CQ || g->doorbell >= 0);
+}
+
+/* The active queues of one kind, each at most once, within the budget. */
+static int serve(struct vrdma_guest *g, enum vrdma_qkind k, uint64_t now)
+{
+	struct vrdma_link *h = &g->active[k], *last = h->prev;
+	int budget = VRDMA_RELAY_WEIGHT, work = 0;
+
+	while (!vrdma_link_empty(h) && budget > 0) {
+		struct vrdma_hq *q = vrdma_container_of(h->next, struct vrdma_hq, link);
+		bool end = h->next == last;
+		int w = visit(g, q, (uint32_t)budget);
+
+		g->n_visits++;
+		if (w > 0)
+			q->last_work_ns = now;
+		else if (may_park(g, q) && now - q->last_work_ns >= g->park_ns)
+			w = park(g, q, false);
+		if (q->state == VRDMA_QS_ACTIVE)	/* next pass: after the others */
+			set_state(g, q, VRDMA_QS_ACTIVE);
+		if (w > 0) {
+			work += w;
+			budget -= w;
+		} else {
+			budget--;
+		}
+		if (end)
+			break;
+	}
+	return work;
+}
+
+static void unpark(struct vrdma_guest *g, struct vrdma_hq *q, uint64_t now)
+{
+	q->last_work_ns = now;
+	set_state(g, q, VRDMA_QS_ACTIVE);
+}
+
+/* What woke the guest's queues since the last pass: a kick (its parked rings with work),
+ * CQ events (those CQs; all parked CQs if some were not kept). */
+static void wake(struct vrdma_guest *g, uint64_t now)
+{
+	if (g->kicked) {
+		g->kicked = false;
+		for (int k = VRDMA_QK_SRQ; k <= VRDMA_QK_SQ; k++) {
+			struct vrdma_link *h = &g->parked[k], *l, *next;
+
+			for (l = h->next; l != h; l = next) {
+				struct vrdma_hq *q = vrdma_container_of(l, struct vrdma_hq, link);
+
+				next = l->next;
+				if (!q->broken && load_peer(&q->ring->prod) != q->cons)
+					unpark(g, q, now);
+			}
+		}
+	}
+	for (uint32_t i = 0; i < g->ncq_ev; i++) {
+		int err;
+		struct vrdma_cq *cq = vrdma_handle_get(g, g->cq_ev[i], VRDMA_OBJ_CQ, &err);
+
+		if (cq && cq->q.state == VRDMA_QS_PARKED)
+			unpark(g, &cq->q, now);
+	}
+	g->ncq_ev = 0;
+	if (g->cq_ev_lost) {
+		g->cq_ev_lost = false;
+		while (!vrdma_link_empty(&g->parked[VRDMA_QK_CQ]))
+			unpark(g, vrdma_container_of(g->parked[VRDMA_QK_CQ].next,
+						     struct vrdma_hq, link), now);
+	}
+}
+
+/* One pass over the guest's active queues: receives first (so that a send that answers
+ * a receive finds it posted), then sends, then completions. A guest whose lock is held (a
+ * control call of its own that the kernel makes wait, e.g. destroying a QP) is skipped:
+ * -EBUSY, so that one guest's slow call never stalls the relay for the others. */
+int vrdma_relay_guest(struct vrdma_guest *g)
+{
+	uint64_t now;
+	int work = 0;
+
+	if (pthread_mutex_trylock(&g->lock))
+		return -EBUSY;
+	now = now_ns();
+	wake(g, now);
+	for (int k = 0; k < VRDMA_QKINDS; k++)
+		work += serve(g, k, now);
+	pthread_mutex_unlock(&g->lock);
+	return work;
+}
+
+/*
+ * on: the relay is about to sleep: park every active queue (park() says how the race with
+ * the guest is closed); those that still have work stay active, and the caller makes one
+ * more pass. off: every parked queue becomes active, its NEED_WAKEUP cleared.
  */
 bool vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on)
 {
+	uint64_t now;
+
 	if (pthread_mutex_trylock(&g->lock))
 		return false;
-	for (uint32_t i = 1; i < g->nobjs; i++) {
-		struct vrdma_obj *o = &g->objs[i];
+	now = now_ns();
+	for (int k = 0; k < VRDMA_QKINDS; k++) {
+		struct vrdma_link *h = on ? &g->active[k] : &g->parked[k], *l, *next;
 
-		if (o->type == VRDMA_OBJ_QP) {
-			struct vrdma_qp *qp = o->p;
+		for (l = h->next; l != h; l = next) {
+			struct vrdma_hq *q = vrdma_container_of(l, struct vrdma_hq, link);
 
-			ring_flag(&qp->sq, on);
-			if (!qp->srq_h)
-				ring_flag(&qp->rq, on);
-		} else if (o->type == VRDMA_OBJ_SRQ) {
-			ring_flag(&((struct vrdma_srq *)o->p)->q, on);
-		} else if (o->type == VRDMA_OBJ_CQ && on) {
-			ibv_req_notify_cq(((struct vrdma_cq *)o->p)->cq, 0);
+			next = l->next;
+			if (on) {
+				park(g, q, true);
+			} else {
+				if (k != VRDMA_QK_CQ)
+					ring_flag(q, false);
+				unpark(g, q, now);
+			}
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
 	return true;
+}
+
+void vrdma_relay_kick(struct vrdma_guest *g)
+{
+	g->kicked = true;
+}
+
+/* The real CQs' events: each names its CQ, whose handle we keep for the next pass. The CQ
+ * is alive until the event is acknowledged (ibv_destroy_cq waits for that), so its handle
+ * can be read here without the guest's lock, which a DEVCALL destroying a CQ holds while
+ * it waits for our acknowledgement. */
+void vrdma_relay_cq_events(struct vrdma_guest *g)
+{
+	struct ibv_cq *cq;
+	void *ctx;
+
+	while (!ibv_get_cq_event(g->chan, &cq, &ctx)) {
+		if (g->ncq_ev < VRDMA_CQ_EVENTS)
+			g->cq_ev[g->ncq_ev++] = ((struct vrdma_cq *)ctx)->handle;
+		else
+			g->cq_ev_lost = true;
+		ibv_ack_cq_events(cq, 1);
+	}
 }
 
 /*

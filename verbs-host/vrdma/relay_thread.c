@@ -4,11 +4,15 @@
  *
  * While there is work it passes over the guests back to back. When a pass finds nothing
  * it keeps passing for a bounded budget (spin_ns: a busy guest gets sub-microsecond
- * hand-off), then it sets NEED_WAKEUP on every queue, arms the real CQs, passes once more
- * (closing the race with a guest that posted meanwhile), and sleeps in epoll on the
- * guests' doorbell eventfds and their real completion channels. An idle vbusd uses no CPU.
- * The epoll ready list is the doorbell bitmap: only guests that kicked are looked at
- * first after a wake-up, although the pass that follows covers all guests.
+ * hand-off), then it parks every queue (NEED_WAKEUP on the rings, the real CQs armed),
+ * passes once more (closing the race with a guest that posted meanwhile), and sleeps in
+ * epoll on the guests' doorbell eventfds and their real completion channels. An idle
+ * vbusd uses no CPU.
+ * A pass looks only at each guest's active queues, within its budget (relay.c,
+ * "Scheduling"): queues idle for spin_ns are parked, and a doorbell or a real CQ's event
+ * makes them active again. Awake, the thread reads those at least every
+ * RELAY_EVENTS_NS, so that a parked queue of one guest waits no longer than that while
+ * others keep the relay busy.
  */
 #include <errno.h>
 #include <sched.h>
@@ -21,6 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "vrdma.h"
+
+/* While awake, the doorbells and CQ events are read at least this often. */
+#define RELAY_EVENTS_NS	20000
 
 struct vrdma_relay {
 	pthread_t thread;
@@ -72,9 +79,20 @@ static void need_wakeup(struct vrdma_relay *r, bool on, bool *busy)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Consume what woke us: doorbell counts and real CQ events (acknowledged at once). */
+static bool served(struct vrdma_relay *r, struct vrdma_guest *g)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->guests[i] == g)
+			return true;
+	return false;
+}
+
+/* Consume what woke us: doorbell counts (the guest's next pass looks at its parked rings)
+ * and real CQ events (acknowledged at once; their CQs become active). Under r->lock, and
+ * only for guests still served: one removed since epoll_wait returned may be gone. */
 static void drain_wakeups(struct vrdma_relay *r, struct epoll_event *ev, int n)
 {
+	pthread_mutex_lock(&r->lock);
 	for (int k = 0; k < n; k++) {
 		struct vrdma_guest *g = ev[k].data.ptr;
 		uint64_t v;
@@ -84,35 +102,59 @@ static void drain_wakeups(struct vrdma_relay *r, struct epoll_event *ev, int n)
 				abort();
 			continue;
 		}
+		if (!served(r, g))
+			continue;
 		if (g->doorbell >= 0) {
-			if (read(g->doorbell, &v, sizeof(v)) == sizeof(v))
+			if (read(g->doorbell, &v, sizeof(v)) == sizeof(v)) {
 				__atomic_fetch_add(&g->n_kicks, v, __ATOMIC_RELAXED);
-			else if (errno != EAGAIN)
+				vrdma_relay_kick(g);
+			} else if (errno != EAGAIN) {
 				g->n_relay_errors++;
+			}
 		}
 		vrdma_relay_async(g);
-		for (;;) {
-			struct ibv_cq *cq;
-			void *ctx;
-
-			if (ibv_get_cq_event(g->chan, &cq, &ctx))
-				break;
-			ibv_ack_cq_events(cq, 1);
-		}
+		vrdma_relay_cq_events(g);
 	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Awake: whatever woke parked queues since the last look, without waiting. */
+static void poll_wakeups(struct vrdma_relay *r)
+{
+	struct epoll_event ev[32];
+	int n = epoll_wait(r->epfd, ev, 32, 0);
+
+	if (n > 0)
+		drain_wakeups(r, ev, n);
+}
+
+/* After a sleep: a guest with no doorbell cannot say it posted; its queues are all
+ * looked at again (as before parking existed; it is bounded by its budget per pass). */
+static void wake_silent(struct vrdma_relay *r, bool *busy)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->guests[i]->doorbell < 0 && !vrdma_relay_need_wakeup(r->guests[i], false))
+			*busy = true;
+	pthread_mutex_unlock(&r->lock);
 }
 
 static void *relay_main(void *arg)
 {
 	struct vrdma_relay *r = arg;
-	uint64_t last = now_ns(), t0;
+	uint64_t last = now_ns(), t0, looked = last;
 	struct epoll_event ev[32];
 	int n;
 
 	__atomic_store_n(&r->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		bool busy = false;
+		uint64_t t = now_ns();
 
+		if (t - looked >= RELAY_EVENTS_NS) {
+			poll_wakeups(r);
+			looked = t;
+		}
 		if (pass(r, &busy)) {
 			last = now_ns();
 			continue;
@@ -123,7 +165,6 @@ static void *relay_main(void *arg)
 		}
 		need_wakeup(r, true, &busy);
 		if (pass(r, &busy)) {	/* a guest posted before it could see the flag */
-			need_wakeup(r, false, &busy);
 			last = now_ns();
 			continue;
 		}
@@ -137,7 +178,7 @@ static void *relay_main(void *arg)
 		if (n > 0)
 			drain_wakeups(r, ev, n);
 		busy = false;
-		need_wakeup(r, false, &busy);
+		wake_silent(r, &busy);
 		pthread_mutex_lock(&r->lock);
 		r->st.wakeups++;
 		pthread_mutex_unlock(&r->lock);
@@ -241,6 +282,9 @@ int vrdma_relay_add(struct vrdma_relay *r, struct vrdma_guest *g, int doorbell_f
 	}
 	r->guests[r->n++] = g;
 	g->in_relay = true;
+	/* The relay now reads g's events: its queues may park once idle as long as the
+	 * relay spins (relay.c, "Scheduling"). Passes read it under r->lock, as here. */
+	g->park_ns = r->spin_ns;
 out:
 	pthread_mutex_unlock(&r->lock);
 	if (!err) {

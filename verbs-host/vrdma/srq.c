@@ -88,6 +88,7 @@ int vrdma_do_create_srq(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	__atomic_store_n(&srq->q.ring->retired, 0, __ATOMIC_RELEASE);
 	/* As a new QP's queues: the relay may be asleep and does not know this ring yet. */
 	__atomic_store_n(&srq->q.ring->flags, htole32(VRDMA_RING_NEED_WAKEUP), __ATOMIC_SEQ_CST);
+	vrdma_sched_add(g, &srq->q, VRDMA_QK_SRQ, true);
 	o->handle = htole32(h);
 	attr_out(&o->attr, srq->max_wr, srq->max_sge, ia.attr.srq_limit);
 	return 0;

@@ -25,6 +25,49 @@
 #define VRDMA_MAX_SGE		32
 #define VRDMA_MAX_QUEUE		32767
 
+/* The relay's budget per guest and per pass, as vhost's weight: each kind of queue (SRQs,
+ * receive queues, send queues, completion queues) of one guest moves at most this many
+ * entries in one pass, a queue looked at without work counting as one; the rest waits
+ * for the next pass, which starts where this one stopped. A guest that floods its queues
+ * cannot hold the relay from the other guests for more than this. */
+#define VRDMA_RELAY_WEIGHT	256
+/* The real CQ events the relay thread keeps for a guest between two passes; more in
+ * between and the pass looks at all its parked CQs once (relay.c). */
+#define VRDMA_CQ_EVENTS		64
+
+/* An intrusive doubly linked list (a circular one with a head, as Linux's list_head). */
+struct vrdma_link {
+	struct vrdma_link *next, *prev;
+};
+
+static inline void vrdma_link_init(struct vrdma_link *h)
+{
+	h->next = h->prev = h;
+}
+
+static inline bool vrdma_link_empty(const struct vrdma_link *h)
+{
+	return h->next == h;
+}
+
+static inline void vrdma_link_del(struct vrdma_link *l)
+{
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->next = l->prev = l;
+}
+
+static inline void vrdma_link_add_tail(struct vrdma_link *h, struct vrdma_link *l)
+{
+	l->prev = h->prev;
+	l->next = h;
+	h->prev->next = l;
+	h->prev = l;
+}
+
+#define vrdma_container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
 struct vrdma_region {
 	int fd;			/* the sealed memfd, for mapping pieces into MR windows */
 	void *base;		/* vbusd's mapping of the whole region */
@@ -97,6 +140,22 @@ struct vrdma_mr {
 	uint64_t iova;			/* the guest's address of the first byte */
 };
 
+/* The kinds of queue the relay serves, in the order a pass serves them: receives first, so
+ * that a send answering a receive finds it posted, completions last. */
+enum vrdma_qkind {
+	VRDMA_QK_SRQ,
+	VRDMA_QK_RQ,
+	VRDMA_QK_SQ,
+	VRDMA_QK_CQ,
+	VRDMA_QKINDS
+};
+
+enum vrdma_qstate {
+	VRDMA_QS_OFF = 0,		/* not scheduled (not yet, or no more) */
+	VRDMA_QS_ACTIVE,		/* on g->active[kind]: each pass looks at it */
+	VRDMA_QS_PARKED,		/* on g->parked[kind]: a kick or a CQ event wakes it */
+};
+
 /* A queue in guest shared memory, as the host sees it. */
 struct vrdma_hq {
 	struct vrdma_ring *ring;
@@ -107,6 +166,11 @@ struct vrdma_hq {
 	bool broken;
 	bool mapped;			/* holds region `shm` until vrdma_hq_unmap */
 	uint32_t shm;
+	/* The relay's schedule (relay.c, under the guest's lock) */
+	struct vrdma_link link;		/* on g->active[kind] or g->parked[kind] */
+	uint64_t last_work_ns;		/* when the relay last found work on it */
+	uint8_t kind;			/* enum vrdma_qkind */
+	uint8_t state;			/* enum vrdma_qstate */
 };
 
 struct vrdma_cq {
@@ -177,9 +241,20 @@ struct vrdma_guest {
 	struct ibv_pd *poison_pd;
 	struct ibv_mr *poison_mr;
 	uint8_t poison;
+	/* The relay's schedule of the guest's queues (relay.c, "Scheduling"), under lock */
+	struct vrdma_link active[VRDMA_QKINDS], parked[VRDMA_QKINDS];
+	uint64_t park_ns;		/* a queue idle this long is parked (the relay's spin) */
+	uint64_t n_visits;		/* queues the passes looked at */
+	/* Its QPs by real QP number, for completions (qpn.c), under lock */
+	struct vrdma_qp **qpn;
+	uint32_t qpn_mask, qpn_used;
 	/* owned by the relay thread */
 	int doorbell;			/* eventfd the guest kicks, -1: none */
 	bool in_relay;
+	bool kicked;			/* the doorbell rang since the last pass */
+	bool cq_ev_lost;		/* more CQ events than cq_ev holds came */
+	uint32_t ncq_ev;
+	uint32_t cq_ev[VRDMA_CQ_EVENTS];	/* handles of the CQs whose real CQ had an event */
 };
 
 #define VRDMA_GEN_BITS (32 - VRDMA_HANDLE_INDEX_BITS)
@@ -259,12 +334,27 @@ int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64
 /* The queue's object is gone: its region may go when the guest revokes it. */
 void vrdma_hq_unmap(struct vrdma_guest *g, struct vrdma_hq *q);
 
-/* relay.c: one pass over a guest's queues; returns the work done (WQEs + CQEs moved), or
- * -EBUSY when a control call holds the guest (try again soon). */
+/* qpn.c: the guest's QPs by real QP number; the caller holds g->lock. */
+int vrdma_qpn_add(struct vrdma_guest *g, struct vrdma_qp *qp);	/* 0 or -ENOMEM */
+void vrdma_qpn_del(struct vrdma_guest *g, struct vrdma_qp *qp);
+struct vrdma_qp *vrdma_qpn_find(struct vrdma_guest *g, uint32_t qpn);
+
+/* relay.c: one pass over a guest's active queues, within its budget; returns the work
+ * done (WQEs + CQEs moved), or -EBUSY when a control call holds the guest (try again
+ * soon). */
 int vrdma_relay_guest(struct vrdma_guest *g);
-/* Before the relay sleeps: set or clear NEED_WAKEUP on every queue the guest produces
- * into, and arm the real CQs. The relay re-checks the queues after setting. */
+/* on: before the relay sleeps, park every queue of the guest (NEED_WAKEUP on the rings it
+ * produces into, the real CQs armed), each looked at once more afterwards. off: make every
+ * queue active again (a guest with no doorbell, after the relay woke up). */
 bool vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on);	/* false: busy, not done */
+/* Relay thread only: the guest's doorbell rang (its next pass looks at its parked rings);
+ * read the real CQs' completion events (their CQs become active on the next pass). */
+void vrdma_relay_kick(struct vrdma_guest *g);
+void vrdma_relay_cq_events(struct vrdma_guest *g);
+/* Schedule queue q of the guest (the caller holds g->lock) as active or parked; queue.c
+ * takes it off the schedule when it unmaps it. */
+void vrdma_sched_add(struct vrdma_guest *g, struct vrdma_hq *q, enum vrdma_qkind kind,
+		     bool parked);
 
 /* relay_thread.c: one thread serving many guests, spinning for a bounded budget after
  * the last work, then sleeping until a guest kicks or a real CQ has an event. */
