@@ -39,6 +39,12 @@ static void push(struct vbg_context *ctx, uint32_t type, uint32_t handle, uint32
 	}
 	ctx->ev[(ctx->ev_head + ctx->nev++) % VBG_ASYNC_MAX] =
 		(struct vbg_async){ .type = type, .handle = handle, .port = port };
+	/* A program blocked in ibv_get_cq_event wakes and gets EIO (cq.c), as on a device
+	 * whose contexts are disassociated. */
+	if (type == IBV_EVENT_DEVICE_FATAL)
+		for (struct vbg_cq *cq = ctx->cqs; cq; cq = cq->ctx_next)
+			if (cq->channel && write(cq->channel->ch.fd, &one, sizeof(one)) != sizeof(one))
+				vbg_dbg("channel kick: %m");
 	pthread_mutex_unlock(&ctx->lock);
 	if (write(ctx->vctx.context.async_fd, &one, sizeof(one)) != sizeof(one))
 		vbg_dbg("async_fd: %m");

@@ -314,12 +314,14 @@ VBG_EXPORT int ibv_get_cq_event(struct ibv_comp_channel *c, struct ibv_cq **out,
 		return vbg_real.get_cq_event(c, out, cq_ctx);
 	ctx = to_vctx(c->context);
 	for (;;) {
+		bool dead = __atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE);
 		struct vbg_cq *cq;
 		uint64_t v;
 		bool more;
 
-		/* Blocks unless the program made the fd non-blocking (then EAGAIN). */
-		if (read(c->fd, &v, sizeof(v)) != sizeof(v))
+		/* Blocks unless the program made the fd non-blocking (then EAGAIN). A dead
+		 * context's events already reported are still taken, then EIO. */
+		if (!dead && read(c->fd, &v, sizeof(v)) != sizeof(v))
 			return -1;
 		pthread_mutex_lock(&ctx->lock);
 		cq = fired(ch, &more);
@@ -338,6 +340,10 @@ VBG_EXPORT int ibv_get_cq_event(struct ibv_comp_channel *c, struct ibv_cq **out,
 		}
 		if (cq)
 			return 0;
+		if (dead || __atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE)) {
+			errno = EIO;
+			return -1;
+		}
 		/* a kick for a CQ destroyed since, or re-armed: wait for the next one */
 	}
 }

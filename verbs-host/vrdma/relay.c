@@ -446,7 +446,35 @@ static int64_t cq_room(struct vrdma_hq *q)
 	return used > q->entries ? -1 : (int64_t)(q->entries - used);
 }
 
-static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max)
+static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max, bool sweep);
+
+/*
+ * Before a guest's completion channel fires, every completion its device made earlier is
+ * in the guest's rings, as with a device, whose CQs fill as it works. A program woken for
+ * its receive CQ finds the send completion that came before (the peer's ACK precedes its
+ * reply): perftest -e polls its send CQ once per answer and otherwise drifts until its send
+ * queue is full. Parked CQs are polled too (their real CQs stay armed). This costs one
+ * ibv_poll_cq per CQ of the guest per event delivered, the slow path.
+ */
+static void sweep_cqs(struct vrdma_guest *g, struct vrdma_cq *firing)
+{
+	static const enum vrdma_qstate lists[] = { VRDMA_QS_ACTIVE, VRDMA_QS_PARKED };
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		struct vrdma_link *h = lists[i] == VRDMA_QS_ACTIVE ? &g->active[VRDMA_QK_CQ] :
+								     &g->parked[VRDMA_QK_CQ];
+
+		for (struct vrdma_link *l = h->next; l != h; l = l->next) {
+			struct vrdma_hq *q = vrdma_container_of(l, struct vrdma_hq, link);
+
+			if (q != &firing->q)
+				move_cqes(g, vrdma_container_of(q, struct vrdma_cq, q),
+					  VRDMA_RELAY_WEIGHT, false);
+		}
+	}
+}
+
+static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max, bool sweep)
 {
 	struct vrdma_hq *q = &cq->q;
 	struct ibv_wc wc[BATCH];
@@ -479,7 +507,11 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max)
 	g->n_cqe += (uint64_t)n;
 	/* Then the event: armed is read after prod is published (seq_cst pairs with the
 	 * guest's store of armed followed by its re-check of prod). */
-	if (cq->channel && __atomic_exchange_n(&q->ring->armed, 0, __ATOMIC_SEQ_CST))
+	if (!cq->channel || !__atomic_load_n(&q->ring->armed, __ATOMIC_SEQ_CST))
+		return n;
+	if (sweep)
+		sweep_cqs(g, cq);
+	if (__atomic_exchange_n(&q->ring->armed, 0, __ATOMIC_SEQ_CST))
 		g->env->kick(g->env_priv, cq->channel);
 	return n;
 }
@@ -520,7 +552,7 @@ static int visit(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t max)
 	case VRDMA_QK_SQ:
 		return drain_sq(g, vrdma_container_of(q, struct vrdma_qp, sq), max);
 	default:
-		return move_cqes(g, vrdma_container_of(q, struct vrdma_cq, q), max);
+		return move_cqes(g, vrdma_container_of(q, struct vrdma_cq, q), max, true);
 	}
 }
 
@@ -570,7 +602,7 @@ static int park(struct vrdma_guest *g, struct vrdma_hq *q, bool sleeping)
 			return 0;
 		if (ibv_req_notify_cq(cq->cq, 0) || full)
 			return 0;	/* cannot be woken, or full: stays active */
-		n = move_cqes(g, cq, VRDMA_RELAY_WEIGHT);
+		n = move_cqes(g, cq, VRDMA_RELAY_WEIGHT, true);
 		if (n)
 			return n;
 	} else {
