@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+/*
+ * guest/scribble: a hostile guest (tests/device/guest-scribble.sh). It runs RC traffic
+ * between two QPs of its own and, all the while, writes random values over the memory it
+ * shares with the host: its rings' producer, consumer, flag and retired words, its work
+ * queue entries (send and receive) and its completion ring. It reaches them through the
+ * guest library's own structures (verbs-guest/vbg.h), as a program that knows the layout
+ * would.
+ *
+ *   scribble DEV GID_INDEX SECONDS SEED
+ *
+ * Each scribble is printed ("scribble: TARGET"), then what came of it: async events
+ * ("event: ..."), completions with errors, post errors. The loop never blocks (polls are
+ * non-blocking, the async fd is polled with 0) and ends after SECONDS (scaled), or early
+ * once IBV_EVENT_DEVICE_FATAL came. The last line: "summary: N scribbles, events ...".
+ * The host's side is judged by the script: vbusd, the module and the other guests.
+ */
+#include <poll.h>
+#include <stdbool.h>
+#include <unistd.h>
+#include "loopback.h"
+#include "../../verbs-guest/vbg.h"
+
+#define MSG 1024
+
+enum target { T_SQ_IDX, T_SQ_WQE, T_RQ_IDX, T_RQ_WQE, T_CQ_IDX, T_CQ_SLOT, T_N };
+static const char *const names[T_N] = {
+	"send ring index", "send WQE", "receive ring index", "receive WQE",
+	"completion ring index", "completion slot",
+};
+
+static uint64_t rnd_state;
+
+static uint32_t rnd(void)
+{
+	rnd_state = rnd_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(rnd_state >> 33);
+}
+
+/* A random word of the ring's header: prod, cons, flags, armed or retired. */
+static void scribble_ring(struct vrdma_ring *r)
+{
+	volatile __le32 *w[] = { &r->prod, &r->cons, &r->flags, &r->armed, &r->retired };
+	uint32_t v = rnd();
+
+	/* Small steps as well as nonsense: an index a little ahead is the subtle case. */
+	*w[rnd() % 5] = (rnd() & 1) ? v : v % 8;
+}
+
+static void scribble_slots(uint8_t *slots, uint32_t entries, uint32_t stride)
+{
+	uint32_t *p = (uint32_t *)(slots + (size_t)(rnd() % entries) * stride);
+
+	for (uint32_t i = 0, n = 1 + rnd() % 8; i < n; i++)
+		p[rnd() % (stride / 4)] = rnd();
+}
+
+static void scribble(struct vbg_qp *qp, struct vbg_cq *cq, enum target t)
+{
+	switch (t) {
+	case T_SQ_IDX: scribble_ring(qp->sq.ring); break;
+	case T_SQ_WQE: scribble_slots(qp->sq.slots, qp->sq.entries, qp->sq.stride); break;
+	case T_RQ_IDX: scribble_ring(qp->rq.ring); break;
+	case T_RQ_WQE: scribble_slots(qp->rq.slots, qp->rq.entries, qp->rq.stride); break;
+	case T_CQ_IDX: scribble_ring(cq->q.ring); break;
+	default: scribble_slots(cq->q.slots, cq->q.entries, cq->q.stride); break;
+	}
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned nev[IBV_EVENT_WQ_FATAL + 2] = { 0 }, nscr = 0, nbad = 0, nposterr = 0;
+	struct ibv_qp *a, *b;
+	struct ibv_cq *cq;
+	struct ibv_mr *mr;
+	struct lb l;
+	uint8_t *buf;
+	double end;
+	bool fatal = false;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: scribble DEV GID_INDEX SECONDS SEED\n");
+		return 2;
+	}
+	rnd_state = strtoull(argv[4], NULL, 0) | 1;
+	lb_open(&l, argv[1], atoi(argv[2]));
+	/* The casts below hold for vbus contexts only (libvbus-verbs under vbus-run). */
+	check(!strncmp(ibv_get_device_name(l.ctx->device), "vrdma", 5),
+	      "%s is not a vrdma device: run under vbus-run", argv[1]);
+	cq = ibv_create_cq(l.ctx, 64, NULL, NULL, 0);
+	buf = calloc(1, 2 * MSG);
+	check(cq && buf, "create_cq: %s", strerror(errno));
+	mr = ibv_reg_mr(l.pd, buf, 2 * MSG, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	check(mr, "reg_mr: %s", strerror(errno));
+	a = lb_qp(&l, cq, cq, NULL);
+	b = lb_qp(&l, cq, cq, NULL);
+	lb_connect(&l, a, b->qp_num);
+	lb_connect(&l, b, a->qp_num);
+	printf("ready\n");
+	fflush(stdout);
+
+	end = now() + vt_secs(atof(argv[3]));
+	for (unsigned long it = 0; now() < end && !fatal; it++) {
+		struct ibv_sge sge = { .addr = (uintptr_t)buf, .length = MSG, .lkey = mr->lkey };
+		struct ibv_sge rsge = { .addr = (uintptr_t)buf + MSG, .length = MSG, .lkey = mr->lkey };
+		struct ibv_send_wr wr = { .sg_list = &sge, .num_sge = 1,
+					  .opcode = (it & 1) ? IBV_WR_SEND : IBV_WR_RDMA_WRITE,
+					  .send_flags = IBV_SEND_SIGNALED }, *bad;
+		struct ibv_recv_wr rwr = { .sg_list = &rsge, .num_sge = 1 }, *rbad;
+		struct pollfd p = { .fd = l.ctx->async_fd, .events = POLLIN };
+		struct ibv_wc wc[8];
+		int n;
+
+		wr.wr.rdma.remote_addr = (uintptr_t)buf + MSG;
+		wr.wr.rdma.rkey = mr->rkey;
+		if (ibv_post_recv(b, &rwr, &rbad) | ibv_post_send(a, &wr, &bad))
+			nposterr++;
+		n = ibv_poll_cq(cq, 8, wc);
+		for (int i = 0; i < n; i++)
+			nbad += wc[i].status != IBV_WC_SUCCESS;
+		if (n < 0)
+			nbad++;
+		while (poll(&p, 1, 0) == 1) {
+			struct ibv_async_event ev;
+
+			if (ibv_get_async_event(l.ctx, &ev))
+				break;
+			printf("event: %s\n", ibv_event_type_str(ev.event_type));
+			nev[ev.event_type <= IBV_EVENT_WQ_FATAL ? ev.event_type : IBV_EVENT_WQ_FATAL + 1]++;
+			fatal |= ev.event_type == IBV_EVENT_DEVICE_FATAL;
+			ibv_ack_async_event(&ev);
+		}
+		if (it % 64 == 63) {
+			enum target t = (enum target)(rnd() % T_N);
+
+			scribble((struct vbg_qp *)a, (struct vbg_cq *)cq, t);
+			if (rnd() & 1)
+				scribble((struct vbg_qp *)b, (struct vbg_cq *)cq, t);
+			nscr++;
+			if (nscr <= 20)
+				printf("scribble: %s\n", names[t]);
+		}
+	}
+	printf("summary: %u scribbles, %u failed completions, %u post errors, events: "
+	       "QP_FATAL %u, CQ_ERR %u, DEVICE_FATAL %u, others %u\n", nscr, nbad, nposterr,
+	       nev[IBV_EVENT_QP_FATAL], nev[IBV_EVENT_CQ_ERR], nev[IBV_EVENT_DEVICE_FATAL],
+	       nev[IBV_EVENT_QP_REQ_ERR] + nev[IBV_EVENT_QP_ACCESS_ERR] + nev[IBV_EVENT_WQ_FATAL + 1]);
+	fflush(stdout);
+	/* No teardown: the host cleans up after a guest that exits in any state. */
+	return 0;
+}
