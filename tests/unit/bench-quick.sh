@@ -1,5 +1,5 @@
 #!/bin/bash
-# `make bench QUICK=1` end to end (bench/run --quick with 2 interleaved runs, not 5, to keep
+# `make bench QUICK=1` end to end (bench/run --quick with 1 run, not 5 interleaved ones, to keep
 # `make test` short: VBUS_BENCH_QUICK_RUNS; one soft-RoCE boot): results.json is
 # well-formed JSON with its env fields, every perftest case has a row on every path (native,
 # guest, guest-guest: the relay), with a ratio to native on every guest row that has figures;
@@ -16,7 +16,7 @@ top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v jq >/dev/null || { echo "jq missing (make deps installs it)"; exit 1; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$top/bench/run" --quick --runs "${VBUS_BENCH_QUICK_RUNS:-2}" --out "$out" >"$out/log" 2>&1
+"$top/bench/run" --quick --runs "${VBUS_BENCH_QUICK_RUNS:-1}" --out "$out" >"$out/log" 2>&1
 rc=$?
 [ $rc = 77 ] && { tail -n1 "$out/log"; exit 77; }
 [ $rc = 0 ] || { echo "FAIL: bench/run --quick exited $rc"; tail -n 30 "$out/log"; exit 1; }
