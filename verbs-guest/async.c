@@ -37,6 +37,11 @@ static void push(struct vbg_context *ctx, uint32_t type, uint32_t handle, uint32
 		ctx->ev_head = (ctx->ev_head + 1) % VBG_ASYNC_MAX;
 		ctx->nev--;
 	}
+	/* The fd is readable exactly while events are queued (its count is 1 then, 0 when the
+	 * queue is empty; both change under ctx->lock): poll() saying readable means that
+	 * ibv_get_async_event will not block, as natively. */
+	if (!ctx->nev && write(ctx->vctx.context.async_fd, &one, sizeof(one)) != sizeof(one))
+		vbg_dbg("async_fd: %m");
 	ctx->ev[(ctx->ev_head + ctx->nev++) % VBG_ASYNC_MAX] =
 		(struct vbg_async){ .type = type, .handle = handle, .port = port };
 	/* A program blocked in ibv_get_cq_event wakes and gets EIO (cq.c), as on a device
@@ -46,8 +51,6 @@ static void push(struct vbg_context *ctx, uint32_t type, uint32_t handle, uint32
 			if (cq->channel && write(cq->channel->ch.fd, &one, sizeof(one)) != sizeof(one))
 				vbg_dbg("channel kick: %m");
 	pthread_mutex_unlock(&ctx->lock);
-	if (write(ctx->vctx.context.async_fd, &one, sizeof(one)) != sizeof(one))
-		vbg_dbg("async_fd: %m");
 }
 
 static void dispatch(const struct vbus_event *ev)
@@ -230,8 +233,10 @@ VBG_EXPORT int ibv_get_async_event(struct ibv_context *c, struct ibv_async_event
 		return vbg_real.get_async_event(c, ev);
 	ctx = to_vctx(c);
 	for (;;) {
+		struct pollfd p = { .fd = c->async_fd, .events = POLLIN };
+		bool got = false;
 		uint64_t v;
-		bool got = false, more;
+		int fl;
 
 		pthread_mutex_lock(&ctx->lock);
 		while (ctx->nev && !got) {
@@ -242,19 +247,21 @@ VBG_EXPORT int ibv_get_async_event(struct ibv_context *c, struct ibv_async_event
 			memset(ev, 0, sizeof(*ev));
 			ev->event_type = e.type;
 			got = element(ctx, &e, ev);	/* an event of a destroyed object is dropped */
-		}
-		more = ctx->nev > 0;
-		pthread_mutex_unlock(&ctx->lock);
-		if (got) {
-			/* The fd stays readable while events are queued (each push wrote 1; the
-			 * read below may have taken several). */
-			v = 1;
-			if (more && write(c->async_fd, &v, sizeof(v)) != sizeof(v))
+			/* The last one taken: the fd's count (1, push()) goes back to 0. */
+			if (!ctx->nev && read(c->async_fd, &v, sizeof(v)) != sizeof(v))
 				vbg_dbg("async_fd: %m");
-			return 0;
 		}
-		/* Blocks unless the program made the fd non-blocking (then EAGAIN, -1). */
-		if (read(c->async_fd, &v, sizeof(v)) != sizeof(v))
+		pthread_mutex_unlock(&ctx->lock);
+		if (got)
+			return 0;
+		/* Nothing queued: wait for the fd without reading it (push() and the reads
+		 * above keep its count), unless the program made it non-blocking. */
+		fl = fcntl(c->async_fd, F_GETFL);
+		if (fl >= 0 && (fl & O_NONBLOCK)) {
+			errno = EAGAIN;
+			return -1;
+		}
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			return -1;
 	}
 }

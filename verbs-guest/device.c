@@ -132,6 +132,12 @@ int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inle
 	} else {
 		err = vbus_devcall_flags(c, ctx->handle, fn, flags, in, inlen, out, outmax, n);
 	}
+	/* A device that is gone (vbusd dead, the device unplugged, the attachment revoked)
+	 * fails every command with EIO, on both backends, as uverbs does for a disassociated
+	 * context. */
+	if (err < 0 && (__atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE) || err == -ENOTCONN ||
+			err == -ECONNRESET || err == -EPIPE || err == -ENODEV))
+		err = -EIO;
 	/* A provider's failed command leaves errno set (the write or ioctl failed) as well as
 	 * returning it; programs print errno after ibv_modify_qp and the like (qperf does). */
 	if (err < 0)

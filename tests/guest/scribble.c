@@ -16,6 +16,7 @@
  * The host's side is judged by the script: vbusd, the module and the other guests.
  */
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <unistd.h>
 #include "loopback.h"
@@ -30,6 +31,22 @@ static const char *const names[T_N] = {
 };
 
 static uint64_t rnd_state;
+/* Which verb the loop is in: a watchdog names it if the loop stops (the script's
+ * timeout would say only that it hung). */
+static volatile sig_atomic_t stage;
+static const char *const stages[] = { "loop", "ibv_post_recv", "ibv_post_send", "ibv_poll_cq",
+				      "async events", "scribbling" };
+
+static void watchdog(int sig)
+{
+	char m[96];
+	int n = snprintf(m, sizeof(m), "watchdog: stuck in %s\n", stages[stage]);
+
+	(void)sig;
+	if (write(1, m, (size_t)n) < 0)
+		_exit(3);
+	_exit(3);
+}
 
 static uint32_t rnd(void)
 {
@@ -90,6 +107,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: scribble DEV GID_INDEX SECONDS SEED\n");
 		return 2;
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	rnd_state = strtoull(argv[4], NULL, 0) | 1;
 	lb_open(&l, argv[1], atoi(argv[2]));
 	/* The casts below hold for vbus contexts only (libvbus-verbs under vbus-run). */
@@ -108,6 +126,8 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	end = now() + vt_secs(atof(argv[3]));
+	signal(SIGALRM, watchdog);
+	alarm((unsigned)vt_secs(atof(argv[3])) + 20);
 	for (unsigned long it = 0; now() < end && !fatal; it++) {
 		struct ibv_sge sge = { .addr = (uintptr_t)buf, .length = MSG, .lkey = mr->lkey };
 		struct ibv_sge rsge = { .addr = (uintptr_t)buf + MSG, .length = MSG, .lkey = mr->lkey };
@@ -121,9 +141,15 @@ int main(int argc, char **argv)
 
 		wr.wr.rdma.remote_addr = (uintptr_t)buf + MSG;
 		wr.wr.rdma.rkey = mr->rkey;
-		if (ibv_post_recv(b, &rwr, &rbad) | ibv_post_send(a, &wr, &bad))
+		stage = 1;
+		if (ibv_post_recv(b, &rwr, &rbad))
 			nposterr++;
+		stage = 2;
+		if (ibv_post_send(a, &wr, &bad))
+			nposterr++;
+		stage = 3;
 		n = ibv_poll_cq(cq, 8, wc);
+		stage = 4;
 		for (int i = 0; i < n; i++)
 			nbad += wc[i].status != IBV_WC_SUCCESS;
 		if (n < 0)
@@ -138,6 +164,7 @@ int main(int argc, char **argv)
 			fatal |= ev.event_type == IBV_EVENT_DEVICE_FATAL;
 			ibv_ack_async_event(&ev);
 		}
+		stage = 5;
 		if (it % 64 == 63) {
 			enum target t = (enum target)(rnd() % T_N);
 
@@ -148,7 +175,9 @@ int main(int argc, char **argv)
 			if (nscr <= 20)
 				printf("scribble: %s\n", names[t]);
 		}
+		stage = 0;
 	}
+	alarm(0);
 	printf("summary: %u scribbles, %u failed completions, %u post errors, events: "
 	       "QP_FATAL %u, CQ_ERR %u, DEVICE_FATAL %u, others %u\n", nscr, nbad, nposterr,
 	       nev[IBV_EVENT_QP_FATAL], nev[IBV_EVENT_CQ_ERR], nev[IBV_EVENT_DEVICE_FATAL],
