@@ -12,7 +12,7 @@
 #                         ALL=1 adds ib_read_lat and ib_send_bw)
 #   make bench            benchmarks (QUICK=1 for a short run, RUNS=N interleaved runs)
 #   make soak             the long runs of the hardening tests (not in CI): guest-churn with
-#                         1000 SIGKILLed guests per backend
+#                         1000 SIGKILLed guests per backend, guest-load for 2 minutes
 #   make fuzz             every libFuzzer target SECONDS=N each (60); MERGE=1 adds new inputs
 #                         to tests/fuzz-corpus/, TARGETS="fuzz-wqe ..." runs only those
 #   make install          PREFIX=/usr/local DESTDIR=
@@ -69,7 +69,7 @@ bench: deps-check all
 
 # Not in CI: make test runs the same tests shorter (docs/testing.md, Soak).
 soak: deps-check all
-	@VBUS_CHURN_N=1000 tests/run --device -k guest-churn
+	@VBUS_CHURN_N=1000 VBUS_LOAD_SECONDS=120 tests/run --device -k guest-churn,guest-load
 
 # Not in CI (make test runs the same targets 10 s each): tests/unit/fuzz.sh with longer
 # runs; crash inputs are kept in tests/fuzz-corpus/TARGET/crashes/ (docs/testing.md, Fuzzing).

@@ -118,6 +118,21 @@ int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inle
 	int err;
 
 	*n = 0;
+	if (__atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE)) {
+		/* As rdma-core on a disassociated device: destroying succeeds (the host has
+		 * freed the real object, or will when the attachment is revoked), anything else
+		 * is EIO, on both backends, whichever of vbusd's exit and the module's revocation
+		 * came first. */
+		switch (fn) {
+		case VRDMA_FN_DEALLOC_PD: case VRDMA_FN_DEREG_MR: case VRDMA_FN_DESTROY_CQ:
+		case VRDMA_FN_DESTROY_QP: case VRDMA_FN_DESTROY_AH: case VRDMA_FN_DESTROY_SRQ:
+		case VRDMA_FN_DEALLOC_MW:
+			return 0;
+		default:
+			errno = EIO;
+			return -EIO;
+		}
+	}
 	if (ctx->kfd >= 0) {	/* the kernel backend: one system call into the module */
 		struct vbk_call k = {
 			.fn = fn, .in_len = (uint32_t)inlen, .out_len = (uint32_t)outmax,

@@ -17,10 +17,12 @@
  */
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdbool.h>
 #include <unistd.h>
 #include "loopback.h"
 #include "../../verbs-guest/vbg.h"
+#include <vbus/vrdma-kernel.h>
 
 #define MSG 1024
 
@@ -81,6 +83,21 @@ static void scribble(struct vbg_qp *qp, struct vbg_cq *cq, enum target t)
 	case T_RQ_WQE: scribble_slots(qp->rq.slots, qp->rq.entries, qp->rq.stride); break;
 	case T_CQ_IDX: scribble_ring(cq->q.ring); break;
 	default: scribble_slots(cq->q.slots, cq->q.entries, cq->q.stride); break;
+	}
+}
+
+/* Ring the doorbell whatever the ring's flags say, as a hostile guest would: the host must
+ * look at what was scribbled (the kernel backend looks at a ring only when rung). */
+static void ring(struct ibv_context *c, struct vbg_qp *qp)
+{
+	struct vbg_context *ctx = to_vctx(c);
+	uint64_t one = 1;
+
+	if (ctx->kfd >= 0) {
+		if (ioctl(ctx->kfd, VBK_IOC_DOORBELL, (unsigned long)qp->sq.db) < 0)
+			return;	/* refused: that is the host's business */
+	} else if (write(ctx->doorbell, &one, sizeof(one)) != sizeof(one)) {
+		return;
 	}
 }
 
@@ -171,6 +188,8 @@ int main(int argc, char **argv)
 			scribble((struct vbg_qp *)a, (struct vbg_cq *)cq, t);
 			if (rnd() & 1)
 				scribble((struct vbg_qp *)b, (struct vbg_cq *)cq, t);
+			ring(l.ctx, (struct vbg_qp *)a);
+			ring(l.ctx, (struct vbg_qp *)b);
 			nscr++;
 			if (nscr <= 20)
 				printf("scribble: %s\n", names[t]);
