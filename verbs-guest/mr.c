@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "vbg.h"
 
 /* Optional access bits a device may ignore (relaxed ordering): dropped quietly, as
@@ -29,8 +30,13 @@ static struct ibv_mr *reg(struct ibv_pd *p, void *addr, size_t len, uint64_t iov
 	uint32_t n;
 	int err;
 
-	if (iova != (uintptr_t)addr) {
-		vbg_err("ibv_reg_mr_iova with iova != addr is not supported (EOPNOTSUPP)");
+	/* The relay host registers its window of the pieces at any iova whose offset in the
+	 * page is the buffer's (a nested vbusd registers its guests' buffers so); the module
+	 * pins and registers at the caller's own address only. */
+	if (iova != (uintptr_t)addr &&
+	    (to_vctx(p->context)->kfd >= 0 ||
+	     (iova ^ (uintptr_t)addr) & ((uint64_t)sysconf(_SC_PAGESIZE) - 1))) {
+		vbg_err("ibv_reg_mr_iova with iova != addr is not supported here (EOPNOTSUPP)");
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
