@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <vbus/verbs-nest.h>
@@ -31,6 +32,7 @@ struct piece {
 	uint32_t seq;			/* the memfd is named vbus-mr-SEQ */
 	int fd;				/* an arena chunk's memfd until it is handed over */
 	uint64_t off;			/* where `start` is in the region (foreign pieces) */
+	uint64_t size;			/* the region's size to hand over (foreign pieces) */
 	bool foreign;			/* told by vbus_verbs_shm_add: a nested guest's memfd */
 };
 
@@ -328,7 +330,7 @@ static int hand_over(uintptr_t lo, uintptr_t hi)
 			continue;
 		if (!c)
 			return -ENOTCONN;
-		err = vbus_devshm(c, p->fd, p->end - p->start, &p->shm);
+		err = vbus_devshm(c, p->fd, p->foreign ? p->size : p->end - p->start, &p->shm);
 		if (err)
 			return err;
 		close(p->fd);
@@ -437,25 +439,29 @@ VBG_EXPORT int vbus_verbs_shm_add(void *addr, size_t len, int fd, uint64_t fd_si
 				  uint64_t offset)
 {
 	uintptr_t pg = page_size(), lo = (uintptr_t)addr, hi = lo + len;
-	struct piece p = { .start = lo, .end = hi, .fd = -1, .off = offset, .foreign = true };
-	struct vbus_conn *c = vbg_conn();
+	struct piece p = { .start = lo, .end = hi, .off = offset, .size = fd_size,
+			   .foreign = true };
 	int err;
 
 	if (!len || lo % pg || len % pg || offset % pg || hi < lo || offset > fd_size ||
 	    len > fd_size - offset)
 		return -EINVAL;
-	if (!c)
-		return -ENOTCONN;
 	pthread_mutex_lock(&mem_lock);
 	err = -EEXIST;
 	for (uint32_t i = 0; i < npieces; i++)
 		if (pieces[i].start < hi && pieces[i].end > lo)
 			goto out;
 	err = piece_reserve();
-	if (!err)
-		err = vbus_devshm(c, fd, fd_size, &p.shm);
-	if (!err)
-		piece_insert(&p);
+	if (err)
+		goto out;
+	/* Our own copy, handed to the bus at the first relay registration (hand_over); the
+	 * kernel backend pins the pages where they are and never needs it. */
+	p.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (p.fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	piece_insert(&p);
 out:
 	pthread_mutex_unlock(&mem_lock);
 	if (err)

@@ -191,7 +191,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 {
 	static const char *const known[] = { "backing", "port", "gid", "max-pinned",
 					     "max-objects", "backend" };
-	const char *backing = vbd_dev_attr(d, "backing");
+	const char *backing = vbd_dev_attr(d, "backing"), *b;
 	struct vbus_verbs_limits lim;
 	struct vrdma_dev *v;
 	uint64_t port, gid, pinned, objs;
@@ -218,6 +218,14 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	    num_attr(d, "max-pinned", 256ull << 20, 0, 1ull << 40, &pinned, err, errn) ||
 	    num_attr(d, "max-objects", 4096, 0, 1u << VRDMA_HANDLE_INDEX_BITS, &objs, err, errn))
 		return -EINVAL;
+	/* An explicit backend first (backend=kernel without the module says so whatever the
+	 * backing device); auto waits until we know whether the device is a vbus one. */
+	b = vbd_dev_attr(d, "backend");
+	if (b && strcmp(b, "auto")) {
+		r = resolve_backend(d, &kernel, err, errn);
+		if (r)
+			return r;
+	}
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -241,7 +249,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 		if (r)
 			goto err_free;
 		kernel = false;		/* auto: the relay, the only backend on a vbus device */
-	} else {
+	} else if (!b || !strcmp(b, "auto")) {
 		r = resolve_backend(d, &kernel, err, errn);
 		if (r)
 			goto err_free;

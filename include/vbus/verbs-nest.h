@@ -32,7 +32,9 @@ typedef int vbus_verbs_query_limits_fn(struct ibv_context *ctx, struct vbus_verb
  * [addr, addr + len) (page aligned) maps `fd` (a sealed memfd of `fd_size` bytes, the
  * caller's guest's region) from `offset` on, MAP_SHARED. A later ibv_reg_mr over these
  * pages hands that memfd to the parent bus instead of moving the pages (which would cut
- * the sharing). The library hands it over in this call (it keeps no copy of fd).
+ * the sharing). The library keeps its own copy of fd (the caller may close its own) and
+ * hands it to the bus at the first registration on a relay-backend device; on a
+ * kernel-backend device the module pins the pages where they are.
  * 0 or -errno; -EEXIST when the range overlaps memory the library knows already.
  */
 typedef int vbus_verbs_shm_add_fn(void *addr, size_t len, int fd, uint64_t fd_size,
