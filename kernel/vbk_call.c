@@ -59,16 +59,18 @@ long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
 {
 	u8 in[VBK_CALL_BUF], out[VBK_CALL_BUF];
 	const struct fn_size *d;
-	u32 outlen;
+	u32 outlen, inlen;
 	int err;
 
 	BUILD_BUG_ON(sizeof(struct vrdma_query_qp_out) > VBK_CALL_BUF);
 	BUILD_BUG_ON(sizeof(struct vrdma_modify_qp_in) > VBK_CALL_BUF);
 	BUILD_BUG_ON(sizeof(struct vrdma_query_gid_table_out) > VBK_CALL_BUF);
+	BUILD_BUG_ON(sizeof(struct vrdma_reg_mr_in) + sizeof(struct vrdma_mr_piece) > VBK_CALL_BUF);
 	if (c->reserved || c->fn >= VRDMA_FN__MAX || !handlers[c->fn])
 		return -EOPNOTSUPP;
 	d = &sizes[c->fn];
 	outlen = d->out;
+	inlen = d->in;
 	if (c->fn == VRDMA_FN_HELLO) {
 		/* HELLO meets every version: its 8-byte version-1 form gets the version-1
 		 * answer, and a tail past what we know is a later version's, ignored.
@@ -79,6 +81,13 @@ long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
 			return -EINVAL;
 		memset(in, 0, d->in);
 		if (copy_from_user(in, u64_to_user_ptr(c->in), min(c->in_len, d->in)))
+			return -EFAULT;
+	} else if (c->fn == VRDMA_FN_REG_MR &&
+		   c->in_len == d->in + sizeof(struct vrdma_mr_piece)) {
+		/* REG_MR's one piece: the caller's address of a buffer registered at another
+		 * iova (a nested vbusd's window, docs/nesting.md); vbk_do_reg_mr checks it. */
+		inlen = c->in_len;
+		if (copy_from_user(in, u64_to_user_ptr(c->in), inlen))
 			return -EFAULT;
 	} else {
 		if (c->in_len < d->in)
@@ -91,7 +100,7 @@ long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
 		return -EMSGSIZE;
 	memset(out, 0, d->out);
 	mutex_lock(&g->ctl);
-	err = g->dead ? -EIO : handlers[c->fn](g, in, d->in, out);
+	err = g->dead ? -EIO : handlers[c->fn](g, in, inlen, out);
 	mutex_unlock(&g->ctl);
 	/* A refused HELLO still says which versions we speak. */
 	if (err && !(c->fn == VRDMA_FN_HELLO && err == -EPROTONOSUPPORT))

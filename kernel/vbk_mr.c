@@ -33,13 +33,28 @@ int vbk_do_reg_mr(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	const struct vrdma_reg_mr_in *i = in;
 	struct vrdma_reg_mr_out *o = out;
 	u32 pdh = le32_to_cpu(i->pd), access = le32_to_cpu(i->access), h;
-	u64 iova = le64_to_cpu(i->iova), len = le64_to_cpu(i->length);
+	u64 iova = le64_to_cpu(i->iova), len = le64_to_cpu(i->length), addr = iova;
+	const struct vrdma_mr_piece *p = (const void *)(i + 1);
 	struct vbk_pd *pd;
 	struct vbk_mr *mr;
 	int err;
 
-	if (i->npieces || i->reserved)
-		return -EINVAL;	/* pieces are the relay's: here the caller's own pages */
+	if (i->reserved)
+		return -EINVAL;
+	/*
+	 * No piece: [iova, iova + len) of the caller's own address space. One piece with shm
+	 * 0: its offset is the caller's address of the buffer, registered at iova (a nested
+	 * vbusd registers its guest's buffer, mapped in a window of its own, at the guest's
+	 * address; docs/nesting.md); same offset in the page, as the relay requires.
+	 */
+	if (le32_to_cpu(i->npieces) == 1 && inlen == sizeof(*i) + sizeof(*p)) {
+		addr = le64_to_cpu(p->offset);
+		if (p->shm || p->reserved || le64_to_cpu(p->length) != len ||
+		    (addr ^ iova) & ~PAGE_MASK || addr + len < addr)
+			return -EINVAL;
+	} else if (i->npieces || inlen != sizeof(*i)) {
+		return -EINVAL;	/* pieces of regions are the relay's */
+	}
 	if (access & ~(ACCESS_ALLOWED | ACCESS_IGNORED))
 		return -EOPNOTSUPP;	/* ON_DEMAND, ZERO_BASED, unknown bits */
 	access &= ACCESS_ALLOWED;
@@ -60,7 +75,7 @@ int vbk_do_reg_mr(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	mr = kzalloc(sizeof(*mr), GFP_KERNEL);
 	if (!mr)
 		return -ENOMEM;
-	mr->mr = ib_reg_user_mr(pd->pd, iova, len, iova, access);
+	mr->mr = ib_reg_user_mr(pd->pd, addr, len, iova, access);
 	if (IS_ERR(mr->mr)) {
 		err = PTR_ERR(mr->mr);
 		goto err_free;

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <vbus/vrdma-kernel.h>
+#include <vbus/verbs-nest.h>
 #include "vbg.h"
 
 pthread_mutex_t vbg_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -108,6 +109,25 @@ bool vbg_is_context(const struct ibv_context *c)
 		found = &x->vctx.context == c;
 	pthread_mutex_unlock(&ctx_lock);
 	return found;
+}
+
+/* A vbusd that runs as our guest asks what its own attachment allows, so that it hands
+ * its guests nothing wider (docs/nesting.md). */
+VBG_EXPORT int vbus_verbs_query_limits(struct ibv_context *c, struct vbus_verbs_limits *out)
+{
+	struct vbg_context *ctx;
+
+	if (!c || !vbg_is_context(c))
+		return -ENODEV;
+	ctx = to_vctx(c);
+	memset(out, 0, sizeof(*out));
+	out->max_objects = le32toh(ctx->hello.max_objects);
+	out->gid_index = le32toh(ctx->hello.gid_index);
+	out->max_pinned_bytes = le64toh(ctx->hello.max_pinned_bytes);
+	out->abi_version = le32toh(ctx->hello.abi_version);
+	out->kernel = ctx->kfd >= 0;
+	out->dead = __atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE);
+	return 0;
 }
 
 int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,

@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <vbus/verbs-nest.h>
 #include "vbg.h"
 
 struct piece {
@@ -29,6 +31,9 @@ struct piece {
 	uint32_t shm;			/* DEVSHM id; 0 while not handed over yet (fd >= 0) */
 	uint32_t seq;			/* the memfd is named vbus-mr-SEQ */
 	int fd;				/* an arena chunk's memfd until it is handed over */
+	uint64_t off;			/* where `start` is in the region (foreign pieces) */
+	uint64_t size;			/* the region's size to hand over (foreign pieces) */
+	bool foreign;			/* told by vbus_verbs_shm_add: a nested guest's memfd */
 };
 
 struct seg {				/* one line of /proc/self/maps */
@@ -98,6 +103,8 @@ static bool piece_intact(const struct piece *p, const struct seg *v, int n)
 {
 	char want[96], name[48];
 
+	if (p->foreign)		/* the nested host tells when it unmaps it */
+		return true;
 	piece_name(p->seq, name, sizeof(name));
 	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
 	for (uintptr_t a = p->start; a < p->end;) {
@@ -323,7 +330,7 @@ static int hand_over(uintptr_t lo, uintptr_t hi)
 			continue;
 		if (!c)
 			return -ENOTCONN;
-		err = vbus_devshm(c, p->fd, p->end - p->start, &p->shm);
+		err = vbus_devshm(c, p->fd, p->foreign ? p->size : p->end - p->start, &p->shm);
 		if (err)
 			return err;
 		close(p->fd);
@@ -405,7 +412,8 @@ static int mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32
 		if (s >= e)
 			continue;
 		if (k && le32toh(out[k - 1].shm) == pieces[i].shm &&
-		    le64toh(out[k - 1].offset) + le64toh(out[k - 1].length) == s - pieces[i].start) {
+		    le64toh(out[k - 1].offset) + le64toh(out[k - 1].length) ==
+		    pieces[i].off + (s - pieces[i].start)) {
 			out[k - 1].length = htole64(le64toh(out[k - 1].length) + (e - s));
 			continue;
 		}
@@ -414,8 +422,63 @@ static int mem_pieces(void *addr, size_t len, struct vrdma_mr_piece *out, uint32
 			return -E2BIG;
 		}
 		out[k++] = (struct vrdma_mr_piece){ .shm = htole32(pieces[i].shm),
-			.offset = htole64(s - pieces[i].start), .length = htole64(e - s) };
+			.offset = htole64(pieces[i].off + (s - pieces[i].start)),
+			.length = htole64(e - s) };
 	}
 	*n = k;
 	return 0;
+}
+
+/*
+ * Nesting (docs/nesting.md): a vbusd running as a guest maps its own guests' memfds into
+ * windows and registers them on the vbus device it sees. Moving those pages would cut them
+ * off from the nested guest; instead the vbusd says what they are, and the memfd itself is
+ * handed to the parent bus, which maps it as any region of ours.
+ */
+VBG_EXPORT int vbus_verbs_shm_add(void *addr, size_t len, int fd, uint64_t fd_size,
+				  uint64_t offset)
+{
+	uintptr_t pg = page_size(), lo = (uintptr_t)addr, hi = lo + len;
+	struct piece p = { .start = lo, .end = hi, .off = offset, .size = fd_size,
+			   .foreign = true };
+	int err;
+
+	if (!len || lo % pg || len % pg || offset % pg || hi < lo || offset > fd_size ||
+	    len > fd_size - offset)
+		return -EINVAL;
+	pthread_mutex_lock(&mem_lock);
+	err = -EEXIST;
+	for (uint32_t i = 0; i < npieces; i++)
+		if (pieces[i].start < hi && pieces[i].end > lo)
+			goto out;
+	err = piece_reserve();
+	if (err)
+		goto out;
+	/* Our own copy, handed to the bus at the first relay registration (hand_over); the
+	 * kernel backend pins the pages where they are and never needs it. */
+	p.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (p.fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	piece_insert(&p);
+out:
+	pthread_mutex_unlock(&mem_lock);
+	if (err)
+		vbg_info("nested region at %p+%zu: %s", addr, len, strerror(-err));
+	return err;
+}
+
+VBG_EXPORT void vbus_verbs_shm_forget(void *addr, size_t len)
+{
+	uintptr_t lo = (uintptr_t)addr, hi = lo + len;
+
+	pthread_mutex_lock(&mem_lock);
+	for (uint32_t i = 0; i < npieces;) {
+		if (pieces[i].foreign && pieces[i].start >= lo && pieces[i].end <= hi)
+			piece_drop(i);
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&mem_lock);
 }

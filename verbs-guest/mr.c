@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "vbg.h"
 
 /* Optional access bits a device may ignore (relaxed ordering): dropped quietly, as
@@ -29,8 +30,11 @@ static struct ibv_mr *reg(struct ibv_pd *p, void *addr, size_t len, uint64_t iov
 	uint32_t n;
 	int err;
 
-	if (iova != (uintptr_t)addr) {
-		vbg_err("ibv_reg_mr_iova with iova != addr is not supported (EOPNOTSUPP)");
+	/* Both hosts register at any iova whose offset in the page is the buffer's (a nested
+	 * vbusd registers its guests' buffers so, docs/nesting.md): the relay maps the pieces
+	 * into a window, the module pins the buffer where it is (one piece naming it). */
+	if ((iova ^ (uintptr_t)addr) & ((uint64_t)sysconf(_SC_PAGESIZE) - 1)) {
+		vbg_err("ibv_reg_mr_iova: iova and addr differ in their offset in the page (EOPNOTSUPP)");
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
@@ -47,9 +51,13 @@ static struct ibv_mr *reg(struct ibv_pd *p, void *addr, size_t len, uint64_t iov
 	/* One registration at a time: pages are moved at most once, and the pieces stay
 	 * what they were described as until the host has them. */
 	pthread_mutex_lock(&reg_lock);
-	if (to_vctx(p->context)->kfd >= 0)
-		n = 0, err = 0;	/* the module pins our own pages in the call: nothing moves */
-	else
+	if (to_vctx(p->context)->kfd >= 0) {
+		/* The module pins our own pages in the call: nothing moves. */
+		n = 0, err = 0;
+		if (iova != (uintptr_t)addr)
+			req.pieces[n++] = (struct vrdma_mr_piece){
+				.offset = htole64((uintptr_t)addr), .length = htole64(len) };
+	} else
 		err = vbg_mem_pieces(addr, len, req.pieces, VRDMA_MR_MAX_PIECES, &n);
 	if (!err) {
 		req.in = (struct vrdma_reg_mr_in){

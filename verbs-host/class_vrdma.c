@@ -12,12 +12,14 @@
  * auto is kernel when the module's admin descriptor opens, else relay. The resolved
  * backend replaces the attribute, so that DEVENUM and `vbusctl dev show` say which.
  */
+#include <dlfcn.h>
 #include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <vbus/verbs-nest.h>
 #include <vbus/vrdma-kernel.h>
 #include "vrdma/vrdma.h"
 #include "vbusd.h"
@@ -27,6 +29,11 @@ struct vrdma_dev {
 	struct ibv_device *ibdev;
 	struct vrdma_policy pol;
 	bool kernel;			/* the resolved backend: kernel, else relay */
+	/* Nested (docs/nesting.md): the backing device is a vbus device of the bus this vbusd
+	 * is a guest of. nest_ctx is a context on it, kept to ask whether the parent revoked
+	 * it; nest_query is the guest library's vbus_verbs_query_limits. */
+	struct ibv_context *nest_ctx;
+	vbus_verbs_query_limits_fn *nest_query;
 };
 
 struct vrdma_inst {
@@ -95,14 +102,100 @@ static int resolve_backend(const struct vbd_dev *d, bool *kernel, char *err, siz
 	return -EINVAL;
 }
 
+/*
+ * Is `ibdev` a vbus device (this vbusd runs as a guest, under vbus-run)? Then *ctx is a
+ * context on it and *lim what our own attachment allows. 0: nested; 1: a real device;
+ * -errno when it looks nested but cannot be asked.
+ */
+static int nest_probe(struct ibv_device *ibdev, vbus_verbs_query_limits_fn **q,
+		      struct ibv_context **ctx, struct vbus_verbs_limits *lim, char *err,
+		      size_t errn)
+{
+	int r;
+
+	*q = (vbus_verbs_query_limits_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_QUERY_LIMITS);
+	if (!*q)
+		return 1;
+	*ctx = ibv_open_device(ibdev);
+	if (!*ctx) {
+		r = errno ? -errno : -EIO;
+		snprintf(err, errn, "cannot open %s: %s", ibv_get_device_name(ibdev), strerror(-r));
+		return r;
+	}
+	r = (*q)(*ctx, lim);
+	if (r == -ENODEV) {		/* a real device beside the vbus ones (--show-real) */
+		ibv_close_device(*ctx);
+		*ctx = NULL;
+		return 1;
+	}
+	if (r) {
+		snprintf(err, errn, "%s: cannot read its limits: %s", ibv_get_device_name(ibdev),
+			 strerror(-r));
+		ibv_close_device(*ctx);
+		*ctx = NULL;
+	}
+	return r;
+}
+
+/*
+ * A nested device's policy is no wider than our own attachment: a limit left unset is the
+ * parent's (or the usual default when that is smaller), one set wider is refused with the
+ * parent's value in the message. The kernel backend needs a real device. 0 or -EPERM.
+ */
+static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *lim,
+		       uint64_t *port, uint64_t *gid, uint64_t *pinned, uint64_t *objs,
+		       char *err, size_t errn)
+{
+	const char *backing = vbd_dev_attr(d, "backing"), *b = vbd_dev_attr(d, "backend");
+
+	if (b && !strcmp(b, "kernel")) {
+		snprintf(err, errn, "backend=kernel: %s is a vbus device of the bus this vbusd is "
+			 "a guest of (nested); the kernel backend needs a real RDMA device",
+			 backing);
+		return -EPERM;
+	}
+	if (*port != 1) {
+		snprintf(err, errn, "port=%llu: %s (nested) has port 1 only",
+			 (unsigned long long)*port, backing);
+		return -EPERM;
+	}
+	if (!vbd_dev_attr(d, "gid"))
+		*gid = lim->gid_index;
+	else if (*gid != lim->gid_index) {
+		snprintf(err, errn, "gid=%llu is wider than this vbusd's own attachment: %s "
+			 "allows GID index %u only", (unsigned long long)*gid, backing,
+			 lim->gid_index);
+		return -EPERM;
+	}
+	if (!vbd_dev_attr(d, "max-objects")) {
+		if (*objs > lim->max_objects)
+			*objs = lim->max_objects;
+	} else if (*objs > lim->max_objects) {
+		snprintf(err, errn, "max-objects=%llu is wider than this vbusd's own attachment: "
+			 "%s allows %u", (unsigned long long)*objs, backing, lim->max_objects);
+		return -EPERM;
+	}
+	if (!vbd_dev_attr(d, "max-pinned")) {
+		if (*pinned > lim->max_pinned_bytes)
+			*pinned = lim->max_pinned_bytes;
+	} else if (*pinned > lim->max_pinned_bytes) {
+		snprintf(err, errn, "max-pinned=%llu is wider than this vbusd's own attachment: "
+			 "%s allows %llu bytes", (unsigned long long)*pinned, backing,
+			 (unsigned long long)lim->max_pinned_bytes);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 {
 	static const char *const known[] = { "backing", "port", "gid", "max-pinned",
 					     "max-objects", "backend" };
-	const char *backing = vbd_dev_attr(d, "backing");
+	const char *backing = vbd_dev_attr(d, "backing"), *b;
+	struct vbus_verbs_limits lim;
 	struct vrdma_dev *v;
 	uint64_t port, gid, pinned, objs;
-	bool kernel;
+	bool kernel = false, nested;
 	int n, r;
 
 	for (int i = 0; i < d->n_attrs; i++) {
@@ -125,12 +218,13 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	    num_attr(d, "max-pinned", 256ull << 20, 0, 1ull << 40, &pinned, err, errn) ||
 	    num_attr(d, "max-objects", 4096, 0, 1u << VRDMA_HANDLE_INDEX_BITS, &objs, err, errn))
 		return -EINVAL;
-	r = resolve_backend(d, &kernel, err, errn);
-	if (r)
-		return r;
-	if (vbd_dev_set_attr(d, "backend", kernel ? "kernel" : "relay")) {
-		snprintf(err, errn, "too many attributes to record backend=");
-		return -E2BIG;
+	/* An explicit backend first (backend=kernel without the module says so whatever the
+	 * backing device); auto waits until we know whether the device is a vbus one. */
+	b = vbd_dev_attr(d, "backend");
+	if (b && strcmp(b, "auto")) {
+		r = resolve_backend(d, &kernel, err, errn);
+		if (r)
+			return r;
 	}
 	v = calloc(1, sizeof(*v));
 	if (!v)
@@ -143,24 +237,56 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 			v->ibdev = v->list[i];
 	if (!v->ibdev) {
 		snprintf(err, errn, "no RDMA device '%s' on this host", backing);
-		if (v->list)
-			ibv_free_device_list(v->list);
-		free(v);
-		return -ENODEV;
+		r = -ENODEV;
+		goto err_free;
+	}
+	r = nest_probe(v->ibdev, &v->nest_query, &v->nest_ctx, &lim, err, errn);
+	if (r < 0)
+		goto err_free;
+	nested = r == 0;
+	if (nested) {
+		r = nest_narrow(d, &lim, &port, &gid, &pinned, &objs, err, errn);
+		if (r)
+			goto err_free;
+		kernel = false;		/* auto: the relay, the only backend on a vbus device */
+	} else if (!b || !strcmp(b, "auto")) {
+		r = resolve_backend(d, &kernel, err, errn);
+		if (r)
+			goto err_free;
+	}
+	if (vbd_dev_set_attr(d, "backend", kernel ? "kernel" : "relay")) {
+		snprintf(err, errn, "too many attributes to record backend=");
+		r = -E2BIG;
+		goto err_free;
 	}
 	v->pol = (struct vrdma_policy){ .port = (uint8_t)port, .gid_index = (uint32_t)gid,
 					.max_objects = (uint32_t)objs, .max_pinned_bytes = pinned };
 	v->kernel = kernel;
 	d->priv = v;
-	vbd_info("vrdma %s: backing %s port %u, backend %s", d->name, backing,
-		 (unsigned)port, kernel ? "kernel" : "relay");
+	vbd_info("vrdma %s: backing %s port %u, backend %s%s", d->name, backing,
+		 (unsigned)port, kernel ? "kernel" : "relay", nested ? " (nested)" : "");
+	if (nested)
+		vbd_info("vrdma %s: nested in our own attachment: max-objects %u of %u, "
+			 "max-pinned %llu of %llu, gid %u", d->name, v->pol.max_objects,
+			 lim.max_objects, (unsigned long long)pinned,
+			 (unsigned long long)lim.max_pinned_bytes, lim.gid_index);
 	return 0;
+
+err_free:
+	if (v->nest_ctx)
+		ibv_close_device(v->nest_ctx);
+	if (v->list)
+		ibv_free_device_list(v->list);
+	free(v);
+	return r;
 }
 
 static void vrdma_fini(struct vbd_dev *d)
 {
 	struct vrdma_dev *v = d->priv;
 
+	if (v->nest_ctx)
+		ibv_close_device(v->nest_ctx);
 	ibv_free_device_list(v->list);
 	free(v);
 }
@@ -176,7 +302,12 @@ static void vrdma_fini(struct vbd_dev *d)
 static bool vrdma_gone(struct vbd_dev *d)
 {
 	struct vrdma_dev *v = d->priv;
+	struct vbus_verbs_limits lim;
 
+	/* Nested: no uverbs node; gone when our own parent revoked the device we run on
+	 * (its DEVICE_FATAL), which then reaches our guests the same way. */
+	if (v->nest_ctx)
+		return v->nest_query(v->nest_ctx, &lim) || lim.dead;
 	return access(v->ibdev->dev_path, F_OK) && errno == ENOENT;
 }
 

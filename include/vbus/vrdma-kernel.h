@@ -19,6 +19,9 @@
  *     (struct vrdma_ring then the entries); the module pins those pages;
  *   - REG_MR has npieces 0 and no pieces: [iova, iova + length) of the caller's own
  *     address space is pinned and registered in the call (ib_reg_user_mr, iova = address);
+ *     or npieces 1 and one piece with shm 0, `offset` the caller's address of the buffer
+ *     and `length` the MR's: pinned there, registered at iova (the same offset in the
+ *     page; a nested vbusd's window, docs/nesting.md);
  *   - CREATE_CQ's `channel` is an eventfd descriptor of the caller plus one (0: none): the
  *     module signals it when the armed CQ gets a completion;
  *   - the module keeps VRDMA_RING_NEED_WAKEUP set on every queue the guest produces into:

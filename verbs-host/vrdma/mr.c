@@ -8,18 +8,45 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <vbus/verbs-nest.h>
 #include "vrdma.h"
 
 #define ACCESS_ALLOWED (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
 			IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC | \
 			IBV_ACCESS_MW_BIND | IBV_ACCESS_RELAXED_ORDERING)
 
+/*
+ * Nesting (docs/nesting.md): when this vbusd is itself a guest (libvbus-verbs.so
+ * preloaded), the device below is a vbus device, and the pages of a window are our
+ * guest's memfd: the library must hand that memfd down to our bus rather than move the
+ * pages. Its functions are looked up once; without them this is a vbusd on a real device.
+ */
+static pthread_once_t nest_once = PTHREAD_ONCE_INIT;
+static vbus_verbs_shm_add_fn *nest_add;
+static vbus_verbs_shm_forget_fn *nest_forget;
+
+static void nest_lookup(void)
+{
+	nest_add = (vbus_verbs_shm_add_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_SHM_ADD);
+	nest_forget = (vbus_verbs_shm_forget_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_SHM_FORGET);
+}
+
+static void window_unmap(void *w, size_t len)
+{
+	pthread_once(&nest_once, nest_lookup);
+	if (nest_forget)
+		nest_forget(w, len);
+	munmap(w, len);
+}
+
 void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
 {
 	g->pinned -= mr->mr->length;
 	ibv_dereg_mr(mr->mr);
-	munmap(mr->window, mr->window_len);
+	window_unmap(mr->window, mr->window_len);
 	free(mr);
 }
 
@@ -33,6 +60,7 @@ static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces
 	uint8_t *w;
 	int err;
 
+	pthread_once(&nest_once, nest_lookup);
 	w = mmap(NULL, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (w == MAP_FAILED)
 		return -ENOMEM;
@@ -50,6 +78,8 @@ static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces
 		else if (mmap(w + pos, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r.fd,
 			      (off_t)off) == MAP_FAILED)
 			err = -ENOMEM;
+		else if (nest_add)
+			err = nest_add(w + pos, len, r.fd, r.size, off);
 		/* Mapped or refused, the piece needs the region no more. */
 		if (g->env->region_put)
 			g->env->region_put(g->env_priv, shm);
@@ -65,7 +95,7 @@ static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces
 	return 0;
 
 err_unmap:
-	munmap(w, total);
+	window_unmap(w, total);
 	return err;
 }
 
@@ -123,7 +153,7 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 err_dereg:
 	ibv_dereg_mr(mr->mr);
 err_unmap:
-	munmap(mr->window, total);
+	window_unmap(mr->window, total);
 err_free:
 	free(mr);
 	return err;

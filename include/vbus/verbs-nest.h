@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the guest verbs library (libvbus-verbs.so) offers a vbusd that runs as a guest
+ * (docs/nesting.md). These are not wire structures: they pass between two objects of one
+ * process. vbusd finds the functions with dlsym(RTLD_DEFAULT, name) and takes their absence
+ * as "not nested" (a vbusd on a real device).
+ */
+#ifndef VBUS_VERBS_NEST_H
+#define VBUS_VERBS_NEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ibv_context;
+
+/* The limits of the caller's own attachment to a vbus device, as its HELLO granted them. */
+struct vbus_verbs_limits {
+	uint32_t max_objects;		/* handles */
+	uint32_t gid_index;		/* the only source GID index allowed */
+	uint64_t max_pinned_bytes;
+	uint32_t abi_version;
+	uint32_t kernel;		/* 1: the parent runs it on the kernel backend */
+	uint32_t dead;			/* 1: the parent revoked it (DEVICE_FATAL was queued) */
+	uint32_t reserved;
+};
+
+/* 0 and *out when ctx is a vbus device's context; -ENODEV for any other context. */
+typedef int vbus_verbs_query_limits_fn(struct ibv_context *ctx, struct vbus_verbs_limits *out);
+#define VBUS_VERBS_QUERY_LIMITS "vbus_verbs_query_limits"
+
+/*
+ * [addr, addr + len) (page aligned) maps `fd` (a sealed memfd of `fd_size` bytes, the
+ * caller's guest's region) from `offset` on, MAP_SHARED. A later ibv_reg_mr over these
+ * pages hands that memfd to the parent bus instead of moving the pages (which would cut
+ * the sharing). The library keeps its own copy of fd (the caller may close its own) and
+ * hands it to the bus at the first registration on a relay-backend device; on a
+ * kernel-backend device the module pins the pages where they are.
+ * 0 or -errno; -EEXIST when the range overlaps memory the library knows already.
+ */
+typedef int vbus_verbs_shm_add_fn(void *addr, size_t len, int fd, uint64_t fd_size,
+				  uint64_t offset);
+#define VBUS_VERBS_SHM_ADD "vbus_verbs_shm_add"
+/* Forget what vbus_verbs_shm_add said about [addr, addr + len), before it is unmapped. */
+typedef void vbus_verbs_shm_forget_fn(void *addr, size_t len);
+#define VBUS_VERBS_SHM_FORGET "vbus_verbs_shm_forget"
+
+/* Declared for the library that defines them; vbusd never links against them. */
+vbus_verbs_query_limits_fn vbus_verbs_query_limits;
+vbus_verbs_shm_add_fn vbus_verbs_shm_add;
+vbus_verbs_shm_forget_fn vbus_verbs_shm_forget;
+
+#endif

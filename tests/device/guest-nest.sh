@@ -1,0 +1,198 @@
+#!/bin/bash
+# Nesting, depth 2 (docs/nesting.md): a host vbusd on rxe0 (VD_BACKEND at depth 0), a second
+# vbusd run as its guest under vbus-run that backs its own bus's vrdma device with the
+# vrdma device it sees (relay mode: it forwards everything), and a nested guest on that
+# bus (depth 0 on either backend; the middle vbusd is relay, the only backend on a vbus
+# device). From the nested guest to a native peer: ibv_rc_pingpong -c and the integrity
+# program. Refusals: the middle vbusd may not give its guests more than its own attachment
+# (max-objects, max-pinned, another GID index, backend=kernel), and a nested guest past its
+# QP quota and its pinned-byte quota gets an error while its parent's objects are untouched.
+# Then SIGKILL of a middle vbusd while its nested guests work: they get DEVICE_FATAL (one
+# within a scaled 1 s), a sibling middle vbusd's nested guest goes on (integrity passes),
+# and rdma res show is back to its baseline.
+# timeout: 600
+. "${VBUS_TOP:?}/tests/lib/pingpong.sh"
+. "$VBUS_TOP/tests/lib/vbusd.sh"
+pt_need_device
+ig=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/integrity
+mem=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/nest-quota
+pe=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/port-events
+[ -x "$ig" ] && [ -x "$mem" ] && [ -x "$pe" ] || { echo "FAIL: $ig, $mem or $pe not built"; exit 1; }
+# depth 0: max-objects 256, max-pinned 128 MiB for its guests, the middle vbusd among them
+VD_DEV_ARGS="max-objects=256 max-pinned=134217728" vd_start t vrdma0 || exit 1
+res_counts() { # "qp cq mr pd" object counts of rdma res show
+	local k out=""
+	for k in qp cq mr pd; do out+="$(rdma res show "$k" 2>/dev/null | grep -c .) "; done
+	echo "${out% }"
+}
+base=$(res_counts)
+RUN1=$(mktemp -d /tmp/vbus-nest.XXXXXX)
+RUN2=$(mktemp -d /tmp/vbus-nest.XXXXXX)
+tmp=$(mktemp -d)
+mid() { "$VD_BIN/vbusctl" --run-dir "$RUN1" "$@"; }
+cleanup() {
+	local p
+	for p in ${MID_PID:-} ${MID2_PID:-}; do kill -TERM "$p" 2>/dev/null && wait "$p"; done
+	rm -rf "$RUN1" "$RUN2" "$tmp"
+	vd_stop
+}
+trap cleanup EXIT
+fail=0
+
+# depth 1: vbusd as a guest of bus t
+"${VD_RUN[@]}" "$VD_BIN/vbusd" --run-dir "$RUN1" 2>"$tmp/mid.log" &
+MID_PID=$!
+vt_until 10 test -S "$RUN1/ctl.sock" || { echo "FAIL: the nested vbusd did not start"; cat "$tmp/mid.log"; exit 1; }
+mid bus add n allow all >/dev/null || { echo "FAIL: bus add in the nested vbusd"; exit 1; }
+
+# Wider than its own attachment: refused, with the parent's limit named.
+refuse() {	# WHAT ATTRS...: `dev add` must fail and say "wider" or name the kernel backend
+	local what=$1 out
+	shift
+	if out=$(mid dev add vx class vrdma backing=vrdma0 "$@" bus n 2>&1); then
+		echo "FAIL: the nested vbusd took $what: $out"; fail=1; mid dev del vx >/dev/null 2>&1
+	elif grep -q "wider than this vbusd's own attachment\|kernel backend needs a real\|vbus_vrdma kernel module is not loaded" <<<"$out"; then
+		echo "ok   refused $what: $out"
+	else
+		echo "FAIL: $what refused without the reason: $out"; fail=1
+	fi
+}
+refuse "max-objects=257 (parent allows 256)" max-objects=257
+refuse "max-pinned=128M+4K (parent allows 128M)" max-pinned=134221824
+refuse "gid=$((VBUS_GID_INDEX + 1)) (parent allows $VBUS_GID_INDEX)" gid=$((VBUS_GID_INDEX + 1))
+refuse "backend=kernel on a vbus device" backend=kernel
+
+# The devices its guests get: vrdma0 with the limits left unset (the parent's), vq with 16
+# objects and 8 MiB pinned, inside its own 256 and 128 MiB.
+mid dev add vrdma0 class vrdma backing=vrdma0 bus n >/dev/null &&
+mid dev add vq class vrdma backing=vrdma0 max-objects=16 max-pinned=8388608 bus n >/dev/null ||
+	{ echo "FAIL: dev add on the nested vbusd"; cat "$tmp/mid.log"; exit 1; }
+mid dev show >"$tmp/show" 2>&1; grep -q "backend=relay" "$tmp/show" ||
+	{ echo "FAIL: the nested device is not relay: $(cat "$tmp/show")"; fail=1; }
+# An unset limit is the parent's when that is narrower than the default (4096 objects).
+grep -q "vrdma0: nested in our own attachment: max-objects 256 of 256, max-pinned 134217728 of 134217728" "$tmp/mid.log" &&
+	echo "ok   unset limits are the parent's (256 objects, 128 MiB)" ||
+	{ echo "FAIL: unset limits of a nested device"; grep vrdma0 "$tmp/mid.log"; fail=1; }
+
+NEST=("$VD_BIN/vbus-run" --run-dir "$RUN1" --bus n --)
+
+# Depth 1 beside it, in this run (the middle vbusd idle): what one level costs.
+PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE PP_CLIENT_WRAP=("${VD_RUN[@]}") PP_CLIENT_DEV=vrdma0
+if pp_run ibv_rc_pingpong 500 -c >"$tmp/pp" 2>&1; then
+	echo "ok   ibv_rc_pingpong -c, depth-1 guest to native: $(grep -m1 'client| .*iters in' "$tmp/pp")"
+else
+	echo "FAIL ibv_rc_pingpong -c, depth-1 guest to native"; sed 's/^/  | /' "$tmp/pp"; fail=1
+fi
+# The nested guest (depth 2) to a native peer.
+PP_CLIENT_WRAP=("${NEST[@]}")
+for iters in 500; do
+	if pp_run ibv_rc_pingpong $iters -c >"$tmp/pp" 2>&1; then
+		echo "ok   ibv_rc_pingpong -c, depth-2 guest to native: $(grep -m1 'client| .*iters in' "$tmp/pp")"
+	else
+		echo "FAIL ibv_rc_pingpong -c, depth-2 guest to native"; sed 's/^/  | /' "$tmp/pp"; fail=1
+	fi
+done
+PP_SERVER_WRAP=("${NEST[@]}") PP_SERVER_DEV=vrdma0 PP_CLIENT_WRAP=() PP_CLIENT_DEV=$VBUS_RXE
+if pp_run ibv_rc_pingpong 500 -c -e >"$tmp/pp" 2>&1; then
+	echo "ok   ibv_rc_pingpong -c -e, native to depth-2 guest: $(grep -m1 'client| .*iters in' "$tmp/pp")"
+else
+	echo "FAIL ibv_rc_pingpong -c -e, native to depth-2 guest"; sed 's/^/  | /' "$tmp/pp"; fail=1
+fi
+
+# The integrity program (RC, UC, UD, every byte checked), depth-2 client, native server.
+seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
+port=$PT_PORT
+timeout -k 5 "$(vt_secs 120)" "$ig" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
+spid=$!
+if pt_wait_listen "$port" "$spid" &&
+   timeout -k 5 "$(vt_secs 180)" "${NEST[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
+	-s "$seed" ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 && wait "$spid"; then
+	echo "ok   integrity (seed $seed), depth-2 guest to native:"
+	grep -h ': [rcud]*: \|rounds in' "$tmp/igc" | sed 's/^/  /'
+else
+	echo "FAIL integrity (seed $seed), depth-2 guest to native"
+	sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
+	kill "$spid" 2>/dev/null
+fi
+
+# A nested guest that asks for more than its parent allows: past 16 objects and 8 MiB.
+if timeout -k 5 "$(vt_secs 60)" "${NEST[@]}" "$mem" vq 16 8388608 "$VBUS_GID_INDEX" >"$tmp/q" 2>&1; then
+	echo "ok   nested guest past its quotas: $(grep -c '^ok' "$tmp/q") checks"; sed 's/^/  /' "$tmp/q"
+else
+	echo "FAIL nested guest past its quotas"; sed 's/^/  | /' "$tmp/q"; fail=1
+fi
+# The middle vbusd logged the refusals, and is still healthy: the same guest again works.
+grep -q "max-objects\|max-pinned" "$tmp/mid.log" ||
+	{ echo "FAIL: the nested vbusd logged no quota refusal"; fail=1; }
+mid guest show >/dev/null || { echo "FAIL: the nested vbusd does not answer"; fail=1; }
+kill -0 "$MID_PID" || { echo "FAIL: the nested vbusd died"; cat "$tmp/mid.log"; fail=1; }
+
+# SIGKILL of a middle level mid-traffic. A sibling: a second vbusd under bus t, its nested
+# guest running the integrity program to a native server for the whole time.
+"${VD_RUN[@]}" "$VD_BIN/vbusd" --run-dir "$RUN2" 2>"$tmp/mid2.log" &
+MID2_PID=$!
+vt_until 10 test -S "$RUN2/ctl.sock" &&
+"$VD_BIN/vbusctl" --run-dir "$RUN2" bus add m allow all >/dev/null &&
+"$VD_BIN/vbusctl" --run-dir "$RUN2" dev add vrdma0 class vrdma backing=vrdma0 bus m >/dev/null ||
+	{ echo "FAIL: the sibling vbusd"; cat "$tmp/mid2.log"; exit 1; }
+port=$((PT_PORT + 10))
+timeout -k 5 "$(vt_secs 120)" "$ig" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/sibs" 2>&1 &
+sib_s=$!
+pt_wait_listen "$port" "$sib_s" || { echo "FAIL: integrity server did not listen"; exit 1; }
+timeout -k 5 "$(vt_secs 180)" "$VD_BIN/vbus-run" --run-dir "$RUN2" --bus m -- "$ig" -d vrdma0 \
+	-g "$VBUS_GID_INDEX" -p "$port" -s "$seed" -T 20 -i 100000 "$VBUS_IP" >"$tmp/sibc" 2>&1 &
+sib_c=$!
+# Under the victim: a guest waiting for DEVICE_FATAL with a QP, and ibv_rc_pingpong busy.
+timeout -k 2 "$(vt_secs 60)" "${NEST[@]}" "$pe" fatal >"$tmp/fatal" 2>&1 &
+fpid=$!
+port2=$((PT_PORT + 11))
+timeout -k 2 "$(vt_secs 120)" ibv_rc_pingpong -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port2" -n 1000000 >"$tmp/pps" 2>&1 &
+pps=$!
+pt_wait_listen "$port2" "$pps" || { echo "FAIL: pingpong server did not listen"; exit 1; }
+timeout -k 2 "$(vt_secs 120)" "${NEST[@]}" ibv_rc_pingpong -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port2" -n 1000000 "$VBUS_IP" >"$tmp/ppc" 2>&1 &
+ppc=$!
+vt_wait_for "$tmp/fatal" ready 20 $fpid || { echo "FAIL: the nested guest did not get ready"; cat "$tmp/fatal"; exit 1; }
+sleep 3
+during=$(res_counts)
+kill -0 "$ppc" || { echo "FAIL: the nested ibv_rc_pingpong ended before the kill"; cat "$tmp/ppc"; fail=1; }
+t0=$(date +%s%N)
+kill -KILL "$MID_PID"
+wait "$MID_PID" 2>/dev/null
+MID_PID=
+vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+lim=$(awk -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" 'BEGIN{printf "%d", 1000 * s}')	# 1 s, scaled
+if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal" && [ "$ms" -le "$lim" ]; then
+	echo "ok   middle vbusd SIGKILLed: its nested guest got DEVICE_FATAL in $ms ms (limit $lim ms)"
+else
+	echo "FAIL: DEVICE_FATAL after the middle's SIGKILL: $ms ms (limit $lim ms)"; sed 's/^/  | /' "$tmp/fatal"; fail=1
+fi
+wait "$fpid" || { echo "FAIL: the nested guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal"; fail=1; }
+# ibv_rc_pingpong polls its CQ until a completion comes: none comes any more (as natively
+# after a device fatal), so it either failed a verb or still polls: end it then.
+if vt_until 5 sh -c "! kill -0 $ppc 2>/dev/null"; then
+	how="it exited: $(grep -m1 -i 'fail\|error\|couldn' "$tmp/ppc")"
+else
+	how="it still polled its CQ, killed"
+	kill "$ppc"
+fi
+if wait "$ppc"; then
+	echo "FAIL: the nested ibv_rc_pingpong finished 1000000 iterations through a dead vbusd"; fail=1
+else
+	echo "ok   the nested ibv_rc_pingpong got nothing more after the kill ($how)"
+fi
+kill "$pps" 2>/dev/null; wait "$pps" 2>/dev/null
+if wait "$sib_c" && wait "$sib_s"; then
+	echo "ok   the sibling's nested guest went on: $(grep -h 'rounds in' "$tmp/sibc")"
+else
+	echo "FAIL: the sibling's nested integrity run"; sed 's/^/  client| /' "$tmp/sibc"
+	sed 's/^/  server| /' "$tmp/sibs"; fail=1
+fi
+kill -TERM "$MID2_PID"; wait "$MID2_PID"; MID2_PID=
+if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]"; then
+	echo "ok   rdma res back to its baseline (qp cq mr pd: $base; during: $during)"
+else
+	echo "FAIL: rdma res $(res_counts), baseline $base"; fail=1
+fi
+[ $fail = 0 ] || { echo "nested vbusd log:"; tail -n 40 "$tmp/mid.log" | sed 's/^/  mid| /'; }
+exit $fail
