@@ -155,9 +155,10 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	v->pol = (struct vrdma_policy){ .port = (uint8_t)port, .gid_index = (uint32_t)gid,
 					.max_objects = (uint32_t)objs, .max_pinned_bytes = pinned };
 	v->kernel = kernel;
-	if (vbd_cm_policy_init(&v->cm_pol, v->ibdev, (uint8_t)port, (uint32_t)gid))
-		vbd_warn("vrdma %s: GID %u holds no address: guests cannot use rdma_cm",
-			 d->name, (unsigned)gid);
+	snprintf(v->cm_pol.ibdev, sizeof(v->cm_pol.ibdev), "%s", backing);
+	snprintf(v->cm_pol.ibdev_path, sizeof(v->cm_pol.ibdev_path), "%s", v->ibdev->ibdev_path);
+	v->cm_pol.port = (uint8_t)port;
+	v->cm_pol.gid_index = (uint32_t)gid;
 	d->priv = v;
 	vbd_info("vrdma %s: backing %s port %u, backend %s", d->name, backing,
 		 (unsigned)port, kernel ? "kernel" : "relay");

@@ -71,6 +71,8 @@ struct cm_obj {
 struct vbd_cm {
 	struct vbd_guest *g;
 	const struct vbd_cm_policy *pol;
+	bool have_addr;
+	struct sockaddr_storage addr;	/* the one local address (policy_addr) */
 	struct vrdma_guest *vg;		/* relay: for the QP check; NULL on the kernel backend */
 	pthread_mutex_t lock;
 	struct cm_obj *objs;		/* index 0 unused */
@@ -228,15 +230,15 @@ static int policy_local(struct vbd_cm *cm, struct sockaddr_storage *ss)
 {
 	uint16_t port = sa_port(ss);
 
-	if (!cm->pol->have_addr)
+	if (!cm->have_addr)
 		return -EADDRNOTAVAIL;
 	if (sa_is_any(ss)) {
-		*ss = cm->pol->addr;
+		*ss = cm->addr;
 		if (ss->ss_family == AF_INET)
 			((struct sockaddr_in *)ss)->sin_port = htons(port);
 		else
 			((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-	} else if (!sa_same_host((const struct sockaddr *)ss, &cm->pol->addr)) {
+	} else if (!sa_same_host((const struct sockaddr *)ss, &cm->addr)) {
 		return -EADDRNOTAVAIL;
 	}
 	if (port && port < 1024 && cm->g->uid != 0)
@@ -784,6 +786,54 @@ static const struct cm_fn fns[VRDMA_CM_FN__END - VRDMA_CM_FN_BASE] = {
 	[VRDMA_CM_FN_INIT_QP_ATTR - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), SZ(vrdma_cm_qp_attr) },
 };
 
+/*
+ * The allowed local address: the address in the GID at pol->gid_index of the port (an
+ * IPv4-mapped GID gives an IPv4 address), read from sysfs when the guest's CM starts, so
+ * that an address added later counts. false when the entry holds none (the CM then
+ * refuses every bind with -EADDRNOTAVAIL).
+ */
+static bool policy_addr(const struct vbd_cm_policy *pol, struct sockaddr_storage *ss)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t zero[16];
+	char path[512], line[64];
+	uint8_t gid[16];
+	unsigned int w[8];
+	FILE *f;
+	bool ok;
+
+	memset(ss, 0, sizeof(*ss));
+	snprintf(path, sizeof(path), "%s/ports/%u/gids/%u", pol->ibdev_path, pol->port,
+		 pol->gid_index);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	ok = fgets(line, sizeof(line), f) &&
+	     sscanf(line, "%x:%x:%x:%x:%x:%x:%x:%x", &w[0], &w[1], &w[2], &w[3], &w[4], &w[5],
+		    &w[6], &w[7]) == 8;
+	fclose(f);
+	if (!ok)
+		return false;
+	for (int i = 0; i < 8; i++) {
+		gid[2 * i] = (uint8_t)(w[i] >> 8);
+		gid[2 * i + 1] = (uint8_t)w[i];
+	}
+	if (!memcmp(gid, zero, 16))
+		return false;
+	if (!memcmp(gid, v4mapped, 12)) {
+		struct sockaddr_in *s = (void *)ss;
+
+		s->sin_family = AF_INET;
+		memcpy(&s->sin_addr, gid + 12, 4);
+	} else {
+		struct sockaddr_in6 *s = (void *)ss;
+
+		s->sin6_family = AF_INET6;
+		memcpy(&s->sin6_addr, gid, 16);
+	}
+	return true;
+}
+
 bool vbd_cm_is_fn(uint32_t fn)
 {
 	return fn >= VRDMA_CM_FN_BASE && fn < 0x200;
@@ -799,6 +849,10 @@ int vbd_cm_open(struct vbd_cm **out, struct vbd_guest *g, const struct vbd_cm_po
 	cm->g = g;
 	cm->pol = pol;
 	cm->vg = vg;
+	cm->have_addr = policy_addr(pol, &cm->addr);
+	if (!cm->have_addr)
+		vbd_warn("guest %u: CM: GID %u of %s port %u holds no address: every bind is "
+			 "refused", g->id, pol->gid_index, pol->ibdev, pol->port);
 	pthread_mutex_init(&cm->lock, NULL);
 	*out = cm;
 	return 0;
@@ -892,42 +946,3 @@ void vbd_cm_close(struct vbd_cm *cm)
 	free(cm);
 }
 
-/*
- * The allowed local address of a device: the address in its GID at `gid_index` of `port`
- * (an IPv4-mapped GID gives an IPv4 address). 0, or -EADDRNOTAVAIL when the entry holds
- * none (the CM then refuses every bind).
- */
-int vbd_cm_policy_init(struct vbd_cm_policy *pol, struct ibv_device *dev, uint8_t port,
-		       uint32_t gid_index)
-{
-	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	struct ibv_context *ctx = ibv_open_device(dev);
-	union ibv_gid gid;
-	int r;
-
-	memset(pol, 0, sizeof(*pol));
-	snprintf(pol->ibdev, sizeof(pol->ibdev), "%s", ibv_get_device_name(dev));
-	pol->port = port;
-	if (!ctx)
-		return -ENODEV;
-	r = ibv_query_gid(ctx, port, (int)gid_index, &gid);
-	ibv_close_device(ctx);
-	if (r)
-		return -EADDRNOTAVAIL;
-	if (!memcmp(gid.raw, v4mapped, 12)) {
-		struct sockaddr_in *s = (void *)&pol->addr;
-
-		s->sin_family = AF_INET;
-		memcpy(&s->sin_addr, gid.raw + 12, 4);
-	} else {
-		struct sockaddr_in6 *s = (void *)&pol->addr;
-		static const uint8_t zero[16];
-
-		if (!memcmp(gid.raw, zero, 16))
-			return -EADDRNOTAVAIL;
-		s->sin6_family = AF_INET6;
-		memcpy(&s->sin6_addr, gid.raw, 16);
-	}
-	pol->have_addr = true;
-	return 0;
-}

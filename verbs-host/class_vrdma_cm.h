@@ -9,20 +9,18 @@
 #include <sys/socket.h>
 #include <infiniband/verbs.h>
 
-/* What a device's guests may use as a local address (per device, set at dev add). */
+/* Where a device's guests get their one local address: the GID index of the bus. */
 struct vbd_cm_policy {
 	char ibdev[64];			/* the backing device */
+	char ibdev_path[256];		/* its sysfs directory */
 	uint8_t port;
-	bool have_addr;
-	struct sockaddr_storage addr;	/* the address of the bus's GID index; port 0 */
+	uint32_t gid_index;
 };
 
 struct vbd_cm;
 struct vbd_guest;
 struct vrdma_guest;
 
-int vbd_cm_policy_init(struct vbd_cm_policy *pol, struct ibv_device *dev, uint8_t port,
-		       uint32_t gid_index);
 /* A guest instance's CM (vg: the relay's guest, NULL on the kernel backend). 0 or -errno. */
 int vbd_cm_open(struct vbd_cm **out, struct vbd_guest *g, const struct vbd_cm_policy *pol,
 		struct vrdma_guest *vg);
