@@ -523,6 +523,45 @@ err_cqs:
 	return -1;
 }
 
+/* rdma_create_qp_ex: an RC QP made by ibv_create_qp_ex on the ID's context (the program
+ * gives the PD and CQs; librdmacm would make missing CQs, not supported here), then INIT. */
+VBG_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_ex *attr)
+{
+	struct ibv_qp *qp;
+	int err;
+
+	CHECK_ID(id);
+	if (!attr || !id->verbs || id->qp) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!(attr->comp_mask & IBV_QP_INIT_ATTR_PD)) {
+		if (!id->pd)
+			id->pd = ibv_alloc_pd(id->verbs);
+		if (!id->pd)
+			return -1;
+		attr->pd = id->pd;
+		attr->comp_mask |= IBV_QP_INIT_ATTR_PD;
+	}
+	if (attr->pd->context != id->verbs || attr->qp_type != IBV_QPT_RC ||
+	    !attr->send_cq || !attr->recv_cq) {
+		errno = attr->qp_type != IBV_QPT_RC ? EOPNOTSUPP : EINVAL;
+		return -1;
+	}
+	qp = ibv_create_qp_ex(id->verbs, attr);
+	if (!qp)
+		return -1;
+	id->qp = qp;
+	err = qp_to(id, IBV_QPS_INIT, 0);
+	if (err) {
+		ibv_destroy_qp(qp);
+		id->qp = NULL;
+		return ret(err);
+	}
+	id->pd = attr->pd;
+	return 0;
+}
+
 VBG_EXPORT void rdma_destroy_qp(struct rdma_cm_id *id)
 {
 	struct vbg_cm_id *c;
@@ -951,12 +990,6 @@ VBG_EXPORT int rdma_get_request(struct rdma_cm_id *listen, struct rdma_cm_id **i
 	return -1;
 }
 
-VBG_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_ex *qp_init_attr)
-{
-	(void)id; (void)qp_init_attr;
-	CM_UNSUPPORTED("rdma_create_qp_ex");
-	return -1;
-}
 
 VBG_EXPORT int rdma_create_srq(struct rdma_cm_id *id, struct ibv_pd *pd,
 			       struct ibv_srq_init_attr *attr)
