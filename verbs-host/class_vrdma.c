@@ -487,6 +487,13 @@ static int vrdma_res(void *inst, const char *kind, bool json, char *buf, size_t 
 	size_t len;
 	int r;
 
+	if (kind && !strcmp(kind, "cm_id")) {	/* vbusd's own, on both backends */
+		r = snprintf(buf, n, json ? "\"backend\":\"%s\"," : " backend %s\n",
+			     in->kernel ? "kernel" : "relay");
+		if (r < 0 || (size_t)r >= n)
+			return -ENOSPC;
+		return vbd_cm_res(in->cm, json, buf + r, n - (size_t)r);
+	}
 	if (in->kernel)
 		return kernel_res(in, kind, json, buf, n);
 	r = snprintf(buf, n, json ? "\"backend\":\"relay\"," : " backend relay");

@@ -61,6 +61,7 @@ struct cm_id {
 	struct rdma_cm_id *id;
 	uint32_t chan;			/* handle */
 	bool bound;			/* we bound it (or resolution did) */
+	const char *state;		/* what it last did or heard, for `vbusctl res show` */
 };
 
 struct cm_obj {
@@ -357,6 +358,7 @@ static struct rdma_cm_id *one_event(struct vbd_cm *cm, struct rdma_cm_event *re)
 		ev->e.qp_num = htole32(p->qp_num);
 	}
 	addr_snapshot(&ev->e.addr, re->id);
+	ci->state = rdma_event_str((enum rdma_cm_event_type)le32toh(ev->e.event));
 	chan_push(cm, c, ev);
 	return NULL;
 }
@@ -563,6 +565,7 @@ static int do_create_id(struct vbd_cm *cm, const void *in, void *out)
 		return err;
 	}
 	ci->chan = le32toh(a->channel);
+	ci->state = "created";
 	c->users++;
 	o->handle = htole32(h);
 	return 0;
@@ -697,6 +700,8 @@ static int do_id_arg(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 		if (err)
 			return err;
 		r = rdma_listen(ci->id, arg > 1024 ? 1024 : (int)arg);
+		if (!r)
+			ci->state = "listening";
 		break;
 	case VRDMA_CM_FN_DISCONNECT:
 		r = rdma_disconnect(ci->id);
@@ -759,7 +764,10 @@ static int do_conn(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 		return -EPERM;
 	}
 	r = fn == VRDMA_CM_FN_CONNECT ? rdma_connect(ci->id, &p) : rdma_accept(ci->id, &p);
-	return r ? real_err() : 0;
+	if (r)
+		return real_err();
+	ci->state = fn == VRDMA_CM_FN_CONNECT ? "connecting" : "accepted";
+	return 0;
 }
 
 struct cm_fn {
@@ -832,6 +840,56 @@ static bool policy_addr(const struct vbd_cm_policy *pol, struct sockaddr_storage
 		memcpy(&s->sin6_addr, gid, 16);
 	}
 	return true;
+}
+
+static void put_sa(char *b, size_t n, const struct sockaddr_storage *ss)
+{
+	char a[INET6_ADDRSTRLEN] = "-";
+
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, a, sizeof(a));
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, a, sizeof(a));
+	snprintf(b, n, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
+		 ss->ss_family ? sa_port(ss) : 0);
+}
+
+/* The guest's CM IDs for `vbusctl res show cm_id`: JSON members or lines. 0 or -ENOSPC. */
+int vbd_cm_res(struct vbd_cm *cm, bool json, char *buf, size_t n)
+{
+	size_t len = 0;
+	bool first = true;
+	int r;
+
+	r = snprintf(buf, n, json ? "\"cm_ids\":[" : "");
+	if (r < 0 || (size_t)r >= n)
+		return -ENOSPC;
+	len = (size_t)r;
+	if (cm) {
+		pthread_mutex_lock(&cm->lock);
+		for (uint32_t i = 1; i < cm->nobjs; i++) {
+			struct cm_id *ci = cm->objs[i].p;
+			char src[64], dst[64];
+
+			if (cm->objs[i].type != CM_ID)
+				continue;
+			put_sa(src, sizeof(src), &ci->id->route.addr.src_storage);
+			put_sa(dst, sizeof(dst), &ci->id->route.addr.dst_storage);
+			r = snprintf(buf + len, n - len, json ?
+				     "%s{\"handle\":%u,\"state\":\"%s\",\"src\":\"%s\",\"dst\":\"%s\"}" :
+				     "%s  cm_id %#x %s src %s dst %s\n", json && !first ? "," : "",
+				     (uint32_t)cm->objs[i].gen << CM_IDX_BITS | i, ci->state, src, dst);
+			if (r < 0 || (size_t)r >= n - len) {
+				pthread_mutex_unlock(&cm->lock);
+				return -ENOSPC;
+			}
+			len += (size_t)r;
+			first = false;
+		}
+		pthread_mutex_unlock(&cm->lock);
+	}
+	r = snprintf(buf + len, n - len, json ? "]" : "");
+	return r < 0 || (size_t)r >= n - len ? -ENOSPC : 0;
 }
 
 bool vbd_cm_is_fn(uint32_t fn)

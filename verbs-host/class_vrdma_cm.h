@@ -26,6 +26,8 @@ int vbd_cm_open(struct vbd_cm **out, struct vbd_guest *g, const struct vbd_cm_po
 		struct vrdma_guest *vg);
 void vbd_cm_close(struct vbd_cm *cm);
 bool vbd_cm_is_fn(uint32_t fn);
+/* `vbusctl res show cm_id`: the instance's CM IDs (cm may be NULL: none). 0 or -ENOSPC. */
+int vbd_cm_res(struct vbd_cm *cm, bool json, char *buf, size_t n);
 int vbd_cm_call(struct vbd_cm *cm, uint32_t fn, const void *in, size_t inlen, void *out,
 		size_t outmax, size_t *outlen);
 
