@@ -33,6 +33,10 @@ rping_pair() { # CLIENT SERVER
 		echo "FAIL rping client/server $c/$s: the server did not listen"
 		kill $spid 2>/dev/null; wait $spid; sed 's/^/  server| /' "$tmp/server"; fail=1; return
 	fi
+	if [ "$s" = guest ] && ! vd_ctl res show cm_id | grep -q "cm_id .* listening src $VBUS_IP:$port "; then
+		echo "FAIL vbusctl res show cm_id does not show the guest's listener on $VBUS_IP:$port:"
+		vd_ctl res show cm_id | sed 's/^/  | /'; fail=1
+	fi
 	# shellcheck disable=SC2046
 	timeout -k 5 "$(vt_secs 60)" $(wrap_for "$c") rping -c -a "$VBUS_IP" -p $port -C 10 -v -V \
 		>"$tmp/client" 2>&1
@@ -83,6 +87,22 @@ if [ $nrc != 0 ] && [ $grc = $nrc ] && [ -n "$nmsg" ] && [ "$gmsg" = "$nmsg" ]; 
 else
 	echo "FAIL connect to a closed port: native exit $nrc '$nmsg', guest exit $grc '$gmsg'"
 	sed 's/^/  native| /' "$tmp/native-rej"; sed 's/^/  guest| /' "$tmp/guest-rej"; fail=1
+fi
+
+# A guest killed while it listens: its CM ID goes with it.
+port=$((port + 1))
+"${VD_RUN[@]}" rping -s -a "$VBUS_IP" -p $port -C 1 >"$tmp/killed" 2>&1 &
+kpid=$!
+if vt_until 15 listening $port; then
+	kill -KILL $kpid; wait $kpid 2>/dev/null
+	if vt_until 10 eval '! listening $port'; then
+		echo "ok   a guest killed while listening leaves no CM ID behind"
+	else
+		echo "FAIL the CM ID of a killed guest is still there:"; rdma res show cm_id | sed 's/^/  | /'; fail=1
+	fi
+else
+	echo "FAIL the guest server to be killed did not listen"; sed 's/^/  | /' "$tmp/killed"; fail=1
+	kill -KILL $kpid 2>/dev/null; wait $kpid 2>/dev/null
 fi
 
 # No CM ID of vbusd's is left behind.
