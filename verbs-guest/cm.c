@@ -303,8 +303,10 @@ VBG_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 		return -1;
 	}
 	if (!channel) {
-		vbg_err("rdma_create_id without a channel (synchronous IDs) is not supported "
-			"on vbus yet (EOPNOTSUPP)");
+		/* librdmacm's own ucma_init probes AF_IB support this way (rdma_getaddrinfo
+		 * reaches it): not an error line of every program. */
+		vbg_info("rdma_create_id without a channel (synchronous IDs) is not supported "
+			 "on vbus yet (EOPNOTSUPP)");
 		errno = EOPNOTSUPP;
 		return -1;
 	}
