@@ -923,12 +923,45 @@ VBG_EXPORT void rdma_free_devices(struct ibv_context **list)
 		vbg_err("%s is not supported on vbus devices yet (EOPNOTSUPP)", name); \
 	errno = EOPNOTSUPP; } while (0)
 
+/* The ID options librdmacm passes to the kernel (TOS, REUSEADDR, AFONLY, ACK_TIMEOUT);
+ * path records (RDMA_OPTION_IB) are not carried: ENOSYS, librdmacm's answer to an
+ * unknown option. */
 VBG_EXPORT int rdma_set_option(struct rdma_cm_id *id, int level, int optname, void *optval,
 			       size_t optlen)
 {
-	(void)id; (void)level; (void)optname; (void)optval; (void)optlen;
-	CM_UNSUPPORTED("rdma_set_option");
-	return -1;
+	struct vrdma_cm_option_in in = { 0 };
+	uint64_t v;
+
+	CHECK_ID(id);
+	if (!optval) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (level == RDMA_OPTION_ID && (optname == RDMA_OPTION_ID_TOS ||
+					 optname == RDMA_OPTION_ID_ACK_TIMEOUT)) {
+		if (optlen != sizeof(uint8_t)) {
+			errno = EINVAL;
+			return -1;
+		}
+		v = *(uint8_t *)optval;
+	} else if (level == RDMA_OPTION_ID && (optname == RDMA_OPTION_ID_REUSEADDR ||
+						optname == RDMA_OPTION_ID_AFONLY)) {
+		if (optlen != sizeof(int)) {
+			errno = EINVAL;
+			return -1;
+		}
+		v = *(int *)optval ? 1 : 0;
+	} else {
+		vbg_info("rdma_set_option level %d option %d is not supported on vbus (ENOSYS)",
+			 level, optname);
+		errno = ENOSYS;
+		return -1;
+	}
+	in.id = htole32(to_cid(id)->handle);
+	in.level = htole32((uint32_t)level);
+	in.optname = htole32((uint32_t)optname);
+	in.value = htole64(v);
+	return ret(cm_call(VRDMA_CM_FN_SET_OPTION, &in, sizeof(in), NULL, 0));
 }
 
 VBG_EXPORT int rdma_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *channel)

@@ -770,6 +770,42 @@ static int do_conn(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 	return 0;
 }
 
+static int do_set_option(struct vbd_cm *cm, const void *in, void *out)
+{
+	const struct vrdma_cm_option_in *a = in;
+	uint32_t name = le32toh(a->optname);
+	uint64_t v = le64toh(a->value);
+	struct cm_id *ci;
+	uint8_t u8 = (uint8_t)v;
+	int i = (int)v, err, r;
+
+	(void)out;
+	if (a->reserved)
+		return -EINVAL;
+	ci = obj_get(cm, le32toh(a->id), CM_ID, &err);
+	if (!ci)
+		return err;
+	if (le32toh(a->level) != RDMA_OPTION_ID)
+		return -ENOSYS;
+	switch (name) {
+	case RDMA_OPTION_ID_TOS:
+	case RDMA_OPTION_ID_ACK_TIMEOUT:
+		if (v > 0xff)
+			return -EINVAL;
+		r = rdma_set_option(ci->id, RDMA_OPTION_ID, (int)name, &u8, sizeof(u8));
+		break;
+	case RDMA_OPTION_ID_REUSEADDR:
+	case RDMA_OPTION_ID_AFONLY:
+		if (v > 1)
+			return -EINVAL;
+		r = rdma_set_option(ci->id, RDMA_OPTION_ID, (int)name, &i, sizeof(i));
+		break;
+	default:
+		return -ENOSYS;
+	}
+	return r ? real_err() : 0;
+}
+
 struct cm_fn {
 	uint32_t in, out;
 };
@@ -792,6 +828,7 @@ static const struct cm_fn fns[VRDMA_CM_FN__END - VRDMA_CM_FN_BASE] = {
 	[VRDMA_CM_FN_DISCONNECT - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), 0 },
 	[VRDMA_CM_FN_ESTABLISH - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), 0 },
 	[VRDMA_CM_FN_INIT_QP_ATTR - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), SZ(vrdma_cm_qp_attr) },
+	[VRDMA_CM_FN_SET_OPTION - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_option_in), 0 },
 };
 
 /*
@@ -960,6 +997,7 @@ int vbd_cm_call(struct vbd_cm *cm, uint32_t fn, const void *in, size_t inlen, vo
 	case VRDMA_CM_FN_CONNECT:
 	case VRDMA_CM_FN_ACCEPT:
 	case VRDMA_CM_FN_REJECT: err = do_conn(cm, fn, ib, ob); break;
+	case VRDMA_CM_FN_SET_OPTION: err = do_set_option(cm, ib, ob); break;
 	default: err = do_id_arg(cm, fn, ib, ob); break;
 	}
 	pthread_mutex_unlock(&cm->lock);

@@ -43,6 +43,7 @@ enum vrdma_cm_fn {
 	VRDMA_CM_FN_DISCONNECT,		/* vrdma_cm_id_arg */
 	VRDMA_CM_FN_ESTABLISH,		/* vrdma_cm_id_arg */
 	VRDMA_CM_FN_INIT_QP_ATTR,	/* vrdma_cm_id_arg (arg: qp_state) -> vrdma_cm_qp_attr */
+	VRDMA_CM_FN_SET_OPTION,		/* vrdma_cm_option_in */
 	VRDMA_CM_FN__END
 };
 
@@ -147,6 +148,16 @@ struct vrdma_cm_qp_attr {
 	struct vrdma_qp_attr attr;
 };
 
+/* SET_OPTION: RDMA_OPTION_ID with TOS, REUSEADDR, AFONLY or ACK_TIMEOUT (the value's
+ * type is the option's: u8 or int); anything else -ENOSYS, as librdmacm answers. */
+struct vrdma_cm_option_in {
+	__le32 id;
+	__le32 level;
+	__le32 optname;
+	__le32 reserved;
+	__le64 value;
+};
+
 #define VRDMA_CM_ASSERT(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VRDMA_CM_ASSERT(vrdma_cm_hello, 8);
 VRDMA_CM_ASSERT(vrdma_cm_handle, 8);
@@ -157,6 +168,7 @@ VRDMA_CM_ASSERT(vrdma_cm_addr, 104);
 VRDMA_CM_ASSERT(vrdma_cm_addr_in, 72);
 VRDMA_CM_ASSERT(vrdma_cm_id_arg, 8);
 VRDMA_CM_ASSERT(vrdma_cm_conn_in, 216);
+VRDMA_CM_ASSERT(vrdma_cm_option_in, 24);
 VRDMA_CM_ASSERT(vrdma_cm_event, 336);
 _Static_assert(__builtin_offsetof(struct vrdma_cm_event, addr) == 32, "event addr");
 
