@@ -11,6 +11,7 @@
 . "${VBUS_TOP:?}/tests/lib/vbusd.sh"
 command -v rping >/dev/null || { echo "SKIP: rping (rdmacm-utils) is not installed: make deps"; exit 77; }
 [ -n "${VBUS_IP:-}" ] || { echo "SKIP: no soft-RoCE address (VBUS_IP): run under tests/vm/run"; exit 77; }
+base=$(rdma res show cm_id 2>/dev/null | wc -l)
 vd_start t vrdma0 || exit 1
 fail=0
 port=$((7100 + RANDOM % 500))
@@ -105,12 +106,12 @@ else
 	kill -KILL $kpid 2>/dev/null; wait $kpid 2>/dev/null
 fi
 
-# No CM ID of vbusd's is left behind.
-sleep 1
-if rdma res show cm_id 2>/dev/null | grep -q "comm vbusd"; then
-	echo "FAIL CM IDs of vbusd left behind:"; rdma res show cm_id | sed 's/^/  | /'; fail=1
+# Every program has ended: the CM IDs are back to what they were before (rdma res show).
+cm_ids_back() { [ "$(rdma res show cm_id 2>/dev/null | wc -l)" -le "$base" ]; }
+if vt_until 10 cm_ids_back; then
+	echo "ok   rdma res show cm_id back to its $base lines"
 else
-	echo "ok   no CM ID of vbusd left"
+	echo "FAIL CM IDs left behind ($base lines before):"; rdma res show cm_id | sed 's/^/  | /'; fail=1
 fi
 [ $fail = 0 ] || { echo "vbusd's log:"; tail -n 40 "$VD_RUN_DIR/vbusd.log" | sed 's/^/  vbusd| /'; }
 rm -rf "$tmp"
