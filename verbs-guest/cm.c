@@ -437,8 +437,19 @@ VBG_EXPORT int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *qp_a
 static int qp_to(struct rdma_cm_id *id, enum ibv_qp_state state, uint8_t rd)
 {
 	struct ibv_qp_attr a = { .qp_state = state };
-	int mask;
+	int mask, err;
 
+	/* As librdmacm before RTR: INIT again, now that the connection's CM ID gives the
+	 * access flags it negotiated (at rdma_create_qp on the active side it had none). */
+	if (state == IBV_QPS_RTR) {
+		struct ibv_qp_attr i = { .qp_state = IBV_QPS_INIT };
+
+		if (rdma_init_qp_attr(id, &i, &mask))
+			return -errno;
+		err = ibv_modify_qp(id->qp, &i, mask);
+		if (err)
+			return -err;
+	}
 	if (rdma_init_qp_attr(id, &a, &mask))
 		return -errno;
 	if (state == IBV_QPS_RTR && rd != RDMA_MAX_RESP_RES)
