@@ -23,11 +23,13 @@
 #include <vbus/vrdma-kernel.h>
 #include "vrdma/vrdma.h"
 #include "vbusd.h"
+#include "class_vrdma_cm.h"
 
 struct vrdma_dev {
 	struct ibv_device **list;
 	struct ibv_device *ibdev;
 	struct vrdma_policy pol;
+	struct vbd_cm_policy cm_pol;	/* rdma_cm: the local address guests may use */
 	bool kernel;			/* the resolved backend: kernel, else relay */
 	/* Nested (docs/nesting.md): the backing device is a vbus device of the bus this vbusd
 	 * is a guest of. nest_ctx is a context on it, kept to ask whether the parent revoked
@@ -40,6 +42,8 @@ struct vrdma_inst {
 	struct vbd_guest *g;
 	uint32_t handle;		/* the guest's DEVOPEN handle: events name it */
 	bool kernel;			/* the device's backend when it was opened */
+	const struct vrdma_dev *dev;
+	struct vbd_cm *cm;		/* rdma_cm, made at the guest's first CM call */
 	/* relay */
 	struct vrdma_guest *vg;
 	bool relayed;
@@ -262,6 +266,10 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	v->pol = (struct vrdma_policy){ .port = (uint8_t)port, .gid_index = (uint32_t)gid,
 					.max_objects = (uint32_t)objs, .max_pinned_bytes = pinned };
 	v->kernel = kernel;
+	snprintf(v->cm_pol.ibdev, sizeof(v->cm_pol.ibdev), "%s", backing);
+	snprintf(v->cm_pol.ibdev_path, sizeof(v->cm_pol.ibdev_path), "%s", v->ibdev->ibdev_path);
+	v->cm_pol.port = (uint8_t)port;
+	v->cm_pol.gid_index = (uint32_t)gid;
 	d->priv = v;
 	vbd_info("vrdma %s: backing %s port %u, backend %s%s", d->name, backing,
 		 (unsigned)port, kernel ? "kernel" : "relay", nested ? " (nested)" : "");
@@ -435,6 +443,7 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	in->g = g;
 	in->handle = handle;
 	in->kernel = v->kernel;
+	in->dev = v;
 	in->attach_fd = -1;
 	err = in->kernel ? kernel_open(d, in) : relay_open(v, in);
 	if (err) {
@@ -449,6 +458,7 @@ static void vrdma_close(void *inst)
 {
 	struct vrdma_inst *in = inst;
 
+	vbd_cm_close(in->cm);	/* before the QPs its IDs name go */
 	if (in->kernel) {
 		/* The guest closed the device, left the bus, or the device goes: its descriptor
 		 * may live on in the guest, the attachment does not (the module revokes it). */
@@ -476,6 +486,14 @@ static int vrdma_call(void *inst, uint32_t fn, const void *inp, size_t inlen, vo
 	struct vrdma_inst *in = inst;
 	int err;
 
+	if (vbd_cm_is_fn(fn)) {		/* rdma_cm: vbusd's, on both backends */
+		if (!in->cm) {
+			err = vbd_cm_open(&in->cm, in->g, &in->dev->cm_pol, in->vg);
+			if (err)
+				return err;
+		}
+		return vbd_cm_call(in->cm, fn, inp, inlen, out, outmax, outlen);
+	}
 	if (in->kernel)
 		return -EOPNOTSUPP;	/* its functions are ioctls on the DEVFD descriptor */
 	err = vrdma_dispatch(in->vg, fn, inp, inlen, out, outmax, outlen);
@@ -600,6 +618,13 @@ static int vrdma_res(void *inst, const char *kind, bool json, char *buf, size_t 
 	size_t len;
 	int r;
 
+	if (kind && !strcmp(kind, "cm_id")) {	/* vbusd's own, on both backends */
+		r = snprintf(buf, n, json ? "\"backend\":\"%s\"," : " backend %s\n",
+			     in->kernel ? "kernel" : "relay");
+		if (r < 0 || (size_t)r >= n)
+			return -ENOSPC;
+		return vbd_cm_res(in->cm, json, buf + r, n - (size_t)r);
+	}
 	if (in->kernel)
 		return kernel_res(in, kind, json, buf, n);
 	r = snprintf(buf, n, json ? "\"backend\":\"relay\"," : " backend relay");

@@ -198,8 +198,8 @@ int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 
 		if (kind && strcmp(kind, "qp") && strcmp(kind, "cq") && strcmp(kind, "mr") &&
 		    strcmp(kind, "pd") && strcmp(kind, "ah") && strcmp(kind, "srq") &&
-		    strcmp(kind, "mw")) {
-			snprintf(buf, n, "res show: unknown kind '%s' (qp, cq, mr, pd, ah, srq, mw)",
+		    strcmp(kind, "mw") && strcmp(kind, "cm_id")) {
+			snprintf(buf, n, "res show: unknown kind '%s' (qp, cq, mr, pd, ah, srq, mw, cm_id)",
 				 kind);
 			return -EINVAL;
 		}

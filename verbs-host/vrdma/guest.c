@@ -101,3 +101,16 @@ void vrdma_guest_close(struct vrdma_guest *g)
 	free(g->qpn);
 	free(g);
 }
+
+/* The guest has a QP whose real number is qpn (the CM checks the QP a guest names). */
+bool vrdma_guest_owns_qpn(struct vrdma_guest *g, uint32_t qpn)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&g->lock);
+	for (uint32_t i = 1; i < g->nobjs && !found; i++)
+		found = g->objs[i].type == VRDMA_OBJ_QP &&
+			((struct vrdma_qp *)g->objs[i].p)->qp->qp_num == qpn;
+	pthread_mutex_unlock(&g->lock);
+	return found;
+}

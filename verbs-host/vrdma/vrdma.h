@@ -264,6 +264,8 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 		     const struct vrdma_policy *pol, const struct vrdma_env_ops *env,
 		     void *env_priv);
 void vrdma_guest_close(struct vrdma_guest *g);
+/* guest.c: the guest has a QP whose real number is qpn. */
+bool vrdma_guest_owns_qpn(struct vrdma_guest *g, uint32_t qpn);
 /* relay.c: forward the real context's pending async events to the guest (relay thread). */
 void vrdma_relay_async(struct vrdma_guest *g);
 /* res.c: the guest's objects for `vbusctl res show` (kind: qp, cq, mr, pd, ah or NULL),
