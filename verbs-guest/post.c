@@ -195,7 +195,8 @@ int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr *
  * the relay posts it a little later; a message arriving first would be dropped (UC, UD) or
  * RNR-NAKed (RC). So ibv_post_recv and ibv_post_srq_recv return only when the relay has
  * taken the ring up to `prod` (its `cons`), waiting at most VBUS_RECV_WAIT_US (default
- * 100000; 0: do not wait, the old asynchronous behaviour) and yielding the CPU meanwhile,
+ * 2000000: 100 ms was too short with 32 busy guests on 2 vCPUs, guest-load; 0: do not
+ * wait, the old asynchronous behaviour), yielding the CPU and then sleeping meanwhile,
  * since on a small machine the relay may need it. A broken ring ends the wait at once.
  */
 static uint64_t recv_wait_ns(void)
@@ -205,7 +206,7 @@ static uint64_t recv_wait_ns(void)
 	if (__atomic_load_n(&ns, __ATOMIC_RELAXED) < 0) {
 		const char *e = getenv("VBUS_RECV_WAIT_US");
 
-		__atomic_store_n(&ns, e ? (int64_t)strtoull(e, NULL, 10) * 1000 : 100000000,
+		__atomic_store_n(&ns, e ? (int64_t)strtoull(e, NULL, 10) * 1000 : 2000000000,
 				 __ATOMIC_RELAXED);
 	}
 	return (uint64_t)__atomic_load_n(&ns, __ATOMIC_RELAXED);
@@ -221,7 +222,7 @@ static uint64_t now_ns(void)
 
 static void wait_taken(struct vbg_queue *q, uint32_t prod)
 {
-	uint64_t limit = recv_wait_ns(), end = 0;
+	uint64_t limit = recv_wait_ns(), end = 0, start = 0, t;
 
 	/* Acquire pairs with the relay's release store of cons after it posted them. */
 	for (unsigned int spins = 0;; spins++) {
@@ -231,11 +232,22 @@ static void wait_taken(struct vbg_queue *q, uint32_t prod)
 			return;
 		if (spins < 64)
 			continue;
-		if (!end)
-			end = now_ns() + limit;
-		else if (now_ns() > end)
+		t = now_ns();
+		if (!end) {
+			end = t + limit;
+			start = t;
+		} else if (t > end) {
 			return;
-		sched_yield();
+		}
+		/* Yield for the first millisecond (the relay usually takes them by then);
+		 * after that sleep, so that many waiting guests leave the CPU to the relay. */
+		if (t - start < 1000000) {
+			sched_yield();
+		} else {
+			struct timespec d = { .tv_nsec = 50000 };
+
+			nanosleep(&d, NULL);
+		}
 	}
 }
 
