@@ -25,6 +25,7 @@
 #include <rdma/rdma_cma.h>
 #include <rdma/rdma_verbs.h>
 #include <vbus/vrdma-cm.h>
+#include <vbus/vrdma-cm-addr.h>
 #include "vbg.h"
 
 struct vbg_cm_chan {
@@ -138,30 +139,6 @@ static bool is_ours(struct rdma_cm_id *id)
 #define CHECK_ID(id) do { if (!(id) || !is_ours(id)) { errno = EINVAL; return -1; } } while (0)
 
 /* ---- addresses ---- */
-
-static void sa_to_wire(struct vrdma_sockaddr *w, const struct sockaddr *sa)
-{
-	memset(w, 0, sizeof(*w));
-	if (!sa)
-		return;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)sa;
-
-		w->family = htole16(AF_INET);
-		w->port = s->sin_port;
-		memcpy(w->addr, &s->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const void *)sa;
-
-		w->family = htole16(AF_INET6);
-		w->port = s->sin6_port;
-		w->flowinfo = s->sin6_flowinfo;
-		memcpy(w->addr, &s->sin6_addr, 16);
-		w->scope_id = htole32(s->sin6_scope_id);
-	} else {
-		w->family = htole16(sa->sa_family);	/* the host refuses it */
-	}
-}
 
 /* The host's address into a sockaddr_storage; an unknown family leaves it zero. */
 static void sa_from_wire(struct sockaddr_storage *ss, const struct vrdma_sockaddr *w)
@@ -359,7 +336,7 @@ VBG_EXPORT int rdma_bind_addr(struct rdma_cm_id *id, struct sockaddr *addr)
 		return -1;
 	}
 	in.id = htole32(to_cid(id)->handle);
-	sa_to_wire(&in.src, addr);
+	vrdma_cm_sa_to_wire(&in.src, addr);
 	err = cm_call(VRDMA_CM_FN_BIND, &in, sizeof(in), &out, sizeof(out));
 	if (!err)
 		addr_update(to_cid(id), &out);
@@ -378,8 +355,8 @@ VBG_EXPORT int rdma_resolve_addr(struct rdma_cm_id *id, struct sockaddr *src_add
 	}
 	in.id = htole32(to_cid(id)->handle);
 	in.timeout_ms = htole32((uint32_t)timeout_ms);
-	sa_to_wire(&in.src, src_addr);
-	sa_to_wire(&in.dst, dst_addr);
+	vrdma_cm_sa_to_wire(&in.src, src_addr);
+	vrdma_cm_sa_to_wire(&in.dst, dst_addr);
 	if (dst_addr->sa_family == AF_INET)
 		memcpy(&id->route.addr.dst_sin, dst_addr, sizeof(struct sockaddr_in));
 	else if (dst_addr->sa_family == AF_INET6)

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <rdma/rdma_cma.h>
 #include <vbus/vrdma-cm.h>
+#include <vbus/vrdma-cm-addr.h>
 #include <vbus/vrdma-verbs.h>
 #include <vbus/vrdma-kernel.h>
 #include "vrdma/vrdma.h"
@@ -146,26 +147,6 @@ static void obj_free(struct vbd_cm *cm, uint32_t h)
 
 /* ---- addresses ---- */
 
-static void sa_to_wire(struct vrdma_sockaddr *w, const struct sockaddr *sa)
-{
-	memset(w, 0, sizeof(*w));
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)sa;
-
-		w->family = htole16(AF_INET);
-		w->port = s->sin_port;
-		memcpy(w->addr, &s->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const void *)sa;
-
-		w->family = htole16(AF_INET6);
-		w->port = s->sin6_port;
-		w->flowinfo = s->sin6_flowinfo;
-		memcpy(w->addr, &s->sin6_addr, 16);
-		w->scope_id = htole32(s->sin6_scope_id);
-	}
-}
-
 /* A guest's address to a sockaddr. 0, or -EAFNOSUPPORT / -EINVAL. */
 static int sa_from_wire(struct sockaddr_storage *ss, const struct vrdma_sockaddr *w)
 {
@@ -257,8 +238,8 @@ static bool on_our_device(struct vbd_cm *cm, const struct rdma_cm_id *id)
 static void addr_snapshot(struct vrdma_cm_addr *a, const struct rdma_cm_id *id)
 {
 	memset(a, 0, sizeof(*a));
-	sa_to_wire(&a->src, (const struct sockaddr *)&id->route.addr.src_storage);
-	sa_to_wire(&a->dst, (const struct sockaddr *)&id->route.addr.dst_storage);
+	vrdma_cm_sa_to_wire(&a->src, (const struct sockaddr *)&id->route.addr.src_storage);
+	vrdma_cm_sa_to_wire(&a->dst, (const struct sockaddr *)&id->route.addr.dst_storage);
 	memcpy(a->sgid, id->route.addr.addr.ibaddr.sgid.raw, 16);
 	memcpy(a->dgid, id->route.addr.addr.ibaddr.dgid.raw, 16);
 	a->pkey = id->route.addr.addr.ibaddr.pkey;
