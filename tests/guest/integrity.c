@@ -104,7 +104,7 @@ struct stats {
 };
 
 struct cfg {			/* client to server */
-	uint32_t magic, n, types, maxops, iters, secs, late, wait_us;
+	uint32_t magic, n, types, maxops, iters, secs, late, wait_us, ack_timeout, reserved;
 	uint64_t seed;
 };
 
@@ -121,7 +121,7 @@ struct msg {			/* per round, over TCP */
 enum { M_READY = 1, M_DONE, M_FINAL };
 
 static struct cfg cfg = { .magic = MAGIC, .n = 4, .types = 7, .maxops = MAXOPS, .iters = 400,
-			  .secs = 8 };
+			  .secs = 8, .ack_timeout = 14 };
 static int verbose, sock = -1, gidx = -1, ib_port = 1;
 static bool is_client, injected;
 static const char *inject;
@@ -605,7 +605,7 @@ static void connect_qps(void)
 			a.sq_psn = me.psn[t][q];
 			mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
 			if (t == T_RC) {
-				a.timeout = 14;
+				a.timeout = (uint8_t)cfg.ack_timeout;
 				a.retry_cnt = 7;
 				a.rnr_retry = 7;
 				a.max_rd_atomic = rd;
@@ -1127,10 +1127,12 @@ static void usage(const char *argv0)
 	       "  -s, --seed=N          seed (default: from the time; printed)\n"
 	       "  -w, --recv-wait=USEC  pause between posting receives and \"ready\" (default 0)\n"
 	       "  -L, --late-recv       RC receives posted after \"ready\": RNR NAKs and retries\n"
+	       "  -A, --ack-timeout=N   RC local ACK timeout exponent (default 14: 67 ms; 20 under\n"
+	       "                        load: soft-RoCE 6.1 can repeat a retried atomic)\n"
 	       "  -X, --inject=KIND     spoil one request on purpose (data, length, write, read,\n"
 	       "                        atomic, imm): the run must fail (client only)\n"
 	       "  -v, --verbose         one line per round\n"
-	       "The client's -n, -t, -i, -T, -m, -w, -L and -s hold for both sides.\n",
+	       "The client's -n, -t, -i, -T, -m, -w, -L, -A and -s hold for both sides.\n",
 	       argv0, cfg.n, MAXQ, cfg.iters, cfg.secs, MAXOPS, MAXOPS);
 }
 
@@ -1141,7 +1143,7 @@ int main(int argc, char **argv)
 		{ "port", 1, NULL, 'p' }, { "qps", 1, NULL, 'n' }, { "types", 1, NULL, 't' },
 		{ "iters", 1, NULL, 'i' }, { "seconds", 1, NULL, 'T' }, { "max-ops", 1, NULL, 'm' },
 		{ "seed", 1, NULL, 's' }, { "inject", 1, NULL, 'X' }, { "late-recv", 0, NULL, 'L' },
-		{ "recv-wait", 1, NULL, 'w' }, { "verbose", 0, NULL, 'v' },
+		{ "recv-wait", 1, NULL, 'w' }, { "ack-timeout", 1, NULL, 'A' }, { "verbose", 0, NULL, 'v' },
 		{ "help", 0, NULL, 'h' }, {}
 	};
 	const char *dev = NULL;
@@ -1153,7 +1155,7 @@ int main(int argc, char **argv)
 	struct msg fin;
 
 	cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	while ((c = getopt_long(argc, argv, "d:P:g:p:n:t:i:T:m:s:X:Lw:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:P:g:p:n:t:i:T:m:s:X:Lw:A:vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': dev = optarg; break;
 		case 'P': ib_port = atoi(optarg); break;
@@ -1168,6 +1170,7 @@ int main(int argc, char **argv)
 		case 'X': inject = optarg; break;
 		case 'L': cfg.late = 1; break;
 		case 'w': cfg.wait_us = strtoul(optarg, NULL, 0); break;
+		case 'A': cfg.ack_timeout = strtoul(optarg, NULL, 0); break;
 		case 't':
 			cfg.types = 0;
 			for (char *s = strtok(optarg, ","); s; s = strtok(NULL, ",")) {
@@ -1192,7 +1195,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (optind < argc - 1 || !cfg.n || cfg.n > MAXQ || !cfg.maxops || cfg.maxops > MAXOPS ||
-	    !cfg.types || !cfg.iters) {
+	    !cfg.types || !cfg.iters || cfg.ack_timeout > 31) {
 		usage(argv[0]);
 		return 2;
 	}
@@ -1203,7 +1206,8 @@ int main(int argc, char **argv)
 		xfer(true, &cfg, sizeof(cfg));
 	} else {
 		xfer(false, &cfg, sizeof(cfg));
-		if (cfg.magic != MAGIC || !cfg.n || cfg.n > MAXQ || !cfg.maxops || cfg.maxops > MAXOPS)
+		if (cfg.magic != MAGIC || !cfg.n || cfg.n > MAXQ || !cfg.maxops || cfg.maxops > MAXOPS ||
+		    cfg.ack_timeout > 31)
 			die("bad configuration from the client");
 	}
 	/* A last resort; every wait has its own limit. */
