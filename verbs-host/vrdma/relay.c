@@ -690,6 +690,21 @@ static void wake(struct vrdma_guest *g, uint64_t now)
 	}
 }
 
+/* A guest that no relay thread serves (a test driving passes itself, or one removed from
+ * its relay) has no doorbell or CQ event to wake a parked queue: all are active. */
+static void wake_all(struct vrdma_guest *g, uint64_t now)
+{
+	for (int k = 0; k < VRDMA_QKINDS; k++)
+		while (!vrdma_link_empty(&g->parked[k])) {
+			struct vrdma_hq *q = vrdma_container_of(g->parked[k].next, struct vrdma_hq,
+								link);
+
+			if (k != VRDMA_QK_CQ)
+				ring_flag(q, false);
+			unpark(g, q, now);
+		}
+}
+
 /* One pass over the guest's active queues: receives first (so that a send that answers
  * a receive finds it posted), then sends, then completions. A guest whose lock is held (a
  * control call of its own that the kernel makes wait, e.g. destroying a QP) is skipped:
@@ -702,6 +717,8 @@ int vrdma_relay_guest(struct vrdma_guest *g)
 	if (pthread_mutex_trylock(&g->lock))
 		return -EBUSY;
 	now = now_ns();
+	if (!g->in_relay)
+		wake_all(g, now);
 	wake(g, now);
 	for (int k = 0; k < VRDMA_QKINDS; k++)
 		work += serve(g, k, now);
