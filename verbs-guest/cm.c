@@ -140,36 +140,15 @@ static bool is_ours(struct rdma_cm_id *id)
 
 /* ---- addresses ---- */
 
-/* The host's address into a sockaddr_storage; an unknown family leaves it zero. */
-static void sa_from_wire(struct sockaddr_storage *ss, const struct vrdma_sockaddr *w)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (le16toh(w->family) == AF_INET) {
-		struct sockaddr_in *s = (void *)ss;
-
-		s->sin_family = AF_INET;
-		s->sin_port = w->port;
-		memcpy(&s->sin_addr, w->addr, 4);
-	} else if (le16toh(w->family) == AF_INET6) {
-		struct sockaddr_in6 *s = (void *)ss;
-
-		s->sin6_family = AF_INET6;
-		s->sin6_port = w->port;
-		s->sin6_flowinfo = w->flowinfo;
-		memcpy(&s->sin6_addr, w->addr, 16);
-		s->sin6_scope_id = le32toh(w->scope_id);
-	}
-}
-
 /* What the host says of an ID's addresses, into the public struct. */
 static void addr_update(struct vbg_cm_id *c, const struct vrdma_cm_addr *a)
 {
 	struct rdma_addr *ra = &c->id.route.addr;
 
 	if (a->src.family)
-		sa_from_wire(&ra->src_storage, &a->src);
+		vrdma_cm_sa_from_wire(&ra->src_storage, &a->src);
 	if (a->dst.family)
-		sa_from_wire(&ra->dst_storage, &a->dst);
+		vrdma_cm_sa_from_wire(&ra->dst_storage, &a->dst);
 	memcpy(ra->addr.ibaddr.sgid.raw, a->sgid, 16);
 	memcpy(ra->addr.ibaddr.dgid.raw, a->dgid, 16);
 	ra->addr.ibaddr.pkey = a->pkey;

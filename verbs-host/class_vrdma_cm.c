@@ -147,36 +147,6 @@ static void obj_free(struct vbd_cm *cm, uint32_t h)
 
 /* ---- addresses ---- */
 
-/* A guest's address to a sockaddr. 0, or -EAFNOSUPPORT / -EINVAL. */
-static int sa_from_wire(struct sockaddr_storage *ss, const struct vrdma_sockaddr *w)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (w->reserved)
-		return -EINVAL;
-	switch (le16toh(w->family)) {
-	case AF_INET: {
-		struct sockaddr_in *s = (void *)ss;
-
-		s->sin_family = AF_INET;
-		s->sin_port = w->port;
-		memcpy(&s->sin_addr, w->addr, 4);
-		return 0;
-	}
-	case AF_INET6: {
-		struct sockaddr_in6 *s = (void *)ss;
-
-		s->sin6_family = AF_INET6;
-		s->sin6_port = w->port;
-		s->sin6_flowinfo = w->flowinfo;
-		memcpy(&s->sin6_addr, w->addr, 16);
-		s->sin6_scope_id = le32toh(w->scope_id);
-		return 0;
-	}
-	default:
-		return -EAFNOSUPPORT;
-	}
-}
-
 static uint16_t sa_port(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
@@ -608,7 +578,7 @@ static int do_bind(struct vbd_cm *cm, const void *in, void *out)
 	ci = obj_get(cm, le32toh(a->id), CM_ID, &err);
 	if (!ci)
 		return err;
-	err = sa_from_wire(&ss, &a->src);
+	err = vrdma_cm_sa_from_wire(&ss, &a->src);
 	if (!err)
 		err = policy_local(cm, &ss);
 	if (err) {
@@ -635,12 +605,12 @@ static int do_resolve_addr(struct vbd_cm *cm, const void *in, void *out)
 	ci = obj_get(cm, le32toh(a->id), CM_ID, &err);
 	if (!ci)
 		return err;
-	err = sa_from_wire(&dst, &a->dst);
+	err = vrdma_cm_sa_from_wire(&dst, &a->dst);
 	if (err)
 		return err;
 	if (!ci->bound) {
 		if (a->src.family) {
-			err = sa_from_wire(&src, &a->src);
+			err = vrdma_cm_sa_from_wire(&src, &a->src);
 		} else {
 			memset(&src, 0, sizeof(src));
 			src.ss_family = dst.ss_family;
