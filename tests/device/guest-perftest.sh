@@ -39,8 +39,7 @@ check() {
 	if ! pt_run "$tool" "$tmp/o" "$@"; then
 		echo "FAIL $name: $tool $*"; fail=1; return
 	fi
-	v=$(pt_field "$tmp/o" "$field")
-	if [ -z "$v" ] || ! awk -v v="$v" 'BEGIN{exit !(v > 0)}'; then
+	if ! v=$(pt_figure "$tmp/o" "$field"); then
 		echo "FAIL $name: $tool $*: no positive $field"; sed 's/^/  | /' "$tmp/o"; fail=1; return
 	fi
 	echo "ok   $name $tool $*: $field=$v"

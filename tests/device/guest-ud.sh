@@ -23,7 +23,7 @@ for p in "guest native" "native guest" "guest guest"; do
 	for t in "ib_send_lat t_typical_us" "ib_send_bw bw_avg_MBps"; do
 		set -- $t
 		if pt_run "$1" "$tmp/o" -c UD -n 300 >"$tmp/log" 2>&1 &&
-		   v=$(pt_field "$tmp/o" "$2") && [ -n "$v" ]; then
+		   v=$(pt_figure "$tmp/o" "$2"); then
 			echo "ok   $1 -c UD, client/server ${p/ /\/}: $2=$v"
 		else
 			echo "FAIL $1 -c UD, client/server ${p/ /\/}"; sed 's/^/  | /' "$tmp/log" "$tmp/o"; fail=1

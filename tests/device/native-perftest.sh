@@ -12,8 +12,7 @@ check() { # TOOL FIELD ARGS...
 	local tool=$1 field=$2 v
 	shift 2
 	if ! pt_run "$tool" "$tmp/$tool" "$@"; then fail=1; return; fi
-	v=$(pt_field "$tmp/$tool" "$field")
-	if [ -z "$v" ] || ! awk -v v="$v" 'BEGIN{exit !(v > 0)}'; then
+	if ! v=$(pt_figure "$tmp/$tool" "$field"); then
 		echo "FAIL $tool: no positive $field in its output"; cat "$tmp/$tool"; fail=1; return
 	fi
 	echo "ok   $tool $*: $field=$v"
