@@ -7,7 +7,8 @@
 # plots exist. When the run had the kernel backend (env.kernel_backend "loaded: ..."; the VM
 # loads build/kernel/vbus_vrdma.ko when it is built), the same holds for its paths
 # (guest-kernel, guest-guest-kernel), plus ib_send_bw -e with CPU time per message, the
-# control path and the sched_switch trace on guest-kernel, and the report's issue 11 table.
+# control path and the sched_switch trace on guest-kernel, and the report's issue 11 table;
+# bench/neighbour's idle, flood and stall rows on each guest path.
 # Without the module that is said, not failed. The numbers are not judged. Its limit (8
 # minutes here) is multiplied by VBUS_TIME_SCALE like every other, and bench/run's VM and
 # perftest limits scale with the same factor (tests/lib/time.sh); what it checks does not change.
@@ -63,6 +64,18 @@ if [ -n "$kpaths" ]; then
 fi
 n=$(jq '[.results[] | select(.case == "scale_ib_write_bw" or .case == "scale_ib_write_lat")] | length' "$j")
 [ "$n" -ge 6 ] || { echo "FAIL: $n scaling rows, wanted 6 (1, 2, 4 guests x 2 cases)"; fail=1; }
+# bench/neighbour: idle, flood and stall rows on every guest path it measured, each with
+# the neighbour's own work recorded (a neighbour that did nothing would show 0)
+for p in guest ${kpaths%% *}; do
+	for k in idle flood stall; do
+		has "neighbour $k row on path $p" ".case == \"neighbour\" and .neighbour == \"$k\" and .path == \"$p\""
+	done
+	for k in flood stall; do
+		has "neighbour $k on path $p that did work" \
+			".case == \"neighbour\" and .neighbour == \"$k\" and .path == \"$p\" and (.neighbour_work // 0) > 0"
+	done
+done
+grep -q '^## A hostile neighbour' "$out/report.md" || { echo "FAIL: report.md has no neighbour table"; fail=1; }
 for f in report.md latency.png bandwidth.png cdf.png scaling.png; do
 	[ -s "$out/$f" ] || { echo "FAIL: $f missing"; fail=1; }
 done
