@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "msg.h"
 #include "vbusd.h"
+#include "vm.h"
 
 struct vbd vbd = { .lock = PTHREAD_MUTEX_INITIALIZER, .next_guest_id = 1 };
 int vbd_epfd = -1;
@@ -366,6 +367,7 @@ void vbd_shutdown(void)
 {
 	struct vbd_guest *g;
 
+	vbd_vm_shutdown();	/* their QEMUs first: nothing of a VM outlives vbusd's exit */
 	pthread_mutex_lock(&vbd.lock);
 	vbd.stopping = true;
 	for (g = vbd.guests; g; g = g->next) {
