@@ -71,6 +71,10 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	err = pcim_iomap_regions(pdev, BIT(0) | BIT(2), KBUILD_MODNAME);
 	if (err)
 		return err;
+	/* An MSI-X message is a memory write by the device: without bus mastering QEMU
+	 * drops it, and no interrupt arrives.
+	 */
+	pci_set_master(pdev);
 	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
 	if (!dev)
 		return -ENOMEM;

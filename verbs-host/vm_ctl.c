@@ -217,7 +217,7 @@ static const char *state_name(enum vbd_vm_state s)
 static void put_counts(struct strbuf *o, bool json, const char *key, const uint64_t *c,
 		       uint32_t n)
 {
-	strbuf_put(o, json ? ",\"%s\":[" : " %s", key);
+	strbuf_put(o, json ? ",\"%s\":[" : " %s ", key);
 	for (uint32_t v = 0; v < n; v++)
 		strbuf_put(o, json ? "%s%llu" : "%s%llu", v ? (json ? "," : "/") : "",
 			   (unsigned long long)c[v]);

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Runs inside a VM that vbusd started (tests/unit/vm-doorbell.sh), on /dev/vbus-vm0 of the
+ * guest driver vbus_vmguest.ko. Linked statically: the VM has only an initramfs.
+ *
+ *   doorbell [DEVICE]
+ *
+ * Prints "VBUS-VM ..." lines on stdout (the VM's console), which the host side reads:
+ *   VBUS-VM info vm-peer P host-peer H vectors V bus B
+ *   VBUS-VM rang 1x5 2x2          after ringing the host's doorbells: 5 on vector 1, 2 on 2
+ *   VBUS-VM irq vector 1 eventfd E interrupts I    once the host's interrupt arrived
+ *   VBUS-VM-OK | VBUS-VM-FAIL reason
+ * Also checked: the ioctls refuse bad vectors, non-zero reserved fields and a second
+ * binding of a bound vector; the interrupt reaches the bound eventfd once and no other
+ * vector counts one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <vbus/vm.h>
+
+#define fail(...) do { printf("VBUS-VM-FAIL line %d: ", __LINE__); printf(__VA_ARGS__); \
+	printf("\n"); fflush(stdout); exit(1); } while (0)
+#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
+
+static void ring(int fd, uint32_t vector, int times)
+{
+	struct vbus_vm_ring r = { .vector = vector };
+
+	for (int i = 0; i < times; i++)
+		check(!ioctl(fd, VBUS_VM_IOC_RING, &r), "ring vector %u: %s", vector, strerror(errno));
+}
+
+static uint64_t interrupts(int fd, uint32_t vector)
+{
+	struct vbus_vm_counts c = { .vector = vector };
+
+	check(!ioctl(fd, VBUS_VM_IOC_COUNTS, &c), "counts of vector %u: %s", vector, strerror(errno));
+	return c.interrupts;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = argc > 1 ? argv[1] : "/dev/" VBUS_VM_DEV_NAME "0";
+	struct vbus_vm_info info;
+	struct vbus_vm_irqfd b;
+	struct vbus_vm_ring r;
+	struct pollfd p;
+	uint64_t n;
+	int fd, fd2, efd;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	check(fd >= 0, "open %s: %s", path, strerror(errno));
+	check(!ioctl(fd, VBUS_VM_IOC_INFO, &info), "info: %s", strerror(errno));
+	printf("VBUS-VM info vm-peer %u host-peer %u vectors %u bus %.*s\n", info.vm_peer,
+	       info.host_peer, info.vectors, (int)sizeof(info.bus), info.bus);
+	check(info.vectors >= 3, "%u vectors, the test needs 3", info.vectors);
+
+	/* Refusals. */
+	r = (struct vbus_vm_ring){ .vector = info.vectors };
+	check(ioctl(fd, VBUS_VM_IOC_RING, &r) && errno == EINVAL, "vector %u rung", info.vectors);
+	r = (struct vbus_vm_ring){ .vector = 1, .reserved = 1 };
+	check(ioctl(fd, VBUS_VM_IOC_RING, &r) && errno == EINVAL, "reserved field accepted");
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	check(efd >= 0, "eventfd");
+	b = (struct vbus_vm_irqfd){ .fd = efd, .vector = info.vectors };
+	check(ioctl(fd, VBUS_VM_IOC_IRQFD, &b) && errno == EINVAL, "bound vector %u", info.vectors);
+	b = (struct vbus_vm_irqfd){ .fd = fd, .vector = 1 };
+	check(ioctl(fd, VBUS_VM_IOC_IRQFD, &b) && errno == EINVAL, "bound a non-eventfd");
+	b = (struct vbus_vm_irqfd){ .fd = -1, .vector = 1 };
+	check(ioctl(fd, VBUS_VM_IOC_IRQFD, &b) && errno == ENOENT, "unbound what was not bound");
+	check(ioctl(fd, _IO(VBUS_VM_IOC_MAGIC, 0x7f)) && errno == ENOTTY, "unknown ioctl accepted");
+
+	/* Bind vector 1; another open file cannot take it. */
+	b = (struct vbus_vm_irqfd){ .fd = efd, .vector = 1 };
+	check(!ioctl(fd, VBUS_VM_IOC_IRQFD, &b), "bind vector 1: %s", strerror(errno));
+	fd2 = open(path, O_RDWR | O_CLOEXEC);
+	check(fd2 >= 0, "second open: %s", strerror(errno));
+	check(ioctl(fd2, VBUS_VM_IOC_IRQFD, &b) && errno == EBUSY, "vector 1 bound twice");
+	close(fd2);
+
+	ring(fd, 1, 5);
+	ring(fd, 2, 2);
+	printf("VBUS-VM rang 1x5 2x2\n");
+
+	/* The host answers with one interrupt on vector 1; the host side's limits apply. */
+	p = (struct pollfd){ .fd = efd, .events = POLLIN };
+	check(poll(&p, 1, -1) == 1, "poll: %s", strerror(errno));
+	check(read(efd, &n, sizeof(n)) == sizeof(n), "read the eventfd: %s", strerror(errno));
+	check(n == 1, "the eventfd counted %llu, not 1", (unsigned long long)n);
+	check(interrupts(fd, 1) == 1, "vector 1 counted %llu interrupts", (unsigned long long)interrupts(fd, 1));
+	for (uint32_t v = 0; v < info.vectors; v++)
+		check(v == 1 || interrupts(fd, v) == 0, "an interrupt on vector %u", v);
+	printf("VBUS-VM irq vector 1 eventfd %llu interrupts %llu\n", (unsigned long long)n,
+	       (unsigned long long)interrupts(fd, 1));
+	b = (struct vbus_vm_irqfd){ .fd = -1, .vector = 1 };
+	check(!ioctl(fd, VBUS_VM_IOC_IRQFD, &b), "unbind: %s", strerror(errno));
+	close(efd);
+	close(fd);
+	printf("VBUS-VM-OK\n");
+	return 0;
+}
