@@ -1,5 +1,6 @@
 #!/bin/bash
 # timeout: 300
+# variants: default asan
 # A VM guest on this host, no RDMA needed (docs/vm.md): vbusd boots Debian's VM kernel
 # (VBUS_VM_DIR, default build/vm) under QEMU with `vbusctl vm add`, the guest driver
 # vbus_vmguest.ko (build/kernel) and tests/vmguest/doorbell in a small initramfs built
@@ -34,7 +35,8 @@ ko=$top/build/kernel/vbus_vmguest.ko
 kver=$(cat "$vmdir/kernel/current/version")
 [ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$kver" ] ||
 	skip "$ko is not built for the VM kernel $kver"
-guest=$build/tests/vmguest/doorbell
+# Static, so built in the default variant only (tests/Makefile): the asan run uses it too.
+guest=$top/build/default/tests/vmguest/doorbell
 [ -x "$guest" ] || skip "no $guest (make)"
 busybox=$(command -v busybox || echo /bin/busybox)
 [[ $(ldd "$busybox" 2>&1) == *"not a dynamic"* ]] || skip "no static busybox (apt-get install busybox-static)"
