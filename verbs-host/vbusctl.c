@@ -26,6 +26,7 @@ static const char usage[] =
 	"  vm del NAME\n"
 	"  vm show [NAME]\n"
 	"  vm notify NAME VECTOR   interrupt the VM on VECTOR\n"
+	"  vm peek NAME GPA LEN    LEN (up to 256) bytes of the VM's RAM at guest-physical GPA\n"
 	"  -j          JSON output\n"
 	"  --run-dir   where vbusd's sockets are (default $VBUS_RUN_DIR or /run/vbus)\n"
 	"Classes: echo (a test device), vrdma (attrs: backing=RXE port=N gid=INDEX\n"

@@ -143,6 +143,7 @@ int vbd_vm_start(struct vbd_vm *vm, char *err, size_t errn)
 		snprintf(err, errn, "cannot map the VM's RAM: %s", strerror(errno));
 		goto err_free;
 	}
+	vbus_vm_ram_layout_q35(vm->mem, &vm->layout);
 	vm->conn = &vbd_vm_ivshmem;
 	r = vm->conn->init(vm, err, errn);
 	if (r) {
@@ -240,6 +241,41 @@ int vbd_vm_notify(const char *name, uint32_t vector, char *err, size_t errn)
 	}
 	pthread_mutex_unlock(&vbd_vms.lock);
 	return r;
+}
+
+void *vbd_vm_ram_at(struct vbd_vm *vm, uint64_t gpa, uint64_t len)
+{
+	uint64_t off;
+
+	if (vbus_vm_gpa_to_offset(&vm->layout, gpa, len, &off))
+		return NULL;
+	return (char *)vm->ram + off;
+}
+
+int vbd_vm_peek(const char *name, uint64_t gpa, uint32_t len, void *out, char *err,
+		size_t errn)
+{
+	struct vbd_vm *vm;
+	void *p = NULL;
+
+	pthread_mutex_lock(&vbd_vms.lock);
+	for (vm = vbd_vms.list; vm && strcmp(vm->name, name); vm = vm->next)
+		;
+	if (vm)
+		p = vbd_vm_ram_at(vm, gpa, len);
+	if (p)
+		memcpy(out, p, len);
+	pthread_mutex_unlock(&vbd_vms.lock);
+	if (!vm) {
+		snprintf(err, errn, "no vm %s", name);
+		return -ENOENT;
+	}
+	if (!p) {
+		snprintf(err, errn, "vm %s: [%#llx, +%u) is not all RAM", name,
+			 (unsigned long long)gpa, len);
+		return -EFAULT;
+	}
+	return 0;
 }
 
 void vbd_vm_shutdown(void)

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 #include <vbus/proto.h>
 #include "ivshmem_server.h"
+#include "vm_ram.h"
 
 struct vbd_vm;
 
@@ -67,6 +68,7 @@ struct vbd_vm {
 	int bar2_fd;			/* the ivshmem device's BAR2 (struct vbus_vm_bar2) */
 	int ram_fd;			/* the VM's RAM, a sealed memfd, and vbusd's mapping */
 	void *ram;
+	struct vbus_vm_ram_layout layout;	/* where guest-physical addresses are in it */
 	pid_t pid;			/* QEMU, 0 before it starts */
 	int pidfd;
 	int stop_efd;			/* `vm del`: the thread kills QEMU and ends */
@@ -90,6 +92,12 @@ int vbd_vm_start(struct vbd_vm *vm, char *err, size_t errn);	/* takes vm */
 int vbd_vm_del(const char *name, char *err, size_t errn);
 int vbd_vm_notify(const char *name, uint32_t vector, char *err, size_t errn);
 void vbd_vm_shutdown(void);
+/* vbusd's view of the VM's guest-physical range [gpa, gpa + len), or NULL when any of it
+ * is outside the VM's RAM. The VM writes there at any time: copy before checking. */
+void *vbd_vm_ram_at(struct vbd_vm *vm, uint64_t gpa, uint64_t len);
+/* Copy len bytes of VM name's RAM at gpa into out (`vm peek`). Under vbd_vms.lock. */
+int vbd_vm_peek(const char *name, uint64_t gpa, uint32_t len, void *out, char *err,
+		size_t errn);
 /* vm_qemu.c */
 int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn);
 int vbd_vm_pick_accel(struct vbd_vm *vm);

@@ -7,6 +7,8 @@
  *   vm del NAME
  *   vm show [NAME]
  *   vm notify NAME VECTOR      interrupt the VM on VECTOR (its driver's eventfd for it)
+ *   vm peek NAME GPA LEN       LEN (1 to 256) bytes of the VM's RAM at guest-physical GPA,
+ *                              in hex: what vbusd's mapping of the RAM memfd holds there
  */
 #include <errno.h>
 #include <limits.h>
@@ -27,6 +29,7 @@
 #define VM_CPUS_MAX	64
 #define VM_VECTORS_DEFAULT 4
 #define VM_APPEND_MAX	1024
+#define VM_PEEK_MAX	256
 
 /* A decimal number in [min, max]: 0 or -EINVAL. */
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -258,6 +261,35 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 		strbuf_put(o, "]\n");
 }
 
+static int vm_peek(char **argv, bool json, struct strbuf *o)
+{
+	uint8_t bytes[VM_PEEK_MAX];
+	unsigned long long gpa;
+	uint32_t len;
+	char *end;
+	int r;
+
+	errno = 0;
+	gpa = strtoull(argv[1], &end, 0);
+	if (errno || end == argv[1] || *end || argv[1][0] == '-') {
+		snprintf(o->p, o->n, "vm peek: bad address '%s'", argv[1]);
+		return -EINVAL;
+	}
+	if (parse_u32(argv[2], 1, VM_PEEK_MAX, &len)) {
+		snprintf(o->p, o->n, "vm peek: length '%s': 1 to %d", argv[2], VM_PEEK_MAX);
+		return -EINVAL;
+	}
+	r = vbd_vm_peek(argv[0], gpa, len, bytes, o->p, o->n);
+	if (r)
+		return r;
+	if (json)
+		strbuf_put(o, "{\"gpa\":%llu,\"bytes\":\"", gpa);
+	for (uint32_t i = 0; i < len; i++)
+		strbuf_put(o, "%02x", bytes[i]);
+	strbuf_put(o, json ? "\"}\n" : "\n");
+	return 0;
+}
+
 int vbd_vm_command(int argc, char **argv, bool json, char *out, size_t outn)
 {
 	const char *verb = argc > 1 ? argv[1] : "show";
@@ -280,8 +312,10 @@ int vbd_vm_command(int argc, char **argv, bool json, char *out, size_t outn)
 		}
 		return vbd_vm_notify(argv[2], vector, out, outn);
 	}
+	if (!strcmp(verb, "peek") && argc == 5)
+		return vm_peek(argv + 2, json, &o);
 	snprintf(out, outn, "usage: vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] "
 		 "[mem SIZE] [cpus N] [vectors N] [accel auto|kvm|tcg] | vm del NAME | "
-		 "vm show [NAME] | vm notify NAME VECTOR");
+		 "vm show [NAME] | vm notify NAME VECTOR | vm peek NAME GPA LEN");
 	return -EINVAL;
 }

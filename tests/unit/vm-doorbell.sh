@@ -8,6 +8,9 @@
 #   - bad `vm add` words are refused with a one-line error and make no VM;
 #   - QEMU runs with -nic none, its RAM on vbusd's memfd (mapped by vbusd too) and the
 #     ivshmem-doorbell device whose server is vbusd;
+#   - vbusd reads the VM's RAM where the VM has it: `vm peek` at the guest-physical address
+#     of a page of the program (its pagemap) gives the bytes the program wrote there; a
+#     range outside the VM's RAM is refused;
 #   - guest to host: the program rings vector 1 five times and vector 2 twice, and vbusd
 #     counts exactly [0,5,2,0];
 #   - host to guest: `vm notify` on vector 1 reaches the eventfd the program bound, once,
@@ -112,6 +115,17 @@ done
 [[ $(readlink "/proc/$qpid/fd/3") == "/memfd:vbus-vm-ram"* ]] || fail "QEMU's fd 3 is not the RAM memfd"
 grep -q "memfd:vbus-vm-ram" "/proc/$vbusd_pid/maps" || fail "vbusd has not mapped the VM's RAM"
 echo "ok   QEMU $qpid: -nic none, RAM on vbusd's memfd (mapped by vbusd), ivshmem served by vbusd"
+
+# The program's page, read by vbusd through its mapping of the RAM memfd.
+read -r gpa want < <(sed -n 's/.*VBUS-VM ram gpa \(0x[0-9a-f]*\) hex \([0-9a-f]*\).*/\1 \2/p' "$con")
+[ -n "${want:-}" ] || fail "the program did not publish its page"
+got=$(ctl vm peek t1 "$gpa" 32) || fail "vm peek t1 $gpa 32"
+[ "$got" = "$want" ] || fail "vbusd read $got at $gpa, the VM wrote $want"
+echo "ok   vbusd reads the VM's RAM: 32 bytes at guest-physical $gpa as the program wrote them"
+out=$(ctl vm peek t1 $((128 << 20)) 1 2>&1) && fail "a peek past the VM's 128 MiB accepted: $out"
+out=$(ctl vm peek t1 $(((128 << 20) - 16)) 32 2>&1) && fail "a peek across the RAM's end accepted"
+out=$(ctl vm peek t1 0 257 2>&1) && fail "a 257-byte peek accepted"
+echo "ok   refused peeks outside the RAM: $out"
 
 counted() { [ "$(field doorbells)" = "$1" ]; }
 vt_until 30 counted "[0,5,2,0]" || fail "vbusd counted doorbells $(field doorbells), not [0,5,2,0]"

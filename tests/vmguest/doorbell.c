@@ -7,6 +7,8 @@
  *
  * Prints "VBUS-VM ..." lines on stdout (the VM's console), which the host side reads:
  *   VBUS-VM info vm-peer P host-peer H vectors V bus B
+ *   VBUS-VM ram gpa G hex X       a locked page of this process at guest-physical G
+ *                                 (from /proc/self/pagemap) begins with the 32 bytes X
  *   VBUS-VM rang 1x5 2x2          after ringing the host's doorbells: 5 on vector 1, 2 on 2
  *   VBUS-VM irq vector 1 eventfd E interrupts I    once the host's interrupt arrived
  *   VBUS-VM-OK | VBUS-VM-FAIL reason
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <vbus/vm.h>
 
@@ -43,6 +46,27 @@ static uint64_t interrupts(int fd, uint32_t vector)
 
 	check(!ioctl(fd, VBUS_VM_IOC_COUNTS, &c), "counts of vector %u: %s", vector, strerror(errno));
 	return c.interrupts;
+}
+
+/* A page of this process, filled with a pattern and locked; print where it is in the
+ * VM's guest-physical memory and its first 32 bytes, for the host to read there. */
+static void publish_page(void)
+{
+	uint8_t *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t entry, vpn = (uintptr_t)p / 4096;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	check(p != MAP_FAILED && fd >= 0, "mmap or pagemap: %s", strerror(errno));
+	for (int i = 0; i < 4096; i++)
+		p[i] = (uint8_t)(i * 7 + 13 + getpid());
+	check(!mlock(p, 4096), "mlock: %s", strerror(errno));
+	check(pread(fd, &entry, 8, (off_t)(vpn * 8)) == 8, "pagemap: %s", strerror(errno));
+	close(fd);
+	check(entry >> 63 && (entry & ((1ull << 55) - 1)), "page not present or no PFN (root?)");
+	printf("VBUS-VM ram gpa %#llx hex ", (unsigned long long)((entry & ((1ull << 55) - 1)) * 4096));
+	for (int i = 0; i < 32; i++)
+		printf("%02x", p[i]);
+	printf("\n");
 }
 
 int main(int argc, char **argv)
@@ -86,6 +110,7 @@ int main(int argc, char **argv)
 	check(ioctl(fd2, VBUS_VM_IOC_IRQFD, &b) && errno == EBUSY, "vector 1 bound twice");
 	close(fd2);
 
+	publish_page();
 	ring(fd, 1, 5);
 	ring(fd, 2, 2);
 	printf("VBUS-VM rang 1x5 2x2\n");
