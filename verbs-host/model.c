@@ -210,6 +210,14 @@ int vbd_bus_del(const char *name, char *err, size_t errn)
 		pthread_mutex_unlock(&vbd.lock);
 		return fail(err, errn, -EBUSY, "bus '%s' has %u guests", name, b->n_guests);
 	}
+	{
+		char vm[VBUS_NAME_MAX];
+
+		if (vbd_vm_on_bus(name, vm)) {
+			pthread_mutex_unlock(&vbd.lock);
+			return fail(err, errn, -EBUSY, "vm '%s' is on bus '%s'", vm, name);
+		}
+	}
 	*pp = b->next;
 	epoll_ctl(vbd_epfd, EPOLL_CTL_DEL, b->listen_fd, NULL);
 	close(b->listen_fd);

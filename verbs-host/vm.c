@@ -117,6 +117,49 @@ static void vm_free(struct vbd_vm *vm)
 	free(vm);
 }
 
+/* Under vbd.lock and vbd_vms.lock: check the name and the bus, start the VM's thread and
+ * link the VM. */
+static int vm_link(struct vbd_vm *vm, char *err, size_t errn)
+{
+	bool bus = false;
+	int r;
+
+	for (struct vbd_bus *b = vbd.buses; b && !bus; b = b->next)
+		bus = !strcmp(b->name, vm->bus);
+	if (!bus) {
+		snprintf(err, errn, "no bus '%s'", vm->bus);
+		return -ENOENT;
+	}
+	for (struct vbd_vm *o = vbd_vms.list; o; o = o->next) {
+		if (!strcmp(o->name, vm->name)) {
+			snprintf(err, errn, "vm %s exists", vm->name);
+			return -EEXIST;
+		}
+	}
+	r = pthread_create(&vm->thread, NULL, vm_thread, vm);
+	if (r) {
+		snprintf(err, errn, "cannot start the VM's thread: %s", strerror(r));
+		return -r;
+	}
+	vm->next = vbd_vms.list;
+	vbd_vms.list = vm;
+	return 0;
+}
+
+bool vbd_vm_on_bus(const char *bus, char vm[VBUS_NAME_MAX])
+{
+	bool on = false;
+
+	pthread_mutex_lock(&vbd_vms.lock);
+	for (struct vbd_vm *o = vbd_vms.list; o && !on; o = o->next) {
+		on = !strcmp(o->bus, bus);
+		if (on)
+			memcpy(vm, o->name, VBUS_NAME_MAX);
+	}
+	pthread_mutex_unlock(&vbd_vms.lock);
+	return on;
+}
+
 /* Make the VM's RAM and connector, link it and start its thread; vm is ours either way. */
 int vbd_vm_start(struct vbd_vm *vm, char *err, size_t errn)
 {
@@ -150,25 +193,13 @@ int vbd_vm_start(struct vbd_vm *vm, char *err, size_t errn)
 		vm->conn = NULL;
 		goto err_free;
 	}
+	pthread_mutex_lock(&vbd.lock);
 	pthread_mutex_lock(&vbd_vms.lock);
-	for (struct vbd_vm *o = vbd_vms.list; o; o = o->next) {
-		if (!strcmp(o->name, vm->name)) {
-			pthread_mutex_unlock(&vbd_vms.lock);
-			snprintf(err, errn, "vm %s exists", vm->name);
-			r = -EEXIST;
-			goto err_free;
-		}
-	}
-	r = pthread_create(&vm->thread, NULL, vm_thread, vm);
-	if (r) {
-		pthread_mutex_unlock(&vbd_vms.lock);
-		snprintf(err, errn, "cannot start the VM's thread: %s", strerror(r));
-		r = -r;
-		goto err_free;
-	}
-	vm->next = vbd_vms.list;
-	vbd_vms.list = vm;
+	r = vm_link(vm, err, errn);
 	pthread_mutex_unlock(&vbd_vms.lock);
+	pthread_mutex_unlock(&vbd.lock);
+	if (r)
+		goto err_free;
 	return 0;
 
 err_free:

@@ -4,7 +4,8 @@
  * and serves the VM's connector to the bus. One thread per VM (vm.c) watches QEMU and the
  * connector's doorbells. Functions return 0 or -errno.
  *
- * Locking: vbd_vms.lock guards the list and every VM's state and counters. The VM's thread
+ * Locking: vbd_vms.lock guards the list and every VM's state and counters; it nests inside
+ * vbd.lock (vbd_vm_start holds both to link a VM, so that its bus cannot go). The VM's thread
  * is the only one to reap QEMU; `vm del` stops the thread and joins it.
  */
 #ifndef VBUSD_VM_H
@@ -92,6 +93,9 @@ int vbd_vm_start(struct vbd_vm *vm, char *err, size_t errn);	/* takes vm */
 int vbd_vm_del(const char *name, char *err, size_t errn);
 int vbd_vm_notify(const char *name, uint32_t vector, char *err, size_t errn);
 void vbd_vm_shutdown(void);
+/* Whether a VM sits on bus (its name into vm); the caller holds vbd.lock, which also
+ * keeps a VM from being added meanwhile (vbd_vm_start links under it). */
+bool vbd_vm_on_bus(const char *bus, char vm[VBUS_NAME_MAX]);
 /* vbusd's view of the VM's guest-physical range [gpa, gpa + len), or NULL when any of it
  * is outside the VM's RAM. The VM writes there at any time: copy before checking. */
 void *vbd_vm_ram_at(struct vbd_vm *vm, uint64_t gpa, uint64_t len);

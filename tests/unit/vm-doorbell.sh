@@ -94,6 +94,8 @@ ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M cpus 1 vector
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 refuse "a second VM of the same name" t1 bus b kernel "$kernel"
+out=$(ctl bus del b 2>&1) && fail "bus del of a bus with a VM on it accepted"
+echo "ok   refused: $out"
 
 field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
 	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
