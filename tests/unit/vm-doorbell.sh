@@ -15,6 +15,9 @@
 #     counts exactly [0,5,2,0];
 #   - host to guest: `vm notify` on vector 1 reaches the eventfd the program bound, once,
 #     and no other vector (the program checks, and prints VBUS-VM-OK);
+#   - the driver's remove with a file open (PCI remove through sysfs): ioctls fail with
+#     ENODEV; a rescan probes it again and it rings vector 3 (vbusd counts [0,5,2,1]); the
+#     module unloads;
 #   - the guest kernel logs no warning, oops or lockdep report;
 #   - `vm del` leaves no QEMU process and no descriptor in vbusd; a VM still running when
 #     vbusd gets SIGTERM is stopped with it.
@@ -142,6 +145,12 @@ vt_until 30 grep -q "VBUS-VM-OK\|VBUS-VM-FAIL" "$con" || fail "the interrupt did
 grep -q "VBUS-VM-OK" "$con" || fail "the program in the VM failed: $(grep VBUS-VM-FAIL "$con")"
 [ "$(field interrupts)" = "[0,1,0,0]" ] || fail "vbusd counted interrupts $(field interrupts)"
 echo "ok   host to guest: $(grep 'VBUS-VM irq' "$con")"
+
+vt_until 60 grep -q "VBUS-VM-UNPLUG-EXIT" "$con" || fail "the unplug test did not end"
+grep -q "VBUS-VM-UNPLUG-OK" "$con" || fail "the unplug test failed: $(grep VBUS-VM-FAIL "$con")"
+vt_until 30 grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed"
+vt_until 30 counted "[0,5,2,1]" || fail "after the rescan vbusd counted $(field doorbells), not [0,5,2,1]"
+echo "ok   PCI remove with a file open: ENODEV; rescan: probed again, rang vector 3; rmmod clean"
 
 if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$con"; then
 	fail "the guest kernel logged a warning or an oops"

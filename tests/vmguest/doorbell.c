@@ -4,6 +4,7 @@
  * guest driver vbus_vmguest.ko. Linked statically: the VM has only an initramfs.
  *
  *   doorbell [DEVICE]
+ *   doorbell --unplug [DEVICE]
  *
  * Prints "VBUS-VM ..." lines on stdout (the VM's console), which the host side reads:
  *   VBUS-VM info vm-peer P host-peer H vectors V bus B
@@ -15,6 +16,11 @@
  * Also checked: the ioctls refuse bad vectors, non-zero reserved fields and a second
  * binding of a bound vector; the interrupt reaches the bound eventfd once and no other
  * vector counts one.
+ *
+ * --unplug: the driver's remove with a file open and a vector bound. The PCI device is
+ * removed through sysfs: every ioctl on the open file then fails with ENODEV and closing it
+ * is clean. A PCI rescan probes the device again: /dev/vbus-vm0 comes back and rings the
+ * host once on vector 3. Prints VBUS-VM-UNPLUG-OK.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +44,14 @@ static void ring(int fd, uint32_t vector, int times)
 
 	for (int i = 0; i < times; i++)
 		check(!ioctl(fd, VBUS_VM_IOC_RING, &r), "ring vector %u: %s", vector, strerror(errno));
+}
+
+static void ring_expect_enodev(int fd)
+{
+	struct vbus_vm_ring r = { .vector = 0 };
+
+	check(ioctl(fd, VBUS_VM_IOC_RING, &r) && errno == ENODEV, "ring after remove: %s",
+	      strerror(errno));
 }
 
 static uint64_t interrupts(int fd, uint32_t vector)
@@ -69,9 +83,57 @@ static void publish_page(void)
 	printf("\n");
 }
 
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	check(fd >= 0, "open %s: %s", path, strerror(errno));
+	check(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "write %s: %s", path,
+	      strerror(errno));
+	close(fd);
+}
+
+static int unplug(const char *path)
+{
+	struct vbus_vm_irqfd b;
+	struct vbus_vm_info info;
+	int fd, efd, rm, tries;
+
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	efd = eventfd(0, EFD_CLOEXEC);
+	check(fd >= 0 && efd >= 0, "open %s: %s", path, strerror(errno));
+	b = (struct vbus_vm_irqfd){ .fd = efd, .vector = 0 };
+	check(!ioctl(fd, VBUS_VM_IOC_IRQFD, &b), "bind: %s", strerror(errno));
+	rm = open("/sys/class/misc/" VBUS_VM_DEV_NAME "0/device/remove", O_WRONLY | O_CLOEXEC);
+	check(rm >= 0, "the device's sysfs remove: %s", strerror(errno));
+	check(write(rm, "1", 1) == 1, "remove: %s", strerror(errno));
+	close(rm);
+	check(ioctl(fd, VBUS_VM_IOC_INFO, &info) && errno == ENODEV, "info after remove: %s",
+	      strerror(errno));
+	ring_expect_enodev(fd);
+	close(fd);
+	close(efd);
+	printf("VBUS-VM removed with a file open: ENODEV, closed\n");
+
+	write_file("/sys/bus/pci/rescan", "1");
+	for (tries = 0; tries < 600 && (fd = open(path, O_RDWR | O_CLOEXEC)) < 0; tries++)
+		usleep(100000);
+	check(fd >= 0, "%s did not come back after a rescan: %s", path, strerror(errno));
+	check(!ioctl(fd, VBUS_VM_IOC_INFO, &info) && info.vectors >= 4, "info after rescan: %s",
+	      strerror(errno));
+	ring(fd, 3, 1);
+	close(fd);
+	printf("VBUS-VM-UNPLUG-OK\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *path = argc > 1 ? argv[1] : "/dev/" VBUS_VM_DEV_NAME "0";
+	const char *path;
+
+	if (argc > 1 && !strcmp(argv[1], "--unplug"))
+		return unplug(argc > 2 ? argv[2] : "/dev/" VBUS_VM_DEV_NAME "0");
+	path = argc > 1 ? argv[1] : "/dev/" VBUS_VM_DEV_NAME "0";
 	struct vbus_vm_info info;
 	struct vbus_vm_irqfd b;
 	struct vbus_vm_ring r;
