@@ -26,6 +26,7 @@ static int ivs_send(int sock, int64_t value, int fd)
 	uint64_t le = htole64((uint64_t)value);
 	struct iovec iov = { .iov_base = &le, .iov_len = sizeof(le) };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
 
 	if (fd >= 0) {
 		memset(&c, 0, sizeof(c));
@@ -36,9 +37,10 @@ static int ivs_send(int sock, int64_t value, int fd)
 		c.h.cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(&c.h), &fd, sizeof(int));
 	}
-	if (sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(le))
-		return errno ? -errno : -EIO;
-	return 0;
+	n = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(le) ? 0 : -EIO;
 }
 
 /* The numbered sequence of the spec's "On connect": 1 version, 2 the client's ID, 3 the
