@@ -30,6 +30,12 @@ static int vmg_release(struct inode *inode, struct file *f)
 	return 0;
 }
 
+/* A vector argument: below the usable vectors, its reserved field zero. */
+static bool vmg_vector_ok(struct vmg_dev *dev, u32 vector, u32 reserved)
+{
+	return !reserved && vector < dev->nvectors;
+}
+
 static long vmg_info(struct vmg_dev *dev, void __user *arg)
 {
 	struct vbus_vm_info info = {
@@ -53,7 +59,7 @@ static long vmg_ring(struct vmg_dev *dev, void __user *arg)
 
 	if (copy_from_user(&r, arg, sizeof(r)))
 		return -EFAULT;
-	if (r.reserved || r.vector >= dev->nvectors)
+	if (!vmg_vector_ok(dev, r.vector, r.reserved))
 		return -EINVAL;
 	writel(dev->host_peer << 16 | r.vector, dev->regs + VMG_REG_DOORBELL);
 	atomic64_inc(&dev->vec[r.vector].doorbells);
@@ -66,7 +72,7 @@ static long vmg_irqfd(struct vmg_dev *dev, struct file *f, void __user *arg)
 
 	if (copy_from_user(&b, arg, sizeof(b)))
 		return -EFAULT;
-	if (b.flags || b.reserved || b.vector >= dev->nvectors || b.fd < -1)
+	if (b.flags || !vmg_vector_ok(dev, b.vector, b.reserved) || b.fd < -1)
 		return -EINVAL;
 	return vmg_irq_bind(dev, f, b.vector, b.fd);
 }
@@ -77,7 +83,7 @@ static long vmg_counts(struct vmg_dev *dev, void __user *arg)
 
 	if (copy_from_user(&c, arg, sizeof(c)))
 		return -EFAULT;
-	if (c.reserved || c.vector >= dev->nvectors)
+	if (!vmg_vector_ok(dev, c.vector, c.reserved))
 		return -EINVAL;
 	c.interrupts = atomic64_read(&dev->vec[c.vector].interrupts);
 	c.doorbells = atomic64_read(&dev->vec[c.vector].doorbells);

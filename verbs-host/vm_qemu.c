@@ -91,11 +91,12 @@ static int spawn(const char *path, char **argv, const int *fds, int nfds, const 
 		goto err_close;
 	}
 	if (p == 0) {	/* async-signal-safe calls only from here */
-		sigset_t all;
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		sigset_t none;
 
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		signal(SIGPIPE, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigaction(SIGPIPE, &dfl, NULL);	/* vbusd ignores it; QEMU expects the default */
 		setsid();
 		/* Out of the way of 0..3+nfds first, so that no dup2 clobbers a source. */
 		for (int i = 0; i < nfds; i++)
