@@ -4,6 +4,7 @@
  * its connector, its QEMU, and the thread that watches them until `vm del`.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,17 +31,52 @@ static void vm_set_failed(struct vbd_vm *vm, const char *why)
 	vbd_warn("vm %s: %s", vm->name, why);
 }
 
+/* The last line QEMU wrote to its log (its error, when it failed), into out. */
+static void last_log_line(const char *path, char *out, size_t n)
+{
+	char buf[512], *line, *end;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
+	ssize_t got;
+
+	out[0] = 0;
+	if (size > 0) {
+		off_t from = size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
+
+		got = pread(fd, buf, sizeof(buf) - 1, from);
+		if (got > 0) {
+			buf[got] = 0;
+			while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == '\r'))
+				buf[--got] = 0;
+			line = strrchr(buf, '\n');
+			line = line ? line + 1 : buf;
+			for (end = line; *end; end++)	/* for JSON: no quotes, no controls */
+				if (*end == '"' || *end == '\\' || (unsigned char)*end < 0x20)
+					*end = '\'';
+			got = (ssize_t)strnlen(line, n - 1);	/* the end of a long line goes */
+			memcpy(out, line, (size_t)got);
+			out[got] = 0;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 /* QEMU ended by itself (the guest powered off, or QEMU failed): reap it. */
 static void vm_reap(struct vbd_vm *vm)
 {
+	char why[sizeof(vm->why)] = "";
 	int st = 0;
 
 	waitpid(vm->pid, &st, 0);
 	close(vm->pidfd);
 	vm->pidfd = -1;
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		last_log_line(vm->log, why, sizeof(why));
 	pthread_mutex_lock(&vbd_vms.lock);
 	vm->state = VBD_VM_EXITED;
 	vm->exit_status = st;
+	memcpy(vm->why, why, sizeof(why));
 	pthread_mutex_unlock(&vbd_vms.lock);
 	vbd_info("vm %s: QEMU pid %d ended (%s %d)", vm->name, (int)vm->pid,
 		 WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));

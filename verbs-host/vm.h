@@ -76,7 +76,8 @@ struct vbd_vm {
 	pthread_t thread;
 	enum vbd_vm_state state;
 	int exit_status;		/* VBD_VM_EXITED: as from waitpid */
-	char why[160];			/* VBD_VM_FAILED: the reason */
+	char why[160];			/* FAILED: the reason; EXITED with an error: QEMU's
+					 * last line of log */
 	uint64_t doorbells[VBUS_VM_MAX_VECTORS], interrupts[VBUS_VM_MAX_VECTORS];
 };
 

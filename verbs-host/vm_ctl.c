@@ -249,7 +249,7 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 			strbuf_put(o, json ? ",\"exit\":%d" : " exit %d",
 				   WIFEXITED(vm->exit_status) ? WEXITSTATUS(vm->exit_status) :
 				   128 + WTERMSIG(vm->exit_status));
-		if (vm->state == VBD_VM_FAILED)
+		if (vm->state == VBD_VM_FAILED || (vm->state == VBD_VM_EXITED && vm->why[0]))
 			strbuf_put(o, json ? ",\"why\":\"%s\"" : " why \"%s\"", vm->why);
 		put_counts(o, json, "doorbells", vm->doorbells, vm->vectors);
 		put_counts(o, json, "interrupts", vm->interrupts, vm->vectors);

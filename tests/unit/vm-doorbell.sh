@@ -93,6 +93,16 @@ refuse "a bad name" "a/b" bus b kernel "$kernel"
 refuse "an unknown word" t1 bus b kernel "$kernel" disk /dev/sda
 [ "$(ctl -j vm show)" = "[]" ] || fail "a refused vm add left a VM: $(ctl -j vm show)"
 
+# A file QEMU cannot boot: the VM ends at once, with QEMU's error as the reason.
+echo "not a kernel" >"$tmp/not-a-kernel"
+ctl vm add bad bus b kernel "$tmp/not-a-kernel" accel tcg mem 64M || fail "vm add bad"
+bad_ended() { ctl vm show bad | grep -q "state exited"; }
+vt_until 30 bad_ended || fail "QEMU did not end on a kernel it cannot load: $(ctl vm show bad)"
+why=$(ctl -j vm show bad | sed -n 's/.*"exit":\([0-9]*\),"why":"\([^"]*\)".*/\1 \2/p')
+[ -n "$why" ] && [ "${why%% *}" != 0 ] || fail "no exit status and reason: $(ctl -j vm show bad)"
+echo "ok   a kernel QEMU cannot load: exit ${why%% *}, why: ${why#* }"
+ctl vm del bad || fail "vm del bad"
+
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M cpus 1 vectors 4 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
