@@ -1,6 +1,6 @@
 #!/bin/bash
 # timeout: 300
-# variants: default asan
+# variants: default asan tsan
 # A VM guest on this host, no RDMA needed (docs/vm.md): vbusd boots Debian's VM kernel
 # (VBUS_VM_DIR, default build/vm) under QEMU with `vbusctl vm add`, the guest driver
 # vbus_vmguest.ko (build/kernel) and tests/vmguest/doorbell in a small initramfs built
