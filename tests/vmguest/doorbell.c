@@ -182,7 +182,8 @@ int main(int argc, char **argv)
 	check(poll(&p, 1, -1) == 1, "poll: %s", strerror(errno));
 	check(read(efd, &n, sizeof(n)) == sizeof(n), "read the eventfd: %s", strerror(errno));
 	check(n == 1, "the eventfd counted %llu, not 1", (unsigned long long)n);
-	check(interrupts(fd, 1) == 1, "vector 1 counted %llu interrupts", (unsigned long long)interrupts(fd, 1));
+	check(interrupts(fd, 1) == 1, "vector 1 counted %llu interrupts",
+	      (unsigned long long)interrupts(fd, 1));
 	for (uint32_t v = 0; v < info.vectors; v++)
 		check(v == 1 || interrupts(fd, v) == 0, "an interrupt on vector %u", v);
 	printf("VBUS-VM irq vector 1 eventfd %llu interrupts %llu\n", (unsigned long long)n,
