@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "strbuf.h"
 #include "vbusd.h"
+#include "vm.h"
 
 #define CTL_MAX 65536
 
@@ -173,6 +174,8 @@ int vbd_command(int argc, char **argv, bool json, char *buf, size_t n)
 	const char *obj = argc > 0 ? argv[0] : "", *verb = argc > 1 ? argv[1] : "show";
 
 	buf[0] = 0;
+	if (!strcmp(obj, "vm"))
+		return vbd_vm_command(argc, argv, json, buf, n);
 	if (!strcmp(obj, "bus") && !strcmp(verb, "add") && argc >= 3)
 		return vbd_bus_add(argv[2], argv + 3, argc - 3, buf, n);
 	if (!strcmp(obj, "bus") && !strcmp(verb, "del") && argc == 3)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "msg.h"
 #include "vbusd.h"
+#include "vm.h"
 
 struct vbd vbd = { .lock = PTHREAD_MUTEX_INITIALIZER, .next_guest_id = 1 };
 int vbd_epfd = -1;
@@ -209,6 +210,14 @@ int vbd_bus_del(const char *name, char *err, size_t errn)
 		pthread_mutex_unlock(&vbd.lock);
 		return fail(err, errn, -EBUSY, "bus '%s' has %u guests", name, b->n_guests);
 	}
+	{
+		char vm[VBUS_NAME_MAX];
+
+		if (vbd_vm_on_bus(name, vm)) {
+			pthread_mutex_unlock(&vbd.lock);
+			return fail(err, errn, -EBUSY, "vm '%s' is on bus '%s'", vm, name);
+		}
+	}
 	*pp = b->next;
 	epoll_ctl(vbd_epfd, EPOLL_CTL_DEL, b->listen_fd, NULL);
 	close(b->listen_fd);
@@ -366,6 +375,7 @@ void vbd_shutdown(void)
 {
 	struct vbd_guest *g;
 
+	vbd_vm_shutdown();	/* their QEMUs first: nothing of a VM outlives vbusd's exit */
 	pthread_mutex_lock(&vbd.lock);
 	vbd.stopping = true;
 	for (g = vbd.guests; g; g = g->next) {

@@ -5,7 +5,7 @@
  * device, as if they had come off its socket: header checks, HELLO, DEVENUM, DEVOPEN with
  * hostile names, DEVCALL on guessed handles, revokes, CALLCHAN with bad ids.
  */
-/* fuzz-sources: verbs-host/guest.c verbs-host/model.c verbs-host/ctl.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/kernel_admin.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
+/* fuzz-sources: verbs-host/guest.c verbs-host/model.c verbs-host/ctl.c verbs-host/vm*.c connector/ivshmem_server.c connector/vm_ram.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/kernel_admin.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
 /* fuzz-libs: -libverbs -lrdmacm */
 #include <endian.h>
 #include <stdint.h>

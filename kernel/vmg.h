@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vbus_vmguest: the guest driver of a VM on a vbus (docs/vm.md). It drives QEMU's
+ * ivshmem-doorbell device (1af4:1110) that vbusd serves, and gives processes in the VM
+ * /dev/vbus-vmN (include/vbus/vm.h).
+ *
+ * Lifetime: struct vmg_dev is counted (kref): the PCI device holds one reference until
+ * remove, each open file one until release. Remove marks it gone under dev->lock, so
+ * that no ioctl touches the registers after they are unmapped, and frees the interrupts.
+ */
+#ifndef VMG_H
+#define VMG_H
+
+#include <linux/eventfd.h>
+#include <linux/kref.h>
+#include <linux/miscdevice.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
+#include <linux/spinlock.h>
+#include <vbus/vm.h>
+
+/* ivshmem's BAR0 registers (QEMU docs/specs/ivshmem-spec.rst). */
+#define VMG_REG_IVPOSITION	8
+#define VMG_REG_DOORBELL	12
+
+struct vmg_dev;
+
+/* One interrupt vector: the MSI-X vector from the host, and the doorbell to it. */
+struct vmg_vector {
+	struct vmg_dev *dev;
+	u32 index;
+	spinlock_t lock;		/* guards ctx and owner; taken in the interrupt */
+	struct eventfd_ctx *ctx;	/* signalled on each interrupt, or NULL */
+	struct file *owner;		/* the open file that bound ctx */
+	atomic64_t interrupts;
+	atomic64_t doorbells;
+	bool irq_requested;
+};
+
+struct vmg_dev {
+	struct kref ref;
+	struct pci_dev *pdev;
+	void __iomem *regs;		/* BAR0 */
+	resource_size_t bar2_size;
+	struct mutex lock;		/* guards gone against the register writes */
+	bool gone;
+	int id;				/* N of /dev/vbus-vmN */
+	char name[16];
+	struct miscdevice misc;
+	u32 version, vm_peer, host_peer, nvectors;
+	char bus[VBUS_VM_NAME_MAX];
+	struct vmg_vector vec[VBUS_VM_MAX_VECTORS];
+};
+
+void vmg_dev_put(struct vmg_dev *dev);
+/* vmg_cdev.c */
+int vmg_cdev_register(struct vmg_dev *dev);
+void vmg_cdev_unregister(struct vmg_dev *dev);
+/* vmg_irq.c */
+int vmg_irq_setup(struct vmg_dev *dev);
+void vmg_irq_teardown(struct vmg_dev *dev);
+int vmg_irq_bind(struct vmg_dev *dev, struct file *f, u32 vector, int fd);
+void vmg_irq_unbind_file(struct vmg_dev *dev, struct file *f);
+
+#endif /* VMG_H */

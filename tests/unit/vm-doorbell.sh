@@ -1,0 +1,191 @@
+#!/bin/bash
+# timeout: 300
+# variants: default asan tsan
+# A VM guest on this host, no RDMA needed (docs/vm.md): vbusd boots Debian's VM kernel
+# (VBUS_VM_DIR, default build/vm) under QEMU with `vbusctl vm add`, the guest driver
+# vbus_vmguest.ko (build/kernel) and tests/vmguest/doorbell in a small initramfs built
+# here. Checked:
+#   - bad `vm add` words are refused with a one-line error and make no VM;
+#   - QEMU runs with -nic none, its RAM on vbusd's memfd (mapped by vbusd too) and the
+#     ivshmem-doorbell device whose server is vbusd;
+#   - vbusd reads the VM's RAM where the VM has it: `vm peek` at the guest-physical address
+#     of a page of the program (its pagemap) gives the bytes the program wrote there; a
+#     range outside the VM's RAM is refused;
+#   - guest to host: the program rings vector 1 five times and vector 2 twice, and vbusd
+#     counts exactly [0,5,2,0];
+#   - host to guest: `vm notify` on vector 1 reaches the eventfd the program bound, once,
+#     and no other vector (the program checks, and prints VBUS-VM-OK);
+#   - the driver's remove with a file open (PCI remove through sysfs): ioctls fail with
+#     ENODEV; a rescan probes it again and it rings vector 3 (vbusd counts [0,5,2,1]); the
+#     module unloads;
+#   - the guest kernel logs no warning, oops or lockdep report;
+#   - `vm del` leaves no QEMU process and no descriptor in vbusd; a VM still running when
+#     vbusd gets SIGTERM is stopped with it.
+# Skips (77) when QEMU, the VM kernel, the module or a static busybox is missing.
+set -u
+top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${VBUS_BUILD:-$top/build/default}
+b=$build/bin
+. "$top/tests/lib/time.sh"	# time limits scale with the machine
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; [ -n "${run:-}" ] && tail -n 20 "$run/vbusd.log" 2>/dev/null | sed 's/^/  vbusd| /'
+	[ -n "${con:-}" ] && tail -n 30 "$con" 2>/dev/null | sed 's/^/  console| /'; exit 1; }
+
+command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+vmdir=${VBUS_VM_DIR:-$top/build/vm}
+kernel=$vmdir/kernel/current/vmlinuz
+[ -f "$kernel" ] || skip "no VM kernel at $kernel (make deps; or set VBUS_VM_DIR)"
+ko=$top/build/kernel/vbus_vmguest.ko
+[ -f "$ko" ] || skip "no $ko (make kernel, with the VM kernel's headers: VBUS_VM_DIR)"
+kver=$(cat "$vmdir/kernel/current/version")
+[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$kver" ] ||
+	skip "$ko is not built for the VM kernel $kver"
+# Static, so built in the default variant only (tests/Makefile): the asan run uses it too.
+guest=$top/build/default/tests/vmguest/doorbell
+[ -x "$guest" ] || skip "no $guest (make)"
+busybox=$(command -v busybox || echo /bin/busybox)
+[[ $(ldd "$busybox" 2>&1) == *"not a dynamic"* ]] || skip "no static busybox (apt-get install busybox-static)"
+
+tmp=$(mktemp -d /tmp/vbus-vmtest.XXXXXX)
+run=$tmp/run
+vbusd_pid=
+cleanup() {
+	[ -n "$vbusd_pid" ] && kill -TERM "$vbusd_pid" 2>/dev/null && wait "$vbusd_pid"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# The initramfs: busybox, /init, the module, the program.
+mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc" "$tmp/root/sys"
+cp "$busybox" "$tmp/root/bin/busybox"
+cp "$top/tests/vmguest/init" "$tmp/root/init"
+cp "$ko" "$guest" "$tmp/root/"
+(cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/initrd" || fail "cpio"
+
+mkdir -p "$run"
+"$b/vbusd" --run-dir "$run" 2>"$run/vbusd.log" &
+vbusd_pid=$!
+vt_until 5 test -S "$run/ctl.sock" || fail "vbusd did not start"
+ctl() { "$b/vbusctl" --run-dir "$run" "$@"; }
+ctl bus add b allow all >/dev/null || fail "bus add"
+fds() { ls "/proc/$vbusd_pid/fd" | wc -l; }
+fds0=$(fds)
+
+# Refusals: each a one-line error, no VM.
+refuse() { # WHAT ARGS...
+	local what=$1 out
+	shift
+	if out=$(ctl vm add "$@" 2>&1); then fail "vm add accepted $what"; fi
+	[ "$(wc -l <<<"$out")" = 1 ] || fail "not a one-line error for $what: $out"
+	echo "ok   refused $what: $out"
+}
+refuse "an unknown bus" t1 bus nosuch kernel "$kernel"
+refuse "a relative kernel path" t1 bus b kernel vmlinuz
+refuse "a missing kernel" t1 bus b kernel /nonexistent/vmlinuz
+refuse "no kernel" t1 bus b
+refuse "mem 1M" t1 bus b kernel "$kernel" mem 1M
+refuse "mem 100000G" t1 bus b kernel "$kernel" mem 100000G
+refuse "cpus 0" t1 bus b kernel "$kernel" cpus 0
+refuse "vectors 65" t1 bus b kernel "$kernel" vectors 65
+refuse "accel xen" t1 bus b kernel "$kernel" accel xen
+refuse "a bad name" "a/b" bus b kernel "$kernel"
+refuse "an unknown word" t1 bus b kernel "$kernel" disk /dev/sda
+[ "$(ctl -j vm show)" = "[]" ] || fail "a refused vm add left a VM: $(ctl -j vm show)"
+
+# A file QEMU cannot boot: the VM ends at once, with QEMU's error as the reason.
+echo "not a kernel" >"$tmp/not-a-kernel"
+ctl vm add bad bus b kernel "$tmp/not-a-kernel" accel tcg mem 64M || fail "vm add bad"
+bad_ended() { ctl vm show bad | grep -q "state exited"; }
+vt_until 30 bad_ended || fail "QEMU did not end on a kernel it cannot load: $(ctl vm show bad)"
+why=$(ctl -j vm show bad | sed -n 's/.*"exit":\([0-9]*\),"why":"\([^"]*\)".*/\1 \2/p')
+[ -n "$why" ] && [ "${why%% *}" != 0 ] || fail "no exit status and reason: $(ctl -j vm show bad)"
+echo "ok   a kernel QEMU cannot load: exit ${why%% *}, why: ${why#* }"
+ctl vm del bad || fail "vm del bad"
+
+ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M cpus 1 vectors 4 \
+	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
+con=$run/vm/t1.console
+refuse "a second VM of the same name" t1 bus b kernel "$kernel"
+out=$(ctl bus del b 2>&1) && fail "bus del of a bus with a VM on it accepted"
+echo "ok   refused: $out"
+
+field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
+	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
+}
+# The KVM probe (when /dev/kvm exists) and a TCG boot take most of this.
+ready() { grep -qs "VBUS-VM rang\|VBUS-VM-FAIL\|VBUS-VM-EXIT" "$con" 2>/dev/null ||
+	  [ "$(field state)" = failed ] || [ "$(field state)" = exited ]; }
+vt_until 120 ready || fail "the VM did not get to ringing (state $(field state))"
+grep -q "VBUS-VM-FAIL" "$con" && fail "the program in the VM failed: $(grep VBUS-VM-FAIL "$con")"
+[ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
+echo "ok   booted under $(field accel): $(grep 'VBUS-VM info' "$con")"
+
+qpid=$(field pid)
+cmd=$(tr '\0' ' ' <"/proc/$qpid/cmdline")
+for w in "-nic none" "ivshmem-doorbell,chardev=vbus-ivs,vectors=4" "share=on,mem-path=/proc/self/fd/3" \
+	 "socket,id=vbus-ivs,fd=4"; do
+	[[ $cmd == *"$w"* ]] || fail "QEMU's command line lacks '$w': $cmd"
+done
+[[ $(readlink "/proc/$qpid/fd/3") == "/memfd:vbus-vm-ram"* ]] || fail "QEMU's fd 3 is not the RAM memfd"
+grep -q "memfd:vbus-vm-ram" "/proc/$vbusd_pid/maps" || fail "vbusd has not mapped the VM's RAM"
+echo "ok   QEMU $qpid: -nic none, RAM on vbusd's memfd (mapped by vbusd), ivshmem served by vbusd"
+
+# The program's page, read by vbusd through its mapping of the RAM memfd.
+read -r gpa want < <(sed -n 's/.*VBUS-VM ram gpa \(0x[0-9a-f]*\) hex \([0-9a-f]*\).*/\1 \2/p' "$con")
+[ -n "${want:-}" ] || fail "the program did not publish its page"
+got=$(ctl vm peek t1 "$gpa" 32) || fail "vm peek t1 $gpa 32"
+[ "$got" = "$want" ] || fail "vbusd read $got at $gpa, the VM wrote $want"
+echo "ok   vbusd reads the VM's RAM: 32 bytes at guest-physical $gpa as the program wrote them"
+out=$(ctl vm peek t1 $((128 << 20)) 1 2>&1) && fail "a peek past the VM's 128 MiB accepted: $out"
+out=$(ctl vm peek t1 $(((128 << 20) - 16)) 32 2>&1) && fail "a peek across the RAM's end accepted"
+out=$(ctl vm peek t1 0 257 2>&1) && fail "a 257-byte peek accepted"
+echo "ok   refused peeks outside the RAM: $out"
+
+counted() { [ "$(field doorbells)" = "$1" ]; }
+vt_until 30 counted "[0,5,2,0]" || fail "vbusd counted doorbells $(field doorbells), not [0,5,2,0]"
+sleep 1
+counted "[0,5,2,0]" || fail "doorbells went on to $(field doorbells)"
+echo "ok   guest to host: vbusd counted doorbells [0,5,2,0]"
+
+out=$(ctl vm notify t1 4 2>&1) && fail "notify on vector 4 of 4 accepted"
+echo "ok   refused: $out"
+ctl vm notify t1 1 || fail "vm notify"
+vt_until 30 grep -q "VBUS-VM-OK\|VBUS-VM-FAIL" "$con" || fail "the interrupt did not reach the program"
+grep -q "VBUS-VM-OK" "$con" || fail "the program in the VM failed: $(grep VBUS-VM-FAIL "$con")"
+[ "$(field interrupts)" = "[0,1,0,0]" ] || fail "vbusd counted interrupts $(field interrupts)"
+echo "ok   host to guest: $(grep 'VBUS-VM irq' "$con")"
+
+vt_until 60 grep -q "VBUS-VM-UNPLUG-EXIT" "$con" || fail "the unplug test did not end"
+grep -q "VBUS-VM-UNPLUG-OK" "$con" || fail "the unplug test failed: $(grep VBUS-VM-FAIL "$con")"
+vt_until 30 grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed"
+vt_until 30 counted "[0,5,2,1]" || fail "after the rescan vbusd counted $(field doorbells), not [0,5,2,1]"
+echo "ok   PCI remove with a file open: ENODEV; rescan: probed again, rang vector 3; rmmod clean"
+
+if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$con"; then
+	fail "the guest kernel logged a warning or an oops"
+fi
+grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b" "$con" || fail "the driver did not say it probed"
+
+ctl vm del t1 || fail "vm del"
+[ ! -e "/proc/$qpid" ] || fail "QEMU $qpid still exists after vm del"
+[ -z "$(ps -o pid= --ppid "$vbusd_pid")" ] || fail "vbusd still has children: $(ps --ppid "$vbusd_pid")"
+[ "$(ctl -j vm show)" = "[]" ] || fail "vm show after del: $(ctl -j vm show)"
+[ "$(fds)" = "$fds0" ] || fail "vbusd had $fds0 descriptors before the VM, $(fds) after: $(ls -l /proc/$vbusd_pid/fd)"
+grep -q "memfd:vbus-vm-ram" "/proc/$vbusd_pid/maps" && fail "vbusd still maps the VM's RAM"
+echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before, RAM unmapped"
+
+# A running VM ends with vbusd.
+ctl vm add t2 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M accel tcg \
+	append "console=ttyS0 panic=-1" || fail "vm add t2"
+con=$run/vm/t2.console
+vt_until 60 grep -qs "VBUS-VM init" "$con" || fail "t2 did not start"
+qpid=$(ctl -j vm show t2 | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+[ -n "$qpid" ] && [ -e "/proc/$qpid" ] || fail "t2's QEMU is not running: $(ctl vm show t2)"
+kill -TERM "$vbusd_pid"
+wait "$vbusd_pid"
+rc=$?
+vbusd_pid=
+[ $rc = 0 ] || fail "vbusd exited $rc on SIGTERM"
+[ -n "$qpid" ] && [ ! -e "/proc/$qpid" ] || fail "QEMU ${qpid:-?} outlived vbusd"
+echo "ok   SIGTERM to vbusd with a running VM: vbusd exit 0, QEMU $qpid gone"

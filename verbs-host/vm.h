@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VM guests (docs/vm.md): vbusd launches QEMU with the VM's RAM on a memfd it keeps mapped,
+ * and serves the VM's connector to the bus. One thread per VM (vm.c) watches QEMU and the
+ * connector's doorbells. Functions return 0 or -errno.
+ *
+ * Locking: vbd_vms.lock guards the list and every VM's state and counters; it nests inside
+ * vbd.lock (vbd_vm_start holds both to link a VM, so that its bus cannot go). The VM's thread
+ * is the only one to reap QEMU; `vm del` stops the thread and joins it.
+ */
+#ifndef VBUSD_VM_H
+#define VBUSD_VM_H
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <vbus/proto.h>
+#include "ivshmem_server.h"
+#include "vm_ram.h"
+
+struct vbd_vm;
+
+/* A command line under construction: the words point into buf. */
+struct vbd_argv {
+	char *v[64];
+	int n;
+	size_t used;
+	char buf[4096];
+};
+/* Append one word (printf format): 0 or -E2BIG. */
+int vbd_argv_add(struct vbd_argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* How a VM reaches its bus. ivshmem-doorbell today (vm_ivshmem.c); vhost-user or
+ * vfio-user would be other tables. */
+struct vbd_vm_connector {
+	const char *name;
+	/* Make the host side before QEMU exists. */
+	int (*init)(struct vbd_vm *vm, char *err, size_t errn);
+	/* Append QEMU's arguments for the device; *fd is the descriptor QEMU must inherit
+	 * (as number qemu_fd in its table). */
+	int (*qemu_args)(struct vbd_vm *vm, int qemu_fd, struct vbd_argv *a, int *fd);
+	/* QEMU has started (it inherited *fd). */
+	void (*started)(struct vbd_vm *vm);
+	/* Descriptors that become readable when the VM rings doorbell i (i < *n). */
+	void (*doorbell_fds)(struct vbd_vm *vm, struct pollfd *p, uint32_t *n);
+	/* Doorbell i became readable: how many rings since the last call. */
+	uint64_t (*doorbell)(struct vbd_vm *vm, uint32_t i);
+	/* Interrupt the VM on vector v. */
+	int (*interrupt)(struct vbd_vm *vm, uint32_t v);
+	void (*fini)(struct vbd_vm *vm);
+};
+extern const struct vbd_vm_connector vbd_vm_ivshmem;
+
+enum vbd_vm_state { VBD_VM_STARTING, VBD_VM_RUNNING, VBD_VM_EXITED, VBD_VM_FAILED };
+
+struct vbd_vm {
+	struct vbd_vm *next;
+	char name[VBUS_NAME_MAX];
+	char bus[VBUS_NAME_MAX];
+	uint64_t mem;			/* bytes */
+	uint32_t cpus, vectors;
+	char accel[8];			/* "auto" until chosen, then "kvm" or "tcg" */
+	char *kernel, *initrd, *append;
+	char console[160], log[160];	/* files: the serial console, QEMU's own output */
+	const struct vbd_vm_connector *conn;
+	struct vbus_ivs ivs;		/* the ivshmem connector's state */
+	int bar2_fd;			/* the ivshmem device's BAR2 (struct vbus_vm_bar2) */
+	int ram_fd;			/* the VM's RAM, a sealed memfd, and vbusd's mapping */
+	void *ram;
+	struct vbus_vm_ram_layout layout;	/* where guest-physical addresses are in it */
+	pid_t pid;			/* QEMU, 0 before it starts */
+	int pidfd;
+	int stop_efd;			/* `vm del`: the thread kills QEMU and ends */
+	pthread_t thread;
+	enum vbd_vm_state state;
+	int exit_status;		/* VBD_VM_EXITED: as from waitpid */
+	char why[160];			/* FAILED: the reason; EXITED with an error: QEMU's
+					 * last line of log */
+	uint64_t doorbells[VBUS_VM_MAX_VECTORS], interrupts[VBUS_VM_MAX_VECTORS];
+};
+
+struct vbd_vms {
+	pthread_mutex_t lock;
+	struct vbd_vm *list;
+};
+extern struct vbd_vms vbd_vms;
+
+/* vm_ctl.c: `vm add|del|show|notify`, argv[0] == "vm". */
+int vbd_vm_command(int argc, char **argv, bool json, char *out, size_t outn);
+/* vm.c */
+int vbd_vm_start(struct vbd_vm *vm, char *err, size_t errn);	/* takes vm */
+int vbd_vm_del(const char *name, char *err, size_t errn);
+int vbd_vm_notify(const char *name, uint32_t vector, char *err, size_t errn);
+void vbd_vm_shutdown(void);
+/* Whether a VM sits on bus (its name into vm); the caller holds vbd.lock, which also
+ * keeps a VM from being added meanwhile (vbd_vm_start links under it). */
+bool vbd_vm_on_bus(const char *bus, char vm[VBUS_NAME_MAX]);
+/* vbusd's view of the VM's guest-physical range [gpa, gpa + len), or NULL when any of it
+ * is outside the VM's RAM. The VM writes there at any time: copy before checking. */
+void *vbd_vm_ram_at(struct vbd_vm *vm, uint64_t gpa, uint64_t len);
+/* Copy len bytes of VM name's RAM at gpa into out (`vm peek`). Under vbd_vms.lock. */
+int vbd_vm_peek(const char *name, uint64_t gpa, uint32_t len, void *out, char *err,
+		size_t errn);
+/* vm_qemu.c */
+int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn);
+int vbd_vm_pick_accel(struct vbd_vm *vm);
+/* SIGTERM, then SIGKILL after grace_ms; reaps, closes pidfd: the wait status. */
+int vbd_vm_kill(pid_t pid, int pidfd, int grace_ms);
+
+#endif /* VBUSD_VM_H */

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The ivshmem-doorbell connector of a VM (docs/vm.md): BAR2 is a small sealed memfd holding
+ * struct vbus_vm_bar2, the doorbells and interrupts are the eventfds of vbusd's ivshmem
+ * server for this VM (connector/ivshmem_server.c).
+ */
+#include <errno.h>
+#include <endian.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vbus/libvbus.h>
+#include "vbusd.h"
+#include "vm.h"
+
+/* A power of two: QEMU maps it as a PCI BAR. */
+#define BAR2_SIZE 4096
+
+static int bar2_create(struct vbd_vm *vm)
+{
+	struct vbus_vm_bar2 *h;
+	int err = vbus_memfd_create("vbus-vm-bar2", BAR2_SIZE, &vm->bar2_fd);
+
+	if (err)
+		return err;
+	h = mmap(NULL, BAR2_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, vm->bar2_fd, 0);
+	if (h == MAP_FAILED) {
+		err = -errno;
+		close(vm->bar2_fd);
+		vm->bar2_fd = -1;
+		return err;
+	}
+	h->magic = htole64(VBUS_VM_BAR2_MAGIC);
+	h->version = htole32(VBUS_VM_VERSION);
+	h->header_size = htole32(sizeof(*h));
+	h->host_peer = htole32(VBUS_IVS_HOST_PEER);
+	h->vm_peer = htole32(VBUS_IVS_VM_PEER);
+	h->vectors = htole32(vm->vectors);
+	snprintf(h->bus, sizeof(h->bus), "%s", vm->bus);
+	munmap(h, BAR2_SIZE);
+	return 0;
+}
+
+static int ivs_init(struct vbd_vm *vm, char *err, size_t errn)
+{
+	int r = bar2_create(vm);
+
+	if (r) {
+		snprintf(err, errn, "cannot make the ivshmem BAR2 memfd: %s", strerror(-r));
+		return r;
+	}
+	r = vbus_ivs_init(&vm->ivs, vm->bar2_fd, vm->vectors);
+	if (r)
+		snprintf(err, errn, "cannot set up the ivshmem server: %s", strerror(-r));
+	return r;
+}
+
+static int ivs_qemu_args(struct vbd_vm *vm, int qemu_fd, struct vbd_argv *a, int *fd)
+{
+	*fd = vm->ivs.qemu_sock;
+	if (vbd_argv_add(a, "-chardev") || vbd_argv_add(a, "socket,id=vbus-ivs,fd=%d", qemu_fd) ||
+	    vbd_argv_add(a, "-device") ||
+	    vbd_argv_add(a, "ivshmem-doorbell,chardev=vbus-ivs,vectors=%u", vm->vectors))
+		return -E2BIG;
+	return 0;
+}
+
+static void ivs_started(struct vbd_vm *vm)
+{
+	vbus_ivs_qemu_started(&vm->ivs);
+}
+
+static void ivs_doorbell_fds(struct vbd_vm *vm, struct pollfd *p, uint32_t *n)
+{
+	for (uint32_t v = 0; v < vm->ivs.vectors; v++)
+		p[v] = (struct pollfd){ .fd = vm->ivs.host_efd[v], .events = POLLIN };
+	*n = vm->ivs.vectors;
+}
+
+static uint64_t ivs_doorbell(struct vbd_vm *vm, uint32_t v)
+{
+	uint64_t n;
+
+	return vbus_ivs_doorbells(&vm->ivs, v, &n) ? 0 : n;
+}
+
+static int ivs_interrupt(struct vbd_vm *vm, uint32_t v)
+{
+	return vbus_ivs_interrupt(&vm->ivs, v);
+}
+
+static void ivs_fini(struct vbd_vm *vm)
+{
+	vbus_ivs_fini(&vm->ivs);
+	if (vm->bar2_fd >= 0)
+		close(vm->bar2_fd);
+	vm->bar2_fd = -1;
+}
+
+const struct vbd_vm_connector vbd_vm_ivshmem = {
+	.name = "ivshmem",
+	.init = ivs_init,
+	.qemu_args = ivs_qemu_args,
+	.started = ivs_started,
+	.doorbell_fds = ivs_doorbell_fds,
+	.doorbell = ivs_doorbell,
+	.interrupt = ivs_interrupt,
+	.fini = ivs_fini,
+};
