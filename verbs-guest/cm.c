@@ -27,20 +27,7 @@
 #include <vbus/vrdma-cm.h>
 #include <vbus/vrdma-cm-addr.h>
 #include "vbg.h"
-
-struct vbg_cm_chan {
-	struct rdma_event_channel ch;	/* first: ch.fd is an eventfd the host kicks */
-	uint32_t handle;
-	uint32_t sig;
-};
-
-struct vbg_cm_id {
-	struct rdma_cm_id id;		/* first: what the program sees */
-	uint32_t handle;
-	uint8_t resp_res, init_depth;	/* for RTR and RTS, as librdmacm keeps them */
-	bool own_cqs;			/* rdma_create_qp made the CQs */
-	struct vbg_cm_id *next;
-};
+#include "cm.h"
 
 struct vbg_cm_event {
 	struct rdma_cm_event ev;	/* first */
@@ -51,6 +38,7 @@ static pthread_mutex_t cm_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ibv_context *cm_ctx;	/* the CM's context on the first vrdma device */
 static struct vbg_cm_id *cm_ids;	/* every live ID, under cm_lock */
 static int cm_err;			/* why cm_ctx could not be made */
+static uint32_t cm_version;		/* agreed with the host at HELLO */
 static bool cm_tried;
 
 /* ---- the connection to the host's CM ---- */
@@ -73,8 +61,11 @@ static struct vbg_context *cm_context(void)
 			int r = vbus_devcall(vbg_conn(), to_vctx(cm_ctx)->handle,
 					     VRDMA_CM_FN_HELLO, &h, sizeof(h), &o, sizeof(o), &got);
 
-			if (!r && (got != sizeof(o) || le32toh(o.version) != VRDMA_CM_VERSION))
+			if (!r && (got != sizeof(o) || !le32toh(o.version) ||
+				   le32toh(o.version) > VRDMA_CM_VERSION))
 				r = -EPROTO;
+			if (!r)
+				cm_version = le32toh(o.version);
 			if (r) {
 				vbg_err("rdma_cm: the host has no CM for %s (%s)",
 					devs[0]->bus_name, strerror(-r));
@@ -92,8 +83,13 @@ static struct vbg_context *cm_context(void)
 	return cm_ctx ? to_vctx(cm_ctx) : NULL;
 }
 
+uint32_t vbg_cm_version(void)
+{
+	return cm_context() ? cm_version : 0;
+}
+
 /* One CM call; its answer must be exactly outlen bytes. 0 or -errno (errno set too). */
-static int cm_call(uint32_t fn, const void *in, size_t inlen, void *out, size_t outlen)
+int vbg_cm_call(uint32_t fn, const void *in, size_t inlen, void *out, size_t outlen)
 {
 	struct vbg_context *ctx = cm_context();
 	size_t n = 0;
@@ -120,12 +116,7 @@ static int ret(int err)
 	return -1;
 }
 
-static struct vbg_cm_id *to_cid(struct rdma_cm_id *id)
-{
-	return (struct vbg_cm_id *)id;
-}
-
-static bool is_ours(struct rdma_cm_id *id)
+bool vbg_cm_is_ours(struct rdma_cm_id *id)
 {
 	bool found = false;
 
@@ -136,7 +127,7 @@ static bool is_ours(struct rdma_cm_id *id)
 	return found;
 }
 
-#define CHECK_ID(id) do { if (!(id) || !is_ours(id)) { errno = EINVAL; return -1; } } while (0)
+#define CHECK_ID(id) do { if (!(id) || !vbg_cm_is_ours(id)) { errno = EINVAL; return -1; } } while (0)
 
 /* ---- addresses ---- */
 
@@ -184,7 +175,7 @@ VBG_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
 		goto err_close;
 	}
 	in.sig = htole32(c->sig);
-	if (cm_call(VRDMA_CM_FN_CREATE_CHANNEL, &in, sizeof(in), &out, sizeof(out)))
+	if (vbg_cm_call(VRDMA_CM_FN_CREATE_CHANNEL, &in, sizeof(in), &out, sizeof(out)))
 		goto err_sig;
 	c->handle = le32toh(out.handle);
 	return &c->ch;
@@ -207,7 +198,7 @@ VBG_EXPORT void rdma_destroy_event_channel(struct rdma_event_channel *channel)
 	struct vbg_cm_chan *c = (struct vbg_cm_chan *)channel;
 	struct vrdma_cm_handle in = { .handle = htole32(c->handle) };
 
-	if (cm_call(VRDMA_CM_FN_DESTROY_CHANNEL, &in, sizeof(in), NULL, 0))
+	if (vbg_cm_call(VRDMA_CM_FN_DESTROY_CHANNEL, &in, sizeof(in), NULL, 0))
 		vbg_err("rdma_destroy_event_channel: %m");
 	vbus_sig_revoke(vbg_conn(), c->sig);	/* pinned by the host while it lives */
 	close(c->ch.fd);
@@ -253,16 +244,17 @@ VBG_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 	struct vrdma_cm_create_id_in in = { .ps = htole32(ps), .qp_type = htole32(IBV_QPT_RC) };
 	struct vrdma_cm_handle out;
 	struct vbg_cm_id *c;
+	bool sync = !channel;
 
 	if (!id) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (!channel) {
+	if (ps == RDMA_PS_IB) {
 		/* librdmacm's own ucma_init probes AF_IB support this way (rdma_getaddrinfo
 		 * reaches it): not an error line of every program. */
-		vbg_info("rdma_create_id without a channel (synchronous IDs) is not supported "
-			 "on vbus yet (EOPNOTSUPP)");
+		vbg_info("rdma_create_id: RDMA_PS_IB (AF_IB) is not supported on vbus "
+			 "(EOPNOTSUPP)");
 		errno = EOPNOTSUPP;
 		return -1;
 	}
@@ -272,19 +264,36 @@ VBG_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 		errno = EOPNOTSUPP;
 		return -1;
 	}
+	/* A synchronous ID (no channel): its own, as librdmacm makes one. */
+	if (!channel) {
+		channel = rdma_create_event_channel();
+		if (!channel)
+			return -1;
+		ch = (struct vbg_cm_chan *)channel;
+	}
 	in.channel = htole32(ch->handle);
-	if (cm_call(VRDMA_CM_FN_CREATE_ID, &in, sizeof(in), &out, sizeof(out)))
-		return -1;
+	if (vbg_cm_call(VRDMA_CM_FN_CREATE_ID, &in, sizeof(in), &out, sizeof(out)))
+		goto err_chan;
 	c = id_new(channel, context, ps, le32toh(out.handle));
 	if (!c) {
 		struct vrdma_cm_handle d = out;
 
-		cm_call(VRDMA_CM_FN_DESTROY_ID, &d, sizeof(d), NULL, 0);
+		vbg_cm_call(VRDMA_CM_FN_DESTROY_ID, &d, sizeof(d), NULL, 0);
 		errno = ENOMEM;
-		return -1;
+		goto err_chan;
 	}
+	c->sync = sync;
 	*id = &c->id;
 	return 0;
+
+err_chan:
+	if (sync) {
+		int e = errno;
+
+		rdma_destroy_event_channel(channel);
+		errno = e;
+	}
+	return -1;
 }
 
 VBG_EXPORT int rdma_destroy_id(struct rdma_cm_id *id)
@@ -296,8 +305,15 @@ VBG_EXPORT int rdma_destroy_id(struct rdma_cm_id *id)
 	CHECK_ID(id);
 	c = to_cid(id);
 	in = (struct vrdma_cm_handle){ .handle = htole32(c->handle) };
-	err = cm_call(VRDMA_CM_FN_DESTROY_ID, &in, sizeof(in), NULL, 0);
+	if (id->event) {		/* a synchronous ID's last event */
+		rdma_ack_cm_event(id->event);
+		id->event = NULL;
+	}
+	err = vbg_cm_call(VRDMA_CM_FN_DESTROY_ID, &in, sizeof(in), NULL, 0);
 	id_unlink(c);
+	if (c->sync)
+		rdma_destroy_event_channel(id->channel);
+	free(c->qp_init_attr);
 	free(c->id.route.path_rec);
 	free(c);
 	return ret(err);
@@ -316,7 +332,7 @@ VBG_EXPORT int rdma_bind_addr(struct rdma_cm_id *id, struct sockaddr *addr)
 	}
 	in.id = htole32(to_cid(id)->handle);
 	vrdma_cm_sa_to_wire(&in.src, addr);
-	err = cm_call(VRDMA_CM_FN_BIND, &in, sizeof(in), &out, sizeof(out));
+	err = vbg_cm_call(VRDMA_CM_FN_BIND, &in, sizeof(in), &out, sizeof(out));
 	if (!err)
 		addr_update(to_cid(id), &out);
 	return ret(err);
@@ -340,20 +356,24 @@ VBG_EXPORT int rdma_resolve_addr(struct rdma_cm_id *id, struct sockaddr *src_add
 		memcpy(&id->route.addr.dst_sin, dst_addr, sizeof(struct sockaddr_in));
 	else if (dst_addr->sa_family == AF_INET6)
 		memcpy(&id->route.addr.dst_sin6, dst_addr, sizeof(struct sockaddr_in6));
-	return ret(cm_call(VRDMA_CM_FN_RESOLVE_ADDR, &in, sizeof(in), NULL, 0));
+	if (vbg_cm_call(VRDMA_CM_FN_RESOLVE_ADDR, &in, sizeof(in), NULL, 0))
+		return -1;
+	return vbg_cm_complete(id);
 }
 
 static int id_arg(struct rdma_cm_id *id, uint32_t fn, uint32_t arg)
 {
 	struct vrdma_cm_id_arg in = { .id = htole32(to_cid(id)->handle), .arg = htole32(arg) };
 
-	return cm_call(fn, &in, sizeof(in), NULL, 0);
+	return vbg_cm_call(fn, &in, sizeof(in), NULL, 0);
 }
 
 VBG_EXPORT int rdma_resolve_route(struct rdma_cm_id *id, int timeout_ms)
 {
 	CHECK_ID(id);
-	return ret(id_arg(id, VRDMA_CM_FN_RESOLVE_ROUTE, (uint32_t)timeout_ms));
+	if (id_arg(id, VRDMA_CM_FN_RESOLVE_ROUTE, (uint32_t)timeout_ms))
+		return -1;
+	return vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_listen(struct rdma_cm_id *id, int backlog)
@@ -376,7 +396,7 @@ VBG_EXPORT int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *qp_a
 	}
 	in = (struct vrdma_cm_id_arg){ .id = htole32(to_cid(id)->handle),
 				       .arg = htole32(qp_attr->qp_state) };
-	err = cm_call(VRDMA_CM_FN_INIT_QP_ATTR, &in, sizeof(in), &out, sizeof(out));
+	err = vbg_cm_call(VRDMA_CM_FN_INIT_QP_ATTR, &in, sizeof(in), &out, sizeof(out));
 	if (err)
 		return ret(err);
 	vrdma_qp_attr_to_ibv(qp_attr, &out.attr);
@@ -422,6 +442,42 @@ static int qp_err(struct rdma_cm_id *id)
 	return id->qp ? -ibv_modify_qp(id->qp, &a, IBV_QP_STATE) : 0;
 }
 
+static void own_cqs_free(struct rdma_cm_id *id)
+{
+	if (id->send_cq)
+		ibv_destroy_cq(id->send_cq);
+	if (id->recv_cq)
+		ibv_destroy_cq(id->recv_cq);
+	if (id->send_cq_channel)
+		ibv_destroy_comp_channel(id->send_cq_channel);
+	if (id->recv_cq_channel)
+		ibv_destroy_comp_channel(id->recv_cq_channel);
+	id->send_cq = id->recv_cq = NULL;
+	id->send_cq_channel = id->recv_cq_channel = NULL;
+}
+
+/* The ID's own CQs, each with a completion channel, as librdmacm's ucma_create_cqs (the
+ * rdma_get_send_comp/rdma_get_recv_comp helpers wait on those channels). 0 or -1. */
+static int own_cqs(struct rdma_cm_id *id, uint32_t send_wr, uint32_t recv_wr)
+{
+	id->send_cq_channel = ibv_create_comp_channel(id->verbs);
+	id->recv_cq_channel = id->send_cq_channel ? ibv_create_comp_channel(id->verbs) : NULL;
+	if (id->recv_cq_channel) {
+		id->send_cq = ibv_create_cq(id->verbs, (int)send_wr + 1, id,
+					    id->send_cq_channel, 0);
+		id->recv_cq = id->send_cq ? ibv_create_cq(id->verbs, (int)recv_wr + 1, id,
+							  id->recv_cq_channel, 0) : NULL;
+	}
+	if (!id->recv_cq) {
+		int err = errno;
+
+		own_cqs_free(id);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
 VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 			      struct ibv_qp_init_attr *attr)
 {
@@ -451,17 +507,8 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 			errno = EINVAL;
 			return -1;
 		}
-		id->send_cq = ibv_create_cq(id->verbs, (int)attr->cap.max_send_wr + 1, id, NULL, 0);
-		id->recv_cq = id->send_cq ? ibv_create_cq(id->verbs,
-				(int)attr->cap.max_recv_wr + 1, id, NULL, 0) : NULL;
-		if (!id->recv_cq) {
-			err = errno;
-			if (id->send_cq)
-				ibv_destroy_cq(id->send_cq);
-			id->send_cq = NULL;
-			errno = err;
+		if (own_cqs(id, attr->cap.max_send_wr, attr->cap.max_recv_wr))
 			return -1;
-		}
 		attr->send_cq = id->send_cq;
 		attr->recv_cq = id->recv_cq;
 		c->own_cqs = true;
@@ -483,9 +530,7 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 err_cqs:
 	if (c->own_cqs) {
 		err = errno;
-		ibv_destroy_cq(id->send_cq);
-		ibv_destroy_cq(id->recv_cq);
-		id->send_cq = id->recv_cq = NULL;
+		own_cqs_free(id);
 		c->own_cqs = false;
 		errno = err;
 	}
@@ -535,16 +580,14 @@ VBG_EXPORT void rdma_destroy_qp(struct rdma_cm_id *id)
 {
 	struct vbg_cm_id *c;
 
-	if (!id || !is_ours(id))
+	if (!id || !vbg_cm_is_ours(id))
 		return;
 	c = to_cid(id);
 	if (id->qp)
 		ibv_destroy_qp(id->qp);
 	id->qp = NULL;
 	if (c->own_cqs) {
-		ibv_destroy_cq(id->send_cq);
-		ibv_destroy_cq(id->recv_cq);
-		id->send_cq = id->recv_cq = NULL;
+		own_cqs_free(id);
 		c->own_cqs = false;
 	}
 }
@@ -613,7 +656,9 @@ VBG_EXPORT int rdma_connect(struct rdma_cm_id *id, struct rdma_conn_param *conn_
 		      conn_param->responder_resources : dev_max_resp();
 	in.initiator_depth = c->init_depth;
 	in.responder_resources = c->resp_res;
-	return ret(cm_call(VRDMA_CM_FN_CONNECT, &in, sizeof(in), NULL, 0));
+	if (vbg_cm_call(VRDMA_CM_FN_CONNECT, &in, sizeof(in), NULL, 0))
+		return -1;
+	return vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *conn_param)
@@ -649,10 +694,12 @@ VBG_EXPORT int rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *conn_p
 		return ret(err);
 	in.initiator_depth = c->init_depth;
 	in.responder_resources = c->resp_res;
-	err = cm_call(VRDMA_CM_FN_ACCEPT, &in, sizeof(in), NULL, 0);
-	if (err)
+	err = vbg_cm_call(VRDMA_CM_FN_ACCEPT, &in, sizeof(in), NULL, 0);
+	if (err) {
 		qp_err(id);
-	return ret(err);
+		return ret(err);
+	}
+	return vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_reject(struct rdma_cm_id *id, const void *private_data,
@@ -667,7 +714,7 @@ VBG_EXPORT int rdma_reject(struct rdma_cm_id *id, const void *private_data,
 	err = conn_in(id, &p, &in);
 	in.qp_num = 0;
 	in.srq = 0;
-	return ret(err ? err : cm_call(VRDMA_CM_FN_REJECT, &in, sizeof(in), NULL, 0));
+	return ret(err ? err : vbg_cm_call(VRDMA_CM_FN_REJECT, &in, sizeof(in), NULL, 0));
 }
 
 VBG_EXPORT int rdma_disconnect(struct rdma_cm_id *id)
@@ -676,9 +723,9 @@ VBG_EXPORT int rdma_disconnect(struct rdma_cm_id *id)
 
 	CHECK_ID(id);
 	err = qp_err(id);	/* as librdmacm: the QP flushes, then the DREQ goes */
-	if (err)
-		return ret(err);
-	return ret(id_arg(id, VRDMA_CM_FN_DISCONNECT, 0));
+	if (!err)
+		err = id_arg(id, VRDMA_CM_FN_DISCONNECT, 0);
+	return err ? ret(err) : vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_establish(struct rdma_cm_id *id)
@@ -743,7 +790,6 @@ static int event_in(struct vbg_cm_chan *ch, const struct vrdma_cm_event *w,
 	e->ev.param.conn.rnr_retry_count = w->rnr_retry_count;
 	e->ev.param.conn.srq = w->srq;
 	e->ev.param.conn.qp_num = le32toh(w->qp_num);
-	c->id.event = &e->ev;
 	return 0;
 }
 
@@ -815,7 +861,7 @@ VBG_EXPORT int rdma_get_cm_event(struct rdma_event_channel *channel,
 	in = (struct vrdma_cm_handle){ .handle = htole32(ch->handle) };
 	for (;;) {
 		chan_drain(ch);
-		err = cm_call(VRDMA_CM_FN_GET_EVENT, &in, sizeof(in), &w, sizeof(w));
+		err = vbg_cm_call(VRDMA_CM_FN_GET_EVENT, &in, sizeof(in), &w, sizeof(w));
 		if (err == -EAGAIN) {
 			struct pollfd p = { .fd = ch->ch.fd, .events = POLLIN };
 
@@ -845,6 +891,18 @@ VBG_EXPORT int rdma_get_cm_event(struct rdma_event_channel *channel,
 			continue;
 		}
 		event_qp(e);
+		/* As librdmacm: a request on a synchronous listener gets its own channel. */
+		if (e->ev.event == RDMA_CM_EVENT_CONNECT_REQUEST && to_cid(e->ev.listen_id)->sync) {
+			err = vbg_cm_sync_request(to_cid(e->ev.id));
+			if (err) {
+				vbg_err("rdma_cm: a request on a synchronous listener: %s: rejected",
+					strerror(-err));
+				rdma_reject(e->ev.id, NULL, 0);
+				rdma_destroy_id(e->ev.id);
+				free(e);
+				continue;
+			}
+		}
 		*event = &e->ev;
 		return 0;
 	}
@@ -928,14 +986,7 @@ VBG_EXPORT int rdma_set_option(struct rdma_cm_id *id, int level, int optname, vo
 	in.level = htole32((uint32_t)level);
 	in.optname = htole32((uint32_t)optname);
 	in.value = htole64(v);
-	return ret(cm_call(VRDMA_CM_FN_SET_OPTION, &in, sizeof(in), NULL, 0));
-}
-
-VBG_EXPORT int rdma_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *channel)
-{
-	(void)id; (void)channel;
-	CM_UNSUPPORTED("rdma_migrate_id");
-	return -1;
+	return ret(vbg_cm_call(VRDMA_CM_FN_SET_OPTION, &in, sizeof(in), NULL, 0));
 }
 
 VBG_EXPORT int rdma_join_multicast(struct rdma_cm_id *id, struct sockaddr *addr,
@@ -968,30 +1019,6 @@ VBG_EXPORT int rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
 	CM_UNSUPPORTED("rdma_notify");
 	return -1;
 }
-
-VBG_EXPORT int rdma_create_ep(struct rdma_cm_id **id, struct rdma_addrinfo *res,
-			      struct ibv_pd *pd, struct ibv_qp_init_attr *qp_init_attr)
-{
-	(void)id; (void)res; (void)pd; (void)qp_init_attr;
-	CM_UNSUPPORTED("rdma_create_ep (synchronous IDs)");
-	return -1;
-}
-
-VBG_EXPORT void rdma_destroy_ep(struct rdma_cm_id *id)
-{
-	if (id && is_ours(id)) {
-		rdma_destroy_qp(id);
-		rdma_destroy_id(id);
-	}
-}
-
-VBG_EXPORT int rdma_get_request(struct rdma_cm_id *listen, struct rdma_cm_id **id)
-{
-	(void)listen; (void)id;
-	CM_UNSUPPORTED("rdma_get_request (synchronous IDs)");
-	return -1;
-}
-
 
 VBG_EXPORT int rdma_create_srq(struct rdma_cm_id *id, struct ibv_pd *pd,
 			       struct ibv_srq_init_attr *attr)

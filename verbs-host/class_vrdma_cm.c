@@ -249,6 +249,11 @@ static struct rdma_cm_id *one_event(struct vbd_cm *cm, struct rdma_cm_event *re)
 	struct cm_ev *ev;
 	int err;
 
+	if ((unsigned int)re->event > RDMA_CM_EVENT_TIMEWAIT_EXIT) {
+		vbd_warn("guest %u: CM event %d is not one of version %u's: dropped", cm->g->id,
+			 re->event, VRDMA_CM_VERSION);
+		return NULL;
+	}
 	if (re->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
 		lh = (uint32_t)(uintptr_t)re->listen_id->context;
 		li = obj_get(cm, lh, CM_ID, &err);
@@ -401,7 +406,9 @@ static int do_hello(struct vbd_cm *cm, const void *in, void *out)
 	(void)cm;
 	if (!le32toh(h->version) || h->reserved)
 		return -EINVAL;
-	o->version = htole32(VRDMA_CM_VERSION);	/* the only one, and the guest's is >= 1 */
+	/* The newest both speak: every version up to ours is served. */
+	o->version = htole32(le32toh(h->version) < VRDMA_CM_VERSION ? le32toh(h->version)
+								      : VRDMA_CM_VERSION);
 	return 0;
 }
 
@@ -632,6 +639,67 @@ static int do_resolve_addr(struct vbd_cm *cm, const void *in, void *out)
 	return 0;
 }
 
+/* MIGRATE_ID: the ID reports to channel `to` from now on; its events still queued on
+ * the old channel move with it, in order (rdma_migrate_id). Under cm->lock. */
+static int migrate_id(struct vbd_cm *cm, uint32_t h, struct cm_id *ci, uint32_t to)
+{
+	struct cm_chan *from, *dst;
+	struct cm_ev **pp, *moved = NULL, **mt = &moved;
+	uint32_t n = 0;
+	uint64_t one = 1;
+	int err;
+
+	dst = obj_get(cm, to, CM_CHAN, &err);
+	if (!dst)
+		return err;
+	from = obj_get(cm, ci->chan, CM_CHAN, &err);
+	if (!from || from == dst)
+		return from ? 0 : err;
+	for (pp = &from->head; *pp;) {
+		struct cm_ev *e = *pp;
+
+		if (le32toh(e->e.id) != h) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		e->next = NULL;
+		*mt = e;
+		mt = &e->next;
+		from->n--;
+		n++;
+	}
+	from->tail = NULL;
+	for (struct cm_ev *e = from->head; e; e = e->next)
+		from->tail = e;
+	if (dst->n + n > CM_MAX_EVENTS) {
+		vbd_warn("guest %u: CM migrate: the new channel is full, %u events dropped",
+			 cm->g->id, n);
+		while (moved) {
+			struct cm_ev *e = moved;
+
+			moved = e->next;
+			free(e);
+		}
+		n = 0;
+	}
+	if (moved) {
+		if (dst->tail)
+			dst->tail->next = moved;
+		else
+			dst->head = moved;
+		for (dst->tail = moved; dst->tail->next;)
+			dst->tail = dst->tail->next;
+		dst->n += n;
+		if (write(dst->fd, &one, sizeof(one)) != sizeof(one))
+			vbd_dbg("guest %u: CM channel kick: %s", cm->g->id, strerror(errno));
+	}
+	from->users--;
+	dst->users++;
+	ci->chan = to;
+	return 0;
+}
+
 static int do_id_arg(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 {
 	const struct vrdma_cm_id_arg *a = in;
@@ -660,6 +728,8 @@ static int do_id_arg(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 	case VRDMA_CM_FN_ESTABLISH:
 		r = rdma_establish(ci->id);
 		break;
+	case VRDMA_CM_FN_MIGRATE_ID:
+		return migrate_id(cm, le32toh(a->id), ci, arg);
 	case VRDMA_CM_FN_INIT_QP_ATTR: {
 		struct vrdma_cm_qp_attr *o = out;
 		struct ibv_qp_attr qa = { .qp_state = arg };
@@ -780,6 +850,7 @@ static const struct cm_fn fns[VRDMA_CM_FN__END - VRDMA_CM_FN_BASE] = {
 	[VRDMA_CM_FN_ESTABLISH - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), 0 },
 	[VRDMA_CM_FN_INIT_QP_ATTR - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), SZ(vrdma_cm_qp_attr) },
 	[VRDMA_CM_FN_SET_OPTION - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_option_in), 0 },
+	[VRDMA_CM_FN_MIGRATE_ID - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), 0 },
 };
 
 /*

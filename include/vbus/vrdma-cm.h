@@ -8,7 +8,8 @@
  * attributes CM_INIT_QP_ATTR returns.
  *
  * Versioned on its own: CM_HELLO answers the newest CM version both speak; a host
- * without the CM answers -EOPNOTSUPP. Version 1 is this file. Inputs follow the vrdma
+ * without the CM answers -EOPNOTSUPP. Version 2 adds MIGRATE_ID (synchronous IDs,
+ * rdma_migrate_id); a version 1 host answers it -EOPNOTSUPP. Inputs follow the vrdma
  * rule (shorter: -EINVAL; longer with a non-zero tail: -E2BIG; non-zero reserved:
  * -EINVAL). Every id and channel is a handle of this guest (index and generation, as the
  * device's), checked on every use (-ENOENT stale, -EINVAL malformed).
@@ -22,7 +23,7 @@
 #include <linux/types.h>
 #include <vbus/vrdma.h>
 
-#define VRDMA_CM_VERSION	1
+#define VRDMA_CM_VERSION	2
 #define VRDMA_CM_FN_BASE	0x100
 #define VRDMA_CM_PRIV_MAX	196	/* the largest private data (a REP's) */
 
@@ -44,6 +45,7 @@ enum vrdma_cm_fn {
 	VRDMA_CM_FN_ESTABLISH,		/* vrdma_cm_id_arg */
 	VRDMA_CM_FN_INIT_QP_ATTR,	/* vrdma_cm_id_arg (arg: qp_state) -> vrdma_cm_qp_attr */
 	VRDMA_CM_FN_SET_OPTION,		/* vrdma_cm_option_in */
+	VRDMA_CM_FN_MIGRATE_ID,		/* vrdma_cm_id_arg (arg: the new channel); version 2 */
 	VRDMA_CM_FN__END
 };
 
