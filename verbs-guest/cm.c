@@ -217,7 +217,7 @@ static struct vbg_cm_id *id_new(struct rdma_event_channel *ch, void *context,
 	c->id.channel = ch;
 	c->id.context = context;
 	c->id.ps = ps;
-	c->id.qp_type = IBV_QPT_RC;
+	c->id.qp_type = ps == RDMA_PS_UDP ? IBV_QPT_UD : IBV_QPT_RC;
 	c->handle = handle;
 	pthread_mutex_lock(&cm_lock);
 	c->next = cm_ids;
@@ -241,7 +241,10 @@ VBG_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 			      void *context, enum rdma_port_space ps)
 {
 	struct vbg_cm_chan *ch = (struct vbg_cm_chan *)channel;
-	struct vrdma_cm_create_id_in in = { .ps = htole32(ps), .qp_type = htole32(IBV_QPT_RC) };
+	struct vrdma_cm_create_id_in in = {
+		.ps = htole32(ps),
+		.qp_type = htole32(ps == RDMA_PS_UDP ? IBV_QPT_UD : IBV_QPT_RC),
+	};
 	struct vrdma_cm_handle out;
 	struct vbg_cm_id *c;
 	bool sync = !channel;
@@ -258,9 +261,14 @@ VBG_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 		errno = EOPNOTSUPP;
 		return -1;
 	}
-	if (ps != RDMA_PS_TCP) {
-		vbg_err("rdma_create_id: port space %#x is not supported on vbus yet (RDMA_PS_TCP "
-			"only; EOPNOTSUPP)", ps);
+	if (ps != RDMA_PS_TCP && ps != RDMA_PS_UDP) {
+		vbg_err("rdma_create_id: port space %#x is not supported on vbus (RDMA_PS_TCP "
+			"and RDMA_PS_UDP only; EOPNOTSUPP)", ps);
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if (ps == RDMA_PS_UDP && vbg_cm_version() < 2) {
+		vbg_err("rdma_create_id: the host's CM has no UD (RDMA_PS_UDP; EOPNOTSUPP)");
 		errno = EOPNOTSUPP;
 		return -1;
 	}
@@ -435,6 +443,24 @@ static int qp_to(struct rdma_cm_id *id, enum ibv_qp_state state, uint8_t rd)
 	return -ibv_modify_qp(id->qp, &a, mask);
 }
 
+/* A new QP on an ID: INIT with the CM's attributes (RC); a UD QP then goes on to RTR and
+ * RTS, as librdmacm's ucma_init_ud_qp (the Q_Key is INIT's). 0 or -errno. */
+static int qp_init(struct rdma_cm_id *id)
+{
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_RTR };
+	int err = qp_to(id, IBV_QPS_INIT, 0);
+
+	if (err || id->qp_type != IBV_QPT_UD)
+		return err;
+	err = ibv_modify_qp(id->qp, &a, IBV_QP_STATE);
+	if (!err) {
+		a.qp_state = IBV_QPS_RTS;
+		a.sq_psn = 0;
+		err = ibv_modify_qp(id->qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
+	}
+	return -err;
+}
+
 static int qp_err(struct rdma_cm_id *id)
 {
 	struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
@@ -498,8 +524,9 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 		if (!pd)
 			return -1;
 	}
-	if (attr->qp_type != IBV_QPT_RC) {
-		errno = EOPNOTSUPP;
+	if (attr->qp_type != id->qp_type) {
+		errno = attr->qp_type == IBV_QPT_RC || attr->qp_type == IBV_QPT_UD ? EINVAL
+										      : EOPNOTSUPP;
 		return -1;
 	}
 	if (!attr->send_cq || !attr->recv_cq) {
@@ -517,7 +544,7 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 	if (!qp)
 		goto err_cqs;
 	id->qp = qp;
-	err = qp_to(id, IBV_QPS_INIT, 0);
+	err = qp_init(id);
 	if (err) {
 		ibv_destroy_qp(qp);
 		id->qp = NULL;
@@ -557,16 +584,17 @@ VBG_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_
 		attr->pd = id->pd;
 		attr->comp_mask |= IBV_QP_INIT_ATTR_PD;
 	}
-	if (attr->pd->context != id->verbs || attr->qp_type != IBV_QPT_RC ||
+	if (attr->pd->context != id->verbs || attr->qp_type != id->qp_type ||
 	    !attr->send_cq || !attr->recv_cq) {
-		errno = attr->qp_type != IBV_QPT_RC ? EOPNOTSUPP : EINVAL;
+		errno = attr->qp_type != IBV_QPT_RC && attr->qp_type != IBV_QPT_UD ? EOPNOTSUPP
+										     : EINVAL;
 		return -1;
 	}
 	qp = ibv_create_qp_ex(id->verbs, attr);
 	if (!qp)
 		return -1;
 	id->qp = qp;
-	err = qp_to(id, IBV_QPS_INIT, 0);
+	err = qp_init(id);
 	if (err) {
 		ibv_destroy_qp(qp);
 		id->qp = NULL;
@@ -682,7 +710,7 @@ VBG_EXPORT int rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *conn_p
 		    conn_param->responder_resources < c->resp_res)
 			c->resp_res = conn_param->responder_resources;
 	}
-	if (id->qp) {
+	if (id->qp && id->qp_type != IBV_QPT_UD) {
 		err = qp_to(id, IBV_QPS_RTR, c->resp_res);
 		if (!err)
 			err = qp_to(id, IBV_QPS_RTS, c->init_depth);
@@ -699,7 +727,8 @@ VBG_EXPORT int rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *conn_p
 		qp_err(id);
 		return ret(err);
 	}
-	return vbg_cm_complete(id);
+	/* As librdmacm: a UD accept (SIDR REP) has no event to wait for. */
+	return id->qp_type == IBV_QPT_UD ? 0 : vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_reject(struct rdma_cm_id *id, const void *private_data,
@@ -747,6 +776,32 @@ static struct vbg_cm_id *id_by_handle(uint32_t h)
 	return c;
 }
 
+/* A UD ID's event carries param.ud instead (same private data); the address vector,
+ * QPN and Q_Key of ESTABLISHED and CONNECT_REQUEST come from UD_PARAM. */
+static void event_ud(struct vbg_cm_id *c, struct vbg_cm_event *e)
+{
+	struct rdma_ud_param *u = &e->ev.param.ud;
+	const void *priv = e->ev.param.conn.private_data;
+	uint8_t len = e->ev.param.conn.private_data_len;
+	struct vrdma_cm_handle in = { .handle = htole32(c->handle) };
+	struct vrdma_cm_ud w;
+
+	memset(&e->ev.param, 0, sizeof(e->ev.param));
+	u->private_data = priv;
+	u->private_data_len = len;
+	if (e->ev.event != RDMA_CM_EVENT_ESTABLISHED &&
+	    e->ev.event != RDMA_CM_EVENT_CONNECT_REQUEST)
+		return;
+	if (vbg_cm_call(VRDMA_CM_FN_UD_PARAM, &in, sizeof(in), &w, sizeof(w))) {
+		vbg_err("rdma_cm: the UD parameters of an event: %m");
+		return;
+	}
+	vrdma_ah_attr_to_ibv(&u->ah_attr, &w.ah_attr);
+	u->ah_attr.port_num = 1;	/* the vrdma device's one port */
+	u->qp_num = le32toh(w.qp_num);
+	u->qkey = le32toh(w.qkey);
+}
+
 /* The host's event into *e, checked. 0, or -EPROTO for an event that names IDs we do not
  * have or breaks a length (dropped, with a log line). */
 static int event_in(struct vbg_cm_chan *ch, const struct vrdma_cm_event *w,
@@ -790,6 +845,8 @@ static int event_in(struct vbg_cm_chan *ch, const struct vrdma_cm_event *w,
 	e->ev.param.conn.rnr_retry_count = w->rnr_retry_count;
 	e->ev.param.conn.srq = w->srq;
 	e->ev.param.conn.qp_num = le32toh(w->qp_num);
+	if (c->id.qp_type == IBV_QPT_UD)
+		event_ud(c, e);
 	return 0;
 }
 

@@ -129,6 +129,7 @@ void fr_event(struct rdma_cm_id *id, enum rdma_cm_event_type type, int status,
 		e->ev.id = &id_alloc(id->channel, id->context)->id;
 		e->ev.id->verbs = &fr_ctx;
 		e->ev.id->port_num = 1;
+		e->ev.id->ps = id->ps;
 	}
 	for (pp = &queue; *pp; pp = &(*pp)->next)
 		;

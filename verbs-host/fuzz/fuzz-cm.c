@@ -94,6 +94,7 @@ static size_t out_size(uint32_t fn)
 	case VRDMA_CM_FN_GET_EVENT: return sizeof(struct vrdma_cm_event);
 	case VRDMA_CM_FN_BIND: return sizeof(struct vrdma_cm_addr);
 	case VRDMA_CM_FN_INIT_QP_ATTR: return sizeof(struct vrdma_cm_qp_attr);
+	case VRDMA_CM_FN_UD_PARAM: return sizeof(struct vrdma_cm_ud);
 	default: return 0;
 	}
 }
