@@ -416,6 +416,21 @@ VBG_EXPORT int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *qp_a
 	return 0;
 }
 
+/* The PD of QPs made without one: one for the CM's context, as librdmacm keeps one per
+ * device. NULL with errno set. */
+static struct ibv_pd *cm_pd(void)
+{
+	static struct ibv_pd *pd;
+
+	pthread_mutex_lock(&cm_lock);
+	if (!pd && cm_ctx)
+		pd = ibv_alloc_pd(cm_ctx);
+	pthread_mutex_unlock(&cm_lock);
+	if (!pd && !errno)
+		errno = ENODEV;
+	return pd;
+}
+
 /* Move our QP to `state` with the CM's attributes; rd: the responder resources (RTR) or
  * initiator depth (RTS) to use, RDMA_MAX_* for the CM's own. 0 or -errno. */
 static int qp_to(struct rdma_cm_id *id, enum ibv_qp_state state, uint8_t rd)
@@ -519,7 +534,7 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 	}
 	if (!pd) {
 		if (!id->pd)
-			id->pd = ibv_alloc_pd(id->verbs);
+			id->pd = cm_pd();
 		pd = id->pd;
 		if (!pd)
 			return -1;
@@ -578,7 +593,7 @@ VBG_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_
 	}
 	if (!(attr->comp_mask & IBV_QP_INIT_ATTR_PD)) {
 		if (!id->pd)
-			id->pd = ibv_alloc_pd(id->verbs);
+			id->pd = cm_pd();
 		if (!id->pd)
 			return -1;
 		attr->pd = id->pd;

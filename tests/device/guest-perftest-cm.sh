@@ -10,7 +10,7 @@
 # 8, no listener) and perftest 4.5-0.17's retry path then crashes (it reuses the IDs it has
 # just destroyed). A guest server is slower to listen (each CM call crosses the bus), so
 # it loses that race more often than a native one. Such a run says nothing about rdma_cm
-# in guests: it is run again, at most 4 times in all, and the figures say how many it took.
+# in guests: it is run again, at most 6 times in all, and the figures say how many it took.
 # timeout: 900
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top/bench/lib/perftest.sh"
@@ -34,7 +34,7 @@ check() {
 	# shellcheck disable=SC2086
 	vd_as ${path%-*} ${path#*-}
 	until pt_run "$tool" "$tmp/o" -R "$@"; do
-		if [ $try -lt 4 ] && lost_start_race "$tmp/o"; then
+		if [ $try -lt 6 ] && lost_start_race "$tmp/o"; then
 			try=$((try + 1))
 			continue
 		fi
