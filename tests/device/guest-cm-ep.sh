@@ -10,12 +10,8 @@
 # rdma_connect exactly as natively (ECONNREFUSED from the synchronous REJECTED).
 # timeout: 240
 . "${VBUS_TOP:?}/tests/lib/vbusd.sh"
-command -v rdma_server >/dev/null ||
-	{ echo "SKIP: rdma_server (rdmacm-utils) is not installed: make deps"; exit 77; }
-[ -n "${VBUS_IP:-}" ] || { echo "SKIP: no soft-RoCE address (VBUS_IP): run under tests/vm/run"; exit 77; }
 . "$VBUS_TOP/tests/lib/cm.sh"
-base=$(cm_base)
-vd_start t vrdma0 || exit 1
+cm_setup rdma_server
 port=$((7700 + RANDOM % 500))
 
 for p in "guest native" "native guest" "guest guest"; do
@@ -49,5 +45,5 @@ else
 	CM_FAIL=1
 fi
 
-cm_ids_back "$base"
+cm_ids_back "$CM_BASE"
 cm_end

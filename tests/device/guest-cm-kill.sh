@@ -9,11 +9,8 @@
 # its baseline. The native case runs first: if it does not behave so, the test fails there.
 # timeout: 240
 . "${VBUS_TOP:?}/tests/lib/vbusd.sh"
-command -v rping >/dev/null || { echo "SKIP: rping (rdmacm-utils) is not installed: make deps"; exit 77; }
-[ -n "${VBUS_IP:-}" ] || { echo "SKIP: no soft-RoCE address (VBUS_IP): run under tests/vm/run"; exit 77; }
 . "$VBUS_TOP/tests/lib/cm.sh"
-base=$(cm_base)
-vd_start t vrdma0 || exit 1
+cm_setup rping
 port=$((7900 + RANDOM % 500))
 
 # pings CLIENT-LOG: the client has printed at least 3 pings (connected, data flowing)
@@ -51,5 +48,5 @@ kill_client() { # native|guest: a native server, that client killed mid-connecti
 
 kill_client native
 kill_client guest
-cm_ids_back "$base"
+cm_ids_back "$CM_BASE"
 cm_end

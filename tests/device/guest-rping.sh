@@ -9,11 +9,8 @@
 # - a client to a port nobody listens on is REJECTED, guest and native alike.
 # timeout: 240
 . "${VBUS_TOP:?}/tests/lib/vbusd.sh"
-command -v rping >/dev/null || { echo "SKIP: rping (rdmacm-utils) is not installed: make deps"; exit 77; }
-[ -n "${VBUS_IP:-}" ] || { echo "SKIP: no soft-RoCE address (VBUS_IP): run under tests/vm/run"; exit 77; }
 . "$VBUS_TOP/tests/lib/cm.sh"
-base=$(cm_base)
-vd_start t vrdma0 || exit 1
+cm_setup rping
 port=$((7100 + RANDOM % 500))
 tmp=$CM_TMP
 
@@ -95,5 +92,5 @@ else
 fi
 
 # Every program has ended: the CM IDs are back to what they were before (rdma res show).
-cm_ids_back "$base"
+cm_ids_back "$CM_BASE"
 cm_end

@@ -7,11 +7,8 @@
 # udaddy listens on its fixed port 7174, so the pairs run one after the other.
 # timeout: 240
 . "${VBUS_TOP:?}/tests/lib/vbusd.sh"
-command -v udaddy >/dev/null || { echo "SKIP: udaddy (rdmacm-utils) is not installed: make deps"; exit 77; }
-[ -n "${VBUS_IP:-}" ] || { echo "SKIP: no soft-RoCE address (VBUS_IP): run under tests/vm/run"; exit 77; }
 . "$VBUS_TOP/tests/lib/cm.sh"
-base=$(cm_base)
-vd_start t vrdma0 || exit 1
+cm_setup udaddy
 
 for p in "guest native" "native guest" "guest guest"; do
 	# shellcheck disable=SC2086
@@ -29,5 +26,5 @@ for p in "guest native" "native guest" "guest guest"; do
 	vt_until 10 eval '! cm_bound 7174' || true
 done
 
-cm_ids_back "$base"
+cm_ids_back "$CM_BASE"
 cm_end

@@ -1,6 +1,8 @@
 # shellcheck shell=bash disable=SC2034
 # tests/lib/cm.sh: what the rdma_cm device tests share (guest-rping, guest-cm-ep,
 # guest-udaddy; docs/rdma-cm.md). Source after tests/lib/vbusd.sh and vd_start.
+#   cm_setup PROGRAM            skips (77) without PROGRAM or a soft-RoCE address; CM_BASE
+#                               (cm_base before vbusd starts), then vd_start (exit 1 if not)
 #   cm_base                     the lines of `rdma res show cm_id` now (call before vd_start)
 #   cm_listening PORT           a CM ID listens on PORT, in anyone's name (vbusd's for a guest)
 #   cm_bound PORT               a CM ID is bound to PORT (a UD server does not listen)
@@ -18,6 +20,15 @@ CM_FAIL=0
 CM_TMP=$(mktemp -d)
 
 cm_base() { rdma res show cm_id 2>/dev/null | wc -l; }
+
+cm_setup() {
+	command -v "$1" >/dev/null ||
+		{ echo "SKIP: $1 (rdmacm-utils) is not installed: make deps"; exit 77; }
+	[ -n "${VBUS_IP:-}" ] ||
+		{ echo "SKIP: no soft-RoCE address (VBUS_IP): run under tests/vm/run"; exit 77; }
+	CM_BASE=$(cm_base)
+	vd_start t vrdma0 || exit 1
+}
 cm_listening() { rdma res show cm_id 2>/dev/null | grep "LISTEN" | grep -q ":$1 "; }
 cm_bound() { rdma res show cm_id 2>/dev/null | grep -q ":$1 "; }
 
