@@ -5,12 +5,14 @@
 # native to native. Every run must finish on both sides, say it used rdma_cm ("rdma_cm QPs
 # : ON") and give a positive figure.
 #
-# perftest -R has a start race of its own: after its TCP handshake the client connects at
-# once, and if the server has not yet reached rdma_listen the client gets REJECTED (reason
-# 8, no listener) and perftest 4.5-0.17's retry path then crashes (it reuses the IDs it has
-# just destroyed). A guest server is slower to listen (each CM call crosses the bus), so
-# it loses that race more often than a native one. Such a run says nothing about rdma_cm
-# in guests: it is run again, at most 6 times in all, and the figures say how many it took.
+# perftest -R has a start race of its own. -R implies -z in perftest 4.5: the two sides
+# exchange their data over a first rdma_cm connection, then the client connects its test QP
+# at once, and if the server has not yet reached rdma_listen again, the client gets
+# REJECTED (reason 8, no listener) and perftest 4.5-0.17's retry path then crashes (it
+# reuses the IDs it has just destroyed). A guest server is slower to listen (each CM call
+# crosses the bus), so it loses that race more often than a native one. Such a run says
+# nothing about rdma_cm in guests: it is run again, at most 6 times in all, and the figures
+# say how many it took.
 # timeout: 900
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top/bench/lib/perftest.sh"
