@@ -3,7 +3,9 @@
 # perftest in process guests: ib_send_lat, ib_write_lat, ib_write_bw and ib_read_lat, guest
 # client to a native server, native client to a guest server and guest to guest, each beside
 # native to native. Every run must finish on both sides, say it used rdma_cm ("rdma_cm QPs
-# : ON") and give a positive figure.
+# : ON") and give a positive figure. Both sides bind to the soft-RoCE address (--source_ip):
+# a wildcard CM listener does not show in `rdma res show cm_id`, which pt_run watches to
+# know that the server listens (-R has no TCP socket).
 #
 # perftest -R has a start race of its own. -R implies -z in perftest 4.5: the two sides
 # exchange their data over a first rdma_cm connection, then the client connects its test QP
@@ -35,7 +37,7 @@ check() {
 	fig=FAILED
 	# shellcheck disable=SC2086
 	vd_as ${path%-*} ${path#*-}
-	until pt_run "$tool" "$tmp/o" -R "$@"; do
+	until pt_run "$tool" "$tmp/o" -R --source_ip "$VBUS_IP" "$@"; do
 		if [ $try -lt 6 ] && lost_start_race "$tmp/o"; then
 			try=$((try + 1))
 			continue
