@@ -15,6 +15,7 @@
  * address families) before it becomes a struct rdma_cm_event.
  */
 #include <endian.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -151,6 +152,31 @@ static void addr_update(struct vbg_cm_id *c, const struct vrdma_cm_addr *a)
 
 /* ---- event channels ---- */
 
+/*
+ * Natively the first rdma_create_event_channel initializes librdmacm (ucma_init: the ABI
+ * check, the device list); ours replaces it, so the program's first call of librdmacm's own
+ * (rdma_getaddrinfo) would pay that later, e.g. between perftest -R's exchange and its
+ * rdma_listen, where a native peer does not wait. One passive rdma_getaddrinfo of port 0
+ * here does it where native programs do. librdmacm may not be loaded: then nothing.
+ */
+static void librdmacm_init(void)
+{
+	static bool done;
+	struct rdma_addrinfo hints = { .ai_flags = RAI_PASSIVE, .ai_port_space = RDMA_PS_TCP };
+	int (*gai)(const char *, const char *, const struct rdma_addrinfo *,
+		   struct rdma_addrinfo **);
+	void (*fai)(struct rdma_addrinfo *);
+	struct rdma_addrinfo *res;
+
+	if (__atomic_exchange_n(&done, true, __ATOMIC_ACQ_REL))
+		return;
+	gai = (int (*)(const char *, const char *, const struct rdma_addrinfo *,
+		       struct rdma_addrinfo **))dlsym(RTLD_DEFAULT, "rdma_getaddrinfo");
+	fai = (void (*)(struct rdma_addrinfo *))dlsym(RTLD_DEFAULT, "rdma_freeaddrinfo");
+	if (gai && fai && !gai(NULL, "0", &hints, &res))
+		fai(res);
+}
+
 VBG_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
 {
 	struct vbg_context *ctx = cm_context();
@@ -178,6 +204,7 @@ VBG_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
 	if (vbg_cm_call(VRDMA_CM_FN_CREATE_CHANNEL, &in, sizeof(in), &out, sizeof(out)))
 		goto err_sig;
 	c->handle = le32toh(out.handle);
+	librdmacm_init();
 	return &c->ch;
 
 err_sig:
