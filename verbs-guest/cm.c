@@ -15,6 +15,7 @@
  * address families) before it becomes a struct rdma_cm_event.
  */
 #include <endian.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -27,20 +28,7 @@
 #include <vbus/vrdma-cm.h>
 #include <vbus/vrdma-cm-addr.h>
 #include "vbg.h"
-
-struct vbg_cm_chan {
-	struct rdma_event_channel ch;	/* first: ch.fd is an eventfd the host kicks */
-	uint32_t handle;
-	uint32_t sig;
-};
-
-struct vbg_cm_id {
-	struct rdma_cm_id id;		/* first: what the program sees */
-	uint32_t handle;
-	uint8_t resp_res, init_depth;	/* for RTR and RTS, as librdmacm keeps them */
-	bool own_cqs;			/* rdma_create_qp made the CQs */
-	struct vbg_cm_id *next;
-};
+#include "cm.h"
 
 struct vbg_cm_event {
 	struct rdma_cm_event ev;	/* first */
@@ -51,6 +39,7 @@ static pthread_mutex_t cm_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ibv_context *cm_ctx;	/* the CM's context on the first vrdma device */
 static struct vbg_cm_id *cm_ids;	/* every live ID, under cm_lock */
 static int cm_err;			/* why cm_ctx could not be made */
+static uint32_t cm_version;		/* agreed with the host at HELLO */
 static bool cm_tried;
 
 /* ---- the connection to the host's CM ---- */
@@ -73,8 +62,11 @@ static struct vbg_context *cm_context(void)
 			int r = vbus_devcall(vbg_conn(), to_vctx(cm_ctx)->handle,
 					     VRDMA_CM_FN_HELLO, &h, sizeof(h), &o, sizeof(o), &got);
 
-			if (!r && (got != sizeof(o) || le32toh(o.version) != VRDMA_CM_VERSION))
+			if (!r && (got != sizeof(o) || !le32toh(o.version) ||
+				   le32toh(o.version) > VRDMA_CM_VERSION))
 				r = -EPROTO;
+			if (!r)
+				cm_version = le32toh(o.version);
 			if (r) {
 				vbg_err("rdma_cm: the host has no CM for %s (%s)",
 					devs[0]->bus_name, strerror(-r));
@@ -92,8 +84,13 @@ static struct vbg_context *cm_context(void)
 	return cm_ctx ? to_vctx(cm_ctx) : NULL;
 }
 
+uint32_t vbg_cm_version(void)
+{
+	return cm_context() ? cm_version : 0;
+}
+
 /* One CM call; its answer must be exactly outlen bytes. 0 or -errno (errno set too). */
-static int cm_call(uint32_t fn, const void *in, size_t inlen, void *out, size_t outlen)
+int vbg_cm_call(uint32_t fn, const void *in, size_t inlen, void *out, size_t outlen)
 {
 	struct vbg_context *ctx = cm_context();
 	size_t n = 0;
@@ -120,12 +117,7 @@ static int ret(int err)
 	return -1;
 }
 
-static struct vbg_cm_id *to_cid(struct rdma_cm_id *id)
-{
-	return (struct vbg_cm_id *)id;
-}
-
-static bool is_ours(struct rdma_cm_id *id)
+bool vbg_cm_is_ours(struct rdma_cm_id *id)
 {
 	bool found = false;
 
@@ -136,7 +128,7 @@ static bool is_ours(struct rdma_cm_id *id)
 	return found;
 }
 
-#define CHECK_ID(id) do { if (!(id) || !is_ours(id)) { errno = EINVAL; return -1; } } while (0)
+#define CHECK_ID(id) do { if (!(id) || !vbg_cm_is_ours(id)) { errno = EINVAL; return -1; } } while (0)
 
 /* ---- addresses ---- */
 
@@ -159,6 +151,31 @@ static void addr_update(struct vbg_cm_id *c, const struct vrdma_cm_addr *a)
 }
 
 /* ---- event channels ---- */
+
+/*
+ * Natively the first rdma_create_event_channel initializes librdmacm (ucma_init: the ABI
+ * check, the device list); ours replaces it, so the program's first call of librdmacm's own
+ * (rdma_getaddrinfo) would pay that later, e.g. between perftest -R's exchange and its
+ * rdma_listen, where a native peer does not wait. One passive rdma_getaddrinfo of port 0
+ * here does it where native programs do. librdmacm may not be loaded: then nothing.
+ */
+static void librdmacm_init(void)
+{
+	static bool done;
+	struct rdma_addrinfo hints = { .ai_flags = RAI_PASSIVE, .ai_port_space = RDMA_PS_TCP };
+	int (*gai)(const char *, const char *, const struct rdma_addrinfo *,
+		   struct rdma_addrinfo **);
+	void (*fai)(struct rdma_addrinfo *);
+	struct rdma_addrinfo *res;
+
+	if (__atomic_exchange_n(&done, true, __ATOMIC_ACQ_REL))
+		return;
+	gai = (int (*)(const char *, const char *, const struct rdma_addrinfo *,
+		       struct rdma_addrinfo **))dlsym(RTLD_DEFAULT, "rdma_getaddrinfo");
+	fai = (void (*)(struct rdma_addrinfo *))dlsym(RTLD_DEFAULT, "rdma_freeaddrinfo");
+	if (gai && fai && !gai(NULL, "0", &hints, &res))
+		fai(res);
+}
 
 VBG_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
 {
@@ -184,9 +201,10 @@ VBG_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
 		goto err_close;
 	}
 	in.sig = htole32(c->sig);
-	if (cm_call(VRDMA_CM_FN_CREATE_CHANNEL, &in, sizeof(in), &out, sizeof(out)))
+	if (vbg_cm_call(VRDMA_CM_FN_CREATE_CHANNEL, &in, sizeof(in), &out, sizeof(out)))
 		goto err_sig;
 	c->handle = le32toh(out.handle);
+	librdmacm_init();
 	return &c->ch;
 
 err_sig:
@@ -207,7 +225,7 @@ VBG_EXPORT void rdma_destroy_event_channel(struct rdma_event_channel *channel)
 	struct vbg_cm_chan *c = (struct vbg_cm_chan *)channel;
 	struct vrdma_cm_handle in = { .handle = htole32(c->handle) };
 
-	if (cm_call(VRDMA_CM_FN_DESTROY_CHANNEL, &in, sizeof(in), NULL, 0))
+	if (vbg_cm_call(VRDMA_CM_FN_DESTROY_CHANNEL, &in, sizeof(in), NULL, 0))
 		vbg_err("rdma_destroy_event_channel: %m");
 	vbus_sig_revoke(vbg_conn(), c->sig);	/* pinned by the host while it lives */
 	close(c->ch.fd);
@@ -226,7 +244,7 @@ static struct vbg_cm_id *id_new(struct rdma_event_channel *ch, void *context,
 	c->id.channel = ch;
 	c->id.context = context;
 	c->id.ps = ps;
-	c->id.qp_type = IBV_QPT_RC;
+	c->id.qp_type = ps == RDMA_PS_UDP ? IBV_QPT_UD : IBV_QPT_RC;
 	c->handle = handle;
 	pthread_mutex_lock(&cm_lock);
 	c->next = cm_ids;
@@ -250,41 +268,67 @@ VBG_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 			      void *context, enum rdma_port_space ps)
 {
 	struct vbg_cm_chan *ch = (struct vbg_cm_chan *)channel;
-	struct vrdma_cm_create_id_in in = { .ps = htole32(ps), .qp_type = htole32(IBV_QPT_RC) };
+	struct vrdma_cm_create_id_in in = {
+		.ps = htole32(ps),
+		.qp_type = htole32(ps == RDMA_PS_UDP ? IBV_QPT_UD : IBV_QPT_RC),
+	};
 	struct vrdma_cm_handle out;
 	struct vbg_cm_id *c;
+	bool sync = !channel;
 
 	if (!id) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (!channel) {
+	if (ps == RDMA_PS_IB) {
 		/* librdmacm's own ucma_init probes AF_IB support this way (rdma_getaddrinfo
 		 * reaches it): not an error line of every program. */
-		vbg_info("rdma_create_id without a channel (synchronous IDs) is not supported "
-			 "on vbus yet (EOPNOTSUPP)");
+		vbg_info("rdma_create_id: RDMA_PS_IB (AF_IB) is not supported on vbus "
+			 "(EOPNOTSUPP)");
 		errno = EOPNOTSUPP;
 		return -1;
 	}
-	if (ps != RDMA_PS_TCP) {
-		vbg_err("rdma_create_id: port space %#x is not supported on vbus yet (RDMA_PS_TCP "
-			"only; EOPNOTSUPP)", ps);
+	if (ps != RDMA_PS_TCP && ps != RDMA_PS_UDP) {
+		vbg_err("rdma_create_id: port space %#x is not supported on vbus (RDMA_PS_TCP "
+			"and RDMA_PS_UDP only; EOPNOTSUPP)", ps);
 		errno = EOPNOTSUPP;
 		return -1;
+	}
+	if (ps == RDMA_PS_UDP && vbg_cm_version() < 2) {
+		vbg_err("rdma_create_id: the host's CM has no UD (RDMA_PS_UDP; EOPNOTSUPP)");
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	/* A synchronous ID (no channel): its own, as librdmacm makes one. */
+	if (!channel) {
+		channel = rdma_create_event_channel();
+		if (!channel)
+			return -1;
+		ch = (struct vbg_cm_chan *)channel;
 	}
 	in.channel = htole32(ch->handle);
-	if (cm_call(VRDMA_CM_FN_CREATE_ID, &in, sizeof(in), &out, sizeof(out)))
-		return -1;
+	if (vbg_cm_call(VRDMA_CM_FN_CREATE_ID, &in, sizeof(in), &out, sizeof(out)))
+		goto err_chan;
 	c = id_new(channel, context, ps, le32toh(out.handle));
 	if (!c) {
 		struct vrdma_cm_handle d = out;
 
-		cm_call(VRDMA_CM_FN_DESTROY_ID, &d, sizeof(d), NULL, 0);
+		vbg_cm_call(VRDMA_CM_FN_DESTROY_ID, &d, sizeof(d), NULL, 0);
 		errno = ENOMEM;
-		return -1;
+		goto err_chan;
 	}
+	c->sync = sync;
 	*id = &c->id;
 	return 0;
+
+err_chan:
+	if (sync) {
+		int e = errno;
+
+		rdma_destroy_event_channel(channel);
+		errno = e;
+	}
+	return -1;
 }
 
 VBG_EXPORT int rdma_destroy_id(struct rdma_cm_id *id)
@@ -296,8 +340,15 @@ VBG_EXPORT int rdma_destroy_id(struct rdma_cm_id *id)
 	CHECK_ID(id);
 	c = to_cid(id);
 	in = (struct vrdma_cm_handle){ .handle = htole32(c->handle) };
-	err = cm_call(VRDMA_CM_FN_DESTROY_ID, &in, sizeof(in), NULL, 0);
+	if (id->event) {		/* a synchronous ID's last event */
+		rdma_ack_cm_event(id->event);
+		id->event = NULL;
+	}
+	err = vbg_cm_call(VRDMA_CM_FN_DESTROY_ID, &in, sizeof(in), NULL, 0);
 	id_unlink(c);
+	if (c->sync)
+		rdma_destroy_event_channel(id->channel);
+	free(c->qp_init_attr);
 	free(c->id.route.path_rec);
 	free(c);
 	return ret(err);
@@ -316,7 +367,7 @@ VBG_EXPORT int rdma_bind_addr(struct rdma_cm_id *id, struct sockaddr *addr)
 	}
 	in.id = htole32(to_cid(id)->handle);
 	vrdma_cm_sa_to_wire(&in.src, addr);
-	err = cm_call(VRDMA_CM_FN_BIND, &in, sizeof(in), &out, sizeof(out));
+	err = vbg_cm_call(VRDMA_CM_FN_BIND, &in, sizeof(in), &out, sizeof(out));
 	if (!err)
 		addr_update(to_cid(id), &out);
 	return ret(err);
@@ -340,20 +391,24 @@ VBG_EXPORT int rdma_resolve_addr(struct rdma_cm_id *id, struct sockaddr *src_add
 		memcpy(&id->route.addr.dst_sin, dst_addr, sizeof(struct sockaddr_in));
 	else if (dst_addr->sa_family == AF_INET6)
 		memcpy(&id->route.addr.dst_sin6, dst_addr, sizeof(struct sockaddr_in6));
-	return ret(cm_call(VRDMA_CM_FN_RESOLVE_ADDR, &in, sizeof(in), NULL, 0));
+	if (vbg_cm_call(VRDMA_CM_FN_RESOLVE_ADDR, &in, sizeof(in), NULL, 0))
+		return -1;
+	return vbg_cm_complete(id);
 }
 
 static int id_arg(struct rdma_cm_id *id, uint32_t fn, uint32_t arg)
 {
 	struct vrdma_cm_id_arg in = { .id = htole32(to_cid(id)->handle), .arg = htole32(arg) };
 
-	return cm_call(fn, &in, sizeof(in), NULL, 0);
+	return vbg_cm_call(fn, &in, sizeof(in), NULL, 0);
 }
 
 VBG_EXPORT int rdma_resolve_route(struct rdma_cm_id *id, int timeout_ms)
 {
 	CHECK_ID(id);
-	return ret(id_arg(id, VRDMA_CM_FN_RESOLVE_ROUTE, (uint32_t)timeout_ms));
+	if (id_arg(id, VRDMA_CM_FN_RESOLVE_ROUTE, (uint32_t)timeout_ms))
+		return -1;
+	return vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_listen(struct rdma_cm_id *id, int backlog)
@@ -376,7 +431,7 @@ VBG_EXPORT int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *qp_a
 	}
 	in = (struct vrdma_cm_id_arg){ .id = htole32(to_cid(id)->handle),
 				       .arg = htole32(qp_attr->qp_state) };
-	err = cm_call(VRDMA_CM_FN_INIT_QP_ATTR, &in, sizeof(in), &out, sizeof(out));
+	err = vbg_cm_call(VRDMA_CM_FN_INIT_QP_ATTR, &in, sizeof(in), &out, sizeof(out));
 	if (err)
 		return ret(err);
 	vrdma_qp_attr_to_ibv(qp_attr, &out.attr);
@@ -386,6 +441,21 @@ VBG_EXPORT int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *qp_a
 		qp_attr->port_num = 1;
 	qp_attr->ah_attr.port_num = 1;
 	return 0;
+}
+
+/* The PD of QPs made without one: one for the CM's context, as librdmacm keeps one per
+ * device. NULL with errno set. */
+static struct ibv_pd *cm_pd(void)
+{
+	static struct ibv_pd *pd;
+
+	pthread_mutex_lock(&cm_lock);
+	if (!pd && cm_ctx)
+		pd = ibv_alloc_pd(cm_ctx);
+	pthread_mutex_unlock(&cm_lock);
+	if (!pd && !errno)
+		errno = ENODEV;
+	return pd;
 }
 
 /* Move our QP to `state` with the CM's attributes; rd: the responder resources (RTR) or
@@ -415,11 +485,65 @@ static int qp_to(struct rdma_cm_id *id, enum ibv_qp_state state, uint8_t rd)
 	return -ibv_modify_qp(id->qp, &a, mask);
 }
 
+/* A new QP on an ID: INIT with the CM's attributes (RC); a UD QP then goes on to RTR and
+ * RTS, as librdmacm's ucma_init_ud_qp (the Q_Key is INIT's). 0 or -errno. */
+static int qp_init(struct rdma_cm_id *id)
+{
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_RTR };
+	int err = qp_to(id, IBV_QPS_INIT, 0);
+
+	if (err || id->qp_type != IBV_QPT_UD)
+		return err;
+	err = ibv_modify_qp(id->qp, &a, IBV_QP_STATE);
+	if (!err) {
+		a.qp_state = IBV_QPS_RTS;
+		a.sq_psn = 0;
+		err = ibv_modify_qp(id->qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
+	}
+	return -err;
+}
+
 static int qp_err(struct rdma_cm_id *id)
 {
 	struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
 
 	return id->qp ? -ibv_modify_qp(id->qp, &a, IBV_QP_STATE) : 0;
+}
+
+static void own_cqs_free(struct rdma_cm_id *id)
+{
+	if (id->send_cq)
+		ibv_destroy_cq(id->send_cq);
+	if (id->recv_cq)
+		ibv_destroy_cq(id->recv_cq);
+	if (id->send_cq_channel)
+		ibv_destroy_comp_channel(id->send_cq_channel);
+	if (id->recv_cq_channel)
+		ibv_destroy_comp_channel(id->recv_cq_channel);
+	id->send_cq = id->recv_cq = NULL;
+	id->send_cq_channel = id->recv_cq_channel = NULL;
+}
+
+/* The ID's own CQs, each with a completion channel, as librdmacm's ucma_create_cqs (the
+ * rdma_get_send_comp/rdma_get_recv_comp helpers wait on those channels). 0 or -1. */
+static int own_cqs(struct rdma_cm_id *id, uint32_t send_wr, uint32_t recv_wr)
+{
+	id->send_cq_channel = ibv_create_comp_channel(id->verbs);
+	id->recv_cq_channel = id->send_cq_channel ? ibv_create_comp_channel(id->verbs) : NULL;
+	if (id->recv_cq_channel) {
+		id->send_cq = ibv_create_cq(id->verbs, (int)send_wr + 1, id,
+					    id->send_cq_channel, 0);
+		id->recv_cq = id->send_cq ? ibv_create_cq(id->verbs, (int)recv_wr + 1, id,
+							  id->recv_cq_channel, 0) : NULL;
+	}
+	if (!id->recv_cq) {
+		int err = errno;
+
+		own_cqs_free(id);
+		errno = err;
+		return -1;
+	}
+	return 0;
 }
 
 VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
@@ -437,13 +561,14 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 	}
 	if (!pd) {
 		if (!id->pd)
-			id->pd = ibv_alloc_pd(id->verbs);
+			id->pd = cm_pd();
 		pd = id->pd;
 		if (!pd)
 			return -1;
 	}
-	if (attr->qp_type != IBV_QPT_RC) {
-		errno = EOPNOTSUPP;
+	if (attr->qp_type != id->qp_type) {
+		errno = attr->qp_type == IBV_QPT_RC || attr->qp_type == IBV_QPT_UD ? EINVAL
+										      : EOPNOTSUPP;
 		return -1;
 	}
 	if (!attr->send_cq || !attr->recv_cq) {
@@ -451,17 +576,8 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 			errno = EINVAL;
 			return -1;
 		}
-		id->send_cq = ibv_create_cq(id->verbs, (int)attr->cap.max_send_wr + 1, id, NULL, 0);
-		id->recv_cq = id->send_cq ? ibv_create_cq(id->verbs,
-				(int)attr->cap.max_recv_wr + 1, id, NULL, 0) : NULL;
-		if (!id->recv_cq) {
-			err = errno;
-			if (id->send_cq)
-				ibv_destroy_cq(id->send_cq);
-			id->send_cq = NULL;
-			errno = err;
+		if (own_cqs(id, attr->cap.max_send_wr, attr->cap.max_recv_wr))
 			return -1;
-		}
 		attr->send_cq = id->send_cq;
 		attr->recv_cq = id->recv_cq;
 		c->own_cqs = true;
@@ -470,7 +586,7 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 	if (!qp)
 		goto err_cqs;
 	id->qp = qp;
-	err = qp_to(id, IBV_QPS_INIT, 0);
+	err = qp_init(id);
 	if (err) {
 		ibv_destroy_qp(qp);
 		id->qp = NULL;
@@ -483,9 +599,7 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 err_cqs:
 	if (c->own_cqs) {
 		err = errno;
-		ibv_destroy_cq(id->send_cq);
-		ibv_destroy_cq(id->recv_cq);
-		id->send_cq = id->recv_cq = NULL;
+		own_cqs_free(id);
 		c->own_cqs = false;
 		errno = err;
 	}
@@ -506,22 +620,23 @@ VBG_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_
 	}
 	if (!(attr->comp_mask & IBV_QP_INIT_ATTR_PD)) {
 		if (!id->pd)
-			id->pd = ibv_alloc_pd(id->verbs);
+			id->pd = cm_pd();
 		if (!id->pd)
 			return -1;
 		attr->pd = id->pd;
 		attr->comp_mask |= IBV_QP_INIT_ATTR_PD;
 	}
-	if (attr->pd->context != id->verbs || attr->qp_type != IBV_QPT_RC ||
+	if (attr->pd->context != id->verbs || attr->qp_type != id->qp_type ||
 	    !attr->send_cq || !attr->recv_cq) {
-		errno = attr->qp_type != IBV_QPT_RC ? EOPNOTSUPP : EINVAL;
+		errno = attr->qp_type != IBV_QPT_RC && attr->qp_type != IBV_QPT_UD ? EOPNOTSUPP
+										     : EINVAL;
 		return -1;
 	}
 	qp = ibv_create_qp_ex(id->verbs, attr);
 	if (!qp)
 		return -1;
 	id->qp = qp;
-	err = qp_to(id, IBV_QPS_INIT, 0);
+	err = qp_init(id);
 	if (err) {
 		ibv_destroy_qp(qp);
 		id->qp = NULL;
@@ -535,16 +650,14 @@ VBG_EXPORT void rdma_destroy_qp(struct rdma_cm_id *id)
 {
 	struct vbg_cm_id *c;
 
-	if (!id || !is_ours(id))
+	if (!id || !vbg_cm_is_ours(id))
 		return;
 	c = to_cid(id);
 	if (id->qp)
 		ibv_destroy_qp(id->qp);
 	id->qp = NULL;
 	if (c->own_cqs) {
-		ibv_destroy_cq(id->send_cq);
-		ibv_destroy_cq(id->recv_cq);
-		id->send_cq = id->recv_cq = NULL;
+		own_cqs_free(id);
 		c->own_cqs = false;
 	}
 }
@@ -613,7 +726,9 @@ VBG_EXPORT int rdma_connect(struct rdma_cm_id *id, struct rdma_conn_param *conn_
 		      conn_param->responder_resources : dev_max_resp();
 	in.initiator_depth = c->init_depth;
 	in.responder_resources = c->resp_res;
-	return ret(cm_call(VRDMA_CM_FN_CONNECT, &in, sizeof(in), NULL, 0));
+	if (vbg_cm_call(VRDMA_CM_FN_CONNECT, &in, sizeof(in), NULL, 0))
+		return -1;
+	return vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *conn_param)
@@ -637,7 +752,7 @@ VBG_EXPORT int rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *conn_p
 		    conn_param->responder_resources < c->resp_res)
 			c->resp_res = conn_param->responder_resources;
 	}
-	if (id->qp) {
+	if (id->qp && id->qp_type != IBV_QPT_UD) {
 		err = qp_to(id, IBV_QPS_RTR, c->resp_res);
 		if (!err)
 			err = qp_to(id, IBV_QPS_RTS, c->init_depth);
@@ -649,10 +764,13 @@ VBG_EXPORT int rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *conn_p
 		return ret(err);
 	in.initiator_depth = c->init_depth;
 	in.responder_resources = c->resp_res;
-	err = cm_call(VRDMA_CM_FN_ACCEPT, &in, sizeof(in), NULL, 0);
-	if (err)
+	err = vbg_cm_call(VRDMA_CM_FN_ACCEPT, &in, sizeof(in), NULL, 0);
+	if (err) {
 		qp_err(id);
-	return ret(err);
+		return ret(err);
+	}
+	/* As librdmacm: a UD accept (SIDR REP) has no event to wait for. */
+	return id->qp_type == IBV_QPT_UD ? 0 : vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_reject(struct rdma_cm_id *id, const void *private_data,
@@ -667,7 +785,7 @@ VBG_EXPORT int rdma_reject(struct rdma_cm_id *id, const void *private_data,
 	err = conn_in(id, &p, &in);
 	in.qp_num = 0;
 	in.srq = 0;
-	return ret(err ? err : cm_call(VRDMA_CM_FN_REJECT, &in, sizeof(in), NULL, 0));
+	return ret(err ? err : vbg_cm_call(VRDMA_CM_FN_REJECT, &in, sizeof(in), NULL, 0));
 }
 
 VBG_EXPORT int rdma_disconnect(struct rdma_cm_id *id)
@@ -676,9 +794,9 @@ VBG_EXPORT int rdma_disconnect(struct rdma_cm_id *id)
 
 	CHECK_ID(id);
 	err = qp_err(id);	/* as librdmacm: the QP flushes, then the DREQ goes */
-	if (err)
-		return ret(err);
-	return ret(id_arg(id, VRDMA_CM_FN_DISCONNECT, 0));
+	if (!err)
+		err = id_arg(id, VRDMA_CM_FN_DISCONNECT, 0);
+	return err ? ret(err) : vbg_cm_complete(id);
 }
 
 VBG_EXPORT int rdma_establish(struct rdma_cm_id *id)
@@ -698,6 +816,32 @@ static struct vbg_cm_id *id_by_handle(uint32_t h)
 		;
 	pthread_mutex_unlock(&cm_lock);
 	return c;
+}
+
+/* A UD ID's event carries param.ud instead (same private data); the address vector,
+ * QPN and Q_Key of ESTABLISHED and CONNECT_REQUEST come from UD_PARAM. */
+static void event_ud(struct vbg_cm_id *c, struct vbg_cm_event *e)
+{
+	struct rdma_ud_param *u = &e->ev.param.ud;
+	const void *priv = e->ev.param.conn.private_data;
+	uint8_t len = e->ev.param.conn.private_data_len;
+	struct vrdma_cm_handle in = { .handle = htole32(c->handle) };
+	struct vrdma_cm_ud w;
+
+	memset(&e->ev.param, 0, sizeof(e->ev.param));
+	u->private_data = priv;
+	u->private_data_len = len;
+	if (e->ev.event != RDMA_CM_EVENT_ESTABLISHED &&
+	    e->ev.event != RDMA_CM_EVENT_CONNECT_REQUEST)
+		return;
+	if (vbg_cm_call(VRDMA_CM_FN_UD_PARAM, &in, sizeof(in), &w, sizeof(w))) {
+		vbg_err("rdma_cm: the UD parameters of an event: %m");
+		return;
+	}
+	vrdma_ah_attr_to_ibv(&u->ah_attr, &w.ah_attr);
+	u->ah_attr.port_num = 1;	/* the vrdma device's one port */
+	u->qp_num = le32toh(w.qp_num);
+	u->qkey = le32toh(w.qkey);
 }
 
 /* The host's event into *e, checked. 0, or -EPROTO for an event that names IDs we do not
@@ -743,7 +887,8 @@ static int event_in(struct vbg_cm_chan *ch, const struct vrdma_cm_event *w,
 	e->ev.param.conn.rnr_retry_count = w->rnr_retry_count;
 	e->ev.param.conn.srq = w->srq;
 	e->ev.param.conn.qp_num = le32toh(w->qp_num);
-	c->id.event = &e->ev;
+	if (c->id.qp_type == IBV_QPT_UD)
+		event_ud(c, e);
 	return 0;
 }
 
@@ -815,7 +960,7 @@ VBG_EXPORT int rdma_get_cm_event(struct rdma_event_channel *channel,
 	in = (struct vrdma_cm_handle){ .handle = htole32(ch->handle) };
 	for (;;) {
 		chan_drain(ch);
-		err = cm_call(VRDMA_CM_FN_GET_EVENT, &in, sizeof(in), &w, sizeof(w));
+		err = vbg_cm_call(VRDMA_CM_FN_GET_EVENT, &in, sizeof(in), &w, sizeof(w));
 		if (err == -EAGAIN) {
 			struct pollfd p = { .fd = ch->ch.fd, .events = POLLIN };
 
@@ -845,6 +990,18 @@ VBG_EXPORT int rdma_get_cm_event(struct rdma_event_channel *channel,
 			continue;
 		}
 		event_qp(e);
+		/* As librdmacm: a request on a synchronous listener gets its own channel. */
+		if (e->ev.event == RDMA_CM_EVENT_CONNECT_REQUEST && to_cid(e->ev.listen_id)->sync) {
+			err = vbg_cm_sync_request(to_cid(e->ev.id));
+			if (err) {
+				vbg_err("rdma_cm: a request on a synchronous listener: %s: rejected",
+					strerror(-err));
+				rdma_reject(e->ev.id, NULL, 0);
+				rdma_destroy_id(e->ev.id);
+				free(e);
+				continue;
+			}
+		}
 		*event = &e->ev;
 		return 0;
 	}
@@ -928,14 +1085,7 @@ VBG_EXPORT int rdma_set_option(struct rdma_cm_id *id, int level, int optname, vo
 	in.level = htole32((uint32_t)level);
 	in.optname = htole32((uint32_t)optname);
 	in.value = htole64(v);
-	return ret(cm_call(VRDMA_CM_FN_SET_OPTION, &in, sizeof(in), NULL, 0));
-}
-
-VBG_EXPORT int rdma_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *channel)
-{
-	(void)id; (void)channel;
-	CM_UNSUPPORTED("rdma_migrate_id");
-	return -1;
+	return ret(vbg_cm_call(VRDMA_CM_FN_SET_OPTION, &in, sizeof(in), NULL, 0));
 }
 
 VBG_EXPORT int rdma_join_multicast(struct rdma_cm_id *id, struct sockaddr *addr,
@@ -968,30 +1118,6 @@ VBG_EXPORT int rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
 	CM_UNSUPPORTED("rdma_notify");
 	return -1;
 }
-
-VBG_EXPORT int rdma_create_ep(struct rdma_cm_id **id, struct rdma_addrinfo *res,
-			      struct ibv_pd *pd, struct ibv_qp_init_attr *qp_init_attr)
-{
-	(void)id; (void)res; (void)pd; (void)qp_init_attr;
-	CM_UNSUPPORTED("rdma_create_ep (synchronous IDs)");
-	return -1;
-}
-
-VBG_EXPORT void rdma_destroy_ep(struct rdma_cm_id *id)
-{
-	if (id && is_ours(id)) {
-		rdma_destroy_qp(id);
-		rdma_destroy_id(id);
-	}
-}
-
-VBG_EXPORT int rdma_get_request(struct rdma_cm_id *listen, struct rdma_cm_id **id)
-{
-	(void)listen; (void)id;
-	CM_UNSUPPORTED("rdma_get_request (synchronous IDs)");
-	return -1;
-}
-
 
 VBG_EXPORT int rdma_create_srq(struct rdma_cm_id *id, struct ibv_pd *pd,
 			       struct ibv_srq_init_attr *attr)

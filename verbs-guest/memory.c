@@ -6,9 +6,10 @@
  * Pages that are not on a memfd yet are moved there: a sealed memfd is handed to the bus
  * first, then the pages are copied into it (write-protected meanwhile) and the memfd is
  * mapped MAP_SHARED|MAP_FIXED over the same addresses, with the same protection. A page
- * is moved once; later registrations of it reuse its piece. Only private anonymous memory
- * (heap, anonymous mmap) is moved: file mappings, shared memory (SysV, shared anonymous),
- * hugetlb and the stack are refused with EFAULT (docs/verbs-guest.md, "Memory").
+ * is moved once; later registrations of it reuse its piece. Only private memory is moved:
+ * anonymous (heap, anonymous mmap) and a file's private writable pages (a program's data
+ * and bss); other file mappings, shared memory (SysV, shared anonymous), hugetlb and the
+ * stack are refused with EFAULT (docs/verbs-guest.md, "Memory").
  *
  * Before a piece is reused, /proc/self/maps must still show its memfd at its addresses:
  * a program that unmapped the buffer and mapped something else there gets new pieces.
@@ -163,7 +164,12 @@ static bool movable(const struct seg *s)
 {
 	if (!s->priv || !(s->prot & PROT_READ))
 		return false;		/* shared (SysV, MAP_SHARED), or unreadable */
-	return !s->path[0] || !strcmp(s->path, "[heap]");	/* not files, stack, vdso */
+	if (!s->path[0] || !strcmp(s->path, "[heap]"))
+		return true;		/* anonymous: not the stack, vdso */
+	/* A file's private writable, non-executable pages: a program's or library's data
+	 * and bss (rdma_server's static buffers). The process sees the same bytes after the
+	 * move; the file never had them (copy on write). */
+	return s->path[0] == '/' && (s->prot & PROT_WRITE) && !(s->prot & PROT_EXEC);
 }
 
 /*
@@ -269,7 +275,8 @@ static int move_gaps(uintptr_t lo, uintptr_t hi, const struct seg *v, int n)
 		}
 		if (!movable(s)) {
 			vbg_err("reg_mr: %#lx is in %s%s memory (%s): only private anonymous "
-				"memory (heap, malloc, anonymous mmap) can be registered",
+				"memory (heap, malloc, anonymous mmap) and a file's private "
+				"writable data can be registered",
 				(unsigned long)a, s->priv ? "private" : "shared",
 				s->prot & PROT_READ ? "" : " unreadable",
 				s->path[0] ? s->path : "anonymous");

@@ -62,6 +62,8 @@ struct cm_id {
 	struct rdma_cm_id *id;
 	uint32_t chan;			/* handle */
 	bool bound;			/* we bound it (or resolution did) */
+	bool ud_valid;			/* ud holds a UD ID's last parameters */
+	struct vrdma_cm_ud ud;
 	const char *state;		/* what it last did or heard, for `vbusctl res show` */
 };
 
@@ -239,6 +241,31 @@ static void chan_push(struct vbd_cm *cm, struct cm_chan *c, struct cm_ev *ev)
 		vbd_dbg("guest %u: CM channel kick: %s", cm->g->id, strerror(errno));
 }
 
+/* A UD ID's event: private data in the event, the address vector, QPN and Q_Key kept
+ * for UD_PARAM (ESTABLISHED on the active side, CONNECT_REQUEST on the passive one). */
+static void ud_event(struct cm_id *ci, struct vrdma_cm_event *e, const struct rdma_cm_event *re)
+{
+	const struct rdma_ud_param *p = &re->param.ud;
+	uint8_t len;
+
+	if (re->event != RDMA_CM_EVENT_ESTABLISHED && re->event != RDMA_CM_EVENT_CONNECT_REQUEST &&
+	    re->event != RDMA_CM_EVENT_REJECTED && re->event != RDMA_CM_EVENT_UNREACHABLE)
+		return;
+	len = p->private_data && p->private_data_len ? p->private_data_len : 0;
+	if (len > VRDMA_CM_PRIV_MAX)
+		len = VRDMA_CM_PRIV_MAX;
+	e->private_data_len = len;
+	if (len)
+		memcpy(e->private_data, p->private_data, len);
+	if (re->event != RDMA_CM_EVENT_ESTABLISHED && re->event != RDMA_CM_EVENT_CONNECT_REQUEST)
+		return;
+	vrdma_ah_attr_from_ibv(&ci->ud.ah_attr, &p->ah_attr);
+	ci->ud.qp_num = htole32(p->qp_num);
+	ci->ud.qkey = htole32(p->qkey);
+	e->qp_num = ci->ud.qp_num;
+	ci->ud_valid = true;
+}
+
 /* One real event, under cm->lock. Returns a real ID to destroy after the ack (a
  * connection request the guest cannot take), or NULL. */
 static struct rdma_cm_id *one_event(struct vbd_cm *cm, struct rdma_cm_event *re)
@@ -249,6 +276,11 @@ static struct rdma_cm_id *one_event(struct vbd_cm *cm, struct rdma_cm_event *re)
 	struct cm_ev *ev;
 	int err;
 
+	if ((unsigned int)re->event > RDMA_CM_EVENT_TIMEWAIT_EXIT) {
+		vbd_warn("guest %u: CM event %d is not one of version %u's: dropped", cm->g->id,
+			 re->event, VRDMA_CM_VERSION);
+		return NULL;
+	}
 	if (re->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
 		lh = (uint32_t)(uintptr_t)re->listen_id->context;
 		li = obj_get(cm, lh, CM_ID, &err);
@@ -290,8 +322,12 @@ static struct rdma_cm_id *one_event(struct vbd_cm *cm, struct rdma_cm_event *re)
 		ci->bound = true;
 	ev->e.id = htole32(h);
 	ev->e.listen_id = htole32(lh);
-	if (re->event != RDMA_CM_EVENT_ADDR_RESOLVED && re->event != RDMA_CM_EVENT_ADDR_ERROR &&
-	    re->event != RDMA_CM_EVENT_ROUTE_RESOLVED && re->event != RDMA_CM_EVENT_ROUTE_ERROR) {
+	if (re->id->ps == RDMA_PS_UDP) {
+		ud_event(ci, &ev->e, re);
+	} else if (re->event != RDMA_CM_EVENT_ADDR_RESOLVED &&
+		   re->event != RDMA_CM_EVENT_ADDR_ERROR &&
+		   re->event != RDMA_CM_EVENT_ROUTE_RESOLVED &&
+		   re->event != RDMA_CM_EVENT_ROUTE_ERROR) {
 		const struct rdma_conn_param *p = &re->param.conn;
 		uint8_t len = p->private_data && p->private_data_len ? p->private_data_len : 0;
 
@@ -401,7 +437,9 @@ static int do_hello(struct vbd_cm *cm, const void *in, void *out)
 	(void)cm;
 	if (!le32toh(h->version) || h->reserved)
 		return -EINVAL;
-	o->version = htole32(VRDMA_CM_VERSION);	/* the only one, and the guest's is >= 1 */
+	/* The newest both speak: every version up to ours is served. */
+	o->version = htole32(le32toh(h->version) < VRDMA_CM_VERSION ? le32toh(h->version)
+								      : VRDMA_CM_VERSION);
 	return 0;
 }
 
@@ -499,8 +537,9 @@ static int do_create_id(struct vbd_cm *cm, const void *in, void *out)
 	c = obj_get(cm, le32toh(a->channel), CM_CHAN, &err);
 	if (!c)
 		return err;
-	if (le32toh(a->ps) != RDMA_PS_TCP || le32toh(a->qp_type) != IBV_QPT_RC)
-		return -EOPNOTSUPP;	/* version 1: connected RC only */
+	if (!(le32toh(a->ps) == RDMA_PS_TCP && le32toh(a->qp_type) == IBV_QPT_RC) &&
+	    !(le32toh(a->ps) == RDMA_PS_UDP && le32toh(a->qp_type) == IBV_QPT_UD))
+		return -EOPNOTSUPP;	/* RC over RDMA_PS_TCP, UD over RDMA_PS_UDP */
 	ci = calloc(1, sizeof(*ci));
 	if (!ci)
 		return -ENOMEM;
@@ -509,7 +548,8 @@ static int do_create_id(struct vbd_cm *cm, const void *in, void *out)
 		free(ci);
 		return -EDQUOT;
 	}
-	if (rdma_create_id(cm->ch, &ci->id, (void *)(uintptr_t)h, RDMA_PS_TCP)) {
+	if (rdma_create_id(cm->ch, &ci->id, (void *)(uintptr_t)h,
+			   (enum rdma_port_space)le32toh(a->ps))) {
 		err = errno ? -errno : -ENOMEM;
 		obj_free(cm, h);
 		free(ci);
@@ -632,6 +672,67 @@ static int do_resolve_addr(struct vbd_cm *cm, const void *in, void *out)
 	return 0;
 }
 
+/* MIGRATE_ID: the ID reports to channel `to` from now on; its events still queued on
+ * the old channel move with it, in order (rdma_migrate_id). Under cm->lock. */
+static int migrate_id(struct vbd_cm *cm, uint32_t h, struct cm_id *ci, uint32_t to)
+{
+	struct cm_chan *from, *dst;
+	struct cm_ev **pp, *moved = NULL, **mt = &moved;
+	uint32_t n = 0;
+	uint64_t one = 1;
+	int err;
+
+	dst = obj_get(cm, to, CM_CHAN, &err);
+	if (!dst)
+		return err;
+	from = obj_get(cm, ci->chan, CM_CHAN, &err);
+	if (!from || from == dst)
+		return from ? 0 : err;
+	for (pp = &from->head; *pp;) {
+		struct cm_ev *e = *pp;
+
+		if (le32toh(e->e.id) != h) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		e->next = NULL;
+		*mt = e;
+		mt = &e->next;
+		from->n--;
+		n++;
+	}
+	from->tail = NULL;
+	for (struct cm_ev *e = from->head; e; e = e->next)
+		from->tail = e;
+	if (dst->n + n > CM_MAX_EVENTS) {
+		vbd_warn("guest %u: CM migrate: the new channel is full, %u events dropped",
+			 cm->g->id, n);
+		while (moved) {
+			struct cm_ev *e = moved;
+
+			moved = e->next;
+			free(e);
+		}
+		n = 0;
+	}
+	if (moved) {
+		if (dst->tail)
+			dst->tail->next = moved;
+		else
+			dst->head = moved;
+		for (dst->tail = moved; dst->tail->next;)
+			dst->tail = dst->tail->next;
+		dst->n += n;
+		if (write(dst->fd, &one, sizeof(one)) != sizeof(one))
+			vbd_dbg("guest %u: CM channel kick: %s", cm->g->id, strerror(errno));
+	}
+	from->users--;
+	dst->users++;
+	ci->chan = to;
+	return 0;
+}
+
 static int do_id_arg(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 {
 	const struct vrdma_cm_id_arg *a = in;
@@ -660,6 +761,8 @@ static int do_id_arg(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 	case VRDMA_CM_FN_ESTABLISH:
 		r = rdma_establish(ci->id);
 		break;
+	case VRDMA_CM_FN_MIGRATE_ID:
+		return migrate_id(cm, le32toh(a->id), ci, arg);
 	case VRDMA_CM_FN_INIT_QP_ATTR: {
 		struct vrdma_cm_qp_attr *o = out;
 		struct ibv_qp_attr qa = { .qp_state = arg };
@@ -718,6 +821,23 @@ static int do_conn(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 	if (r)
 		return real_err();
 	ci->state = fn == VRDMA_CM_FN_CONNECT ? "connecting" : "accepted";
+	return 0;
+}
+
+static int do_ud_param(struct vbd_cm *cm, const void *in, void *out)
+{
+	const struct vrdma_cm_handle *a = in;
+	struct cm_id *ci;
+	int err;
+
+	if (a->reserved)
+		return -EINVAL;
+	ci = obj_get(cm, le32toh(a->handle), CM_ID, &err);
+	if (!ci)
+		return err;
+	if (!ci->ud_valid)
+		return -ENOENT;
+	memcpy(out, &ci->ud, sizeof(ci->ud));
 	return 0;
 }
 
@@ -780,6 +900,8 @@ static const struct cm_fn fns[VRDMA_CM_FN__END - VRDMA_CM_FN_BASE] = {
 	[VRDMA_CM_FN_ESTABLISH - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), 0 },
 	[VRDMA_CM_FN_INIT_QP_ATTR - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), SZ(vrdma_cm_qp_attr) },
 	[VRDMA_CM_FN_SET_OPTION - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_option_in), 0 },
+	[VRDMA_CM_FN_MIGRATE_ID - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), 0 },
+	[VRDMA_CM_FN_UD_PARAM - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_handle), SZ(vrdma_cm_ud) },
 };
 
 /*
@@ -949,6 +1071,7 @@ int vbd_cm_call(struct vbd_cm *cm, uint32_t fn, const void *in, size_t inlen, vo
 	case VRDMA_CM_FN_ACCEPT:
 	case VRDMA_CM_FN_REJECT: err = do_conn(cm, fn, ib, ob); break;
 	case VRDMA_CM_FN_SET_OPTION: err = do_set_option(cm, ib, ob); break;
+	case VRDMA_CM_FN_UD_PARAM: err = do_ud_param(cm, ib, ob); break;
 	default: err = do_id_arg(cm, fn, ib, ob); break;
 	}
 	pthread_mutex_unlock(&cm->lock);

@@ -27,10 +27,18 @@ pt_need_device() {
 	fi
 }
 
+# pt_listening PORT: a TCP socket listens on PORT, or a CM ID does (perftest -R exchanges its
+# data over rdma_cm too: no TCP socket; a CM listener shows in `rdma res` once bound to an
+# address, so -R runs give --source_ip)
+pt_listening() {
+	ss -Hltn "sport = :$1" 2>/dev/null | grep -q . ||
+		rdma res show cm_id 2>/dev/null | grep LISTEN | grep -Eq ":$1( |\$)"
+}
+
 pt_wait_listen() { # PORT PID: wait until PORT listens (or PID died), at most 15 s (scaled)
 	local end
 	end=$(vt_deadline 15)
-	until ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; do
+	until pt_listening "$1"; do
 		kill -0 "$2" 2>/dev/null && ! vt_past "$end" || return 1
 		sleep 0.1
 	done

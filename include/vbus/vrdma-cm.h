@@ -8,7 +8,9 @@
  * attributes CM_INIT_QP_ATTR returns.
  *
  * Versioned on its own: CM_HELLO answers the newest CM version both speak; a host
- * without the CM answers -EOPNOTSUPP. Version 1 is this file. Inputs follow the vrdma
+ * without the CM answers -EOPNOTSUPP. Version 2 adds MIGRATE_ID (synchronous IDs,
+ * rdma_migrate_id), UD IDs (RDMA_PS_UDP) and UD_PARAM; a version 1 host answers those
+ * -EOPNOTSUPP. Inputs follow the vrdma
  * rule (shorter: -EINVAL; longer with a non-zero tail: -E2BIG; non-zero reserved:
  * -EINVAL). Every id and channel is a handle of this guest (index and generation, as the
  * device's), checked on every use (-ENOENT stale, -EINVAL malformed).
@@ -22,7 +24,7 @@
 #include <linux/types.h>
 #include <vbus/vrdma.h>
 
-#define VRDMA_CM_VERSION	1
+#define VRDMA_CM_VERSION	2
 #define VRDMA_CM_FN_BASE	0x100
 #define VRDMA_CM_PRIV_MAX	196	/* the largest private data (a REP's) */
 
@@ -44,6 +46,8 @@ enum vrdma_cm_fn {
 	VRDMA_CM_FN_ESTABLISH,		/* vrdma_cm_id_arg */
 	VRDMA_CM_FN_INIT_QP_ATTR,	/* vrdma_cm_id_arg (arg: qp_state) -> vrdma_cm_qp_attr */
 	VRDMA_CM_FN_SET_OPTION,		/* vrdma_cm_option_in */
+	VRDMA_CM_FN_MIGRATE_ID,		/* vrdma_cm_id_arg (arg: the new channel); version 2 */
+	VRDMA_CM_FN_UD_PARAM,		/* vrdma_cm_handle -> vrdma_cm_ud; version 2 */
 	VRDMA_CM_FN__END
 };
 
@@ -66,8 +70,8 @@ struct vrdma_cm_chan_in {
 
 struct vrdma_cm_create_id_in {
 	__le32 channel;
-	__le32 ps;			/* enum rdma_port_space: RDMA_PS_TCP only in version 1 */
-	__le32 qp_type;			/* IBV_QPT_RC */
+	__le32 ps;			/* enum rdma_port_space: RDMA_PS_TCP (RC); version 2: */
+	__le32 qp_type;			/* also RDMA_PS_UDP (IBV_QPT_UD) */
 	__le32 reserved;
 };
 
@@ -148,6 +152,14 @@ struct vrdma_cm_qp_attr {
 	struct vrdma_qp_attr attr;
 };
 
+/* UD_PARAM: the UD parameters of a UD ID's last ESTABLISHED or CONNECT_REQUEST (the
+ * event's param.ud but its private data, which the event carries); -ENOENT before one. */
+struct vrdma_cm_ud {
+	struct vrdma_ah_attr ah_attr;	/* port_num 1 */
+	__le32 qp_num;
+	__le32 qkey;
+};
+
 /* SET_OPTION: RDMA_OPTION_ID with TOS, REUSEADDR, AFONLY or ACK_TIMEOUT (the value's
  * type is the option's: u8 or int); anything else -ENOSYS, as librdmacm answers. */
 struct vrdma_cm_option_in {
@@ -169,6 +181,7 @@ VRDMA_CM_ASSERT(vrdma_cm_addr_in, 72);
 VRDMA_CM_ASSERT(vrdma_cm_id_arg, 8);
 VRDMA_CM_ASSERT(vrdma_cm_conn_in, 216);
 VRDMA_CM_ASSERT(vrdma_cm_option_in, 24);
+VRDMA_CM_ASSERT(vrdma_cm_ud, 40);
 VRDMA_CM_ASSERT(vrdma_cm_event, 336);
 _Static_assert(__builtin_offsetof(struct vrdma_cm_event, addr) == 32, "event addr");
 

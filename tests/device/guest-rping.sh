@@ -9,48 +9,33 @@
 # - a client to a port nobody listens on is REJECTED, guest and native alike.
 # timeout: 240
 . "${VBUS_TOP:?}/tests/lib/vbusd.sh"
-command -v rping >/dev/null || { echo "SKIP: rping (rdmacm-utils) is not installed: make deps"; exit 77; }
-[ -n "${VBUS_IP:-}" ] || { echo "SKIP: no soft-RoCE address (VBUS_IP): run under tests/vm/run"; exit 77; }
-base=$(rdma res show cm_id 2>/dev/null | wc -l)
-vd_start t vrdma0 || exit 1
-fail=0
+. "$VBUS_TOP/tests/lib/cm.sh"
+cm_setup rping
 port=$((7100 + RANDOM % 500))
-tmp=$(mktemp -d)
+tmp=$CM_TMP
 
-# A CM ID listening on PORT, in anyone's name (vbusd's for a guest server).
-listening() { rdma res show cm_id 2>/dev/null | grep "LISTEN" | grep -q ":$1 "; }
-
-# wrap_for SIDE: the command prefix of a side
-wrap_for() { [ "$1" = guest ] && echo "${VD_RUN[*]}"; }
+# vbusctl shows a guest server's listener (CM_ON_READY of a pair with a guest server)
+# shellcheck disable=SC2317	# called through CM_ON_READY
+shows_listener() {
+	vd_ctl res show cm_id | grep -q "cm_id .* listening src $VBUS_IP:$port " && return
+	echo "FAIL vbusctl res show cm_id does not show the guest's listener on $VBUS_IP:$port:"
+	vd_ctl res show cm_id | sed 's/^/  | /'; CM_FAIL=1
+}
 
 rping_pair() { # CLIENT SERVER
-	local c=$1 s=$2 spid crc src n
+	local c=$1 s=$2 n
 	port=$((port + 1))
-	# shellcheck disable=SC2046
-	timeout -k 5 "$(vt_secs 60)" $(wrap_for "$s") rping -s -a "$VBUS_IP" -p $port -C 10 -v -V \
-		>"$tmp/server" 2>&1 &
-	spid=$!
-	if ! vt_until 15 listening $port; then
-		echo "FAIL rping client/server $c/$s: the server did not listen"
-		kill $spid 2>/dev/null; wait $spid; sed 's/^/  server| /' "$tmp/server"; fail=1; return
-	fi
-	if [ "$s" = guest ] && ! vd_ctl res show cm_id | grep -q "cm_id .* listening src $VBUS_IP:$port "; then
-		echo "FAIL vbusctl res show cm_id does not show the guest's listener on $VBUS_IP:$port:"
-		vd_ctl res show cm_id | sed 's/^/  | /'; fail=1
-	fi
-	# shellcheck disable=SC2046
-	timeout -k 5 "$(vt_secs 60)" $(wrap_for "$c") rping -c -a "$VBUS_IP" -p $port -C 10 -v -V \
-		>"$tmp/client" 2>&1
-	crc=$?
-	wait $spid
-	src=$?
+	CM_ON_READY=
+	[ "$s" = guest ] && CM_ON_READY=shows_listener
+	cm_pair "$c" "$s" "cm_listening $port" rping -s -a "$VBUS_IP" -p $port -C 10 -v -V -- \
+		rping -c -a "$VBUS_IP" -p $port -C 10 -v -V || return
 	n=$(grep -c "^ping data: rdma-ping-" "$tmp/client")
-	if [ $crc = 0 ] && [ $src = 0 ] && [ "$n" = 10 ] &&
+	if [ "$CM_CRC" = 0 ] && [ "$CM_SRC" = 0 ] && [ "$n" = 10 ] &&
 	   [ "$(grep -c '^server ping data: rdma-ping-' "$tmp/server")" = 10 ]; then
 		echo "ok   rping -C 10 -v -V, client/server $c/$s: 10 pings validated on both sides"
 	else
-		echo "FAIL rping client/server $c/$s: exit client $crc server $src, $n pings"
-		sed 's/^/  client| /' "$tmp/client"; sed 's/^/  server| /' "$tmp/server"; fail=1
+		echo "FAIL rping client/server $c/$s: exit client $CM_CRC server $CM_SRC, $n pings"
+		cm_show_pair; CM_FAIL=1
 	fi
 }
 
@@ -72,7 +57,7 @@ if [ $nrc != 0 ] && [ $grc = $nrc ] && [ -n "$nmsg" ] && [ "$gmsg" = "$nmsg" ] &
 	echo "ok   bind outside the bus: guest 127.0.0.1 and native 192.0.2.1 both: $gmsg (exit $grc)"
 else
 	echo "FAIL bind outside the bus: native exit $nrc '$nmsg', guest exit $grc '$gmsg'"
-	sed 's/^/  native| /' "$tmp/native-bind"; sed 's/^/  guest| /' "$tmp/guest-bind"; fail=1
+	sed 's/^/  native| /' "$tmp/native-bind"; sed 's/^/  guest| /' "$tmp/guest-bind"; CM_FAIL=1
 fi
 
 # Nobody listens: REJECTED, as natively.
@@ -87,32 +72,25 @@ if [ $nrc != 0 ] && [ $grc = $nrc ] && [ -n "$nmsg" ] && [ "$gmsg" = "$nmsg" ]; 
 	echo "ok   connect to a port nobody listens on: guest and native both: $gmsg (exit $grc)"
 else
 	echo "FAIL connect to a closed port: native exit $nrc '$nmsg', guest exit $grc '$gmsg'"
-	sed 's/^/  native| /' "$tmp/native-rej"; sed 's/^/  guest| /' "$tmp/guest-rej"; fail=1
+	sed 's/^/  native| /' "$tmp/native-rej"; sed 's/^/  guest| /' "$tmp/guest-rej"; CM_FAIL=1
 fi
 
 # A guest killed while it listens: its CM ID goes with it.
 port=$((port + 1))
 "${VD_RUN[@]}" rping -s -a "$VBUS_IP" -p $port -C 1 >"$tmp/killed" 2>&1 &
 kpid=$!
-if vt_until 15 listening $port; then
+if vt_until 15 cm_listening $port; then
 	kill -KILL $kpid; wait $kpid 2>/dev/null
-	if vt_until 10 eval '! listening $port'; then
+	if vt_until 10 eval '! cm_listening $port'; then
 		echo "ok   a guest killed while listening leaves no CM ID behind"
 	else
-		echo "FAIL the CM ID of a killed guest is still there:"; rdma res show cm_id | sed 's/^/  | /'; fail=1
+		echo "FAIL the CM ID of a killed guest is still there:"; rdma res show cm_id | sed 's/^/  | /'; CM_FAIL=1
 	fi
 else
-	echo "FAIL the guest server to be killed did not listen"; sed 's/^/  | /' "$tmp/killed"; fail=1
+	echo "FAIL the guest server to be killed did not listen"; sed 's/^/  | /' "$tmp/killed"; CM_FAIL=1
 	kill -KILL $kpid 2>/dev/null; wait $kpid 2>/dev/null
 fi
 
 # Every program has ended: the CM IDs are back to what they were before (rdma res show).
-cm_ids_back() { [ "$(rdma res show cm_id 2>/dev/null | wc -l)" -le "$base" ]; }
-if vt_until 10 cm_ids_back; then
-	echo "ok   rdma res show cm_id back to its $base lines"
-else
-	echo "FAIL CM IDs left behind ($base lines before):"; rdma res show cm_id | sed 's/^/  | /'; fail=1
-fi
-[ $fail = 0 ] || { echo "vbusd's log:"; tail -n 40 "$VD_RUN_DIR/vbusd.log" | sed 's/^/  vbusd| /'; }
-rm -rf "$tmp"
-exit $fail
+cm_ids_back "$CM_BASE"
+cm_end

@@ -5,7 +5,8 @@
  * here with the few vbusd functions it calls played by stubs.
  * - every function: a short input is -EINVAL, a longer one with a non-zero extra byte
  *   -E2BIG, an output buffer too small -EMSGSIZE; functions outside the table -EOPNOTSUPP;
- * - HELLO answers version 1, refuses version 0 and a non-zero reserved field;
+ * - HELLO answers the guest's version up to ours (2), refuses version 0 and a non-zero
+ *   reserved field;
  * - handles never issued (0, an index past the table, a guessed generation) are refused
  *   before anything reaches librdmacm; private data longer than 196 bytes is -EINVAL;
  * - the policy: the allowed address is read from the GID's sysfs file (an IPv4-mapped GID
@@ -85,9 +86,13 @@ static void hello(void)
 
 	check(call(VRDMA_CM_FN_HELLO, &h, sizeof(h), sizeof(out)) == 0 && outlen == sizeof(h) &&
 	      le32toh(((struct vrdma_cm_hello *)out)->version) == 1, "hello 1");
+	h.version = htole32(2);
+	check(call(VRDMA_CM_FN_HELLO, &h, sizeof(h), sizeof(out)) == 0 &&
+	      le32toh(((struct vrdma_cm_hello *)out)->version) == 2, "hello 2 (MIGRATE_ID)");
 	h.version = htole32(5);
 	check(call(VRDMA_CM_FN_HELLO, &h, sizeof(h), sizeof(out)) == 0 &&
-	      le32toh(((struct vrdma_cm_hello *)out)->version) == 1, "a newer guest gets 1");
+	      le32toh(((struct vrdma_cm_hello *)out)->version) == VRDMA_CM_VERSION,
+	      "a newer guest gets ours");
 	h.version = 0;
 	check(call(VRDMA_CM_FN_HELLO, &h, sizeof(h), sizeof(out)) == -EINVAL, "version 0");
 	h.version = htole32(1);
@@ -109,7 +114,7 @@ static void handles(void)
 	check(call(VRDMA_CM_FN_DESTROY_ID, &hd, sizeof(hd), 0) == -EINVAL, "destroy: not issued");
 	check(call(VRDMA_CM_FN_DESTROY_CHANNEL, &hd, sizeof(hd), 0) == -EINVAL, "channel");
 	ia.id = htole32(3);
-	for (uint32_t fn = VRDMA_CM_FN_RESOLVE_ROUTE; fn <= VRDMA_CM_FN_INIT_QP_ATTR; fn++)
+	for (uint32_t fn = VRDMA_CM_FN_RESOLVE_ROUTE; fn < VRDMA_CM_FN__END; fn++)
 		if (fns[fn - VRDMA_CM_FN_BASE].in == sizeof(ia))
 			check(call(fn, &ia, sizeof(ia), sizeof(out)) == -EINVAL, "fn %#x bad id", fn);
 	ai.id = htole32(9);

@@ -1,0 +1,49 @@
+#!/bin/bash
+# Synchronous rdma_cm IDs in guests (docs/rdma-cm.md): rdma-core's rdma_server and
+# rdma_client, unmodified. They use rdma_getaddrinfo, rdma_create_ep (an ID without a
+# channel: every call waits for its own event), rdma_listen, rdma_get_request (the QP made
+# from the listener's attributes), rdma_accept / rdma_connect, the rdma_verbs.h helpers
+# (rdma_reg_msgs, rdma_post_recv/send, rdma_get_send_comp/rdma_get_recv_comp, which wait
+# on the ID's completion channels), rdma_disconnect and rdma_destroy_ep. Guest client to a
+# native server, native to guest, guest to guest: both sides must end with status 0 after
+# their message crossed ("end 0"). Then a client to a port nobody listens on must fail in
+# rdma_connect exactly as natively (ECONNREFUSED from the synchronous REJECTED).
+# timeout: 240
+. "${VBUS_TOP:?}/tests/lib/vbusd.sh"
+. "$VBUS_TOP/tests/lib/cm.sh"
+cm_setup rdma_server
+port=$((7700 + RANDOM % 500))
+
+for p in "guest native" "native guest" "guest guest"; do
+	# shellcheck disable=SC2086
+	set -- $p
+	port=$((port + 1))
+	cm_pair "$1" "$2" "cm_listening $port" rdma_server -s "$VBUS_IP" -p $port -- \
+		rdma_client -s "$VBUS_IP" -p $port || continue
+	if [ "$CM_CRC" = 0 ] && [ "$CM_SRC" = 0 ] && grep -qx "rdma_client: end 0" "$CM_TMP/client" &&
+	   grep -qx "rdma_server: end 0" "$CM_TMP/server"; then
+		echo "ok   rdma_client/rdma_server $1/$2: both end 0"
+	else
+		echo "FAIL rdma_client/rdma_server $1/$2: exit client $CM_CRC server $CM_SRC"
+		cm_show_pair; CM_FAIL=1
+	fi
+done
+
+# Nobody listens: rdma_connect fails as natively (the synchronous ID's REJECTED).
+port=$((port + 1))
+timeout "$(vt_secs 30)" rdma_client -s "$VBUS_IP" -p $port >"$CM_TMP/native-rej" 2>&1
+nrc=$?
+timeout "$(vt_secs 30)" "${VD_RUN[@]}" rdma_client -s "$VBUS_IP" -p $port >"$CM_TMP/guest-rej" 2>&1
+grc=$?
+nmsg=$(grep -m1 "rdma_connect" "$CM_TMP/native-rej")
+gmsg=$(grep -m1 "rdma_connect" "$CM_TMP/guest-rej")
+if [ -n "$nmsg" ] && [ "$gmsg" = "$nmsg" ] && [ $grc = $nrc ]; then
+	echo "ok   rdma_client to a port nobody listens on: guest and native both: $gmsg (exit $grc)"
+else
+	echo "FAIL rdma_client to a closed port: native exit $nrc '$nmsg', guest exit $grc '$gmsg'"
+	sed 's/^/  native| /' "$CM_TMP/native-rej"; sed 's/^/  guest| /' "$CM_TMP/guest-rej"
+	CM_FAIL=1
+fi
+
+cm_ids_back "$CM_BASE"
+cm_end
