@@ -5,7 +5,8 @@
 # module carry on and answer, the integrity guest passes, the scribbler is told through
 # QP_FATAL, CQ_ERR or DEVICE_FATAL and does not hang, and after it exits every real object
 # is released (rdma res show at its baseline). A new guest then runs. Two scribblers run one
-# after the other with different seeds (VBUS_SCRIBBLE_SEED repeats the first).
+# after the other with different seeds (VBUS_SCRIBBLE_SEED repeats the first), each for
+# VBUS_SCRIBBLE_SECONDS (4, scaled; make soak: 30).
 # timeout: 300
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -18,6 +19,7 @@ base=$(vd_res_counts)
 vd_start t vrdma0 || exit 1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; vd_stop' EXIT
+secs=${VBUS_SCRIBBLE_SECONDS:-4}	# each scribbler's, scaled (make soak: 30)
 seed=${VBUS_SCRIBBLE_SEED:-$(( (RANDOM << 16) | RANDOM ))}
 echo "seed $seed (VBUS_SCRIBBLE_SEED=$seed repeats the first scribbler)"
 fail=0
@@ -34,7 +36,7 @@ timeout -k 5 "$(vt_secs 200)" "${PP_CLIENT_WRAP[@]}" "$bin/integrity" -d "$PP_CL
 cpid=$!
 
 for s in "$seed" $((seed + 1)); do
-	if timeout -k 5 "$(vt_secs 60)" "${VD_RUN[@]}" "$bin/scribble" vrdma0 "$VBUS_GID_INDEX" 8 "$s" \
+	if timeout -k 5 "$(vt_secs $((secs + 60)))" "${VD_RUN[@]}" "$bin/scribble" vrdma0 "$VBUS_GID_INDEX" "$secs" "$s" \
 		>"$tmp/scribble" 2>&1; then
 		rc=0
 	else

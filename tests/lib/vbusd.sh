@@ -24,6 +24,14 @@ VD_BIN=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/bin
 
 vd_ctl() { "$VD_BIN/vbusctl" --run-dir "$VD_RUN_DIR" "$@"; }
 
+# vd_controls: whether this run of a device test runs its native controls too. A native run
+# does not depend on the guest's backend, so make test runs the controls once: in the kernel
+# variant when the module is loaded, else in the relay one. VBUS_FULL=1 runs them in
+# every variant (make soak). A test that leaves its controls out says so.
+vd_controls() {
+	[ "${VBUS_FULL:-0}" = 1 ] || [ "${VD_BACKEND:-}" != relay ] || [ ! -e /dev/vbus-vrdma ]
+}
+
 vd_start() {
 	local bus=${1:-t} dev=${2:-vrdma0}
 	# The kernel backend needs the module (tests/vm/guest-main loads it): skip loudly.

@@ -1,23 +1,26 @@
 #!/bin/bash
-# `make bench QUICK=1` end to end (bench/run --quick with 1 run, not 5 interleaved ones, to keep
-# `make test` short: VBUS_BENCH_QUICK_RUNS; one soft-RoCE boot): results.json is
-# well-formed JSON with its env fields, every perftest case has a row on every path (native,
-# guest, guest-guest: the relay), with a ratio to native on every guest row that has figures;
-# the control path has native and guest rows, the scaling rows are there, and the report and
+# `make bench` end to end, shortened: bench/run --smoke (every part once with the least work,
+# 1 run; one soft-RoCE boot; VBUS_BENCH_MODE=quick runs bench/run --quick instead, as
+# `make soak` does, with every case of it checked). results.json is well-formed JSON with its
+# env fields, every perftest case of the mode has a row on every path (native, guest,
+# guest-guest: the relay), with a ratio to native on every guest row that has figures; the
+# control path has native and guest rows, the scaling rows are there, and the report and
 # plots exist. When the run had the kernel backend (env.kernel_backend "loaded: ..."; the VM
 # loads build/kernel/vbus_vrdma.ko when it is built), the same holds for its paths
 # (guest-kernel, guest-guest-kernel), plus ib_send_bw -e with CPU time per message, the
 # control path and the sched_switch trace on guest-kernel, and the report's issue 11 table;
 # bench/neighbour's idle, flood and stall rows on each guest path.
-# Without the module that is said, not failed. The numbers are not judged. Its limit (8
-# minutes here) is multiplied by VBUS_TIME_SCALE like every other, and bench/run's VM and
-# perftest limits scale with the same factor (tests/lib/time.sh); what it checks does not change.
+# Without the module that is said, not failed. The numbers are not judged. Its limit is
+# multiplied by VBUS_TIME_SCALE like every other, and bench/run's VM and perftest limits
+# scale with the same factor (tests/lib/time.sh); what it checks does not change.
 # timeout: 1000
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v jq >/dev/null || { echo "jq missing (make deps installs it)"; exit 1; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$top/bench/run" --quick --runs "${VBUS_BENCH_QUICK_RUNS:-1}" --out "$out" >"$out/log" 2>&1
+mode=${VBUS_BENCH_MODE:-smoke}
+case $mode in smoke|quick) ;; *) echo "VBUS_BENCH_MODE is smoke or quick, not '$mode'"; exit 1 ;; esac
+"$top/bench/run" "--$mode" --runs "${VBUS_BENCH_QUICK_RUNS:-1}" --out "$out" >"$out/log" 2>&1
 rc=$?
 [ $rc = 77 ] && { tail -n1 "$out/log"; exit 77; }
 [ $rc = 0 ] || { echo "FAIL: bench/run --quick exited $rc"; tail -n 30 "$out/log"; exit 1; }
@@ -36,7 +39,11 @@ esac
 has() { # WHAT JQ-FILTER: at least one row matches
 	[ "$(jq "[.results[] | select($2)] | length" "$j")" -ge 1 ] || { echo "FAIL: no $1"; fail=1; }
 }
-for c in ib_write_lat ib_send_lat ib_read_lat ib_write_bw ib_send_bw; do
+cases="ib_write_lat ib_send_lat ib_read_lat ib_write_bw ib_send_bw" nscale=6
+[ "$mode" = smoke ] && cases="ib_write_lat ib_write_bw" nscale=4
+[ "$(jq -r .env.smoke "$j")" = "$([ "$mode" = smoke ] && echo true || echo false)" ] ||
+	{ echo "FAIL: env.smoke is not what --$mode says"; fail=1; }
+for c in $cases; do
 	for p in $paths $kpaths; do
 		has "$c row on path $p" ".case == \"$c\" and .path == \"$p\""
 	done
@@ -56,14 +63,14 @@ if [ -n "$kpaths" ]; then
 	done
 	has "CPU time per message ratio for ib_write_bw on guest-kernel" \
 		".case == \"ib_write_bw\" and .path == \"guest-kernel\" and .cpu_total_x_native != null"
-	for t in ib_write_lat ib_send_lat; do
+	for t in ib_write_lat ib_send_lat; do	# (trace-switch traces both, in smoke mode too)
 		has "sched_switch row of $t on guest-kernel" \
 			".case == \"sched_switch\" and .tool == \"$t\" and .path == \"guest-kernel\""
 	done
 	grep -q '^## Issue 11 targets' "$out/report.md" || { echo "FAIL: report.md has no issue 11 table"; fail=1; }
 fi
 n=$(jq '[.results[] | select(.case == "scale_ib_write_bw" or .case == "scale_ib_write_lat")] | length' "$j")
-[ "$n" -ge 6 ] || { echo "FAIL: $n scaling rows, wanted 6 (1, 2, 4 guests x 2 cases)"; fail=1; }
+[ "$n" -ge $nscale ] || { echo "FAIL: $n scaling rows, wanted $nscale (1, 2 and in quick mode 4 guests x 2 cases)"; fail=1; }
 # bench/neighbour: idle, flood and stall rows on every guest path it measured, the flood's
 # with the device's packet rate, the stall's with its overruns (a stall that did nothing: 0)
 for p in guest ${kpaths%% *}; do
