@@ -10,9 +10,14 @@
  *                the guest which ivshmem peer ID is the host (the Doorbell register's upper
  *                16 bits) and the bus the VM sits on.
  *
+ *   message channel  struct vbus_vm_chan and two message areas further in BAR2: a mailbox
+ *                that carries one connector message (include/vbus/proto.h, docs/abi.md) from
+ *                the VM to vbusd and one back, announced by vector 0 both ways.
+ *
  *   /dev/vbus-vmN  the guest driver's character device (one per ivshmem device), and its
  *                ioctls below. A process rings the host's doorbell for a vector and binds an
- *                eventfd to a vector to be told of the host's interrupts.
+ *                eventfd to a vector to be told of the host's interrupts. write() and read()
+ *                carry connector messages over the message channel.
  *
  * Fixed-width little-endian fields, sizes multiples of 8, reserved fields zero. Only
  * <linux/types.h> and <linux/ioctl.h>.
@@ -29,16 +34,75 @@
 #define VBUS_VM_NAME_MAX	32			/* = VBUS_NAME_MAX of proto.h */
 #define VBUS_VM_DEV_NAME	"vbus-vm"		/* /dev/vbus-vm0, vbus-vm1, ... */
 
-/* Written by vbusd, read by the guest driver (at probe, once). */
+/* Features of the BAR2 header (vbus_vm_bar2.features). */
+#define VBUS_VM_F_CHAN		(1u << 0)	/* the message channel is there (chan_*) */
+
+/* The first 64 bytes of the header, all a header must have (the channel is optional). */
+#define VBUS_VM_BAR2_MIN_SIZE	64
+
+/* Written by vbusd, read by the guest driver (at probe, once). vbusd never reads it back. */
 struct vbus_vm_bar2 {
 	__le64 magic;			/* VBUS_VM_BAR2_MAGIC */
 	__le32 version;			/* VBUS_VM_VERSION */
-	__le32 header_size;		/* sizeof(struct vbus_vm_bar2) at this version, or more */
+	__le32 header_size;		/* sizeof(struct vbus_vm_bar2) at this version, or more;
+					 * at least VBUS_VM_BAR2_MIN_SIZE */
 	__le32 host_peer;		/* the ivshmem peer ID vbusd serves doorbells on */
 	__le32 vm_peer;			/* this VM's own ID (also the IVPosition register) */
 	__le32 vectors;			/* interrupt vectors in each direction */
-	__le32 reserved0;
+	__le32 features;		/* VBUS_VM_F_*; only read when header_size >= 128 */
 	char bus[VBUS_VM_NAME_MAX];	/* the bus the VM sits on, NUL terminated */
+	/* From here on, with VBUS_VM_F_CHAN: where the message channel is. Offsets from the
+	 * start of BAR2, each 4096-aligned; the three ranges inside BAR2, not overlapping. */
+	__le32 chan_offset;		/* struct vbus_vm_chan (VBUS_VM_CHAN_SIZE bytes) */
+	__le32 msg_max;			/* the largest message either way, header included */
+	__le32 req_offset;		/* the request area: msg_max bytes, the VM writes */
+	__le32 resp_offset;		/* the response area: msg_max bytes, vbusd writes */
+	__le64 reserved1[6];		/* 0 */
+};
+
+/*
+ * The message channel: a mailbox for one connector message each way (docs/vm.md, "The
+ * message channel"). Two cache lines: each written by one side only.
+ *
+ *      VM (guest driver)                                 vbusd (the VM's thread)
+ *  1.  write the message at req_offset,
+ *      req_len, req_kind;
+ *      then req_seq = seq + 1 (release)
+ *  2.  ring the host's doorbell, vector 0   ───────►     req_seq differs from the last it
+ *                                                        answered: read req_kind, req_len
+ *                                                        once, check, copy the message out
+ *                                                        once, check it, serve it
+ *  3.                                       ◄───────     response at resp_offset, resp_len,
+ *                                                        resp_status; then resp_seq = req_seq
+ *                                                        (release); interrupt vector 0
+ *  4.  resp_seq == seq: read resp_status, resp_len (bounded by msg_max), the response.
+ *
+ * One request is outstanding at a time. vbusd treats every byte of BAR2 as the VM's: it
+ * reads the VM's fields once into private copies, copies the message out before looking at
+ * it, and never follows anything in it. resp_status is the channel's verdict: 0 (the
+ * response area holds a connector message of resp_len bytes, whose own status is the bus's
+ * answer) or a negative errno with no message (VBUS_VM_CHAN_* below).
+ */
+#define VBUS_VM_CHAN_MSG	1	/* req_kind: a connector message of req_len bytes */
+#define VBUS_VM_CHAN_RESET	2	/* req_kind: end this VM's connection (its handles
+					 * are closed); the next message starts a new one */
+#define VBUS_VM_CHAN_SIZE	128
+#define VBUS_VM_MSG_MAX		(32 + 65536)	/* sizeof(struct vbus_msg) + VBUS_MAX_PAYLOAD */
+
+struct vbus_vm_chan {
+	/* Written by the VM, read by vbusd. */
+	__le32 req_seq;			/* bumped for each request: the last one posted */
+	__le32 req_kind;		/* VBUS_VM_CHAN_MSG or VBUS_VM_CHAN_RESET */
+	__le32 req_len;			/* MSG: bytes at req_offset, 1..msg_max */
+	__le32 req_reserved[13];	/* 0 */
+	/* Written by vbusd, read by the VM. */
+	__le32 resp_seq;		/* req_seq of the request answered last */
+	__s32 resp_status;		/* 0, or the channel refused the request: -EPROTO (not
+					 * one well-framed message with no descriptor), -EMSGSIZE
+					 * (req_len above msg_max), -EINVAL (unknown req_kind),
+					 * -ECONNRESET (the bus closed the connection) */
+	__le32 resp_len;		/* resp_status 0: bytes at resp_offset, 32..msg_max */
+	__le32 resp_reserved[13];	/* 0 */
 };
 
 /* VBUS_VM_IOC_INFO: what the driver read from the device and the BAR2 header. */
@@ -75,6 +139,27 @@ struct vbus_vm_counts {
 	__u64 doorbells;
 };
 
+/*
+ * write() and read() on /dev/vbus-vmN: the connector's messages (docs/abi.md), one per call,
+ * as the unix socket carries them (struct vbus_msg then len bytes; no descriptors, so no
+ * DEVSHM, DEVSIG or DEVFD yet). The connection is the open file's: the first file that
+ * writes owns the channel until it is closed (then vbusd closes the connection and frees
+ * what it held); another file's write gets EBUSY.
+ *
+ *   write(buf, n)  posts one request of n bytes (1..VBUS_VM_MSG_MAX, else EMSGSIZE; the
+ *                  driver does not look inside: vbusd checks it). EBUSY when this file's
+ *                  previous answer is not read yet or another file owns the channel; while
+ *                  the channel ends a previous owner's connection it waits (EAGAIN with
+ *                  O_NONBLOCK).
+ *   read(buf, n)   the answer to the request posted: blocks until it comes (EAGAIN with
+ *                  O_NONBLOCK), returns its length; EMSGSIZE (answer kept) when n is
+ *                  smaller; the channel's refusal as the error (EPROTO, EMSGSIZE, EINVAL,
+ *                  ECONNRESET: see resp_status); ENOMSG when no request is outstanding.
+ *   poll()         POLLIN: the answer is there; POLLOUT: write() would not block or fail
+ *                  with EBUSY.
+ * ENODEV once the device is gone; EOPNOTSUPP when vbusd offers no channel.
+ */
+
 #define VBUS_VM_IOC_MAGIC	0xbc
 #define VBUS_VM_IOC_INFO	_IOR(VBUS_VM_IOC_MAGIC, 0x01, struct vbus_vm_info)
 #define VBUS_VM_IOC_RING	_IOW(VBUS_VM_IOC_MAGIC, 0x02, struct vbus_vm_ring)
@@ -82,7 +167,12 @@ struct vbus_vm_counts {
 #define VBUS_VM_IOC_COUNTS	_IOWR(VBUS_VM_IOC_MAGIC, 0x04, struct vbus_vm_counts)
 
 #define VBUS_VM_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
-VBUS_VM_ASSERT_SIZE(vbus_vm_bar2, 64);
+VBUS_VM_ASSERT_SIZE(vbus_vm_bar2, 128);
+VBUS_VM_ASSERT_SIZE(vbus_vm_chan, VBUS_VM_CHAN_SIZE);
+_Static_assert(__builtin_offsetof(struct vbus_vm_bar2, chan_offset) == VBUS_VM_BAR2_MIN_SIZE,
+	       "vbus_vm_bar2.chan_offset offset");
+_Static_assert(__builtin_offsetof(struct vbus_vm_chan, resp_seq) == 64,
+	       "vbus_vm_chan.resp_seq offset");
 VBUS_VM_ASSERT_SIZE(vbus_vm_info, 56);
 VBUS_VM_ASSERT_SIZE(vbus_vm_ring, 8);
 VBUS_VM_ASSERT_SIZE(vbus_vm_irqfd, 16);
