@@ -770,13 +770,63 @@ static bool allowed(const struct vbd_bus *b, uid_t uid, gid_t gid)
 	return false;
 }
 
+/*
+ * Under vbd.lock: make guest connection fd (ours from now on) on bus b, with credentials
+ * cr, and give it a thread. placed: the administrator put it on the bus (a VM), so the
+ * access list does not apply. On a refusal the connection gets it as a HELLO answer and is
+ * closed. Returns 0 or -errno.
+ */
+static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool placed)
+{
+	struct vbd_guest *g;
+	pthread_attr_t at;
+	bool ok = placed || allowed(b, cr->uid, cr->gid);
+
+	if (vbd.stopping || !ok || b->n_guests >= b->max_guests) {
+		int why = vbd.stopping ? -ESHUTDOWN : !ok ? -EACCES : -EUSERS;
+
+		vbd_warn("bus %s: connection of pid %d uid %u refused: %s", b->name, (int)cr->pid,
+			 (unsigned)cr->uid, strerror(-why));
+		/* The refusal, as a HELLO answer with seq 0 (docs/abi.md, handshake step 3). */
+		vbus_msg_send(fd, VBUS_OP_HELLO, 0, 0, 0, why, NULL, 0, NULL, 0);
+		close(fd);
+		return why;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		close(fd);
+		return -ENOMEM;
+	}
+	g->id = vbd.next_guest_id++;
+	g->sock = fd;
+	g->pid = cr->pid;
+	g->uid = cr->uid;
+	g->gid = cr->gid;
+	g->bus = b;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->send_lock, NULL);
+	pthread_mutex_init(&g->slots_lock, NULL);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&g->thread, &at, guest_main, g)) {
+		close(fd);
+		free(g);
+		return -EAGAIN;
+	}
+	g->next = vbd.guests;
+	vbd.guests = g;
+	b->n_guests++;
+	/* Logged under the lock: once it is released the guest may already be gone. */
+	vbd_info("bus %s: guest %u connected (%s %d uid %u)", b->name, g->id,
+		 placed ? "VM, QEMU pid" : "pid", (int)cr->pid, (unsigned)cr->uid);
+	return 0;
+}
+
 /* A connection on bus b's socket: check who it is, then give it a thread. */
 void vbd_guest_accept(struct vbd_bus *b)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	struct vbd_guest *g;
-	pthread_attr_t at;
 	int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0)
@@ -788,45 +838,29 @@ void vbd_guest_accept(struct vbd_bus *b)
 		return;
 	}
 	pthread_mutex_lock(&vbd.lock);
-	if (vbd.stopping || !allowed(b, cr.uid, cr.gid) || b->n_guests >= b->max_guests) {
-		int why = vbd.stopping ? -ESHUTDOWN : !allowed(b, cr.uid, cr.gid) ? -EACCES : -EUSERS;
-
-		vbd_warn("bus %s: connection of pid %d uid %u refused: %s", b->name, (int)cr.pid,
-			 (unsigned)cr.uid, strerror(-why));
-		pthread_mutex_unlock(&vbd.lock);
-		/* The refusal, as a HELLO answer with seq 0 (docs/abi.md, handshake step 3). */
-		vbus_msg_send(fd, VBUS_OP_HELLO, 0, 0, 0, why, NULL, 0, NULL, 0);
-		close(fd);
-		return;
-	}
-	g = calloc(1, sizeof(*g));
-	if (!g) {
-		pthread_mutex_unlock(&vbd.lock);
-		close(fd);
-		return;
-	}
-	g->id = vbd.next_guest_id++;
-	g->sock = fd;
-	g->pid = cr.pid;
-	g->uid = cr.uid;
-	g->gid = cr.gid;
-	g->bus = b;
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_mutex_init(&g->send_lock, NULL);
-	pthread_mutex_init(&g->slots_lock, NULL);
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&g->thread, &at, guest_main, g)) {
-		pthread_mutex_unlock(&vbd.lock);
-		close(fd);
-		free(g);
-		return;
-	}
-	g->next = vbd.guests;
-	vbd.guests = g;
-	b->n_guests++;
-	/* Logged under the lock: once it is released the guest may already be gone. */
-	vbd_info("bus %s: guest %u connected (pid %d uid %u)", b->name, g->id, (int)cr.pid,
-		 (unsigned)cr.uid);
+	guest_attach(b, fd, &cr, false);
 	pthread_mutex_unlock(&vbd.lock);
+}
+
+int vbd_guest_connect(const char *bus, int fd, pid_t pid)
+{
+	struct ucred cr = { .pid = pid, .uid = getuid(), .gid = getgid() };
+	struct vbd_bus *b;
+	int r = -ENOENT;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){ .tv_sec = 2 },
+		       sizeof(struct timeval))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	pthread_mutex_lock(&vbd.lock);
+	for (b = vbd.buses; b && strcmp(b->name, bus); b = b->next)
+		;
+	if (b)
+		r = guest_attach(b, fd, &cr, true);
+	else
+		close(fd);
+	pthread_mutex_unlock(&vbd.lock);
+	return r;
 }

@@ -186,6 +186,11 @@ void vbd_shutdown(void);
 
 /* guest.c */
 void vbd_guest_accept(struct vbd_bus *b);
+/* A guest connection on bus `bus` that the daemon makes itself (a VM's: vm_chan.c), reading
+ * socket fd (a SOCK_SEQPACKET socketpair end, ours from now on) with pid as its peer. No
+ * access check (the administrator placed it); max-guests applies. 0 or -errno; a refused
+ * connection got the refusal on fd before it was closed. */
+int vbd_guest_connect(const char *bus, int fd, pid_t pid);
 int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, uint32_t code,
 			 const void *data, size_t len);
 /* Cancel the running calls of g's instances (of device d, or all if d is NULL). */

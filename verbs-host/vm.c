@@ -126,6 +126,8 @@ static void *vm_thread(void *arg)
 			vm->doorbells[i] += n;
 			pthread_mutex_unlock(&vbd_vms.lock);
 			vbd_dbg("vm %s: doorbell %u rung %llu times", vm->name, i, (unsigned long long)n);
+			if (i == 0 && n)
+				vbd_vm_chan_doorbell(vm);	/* the message channel */
 		}
 	}
 	if (vm->pidfd >= 0) {
@@ -134,11 +136,13 @@ static void *vm_thread(void *arg)
 		vm->pidfd = -1;
 		vbd_info("vm %s: QEMU pid %d stopped (wait status %#x)", vm->name, (int)vm->pid, st);
 	}
+	vbd_vm_chan_fini(vm);	/* the VM's guest connection ends */
 	return NULL;
 }
 
 static void vm_free(struct vbd_vm *vm)
 {
+	vbd_vm_chan_fini(vm);	/* again: a VM whose thread never started */
 	if (vm->conn)
 		vm->conn->fini(vm);
 	if (vm->ram && vm->ram != MAP_FAILED)
@@ -202,6 +206,12 @@ int vbd_vm_start(struct vbd_vm *vm, char *err, size_t errn)
 	int r;
 
 	vm->ram_fd = vm->pidfd = vm->bar2_fd = -1;
+	r = vbd_vm_chan_init(vm);
+	if (r) {
+		snprintf(err, errn, "cannot make the message channel: %s", strerror(-r));
+		vm->stop_efd = -1;
+		goto err_free;
+	}
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC);
 	if (vm->stop_efd < 0) {
 		r = -errno;

@@ -17,10 +17,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <vbus/proto.h>
+#include <vbus/vm.h>
 #include "ivshmem_server.h"
 #include "vm_ram.h"
 
 struct vbd_vm;
+struct vbus_rx;
 
 /* A command line under construction: the words point into buf. */
 struct vbd_argv {
@@ -53,6 +55,27 @@ struct vbd_vm_connector {
 };
 extern const struct vbd_vm_connector vbd_vm_ivshmem;
 
+/*
+ * The message channel in BAR2 (vm_chan.c, docs/vm.md "The message channel"): where vbusd
+ * puts it. The VM is told these in the BAR2 header; vbusd uses its own constants, never
+ * what it could read back from BAR2.
+ */
+#define VBD_VM_BAR2_SIZE	(256u << 10)	/* a power of two: QEMU maps it as a PCI BAR */
+#define VBD_VM_CHAN_OFF		4096u
+#define VBD_VM_AREA_SIZE	((VBUS_VM_MSG_MAX + 4095u) & ~4095u)
+#define VBD_VM_REQ_OFF		8192u
+#define VBD_VM_RESP_OFF		(VBD_VM_REQ_OFF + VBD_VM_AREA_SIZE)
+_Static_assert(VBD_VM_RESP_OFF + VBD_VM_AREA_SIZE <= VBD_VM_BAR2_SIZE, "BAR2 too small");
+
+/* vbusd's side of a VM's message channel. Only the VM's thread touches it. */
+struct vbd_vm_chan {
+	int sock;			/* our end of the VM's guest connection, or -1 */
+	uint32_t last_seq;		/* req_seq of the request answered last */
+	uint8_t *buf;			/* VBUS_VM_MSG_MAX: the request as copied out of BAR2 */
+	struct vbus_rx *rx;		/* the bus's answer */
+	uint64_t requests, refused;	/* served by the bus; refused by the channel */
+};
+
 enum vbd_vm_state { VBD_VM_STARTING, VBD_VM_RUNNING, VBD_VM_EXITED, VBD_VM_FAILED };
 
 struct vbd_vm {
@@ -67,6 +90,9 @@ struct vbd_vm {
 	const struct vbd_vm_connector *conn;
 	struct vbus_ivs ivs;		/* the ivshmem connector's state */
 	int bar2_fd;			/* the ivshmem device's BAR2 (struct vbus_vm_bar2) */
+	void *bar2;			/* vbusd's mapping of it, VBD_VM_BAR2_SIZE bytes: the
+					 * VM writes there at any time */
+	struct vbd_vm_chan chan;
 	int ram_fd;			/* the VM's RAM, a sealed memfd, and vbusd's mapping */
 	void *ram;
 	struct vbus_vm_ram_layout layout;	/* where guest-physical addresses are in it */
@@ -103,6 +129,12 @@ void *vbd_vm_ram_at(struct vbd_vm *vm, uint64_t gpa, uint64_t len);
 /* Copy len bytes of VM name's RAM at gpa into out (`vm peek`). Under vbd_vms.lock. */
 int vbd_vm_peek(const char *name, uint64_t gpa, uint32_t len, void *out, char *err,
 		size_t errn);
+/* vm_chan.c: the message channel. init before the VM's thread starts, fini after it ended;
+ * doorbell when the VM rang vector 0 (on the VM's thread; returns early when stop_efd is
+ * readable). */
+int vbd_vm_chan_init(struct vbd_vm *vm);
+void vbd_vm_chan_doorbell(struct vbd_vm *vm);
+void vbd_vm_chan_fini(struct vbd_vm *vm);
 /* vm_qemu.c */
 int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn);
 int vbd_vm_pick_accel(struct vbd_vm *vm);

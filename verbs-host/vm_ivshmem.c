@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The ivshmem-doorbell connector of a VM (docs/vm.md): BAR2 is a small sealed memfd holding
- * struct vbus_vm_bar2, the doorbells and interrupts are the eventfds of vbusd's ivshmem
+ * The ivshmem-doorbell connector of a VM (docs/vm.md): BAR2 is a sealed memfd holding
+ * struct vbus_vm_bar2 and the message channel (vm_chan.c), the doorbells and interrupts are the eventfds of vbusd's ivshmem
  * server for this VM (connector/ivshmem_server.c).
  */
 #include <errno.h>
@@ -14,31 +14,34 @@
 #include "vbusd.h"
 #include "vm.h"
 
-/* A power of two: QEMU maps it as a PCI BAR. */
-#define BAR2_SIZE 4096
-
+/* BAR2: the header, then the message channel (vm_chan.c). vbusd keeps it mapped. */
 static int bar2_create(struct vbd_vm *vm)
 {
 	struct vbus_vm_bar2 *h;
-	int err = vbus_memfd_create("vbus-vm-bar2", BAR2_SIZE, &vm->bar2_fd);
+	int err = vbus_memfd_create("vbus-vm-bar2", VBD_VM_BAR2_SIZE, &vm->bar2_fd);
 
 	if (err)
 		return err;
-	h = mmap(NULL, BAR2_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, vm->bar2_fd, 0);
+	h = mmap(NULL, VBD_VM_BAR2_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, vm->bar2_fd, 0);
 	if (h == MAP_FAILED) {
 		err = -errno;
 		close(vm->bar2_fd);
 		vm->bar2_fd = -1;
 		return err;
 	}
+	vm->bar2 = h;
 	h->magic = htole64(VBUS_VM_BAR2_MAGIC);
 	h->version = htole32(VBUS_VM_VERSION);
 	h->header_size = htole32(sizeof(*h));
 	h->host_peer = htole32(VBUS_IVS_HOST_PEER);
 	h->vm_peer = htole32(VBUS_IVS_VM_PEER);
 	h->vectors = htole32(vm->vectors);
+	h->features = htole32(VBUS_VM_F_CHAN);
 	snprintf(h->bus, sizeof(h->bus), "%s", vm->bus);
-	munmap(h, BAR2_SIZE);
+	h->chan_offset = htole32(VBD_VM_CHAN_OFF);
+	h->msg_max = htole32(VBUS_VM_MSG_MAX);
+	h->req_offset = htole32(VBD_VM_REQ_OFF);
+	h->resp_offset = htole32(VBD_VM_RESP_OFF);
 	return 0;
 }
 
@@ -93,6 +96,9 @@ static int ivs_interrupt(struct vbd_vm *vm, uint32_t v)
 static void ivs_fini(struct vbd_vm *vm)
 {
 	vbus_ivs_fini(&vm->ivs);
+	if (vm->bar2)
+		munmap(vm->bar2, VBD_VM_BAR2_SIZE);
+	vm->bar2 = NULL;
 	if (vm->bar2_fd >= 0)
 		close(vm->bar2_fd);
 	vm->bar2_fd = -1;

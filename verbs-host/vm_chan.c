@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A VM's message channel (docs/vm.md, "The message channel"; struct vbus_vm_chan): the
+ * connector's messages between a VM and its bus through a mailbox in BAR2, announced on
+ * vector 0 both ways.
+ *
+ * Everything in BAR2 is the VM's to write at any time: each field is read once into a
+ * private copy, the message is copied out once and only the copy is checked and used.
+ * The bus's own decoder (guest.c) serves the message: each VM has a guest connection whose
+ * socket is one end of a socketpair, and this file holds the other end.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "msg.h"
+#include "vbusd.h"
+#include "vm.h"
+
+/* Requests served per ring at most, when the VM keeps moving req_seq while we copy. */
+#define CHAN_RETRIES 4
+
+#define cwarn(vm, fmt, ...) vbd_warn("vm %s: channel: " fmt, (vm)->name, __VA_ARGS__)
+
+static struct vbus_vm_chan *chan_of(struct vbd_vm *vm)
+{
+	return (struct vbus_vm_chan *)((uint8_t *)vm->bar2 + VBD_VM_CHAN_OFF);
+}
+
+/* A field the VM writes: one load. Acquire for req_seq: the VM's fields and message are
+ * read after it (pairs with the driver's wmb() before it writes req_seq). */
+static uint32_t vm_load(const __le32 *p, int order)
+{
+	return le32toh(__atomic_load_n(p, order));
+}
+
+int vbd_vm_chan_init(struct vbd_vm *vm)
+{
+	vm->chan.sock = -1;
+	vm->chan.last_seq = 0;
+	vm->chan.buf = malloc(VBUS_VM_MSG_MAX);
+	vm->chan.rx = malloc(sizeof(*vm->chan.rx));
+	return vm->chan.buf && vm->chan.rx ? 0 : -ENOMEM;
+}
+
+static void chan_disconnect(struct vbd_vm *vm)
+{
+	if (vm->chan.sock >= 0) {
+		close(vm->chan.sock);	/* the guest's thread sees it closed and frees it all */
+		vm->chan.sock = -1;
+		vbd_info("vm %s: channel: connection closed", vm->name);
+	}
+}
+
+void vbd_vm_chan_fini(struct vbd_vm *vm)
+{
+	chan_disconnect(vm);
+	free(vm->chan.buf);
+	free(vm->chan.rx);
+	vm->chan.buf = NULL;
+	vm->chan.rx = NULL;
+}
+
+static int chan_connect(struct vbd_vm *vm)
+{
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	r = vbd_guest_connect(vm->bus, sv[1], vm->pid);	/* takes sv[1] */
+	if (r && r != -EACCES && r != -EUSERS && r != -ESHUTDOWN) {
+		close(sv[0]);
+		return r;
+	}
+	/* A refusal waits on sv[0] as a HELLO answer: the request gets it. */
+	vm->chan.sock = sv[0];
+	return 0;
+}
+
+/* The bus's answer to what was sent: 0 with it in chan.rx, 1 when stop_efd fired, or
+ * -errno (the connection is gone). Events are not the answer: dropped. */
+static int chan_wait_answer(struct vbd_vm *vm, bool nowait)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = vm->chan.sock, .events = POLLIN },
+				       { .fd = vm->stop_efd, .events = POLLIN } };
+		int r = poll(p, 2, nowait ? 0 : -1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (p[1].revents)
+			return 1;
+		if (!r)
+			return -ECONNRESET;
+		r = vbus_msg_recv(vm->chan.sock, vm->chan.rx);
+		if (r)
+			return r;
+		if (vm->chan.rx->nfds) {
+			vbus_rx_close_fds(vm->chan.rx);	/* nothing of the bus's crosses */
+			vm->chan.rx->hdr.nfds = 0;
+		}
+		if (le32toh(vm->chan.rx->hdr.op) != VBUS_OP_EVENT)
+			return 0;
+	}
+}
+
+/* Serve the checked copy of n bytes in chan.buf: 0 with the answer in chan.rx, 1 when
+ * stopping, or the channel's refusal. */
+static int chan_serve(struct vbd_vm *vm, size_t n)
+{
+	struct vbus_msg *h = (struct vbus_msg *)vm->chan.buf;
+	ssize_t sent;
+	int r;
+
+	/* VM connections negotiate no feature: none of them can cross into a VM yet. */
+	if (le32toh(h->op) == VBUS_OP_HELLO && n >= sizeof(*h) + sizeof(struct vbus_hello_in))
+		((struct vbus_hello_in *)(h + 1))->features = 0;
+	if (vm->chan.sock < 0) {
+		r = chan_connect(vm);
+		if (r)
+			return r;
+	}
+	do
+		sent = send(vm->chan.sock, vm->chan.buf, n, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	/* A connection refused at connect has closed: its refusal is still queued. */
+	r = chan_wait_answer(vm, sent < 0);
+	if (r < 0) {
+		chan_disconnect(vm);
+		return -ECONNRESET;
+	}
+	if (sent < 0 && !r)
+		chan_disconnect(vm);	/* that was its refusal: the next message starts anew */
+	return r;
+}
+
+/* One request the VM posted as seq: answer it in BAR2. 1 when stopping, else 0. */
+static int chan_request(struct vbd_vm *vm, uint32_t seq)
+{
+	struct vbus_vm_chan *c = chan_of(vm);
+	uint32_t kind = vm_load(&c->req_kind, __ATOMIC_RELAXED);
+	uint32_t n = vm_load(&c->req_len, __ATOMIC_RELAXED);
+	size_t len = 0;
+	int r = 0;
+
+	if (kind == VBUS_VM_CHAN_RESET) {
+		chan_disconnect(vm);
+	} else if (kind != VBUS_VM_CHAN_MSG) {
+		r = -EINVAL;
+	} else if (n > VBUS_VM_MSG_MAX) {
+		r = -EMSGSIZE;
+	} else if (n < sizeof(struct vbus_msg)) {
+		r = -EPROTO;
+	} else {
+		memcpy(vm->chan.buf, (uint8_t *)vm->bar2 + VBD_VM_REQ_OFF, n);
+		/* The copy is whole only if the VM did not post another request meanwhile. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (vm_load(&c->req_seq, __ATOMIC_RELAXED) != seq)
+			return 0;	/* torn: the caller serves the newer one */
+		/* The unix socket's framing check, on our copy: length agrees, no descriptor. */
+		r = vbus_msg_check(vm->chan.rx, vm->chan.buf, n, 0) ? -EPROTO : 0;
+		if (!r) {
+			r = chan_serve(vm, n);
+			if (r == 1)
+				return 1;
+		}
+		if (!r) {
+			len = sizeof(vm->chan.rx->hdr) + vm->chan.rx->len;
+			memcpy((uint8_t *)vm->bar2 + VBD_VM_RESP_OFF, &vm->chan.rx->hdr,
+			       sizeof(vm->chan.rx->hdr));
+			memcpy((uint8_t *)vm->bar2 + VBD_VM_RESP_OFF + sizeof(vm->chan.rx->hdr),
+			       vm->chan.rx->payload, vm->chan.rx->len);
+			vm->chan.requests++;
+		}
+	}
+	if (r) {
+		vm->chan.refused++;
+		cwarn(vm, "request %u (kind %u, %u bytes) refused: %s", seq, kind, n, strerror(-r));
+	}
+	c->resp_status = (int32_t)htole32((uint32_t)r);
+	c->resp_len = htole32((uint32_t)len);
+	/* The answer is in place before the VM can see resp_seq (pairs with the driver's
+	 * rmb() after it read resp_seq). */
+	__atomic_store_n(&c->resp_seq, htole32(seq), __ATOMIC_RELEASE);
+	vm->chan.last_seq = seq;
+	pthread_mutex_lock(&vbd_vms.lock);
+	if (!vm->conn->interrupt(vm, 0))
+		vm->interrupts[0]++;
+	pthread_mutex_unlock(&vbd_vms.lock);
+	return 0;
+}
+
+void vbd_vm_chan_doorbell(struct vbd_vm *vm)
+{
+	struct vbus_vm_chan *c = chan_of(vm);
+
+	for (int i = 0; i < CHAN_RETRIES; i++) {
+		uint32_t seq = vm_load(&c->req_seq, __ATOMIC_ACQUIRE);
+
+		if (seq == vm->chan.last_seq)
+			return;	/* answered already: a spurious or repeated ring */
+		if (chan_request(vm, seq))
+			return;
+	}
+}
