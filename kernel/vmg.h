@@ -16,6 +16,8 @@
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/poll.h>
+#include <linux/wait.h>
 #include <linux/spinlock.h>
 #include <vbus/vm.h>
 
@@ -37,6 +39,22 @@ struct vmg_vector {
 	bool irq_requested;
 };
 
+/* The message channel in BAR2 (vmg_chan.c, struct vbus_vm_chan). dev->lock guards all
+ * but resp_seen, which vector 0's interrupt writes.
+ */
+struct vmg_chan {
+	bool present;			/* vbusd offers it and its geometry is sound */
+	struct vbus_vm_chan __iomem *ctl;
+	void __iomem *req, *resp;	/* msg_max bytes each */
+	u32 msg_max;
+	struct file *owner;		/* the open file whose connection it is, or NULL */
+	u32 seq;			/* req_seq of the last request posted */
+	bool pending;			/* posted, and its answer not consumed yet */
+	bool reset;			/* the pending request is a RESET: nobody reads it */
+	u32 resp_seen;			/* resp_seq when vector 0 last interrupted */
+	wait_queue_head_t wq;		/* woken by vector 0 and by remove */
+};
+
 struct vmg_dev {
 	struct kref ref;
 	struct pci_dev *pdev;
@@ -50,12 +68,22 @@ struct vmg_dev {
 	u32 version, vm_peer, host_peer, nvectors;
 	char bus[VBUS_VM_NAME_MAX];
 	struct vmg_vector vec[VBUS_VM_MAX_VECTORS];
+	struct vmg_chan chan;
 };
 
 void vmg_dev_put(struct vmg_dev *dev);
 /* vmg_cdev.c */
 int vmg_cdev_register(struct vmg_dev *dev);
 void vmg_cdev_unregister(struct vmg_dev *dev);
+/* vmg_chan.c */
+void vmg_chan_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2);
+void vmg_chan_start(struct vmg_dev *dev);
+void vmg_chan_irq(struct vmg_dev *dev);
+void vmg_chan_remove(struct vmg_dev *dev);
+void vmg_chan_release(struct vmg_dev *dev, struct file *f);
+ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t *pos);
+ssize_t vmg_chan_read(struct file *f, char __user *ubuf, size_t n, loff_t *pos);
+__poll_t vmg_chan_poll(struct file *f, poll_table *pt);
 /* vmg_irq.c */
 int vmg_irq_setup(struct vmg_dev *dev);
 void vmg_irq_teardown(struct vmg_dev *dev);

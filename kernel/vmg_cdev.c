@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vbus_vmguest: /dev/vbus-vmN and its ioctls (include/vbus/vm.h). Every ioctl runs under
- * dev->lock and fails with -ENODEV once the device is gone.
+ * dev->lock and fails with -ENODEV once the device is gone. read(), write() and poll() are
+ * the message channel's (vmg_chan.c).
  */
 #include <linux/fs.h>
 #include <linux/io.h>
@@ -23,8 +24,10 @@ static int vmg_release(struct inode *inode, struct file *f)
 	struct vmg_dev *dev = f->private_data;
 
 	mutex_lock(&dev->lock);
-	if (!dev->gone)
+	if (!dev->gone) {
 		vmg_irq_unbind_file(dev, f);
+		vmg_chan_release(dev, f);
+	}
 	mutex_unlock(&dev->lock);
 	vmg_dev_put(dev);
 	return 0;
@@ -126,6 +129,9 @@ static const struct file_operations vmg_fops = {
 	.owner = THIS_MODULE,
 	.open = vmg_open,
 	.release = vmg_release,
+	.write = vmg_chan_write,
+	.read = vmg_chan_read,
+	.poll = vmg_chan_poll,
 	.unlocked_ioctl = vmg_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,

@@ -20,6 +20,8 @@ static irqreturn_t vmg_irq(int irq, void *data)
 	if (v->ctx)
 		eventfd_signal(v->ctx, 1);
 	spin_unlock(&v->lock);
+	if (v->index == 0)
+		vmg_chan_irq(v->dev);	/* the message channel's answer */
 	return IRQ_HANDLED;
 }
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vbus_vmguest: the PCI driver of the ivshmem-doorbell device vbusd serves (docs/vm.md).
- * Probe maps BAR0 (registers) and BAR2 (vbusd's struct vbus_vm_bar2), checks the header,
- * sets up one MSI-X interrupt per vector and registers /dev/vbus-vmN.
+ * Probe maps BAR0 (registers) and BAR2 (vbusd's struct vbus_vm_bar2 and the message
+ * channel), checks the header, sets up one MSI-X interrupt per vector, ends any connection
+ * an earlier driver left on the channel and registers /dev/vbus-vmN.
  */
 #include <linux/idr.h>
 #include <linux/io.h>
@@ -33,12 +34,15 @@ void vmg_dev_put(struct vmg_dev *dev)
  */
 static int vmg_read_header(struct vmg_dev *dev, void __iomem *bar2)
 {
-	struct vbus_vm_bar2 h;
+	struct vbus_vm_bar2 h = { 0 };
 	u32 ivpos = readl(dev->regs + VMG_REG_IVPOSITION);
+	u32 hsize;
 
-	if (dev->bar2_size < sizeof(h))
+	if (dev->bar2_size < VBUS_VM_BAR2_MIN_SIZE)
 		return -ENODEV;
-	memcpy_fromio(&h, bar2, sizeof(h));
+	/* Once: the host could change it under us. */
+	memcpy_fromio(&h, bar2, min_t(resource_size_t, dev->bar2_size, sizeof(h)));
+	hsize = le32_to_cpu(h.header_size);
 	if (le64_to_cpu(h.magic) != VBUS_VM_BAR2_MAGIC) {
 		dev_err(&dev->pdev->dev, "BAR2 has no vbus header: not a vbus ivshmem device\n");
 		return -ENODEV;
@@ -47,7 +51,8 @@ static int vmg_read_header(struct vmg_dev *dev, void __iomem *bar2)
 	dev->host_peer = le32_to_cpu(h.host_peer);
 	dev->vm_peer = le32_to_cpu(h.vm_peer);
 	dev->nvectors = le32_to_cpu(h.vectors);
-	if (dev->version != VBUS_VM_VERSION || le32_to_cpu(h.header_size) < sizeof(h) ||
+	if (dev->version != VBUS_VM_VERSION || hsize < VBUS_VM_BAR2_MIN_SIZE ||
+	    hsize > dev->bar2_size ||
 	    dev->host_peer > 0xffff || dev->vm_peer != ivpos || dev->host_peer == dev->vm_peer ||
 	    !dev->nvectors || dev->nvectors > VBUS_VM_MAX_VECTORS ||
 	    !memchr(h.bus, 0, sizeof(h.bus))) {
@@ -57,6 +62,8 @@ static int vmg_read_header(struct vmg_dev *dev, void __iomem *bar2)
 		return -EINVAL;
 	}
 	memcpy(dev->bus, h.bus, sizeof(dev->bus));
+	if (hsize >= sizeof(h))	/* a header with the channel's fields */
+		vmg_chan_parse(dev, &h, bar2);
 	return 0;
 }
 
@@ -80,6 +87,7 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -ENOMEM;
 	kref_init(&dev->ref);
 	mutex_init(&dev->lock);
+	init_waitqueue_head(&dev->chan.wq);
 	dev->pdev = pdev;
 	dev->regs = pcim_iomap_table(pdev)[0];
 	dev->bar2_size = pci_resource_len(pdev, 2);
@@ -97,11 +105,13 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err)
 		goto err_put;
 	pci_set_drvdata(pdev, dev);
+	vmg_chan_start(dev);
 	err = vmg_cdev_register(dev);
 	if (err)
 		goto err_irq;
-	dev_info(&pdev->dev, "/dev/%s: bus %s, peer %u, host peer %u, %u vectors\n", dev->name,
-		 dev->bus, dev->vm_peer, dev->host_peer, dev->nvectors);
+	dev_info(&pdev->dev, "/dev/%s: bus %s, peer %u, host peer %u, %u vectors, %s\n",
+		 dev->name, dev->bus, dev->vm_peer, dev->host_peer, dev->nvectors,
+		 dev->chan.present ? "message channel" : "no message channel");
 	return 0;
 
 err_irq:
@@ -117,8 +127,10 @@ static void vmg_remove(struct pci_dev *pdev)
 
 	vmg_cdev_unregister(dev);	/* no new opens */
 	mutex_lock(&dev->lock);
+	vmg_chan_remove(dev);		/* vbusd ends the owner's connection */
 	dev->gone = true;		/* open files: -ENODEV from now on */
 	mutex_unlock(&dev->lock);
+	wake_up_all(&dev->chan.wq);	/* sleepers in read() and write() see gone */
 	vmg_irq_teardown(dev);
 	vmg_dev_put(dev);		/* the last open file may hold it longer */
 }

@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vbus_vmguest: the message channel (include/vbus/vm.h, docs/vm.md "The message channel").
+ * write() posts one connector message in BAR2's request area and rings vector 0; vbusd
+ * answers in the response area and interrupts vector 0; read() returns the answer.
+ *
+ * One request is outstanding at a time on the device, and the channel belongs to one open
+ * file (its connection on the bus): the first that writes, until it is closed; closing it
+ * posts a RESET so that vbusd ends that connection. Everything runs under dev->lock except
+ * the sleeps, which wait on chan->wq without it (remove wakes them).
+ */
+#include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <vbus/proto.h>
+#include "vmg.h"
+
+/* Whether the range [off, off + len) lies in BAR2 after the header and misses [o2, o2 + l2). */
+static bool vmg_range_ok(struct vmg_dev *dev, u64 off, u64 len, u64 o2, u64 l2)
+{
+	return off % PAGE_SIZE == 0 && off >= sizeof(struct vbus_vm_bar2) &&
+	       off + len <= dev->bar2_size && (off + len <= o2 || o2 + l2 <= off);
+}
+
+/**
+ * vmg_chan_parse() - take the channel's geometry from the header vbusd wrote
+ * @dev: the device, dev->bar2_size set
+ * @h: the header, as read once from BAR2 (header_size covers the channel's fields)
+ * @bar2: BAR2's mapping
+ *
+ * The host is not trusted to be right: a channel whose areas leave BAR2 or overlap is not
+ * used (logged); the device still works without it.
+ */
+void vmg_chan_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2)
+{
+	struct vmg_chan *ch = &dev->chan;
+	u64 c = le32_to_cpu(h->chan_offset), rq = le32_to_cpu(h->req_offset);
+	u64 rs = le32_to_cpu(h->resp_offset), max = le32_to_cpu(h->msg_max);
+
+	if (!(le32_to_cpu(h->features) & VBUS_VM_F_CHAN))
+		return;
+	if (max < sizeof(struct vbus_msg) || max > VBUS_VM_MSG_MAX ||
+	    !vmg_range_ok(dev, c, VBUS_VM_CHAN_SIZE, rq, max) ||
+	    !vmg_range_ok(dev, rq, max, rs, max) ||
+	    !vmg_range_ok(dev, rs, max, c, VBUS_VM_CHAN_SIZE)) {
+		dev_err(&dev->pdev->dev,
+			"bad message channel: chan %#llx req %#llx resp %#llx max %llu in %llu bytes: not used\n",
+			c, rq, rs, max, (u64)dev->bar2_size);
+		return;
+	}
+	ch->ctl = bar2 + c;
+	ch->req = bar2 + rq;
+	ch->resp = bar2 + rs;
+	ch->msg_max = max;
+	ch->present = true;
+}
+
+/* Under dev->lock: post a request of @kind (@n bytes of @buf for a message) and ring. */
+static void vmg_chan_post(struct vmg_dev *dev, u32 kind, const void *buf, u32 n)
+{
+	struct vmg_chan *ch = &dev->chan;
+
+	lockdep_assert_held(&dev->lock);
+	if (n)
+		memcpy_toio(ch->req, buf, n);
+	writel(n, &ch->ctl->req_len);
+	writel(kind, &ch->ctl->req_kind);
+	/* The message and its fields are in BAR2 before the new req_seq: pairs with vbusd's
+	 * acquire load of req_seq (verbs-host/vm_chan.c).
+	 */
+	wmb();
+	WRITE_ONCE(ch->seq, ch->seq + 1);
+	writel(ch->seq, &ch->ctl->req_seq);
+	ch->pending = true;
+	ch->reset = kind == VBUS_VM_CHAN_RESET;
+	writel(dev->host_peer << 16 | 0, dev->regs + VMG_REG_DOORBELL);
+	atomic64_inc(&dev->vec[0].doorbells);
+}
+
+/* Under dev->lock: whether vbusd answered the last request. */
+static bool vmg_chan_answered(struct vmg_chan *ch)
+{
+	return readl(&ch->ctl->resp_seq) == ch->seq;
+}
+
+/* Without the lock (a wait's condition): as the interrupt saw it, or the device went. */
+static bool vmg_chan_woken(struct vmg_dev *dev)
+{
+	return READ_ONCE(dev->chan.resp_seen) == READ_ONCE(dev->chan.seq) || READ_ONCE(dev->gone);
+}
+
+/* Under dev->lock: a RESET that was answered leaves the channel idle. */
+static void vmg_chan_settle(struct vmg_chan *ch)
+{
+	if (ch->pending && ch->reset && vmg_chan_answered(ch))
+		ch->pending = false;
+}
+
+/* Under dev->lock: 0 when the channel can be used. */
+static int vmg_chan_usable(struct vmg_dev *dev)
+{
+	lockdep_assert_held(&dev->lock);
+	if (dev->gone)
+		return -ENODEV;
+	return dev->chan.present ? 0 : -EOPNOTSUPP;
+}
+
+/* Probe, interrupts ready: end whatever connection an earlier driver left to vbusd. */
+void vmg_chan_start(struct vmg_dev *dev)
+{
+	struct vmg_chan *ch = &dev->chan;
+
+	if (!ch->present)
+		return;
+	mutex_lock(&dev->lock);
+	ch->seq = readl(&ch->ctl->req_seq);
+	WRITE_ONCE(ch->resp_seen, readl(&ch->ctl->resp_seq));
+	vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
+	mutex_unlock(&dev->lock);
+}
+
+/* Vector 0's interrupt (hard interrupt context): note the answer, wake the waiters. */
+void vmg_chan_irq(struct vmg_dev *dev)
+{
+	struct vmg_chan *ch = &dev->chan;
+
+	if (!ch->present)
+		return;
+	WRITE_ONCE(ch->resp_seen, readl(&ch->ctl->resp_seq));
+	wake_up_all(&ch->wq);
+}
+
+/* Remove, under dev->lock, before gone is set: end the owner's connection. */
+void vmg_chan_remove(struct vmg_dev *dev)
+{
+	struct vmg_chan *ch = &dev->chan;
+
+	lockdep_assert_held(&dev->lock);
+	if (ch->present && ch->owner)
+		vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
+	ch->owner = NULL;
+}
+
+/* @f is being released, under dev->lock, the device not gone: end its connection. */
+void vmg_chan_release(struct vmg_dev *dev, struct file *f)
+{
+	struct vmg_chan *ch = &dev->chan;
+
+	lockdep_assert_held(&dev->lock);
+	if (!ch->present || ch->owner != f)
+		return;
+	ch->owner = NULL;
+	/* An unanswered request of f's is overwritten: vbusd serves the newest one. */
+	vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
+}
+
+/* Sleep until vector 0 or remove wakes us; 0, -EAGAIN or -ERESTARTSYS. */
+static int vmg_chan_wait(struct vmg_dev *dev, struct file *f)
+{
+	if (f->f_flags & O_NONBLOCK)
+		return -EAGAIN;
+	return wait_event_interruptible(dev->chan.wq, vmg_chan_woken(dev));
+}
+
+ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t *pos)
+{
+	struct vmg_dev *dev = f->private_data;
+	struct vmg_chan *ch = &dev->chan;
+	ssize_t ret;
+	void *buf;
+
+	if (!n || n > VBUS_VM_MSG_MAX)
+		return -EMSGSIZE;
+	buf = vmemdup_user(ubuf, n);	/* copied before any lock: it may fault */
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+	for (;;) {
+		mutex_lock(&dev->lock);
+		ret = vmg_chan_usable(dev);
+		if (ret)
+			break;
+		vmg_chan_settle(ch);
+		if (n > ch->msg_max) {
+			ret = -EMSGSIZE;
+		} else if ((ch->owner && ch->owner != f) || (ch->pending && !ch->reset)) {
+			ret = -EBUSY;	/* another file's channel, or our answer is unread */
+		} else if (!ch->pending) {
+			ch->owner = f;
+			vmg_chan_post(dev, VBUS_VM_CHAN_MSG, buf, n);
+			ret = n;
+		} else {
+			/* A previous owner's RESET is in flight: wait for its answer. */
+			mutex_unlock(&dev->lock);
+			ret = vmg_chan_wait(dev, f);
+			if (ret)
+				goto out;
+			continue;
+		}
+		break;
+	}
+	mutex_unlock(&dev->lock);
+out:
+	kvfree(buf);
+	return ret;
+}
+
+ssize_t vmg_chan_read(struct file *f, char __user *ubuf, size_t n, loff_t *pos)
+{
+	struct vmg_dev *dev = f->private_data;
+	struct vmg_chan *ch = &dev->chan;
+	void *buf = NULL;
+	ssize_t ret;
+	s32 status;
+	u32 len;
+
+	for (;;) {
+		mutex_lock(&dev->lock);
+		ret = vmg_chan_usable(dev);
+		if (ret)
+			goto out_unlock;
+		if (ch->owner != f || !ch->pending || ch->reset) {
+			ret = -ENOMSG;	/* no request of ours outstanding */
+			goto out_unlock;
+		}
+		if (vmg_chan_answered(ch))
+			break;
+		mutex_unlock(&dev->lock);
+		ret = vmg_chan_wait(dev, f);
+		if (ret)
+			return ret;
+	}
+	/* resp_seq before the answer: pairs with vbusd's release store of resp_seq. */
+	rmb();
+	status = (s32)readl(&ch->ctl->resp_status);
+	len = readl(&ch->ctl->resp_len);
+	if (status) {
+		ch->pending = false;
+		ret = status < 0 && status >= -MAX_ERRNO ? status : -EIO;
+		goto out_unlock;
+	}
+	if (len < sizeof(struct vbus_msg) || len > ch->msg_max) {
+		ch->pending = false;
+		dev_warn_ratelimited(&dev->pdev->dev, "vbusd answered %u bytes: dropped\n", len);
+		ret = -EIO;
+		goto out_unlock;
+	}
+	if (n < len) {
+		ret = -EMSGSIZE;	/* kept for a bigger buffer */
+		goto out_unlock;
+	}
+	buf = kvmalloc(len, GFP_KERNEL);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	memcpy_fromio(buf, ch->resp, len);
+	ch->pending = false;
+	mutex_unlock(&dev->lock);
+	ret = copy_to_user(ubuf, buf, len) ? -EFAULT : len;
+	kvfree(buf);
+	return ret;
+
+out_unlock:
+	mutex_unlock(&dev->lock);
+	return ret;
+}
+
+__poll_t vmg_chan_poll(struct file *f, poll_table *pt)
+{
+	struct vmg_dev *dev = f->private_data;
+	struct vmg_chan *ch = &dev->chan;
+	__poll_t mask = 0;
+
+	poll_wait(f, &ch->wq, pt);
+	mutex_lock(&dev->lock);
+	if (vmg_chan_usable(dev)) {
+		mask = EPOLLERR | EPOLLHUP;
+	} else {
+		vmg_chan_settle(ch);
+		if (ch->owner == f && ch->pending && !ch->reset && vmg_chan_answered(ch))
+			mask |= EPOLLIN | EPOLLRDNORM;
+		if (!ch->pending && (!ch->owner || ch->owner == f))
+			mask |= EPOLLOUT | EPOLLWRNORM;
+	}
+	mutex_unlock(&dev->lock);
+	return mask;
+}
