@@ -1,0 +1,110 @@
+#!/bin/bash
+# timeout: 300
+# variants: default asan
+# The connector's messages from a VM (docs/vm.md, "The message channel"), no RDMA needed:
+# vbusd boots Debian's VM kernel (VBUS_VM_DIR, default build/vm) with `vbusctl vm add` on a
+# bus with an echo device; in the VM, the guest driver vbus_vmguest.ko (build/kernel) and
+# tests/vmguest/connector speak HELLO, DEVENUM, DEVOPEN and DEVCALL through /dev/vbus-vm0
+# (write/read), as a process on the host does over the bus's socket. Checked (the program
+# checks the VM's side, see its comment; this script the host's):
+#   - HELLO (no feature granted to a VM), DEVENUM lists e0, echo of 17 and 65536 bytes;
+#   - O_NONBLOCK read: EAGAIN; poll; a second request before reading the answer: EBUSY;
+#   - malformed messages through the driver (10 bytes, a header len that disagrees,
+#     nfds 1: EPROTO; op 99: -EOPNOTSUPP from the bus; DEVSHM without its descriptor:
+#     -EINVAL) and raw BAR2 writes with the driver unbound (req_len 0xffffffff, req_kind
+#     7, req_len 10): each refused, logged by vbusd, which goes on answering;
+#   - closing the file ends the VM's guest connection (a new HELLO is accepted, the old
+#     handle is gone); every connection the VM made is gone from `guest show` at the end;
+#   - the guest kernel logs no warning, oops or lockdep report; the module unloads;
+#   - `vm del` leaves no QEMU, no child, no descriptor in vbusd.
+# Skips (77) when QEMU, the VM kernel, the module or a static busybox is missing.
+set -u
+top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${VBUS_BUILD:-$top/build/default}
+b=$build/bin
+. "$top/tests/lib/time.sh"	# time limits scale with the machine
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; [ -n "${run:-}" ] && tail -n 20 "$run/vbusd.log" 2>/dev/null | sed 's/^/  vbusd| /'
+	[ -n "${con:-}" ] && tail -n 30 "$con" 2>/dev/null | sed 's/^/  console| /'; exit 1; }
+
+command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+vmdir=${VBUS_VM_DIR:-$top/build/vm}
+kernel=$vmdir/kernel/current/vmlinuz
+[ -f "$kernel" ] || skip "no VM kernel at $kernel (make deps; or set VBUS_VM_DIR)"
+ko=$top/build/kernel/vbus_vmguest.ko
+[ -f "$ko" ] || skip "no $ko (make kernel, with the VM kernel's headers: VBUS_VM_DIR)"
+kver=$(cat "$vmdir/kernel/current/version")
+[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$kver" ] ||
+	skip "$ko is not built for the VM kernel $kver"
+# Static, so built in the default variant only (tests/Makefile): the asan run uses it too.
+guest=$top/build/default/tests/vmguest/connector
+[ -x "$guest" ] || skip "no $guest (make)"
+busybox=$(command -v busybox || echo /bin/busybox)
+[[ $(ldd "$busybox" 2>&1) == *"not a dynamic"* ]] || skip "no static busybox (apt-get install busybox-static)"
+
+tmp=$(mktemp -d /tmp/vbus-vmconn.XXXXXX)
+run=$tmp/run
+vbusd_pid=
+cleanup() {
+	[ -n "$vbusd_pid" ] && kill -TERM "$vbusd_pid" 2>/dev/null && wait "$vbusd_pid"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# The initramfs: busybox, /init, the module, the program.
+mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc" "$tmp/root/sys"
+cp "$busybox" "$tmp/root/bin/busybox"
+cp "$top/tests/vmguest/init-connector" "$tmp/root/init"
+cp "$ko" "$guest" "$tmp/root/"
+(cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/initrd" || fail "cpio"
+
+mkdir -p "$run"
+"$b/vbusd" --run-dir "$run" 2>"$run/vbusd.log" &
+vbusd_pid=$!
+vt_until 5 test -S "$run/ctl.sock" || fail "vbusd did not start"
+ctl() { "$b/vbusctl" --run-dir "$run" "$@"; }
+ctl bus add b allow all >/dev/null || fail "bus add"
+ctl dev add e0 class echo bus b >/dev/null || fail "dev add e0"
+fds() { ls "/proc/$vbusd_pid/fd" | wc -l; }
+fds0=$(fds)
+
+ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M cpus 1 vectors 2 \
+	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
+con=$run/vm/t1.console
+field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
+	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
+}
+done_() { grep -qs "VBUS-VM-CONN-EXIT\|VBUS-VM-CONN-FAIL" "$con" 2>/dev/null ||
+	  [ "$(field state)" = failed ] || [ "$(field state)" = exited ]; }
+vt_until 180 done_ || fail "the program in the VM did not end (state $(field state))"
+[ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
+grep -q "VBUS-VM-CONN-OK" "$con" || fail "the program in the VM failed: $(grep VBUS-VM-CONN-FAIL "$con")"
+grep "VBUS-VM " "$con" | sed 's/^/     /'
+echo "ok   under $(field accel): HELLO, DEVENUM, DEVOPEN, echo through /dev/vbus-vm0; malformed messages refused"
+
+kill -0 "$vbusd_pid" || fail "vbusd died"
+ctl -j bus show >/dev/null || fail "vbusd does not answer its control socket"
+n=$(grep -c "vm t1: channel: request .* refused" "$run/vbusd.log")
+[ "$n" = 6 ] || fail "vbusd logged $n refusals of the channel, not 6: $(grep 'channel:' "$run/vbusd.log")"
+echo "ok   vbusd alive, logged the channel's 6 refusals: $(grep -o 'refused: .*' "$run/vbusd.log" | sort | uniq -c | tr -s ' ' | paste -sd ';')"
+guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
+vt_until 10 guests_gone || fail "the VM's connections outlived it: $(ctl -j guest show)"
+n=$(grep -c "guest [0-9]* connected (VM, QEMU pid $(field pid)" "$run/vbusd.log")
+[ "$n" = 3 ] || fail "vbusd made $n connections for the VM, not 3"
+echo "ok   3 connections made for the VM (one per open file that wrote), all gone once closed"
+
+vt_until 30 grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed"
+if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$con"; then
+	fail "the guest kernel logged a warning or an oops"
+fi
+grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel" "$con" || fail "the driver did not find the channel"
+echo "ok   guest kernel: no warning or oops; driver unloaded"
+
+qpid=$(field pid)
+ctl vm del t1 || fail "vm del"
+[ ! -e "/proc/$qpid" ] || fail "QEMU $qpid still exists after vm del"
+[ -z "$(ps -o pid= --ppid "$vbusd_pid")" ] || fail "vbusd still has children: $(ps --ppid "$vbusd_pid")"
+vt_until 10 guests_gone || fail "guests after vm del: $(ctl -j guest show)"
+[ "$(fds)" = "$fds0" ] || fail "vbusd had $fds0 descriptors before the VM, $(fds) after: $(ls -l /proc/$vbusd_pid/fd)"
+echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before"

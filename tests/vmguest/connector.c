@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Runs inside a VM that vbusd started (tests/unit/vm-connector.sh), on /dev/vbus-vm0 of the
+ * guest driver: the connector's messages (docs/abi.md) over the message channel
+ * (docs/vm.md), as a process on the host speaks them over the bus's socket. The bus has an
+ * echo device e0. Linked statically: the VM has only an initramfs.
+ *
+ * Prints "VBUS-VM ..." lines on stdout (the console), and VBUS-VM-CONN-OK or
+ * VBUS-VM-CONN-FAIL reason at the end. Checked, in order:
+ *   - read with nothing posted: ENOMSG; HELLO: version 1, no feature granted (a VM gets
+ *     none yet) though all were offered; a second open file cannot write (EBUSY);
+ *   - DEVENUM lists e0 of class echo; DEVOPEN e0; DEVCALL ECHO of 17 bytes and of 65536
+ *     bytes (the largest message) give the same bytes back;
+ *   - O_NONBLOCK: read right after posting echo's SLEEP of 2 s gets EAGAIN; poll says
+ *     POLLIN once the answer is there; a second write before reading it gets EBUSY;
+ *   - malformed messages, each refused and the channel still answering: 10 bytes
+ *     (EPROTO), a header whose len disagrees (EPROTO), nfds 1 (EPROTO), an unknown op (the
+ *     bus answers -EOPNOTSUPP), DEVSHM without its descriptor (-EINVAL), a write above
+ *     VBUS_VM_MSG_MAX (EMSGSIZE, from the driver);
+ *   - after all that the echo still works on the same connection; closing the file ends
+ *     the connection (a new open's HELLO is accepted, not -EALREADY), and the handle of
+ *     the old one is gone (DEVCALL on it: -ENOENT);
+ *   - raw BAR2 with the driver unbound, mapped through sysfs (what a hostile root in the
+ *     VM can do): req_len 0xffffffff (vbusd: -EMSGSIZE), an unknown req_kind (-EINVAL),
+ *     req_len 10 (-EPROTO); the driver bound again, HELLO, DEVOPEN and echo work.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vbus/proto.h>
+#include <vbus/vm.h>
+
+#define fail(...) do { printf("VBUS-VM-CONN-FAIL line %d: ", __LINE__); printf(__VA_ARGS__); \
+	printf("\n"); fflush(stdout); exit(1); } while (0)
+#define check(c, ...) do { if (!(c)) fail(__VA_ARGS__); } while (0)
+
+static const char *path = "/dev/" VBUS_VM_DEV_NAME "0";
+static uint8_t msg[VBUS_VM_MSG_MAX + 64], ans[VBUS_VM_MSG_MAX];
+static uint64_t next_seq = 1;
+
+/* Post one message: header fields, payload. */
+static void post(int fd, uint32_t op, uint32_t handle, uint32_t arg, const void *p, size_t len)
+{
+	struct vbus_msg h = { .op = op, .len = (uint32_t)len, .seq = next_seq++,
+			      .handle = handle, .arg = arg };
+
+	memcpy(msg, &h, sizeof(h));
+	memcpy(msg + sizeof(h), p, len);
+	check(write(fd, msg, sizeof(h) + len) == (ssize_t)(sizeof(h) + len), "write op %u: %s",
+	      op, strerror(errno));
+}
+
+/* Read the answer to what was posted last: its status; *len its payload's length. */
+static int32_t answer(int fd, uint32_t op, size_t *len)
+{
+	ssize_t n = read(fd, ans, sizeof(ans));
+	struct vbus_msg h;
+
+	check(n >= (ssize_t)sizeof(h), "read the answer to op %u: %zd, %s", op, n, strerror(errno));
+	memcpy(&h, ans, sizeof(h));
+	check(h.op == op && h.seq == next_seq - 1 && h.len == n - sizeof(h),
+	      "answer op %u seq %llu len %u of %zd bytes, asked op %u seq %llu", h.op,
+	      (unsigned long long)h.seq, h.len, n, op, (unsigned long long)next_seq - 1);
+	if (len)
+		*len = h.len;
+	return (int32_t)h.status;
+}
+
+static int32_t call(int fd, uint32_t op, uint32_t handle, uint32_t arg, const void *p,
+		    size_t len, size_t *outlen)
+{
+	post(fd, op, handle, arg, p, len);
+	return answer(fd, op, outlen);
+}
+
+/* A write the channel refuses: the read after it fails with want. */
+static void refused(int fd, const void *p, size_t n, int want, const char *what)
+{
+	check(write(fd, p, n) == (ssize_t)n, "write %s: %s", what, strerror(errno));
+	check(read(fd, ans, sizeof(ans)) < 0 && errno == want, "%s: read gave %s, not %s", what,
+	      strerror(errno), strerror(want));
+	printf("VBUS-VM refused %s: %s\n", what, strerror(want));
+}
+
+static void hello(int fd)
+{
+	struct vbus_hello_in in = { .version_min = 1, .version_max = 1,
+				    .features = VBUS_F_ALL_V1, .bus = "b" };
+	struct vbus_hello_out out;
+	size_t len;
+	int32_t st = call(fd, VBUS_OP_HELLO, 0, 0, &in, sizeof(in), &len);
+
+	check(!st && len >= sizeof(out), "HELLO: status %d, %zu bytes", st, len);
+	memcpy(&out, ans + sizeof(struct vbus_msg), sizeof(out));
+	check(out.version == 1 && out.features == 0, "HELLO: version %u features %#llx",
+	      out.version, (unsigned long long)out.features);
+	printf("VBUS-VM hello: version %u guest %u features %#llx\n", out.version, out.guest_id,
+	       (unsigned long long)out.features);
+}
+
+static void echo(int fd, uint32_t h, size_t len)
+{
+	static uint8_t in[VBUS_MAX_PAYLOAD];
+	size_t out;
+	int32_t st;
+
+	for (size_t i = 0; i < len; i++)
+		in[i] = (uint8_t)(i * 31 + len);
+	st = call(fd, VBUS_OP_DEVCALL, h, 1, in, len, &out);
+	check(!st && out == len && !memcmp(ans + sizeof(struct vbus_msg), in, len),
+	      "echo of %zu bytes: status %d, %zu bytes back", len, st, out);
+	printf("VBUS-VM echo %zu bytes: same bytes back\n", len);
+}
+
+static void write_file(const char *file, const char *text)
+{
+	int fd = open(file, O_WRONLY | O_CLOEXEC);
+
+	check(fd >= 0, "open %s: %s", file, strerror(errno));
+	check(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "write %s: %s", file,
+	      strerror(errno));
+	close(fd);
+}
+
+static void *map_resource(const char *pci, int bar, size_t size)
+{
+	char file[128];
+	void *p;
+	int fd;
+
+	snprintf(file, sizeof(file), "/sys/bus/pci/devices/%s/resource%d", pci, bar);
+	fd = open(file, O_RDWR | O_CLOEXEC);
+	check(fd >= 0, "open %s: %s", file, strerror(errno));
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	check(p != MAP_FAILED, "mmap %s: %s", file, strerror(errno));
+	close(fd);
+	return p;
+}
+
+/*
+ * What a hostile root in the VM can do, bypassing the driver: unbind it, map BAR0 and BAR2
+ * through sysfs, write raw channel fields and ring vector 0 by hand; vbusd answers the
+ * channel's refusals. Then bind the driver again (its probe resets the channel). No file
+ * of the device may be open (the device's number would change).
+ */
+static void raw_bar2(void)
+{
+	char link[256], pci[256], *base;
+	volatile struct vbus_vm_chan *c;
+	volatile uint32_t *regs;
+	struct vbus_vm_bar2 h;
+	uint8_t *bar2;
+	ssize_t n;
+	int fd, tries;
+
+	n = readlink("/sys/class/misc/" VBUS_VM_DEV_NAME "0/device", link, sizeof(link) - 1);
+	check(n > 0, "the device's PCI address: %s", strerror(errno));
+	link[n] = 0;
+	base = strrchr(link, '/');
+	snprintf(pci, sizeof(pci), "%s", base ? base + 1 : link);
+	write_file("/sys/bus/pci/drivers/vbus_vmguest/unbind", pci);
+	regs = map_resource(pci, 0, 4096);
+	bar2 = map_resource(pci, 2, 256 << 10);
+	memcpy(&h, bar2, sizeof(h));
+	c = (volatile struct vbus_vm_chan *)(bar2 + h.chan_offset);
+	for (int k = 0; k < 3; k++) {
+		/* Far from the driver's own numbers, which go on from its last one. */
+		uint32_t seq = c->req_seq + 1000;
+		static const char *what[] = { "req_len 0xffffffff", "req_kind 7", "req_len 10" };
+		static const int want[] = { -EMSGSIZE, -EINVAL, -EPROTO };
+
+		c->req_len = k == 0 ? 0xffffffffu : k == 1 ? 40 : 10;
+		c->req_kind = k == 1 ? 7 : VBUS_VM_CHAN_MSG;
+		__sync_synchronize();
+		c->req_seq = seq;
+		__sync_synchronize();
+		regs[3] = h.host_peer << 16 | 0;	/* Doorbell: the host, vector 0 */
+		while (c->resp_seq != seq)	/* the host test's limit applies */
+			usleep(10000);
+		__sync_synchronize();
+		check(c->resp_status == want[k], "raw %s: resp_status %d, not %d", what[k],
+		      c->resp_status, want[k]);
+		printf("VBUS-VM raw BAR2 %s: vbusd answered %s\n", what[k], strerror(-want[k]));
+	}
+	munmap(bar2, 256 << 10);
+	munmap((void *)regs, 4096);
+	write_file("/sys/bus/pci/drivers/vbus_vmguest/bind", pci);
+	for (tries = 0; tries < 600 && (fd = open(path, O_RDWR | O_CLOEXEC)) < 0; tries++)
+		usleep(100000);
+	check(fd >= 0, "%s did not come back after bind: %s", path, strerror(errno));
+	close(fd);
+}
+
+int main(void)
+{
+	struct vbus_devopen_in op = { .name = "e0", .devclass = "echo" };
+	struct vbus_devenum_out en;
+	struct vbus_dev_entry e;
+	struct vbus_msg bad;
+	struct pollfd p;
+	uint32_t ms = 2000, h, handle;
+	size_t len;
+	int fd, fd2, fl;
+	int32_t st;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	check(fd >= 0, "open %s: %s", path, strerror(errno));
+	check(read(fd, ans, sizeof(ans)) < 0 && errno == ENOMSG, "read with nothing posted: %s",
+	      strerror(errno));
+	hello(fd);
+	fd2 = open(path, O_RDWR | O_CLOEXEC);
+	check(fd2 >= 0, "second open: %s", strerror(errno));
+	check(write(fd2, msg, sizeof(struct vbus_msg)) < 0 && errno == EBUSY,
+	      "another file wrote on the channel: %s", strerror(errno));
+	close(fd2);
+
+	st = call(fd, VBUS_OP_DEVENUM, 0, 0, NULL, 0, &len);
+	check(!st && len >= sizeof(en), "DEVENUM: %d", st);
+	memcpy(&en, ans + sizeof(struct vbus_msg), sizeof(en));
+	check(en.count == 1 && len == sizeof(en) + sizeof(e), "DEVENUM: %u devices", en.count);
+	memcpy(&e, ans + sizeof(struct vbus_msg) + sizeof(en), sizeof(e));
+	check(!strcmp(e.name, "e0") && !strcmp(e.devclass, "echo"), "DEVENUM: %s of %s", e.name,
+	      e.devclass);
+	printf("VBUS-VM devenum: %s class %s\n", e.name, e.devclass);
+	st = call(fd, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len);
+	check(!st && len == 8, "DEVOPEN e0: %d", st);
+	memcpy(&handle, ans + sizeof(struct vbus_msg), 4);
+	printf("VBUS-VM devopen e0: handle %#x\n", handle);
+	echo(fd, handle, 17);
+	echo(fd, handle, VBUS_MAX_PAYLOAD);
+
+	/* Non-blocking: echo's SLEEP holds the answer back. */
+	fl = fcntl(fd, F_GETFL);
+	check(fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0, "O_NONBLOCK");
+	post(fd, VBUS_OP_DEVCALL, handle, 2, &ms, sizeof(ms));
+	check(read(fd, ans, sizeof(ans)) < 0 && errno == EAGAIN, "O_NONBLOCK read: %s",
+	      strerror(errno));
+	check(write(fd, msg, sizeof(struct vbus_msg)) < 0 && errno == EBUSY,
+	      "a second request before reading: %s", strerror(errno));
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	check(poll(&p, 1, -1) == 1 && (p.revents & POLLIN), "poll: %s %#x", strerror(errno),
+	      p.revents);
+	st = answer(fd, VBUS_OP_DEVCALL, &len);
+	check(!st && !len, "SLEEP: %d", st);
+	check(fcntl(fd, F_SETFL, fl) == 0, "blocking again");
+	printf("VBUS-VM O_NONBLOCK: EAGAIN, EBUSY, then POLLIN and the answer\n");
+
+	/* Malformed messages. */
+	memset(msg, 0, 10);
+	refused(fd, msg, 10, EPROTO, "10 bytes");
+	bad = (struct vbus_msg){ .op = VBUS_OP_DEVCALL, .len = 100, .seq = 1, .handle = handle,
+				 .arg = 1 };
+	memcpy(msg, &bad, sizeof(bad));
+	refused(fd, msg, sizeof(bad) + 4, EPROTO, "header len 100 with 4 bytes");
+	bad = (struct vbus_msg){ .op = VBUS_OP_DEVENUM, .seq = 1, .nfds = 1 };
+	memcpy(msg, &bad, sizeof(bad));
+	refused(fd, msg, sizeof(bad), EPROTO, "nfds 1");
+	st = call(fd, 99, 0, 0, NULL, 0, &len);
+	check(st == -EOPNOTSUPP, "op 99: %d", st);
+	printf("VBUS-VM op 99: the bus answered %s\n", strerror(-st));
+	{
+		struct vbus_devshm_in shm = { .size = 4096 };
+
+		st = call(fd, VBUS_OP_DEVSHM, 0, 0, &shm, sizeof(shm), &len);
+		check(st == -EINVAL, "DEVSHM without a descriptor: %d", st);
+		printf("VBUS-VM DEVSHM without a descriptor: the bus answered %s\n", strerror(-st));
+	}
+	check(write(fd, msg, VBUS_VM_MSG_MAX + 1) < 0 && errno == EMSGSIZE,
+	      "a write above VBUS_VM_MSG_MAX: %s", strerror(errno));
+	echo(fd, handle, 17);
+
+	/* Closing ends the connection: a new one says HELLO afresh, the old handle is gone. */
+	close(fd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	check(fd >= 0, "reopen: %s", strerror(errno));
+	hello(fd);
+	st = call(fd, VBUS_OP_DEVCALL, handle, 1, "x", 1, &len);
+	check(st == -ENOENT, "the old connection's handle: %d", st);
+	st = call(fd, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len);
+	check(!st, "DEVOPEN again: %d", st);
+	memcpy(&h, ans + sizeof(struct vbus_msg), 4);
+	echo(fd, h, 100);
+	close(fd);
+	printf("VBUS-VM reopen: a new connection\n");
+
+	raw_bar2();
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	check(fd >= 0, "open after bind: %s", strerror(errno));
+	hello(fd);
+	st = call(fd, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len);
+	check(!st, "DEVOPEN after bind: %d", st);
+	memcpy(&h, ans + sizeof(struct vbus_msg), 4);
+	echo(fd, h, 100);
+	close(fd);
+	printf("VBUS-VM-CONN-OK\n");
+	return 0;
+}
