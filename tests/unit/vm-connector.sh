@@ -1,6 +1,6 @@
 #!/bin/bash
 # timeout: 300
-# variants: default asan
+# variants: default asan tsan
 # The connector's messages from a VM (docs/vm.md, "The message channel"), no RDMA needed:
 # vbusd boots Debian's VM kernel (VBUS_VM_DIR, default build/vm) with `vbusctl vm add` on a
 # bus with an echo device; in the VM, the guest driver vbus_vmguest.ko (build/kernel) and
@@ -16,7 +16,8 @@
 #   - closing the file ends the VM's guest connection (a new HELLO is accepted, the old
 #     handle is gone); every connection the VM made is gone from `guest show` at the end;
 #   - the guest kernel logs no warning, oops or lockdep report; the module unloads;
-#   - `vm del` leaves no QEMU, no child, no descriptor in vbusd.
+#   - `vm del` leaves no QEMU, no child, no descriptor in vbusd; vbusd exits 0 on SIGTERM
+#     and its log has no sanitizer report (the asan and tsan variants).
 # Skips (77) when QEMU, the VM kernel, the module or a static busybox is missing.
 set -u
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -108,3 +109,13 @@ ctl vm del t1 || fail "vm del"
 vt_until 10 guests_gone || fail "guests after vm del: $(ctl -j guest show)"
 [ "$(fds)" = "$fds0" ] || fail "vbusd had $fds0 descriptors before the VM, $(fds) after: $(ls -l /proc/$vbusd_pid/fd)"
 echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before"
+
+kill -TERM "$vbusd_pid"
+wait "$vbusd_pid"
+rc=$?
+vbusd_pid=
+[ $rc = 0 ] || fail "vbusd exited $rc on SIGTERM"
+if grep -E "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|LeakSanitizer" "$run/vbusd.log"; then
+	fail "a sanitizer report in vbusd's log"
+fi
+echo "ok   vbusd: exit 0 on SIGTERM, no sanitizer report"
