@@ -15,7 +15,7 @@
  *   VBUS-VM-OK | VBUS-VM-FAIL reason
  * Also checked: the ioctls refuse bad vectors, non-zero reserved fields and a second
  * binding of a bound vector; the interrupt reaches the bound eventfd once and no other
- * vector counts one.
+ * vector counts one (but vector 0, the message channel's: the driver's probe rang it).
  *
  * --unplug: the driver's remove with a file open and a vector bound. The PCI device is
  * removed through sysfs: every ioctl on the open file then fails with ENODEV and closing it
@@ -184,8 +184,9 @@ int main(int argc, char **argv)
 	check(n == 1, "the eventfd counted %llu, not 1", (unsigned long long)n);
 	check(interrupts(fd, 1) == 1, "vector 1 counted %llu interrupts",
 	      (unsigned long long)interrupts(fd, 1));
-	for (uint32_t v = 0; v < info.vectors; v++)
-		check(v == 1 || interrupts(fd, v) == 0, "an interrupt on vector %u", v);
+	/* Vector 0 is the message channel's: the driver's probe posted a RESET, answered there. */
+	for (uint32_t v = 2; v < info.vectors; v++)
+		check(interrupts(fd, v) == 0, "an interrupt on vector %u", v);
 	printf("VBUS-VM irq vector 1 eventfd %llu interrupts %llu\n", (unsigned long long)n,
 	       (unsigned long long)interrupts(fd, 1));
 	b = (struct vbus_vm_irqfd){ .fd = -1, .vector = 1 };
