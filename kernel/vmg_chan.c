@@ -115,7 +115,7 @@ void vmg_chan_start(struct vmg_dev *dev)
 	if (!ch->present)
 		return;
 	mutex_lock(&dev->lock);
-	ch->seq = readl(&ch->ctl->req_seq);
+	WRITE_ONCE(ch->seq, readl(&ch->ctl->req_seq));
 	WRITE_ONCE(ch->resp_seen, readl(&ch->ctl->resp_seq));
 	vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
 	mutex_unlock(&dev->lock);

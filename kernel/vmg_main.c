@@ -128,7 +128,7 @@ static void vmg_remove(struct pci_dev *pdev)
 	vmg_cdev_unregister(dev);	/* no new opens */
 	mutex_lock(&dev->lock);
 	vmg_chan_remove(dev);		/* vbusd ends the owner's connection */
-	dev->gone = true;		/* open files: -ENODEV from now on */
+	WRITE_ONCE(dev->gone, true);	/* open files: -ENODEV from now on */
 	mutex_unlock(&dev->lock);
 	wake_up_all(&dev->chan.wq);	/* sleepers in read() and write() see gone */
 	vmg_irq_teardown(dev);

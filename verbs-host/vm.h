@@ -67,13 +67,14 @@ extern const struct vbd_vm_connector vbd_vm_ivshmem;
 #define VBD_VM_RESP_OFF		(VBD_VM_REQ_OFF + VBD_VM_AREA_SIZE)
 _Static_assert(VBD_VM_RESP_OFF + VBD_VM_AREA_SIZE <= VBD_VM_BAR2_SIZE, "BAR2 too small");
 
-/* vbusd's side of a VM's message channel. Only the VM's thread touches it. */
+/* vbusd's side of a VM's message channel. Only the VM's thread touches it, but for the
+ * counters, which vbd_vms.lock guards (`vm show`). */
 struct vbd_vm_chan {
 	int sock;			/* our end of the VM's guest connection, or -1 */
 	uint32_t last_seq;		/* req_seq of the request answered last */
 	uint8_t *buf;			/* VBUS_VM_MSG_MAX: the request as copied out of BAR2 */
 	struct vbus_rx *rx;		/* the bus's answer */
-	uint64_t requests, refused;	/* served by the bus; refused by the channel */
+	uint64_t messages, refused;	/* answered by the bus; refused by the channel */
 };
 
 enum vbd_vm_state { VBD_VM_STARTING, VBD_VM_RUNNING, VBD_VM_EXITED, VBD_VM_FAILED };

@@ -177,13 +177,10 @@ static int chan_request(struct vbd_vm *vm, uint32_t seq)
 			       sizeof(vm->chan.rx->hdr));
 			memcpy((uint8_t *)vm->bar2 + VBD_VM_RESP_OFF + sizeof(vm->chan.rx->hdr),
 			       vm->chan.rx->payload, vm->chan.rx->len);
-			vm->chan.requests++;
 		}
 	}
-	if (r) {
-		vm->chan.refused++;
+	if (r)
 		cwarn(vm, "request %u (kind %u, %u bytes) refused: %s", seq, kind, n, strerror(-r));
-	}
 	c->resp_status = (int32_t)htole32((uint32_t)r);
 	c->resp_len = htole32((uint32_t)len);
 	/* The answer is in place before the VM can see resp_seq (pairs with the driver's
@@ -191,6 +188,10 @@ static int chan_request(struct vbd_vm *vm, uint32_t seq)
 	__atomic_store_n(&c->resp_seq, htole32(seq), __ATOMIC_RELEASE);
 	vm->chan.last_seq = seq;
 	pthread_mutex_lock(&vbd_vms.lock);
+	if (r)
+		vm->chan.refused++;
+	else if (kind == VBUS_VM_CHAN_MSG)
+		vm->chan.messages++;
 	if (!vm->conn->interrupt(vm, 0))
 		vm->interrupts[0]++;
 	pthread_mutex_unlock(&vbd_vms.lock);

@@ -253,6 +253,8 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 			strbuf_put(o, json ? ",\"why\":\"%s\"" : " why \"%s\"", vm->why);
 		put_counts(o, json, "doorbells", vm->doorbells, vm->vectors);
 		put_counts(o, json, "interrupts", vm->interrupts, vm->vectors);
+		strbuf_put(o, json ? ",\"messages\":%llu,\"refused\":%llu" : " messages %llu refused %llu",
+			   (unsigned long long)vm->chan.messages, (unsigned long long)vm->chan.refused);
 		strbuf_put(o, json ? "}" : "\n");
 		first = false;
 	}

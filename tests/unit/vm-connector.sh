@@ -88,7 +88,9 @@ kill -0 "$vbusd_pid" || fail "vbusd died"
 ctl -j bus show >/dev/null || fail "vbusd does not answer its control socket"
 n=$(grep -c "vm t1: channel: request .* refused" "$run/vbusd.log")
 [ "$n" = 6 ] || fail "vbusd logged $n refusals of the channel, not 6: $(grep 'channel:' "$run/vbusd.log")"
-echo "ok   vbusd alive, logged the channel's 6 refusals: $(grep -o 'refused: .*' "$run/vbusd.log" | sort | uniq -c | tr -s ' ' | paste -sd ';')"
+[ "$(field messages)" = 16 ] && [ "$(field refused)" = 6 ] ||
+	fail "vm show counted $(field messages) messages and $(field refused) refusals, not 16 and 6"
+echo "ok   vbusd alive, counted 16 messages answered by the bus, logged the channel's 6 refusals: $(grep -o 'refused: .*' "$run/vbusd.log" | sort | uniq -c | tr -s ' ' | paste -sd ';')"
 guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 10 guests_gone || fail "the VM's connections outlived it: $(ctl -j guest show)"
 n=$(grep -c "guest [0-9]* connected (VM, QEMU pid $(field pid)" "$run/vbusd.log")
