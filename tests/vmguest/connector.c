@@ -22,7 +22,9 @@
  *     the old one is gone (DEVCALL on it: -ENOENT);
  *   - raw BAR2 with the driver unbound, mapped through sysfs (what a hostile root in the
  *     VM can do): req_len 0xffffffff (vbusd: -EMSGSIZE), an unknown req_kind (-EINVAL),
- *     req_len 10 (-EPROTO); the driver bound again, HELLO, DEVOPEN and echo work.
+ *     req_len 10 (-EPROTO); the driver bound again, HELLO, DEVOPEN and echo work;
+ *   - the device removed while a process sleeps in read(): ENODEV, no hang; a rescan
+ *     brings it back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +35,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vbus/proto.h>
 #include <vbus/vm.h>
@@ -129,6 +132,17 @@ static void write_file(const char *file, const char *text)
 	close(fd);
 }
 
+/* Wait for path to come back after a PCI rescan or a bind. */
+static void wait_device(const char *why)
+{
+	int fd = -1, tries;
+
+	for (tries = 0; tries < 600 && (fd = open(path, O_RDWR | O_CLOEXEC)) < 0; tries++)
+		usleep(100000);
+	check(fd >= 0, "%s did not come back after %s: %s", path, why, strerror(errno));
+	close(fd);
+}
+
 static void *map_resource(const char *pci, int bar, size_t size)
 {
 	char file[128];
@@ -158,7 +172,6 @@ static void raw_bar2(void)
 	struct vbus_vm_bar2 h;
 	uint8_t *bar2;
 	ssize_t n;
-	int fd, tries;
 
 	n = readlink("/sys/class/misc/" VBUS_VM_DEV_NAME "0/device", link, sizeof(link) - 1);
 	check(n > 0, "the device's PCI address: %s", strerror(errno));
@@ -192,10 +205,42 @@ static void raw_bar2(void)
 	munmap(bar2, 256 << 10);
 	munmap((void *)regs, 4096);
 	write_file("/sys/bus/pci/drivers/vbus_vmguest/bind", pci);
-	for (tries = 0; tries < 600 && (fd = open(path, O_RDWR | O_CLOEXEC)) < 0; tries++)
-		usleep(100000);
-	check(fd >= 0, "%s did not come back after bind: %s", path, strerror(errno));
-	close(fd);
+	wait_device("bind");
+}
+
+/*
+ * The device removed (PCI remove through sysfs) while a process sleeps in read() waiting
+ * for the answer to echo's SLEEP: it wakes with ENODEV; the driver's remove posts a RESET
+ * over the unanswered request. A rescan probes the device again.
+ */
+static void remove_while_reading(void)
+{
+	struct vbus_devopen_in op = { .name = "e0", .devclass = "echo" };
+	uint32_t ms = 1000, h;
+	size_t len;
+	int fd, st;
+	pid_t pid;
+
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	check(fd >= 0, "open: %s", strerror(errno));
+	hello(fd);
+	check(!call(fd, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len), "DEVOPEN");
+	memcpy(&h, ans + sizeof(struct vbus_msg), 4);
+	post(fd, VBUS_OP_DEVCALL, h, 2, &ms, sizeof(ms));
+	pid = fork();
+	check(pid >= 0, "fork: %s", strerror(errno));
+	if (!pid) {	/* before or after the removal, the answer is ENODEV */
+		ssize_t n = read(fd, ans, sizeof(ans));
+
+		_exit(n < 0 && errno == ENODEV ? 0 : 1);
+	}
+	close(fd);	/* the child's copy keeps the file open */
+	write_file("/sys/class/misc/" VBUS_VM_DEV_NAME "0/device/remove", "1");
+	check(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st),
+	      "the reader did not get ENODEV (wait status %#x)", st);
+	write_file("/sys/bus/pci/rescan", "1");
+	wait_device("a rescan");
+	printf("VBUS-VM removed under a sleeping read: ENODEV; rescan: back\n");
 }
 
 int main(void)
@@ -300,6 +345,7 @@ int main(void)
 	memcpy(&h, ans + sizeof(struct vbus_msg), 4);
 	echo(fd, h, 100);
 	close(fd);
+	remove_while_reading();
 	printf("VBUS-VM-CONN-OK\n");
 	return 0;
 }
