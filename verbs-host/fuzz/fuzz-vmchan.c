@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fuzz-vmchan: vbusd's side of a VM's message channel (vm_chan.c, docs/vm.md "The message
+ * channel"), fed what a hostile VM can write into BAR2. Each input is a sequence of
+ * requests, each 7 bytes (req_kind, req_len as the VM writes them: u8 and LE u32; then the
+ * number d of bytes that follow, LE u16) and d bytes written into the request area; then
+ * req_seq moves on and the doorbell is served, as when the VM rings vector 0. The messages
+ * reach a real guest connection of a bus with an echo device. Checked besides the
+ * sanitizers: every request is answered (resp_seq) with a status the ABI lists, and an
+ * answer's length stays inside the response area.
+ */
+/* fuzz-sources: verbs-host/guest.c verbs-host/model.c verbs-host/ctl.c verbs-host/vm*.c connector/ivshmem_server.c connector/vm_ram.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/kernel_admin.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
+/* fuzz-libs: -libverbs -lrdmacm */
+#include <endian.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "../vbusd.h"
+#include "../vm.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct vbd_bus bus = { .name = "fuzz", .max_guests = 4, .max_handles = 8,
+			      .max_regions = 8, .max_shm_bytes = 1 << 20 };
+static struct vbd_dev dev = { .name = "e0", .cls = &vbd_class_echo, .buses = { &bus },
+			      .n_buses = 1 };
+
+static int fake_interrupt(struct vbd_vm *vm, uint32_t v)
+{
+	(void)vm;
+	(void)v;
+	return 0;
+}
+
+static const struct vbd_vm_connector fake = { .name = "fuzz", .interrupt = fake_interrupt };
+
+static void broken(const char *what, long v)
+{
+	fprintf(stderr, "fuzz-vmchan: broken promise: %s (%ld)\n", what, v);
+	abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t *bar2;
+	static struct vbd_vm vm;
+	struct vbus_vm_chan *c;
+	uint32_t seq = 0;
+
+	vbd_verbosity = -1;	/* quiet: the fuzzer makes every request go wrong */
+	vbd.devs = &dev;
+	vbd.buses = &bus;
+	if (!bar2 && !(bar2 = calloc(1, VBD_VM_BAR2_SIZE)))
+		abort();
+	memset(bar2, 0, VBD_VM_BAR2_SIZE);
+	memset(&vm, 0, sizeof(vm));
+	snprintf(vm.name, sizeof(vm.name), "fuzz");
+	snprintf(vm.bus, sizeof(vm.bus), "fuzz");
+	vm.pid = getpid();
+	vm.vectors = 1;
+	vm.conn = &fake;
+	vm.bar2 = bar2;
+	vm.stop_efd = eventfd(0, EFD_CLOEXEC);
+	if (vm.stop_efd < 0 || vbd_vm_chan_init(&vm))
+		abort();
+	c = (struct vbus_vm_chan *)(bar2 + VBD_VM_CHAN_OFF);
+	while (size >= 7) {
+		uint32_t kind = data[0], len, d = (uint32_t)data[5] | (uint32_t)data[6] << 8;
+		int32_t st;
+
+		memcpy(&len, data + 1, 4);
+		data += 7;
+		size -= 7;
+		if (d > size)
+			d = (uint32_t)size;
+		if (d > VBUS_VM_MSG_MAX)
+			d = VBUS_VM_MSG_MAX;
+		memcpy(bar2 + VBD_VM_REQ_OFF, data, d);
+		data += d;
+		size -= d;
+		c->req_kind = htole32(kind);
+		c->req_len = len;	/* raw: as hostile as it comes */
+		c->req_seq = htole32(++seq);
+		vbd_vm_chan_doorbell(&vm);
+		if (le32toh(c->resp_seq) != seq)
+			broken("a request was not answered", (long)seq);
+		st = (int32_t)le32toh((uint32_t)c->resp_status);
+		if (st && st != -EPROTO && st != -EMSGSIZE && st != -EINVAL && st != -ECONNRESET)
+			broken("a status the ABI does not list", st);
+		if (!st && kind == VBUS_VM_CHAN_MSG &&
+		    (le32toh(c->resp_len) < sizeof(struct vbus_msg) ||
+		     le32toh(c->resp_len) > VBUS_VM_MSG_MAX))
+			broken("an answer's length", (long)le32toh(c->resp_len));
+	}
+	vbd_vm_chan_fini(&vm);
+	close(vm.stop_efd);
+	/* The guest connection's thread sees its socket closed and frees it: wait for it. */
+	for (int i = 0; i < 5000; i++) {
+		struct vbd_guest *g;
+
+		pthread_mutex_lock(&vbd.lock);
+		g = vbd.guests;
+		pthread_mutex_unlock(&vbd.lock);
+		if (!g)
+			break;
+		usleep(1000);
+	}
+	return 0;
+}
