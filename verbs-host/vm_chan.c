@@ -179,8 +179,12 @@ static int chan_request(struct vbd_vm *vm, uint32_t seq)
 			       vm->chan.rx->payload, vm->chan.rx->len);
 		}
 	}
-	if (r)
-		cwarn(vm, "request %u (kind %u, %u bytes) refused: %s", seq, kind, n, strerror(-r));
+	/* A VM may ring bad requests as fast as it likes: the first 16 refusals are logged,
+	 * then only every power of two (`vm show` counts them all). Only this thread writes
+	 * the counter. */
+	if (r && (vm->chan.refused < 16 || !(vm->chan.refused & (vm->chan.refused + 1))))
+		cwarn(vm, "request %u (kind %u, %u bytes) refused: %s (refusal %llu)", seq, kind, n,
+		      strerror(-r), (unsigned long long)vm->chan.refused + 1);
 	c->resp_status = (int32_t)htole32((uint32_t)r);
 	c->resp_len = htole32((uint32_t)len);
 	/* The answer is in place before the VM can see resp_seq (pairs with the driver's
