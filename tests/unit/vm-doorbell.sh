@@ -155,7 +155,8 @@ echo "ok   refused: $out"
 ctl vm notify t1 1 || fail "vm notify"
 vt_until 30 grep -q "VBUS-VM-OK\|VBUS-VM-FAIL" "$con" || fail "the interrupt did not reach the program"
 grep -q "VBUS-VM-OK" "$con" || fail "the program in the VM failed: $(grep VBUS-VM-FAIL "$con")"
-[ "$(field interrupts)" = "[1,1,0,0]" ] || fail "vbusd counted interrupts $(field interrupts)"
+# Vector 0 is the message channel's: the unplug test's re-probe (already running) adds one.
+[[ $(field interrupts) == "["[12]",1,0,0]" ]] || fail "vbusd counted interrupts $(field interrupts)"
 echo "ok   host to guest: $(grep 'VBUS-VM irq' "$con")"
 
 vt_until 60 grep -q "VBUS-VM-UNPLUG-EXIT" "$con" || fail "the unplug test did not end"
