@@ -40,7 +40,7 @@ struct vmg_vector {
 };
 
 /* The message channel in BAR2 (vmg_chan.c, struct vbus_vm_chan). dev->lock guards all
- * but resp_seen, which vector 0's interrupt writes.
+ * but irqs, which vector 0's interrupt increments.
  */
 struct vmg_chan {
 	bool present;			/* vbusd offers it and its geometry is sound */
@@ -51,7 +51,7 @@ struct vmg_chan {
 	u32 seq;			/* req_seq of the last request posted */
 	bool pending;			/* posted, and its answer not consumed yet */
 	bool reset;			/* the pending request is a RESET: nobody reads it */
-	u32 resp_seen;			/* resp_seq when vector 0 last interrupted */
+	atomic_t irqs;			/* vector 0's interrupts: the waiters' event count */
 	wait_queue_head_t wq;		/* woken by vector 0 and by remove */
 };
 

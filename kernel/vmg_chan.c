@@ -71,7 +71,7 @@ static void vmg_chan_post(struct vmg_dev *dev, u32 kind, const void *buf, u32 n)
 	 * acquire load of req_seq (verbs-host/vm_chan.c).
 	 */
 	wmb();
-	WRITE_ONCE(ch->seq, ch->seq + 1);
+	ch->seq++;
 	writel(ch->seq, &ch->ctl->req_seq);
 	ch->pending = true;
 	ch->reset = kind == VBUS_VM_CHAN_RESET;
@@ -85,10 +85,13 @@ static bool vmg_chan_answered(struct vmg_chan *ch)
 	return readl(&ch->ctl->resp_seq) == ch->seq;
 }
 
-/* Without the lock (a wait's condition): as the interrupt saw it, or the device went. */
-static bool vmg_chan_woken(struct vmg_dev *dev)
+/* Without the lock (a wait's condition): vector 0 interrupted since @snap was taken, or
+ * the device went. An event count, not resp_seq: a host that moves resp_seq back after its
+ * interrupt cannot make a waiter spin, and an interrupt after the snapshot is never lost.
+ */
+static bool vmg_chan_woken(struct vmg_dev *dev, int snap)
 {
-	return READ_ONCE(dev->chan.resp_seen) == READ_ONCE(dev->chan.seq) || READ_ONCE(dev->gone);
+	return atomic_read(&dev->chan.irqs) != snap || READ_ONCE(dev->gone);
 }
 
 /* Under dev->lock: a RESET that was answered leaves the channel idle. */
@@ -115,20 +118,17 @@ void vmg_chan_start(struct vmg_dev *dev)
 	if (!ch->present)
 		return;
 	mutex_lock(&dev->lock);
-	WRITE_ONCE(ch->seq, readl(&ch->ctl->req_seq));
-	WRITE_ONCE(ch->resp_seen, readl(&ch->ctl->resp_seq));
+	ch->seq = readl(&ch->ctl->req_seq);
 	vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
 	mutex_unlock(&dev->lock);
 }
 
-/* Vector 0's interrupt (hard interrupt context): note the answer, wake the waiters. */
+/* Vector 0's interrupt (hard interrupt context): count it, wake the waiters. */
 void vmg_chan_irq(struct vmg_dev *dev)
 {
 	struct vmg_chan *ch = &dev->chan;
 
-	if (!ch->present)
-		return;
-	WRITE_ONCE(ch->resp_seen, readl(&ch->ctl->resp_seq));
+	atomic_inc(&ch->irqs);
 	wake_up_all(&ch->wq);
 }
 
@@ -156,12 +156,26 @@ void vmg_chan_release(struct vmg_dev *dev, struct file *f)
 	vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
 }
 
-/* Sleep until vector 0 or remove wakes us; 0, -EAGAIN or -ERESTARTSYS. */
-static int vmg_chan_wait(struct vmg_dev *dev, struct file *f)
+/* Sleep until vector 0 interrupts after @snap (taken under dev->lock before looking at
+ * resp_seq) or remove wakes us; 0, -EAGAIN or -ERESTARTSYS.
+ */
+static int vmg_chan_wait(struct vmg_dev *dev, struct file *f, int snap)
 {
 	if (f->f_flags & O_NONBLOCK)
 		return -EAGAIN;
-	return wait_event_interruptible(dev->chan.wq, vmg_chan_woken(dev));
+	return wait_event_interruptible(dev->chan.wq, vmg_chan_woken(dev, snap));
+}
+
+/* Under dev->lock, before reading resp_seq: the event count to wait on if it is stale. */
+static int vmg_chan_snap(struct vmg_chan *ch)
+{
+	int snap = atomic_read(&ch->irqs);
+
+	/* The count before resp_seq: pairs with the interrupt's increment, which comes after
+	 * vbusd wrote resp_seq.
+	 */
+	smp_rmb();
+	return snap;
 }
 
 ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t *pos)
@@ -170,6 +184,7 @@ ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t
 	struct vmg_chan *ch = &dev->chan;
 	ssize_t ret;
 	void *buf;
+	int snap;
 
 	if (!n || n > VBUS_VM_MSG_MAX)
 		return -EMSGSIZE;
@@ -181,6 +196,7 @@ ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t
 		ret = vmg_chan_usable(dev);
 		if (ret)
 			break;
+		snap = vmg_chan_snap(ch);
 		vmg_chan_settle(ch);
 		if (n > ch->msg_max) {
 			ret = -EMSGSIZE;
@@ -193,7 +209,7 @@ ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t
 		} else {
 			/* A previous owner's RESET is in flight: wait for its answer. */
 			mutex_unlock(&dev->lock);
-			ret = vmg_chan_wait(dev, f);
+			ret = vmg_chan_wait(dev, f, snap);
 			if (ret)
 				goto out;
 			continue;
@@ -214,6 +230,7 @@ ssize_t vmg_chan_read(struct file *f, char __user *ubuf, size_t n, loff_t *pos)
 	ssize_t ret;
 	s32 status;
 	u32 len;
+	int snap;
 
 	for (;;) {
 		mutex_lock(&dev->lock);
@@ -224,10 +241,11 @@ ssize_t vmg_chan_read(struct file *f, char __user *ubuf, size_t n, loff_t *pos)
 			ret = -ENOMSG;	/* no request of ours outstanding */
 			goto out_unlock;
 		}
+		snap = vmg_chan_snap(ch);
 		if (vmg_chan_answered(ch))
 			break;
 		mutex_unlock(&dev->lock);
-		ret = vmg_chan_wait(dev, f);
+		ret = vmg_chan_wait(dev, f, snap);
 		if (ret)
 			return ret;
 	}
