@@ -11,7 +11,7 @@
  *     none yet) though all were offered; a second open file cannot write (EBUSY);
  *   - DEVENUM lists e0 of class echo; DEVOPEN e0; DEVCALL ECHO of 17 bytes and of 65536
  *     bytes (the largest message) give the same bytes back;
- *   - O_NONBLOCK: read right after posting echo's SLEEP of 2 s gets EAGAIN; poll says
+ *   - O_NONBLOCK: read right after posting echo's SLEEP of 5 s gets EAGAIN; poll says
  *     POLLIN once the answer is there; a second write before reading it gets EBUSY;
  *   - malformed messages, each refused and the channel still answering: 10 bytes
  *     (EPROTO), a header whose len disagrees (EPROTO), nfds 1 (EPROTO), an unknown op (the
@@ -250,7 +250,7 @@ int main(void)
 	struct vbus_dev_entry e;
 	struct vbus_msg bad;
 	struct pollfd p;
-	uint32_t ms = 2000, h, handle;
+	uint32_t ms = 5000, h, handle;	/* echo's longest SLEEP: the read comes long before */
 	size_t len;
 	int fd, fd2, fl;
 	int32_t st;
