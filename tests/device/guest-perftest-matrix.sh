@@ -8,7 +8,7 @@
 # timings here are noise; bench/ measures). The native controls run once per suite
 # (vd_controls, tests/lib/vbusd.sh): with the module loaded, the relay variant prints "ctl"
 # in their column, the kernel variant ran them. make test's relay variant then runs guest to
-# guest only (the relay on both sides; guest-perftest runs its mixed paths), printing "full"
+# guest only (the relay on both sides; guest-perftest runs its mixed paths), printing "soak"
 # in the mixed columns; VBUS_FULL=1 (make soak) runs every path on every backend.
 # perftest 4.5-0.17 has no --use_new_send: the new API (ibv_wr_*) is its default, and
 # --use_old_post_send selects ibv_post_send; both are run. Its WRITE family has no event
@@ -61,7 +61,7 @@ case_() {
 	row=$(printf '%-46s' "$tool $*")
 	for p in native-native guest-native native-guest guest-guest; do
 		if ! vd_controls && [ $p != guest-guest ]; then
-			row+=$(printf ' %12s' "$([ $p = native-native ] && echo ctl || echo full)")
+			row+=$(printf ' %12s' "$([ $p = native-native ] && echo ctl || echo soak)")
 			continue
 		fi
 		v=$(one "$p" "$field" "$tool" "$@") || fail=1
@@ -90,5 +90,5 @@ case_ bw_avg_MBps ib_atomic_bw -e -n 300
 case_ t_typical_us ib_send_lat -c UD -e -n 300
 case_ bw_avg_MBps ib_send_bw -c UD -e -n 300
 case_ bw_avg_MBps ib_send_bw -c UC -e -s 4096 -n 300
-[ $fail = 0 ] && echo "all cases passed on all four paths"
+[ $fail = 0 ] && echo "all cases passed on every path run"
 exit $fail
