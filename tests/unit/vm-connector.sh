@@ -23,54 +23,9 @@
 # Skips (77) when QEMU, the VM kernel, the module or a static busybox is missing.
 set -u
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${VBUS_BUILD:-$top/build/default}
-b=$build/bin
-. "$top/tests/lib/time.sh"	# time limits scale with the machine
-
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; [ -n "${run:-}" ] && tail -n 20 "$run/vbusd.log" 2>/dev/null | sed 's/^/  vbusd| /'
-	[ -n "${con:-}" ] && tail -n 30 "$con" 2>/dev/null | sed 's/^/  console| /'; exit 1; }
-
-command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
-vmdir=${VBUS_VM_DIR:-$top/build/vm}
-kernel=$vmdir/kernel/current/vmlinuz
-[ -f "$kernel" ] || skip "no VM kernel at $kernel (make deps; or set VBUS_VM_DIR)"
-ko=$top/build/kernel/vbus_vmguest.ko
-[ -f "$ko" ] || skip "no $ko (make kernel, with the VM kernel's headers: VBUS_VM_DIR)"
-kver=$(cat "$vmdir/kernel/current/version")
-[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$kver" ] ||
-	skip "$ko is not built for the VM kernel $kver"
-# Static, so built in the default variant only (tests/Makefile): the asan run uses it too.
-guest=$top/build/default/tests/vmguest/connector
-[ -x "$guest" ] || skip "no $guest (make)"
-busybox=$(command -v busybox || echo /bin/busybox)
-[[ $(ldd "$busybox" 2>&1) == *"not a dynamic"* ]] || skip "no static busybox (apt-get install busybox-static)"
-
-tmp=$(mktemp -d /tmp/vbus-vmconn.XXXXXX)
-run=$tmp/run
-vbusd_pid=
-cleanup() {
-	[ -n "$vbusd_pid" ] && kill -TERM "$vbusd_pid" 2>/dev/null && wait "$vbusd_pid"
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# The initramfs: busybox, /init, the module, the program.
-mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc" "$tmp/root/sys"
-cp "$busybox" "$tmp/root/bin/busybox"
-cp "$top/tests/vmguest/init-connector" "$tmp/root/init"
-cp "$ko" "$guest" "$tmp/root/"
-(cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/initrd" || fail "cpio"
-
-mkdir -p "$run"
-"$b/vbusd" --run-dir "$run" 2>"$run/vbusd.log" &
-vbusd_pid=$!
-vt_until 5 test -S "$run/ctl.sock" || fail "vbusd did not start"
-ctl() { "$b/vbusctl" --run-dir "$run" "$@"; }
-ctl bus add b allow all >/dev/null || fail "bus add"
+. "$top/tests/lib/vmguest.sh"
+vg_setup connector init-connector
 ctl dev add e0 class echo bus b >/dev/null || fail "dev add e0"
-fds() { ls "/proc/$vbusd_pid/fd" | wc -l; }
-fds0=$(fds)
 
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M cpus 1 vectors 2 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"

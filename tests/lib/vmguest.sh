@@ -1,0 +1,59 @@
+# tests/lib/vmguest.sh: a VM guest on this host for the unit tests that boot one
+# (vm-doorbell, vm-connector; docs/vm.md). Sourced after `top` is set; it checks what the
+# VM needs (skip 77 with the reason), builds an initramfs of a static busybox, INIT, the
+# guest driver and PROG, and starts a vbusd with bus "b".
+#
+#   vg_setup PROG INIT   sets kernel, ko, guest (the program), tmp, run, vbusd_pid, fds0,
+#                        and the functions skip, fail, ctl, fds; cleans up at exit
+set -u
+build=${VBUS_BUILD:-$top/build/default}
+b=$build/bin
+. "$top/tests/lib/time.sh"	# time limits scale with the machine
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; [ -n "${run:-}" ] && tail -n 20 "$run/vbusd.log" 2>/dev/null | sed 's/^/  vbusd| /'
+	[ -n "${con:-}" ] && tail -n 30 "$con" 2>/dev/null | sed 's/^/  console| /'; exit 1; }
+ctl() { "$b/vbusctl" --run-dir "$run" "$@"; }
+fds() { ls "/proc/$vbusd_pid/fd" | wc -l; }
+
+vg_cleanup() {
+	[ -n "${vbusd_pid:-}" ] && kill -TERM "$vbusd_pid" 2>/dev/null && wait "$vbusd_pid"
+	rm -rf "${tmp:-/nonexistent}"
+}
+
+vg_setup() { # PROG INIT
+	command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+	vmdir=${VBUS_VM_DIR:-$top/build/vm}
+	kernel=$vmdir/kernel/current/vmlinuz
+	[ -f "$kernel" ] || skip "no VM kernel at $kernel (make deps; or set VBUS_VM_DIR)"
+	ko=$top/build/kernel/vbus_vmguest.ko
+	[ -f "$ko" ] || skip "no $ko (make kernel, with the VM kernel's headers: VBUS_VM_DIR)"
+	kver=$(cat "$vmdir/kernel/current/version")
+	[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$kver" ] ||
+		skip "$ko is not built for the VM kernel $kver"
+	# Static, so built in the default variant only (tests/Makefile): the asan run uses it too.
+	guest=$top/build/default/tests/vmguest/$1
+	[ -x "$guest" ] || skip "no $guest (make)"
+	local busybox
+	busybox=$(command -v busybox || echo /bin/busybox)
+	[[ $(ldd "$busybox" 2>&1) == *"not a dynamic"* ]] || skip "no static busybox (apt-get install busybox-static)"
+
+	tmp=$(mktemp -d "/tmp/vbus-vm-$1.XXXXXX")
+	run=$tmp/run
+	vbusd_pid=
+	trap vg_cleanup EXIT
+
+	# The initramfs: busybox, /init, the module, the program.
+	mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc" "$tmp/root/sys"
+	cp "$busybox" "$tmp/root/bin/busybox"
+	cp "$top/tests/vmguest/$2" "$tmp/root/init"
+	cp "$ko" "$guest" "$tmp/root/"
+	(cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/initrd" || fail "cpio"
+
+	mkdir -p "$run"
+	"$b/vbusd" --run-dir "$run" 2>"$run/vbusd.log" &
+	vbusd_pid=$!
+	vt_until 5 test -S "$run/ctl.sock" || fail "vbusd did not start"
+	ctl bus add b allow all >/dev/null || fail "bus add"
+	fds0=$(fds)
+}
