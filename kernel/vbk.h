@@ -5,7 +5,14 @@
  * One struct vbk_guest per attachment (a guest descriptor). Its objects are kernel verbs
  * objects on the backing device, named by the guest with the handles of <vbus/vrdma.h>.
  *
+ * Attachments form trees (docs/nesting.md): one made on the admin descriptor is a root;
+ * VBK_IOC_CHILD on an attachment makes a child, whose objects are charged to it and to
+ * every ancestor (t_objs, t_pinned), and which is revoked before its parent is.
+ *
  * Locking, outermost first:
+ *   vbk_owner.lock    (mutex)  an admin descriptor's attachments, or an attachment's
+ *                              children (subclass: the attachment's depth, so that a
+ *                              subtree's revocation nests them parent first)
  *   vbk_guest.ctl     (mutex)  control calls and revocation: one at a time per guest
  *   vbk_guest.tbl     (rwsem)  the object table: written to add or remove an object,
  *                              read by the data path (doorbell, poll) for its whole call
@@ -70,9 +77,25 @@ struct vbk_queue {
 
 struct vbk_admin;
 
+/* Attachments made through one descriptor: the admin one, or a parent attachment. */
+struct vbk_owner {
+	struct mutex lock;
+	struct list_head guests;	/* vbk_guest.owner_node */
+	u32 n;
+	u32 depth;			/* lockdep subclass of lock */
+	bool closed;			/* revoked or released: no more are made */
+};
+
 struct vbk_guest {
-	struct vbk_admin *admin;	/* holds a reference */
-	struct list_head admin_node;	/* admin->guests, under admin->lock */
+	struct kref ref;		/* the descriptor, and one per child */
+	struct vbk_owner *owner;	/* the list it is on: its admin's, or its parent's kids */
+	struct list_head owner_node;	/* owner->guests, under owner->lock */
+	struct vbk_admin *admin;	/* a root: holds a reference; a child: NULL */
+	struct vbk_guest *parent;	/* a child: holds a reference; a root: NULL */
+	u32 depth;			/* 0: a root */
+	struct vbk_owner kids;		/* its children */
+	atomic_t t_objs;		/* its and its subtree's handles, against max_objects */
+	atomic64_t t_pinned;		/* its and its subtree's bytes, against max_pinned */
 	struct list_head all_node;	/* vbk_guests, under vbk_guests_lock */
 	struct ib_device *dev;		/* referenced until revoked */
 	u32 port;
@@ -179,13 +202,23 @@ struct vbk_qp {
 extern struct mutex vbk_guests_lock;
 extern struct list_head vbk_guests;
 void vbk_admin_put(struct vbk_admin *a);
-int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g);
-void vbk_admin_del(struct vbk_guest *g);
+struct vbk_owner *vbk_admin_get(struct vbk_admin *a);
+long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up);
+int vbk_owner_add(struct vbk_owner *o, struct vbk_guest *g, u32 max);
+void vbk_owner_del(struct vbk_guest *g);
 
 /* vbk_guest.c */
 int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at);
 void vbk_guest_revoke(struct vbk_guest *g);
+void vbk_guest_put(struct vbk_guest *g);
+struct vbk_guest *vbk_guest_new(struct ib_device *dev, u32 port, u32 depth);
+int vbk_guest_publish(struct vbk_guest *g, struct vbk_owner *o, u32 max);
 void vbk_event(struct vbk_guest *g, u32 type, u32 handle, u32 port);
+
+/* vbk_child.c: VBK_IOC_CHILD, and the charges of a subtree to its ancestors */
+int vbk_guest_child(struct vbk_guest *parent, const struct vbk_child __user *up);
+int vbk_charge(struct vbk_guest *g, int objs, u64 bytes);
+void vbk_uncharge(struct vbk_guest *g, int objs, u64 bytes);
 
 /* vbk_res.c: up to room records of g's objects into out; the number of live objects. */
 u32 vbk_guest_res(struct vbk_guest *g, struct vbk_res_obj *out, u32 room);

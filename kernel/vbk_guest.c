@@ -72,12 +72,21 @@ static void port_event(struct ib_event_handler *h, struct ib_event *ev)
 }
 
 /*
- * Revoke: destroy every object and let go of the device. Idempotent; takes ctl, so it
- * waits for a control call in flight, and tbl (inside vbk_obj_free) so that no doorbell
- * or poll is inside the table while it goes.
+ * Revoke: the children first (each with its own subtree), then destroy every object and
+ * let go of the device. Idempotent; takes ctl, so it waits for a control call in flight,
+ * and tbl (inside vbk_obj_free) so that no doorbell or poll is inside the table while it
+ * goes. No child is made after it (kids.closed).
  */
 void vbk_guest_revoke(struct vbk_guest *g)
 {
+	struct vbk_guest *c;
+
+	mutex_lock_nested(&g->kids.lock, g->kids.depth);
+	g->kids.closed = true;
+	list_for_each_entry(c, &g->kids.guests, owner_node)
+		vbk_guest_revoke(c);
+	mutex_unlock(&g->kids.lock);
+
 	mutex_lock(&g->ctl);
 	if (!g->dead) {
 		down_write(&g->tbl);
@@ -110,8 +119,10 @@ static long guest_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 			return -EFAULT;
 		return vbk_call(g, &c);
 	}
-	default:
-		return -ENOTTY;
+	case VBK_IOC_CHILD:
+		return vbk_guest_child(g, (const struct vbk_child __user *)arg);
+	default:	/* REVOKE, STATS, RES of its children */
+		return vbk_owner_ioctl(&g->kids, cmd, (void __user *)arg);
 	}
 }
 
@@ -157,14 +168,26 @@ static __poll_t guest_poll(struct file *f, struct poll_table_struct *pt)
 	return READ_ONCE(g->nev) ? EPOLLIN | EPOLLRDNORM : 0;
 }
 
-static void guest_free(struct vbk_guest *g)
+static void guest_free(struct kref *ref)
 {
+	struct vbk_guest *g = container_of(ref, struct vbk_guest, ref);
+
+	if (g->parent)
+		vbk_guest_put(g->parent);
 	xa_destroy(&g->mrs);
 	kvfree(g->objs);
 	kfree(g);
 }
 
-/* The last close: the guest's objects go, as a uverbs file's do. */
+/* The last reference: the descriptor's, or the last child's. */
+void vbk_guest_put(struct vbk_guest *g)
+{
+	kref_put(&g->ref, guest_free);
+}
+
+/* The last close: the guest's objects go, as a uverbs file's do, and its children are
+ * revoked; the structure lives on while they exist (each holds a reference).
+ */
 static int guest_release(struct inode *inode, struct file *f)
 {
 	struct vbk_guest *g = f->private_data;
@@ -172,17 +195,11 @@ static int guest_release(struct inode *inode, struct file *f)
 	mutex_lock(&vbk_guests_lock);
 	list_del(&g->all_node);
 	mutex_unlock(&vbk_guests_lock);
-	vbk_admin_del(g);
-	mutex_lock(&g->ctl);
-	if (!g->dead) {
-		g->dead = true;
-		vbk_obj_destroy_all(g);
-		if (g->ib_ev_registered)
-			ib_unregister_event_handler(&g->ib_ev);
-		ib_device_put(g->dev);
-	}
-	mutex_unlock(&g->ctl);
-	guest_free(g);
+	vbk_owner_del(g);
+	if (g->admin)
+		vbk_admin_put(g->admin);
+	vbk_guest_revoke(g);
+	vbk_guest_put(g);
 	return 0;
 }
 
@@ -196,12 +213,71 @@ static const struct file_operations guest_fops = {
 	.llseek = noop_llseek,
 };
 
+/*
+ * A new attachment on dev (whose reference it takes over) and port, its limits set by the
+ * caller; then vbk_guest_publish. NULL: no memory.
+ */
+struct vbk_guest *vbk_guest_new(struct ib_device *dev, u32 port, u32 depth)
+{
+	struct vbk_guest *g = kzalloc(sizeof(*g), GFP_KERNEL);
+
+	if (!g)
+		return NULL;
+	kref_init(&g->ref);
+	g->dev = dev;
+	g->port = port;
+	g->depth = depth;
+	mutex_init(&g->kids.lock);
+	INIT_LIST_HEAD(&g->kids.guests);
+	g->kids.depth = depth;
+	mutex_init(&g->ctl);
+	init_rwsem(&g->tbl);
+	xa_init(&g->mrs);
+	spin_lock_init(&g->ev_lock);
+	init_waitqueue_head(&g->ev_wait);
+	INIT_IB_EVENT_HANDLER(&g->ib_ev, dev, port_event);
+	ib_register_event_handler(&g->ib_ev);
+	g->ib_ev_registered = true;
+	return g;
+}
+
+/*
+ * Put g on owner o's list (at most max there, 0: no bound) and the global one, and make
+ * its descriptor. The new descriptor, or -errno with g freed (its device reference
+ * dropped; the caller drops what it holds for g->admin or g->parent).
+ */
+int vbk_guest_publish(struct vbk_guest *g, struct vbk_owner *o, u32 max)
+{
+	int fd, err;
+
+	err = vbk_owner_add(o, g, max);
+	if (err)
+		goto err_free;
+	mutex_lock(&vbk_guests_lock);
+	list_add(&g->all_node, &vbk_guests);
+	mutex_unlock(&vbk_guests_lock);
+	fd = anon_inode_getfd("[vbus-vrdma]", &guest_fops, g, O_RDWR | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	err = fd;
+	mutex_lock(&vbk_guests_lock);
+	list_del(&g->all_node);
+	mutex_unlock(&vbk_guests_lock);
+	vbk_owner_del(g);
+err_free:
+	ib_unregister_event_handler(&g->ib_ev);
+	ib_device_put(g->dev);
+	kfree(g);
+	return err;
+}
+
 /* VBK_IOC_ATTACH: returns the new descriptor, or -errno. */
 int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 {
+	struct vbk_owner *o;
 	struct vbk_guest *g;
 	struct ib_device *dev;
-	int fd, err;
+	int fd;
 
 	if (memchr(at->ibdev, 0, sizeof(at->ibdev)) == NULL || !at->ibdev[0] ||
 	    !vbk_zero(at->reserved0, sizeof(at->reserved0)) ||
@@ -211,52 +287,23 @@ int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 	if (!dev)
 		return -ENODEV;
 	if (!rdma_is_port_valid(dev, at->port)) {
-		err = -EINVAL;
-		goto err_put;
+		ib_device_put(dev);
+		return -EINVAL;
 	}
-	g = kzalloc(sizeof(*g), GFP_KERNEL);
+	g = vbk_guest_new(dev, at->port, 0);
 	if (!g) {
-		err = -ENOMEM;
-		goto err_put;
+		ib_device_put(dev);
+		return -ENOMEM;
 	}
-	g->dev = dev;
-	g->port = at->port;
 	g->gid_index = at->gid_index;
 	g->max_objects = at->max_objects;
 	g->max_pinned = at->max_pinned_bytes;
 	g->guest_id = at->guest_id;
 	g->tag = at->tag;
-	mutex_init(&g->ctl);
-	init_rwsem(&g->tbl);
-	xa_init(&g->mrs);
-	spin_lock_init(&g->ev_lock);
-	init_waitqueue_head(&g->ev_wait);
-	atomic64_set(&g->n_wqe, 0);
-	INIT_IB_EVENT_HANDLER(&g->ib_ev, dev, port_event);
-	ib_register_event_handler(&g->ib_ev);
-	g->ib_ev_registered = true;
-
-	err = vbk_admin_add(a, g);
-	if (err)
-		goto err_free;
-	mutex_lock(&vbk_guests_lock);
-	list_add(&g->all_node, &vbk_guests);
-	mutex_unlock(&vbk_guests_lock);
-	fd = anon_inode_getfd("[vbus-vrdma]", &guest_fops, g, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		mutex_lock(&vbk_guests_lock);
-		list_del(&g->all_node);
-		mutex_unlock(&vbk_guests_lock);
-		vbk_admin_del(g);
-		err = fd;
-		goto err_free;
-	}
+	o = vbk_admin_get(a);
+	g->admin = a;
+	fd = vbk_guest_publish(g, o, 0);
+	if (fd < 0)
+		vbk_admin_put(a);
 	return fd;
-
-err_free:
-	ib_unregister_event_handler(&g->ib_ev);
-	kfree(g);
-err_put:
-	ib_device_put(dev);
-	return err;
 }

@@ -16,9 +16,7 @@
 
 struct vbk_admin {
 	struct kref ref;
-	struct mutex lock;
-	struct list_head guests;	/* attachments made here and not yet released */
-	bool closed;
+	struct vbk_owner o;		/* attachments made here and not yet released */
 };
 
 DEFINE_MUTEX(vbk_guests_lock);
@@ -34,6 +32,13 @@ void vbk_admin_put(struct vbk_admin *a)
 	kref_put(&a->ref, admin_release_ref);
 }
 
+/* A reference to a for a root attachment, and the list it goes on. */
+struct vbk_owner *vbk_admin_get(struct vbk_admin *a)
+{
+	kref_get(&a->ref);
+	return &a->o;
+}
+
 static int admin_open(struct inode *inode, struct file *f)
 {
 	struct vbk_admin *a;
@@ -44,48 +49,48 @@ static int admin_open(struct inode *inode, struct file *f)
 	if (!a)
 		return -ENOMEM;
 	kref_init(&a->ref);
-	mutex_init(&a->lock);
-	INIT_LIST_HEAD(&a->guests);
+	mutex_init(&a->o.lock);
+	INIT_LIST_HEAD(&a->o.guests);
 	f->private_data = a;
 	return 0;
 }
 
-/* vbusd is gone: every attachment it made is revoked; the guests keep their descriptors,
- * which now fail every call with -EIO after one IBV_EVENT_DEVICE_FATAL.
+/* vbusd is gone: every attachment it made is revoked (with its subtree); the guests keep
+ * their descriptors, which now fail every call with -EIO after one IBV_EVENT_DEVICE_FATAL.
  */
 static int admin_release(struct inode *inode, struct file *f)
 {
 	struct vbk_admin *a = f->private_data;
 	struct vbk_guest *g;
 
-	mutex_lock(&a->lock);
-	a->closed = true;
-	list_for_each_entry(g, &a->guests, admin_node)
+	mutex_lock(&a->o.lock);
+	a->o.closed = true;
+	list_for_each_entry(g, &a->o.guests, owner_node)
 		vbk_guest_revoke(g);
-	mutex_unlock(&a->lock);
+	mutex_unlock(&a->o.lock);
 	vbk_admin_put(a);
 	return 0;
 }
 
-/* The attachment guest_id of this admin descriptor, with a->lock held; NULL: none. */
-static struct vbk_guest *admin_guest(struct vbk_admin *a, u32 guest_id)
+/* The attachment guest_id made through o, with o->lock held; NULL: none. */
+static struct vbk_guest *owner_guest(struct vbk_owner *o, u32 guest_id)
 {
 	struct vbk_guest *g;
 
-	lockdep_assert_held(&a->lock);
-	list_for_each_entry(g, &a->guests, admin_node)
+	lockdep_assert_held(&o->lock);
+	list_for_each_entry(g, &o->guests, owner_node)
 		if (g->guest_id == guest_id)
 			return g;
 	return NULL;
 }
 
-static int guest_stats(struct vbk_admin *a, struct vbk_stats *s)
+static int guest_stats(struct vbk_owner *o, struct vbk_stats *s)
 {
 	struct vbk_guest *g;
 	int err = -ENOENT;
 
-	mutex_lock(&a->lock);
-	g = admin_guest(a, s->guest_id);
+	mutex_lock_nested(&o->lock, o->depth);
+	g = owner_guest(o, s->guest_id);
 	if (g) {
 		memset(s, 0, sizeof(*s));
 		s->guest_id = g->guest_id;
@@ -99,12 +104,12 @@ static int guest_stats(struct vbk_admin *a, struct vbk_stats *s)
 		s->errors = atomic64_read(&g->n_error);
 		err = 0;
 	}
-	mutex_unlock(&a->lock);
+	mutex_unlock(&o->lock);
 	return err;
 }
 
 /* VBK_IOC_RES: the records are made under the locks, copied out after. */
-static int guest_res(struct vbk_admin *a, struct vbk_res __user *up)
+static int guest_res(struct vbk_owner *o, struct vbk_res __user *up)
 {
 	struct vbk_res_obj *buf = NULL;
 	struct vbk_guest *g;
@@ -120,13 +125,13 @@ static int guest_res(struct vbk_admin *a, struct vbk_res __user *up)
 		if (!buf)
 			return -ENOMEM;
 	}
-	mutex_lock(&a->lock);
-	g = admin_guest(a, r.guest_id);
+	mutex_lock_nested(&o->lock, o->depth);
+	g = owner_guest(o, r.guest_id);
 	if (g)
 		n = vbk_guest_res(g, buf, r.count);
 	else
 		err = -ENOENT;
-	mutex_unlock(&a->lock);
+	mutex_unlock(&o->lock);
 	if (!err && copy_to_user(u64_to_user_ptr(r.objs), buf,
 				 (size_t)min(n, r.count) * sizeof(*buf)))
 		err = -EFAULT;
@@ -136,35 +141,35 @@ static int guest_res(struct vbk_admin *a, struct vbk_res __user *up)
 	return err;
 }
 
-static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
+/* VBK_IOC_REVOKE: the attachments made through o with this tag. 0 or -ENOENT. */
+static int owner_revoke(struct vbk_owner *o, u64 tag)
 {
-	struct vbk_admin *a = f->private_data;
-	void __user *up = (void __user *)arg;
+	struct vbk_guest *g;
+	int err = -ENOENT;
 
-	switch (cmd) {
-	case VBK_IOC_ATTACH: {
-		struct vbk_attach at;
-
-		if (copy_from_user(&at, up, sizeof(at)))
-			return -EFAULT;
-		return vbk_guest_attach(a, &at);
+	mutex_lock_nested(&o->lock, o->depth);
+	list_for_each_entry(g, &o->guests, owner_node) {
+		if (g->tag != tag)
+			continue;
+		vbk_guest_revoke(g);
+		err = 0;
 	}
+	mutex_unlock(&o->lock);
+	return err;
+}
+
+/* The ioctls of a descriptor that makes attachments (admin, or a parent attachment) on
+ * the ones it made: REVOKE, STATS, RES. -ENOTTY for any other.
+ */
+long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up)
+{
+	switch (cmd) {
 	case VBK_IOC_REVOKE: {
-		struct vbk_guest *g;
 		u64 tag;
-		int err = -ENOENT;
 
 		if (copy_from_user(&tag, up, sizeof(tag)))
 			return -EFAULT;
-		mutex_lock(&a->lock);
-		list_for_each_entry(g, &a->guests, admin_node) {
-			if (g->tag != tag)
-				continue;
-			vbk_guest_revoke(g);
-			err = 0;
-		}
-		mutex_unlock(&a->lock);
-		return err;
+		return owner_revoke(o, tag);
 	}
 	case VBK_IOC_STATS: {
 		struct vbk_stats s;
@@ -172,41 +177,62 @@ static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 
 		if (copy_from_user(&s, up, sizeof(s)))
 			return -EFAULT;
-		err = guest_stats(a, &s);
+		err = guest_stats(o, &s);
 		if (err)
 			return err;
 		return copy_to_user(up, &s, sizeof(s)) ? -EFAULT : 0;
 	}
 	case VBK_IOC_RES:
-		return guest_res(a, up);
+		return guest_res(o, up);
 	default:
 		return -ENOTTY;
 	}
 }
 
-/* An attachment joins its admin descriptor's list (and holds a reference to it). */
-int vbk_admin_add(struct vbk_admin *a, struct vbk_guest *g)
+static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 {
-	mutex_lock(&a->lock);
-	if (a->closed) {
-		mutex_unlock(&a->lock);
-		return -EIO;
+	struct vbk_admin *a = f->private_data;
+	void __user *up = (void __user *)arg;
+
+	if (cmd == VBK_IOC_ATTACH) {
+		struct vbk_attach at;
+
+		if (copy_from_user(&at, up, sizeof(at)))
+			return -EFAULT;
+		return vbk_guest_attach(a, &at);
 	}
-	kref_get(&a->ref);
-	g->admin = a;
-	list_add(&g->admin_node, &a->guests);
-	mutex_unlock(&a->lock);
-	return 0;
+	return vbk_owner_ioctl(&a->o, cmd, up);
 }
 
-void vbk_admin_del(struct vbk_guest *g)
+/* An attachment joins the list of what o made; max: at most that many (0: no bound).
+ * 0, -EIO (o is closed: its descriptor is gone or its attachment revoked) or -EMLINK.
+ */
+int vbk_owner_add(struct vbk_owner *o, struct vbk_guest *g, u32 max)
 {
-	struct vbk_admin *a = g->admin;
+	int err = 0;
 
-	mutex_lock(&a->lock);
-	list_del(&g->admin_node);
-	mutex_unlock(&a->lock);
-	vbk_admin_put(a);
+	mutex_lock_nested(&o->lock, o->depth);
+	if (o->closed)
+		err = -EIO;
+	else if (max && o->n >= max)
+		err = -EMLINK;
+	if (!err) {
+		g->owner = o;
+		list_add(&g->owner_node, &o->guests);
+		o->n++;
+	}
+	mutex_unlock(&o->lock);
+	return err;
+}
+
+void vbk_owner_del(struct vbk_guest *g)
+{
+	struct vbk_owner *o = g->owner;
+
+	mutex_lock_nested(&o->lock, o->depth);
+	list_del(&g->owner_node);
+	o->n--;
+	mutex_unlock(&o->lock);
 }
 
 static const struct file_operations admin_fops = {

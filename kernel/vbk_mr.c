@@ -24,6 +24,7 @@ void vbk_mr_free(struct vbk_guest *g, struct vbk_mr *mr)
 	up_write(&g->tbl);
 	ib_dereg_mr(mr->mr);
 	g->pinned -= mr->length;
+	vbk_uncharge(g, 0, mr->length);
 	vbk_obj_use(g, mr->pd, -1);
 	kfree(mr);
 }
@@ -67,14 +68,15 @@ int vbk_do_reg_mr(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	pd = vbk_obj_get(g, pdh, VBK_OBJ_PD, &err);
 	if (!pd)
 		return err;
-	if (g->pinned + len > g->max_pinned) {
-		pr_info_ratelimited("vbus_vrdma: guest %u: quota max-pinned (%llu) reached: ENOMEM\n",
-				    g->guest_id, (u64)g->max_pinned);
-		return -ENOMEM;
-	}
+	/* Charged to g and its ancestors (vbk_child.c); -ENOMEM past a quota. */
+	err = vbk_charge(g, 0, len);
+	if (err)
+		return err;
 	mr = kzalloc(sizeof(*mr), GFP_KERNEL);
-	if (!mr)
-		return -ENOMEM;
+	if (!mr) {
+		err = -ENOMEM;
+		goto err_uncharge;
+	}
 	mr->mr = ib_reg_user_mr(pd->pd, addr, len, iova, access);
 	if (IS_ERR(mr->mr)) {
 		err = PTR_ERR(mr->mr);
@@ -103,6 +105,8 @@ err_dereg:
 	ib_dereg_mr(mr->mr);
 err_free:
 	kfree(mr);
+err_uncharge:
+	vbk_uncharge(g, 0, len);
 	return err;
 }
 

@@ -18,13 +18,13 @@ static u32 mkhandle(u32 idx, u16 gen)
 int vbk_obj_new(struct vbk_guest *g, enum vbk_obj_type type, void *p, u32 *h)
 {
 	u32 i;
+	int err;
 
 	lockdep_assert_held(&g->ctl);
-	if (g->live >= g->max_objects) {
-		pr_info_ratelimited("vbus_vrdma: guest %u: quota max-objects (%u) reached: EDQUOT\n",
-				    g->guest_id, g->max_objects);
-		return -EDQUOT;
-	}
+	/* One handle, charged to g and its ancestors (vbk_child.c); -EDQUOT past a quota. */
+	err = vbk_charge(g, 1, 0);
+	if (err)
+		return err;
 	for (i = 1; i < g->nobjs; i++)
 		if (g->objs[i].type == VBK_OBJ_FREE)
 			break;
@@ -34,11 +34,15 @@ int vbk_obj_new(struct vbk_guest *g, enum vbk_obj_type type, void *p, u32 *h)
 
 		if (n > IDX_MASK + 1)
 			n = IDX_MASK + 1;
-		if (i >= n)
-			return -EDQUOT;
+		if (i >= n) {
+			err = -EDQUOT;
+			goto err_uncharge;
+		}
 		o = kvcalloc(n, sizeof(*o), GFP_KERNEL);
-		if (!o)
-			return -ENOMEM;
+		if (!o) {
+			err = -ENOMEM;
+			goto err_uncharge;
+		}
 		down_write(&g->tbl);
 		if (g->nobjs)
 			memcpy(o, g->objs, g->nobjs * sizeof(*o));
@@ -58,6 +62,10 @@ int vbk_obj_new(struct vbk_guest *g, enum vbk_obj_type type, void *p, u32 *h)
 	up_write(&g->tbl);
 	*h = mkhandle(i, g->objs[i].gen);
 	return 0;
+
+err_uncharge:
+	vbk_uncharge(g, 1, 0);
+	return err;
 }
 
 struct vbk_obj *vbk_obj_slot(struct vbk_guest *g, u32 h)
@@ -107,6 +115,8 @@ void vbk_obj_free(struct vbk_guest *g, u32 h)
 		g->live--;
 	}
 	up_write(&g->tbl);
+	if (o)
+		vbk_uncharge(g, 1, 0);
 }
 
 /* Destroy every object, dependents first: QPs, then SRQs, AHs, MRs, CQs, PDs. */

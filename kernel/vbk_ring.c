@@ -33,11 +33,14 @@ int vbk_queue_map(struct vbk_guest *g, struct vbk_queue *q, u32 shm, u64 uaddr, 
 	first = uaddr & PAGE_MASK;
 	last = PAGE_ALIGN(uaddr + size);
 	npages = (last - first) >> PAGE_SHIFT;
-	if (g->pinned + (last - first) > g->max_pinned)
-		return -ENOMEM;
+	err = vbk_charge(g, 0, last - first);	/* g's and its ancestors' max-pinned */
+	if (err)
+		return err;
 	q->pages = kvcalloc(npages, sizeof(*q->pages), GFP_KERNEL);
-	if (!q->pages)
-		return -ENOMEM;
+	if (!q->pages) {
+		err = -ENOMEM;
+		goto err_uncharge;
+	}
 	got = pin_user_pages_fast(first, npages, FOLL_WRITE | FOLL_LONGTERM, q->pages);
 	if (got < 0) {
 		err = got;
@@ -65,6 +68,8 @@ err_unpin:
 err_free:
 	kvfree(q->pages);
 	q->pages = NULL;
+err_uncharge:
+	vbk_uncharge(g, 0, last - first);
 	return err;
 }
 
@@ -76,6 +81,7 @@ void vbk_queue_unmap(struct vbk_guest *g, struct vbk_queue *q)
 	unpin_user_pages_dirty_lock(q->pages, q->npages, true);
 	kvfree(q->pages);
 	g->pinned -= (u64)q->npages << PAGE_SHIFT;
+	vbk_uncharge(g, 0, (u64)q->npages << PAGE_SHIFT);
 	q->pages = NULL;
 	q->ring = NULL;
 }

@@ -11,6 +11,12 @@
  *           VBUS_OP_DEVFD; vbusd opens no ibv_context and runs no relay for it.
  * auto is kernel when the module's admin descriptor opens, else relay. The resolved
  * backend replaces the attribute, so that DEVENUM and `vbusctl dev show` say which.
+ * A device backed by a vbus device (this vbusd runs as a guest, docs/nesting.md) also takes
+ * mode=relay|passthrough (relay): relay runs the relay backend on it; passthrough, when the
+ * vbusd below runs it on the kernel backend, gives each guest a child of our own
+ * attachment in the module (VBK_IOC_CHILD), handed over with DEVFD as a kernel-backend
+ * attachment is: the nested guest then talks to the module directly, and this vbusd is on
+ * no path of its verbs.
  */
 #include <dlfcn.h>
 #include <endian.h>
@@ -36,6 +42,9 @@ struct vrdma_dev {
 	 * it; nest_query is the guest library's vbus_verbs_query_limits. */
 	struct ibv_context *nest_ctx;
 	vbus_verbs_query_limits_fn *nest_query;
+	/* mode=passthrough: our own attachment's descriptor (nest_ctx's, held by the guest
+	 * library), whose children our guests get; -1 otherwise */
+	int pt_fd;
 };
 
 struct vrdma_inst {
@@ -49,6 +58,7 @@ struct vrdma_inst {
 	bool relayed;
 	/* kernel: vbusd's copy of the attachment until DEVFD hands it to the guest, then -1 */
 	int attach_fd;
+	int owner_fd;			/* what it was made through: -1 admin, else pt_fd */
 };
 
 #define KERNEL_NOTE "the objects are in the kernel module, which did not list them"
@@ -146,13 +156,23 @@ static int nest_probe(struct ibv_device *ibdev, vbus_verbs_query_limits_fn **q,
  * parent's (or the usual default when that is smaller), one set wider is refused with the
  * parent's value in the message. The kernel backend needs a real device. 0 or -EPERM.
  */
-static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *lim,
+static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *lim, bool pt,
 		       uint64_t *port, uint64_t *gid, uint64_t *pinned, uint64_t *objs,
 		       char *err, size_t errn)
 {
 	const char *backing = vbd_dev_attr(d, "backing"), *b = vbd_dev_attr(d, "backend");
 
-	if (b && !strcmp(b, "kernel")) {
+	if (pt && !lim->kernel) {
+		snprintf(err, errn, "mode=passthrough: the vbusd below runs %s on the relay "
+			 "backend; passthrough is built for its kernel backend only", backing);
+		return -EOPNOTSUPP;
+	}
+	if (pt && b && !strcmp(b, "relay")) {
+		snprintf(err, errn, "mode=passthrough: backend=relay contradicts it (the module "
+			 "below runs the device)");
+		return -EINVAL;
+	}
+	if (!pt && b && !strcmp(b, "kernel")) {
 		snprintf(err, errn, "backend=kernel: %s is a vbus device of the bus this vbusd is "
 			 "a guest of (nested); the kernel backend needs a real RDMA device",
 			 backing);
@@ -194,12 +214,12 @@ static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *
 static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 {
 	static const char *const known[] = { "backing", "port", "gid", "max-pinned",
-					     "max-objects", "backend" };
-	const char *backing = vbd_dev_attr(d, "backing"), *b;
+					     "max-objects", "backend", "mode" };
+	const char *backing = vbd_dev_attr(d, "backing"), *b, *mode = vbd_dev_attr(d, "mode");
 	struct vbus_verbs_limits lim;
 	struct vrdma_dev *v;
 	uint64_t port, gid, pinned, objs;
-	bool kernel = false, nested;
+	bool kernel = false, nested, pt;
 	int n, r;
 
 	for (int i = 0; i < d->n_attrs; i++) {
@@ -209,7 +229,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 			k++;
 		if (k == sizeof(known) / sizeof(known[0])) {
 			snprintf(err, errn, "unknown attribute '%s' (backing, port, gid, max-pinned, "
-				 "max-objects, backend)", d->attr_key[i]);
+				 "max-objects, backend, mode)", d->attr_key[i]);
 			return -EINVAL;
 		}
 	}
@@ -222,10 +242,15 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	    num_attr(d, "max-pinned", 256ull << 20, 0, 1ull << 40, &pinned, err, errn) ||
 	    num_attr(d, "max-objects", 4096, 0, 1u << VRDMA_HANDLE_INDEX_BITS, &objs, err, errn))
 		return -EINVAL;
+	if (mode && strcmp(mode, "relay") && strcmp(mode, "passthrough")) {
+		snprintf(err, errn, "mode=%s: want relay or passthrough", mode);
+		return -EINVAL;
+	}
+	pt = mode && !strcmp(mode, "passthrough");
 	/* An explicit backend first (backend=kernel without the module says so whatever the
 	 * backing device); auto waits until we know whether the device is a vbus one. */
 	b = vbd_dev_attr(d, "backend");
-	if (b && strcmp(b, "auto")) {
+	if (b && strcmp(b, "auto") && !pt) {
 		r = resolve_backend(d, &kernel, err, errn);
 		if (r)
 			return r;
@@ -233,6 +258,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
+	v->pt_fd = -1;
 	/* Both backends: the device must be there, and `gone` watches its uverbs node. Only
 	 * the relay opens contexts on it (one per guest, in vrdma_open). */
 	v->list = ibv_get_device_list(&n);
@@ -248,11 +274,27 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	if (r < 0)
 		goto err_free;
 	nested = r == 0;
+	if (pt && !nested) {
+		snprintf(err, errn, "mode=passthrough: %s is a real device; passthrough is for a "
+			 "device backed by a vbus device (a vbusd run as a guest, docs/nesting.md)",
+			 backing);
+		r = -EINVAL;
+		goto err_free;
+	}
 	if (nested) {
-		r = nest_narrow(d, &lim, &port, &gid, &pinned, &objs, err, errn);
+		r = nest_narrow(d, &lim, pt, &port, &gid, &pinned, &objs, err, errn);
 		if (r)
 			goto err_free;
-		kernel = false;		/* auto: the relay, the only backend on a vbus device */
+		/* relay mode: the relay backend; passthrough: children in the module below,
+		 * through the descriptor the guest library holds for our own attachment. */
+		kernel = pt;
+		if (pt)
+			v->pt_fd = v->nest_ctx->cmd_fd;
+		if (vbd_dev_set_attr(d, "mode", pt ? "passthrough" : "relay")) {
+			snprintf(err, errn, "too many attributes to record mode=");
+			r = -E2BIG;
+			goto err_free;
+		}
 	} else if (!b || !strcmp(b, "auto")) {
 		r = resolve_backend(d, &kernel, err, errn);
 		if (r)
@@ -272,7 +314,8 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	v->cm_pol.gid_index = (uint32_t)gid;
 	d->priv = v;
 	vbd_info("vrdma %s: backing %s port %u, backend %s%s", d->name, backing,
-		 (unsigned)port, kernel ? "kernel" : "relay", nested ? " (nested)" : "");
+		 (unsigned)port, kernel ? "kernel" : "relay",
+		 pt ? " (nested, passthrough)" : nested ? " (nested)" : "");
 	if (nested)
 		vbd_info("vrdma %s: nested in our own attachment: max-objects %u of %u, "
 			 "max-pinned %llu of %llu, gid %u", d->name, v->pol.max_objects,
@@ -391,6 +434,7 @@ static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
 	if (snprintf(a.ibdev, sizeof(a.ibdev), "%s", ibv_get_device_name(v->ibdev)) >=
 	    (int)sizeof(a.ibdev))
 		return -ENAMETOOLONG;
+	in->owner_fd = -1;
 	err = vbd_kernel_attach(&a, &in->attach_fd);
 	if (err) {
 		vbd_warn("vrdma %s: guest %u: the module refused the attachment: %s", d->name,
@@ -398,6 +442,38 @@ static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		return err;
 	}
 	vbd_dbg("vrdma %s: guest %u attached (kernel backend)", d->name, in->g->id);
+	return 0;
+}
+
+/*
+ * Passthrough: the guest's attachment is a child of our own (VBK_IOC_CHILD), with the
+ * device's limits; the module checks them against what is left of ours. vbusd keeps the
+ * descriptor only until DEVFD, as for kernel_open. 0 or -errno.
+ */
+static int child_open(const struct vbd_dev *d, struct vrdma_inst *in)
+{
+	const struct vrdma_dev *v = d->priv;
+	struct vbk_child c = {
+		.max_objects = v->pol.max_objects,
+		.gid_index = v->pol.gid_index,
+		.max_pinned_bytes = v->pol.max_pinned_bytes,
+		.guest_id = in->g->id,
+		.tag = (uint64_t)in->g->id << 32 | in->handle,
+	};
+	int err;
+
+	in->owner_fd = v->pt_fd;
+	err = vbd_kernel_child(v->pt_fd, &c, &in->attach_fd);
+	if (err) {
+		vbd_warn("vrdma %s: guest %u: the module refused a child of our attachment "
+			 "(max-objects %u, max-pinned %llu, gid %u): %s%s", d->name, in->g->id,
+			 c.max_objects, (unsigned long long)c.max_pinned_bytes, c.gid_index,
+			 strerror(-err), err == -EDQUOT ? " (less than that is left of our own "
+			 "attachment: other guests hold the rest)" : "");
+		return err;
+	}
+	vbd_dbg("vrdma %s: guest %u attached (passthrough: a child of our attachment)",
+		d->name, in->g->id);
 	return 0;
 }
 
@@ -445,7 +521,9 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	in->kernel = v->kernel;
 	in->dev = v;
 	in->attach_fd = -1;
-	err = in->kernel ? kernel_open(d, in) : relay_open(v, in);
+	in->owner_fd = -1;
+	err = v->pt_fd >= 0 ? child_open(d, in) : in->kernel ? kernel_open(d, in) :
+	      relay_open(v, in);
 	if (err) {
 		free(in);
 		return err;
@@ -464,7 +542,7 @@ static void vrdma_close(void *inst)
 		 * may live on in the guest, the attachment does not (the module revokes it). */
 		if (in->attach_fd >= 0)
 			close(in->attach_fd);
-		vbd_kernel_revoke((uint64_t)in->g->id << 32 | in->handle);
+		vbd_kernel_revoke_on(in->owner_fd, (uint64_t)in->g->id << 32 | in->handle);
 		free(in);
 		return;
 	}
@@ -487,6 +565,8 @@ static int vrdma_call(void *inst, uint32_t fn, const void *inp, size_t inlen, vo
 	int err;
 
 	if (vbd_cm_is_fn(fn)) {		/* rdma_cm: vbusd's, on both backends */
+		if (in->owner_fd >= 0)
+			return -EOPNOTSUPP;	/* not in passthrough mode yet */
 		if (!in->cm) {
 			err = vbd_cm_open(&in->cm, in->g, &in->dev->cm_pol, in->vg);
 			if (err)
@@ -533,7 +613,7 @@ static int vrdma_devfd(void *inst, int *fd)
 static int kernel_show(const struct vrdma_inst *in, char *buf, size_t n)
 {
 	struct vbk_stats st;
-	int r = vbd_kernel_stats(in->g->id, &st);
+	int r = vbd_kernel_stats_on(in->owner_fd, in->g->id, &st);
 
 	if (r)
 		return snprintf(buf, n, "{\"backend\":\"kernel\",\"stats_error\":\"%s\"}",
@@ -570,7 +650,7 @@ static int kernel_res(const struct vrdma_inst *in, const char *kind, bool json, 
 	struct vbk_stats st;
 	uint32_t nobj = 0;
 	size_t len;
-	int r = vbd_kernel_stats(in->g->id, &st), rr;
+	int r = vbd_kernel_stats_on(in->owner_fd, in->g->id, &st), rr;
 
 	if (r)
 		r = snprintf(buf, n, json ? "\"backend\":\"kernel\",\"counters\":null,"
@@ -589,7 +669,7 @@ static int kernel_res(const struct vrdma_inst *in, const char *kind, bool json, 
 	if (r < 0 || (size_t)r >= n)
 		return -ENOSPC;
 	len = (size_t)r;
-	rr = vbd_kernel_res(in->g->id, &objs, &nobj);
+	rr = vbd_kernel_res_on(in->owner_fd, in->g->id, &objs, &nobj);
 	if (rr) {
 		r = snprintf(buf + len, n - len, json ? "\"objects\":[],\"objects_error\":\"%s\","
 			     "\"note\":\"%s\"" : "  (%s: %s)\n", strerror(-rr), KERNEL_NOTE);

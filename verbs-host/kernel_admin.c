@@ -5,6 +5,10 @@
  * kernel backend, and keeps it until it exits: closing it (vbusd's death) makes the
  * module revoke every attachment made through it. Attachments are made here, one per
  * guest open, and their counters read back for `vbusctl res show`.
+ *
+ * A nested vbusd in passthrough mode (docs/nesting.md) has no admin descriptor: its
+ * guests' attachments are children of its own (VBK_IOC_CHILD on the descriptor its guest
+ * library holds), and the *_on functions take that descriptor (-1: the admin one).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,30 +75,63 @@ int vbd_kernel_attach(const struct vbk_attach *a, int *fd)
 	return 0;
 }
 
+/* A child of the attachment `parent` (VBK_IOC_CHILD): its descriptor in *fd, or -errno
+ * (vrdma-kernel.h says which refusal is which). */
+int vbd_kernel_child(int parent, const struct vbk_child *c, int *fd)
+{
+	int r = ioctl(parent, VBK_IOC_CHILD, c);
+
+	if (r < 0)
+		return -errno;
+	*fd = r;
+	return 0;
+}
+
+/* The descriptor the attachments were made through: `fd`, or the admin one when -1. */
+static int owner(int fd)
+{
+	return fd >= 0 ? fd : admin();
+}
+
 /* End the attachment tagged `tag` (VBK_IOC_REVOKE): its guest's descriptor fails from now
  * on. 0 or -errno (-ENOENT: the guest had closed it already). */
+int vbd_kernel_revoke_on(int fd, uint64_t tag)
+{
+	if (owner(fd) < 0)
+		return -ENODEV;
+	return ioctl(owner(fd), VBK_IOC_REVOKE, &tag) < 0 ? -errno : 0;
+}
+
 int vbd_kernel_revoke(uint64_t tag)
 {
-	if (admin() < 0)
-		return -ENODEV;
-	return ioctl(admin(), VBK_IOC_REVOKE, &tag) < 0 ? -errno : 0;
+	return vbd_kernel_revoke_on(-1, tag);
 }
 
 /* The counters of guest_id's attachment (VBK_IOC_STATS). 0 or -errno. */
-int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st)
+int vbd_kernel_stats_on(int fd, uint32_t guest_id, struct vbk_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->guest_id = guest_id;
-	if (admin() < 0)
+	if (owner(fd) < 0)
 		return -ENODEV;
-	return ioctl(admin(), VBK_IOC_STATS, st) < 0 ? -errno : 0;
+	return ioctl(owner(fd), VBK_IOC_STATS, st) < 0 ? -errno : 0;
+}
+
+int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st)
+{
+	return vbd_kernel_stats_on(-1, guest_id, st);
 }
 
 int vbd_kernel_res(uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n)
 {
+	return vbd_kernel_res_on(-1, guest_id, objs, n);
+}
+
+int vbd_kernel_res_on(int fd, uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n)
+{
 	uint32_t room = 64;
 
-	if (admin() < 0)
+	if (owner(fd) < 0)
 		return -ENODEV;
 	for (;;) {
 		struct vbk_res r = { .guest_id = guest_id, .count = room };
@@ -103,7 +140,7 @@ int vbd_kernel_res(uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n)
 		if (!p)
 			return -ENOMEM;
 		r.objs = (uintptr_t)p;
-		if (ioctl(admin(), VBK_IOC_RES, &r) < 0) {
+		if (ioctl(owner(fd), VBK_IOC_RES, &r) < 0) {
 			int err = -errno;
 
 			free(p);

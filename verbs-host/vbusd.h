@@ -214,6 +214,7 @@ int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, 
 struct vbk_attach;
 struct vbk_stats;
 struct vbk_res_obj;
+struct vbk_child;
 const char *vbd_kernel_admin_path(void);
 int vbd_kernel_admin_open(char *err, size_t errn);
 int vbd_kernel_attach(const struct vbk_attach *a, int *fd);
@@ -222,6 +223,12 @@ int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st);
 /* The objects of guest_id's attachment (VBK_IOC_RES): *objs (malloc'ed, the caller frees)
  * and their number *n. 0 or -errno. */
 int vbd_kernel_res(uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n);
+/* Passthrough (docs/nesting.md): a child of the attachment `parent`, and the same calls on
+ * the children made through descriptor fd (-1: the admin descriptor). */
+int vbd_kernel_child(int parent, const struct vbk_child *c, int *fd);
+int vbd_kernel_revoke_on(int fd, uint64_t tag);
+int vbd_kernel_stats_on(int fd, uint32_t guest_id, struct vbk_stats *st);
+int vbd_kernel_res_on(int fd, uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n);
 
 /* ctl.c: one command (argv), answered as text or JSON into out. */
 int vbd_command(int argc, char **argv, bool json, char *out, size_t outn);

@@ -13,6 +13,9 @@
  *           Control verbs are VBK_IOC_CALL with the DEVCALL payloads of <vbus/vrdma.h>;
  *           doorbells and busy polls are VBK_IOC_DOORBELL and VBK_IOC_POLL_CQ; async
  *           events are read() as struct vbk_event records (poll() for POLLIN).
+ *           VBK_IOC_CHILD makes a child attachment of it (a nested vbusd hands it to its
+ *           own guest, docs/nesting.md); VBK_IOC_REVOKE, VBK_IOC_STATS and VBK_IOC_RES
+ *           then act on the children made through it, as on the admin descriptor.
  *
  * Differences of the DEVCALL payloads on this backend (everything else is as in vrdma.h):
  *   - a queue's `shm` is 0 and its `offset` is the guest's own virtual address of the ring
@@ -69,6 +72,32 @@ struct vbk_stats {
 };
 
 /* ---- guest descriptor ---- */
+
+/* VBK_IOC_CHILD: a child attachment of this one (docs/nesting.md, "Passthrough"), on the
+ * same device and port. Returns its descriptor (O_CLOEXEC) or -errno:
+ *   EINVAL  a reserved field or flags not zero, max_objects 0
+ *   EPERM   wider than this attachment: max_objects or max_pinned_bytes above its own
+ *           limit, or gid_index not its one GID index
+ *   EDQUOT  within its limits but above what is left of them (its own and its other
+ *           children's objects and pinned bytes are charged to it)
+ *   ELOOP   this attachment is at depth VBK_MAX_DEPTH already
+ *   EMLINK  it has VBK_MAX_CHILDREN children already
+ *   EIO     it is revoked
+ * The child's objects and pinned bytes are charged to it and to every ancestor, each
+ * against its own limits. Revoking or closing an attachment revokes its children first;
+ * it lives on (without objects) while they exist. */
+struct vbk_child {
+	__u32 max_objects;		/* handle quota */
+	__u32 gid_index;		/* must be the parent's */
+	__u64 max_pinned_bytes;		/* registered-memory quota */
+	__u32 guest_id;			/* the caller's id of its guest (VBK_IOC_STATS, _RES) */
+	__u32 flags;			/* none yet: 0 */
+	__u64 tag;			/* the caller's name for it (VBK_IOC_REVOKE) */
+	__u64 reserved[2];
+};
+
+#define VBK_MAX_DEPTH		7	/* attachments below a root one (VBK_IOC_ATTACH's) */
+#define VBK_MAX_CHILDREN	64	/* direct children of one attachment */
 
 /* VBK_IOC_CALL: a control verb. Returns the bytes written to `out` (>= 0) or -errno.
  * Inputs longer than the module knows are accepted when the extra bytes are zero. */
@@ -143,12 +172,14 @@ struct vbk_res_obj {
 /* arg: a CQ handle: move what the real CQ holds into the guest's ring (as much as fits).
  * Returns the completions moved or -errno. */
 #define VBK_IOC_POLL_CQ		_IO(VBK_IOC_MAGIC, 0x12)
+#define VBK_IOC_CHILD		_IOW(VBK_IOC_MAGIC, 0x13, struct vbk_child)
 
 #define VBK_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VBK_ASSERT_SIZE(vbk_attach, 96);
 VBK_ASSERT_SIZE(vbk_stats, 64);
 VBK_ASSERT_SIZE(vbk_call, 32);
 VBK_ASSERT_SIZE(vbk_event, 16);
+VBK_ASSERT_SIZE(vbk_child, 48);
 #undef VBK_ASSERT_SIZE
 
 #endif /* VBUS_VRDMA_KERNEL_H */

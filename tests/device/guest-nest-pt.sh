@@ -1,0 +1,187 @@
+#!/bin/bash
+# Nesting in passthrough mode on the kernel backend (docs/nesting.md, "Passthrough"): a
+# host vbusd on rxe0 (kernel backend), a middle vbusd M1 run as its guest whose vrdma device
+# is mode=passthrough (each of its guests gets a child of M1's own attachment in the module,
+# VBK_IOC_CHILD), and a second middle vbusd M2 run as a guest of M1, passthrough too.
+#   - guest/nest-child at depth 1: the module's refusals of children wider than their
+#     parent (EPERM, EDQUOT, EINVAL, ELOOP, EMLINK), charges to ancestors, subtree revocation;
+#   - a middle vbusd refuses a passthrough device wider than its own attachment;
+#   - depth 2 and depth 3: ibv_rc_pingpong -c and the integrity program to a native peer;
+#   - with M1 and M2 SIGSTOPped, a depth-3 ib_write_lat to a native server completes (no
+#     middle level is on the data path);
+#   - SIGKILL of M1: the depth-3 guests (two levels down) get DEVICE_FATAL within a scaled
+#     1 s, and rdma res show is back to its baseline.
+# backends: kernel
+# timeout: 300
+. "${VBUS_TOP:?}/tests/lib/pingpong.sh"
+. "$VBUS_TOP/tests/lib/vbusd.sh"
+pt_need_device
+B=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest
+ig=$B/integrity nc=$B/nest-child pe=$B/port-events
+[ -x "$ig" ] && [ -x "$nc" ] && [ -x "$pe" ] || { echo "FAIL: $ig, $nc or $pe not built"; exit 1; }
+# depth 0: 256 objects, 128 MiB pinned for each of its guests (M1 among them)
+VD_DEV_ARGS="max-objects=256 max-pinned=134217728" vd_start t vrdma0 || exit 1
+grep -q "backend kernel" "$VD_RUN_DIR/vbusd.log" ||
+	{ echo "SKIP: depth 0 is not on the kernel backend"; exit 77; }
+res_counts() { # "qp cq mr pd" object counts of rdma res show
+	local k out=""
+	for k in qp cq mr pd; do out+="$(rdma res show "$k" 2>/dev/null | grep -c .) "; done
+	echo "${out% }"
+}
+base=$(res_counts)
+RUN1=$(mktemp -d /tmp/vbus-npt.XXXXXX)
+RUN2=$(mktemp -d /tmp/vbus-npt.XXXXXX)
+tmp=$(mktemp -d)
+m1() { "$VD_BIN/vbusctl" --run-dir "$RUN1" "$@"; }
+m2() { "$VD_BIN/vbusctl" --run-dir "$RUN2" "$@"; }
+cleanup() {
+	local p
+	for p in ${M2_PID:-} ${M1_PID:-}; do
+		kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null && wait "$p"
+	done
+	rm -rf "$RUN1" "$RUN2" "$tmp"
+	vd_stop
+}
+trap cleanup EXIT
+fail=0
+
+# The module's own checks, from a depth-1 guest on its own attachment.
+if timeout -k 5 "$(vt_secs 30)" "${VD_RUN[@]}" "$nc" vrdma0 >"$tmp/nc" 2>&1; then
+	sed 's/^/  /' "$tmp/nc"; echo "ok   VBK_IOC_CHILD checks: $(grep -c '^ok' "$tmp/nc") groups"
+else
+	echo "FAIL VBK_IOC_CHILD checks"; sed 's/^/  | /' "$tmp/nc"; fail=1
+fi
+
+# M1 (depth 1), a passthrough device vrdma0 on its bus n.
+"${VD_RUN[@]}" "$VD_BIN/vbusd" --run-dir "$RUN1" 2>"$tmp/m1.log" &
+M1_PID=$!
+vt_until 10 test -S "$RUN1/ctl.sock" || { echo "FAIL: M1 did not start"; cat "$tmp/m1.log"; exit 1; }
+m1 bus add n allow all >/dev/null || { echo "FAIL: bus add in M1"; exit 1; }
+if out=$(m1 dev add vx class vrdma backing=vrdma0 mode=passthrough max-objects=257 bus n 2>&1); then
+	echo "FAIL: M1 took a passthrough device wider than its attachment: $out"; fail=1
+else
+	echo "ok   refused: $out"
+fi
+m1 dev add vrdma0 class vrdma backing=vrdma0 mode=passthrough bus n >/dev/null ||
+	{ echo "FAIL: dev add mode=passthrough in M1"; cat "$tmp/m1.log"; exit 1; }
+m1 dev show >"$tmp/show" 2>&1
+grep -q "mode=passthrough" "$tmp/show" && grep -q "backend=kernel" "$tmp/show" ||
+	{ echo "FAIL: M1's device: $(cat "$tmp/show")"; fail=1; }
+N2=("$VD_BIN/vbus-run" --run-dir "$RUN1" --bus n --)
+
+depth_runs() { # DEPTH WRAP...: ibv_rc_pingpong -c and integrity, nested client, native server
+	local d=$1 seed port
+	shift
+	PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE PP_CLIENT_WRAP=("$@") PP_CLIENT_DEV=vrdma0
+	if pp_run ibv_rc_pingpong 500 -c >"$tmp/pp" 2>&1; then
+		echo "ok   ibv_rc_pingpong -c, depth-$d guest to native: $(grep -m1 'client| .*iters in' "$tmp/pp")"
+	else
+		echo "FAIL ibv_rc_pingpong -c, depth-$d guest to native"; sed 's/^/  | /' "$tmp/pp"; fail=1
+	fi
+	seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
+	port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
+	timeout -k 5 "$(vt_secs 60)" "$ig" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
+	local spid=$!
+	if pt_wait_listen "$port" "$spid" &&
+	   timeout -k 5 "$(vt_secs 90)" "$@" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
+		-s "$seed" -T 5 -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 && wait "$spid"; then
+		echo "ok   integrity (seed $seed), depth-$d guest to native: $(grep -h 'rounds in' "$tmp/igc")"
+	else
+		echo "FAIL integrity (seed $seed), depth-$d guest to native"
+		sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
+		kill "$spid" 2>/dev/null
+	fi
+}
+depth_runs 2 "${N2[@]}"
+
+# M2 (depth 2), a guest of M1, passthrough too: vrdma0 with all of M2's own attachment
+# (256 objects, 128 MiB) on bus m, and vs with 16 objects and 8 MiB on bus s. A child is refused (EDQUOT)
+# when it asks for more than is left of its parent, so vs's guest comes after vrdma0's.
+"${N2[@]}" "$VD_BIN/vbusd" --run-dir "$RUN2" 2>"$tmp/m2.log" &
+M2_PID=$!
+vt_until 10 test -S "$RUN2/ctl.sock" || { echo "FAIL: M2 did not start"; cat "$tmp/m2.log"; exit 1; }
+m2 bus add m allow all >/dev/null && m2 bus add s allow all >/dev/null &&
+m2 dev add vrdma0 class vrdma backing=vrdma0 mode=passthrough bus m >/dev/null &&
+m2 dev add vs class vrdma backing=vrdma0 mode=passthrough max-objects=16 max-pinned=8388608 bus s >/dev/null ||
+	{ echo "FAIL: dev add mode=passthrough in M2"; cat "$tmp/m2.log"; exit 1; }
+N3=("$VD_BIN/vbus-run" --run-dir "$RUN2" --bus m --)
+depth_runs 3 "${N3[@]}"
+
+# SIGSTOP both middles once the depth-3 ib_write_lat holds its descriptor: the run still
+# completes (the native server finishes while they are stopped).
+port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
+timeout -k 2 "$(vt_secs 60)" ib_write_lat -d "$VBUS_RXE" -x "$VBUS_GID_INDEX" -p "$port" -n 2000 >"$tmp/lats" 2>&1 &
+lats=$!
+pt_wait_listen "$port" "$lats" || { echo "FAIL: ib_write_lat server did not listen"; cat "$tmp/lats"; exit 1; }
+"${N3[@]}" ib_write_lat -d vrdma0 -x "$VBUS_GID_INDEX" -p "$port" -n 2000 "$VBUS_IP" >"$tmp/latc" 2>&1 &
+latc=$!
+has_fd() { # PID: it or a child of it (under timeout) holds a [vbus-vrdma] descriptor
+	local p
+	for p in "$1" $(pgrep -P "$1"); do
+		ls -l /proc/"$p"/fd 2>/dev/null | grep -q 'vbus-vrdma' && return 0
+	done
+	return 1
+}
+if vt_until 20 has_fd "$latc"; then
+	kill -STOP "$M1_PID" "$M2_PID"
+	t0=$(date +%s%N)
+	if vt_until 30 sh -c "! kill -0 $lats 2>/dev/null" && wait "$lats"; then
+		echo "ok   depth-3 ib_write_lat's server done with M1 and M2 stopped ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the stop)"
+	else
+		echo "FAIL: depth-3 ib_write_lat did not complete with the middles stopped"
+		sed 's/^/  server| /' "$tmp/lats"; fail=1; kill "$lats" 2>/dev/null
+	fi
+	kill -CONT "$M1_PID" "$M2_PID"
+else
+	echo "FAIL: the depth-3 ib_write_lat never held its descriptor"; fail=1
+fi
+timeout -k 2 "$(vt_secs 20)" tail --pid="$latc" -f /dev/null
+if wait "$latc" && grep -q t_typical "$tmp/latc"; then
+	echo "ok   depth-3 ib_write_lat client (#bytes #iters t_min t_max t_typical ...): $(grep -A1 't_typical' "$tmp/latc" | tail -1 | xargs)"
+else
+	echo "FAIL: the depth-3 ib_write_lat client"; sed 's/^/  client| /' "$tmp/latc"; fail=1
+fi
+
+# SIGKILL of M1 while depth-3 guests work: ibv_rc_pingpong busy on vrdma0, a guest waiting
+# with a QP on vs.
+port2=$PT_PORT; PT_PORT=$((PT_PORT + 1))
+timeout -k 2 "$(vt_secs 60)" ibv_rc_pingpong -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port2" -n 1000000 >"$tmp/pps" 2>&1 &
+pps=$!
+pt_wait_listen "$port2" "$pps" || { echo "FAIL: pingpong server did not listen"; exit 1; }
+timeout -k 2 "$(vt_secs 60)" "${N3[@]}" ibv_rc_pingpong -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port2" -n 1000000 "$VBUS_IP" >"$tmp/ppc" 2>&1 &
+ppc=$!
+vt_until 20 has_fd "$ppc"	# its child (all of M2's limits) first: vs's fits in what is left
+timeout -k 2 "$(vt_secs 60)" "$VD_BIN/vbus-run" --run-dir "$RUN2" --bus s -- "$pe" fatal >"$tmp/fatal" 2>&1 &
+fpid=$!
+vt_wait_for "$tmp/fatal" ready 20 $fpid || { echo "FAIL: the depth-3 guest did not get ready"; cat "$tmp/fatal"; exit 1; }
+sleep 2
+during=$(res_counts)
+kill -0 "$ppc" || { echo "FAIL: the depth-3 ibv_rc_pingpong ended before the kill"; cat "$tmp/ppc"; fail=1; }
+t0=$(date +%s%N)
+kill -KILL "$M1_PID"
+wait "$M1_PID" 2>/dev/null
+M1_PID=
+vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+lim=$(awk -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" 'BEGIN{printf "%d", 1000 * s}')	# 1 s, scaled
+if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal" && [ "$ms" -le "$lim" ]; then
+	echo "ok   M1 SIGKILLed: its depth-3 guest got DEVICE_FATAL in $ms ms (limit $lim ms)"
+else
+	echo "FAIL: DEVICE_FATAL after M1's SIGKILL: $ms ms (limit $lim ms)"; sed 's/^/  | /' "$tmp/fatal"; fail=1
+fi
+wait "$fpid" || { echo "FAIL: the depth-3 guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal"; fail=1; }
+vt_until 5 sh -c "! kill -0 $ppc 2>/dev/null" || kill "$ppc"
+if wait "$ppc"; then
+	echo "FAIL: the depth-3 ibv_rc_pingpong finished through a dead subtree"; fail=1
+else
+	echo "ok   the depth-3 ibv_rc_pingpong got nothing more after the kill"
+fi
+kill "$pps" 2>/dev/null; wait "$pps" 2>/dev/null
+if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]"; then
+	echo "ok   rdma res back to its baseline (qp cq mr pd: $base; during: $during)"
+else
+	echo "FAIL: rdma res $(res_counts), baseline $base"; fail=1
+fi
+[ $fail = 0 ] || { echo "M1 log:"; tail -n 30 "$tmp/m1.log" | sed 's/^/  m1| /'
+		   echo "M2 log:"; tail -n 30 "$tmp/m2.log" | sed 's/^/  m2| /'; }
+exit $fail
