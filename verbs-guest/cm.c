@@ -132,7 +132,10 @@ bool vbg_cm_is_ours(struct rdma_cm_id *id)
 
 /* ---- addresses ---- */
 
-/* What the host says of an ID's addresses, into the public struct. */
+static struct ibv_pd *cm_pd(void);
+
+/* What the host says of an ID's addresses, into the public struct. An ID on the device
+ * gets its context and, as librdmacm gives every ID the device's PD, the CM's PD. */
 static void addr_update(struct vbg_cm_id *c, const struct vrdma_cm_addr *a)
 {
 	struct rdma_addr *ra = &c->id.route.addr;
@@ -147,6 +150,12 @@ static void addr_update(struct vbg_cm_id *c, const struct vrdma_cm_addr *a)
 	if (a->bound) {
 		c->id.verbs = cm_ctx;
 		c->id.port_num = 1;	/* the vrdma device has one port */
+		if (!c->id.pd) {
+			int err = errno;
+
+			c->id.pd = cm_pd();	/* NULL if it cannot be had, as before */
+			errno = err;
+		}
 	}
 }
 
