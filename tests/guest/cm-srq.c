@@ -11,7 +11,8 @@
  * the QP with no SRQ named (rdma_create_qp must take the ID's), posts NMSG receives on the
  * SRQ, accepts. The client sends NMSG messages; the server checks every byte of each (its
  * number and a pattern from it), that each came on its QP, once, then answers with one
- * message that the client checks. Both call rdma_notify once connected: COMM_EST (the
+ * message that the client checks. Each ID on the device must have a PD (librdmacm gives
+ * it the device's), as natively. Both call rdma_notify once connected: COMM_EST (the
  * kernel CM's answer for an established connection) and an event the CM does not take.
  * Then the client disconnects, both get DISCONNECTED, rdma_destroy_srq clears id->srq.
  * "outcome:" lines are what the test compares with the native run; exit 0 when every
@@ -165,6 +166,8 @@ static int server(struct rdma_event_channel *ch, struct sockaddr *addr)
 		return 1;
 	id = ev->id;
 	rdma_ack_cm_event(ev);
+	/* librdmacm gives every ID on a device the device's PD (rdma_reg_msgs before a QP) */
+	printf("outcome: the request's ID has a PD: %s\n", id->pd ? "yes" : "no");
 
 	pd = ibv_alloc_pd(id->verbs);
 	cq = pd ? ibv_create_cq(id->verbs, 2 * NMSG + 2, NULL, NULL, 0) : NULL;
@@ -267,6 +270,7 @@ static int client(struct rdma_event_channel *ch, struct sockaddr *addr)
 		FAIL("resolve: %s", strerror(errno));
 		return 1;
 	}
+	printf("outcome: the resolved ID has a PD: %s\n", id->pd ? "yes" : "no");
 	cq = ibv_create_cq(id->verbs, NMSG + 2, NULL, NULL, 0);
 	qa = qp_attr(cq);
 	if (!cq || rdma_create_qp(id, NULL, &qa)) {
