@@ -9,7 +9,8 @@
 # their message crossed ("end 0"). Then a client to a port nobody listens on must fail in
 # rdma_connect exactly as natively (ECONNREFUSED from the synchronous REJECTED). And
 # rdma-core's ucmatose (event channel, 2 connections on one listener, 10 messages each way
-# on each) on the same three pairs: both sides "test complete", status 0.
+# on each) on the same three pairs, and with -m (rdma_migrate_id) guest-native and
+# native-guest: both sides "test complete", status 0.
 # timeout: 240
 . "${VBUS_TOP:?}/tests/lib/vbusd.sh"
 . "$VBUS_TOP/tests/lib/cm.sh"
@@ -32,19 +33,21 @@ for p in "guest native" "native guest" "guest guest"; do
 done
 
 # ucmatose (rdmacm-utils): an asynchronous channel, several connections on one listener,
-# ping-pong SENDs on each; both sides end with "test complete" and "return status 0".
-for p in "guest native" "native guest" "guest guest"; do
+# ping-pong SENDs on each; both sides end with "test complete" and "return status 0". -m:
+# both sides then move their IDs to a new channel (rdma_migrate_id) and disconnect there.
+for p in "guest native" "native guest" "guest guest" "guest native -m" "native guest -m"; do
 	# shellcheck disable=SC2086
 	set -- $p
 	port=$((port + 1))
-	cm_pair "$1" "$2" "cm_listening $port" ucmatose -b "$VBUS_IP" -p $port -c 2 -C 10 -- \
-		ucmatose -s "$VBUS_IP" -p $port -c 2 -C 10 || continue
+	# shellcheck disable=SC2086
+	cm_pair "$1" "$2" "cm_listening $port" ucmatose -b "$VBUS_IP" -p $port -c 2 -C 10 ${3:-} -- \
+		ucmatose -s "$VBUS_IP" -p $port -c 2 -C 10 ${3:-} || continue
 	if [ "$CM_CRC" = 0 ] && [ "$CM_SRC" = 0 ] &&
 	   grep -qx "test complete" "$CM_TMP/client" && grep -qx "return status 0" "$CM_TMP/client" &&
 	   grep -qx "test complete" "$CM_TMP/server" && grep -qx "return status 0" "$CM_TMP/server"; then
-		echo "ok   ucmatose -c 2 -C 10 $1/$2: test complete, status 0 on both sides"
+		echo "ok   ucmatose -c 2 -C 10 ${3:+$3 }$1/$2: test complete, status 0 on both sides"
 	else
-		echo "FAIL ucmatose -c 2 -C 10 $1/$2: exit client $CM_CRC server $CM_SRC"
+		echo "FAIL ucmatose -c 2 -C 10 ${3:+$3 }$1/$2: exit client $CM_CRC server $CM_SRC"
 		cm_show_pair; CM_FAIL=1
 	fi
 done
