@@ -132,7 +132,10 @@ bool vbg_cm_is_ours(struct rdma_cm_id *id)
 
 /* ---- addresses ---- */
 
-/* What the host says of an ID's addresses, into the public struct. */
+static struct ibv_pd *cm_pd(void);
+
+/* What the host says of an ID's addresses, into the public struct. An ID on the device
+ * gets its context and, as librdmacm gives every ID the device's PD, the CM's PD. */
 static void addr_update(struct vbg_cm_id *c, const struct vrdma_cm_addr *a)
 {
 	struct rdma_addr *ra = &c->id.route.addr;
@@ -147,6 +150,12 @@ static void addr_update(struct vbg_cm_id *c, const struct vrdma_cm_addr *a)
 	if (a->bound) {
 		c->id.verbs = cm_ctx;
 		c->id.port_num = 1;	/* the vrdma device has one port */
+		if (!c->id.pd) {
+			int err = errno;
+
+			c->id.pd = cm_pd();	/* NULL if it cannot be had, as before */
+			errno = err;
+		}
 	}
 }
 
@@ -582,6 +591,8 @@ VBG_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 		attr->recv_cq = id->recv_cq;
 		c->own_cqs = true;
 	}
+	if (id->srq && !attr->srq)
+		attr->srq = id->srq;
 	qp = ibv_create_qp(pd, attr);
 	if (!qp)
 		goto err_cqs;
@@ -632,6 +643,8 @@ VBG_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_
 										     : EINVAL;
 		return -1;
 	}
+	if (id->srq && !attr->srq)
+		attr->srq = id->srq;
 	qp = ibv_create_qp_ex(id->verbs, attr);
 	if (!qp)
 		return -1;
@@ -1112,31 +1125,83 @@ VBG_EXPORT int rdma_leave_multicast(struct rdma_cm_id *id, struct sockaddr *addr
 	return -1;
 }
 
+/* rdma_notify: the real ID in vbusd is told (CM version 3); the kernel CM acts on
+ * IBV_EVENT_COMM_EST (a passive side whose QP got data before the RTU: ESTABLISHED) and
+ * answers the rest as natively. */
 VBG_EXPORT int rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
 {
-	(void)id; (void)event;
-	CM_UNSUPPORTED("rdma_notify");
-	return -1;
+	struct vrdma_cm_id_arg in = { 0 };
+
+	CHECK_ID(id);
+	if (vbg_cm_version() < 3) {
+		CM_UNSUPPORTED("rdma_notify (the host's CM is older than version 3)");
+		return -1;
+	}
+	in.id = htole32(to_cid(id)->handle);
+	in.arg = htole32((uint32_t)event);
+	return ret(vbg_cm_call(VRDMA_CM_FN_NOTIFY, &in, sizeof(in), NULL, 0));
+}
+
+/* rdma_create_srq_ex: a basic SRQ on the ID's context, as librdmacm: the ID's PD when the
+ * program names none (the CM's shared PD when the ID has none either), kept in id->srq for
+ * the ID's next rdma_create_qp. XRC SRQs: EOPNOTSUPP (no XRC on vbus devices). */
+VBG_EXPORT int rdma_create_srq_ex(struct rdma_cm_id *id, struct ibv_srq_init_attr_ex *attr)
+{
+	struct ibv_srq *srq;
+
+	CHECK_ID(id);
+	if (!attr || !id->verbs || id->srq || !(attr->comp_mask & IBV_SRQ_INIT_ATTR_TYPE)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (attr->srq_type != IBV_SRQT_BASIC) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if (!(attr->comp_mask & IBV_SRQ_INIT_ATTR_PD) || !attr->pd) {
+		if (!id->pd)
+			id->pd = cm_pd();
+		if (!id->pd)
+			return -1;
+		attr->pd = id->pd;
+		attr->comp_mask |= IBV_SRQ_INIT_ATTR_PD;
+	}
+	srq = ibv_create_srq_ex(id->verbs, attr);
+	if (!srq)
+		return -1;
+	if (!id->pd)
+		id->pd = attr->pd;
+	id->srq = srq;
+	return 0;
 }
 
 VBG_EXPORT int rdma_create_srq(struct rdma_cm_id *id, struct ibv_pd *pd,
 			       struct ibv_srq_init_attr *attr)
 {
-	(void)id; (void)pd; (void)attr;
-	CM_UNSUPPORTED("rdma_create_srq");
-	return -1;
-}
+	struct ibv_srq_init_attr_ex ex;
+	int r;
 
-VBG_EXPORT int rdma_create_srq_ex(struct rdma_cm_id *id, struct ibv_srq_init_attr_ex *attr)
-{
-	(void)id; (void)attr;
-	CM_UNSUPPORTED("rdma_create_srq_ex");
-	return -1;
+	CHECK_ID(id);
+	if (!attr) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&ex, 0, sizeof(ex));
+	memcpy(&ex, attr, sizeof(*attr));
+	ex.comp_mask = IBV_SRQ_INIT_ATTR_TYPE | IBV_SRQ_INIT_ATTR_PD;
+	ex.srq_type = IBV_SRQT_BASIC;
+	ex.pd = pd;
+	r = rdma_create_srq_ex(id, &ex);
+	memcpy(attr, &ex, sizeof(*attr));
+	return r;
 }
 
 VBG_EXPORT void rdma_destroy_srq(struct rdma_cm_id *id)
 {
-	(void)id;
+	if (!id || !vbg_cm_is_ours(id) || !id->srq)
+		return;
+	ibv_destroy_srq(id->srq);
+	id->srq = NULL;
 }
 
 VBG_EXPORT int rdma_set_local_ece(struct rdma_cm_id *id, struct ibv_ece *ece)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <rdma/rdma_cma.h>
+#include <rdma/rdma_verbs.h>
 #include <vbus/vrdma-cm.h>
 #include "vbg.h"
 #include "cm.h"
@@ -174,6 +175,7 @@ VBG_EXPORT void rdma_destroy_ep(struct rdma_cm_id *id)
 	if (!id || !vbg_cm_is_ours(id))
 		return;
 	rdma_destroy_qp(id);
+	rdma_destroy_srq(id);
 	rdma_destroy_id(id);	/* frees the kept QP attributes too */
 }
 

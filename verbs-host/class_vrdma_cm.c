@@ -763,6 +763,13 @@ static int do_id_arg(struct vbd_cm *cm, uint32_t fn, const void *in, void *out)
 		break;
 	case VRDMA_CM_FN_MIGRATE_ID:
 		return migrate_id(cm, le32toh(a->id), ci, arg);
+	case VRDMA_CM_FN_NOTIFY:
+		/* The kernel CM acts on COMM_EST (and path migration) and refuses the rest with
+		 * -EINVAL; a value that is no ibv_event_type at all never reaches it. */
+		if (arg > IBV_EVENT_WQ_FATAL)
+			return -EINVAL;
+		r = rdma_notify(ci->id, (enum ibv_event_type)arg);
+		break;
 	case VRDMA_CM_FN_INIT_QP_ATTR: {
 		struct vrdma_cm_qp_attr *o = out;
 		struct ibv_qp_attr qa = { .qp_state = arg };
@@ -902,6 +909,7 @@ static const struct cm_fn fns[VRDMA_CM_FN__END - VRDMA_CM_FN_BASE] = {
 	[VRDMA_CM_FN_SET_OPTION - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_option_in), 0 },
 	[VRDMA_CM_FN_MIGRATE_ID - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), 0 },
 	[VRDMA_CM_FN_UD_PARAM - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_handle), SZ(vrdma_cm_ud) },
+	[VRDMA_CM_FN_NOTIFY - VRDMA_CM_FN_BASE] = { SZ(vrdma_cm_id_arg), 0 },
 };
 
 /*

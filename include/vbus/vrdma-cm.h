@@ -10,7 +10,7 @@
  * Versioned on its own: CM_HELLO answers the newest CM version both speak; a host
  * without the CM answers -EOPNOTSUPP. Version 2 adds MIGRATE_ID (synchronous IDs,
  * rdma_migrate_id), UD IDs (RDMA_PS_UDP) and UD_PARAM; a version 1 host answers those
- * -EOPNOTSUPP. Inputs follow the vrdma
+ * -EOPNOTSUPP. Version 3 adds NOTIFY (rdma_notify). Inputs follow the vrdma
  * rule (shorter: -EINVAL; longer with a non-zero tail: -E2BIG; non-zero reserved:
  * -EINVAL). Every id and channel is a handle of this guest (index and generation, as the
  * device's), checked on every use (-ENOENT stale, -EINVAL malformed).
@@ -24,7 +24,7 @@
 #include <linux/types.h>
 #include <vbus/vrdma.h>
 
-#define VRDMA_CM_VERSION	2
+#define VRDMA_CM_VERSION	3
 #define VRDMA_CM_FN_BASE	0x100
 #define VRDMA_CM_PRIV_MAX	196	/* the largest private data (a REP's) */
 
@@ -48,6 +48,7 @@ enum vrdma_cm_fn {
 	VRDMA_CM_FN_SET_OPTION,		/* vrdma_cm_option_in */
 	VRDMA_CM_FN_MIGRATE_ID,		/* vrdma_cm_id_arg (arg: the new channel); version 2 */
 	VRDMA_CM_FN_UD_PARAM,		/* vrdma_cm_handle -> vrdma_cm_ud; version 2 */
+	VRDMA_CM_FN_NOTIFY,		/* vrdma_cm_id_arg (arg: ibv_event_type); version 3 */
 	VRDMA_CM_FN__END
 };
 

@@ -257,6 +257,7 @@ FR_SIMPLE(rdma_accept, struct rdma_conn_param *p)
 FR_SIMPLE(rdma_reject, const void *priv, uint8_t len)
 FR_SIMPLE(rdma_disconnect)
 FR_SIMPLE(rdma_establish)
+FR_SIMPLE(rdma_notify, enum ibv_event_type event)
 FR_SIMPLE(rdma_set_option, int level, int optname, void *optval, size_t optlen)
 
 int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *a, int *mask)
