@@ -117,6 +117,11 @@ static int chan_serve(struct vbd_vm *vm, size_t n)
 	ssize_t sent;
 	int r;
 
+	/* EVENT is the bus's own op: the decoder answers it with EOPNOTSUPP under the same op,
+	 * which chan_wait_answer could not tell from an event (it would wait for ever; found by
+	 * fuzz-vmchan). Refused here. */
+	if (le32toh(h->op) == VBUS_OP_EVENT)
+		return -EINVAL;
 	/* VM connections negotiate no feature: none of them can cross into a VM yet. */
 	if (le32toh(h->op) == VBUS_OP_HELLO && n >= sizeof(*h) + sizeof(struct vbus_hello_in))
 		((struct vbus_hello_in *)(h + 1))->features = 0;
