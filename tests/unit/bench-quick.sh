@@ -68,6 +68,12 @@ if [ -n "$kpaths" ]; then
 			".case == \"sched_switch\" and .tool == \"$t\" and .path == \"guest-kernel\""
 	done
 	grep -q '^## Issue 11 targets' "$out/report.md" || { echo "FAIL: report.md has no issue 11 table"; fail=1; }
+	# bench/nest-depth: a row per depth, 0 to 3 (smoke) or 4, each run (a figure, or an
+	# error that says why) ; the figures are reported, not judged
+	for d in $(seq 0 "$([ "$mode" = smoke ] && echo 3 || echo 4)"); do
+		has "nest_depth row for depth $d" ".case == \"nest_depth\" and .depth == $d and .runs + .errors >= 1"
+	done
+	grep -q '^## Latency against nesting depth' "$out/report.md" || { echo "FAIL: report.md has no nesting depth table"; fail=1; }
 fi
 n=$(jq '[.results[] | select(.case == "scale_ib_write_bw" or .case == "scale_ib_write_lat")] | length' "$j")
 [ "$n" -ge $nscale ] || { echo "FAIL: $n scaling rows, wanted $nscale (1, 2 and in quick mode 4 guests x 2 cases)"; fail=1; }
