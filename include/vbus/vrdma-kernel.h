@@ -161,9 +161,16 @@ struct vbk_res_obj {
 #define VBK_IOC_ATTACH		_IOW(VBK_IOC_MAGIC, 0x01, struct vbk_attach)
 #define VBK_IOC_STATS		_IOWR(VBK_IOC_MAGIC, 0x02, struct vbk_stats)
 #define VBK_IOC_RES		_IOWR(VBK_IOC_MAGIC, 0x04, struct vbk_res)
-/* VBK_IOC_REVOKE: in: a tag (u64). Revoke the attachments made here with that tag (the
- * guest closed the device on the bus, left the bus, or the device was removed): objects
- * destroyed, DEVICE_FATAL, calls -EIO, as on the admin descriptor's close. 0, or -ENOENT. */
+/* VBK_IOC_REVOKE: in: a tag (u64). Revoke the attachments made through this descriptor with
+ * that tag (vbusd: the guest closed the device on the bus, left the bus, or `dev del`), as
+ * the admin descriptor's close revokes all of them: their children first (the deepest
+ * first), then, once a control call in flight has finished and no doorbell or poll is
+ * inside, their objects are destroyed and one IBV_EVENT_DEVICE_FATAL is queued; every later
+ * call on their descriptors is -EIO. Returns when done:
+ *   0       revoked (or already revoked, its descriptor still open)
+ *   ENOENT  no attachment made here has the tag (never made, or its last close is done)
+ *   EFAULT  the tag cannot be read
+ * docs/kernel.md, "Revoking one attachment". */
 #define VBK_IOC_REVOKE		_IOW(VBK_IOC_MAGIC, 0x03, __u64)
 #define VBK_IOC_CALL		_IOW(VBK_IOC_MAGIC, 0x10, struct vbk_call)
 /* arg: a QP handle (its send and receive queues) or an SRQ handle: post what the guest

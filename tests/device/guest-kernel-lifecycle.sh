@@ -1,10 +1,12 @@
 #!/bin/bash
 # The kernel backend's lifecycle (docs/kernel.md): nothing a guest held outlives it.
-#   1. Two guests carry ib_write_bw traffic; both are killed with SIGKILL mid-traffic:
-#      `rdma res show` (QPs, CQs, MRs, PDs) is back to its baseline.
-#   2. A guest holds a context: `rmmod vbus_vrdma` is refused while it does (the module
-#      stays loaded and keeps working).
-#   3. vbusd is killed with SIGKILL under a guest: the guest gets IBV_EVENT_DEVICE_FATAL
+#   1. Two guests in ib_write_bw traffic are SIGKILLed: `rdma res show` is back to its baseline.
+#   2. `vbusctl dev del` under guests in ib_write_bw traffic and tests/guest/revoke (objects, and
+#      two levels of VBK_IOC_CHILD below): DEVICE_FATAL within a scaled 1 s, every later call
+#      -EIO in the module, `rdma res show` at its baseline while the guests still hold their
+#      descriptors; vbusd lives on and serves the device added again.
+#   3. `rmmod vbus_vrdma` is refused while a guest holds a context (the module keeps working).
+#   4. vbusd is killed with SIGKILL under a guest: the guest gets IBV_EVENT_DEVICE_FATAL
 #      (the time from the kill to the guest's exit is reported, not judged), its verbs
 #      fail at once, and every real object is gone.
 # backends: kernel
@@ -13,10 +15,12 @@
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device
 prog=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/port-events
-[ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
+rv=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/revoke
+[ -x "$prog" ] && [ -x "$rv" ] || { echo "FAIL: $prog or $rv not built"; exit 1; }
 vd_start t vrdma0 || exit 1
 tmp=$(mktemp -d)
-trap 'pkill -KILL -f "ib_write_bw.*-p $PT_PORT" 2>/dev/null; rm -rf "$tmp"; vd_stop >/dev/null 2>&1' EXIT
+port2=$((PT_PORT + 1))
+trap 'pkill -KILL -f "ib_write_bw.*-p $PT_PORT" 2>/dev/null; pkill -KILL -f "ib_write_bw.*-p $port2" 2>/dev/null; rm -rf "$tmp"; vd_stop >/dev/null 2>&1' EXIT
 fail=0
 
 base=$(vd_res_counts)
@@ -43,7 +47,66 @@ else
 	echo "FAIL two guests killed mid-traffic: rdma res $(vd_res_counts), baseline $base"; fail=1
 fi
 
-# 2. rmmod with a guest attached.
+# 2. dev del under guests.
+"${VD_RUN[@]}" ib_write_bw -d vrdma0 -x "$VBUS_GID_INDEX" -p "$port2" -D 120 -s 65536 \
+	>"$tmp/server2" 2>&1 &
+spid=$!
+vt_until 10 sh -c "ss -Hltn 'sport = :$port2' | grep -q ." ||
+	{ echo "FAIL: the guest server did not listen"; cat "$tmp/server2"; exit 1; }
+"${VD_RUN[@]}" ib_write_bw -d vrdma0 -x "$VBUS_GID_INDEX" -p "$port2" -D 120 -s 65536 \
+	"$VBUS_IP" >"$tmp/client2" 2>&1 &
+cpid=$!
+timeout -k 2 "$(vt_secs 120)" "${VD_RUN[@]}" "$rv" vrdma0 "$tmp/go" >"$tmp/rv" 2>&1 &
+rpid=$!
+vt_wait_for "$tmp/rv" ready 20 $rpid || { echo "FAIL: guest/revoke did not get ready"; cat "$tmp/rv"; exit 1; }
+# Both ib_write_bw QPs and guest/revoke's exist (perftest's output is buffered until its exit).
+qps() { [ "$(rdma res show qp 2>/dev/null | grep -c .)" -ge $(( ${base%% *} + 3 )) ]; }
+vt_until 20 qps || { echo "FAIL: the guests' QPs are not all there: $(vd_res_counts)"; fail=1; }
+sleep 2
+kill -0 $cpid 2>/dev/null || { echo "FAIL: ib_write_bw ended before dev del"; cat "$tmp/client2"; fail=1; }
+during=$(vd_res_counts)
+echo "before dev del (qp cq mr pd cm_id): $during"
+t0=$(date +%s%N)
+vd_ctl dev del vrdma0 || { echo "FAIL: vbusctl dev del"; fail=1; }
+vt_wait_for "$tmp/rv" '^revoked|^FAIL' 20 $rpid
+ns=$(sed -n 's/^ok   IBV_EVENT_DEVICE_FATAL at \([0-9]*\) ns$/\1/p' "$tmp/rv")
+lim=$(awk -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" 'BEGIN{printf "%d", 1000 * s}')	# 1 s, scaled
+if [ -n "$ns" ] && [ $(( (ns - t0) / 1000000 )) -le "$lim" ]; then
+	echo "ok   dev del: the guest got DEVICE_FATAL $(( (ns - t0) / 1000000 )) ms after it (limit $lim ms)"
+else
+	echo "FAIL dev del: DEVICE_FATAL ${ns:+$(( (ns - t0) / 1000000 )) ms after it (limit $lim ms)}${ns:-never}"; fail=1
+fi
+if grep -q '^revoked' "$tmp/rv"; then
+	grep '^ok' "$tmp/rv" | sed 's/^/  /'
+else
+	echo "FAIL dev del: guest/revoke's checks"; sed 's/^/  | /' "$tmp/rv"; fail=1
+fi
+# The objects went with the revocation, not with a close: guest/revoke holds every descriptor.
+if vt_until 10 vd_res_is "$base" && kill -0 $rpid 2>/dev/null; then
+	echo "ok   dev del: rdma res back to its baseline with guest/revoke's descriptors still open (before: $during)"
+else
+	echo "FAIL dev del: rdma res $(vd_res_counts), baseline $base; guest/revoke $(kill -0 $rpid 2>/dev/null && echo alive || echo gone)"; fail=1
+fi
+# ib_write_bw either sees an error completion or polls a CQ that gets nothing more (as on a
+# disassociated device natively): reported, not judged; its objects are gone either way.
+if kill -0 $cpid 2>/dev/null; then
+	echo "     the ib_write_bw client polls on"
+else
+	wait $cpid; echo "     the ib_write_bw client ended (exit $?): $(grep -iE -m1 'fail|error|couldn' "$tmp/client2")"
+fi
+kill -KILL $spid $cpid 2>/dev/null
+wait $spid $cpid 2>/dev/null
+touch "$tmp/go"
+wait $rpid || { echo "FAIL dev del: guest/revoke exited $?"; sed 's/^/  | /' "$tmp/rv"; fail=1; }
+grep -q "^ok   destroying" "$tmp/rv" && echo "ok   dev del: the guest's destroy and close calls succeed after it"
+# vbusd lives on: the device is added again and the next sections run on it.
+kill -0 "$VD_PID" 2>/dev/null &&
+	vd_ctl dev add vrdma0 class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" \
+		${VD_BACKEND:+backend=$VD_BACKEND} ${VD_DEV_ARGS:-} bus t >/dev/null ||
+	{ echo "FAIL: vbusd after dev del"; tail -n 20 "$VD_RUN_DIR/vbusd.log"; exit 1; }
+echo "ok   vbusd lives on: vrdma0 added again"
+
+# 3. rmmod with a guest attached.
 timeout -k 2 "$(vt_secs 30)" "${VD_RUN[@]}" "$prog" fatal >"$tmp/g" 2>&1 &
 gpid=$!
 vt_wait_for "$tmp/g" ready 10 $gpid || { echo "FAIL: the guest did not get ready"; cat "$tmp/g"; exit 1; }
@@ -55,7 +118,7 @@ else
 fi
 [ -e /dev/vbus-vrdma ] || { echo "FAIL the module is gone"; fail=1; }
 
-# 3. vbusd dies under the guest.
+# 4. vbusd dies under the guest.
 t0=$(date +%s%N)
 kill -KILL "$VD_PID"
 wait "$VD_PID" 2>/dev/null

@@ -9,16 +9,17 @@
 #   - depth 2 and depth 3: ibv_rc_pingpong -c and the integrity program to a native peer;
 #   - with M1 and M2 SIGSTOPped, a depth-3 ib_write_lat to a native server completes (no
 #     middle level is on the data path);
-#   - SIGKILL of M1: the depth-3 guests (two levels down) get DEVICE_FATAL within a scaled
-#     1 s, and rdma res show is back to its baseline.
+#   - SIGKILL of M1, or `dev del` in a middle M3 or at depth 0 under M3's depth-2 guest/revoke:
+#     the guests below get DEVICE_FATAL within a scaled 1 s, rdma res show is back to its baseline.
 # backends: kernel
 # timeout: 300
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device
 B=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest
-ig=$B/integrity nc=$B/nest-child pe=$B/port-events
-[ -x "$ig" ] && [ -x "$nc" ] && [ -x "$pe" ] || { echo "FAIL: $ig, $nc or $pe not built"; exit 1; }
+ig=$B/integrity nc=$B/nest-child pe=$B/port-events rv=$B/revoke
+[ -x "$ig" ] && [ -x "$nc" ] && [ -x "$pe" ] && [ -x "$rv" ] ||
+	{ echo "FAIL: $ig, $nc, $pe or $rv not built"; exit 1; }
 # depth 0: 256 objects, 128 MiB pinned for each of its guests (M1 among them)
 VD_DEV_ARGS="max-objects=256 max-pinned=134217728" vd_start t vrdma0 || exit 1
 grep -q "backend kernel" "$VD_RUN_DIR/vbusd.log" ||
@@ -31,15 +32,17 @@ res_counts() { # "qp cq mr pd" object counts of rdma res show
 base=$(res_counts)
 RUN1=$(mktemp -d /tmp/vbus-npt.XXXXXX)
 RUN2=$(mktemp -d /tmp/vbus-npt.XXXXXX)
+RUN3=$(mktemp -d /tmp/vbus-npt.XXXXXX)
 tmp=$(mktemp -d)
 m1() { "$VD_BIN/vbusctl" --run-dir "$RUN1" "$@"; }
 m2() { "$VD_BIN/vbusctl" --run-dir "$RUN2" "$@"; }
+m3() { "$VD_BIN/vbusctl" --run-dir "$RUN3" "$@"; }
 cleanup() {
 	local p
-	for p in ${M2_PID:-} ${M1_PID:-}; do
+	for p in ${M3_PID:-} ${M2_PID:-} ${M1_PID:-}; do
 		kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null && wait "$p"
 	done
-	rm -rf "$RUN1" "$RUN2" "$tmp"
+	rm -rf "$RUN1" "$RUN2" "$RUN3" "$tmp"
 	vd_stop
 }
 trap cleanup EXIT
@@ -182,6 +185,53 @@ if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/n
 else
 	echo "FAIL: rdma res $(res_counts), baseline $base"; fail=1
 fi
+
+# dev del under a passthrough subtree, in the middle and at depth 0: M3 (depth 1) hands
+# its guest (depth 2) a child of its own attachment; that guest makes two more levels
+# (tests/guest/revoke). `dev del` in M3 revokes that child by its tag on M3's descriptor;
+# `dev del` at depth 0 revokes M3's own attachment, the subtree below it first.
+"${VD_RUN[@]}" "$VD_BIN/vbusd" --run-dir "$RUN3" 2>"$tmp/m3.log" &
+M3_PID=$!
+vt_until 10 test -S "$RUN3/ctl.sock" || { echo "FAIL: M3 did not start"; cat "$tmp/m3.log"; exit 1; }
+m3 bus add n allow all >/dev/null || { echo "FAIL: bus add in M3"; exit 1; }
+revoke_under() { # WHERE COMMAND...: guest/revoke at depth 2 under M3, revoked by COMMAND
+	local where=$1 rpid ns during t0
+	shift
+	m3 dev add vrdma0 class vrdma backing=vrdma0 mode=passthrough bus n >/dev/null ||
+		{ echo "FAIL: dev add mode=passthrough in M3"; cat "$tmp/m3.log"; exit 1; }
+	rm -f "$tmp/go"
+	timeout -k 2 "$(vt_secs 120)" "$VD_BIN/vbus-run" --run-dir "$RUN3" --bus n -- "$rv" vrdma0 \
+		"$tmp/go" >"$tmp/rv" 2>&1 &
+	rpid=$!
+	vt_wait_for "$tmp/rv" ready 20 $rpid ||
+		{ echo "FAIL: the depth-2 guest/revoke did not get ready"; cat "$tmp/rv"; exit 1; }
+	during=$(res_counts)
+	t0=$(date +%s%N)
+	"$@" || { echo "FAIL: $* ($where)"; fail=1; }
+	vt_wait_for "$tmp/rv" '^revoked|^FAIL' 20 $rpid
+	ns=$(sed -n 's/^ok   IBV_EVENT_DEVICE_FATAL at \([0-9]*\) ns$/\1/p' "$tmp/rv")
+	if [ -n "$ns" ] && [ $(( (ns - t0) / 1000000 )) -le "$lim" ] && grep -q '^revoked' "$tmp/rv"; then
+		echo "ok   dev del $where: the depth-2 guest got DEVICE_FATAL in $(( (ns - t0) / 1000000 )) ms (limit $lim ms), -EIO on its three levels"
+	else
+		echo "FAIL: dev del $where: the depth-2 guest (limit $lim ms)"; sed 's/^/  | /' "$tmp/rv"; fail=1
+	fi
+	if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]" &&
+	   kill -0 $rpid 2>/dev/null; then
+		echo "ok   dev del $where: rdma res back to its baseline with the guest's descriptors open (before: $during)"
+	else
+		echo "FAIL: dev del $where: rdma res $(res_counts), baseline $base"; fail=1
+	fi
+	touch "$tmp/go"
+	wait $rpid || { echo "FAIL: the depth-2 guest/revoke exited $?"; sed 's/^/  | /' "$tmp/rv"; fail=1; }
+	if kill -0 "$M3_PID" 2>/dev/null && m3 dev show >/dev/null; then
+		echo "ok   dev del $where: M3 lives on"
+	else
+		echo "FAIL: M3 after dev del $where"; cat "$tmp/m3.log"; fail=1
+	fi
+}
+revoke_under "in the middle (M3)" m3 dev del vrdma0
+revoke_under "at depth 0" vd_ctl dev del vrdma0
 [ $fail = 0 ] || { echo "M1 log:"; tail -n 30 "$tmp/m1.log" | sed 's/^/  m1| /'
-		   echo "M2 log:"; tail -n 30 "$tmp/m2.log" | sed 's/^/  m2| /'; }
+		   echo "M2 log:"; tail -n 30 "$tmp/m2.log" | sed 's/^/  m2| /'
+		   echo "M3 log:"; tail -n 30 "$tmp/m3.log" | sed 's/^/  m3| /'; }
 exit $fail

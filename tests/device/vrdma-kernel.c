@@ -526,12 +526,21 @@ int main(void)
 		check(ioctl(admin, VBK_IOC_REVOKE, &tag) < 0 && errno == ENOENT, "an unknown tag");
 		check(!next_event(&ev) && ev.type == IBV_EVENT_DEVICE_FATAL, "DEVICE_FATAL on revoke");
 		check(call(VRDMA_FN_ALLOC_PD, NULL, 0, &ho, 8) == -EIO, "revoked: -EIO");
+		tag = 0x5678;
+		check(!ioctl(admin, VBK_IOC_REVOKE, &tag), "revoking it again (still open): %m");
+		check(ioctl(admin, VBK_IOC_REVOKE, (void *)8) < 0 && errno == EFAULT,
+		      "REVOKE from a bad pointer: not EFAULT (%m)");
+		check(ioctl(admin, _IOW(VBK_IOC_MAGIC, 0x03, uint32_t), &tag) < 0 && errno == ENOTTY,
+		      "a REVOKE of another size: not ENOTTY (%m)");
 		close(g2);
+		check(ioctl(admin, VBK_IOC_REVOKE, &tag) < 0 && errno == ENOENT,
+		      "REVOKE once its descriptor is closed: not ENOENT (%m)");
 		gfd = keep;
 		check(call(VRDMA_FN_QUERY_DEVICE, NULL, 0, &da, sizeof(da)) == sizeof(da),
 		      "the other attachment still works");
 	}
-	ok("VBK_IOC_REVOKE ends one attachment by its tag, DEVICE_FATAL, -EIO; the other works");
+	ok("VBK_IOC_REVOKE ends one attachment by its tag, DEVICE_FATAL, -EIO; the other works; "
+	   "again 0, unknown or closed ENOENT, bad pointer EFAULT, another size ENOTTY");
 
 	/* vbusd's death: the admin descriptor closes, the attachment is revoked. */
 	close(admin);
