@@ -337,7 +337,7 @@ static int vm_open(const char *bus, struct vbus_conn *c)
  * unless neither run_dir nor $VBUS_RUN_DIR was given, the default socket does not exist
  * and this system has /dev/vbus-vm0: a process in a vbus VM (docs/vm.md).
  */
-static bool want_vm(const char *run_dir, const char *sock_path)
+static bool want_vm(const char *run_dir, const char *path)
 {
 	const char *dev = getenv("VBUS_VM_DEV"), *rd = getenv("VBUS_RUN_DIR");
 
@@ -345,22 +345,36 @@ static bool want_vm(const char *run_dir, const char *sock_path)
 		return true;
 	if (run_dir || (rd && *rd))
 		return false;
-	return access(sock_path, F_OK) && errno == ENOENT && !access("/dev/vbus-vm0", F_OK);
+	return access(path, F_OK) && errno == ENOENT && !access("/dev/vbus-vm0", F_OK);
+}
+
+static int sock_path(const char *run_dir, const char *bus, struct sockaddr_un *a)
+{
+	if (bus && (!*bus || strlen(bus) >= VBUS_NAME_MAX || strchr(bus, '/')))
+		return -EINVAL;
+	if (snprintf(a->sun_path, sizeof(a->sun_path), "%s/bus/%s.sock",
+		     run_dir ? run_dir : vbus_run_dir(), bus ? bus : "default") >=
+	    (int)sizeof(a->sun_path))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+bool vbus_connect_uses_vm(const char *run_dir, const char *bus)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+	return !sock_path(run_dir, bus, &a) && want_vm(run_dir, a.sun_path);
 }
 
 int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	const char *name = bus ? bus : "default";
 	struct vbus_conn *c;
-	int err;
+	int err = sock_path(run_dir, bus, &a);
 
-	if (bus && (!*bus || strlen(bus) >= VBUS_NAME_MAX || strchr(bus, '/')))
-		return -EINVAL;
-	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/bus/%s.sock",
-		     run_dir ? run_dir : vbus_run_dir(), name) >= (int)sizeof(a.sun_path))
-		return -ENAMETOOLONG;
-	c = conn_new(name);
+	if (err)
+		return err;
+	c = conn_new(bus ? bus : "default");
 	if (!c)
 		return -ENOMEM;
 	if (want_vm(run_dir, a.sun_path)) {

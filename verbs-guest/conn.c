@@ -64,9 +64,17 @@ static void connect_once(void)
 	tried = true;
 	err = vbus_connect(NULL, bus_asked(), &conn);
 	if (err) {
+		const char *dev = getenv("VBUS_VM_DEV");
+
 		conn = NULL;
-		vbg_err("cannot attach to bus '%s' in %s: %s", bus_name(), vbus_run_dir(),
-			strerror(-err));
+		if (vbus_connect_uses_vm(NULL, bus_asked()))
+			vbg_err("cannot attach to %s%s%s through %s: %s",
+				bus_asked() ? "bus '" : "the VM's bus", bus_asked() ? bus_asked() : "",
+				bus_asked() ? "'" : "", dev && *dev ? dev : "this VM's /dev/vbus-vmN",
+				strerror(-err));
+		else
+			vbg_err("cannot attach to bus '%s' in %s: %s", bus_name(), vbus_run_dir(),
+				strerror(-err));
 		return;
 	}
 	if (vbus_conn_is_vm(conn)) {

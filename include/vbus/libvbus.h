@@ -36,6 +36,8 @@ const char *vbus_run_dir(void);
  * be connected (the driver's one channel: -EBUSY for the others).
  */
 int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out);
+/* Whether vbus_connect(run_dir, bus) would go through a VM's device (for messages). */
+bool vbus_connect_uses_vm(const char *run_dir, const char *bus);
 void vbus_disconnect(struct vbus_conn *c);
 /* The bus connected to, and whether over a VM's device (no descriptors cross). */
 const char *vbus_conn_bus(const struct vbus_conn *c);

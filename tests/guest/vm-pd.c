@@ -7,16 +7,19 @@
  *   - a CQ is refused with EOPNOTSUPP: its ring is shared memory, which cannot cross into
  *     a VM yet;
  *   - a second PD is left allocated at exit: the host frees it when the connection ends.
- * Prints "VM-PD-OK" and exits 0, else one "VM-PD-FAIL" line and 1.
+ * Prints "VM-PD-OK" and exits 0, else one "VM-PD-FAIL" line and 1. With the argument
+ * "hold" it then waits for a signal, holding the VM's channel (the test's second process
+ * must be refused meanwhile).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <infiniband/verbs.h>
 
 #define FAIL(...) do { printf("VM-PD-FAIL "); printf(__VA_ARGS__); printf("\n"); return 1; } while (0)
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct ibv_device **l = ibv_get_device_list(NULL);
 	struct ibv_device *dev = NULL;
@@ -51,5 +54,8 @@ int main(void)
 	if (!kept)
 		FAIL("the second ibv_alloc_pd: %s", strerror(errno));
 	printf("VM-PD-OK\n");
+	fflush(stdout);
+	if (argc > 1 && !strcmp(argv[1], "hold"))
+		pause();	/* until killed: the exit frees everything */
 	return 0;	/* kept, c and l left to the exit: the host frees the PD */
 }

@@ -19,6 +19,8 @@
 #   - tests/guest/vm-pd: a PD allocated and freed through the channel, a CQ refused with
 #     EOPNOTSUPP (shared memory does not cross yet), a PD left at exit: vbusd frees it
 #     when the VM's connection ends (fake-verbs counts PDs alive in vbusd's log: 0);
+#   - while vm-pd holds the VM's one channel, a second process (ibv_devices) is refused
+#     with EBUSY in one line and sees no device; once vm-pd is killed, it is served;
 #   - the guest kernel logs no warning or oops; the driver unloads;
 #   - vbusd alive; every connection of the VM gone; `vm del` leaves no QEMU, no child and
 #     no descriptor in vbusd; vbusd exits 0 on SIGTERM, no sanitizer report.
@@ -105,6 +107,13 @@ echo "ok   the library chose /dev/vbus-vm0 of bus b by itself, no call channel; 
 
 [ "$(rc VBUS-PD)" = 0 ] && out VBUS-PD | grep -q "^VM-PD-OK" || fail "vm-pd in the VM: $(out VBUS-PD)"
 echo "ok   vm-pd in the VM: $(out VBUS-PD | grep -v VM-PD-OK | paste -sd ';')"
+out VBUS-HOLD | grep -q "^VM-PD-OK" || fail "vm-pd hold in the VM: $(out VBUS-HOLD)"
+out VBUS-BUSY | grep -q "cannot attach to the VM's bus through this VM's /dev/vbus-vmN: Device or resource busy" &&
+	! out VBUS-BUSY | grep -q "505400fffe123456" ||
+	fail "a second process while one holds the VM's channel: $(out VBUS-BUSY)"
+[ "$(rc VBUS-AFTER)" = 0 ] && [ "$(out VBUS-AFTER | grep -c 505400fffe123456)" = 2 ] ||
+	fail "ibv_devices once the holder is gone: $(out VBUS-AFTER)"
+echo "ok   a second process while one holds the channel: refused (EBUSY, one line); served once the first is gone"
 
 out VBUS-DMESG >"$tmp/dmesg"
 grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel" "$tmp/dmesg" || fail "the driver did not find the channel: $(cat "$tmp/dmesg")"
@@ -118,8 +127,8 @@ kill -0 "$vbusd_pid" || fail "vbusd died"
 vt_until 30 guests_gone || fail "the VM's connections outlived its processes: $(ctl -j guest show)"
 alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 [ "$alive" = "fake-verbs: ibv_dealloc_pd: 0 alive" ] || fail "PDs after the VM's processes ended: $alive"
-[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 2 ] || fail "not 2 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
-echo "ok   vbusd alive; every connection of the VM gone; 2 PDs made, none left ($alive)"
+[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 4 ] || fail "not 4 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
+echo "ok   vbusd alive; every connection of the VM gone; 4 PDs made, none left ($alive)"
 
 qpid=$(field pid)
 ctl vm del t1 || fail "vm del"
