@@ -4,8 +4,8 @@
  * docs/vm.md), a plain libibverbs program run under vbus-run:
  *   - device r0 opens; port 1 answers;
  *   - a PD is allocated and deallocated (a call through the VM's message channel each);
- *   - a CQ is refused with EOPNOTSUPP: its ring is shared memory, which cannot cross into
- *     a VM yet;
+ *   - a CQ, an SRQ and an MR are refused with EOPNOTSUPP: a ring, or registered memory,
+ *     is shared memory, which cannot cross into a VM yet;
  *   - a second PD is left allocated at exit: the host frees it when the connection ends.
  * Prints "VM-PD-OK" and exits 0, else one "VM-PD-FAIL" line and 1. With the argument
  * "hold" it then waits for a signal, holding the VM's channel (the test's second process
@@ -27,6 +27,9 @@ int main(int argc, char **argv)
 	struct ibv_context *c;
 	struct ibv_pd *pd, *kept;
 	struct ibv_cq *cq;
+	struct ibv_srq *srq;
+	struct ibv_mr *mr;
+	static char buf[8192];
 
 	for (int i = 0; l && l[i]; i++)
 		if (!strcmp(ibv_get_device_name(l[i]), "r0"))
@@ -50,6 +53,24 @@ int main(int argc, char **argv)
 		FAIL("ibv_create_cq: %p, errno %d (%s), want NULL and EOPNOTSUPP", (void *)cq,
 		     errno, strerror(errno));
 	printf("CQ refused: %s\n", strerror(errno));
+	pd = ibv_alloc_pd(c);
+	if (!pd)
+		FAIL("ibv_alloc_pd: %s", strerror(errno));
+	errno = 0;
+	srq = ibv_create_srq(pd, &(struct ibv_srq_init_attr){ .attr = { .max_wr = 4, .max_sge = 1 } });
+	if (srq || errno != EOPNOTSUPP)
+		FAIL("ibv_create_srq: %p, errno %d (%s), want NULL and EOPNOTSUPP", (void *)srq,
+		     errno, strerror(errno));
+	printf("SRQ refused: %s\n", strerror(errno));
+	errno = 0;
+	mr = ibv_reg_mr(pd, buf, sizeof(buf), IBV_ACCESS_LOCAL_WRITE);
+	if (mr || errno != EOPNOTSUPP)
+		FAIL("ibv_reg_mr: %p, errno %d (%s), want NULL and EOPNOTSUPP", (void *)mr, errno,
+		     strerror(errno));
+	printf("MR refused: %s\n", strerror(errno));
+	buf[0] = 1;	/* the refused registration left the memory as it was */
+	if (ibv_dealloc_pd(pd))
+		FAIL("ibv_dealloc_pd: %s", strerror(errno));
 	kept = ibv_alloc_pd(c);
 	if (!kept)
 		FAIL("the second ibv_alloc_pd: %s", strerror(errno));

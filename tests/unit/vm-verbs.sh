@@ -16,8 +16,8 @@
 #     module's descriptor does no verbs);
 #   - the library logs that it went through the VM's device, with no call channel and no
 #     doorbell; ibv_devinfo with no -d lists both devices;
-#   - tests/guest/vm-pd: a PD allocated and freed through the channel, a CQ refused with
-#     EOPNOTSUPP (shared memory does not cross yet), a PD left at exit: vbusd frees it
+#   - tests/guest/vm-pd: a PD allocated and freed through the channel, a CQ, an SRQ and an
+#     MR refused with EOPNOTSUPP (shared memory does not cross yet), a PD left at exit: vbusd frees it
 #     when the VM's connection ends (fake-verbs counts PDs alive in vbusd's log: 0);
 #   - while vm-pd holds the VM's one channel, a second process (ibv_devices) is refused
 #     with EBUSY in one line and sees no device; once vm-pd is killed, it is served;
@@ -127,8 +127,8 @@ kill -0 "$vbusd_pid" || fail "vbusd died"
 vt_until 30 guests_gone || fail "the VM's connections outlived its processes: $(ctl -j guest show)"
 alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 [ "$alive" = "fake-verbs: ibv_dealloc_pd: 0 alive" ] || fail "PDs after the VM's processes ended: $alive"
-[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 4 ] || fail "not 4 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
-echo "ok   vbusd alive; every connection of the VM gone; 4 PDs made, none left ($alive)"
+[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 6 ] || fail "not 6 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
+echo "ok   vbusd alive; every connection of the VM gone; 6 PDs made, none left ($alive)"
 
 qpid=$(field pid)
 ctl vm del t1 || fail "vm del"
