@@ -32,7 +32,6 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <vbus/vm.h>
 
 #define EVQ_MAX 256
