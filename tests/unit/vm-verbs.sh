@@ -49,7 +49,12 @@ vg_populate() { # ROOT: the verbs library, vbus-run, bash and the rdma-core tool
 variant=${VBUS_BUILD:-$dflt}
 rt=$(ldd "$variant/bin/vbusd" | grep -o '/[^ ]*lib[at]san\.so[^ ]*' | head -n 1)
 fakedir=$(mktemp -d /tmp/vbus-vm-verbs-fake.XXXXXX)
-VG_VBUSD_ENV="LD_PRELOAD=${rt:+$rt:}$variant/tests/lib/libfake-verbs.so VBUS_FAKE_IBDEV=fake0:$fakedir/uverbs VBUS_VRDMA_ADMIN=$fakedir/admin"
+trap 'rm -rf "$fakedir"' EXIT
+# QEMU through a wrapper that drops vbusd's preloads: they are vbusd's only (a sanitizer
+# runtime in QEMU reports QEMU's own leaks and races).
+printf '#!/bin/sh\nunset LD_PRELOAD\nexec qemu-system-x86_64 "$@"\n' >"$fakedir/qemu"
+chmod +x "$fakedir/qemu"
+VG_VBUSD_ENV="LD_PRELOAD=${rt:+$rt:}$variant/tests/lib/libfake-verbs.so VBUS_FAKE_IBDEV=fake0:$fakedir/uverbs VBUS_VRDMA_ADMIN=$fakedir/admin VBUS_QEMU=$fakedir/qemu"
 mkdir "$fakedir/uverbs" && : >"$fakedir/admin"
 . "$top/tests/lib/vmguest.sh"
 [ -f "$variant/tests/lib/libfake-verbs.so" ] || skip "no $variant/tests/lib/libfake-verbs.so (make)"
