@@ -5,6 +5,14 @@
  * Requests are synchronous and serialized by a mutex: send, then receive until the
  * response with the same seq; events that arrive meanwhile are queued. A closed socket
  * turns the connection dead: one VBUS_EV_DISCONNECTED event, then -ENOTCONN for all.
+ *
+ * Two transports carry the same messages (docs/vm.md, "The guest library in a VM"):
+ *   socket  the bus's unix socket, RUN_DIR/bus/BUS.sock, with descriptors (SCM_RIGHTS);
+ *   vm      a process in a vbus VM: the guest driver's /dev/vbus-vmN, one message per
+ *           write() and its answer per read(), through the VM's message channel. No
+ *           descriptor crosses (requests that need one fail with -EOPNOTSUPP here), the
+ *           bus grants a VM no feature, so no event arrives; the bus answers exactly one
+ *           message per request.
  */
 #include <endian.h>
 #include <errno.h>
@@ -22,12 +30,18 @@
 #include "msg.h"
 #include "ring.h"
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <vbus/vm.h>
 
 #define EVQ_MAX 256
 
 struct vbus_conn {
-	int sock;
+	int sock;			/* the unix socket, or the VM's /dev/vbus-vmN */
+	bool vm;			/* the vm transport */
+	int vm_evfd;			/* vm: readable while events are queued (vbus_event_fd) */
+	uint8_t *vm_buf;		/* vm: one message, header and payload */
+	char bus[VBUS_NAME_MAX];
 	pthread_mutex_t lock;
 	uint64_t seq;
 	bool dead;
@@ -57,6 +71,12 @@ static void push_event(struct vbus_conn *c, const struct vbus_event *ev)
 		c->ev_n--;
 	}
 	c->evq[(c->ev_head + c->ev_n++) % EVQ_MAX] = *ev;
+	if (c->vm && c->ev_n == 1) {	/* vm: the event fd is readable while events wait */
+		uint64_t one = 1;
+
+		if (write(c->vm_evfd, &one, sizeof(one)) != sizeof(one))
+			abort();	/* an eventfd of ours at count 0 cannot refuse 1 */
+	}
 }
 
 static void mark_dead(struct vbus_conn *c)
@@ -69,19 +89,77 @@ static void mark_dead(struct vbus_conn *c)
 	push_event(c, &ev);
 }
 
+/*
+ * The vm transport: one message per write() on /dev/vbus-vmN, its answer per read()
+ * (docs/vm.md, section 5). The driver's errors mean: ENODEV the device is gone,
+ * ECONNRESET the bus closed the connection (both: the connection is dead); EPROTO,
+ * EMSGSIZE, EINVAL the channel refused the message; EIO a malformed answer.
+ */
+static int vm_send(struct vbus_conn *c, uint32_t op, uint64_t seq, uint32_t handle,
+		   uint32_t arg, const void *payload, size_t len, int nfds)
+{
+	struct vbus_msg h = {
+		.op = htole32(op), .len = htole32((uint32_t)len), .seq = htole64(seq),
+		.handle = htole32(handle), .arg = htole32(arg),
+	};
+	ssize_t r;
+
+	if (nfds)
+		return -EOPNOTSUPP;	/* a descriptor cannot cross into a VM (docs/vm.md) */
+	if (len > VBUS_MAX_PAYLOAD)
+		return -EINVAL;
+	memcpy(c->vm_buf, &h, sizeof(h));
+	if (len)
+		memcpy(c->vm_buf + sizeof(h), payload, len);
+	do
+		r = write(c->sock, c->vm_buf, sizeof(h) + len);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == ENODEV ? -ECONNRESET : -errno;
+	return (size_t)r == sizeof(h) + len ? 0 : -EMSGSIZE;
+}
+
+static int vm_recv(struct vbus_conn *c)
+{
+	ssize_t r;
+	int err;
+
+	c->rx.nfds = 0;
+	do
+		r = read(c->sock, c->vm_buf, VBUS_VM_MSG_MAX);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == ENODEV ? -ECONNRESET : -errno;
+	err = vbus_msg_check(&c->rx, c->vm_buf, (size_t)r, 0);
+	if (err)
+		return err;
+	memcpy(c->rx.payload, c->vm_buf + sizeof(c->rx.hdr), c->rx.len);
+	return 0;
+}
+
+static int conn_send(struct vbus_conn *c, uint32_t op, uint64_t seq, uint32_t handle,
+		     uint32_t arg, const void *in, size_t inlen, const int *fds, int nfds)
+{
+	if (c->vm)
+		return vm_send(c, op, seq, handle, arg, in, inlen, nfds);
+	return vbus_msg_send(c->sock, op, seq, handle, arg, 0, in, inlen, fds, nfds);
+}
+
 /* Take one message from the socket: queue an event, or leave a response in c->rx.
  * Returns 1 for a response, 0 for an event, -errno. */
 static int take(struct vbus_conn *c, int flags)
 {
 	int err;
 
+	if (flags && c->vm)
+		return -EAGAIN;	/* nothing but answers comes, and only to a request */
 	if (flags) {
 		struct pollfd p = { .fd = c->sock, .events = POLLIN };
 
 		if (poll(&p, 1, 0) <= 0)
 			return -EAGAIN;
 	}
-	err = vbus_msg_recv(c->sock, &c->rx);
+	err = c->vm ? vm_recv(c) : vbus_msg_recv(c->sock, &c->rx);
 	if (err == -ECONNRESET || err == -EPIPE) {
 		mark_dead(c);
 		return -ENOTCONN;
@@ -116,8 +194,8 @@ static int request_fd(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_
 
 	if (c->dead)
 		return -ENOTCONN;
-	err = vbus_msg_send(c->sock, op, seq, handle, arg, 0, in, inlen, fds, nfds);
-	if (err && op == VBUS_OP_HELLO && !vbus_msg_recv(c->sock, &c->rx)) {
+	err = conn_send(c, op, seq, handle, arg, in, inlen, fds, nfds);
+	if (err && op == VBUS_OP_HELLO && !c->vm && !vbus_msg_recv(c->sock, &c->rx)) {
 		/* The bus refused us and closed before our HELLO went: its word is queued. */
 		vbus_rx_close_fds(&c->rx);
 		if (le32toh(c->rx.hdr.op) == VBUS_OP_HELLO && (int32_t)le32toh(c->rx.hdr.status) < 0) {
@@ -134,7 +212,8 @@ static int request_fd(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_
 		err = take(c, 0);
 		/* A refused guest: the bus closed with our HELLO unread, so the kernel reports
 		 * ECONNRESET first; the refusal itself is still queued behind it. */
-		if (err == -ENOTCONN && op == VBUS_OP_HELLO && !vbus_msg_recv(c->sock, &c->rx))
+		if (err == -ENOTCONN && op == VBUS_OP_HELLO && !c->vm &&
+		    !vbus_msg_recv(c->sock, &c->rx))
 			err = 1;
 		if (err < 0)
 			return err;
@@ -170,55 +249,148 @@ static int request(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t a
 	return request_fd(c, op, handle, arg, in, inlen, fds, nfds, NULL);
 }
 
-int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out)
+/* HELLO on a connection whose transport is set up; frees c on failure. */
+static int conn_hello(struct vbus_conn *c, struct vbus_conn **out)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct vbus_hello_in h = {
 		.version_min = htole32(VBUS_PROTO_MIN_VERSION),
 		.version_max = htole32(VBUS_PROTO_VERSION),
 		.features = htole64(VBUS_F_ALL_V1),
 	};
-	struct vbus_conn *c;
 	int err;
 
-	if (!bus || !*bus || strlen(bus) >= VBUS_NAME_MAX || strchr(bus, '/'))
-		return -EINVAL;
-	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/bus/%s.sock",
-		     run_dir ? run_dir : vbus_run_dir(), bus) >= (int)sizeof(a.sun_path))
-		return -ENAMETOOLONG;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	pthread_mutex_init(&c->lock, NULL);
-	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (c->sock < 0) {
-		err = -errno;
-		goto err_free;
-	}
-	if (connect(c->sock, (struct sockaddr *)&a, sizeof(a))) {
-		err = -errno;
-		goto err_close;
-	}
-	memcpy(h.bus, bus, strlen(bus));
+	memcpy(h.bus, c->bus, strlen(c->bus));
 	err = request(c, VBUS_OP_HELLO, 0, 0, &h, sizeof(h), NULL, 0);
 	if (err == -ENOTCONN)
 		err = -ECONNREFUSED;	/* closed with no word */
-	if (err)
-		goto err_close;
-	if (c->rx.len < sizeof(c->hello)) {
+	if (!err && c->rx.len < sizeof(c->hello))
 		err = -EPROTO;
-		goto err_close;
+	if (err) {
+		vbus_disconnect(c);
+		return err;
 	}
 	memcpy(&c->hello, c->rx.payload, sizeof(c->hello));
 	*out = c;
 	return 0;
+}
 
-err_close:
-	close(c->sock);
-err_free:
-	pthread_mutex_destroy(&c->lock);
-	free(c);
+static struct vbus_conn *conn_new(const char *bus)
+{
+	struct vbus_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	c->sock = -1;
+	c->vm_evfd = -1;
+	if (bus)
+		memcpy(c->bus, bus, strlen(bus) + 1);
+	return c;
+}
+
+/* A VM's bus: the device named by $VBUS_VM_DEV, else the first /dev/vbus-vmN whose bus is
+ * `bus` (any bus when bus is NULL). -ENOENT: none; -ENOTTY: not a vbus VM device. */
+static int vm_open(const char *bus, struct vbus_conn *c)
+{
+	const char *dev = getenv("VBUS_VM_DEV");
+	bool named = dev && *dev;
+	int err = -ENOENT;
+
+	for (int i = 0; i < (named ? 1 : 16); i++) {
+		struct vbus_vm_info info;
+		char path[64];
+		int fd;
+
+		if (named)
+			snprintf(path, sizeof(path), "%.63s", dev);
+		else
+			snprintf(path, sizeof(path), "/dev/vbus-vm%d", i);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && !named)
+			break;	/* the driver numbers them from 0 */
+		if (fd < 0) {
+			err = -errno;
+			continue;
+		}
+		if (ioctl(fd, VBUS_VM_IOC_INFO, &info) || !memchr(info.bus, 0, sizeof(info.bus))) {
+			err = -ENOTTY;
+			close(fd);
+			continue;
+		}
+		if (bus && strcmp(bus, info.bus)) {
+			close(fd);
+			continue;	/* another bus's device */
+		}
+		c->sock = fd;
+		c->vm = true;
+		memcpy(c->bus, info.bus, strlen(info.bus) + 1);
+		c->vm_buf = malloc(VBUS_VM_MSG_MAX);
+		c->vm_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		return c->vm_buf && c->vm_evfd >= 0 ? 0 : -ENOMEM;	/* the caller frees */
+	}
 	return err;
+}
+
+/*
+ * Which transport: $VBUS_VM_DEV names a VM's character device; else the bus's socket,
+ * unless neither run_dir nor $VBUS_RUN_DIR was given, the default socket does not exist
+ * and this system has /dev/vbus-vm0: a process in a vbus VM (docs/vm.md).
+ */
+static bool want_vm(const char *run_dir, const char *path)
+{
+	const char *dev = getenv("VBUS_VM_DEV"), *rd = getenv("VBUS_RUN_DIR");
+
+	if (dev && *dev)
+		return true;
+	if (run_dir || (rd && *rd))
+		return false;
+	return access(path, F_OK) && errno == ENOENT && !access("/dev/vbus-vm0", F_OK);
+}
+
+static int sock_path(const char *run_dir, const char *bus, struct sockaddr_un *a)
+{
+	if (bus && (!*bus || strlen(bus) >= VBUS_NAME_MAX || strchr(bus, '/')))
+		return -EINVAL;
+	if (snprintf(a->sun_path, sizeof(a->sun_path), "%s/bus/%s.sock",
+		     run_dir ? run_dir : vbus_run_dir(), bus ? bus : "default") >=
+	    (int)sizeof(a->sun_path))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+bool vbus_connect_uses_vm(const char *run_dir, const char *bus)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+	return !sock_path(run_dir, bus, &a) && want_vm(run_dir, a.sun_path);
+}
+
+int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct vbus_conn *c;
+	int err = sock_path(run_dir, bus, &a);
+
+	if (err)
+		return err;
+	c = conn_new(bus ? bus : "default");
+	if (!c)
+		return -ENOMEM;
+	if (want_vm(run_dir, a.sun_path)) {
+		err = vm_open(bus, c);
+		if (err) {
+			vbus_disconnect(c);
+			return err;
+		}
+		return conn_hello(c, out);
+	}
+	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&a, sizeof(a))) {
+		err = -errno;
+		vbus_disconnect(c);
+		return err;
+	}
+	return conn_hello(c, out);
 }
 
 void vbus_disconnect(struct vbus_conn *c)
@@ -230,9 +402,23 @@ void vbus_disconnect(struct vbus_conn *c)
 		for (int i = 0; i < 3; i++)
 			close(c->chan_fds[i]);
 	}
-	close(c->sock);
+	if (c->sock >= 0)
+		close(c->sock);
+	if (c->vm_evfd >= 0)
+		close(c->vm_evfd);
+	free(c->vm_buf);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+}
+
+const char *vbus_conn_bus(const struct vbus_conn *c)
+{
+	return c->bus;
+}
+
+bool vbus_conn_is_vm(const struct vbus_conn *c)
+{
+	return c->vm;
 }
 
 const struct vbus_hello_out *vbus_hello_info(const struct vbus_conn *c)
@@ -394,7 +580,7 @@ int vbus_devfd(struct vbus_conn *c, uint32_t handle, int *fd)
 
 int vbus_event_fd(const struct vbus_conn *c)
 {
-	return c->sock;
+	return c->vm ? c->vm_evfd : c->sock;
 }
 
 int vbus_next_event(struct vbus_conn *c, struct vbus_event *ev)
@@ -409,6 +595,12 @@ int vbus_next_event(struct vbus_conn *c, struct vbus_event *ev)
 		c->ev_head = (c->ev_head + 1) % EVQ_MAX;
 		c->ev_n--;
 		r = 1;
+	}
+	if (c->vm && !c->ev_n) {	/* the queue is empty: the event fd is not readable */
+		uint64_t n;
+
+		if (read(c->vm_evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+			abort();	/* our own non-blocking eventfd */
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;

@@ -3,8 +3,10 @@
  * The bus connection (one per process) and the vbus devices on it.
  *
  * The bus is $VBUS_BUS (vbus-run sets it; default "default") under $VBUS_RUN_DIR (default
- * /run/vbus). The connection is made on the first ibv_get_device_list(); if the bus cannot
- * be reached, one line says why and the program sees no vbus device. Devices are allocated
+ * /run/vbus); in a vbus VM (no such socket, a /dev/vbus-vm0; or $VBUS_VM_DEV) the VM's
+ * device of that bus, by default the VM's own bus (vbus_connect, docs/vm.md). The
+ * connection is made on the first ibv_get_device_list(); if the bus cannot be reached,
+ * one line says why and the program sees no vbus device. Devices are allocated
  * once and never freed: librdmacm compares device pointers across calls.
  */
 #include <errno.h>
@@ -19,11 +21,17 @@ static bool tried;
 static struct vbg_device *devs[VBG_MAX_DEVICES];
 static int ndevs;
 
-static const char *bus_name(void)
+/* The bus asked for: NULL for the default ("default", or a VM's own bus). */
+static const char *bus_asked(void)
 {
 	const char *b = getenv("VBUS_BUS");
 
-	return b && *b ? b : "default";
+	return b && *b ? b : NULL;
+}
+
+static const char *bus_name(void)
+{
+	return conn ? vbus_conn_bus(conn) : bus_asked() ? bus_asked() : "default";
 }
 
 static struct vbg_device *device_new(const struct vbus_dev_entry *e)
@@ -54,16 +62,29 @@ static void connect_once(void)
 	if (tried)
 		return;
 	tried = true;
-	err = vbus_connect(NULL, bus_name(), &conn);
+	err = vbus_connect(NULL, bus_asked(), &conn);
 	if (err) {
-		vbg_err("cannot attach to bus '%s' in %s: %s", bus_name(), vbus_run_dir(),
-			strerror(-err));
+		const char *dev = getenv("VBUS_VM_DEV");
+
 		conn = NULL;
+		if (vbus_connect_uses_vm(NULL, bus_asked()))
+			vbg_err("cannot attach to %s%s%s through %s: %s",
+				bus_asked() ? "bus '" : "the VM's bus", bus_asked() ? bus_asked() : "",
+				bus_asked() ? "'" : "", dev && *dev ? dev : "this VM's /dev/vbus-vmN",
+				strerror(-err));
+		else
+			vbg_err("cannot attach to bus '%s' in %s: %s", bus_name(), vbus_run_dir(),
+				strerror(-err));
 		return;
 	}
-	err = vbus_callchan_open(conn, 8);
-	if (err)	/* the socket still works: slower calls, not fewer */
+	if (vbus_conn_is_vm(conn)) {
+		/* No descriptor crosses into a VM: no call channel (docs/vm.md). */
+		vbg_info("bus '%s' through the VM's device: calls go over its message channel",
+			 bus_name());
+	} else if ((err = vbus_callchan_open(conn, 8))) {
+		/* the socket still works: slower calls, not fewer */
 		vbg_info("no call channel (%s): calls go over the socket", strerror(-err));
+	}
 	n = vbus_devenum(conn, e, (int)(sizeof(e) / sizeof(e[0])));
 	if (n < 0) {
 		vbg_err("DEVENUM on bus '%s': %s", bus_name(), strerror(-n));

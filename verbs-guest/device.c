@@ -204,6 +204,8 @@ void vbg_kick(struct vbg_context *ctx, uint32_t db)
 			vbg_dbg("doorbell %#x: %m", db);
 		return;
 	}
+	if (ctx->doorbell < 0)
+		return;	/* a VM's context has none, and no queue to post to (context_open) */
 	if (write(ctx->doorbell, &one, sizeof(one)) != sizeof(one))
 		vbg_dbg("doorbell: %m");
 }
@@ -276,7 +278,12 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 	if (err && err != -EOPNOTSUPP)
 		goto err_close;
 	ctx->kfd = err ? -1 : kfd;
-	if (ctx->kfd < 0) {
+	if (ctx->kfd < 0 && vbus_conn_is_vm(c)) {
+		/* A VM's connection carries no descriptor, so no doorbell (docs/vm.md): the
+		 * context opens with doorbell 0 for the control path (queries, PDs); what needs
+		 * shared memory (CQs, QPs, MRs) fails with EOPNOTSUPP at DEVSHM. */
+		vbg_info("%s: no doorbell through a VM's device: control path only", d->bus_name);
+	} else if (ctx->kfd < 0) {
 		ctx->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (ctx->doorbell < 0) {
 			err = -errno;
@@ -367,7 +374,8 @@ VBG_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *dev)
 	ctx->vctx.context.device = dev;
 	/* A descriptor the context already holds (a native one has its uverbs node here):
 	 * ibv_import_device on it answers as natively (unsupported.c). */
-	ctx->vctx.context.cmd_fd = ctx->kfd >= 0 ? ctx->kfd : ctx->doorbell;
+	ctx->vctx.context.cmd_fd = ctx->kfd >= 0 ? ctx->kfd : ctx->doorbell >= 0 ?
+				   ctx->doorbell : ctx->vctx.context.async_fd;
 	ctx->vctx.context.num_comp_vectors = (int)le32toh(ctx->dev_ex.num_comp_vectors);
 	ctx->vctx.context.abi_compat = __VERBS_ABI_IS_EXTENDED;
 	pthread_mutex_init(&ctx->vctx.context.mutex, NULL);

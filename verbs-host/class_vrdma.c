@@ -518,12 +518,15 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 		return -ENOMEM;
 	in->g = g;
 	in->handle = handle;
-	in->kernel = v->kernel;
+	/* A guest that cannot take the module's descriptor (it did not negotiate
+	 * VBUS_F_DEVFD: a VM's connection, docs/vm.md) is served by the relay on a
+	 * kernel-backend device too, on a context of vbusd's own. */
+	in->kernel = v->kernel && (g->features & VBUS_F_DEVFD);
 	in->dev = v;
 	in->attach_fd = -1;
 	in->owner_fd = -1;
-	err = v->pt_fd >= 0 ? child_open(d, in) : in->kernel ? kernel_open(d, in) :
-	      relay_open(v, in);
+	err = !in->kernel ? relay_open(v, in) : v->pt_fd >= 0 ? child_open(d, in) :
+	      kernel_open(d, in);
 	if (err) {
 		free(in);
 		return err;

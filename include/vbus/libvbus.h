@@ -10,6 +10,7 @@
 #ifndef VBUS_LIBVBUS_H
 #define VBUS_LIBVBUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <vbus/proto.h>
@@ -24,9 +25,23 @@ struct vbus_conn;
 /* The directory holding the buses' sockets: $VBUS_RUN_DIR, else /run/vbus. */
 const char *vbus_run_dir(void);
 
-/* Attach to bus `bus` (socket RUN_DIR/bus/BUS.sock; run_dir NULL: vbus_run_dir()). */
+/*
+ * Attach to bus `bus` (NULL: "default", or in a VM the VM's bus). The transport:
+ *   - $VBUS_VM_DEV set: that VM character device (/dev/vbus-vmN, docs/vm.md);
+ *   - else the socket RUN_DIR/bus/BUS.sock (run_dir NULL: vbus_run_dir()), except that
+ *     with neither run_dir nor $VBUS_RUN_DIR given, no such socket and a /dev/vbus-vm0,
+ *     the first /dev/vbus-vmN of that bus: a process in a vbus VM.
+ * Over a VM's device no descriptor crosses: DEVSHM, DEVSIG, DEVFD and the call channel
+ * fail with -EOPNOTSUPP, and no event arrives; only one process of the VM at a time can
+ * be connected (the driver's one channel: -EBUSY for the others).
+ */
 int vbus_connect(const char *run_dir, const char *bus, struct vbus_conn **out);
+/* Whether vbus_connect(run_dir, bus) would go through a VM's device (for messages). */
+bool vbus_connect_uses_vm(const char *run_dir, const char *bus);
 void vbus_disconnect(struct vbus_conn *c);
+/* The bus connected to, and whether over a VM's device (no descriptors cross). */
+const char *vbus_conn_bus(const struct vbus_conn *c);
+bool vbus_conn_is_vm(const struct vbus_conn *c);
 /* What HELLO negotiated. */
 const struct vbus_hello_out *vbus_hello_info(const struct vbus_conn *c);
 

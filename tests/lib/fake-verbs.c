@@ -7,7 +7,10 @@
  *                $VBUS_FAKE_IBDEV ("NAME:DIR"; DIR stands for its uverbs node: remove it
  *                and vbusd finds the device gone). Opening it gives a context and
  *                completion channels with real eventfds and nothing behind them: enough
- *                for DEVOPEN and DEVCLOSE of a relay device, not for verbs.
+ *                for DEVOPEN and DEVCLOSE of a relay device and for the queries (device,
+ *                port 1, two GIDs, one P_Key: fixed values shaped like soft-RoCE's, so
+ *                that ibv_devinfo -v in a guest has something to print) and PDs (counted
+ *                in vbusd's log), not for other verbs.
  *   the module   VBK_IOC_ATTACH, VBK_IOC_STATS and VBK_IOC_RES on a regular file (vbusd opens one as
  *                its admin descriptor when $VBUS_VRDMA_ADMIN names it): ATTACH checks the
  *                request and returns a memfd named "vbk-attach" holding it, so that the
@@ -16,9 +19,11 @@
  * Every other ioctl goes to the real one.
  */
 #include <dlfcn.h>
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -113,6 +118,141 @@ FAKE_API int ibv_destroy_comp_channel(struct ibv_comp_channel *ch)
 {
 	close(ch->fd);
 	free(ch);
+	return 0;
+}
+
+/* The queries: a soft-RoCE-like device with one Ethernet port (legacy entry points: the
+ * fake context is not an extended one, so libibverbs' inline wrappers call these). */
+FAKE_API int ibv_query_device(struct ibv_context *c, struct ibv_device_attr *a)
+{
+	(void)c;
+	memset(a, 0, sizeof(*a));
+	strcpy(a->fw_ver, "0.0.0");
+	a->node_guid = htobe64(0x505400fffe123456ull);
+	a->sys_image_guid = a->node_guid;
+	a->max_mr_size = ~0ull;
+	a->page_size_cap = 0xfffff000;
+	a->vendor_id = 0xffffff;
+	a->max_qp = 1048560;
+	a->max_qp_wr = 1048576;
+	a->device_cap_flags = 0x21217c76;
+	a->max_sge = 32;
+	a->max_sge_rd = 32;
+	a->max_cq = 1048576;
+	a->max_cqe = 32767;
+	a->max_mr = 524287;
+	a->max_pd = 1048576;
+	a->max_qp_rd_atom = 128;
+	a->max_res_rd_atom = 258048;
+	a->max_qp_init_rd_atom = 128;
+	a->atomic_cap = IBV_ATOMIC_HCA;
+	a->max_mw = 524287;
+	a->max_mcast_grp = 8192;
+	a->max_mcast_qp_attach = 56;
+	a->max_total_mcast_qp_attach = 458752;
+	a->max_ah = 32768;
+	a->max_srq = 917503;
+	a->max_srq_wr = 1048576;
+	a->max_srq_sge = 27;
+	a->max_pkeys = 64;
+	a->local_ca_ack_delay = 15;
+	a->phys_port_cnt = 1;
+	return 0;
+}
+
+#define FAKE_GIDS 2
+#define FAKE_GID_TBL_LEN 16
+
+/* The exported one writes the 48-byte compat structure (what verbs.h's wrapper passes). */
+FAKE_API int (ibv_query_port)(struct ibv_context *c, uint8_t port,
+			      struct _compat_ibv_port_attr *a)
+{
+	struct ibv_port_attr p = {
+		.state = IBV_PORT_ACTIVE, .max_mtu = IBV_MTU_4096, .active_mtu = IBV_MTU_1024,
+		.gid_tbl_len = FAKE_GID_TBL_LEN, .port_cap_flags = 0x00010000,
+		.max_msg_sz = 0x800000, .pkey_tbl_len = 1, .active_width = 1, .active_speed = 1,
+		.phys_state = 5, .link_layer = IBV_LINK_LAYER_ETHERNET,
+	};
+
+	(void)c;
+	if (port != 1)
+		return EINVAL;
+	memcpy((void *)a, &p, 48);
+	return 0;
+}
+
+static void fake_gid(uint32_t index, struct ibv_gid_entry *e)
+{
+	static const uint8_t gids[FAKE_GIDS][16] = {
+		{ 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x52, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56 },
+		{ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1 },
+	};
+
+	memset(e, 0, sizeof(*e));
+	memcpy(e->gid.raw, gids[index], 16);
+	e->gid_index = index;
+	e->port_num = 1;
+	e->gid_type = IBV_GID_TYPE_ROCE_V2;
+	e->ndev_ifindex = 2;
+}
+
+FAKE_API int _ibv_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index,
+			       struct ibv_gid_entry *e, uint32_t flags, size_t size)
+{
+	(void)c;
+	if (port != 1 || flags || size < sizeof(*e) || index >= FAKE_GID_TBL_LEN)
+		return EINVAL;
+	if (index >= FAKE_GIDS)
+		return ENODATA;
+	fake_gid(index, e);
+	return 0;
+}
+
+FAKE_API ssize_t _ibv_query_gid_table(struct ibv_context *c, struct ibv_gid_entry *e,
+				      size_t max, uint32_t flags, size_t size)
+{
+	(void)c;
+	if (flags || size != sizeof(*e))
+		return -EINVAL;
+	if (max < FAKE_GIDS)
+		return -EINVAL;
+	for (uint32_t i = 0; i < FAKE_GIDS; i++)
+		fake_gid(i, &e[i]);
+	return FAKE_GIDS;
+}
+
+FAKE_API int ibv_query_pkey(struct ibv_context *c, uint8_t port, int index, __be16 *pkey)
+{
+	(void)c;
+	if (port != 1 || index != 0)
+		return EINVAL;
+	*pkey = htobe16(0xffff);
+	return 0;
+}
+
+/* PDs: nothing behind them; each allocation and deallocation logs the number alive on
+ * stderr (vbusd's log), so a test can see that none outlives its guest. */
+static int pds_alive;
+
+FAKE_API struct ibv_pd *ibv_alloc_pd(struct ibv_context *c)
+{
+	struct ibv_pd *pd = calloc(1, sizeof(*pd));
+	int n;
+
+	if (!pd)
+		return NULL;
+	pd->context = c;
+	n = __atomic_add_fetch(&pds_alive, 1, __ATOMIC_RELAXED);
+	fprintf(stderr, "fake-verbs: ibv_alloc_pd: %d alive\n", n);
+	return pd;
+}
+
+FAKE_API int ibv_dealloc_pd(struct ibv_pd *pd)
+{
+	int n = __atomic_sub_fetch(&pds_alive, 1, __ATOMIC_RELAXED);
+
+	free(pd);
+	fprintf(stderr, "fake-verbs: ibv_dealloc_pd: %d alive\n", n);
 	return 0;
 }
 

@@ -5,6 +5,10 @@
 #
 #   vg_setup PROG INIT   sets kernel, ko, guest (the program), tmp, run, vbusd_pid, fds0,
 #                        and the functions skip, fail, ctl, fds; cleans up at exit
+# Hooks a test may define before vg_setup:
+#   vg_populate ROOT     called with the initramfs's root before it is packed (add files;
+#                        vg_copy_dynamic copies programs and the libraries they load)
+#   VG_VBUSD_ENV         words "K=V ..." put in vbusd's environment (e.g. LD_PRELOAD)
 set -u
 build=${VBUS_BUILD:-$top/build/default}
 b=$build/bin
@@ -21,6 +25,21 @@ vg_cleanup() {
 	rm -rf "${tmp:-/nonexistent}"
 }
 
+# vg_copy_dynamic ROOT FILE...: each FILE at the same path under ROOT, with every library
+# ldd says it loads (and the loader): the host is Debian 12 as the VM's kernel is, and
+# only libc's ABI matters to a user-space program in the VM.
+vg_copy_dynamic() {
+	local root=$1 f l
+	shift
+	for f in "$@"; do
+		mkdir -p "$root/$(dirname "$f")" && cp -L "$f" "$root/$f" || return 1
+		for l in $(ldd "$f" | grep -o '/[^ ]*'); do
+			[ -e "$root/$l" ] && continue
+			mkdir -p "$root/$(dirname "$l")" && cp -L "$l" "$root/$l" || return 1
+		done
+	done
+}
+
 vg_setup() { # PROG INIT
 	command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
 	vmdir=${VBUS_VM_DIR:-$top/build/vm}
@@ -32,13 +51,17 @@ vg_setup() { # PROG INIT
 	[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$kver" ] ||
 		skip "$ko is not built for the VM kernel $kver"
 	# Static, so built in the default variant only (tests/Makefile): the asan run uses it too.
-	guest=$top/build/default/tests/vmguest/$1
+	# PROG: tests/vmguest/PROG, or DIR/PROG under build/default/tests (e.g. guest/vm-pd).
+	case $1 in
+	*/*) guest=$top/build/default/tests/$1 ;;
+	*) guest=$top/build/default/tests/vmguest/$1 ;;
+	esac
 	[ -x "$guest" ] || skip "no $guest (make)"
 	local busybox
 	busybox=$(command -v busybox || echo /bin/busybox)
 	[[ $(ldd "$busybox" 2>&1) == *"not a dynamic"* ]] || skip "no static busybox (apt-get install busybox-static)"
 
-	tmp=$(mktemp -d "/tmp/vbus-vm-$1.XXXXXX")
+	tmp=$(mktemp -d "/tmp/vbus-vm-${1##*/}.XXXXXX")
 	run=$tmp/run
 	vbusd_pid=
 	trap vg_cleanup EXIT
@@ -47,11 +70,13 @@ vg_setup() { # PROG INIT
 	mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc" "$tmp/root/sys"
 	cp "$busybox" "$tmp/root/bin/busybox"
 	cp "$top/tests/vmguest/$2" "$tmp/root/init"
-	cp "$ko" "$guest" "$tmp/root/"
+	cp "$ko" "$guest" "$tmp/root/" || fail "cp $ko $guest"
+	if declare -F vg_populate >/dev/null; then vg_populate "$tmp/root" || fail "vg_populate"; fi
 	(cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/initrd" || fail "cpio"
 
 	mkdir -p "$run"
-	"$b/vbusd" --run-dir "$run" 2>"$run/vbusd.log" &
+	# shellcheck disable=SC2086 # VG_VBUSD_ENV is words on purpose
+	env ${VG_VBUSD_ENV:-} "$b/vbusd" --run-dir "$run" 2>"$run/vbusd.log" &
 	vbusd_pid=$!
 	vt_until 5 test -S "$run/ctl.sock" || fail "vbusd did not start"
 	ctl bus add b allow all >/dev/null || fail "bus add"

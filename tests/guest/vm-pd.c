@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vm-pd: the control path of a vrdma device from a process in a VM (tests/unit/vm-verbs.sh,
+ * docs/vm.md), a plain libibverbs program run under vbus-run:
+ *   - device r0 opens; port 1 answers;
+ *   - a PD is allocated and deallocated (a call through the VM's message channel each);
+ *   - a CQ, an SRQ and an MR are refused with EOPNOTSUPP: a ring, or registered memory,
+ *     is shared memory, which cannot cross into a VM yet;
+ *   - a second PD is left allocated at exit: the host frees it when the connection ends.
+ * Prints "VM-PD-OK" and exits 0, else one "VM-PD-FAIL" line and 1. With the argument
+ * "hold" it then waits for a signal, holding the VM's channel (the test's second process
+ * must be refused meanwhile).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <infiniband/verbs.h>
+
+#define FAIL(...) do { printf("VM-PD-FAIL "); printf(__VA_ARGS__); printf("\n"); return 1; } while (0)
+
+int main(int argc, char **argv)
+{
+	struct ibv_device **l = ibv_get_device_list(NULL);
+	struct ibv_device *dev = NULL;
+	struct ibv_port_attr pa;
+	struct ibv_context *c;
+	struct ibv_pd *pd, *kept;
+	struct ibv_cq *cq;
+	struct ibv_srq *srq;
+	struct ibv_mr *mr;
+	static char buf[8192];
+
+	for (int i = 0; l && l[i]; i++)
+		if (!strcmp(ibv_get_device_name(l[i]), "r0"))
+			dev = l[i];
+	if (!dev)
+		FAIL("no device r0");
+	c = ibv_open_device(dev);
+	if (!c)
+		FAIL("ibv_open_device r0: %s", strerror(errno));
+	if (ibv_query_port(c, 1, &pa) || pa.state != IBV_PORT_ACTIVE)
+		FAIL("ibv_query_port 1: %s, state %d", strerror(errno), pa.state);
+	pd = ibv_alloc_pd(c);
+	if (!pd)
+		FAIL("ibv_alloc_pd: %s", strerror(errno));
+	printf("PD handle %u\n", pd->handle);
+	if (ibv_dealloc_pd(pd))
+		FAIL("ibv_dealloc_pd: %s", strerror(errno));
+	errno = 0;
+	cq = ibv_create_cq(c, 16, NULL, NULL, 0);
+	if (cq || errno != EOPNOTSUPP)
+		FAIL("ibv_create_cq: %p, errno %d (%s), want NULL and EOPNOTSUPP", (void *)cq,
+		     errno, strerror(errno));
+	printf("CQ refused: %s\n", strerror(errno));
+	pd = ibv_alloc_pd(c);
+	if (!pd)
+		FAIL("ibv_alloc_pd: %s", strerror(errno));
+	errno = 0;
+	srq = ibv_create_srq(pd, &(struct ibv_srq_init_attr){ .attr = { .max_wr = 4, .max_sge = 1 } });
+	if (srq || errno != EOPNOTSUPP)
+		FAIL("ibv_create_srq: %p, errno %d (%s), want NULL and EOPNOTSUPP", (void *)srq,
+		     errno, strerror(errno));
+	printf("SRQ refused: %s\n", strerror(errno));
+	errno = 0;
+	mr = ibv_reg_mr(pd, buf, sizeof(buf), IBV_ACCESS_LOCAL_WRITE);
+	if (mr || errno != EOPNOTSUPP)
+		FAIL("ibv_reg_mr: %p, errno %d (%s), want NULL and EOPNOTSUPP", (void *)mr, errno,
+		     strerror(errno));
+	printf("MR refused: %s\n", strerror(errno));
+	buf[0] = 1;	/* the refused registration left the memory as it was */
+	if (ibv_dealloc_pd(pd))
+		FAIL("ibv_dealloc_pd: %s", strerror(errno));
+	kept = ibv_alloc_pd(c);
+	if (!kept)
+		FAIL("the second ibv_alloc_pd: %s", strerror(errno));
+	printf("VM-PD-OK\n");
+	fflush(stdout);
+	if (argc > 1 && !strcmp(argv[1], "hold"))
+		pause();	/* until killed: the exit frees everything */
+	return 0;	/* kept, c and l left to the exit: the host frees the PD */
+}

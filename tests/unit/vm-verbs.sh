@@ -1,0 +1,153 @@
+#!/bin/bash
+# timeout: 300
+# variants: default asan tsan
+# The unmodified guest verbs library in a VM (docs/vm.md, "The guest library in a VM"), no
+# RDMA needed: vbusd (with tests/lib/fake-verbs.c preloaded: one soft-RoCE-like device,
+# fake0, and the module's admin descriptor on a plain file) has a bus with two vrdma
+# devices on fake0, r0 (backend=relay) and k0 (backend=kernel), and boots Debian's VM kernel
+# with an initramfs holding the guest driver, bash, vbus-run, libvbus-verbs.so (the default
+# build) and Debian's ibv_devices and ibv_devinfo with the libraries they load. In the VM,
+# under vbus-run with no option (the library finds /dev/vbus-vm0 itself):
+#   - ibv_devices lists k0 and r0 with fake0's node GUID;
+#   - ibv_devinfo -v -d r0 prints exactly what it prints in a process guest on the host
+#     against the same vbusd (the "container guest" of the same device);
+#   - ibv_devinfo -v -d k0 too, but for the name: a VM cannot take the module's
+#     descriptor, so vbusd serves it by the relay (the host cannot compare: the fake
+#     module's descriptor does no verbs);
+#   - the library logs that it went through the VM's device, with no call channel and no
+#     doorbell; ibv_devinfo with no -d lists both devices;
+#   - tests/guest/vm-pd: a PD allocated and freed through the channel, a CQ, an SRQ and an
+#     MR refused with EOPNOTSUPP (shared memory does not cross yet), a PD left at exit: vbusd frees it
+#     when the VM's connection ends (fake-verbs counts PDs alive in vbusd's log: 0);
+#   - while vm-pd holds the VM's one channel, a second process (ibv_devices) is refused
+#     with EBUSY in one line and sees no device; once vm-pd is killed, it is served;
+#   - the guest kernel logs no warning or oops; the driver unloads;
+#   - vbusd alive; every connection of the VM gone; `vm del` leaves no QEMU, no child and
+#     no descriptor in vbusd; vbusd exits 0 on SIGTERM, no sanitizer report.
+# Skips (77) when QEMU, the VM kernel, the module, a static busybox, ibverbs-utils or bash's
+# libraries are missing.
+set -u
+top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+dflt=$top/build/default
+for p in ibv_devinfo ibv_devices bash; do
+	command -v $p >/dev/null || skip_early="no $p (make deps installs ibverbs-utils)"
+done
+[ -z "${skip_early:-}" ] || { echo "SKIP: $skip_early"; exit 77; }
+[ -f "$dflt/lib/libvbus-verbs.so" ] || { echo "SKIP: no $dflt/lib/libvbus-verbs.so (make)"; exit 77; }
+
+vg_populate() { # ROOT: the verbs library, vbus-run, bash and the rdma-core tools
+	local root=$1
+	mkdir -p "$root/vbus/bin" "$root/vbus/lib" "$root/usr/bin" "$root/tmp" || return 1
+	cp "$dflt/bin/vbus-run" "$root/vbus/bin/" &&
+	ln -s /bin/busybox "$root/usr/bin/env" &&
+	vg_copy_dynamic "$root" "$(command -v bash)" "$(command -v ibv_devinfo)" \
+		"$(command -v ibv_devices)" "$dflt/lib/libvbus-verbs.so" "$dflt/tests/guest/vm-pd" &&
+	mv "$root/$dflt/lib/libvbus-verbs.so" "$root/vbus/lib/" &&
+	rm -rf "${root:?}/$dflt"
+}
+# vbusd of this variant with fake-verbs of this variant, after its sanitizer runtime.
+variant=${VBUS_BUILD:-$dflt}
+rt=$(ldd "$variant/bin/vbusd" | grep -o '/[^ ]*lib[at]san\.so[^ ]*' | head -n 1)
+fakedir=$(mktemp -d /tmp/vbus-vm-verbs-fake.XXXXXX)
+trap 'rm -rf "$fakedir"' EXIT
+# QEMU through a wrapper that drops vbusd's preloads: they are vbusd's only (a sanitizer
+# runtime in QEMU reports QEMU's own leaks and races).
+printf '#!/bin/sh\nunset LD_PRELOAD\nexec qemu-system-x86_64 "$@"\n' >"$fakedir/qemu"
+chmod +x "$fakedir/qemu"
+VG_VBUSD_ENV="LD_PRELOAD=${rt:+$rt:}$variant/tests/lib/libfake-verbs.so VBUS_FAKE_IBDEV=fake0:$fakedir/uverbs VBUS_VRDMA_ADMIN=$fakedir/admin VBUS_QEMU=$fakedir/qemu"
+mkdir "$fakedir/uverbs" && : >"$fakedir/admin"
+. "$top/tests/lib/vmguest.sh"
+[ -f "$variant/tests/lib/libfake-verbs.so" ] || skip "no $variant/tests/lib/libfake-verbs.so (make)"
+vg_setup guest/vm-pd init-verbs
+trap 'vg_cleanup; rm -rf "$fakedir"' EXIT
+ctl dev add r0 class vrdma backing=fake0 backend=relay bus b >/dev/null || fail "dev add r0"
+ctl dev add k0 class vrdma backing=fake0 backend=kernel bus b >/dev/null || fail "dev add k0"
+
+# The same device from a process guest on the host first: the expectation.
+host=$(VBUS_VERBS_LOG=0 "$dflt/bin/vbus-run" --no-hide --run-dir "$run" --bus b -- ibv_devinfo -v -d r0 2>&1) ||
+	fail "ibv_devinfo -v -d r0 in a process guest: $host"
+grep -q "GID\[  1\]:.*::ffff:192.0.2.1, RoCE v2" <<<"$host" || fail "the process guest's ibv_devinfo: $host"
+guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
+vt_until 10 guests_gone || fail "the process guest's connection outlived it: $(ctl -j guest show)"
+fds0=$(fds)	# with the devices and whatever the relay keeps between guests
+
+ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 256M cpus 1 vectors 2 \
+	append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
+con=$run/vm/t1.console
+field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
+	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
+}
+done_() { grep -qs "VBUS-VM-VERBS-EXIT" "$con" 2>/dev/null ||
+	  [ "$(field state)" = failed ] || [ "$(field state)" = exited ]; }
+vt_until 180 done_ || fail "the VM did not finish (state $(field state))"
+[ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
+out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }   # TAG: the tagged lines of the console
+rc() { tr -d '\r' <"$con" | sed -n "s/^$1-RC //p"; }
+
+[ "$(rc VBUS-DEVICES)" = 0 ] || fail "ibv_devices in the VM: $(out VBUS-DEVICES)"
+for d in k0 r0; do
+	out VBUS-DEVICES | grep -Eq "^[[:space:]]+$d[[:space:]]+505400fffe123456$" || fail "ibv_devices in the VM: no $d: $(out VBUS-DEVICES)"
+done
+echo "ok   ibv_devices in the VM: $(out VBUS-DEVICES | tail -n +3 | tr -s ' \t' ' ' | paste -sd ';')"
+
+[ "$(rc VBUS-DI-r0)" = 0 ] || fail "ibv_devinfo -v -d r0 in the VM: $(out VBUS-DI-r0)"
+# (each as $(...) leaves it: without the final empty line)
+if ! diff <(echo "$host") <(echo "$(out VBUS-DI-r0)") >"$tmp/diff"; then
+	cat "$tmp/diff"
+	fail "ibv_devinfo -v -d r0: the VM's output differs from the process guest's"
+fi
+echo "ok   ibv_devinfo -v -d r0 in the VM: $(out VBUS-DI-r0 | wc -l) lines, the same as in a process guest on the host"
+[ "$(rc VBUS-DI-k0)" = 0 ] || fail "ibv_devinfo -v -d k0 in the VM: $(out VBUS-DI-k0)"
+diff <(sed 's/^hca_id:\tr0$/hca_id:\tk0/' <<<"$host") <(echo "$(out VBUS-DI-k0)") >"$tmp/diff" ||
+	{ cat "$tmp/diff"; fail "ibv_devinfo -v -d k0 in the VM differs from r0's but for its name"; }
+echo "ok   ibv_devinfo -v -d k0 (backend=kernel) in the VM: served by the relay, the same attributes"
+
+log=$(out VBUS-LOG)
+[ "$(rc VBUS-LOG)" = 0 ] || fail "ibv_devinfo -l in the VM: $log"
+grep -q "bus 'b' through the VM's device: calls go over its message channel" <<<"$log" &&
+	grep -q "bus 'b': 2 vrdma device(s)" <<<"$log" || fail "the library's log in the VM: $log"
+[ "$(rc VBUS-DI-ALL)" = 0 ] && [ "$(out VBUS-DI-ALL | grep -c '^hca_id:')" = 2 ] ||
+	fail "ibv_devinfo in the VM: $(out VBUS-DI-ALL)"
+echo "ok   the library chose /dev/vbus-vm0 of bus b by itself, no call channel; ibv_devinfo lists 2 devices"
+
+[ "$(rc VBUS-PD)" = 0 ] && out VBUS-PD | grep -q "^VM-PD-OK" || fail "vm-pd in the VM: $(out VBUS-PD)"
+echo "ok   vm-pd in the VM: $(out VBUS-PD | grep -v VM-PD-OK | paste -sd ';')"
+out VBUS-HOLD | grep -q "^VM-PD-OK" || fail "vm-pd hold in the VM: $(out VBUS-HOLD)"
+out VBUS-BUSY | grep -q "cannot attach to the VM's bus through this VM's /dev/vbus-vmN: Device or resource busy" &&
+	! out VBUS-BUSY | grep -q "505400fffe123456" ||
+	fail "a second process while one holds the VM's channel: $(out VBUS-BUSY)"
+[ "$(rc VBUS-AFTER)" = 0 ] && [ "$(out VBUS-AFTER | grep -c 505400fffe123456)" = 2 ] ||
+	fail "ibv_devices once the holder is gone: $(out VBUS-AFTER)"
+echo "ok   a second process while one holds the channel: refused (EBUSY, one line); served once the first is gone"
+
+out VBUS-DMESG >"$tmp/dmesg"
+grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel" "$tmp/dmesg" || fail "the driver did not find the channel: $(cat "$tmp/dmesg")"
+if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$tmp/dmesg"; then
+	fail "the guest kernel logged a warning or an oops"
+fi
+grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed"
+echo "ok   guest kernel: no warning or oops; driver unloaded"
+
+kill -0 "$vbusd_pid" || fail "vbusd died"
+vt_until 30 guests_gone || fail "the VM's connections outlived its processes: $(ctl -j guest show)"
+alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tail -n 1)
+[ "$alive" = "fake-verbs: ibv_dealloc_pd: 0 alive" ] || fail "PDs after the VM's processes ended: $alive"
+[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 6 ] || fail "not 6 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
+echo "ok   vbusd alive; every connection of the VM gone; 6 PDs made, none left ($alive)"
+
+qpid=$(field pid)
+ctl vm del t1 || fail "vm del"
+[ ! -e "/proc/$qpid" ] || fail "QEMU $qpid still exists after vm del"
+[ -z "$(ps -o pid= --ppid "$vbusd_pid")" ] || fail "vbusd still has children: $(ps --ppid "$vbusd_pid")"
+[ "$(fds)" = "$fds0" ] || fail "vbusd had $fds0 descriptors before the VM, $(fds) after: $(ls -l /proc/$vbusd_pid/fd)"
+echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before"
+
+kill -TERM "$vbusd_pid"
+wait "$vbusd_pid"
+rc=$?
+vbusd_pid=
+[ $rc = 0 ] || fail "vbusd exited $rc on SIGTERM"
+if grep -E "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|LeakSanitizer" "$run/vbusd.log"; then
+	fail "a sanitizer report in vbusd's log"
+fi
+echo "ok   vbusd: exit 0 on SIGTERM, no sanitizer report"
