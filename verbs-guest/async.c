@@ -21,13 +21,15 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* Queue one event on ctx and make its async_fd readable. A device fatal event also marks
  * the context dead: posting then fails at once (post.c) instead of queueing work that no
- * relay will take. */
+ * relay will take. A context gets it once, as natively, though on the kernel backend both
+ * the bus (DEV_REMOVED, a dead vbusd) and the module (its revoke) report the same end. */
 static void push(struct vbg_context *ctx, uint32_t type, uint32_t handle, uint32_t port)
 {
 	uint64_t one = 1;
 
-	if (type == IBV_EVENT_DEVICE_FATAL)
-		__atomic_store_n(&ctx->dead, true, __ATOMIC_RELEASE);
+	if (type == IBV_EVENT_DEVICE_FATAL &&
+	    __atomic_exchange_n(&ctx->dead, true, __ATOMIC_ACQ_REL))
+		return;
 	/* Before the program can see the event: its next GID query reads the table again. */
 	if (type == IBV_EVENT_GID_CHANGE)
 		vbg_gid_cache_stale(ctx);
