@@ -1,10 +1,13 @@
 # tests/lib/vmguest.sh: a VM guest on this host for the unit tests that boot one
 # (vm-doorbell, vm-connector; docs/vm.md). Sourced after `top` is set; it checks what the
 # VM needs (skip 77 with the reason), builds an initramfs of a static busybox, INIT, the
-# guest driver and PROG, and starts a vbusd with bus "b".
+# guest driver and PROG, and starts a vbusd with bus "b". The VM's kernel is VBUS_VM_DIR's
+# (default build/vm), the driver VBUS_VMGUEST_KO (default build/kernel/vbus_vmguest.ko),
+# its RAM VBUS_VMGUEST_MEM (default 128M): tests/vm/kdebug points them at its debug kernel.
 #
-#   vg_setup PROG INIT   sets kernel, ko, guest (the program), tmp, run, vbusd_pid, fds0,
-#                        and the functions skip, fail, ctl, fds; cleans up at exit
+#   vg_setup PROG INIT   sets kernel, ko, mem (vm add's), guest (the program), tmp, run,
+#                        vbusd_pid, fds0, and the functions skip, fail, ctl, fds; cleans up
+#                        at exit
 # Hooks a test may define before vg_setup:
 #   vg_populate ROOT     called with the initramfs's root before it is packed (add files;
 #                        vg_copy_dynamic copies programs and the libraries they load)
@@ -45,7 +48,8 @@ vg_setup() { # PROG INIT
 	vmdir=${VBUS_VM_DIR:-$top/build/vm}
 	kernel=$vmdir/kernel/current/vmlinuz
 	[ -f "$kernel" ] || skip "no VM kernel at $kernel (make deps; or set VBUS_VM_DIR)"
-	ko=$top/build/kernel/vbus_vmguest.ko
+	mem=${VBUS_VMGUEST_MEM:-128M}
+	ko=${VBUS_VMGUEST_KO:-$top/build/kernel/vbus_vmguest.ko}
 	[ -f "$ko" ] || skip "no $ko (make kernel, with the VM kernel's headers: VBUS_VM_DIR)"
 	kver=$(cat "$vmdir/kernel/current/version")
 	[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$kver" ] ||

@@ -27,7 +27,7 @@ top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 vg_setup connector init-connector
 ctl dev add e0 class echo bus b >/dev/null || fail "dev add e0"
 
-ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M cpus 1 vectors 2 \
+ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vectors 2 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)

@@ -60,7 +60,7 @@ why=$(ctl -j vm show bad | sed -n 's/.*"exit":\([0-9]*\),"why":"\([^"]*\)".*/\1 
 echo "ok   a kernel QEMU cannot load: exit ${why%% *}, why: ${why#* }"
 ctl vm del bad || fail "vm del bad"
 
-ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M cpus 1 vectors 4 \
+ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vectors 4 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 refuse "a second VM of the same name" t1 bus b kernel "$kernel"
@@ -134,7 +134,7 @@ grep -q "memfd:vbus-vm-ram" "/proc/$vbusd_pid/maps" && fail "vbusd still maps th
 echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before, RAM unmapped"
 
 # A running VM ends with vbusd.
-ctl vm add t2 bus b kernel "$kernel" initrd "$tmp/initrd" mem 128M accel tcg \
+ctl vm add t2 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" accel tcg \
 	append "console=ttyS0 panic=-1" || fail "vm add t2"
 con=$run/vm/t2.console
 vt_until 60 grep -qs "VBUS-VM init" "$con" || fail "t2 did not start"
