@@ -43,6 +43,29 @@ vg_copy_dynamic() {
 	done
 }
 
+# The end of a VM test. vg_vm_del QPID: `vm del` of t1 leaves no QEMU and no child of
+# vbusd. vg_vbusd_end: vbusd has the descriptors it had before the VM (fds0), exits 0 on
+# SIGTERM and logged no sanitizer report.
+vg_vm_del() {
+	ctl vm del t1 || fail "vm del"
+	[ ! -e "/proc/$1" ] || fail "QEMU $1 still exists after vm del"
+	[ -z "$(ps -o pid= --ppid "$vbusd_pid")" ] || fail "vbusd still has children: $(ps --ppid "$vbusd_pid")"
+}
+vg_vbusd_end() {
+	local rc
+	[ "$(fds)" = "$fds0" ] || fail "vbusd had $fds0 descriptors before the VM, $(fds) after: $(ls -l /proc/$vbusd_pid/fd)"
+	echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before"
+	kill -TERM "$vbusd_pid"
+	wait "$vbusd_pid"
+	rc=$?
+	vbusd_pid=
+	[ $rc = 0 ] || fail "vbusd exited $rc on SIGTERM"
+	if grep -E "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|LeakSanitizer" "$run/vbusd.log"; then
+		fail "a sanitizer report in vbusd's log"
+	fi
+	echo "ok   vbusd: exit 0 on SIGTERM, no sanitizer report"
+}
+
 vg_setup() { # PROG INIT
 	command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
 	vmdir=${VBUS_VM_DIR:-$top/build/vm}

@@ -65,20 +65,6 @@ fi
 grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel" "$con" || fail "the driver did not find the channel"
 echo "ok   guest kernel: no warning or oops; driver unloaded"
 
-qpid=$(field pid)
-ctl vm del t1 || fail "vm del"
-[ ! -e "/proc/$qpid" ] || fail "QEMU $qpid still exists after vm del"
-[ -z "$(ps -o pid= --ppid "$vbusd_pid")" ] || fail "vbusd still has children: $(ps --ppid "$vbusd_pid")"
+vg_vm_del "$(field pid)"
 vt_until 10 guests_gone || fail "guests after vm del: $(ctl -j guest show)"
-[ "$(fds)" = "$fds0" ] || fail "vbusd had $fds0 descriptors before the VM, $(fds) after: $(ls -l /proc/$vbusd_pid/fd)"
-echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before"
-
-kill -TERM "$vbusd_pid"
-wait "$vbusd_pid"
-rc=$?
-vbusd_pid=
-[ $rc = 0 ] || fail "vbusd exited $rc on SIGTERM"
-if grep -E "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|LeakSanitizer" "$run/vbusd.log"; then
-	fail "a sanitizer report in vbusd's log"
-fi
-echo "ok   vbusd: exit 0 on SIGTERM, no sanitizer report"
+vg_vbusd_end

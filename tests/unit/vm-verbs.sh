@@ -135,19 +135,5 @@ alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tai
 [ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 6 ] || fail "not 6 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
 echo "ok   vbusd alive; every connection of the VM gone; 6 PDs made, none left ($alive)"
 
-qpid=$(field pid)
-ctl vm del t1 || fail "vm del"
-[ ! -e "/proc/$qpid" ] || fail "QEMU $qpid still exists after vm del"
-[ -z "$(ps -o pid= --ppid "$vbusd_pid")" ] || fail "vbusd still has children: $(ps --ppid "$vbusd_pid")"
-[ "$(fds)" = "$fds0" ] || fail "vbusd had $fds0 descriptors before the VM, $(fds) after: $(ls -l /proc/$vbusd_pid/fd)"
-echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before"
-
-kill -TERM "$vbusd_pid"
-wait "$vbusd_pid"
-rc=$?
-vbusd_pid=
-[ $rc = 0 ] || fail "vbusd exited $rc on SIGTERM"
-if grep -E "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|LeakSanitizer" "$run/vbusd.log"; then
-	fail "a sanitizer report in vbusd's log"
-fi
-echo "ok   vbusd: exit 0 on SIGTERM, no sanitizer report"
+vg_vm_del "$(field pid)"
+vg_vbusd_end
