@@ -27,20 +27,36 @@ pt_need_device() {
 	fi
 }
 
-# pt_listening PORT: a TCP socket listens on PORT, or a CM ID does (perftest -R exchanges its
-# data over rdma_cm too: no TCP socket; a CM listener shows in `rdma res` once bound to an
-# address, so -R runs give --source_ip)
+# pt_listening PORT [cm]: a TCP socket listens on PORT (/proc/net/tcp and tcp6, read by bash
+# itself: no program runs, and each costs about 0.1 s in the TCG VM); with "cm", or when no
+# TCP socket does, a CM ID may too (perftest -R exchanges its data over rdma_cm: no TCP
+# socket; a CM listener shows in `rdma res` once bound to an address, so -R runs give
+# --source_ip)
+pt_tcp_listening() {
+	local hex f sl addr rem st rest
+	printf -v hex ':%04X' "$1"
+	for f in /proc/net/tcp /proc/net/tcp6; do
+		[ -r "$f" ] || continue
+		while read -r sl addr rem st rest; do
+			[ "$st" = 0A ] && [[ $addr == *"$hex" ]] && return 0
+		done <"$f"
+	done
+	return 1
+}
 pt_listening() {
-	ss -Hltn "sport = :$1" 2>/dev/null | grep -q . ||
-		rdma res show cm_id 2>/dev/null | grep LISTEN | grep -Eq ":$1( |\$)"
+	pt_tcp_listening "$1" && return 0
+	[ "${2:-}" = cm ] || [ ! -r /proc/net/tcp ] || return 1
+	rdma res show cm_id 2>/dev/null | grep LISTEN | grep -Eq ":$1( |\$)"
 }
 
-pt_wait_listen() { # PORT PID: wait until PORT listens (or PID died), at most 15 s (scaled)
+# PORT PID [cm]: wait until PORT listens (or PID died), at most 15 s (scaled); "cm": the
+# server listens with rdma_cm (perftest -R), not on a TCP socket
+pt_wait_listen() {
 	local end
 	end=$(vt_deadline 15)
-	until pt_listening "$1"; do
+	until pt_listening "$1" "${3:-}"; do
 		kill -0 "$2" 2>/dev/null && ! vt_past "$end" || return 1
-		sleep 0.1
+		sleep 0.05
 	done
 }
 
@@ -63,7 +79,7 @@ pt_run() {
 }
 
 pt_run_once() {
-	local tool=$1 out=$2 port spid src crc
+	local tool=$1 out=$2 port spid src crc cm
 	local sdev=${PT_SERVER_DEV:-${PT_DEV:-$VBUS_RXE}} cdev=${PT_CLIENT_DEV:-${PT_DEV:-$VBUS_RXE}}
 	shift 2
 	port=$PT_PORT
@@ -71,7 +87,8 @@ pt_run_once() {
 	timeout -k 5 "$PT_TIMEOUT" "${PT_SERVER_WRAP[@]}" "$tool" -d "$sdev" -x "$VBUS_GID_INDEX" -p "$port" "$@" \
 		>"$out.server" 2>&1 &
 	spid=$!
-	if ! pt_wait_listen "$port" "$spid"; then
+	case " $* " in *" -R "*|*" --rdma_cm "*) cm=cm ;; *) cm= ;; esac
+	if ! pt_wait_listen "$port" "$spid" $cm; then
 		echo "pt_run: $tool server did not listen on port $port" >&2
 		kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
 		sed 's/^/  server| /' "$out.server" >&2
