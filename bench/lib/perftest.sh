@@ -70,7 +70,7 @@ pt_run() {
 		pt_run_once "$@"
 		rc=$?
 		tries=$((tries - 1))
-		if [ $tries -gt 0 ] && grep -qsF 'Correlation coefficient r^2' "$2" "$2.server"; then
+		if [ $tries -gt 0 ] && pt_has 'Correlation coefficient r^2' "$2" "$2.server"; then
 			echo "pt_run: $1: perftest's clock calibration failed (r^2 < 0.9), running again" >&2
 			continue
 		fi
@@ -111,8 +111,23 @@ pt_run_once() {
 
 pt_json() { "$PT_LIB_DIR/perftest-parse" "$1"; }
 
+# pt_has STRING FILE...: a line of a FILE holds STRING (read by bash: no program runs)
+pt_has() {
+	local s=$1 f l
+	shift
+	for f; do
+		[ -r "$f" ] || continue
+		while IFS= read -r l || [ -n "$l" ]; do [[ $l == *"$s"* ]] && return 0; done <"$f"
+	done
+	return 1
+}
+
 pt_field() {
-	pt_json "$1" | head -n1 | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
+	local j
+	j=$(pt_json "$1") || return 0
+	j=${j%%$'\n'*}
+	[[ $j =~ \"$2\":([0-9.]*) ]] && echo "${BASH_REMATCH[1]}"
+	return 0
 }
 
 # pt_figure OUT FIELD: for tests. Prints FIELD when it is positive. When perftest's clock
@@ -122,9 +137,9 @@ pt_field() {
 pt_figure() {
 	local v
 	v=$(pt_field "$1" "$2")
-	if [ -n "$v" ] && awk -v v="$v" 'BEGIN{exit !(v > 0)}'; then
+	if [[ $v =~ ^[0-9]*\.?[0-9]*$ && $v =~ [1-9] ]]; then	# (positive)
 		echo "$v"
-	elif grep -qsF 'Correlation coefficient r^2' "$1" "$1.server"; then
+	elif pt_has 'Correlation coefficient r^2' "$1" "$1.server"; then
 		echo clock
 	else
 		return 1
