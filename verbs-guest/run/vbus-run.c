@@ -198,6 +198,8 @@ int main(int argc, char **argv)
 	lib = find_lib(libbuf, sizeof(libbuf));
 	if (!lib)
 		die(2, "libvbus-verbs.so not found (build it with make, or set VBUS_VERBS_LIB)");
+	if (strpbrk(lib, " :\t"))	/* LD_PRELOAD's separators */
+		die(2, "%s: the library's path holds a space or ':', which LD_PRELOAD cannot carry", lib);
 	cmd = find_cmd(argv[i], cmdbuf, sizeof(cmdbuf));
 	if (!cmd)
 		die(2, "%s: command not found", argv[i]);
