@@ -9,8 +9,10 @@
 #   make test             unit tests (three variants) + device tests on soft-RoCE
 #   make demo             soft-RoCE up (VM if needed), perftest figures: native, guest on the
 #                         kernel backend and on the relay, guest-guest (RUNS=N runs each,
-#                         ALL=1 adds ib_read_lat and ib_send_bw)
-#   make bench            benchmarks (QUICK=1 for a short run, RUNS=N interleaved runs)
+#                         ALL=1 adds ib_read_lat and ib_send_bw), then the same over a
+#                         wire between two VMs (bench/wire; WIRE=0 leaves it out)
+#   make bench            benchmarks (QUICK=1 for a short run, RUNS=N interleaved runs; the
+#                         report ends with loopback against wire, bench/wire)
 #   make soak             the long runs of the hardening tests (not in CI): guest-churn with
 #                         1000 SIGKILLed guests per backend, guest-load for 2 minutes
 #   make fuzz             every libFuzzer target SECONDS=N each (60); MERGE=1 adds new inputs
@@ -62,7 +64,7 @@ test: deps-check
 	@tests/run
 
 demo: deps-check all
-	@bench/demo $(if $(RUNS),--runs $(RUNS)) $(if $(ALL),--all)
+	@bench/demo $(if $(RUNS),--runs $(RUNS)) $(if $(ALL),--all) $(if $(filter 0,$(WIRE)),--no-wire)
 
 bench: deps-check all
 	@bench/run $(if $(QUICK),--quick) $(if $(RUNS),--runs $(RUNS))

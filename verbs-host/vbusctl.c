@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,12 +30,15 @@ static const char usage[] =
 	"  vm peek NAME GPA LEN    LEN (up to 256) bytes of the VM's RAM at guest-physical GPA\n"
 	"  -j          JSON output\n"
 	"  --run-dir   where vbusd's sockets are (default $VBUS_RUN_DIR or /run/vbus)\n"
+	"  --timeout S give up when vbusd has not answered within S seconds (default\n"
+	"              $VBUS_CTL_TIMEOUT, else 300; 0 waits for ever): exit 1, said on stderr\n"
 	"Classes: echo (a test device), vrdma (attrs: backing=RXE port=N gid=INDEX\n"
 	"         backend=kernel|relay|auto max-pinned=BYTES max-objects=N).\n";
 
 int main(int argc, char **argv)
 {
-	const char *run_dir = getenv("VBUS_RUN_DIR");
+	const char *run_dir = getenv("VBUS_RUN_DIR"), *tmo = getenv("VBUS_CTL_TIMEOUT");
+	long timeout_s = 300;
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	static char buf[65536];
 	size_t pos = 0;
@@ -47,6 +51,8 @@ int main(int argc, char **argv)
 			json = 'j';
 		else if (!strcmp(argv[i], "--run-dir") && i + 1 < argc)
 			run_dir = argv[++i];
+		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+			tmo = argv[++i];
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(usage, stdout);
 			return 0;
@@ -58,6 +64,16 @@ int main(int argc, char **argv)
 	if (i == argc) {
 		fputs(usage, stderr);
 		return 2;
+	}
+	if (tmo && *tmo) {
+		char *end;
+
+		errno = 0;
+		timeout_s = strtol(tmo, &end, 10);
+		if (errno || *end || timeout_s < 0 || timeout_s > 86400) {
+			fprintf(stderr, "vbusctl: --timeout takes 0 to 86400 seconds, not '%s'\n", tmo);
+			return 2;
+		}
 	}
 	for (int k = i; k < argc; k++)
 		if (!strcmp(argv[k], "help") || !strcmp(argv[k], "--help")) {
@@ -82,8 +98,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vbusctl: cannot reach vbusd at %s: %s\n", a.sun_path, strerror(errno));
 		return 1;
 	}
+	if (timeout_s) {
+		struct timeval tv = { .tv_sec = timeout_s };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	if (send(fd, buf, pos, 0) < 0 || (n = recv(fd, buf, sizeof(buf) - 1, 0)) <= 0) {
-		fprintf(stderr, "vbusctl: vbusd did not answer (%s)\n", n == 0 ? "closed" : strerror(errno));
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			fprintf(stderr, "vbusctl: vbusd did not answer within %ld s (--timeout)\n", timeout_s);
+		else
+			fprintf(stderr, "vbusctl: vbusd did not answer (%s)\n", n == 0 ? "closed" : strerror(errno));
 		return 1;
 	}
 	buf[n] = 0;

@@ -103,6 +103,8 @@ if vt_until 20 settled; then
 else
 	echo "FAIL after $killed SIGKILLs: $(state); baseline $base"
 	vd_ctl res show 2>&1 | head -20 | sed 's/^/  res| /'
+	vd_ctl guest show 2>&1 | head -20 | sed 's/^/  guest| /'
+	vd_stacks
 	fail=1
 fi
 rss=$(vd_rss_kb)

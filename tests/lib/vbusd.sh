@@ -5,7 +5,9 @@
 #                          backed by $VBUS_RXE and GID index $VBUS_GID_INDEX; exports
 #                          VBUS_RUN_DIR and VBUS_BUS for vbus-run; returns non-zero on failure
 #   vd_stop                SIGTERM, wait, and show vbusd's log if it did not exit 0
-#   vd_ctl ARGS...         vbusctl against it
+#   vd_ctl ARGS...         vbusctl against it (its --timeout: VBUS_CTL_TIMEOUT, vd_start sets
+#                          it to 60 s scaled, so that a stuck vbusd fails a test, not hangs it)
+#   vd_stacks              vbusd's threads: state, kernel and user stacks, last log lines
 #   vd_cpu_ns              CPU time of all of vbusd's threads so far, in ns
 #   vd_res_counts          "qp cq mr pd cm_id": the object counts of `rdma res show`
 #   vd_res_is COUNTS       true when vd_res_counts says COUNTS (for vt_until)
@@ -24,6 +26,22 @@ VD_BIN=${VBUS_BUILD:-${VBUS_TOP:?}/build/default}/bin
 
 vd_ctl() { "$VD_BIN/vbusctl" --run-dir "$VD_RUN_DIR" "$@"; }
 
+# vd_stacks: where each of vbusd's threads is (state, wait channel, kernel stack, and the
+# user stacks when gdb is there), for a test that finds vbusd stuck
+vd_stacks() {
+	local t
+	echo "vbusd (pid $VD_PID) threads:"
+	for t in /proc/"$VD_PID"/task/*; do
+		[ -d "$t" ] || continue
+		echo "  ${t##*/} $(cat "$t/comm" 2>/dev/null) state $(awk '/^State:/ {print $2}' "$t/status" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+		sed 's/^/    | /' "$t/stack" 2>/dev/null | head -n 8
+	done
+	command -v gdb >/dev/null &&
+		timeout -k 2 "$(vt_secs 60)" gdb -batch -p "$VD_PID" -ex 'thread apply all bt' 2>&1 |
+		grep -E '^#|^Thread' | head -n 80 | sed 's/^/  gdb| /'
+	echo "vbusd's last log lines:"; tail -n 30 "$VD_RUN_DIR/vbusd.log" | sed 's/^/  | /'
+}
+
 # vd_controls: whether this run of a device test runs its native controls too. A native run
 # does not depend on the guest's backend, so make test runs the controls once: in the kernel
 # variant when the module is loaded, else in the relay one. VBUS_FULL=1 runs them in
@@ -41,6 +59,7 @@ vd_start() {
 		exit 77
 	fi
 	VD_RUN_DIR=$(mktemp -d /tmp/vbus-test.XXXXXX)
+	export VBUS_CTL_TIMEOUT=${VBUS_CTL_TIMEOUT:-$(vt_secs 60)}
 	"$VD_BIN/vbusd" --run-dir "$VD_RUN_DIR" ${VD_ARGS:-} 2>"$VD_RUN_DIR/vbusd.log" &
 	VD_PID=$!
 	trap 'vd_stop' EXIT

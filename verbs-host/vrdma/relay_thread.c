@@ -173,6 +173,13 @@ static void *relay_main(void *arg)
 		r->st.sleeps++;
 		r->st.spin_ns += t0 > last ? t0 - last : 0;
 		pthread_mutex_unlock(&r->lock);
+		/* The stop flag again, last thing before sleeping: poll_wakeups or a drain above
+		 * may have consumed the stop's write to stopfd after the loop's check, and then
+		 * nothing would wake this sleep (vrdma_relay_stop's join hung so, under vbd's
+		 * lock, with guests SIGKILLed while opening the device: guest-churn). The flag is
+		 * stored before the write, so a consumed write means the flag reads true here. */
+		if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+			break;
 		/* A skipped guest may have work and no NEED_WAKEUP flag: look again in 1 ms. */
 		n = epoll_wait(r->epfd, ev, 32, busy ? 1 : -1);
 		if (n > 0)
