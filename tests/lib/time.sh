@@ -36,7 +36,10 @@ VT_FLOOR=3
 VT_REF_HOST_MS=100
 VT_REF_VM_MS=150
 
-vt_now_us() { local t=${EPOCHREALTIME//[!0-9]/}; echo "${t:-$(date +%s%6N)}"; }
+# _vt_now VAR: microseconds since the epoch into VAR (bash's clock: no program runs)
+# (its own locals are prefixed: printf -v would set a local of the same name, not the caller's)
+_vt_now() { local _vt_t=${EPOCHREALTIME//[!0-9]/}; printf -v "$1" '%s' "${_vt_t:-$(date +%s%6N)}"; }
+vt_now_us() { local t; _vt_now t; echo "$t"; }
 
 vt_loop_ms() { # ROUNDS
 	local t0 s=0 i
@@ -82,33 +85,37 @@ vt_scale() {
 # when X is not such a number
 _vt_milli() {
 	[[ $2 =~ ^([0-9]{0,9})\.?([0-9]*)$ ]] && [ -n "$2" ] || return 1
-	local f=${BASH_REMATCH[2]}000
-	printf -v "$1" '%d' $(( 10#${BASH_REMATCH[1]:-0} * 1000 + 10#${f:0:3} ))
+	local _vt_f=${BASH_REMATCH[2]}000
+	printf -v "$1" '%d' $(( 10#${BASH_REMATCH[1]:-0} * 1000 + 10#${_vt_f:0:3} ))
+}
+
+# _vt_scaled_us VAR N: N seconds times the scale, in microseconds, into VAR (awk only for
+# an N or a scale that is not a plain decimal)
+_vt_scaled_us() {
+	local _vt_n _vt_s
+	if _vt_milli _vt_n "$2" && _vt_milli _vt_s "${VBUS_TIME_SCALE:-$VT_FLOOR}"; then
+		printf -v "$1" '%d' $(( _vt_n * _vt_s ))
+	else
+		printf -v "$1" '%d' "$(awk -v n="$2" -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" \
+			'BEGIN{printf "%d", n * s * 1000000}')"
+	fi
 }
 
 vt_secs() {
-	local n s v
-	if _vt_milli n "$1" && _vt_milli s "${VBUS_TIME_SCALE:-$VT_FLOOR}"; then
-		v=$(( (n * s + 999999) / 1000000 ))
-		echo $(( v < 1 ? 1 : v ))
-		return
-	fi
-	awk -v n="$1" -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" \
-		'BEGIN{v = n * s; r = int(v); if (r < v) r++; if (r < 1) r = 1; print r}'
+	local u v
+	_vt_scaled_us u "$1"
+	v=$(( (u + 999999) / 1000000 ))
+	echo $(( v < 1 ? 1 : v ))
 }
 
 vt_deadline() {
-	local n s t=${EPOCHREALTIME//[!0-9]/}
-	t=${t:-$(date +%s%6N)}
-	if _vt_milli n "$1" && _vt_milli s "${VBUS_TIME_SCALE:-$VT_FLOOR}"; then
-		echo $(( t + n * s ))
-		return
-	fi
-	echo $(( t + $(awk -v n="$1" -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" \
-		'BEGIN{printf "%d", n * s * 1000000}') ))
+	local t u
+	_vt_now t
+	_vt_scaled_us u "$1"
+	echo $(( t + u ))
 }
 
-vt_past() { local t=${EPOCHREALTIME//[!0-9]/}; [ "${t:-$(date +%s%6N)}" -ge "$1" ]; }
+vt_past() { local t; _vt_now t; [ "$t" -ge "$1" ]; }
 
 vt_until() {
 	local end
