@@ -11,13 +11,15 @@
 # /dev/kmsg) where the mark is written; tests/unit/klog.sh points both at a file.
 : "${KL_DMESG:=dmesg}" "${KL_KMSG:=/dev/kmsg}" "${KL_MAX_LINES:=80}"
 # Oopses and BUG()s, WARN()s, lockdep, sanitizers, refcount and list corruption, lock-ups,
-# stalls and hung tasks. (A program's own "segfault at" line is not here: the test's exit
-# status reports that.)
+# stalls and hung tasks. (A program's own "segfault at" line is not here, and neither is its
+# "traps: PROG[PID] general protection fault ip:..." line (KL_USER): a program's crash is
+# its test's exit status to report. perftest 4.5 crashes so on a REJECTED retry, natively too.)
 KL_PATTERN='BUG:|WARNING:|Oops|kernel BUG|general protection fault|Call Trace|RIP: |Kernel panic'
 KL_PATTERN+='|possible circular locking|possible recursive locking|inconsistent lock state'
 KL_PATTERN+='|lockdep|suspicious RCU usage|refcount_t:|KASAN|UBSAN|KFENCE|kmemleak'
 KL_PATTERN+='|list_(add|del) corruption|soft lockup|hard LOCKUP|rcu.*detected stall'
 KL_PATTERN+='|blocked for more than|hung_task'
+KL_USER='traps: [^ ]+\[[0-9]+\] general protection fault ip:'
 KL_MARK= KL_START=0 KL_N=0
 
 kl_log() { $KL_DMESG 2>/dev/null; }
@@ -30,7 +32,12 @@ kl_begin() {
 	{ echo "$KL_MARK" >"$KL_KMSG"; } 2>/dev/null || { KL_MARK=; KL_START=$(kl_log | wc -l); }
 }
 
-kl_scan() { grep -nE -- "$KL_PATTERN" | grep -v '^[0-9]*:.\{0,20\}vbus-test: start ' | cut -d: -f2-; }
+# NUMBER:LINE for each line of stdin that is a report (not a mark, not a program's crash).
+kl_match() {
+	grep -nE -- "$KL_PATTERN" | grep -v '^[0-9]*:.\{0,20\}vbus-test: start ' | grep -vE -- "$KL_USER"
+}
+
+kl_scan() { kl_match | cut -d: -f2-; }
 
 # The kernel log since the mark (all of it if the mark has left the ring buffer).
 kl_since() {
@@ -50,8 +57,7 @@ kl_check() {
 	since=$(kl_since)
 	bad=$(kl_scan <<<"$since")
 	[ -z "$bad" ] && return 0
-	first=$(grep -nE -- "$KL_PATTERN" <<<"$since" | grep -v '^[0-9]*:.\{0,20\}vbus-test: start ' |
-		head -n1 | cut -d: -f1)
+	first=$(kl_match <<<"$since" | head -n1 | cut -d: -f1)
 	{
 		echo "--- FAIL: the kernel log during this test has $(wc -l <<<"$bad") line(s) of" \
 			"a kernel warning, oops or report (tests/lib/klog.sh):"
