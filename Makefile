@@ -77,7 +77,7 @@ soak: deps-check all
 		-k guest-churn,guest-load,guest-scribble,guest-perftest-matrix,guest-integrity,guest-qperf
 	@VBUS_BENCH_MODE=quick tests/run --unit -k bench-quick
 
-# Not in CI (make test runs the same targets 10 s each): tests/unit/fuzz.sh with longer
+# Not in CI (make test runs the same targets 5 s each): tests/unit/fuzz.sh with longer
 # runs; crash inputs are kept in tests/fuzz-corpus/TARGET/crashes/ (docs/testing.md, Fuzzing).
 SECONDS ?= 60
 fuzz:

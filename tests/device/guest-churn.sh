@@ -15,6 +15,10 @@
 #     VBK_IOC_STATS exist only per live attachment),
 #   - a new guest runs two full cycles, and vbusd answers.
 # How many guests were killed in each phase is printed, from the cycles they finished.
+# Then VBUS_CHURN_OPEN guests (default 16), one at a time, each only opening and closing the
+# device (churn's "open" mode) and killed 0 to 0.4 s after its first open: vbusd's relay
+# thread starts and stops with its users, and a guest dying in device open once hung vbusd
+# there (the stop raced the thread's last wait).
 # timeout: 300
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -89,9 +93,32 @@ echo "$N guests in $(( (t1 - t0) / 1000000 )) ms, $PAR at a time: $killed killed
 echo "killed in phase: $(for f in $(grep -l '^killed' "$tmp"/g.*); do
 	grep '^phase' "$f" | tail -n1 | cut -d' ' -f2 | grep . || echo start-up
 done | sort | uniq -c | awk '{ printf "%s %s, ", $2, $1 }' | sed 's/, $//')"
-if grep -l FAIL "$tmp"/g.* >/dev/null 2>&1; then
+# Kills in device open and close: one guest at a time, so that each is the relay's last user.
+NO=${VBUS_CHURN_OPEN:-16}
+t0=$(date +%s%N)
+for ((i = 0; i < NO; i++)); do
+	"${VD_RUN[@]}" "$prog" vrdma0 "$VBUS_GID_INDEX" 0 open >"$tmp/o.$i" 2>&1 &
+	pid=$!
+	vt_until 20 grep -q '^phase' "$tmp/o.$i" || true
+	ms=$(( (RANDOM * 32768 + RANDOM) % 400 ))
+	sleep "$(printf '0.%03d' "$ms")"
+	kill -KILL "$pid" 2>/dev/null && echo killed >>"$tmp/o.$i"
+	wait "$pid" 2>/dev/null
+	if ! vt_until 20 no_guest; then
+		echo "FAIL: open-churn guest $i is still attached 20 s after its kill (vbusd hung?)"
+		vd_stacks
+		fail=1
+		break
+	fi
+done
+t1=$(date +%s%N)
+okilled=$(grep -l '^killed' "$tmp"/o.* 2>/dev/null | wc -l)
+echo "$NO open/close guests in $(( (t1 - t0) / 1000000 )) ms, one at a time: $okilled killed," \
+	"after $(cat "$tmp"/o.* | grep -c '^phase open') device opens in all"
+[ "$okilled" -ge $((NO * 9 / 10)) ] || { echo "FAIL: only $okilled of $NO open/close guests were killed"; fail=1; }
+if grep -l FAIL "$tmp"/g.* "$tmp"/o.* >/dev/null 2>&1; then
 	echo "FAIL: a guest failed on its own before it was killed:"
-	grep -h FAIL "$tmp"/g.* | sort | uniq -c | head -5
+	grep -h FAIL "$tmp"/g.* "$tmp"/o.* | sort | uniq -c | head -5
 	fail=1
 fi
 [ "$killed" -ge $((N * 9 / 10)) ] || { echo "FAIL: only $killed of $N guests were killed"; fail=1; }

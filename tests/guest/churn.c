@@ -7,7 +7,9 @@
  * posted), checks the data of the last write, and tears it all down. A kill lands in a
  * control call, in ibv_reg_mr, while posting or with traffic in flight.
  *
- *   churn DEVICE GID_INDEX [CYCLES]   CYCLES 0 (default): until killed; prints "cycle N"
+ *   churn DEVICE GID_INDEX [CYCLES [open]]   CYCLES 0 (default): until killed; prints "cycle N"
+ * "open": each cycle only opens the device (context and PD) and closes it, so that a kill
+ * lands in device open or close (where vbusd's relay thread starts and stops).
  * Exit 0 after CYCLES cycles, 1 on any failure (with a FAIL line).
  */
 #include <stdint.h>
@@ -92,14 +94,23 @@ int main(int argc, char **argv)
 {
 	unsigned long cycles = argc > 3 ? strtoul(argv[3], NULL, 0) : 0;
 	unsigned seed = (unsigned)getpid();
+	int open_only = argc > 4 && !strcmp(argv[4], "open");
 
-	if (argc < 3) {
-		fprintf(stderr, "usage: churn DEVICE GID_INDEX [CYCLES]\n");
+	if (argc < 3 || (argc > 4 && !open_only)) {
+		fprintf(stderr, "usage: churn DEVICE GID_INDEX [CYCLES [open]]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (unsigned long n = 1; !cycles || n <= cycles; n++) {
-		cycle(argv[1], atoi(argv[2]), seed);
+		if (open_only) {
+			struct lb l;
+
+			printf("phase open\n");
+			lb_open(&l, argv[1], atoi(argv[2]));
+			lb_close(&l);
+		} else {
+			cycle(argv[1], atoi(argv[2]), seed);
+		}
 		seed = seed * 1103515245u + 12345u;
 		printf("cycle %lu\n", n);
 	}

@@ -3,7 +3,7 @@
 # Build every libFuzzer target in the tree (*/fuzz/fuzz-*.c, extra sources named on a
 # `fuzz-sources:` line, libraries on a `fuzz-libs:` line, default -libverbs) into
 # build/fuzz/ with clang, and run each for
-# ${VBUS_FUZZ_SECONDS:-10} seconds, starting from tests/fuzz-corpus/TARGET/ (the seeds and
+# ${VBUS_FUZZ_SECONDS:-5} seconds (make fuzz: 60), starting from tests/fuzz-corpus/TARGET/ (the seeds and
 # merged inputs). Any crash, leak or sanitizer report fails, and so does one input that runs
 # past 10 s (times VBUS_TIME_SCALE, tests/lib/time.sh); so does a kept crash input
 # (tests/fuzz-corpus/TARGET/crashes/) that still crashes. One line per target: runs, cov
@@ -18,7 +18,7 @@
 #                         a note (NAME.txt: target, commit, how to reproduce, the report)
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top/tests/lib/time.sh"
-secs=${VBUS_FUZZ_SECONDS:-10}
+secs=${VBUS_FUZZ_SECONDS:-5}
 command -v clang >/dev/null || { echo "clang is not installed (make deps)"; exit 77; }
 out=$top/build/fuzz
 mkdir -p "$out"
