@@ -6,7 +6,8 @@
 #   kl_check LOG        the kernel log since the mark: when a line matches KL_PATTERN,
 #                       appends the report (the matching lines and what follows them, up
 #                       to KL_MAX_LINES) to LOG and returns 1; else 0
-#   kl_scan             (filter) the lines of stdin that match KL_PATTERN
+#   kl_match            (filter) NUMBER:LINE of each line of stdin that matches KL_PATTERN,
+#                       except marks and a program's own crash line (KL_USER)
 # KL_DMESG (default "dmesg") is the command that prints the kernel log, KL_KMSG (default
 # /dev/kmsg) where the mark is written; tests/unit/klog.sh points both at a file.
 : "${KL_DMESG:=dmesg}" "${KL_KMSG:=/dev/kmsg}" "${KL_MAX_LINES:=80}"
@@ -32,12 +33,9 @@ kl_begin() {
 	{ echo "$KL_MARK" >"$KL_KMSG"; } 2>/dev/null || { KL_MARK=; KL_START=$(kl_log | wc -l); }
 }
 
-# NUMBER:LINE for each line of stdin that is a report (not a mark, not a program's crash).
 kl_match() {
 	grep -nE -- "$KL_PATTERN" | grep -v '^[0-9]*:.\{0,20\}vbus-test: start ' | grep -vE -- "$KL_USER"
 }
-
-kl_scan() { kl_match | cut -d: -f2-; }
 
 # The kernel log since the mark (all of it if the mark has left the ring buffer).
 kl_since() {
@@ -55,9 +53,9 @@ kl_since() {
 kl_check() {
 	local log=$1 since bad first
 	since=$(kl_since)
-	bad=$(kl_scan <<<"$since")
+	bad=$(kl_match <<<"$since")
 	[ -z "$bad" ] && return 0
-	first=$(kl_match <<<"$since" | head -n1 | cut -d: -f1)
+	first=${bad%%:*}
 	{
 		echo "--- FAIL: the kernel log during this test has $(wc -l <<<"$bad") line(s) of" \
 			"a kernel warning, oops or report (tests/lib/klog.sh):"
