@@ -3,6 +3,7 @@
  * Posting work: ibv_post_send, ibv_post_recv and the ibv_wr_* API write WQEs into the
  * QP's rings in shared memory, publish the producer index, and kick the relay's doorbell
  * only when the ring says it sleeps (VRDMA_RING_NEED_WAKEUP): no system call otherwise.
+ * The kernel backend's doorbell (VBK_IOC_DOORBELL) is rung on every post.
  *
  * The relay posts asynchronously, so the synchronous errors of a native provider are
  * decided here: a full queue is ENOMEM, too many SGEs or too much inline data EINVAL
@@ -51,9 +52,12 @@ static bool can_send(enum ibv_qp_state s)
 	return s == IBV_QPS_RTS || s == IBV_QPS_SQD || s == IBV_QPS_SQE || s == IBV_QPS_ERR;
 }
 
+/* The kernel backend never polls a ring: its doorbell is the only way work gets posted, so
+ * it is rung whatever the flags word says (the module sets NEED_WAKEUP once; a program
+ * that overwrote it would otherwise post nothing and wait in ibv_post_recv, guest-scribble). */
 static void kick_if_asleep(struct vbg_context *ctx, struct vbg_queue *q, uint32_t prod)
 {
-	if (vbg_publish(q->ring, htole32(prod)))
+	if (vbg_publish(q->ring, htole32(prod)) || ctx->kfd >= 0)
 		vbg_kick(ctx, q->db);
 }
 
@@ -198,6 +202,7 @@ int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr *
  * 2000000: 100 ms was too short with 32 busy guests on 2 vCPUs, guest-load; 0: do not
  * wait, the old asynchronous behaviour), yielding the CPU and then sleeping meanwhile,
  * since on a small machine the relay may need it. A broken ring ends the wait at once.
+ * After the first millisecond the doorbell is rung once more, whatever the flags say.
  */
 static uint64_t recv_wait_ns(void)
 {
@@ -220,9 +225,10 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static void wait_taken(struct vbg_queue *q, uint32_t prod)
+static void wait_taken(struct vbg_context *ctx, struct vbg_queue *q, uint32_t prod)
 {
 	uint64_t limit = recv_wait_ns(), end = 0, start = 0, t;
+	bool nudged = false;
 
 	/* Acquire pairs with the relay's release store of cons after it posted them. */
 	for (unsigned int spins = 0;; spins++) {
@@ -243,6 +249,13 @@ static void wait_taken(struct vbg_queue *q, uint32_t prod)
 		 * after that sleep, so that many waiting guests leave the CPU to the relay. */
 		if (t - start < 1000000) {
 			sched_yield();
+			continue;
+		}
+		/* Not taken in a millisecond: ring once whatever the flags say, in case the
+		 * NEED_WAKEUP the relay left was overwritten (the ring is the guest's memory). */
+		if (!nudged) {
+			nudged = true;
+			vbg_kick(ctx, q->db);
 		} else {
 			struct timespec d = { .tv_nsec = 50000 };
 
@@ -298,7 +311,7 @@ int vbg_post_recv(struct ibv_qp *q, struct ibv_recv_wr *wr, struct ibv_recv_wr *
 	start = qp->rprod;
 	pthread_spin_unlock(&qp->lock);
 	if (posted)
-		wait_taken(&qp->rq, start);
+		wait_taken(to_vctx(q->context), &qp->rq, start);
 	return err;
 }
 
@@ -335,7 +348,7 @@ int vbg_post_srq_recv(struct ibv_srq *s, struct ibv_recv_wr *wr, struct ibv_recv
 	start = srq->prod;
 	pthread_spin_unlock(&srq->lock);
 	if (posted)
-		wait_taken(&srq->q, start);
+		wait_taken(to_vctx(s->context), &srq->q, start);
 	return err;
 }
 

@@ -6,7 +6,9 @@
 # QP_FATAL, CQ_ERR or DEVICE_FATAL and does not hang, and after it exits every real object
 # is released (rdma res show at its baseline). A new guest then runs. Two scribblers run one
 # after the other with different seeds (VBUS_SCRIBBLE_SEED repeats the first), each for
-# VBUS_SCRIBBLE_SECONDS (4, scaled; make soak: 30).
+# VBUS_SCRIBBLE_SECONDS (4, scaled; make soak: 30). Each scribbler first clears its receive
+# ring's flags word and checks that a receive it posts is still taken (a hostile word must
+# not stall the guest's own posts: the CI failure of stop 17).
 # timeout: 300
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -44,6 +46,7 @@ for s in "$seed" $((seed + 1)); do
 	fi
 	sum=$(grep '^summary:' "$tmp/scribble")
 	echo "info scribbler (seed $s) exit $rc: ${sum:-no summary}"
+	grep '^ok: ' "$tmp/scribble" | sed 's/^ok: /ok   /'
 	grep -m 6 '^scribble:\|^event:' "$tmp/scribble" | sed 's/^/  | /'
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		echo "FAIL: the scribbler hung"; tail -5 "$tmp/scribble"; fail=1

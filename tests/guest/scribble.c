@@ -101,6 +101,26 @@ static void ring(struct ibv_context *c, struct vbg_qp *qp)
 	}
 }
 
+/* First, one deterministic case: the receive ring's flags word cleared (no NEED_WAKEUP), then
+ * a receive posted. The guest library must still get it taken: the kernel backend's doorbell
+ * is rung on every post, the relay's once the wait passes a millisecond. Before that fix the
+ * kernel backend never saw it and every ibv_post_recv waited its full 2 s (CI, stop 17). */
+static void flags_cleared(struct ibv_qp *b, struct ibv_mr *mr, uint8_t *rbuf)
+{
+	struct vbg_qp *qp = (struct vbg_qp *)b;
+	struct ibv_sge sge = { .addr = (uintptr_t)rbuf, .length = MSG, .lkey = mr->lkey };
+	struct ibv_recv_wr wr = { .sg_list = &sge, .num_sge = 1 }, *bad;
+	uint32_t cons;
+
+	__atomic_store_n(&qp->rq.ring->flags, 0, __ATOMIC_SEQ_CST);
+	check(!ibv_post_recv(b, &wr, &bad), "post_recv with the flags cleared: %s", strerror(errno));
+	cons = le32toh(__atomic_load_n(&qp->rq.ring->cons, __ATOMIC_ACQUIRE));
+	check((int32_t)(qp->rprod - cons) <= 0,
+	      "a receive posted with the ring's flags word cleared was not taken (cons %u, prod %u)",
+	      cons, qp->rprod);
+	printf("ok: a receive posted with the ring's flags word cleared was taken\n");
+}
+
 static double now(void)
 {
 	struct timespec t;
@@ -143,6 +163,7 @@ int main(int argc, char **argv)
 	lb_connect(&l, b, a->qp_num);
 	printf("ready\n");
 	fflush(stdout);
+	flags_cleared(b, mr, buf + MSG);
 
 	end = now() + vt_secs(atof(argv[3]));
 	signal(SIGALRM, watchdog);
