@@ -504,8 +504,55 @@ int vbus_devshm(struct vbus_conn *c, int memfd, uint64_t size, uint32_t *id)
 	return request_id(c, VBUS_OP_DEVSHM, 0, &in, sizeof(in), &memfd, 1, id);
 }
 
+/*
+ * A VM's regions go through the driver's ioctls (include/vbus/vm.h): it pins the pages and
+ * sends the DEVSHM itself, and unpins them after a successful SHMREVOKE. The ioctl returns
+ * the bus's answer in its status; its own failure is as the channel's (vm_send, vm_recv).
+ */
+static int vm_ioctl(struct vbus_conn *c, unsigned long cmd, void *arg)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->dead) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOTCONN;
+	}
+	if (cmd == VBUS_VM_IOC_SHM)
+		((struct vbus_vm_shm *)arg)->seq = ++c->seq;
+	else
+		((struct vbus_vm_shmrevoke *)arg)->seq = ++c->seq;
+	do
+		r = ioctl(c->sock, cmd, arg) ? -errno : 0;
+	while (r == -EINTR);
+	if (r == -ENODEV || r == -ECONNRESET)
+		mark_dead(c);
+	pthread_mutex_unlock(&c->lock);
+	if (r)
+		return c->dead ? -ENOTCONN : r;
+	return cmd == VBUS_VM_IOC_SHM ? ((struct vbus_vm_shm *)arg)->status
+				      : ((struct vbus_vm_shmrevoke *)arg)->status;
+}
+
+int vbus_devshm_at(struct vbus_conn *c, int memfd, void *addr, uint64_t size, uint32_t *id)
+{
+	struct vbus_vm_shm s = { .addr = (uintptr_t)addr, .size = size };
+	int r;
+
+	if (!c->vm)
+		return vbus_devshm(c, memfd, size, id);
+	r = vm_ioctl(c, VBUS_VM_IOC_SHM, &s);
+	if (!r)
+		*id = s.id;
+	return r;
+}
+
 int vbus_shm_revoke(struct vbus_conn *c, uint32_t id)
 {
+	struct vbus_vm_shmrevoke r = { .id = id };
+
+	if (c->vm)
+		return vm_ioctl(c, VBUS_VM_IOC_SHMREVOKE, &r);
 	return request_simple(c, VBUS_OP_SHMREVOKE, 0, id);
 }
 

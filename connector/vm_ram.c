@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* Guest-physical addresses to offsets in a VM's RAM memfd (vm_ram.h). A pure function of
  * its inputs: every address comes from the guest and is checked here. */
+#include <endian.h>
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include "vm_ram.h"
+
+#define PAGE 4096ull
 
 #define GIB (1ull << 30)
 #define Q35_LOWMEM_SPLIT	0xb0000000ull	/* RAM from this size on: 2 GiB below 4 GiB */
@@ -38,4 +44,62 @@ int vbus_vm_gpa_to_offset(const struct vbus_vm_ram_layout *l, uint64_t gpa, uint
 		return 0;
 	}
 	return -EFAULT;
+}
+
+int vbus_vm_region_remap(int ram_fd, const uint64_t *offsets, uint64_t pos, uint64_t len,
+			 void *dst)
+{
+	uint64_t first = pos / PAGE, end = (pos + len) / PAGE;
+
+	if (pos % PAGE || len % PAGE || !len)
+		return -EINVAL;
+	for (uint64_t i = first, run; i < end; i += run) {
+		for (run = 1; i + run < end && offsets[i + run] == offsets[i] + run * PAGE; run++)
+			;
+		if (mmap((uint8_t *)dst + (i - first) * PAGE, run * PAGE, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, ram_fd, (off_t)offsets[i]) == MAP_FAILED)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int vbus_vm_region_map(int ram_fd, const struct vbus_vm_ram_layout *l, const void *gpa_le,
+		       uint32_t n, void **base, uint64_t **offsets)
+{
+	uint64_t *off;
+	void *b;
+	int err;
+
+	if (!n)
+		return -EINVAL;
+	off = calloc(n, sizeof(*off));
+	if (!off)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t gpa;
+
+		memcpy(&gpa, (const uint8_t *)gpa_le + i * sizeof(gpa), sizeof(gpa));
+		gpa = le64toh(gpa);
+		err = gpa % PAGE ? -EINVAL : vbus_vm_gpa_to_offset(l, gpa, PAGE, &off[i]);
+		if (err)
+			goto err_free;
+	}
+	/* Reserve the whole range first, then fill it: no other mapping can land inside. */
+	b = mmap(NULL, n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (b == MAP_FAILED) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	err = vbus_vm_region_remap(ram_fd, off, 0, n * PAGE, b);
+	if (err) {
+		munmap(b, n * PAGE);
+		goto err_free;
+	}
+	*base = b;
+	*offsets = off;
+	return 0;
+
+err_free:
+	free(off);
+	return err;
 }

@@ -27,6 +27,15 @@
 
 struct vmg_dev;
 
+/* A region of a process's pages pinned for vbusd (vmg_shm.c). */
+struct vmg_pin {
+	struct list_head node;		/* on chan.pins or chan.dead */
+	u32 id;				/* the bus's region id, once answered */
+	u32 npages;
+	struct page **pages;
+	struct mm_struct *mm;		/* charged: pinned_vm */
+};
+
 /* One interrupt vector: the MSI-X vector from the host, and the doorbell to it. */
 struct vmg_vector {
 	struct vmg_dev *dev;
@@ -53,6 +62,12 @@ struct vmg_chan {
 	bool reset;			/* the pending request is a RESET: nobody reads it */
 	atomic_t irqs;			/* vector 0's interrupts: the waiters' event count */
 	wait_queue_head_t wq;		/* woken by vector 0 and by remove */
+	/* Pinned regions (vmg_shm.c): the pending request is the driver's own (read() refuses
+	 * it), the region it carries, the owner's regions the bus maps, and those of an ended
+	 * connection, unpinned once the bus has answered its RESET. */
+	bool driver;
+	struct vmg_pin *inflight;
+	struct list_head pins, dead;
 };
 
 struct vmg_dev {
@@ -84,6 +99,13 @@ void vmg_chan_release(struct vmg_dev *dev, struct file *f);
 ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t *pos);
 ssize_t vmg_chan_read(struct file *f, char __user *ubuf, size_t n, loff_t *pos);
 __poll_t vmg_chan_poll(struct file *f, poll_table *pt);
+int vmg_chan_call(struct vmg_dev *dev, struct file *f, const void *req, u32 n,
+		  struct vmg_pin *pin, bool *kept, s32 *status, void *out, u32 outlen);
+/* vmg_shm.c */
+long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
+long vmg_shmrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
+void vmg_pins_free(struct list_head *l);
+void vmg_pins_leak(struct list_head *l);
 /* vmg_irq.c */
 int vmg_irq_setup(struct vmg_dev *dev);
 void vmg_irq_teardown(struct vmg_dev *dev);

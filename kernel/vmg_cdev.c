@@ -99,6 +99,11 @@ static long vmg_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	void __user *uarg = (void __user *)arg;
 	long ret;
 
+	/* These two wait for the bus without dev->lock (the channel takes it). */
+	if (cmd == VBUS_VM_IOC_SHM)
+		return vmg_shm_ioctl(dev, f, uarg);
+	if (cmd == VBUS_VM_IOC_SHMREVOKE)
+		return vmg_shmrevoke_ioctl(dev, f, uarg);
 	mutex_lock(&dev->lock);
 	if (dev->gone) {
 		ret = -ENODEV;

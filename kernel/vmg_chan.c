@@ -9,6 +9,7 @@
  * posts a RESET so that vbusd ends that connection. Everything runs under dev->lock except
  * the sleeps, which wait on chan->wq without it (remove wakes them).
  */
+#include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/io.h>
 #include <linux/mm.h>
@@ -94,11 +95,24 @@ static bool vmg_chan_woken(struct vmg_dev *dev, int snap)
 	return atomic_read(&dev->chan.irqs) != snap || READ_ONCE(dev->gone);
 }
 
-/* Under dev->lock: a RESET that was answered leaves the channel idle. */
+/* Under dev->lock: a RESET that was answered leaves the channel idle, and the regions of
+ * the connection it ended are no longer mapped by vbusd: their pages are unpinned. */
 static void vmg_chan_settle(struct vmg_chan *ch)
 {
-	if (ch->pending && ch->reset && vmg_chan_answered(ch))
+	if (ch->pending && ch->reset && vmg_chan_answered(ch)) {
 		ch->pending = false;
+		vmg_pins_free(&ch->dead);
+	}
+}
+
+/* Under dev->lock: the connection ends; its regions wait for the RESET's answer. */
+static void vmg_chan_bury(struct vmg_chan *ch)
+{
+	if (ch->inflight)
+		list_add_tail(&ch->inflight->node, &ch->dead);
+	ch->inflight = NULL;
+	ch->driver = false;
+	list_splice_tail_init(&ch->pins, &ch->dead);
 }
 
 /* Under dev->lock: 0 when the channel can be used. */
@@ -138,9 +152,24 @@ void vmg_chan_remove(struct vmg_dev *dev)
 	struct vmg_chan *ch = &dev->chan;
 
 	lockdep_assert_held(&dev->lock);
-	if (ch->present && ch->owner)
+	if (ch->present && ch->owner) {
+		vmg_chan_bury(ch);
 		vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
+	}
 	ch->owner = NULL;
+	if (list_empty(&ch->dead))
+		return;
+	/* Pinned pages may be unpinned only once vbusd has unmapped them: give it a second
+	 * to answer the RESET (the interrupt is not needed: resp_seq is read directly).
+	 */
+	for (int i = 0; i < 100 && !vmg_chan_answered(ch); i++)
+		msleep(10);
+	vmg_chan_settle(ch);
+	if (!list_empty(&ch->dead)) {
+		dev_warn(&dev->pdev->dev,
+			 "vbusd did not answer the RESET: pinned regions stay pinned (leaked)\n");
+		vmg_pins_leak(&ch->dead);
+	}
 }
 
 /* @f is being released, under dev->lock, the device not gone: end its connection. */
@@ -152,6 +181,7 @@ void vmg_chan_release(struct vmg_dev *dev, struct file *f)
 	if (!ch->present || ch->owner != f)
 		return;
 	ch->owner = NULL;
+	vmg_chan_bury(ch);
 	/* An unanswered request of f's is overwritten: vbusd serves the newest one. */
 	vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
 }
@@ -166,6 +196,13 @@ static int vmg_chan_wait(struct vmg_dev *dev, struct file *f, int snap)
 	return wait_event_interruptible(dev->chan.wq, vmg_chan_woken(dev, snap));
 }
 
+/* The driver's own requests wait whatever O_NONBLOCK says, and only a fatal signal stops
+ * them: the request stays posted and the file's release ends the connection. */
+static int vmg_chan_wait_killable(struct vmg_dev *dev, int snap)
+{
+	return wait_event_killable(dev->chan.wq, vmg_chan_woken(dev, snap)) ? -EINTR : 0;
+}
+
 /* Under dev->lock, before reading resp_seq: the event count to wait on if it is stale. */
 static int vmg_chan_snap(struct vmg_chan *ch)
 {
@@ -178,19 +215,16 @@ static int vmg_chan_snap(struct vmg_chan *ch)
 	return snap;
 }
 
-ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t *pos)
+/*
+ * Post @n bytes of @buf as @f's request: 0 with dev->lock held, or -errno without it.
+ * @driver: the driver's own request (waits killable, whatever O_NONBLOCK says).
+ */
+static int vmg_chan_send(struct vmg_dev *dev, struct file *f, const void *buf, u32 n,
+			 bool driver)
 {
-	struct vmg_dev *dev = f->private_data;
 	struct vmg_chan *ch = &dev->chan;
-	ssize_t ret;
-	void *buf;
-	int snap;
+	int ret, snap;
 
-	if (!n || n > VBUS_VM_MSG_MAX)
-		return -EMSGSIZE;
-	buf = vmemdup_user(ubuf, n);	/* copied before any lock: it may fault */
-	if (IS_ERR(buf))
-		return PTR_ERR(buf);
 	for (;;) {
 		mutex_lock(&dev->lock);
 		ret = vmg_chan_usable(dev);
@@ -205,20 +239,117 @@ ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t
 		} else if (!ch->pending) {
 			ch->owner = f;
 			vmg_chan_post(dev, VBUS_VM_CHAN_MSG, buf, n);
-			ret = n;
+			ch->driver = driver;
+			return 0;
 		} else {
 			/* A previous owner's RESET is in flight: wait for its answer. */
 			mutex_unlock(&dev->lock);
-			ret = vmg_chan_wait(dev, f, snap);
+			ret = driver ? vmg_chan_wait_killable(dev, snap) : vmg_chan_wait(dev, f, snap);
 			if (ret)
-				goto out;
+				return ret;
 			continue;
 		}
 		break;
 	}
 	mutex_unlock(&dev->lock);
-out:
+	return ret;
+}
+
+ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t *pos)
+{
+	struct vmg_dev *dev = f->private_data;
+	ssize_t ret;
+	void *buf;
+
+	if (!n || n > VBUS_VM_MSG_MAX)
+		return -EMSGSIZE;
+	buf = vmemdup_user(ubuf, n);	/* copied before any lock: it may fault */
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+	/* A region's guest-physical pages are named only by the driver (vmg_shm.c): a DEVSHM
+	 * written here could name any page of the VM, another process's or the kernel's.
+	 */
+	if (n >= sizeof(struct vbus_msg) &&
+	    le32_to_cpu(((struct vbus_msg *)buf)->op) == VBUS_OP_DEVSHM) {
+		kvfree(buf);
+		return -EPERM;
+	}
+	ret = vmg_chan_send(dev, f, buf, n, false);
+	if (!ret) {
+		mutex_unlock(&dev->lock);
+		ret = n;
+	}
 	kvfree(buf);
+	return ret;
+}
+
+/**
+ * vmg_chan_call() - the driver's own request and its answer (vmg_shm.c)
+ * @dev: the device
+ * @f: the file whose connection it is
+ * @req: the message
+ * @n: its length
+ * @pin: the pinned region the message hands over, or NULL
+ * @kept: set when the channel keeps @pin (the request was posted but its answer not read:
+ *        the connection's end unpins it once vbusd answered the RESET); the caller must
+ *        then forget it
+ * @status: the bus's answer (the message's status)
+ * @out: the first @outlen bytes of the answer's payload (zeroed where shorter)
+ * @outlen: their number
+ *
+ * Return: 0 when the bus answered, or -errno (ENODEV, EOPNOTSUPP, EMSGSIZE, EBUSY, EINTR
+ * from a fatal signal, EIO for a malformed answer, or the channel's refusal).
+ */
+int vmg_chan_call(struct vmg_dev *dev, struct file *f, const void *req, u32 n,
+		  struct vmg_pin *pin, bool *kept, s32 *status, void *out, u32 outlen)
+{
+	struct vmg_chan *ch = &dev->chan;
+	struct vbus_msg h;
+	u32 len;
+	s32 st;
+	int ret, snap;
+
+	*kept = false;
+	ret = vmg_chan_send(dev, f, req, n, true);
+	if (ret)
+		return ret;
+	ch->inflight = pin;
+	*kept = pin != NULL;
+	for (;;) {
+		snap = vmg_chan_snap(ch);
+		if (vmg_chan_answered(ch))
+			break;
+		mutex_unlock(&dev->lock);
+		ret = vmg_chan_wait_killable(dev, snap);
+		mutex_lock(&dev->lock);
+		if (!ret)
+			ret = vmg_chan_usable(dev);
+		/* Killed, the device gone, or the file released meanwhile: the channel keeps
+		 * the region (vmg_chan_bury, vmg_chan_remove). */
+		if (!ret && (ch->owner != f || !ch->driver))
+			ret = -ENODEV;
+		if (ret)
+			goto out;
+	}
+	rmb();	/* resp_seq before the answer, as in read() */
+	st = (s32)readl(&ch->ctl->resp_status);
+	len = readl(&ch->ctl->resp_len);
+	ch->pending = false;
+	ch->driver = false;
+	ch->inflight = NULL;
+	*kept = false;
+	if (st) {
+		ret = st < 0 && st >= -MAX_ERRNO ? st : -EIO;
+	} else if (len < sizeof(h) || len > ch->msg_max) {
+		ret = -EIO;
+	} else {
+		memcpy_fromio(&h, ch->resp, sizeof(h));
+		*status = (s32)le32_to_cpu(h.status);
+		memset(out, 0, outlen);
+		memcpy_fromio(out, ch->resp + sizeof(h), min(outlen, len - (u32)sizeof(h)));
+	}
+out:
+	mutex_unlock(&dev->lock);
 	return ret;
 }
 
@@ -239,6 +370,10 @@ ssize_t vmg_chan_read(struct file *f, char __user *ubuf, size_t n, loff_t *pos)
 			goto out_unlock;
 		if (ch->owner != f || !ch->pending || ch->reset) {
 			ret = -ENOMSG;	/* no request of ours outstanding */
+			goto out_unlock;
+		}
+		if (ch->driver) {
+			ret = -EBUSY;	/* the driver's own request (vmg_chan_call) */
 			goto out_unlock;
 		}
 		snap = vmg_chan_snap(ch);
@@ -297,7 +432,8 @@ __poll_t vmg_chan_poll(struct file *f, poll_table *pt)
 		mask = EPOLLERR | EPOLLHUP;
 	} else {
 		vmg_chan_settle(ch);
-		if (ch->owner == f && ch->pending && !ch->reset && vmg_chan_answered(ch))
+		if (ch->owner == f && ch->pending && !ch->reset && !ch->driver &&
+		    vmg_chan_answered(ch))
 			mask |= EPOLLIN | EPOLLRDNORM;
 		if (!ch->pending && (!ch->owner || ch->owner == f))
 			mask |= EPOLLOUT | EPOLLWRNORM;

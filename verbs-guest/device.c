@@ -280,8 +280,9 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 	ctx->kfd = err ? -1 : kfd;
 	if (ctx->kfd < 0 && vbus_conn_is_vm(c)) {
 		/* A VM's connection carries no descriptor, so no doorbell (docs/vm.md): the
-		 * context opens with doorbell 0 for the control path (queries, PDs); what needs
-		 * shared memory (CQs, QPs, MRs) fails with EOPNOTSUPP at DEVSHM. */
+		 * context opens with doorbell 0 for the control path (queries, PDs); the relay
+		 * serves no rings for it, so CQs, QPs and SRQs fail with EOPNOTSUPP before any
+		 * region is made (shm.c), and MRs at their memfd's DEVSHM. */
 		vbg_info("%s: no doorbell through a VM's device: control path only", d->bus_name);
 	} else if (ctx->kfd < 0) {
 		ctx->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

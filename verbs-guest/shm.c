@@ -28,6 +28,8 @@ int vbg_shm_new(struct vbg_context *ctx, size_t size, const char *name, struct v
 	}
 	if (!c)
 		return -ENOTCONN;
+	if (ctx->doorbell < 0)
+		return -EOPNOTSUPP;	/* a VM's context: no doorbell, no ring served (device.c) */
 	err = vbus_memfd_create(name, size, &fd);
 	if (err)
 		return err;
@@ -37,7 +39,7 @@ int vbg_shm_new(struct vbg_context *ctx, size_t size, const char *name, struct v
 		goto err_close;
 	}
 	madvise(s->base, size, MADV_DONTFORK);
-	err = vbus_devshm(c, fd, size, &s->id);
+	err = vbus_devshm_at(c, fd, s->base, size, &s->id);
 	if (err)
 		goto err_unmap;
 	close(fd);

@@ -6,6 +6,11 @@
  *   2 SLEEP  in: u32 milliseconds (at most 5000); a slow call, cancelled (-ECANCELED)
  *            when the device, the guest or the daemon goes
  *   3 EVENT  in: u32 code; the device sends itself a VBUS_EV_DEVICE event with that code
+ *   4 PEEK   in: struct echo_at (region id, len, offset); out: those len bytes of the
+ *            guest's region, as vbusd's mapping of it holds them
+ *   5 POKE   in: struct echo_at, then len bytes written there
+ *   PEEK and POKE check the region's id and bounds (-ENOENT, -EINVAL, -EMSGSIZE): they let
+ *   tests see a region from the host's side (a VM's pages: docs/vm.md, "Shared regions").
  */
 #include <endian.h>
 #include <errno.h>
@@ -15,7 +20,14 @@
 #include <time.h>
 #include "vbusd.h"
 
-enum { ECHO_FN_ECHO = 1, ECHO_FN_SLEEP = 2, ECHO_FN_EVENT = 3 };
+enum { ECHO_FN_ECHO = 1, ECHO_FN_SLEEP = 2, ECHO_FN_EVENT = 3, ECHO_FN_PEEK = 4,
+       ECHO_FN_POKE = 5 };
+
+struct echo_at {
+	__le32 shm;
+	__le32 len;
+	__le64 offset;
+};
 
 struct echo_inst {
 	struct vbd_guest *g;
@@ -53,6 +65,42 @@ static void echo_close(void *inst)
 	free(inst);
 }
 
+/* PEEK and POKE (under the guest's lock, as every call): the bytes [offset, offset + len)
+ * of region `shm`, bounds checked, into out or from the data after the header. */
+static int echo_at(struct echo_inst *e, uint32_t fn, const void *in, size_t inlen, void *out,
+		   size_t outmax, size_t *outlen)
+{
+	struct echo_at a;
+	const uint64_t *pages;
+	uint64_t off, size;
+	uint32_t len, shm;
+	void *base;
+	int fd, err;
+
+	if (inlen < sizeof(a))
+		return -EINVAL;
+	memcpy(&a, in, sizeof(a));
+	shm = le32toh(a.shm);
+	len = le32toh(a.len);
+	off = le64toh(a.offset);
+	if (fn == ECHO_FN_PEEK ? inlen != sizeof(a) : inlen - sizeof(a) != len)
+		return -EINVAL;
+	if (fn == ECHO_FN_PEEK && len > outmax)
+		return -EMSGSIZE;
+	err = vbd_guest_region(e->g, shm, &fd, &base, &size, &pages);
+	if (err)
+		return err;
+	if (off > size || len > size - off)
+		err = -EINVAL;
+	else if (fn == ECHO_FN_PEEK)
+		memcpy(out, (const uint8_t *)base + off, len);
+	else
+		memcpy((uint8_t *)base + off, (const uint8_t *)in + sizeof(a), len);
+	vbd_guest_region_put(e->g, shm);
+	*outlen = !err && fn == ECHO_FN_PEEK ? len : 0;
+	return err;
+}
+
 static int echo_call(void *inst, uint32_t fn, const void *in, size_t inlen, void *out,
 		     size_t outmax, size_t *outlen)
 {
@@ -85,6 +133,9 @@ static int echo_call(void *inst, uint32_t fn, const void *in, size_t inlen, void
 				  NULL);
 		}
 		return 0;
+	case ECHO_FN_PEEK:
+	case ECHO_FN_POKE:
+		return echo_at(e, fn, in, inlen, out, outmax, outlen);
 	default:
 		return -EOPNOTSUPP;
 	}

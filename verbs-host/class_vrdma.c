@@ -366,7 +366,7 @@ static int env_region(void *priv, uint32_t shm, struct vrdma_region *out)
 {
 	struct vrdma_inst *in = priv;
 
-	return vbd_guest_region(in->g, shm, &out->fd, &out->base, &out->size);
+	return vbd_guest_region(in->g, shm, &out->fd, &out->base, &out->size, &out->pages);
 }
 
 static void env_region_put(void *priv, uint32_t shm)

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <vbus/vm.h>
 #include "msg.h"
 #include "vbusd.h"
 
@@ -141,7 +142,8 @@ static struct vbd_slot *slot_get(struct vbd_guest *g, uint32_t id, enum vbd_obj 
 	return vbd_slot(g, i);
 }
 
-int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size)
+int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size,
+		     const uint64_t **pages)
 {
 	struct vbd_slot *s = slot_get(g, id, VBD_REGION);
 
@@ -151,6 +153,7 @@ int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uin
 	*fd = s->fd;
 	*base = s->base;
 	*size = s->size;
+	*pages = s->pages;
 	return 0;
 }
 
@@ -191,6 +194,8 @@ static void slot_free(struct vbd_guest *g, uint32_t id)
 		break;
 	case VBD_REGION:
 		munmap(s->base, s->size);
+		free(s->pages);
+		s->pages = NULL;
 		g->shm_bytes -= s->size;
 		__atomic_sub_fetch(&g->bus->shm_bytes, s->size, __ATOMIC_RELAXED);
 		/* fall through */
@@ -332,19 +337,93 @@ out:
 	return err;
 }
 
+/* The guest's region quotas for `size` more bytes: 0 or -EDQUOT. */
+static int region_quota(struct vbd_guest *g, uint64_t size)
+{
+	if (g->n_regions >= g->bus->max_regions)
+		return vbd_quota_hit(g, "max-regions", g->bus->max_regions);
+	if (size > g->bus->max_shm_bytes - g->shm_bytes)
+		return vbd_quota_hit(g, "max-shm", g->bus->max_shm_bytes);
+	return 0;
+}
+
+/* A region mapped at base (size bytes, fd and pages as struct vbd_slot says) becomes the
+ * guest's: its id in *o, or -errno with nothing taken (the caller unmaps and closes). */
+static int region_add(struct vbd_guest *g, int fd, void *base, uint64_t size, uint64_t *pages,
+		      struct vbus_id_out *o)
+{
+	uint32_t id;
+	int err = 0;
+
+	madvise(base, size, MADV_DONTFORK);
+	if (__atomic_add_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED) > g->bus->bus_max_shm)
+		err = vbd_quota_hit(g, "bus-max-shm", g->bus->bus_max_shm);
+	else if (!(id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = fd, .base = base,
+								     .size = size, .pages = pages })))
+		err = vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
+	if (err) {
+		__atomic_sub_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED);
+		return err;
+	}
+	o->id = htole32(vbd_slot_id(g, id));
+	return 0;
+}
+
+/* DEVSHM with VBUS_SHM_F_GPA, from a VM's connection: the pages of the VM's RAM that the
+ * payload lists after `in` (docs/vm.md, "Shared regions"). Every address is the VM's word:
+ * each must be a whole page of its RAM. */
+static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t size,
+			 struct vbus_id_out *o)
+{
+	uint64_t n = size / VBUS_VM_PAGE_SIZE, *pages;
+	void *base;
+	int fd, err;
+
+	if (g->ram_fd < 0 || rx->nfds)
+		return -EINVAL;		/* a process's region comes as a memfd */
+	if (!size || size % VBUS_VM_PAGE_SIZE || n > VBUS_VM_SHM_MAX_PAGES ||
+	    rx->len != sizeof(struct vbus_devshm_in) + n * sizeof(uint64_t))
+		return -EINVAL;
+	err = region_quota(g, size);
+	if (err)
+		return err;
+	err = vbus_vm_region_map(g->ram_fd, &g->ram_layout,
+				 (const uint8_t *)rx->payload + sizeof(struct vbus_devshm_in),
+				 (uint32_t)n, &base, &pages);
+	if (err) {
+		gwarn(g, "region of %llu pages refused: %s", (unsigned long long)n,
+		      err == -EFAULT ? "a page outside the VM's RAM" :
+		      err == -EINVAL ? "an address not page-aligned" : strerror(-err));
+		return err;
+	}
+	/* The region's own descriptor of the RAM: an MR window maps its pages from it. */
+	fd = fcntl(g->ram_fd, F_DUPFD_CLOEXEC, 0);
+	err = fd < 0 ? -errno : region_add(g, fd, base, size, pages, o);
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		munmap(base, size);
+		free(pages);
+	}
+	return err;
+}
+
 static int do_devshm(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_id_out *o)
 {
 	struct vbus_devshm_in in;
 	uint64_t size;
 	void *base;
-	uint32_t id;
 	int err;
 
-	if (rx->len != sizeof(in) || rx->nfds != 1)
+	if (rx->len < sizeof(in))
 		return -EINVAL;
 	memcpy(&in, rx->payload, sizeof(in));
 	size = le64toh(in.size);
-	if (in.flags || in.reserved)
+	if (in.reserved)
+		return -EINVAL;
+	if (le32toh(in.flags) == VBUS_SHM_F_GPA)
+		return do_devshm_gpa(g, rx, size, o);
+	if (rx->len != sizeof(in) || rx->nfds != 1 || in.flags)
 		return -EINVAL;
 	err = vbus_memfd_check(rx->fds[0], size);
 	if (err) {
@@ -353,25 +432,17 @@ static int do_devshm(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 		      err == -EBADF ? "not a memfd" : "not tmpfs, or the size does not match");
 		return err;
 	}
-	if (g->n_regions >= g->bus->max_regions)
-		return vbd_quota_hit(g, "max-regions", g->bus->max_regions);
-	if (size > g->bus->max_shm_bytes - g->shm_bytes)
-		return vbd_quota_hit(g, "max-shm", g->bus->max_shm_bytes);
+	err = region_quota(g, size);
+	if (err)
+		return err;
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, rx->fds[0], 0);
 	if (base == MAP_FAILED)
 		return -errno;
-	madvise(base, size, MADV_DONTFORK);
-	if (__atomic_add_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED) > g->bus->bus_max_shm)
-		err = vbd_quota_hit(g, "bus-max-shm", g->bus->bus_max_shm);
-	else if (!(id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = rx->fds[0], .base = base,
-								     .size = size })))
-		err = vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
+	err = region_add(g, rx->fds[0], base, size, NULL, o);
 	if (err) {
-		__atomic_sub_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED);
 		munmap(base, size);
 		return err;
 	}
-	o->id = htole32(vbd_slot_id(g, id));
 	return 1;	/* the fd is kept */
 }
 
@@ -494,6 +565,7 @@ static int do_callchan(struct vbd_guest *g, const struct vbus_rx *rx)
 	struct vbus_callchan_in in;
 	uint32_t entries;
 	uint64_t off;
+	const uint64_t *pages;
 	int fd, tb, tg, err;
 	void *base;
 	uint64_t size;
@@ -508,7 +580,7 @@ static int do_callchan(struct vbd_guest *g, const struct vbus_rx *rx)
 	if (!entries || entries > 64 || (entries & (entries - 1)) || off % 64)
 		return -EINVAL;
 	pthread_mutex_lock(&g->lock);
-	err = vbd_guest_region(g, le32toh(in.shm), &fd, &base, &size);
+	err = vbd_guest_region(g, le32toh(in.shm), &fd, &base, &size, &pages);
 	if (!err)
 		err = vbd_guest_signal(g, le32toh(in.sig_to_bus), VBUS_SIG_TO_HOST, &tb);
 	if (!err)
@@ -723,6 +795,8 @@ static void guest_free(struct vbd_guest *g)
 	vbd_info("guest %u (pid %d) gone: %llu calls, %llu errors", g->id, (int)g->pid,
 		 (unsigned long long)g->n_calls, (unsigned long long)g->n_errors);
 	close(g->sock);
+	if (g->ram_fd >= 0)
+		close(g->ram_fd);
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->send_lock);
 	pthread_mutex_destroy(&g->slots_lock);
@@ -776,7 +850,8 @@ static bool allowed(const struct vbd_bus *b, uid_t uid, gid_t gid)
  * access list does not apply. On a refusal the connection gets it as a HELLO answer and is
  * closed. Returns 0 or -errno.
  */
-static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool placed)
+static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool placed,
+			int ram_fd, const struct vbus_vm_ram_layout *ram_layout)
 {
 	struct vbd_guest *g;
 	pthread_attr_t at;
@@ -797,6 +872,16 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 		close(fd);
 		return -ENOMEM;
 	}
+	g->ram_fd = -1;
+	if (ram_fd >= 0) {
+		g->ram_fd = fcntl(ram_fd, F_DUPFD_CLOEXEC, 0);
+		g->ram_layout = *ram_layout;
+		if (g->ram_fd < 0) {
+			close(fd);
+			free(g);
+			return -errno;
+		}
+	}
 	g->id = vbd.next_guest_id++;
 	g->sock = fd;
 	g->pid = cr->pid;
@@ -810,6 +895,8 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&g->thread, &at, guest_main, g)) {
 		close(fd);
+		if (g->ram_fd >= 0)
+			close(g->ram_fd);
 		free(g);
 		return -EAGAIN;
 	}
@@ -838,11 +925,12 @@ void vbd_guest_accept(struct vbd_bus *b)
 		return;
 	}
 	pthread_mutex_lock(&vbd.lock);
-	guest_attach(b, fd, &cr, false);
+	guest_attach(b, fd, &cr, false, -1, NULL);
 	pthread_mutex_unlock(&vbd.lock);
 }
 
-int vbd_guest_connect(const char *bus, int fd, pid_t pid)
+int vbd_guest_connect(const char *bus, int fd, pid_t pid, int ram_fd,
+		      const struct vbus_vm_ram_layout *ram_layout)
 {
 	struct ucred cr = { .pid = pid, .uid = getuid(), .gid = getgid() };
 	struct vbd_bus *b;
@@ -858,7 +946,7 @@ int vbd_guest_connect(const char *bus, int fd, pid_t pid)
 	for (b = vbd.buses; b && strcmp(b->name, bus); b = b->next)
 		;
 	if (b)
-		r = guest_attach(b, fd, &cr, true);
+		r = guest_attach(b, fd, &cr, true, ram_fd, ram_layout);
 	else
 		close(fd);
 	pthread_mutex_unlock(&vbd.lock);

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <vbus/proto.h>
 #include "ring.h"
+#include "vm_ram.h"
 
 /* ---- logging ---- */
 enum { VBD_ERR, VBD_WARN, VBD_INFO, VBD_DEBUG };
@@ -119,6 +120,9 @@ struct vbd_slot {
 	uint64_t size;
 	uint32_t direction;
 	uint32_t pins;			/* device objects using it: cannot be revoked */
+	uint64_t *pages;		/* a VM's region (VBUS_SHM_F_GPA): each 4096-byte
+					 * page's offset in fd (the VM's RAM); NULL: a memfd
+					 * mapped whole from offset 0 */
 	uint32_t gen;			/* generation: the upper bits of the handle or id */
 };
 
@@ -134,6 +138,10 @@ struct vbd_guest {
 	gid_t gid;
 	struct vbd_bus *bus;
 	bool hello_done;
+	/* A VM's connection: its RAM memfd (our own descriptor) and where guest-physical
+	 * addresses are in it, for DEVSHM with VBUS_SHM_F_GPA; ram_fd -1 for a process. */
+	int ram_fd;
+	struct vbus_vm_ram_layout ram_layout;
 	uint64_t features;		/* granted in HELLO */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -188,9 +196,11 @@ void vbd_shutdown(void);
 void vbd_guest_accept(struct vbd_bus *b);
 /* A guest connection on bus `bus` that the daemon makes itself (a VM's: vm_chan.c), reading
  * socket fd (a SOCK_SEQPACKET socketpair end, ours from now on) with pid as its peer. No
- * access check (the administrator placed it); max-guests applies. 0 or -errno; a refused
- * connection got the refusal on fd before it was closed. */
-int vbd_guest_connect(const char *bus, int fd, pid_t pid);
+ * access check (the administrator placed it); max-guests applies. ram_fd (duplicated) and
+ * ram_layout: the VM's RAM, whose pages its DEVSHM with VBUS_SHM_F_GPA names. 0 or -errno;
+ * a refused connection got the refusal on fd before it was closed. */
+int vbd_guest_connect(const char *bus, int fd, pid_t pid, int ram_fd,
+		      const struct vbus_vm_ram_layout *ram_layout);
 int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, uint32_t code,
 			 const void *data, size_t len);
 /* Cancel the running calls of g's instances (of device d, or all if d is NULL). */
@@ -202,7 +212,8 @@ void vbd_guests_dev_added(struct vbd_bus *b, const char *name);
 /* For device classes: the guest's region or signal by id (from DEVSHM / DEVSIG). */
 /* A quota refused the guest: logged and kept for `guest show`; returns -EDQUOT. */
 int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit);
-int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size);
+int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size,
+		     const uint64_t **pages);
 void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);
 /* Handle one decoded request of g (also the fuzzing entry point). The response goes out

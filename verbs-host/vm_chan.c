@@ -70,7 +70,7 @@ static int chan_connect(struct vbd_vm *vm)
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -errno;
-	r = vbd_guest_connect(vm->bus, sv[1], vm->pid);	/* takes sv[1] */
+	r = vbd_guest_connect(vm->bus, sv[1], vm->pid, vm->ram_fd, &vm->layout); /* takes sv[1] */
 	if (r && r != -EACCES && r != -EUSERS && r != -ESHUTDOWN) {
 		close(sv[0]);
 		return r;

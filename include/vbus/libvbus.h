@@ -52,6 +52,11 @@ int vbus_devclose(struct vbus_conn *c, uint32_t handle);
 
 /* Hand a sealed memfd of `size` bytes to the bus; *id names it in device payloads. */
 int vbus_devshm(struct vbus_conn *c, int memfd, uint64_t size, uint32_t *id);
+/* The same for a memfd this process has mapped whole at addr (page-aligned): in a VM, where
+ * no descriptor crosses, the guest driver pins those pages and hands the bus their
+ * guest-physical addresses (docs/vm.md, "Shared regions"); over a socket, the memfd goes. */
+int vbus_devshm_at(struct vbus_conn *c, int memfd, void *addr, uint64_t size, uint32_t *id);
+/* Revoke a region; in a VM the driver unpins its pages once the bus said yes. */
 int vbus_shm_revoke(struct vbus_conn *c, uint32_t id);
 /* Hand an eventfd to the bus, VBUS_SIG_TO_HOST (a doorbell) or VBUS_SIG_TO_GUEST. */
 int vbus_devsig(struct vbus_conn *c, int efd, uint32_t direction, uint32_t *id);

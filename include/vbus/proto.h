@@ -112,9 +112,13 @@ struct vbus_devopen_out {
  * forward the same memfd and the same payload to its own bus. */
 struct vbus_devshm_in {
 	__le64 size;
-	__le32 flags;			/* none defined: zero */
+	__le32 flags;			/* 0, or VBUS_SHM_F_GPA */
 	__le32 reserved;
 };
+/* DEVSHM flag: no descriptor; the payload goes on with one __le64 guest-physical address
+ * per 4096-byte page of the region (size / 4096 of them). Only a VM's connection may send
+ * it: vbusd maps those pages of the VM's RAM (docs/vm.md, "Shared regions"). */
+#define VBUS_SHM_F_GPA		1u
 
 /* DEVSIG: hand the bus an eventfd. Direction says who writes it. */
 #define VBUS_SIG_TO_HOST	1	/* a doorbell the guest kicks */

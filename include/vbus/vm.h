@@ -139,12 +139,43 @@ struct vbus_vm_counts {
 	__u64 doorbells;
 };
 
+/* VBUS_VM_IOC_SHM: hand the bus the caller's pages [addr, addr + size) as a DEVSHM region
+ * (docs/vm.md, "Shared regions"). The driver pins them (FOLL_LONGTERM, FOLL_WRITE, charged
+ * to RLIMIT_MEMLOCK as pinned memory), sends DEVSHM with VBUS_SHM_F_GPA and their
+ * guest-physical addresses over the channel as this file's request (seq: the message's),
+ * waits for the bus's answer (only a fatal signal interrupts it) and returns it: status 0
+ * and the region's id, or the bus's -errno in status (the pages then unpinned). The pages
+ * stay pinned until VBUS_VM_IOC_SHMREVOKE of that id succeeds, or until vbusd has answered
+ * the RESET that ends the file's connection. The ioctl's own errors: EINVAL (addr or size
+ * not page-aligned, size 0 or above VBUS_VM_SHM_MAX_PAGES pages, reserved not 0), EFAULT
+ * (a page that cannot be pinned for writing), ENOMEM (RLIMIT_MEMLOCK), EBUSY (as write),
+ * EINTR, and the channel's errors as read's. */
+#define VBUS_VM_PAGE_SIZE	4096
+#define VBUS_VM_SHM_MAX_PAGES	8190	/* (VBUS_VM_MSG_MAX - 32 - 16) / 8 */
+struct vbus_vm_shm {
+	__u64 addr;
+	__u64 size;
+	__u64 seq;
+	__u32 id;			/* out */
+	__s32 status;			/* out: the bus's answer */
+};
+
+/* VBUS_VM_IOC_SHMREVOKE: SHMREVOKE of region `id` sent by the driver, which unpins the
+ * region's pages once the bus said 0. A SHMREVOKE written with write() is served too, but
+ * the pages then stay pinned until the connection ends. */
+struct vbus_vm_shmrevoke {
+	__u64 seq;
+	__u32 id;
+	__s32 status;			/* out: the bus's answer */
+};
+
 /*
  * write() and read() on /dev/vbus-vmN: the connector's messages (docs/abi.md), one per call,
  * as the unix socket carries them (struct vbus_msg then len bytes; no descriptors, so no
- * DEVSHM, DEVSIG or DEVFD yet). The connection is the open file's: the first file that
- * writes owns the channel until it is closed (then vbusd closes the connection and frees
- * what it held); another file's write gets EBUSY.
+ * DEVSIG or DEVFD yet; DEVSHM only through VBUS_VM_IOC_SHM: a written one is EPERM). The
+ * connection is the open file's: the first file that writes owns the channel until it is
+ * closed (then vbusd closes the connection and frees what it held); another file's write
+ * gets EBUSY.
  *
  *   write(buf, n)  posts one request of n bytes (1..VBUS_VM_MSG_MAX, else EMSGSIZE; the
  *                  driver does not look inside: vbusd checks it). EBUSY when this file's
@@ -154,7 +185,8 @@ struct vbus_vm_counts {
  *   read(buf, n)   the answer to the request posted: blocks until it comes (EAGAIN with
  *                  O_NONBLOCK), returns its length; EMSGSIZE (answer kept) when n is
  *                  smaller; the channel's refusal as the error (EPROTO, EMSGSIZE, EINVAL,
- *                  ECONNRESET: see resp_status); ENOMSG when no request is outstanding.
+ *                  ECONNRESET: see resp_status); ENOMSG when no request is outstanding;
+ *                  EBUSY while the driver's own request (VBUS_VM_IOC_SHM) is out.
  *   poll()         POLLIN: the answer is there; POLLOUT: write() would not block or fail
  *                  with EBUSY.
  * ENODEV once the device is gone; EOPNOTSUPP when vbusd offers no channel.
@@ -165,10 +197,14 @@ struct vbus_vm_counts {
 #define VBUS_VM_IOC_RING	_IOW(VBUS_VM_IOC_MAGIC, 0x02, struct vbus_vm_ring)
 #define VBUS_VM_IOC_IRQFD	_IOW(VBUS_VM_IOC_MAGIC, 0x03, struct vbus_vm_irqfd)
 #define VBUS_VM_IOC_COUNTS	_IOWR(VBUS_VM_IOC_MAGIC, 0x04, struct vbus_vm_counts)
+#define VBUS_VM_IOC_SHM		_IOWR(VBUS_VM_IOC_MAGIC, 0x05, struct vbus_vm_shm)
+#define VBUS_VM_IOC_SHMREVOKE	_IOWR(VBUS_VM_IOC_MAGIC, 0x06, struct vbus_vm_shmrevoke)
 
 #define VBUS_VM_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VBUS_VM_ASSERT_SIZE(vbus_vm_bar2, 128);
 VBUS_VM_ASSERT_SIZE(vbus_vm_chan, VBUS_VM_CHAN_SIZE);
+VBUS_VM_ASSERT_SIZE(vbus_vm_shm, 32);
+VBUS_VM_ASSERT_SIZE(vbus_vm_shmrevoke, 16);
 _Static_assert(__builtin_offsetof(struct vbus_vm_bar2, chan_offset) == VBUS_VM_BAR2_MIN_SIZE,
 	       "vbus_vm_bar2.chan_offset offset");
 _Static_assert(__builtin_offsetof(struct vbus_vm_chan, resp_seq) == 64,

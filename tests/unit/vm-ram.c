@@ -3,10 +3,19 @@
  * Guest-physical to RAM-memfd offsets of a q35 VM (connector/vm_ram.c): the two blocks for
  * RAM sizes on both sides of QEMU's 2.75 GiB split, the first and last byte of each block,
  * ranges crossing a block's end or lying in the hole below 4 GiB, wrapping ranges, len 0.
+ * Then a region from a page list (vbus_vm_region_map, what DEVSHM with VBUS_SHM_F_GPA
+ * maps) over a RAM memfd of 4 MiB: each page of the mapping is the page of RAM its address
+ * named, in runs and out of order, both ways; a window over part of it (vbus_vm_region_remap,
+ * an MR's); refusals of an unaligned address, a page outside RAM or across its end, and no
+ * page at all.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "../../connector/vm_ram.h"
 
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); exit(1); } while (0)
@@ -33,6 +42,59 @@ static void bad(const struct vbus_vm_ram_layout *l, uint64_t gpa, uint64_t len, 
 
 	check(r == want && off == 12345, "RAM %llu: gpa %#llx len %llu gave %d, want %d",
 	      (unsigned long long)l->size, (unsigned long long)gpa, (unsigned long long)len, r, want);
+}
+
+static void region_map(void)
+{
+	enum { RAM = 4 << 20, PG = 4096 };
+	/* Guest-physical pages: a run of three, one out of order, one repeated, the last. */
+	static const uint64_t gpas[] = { 5, 6, 7, 2, 900, 5, RAM / PG - 1 };
+	uint32_t n = sizeof(gpas) / sizeof(gpas[0]);
+	struct vbus_vm_ram_layout l;
+	uint64_t le[8], *off = NULL;
+	uint8_t *ram, *base = NULL, *w;
+	int fd = memfd_create("vm-ram-test", MFD_CLOEXEC);
+
+	check(fd >= 0 && ftruncate(fd, RAM) == 0, "memfd: %m");
+	ram = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	check(ram != MAP_FAILED, "mmap: %m");
+	for (uint32_t p = 0; p < RAM / PG; p++)
+		memset(ram + (size_t)p * PG, (int)(p * 37 % 251), PG);
+	vbus_vm_ram_layout_q35(RAM, &l);
+	for (uint32_t i = 0; i < n; i++)
+		le[i] = htole64(gpas[i] * PG);
+	check(!vbus_vm_region_map(fd, &l, le, n, (void **)&base, &off), "map %u pages", n);
+	for (uint32_t i = 0; i < n; i++) {
+		check(off[i] == gpas[i] * PG, "page %u at offset %#llx", i, (unsigned long long)off[i]);
+		check(base[(size_t)i * PG] == (uint8_t)(gpas[i] * 37 % 251) &&
+		      base[(size_t)i * PG + PG - 1] == (uint8_t)(gpas[i] * 37 % 251),
+		      "page %u does not show RAM page %llu", i, (unsigned long long)gpas[i]);
+	}
+	base[4 * PG + 10] = 0xab;	/* the region's page 4 is RAM page 900 */
+	check(ram[900 * PG + 10] == 0xab, "a write through the region is not in RAM");
+	check(base[0] == base[5 * PG], "RAM page 5, mapped twice, differs");
+	/* A window over pages 2..4 of the region, as an MR's. */
+	w = mmap(NULL, 3 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	check(w != MAP_FAILED && !vbus_vm_region_remap(fd, off, 2 * PG, 3 * PG, w), "remap");
+	check(w[0] == base[2 * PG] && w[PG] == base[3 * PG] && w[2 * PG + 10] == 0xab, "window");
+	check(vbus_vm_region_remap(fd, off, 100, PG, w) == -EINVAL, "remap unaligned");
+	munmap(w, 3 * PG);
+	munmap(base, (size_t)n * PG);
+	free(off);
+
+	base = (uint8_t *)1;
+	le[0] = htole64(5 * PG + 8);
+	check(vbus_vm_region_map(fd, &l, le, 1, (void **)&base, &off) == -EINVAL, "unaligned");
+	le[0] = htole64(RAM);
+	check(vbus_vm_region_map(fd, &l, le, 1, (void **)&base, &off) == -EFAULT, "past RAM");
+	le[0] = htole64(0xfffffffffffff000ull);
+	check(vbus_vm_region_map(fd, &l, le, 1, (void **)&base, &off) == -EFAULT, "wrapping");
+	check(vbus_vm_region_map(fd, &l, le, 0, (void **)&base, &off) == -EINVAL, "no page");
+	check(base == (uint8_t *)1, "a refused map set *base");
+	munmap(ram, RAM);
+	close(fd);
+	printf("vm-ram: a region of %u pages from a page list (runs, out of order, a page twice), a window over it, 4 refusals\n",
+	       n);
 }
 
 int main(void)
@@ -75,5 +137,6 @@ int main(void)
 	ok(&l, 66 * GIB - MIB, MIB, 64 * GIB - MIB);
 	bad(&l, 66 * GIB, 1, -EFAULT);
 	printf("vm-ram: q35 layouts of 128 MiB, 2.75 GiB +- 1 MiB and 64 GiB, edges and refusals\n");
+	region_map();
 	return 0;
 }

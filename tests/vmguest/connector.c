@@ -15,8 +15,8 @@
  *     POLLIN once the answer is there; a second write before reading it gets EBUSY;
  *   - malformed messages, each refused and the channel still answering: 10 bytes
  *     (EPROTO), a header whose len disagrees (EPROTO), nfds 1 (EPROTO), an unknown op (the
- *     bus answers -EOPNOTSUPP), DEVSHM without its descriptor (-EINVAL), a write above
- *     VBUS_VM_MSG_MAX (EMSGSIZE, from the driver);
+ *     bus answers -EOPNOTSUPP), a write above VBUS_VM_MSG_MAX (EMSGSIZE, from the driver);
+ *   - shared regions through the driver (regions() below);
  *   - after all that the echo still works on the same connection; closing the file ends
  *     the connection (a new open's HELLO is accepted, not -EALREADY), and the handle of
  *     the old one is gone (DEVCALL on it: -ENOENT);
@@ -158,6 +158,128 @@ static void *map_resource(const char *pci, int bar, size_t size)
 	return p;
 }
 
+/* This process's pinned memory in kB (VmPin: what the driver charges for regions). */
+static long vm_pin_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	check(f, "/proc/self/status: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* echo's PEEK (4) or POKE (5) of [off, off + n) of region id; POKE writes data. */
+static int32_t echo_at(int fd, uint32_t h, uint32_t fn, uint32_t id, uint64_t off, uint32_t n,
+		       const void *data, size_t *outlen)
+{
+	static uint8_t in[16 + 16384];
+	uint32_t hdr[2] = { id, n };
+
+	memcpy(in, hdr, 8);
+	memcpy(in + 8, &off, 8);
+	if (fn == 5)
+		memcpy(in + 16, data, n);
+	return call(fd, VBUS_OP_DEVCALL, h, fn, in, 16 + (fn == 5 ? n : 0), outlen);
+}
+
+/* VBUS_VM_IOC_SHM with these fields; the ioctl's errno (0: the bus's answer in s). */
+static int shm_ioctl(int fd, struct vbus_vm_shm *s, void *addr, uint64_t size)
+{
+	*s = (struct vbus_vm_shm){ .addr = (uintptr_t)addr, .size = size, .seq = next_seq++ };
+	return ioctl(fd, VBUS_VM_IOC_SHM, s) ? errno : 0;
+}
+
+/*
+ * Shared regions (docs/vm.md, "Shared regions"): a memfd of 16 pages mapped here, handed to
+ * the bus by the driver (VBUS_VM_IOC_SHM): vbusd's mapping of those guest-physical pages
+ * holds what this process wrote (echo's PEEK across page boundaries) and what the host
+ * writes there (POKE) shows here; VmPin is 64 kB while the bus maps it and 0 after
+ * VBUS_VM_IOC_SHMREVOKE, and the revoked id is gone. Refused by the driver: a DEVSHM
+ * written with write() (EPERM), an address or size not page-aligned, size 0, more than
+ * VBUS_VM_SHM_MAX_PAGES pages (EINVAL), unmapped or read-only memory (EFAULT). A region
+ * left to the connection's end is left pinned (checked after the reopen below).
+ */
+static uint32_t regions(int fd, uint32_t h)
+{
+	enum { PAGES = 16, SZ = PAGES * 4096 };
+	struct vbus_vm_shmrevoke r;
+	struct vbus_vm_shm s;
+	struct vbus_devshm_in shm = { .size = 4096 };
+	uint8_t *m, *ro, want[8192];
+	size_t len;
+	int32_t st;
+	int mfd;
+
+	check(write(fd, (struct vbus_msg[]){ { .op = VBUS_OP_DEVSHM, .len = sizeof(shm),
+					      .seq = next_seq } }, sizeof(struct vbus_msg)) < 0 &&
+	      errno == EPERM, "DEVSHM written with write(): %s", strerror(errno));
+	printf("VBUS-VM DEVSHM written by a process: the driver refused it (EPERM)\n");
+
+	mfd = memfd_create("vbus-vm-region", MFD_CLOEXEC);
+	check(mfd >= 0 && ftruncate(mfd, SZ) == 0, "memfd: %s", strerror(errno));
+	m = mmap(NULL, SZ, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	check(m != MAP_FAILED, "mmap: %s", strerror(errno));
+	for (int i = 0; i < SZ; i++)
+		m[i] = (uint8_t)(i * 7 + i / 4096);
+	check(vm_pin_kb() == 0, "VmPin before: %ld kB", vm_pin_kb());
+	check(!shm_ioctl(fd, &s, m, SZ) && s.status == 0 && s.id, "VBUS_VM_IOC_SHM: %s, status %d",
+	      strerror(errno), s.status);
+	check(vm_pin_kb() == SZ / 1024, "VmPin with the region: %ld kB", vm_pin_kb());
+	/* Across page boundaries: each page may be anywhere in the VM's RAM. */
+	for (uint64_t off = 0; off + 8192 <= SZ; off += 4096 + 1000) {
+		st = echo_at(fd, h, 4, s.id, off, 8192, NULL, &len);
+		check(!st && len == 8192 && !memcmp(ans + sizeof(struct vbus_msg), m + off, 8192),
+		      "PEEK of 8192 bytes at %llu: status %d, %zu bytes, %s", (unsigned long long)off,
+		      st, len, st ? "-" : "different bytes");
+	}
+	for (size_t i = 0; i < sizeof(want); i++)
+		want[i] = (uint8_t)(i * 13 + 5);
+	st = echo_at(fd, h, 5, s.id, 3 * 4096 + 100, sizeof(want), want, &len);
+	check(!st && !memcmp(m + 3 * 4096 + 100, want, sizeof(want)),
+	      "POKE of 8192 bytes: status %d, %s", st, st ? "-" : "not seen here");
+	st = echo_at(fd, h, 4, s.id, SZ - 100, 101, NULL, &len);
+	check(st == -EINVAL, "PEEK past the region's end: %d", st);
+	printf("VBUS-VM region of %d pages: the host read what was written here and wrote what is read here; VmPin %d kB\n",
+	       PAGES, SZ / 1024);
+	r = (struct vbus_vm_shmrevoke){ .id = s.id, .seq = next_seq++ };
+	check(!ioctl(fd, VBUS_VM_IOC_SHMREVOKE, &r) && r.status == 0, "SHMREVOKE: %s, status %d",
+	      strerror(errno), r.status);
+	check(vm_pin_kb() == 0, "VmPin after SHMREVOKE: %ld kB", vm_pin_kb());
+	st = echo_at(fd, h, 4, s.id, 0, 16, NULL, &len);
+	check(st == -ENOENT, "PEEK of the revoked region: %d", st);
+	r = (struct vbus_vm_shmrevoke){ .id = s.id, .seq = next_seq++ };
+	check(!ioctl(fd, VBUS_VM_IOC_SHMREVOKE, &r) && r.status == -ENOENT,
+	      "SHMREVOKE again: %s, status %d", strerror(errno), r.status);
+	printf("VBUS-VM SHMREVOKE: VmPin 0 kB, the id gone (PEEK and a second SHMREVOKE: ENOENT)\n");
+
+	check(shm_ioctl(fd, &s, m + 1, 4096) == EINVAL, "unaligned address: %s", strerror(errno));
+	check(shm_ioctl(fd, &s, m, 4095) == EINVAL, "unaligned size: %s", strerror(errno));
+	check(shm_ioctl(fd, &s, m, 0) == EINVAL, "size 0: %s", strerror(errno));
+	check(shm_ioctl(fd, &s, m, (VBUS_VM_SHM_MAX_PAGES + 1ull) * 4096) == EINVAL,
+	      "%d pages: %s", VBUS_VM_SHM_MAX_PAGES + 1, strerror(errno));
+	munmap(m + SZ - 4096, 4096);
+	check(shm_ioctl(fd, &s, m, SZ) == EFAULT, "a hole in the range: %s", strerror(errno));
+	ro = mmap(NULL, 4096, PROT_READ, MAP_SHARED, mfd, 0);
+	check(ro != MAP_FAILED, "mmap read-only: %s", strerror(errno));
+	check(shm_ioctl(fd, &s, ro, 4096) == EFAULT, "read-only memory: %s", strerror(errno));
+	munmap(ro, 4096);
+	check(vm_pin_kb() == 0, "VmPin after the refusals: %ld kB", vm_pin_kb());
+	printf("VBUS-VM VBUS_VM_IOC_SHM refused: unaligned address or size, size 0, %d pages (EINVAL), a hole, read-only memory (EFAULT); nothing left pinned\n",
+	       VBUS_VM_SHM_MAX_PAGES + 1);
+
+	/* One region left for the connection's end (checked after the reopen). */
+	check(!shm_ioctl(fd, &s, m, 4096) && s.status == 0, "the region left: %s, status %d",
+	      strerror(errno), s.status);
+	check(vm_pin_kb() == 4, "VmPin with the region left: %ld kB", vm_pin_kb());
+	echo(fd, h, 17);
+	return s.id;
+}
+
 /*
  * What a hostile root in the VM can do, bypassing the driver: unbind it, map BAR0 and BAR2
  * through sysfs, write raw channel fields and ring vector 0 by hand; vbusd answers the
@@ -250,7 +372,7 @@ int main(void)
 	struct vbus_dev_entry e;
 	struct vbus_msg bad;
 	struct pollfd p;
-	uint32_t ms = 5000, h, handle;	/* echo's longest SLEEP: the read comes long before */
+	uint32_t ms = 5000, h, handle, left;	/* echo's longest SLEEP: the read comes long before */
 	size_t len;
 	int fd, fd2, fl;
 	int32_t st;
@@ -311,22 +433,21 @@ int main(void)
 	st = call(fd, 99, 0, 0, NULL, 0, &len);
 	check(st == -EOPNOTSUPP, "op 99: %d", st);
 	printf("VBUS-VM op 99: the bus answered %s\n", strerror(-st));
-	{
-		struct vbus_devshm_in shm = { .size = 4096 };
-
-		st = call(fd, VBUS_OP_DEVSHM, 0, 0, &shm, sizeof(shm), &len);
-		check(st == -EINVAL, "DEVSHM without a descriptor: %d", st);
-		printf("VBUS-VM DEVSHM without a descriptor: the bus answered %s\n", strerror(-st));
-	}
 	check(write(fd, msg, VBUS_VM_MSG_MAX + 1) < 0 && errno == EMSGSIZE,
 	      "a write above VBUS_VM_MSG_MAX: %s", strerror(errno));
 	echo(fd, handle, 17);
+	left = regions(fd, handle);
 
 	/* Closing ends the connection: a new one says HELLO afresh, the old handle is gone. */
 	close(fd);
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	check(fd >= 0, "reopen: %s", strerror(errno));
 	hello(fd);
+	/* vbusd answered the RESET of the old connection before this HELLO: the driver has
+	 * unpinned the region that connection left. */
+	check(vm_pin_kb() == 0, "VmPin after the connection ended: %ld kB", vm_pin_kb());
+	printf("VBUS-VM the region left to the connection's end (id %#x): unpinned once vbusd answered the RESET\n",
+	       left);
 	st = call(fd, VBUS_OP_DEVCALL, handle, 1, "x", 1, &len);
 	check(st == -ENOENT, "the old connection's handle: %d", st);
 	st = call(fd, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len);

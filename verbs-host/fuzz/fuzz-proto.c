@@ -3,7 +3,8 @@
  * fuzz-proto: vbusd's decoder of guest messages. Each input is a sequence of packets
  * (2-byte length, then the packet) fed to one guest connection of a bus that has an echo
  * device, as if they had come off its socket: header checks, HELLO, DEVENUM, DEVOPEN with
- * hostile names, DEVCALL on guessed handles, revokes, CALLCHAN with bad ids.
+ * hostile names, DEVCALL on guessed handles, revokes, CALLCHAN with bad ids, and DEVSHM
+ * with VBUS_SHM_F_GPA page lists into a VM's RAM of 1 MiB.
  */
 /* fuzz-sources: verbs-host/guest.c verbs-host/model.c verbs-host/ctl.c verbs-host/vm*.c connector/ivshmem_server.c connector/vm_ram.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/kernel_admin.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
 /* fuzz-libs: -libverbs -lrdmacm */
@@ -11,8 +12,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <vbus/libvbus.h>
 #include "../vbusd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -37,6 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	peer = sv[1];
 	g->bus = &bus;
 	g->id = 1;
+	/* A VM's RAM of 1 MiB: DEVSHM with VBUS_SHM_F_GPA maps pages of it. */
+	static int ram_fd = -1;
+	if (ram_fd < 0 && vbus_memfd_create("fuzz-ram", 1 << 20, &ram_fd))
+		abort();
+	g->ram_fd = ram_fd;
+	vbus_vm_ram_layout_q35(1 << 20, &g->ram_layout);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->send_lock, NULL);
 	pthread_mutex_init(&g->slots_lock, NULL);
@@ -54,9 +63,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += n;
 		size -= n;
 	}
-	for (uint32_t i = 1; i < g->slots_end; i++)
-		if (vbd_slot(g, i)->type == VBD_HANDLE && vbd_slot(g, i)->dev)
-			vbd_slot(g, i)->dev->cls->close(vbd_slot(g, i)->inst);
+	for (uint32_t i = 1; i < g->slots_end; i++) {
+		struct vbd_slot *s = vbd_slot(g, i);
+
+		if (s->type == VBD_HANDLE && s->dev)
+			s->dev->cls->close(s->inst);
+		if (s->type == VBD_REGION) {	/* only VM regions can come: no descriptors */
+			munmap(s->base, s->size);
+			free(s->pages);
+			close(s->fd);
+		}
+	}
 	close(sv[0]);
 	close(sv[1]);
 	for (uint32_t i = 0; i < VBD_MAX_SLOTS / VBD_SLOT_CHUNK; i++)

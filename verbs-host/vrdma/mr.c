@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <vbus/verbs-nest.h>
+#include "../../connector/vm_ram.h"
 #include "vrdma.h"
 
 #define ACCESS_ALLOWED (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
@@ -75,6 +76,10 @@ static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces
 		if (pieces[k].reserved || !len || off % g->page || len % g->page ||
 		    off > r.size || len > r.size - off || len > total - pos)
 			err = -EINVAL;
+		else if (r.pages && nest_add)
+			err = -EOPNOTSUPP;	/* a VM's pages cannot be handed to a lower bus */
+		else if (r.pages)	/* a VM's region: its pages where they are in its RAM */
+			err = vbus_vm_region_remap(r.fd, r.pages, off, len, w + pos);
 		else if (mmap(w + pos, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r.fd,
 			      (off_t)off) == MAP_FAILED)
 			err = -ENOMEM;

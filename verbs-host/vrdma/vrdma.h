@@ -72,6 +72,9 @@ struct vrdma_region {
 	int fd;			/* the sealed memfd, for mapping pieces into MR windows */
 	void *base;		/* vbusd's mapping of the whole region */
 	uint64_t size;
+	/* A VM's region: each 4096-byte page's offset in fd (the VM's RAM); NULL: the
+	 * region is fd itself from offset 0. */
+	const uint64_t *pages;
 };
 
 /* What the bus provides to the device: the guest's regions and signals. */
