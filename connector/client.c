@@ -509,7 +509,8 @@ int vbus_devshm(struct vbus_conn *c, int memfd, uint64_t size, uint32_t *id)
  * sends the DEVSHM itself, and unpins them after a successful SHMREVOKE. The ioctl returns
  * the bus's answer in its status; its own failure is as the channel's (vm_send, vm_recv).
  */
-static int vm_ioctl(struct vbus_conn *c, unsigned long cmd, void *arg)
+static int vm_ioctl(struct vbus_conn *c, unsigned long cmd, void *arg, __u64 *seq,
+		    const __s32 *status)
 {
 	int r;
 
@@ -518,10 +519,7 @@ static int vm_ioctl(struct vbus_conn *c, unsigned long cmd, void *arg)
 		pthread_mutex_unlock(&c->lock);
 		return -ENOTCONN;
 	}
-	if (cmd == VBUS_VM_IOC_SHM)
-		((struct vbus_vm_shm *)arg)->seq = ++c->seq;
-	else
-		((struct vbus_vm_shmrevoke *)arg)->seq = ++c->seq;
+	*seq = ++c->seq;
 	do
 		r = ioctl(c->sock, cmd, arg) ? -errno : 0;
 	while (r == -EINTR);
@@ -530,8 +528,7 @@ static int vm_ioctl(struct vbus_conn *c, unsigned long cmd, void *arg)
 	pthread_mutex_unlock(&c->lock);
 	if (r)
 		return c->dead ? -ENOTCONN : r;
-	return cmd == VBUS_VM_IOC_SHM ? ((struct vbus_vm_shm *)arg)->status
-				      : ((struct vbus_vm_shmrevoke *)arg)->status;
+	return *status;
 }
 
 int vbus_devshm_at(struct vbus_conn *c, int memfd, void *addr, uint64_t size, uint32_t *id)
@@ -541,7 +538,7 @@ int vbus_devshm_at(struct vbus_conn *c, int memfd, void *addr, uint64_t size, ui
 
 	if (!c->vm)
 		return vbus_devshm(c, memfd, size, id);
-	r = vm_ioctl(c, VBUS_VM_IOC_SHM, &s);
+	r = vm_ioctl(c, VBUS_VM_IOC_SHM, &s, &s.seq, &s.status);
 	if (!r)
 		*id = s.id;
 	return r;
@@ -552,7 +549,7 @@ int vbus_shm_revoke(struct vbus_conn *c, uint32_t id)
 	struct vbus_vm_shmrevoke r = { .id = id };
 
 	if (c->vm)
-		return vm_ioctl(c, VBUS_VM_IOC_SHMREVOKE, &r);
+		return vm_ioctl(c, VBUS_VM_IOC_SHMREVOKE, &r, &r.seq, &r.status);
 	return request_simple(c, VBUS_OP_SHMREVOKE, 0, id);
 }
 
