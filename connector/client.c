@@ -553,15 +553,27 @@ int vbus_shm_revoke(struct vbus_conn *c, uint32_t id)
 	return request_simple(c, VBUS_OP_SHMREVOKE, 0, id);
 }
 
+/* A VM's signal is one of its interrupt vectors, which the driver binds to efd. */
 int vbus_devsig(struct vbus_conn *c, int efd, uint32_t direction, uint32_t *id)
 {
 	struct vbus_devsig_in in = { .direction = htole32(direction) };
+	struct vbus_vm_sig s = { .fd = efd, .direction = direction };
+	int r;
 
-	return request_id(c, VBUS_OP_DEVSIG, 0, &in, sizeof(in), &efd, 1, id);
+	if (!c->vm)
+		return request_id(c, VBUS_OP_DEVSIG, 0, &in, sizeof(in), &efd, 1, id);
+	r = vm_ioctl(c, VBUS_VM_IOC_SIG, &s, &s.seq, &s.status);
+	if (!r)
+		*id = s.id;
+	return r;
 }
 
 int vbus_sig_revoke(struct vbus_conn *c, uint32_t id)
 {
+	struct vbus_vm_sigrevoke r = { .id = id };
+
+	if (c->vm)
+		return vm_ioctl(c, VBUS_VM_IOC_SIGREVOKE, &r, &r.seq, &r.status);
 	return request_simple(c, VBUS_OP_SIGREVOKE, 0, id);
 }
 

@@ -36,6 +36,18 @@ struct vmg_pin {
 	struct mm_struct *mm;		/* charged: pinned_vm */
 };
 
+/* A signal the bus gave one of the VM's vectors (vmg_sig.c). */
+struct vmg_sig {
+	struct list_head node;		/* on chan.sigs */
+	struct vmg_dev *dev;
+	u32 id, vector, direction;
+	struct eventfd_ctx *ctx;	/* TO_HOST: the eventfd whose writes ring */
+	wait_queue_entry_t wait;	/* TO_HOST: on ctx's wait queue once armed */
+	poll_table pt;
+	bool armed;			/* TO_HOST: wait is queued */
+	bool bound;			/* TO_GUEST: the vector's interrupt signals it */
+};
+
 /* One interrupt vector: the MSI-X vector from the host, and the doorbell to it. */
 struct vmg_vector {
 	struct vmg_dev *dev;
@@ -68,6 +80,7 @@ struct vmg_chan {
 	bool driver;
 	struct vmg_pin *inflight;
 	struct list_head pins, dead;
+	struct list_head sigs;		/* the owner's signals (vmg_sig.c) */
 };
 
 struct vmg_dev {
@@ -106,10 +119,16 @@ long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
 long vmg_shmrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
 void vmg_pins_free(struct list_head *l);
 void vmg_pins_leak(struct list_head *l);
+/* vmg_sig.c */
+long vmg_sig_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
+long vmg_sigrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
+void vmg_sigs_free(struct vmg_dev *dev, struct file *owner);
 /* vmg_irq.c */
 int vmg_irq_setup(struct vmg_dev *dev);
 void vmg_irq_teardown(struct vmg_dev *dev);
+void vmg_ring_vector(struct vmg_dev *dev, u32 vector);
 int vmg_irq_bind(struct vmg_dev *dev, struct file *f, u32 vector, int fd);
+int vmg_irq_bind_ctx(struct vmg_dev *dev, struct file *f, u32 vector, struct eventfd_ctx *ctx);
 void vmg_irq_unbind_file(struct vmg_dev *dev, struct file *f);
 
 #endif /* VMG_H */

@@ -53,9 +53,7 @@ static long vmg_info(struct vmg_dev *dev, void __user *arg)
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
-/* The Doorbell register: the host's peer ID in the upper 16 bits, the vector below.
- * The peer is always the host's: a process cannot address any other peer.
- */
+/* The host's doorbell: the peer is always the host's, a process cannot address another. */
 static long vmg_ring(struct vmg_dev *dev, void __user *arg)
 {
 	struct vbus_vm_ring r;
@@ -64,8 +62,7 @@ static long vmg_ring(struct vmg_dev *dev, void __user *arg)
 		return -EFAULT;
 	if (!vmg_vector_ok(dev, r.vector, r.reserved))
 		return -EINVAL;
-	writel(dev->host_peer << 16 | r.vector, dev->regs + VMG_REG_DOORBELL);
-	atomic64_inc(&dev->vec[r.vector].doorbells);
+	vmg_ring_vector(dev, r.vector);
 	return 0;
 }
 
@@ -99,11 +96,17 @@ static long vmg_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	void __user *uarg = (void __user *)arg;
 	long ret;
 
-	/* These two wait for the bus without dev->lock (the channel takes it). */
-	if (cmd == VBUS_VM_IOC_SHM)
+	/* These wait for the bus without dev->lock (the channel takes it). */
+	switch (cmd) {
+	case VBUS_VM_IOC_SHM:
 		return vmg_shm_ioctl(dev, f, uarg);
-	if (cmd == VBUS_VM_IOC_SHMREVOKE)
+	case VBUS_VM_IOC_SHMREVOKE:
 		return vmg_shmrevoke_ioctl(dev, f, uarg);
+	case VBUS_VM_IOC_SIG:
+		return vmg_sig_ioctl(dev, f, uarg);
+	case VBUS_VM_IOC_SIGREVOKE:
+		return vmg_sigrevoke_ioctl(dev, f, uarg);
+	}
 	mutex_lock(&dev->lock);
 	if (dev->gone) {
 		ret = -ENODEV;

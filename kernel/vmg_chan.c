@@ -153,6 +153,7 @@ void vmg_chan_remove(struct vmg_dev *dev)
 
 	lockdep_assert_held(&dev->lock);
 	if (ch->present && ch->owner) {
+		vmg_sigs_free(dev, ch->owner);	/* no wake-up rings from now on */
 		vmg_chan_bury(ch);
 		vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
 	}
@@ -181,6 +182,7 @@ void vmg_chan_release(struct vmg_dev *dev, struct file *f)
 	if (!ch->present || ch->owner != f)
 		return;
 	ch->owner = NULL;
+	vmg_sigs_free(dev, f);
 	vmg_chan_bury(ch);
 	/* An unanswered request of f's is overwritten: vbusd serves the newest one. */
 	vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
@@ -255,6 +257,17 @@ static int vmg_chan_send(struct vmg_dev *dev, struct file *f, const void *buf, u
 	return ret;
 }
 
+static bool vmg_chan_driver_op(__le32 op)
+{
+	switch (le32_to_cpu(op)) {
+	case VBUS_OP_DEVSHM:
+	case VBUS_OP_DEVSIG:
+	case VBUS_OP_SIGREVOKE:
+		return true;
+	}
+	return false;
+}
+
 ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t *pos)
 {
 	struct vmg_dev *dev = f->private_data;
@@ -268,9 +281,9 @@ ssize_t vmg_chan_write(struct file *f, const char __user *ubuf, size_t n, loff_t
 		return PTR_ERR(buf);
 	/* A region's guest-physical pages are named only by the driver (vmg_shm.c): a DEVSHM
 	 * written here could name any page of the VM, another process's or the kernel's.
+	 * Signals too (vmg_sig.c): the driver keeps the binding of each vector the bus gives.
 	 */
-	if (n >= sizeof(struct vbus_msg) &&
-	    le32_to_cpu(((struct vbus_msg *)buf)->op) == VBUS_OP_DEVSHM) {
+	if (n >= sizeof(struct vbus_msg) && vmg_chan_driver_op(((struct vbus_msg *)buf)->op)) {
 		kvfree(buf);
 		return -EPERM;
 	}

@@ -78,27 +78,32 @@ void vmg_irq_teardown(struct vmg_dev *dev)
 	pci_free_irq_vectors(dev->pdev);
 }
 
+/* The host's doorbell on @vector (below dev->nvectors), registers mapped: the host's peer
+ * ID in the upper 16 bits, the vector below. Any context: a signal's eventfd wake-up rings
+ * it with interrupts off.
+ */
+void vmg_ring_vector(struct vmg_dev *dev, u32 vector)
+{
+	writel(dev->host_peer << 16 | vector, dev->regs + VMG_REG_DOORBELL);
+	atomic64_inc(&dev->vec[vector].doorbells);
+}
+
 /**
- * vmg_irq_bind() - deliver @vector's interrupts to eventfd @fd of the caller
+ * vmg_irq_bind_ctx() - deliver @vector's interrupts to @ctx
  * @dev: the device
  * @f: the open file that binds (and alone may rebind or unbind)
  * @vector: below dev->nvectors
- * @fd: an eventfd descriptor, or -1 to unbind
+ * @ctx: an eventfd context whose reference this takes (put on failure), or NULL to unbind
  *
- * Return: 0, -EBUSY (another file holds the vector), -ENOENT (unbinding what @f does not
- * hold), or the error of eventfd_ctx_fdget.
+ * Return: 0, -EBUSY (another file holds the vector) or -ENOENT (unbinding what @f does
+ * not hold).
  */
-int vmg_irq_bind(struct vmg_dev *dev, struct file *f, u32 vector, int fd)
+int vmg_irq_bind_ctx(struct vmg_dev *dev, struct file *f, u32 vector, struct eventfd_ctx *ctx)
 {
 	struct vmg_vector *v = &dev->vec[vector];
-	struct eventfd_ctx *ctx = NULL, *old = NULL;
+	struct eventfd_ctx *old = NULL;
 	int err = 0;
 
-	if (fd != -1) {
-		ctx = eventfd_ctx_fdget(fd);
-		if (IS_ERR(ctx))
-			return PTR_ERR(ctx);
-	}
 	spin_lock_irq(&v->lock);
 	if (v->owner && v->owner != f) {
 		err = -EBUSY;
@@ -116,6 +121,19 @@ int vmg_irq_bind(struct vmg_dev *dev, struct file *f, u32 vector, int fd)
 	if (old)
 		eventfd_ctx_put(old);
 	return err;
+}
+
+/* As vmg_irq_bind_ctx, for the caller's eventfd descriptor @fd, or -1 to unbind. */
+int vmg_irq_bind(struct vmg_dev *dev, struct file *f, u32 vector, int fd)
+{
+	struct eventfd_ctx *ctx = NULL;
+
+	if (fd != -1) {
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	}
+	return vmg_irq_bind_ctx(dev, f, vector, ctx);
 }
 
 /* @f is being released: drop what it bound. */

@@ -90,6 +90,7 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	init_waitqueue_head(&dev->chan.wq);
 	INIT_LIST_HEAD(&dev->chan.pins);
 	INIT_LIST_HEAD(&dev->chan.dead);
+	INIT_LIST_HEAD(&dev->chan.sigs);
 	dev->pdev = pdev;
 	dev->regs = pcim_iomap_table(pdev)[0];
 	dev->bar2_size = pci_resource_len(pdev, 2);

@@ -11,17 +11,24 @@
  *   5 POKE   in: struct echo_at, then len bytes written there
  *   PEEK and POKE check the region's id and bounds (-ENOENT, -EINVAL, -EMSGSIZE): they let
  *   tests see a region from the host's side (a VM's pages: docs/vm.md, "Shared regions").
+ *   6 KICK   in: u32 signal id (TO_GUEST); the device writes 1 to it
+ *   7 WAIT   in: u32 signal id (TO_HOST), u32 milliseconds (at most 5000); out: u64, the
+ *            doorbells rung on it, read once it rang (-ETIMEDOUT when it did not)
+ *   KICK and WAIT let tests see a signal from the host's side (a VM's vectors: docs/vm.md,
+ *   "Signals"); the id must be a signal of that direction (-ENOENT).
  */
 #include <endian.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "vbusd.h"
 
 enum { ECHO_FN_ECHO = 1, ECHO_FN_SLEEP = 2, ECHO_FN_EVENT = 3, ECHO_FN_PEEK = 4,
-       ECHO_FN_POKE = 5 };
+       ECHO_FN_POKE = 5, ECHO_FN_KICK = 6, ECHO_FN_WAIT = 7 };
 
 struct echo_at {
 	__le32 shm;
@@ -101,6 +108,47 @@ static int echo_at(struct echo_inst *e, uint32_t fn, const void *in, size_t inle
 	return err;
 }
 
+/* KICK and WAIT (under the guest's lock). */
+static int echo_signal(struct echo_inst *e, uint32_t fn, const void *in, size_t inlen,
+		       void *out, size_t outmax, size_t *outlen)
+{
+	uint32_t a[2] = { 0, 0 };
+	uint64_t n = 1;
+	int fd, err;
+
+	if (inlen != (fn == ECHO_FN_KICK ? 4 : 8) || (fn == ECHO_FN_WAIT && outmax < sizeof(n)))
+		return -EINVAL;
+	memcpy(a, in, inlen);
+	a[0] = le32toh(a[0]);
+	a[1] = le32toh(a[1]);
+	if (fn == ECHO_FN_WAIT && a[1] > 5000)
+		return -EINVAL;
+	err = vbd_guest_signal(e->g, a[0], fn == ECHO_FN_KICK ? VBUS_SIG_TO_GUEST : VBUS_SIG_TO_HOST,
+			       &fd);
+	if (err)
+		return err;
+	if (fn == ECHO_FN_KICK) {
+		err = write(fd, &n, sizeof(n)) == sizeof(n) ? 0 : -errno;
+	} else {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)a[1]);
+
+		if (r < 0)
+			err = -errno;
+		else if (!r)
+			err = -ETIMEDOUT;
+		else
+			err = read(fd, &n, sizeof(n)) == sizeof(n) ? 0 : -errno;
+		if (!err) {
+			n = htole64(n);
+			memcpy(out, &n, sizeof(n));
+			*outlen = sizeof(n);
+		}
+	}
+	vbd_guest_signal_put(e->g, a[0]);
+	return err;
+}
+
 static int echo_call(void *inst, uint32_t fn, const void *in, size_t inlen, void *out,
 		     size_t outmax, size_t *outlen)
 {
@@ -136,6 +184,9 @@ static int echo_call(void *inst, uint32_t fn, const void *in, size_t inlen, void
 	case ECHO_FN_PEEK:
 	case ECHO_FN_POKE:
 		return echo_at(e, fn, in, inlen, out, outmax, outlen);
+	case ECHO_FN_KICK:
+	case ECHO_FN_WAIT:
+		return echo_signal(e, fn, in, inlen, out, outmax, outlen);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -159,12 +159,22 @@ int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uin
 
 /* A device is done with region `id` (the object whose queue it held is gone): the guest
  * may revoke it once nothing else uses it. */
-void vbd_guest_region_put(struct vbd_guest *g, uint32_t id)
+static void slot_put(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
 {
-	struct vbd_slot *s = slot_get(g, id, VBD_REGION);
+	struct vbd_slot *s = slot_get(g, id, type);
 
 	if (s && s->pins)
 		s->pins--;
+}
+
+void vbd_guest_region_put(struct vbd_guest *g, uint32_t id)
+{
+	slot_put(g, id, VBD_REGION);
+}
+
+void vbd_guest_signal_put(struct vbd_guest *g, uint32_t id)
+{
+	slot_put(g, id, VBD_SIGNAL);
 }
 
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd)
@@ -201,6 +211,9 @@ static void slot_free(struct vbd_guest *g, uint32_t id)
 		/* fall through */
 	case VBD_SIGNAL:
 		close(s->fd);
+		if (s->vector)
+			vbd_vm_sig_give(g->vm.sigs, s->direction, s->vector);
+		s->vector = 0;
 		g->n_regions--;
 		break;
 	default:
@@ -379,7 +392,7 @@ static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t
 	void *base;
 	int fd, err;
 
-	if (g->ram_fd < 0 || rx->nfds)
+	if (g->vm.ram_fd < 0 || rx->nfds)
 		return -EINVAL;		/* a process's region comes as a memfd */
 	if (!size || size % VBUS_VM_PAGE_SIZE || n > VBUS_VM_SHM_MAX_PAGES ||
 	    rx->len != sizeof(struct vbus_devshm_in) + n * sizeof(uint64_t))
@@ -387,7 +400,7 @@ static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t
 	err = region_quota(g, size);
 	if (err)
 		return err;
-	err = vbus_vm_region_map(g->ram_fd, &g->ram_layout,
+	err = vbus_vm_region_map(g->vm.ram_fd, &g->vm.ram_layout,
 				 (const uint8_t *)rx->payload + sizeof(struct vbus_devshm_in),
 				 (uint32_t)n, &base, &pages);
 	if (err) {
@@ -397,7 +410,7 @@ static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t
 		return err;
 	}
 	/* The region's own descriptor of the RAM: an MR window maps its pages from it. */
-	fd = fcntl(g->ram_fd, F_DUPFD_CLOEXEC, 0);
+	fd = fcntl(g->vm.ram_fd, F_DUPFD_CLOEXEC, 0);
 	err = fd < 0 ? -errno : region_add(g, fd, base, size, pages, o);
 	if (err) {
 		if (fd >= 0)
@@ -446,29 +459,62 @@ static int do_devshm(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 	return 1;	/* the fd is kept */
 }
 
+/* A VM's DEVSIG (VBUS_SIG_F_VECTOR): the signal is one of the VM's vectors, chosen here. */
+static int devsig_vector(struct vbd_guest *g, uint32_t dir, struct vbd_slot *s,
+			 struct vbus_id_out *o)
+{
+	int err;
+
+	if (!g->vm.sigs)
+		return -EINVAL;	/* a process has no vectors */
+	err = vbd_vm_sig_take(g->vm.sigs, dir, &s->vector, &s->fd);
+	if (err == -ENOSPC)
+		vbd_warn("guest %u: DEVSIG: every vector of the VM has a signal (vm add ... vectors N)",
+			 g->id);
+	o->vector = htole32(s->vector);
+	return err;
+}
+
 static int do_devsig(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_id_out *o)
 {
 	struct vbus_devsig_in in;
+	struct vbd_slot s = { .fd = -1 };
 	char link[64], target[64];
-	uint32_t dir, id;
+	uint32_t dir, flags, id;
 	ssize_t n;
+	int err;
 
-	if (rx->len != sizeof(in) || rx->nfds != 1)
+	if (rx->len != sizeof(in))
 		return -EINVAL;
 	memcpy(&in, rx->payload, sizeof(in));
 	dir = le32toh(in.direction);
-	if (in.reserved || (dir != VBUS_SIG_TO_HOST && dir != VBUS_SIG_TO_GUEST))
+	flags = le32toh(in.flags);
+	if ((flags & ~VBUS_SIG_F_VECTOR) || (dir != VBUS_SIG_TO_HOST && dir != VBUS_SIG_TO_GUEST) ||
+	    rx->nfds != (flags ? 0 : 1))
 		return -EINVAL;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", rx->fds[0]);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0 || (target[n] = 0, strcmp(target, "anon_inode:[eventfd]")))
-		return -EBADF;	/* only an eventfd will do */
 	if (g->n_regions >= g->bus->max_regions)
 		return vbd_quota_hit(g, "max-regions", g->bus->max_regions);
-	if (!(id = slot_new(g, VBD_SIGNAL, &(struct vbd_slot){ .fd = rx->fds[0], .direction = dir })))
+	if (flags) {
+		err = devsig_vector(g, dir, &s, o);
+		if (err)
+			return err;
+	} else {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", rx->fds[0]);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0 || (target[n] = 0, strcmp(target, "anon_inode:[eventfd]")))
+			return -EBADF;	/* only an eventfd will do */
+		s.fd = rx->fds[0];
+	}
+	s.direction = dir;
+	if (!(id = slot_new(g, VBD_SIGNAL, &s))) {
+		if (flags) {
+			close(s.fd);
+			vbd_vm_sig_give(g->vm.sigs, dir, s.vector);
+		}
 		return vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
+	}
 	o->id = htole32(vbd_slot_id(g, id));
-	return 1;
+	return flags ? 0 : 1;	/* 1: the fd is kept */
 }
 
 static int do_revoke(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
@@ -795,8 +841,11 @@ static void guest_free(struct vbd_guest *g)
 	vbd_info("guest %u (pid %d) gone: %llu calls, %llu errors", g->id, (int)g->pid,
 		 (unsigned long long)g->n_calls, (unsigned long long)g->n_errors);
 	close(g->sock);
-	if (g->ram_fd >= 0)
-		close(g->ram_fd);
+	if (g->vm.ram_fd >= 0)
+		close(g->vm.ram_fd);
+	vbd_vm_sigs_put(g->vm.sigs);
+	if (g->vm.done_fd >= 0)
+		close(g->vm.done_fd);	/* last: all it held is freed (vm_chan.c waits) */
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->send_lock);
 	pthread_mutex_destroy(&g->slots_lock);
@@ -851,7 +900,7 @@ static bool allowed(const struct vbd_bus *b, uid_t uid, gid_t gid)
  * closed. Returns 0 or -errno.
  */
 static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool placed,
-			int ram_fd, const struct vbus_vm_ram_layout *ram_layout)
+			const struct vbd_guest_vm *vm)
 {
 	struct vbd_guest *g;
 	pthread_attr_t at;
@@ -872,15 +921,21 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 		close(fd);
 		return -ENOMEM;
 	}
-	g->ram_fd = -1;
-	if (ram_fd >= 0) {
-		g->ram_fd = fcntl(ram_fd, F_DUPFD_CLOEXEC, 0);
-		g->ram_layout = *ram_layout;
-		if (g->ram_fd < 0) {
+	g->vm.ram_fd = g->vm.done_fd = -1;
+	if (vm) {
+		g->vm.ram_fd = fcntl(vm->ram_fd, F_DUPFD_CLOEXEC, 0);
+		g->vm.done_fd = fcntl(vm->done_fd, F_DUPFD_CLOEXEC, 0);
+		g->vm.ram_layout = vm->ram_layout;
+		if (g->vm.ram_fd < 0 || g->vm.done_fd < 0) {
+			int err = -errno;
+
+			if (g->vm.ram_fd >= 0)
+				close(g->vm.ram_fd);
 			close(fd);
 			free(g);
-			return -errno;
+			return err;
 		}
+		g->vm.sigs = vbd_vm_sigs_get(vm->sigs);
 	}
 	g->id = vbd.next_guest_id++;
 	g->sock = fd;
@@ -895,8 +950,11 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&g->thread, &at, guest_main, g)) {
 		close(fd);
-		if (g->ram_fd >= 0)
-			close(g->ram_fd);
+		if (g->vm.ram_fd >= 0)
+			close(g->vm.ram_fd);
+		if (g->vm.done_fd >= 0)
+			close(g->vm.done_fd);
+		vbd_vm_sigs_put(g->vm.sigs);
 		free(g);
 		return -EAGAIN;
 	}
@@ -925,12 +983,11 @@ void vbd_guest_accept(struct vbd_bus *b)
 		return;
 	}
 	pthread_mutex_lock(&vbd.lock);
-	guest_attach(b, fd, &cr, false, -1, NULL);
+	guest_attach(b, fd, &cr, false, NULL);
 	pthread_mutex_unlock(&vbd.lock);
 }
 
-int vbd_guest_connect(const char *bus, int fd, pid_t pid, int ram_fd,
-		      const struct vbus_vm_ram_layout *ram_layout)
+int vbd_guest_connect(const char *bus, int fd, pid_t pid, const struct vbd_guest_vm *vm)
 {
 	struct ucred cr = { .pid = pid, .uid = getuid(), .gid = getgid() };
 	struct vbd_bus *b;
@@ -946,7 +1003,7 @@ int vbd_guest_connect(const char *bus, int fd, pid_t pid, int ram_fd,
 	for (b = vbd.buses; b && strcmp(b->name, bus); b = b->next)
 		;
 	if (b)
-		r = guest_attach(b, fd, &cr, true, ram_fd, ram_layout);
+		r = guest_attach(b, fd, &cr, true, vm);
 	else
 		close(fd);
 	pthread_mutex_unlock(&vbd.lock);

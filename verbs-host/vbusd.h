@@ -124,10 +124,35 @@ struct vbd_slot {
 					 * page's offset in fd (the VM's RAM); NULL: a memfd
 					 * mapped whole from offset 0 */
 	uint32_t gen;			/* generation: the upper bits of the handle or id */
+	uint32_t vector;		/* a VM's signal (VBUS_SIG_F_VECTOR): its vector; else 0 */
 };
 
 #define VBD_MAX_SLOTS (1u << VBUS_ID_INDEX_BITS)
 #define VBD_SLOT_CHUNK 256
+
+/* vm_sig.c: a VM's interrupt vectors as signals (docs/vm.md, "Signals"), counted. new
+ * copies the eventfds of each vector's doorbell and interrupt; take gives a free vector
+ * (never 0) to a signal of that direction, with a new copy of its eventfd in *fd (-ENOSPC:
+ * none free); give returns it; taken: whether a TO_HOST vector's doorbell is a signal's
+ * (the VM's thread does not read it then). */
+struct vbd_vm_sigs;
+struct vbd_vm_sigs *vbd_vm_sigs_new(uint32_t vectors, const int *doorbell, const int *interrupt);
+struct vbd_vm_sigs *vbd_vm_sigs_get(struct vbd_vm_sigs *s);
+void vbd_vm_sigs_put(struct vbd_vm_sigs *s);
+int vbd_vm_sig_take(struct vbd_vm_sigs *s, uint32_t direction, uint32_t *vector, int *fd);
+void vbd_vm_sig_give(struct vbd_vm_sigs *s, uint32_t direction, uint32_t vector);
+bool vbd_vm_sig_taken(const struct vbd_vm_sigs *s, uint32_t direction, uint32_t vector);
+
+/* What a VM's connection reaches of the VM: its RAM memfd and where guest-physical
+ * addresses are in it (DEVSHM with VBUS_SHM_F_GPA), and its vectors (DEVSIG with
+ * VBUS_SIG_F_VECTOR). done_fd: closed by the connection once it has freed all it held
+ * (the VM's channel waits for that before it answers a RESET). */
+struct vbd_guest_vm {
+	int ram_fd;
+	struct vbus_vm_ram_layout ram_layout;
+	struct vbd_vm_sigs *sigs;
+	int done_fd;
+};
 
 struct vbd_guest {
 	struct vbd_guest *next;
@@ -138,10 +163,9 @@ struct vbd_guest {
 	gid_t gid;
 	struct vbd_bus *bus;
 	bool hello_done;
-	/* A VM's connection: its RAM memfd (our own descriptor) and where guest-physical
-	 * addresses are in it, for DEVSHM with VBUS_SHM_F_GPA; ram_fd -1 for a process. */
-	int ram_fd;
-	struct vbus_vm_ram_layout ram_layout;
+	/* A VM's connection (ram_fd -1 and sigs NULL for a process): its RAM, our own
+	 * descriptor and reference. */
+	struct vbd_guest_vm vm;
 	uint64_t features;		/* granted in HELLO */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -196,11 +220,10 @@ void vbd_shutdown(void);
 void vbd_guest_accept(struct vbd_bus *b);
 /* A guest connection on bus `bus` that the daemon makes itself (a VM's: vm_chan.c), reading
  * socket fd (a SOCK_SEQPACKET socketpair end, ours from now on) with pid as its peer. No
- * access check (the administrator placed it); max-guests applies. ram_fd (duplicated) and
- * ram_layout: the VM's RAM, whose pages its DEVSHM with VBUS_SHM_F_GPA names. 0 or -errno;
- * a refused connection got the refusal on fd before it was closed. */
-int vbd_guest_connect(const char *bus, int fd, pid_t pid, int ram_fd,
-		      const struct vbus_vm_ram_layout *ram_layout);
+ * access check (the administrator placed it); max-guests applies. vm: what it reaches of
+ * the VM (ram_fd duplicated, a reference to sigs taken). 0 or -errno; a refused connection
+ * got the refusal on fd before it was closed. */
+int vbd_guest_connect(const char *bus, int fd, pid_t pid, const struct vbd_guest_vm *vm);
 int vbd_guest_send_event(struct vbd_guest *g, uint32_t type, uint32_t handle, uint32_t code,
 			 const void *data, size_t len);
 /* Cancel the running calls of g's instances (of device d, or all if d is NULL). */
@@ -215,7 +238,9 @@ int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit);
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size,
 		     const uint64_t **pages);
 void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
+/* Signal `id` of that direction: its eventfd in *fd, pinned until vbd_guest_signal_put. */
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);
+void vbd_guest_signal_put(struct vbd_guest *g, uint32_t id);
 /* Handle one decoded request of g (also the fuzzing entry point). The response goes out
  * through g->sock. */
 int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, int nfds);

@@ -82,12 +82,31 @@ static void vm_reap(struct vbd_vm *vm)
 		 WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 }
 
-/* Pick the accelerator, start QEMU, then count doorbells until stopped. */
+/* The doorbells the VM's thread reads: every vector's but those whose doorbell is a
+ * signal's (vm_sig.c: the backend reads those). Their vectors into vec[]. */
+static uint32_t vm_doorbells(struct vbd_vm *vm, struct pollfd *p, uint32_t *vec)
+{
+	uint32_t n = 0;
+
+	if (vm->state != VBD_VM_RUNNING)
+		return 0;
+	for (uint32_t v = 0; v < vm->vectors; v++) {
+		if (vbd_vm_sig_taken(vm->sigs, VBUS_SIG_TO_HOST, v))
+			continue;
+		p[n] = (struct pollfd){ .fd = vm->conn->doorbell_fd(vm, v), .events = POLLIN };
+		vec[n++] = v;
+	}
+	return n;
+}
+
+/* Pick the accelerator, start QEMU, then count doorbells until stopped. The set of
+ * doorbells is made again on every turn: a DEVSIG or the end of a signal changes it, and
+ * both happen while this thread serves the channel (vbd_vm_chan_doorbell) or in between. */
 static void *vm_thread(void *arg)
 {
 	struct vbd_vm *vm = arg;
 	struct pollfd p[2 + VBUS_VM_MAX_VECTORS];
-	uint32_t nd = 0;
+	uint32_t vec[VBUS_VM_MAX_VECTORS];
 	char err[160];
 
 	vbd_vm_pick_accel(vm);
@@ -101,9 +120,9 @@ static void *vm_thread(void *arg)
 	}
 	p[0] = (struct pollfd){ .fd = vm->stop_efd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = vm->pidfd, .events = POLLIN };
-	if (vm->state == VBD_VM_RUNNING)
-		vm->conn->doorbell_fds(vm, p + 2, &nd);
 	for (;;) {
+		uint32_t nd = vm_doorbells(vm, p + 2, vec);
+
 		if (poll(p, 2 + nd, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -117,16 +136,17 @@ static void *vm_thread(void *arg)
 			p[1].fd = -1;	/* poll ignores it from now on */
 		}
 		for (uint32_t i = 0; i < nd; i++) {
+			uint32_t v = vec[i];
 			uint64_t n;
 
 			if (!p[2 + i].revents)
 				continue;
-			n = vm->conn->doorbell(vm, i);
+			n = vm->conn->doorbell(vm, v);
 			pthread_mutex_lock(&vbd_vms.lock);
-			vm->doorbells[i] += n;
+			vm->doorbells[v] += n;
 			pthread_mutex_unlock(&vbd_vms.lock);
-			vbd_dbg("vm %s: doorbell %u rung %llu times", vm->name, i, (unsigned long long)n);
-			if (i == 0 && n)
+			vbd_dbg("vm %s: doorbell %u rung %llu times", vm->name, v, (unsigned long long)n);
+			if (v == 0 && n)
 				vbd_vm_chan_doorbell(vm);	/* the message channel */
 		}
 	}

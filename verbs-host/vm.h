@@ -45,8 +45,8 @@ struct vbd_vm_connector {
 	int (*qemu_args)(struct vbd_vm *vm, int qemu_fd, struct vbd_argv *a, int *fd);
 	/* QEMU has started (it inherited *fd). */
 	void (*started)(struct vbd_vm *vm);
-	/* Descriptors that become readable when the VM rings doorbell i (i < *n). */
-	void (*doorbell_fds)(struct vbd_vm *vm, struct pollfd *p, uint32_t *n);
+	/* The descriptor that becomes readable when the VM rings doorbell i (i < vectors). */
+	int (*doorbell_fd)(struct vbd_vm *vm, uint32_t i);
 	/* Doorbell i became readable: how many rings since the last call. */
 	uint64_t (*doorbell)(struct vbd_vm *vm, uint32_t i);
 	/* Interrupt the VM on vector v. */
@@ -71,6 +71,8 @@ _Static_assert(VBD_VM_RESP_OFF + VBD_VM_AREA_SIZE <= VBD_VM_BAR2_SIZE, "BAR2 too
  * counters, which vbd_vms.lock guards (`vm show`). */
 struct vbd_vm_chan {
 	int sock;			/* our end of the VM's guest connection, or -1 */
+	int done;			/* with sock: a pipe's read end, whose write end the
+					 * connection closes once it has freed all it held */
 	uint32_t last_seq;		/* req_seq of the request answered last */
 	uint8_t *buf;			/* VBUS_VM_MSG_MAX: the request as copied out of BAR2 */
 	struct vbus_rx *rx;		/* the bus's answer */
@@ -90,6 +92,7 @@ struct vbd_vm {
 	char console[160], log[160];	/* files: the serial console, QEMU's own output */
 	const struct vbd_vm_connector *conn;
 	struct vbus_ivs ivs;		/* the ivshmem connector's state */
+	struct vbd_vm_sigs *sigs;	/* its vectors as signals (vm_sig.c), made by init */
 	int bar2_fd;			/* the ivshmem device's BAR2 (struct vbus_vm_bar2) */
 	void *bar2;			/* vbusd's mapping of it, VBD_VM_BAR2_SIZE bytes: the
 					 * VM writes there at any time */

@@ -11,6 +11,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,20 +40,42 @@ static uint32_t vm_load(const __le32 *p, int order)
 
 int vbd_vm_chan_init(struct vbd_vm *vm)
 {
-	vm->chan.sock = -1;
+	vm->chan.sock = vm->chan.done = -1;
 	vm->chan.last_seq = 0;
 	vm->chan.buf = malloc(VBUS_VM_MSG_MAX);
 	vm->chan.rx = malloc(sizeof(*vm->chan.rx));
 	return vm->chan.buf && vm->chan.rx ? 0 : -ENOMEM;
 }
 
+/*
+ * End the VM's connection, and return only once it has freed all it held: the RESET's
+ * answer tells the driver that it may unpin the connection's pages and that its vectors
+ * are free again (docs/vm.md, "Shared regions"), so vbusd must no longer map or use any
+ * of them. Only stopping (stop_efd) cuts the wait short: the VM is being killed.
+ */
 static void chan_disconnect(struct vbd_vm *vm)
 {
-	if (vm->chan.sock >= 0) {
-		close(vm->chan.sock);	/* the guest's thread sees it closed and frees it all */
-		vm->chan.sock = -1;
-		vbd_info("vm %s: channel: connection closed", vm->name);
+	struct pollfd p[2] = { { .fd = vm->chan.done, .events = POLLIN },
+			       { .fd = vm->stop_efd, .events = POLLIN } };
+	int r, waited = 0;
+
+	if (vm->chan.sock < 0)
+		return;
+	close(vm->chan.sock);	/* the guest's thread sees it closed and frees it all */
+	vm->chan.sock = -1;
+	while (vm->chan.done >= 0) {
+		r = poll(p, 2, 1000);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || p[0].revents || p[1].revents)
+			break;
+		if (++waited == 5)
+			cwarn(vm, "the connection's end has taken %d s so far: the RESET waits", waited);
 	}
+	if (vm->chan.done >= 0)
+		close(vm->chan.done);
+	vm->chan.done = -1;
+	vbd_info("vm %s: channel: connection closed", vm->name);
 }
 
 void vbd_vm_chan_fini(struct vbd_vm *vm)
@@ -66,17 +89,30 @@ void vbd_vm_chan_fini(struct vbd_vm *vm)
 
 static int chan_connect(struct vbd_vm *vm)
 {
-	int sv[2], r;
+	int sv[2], done[2], r;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+	if (pipe2(done, O_CLOEXEC))
 		return -errno;
-	r = vbd_guest_connect(vm->bus, sv[1], vm->pid, vm->ram_fd, &vm->layout); /* takes sv[1] */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		r = -errno;
+		close(done[0]);
+		close(done[1]);
+		return r;
+	}
+	r = vbd_guest_connect(vm->bus, sv[1], vm->pid,	/* takes sv[1] */
+			      &(struct vbd_guest_vm){ .ram_fd = vm->ram_fd,
+						      .ram_layout = vm->layout,
+						      .sigs = vm->sigs,
+						      .done_fd = done[1] });
+	close(done[1]);	/* the connection holds its own copy */
 	if (r && r != -EACCES && r != -EUSERS && r != -ESHUTDOWN) {
 		close(sv[0]);
+		close(done[0]);
 		return r;
 	}
 	/* A refusal waits on sv[0] as a HELLO answer: the request gets it. */
 	vm->chan.sock = sv[0];
+	vm->chan.done = done[0];
 	return 0;
 }
 

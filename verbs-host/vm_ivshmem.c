@@ -54,9 +54,16 @@ static int ivs_init(struct vbd_vm *vm, char *err, size_t errn)
 		return r;
 	}
 	r = vbus_ivs_init(&vm->ivs, vm->bar2_fd, vm->vectors);
-	if (r)
+	if (r) {
 		snprintf(err, errn, "cannot set up the ivshmem server: %s", strerror(-r));
-	return r;
+		return r;
+	}
+	vm->sigs = vbd_vm_sigs_new(vm->vectors, vm->ivs.host_efd, vm->ivs.vm_efd);
+	if (!vm->sigs) {
+		snprintf(err, errn, "cannot copy the ivshmem eventfds: %s", strerror(errno));
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static int ivs_qemu_args(struct vbd_vm *vm, int qemu_fd, struct vbd_argv *a, int *fd)
@@ -74,11 +81,9 @@ static void ivs_started(struct vbd_vm *vm)
 	vbus_ivs_qemu_started(&vm->ivs);
 }
 
-static void ivs_doorbell_fds(struct vbd_vm *vm, struct pollfd *p, uint32_t *n)
+static int ivs_doorbell_fd(struct vbd_vm *vm, uint32_t v)
 {
-	for (uint32_t v = 0; v < vm->ivs.vectors; v++)
-		p[v] = (struct pollfd){ .fd = vm->ivs.host_efd[v], .events = POLLIN };
-	*n = vm->ivs.vectors;
+	return vm->ivs.host_efd[v];
 }
 
 static uint64_t ivs_doorbell(struct vbd_vm *vm, uint32_t v)
@@ -95,6 +100,8 @@ static int ivs_interrupt(struct vbd_vm *vm, uint32_t v)
 
 static void ivs_fini(struct vbd_vm *vm)
 {
+	vbd_vm_sigs_put(vm->sigs);
+	vm->sigs = NULL;
 	vbus_ivs_fini(&vm->ivs);
 	if (vm->bar2)
 		munmap(vm->bar2, VBD_VM_BAR2_SIZE);
@@ -109,7 +116,7 @@ const struct vbd_vm_connector vbd_vm_ivshmem = {
 	.init = ivs_init,
 	.qemu_args = ivs_qemu_args,
 	.started = ivs_started,
-	.doorbell_fds = ivs_doorbell_fds,
+	.doorbell_fd = ivs_doorbell_fd,
 	.doorbell = ivs_doorbell,
 	.interrupt = ivs_interrupt,
 	.fini = ivs_fini,

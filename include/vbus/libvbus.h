@@ -58,7 +58,9 @@ int vbus_devshm(struct vbus_conn *c, int memfd, uint64_t size, uint32_t *id);
 int vbus_devshm_at(struct vbus_conn *c, int memfd, void *addr, uint64_t size, uint32_t *id);
 /* Revoke a region; in a VM the driver unpins its pages once the bus said yes. */
 int vbus_shm_revoke(struct vbus_conn *c, uint32_t id);
-/* Hand an eventfd to the bus, VBUS_SIG_TO_HOST (a doorbell) or VBUS_SIG_TO_GUEST. */
+/* Hand an eventfd to the bus, VBUS_SIG_TO_HOST (a doorbell) or VBUS_SIG_TO_GUEST. In a VM
+ * the driver binds it to an interrupt vector the bus picks (-ENOSPC: none left): each
+ * write rings that vector's doorbell, or its interrupts signal the eventfd. */
 int vbus_devsig(struct vbus_conn *c, int efd, uint32_t direction, uint32_t *id);
 int vbus_sig_revoke(struct vbus_conn *c, uint32_t id);
 /* Have the bus kick the to-host signal `id` for us (SHMSIGNAL, docs/abi.md). */

@@ -126,13 +126,18 @@ struct vbus_devshm_in {
 
 struct vbus_devsig_in {
 	__le32 direction;
-	__le32 reserved;
+	__le32 flags;			/* 0, or VBUS_SIG_F_VECTOR */
 };
+/* DEVSIG flag: no descriptor; the bus gives the signal an interrupt vector of the VM's
+ * own (not 0: the message channel's), and answers it in vbus_id_out.vector. TO_HOST: the
+ * VM rings that vector's doorbell; TO_GUEST: the bus raises that vector's interrupt. Only
+ * a VM's connection may send it (docs/vm.md, "Signals"). */
+#define VBUS_SIG_F_VECTOR	1u
 
 /* DEVSHM and DEVSIG responses: the id, per connection, that device payloads name. */
 struct vbus_id_out {
 	__le32 id;			/* never 0 */
-	__le32 reserved;
+	__le32 vector;			/* DEVSIG with VBUS_SIG_F_VECTOR: its vector; else 0 */
 };
 
 /* EVENT payload. */

@@ -169,10 +169,39 @@ struct vbus_vm_shmrevoke {
 	__s32 status;			/* out: the bus's answer */
 };
 
+/* VBUS_VM_IOC_SIG: hand the bus the caller's eventfd `fd` as a DEVSIG signal (docs/vm.md,
+ * "Signals"). The driver sends DEVSIG with VBUS_SIG_F_VECTOR as this file's request (seq:
+ * the message's); the bus picks one of the VM's interrupt vectors for it. Then, on status 0:
+ *   VBUS_SIG_TO_HOST   every write to fd rings that vector's doorbell (the driver reads
+ *                      the eventfd in its wake-up: its count stays 0);
+ *   VBUS_SIG_TO_GUEST  that vector's interrupts signal fd (as VBUS_VM_IOC_IRQFD binds).
+ * Out: the signal's id and its vector, or the bus's -errno in status (then nothing is
+ * bound). The binding lasts until VBUS_VM_IOC_SIGREVOKE of that id succeeds or the file's
+ * connection ends. The ioctl's own errors: EINVAL (direction, reserved or out fields not
+ * 0), EBADF or EINVAL (fd is no eventfd), EIO (the bus answered a vector out of range),
+ * ENOMEM, EBUSY (as write), EINTR, and the channel's errors as read's. */
+struct vbus_vm_sig {
+	__u64 seq;
+	__s32 fd;
+	__u32 direction;		/* VBUS_SIG_TO_HOST or VBUS_SIG_TO_GUEST */
+	__u32 id;			/* out */
+	__u32 vector;			/* out */
+	__s32 status;			/* out: the bus's answer */
+	__u32 reserved;			/* 0 */
+};
+
+/* VBUS_VM_IOC_SIGREVOKE: SIGREVOKE of signal `id` sent by the driver, which drops the
+ * signal's binding once the bus said 0. */
+struct vbus_vm_sigrevoke {
+	__u64 seq;
+	__u32 id;
+	__s32 status;			/* out: the bus's answer */
+};
+
 /*
  * write() and read() on /dev/vbus-vmN: the connector's messages (docs/abi.md), one per call,
  * as the unix socket carries them (struct vbus_msg then len bytes; no descriptors, so no
- * DEVSIG or DEVFD yet; DEVSHM only through VBUS_VM_IOC_SHM: a written one is EPERM). The
+ * DEVFD; DEVSHM, DEVSIG and SIGREVOKE only through the ioctls above: written, EPERM). The
  * connection is the open file's: the first file that writes owns the channel until it is
  * closed (then vbusd closes the connection and frees what it held); another file's write
  * gets EBUSY.
@@ -199,12 +228,16 @@ struct vbus_vm_shmrevoke {
 #define VBUS_VM_IOC_COUNTS	_IOWR(VBUS_VM_IOC_MAGIC, 0x04, struct vbus_vm_counts)
 #define VBUS_VM_IOC_SHM		_IOWR(VBUS_VM_IOC_MAGIC, 0x05, struct vbus_vm_shm)
 #define VBUS_VM_IOC_SHMREVOKE	_IOWR(VBUS_VM_IOC_MAGIC, 0x06, struct vbus_vm_shmrevoke)
+#define VBUS_VM_IOC_SIG		_IOWR(VBUS_VM_IOC_MAGIC, 0x07, struct vbus_vm_sig)
+#define VBUS_VM_IOC_SIGREVOKE	_IOWR(VBUS_VM_IOC_MAGIC, 0x08, struct vbus_vm_sigrevoke)
 
 #define VBUS_VM_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VBUS_VM_ASSERT_SIZE(vbus_vm_bar2, 128);
 VBUS_VM_ASSERT_SIZE(vbus_vm_chan, VBUS_VM_CHAN_SIZE);
 VBUS_VM_ASSERT_SIZE(vbus_vm_shm, 32);
 VBUS_VM_ASSERT_SIZE(vbus_vm_shmrevoke, 16);
+VBUS_VM_ASSERT_SIZE(vbus_vm_sig, 32);
+VBUS_VM_ASSERT_SIZE(vbus_vm_sigrevoke, 16);
 _Static_assert(__builtin_offsetof(struct vbus_vm_bar2, chan_offset) == VBUS_VM_BAR2_MIN_SIZE,
 	       "vbus_vm_bar2.chan_offset offset");
 _Static_assert(__builtin_offsetof(struct vbus_vm_chan, resp_seq) == 64,

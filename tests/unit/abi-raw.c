@@ -252,7 +252,7 @@ static uint32_t id_of(const struct msg *m)
 	check(m->len == sizeof(o), "an id answer is 8 bytes (%zu)", m->len);
 	memcpy(&o, m->payload, sizeof(o));
 	check(o.id, "id non-zero");
-	expect(!o.reserved, "id_out.reserved zero (%#x)", le32toh(o.reserved));
+	expect(!o.vector, "id_out.vector zero for a process (%#x)", le32toh(o.vector));
 	return le32toh(o.id);
 }
 
@@ -569,6 +569,15 @@ int main(void)
 		in.direction = htole32(3);
 		expect(rpc(a, &m, VBUS_OP_DEVSIG, 0, 0, &in, sizeof(in), &db, 1) == -EINVAL, "direction");
 		in.direction = htole32(VBUS_SIG_TO_HOST);
+		in.flags = htole32(VBUS_SIG_F_VECTOR);	/* a VM's: a process has no vectors */
+		expect(rpc(a, &m, VBUS_OP_DEVSIG, 0, 0, &in, sizeof(in), NULL, 0) == -EINVAL,
+		       "a process's DEVSIG with VBUS_SIG_F_VECTOR");
+		expect(rpc(a, &m, VBUS_OP_DEVSIG, 0, 0, &in, sizeof(in), &db, 1) == -EINVAL,
+		       "VBUS_SIG_F_VECTOR with a descriptor");
+		in.flags = htole32(2);
+		expect(rpc(a, &m, VBUS_OP_DEVSIG, 0, 0, &in, sizeof(in), &db, 1) == -EINVAL,
+		       "an unknown DEVSIG flag");
+		in.flags = 0;
 		expect(!rpc(a, &m, VBUS_OP_DEVSIG, 0, 0, &in, sizeof(in), &db, 1), "doorbell");
 		sid = id_of(&m);
 		in.direction = htole32(VBUS_SIG_TO_GUEST);

@@ -17,6 +17,7 @@
  *     (EPROTO), a header whose len disagrees (EPROTO), nfds 1 (EPROTO), an unknown op (the
  *     bus answers -EOPNOTSUPP), a write above VBUS_VM_MSG_MAX (EMSGSIZE, from the driver);
  *   - shared regions through the driver (regions() below);
+ *   - signals through the driver (signals() below);
  *   - after all that the echo still works on the same connection; closing the file ends
  *     the connection (a new open's HELLO is accepted, not -EALREADY), and the handle of
  *     the old one is gone (DEVCALL on it: -ENOENT);
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -280,6 +282,144 @@ static uint32_t regions(int fd, uint32_t h)
 	return s.id;
 }
 
+/* VBUS_VM_IOC_SIG for eventfd efd; the ioctl's errno (0: the bus's answer in g). */
+static int sig_ioctl(int fd, struct vbus_vm_sig *g, int efd, uint32_t direction)
+{
+	*g = (struct vbus_vm_sig){ .fd = efd, .direction = direction, .seq = next_seq++ };
+	return ioctl(fd, VBUS_VM_IOC_SIG, g) ? errno : 0;
+}
+
+static int32_t sig_revoke(int fd, uint32_t id)
+{
+	struct vbus_vm_sigrevoke r = { .id = id, .seq = next_seq++ };
+
+	check(!ioctl(fd, VBUS_VM_IOC_SIGREVOKE, &r), "SIGREVOKE %#x: %s", id, strerror(errno));
+	return r.status;
+}
+
+/* echo's WAIT (7) for signal id, ms milliseconds: its status; *rung the count read. */
+static int32_t echo_wait(int fd, uint32_t h, uint32_t id, uint32_t ms, uint64_t *rung)
+{
+	uint32_t in[2] = { id, ms };
+	size_t len;
+	int32_t st = call(fd, VBUS_OP_DEVCALL, h, 7, in, sizeof(in), &len);
+
+	*rung = 0;
+	if (!st && len == 8)
+		memcpy(rung, ans + sizeof(struct vbus_msg), 8);
+	return st;
+}
+
+static int32_t echo_kick(int fd, uint32_t h, uint32_t id)
+{
+	size_t len;
+
+	return call(fd, VBUS_OP_DEVCALL, h, 6, &id, sizeof(id), &len);
+}
+
+static uint64_t interrupts(int fd, uint32_t vector)
+{
+	struct vbus_vm_counts c = { .vector = vector };
+
+	check(!ioctl(fd, VBUS_VM_IOC_COUNTS, &c), "COUNTS: %s", strerror(errno));
+	return c.interrupts;
+}
+
+/*
+ * Signals (docs/vm.md, "Signals"), the VM having 2 vectors (vector 1 for each direction):
+ * a TO_HOST signal's eventfd, written 3 times here, is read 3 on the host (echo's WAIT),
+ * and its count here stays 0 (the driver read it in its wake-up); a WAIT with nothing rung
+ * times out. A TO_GUEST signal kicked by the host (echo's KICK) makes vector 1 interrupt
+ * and this eventfd readable. A second signal of a direction: the bus's -ENOSPC. After
+ * SIGREVOKE a write stays in the eventfd and echo no longer finds the id (ENOENT).
+ * Refused by the driver: DEVSIG and SIGREVOKE written with write() (EPERM), a bad
+ * direction, a reserved field, a pipe (EINVAL), a closed descriptor (EBADF). One signal
+ * is left to the connection's end: the next connection gets vector 1 again.
+ */
+static void signals(int fd, uint32_t h)
+{
+	struct vbus_devsig_in in = { .direction = VBUS_SIG_TO_HOST, .flags = VBUS_SIG_F_VECTOR };
+	struct vbus_vm_sig db, tg, x;
+	uint64_t n = 1, rung;
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int gfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), pfd[2];
+	struct pollfd p = { .fd = gfd, .events = POLLIN };
+	uint64_t before;
+	int32_t st;
+
+	check(efd >= 0 && gfd >= 0 && !pipe(pfd), "eventfd: %s", strerror(errno));
+	memcpy(msg, &(struct vbus_msg){ .op = VBUS_OP_DEVSIG, .len = sizeof(in), .seq = next_seq },
+	       sizeof(struct vbus_msg));
+	memcpy(msg + sizeof(struct vbus_msg), &in, sizeof(in));
+	check(write(fd, msg, sizeof(struct vbus_msg) + sizeof(in)) < 0 && errno == EPERM,
+	      "DEVSIG written with write(): %s", strerror(errno));
+	check(write(fd, (struct vbus_msg[]){ { .op = VBUS_OP_SIGREVOKE, .seq = next_seq, .arg = 1 } },
+		    sizeof(struct vbus_msg)) < 0 && errno == EPERM,
+	      "SIGREVOKE written with write(): %s", strerror(errno));
+	check(sig_ioctl(fd, &x, efd, 3) == EINVAL, "direction 3: %s", strerror(errno));
+	x = (struct vbus_vm_sig){ .fd = efd, .direction = VBUS_SIG_TO_HOST, .reserved = 1 };
+	check(ioctl(fd, VBUS_VM_IOC_SIG, &x) < 0 && errno == EINVAL, "reserved 1: %s",
+	      strerror(errno));
+	check(sig_ioctl(fd, &x, pfd[0], VBUS_SIG_TO_HOST) == EINVAL, "a pipe: %s", strerror(errno));
+	check(sig_ioctl(fd, &x, 999, VBUS_SIG_TO_HOST) == EBADF, "a closed descriptor: %s",
+	      strerror(errno));
+	close(pfd[0]);
+	close(pfd[1]);
+	printf("VBUS-VM DEVSIG and SIGREVOKE written by a process: EPERM; VBUS_VM_IOC_SIG refused: direction 3, reserved, a pipe (EINVAL), a closed descriptor (EBADF)\n");
+
+	check(!sig_ioctl(fd, &db, efd, VBUS_SIG_TO_HOST) && !db.status && db.id && db.vector == 1,
+	      "TO_HOST signal: %s, status %d, id %#x, vector %u", strerror(errno), db.status,
+	      db.id, db.vector);
+	for (int i = 0; i < 3; i++)
+		check(write(efd, &n, sizeof(n)) == sizeof(n), "ring: %s", strerror(errno));
+	check(read(efd, &n, sizeof(n)) < 0 && errno == EAGAIN, "the eventfd kept a count: %s",
+	      strerror(errno));
+	st = echo_wait(fd, h, db.id, 5000, &rung);
+	check(!st && rung == 3, "WAIT on the doorbell: status %d, %llu rung", st,
+	      (unsigned long long)rung);
+	st = echo_wait(fd, h, db.id, 100, &rung);
+	check(st == -ETIMEDOUT, "WAIT with nothing rung: %d", st);
+	printf("VBUS-VM TO_HOST signal on vector %u: 3 writes here, 3 doorbells read by the host; none more (ETIMEDOUT)\n",
+	       db.vector);
+
+	check(!sig_ioctl(fd, &tg, gfd, VBUS_SIG_TO_GUEST) && !tg.status && tg.vector == 1 &&
+	      tg.id != db.id, "TO_GUEST signal: %s, status %d, id %#x, vector %u", strerror(errno),
+	      tg.status, tg.id, tg.vector);
+	before = interrupts(fd, 1);
+	st = echo_kick(fd, h, tg.id);
+	check(!st, "KICK: %d", st);
+	check(poll(&p, 1, 10000) == 1 && read(gfd, &n, sizeof(n)) == sizeof(n) && n == 1,
+	      "the eventfd after KICK: %s", strerror(errno));
+	check(interrupts(fd, 1) == before + 1, "vector 1 interrupts: %llu, %llu before",
+	      (unsigned long long)interrupts(fd, 1), (unsigned long long)before);
+	st = echo_kick(fd, h, db.id);
+	check(st == -ENOENT, "KICK of a TO_HOST signal: %d", st);
+	printf("VBUS-VM TO_GUEST signal on vector %u: the host's KICK interrupted once and the eventfd read 1\n",
+	       tg.vector);
+
+	check(!sig_ioctl(fd, &x, efd, VBUS_SIG_TO_HOST) && x.status == -ENOSPC && !x.id,
+	      "a second TO_HOST signal: %s, status %d", strerror(errno), x.status);
+	check(!sig_ioctl(fd, &x, gfd, VBUS_SIG_TO_GUEST) && x.status == -ENOSPC,
+	      "a second TO_GUEST signal: %s, status %d", strerror(errno), x.status);
+	printf("VBUS-VM a second signal of each direction: the bus's ENOSPC (2 vectors)\n");
+
+	check(!sig_revoke(fd, db.id), "SIGREVOKE of the doorbell");
+	check(write(efd, &n, sizeof(n)) == sizeof(n) && read(efd, &n, sizeof(n)) == sizeof(n),
+	      "a write after SIGREVOKE stays in the eventfd: %s", strerror(errno));
+	st = echo_wait(fd, h, db.id, 100, &rung);
+	check(st == -ENOENT, "WAIT on the revoked signal: %d", st);
+	check(sig_revoke(fd, db.id) == -ENOENT, "SIGREVOKE again");
+	check(!sig_revoke(fd, tg.id), "SIGREVOKE of the TO_GUEST signal");
+	check(echo_kick(fd, h, tg.id) == -ENOENT, "KICK of the revoked signal");
+	printf("VBUS-VM SIGREVOKE: the eventfd no longer rings, the ids are gone (ENOENT)\n");
+
+	/* One left for the connection's end (its vector is free for the next one). */
+	check(!sig_ioctl(fd, &db, efd, VBUS_SIG_TO_HOST) && !db.status && db.vector == 1,
+	      "the signal left: %s, status %d, vector %u", strerror(errno), db.status, db.vector);
+	close(gfd);
+	close(efd);	/* the binding holds it */
+}
+
 /*
  * What a hostile root in the VM can do, bypassing the driver: unbind it, map BAR0 and BAR2
  * through sysfs, write raw channel fields and ring vector 0 by hand; vbusd answers the
@@ -437,6 +577,7 @@ int main(void)
 	      "a write above VBUS_VM_MSG_MAX: %s", strerror(errno));
 	echo(fd, handle, 17);
 	left = regions(fd, handle);
+	signals(fd, handle);
 
 	/* Closing ends the connection: a new one says HELLO afresh, the old handle is gone. */
 	close(fd);
@@ -448,6 +589,16 @@ int main(void)
 	check(vm_pin_kb() == 0, "VmPin after the connection ended: %ld kB", vm_pin_kb());
 	printf("VBUS-VM the region left to the connection's end (id %#x): unpinned once vbusd answered the RESET\n",
 	       left);
+	{
+		struct vbus_vm_sig g;
+		int sfd = eventfd(0, EFD_CLOEXEC);
+
+		check(!sig_ioctl(fd, &g, sfd, VBUS_SIG_TO_HOST) && !g.status && g.vector == 1,
+		      "a signal after the connection's end: %s, status %d, vector %u",
+		      strerror(errno), g.status, g.vector);
+		close(sfd);
+		printf("VBUS-VM the signal left to the connection's end: its vector was free for the next connection\n");
+	}
 	st = call(fd, VBUS_OP_DEVCALL, handle, 1, "x", 1, &len);
 	check(st == -ENOENT, "the old connection's handle: %d", st);
 	st = call(fd, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len);
