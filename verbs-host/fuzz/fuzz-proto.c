@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <vbus/libvbus.h>
@@ -40,12 +41,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	peer = sv[1];
 	g->bus = &bus;
 	g->id = 1;
-	/* A VM's RAM of 1 MiB: DEVSHM with VBUS_SHM_F_GPA maps pages of it. */
+	/* A VM's RAM of 1 MiB: DEVSHM with VBUS_SHM_F_GPA maps pages of it; and 4 vectors of
+	 * eventfds: DEVSIG with VBUS_SIG_F_VECTOR takes them. */
 	static int ram_fd = -1;
+	static struct vbd_vm_sigs *sigs;
 	if (ram_fd < 0 && vbus_memfd_create("fuzz-ram", 1 << 20, &ram_fd))
 		abort();
-	g->ram_fd = ram_fd;
-	vbus_vm_ram_layout_q35(1 << 20, &g->ram_layout);
+	if (!sigs) {
+		int efd[4];
+
+		for (int i = 0; i < 4; i++)
+			if ((efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+				abort();
+		sigs = vbd_vm_sigs_new(4, efd, efd);
+		if (!sigs)
+			abort();
+	}
+	g->vm.ram_fd = ram_fd;
+	g->vm.done_fd = -1;
+	g->vm.sigs = sigs;
+	vbus_vm_ram_layout_q35(1 << 20, &g->vm.ram_layout);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->send_lock, NULL);
 	pthread_mutex_init(&g->slots_lock, NULL);
@@ -72,6 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			munmap(s->base, s->size);
 			free(s->pages);
 			close(s->fd);
+		}
+		if (s->type == VBD_SIGNAL) {	/* only VM signals: their vectors go back */
+			close(s->fd);
+			vbd_vm_sig_give(sigs, s->direction, s->vector);
 		}
 	}
 	close(sv[0]);

@@ -36,7 +36,7 @@
  * line `fuzz-vrdma: broken promise: ...`.
  * The seeds in tests/fuzz-corpus/fuzz-vrdma/ come from verbs-host/fuzz/fuzz-vrdma-seeds.
  */
-/* fuzz-sources: verbs-host/fuzz/fake-ibv.c verbs-host/vrdma/[a-z]*.c */
+/* fuzz-sources: verbs-host/fuzz/fake-ibv.c verbs-host/vrdma/[a-z]*.c connector/vm_ram.c */
 /* fuzz-libs: */
 #include <endian.h>
 #include <errno.h>
