@@ -278,22 +278,28 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 	if (err && err != -EOPNOTSUPP)
 		goto err_close;
 	ctx->kfd = err ? -1 : kfd;
-	if (ctx->kfd < 0 && vbus_conn_is_vm(c)) {
-		/* A VM's connection carries no descriptor, so no doorbell (docs/vm.md): the
-		 * context opens with doorbell 0 for the control path (queries, PDs); the relay
-		 * serves no rings for it, so CQs, QPs and SRQs fail with EOPNOTSUPP before any
-		 * region is made (shm.c), and MRs at their memfd's DEVSHM. */
-		vbg_info("%s: no doorbell through a VM's device: control path only", d->bus_name);
-	} else if (ctx->kfd < 0) {
+	if (ctx->kfd < 0) {
 		ctx->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (ctx->doorbell < 0) {
 			err = -errno;
 			goto err_close;
 		}
+		/* In a VM the driver binds it to a vector's doorbell (docs/vm.md, "Signals"). */
 		err = vbus_devsig(c, ctx->doorbell, VBUS_SIG_TO_HOST, &db);
-		if (err)
+		if (err == -ENOSPC && vbus_conn_is_vm(c)) {
+			/* Every vector has a signal: the context opens with doorbell 0 for the
+			 * control path (queries, PDs); the relay serves no rings for it, so CQs,
+			 * QPs and SRQs fail with EOPNOTSUPP before any region is made (shm.c). */
+			vbg_err("%s: no free interrupt vector in this VM for a doorbell (vbusctl vm add ... vectors N): control path only",
+				d->bus_name);
+			close(ctx->doorbell);
+			ctx->doorbell = -1;
+			err = 0;
+		} else if (err) {
 			goto err_close;
-		hi.doorbell = htole32(db);
+		} else {
+			hi.doorbell = htole32(db);
+		}
 	}
 	/* Our range and features; the host answers the version and features of this context,
 	 * in a hello_out of at least the version-2 size (appended fields are a later host's). */

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <vbus/verbs-nest.h>
+#include <vbus/vm.h>
 #include "vbg.h"
 
 struct piece {
@@ -188,18 +189,30 @@ static void copy_pages(void *dst, const void *src, size_t len)
 		d[i] = s[i];
 }
 
-/* Move [s, e) (inside one maps line of protection prot) onto a new memfd. */
+/*
+ * Move [s, e) (inside one maps line of protection prot) onto a new memfd. In a VM the
+ * driver pins the pages where they are mapped (vbus_devshm_at): the memfd is handed over
+ * by hand_over once it is in place, in regions of at most VBUS_VM_SHM_MAX_PAGES pages.
+ */
 static int move(uintptr_t s, uintptr_t e, int prot)
 {
 	struct vbus_conn *c = vbg_conn();
 	size_t len = e - s;
 	struct piece p = { .start = s, .end = e, .seq = next_seq++, .fd = -1 };
+	const size_t vm_max = (size_t)VBUS_VM_SHM_MAX_PAGES * VBUS_VM_PAGE_SIZE;
+	bool vm = c && vbus_conn_is_vm(c);
 	char name[48];
 	void *tmp;
 	int fd, err;
 
 	if (!c)
 		return -ENOTCONN;
+	if (vm && len > vm_max) {
+		for (uintptr_t a = s; a < e; a += vm_max)
+			if ((err = move(a, e - a > vm_max ? a + vm_max : e, prot)))
+				return err;
+		return 0;
+	}
 	err = piece_reserve();
 	if (err)
 		return err;
@@ -208,7 +221,7 @@ static int move(uintptr_t s, uintptr_t e, int prot)
 	if (err)
 		return err;
 	/* Handed over first: if the bus refuses it (quota), nothing has moved. */
-	err = vbus_devshm(c, fd, len, &p.shm);
+	err = vm ? 0 : vbus_devshm(c, fd, len, &p.shm);
 	if (err)
 		goto err_close;
 	tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -228,7 +241,10 @@ static int move(uintptr_t s, uintptr_t e, int prot)
 		goto err_unmap;
 	}
 	munmap(tmp, len);
-	close(fd);
+	if (vm)
+		p.fd = fd;	/* hand_over pins it where it is now */
+	else
+		close(fd);
 	/* As ibv_fork_init() does for registered memory: a child does not inherit it. */
 	madvise((void *)s, len, MADV_DONTFORK);
 	vbg_dbg("moved %#lx-%#lx onto memfd %s (region %#x)", (unsigned long)s,
@@ -239,7 +255,8 @@ static int move(uintptr_t s, uintptr_t e, int prot)
 err_unmap:
 	munmap(tmp, len);
 err_revoke:
-	vbus_shm_revoke(c, p.shm);
+	if (p.shm)
+		vbus_shm_revoke(c, p.shm);
 err_close:
 	close(fd);
 	return err;
@@ -337,7 +354,11 @@ static int hand_over(uintptr_t lo, uintptr_t hi)
 			continue;
 		if (!c)
 			return -ENOTCONN;
-		err = vbus_devshm(c, p->fd, p->foreign ? p->size : p->end - p->start, &p->shm);
+		/* A VM's driver pins the pages where they are mapped: an arena chunk or a moved
+		 * range always is (a nested guest's foreign memfd never reaches a VM). */
+		err = p->foreign ? vbus_devshm(c, p->fd, p->size, &p->shm)
+				 : vbus_devshm_at(c, p->fd, (void *)p->start, p->end - p->start,
+						  &p->shm);
 		if (err)
 			return err;
 		close(p->fd);

@@ -27,7 +27,7 @@
 #define VM_MEM_MAX	(64ull << 30)
 #define VM_MEM_DEFAULT	(256ull << 20)
 #define VM_CPUS_MAX	64
-#define VM_VECTORS_DEFAULT 4
+#define VM_VECTORS_DEFAULT 16	/* 0: the channel; a context takes 1 doorbell, a completion channel 1 interrupt */
 #define VM_APPEND_MAX	1024
 #define VM_PEEK_MAX	256
 

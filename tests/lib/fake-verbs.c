@@ -9,8 +9,9 @@
  *                completion channels with real eventfds and nothing behind them: enough
  *                for DEVOPEN and DEVCLOSE of a relay device and for the queries (device,
  *                port 1, two GIDs, one P_Key: fixed values shaped like soft-RoCE's, so
- *                that ibv_devinfo -v in a guest has something to print) and PDs (counted
- *                in vbusd's log), not for other verbs.
+ *                that ibv_devinfo -v in a guest has something to print), PDs, CQs and
+ *                MRs (counted in vbusd's log; a CQ never completes anything, an MR is a
+ *                key and its range), not for other verbs (SRQs: EOPNOTSUPP).
  *   the module   VBK_IOC_ATTACH, VBK_IOC_STATS and VBK_IOC_RES on a regular file (vbusd opens one as
  *                its admin descriptor when $VBUS_VRDMA_ADMIN names it): ATTACH checks the
  *                request and returns a memfd named "vbk-attach" holding it, so that the
@@ -76,6 +77,18 @@ FAKE_API const char *ibv_get_device_name(struct ibv_device *dev)
 	return dev->name;
 }
 
+static int fake_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
+{
+	(void)cq, (void)n, (void)wc;
+	return 0;
+}
+
+static int fake_req_notify_cq(struct ibv_cq *cq, int solicited)
+{
+	(void)cq, (void)solicited;
+	return 0;
+}
+
 FAKE_API struct ibv_context *ibv_open_device(struct ibv_device *dev)
 {
 	struct ibv_context *c = calloc(1, sizeof(*c));
@@ -84,6 +97,9 @@ FAKE_API struct ibv_context *ibv_open_device(struct ibv_device *dev)
 		return NULL;
 	c->device = dev;
 	c->cmd_fd = -1;
+	c->num_comp_vectors = 1;
+	c->ops.poll_cq = fake_poll_cq;		/* what libibverbs' inline wrappers call */
+	c->ops.req_notify_cq = fake_req_notify_cq;
 	c->async_fd = eventfd(0, EFD_CLOEXEC);
 	if (c->async_fd < 0) {
 		free(c);
@@ -254,6 +270,99 @@ FAKE_API int ibv_dealloc_pd(struct ibv_pd *pd)
 	free(pd);
 	fprintf(stderr, "fake-verbs: ibv_dealloc_pd: %d alive\n", n);
 	return 0;
+}
+
+/* CQs and MRs, counted as PDs are. */
+static int cqs_alive, mrs_alive;
+
+FAKE_API struct ibv_cq *ibv_create_cq(struct ibv_context *c, int cqe, void *cq_context,
+				      struct ibv_comp_channel *ch, int vector)
+{
+	struct ibv_cq *cq = calloc(1, sizeof(*cq));
+	int n;
+
+	if (!cq)
+		return NULL;
+	if (vector) {
+		free(cq);
+		errno = EINVAL;
+		return NULL;
+	}
+	cq->context = c;
+	cq->channel = ch;
+	cq->cq_context = cq_context;
+	cq->cqe = cqe;
+	pthread_mutex_init(&cq->mutex, NULL);
+	pthread_cond_init(&cq->cond, NULL);
+	n = __atomic_add_fetch(&cqs_alive, 1, __ATOMIC_RELAXED);
+	fprintf(stderr, "fake-verbs: ibv_create_cq: %d alive\n", n);
+	return cq;
+}
+
+FAKE_API int ibv_destroy_cq(struct ibv_cq *cq)
+{
+	int n = __atomic_sub_fetch(&cqs_alive, 1, __ATOMIC_RELAXED);
+
+	free(cq);
+	fprintf(stderr, "fake-verbs: ibv_destroy_cq: %d alive\n", n);
+	return 0;
+}
+
+static struct ibv_mr *fake_reg_mr(struct ibv_pd *pd, void *addr, size_t length, uint64_t iova)
+{
+	static uint32_t next_key = 0x100;
+	struct ibv_mr *mr = calloc(1, sizeof(*mr));
+	int n;
+
+	if (!mr)
+		return NULL;
+	mr->context = pd->context;
+	mr->pd = pd;
+	mr->addr = addr;
+	mr->length = length;
+	mr->lkey = mr->rkey = __atomic_add_fetch(&next_key, 0x100, __ATOMIC_RELAXED);
+	n = __atomic_add_fetch(&mrs_alive, 1, __ATOMIC_RELAXED);
+	fprintf(stderr, "fake-verbs: ibv_reg_mr: %d alive, length %zu, iova %#llx\n", n, length,
+		(unsigned long long)iova);
+	return mr;
+}
+
+#undef ibv_reg_mr
+#undef ibv_reg_mr_iova
+FAKE_API struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access)
+{
+	(void)access;
+	return fake_reg_mr(pd, addr, length, (uintptr_t)addr);
+}
+
+FAKE_API struct ibv_mr *ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t length,
+					uint64_t iova, int access)
+{
+	(void)access;
+	return fake_reg_mr(pd, addr, length, iova);
+}
+
+FAKE_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t length,
+					 uint64_t iova, unsigned int access)
+{
+	(void)access;
+	return fake_reg_mr(pd, addr, length, iova);
+}
+
+FAKE_API int ibv_dereg_mr(struct ibv_mr *mr)
+{
+	int n = __atomic_sub_fetch(&mrs_alive, 1, __ATOMIC_RELAXED);
+
+	free(mr);
+	fprintf(stderr, "fake-verbs: ibv_dereg_mr: %d alive\n", n);
+	return 0;
+}
+
+FAKE_API struct ibv_srq *ibv_create_srq(struct ibv_pd *pd, struct ibv_srq_init_attr *a)
+{
+	(void)pd, (void)a;
+	errno = EOPNOTSUPP;
+	return NULL;
 }
 
 /* ---- the module's admin descriptor ---- */

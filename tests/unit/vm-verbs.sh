@@ -14,11 +14,13 @@
 #   - ibv_devinfo -v -d k0 too, but for the name: a VM cannot take the module's
 #     descriptor, so vbusd serves it by the relay (the host cannot compare: the fake
 #     module's descriptor does no verbs);
-#   - the library logs that it went through the VM's device, with no call channel and no
-#     doorbell; ibv_devinfo with no -d lists both devices;
-#   - tests/guest/vm-pd: a PD allocated and freed through the channel, a CQ, an SRQ and an
-#     MR refused with EOPNOTSUPP (shared memory does not cross yet), a PD left at exit: vbusd frees it
-#     when the VM's connection ends (fake-verbs counts PDs alive in vbusd's log: 0);
+#   - the library logs that it went through the VM's device, with no call channel;
+#     ibv_devinfo with no -d lists both devices;
+#   - tests/guest/vm-pd: a PD allocated and freed through the channel; CQs made on fake0
+#     (rings in pages the driver pinned, doorbells and a completion channel on vectors),
+#     an SRQ refused by fake0, an MR registered on fake0 with the buffer's address in the
+#     VM as its iova (found in vbusd's log), a PD left at exit: vbusd frees it when the
+#     VM's connection ends (fake-verbs counts PDs, CQs and MRs alive in vbusd's log: 0);
 #   - while vm-pd holds the VM's one channel, a second process (ibv_devices) is refused
 #     with EBUSY in one line and sees no device; once vm-pd is killed, it is served;
 #   - the guest kernel logs no warning or oops; the driver unloads;
@@ -71,7 +73,7 @@ guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 10 guests_gone || fail "the process guest's connection outlived it: $(ctl -j guest show)"
 fds0=$(fds)	# with the devices and whatever the relay keeps between guests
 
-ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 256M cpus 1 vectors 2 \
+ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 256M cpus 1 vectors 4 \
 	append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
@@ -112,6 +114,10 @@ echo "ok   the library chose /dev/vbus-vm0 of bus b by itself, no call channel; 
 
 [ "$(rc VBUS-PD)" = 0 ] && out VBUS-PD | grep -q "^VM-PD-OK" || fail "vm-pd in the VM: $(out VBUS-PD)"
 echo "ok   vm-pd in the VM: $(out VBUS-PD | grep -v VM-PD-OK | paste -sd ';')"
+iova=$(out VBUS-PD | sed -n 's/^MR iova \(0x[0-9a-f]*\) .*/\1/p')
+[ -n "$iova" ] && grep -q "fake-verbs: ibv_reg_mr: 1 alive, length 8192, iova $iova\$" "$run/vbusd.log" ||
+	fail "vm-pd's MR (iova ${iova:-none}) was not registered on fake0 as such: $(grep 'fake-verbs: ibv_reg_mr' "$run/vbusd.log")"
+echo "ok   vm-pd's MR registered on the host's device with the VM's address $iova as its iova"
 out VBUS-HOLD | grep -q "^VM-PD-OK" || fail "vm-pd hold in the VM: $(out VBUS-HOLD)"
 out VBUS-BUSY | grep -q "cannot attach to the VM's bus through this VM's /dev/vbus-vmN: Device or resource busy" &&
 	! out VBUS-BUSY | grep -q "505400fffe123456" ||
@@ -134,6 +140,14 @@ alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tai
 [ "$alive" = "fake-verbs: ibv_dealloc_pd: 0 alive" ] || fail "PDs after the VM's processes ended: $alive"
 [ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 6 ] || fail "not 6 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
 echo "ok   vbusd alive; every connection of the VM gone; 6 PDs made, none left ($alive)"
+for o in cq:create_cq:destroy_cq:4 mr:reg_mr:dereg_mr:2; do
+	IFS=: read -r what made gone n <<<"$o"
+	last=$(grep -o "fake-verbs: ibv_\($made\|$gone\): [0-9]* alive" "$run/vbusd.log" | tail -n 1)
+	[ "$last" = "fake-verbs: ibv_$gone: 0 alive" ] || fail "${what}s after the VM's processes ended: $last"
+	[ "$(grep -c "fake-verbs: ibv_$made:" "$run/vbusd.log")" = "$n" ] ||
+		fail "not $n ${what}s made: $(grep "fake-verbs: ibv_$made" "$run/vbusd.log")"
+done
+echo "ok   4 CQs and 2 MRs made on fake0 from the VM, none left"
 
 vg_vm_del "$(field pid)"
 vg_vbusd_end
