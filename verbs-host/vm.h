@@ -88,6 +88,8 @@ struct vbd_vm {
 	uint64_t mem;			/* bytes */
 	uint32_t cpus, vectors;
 	char accel[8];			/* "auto" until chosen, then "kvm" or "tcg" */
+	char net[8];			/* "none", or "user": QEMU's user-mode network (a
+					 * virtio-net NIC; the VM reaches the host as 10.0.2.2) */
 	char *kernel, *initrd, *append;
 	char console[160], log[160];	/* files: the serial console, QEMU's own output */
 	const struct vbd_vm_connector *conn;

@@ -3,7 +3,7 @@
  * `vbusctl vm ...` (docs/vm.md): add, del, show, notify. Every word is checked here, before
  * anything is made: a bad one is a one-line error and no VM.
  *   vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] [mem SIZE] [cpus N]
- *          [vectors N] [accel auto|kvm|tcg]
+ *          [vectors N] [accel auto|kvm|tcg] [net none|user]
  *   vm del NAME
  *   vm show [NAME]
  *   vm notify NAME VECTOR      interrupt the VM on VECTOR (its driver's eventfd for it)
@@ -143,6 +143,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 	vm->cpus = 1;
 	vm->vectors = VM_VECTORS_DEFAULT;
 	snprintf(vm->accel, sizeof(vm->accel), "auto");
+	snprintf(vm->net, sizeof(vm->net), "none");
 	for (int i = 1; i < argc; i += 2) {
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -165,6 +166,10 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 			if (strcmp(v, "auto") && strcmp(v, "kvm") && strcmp(v, "tcg"))
 				BAD("vm add: accel '%s': auto, kvm or tcg", v);
 			snprintf(vm->accel, sizeof(vm->accel), "%s", v);
+		} else if (!strcmp(k, "net")) {
+			if (strcmp(v, "none") && strcmp(v, "user"))
+				BAD("vm add: net '%s': none or user", v);
+			snprintf(vm->net, sizeof(vm->net), "%s", v);
 		} else if (!strcmp(k, "kernel") || !strcmp(k, "initrd")) {
 			char **slot = k[0] == 'k' ? &vm->kernel : &vm->initrd;
 
@@ -180,7 +185,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 			vm->append = strdup(v);
 		} else {
 			BAD("vm add: unknown option '%s' (bus, kernel, initrd, append, mem, cpus, "
-			    "vectors, accel)", k);
+			    "vectors, accel, net)", k);
 		}
 	}
 	if (!vm->bus[0])
@@ -239,12 +244,12 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 			continue;
 		strbuf_put(o, json ? "%s{\"name\":\"%s\",\"bus\":\"%s\",\"state\":\"%s\",\"pid\":%d,"
 			   "\"accel\":\"%s\",\"mem\":%llu,\"cpus\":%u,\"vectors\":%u,"
-			   "\"connector\":\"%s\",\"console\":\"%s\",\"log\":\"%s\"" :
+			   "\"net\":\"%s\",\"connector\":\"%s\",\"console\":\"%s\",\"log\":\"%s\"" :
 			   "%svm %s bus %s state %s pid %d accel %s mem %llu cpus %u vectors %u "
-			   "connector %s console %s log %s",
+			   "net %s connector %s console %s log %s",
 			   json && !first ? "," : "", vm->name, vm->bus, state_name(vm->state),
 			   (int)vm->pid, vm->accel, (unsigned long long)vm->mem, vm->cpus, vm->vectors,
-			   vm->conn->name, vm->console, vm->log);
+			   vm->net, vm->conn->name, vm->console, vm->log);
 		if (vm->state == VBD_VM_EXITED)
 			strbuf_put(o, json ? ",\"exit\":%d" : " exit %d",
 				   WIFEXITED(vm->exit_status) ? WEXITSTATUS(vm->exit_status) :
@@ -317,7 +322,7 @@ int vbd_vm_command(int argc, char **argv, bool json, char *out, size_t outn)
 	if (!strcmp(verb, "peek") && argc == 5)
 		return vm_peek(argv + 2, json, &o);
 	snprintf(out, outn, "usage: vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] "
-		 "[mem SIZE] [cpus N] [vectors N] [accel auto|kvm|tcg] | vm del NAME | "
+		 "[mem SIZE] [cpus N] [vectors N] [accel auto|kvm|tcg] [net none|user] | vm del NAME | "
 		 "vm show [NAME] | vm notify NAME VECTOR | vm peek NAME GPA LEN");
 	return -EINVAL;
 }

@@ -261,7 +261,11 @@ int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn)
 		    (vm->initrd && (vbd_argv_add(&a, "-initrd") ||
 				    vbd_argv_add(&a, "%s", vm->initrd))) ||
 		    (vm->append && (vbd_argv_add(&a, "-append") ||
-				    vbd_argv_add(&a, "%s", vm->append))) ? -E2BIG : 0;
+				    vbd_argv_add(&a, "%s", vm->append))) ||
+		    /* After qemu_base's `-nic none`, which only drops the default NIC. */
+		    (!strcmp(vm->net, "user") && (vbd_argv_add(&a, "-nic") ||
+						  vbd_argv_add(&a, "user,model=virtio-net-pci"))) ?
+		    -E2BIG : 0;
 	if (!r)
 		r = vm->conn->qemu_args(vm, FD_CONNECTOR, &a, &fds[1]);
 	if (r) {

@@ -5,7 +5,7 @@
 # (default build/vm), the driver VBUS_VMGUEST_KO (default build/kernel/vbus_vmguest.ko),
 # its RAM VBUS_VMGUEST_MEM (default 128M): tests/vm/kdebug points them at its debug kernel.
 #
-#   vg_setup PROG INIT   sets kernel, ko, mem (vm add's), guest (the program), tmp, run,
+#   vg_setup PROG INIT   (PROG "-": none) sets kernel, ko, mem (vm add's), guest (the program), tmp, run,
 #                        vbusd_pid, fds0, and the functions skip, fail, ctl, fds; cleans up
 #                        at exit
 # Hooks a test may define before vg_setup:
@@ -80,15 +80,16 @@ vg_setup() { # PROG INIT
 	# Static, so built in the default variant only (tests/Makefile): the asan run uses it too.
 	# PROG: tests/vmguest/PROG, or DIR/PROG under build/default/tests (e.g. guest/vm-pd).
 	case $1 in
+	-) guest= ;;	# none: vg_populate puts in what the VM runs
 	*/*) guest=$top/build/default/tests/$1 ;;
 	*) guest=$top/build/default/tests/vmguest/$1 ;;
 	esac
-	[ -x "$guest" ] || skip "no $guest (make)"
+	[ -z "$guest" ] || [ -x "$guest" ] || skip "no $guest (make)"
 	local busybox
 	busybox=$(command -v busybox || echo /bin/busybox)
 	[[ $(ldd "$busybox" 2>&1) == *"not a dynamic"* ]] || skip "no static busybox (apt-get install busybox-static)"
 
-	tmp=$(mktemp -d "/tmp/vbus-vm-${1##*/}.XXXXXX")
+	tmp=$(mktemp -d "/tmp/vbus-vm-${2##*/}.XXXXXX")
 	run=$tmp/run
 	vbusd_pid=
 	trap vg_cleanup EXIT
@@ -97,7 +98,7 @@ vg_setup() { # PROG INIT
 	mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc" "$tmp/root/sys"
 	cp "$busybox" "$tmp/root/bin/busybox"
 	cp "$top/tests/vmguest/$2" "$tmp/root/init"
-	cp "$ko" "$guest" "$tmp/root/" || fail "cp $ko $guest"
+	cp "$ko" ${guest:+"$guest"} "$tmp/root/" || fail "cp $ko $guest"
 	if declare -F vg_populate >/dev/null; then vg_populate "$tmp/root" || fail "vg_populate"; fi
 	(cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/initrd" || fail "cpio"
 

@@ -46,6 +46,7 @@ refuse "mem 100000G" t1 bus b kernel "$kernel" mem 100000G
 refuse "cpus 0" t1 bus b kernel "$kernel" cpus 0
 refuse "vectors 65" t1 bus b kernel "$kernel" vectors 65
 refuse "accel xen" t1 bus b kernel "$kernel" accel xen
+refuse "net tap" t1 bus b kernel "$kernel" net tap
 refuse "a bad name" "a/b" bus b kernel "$kernel"
 refuse "an unknown word" t1 bus b kernel "$kernel" disk /dev/sda
 [ "$(ctl -j vm show)" = "[]" ] || fail "a refused vm add left a VM: $(ctl -j vm show)"
