@@ -366,6 +366,20 @@ out:
 	return ret;
 }
 
+/* The driver's own SHMREVOKE or SIGREVOKE (@op) of @id: 0 with the bus's answer in
+ * *status, or -errno as vmg_chan_call's. */
+int vmg_chan_revoke(struct vmg_dev *dev, struct file *f, u32 op, u64 seq, u32 id, s32 *status)
+{
+	struct vbus_msg h = {
+		.op = cpu_to_le32(op),
+		.seq = cpu_to_le64(seq),
+		.arg = cpu_to_le32(id),
+	};
+	bool kept;
+
+	return vmg_chan_call(dev, f, &h, sizeof(h), NULL, &kept, status, NULL, 0);
+}
+
 ssize_t vmg_chan_read(struct file *f, char __user *ubuf, size_t n, loff_t *pos)
 {
 	struct vmg_dev *dev = f->private_data;

@@ -158,8 +158,6 @@ long vmg_shmrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 {
 	struct vbus_vm_shmrevoke r;
 	struct vmg_pin *p, *found = NULL;
-	struct vbus_msg h = { .op = cpu_to_le32(VBUS_OP_SHMREVOKE) };
-	bool kept;
 	s32 status = 0;
 	long ret;
 
@@ -167,9 +165,7 @@ long vmg_shmrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 		return -EFAULT;
 	if (r.status)
 		return -EINVAL;
-	h.seq = cpu_to_le64(r.seq);
-	h.arg = cpu_to_le32(r.id);
-	ret = vmg_chan_call(dev, f, &h, sizeof(h), NULL, &kept, &status, NULL, 0);
+	ret = vmg_chan_revoke(dev, f, VBUS_OP_SHMREVOKE, r.seq, r.id, &status);
 	if (ret)
 		return ret;
 	if (!status) {

@@ -102,19 +102,6 @@ static long vmg_sig_send(struct vmg_dev *dev, struct file *f, struct vbus_vm_sig
 	return 0;
 }
 
-/* The driver's own SIGREVOKE of @id: 0 with the bus's answer in *status, or -errno. */
-static long vmg_sig_revoke(struct vmg_dev *dev, struct file *f, u64 seq, u32 id, s32 *status)
-{
-	struct vbus_msg h = {
-		.op = cpu_to_le32(VBUS_OP_SIGREVOKE),
-		.seq = cpu_to_le64(seq),
-		.arg = cpu_to_le32(id),
-	};
-	bool kept;
-
-	return vmg_chan_call(dev, f, &h, sizeof(h), NULL, &kept, status, NULL, 0);
-}
-
 long vmg_sig_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 {
 	struct vbus_vm_sig a;
@@ -159,7 +146,7 @@ long vmg_sig_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 	mutex_unlock(&dev->lock);
 	if (ret) {
 		if (ret != -ENODEV)	/* bound nowhere: take it back from the bus */
-			vmg_sig_revoke(dev, f, a.seq, a.id, &undo);
+			vmg_chan_revoke(dev, f, VBUS_OP_SIGREVOKE, a.seq, a.id, &undo);
 		goto out_free;
 	}
 	fput(efile);
@@ -187,7 +174,7 @@ long vmg_sigrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 		return -EFAULT;
 	if (r.status)
 		return -EINVAL;
-	ret = vmg_sig_revoke(dev, f, r.seq, r.id, &status);
+	ret = vmg_chan_revoke(dev, f, VBUS_OP_SIGREVOKE, r.seq, r.id, &status);
 	if (ret)
 		return ret;
 	if (!status) {

@@ -250,25 +250,28 @@ FAKE_API int ibv_query_pkey(struct ibv_context *c, uint8_t port, int index, __be
  * stderr (vbusd's log), so a test can see that none outlives its guest. */
 static int pds_alive;
 
+/* One more or one fewer of an object (delta 1 or -1): the number alive into vbusd's log. */
+static void count(const char *fn, int *alive, int delta)
+{
+	fprintf(stderr, "fake-verbs: %s: %d alive\n", fn,
+		__atomic_add_fetch(alive, delta, __ATOMIC_RELAXED));
+}
+
 FAKE_API struct ibv_pd *ibv_alloc_pd(struct ibv_context *c)
 {
 	struct ibv_pd *pd = calloc(1, sizeof(*pd));
-	int n;
 
 	if (!pd)
 		return NULL;
 	pd->context = c;
-	n = __atomic_add_fetch(&pds_alive, 1, __ATOMIC_RELAXED);
-	fprintf(stderr, "fake-verbs: ibv_alloc_pd: %d alive\n", n);
+	count("ibv_alloc_pd", &pds_alive, 1);
 	return pd;
 }
 
 FAKE_API int ibv_dealloc_pd(struct ibv_pd *pd)
 {
-	int n = __atomic_sub_fetch(&pds_alive, 1, __ATOMIC_RELAXED);
-
 	free(pd);
-	fprintf(stderr, "fake-verbs: ibv_dealloc_pd: %d alive\n", n);
+	count("ibv_dealloc_pd", &pds_alive, -1);
 	return 0;
 }
 
@@ -279,7 +282,6 @@ FAKE_API struct ibv_cq *ibv_create_cq(struct ibv_context *c, int cqe, void *cq_c
 				      struct ibv_comp_channel *ch, int vector)
 {
 	struct ibv_cq *cq = calloc(1, sizeof(*cq));
-	int n;
 
 	if (!cq)
 		return NULL;
@@ -294,17 +296,14 @@ FAKE_API struct ibv_cq *ibv_create_cq(struct ibv_context *c, int cqe, void *cq_c
 	cq->cqe = cqe;
 	pthread_mutex_init(&cq->mutex, NULL);
 	pthread_cond_init(&cq->cond, NULL);
-	n = __atomic_add_fetch(&cqs_alive, 1, __ATOMIC_RELAXED);
-	fprintf(stderr, "fake-verbs: ibv_create_cq: %d alive\n", n);
+	count("ibv_create_cq", &cqs_alive, 1);
 	return cq;
 }
 
 FAKE_API int ibv_destroy_cq(struct ibv_cq *cq)
 {
-	int n = __atomic_sub_fetch(&cqs_alive, 1, __ATOMIC_RELAXED);
-
 	free(cq);
-	fprintf(stderr, "fake-verbs: ibv_destroy_cq: %d alive\n", n);
+	count("ibv_destroy_cq", &cqs_alive, -1);
 	return 0;
 }
 
@@ -351,10 +350,8 @@ FAKE_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t l
 
 FAKE_API int ibv_dereg_mr(struct ibv_mr *mr)
 {
-	int n = __atomic_sub_fetch(&mrs_alive, 1, __ATOMIC_RELAXED);
-
 	free(mr);
-	fprintf(stderr, "fake-verbs: ibv_dereg_mr: %d alive\n", n);
+	count("ibv_dereg_mr", &mrs_alive, -1);
 	return 0;
 }
 
