@@ -73,7 +73,7 @@ guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 10 guests_gone || fail "the process guest's connection outlived it: $(ctl -j guest show)"
 fds0=$(fds)	# with the devices and whatever the relay keeps between guests
 
-ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 256M cpus 1 vectors 4 \
+ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "${VBUS_VMGUEST_MEM:-256M}" cpus 1 vectors 4 \
 	append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
