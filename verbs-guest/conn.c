@@ -98,6 +98,7 @@ static void connect_once(void)
 			ndevs++;
 	}
 	vbg_info("bus '%s': %d vrdma device(s)", bus_name(), ndevs);
+	vbg_devnodes_make(devs, ndevs);
 }
 
 struct vbus_conn *vbg_conn(void)

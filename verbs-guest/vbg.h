@@ -113,6 +113,8 @@ struct vbg_device {
 };
 
 struct vbus_conn *vbg_conn(void);	/* NULL if the bus is not reachable */
+/* devnode.c: /dev/infiniband/<dev_name> placeholders in vbus-run's private tmpfs */
+void vbg_devnodes_make(struct vbg_device **devs, int n);
 /* The vbus devices, connecting on first use; returns how many. */
 int vbg_devices(struct vbg_device **devs);
 bool vbg_is_device(const struct ibv_device *dev);

@@ -145,7 +145,8 @@ static int is_static_elf(const char *file)
 }
 
 /* The private mount namespace: nothing mounted in it propagates back, and its
- * /dev/infiniband is an empty tmpfs. */
+ * /dev/infiniband is an empty tmpfs (nodev: the placeholder nodes the library adds for
+ * programs that look for one, UCX, open nothing). */
 static void hide_devices(void)
 {
 	if (unshare(CLONE_NEWNS))
@@ -154,6 +155,8 @@ static void hide_devices(void)
 		die(125, "making / private: %s", strerror(errno));
 	if (mount("vbus-hide", HIDDEN, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755"))
 		die(125, "mounting an empty tmpfs on " HIDDEN ": %s", strerror(errno));
+	/* The library puts an unopenable node per vrdma device there (verbs-guest/devnode.c). */
+	setenv("VBUS_RUN_HIDDEN", HIDDEN, 1);
 }
 
 int main(int argc, char **argv)
