@@ -115,6 +115,8 @@ __poll_t vmg_chan_poll(struct file *f, poll_table *pt);
 int vmg_chan_call(struct vmg_dev *dev, struct file *f, const void *req, u32 n,
 		  struct vmg_pin *pin, bool *kept, s32 *status, void *out, u32 outlen);
 int vmg_chan_revoke(struct vmg_dev *dev, struct file *f, u32 op, u64 seq, u32 id, s32 *status);
+long vmg_chan_revoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg, u32 op,
+			   void (*drop)(struct vmg_dev *dev, struct file *f, u32 id));
 /* vmg_shm.c */
 long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
 long vmg_shmrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);

@@ -380,6 +380,33 @@ int vmg_chan_revoke(struct vmg_dev *dev, struct file *f, u32 op, u64 seq, u32 id
 	return vmg_chan_call(dev, f, &h, sizeof(h), NULL, &kept, status, NULL, 0);
 }
 
+/* VBUS_VM_IOC_SHMREVOKE and VBUS_VM_IOC_SIGREVOKE (one layout): the driver's own revoke
+ * (@op) of the id the caller names; once the bus said 0, @drop lets the driver's hold on
+ * it go. The bus's answer goes back in status. */
+long vmg_chan_revoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg, u32 op,
+			   void (*drop)(struct vmg_dev *dev, struct file *f, u32 id))
+{
+	struct vbus_vm_shmrevoke r;
+	s32 status = 0;
+	long ret;
+
+	BUILD_BUG_ON(sizeof(struct vbus_vm_sigrevoke) != sizeof(r) ||
+		     offsetof(struct vbus_vm_sigrevoke, id) != offsetof(struct vbus_vm_shmrevoke, id) ||
+		     offsetof(struct vbus_vm_sigrevoke, status) !=
+			     offsetof(struct vbus_vm_shmrevoke, status));
+	if (copy_from_user(&r, arg, sizeof(r)))
+		return -EFAULT;
+	if (r.status)
+		return -EINVAL;
+	ret = vmg_chan_revoke(dev, f, op, r.seq, r.id, &status);
+	if (ret)
+		return ret;
+	if (!status)
+		drop(dev, f, r.id);
+	r.status = status;
+	return copy_to_user(arg, &r, sizeof(r)) ? -EFAULT : 0;
+}
+
 ssize_t vmg_chan_read(struct file *f, char __user *ubuf, size_t n, loff_t *pos)
 {
 	struct vmg_dev *dev = f->private_data;

@@ -154,37 +154,28 @@ long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 	return copy_to_user(arg, &s, sizeof(s)) ? -EFAULT : 0;
 }
 
+/* The bus unmapped region @id: its pages may go. The oldest region of that id goes: two
+ * of one id means the older was revoked with write() before the bus gave its id again (it
+ * keeps ids unique among live regions), so the older is unmapped either way. Unpinned
+ * outside the lock. */
+static void vmg_shm_drop(struct vmg_dev *dev, struct file *f, u32 id)
+{
+	struct vmg_pin *p, *found = NULL;
+
+	mutex_lock(&dev->lock);
+	list_for_each_entry(p, &dev->chan.pins, node) {
+		if (p->id == id) {
+			found = p;
+			list_del(&p->node);
+			break;
+		}
+	}
+	mutex_unlock(&dev->lock);
+	if (found)
+		vmg_pin_free(found, true);
+}
+
 long vmg_shmrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 {
-	struct vbus_vm_shmrevoke r;
-	struct vmg_pin *p, *found = NULL;
-	s32 status = 0;
-	long ret;
-
-	if (copy_from_user(&r, arg, sizeof(r)))
-		return -EFAULT;
-	if (r.status)
-		return -EINVAL;
-	ret = vmg_chan_revoke(dev, f, VBUS_OP_SHMREVOKE, r.seq, r.id, &status);
-	if (ret)
-		return ret;
-	if (!status) {
-		/* The oldest region of that id may go: two of one id means the older was
-		 * revoked with write() before the bus gave its id again (it keeps ids unique
-		 * among live regions), so the older is unmapped either way.
-		 */
-		mutex_lock(&dev->lock);
-		list_for_each_entry(p, &dev->chan.pins, node) {
-			if (p->id == r.id) {
-				found = p;
-				list_del(&p->node);
-				break;
-			}
-		}
-		mutex_unlock(&dev->lock);
-		if (found)
-			vmg_pin_free(found, true);
-	}
-	r.status = status;
-	return copy_to_user(arg, &r, sizeof(r)) ? -EFAULT : 0;
+	return vmg_chan_revoke_ioctl(dev, f, arg, VBUS_OP_SHMREVOKE, vmg_shm_drop);
 }

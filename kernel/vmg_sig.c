@@ -163,31 +163,23 @@ out_fput:
 	return ret;
 }
 
+/* The bus dropped signal @id: so does the driver (its binding and vector use). */
+static void vmg_sig_drop(struct vmg_dev *dev, struct file *f, u32 id)
+{
+	struct vmg_sig *s;
+
+	mutex_lock(&dev->lock);
+	list_for_each_entry(s, &dev->chan.sigs, node) {
+		if (s->id == id) {
+			list_del(&s->node);
+			vmg_sig_free(s, f);
+			break;
+		}
+	}
+	mutex_unlock(&dev->lock);
+}
+
 long vmg_sigrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 {
-	struct vbus_vm_sigrevoke r;
-	struct vmg_sig *s;
-	s32 status = 0;
-	long ret;
-
-	if (copy_from_user(&r, arg, sizeof(r)))
-		return -EFAULT;
-	if (r.status)
-		return -EINVAL;
-	ret = vmg_chan_revoke(dev, f, VBUS_OP_SIGREVOKE, r.seq, r.id, &status);
-	if (ret)
-		return ret;
-	if (!status) {
-		mutex_lock(&dev->lock);
-		list_for_each_entry(s, &dev->chan.sigs, node) {
-			if (s->id == r.id) {
-				list_del(&s->node);
-				vmg_sig_free(s, f);
-				break;
-			}
-		}
-		mutex_unlock(&dev->lock);
-	}
-	r.status = status;
-	return copy_to_user(arg, &r, sizeof(r)) ? -EFAULT : 0;
+	return vmg_chan_revoke_ioctl(dev, f, arg, VBUS_OP_SIGREVOKE, vmg_sig_drop);
 }

@@ -806,6 +806,20 @@ void vbd_guests_dev_added(struct vbd_bus *b, const char *name)
 			vbd_guest_send_event(g, VBUS_EV_DEV_ADDED, 0, 0, name, strlen(name) + 1);
 }
 
+/* A VM connection's hold on its VM (g->vm): the RAM, the signal vectors, and last the
+ * done pipe, whose closing tells vm_chan.c that everything the connection held is freed
+ * (it answers the VM's RESET then). Each part may be absent. */
+static void guest_vm_release(struct vbd_guest *g)
+{
+	if (g->vm.ram_fd >= 0)
+		close(g->vm.ram_fd);
+	vbd_vm_sigs_put(g->vm.sigs);
+	if (g->vm.done_fd >= 0)
+		close(g->vm.done_fd);
+	g->vm.ram_fd = g->vm.done_fd = -1;
+	g->vm.sigs = NULL;
+}
+
 static void guest_free(struct vbd_guest *g)
 {
 	struct vbd_guest **pp;
@@ -841,11 +855,7 @@ static void guest_free(struct vbd_guest *g)
 	vbd_info("guest %u (pid %d) gone: %llu calls, %llu errors", g->id, (int)g->pid,
 		 (unsigned long long)g->n_calls, (unsigned long long)g->n_errors);
 	close(g->sock);
-	if (g->vm.ram_fd >= 0)
-		close(g->vm.ram_fd);
-	vbd_vm_sigs_put(g->vm.sigs);
-	if (g->vm.done_fd >= 0)
-		close(g->vm.done_fd);	/* last: all it held is freed (vm_chan.c waits) */
+	guest_vm_release(g);
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->send_lock);
 	pthread_mutex_destroy(&g->slots_lock);
@@ -929,8 +939,7 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 		if (g->vm.ram_fd < 0 || g->vm.done_fd < 0) {
 			int err = -errno;
 
-			if (g->vm.ram_fd >= 0)
-				close(g->vm.ram_fd);
+			guest_vm_release(g);
 			close(fd);
 			free(g);
 			return err;
@@ -950,11 +959,7 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&g->thread, &at, guest_main, g)) {
 		close(fd);
-		if (g->vm.ram_fd >= 0)
-			close(g->vm.ram_fd);
-		if (g->vm.done_fd >= 0)
-			close(g->vm.done_fd);
-		vbd_vm_sigs_put(g->vm.sigs);
+		guest_vm_release(g);
 		free(g);
 		return -EAGAIN;
 	}
