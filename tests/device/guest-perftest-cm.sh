@@ -19,9 +19,11 @@
 # say how many it took.
 # timeout: 900
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-# A -R pair takes a few seconds; one that hangs (seen once: guest-native ib_send_bw on the
-# kernel backend, not reproduced in the next two runs) fails after 45 s (scaled) with both
-# outputs, instead of pt_run's 120 s default holding the VM past the run's budget.
+# A -R pair takes a few seconds; one that hangs fails after 45 s (scaled) with both outputs,
+# instead of pt_run's 120 s default holding the VM past the run's budget. (The hang once seen
+# here was perftest's: a side whose clock calibration failed exits before the closing hand
+# shake, and under -R its peer waits for it forever. pt_run now stops the peer at once and
+# runs the pair again: docs/rdma-cm.md.)
 . "$top/tests/lib/time.sh"
 : "${PT_TIMEOUT:=$(vt_secs 45)}"
 . "$top/bench/lib/perftest.sh"
@@ -44,19 +46,9 @@ check() {
 	fig=FAILED
 	# shellcheck disable=SC2086
 	vd_as ${path%-*} ${path#*-}
-	local hung=0
 	until pt_run "$tool" "$tmp/o" -R --source_ip "$VBUS_IP" "$@"; do
 		if [ $try -lt 6 ] && lost_start_race "$tmp/o"; then
 			try=$((try + 1))
-			continue
-		fi
-		# ib_send_bw -R hung once (guest to native, kernel backend; cause not found:
-		# docs/rdma-cm.md). It gets one more try, said loudly with both outputs, so the
-		# hang stays visible in the log without failing a run that then works.
-		if [ "$tool" = ib_send_bw ] && [ $hung = 0 ]; then
-			hung=1 try=$((try + 1))
-			echo "RETRY $path $tool -R $*: failed once (the unexplained ib_send_bw -R hang?)"
-			sed 's/^/  client| /' "$tmp/o" | tail -n 8; sed 's/^/  server| /' "$tmp/o.server" | tail -n 8
 			continue
 		fi
 		echo "FAIL $path $tool -R $*: the run failed (try $try)"; fail=1; return
