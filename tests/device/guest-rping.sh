@@ -1,8 +1,9 @@
 #!/bin/bash
 # rdma_cm in guests (docs/rdma-cm.md): rdma-core's rping, unmodified (librdmacm: event
 # channel, resolve address and route, listen, connect, accept, rdma_create_qp, disconnect),
-# with 10 pings whose data both sides validate (-V) and print (-v): guest client to a native
-# server, native to guest, guest to guest. Then the failures a native program gets:
+# with 100 pings (VBUS_RPING_PINGS) whose data both sides validate (-V) and print (-v):
+# guest client to a native server, native to guest, guest to guest. Then the failures a
+# native program gets:
 # - a guest binding an address its bus does not allow (127.0.0.1, which natively binds)
 #   gets what native rping gets for an address the host does not have (192.0.2.1):
 #   rdma_bind_addr fails with EADDRNOTAVAIL;
@@ -12,6 +13,7 @@
 . "$VBUS_TOP/tests/lib/cm.sh"
 cm_setup rping
 port=$((7100 + RANDOM % 500))
+PINGS=${VBUS_RPING_PINGS:-100}
 tmp=$CM_TMP
 
 # vbusctl shows a guest server's listener (CM_ON_READY of a pair with a guest server)
@@ -27,12 +29,12 @@ rping_pair() { # CLIENT SERVER
 	port=$((port + 1))
 	CM_ON_READY=
 	[ "$s" = guest ] && CM_ON_READY=shows_listener
-	cm_pair "$c" "$s" "cm_listening $port" rping -s -a "$VBUS_IP" -p $port -C 10 -v -V -- \
-		rping -c -a "$VBUS_IP" -p $port -C 10 -v -V || return
+	cm_pair "$c" "$s" "cm_listening $port" rping -s -a "$VBUS_IP" -p $port -C $PINGS -v -V -- \
+		rping -c -a "$VBUS_IP" -p $port -C $PINGS -v -V || return
 	n=$(grep -c "^ping data: rdma-ping-" "$tmp/client")
-	if [ "$CM_CRC" = 0 ] && [ "$CM_SRC" = 0 ] && [ "$n" = 10 ] &&
-	   [ "$(grep -c '^server ping data: rdma-ping-' "$tmp/server")" = 10 ]; then
-		echo "ok   rping -C 10 -v -V, client/server $c/$s: 10 pings validated on both sides"
+	if [ "$CM_CRC" = 0 ] && [ "$CM_SRC" = 0 ] && [ "$n" = $PINGS ] &&
+	   [ "$(grep -c '^server ping data: rdma-ping-' "$tmp/server")" = $PINGS ]; then
+		echo "ok   rping -C $PINGS -v -V, client/server $c/$s: $PINGS pings validated on both sides"
 	else
 		echo "FAIL rping client/server $c/$s: exit client $CM_CRC server $CM_SRC, $n pings"
 		cm_show_pair; CM_FAIL=1
