@@ -38,8 +38,11 @@ void vbg_devnodes_make(struct vbg_device **devs, int n)
 		return;
 	}
 	for (int i = 0; i < n; i++) {
-		if (snprintf(path, sizeof(path), "%s/%s", dir, devs[i]->dev.dev_name) >=
-		    (int)sizeof(path))
+		const char *name = devs[i]->dev.dev_name;
+
+		/* A name from the bus: one path component in that directory, nothing else. */
+		if (strchr(name, '/') || name[0] == '.' ||
+		    snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 			continue;
 		if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) && errno != EEXIST) {
 			vbg_dbg("placeholder node %s: %s", path, strerror(errno));
