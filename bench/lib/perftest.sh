@@ -65,14 +65,17 @@ pt_wait_listen() {
 # latency; a bandwidth test says "Can't produce a report" and exits 1 instead. Under TCG
 # that happens now and then (vCPU threads get descheduled). Such a run says nothing about
 # RDMA: it is run again, at most PT_CLOCK_RETRIES (2) more times.
+pt_clock_failed() { # OUT: perftest's clock calibration failed on a side of the pair OUT
+	pt_has 'Correlation coefficient r^2' "$1" "$1.server" ||
+		pt_has "Can't produce a report" "$1" "$1.server"
+}
 pt_run() {
 	local tries=$((1 + ${PT_CLOCK_RETRIES:-2})) rc
 	while :; do
 		pt_run_once "$@"
 		rc=$?
 		tries=$((tries - 1))
-		if pt_has 'Correlation coefficient r^2' "$2" "$2.server" ||
-		   pt_has "Can't produce a report" "$2" "$2.server"; then
+		if pt_clock_failed "$2"; then
 			if [ $tries -gt 0 ]; then
 				echo "pt_run: $1: perftest's clock calibration failed (r^2 < 0.9), running again" >&2
 				continue
@@ -85,8 +88,28 @@ pt_run() {
 	done
 }
 
+# pt_wait_pair CLIENT-PID SERVER-PID: wait for both sides of a pair; sets PT_CRC and
+# PT_SRC to their exit statuses. A side that fails stops the other at once: it cannot
+# finish alone. With perftest -R it would wait for the closing hand shake over rdma_cm
+# forever, as it does when perftest's clock calibration fails on one side ("Can't produce
+# a report", exit 1 before that hand shake): the hang docs/rdma-cm.md had left unexplained.
+pt_wait_pair() {
+	local first rc
+	wait -n -p first "$1" "$2"
+	rc=$?
+	if [ "$first" = "$1" ]; then
+		PT_CRC=$rc
+		[ $rc = 0 ] || kill "$2" 2>/dev/null
+		wait "$2"; PT_SRC=$?
+	else
+		PT_SRC=$rc
+		[ $rc = 0 ] || kill "$1" 2>/dev/null
+		wait "$1"; PT_CRC=$?
+	fi
+}
+
 pt_run_once() {
-	local tool=$1 out=$2 port spid cpid first rc src crc cm
+	local tool=$1 out=$2 port spid src crc cm
 	local sdev=${PT_SERVER_DEV:-${PT_DEV:-$VBUS_RXE}} cdev=${PT_CLIENT_DEV:-${PT_DEV:-$VBUS_RXE}}
 	shift 2
 	port=$PT_PORT
@@ -103,22 +126,8 @@ pt_run_once() {
 	fi
 	timeout -k 5 "$PT_TIMEOUT" "${PT_CLIENT_WRAP[@]}" "$tool" -d "$cdev" -x "$VBUS_GID_INDEX" -p "$port" "$@" \
 		"$VBUS_IP" >"$out" 2>&1 &
-	cpid=$!
-	# A side that fails stops the other at once: it cannot finish alone. With -R it would
-	# wait for the closing hand shake over rdma_cm forever, as it does when perftest's clock
-	# calibration fails on one side ("Can't produce a report", exit 1 before that hand
-	# shake): the hang docs/rdma-cm.md had left unexplained.
-	wait -n -p first "$cpid" "$spid"
-	rc=$?
-	if [ "$first" = "$cpid" ]; then
-		crc=$rc
-		[ $crc = 0 ] || kill "$spid" 2>/dev/null
-		wait "$spid"; src=$?
-	else
-		src=$rc
-		[ $src = 0 ] || kill "$cpid" 2>/dev/null
-		wait "$cpid"; crc=$?
-	fi
+	pt_wait_pair $! "$spid"
+	crc=$PT_CRC src=$PT_SRC
 	if [ $crc != 0 ] || [ $src != 0 ]; then
 		echo "pt_run: $tool $* failed (client exit $crc, server exit $src)" >&2
 		sed 's/^/  client| /' "$out" | tail -n 15 >&2
@@ -158,8 +167,7 @@ pt_figure() {
 	v=$(pt_field "$1" "$2")
 	if [[ $v =~ ^[0-9]*\.?[0-9]*$ && $v =~ [1-9] ]]; then	# (positive)
 		echo "$v"
-	elif pt_has 'Correlation coefficient r^2' "$1" "$1.server" ||
-	     pt_has "Can't produce a report" "$1" "$1.server"; then
+	elif pt_clock_failed "$1"; then
 		echo clock
 	else
 		return 1

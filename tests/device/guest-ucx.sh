@@ -60,9 +60,9 @@ pair() { # TEST CLIENT SERVER
 	sp=$!
 	pt_wait_listen $port $sp || { bad "$t $2-$3: the server never listened"; cat "$tmp/s"; return; }
 	timeout "$(vt_secs 120)" "${c[@]}" ucx_perftest 127.0.0.1 -p $port -t "$t" -d "$VBUS_RXE:1" \
-		-x rc_verbs -n "$N" >"$tmp/c" 2>&1
-	crc=$?
-	wait $sp; src=$?
+		-x rc_verbs -n "$N" >"$tmp/c" 2>&1 &
+	pt_wait_pair $! $sp	# (a side that fails stops the other)
+	crc=$PT_CRC src=$PT_SRC
 	v=$(awk -v n="$N" '$1 == "Final:" && $2 == n {print $3}' "$tmp/c")
 	if [ $crc = 0 ] && [ $src = 0 ] && [ -n "$v" ]; then
 		fig[$t,$2-$3]=$v
