@@ -73,9 +73,9 @@ bench: deps-check all
 # tests' long forms, the native controls and every perftest-matrix path on both backends
 # (VBUS_FULL=1), and bench/run --quick checked whole.
 soak: deps-check all
-	@VBUS_FULL=1 VBUS_CHURN_N=1000 VBUS_LOAD_SECONDS=120 VBUS_SCRIBBLE_SECONDS=30 tests/run --device \
+	@VBUS_SOAK=1 VBUS_FULL=1 VBUS_CHURN_N=1000 VBUS_LOAD_SECONDS=120 VBUS_SCRIBBLE_SECONDS=30 tests/run --device \
 		-k guest-churn,guest-load,guest-scribble,guest-perftest-matrix,guest-integrity,guest-qperf
-	@VBUS_BENCH_MODE=quick tests/run --unit -k bench-quick
+	@VBUS_SOAK=1 VBUS_BENCH_MODE=quick tests/run --unit -k bench-quick
 
 # Not in CI (make test runs the same targets 5 s each): tests/unit/fuzz.sh with longer
 # runs; crash inputs are kept in tests/fuzz-corpus/TARGET/crashes/ (docs/testing.md, Fuzzing).

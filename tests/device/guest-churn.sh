@@ -20,6 +20,7 @@
 # thread starts and stops with its users, and a guest dying in device open once hung vbusd
 # there (the stop raced the thread's last wait).
 # timeout: 300
+# soak-timeout: 1500
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device

@@ -12,6 +12,7 @@
 # that comes first is RNR-NAKed, after which soft-RoCE in Linux 6.1 can leave an RC QP
 # stalled (reproduced natively with -L, which posts receives late).
 # timeout: 300
+# soak-timeout: 600
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device

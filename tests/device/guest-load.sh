@@ -11,7 +11,8 @@
 # beside native (on the kernel backend, the system time's difference is the module's). RC's ACK timeout is 4 s (-A 20): with 64 busy processes on 2
 # vCPUs a 67 ms one expires, and soft-RoCE 6.1 then repeats a retried atomic (the native
 # control's atomic results differed in 2 of 4 runs that way, the guests' never).
-# timeout: 900
+# timeout: 300
+# soak-timeout: 900
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device

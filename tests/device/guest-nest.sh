@@ -10,7 +10,7 @@
 # Then SIGKILL of a middle vbusd while its nested guests work: they get DEVICE_FATAL (one
 # within a scaled 1 s), a sibling middle vbusd's nested guest goes on (integrity passes),
 # and rdma res show is back to its baseline.
-# timeout: 600
+# timeout: 300
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device

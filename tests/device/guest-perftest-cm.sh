@@ -17,7 +17,7 @@
 # crosses the bus), so it loses that race more often than a native one. Such a run says
 # nothing about rdma_cm in guests: it is run again, at most 6 times in all, and the figures
 # say how many it took.
-# timeout: 900
+# timeout: 300
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 # A -R pair takes a few seconds; one that hangs fails after 45 s (scaled) with both outputs,
 # instead of pt_run's 120 s default holding the VM past the run's budget. (The hang once seen

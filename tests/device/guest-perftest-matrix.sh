@@ -13,7 +13,8 @@
 # perftest 4.5-0.17 has no --use_new_send: the new API (ibv_wr_*) is its default, and
 # --use_old_post_send selects ibv_post_send; both are run. Its WRITE family has no event
 # mode ("Events feature not available on WRITE verb", natively too).
-# timeout: 900
+# timeout: 300
+# soak-timeout: 1200
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top/bench/lib/perftest.sh"
 . "$top/tests/lib/vbusd.sh"

@@ -15,6 +15,7 @@
 # exit status 1) and nothing else may go wrong (no hang, no crash, vbusd still running);
 # -cm1 from a guest client must work for rc_lat, rc_bw and rc_rdma_write_lat.
 # timeout: 300
+# soak-timeout: 600
 export VBUS_TOP=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 command -v qperf >/dev/null ||

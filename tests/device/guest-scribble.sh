@@ -10,6 +10,7 @@
 # ring's flags word and checks that a receive it posts is still taken (a hostile word must
 # not stall the guest's own posts: the CI failure of stop 17).
 # timeout: 300
+# soak-timeout: 600
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device

@@ -14,7 +14,7 @@
 #   - the inner guest kernel logs no warning or oops; vbusd's guest is gone once the VM is
 #     deleted, and `vm del` leaves no QEMU and no child.
 # One VM, one boot: everything that needs a VM guest on a real device is in this one test.
-# timeout: 1800
+# timeout: 500
 # backends: relay
 set -u
 top=${VBUS_TOP:?}
@@ -76,11 +76,11 @@ field() { # KEY: VM t1's value of KEY in `vm show -j`
 	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
 }
 up() { grep -qs "VBUS-VM up\|VBUS-VM-RXE-FAIL\|VBUS-VM-RXE-EXIT" "$con" || [ "$(field state)" != running ]; }
-vt_until 900 up || fail "the inner VM did not come up in $(vt_secs 900) s (state $(field state))"
+vt_until 300 up || fail "the inner VM did not come up in $(vt_secs 300) s (state $(field state))"
 grep -q "VBUS-VM up" "$con" || fail "the inner VM: $(grep 'VBUS-VM-RXE-FAIL' "$con") (state $(field state) $(field why))"
 echo "ok   the inner VM is up after $(($(date +%s) - t0)) s (TCG inside TCG), network and driver loaded"
 done_() { grep -qs "VBUS-VM-RXE-EXIT" "$con" || [ "$(field state)" != running ]; }
-vt_until 1200 done_ || fail "the clients in the inner VM did not end"
+vt_until 300 done_ || fail "the clients in the inner VM did not end"
 out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }	# TAG: its lines of the console
 rc() { tr -d '\r' <"$con" | sed -n "s/^$1-RC //p"; }
 
