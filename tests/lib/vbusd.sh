@@ -4,7 +4,8 @@
 #                          (default t, open to all) with vrdma device DEV (default vrdma0)
 #                          backed by $VBUS_RXE and GID index $VBUS_GID_INDEX; exports
 #                          VBUS_RUN_DIR and VBUS_BUS for vbus-run; returns non-zero on failure
-#   vd_stop                SIGTERM, wait, and show vbusd's log if it did not exit 0
+#   vd_stop                SIGTERM, wait (at most 20 s scaled, then its stacks and SIGKILL),
+#                          and show vbusd's log if it did not exit 0
 #   vd_ctl ARGS...         vbusctl against it (its --timeout: VBUS_CTL_TIMEOUT, vd_start sets
 #                          it to 60 s scaled, so that a stuck vbusd fails a test, not hangs it)
 #   vd_stacks              vbusd's threads: state, kernel and user stacks, last log lines
@@ -100,15 +101,36 @@ vd_res_counts() {
 
 vd_res_is() { [ "$(vd_res_counts)" = "$1" ]; }
 
+vd_gone() { # PID: it has exited (a zombie counts; read by bash: no program runs)
+	local st=
+	read -r _ _ st _ <"/proc/$1/stat" 2>/dev/null
+	[ -z "$st" ] || [ "$st" = Z ]
+}
+# vd_term PID [SECS]: SIGTERM to a vbusd (this shell's child), then wait for it at most SECS
+# (20) scaled seconds; one still there is SIGKILLed (false). Its exit status in VD_TERM_RC.
+vd_term() {
+	local ok=0
+	kill -TERM "$1" 2>/dev/null
+	vt_until "${2:-20}" vd_gone "$1" || { ok=1; kill -KILL "$1" 2>/dev/null; }
+	wait "$1" 2>/dev/null
+	VD_TERM_RC=$?
+	return $ok
+}
 vd_stop() {
 	local rc
 	if [ -z "${VD_PID:-}" ]; then	# already gone (a test killed it): only the directory
 		[ -n "${VD_RUN_DIR:-}" ] && rm -rf "$VD_RUN_DIR"
 		return 0
 	fi
+	# vbusd ends its guests within 5 s of a SIGTERM (vbd_shutdown); one that does not is
+	# shown where it is stuck and killed: a test or a benchmark never waits for it forever
 	kill -TERM "$VD_PID" 2>/dev/null
-	wait "$VD_PID"
-	rc=$?
+	if ! vt_until 20 vd_gone "$VD_PID"; then
+		echo "vbusd did not exit within $(vt_secs 20) s of SIGTERM: killed"
+		vd_stacks
+	fi
+	vd_term "$VD_PID" 0
+	rc=$VD_TERM_RC
 	if [ $rc != 0 ]; then
 		echo "vbusd exited with status $rc; its log:"
 		tail -n 30 "$VD_RUN_DIR/vbusd.log" | sed 's/^/  vbusd| /'

@@ -3,7 +3,10 @@
 # is never below the floor (VBUS_TIME_SCALE=0.01 is raised to it), a larger one is taken,
 # junk is refused, an unset one is measured; vt_secs, vt_until and vt_wait_for; the C
 # header agrees; and tests/run multiplies a `# timeout:` header by the factor (a test that
-# needs 2 s passes under `# timeout: 1` at x3, and is killed at 3 s when it needs more).
+# needs 2 s passes under `# timeout: 1` at x3, and is killed at 3 s when it needs more);
+# under VBUS_SOAK=1 a `# soak-timeout:` replaces it; and tests/run --budget ends the whole
+# run in time (a test that would run past it is killed, the next one is not run, both fail,
+# the summary is printed).
 # timeout: 60
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d)
@@ -86,4 +89,35 @@ if [ "$res" = "FAIL device/ts-fake-hang PASS device/ts-fake-2s " ] && [ $ms -lt 
 else
 	bad "tests/run with '# timeout: 1' at x3: '$res' in $ms ms"
 fi
+
+# VBUS_SOAK=1: `# soak-timeout: 10` at x3 lets a 4 s test pass that `# timeout: 1` would stop.
+mkdir -p "$tmp/soak" "$tmp/sout"
+printf '#!/bin/bash\n# timeout: 1\n# soak-timeout: 10\nsleep 4\n' >"$tmp/soak/ts-fake-soak.sh"
+VBUS_SOAK=1 VBUS_TIME_SCALE=3 KL_DMESG=true KL_KMSG=/dev/null VBUS_TEST_DEVICE_DIR=$tmp/soak \
+	"$top/tests/run" --inside "$tmp/sout" -k ts-fake >"$tmp/soak.out" 2>&1
+res=$(cat "$tmp/sout/results" 2>/dev/null)
+[ "$res" = "PASS device/ts-fake-soak" ] && ok "tests/run: VBUS_SOAK=1 takes '# soak-timeout: 10' over '# timeout: 1'" ||
+	bad "tests/run with VBUS_SOAK=1 and '# soak-timeout: 10': '$res'"
+
+# --budget 15: a 1 s test passes, a hang (its own limit 300 s) is killed by about 15 s, the test
+# after it is not run; the summary line is printed.
+mkdir -p "$tmp/bud" "$tmp/bout"
+printf '#!/bin/bash\nsleep 1\n' >"$tmp/bud/ts-fake-a.sh"
+printf '#!/bin/bash\n# timeout: 100\nsleep 60\n' >"$tmp/bud/ts-fake-b.sh"
+printf '#!/bin/bash\nexit 0\n' >"$tmp/bud/ts-fake-c.sh"
+t0=$(vt_now_us)
+VBUS_TIME_SCALE=3 KL_DMESG=true KL_KMSG=/dev/null VBUS_TEST_DEVICE_DIR=$tmp/bud \
+	"$top/tests/run" --inside "$tmp/bout" --budget 15 -k ts-fake >"$tmp/bud.out" 2>&1
+ms=$(( ($(vt_now_us) - t0) / 1000 ))
+sed 's/^/  run| /' "$tmp/bud.out"
+res=$(tr '\n' ' ' <"$tmp/bout/results" 2>/dev/null)
+if [ "$res" = "PASS device/ts-fake-a FAIL device/ts-fake-b FAIL device/ts-fake-c " ] && [ $ms -lt 40000 ] &&
+	grep -q "the run's time budget was spent; its own limit is 100 s" "$tmp/bout/logs/device_ts-fake-b.log" &&
+	grep -q "not run: the run's time budget was spent" "$tmp/bout/logs/device_ts-fake-c.log"; then
+	ok "tests/run --budget 15: a hang is killed when the budget ends (not at its 300 s), the next test fails as not run ($ms ms)"
+else
+	bad "tests/run --budget 15: '$res' in $ms ms"
+fi
+out=$("$top/tests/run" --budget 1x --list 2>&1); rc=$?
+[ $rc = 2 ] && ok "tests/run --budget 1x is refused (exit 2)" || bad "tests/run --budget 1x: rc $rc '$out'"
 exit $fail
