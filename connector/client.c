@@ -470,16 +470,25 @@ static int request_id(struct vbus_conn *c, uint32_t op, uint32_t handle, const v
 	return err;
 }
 
-int vbus_devopen(struct vbus_conn *c, const char *name, const char *devclass, uint32_t *handle)
+int vbus_devopen_label(struct vbus_conn *c, const char *name, const char *devclass,
+		       const char *label, uint32_t *handle)
 {
-	struct vbus_devopen_in in = { 0 };
+	struct vbus_devopen_label_in in = { 0 };
 
 	if (!name || strlen(name) >= VBUS_NAME_MAX || !devclass ||
-	    strlen(devclass) >= VBUS_NAME_MAX)
+	    strlen(devclass) >= VBUS_NAME_MAX || (label && strlen(label) >= VBUS_LABEL_MAX))
 		return -EINVAL;
-	memcpy(in.name, name, strlen(name));
-	memcpy(in.devclass, devclass, strlen(devclass));
+	memcpy(in.open.name, name, strlen(name));
+	memcpy(in.open.devclass, devclass, strlen(devclass));
+	if (!label || !*label)	/* the plain payload: any vbusd takes it */
+		return request_id(c, VBUS_OP_DEVOPEN, 0, &in.open, sizeof(in.open), NULL, 0, handle);
+	memcpy(in.label, label, strlen(label));
 	return request_id(c, VBUS_OP_DEVOPEN, 0, &in, sizeof(in), NULL, 0, handle);
+}
+
+int vbus_devopen(struct vbus_conn *c, const char *name, const char *devclass, uint32_t *handle)
+{
+	return vbus_devopen_label(c, name, devclass, NULL, handle);
 }
 
 static int request_simple(struct vbus_conn *c, uint32_t op, uint32_t handle, uint32_t arg)

@@ -130,6 +130,19 @@ VBG_EXPORT int vbus_verbs_query_limits(struct ibv_context *c, struct vbus_verbs_
 	return 0;
 }
 
+/* The label this thread's next DEVOPENs carry (a middle vbusd sets it around an open). */
+static __thread char open_label[VBUS_LABEL_MAX];
+
+VBG_EXPORT int vbus_verbs_open_label(const char *label)
+{
+	if (label && strlen(label) >= sizeof(open_label))
+		return -EINVAL;
+	memset(open_label, 0, sizeof(open_label));
+	if (label)
+		memcpy(open_label, label, strlen(label));
+	return 0;
+}
+
 int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
 	       size_t outmax, size_t *n)
 {
@@ -264,7 +277,7 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 
 	if (!c)
 		return -ENODEV;
-	err = vbus_devopen(c, d->bus_name, VRDMA_CLASS_NAME, &ctx->handle);
+	err = vbus_devopen_label(c, d->bus_name, VRDMA_CLASS_NAME, open_label, &ctx->handle);
 	if (err)
 		return err;
 	ctx->vctx.context.async_fd = eventfd(0, EFD_CLOEXEC);

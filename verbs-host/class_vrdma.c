@@ -479,10 +479,40 @@ static int child_open(const struct vbd_dev *d, struct vrdma_inst *in)
 
 /* The relay backend: the guest's own context on the real device; the relay thread
  * starts with the first guest. 0 or -errno. */
+/*
+ * Nested: the context below is opened for one of our guests; its DEVOPEN there says which
+ * (label.c), so that the level below can show the tree. Only this thread's open carries it.
+ */
+static void nest_label(const struct vrdma_dev *v, const struct vrdma_inst *in, bool on)
+{
+	static vbus_verbs_open_label_fn *set_fn;
+	vbus_verbs_open_label_fn *set = __atomic_load_n(&set_fn, __ATOMIC_RELAXED);
+	char label[VBUS_LABEL_MAX];
+
+	if (!v->nest_query)
+		return;
+	if (!set) {
+		set = (vbus_verbs_open_label_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_OPEN_LABEL);
+		__atomic_store_n(&set_fn, set, __ATOMIC_RELAXED);
+	}
+	if (!set)
+		return;			/* an older library: no label */
+	if (!on) {
+		set(NULL);
+		return;
+	}
+	if (vbd_label_compose(label, in->g->id, (int)in->g->pid, vbd_handle_label(in->g, in->handle)))
+		vbd_dbg("vrdma: guest %u: its own label is too deep to pass on whole", in->g->id);
+	set(label);
+}
+
 static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in)
 {
-	int err = vrdma_guest_open(&in->vg, v->ibdev, &v->pol, &env, in);
+	int err;
 
+	nest_label(v, in, true);
+	err = vrdma_guest_open(&in->vg, v->ibdev, &v->pol, &env, in);
+	nest_label(v, in, false);
 	if (err)
 		return err;
 	pthread_mutex_lock(&relay_lock);

@@ -114,8 +114,13 @@ static void guest_show(struct strbuf *o, bool json)
 					continue;
 				if (s->dev && s->dev->cls->show)
 					s->dev->cls->show(s->inst, res, sizeof(res));
-				strbuf_put(o, "%s{\"handle\":%u,\"device\":\"%s\",\"resources\":%s}", f2 ? "" : ",",
+				strbuf_put(o, "%s{\"handle\":%u,\"device\":\"%s\",\"resources\":%s", f2 ? "" : ",",
 				    vbd_slot_id(g, i), s->dev ? s->dev->name : "(removed)", res);
+				if (s->label) {	/* a middle level's: for which guest of its own */
+					strbuf_put(o, ",\"for\":");
+					vbd_label_show(o, s->label, true);
+				}
+				strbuf_put(o, "}");
 				f2 = false;
 			}
 			strbuf_put(o, "]}");
@@ -130,6 +135,17 @@ static void guest_show(struct strbuf *o, bool json)
 				strbuf_put(o, " quota-hits %llu last %s",
 					   (unsigned long long)g->n_quota_hits, g->quota_hit);
 			strbuf_put(o, "\n");
+			/* a middle level of nesting: its handles, each for a guest of its own */
+			for (uint32_t i = 1; i < g->slots_end; i++) {
+				struct vbd_slot *s = vbd_slot(g, i);
+
+				if (s->type != VBD_HANDLE || !s->label)
+					continue;
+				strbuf_put(o, "  handle %#x dev %s for ", vbd_slot_id(g, i),
+					   s->dev ? s->dev->name : "(removed)");
+				vbd_label_show(o, s->label, false);
+				strbuf_put(o, "\n");
+			}
 		}
 		pthread_mutex_unlock(&g->slots_lock);
 		first = false;
@@ -156,9 +172,15 @@ static void res_show(struct strbuf *o, bool json, const char *kind)
 			if (s->dev->cls->res(s->inst, kind, json, res, sizeof(res)))
 				strbuf_put(o, json ? "" : "(truncated)\n");
 			strbuf_put(o, json ? "%s{\"guest\":%u,\"pid\":%d,\"bus\":\"%s\",\"device\":\"%s\","
-			    "\"handle\":%u,%s}" : "%sguest %u pid %d bus %s dev %s handle %#x%s",
+			    "\"handle\":%u," : "%sguest %u pid %d bus %s dev %s handle %#x",
 			    json && !first ? "," : "", g->id, (int)g->pid, g->bus->name, s->dev->name,
-			    vbd_slot_id(g, i), res);
+			    vbd_slot_id(g, i));
+			if (s->label) {
+				strbuf_put(o, json ? "\"for\":" : " for ");
+				vbd_label_show(o, s->label, json);
+				strbuf_put(o, json ? "," : "");
+			}
+			strbuf_put(o, json ? "%s}" : "%s", res);
 			first = false;
 		}
 		pthread_mutex_unlock(&g->slots_lock);

@@ -201,6 +201,8 @@ static void slot_free(struct vbd_guest *g, uint32_t id)
 		}
 		g->n_handles--;
 		__atomic_sub_fetch(&g->bus->n_handles, 1, __ATOMIC_RELAXED);
+		free(s->label);
+		s->label = NULL;
 		break;
 	case VBD_REGION:
 		munmap(s->base, s->size);
@@ -286,21 +288,34 @@ static int do_devenum(struct vbd_guest *g, uint8_t *out, size_t *outlen)
 	return 0;
 }
 
+const char *vbd_handle_label(struct vbd_guest *g, uint32_t handle)
+{
+	struct vbd_slot *s = slot_get(g, handle, VBD_HANDLE);
+
+	return s ? s->label : NULL;
+}
+
 static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_devopen_out *o)
 {
-	struct vbus_devopen_in in;
+	struct vbus_devopen_label_in in;
 	char name[VBUS_NAME_MAX], cls[VBUS_NAME_MAX];
+	char *label = NULL;
 	struct vbd_dev *d;
 	void *inst;
 	uint32_t h;
 	int err = -ENOENT;
 
-	if (rx->len != sizeof(in))
+	/* the plain payload, or one with a label (struct vbus_devopen_label_in) */
+	if (rx->len != sizeof(in.open) && rx->len != sizeof(in))
 		return -EINVAL;
-	memcpy(&in, rx->payload, sizeof(in));
-	if (vbus_name_get(name, in.name, sizeof(in.name)) ||
-	    vbus_name_get(cls, in.devclass, sizeof(in.devclass)))
+	memset(&in, 0, sizeof(in));
+	memcpy(&in, rx->payload, rx->len);
+	if (vbus_name_get(name, in.open.name, sizeof(in.open.name)) ||
+	    vbus_name_get(cls, in.open.devclass, sizeof(in.open.devclass)) ||
+	    vbd_label_check(in.label, sizeof(in.label)))
 		return -EINVAL;
+	if (in.label[0] && !(label = strdup(in.label)))
+		return -ENOMEM;
 	pthread_mutex_lock(&vbd.lock);
 	for (d = vbd.devs; d; d = d->next) {
 		if (strcmp(d->name, name))
@@ -321,10 +336,10 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 		err = vbd_quota_hit(g, "max-handles", g->bus->max_handles);
 	else if (__atomic_load_n(&g->bus->n_handles, __ATOMIC_RELAXED) >= g->bus->bus_max_handles)
 		err = vbd_quota_hit(g, "bus-max-handles", g->bus->bus_max_handles);
-	else if (!(h = slot_new(g, VBD_HANDLE, &(struct vbd_slot){ .fd = -1 })))
+	else if (!(h = slot_new(g, VBD_HANDLE, &(struct vbd_slot){ .fd = -1, .label = label })))
 		err = vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
 	else
-		err = 0;
+		err = 0, label = NULL;	/* the slot's now */
 	if (err) {
 		pthread_mutex_unlock(&g->lock);
 		goto out;
@@ -345,6 +360,7 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 	pthread_mutex_unlock(&g->lock);
 out:
 	pthread_mutex_unlock(&vbd.lock);
+	free(label);
 	if (err)
 		gwarn(g, "open of device '%s' refused: %s", name, strerror(-err));
 	return err;

@@ -114,6 +114,7 @@ struct vbd_slot {
 	/* VBD_HANDLE */
 	struct vbd_dev *dev;		/* NULL once the device is removed */
 	void *inst;
+	char *label;			/* its DEVOPEN's label (label.c), or NULL */
 	/* VBD_REGION / VBD_SIGNAL */
 	int fd;
 	void *base;
@@ -126,6 +127,19 @@ struct vbd_slot {
 	uint32_t gen;			/* generation: the upper bits of the handle or id */
 	uint32_t vector;		/* a VM's signal (VBUS_SIG_F_VECTOR): its vector; else 0 */
 };
+
+/* label.c: DEVOPEN labels (struct vbus_devopen_label_in). check: 0 for a well-formed label
+ * in s[0..n) (or an empty one), else -EINVAL. compose: out = "ID:PID" of one of our guests,
+ * then "/" and `sub` (that guest's own label) when there is one; -E2BIG (out holds our
+ * guest alone) when together they are longer or deeper than a label holds. show: a label as
+ * "guest ID pid PID / ..." or, with json, [{"guest":ID,"pid":PID},...]. */
+struct strbuf;
+int vbd_label_check(const char *s, size_t n);
+int vbd_label_compose(char out[VBUS_LABEL_MAX], uint32_t id, int pid, const char *sub);
+void vbd_label_show(struct strbuf *o, const char *label, bool json);
+/* guest.c: the label the DEVOPEN of `handle` carried, or NULL; for a class's open (valid
+ * until the handle is closed) */
+const char *vbd_handle_label(struct vbd_guest *g, uint32_t handle);
 
 #define VBD_MAX_SLOTS (1u << VBUS_ID_INDEX_BITS)
 #define VBD_SLOT_CHUNK 256

@@ -48,6 +48,10 @@ const struct vbus_hello_out *vbus_hello_info(const struct vbus_conn *c);
 /* The devices of the bus; returns how many were written to e (at most max). */
 int vbus_devenum(struct vbus_conn *c, struct vbus_dev_entry *e, int max);
 int vbus_devopen(struct vbus_conn *c, const char *name, const char *devclass, uint32_t *handle);
+/* The same with a label (include/vbus/proto.h, struct vbus_devopen_label_in); NULL or "":
+ * none. -EINVAL when it is longer than a label holds (vbusd checks its form). */
+int vbus_devopen_label(struct vbus_conn *c, const char *name, const char *devclass,
+		       const char *label, uint32_t *handle);
 int vbus_devclose(struct vbus_conn *c, uint32_t handle);
 
 /* Hand a sealed memfd of `size` bytes to the bus; *id names it in device payloads. */

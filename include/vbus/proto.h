@@ -105,6 +105,21 @@ struct vbus_devopen_out {
 	__le32 reserved;
 };
 
+/* DEVOPEN with a label: the payload is this struct instead (docs/abi.md, DEVOPEN). The label
+ * says whom the caller opens the device for; a middle level of nesting names the guest of
+ * its own that it serves with this handle as "ID:PID" (its guest id and pid, in decimal),
+ * followed by that guest's own label after a '/' when the guest is itself a middle:
+ * "3:1234/5:1240" is guest 5 (pid 1240) of the middle's guest 3 (pid 1234). At most
+ * VBUS_LABEL_DEPTH such pairs, NUL-terminated, the rest of the array NUL. Any other form is
+ * refused (EINVAL). vbusd only shows it (`guest show`, `res show`): no policy depends on
+ * what a guest claims here. */
+#define VBUS_LABEL_MAX		128
+#define VBUS_LABEL_DEPTH	8
+struct vbus_devopen_label_in {
+	struct vbus_devopen_in open;
+	char label[VBUS_LABEL_MAX];
+};
+
 /* DEVSHM: hand the bus a shared region (the memfd travels as the one descriptor). The
  * memfd must be sealed with at least F_SEAL_SHRINK and F_SEAL_SEAL, live on tmpfs, and
  * be exactly `size` bytes. The region is the connection's (header handle 0), usable by
@@ -170,6 +185,7 @@ VBUS_ASSERT_SIZE(vbus_devenum_out, 8);
 VBUS_ASSERT_SIZE(vbus_dev_entry, 192);
 VBUS_ASSERT_SIZE(vbus_devopen_in, 64);
 VBUS_ASSERT_SIZE(vbus_devopen_out, 8);
+VBUS_ASSERT_SIZE(vbus_devopen_label_in, 192);
 VBUS_ASSERT_SIZE(vbus_devshm_in, 16);
 VBUS_ASSERT_SIZE(vbus_devsig_in, 8);
 VBUS_ASSERT_SIZE(vbus_id_out, 8);

@@ -44,9 +44,20 @@ typedef int vbus_verbs_shm_add_fn(void *addr, size_t len, int fd, uint64_t fd_si
 typedef void vbus_verbs_shm_forget_fn(void *addr, size_t len);
 #define VBUS_VERBS_SHM_FORGET "vbus_verbs_shm_forget"
 
+/*
+ * The label (include/vbus/proto.h, struct vbus_devopen_label_in) that the DEVOPEN of each
+ * context the calling thread opens on a vbus device carries from now on; NULL or "" for
+ * none (the default). A middle vbusd names the guest it opens the context for, so that the
+ * level below can show which of its guests' guests each handle serves.
+ * 0, or -EINVAL when it is longer than a label holds.
+ */
+typedef int vbus_verbs_open_label_fn(const char *label);
+#define VBUS_VERBS_OPEN_LABEL "vbus_verbs_open_label"
+
 /* Declared for the library that defines them; vbusd never links against them. */
 vbus_verbs_query_limits_fn vbus_verbs_query_limits;
 vbus_verbs_shm_add_fn vbus_verbs_shm_add;
 vbus_verbs_shm_forget_fn vbus_verbs_shm_forget;
+vbus_verbs_open_label_fn vbus_verbs_open_label;
 
 #endif

@@ -9,7 +9,8 @@
 # QP quota and its pinned-byte quota gets an error while its parent's objects are untouched.
 # Then SIGKILL of a middle vbusd while its nested guests work: they get DEVICE_FATAL (one
 # within a scaled 1 s), a sibling middle vbusd's nested guest goes on (integrity passes),
-# and rdma res show is back to its baseline.
+# and rdma res show is back to its baseline. Before the kill, depth 0's guest show names on
+# the middle's handles which of the middle's guests each serves (the DEVOPEN label).
 # timeout: 300
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -157,6 +158,28 @@ ppc=$!
 vt_wait_for "$tmp/fatal" ready 20 $fpid || { echo "FAIL: the nested guest did not get ready"; cat "$tmp/fatal"; exit 1; }
 sleep 3
 during=$(res_counts)
+# The tree: depth 0 shows, on the middle's handles, which of the middle's guests each serves
+# (its DEVOPEN label, "for": [{"guest": ID, "pid": PID}]), and they are the middle's guests.
+if command -v jq >/dev/null; then
+	# (the middle is depth 0's guest of pid MID_PID: vbus-run execs it)
+	vd_ctl -j guest show >"$tmp/g0.json" 2>&1; mid -j guest show >"$tmp/g1.json" 2>&1
+	for0=$(jq -c --argjson p "$MID_PID" \
+		'[.[] | select(.pid == $p) | .devices[] | select(.for) | .for[0]] | sort' "$tmp/g0.json" 2>/dev/null)
+	mids=$(jq -c '[.[] | {guest: .id, pid: .pid}]' "$tmp/g1.json" 2>/dev/null)
+	n=$(jq -n --argjson f "${for0:-null}" --argjson m "${mids:-null}" \
+		'if ($f | type) == "array" and ($m | type) == "array" then [$f[] | select(. as $x | $m | index([$x]))] | length else -1 end')
+	if [ "${n:--1}" -ge 2 ] && [ "$n" = "$(jq length <<<"$for0")" ]; then
+		echo "ok   depth 0's guest show names the middle's guests its handles serve: $for0"
+	else
+		echo "FAIL: depth 0's tree: for $for0, the middle's guests $mids"
+		sed 's/^/  d0| /' "$tmp/g0.json" | head -c 3000; fail=1
+	fi
+	vd_ctl guest show | grep -q " for guest [0-9]* pid [0-9]*" &&
+		echo "ok   and in text: $(vd_ctl guest show | grep -m1 ' for guest')" ||
+		{ echo "FAIL: depth 0's text guest show has no 'for guest' line"; fail=1; }
+else
+	echo "FAIL: jq missing (make deps installs it)"; fail=1
+fi
 kill -0 "$ppc" || { echo "FAIL: the nested ibv_rc_pingpong ended before the kill"; cat "$tmp/ppc"; fail=1; }
 t0=$(date +%s%N)
 kill -KILL "$MID_PID"

@@ -410,6 +410,64 @@ int main(void)
 	}
 	group_done("DEVENUM layout and isolation; DEVOPEN: ENOENT across buses, ENODEV, EINVAL\n");
 
+	/* ---- DEVOPEN with a label (a middle level's: for which guest of its own) ---- */
+	{
+		static const char *const bad[] = {
+			"3", "3:", ":3", "x:1", "1:2/", "/1:2", "1:2//3:4", "1:2 ", "1:-2",
+			"12345678901:1", "4294967296:1", "1:2/3:4/5:6/7:8/9:10/11:12/13:14/15:16/17:18",
+		};
+		struct vbus_devopen_label_in in;
+		char out[16384];
+		uint32_t hl, hn;
+
+		memset(&in, 0, sizeof(in));
+		strcpy(in.open.name, "e1");
+		strcpy(in.open.devclass, "echo");
+		strcpy(in.label, "3:1234/5:99");
+		expect(!rpc(a, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0) &&
+		       m.len == sizeof(struct vbus_devopen_out), "open e1 with a label");
+		hl = id_of(&m);
+		expect(!ctl(out, sizeof(out), "-j guest show") &&
+		       strstr(out, "\"for\":[{\"guest\":3,\"pid\":1234},{\"guest\":5,\"pid\":99}]"),
+		       "guest show -j names the label's guests: %s", out);
+		expect(!ctl(out, sizeof(out), "guest show") &&
+		       strstr(out, "dev e1 for guest 3 pid 1234 / guest 5 pid 99"),
+		       "guest show (text) too: %s", out);
+		memset(in.label, 0, sizeof(in.label));
+		expect(!rpc(a, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0),
+		       "an empty label is none");
+		hn = id_of(&m);
+		{
+			const char *f = (ctl(out, sizeof(out), "-j guest show"), strstr(out, "\"for\""));
+
+			expect(f && !strstr(f + 1, "\"for\""), "only the labeled handle has \"for\": %s", out);
+		}
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			memset(in.label, 0, sizeof(in.label));
+			memcpy(in.label, bad[i], strlen(bad[i]));
+			expect(rpc(a, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0) == -EINVAL,
+			       "label '%s': EINVAL", bad[i]);
+		}
+		memset(in.label, '1', sizeof(in.label));
+		expect(rpc(a, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0) == -EINVAL,
+		       "an unterminated label: EINVAL");
+		memset(in.label, 0, sizeof(in.label));
+		strcpy(in.label, "1:2");
+		in.label[sizeof(in.label) - 1] = 'x';
+		expect(rpc(a, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in), NULL, 0) == -EINVAL,
+		       "bytes after the label's NUL: EINVAL");
+		in.label[sizeof(in.label) - 1] = 0;
+		expect(rpc(a, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in) - 1, NULL, 0) == -EINVAL &&
+		       rpc(a, &m, VBUS_OP_DEVOPEN, 0, 0, &in, sizeof(in.open) + 1, NULL, 0) == -EINVAL,
+		       "a payload of neither length: EINVAL");
+		expect(!rpc(a, &m, VBUS_OP_DEVCLOSE, hl, 0, NULL, 0, NULL, 0) &&
+		       !rpc(a, &m, VBUS_OP_DEVCLOSE, hn, 0, NULL, 0, NULL, 0), "close both");
+		expect(!ctl(out, sizeof(out), "-j guest show") && !strstr(out, "\"for\""),
+		       "the label goes with its handle: %s", out);
+	}
+	group_done("DEVOPEN with a label: shown by guest show (JSON and text), every malformed one "
+		   "refused, gone with the handle\n");
+
 	/* ---- DEVCALL, handles ---- */
 	{
 		const char s[] = "hello, bus";
