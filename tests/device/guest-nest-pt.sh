@@ -6,8 +6,9 @@
 #   - guest/nest-child at depth 1: the module's refusals of children wider than their
 #     parent (EPERM, EDQUOT, EINVAL, ELOOP, EMLINK), charges to ancestors, subtree revocation;
 #   - a middle vbusd refuses a passthrough device wider than its own attachment;
-#   - depth 2 and depth 3: ibv_rc_pingpong -c and the integrity program to a native peer;
-#   - with M1 and M2 SIGSTOPped, a depth-3 ib_write_lat to a native server completes (no
+#   - depth 2, 3 and 4 (a third middle M4 at depth 3, a guest of M2): ibv_rc_pingpong -c and
+#     the integrity program to a native peer;
+#   - with M1, M2 and M4 SIGSTOPped, a depth-4 ib_write_lat to a native server completes (no
 #     middle level is on the data path);
 #   - SIGKILL of M1, or `dev del` in a middle M3 or at depth 0 under M3's depth-2 guest/revoke:
 #     the guests below get DEVICE_FATAL within a scaled 1 s, rdma res show is back to its baseline.
@@ -33,16 +34,18 @@ base=$(res_counts)
 RUN1=$(mktemp -d /tmp/vbus-npt.XXXXXX)
 RUN2=$(mktemp -d /tmp/vbus-npt.XXXXXX)
 RUN3=$(mktemp -d /tmp/vbus-npt.XXXXXX)
+RUN4=$(mktemp -d /tmp/vbus-npt.XXXXXX)
 tmp=$(mktemp -d)
 m1() { "$VD_BIN/vbusctl" --run-dir "$RUN1" "$@"; }
 m2() { "$VD_BIN/vbusctl" --run-dir "$RUN2" "$@"; }
 m3() { "$VD_BIN/vbusctl" --run-dir "$RUN3" "$@"; }
 cleanup() {
 	local p
-	for p in ${M3_PID:-} ${M2_PID:-} ${M1_PID:-}; do
-		kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null && wait "$p"
+	for p in ${M3_PID:-} ${M4_PID:-} ${M2_PID:-} ${M1_PID:-}; do
+		kill -CONT "$p" 2>/dev/null
+		vd_term "$p" || echo "a middle vbusd (pid $p) did not exit on SIGTERM: killed"
 	done
-	rm -rf "$RUN1" "$RUN2" "$RUN3" "$tmp"
+	rm -rf "$RUN1" "$RUN2" "$RUN3" "$RUN4" "$tmp"
 	vd_stop
 }
 trap cleanup EXIT
@@ -110,13 +113,23 @@ m2 dev add vs class vrdma backing=vrdma0 mode=passthrough max-objects=16 max-pin
 N3=("$VD_BIN/vbus-run" --run-dir "$RUN2" --bus m --)
 depth_runs 3 "${N3[@]}"
 
-# SIGSTOP both middles once the depth-3 ib_write_lat holds its descriptor: the run still
-# completes (the native server finishes while they are stopped).
+# M4 (depth 3), a guest of M2, passthrough too: vrdma0 on bus q, for a depth-4 guest.
+"${N3[@]}" "$VD_BIN/vbusd" --run-dir "$RUN4" 2>"$tmp/m4.log" &
+M4_PID=$!
+vt_until 10 test -S "$RUN4/ctl.sock" || { echo "FAIL: M4 did not start"; cat "$tmp/m4.log"; exit 1; }
+"$VD_BIN/vbusctl" --run-dir "$RUN4" bus add q allow all >/dev/null &&
+"$VD_BIN/vbusctl" --run-dir "$RUN4" dev add vrdma0 class vrdma backing=vrdma0 mode=passthrough bus q >/dev/null ||
+	{ echo "FAIL: dev add mode=passthrough in M4"; cat "$tmp/m4.log"; exit 1; }
+N4=("$VD_BIN/vbus-run" --run-dir "$RUN4" --bus q --)
+depth_runs 4 "${N4[@]}"
+
+# SIGSTOP the three middles once the depth-4 ib_write_lat holds its descriptor: the run
+# still completes (the native server finishes while they are stopped).
 port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
 timeout -k 2 "$(vt_secs 60)" ib_write_lat -d "$VBUS_RXE" -x "$VBUS_GID_INDEX" -p "$port" -n 2000 >"$tmp/lats" 2>&1 &
 lats=$!
 pt_wait_listen "$port" "$lats" || { echo "FAIL: ib_write_lat server did not listen"; cat "$tmp/lats"; exit 1; }
-"${N3[@]}" ib_write_lat -d vrdma0 -x "$VBUS_GID_INDEX" -p "$port" -n 2000 "$VBUS_IP" >"$tmp/latc" 2>&1 &
+"${N4[@]}" ib_write_lat -d vrdma0 -x "$VBUS_GID_INDEX" -p "$port" -n 2000 "$VBUS_IP" >"$tmp/latc" 2>&1 &
 latc=$!
 has_fd() { # PID: it or a child of it (under timeout) holds a [vbus-vrdma] descriptor
 	local p
@@ -126,24 +139,30 @@ has_fd() { # PID: it or a child of it (under timeout) holds a [vbus-vrdma] descr
 	return 1
 }
 if vt_until 20 has_fd "$latc"; then
-	kill -STOP "$M1_PID" "$M2_PID"
+	kill -STOP "$M1_PID" "$M2_PID" "$M4_PID"
 	t0=$(date +%s%N)
 	if vt_until 30 sh -c "! kill -0 $lats 2>/dev/null" && wait "$lats"; then
-		echo "ok   depth-3 ib_write_lat's server done with M1 and M2 stopped ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the stop)"
+		echo "ok   depth-4 ib_write_lat's server done with M1, M2 and M4 stopped ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the stop)"
 	else
-		echo "FAIL: depth-3 ib_write_lat did not complete with the middles stopped"
+		echo "FAIL: depth-4 ib_write_lat did not complete with the middles stopped"
 		sed 's/^/  server| /' "$tmp/lats"; fail=1; kill "$lats" 2>/dev/null
 	fi
-	kill -CONT "$M1_PID" "$M2_PID"
+	kill -CONT "$M1_PID" "$M2_PID" "$M4_PID"
 else
-	echo "FAIL: the depth-3 ib_write_lat never held its descriptor"; fail=1
+	echo "FAIL: the depth-4 ib_write_lat never held its descriptor"; fail=1
 fi
 timeout -k 2 "$(vt_secs 20)" tail --pid="$latc" -f /dev/null
 if wait "$latc" && grep -q t_typical "$tmp/latc"; then
-	echo "ok   depth-3 ib_write_lat client (#bytes #iters t_min t_max t_typical ...): $(grep -A1 't_typical' "$tmp/latc" | tail -1 | xargs)"
+	echo "ok   depth-4 ib_write_lat client (#bytes #iters t_min t_max t_typical ...): $(grep -A1 't_typical' "$tmp/latc" | tail -1 | xargs)"
 else
-	echo "FAIL: the depth-3 ib_write_lat client"; sed 's/^/  client| /' "$tmp/latc"; fail=1
+	echo "FAIL: the depth-4 ib_write_lat client"; sed 's/^/  client| /' "$tmp/latc"; fail=1
 fi
+# M4 goes before the SIGKILL below: its attachment is a child as wide as M2's vrdma0, which
+# the depth-3 guests there need again (a child wider than what is left of its parent: EDQUOT).
+vd_term "$M4_PID" || { echo "FAIL: M4 did not exit on SIGTERM (killed)"; fail=1; }
+m4=$M4_PID M4_PID=
+m2_lost() { ! m2 guest show 2>/dev/null | grep -q " pid $1 "; }
+vt_until 10 m2_lost "$m4" || { echo "FAIL: M2 still lists M4 (pid $m4) as its guest"; fail=1; }
 
 # SIGKILL of M1 while depth-3 guests work: ibv_rc_pingpong busy on vrdma0, a guest waiting
 # with a QP on vs.
