@@ -6,7 +6,9 @@
 # rdma_cm file closes; for a guest, vbusd destroys its real IDs when the guest's device
 # instance closes.
 # - A killed client (native, then guest): the native server must print "server DISCONNECT
-#   EVENT..." and exit 0 (rping's status after a disconnect).
+#   EVENT..." and exit 0 or 255: rping's server exits 0 when the disconnect finds it between
+#   two pings and 255 when it lands inside one ("wait for RDMA_READ_ADV state 10" and the
+#   like); which one is a race of rping's, seen natively too (CI, once: native 255).
 # - A killed server (native first, the control, then guest): the native client must print
 #   "client DISCONNECT EVENT..." and exit, with the guest's server as with the native one.
 # The survivor must end within 90 s (scaled) of its start, and `rdma res show cm_id` must be
@@ -67,13 +69,15 @@ kill_side() {
 	KILL_RC=$rc
 }
 
-# A killed client: the native server exits 0 (rping's status after a disconnect).
+# A killed client: the native server exits 0 or 255 (above), after DISCONNECTED.
 for k in native guest; do
 	kill_side client $k || continue
-	if [ "$KILL_RC" = 0 ]; then
-		echo "ok   $k client killed mid-connection: the native server got DISCONNECTED, exit 0"
+	if [ "$KILL_RC" = 0 ] || [ "$KILL_RC" = 255 ]; then
+		echo "ok   $k client killed mid-connection: the native server got DISCONNECTED, exit $KILL_RC" \
+			"$([ "$KILL_RC" = 255 ] && grep -m1 'wait for\|error' "$CM_TMP/server")"
 	else
-		echo "FAIL $k client killed mid-connection: the native server exit $KILL_RC"; CM_FAIL=1
+		echo "FAIL $k client killed mid-connection: the native server exit $KILL_RC"
+		sed 's/^/  server| /' "$CM_TMP/server" | grep -v 'ping data' | tail -n 20; CM_FAIL=1
 	fi
 done
 
