@@ -106,17 +106,20 @@ vd_gone() { # PID: it has exited (a zombie counts; read by bash: no program runs
 	read -r _ _ st _ 2>/dev/null <"/proc/$1/stat" || true	# (gone: no file; set -e callers)
 	[ -z "$st" ] || [ "$st" = Z ]
 }
-# vd_term PID [SECS]: SIGTERM to a vbusd (this shell's child), then wait for it at most SECS
-# (20) scaled seconds; one still there is SIGKILLed (false). Its exit status in VD_TERM_RC.
+# vd_term PID [SECS [CMD...]]: SIGTERM to a vbusd (this shell's child), then wait for it at
+# most SECS (20) scaled seconds; one still there gets CMD run (to show where it is stuck),
+# then SIGKILL (false). Its exit status in VD_TERM_RC.
 # (Every status is caught: bench scripts run under set -e.)
 vd_term() {
-	local ok=0
-	kill -TERM "$1" 2>/dev/null || true
-	vt_until "${2:-20}" vd_gone "$1" || { ok=1; kill -KILL "$1" 2>/dev/null || true; }
+	local ok=0 pid=$1 secs=${2:-20}
+	shift $(( $# < 2 ? $# : 2 ))
+	kill -TERM "$pid" 2>/dev/null || true
+	vt_until "$secs" vd_gone "$pid" || { ok=1; [ $# = 0 ] || "$@" || true; kill -KILL "$pid" 2>/dev/null || true; }
 	VD_TERM_RC=0
-	wait "$1" 2>/dev/null || VD_TERM_RC=$?
+	wait "$pid" 2>/dev/null || VD_TERM_RC=$?
 	return $ok
 }
+vd_stuck() { echo "vbusd did not exit within $(vt_secs 20) s of SIGTERM: killed"; vd_stacks; }
 vd_stop() {
 	local rc
 	if [ -z "${VD_PID:-}" ]; then	# already gone (a test killed it): only the directory
@@ -125,12 +128,7 @@ vd_stop() {
 	fi
 	# vbusd ends its guests within 5 s of a SIGTERM (vbd_shutdown); one that does not is
 	# shown where it is stuck and killed: a test or a benchmark never waits for it forever
-	kill -TERM "$VD_PID" 2>/dev/null || true
-	if ! vt_until 20 vd_gone "$VD_PID"; then
-		echo "vbusd did not exit within $(vt_secs 20) s of SIGTERM: killed"
-		vd_stacks
-	fi
-	vd_term "$VD_PID" 0 || true
+	vd_term "$VD_PID" 20 vd_stuck || true
 	rc=$VD_TERM_RC
 	if [ $rc != 0 ]; then
 		echo "vbusd exited with status $rc; its log:"
