@@ -6,7 +6,7 @@
 # needs 2 s passes under `# timeout: 1` at x3, and is killed at 3 s when it needs more);
 # under VBUS_SOAK=1 a `# soak-timeout:` replaces it; and tests/run --budget ends the whole
 # run in time (a test that would run past it is killed, the next one is not run, both fail,
-# the summary is printed).
+# the summary is printed); a `# soak-only:` script is in a run only under VBUS_SOAK=1 or -k.
 # timeout: 60
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d)
@@ -118,6 +118,24 @@ if [ "$res" = "PASS device/ts-fake-a FAIL device/ts-fake-b FAIL device/ts-fake-c
 else
 	bad "tests/run --budget 15: '$res' in $ms ms"
 fi
+# `# soak-only:`: not listed by a plain run nor by a -k that does not name it; listed under
+# VBUS_SOAK=1 and by a -k that names it; the others always.
+mkdir -p "$tmp/so"
+printf '#!/bin/bash\n# soak-only: long\nexit 0\n' >"$tmp/so/ts-fake-long.sh"
+printf '#!/bin/bash\nexit 0\n' >"$tmp/so/ts-fake-short.sh"
+so() { VBUS_TEST_DEVICE_DIR=$tmp/so "$top/tests/run" --inside "$tmp/sout" --list "$@" 2>&1 | grep ts-fake | tr '\n' ' '; }
+r1=$(so -k ts-fake-s) r2=$(so -k ts-fake) r3=$(VBUS_SOAK=1 so -k ts-fake-s) r4=$(so -k ts-fake-long) r5=$(VBUS_SOAK=1 so)
+if [ "$r1" = "device/ts-fake-short " ] && [ "$r2" = "device/ts-fake-long device/ts-fake-short " ] &&
+	[ "$r3" = "device/ts-fake-short " ] && [ "$r4" = "device/ts-fake-long " ] &&
+	[ "$r5" = "device/ts-fake-long device/ts-fake-short " ]; then
+	ok "tests/run: a '# soak-only:' test runs under VBUS_SOAK=1 or when -k names it, not otherwise"
+else
+	bad "tests/run and '# soak-only:': '$r1' '$r2' '$r3' '$r4' '$r5'"
+fi
+plain=$(VBUS_TEST_DEVICE_DIR=$tmp/so "$top/tests/run" --inside "$tmp/sout" --list 2>&1 | grep ts-fake | tr '\n' ' ')
+[ "$plain" = "device/ts-fake-short " ] && ok "tests/run: a plain run leaves a '# soak-only:' test out" ||
+	bad "tests/run without -k lists '$plain'"
+
 out=$("$top/tests/run" --budget 1x --list 2>&1); rc=$?
 [ $rc = 2 ] && ok "tests/run --budget 1x is refused (exit 2)" || bad "tests/run --budget 1x: rc $rc '$out'"
 exit $fail
