@@ -104,6 +104,7 @@ struct vbk_guest {
 	u32 guest_id;
 	u64 tag;			/* vbusd's name for it (VBK_IOC_REVOKE) */
 	u64 max_pinned;
+	struct pid *user;		/* of its first control call (VBK_IOC_TREE), referenced */
 
 	struct mutex ctl;
 	struct rw_semaphore tbl;
@@ -204,6 +205,9 @@ extern struct list_head vbk_guests;
 void vbk_admin_put(struct vbk_admin *a);
 struct vbk_owner *vbk_admin_get(struct vbk_admin *a);
 long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up);
+struct vbk_guest *vbk_owner_guest(struct vbk_owner *o, u32 guest_id);
+int vbk_owner_tree(struct vbk_owner *o, struct vbk_tree __user *up);
+void vbk_guest_note_user(struct vbk_guest *g);
 int vbk_owner_add(struct vbk_owner *o, struct vbk_guest *g, u32 max);
 void vbk_owner_del(struct vbk_guest *g);
 

@@ -117,6 +117,7 @@ static long guest_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 
 		if (copy_from_user(&c, (void __user *)arg, sizeof(c)))
 			return -EFAULT;
+		vbk_guest_note_user(g);
 		return vbk_call(g, &c);
 	}
 	case VBK_IOC_CHILD:
@@ -174,6 +175,7 @@ static void guest_free(struct kref *ref)
 
 	if (g->parent)
 		vbk_guest_put(g->parent);
+	put_pid(g->user);
 	xa_destroy(&g->mrs);
 	kvfree(g->objs);
 	kfree(g);

@@ -73,7 +73,7 @@ static int admin_release(struct inode *inode, struct file *f)
 }
 
 /* The attachment guest_id made through o, with o->lock held; NULL: none. */
-static struct vbk_guest *owner_guest(struct vbk_owner *o, u32 guest_id)
+struct vbk_guest *vbk_owner_guest(struct vbk_owner *o, u32 guest_id)
 {
 	struct vbk_guest *g;
 
@@ -90,7 +90,7 @@ static int guest_stats(struct vbk_owner *o, struct vbk_stats *s)
 	int err = -ENOENT;
 
 	mutex_lock_nested(&o->lock, o->depth);
-	g = owner_guest(o, s->guest_id);
+	g = vbk_owner_guest(o, s->guest_id);
 	if (g) {
 		memset(s, 0, sizeof(*s));
 		s->guest_id = g->guest_id;
@@ -126,7 +126,7 @@ static int guest_res(struct vbk_owner *o, struct vbk_res __user *up)
 			return -ENOMEM;
 	}
 	mutex_lock_nested(&o->lock, o->depth);
-	g = owner_guest(o, r.guest_id);
+	g = vbk_owner_guest(o, r.guest_id);
 	if (g)
 		n = vbk_guest_res(g, buf, r.count);
 	else
@@ -159,7 +159,7 @@ static int owner_revoke(struct vbk_owner *o, u64 tag)
 }
 
 /* The ioctls of a descriptor that makes attachments (admin, or a parent attachment) on
- * the ones it made: REVOKE, STATS, RES. -ENOTTY for any other.
+ * the ones it made: REVOKE, STATS, RES, TREE. -ENOTTY for any other.
  */
 long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up)
 {
@@ -184,6 +184,8 @@ long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up)
 	}
 	case VBK_IOC_RES:
 		return guest_res(o, up);
+	case VBK_IOC_TREE:
+		return vbk_owner_tree(o, up);
 	default:
 		return -ENOTTY;
 	}

@@ -674,6 +674,26 @@ static int vrdma_show(void *inst, char *buf, size_t n)
 	return r;
 }
 
+/* The kernel backend: the child functions made of the guest's attachment (a middle level
+ * in passthrough), and theirs (VBK_IOC_TREE). */
+static int vrdma_tree(void *inst, bool json, const char *indent, char *buf, size_t n)
+{
+	struct vrdma_inst *in = inst;
+	struct vbk_tree_node *t = NULL;
+	uint32_t nt = 0;
+	int r;
+
+	if (n)
+		buf[0] = 0;
+	if (!in->kernel)
+		return 0;
+	r = vbd_kernel_tree_on(in->owner_fd, in->g->id, &t, &nt);
+	if (!r && nt)
+		r = vrdma_tree_show(t, nt, json, indent, buf, n);
+	free(t);
+	return r;
+}
+
 /* The kernel backend: the module's counters of the guest's attachment (VBK_IOC_STATS) and
  * its objects (VBK_IOC_RES), shown as the relay's are. */
 static int kernel_res(const struct vrdma_inst *in, const char *kind, bool json, char *buf,
@@ -772,5 +792,6 @@ const struct vbd_class vbd_class_vrdma = {
 	.devfd = vrdma_devfd,
 	.show = vrdma_show,
 	.res = vrdma_res,
+	.tree = vrdma_tree,
 	.gone = vrdma_gone,
 };

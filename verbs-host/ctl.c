@@ -81,6 +81,32 @@ static void dev_show(struct strbuf *o, bool json, const char *only)
 		strbuf_put(o, "]\n");
 }
 
+/*
+ * The passthrough tree of a handle (the class's tree op: the child functions a middle level
+ * made of it for its own guests), appended as a JSON member ,"children":[...] or as text
+ * lines below the handle's. True when there was one.
+ */
+static bool slot_tree(struct strbuf *o, struct vbd_slot *s, bool json)
+{
+	static char t[CTL_MAX / 4];
+	int r;
+
+	if (!s->dev || !s->dev->cls->tree)
+		return false;
+	r = s->dev->cls->tree(s->inst, json, "    ", t, sizeof(t));
+	if (r && r != -ENOSPC) {
+		strbuf_put(o, json ? ",\"children_error\":\"%s\"" : "    (children: %s)\n",
+			   strerror(-r));
+		return true;
+	}
+	if (!t[0])
+		return false;
+	strbuf_put(o, json ? ",\"children\":%s" : "%s", t);
+	if (r)
+		strbuf_put(o, json ? ",\"children_truncated\":true" : "    (truncated)\n");
+	return true;
+}
+
 static void guest_show(struct strbuf *o, bool json)
 {
 	bool first = true;
@@ -120,6 +146,7 @@ static void guest_show(struct strbuf *o, bool json)
 					strbuf_put(o, ",\"for\":");
 					vbd_label_show(o, s->label, true);
 				}
+				slot_tree(o, s, true);
 				strbuf_put(o, "}");
 				f2 = false;
 			}
@@ -135,16 +162,25 @@ static void guest_show(struct strbuf *o, bool json)
 				strbuf_put(o, " quota-hits %llu last %s",
 					   (unsigned long long)g->n_quota_hits, g->quota_hit);
 			strbuf_put(o, "\n");
-			/* a middle level of nesting: its handles, each for a guest of its own */
+			/* a middle level of nesting: its handles, each for a guest of its own
+			 * (relay mode), or the child functions made of it (passthrough) */
 			for (uint32_t i = 1; i < g->slots_end; i++) {
 				struct vbd_slot *s = vbd_slot(g, i);
+				size_t at = o->pos;
 
-				if (s->type != VBD_HANDLE || !s->label)
+				if (s->type != VBD_HANDLE)
 					continue;
-				strbuf_put(o, "  handle %#x dev %s for ", vbd_slot_id(g, i),
+				strbuf_put(o, "  handle %#x dev %s", vbd_slot_id(g, i),
 					   s->dev ? s->dev->name : "(removed)");
-				vbd_label_show(o, s->label, false);
+				if (s->label) {
+					strbuf_put(o, " for ");
+					vbd_label_show(o, s->label, false);
+				}
 				strbuf_put(o, "\n");
+				if (!slot_tree(o, s, false) && !s->label && o->pos < o->n) {
+					o->pos = at;	/* neither: no line */
+					o->p[at] = 0;
+				}
 			}
 		}
 		pthread_mutex_unlock(&g->slots_lock);
@@ -180,7 +216,9 @@ static void res_show(struct strbuf *o, bool json, const char *kind)
 				vbd_label_show(o, s->label, json);
 				strbuf_put(o, json ? "," : "");
 			}
-			strbuf_put(o, json ? "%s}" : "%s", res);
+			strbuf_put(o, "%s", res);
+			slot_tree(o, s, json);
+			strbuf_put(o, json ? "}" : "");
 			first = false;
 		}
 		pthread_mutex_unlock(&g->slots_lock);

@@ -127,31 +127,55 @@ int vbd_kernel_res(uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n)
 	return vbd_kernel_res_on(-1, guest_id, objs, n);
 }
 
-int vbd_kernel_res_on(int fd, uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n)
+/*
+ * VBK_IOC_RES and VBK_IOC_TREE share their shape (guest_id, count, a user pointer to count
+ * records, count set to how many there are): the records of guest_id's attachment, asked
+ * again with more room while they do not fit. *recs is malloc'ed (the caller frees).
+ */
+struct owner_list {
+	uint32_t guest_id;
+	uint32_t count;
+	uint64_t recs;
+};
+_Static_assert(sizeof(struct owner_list) == sizeof(struct vbk_res) &&
+	       sizeof(struct owner_list) == sizeof(struct vbk_tree), "VBK_IOC_RES/TREE shape");
+
+static int owner_list(int fd, unsigned long cmd, uint32_t guest_id, size_t size, void **recs,
+		      uint32_t *n)
 {
 	uint32_t room = 64;
 
 	if (owner(fd) < 0)
 		return -ENODEV;
 	for (;;) {
-		struct vbk_res r = { .guest_id = guest_id, .count = room };
-		struct vbk_res_obj *p = calloc(room, sizeof(*p));
+		struct owner_list l = { .guest_id = guest_id, .count = room };
+		void *p = calloc(room, size);
 
 		if (!p)
 			return -ENOMEM;
-		r.objs = (uintptr_t)p;
-		if (ioctl(owner(fd), VBK_IOC_RES, &r) < 0) {
+		l.recs = (uintptr_t)p;
+		if (ioctl(owner(fd), cmd, &l) < 0) {
 			int err = -errno;
 
 			free(p);
 			return err;
 		}
-		if (r.count <= room) {
-			*objs = p;
-			*n = r.count;
+		if (l.count <= room) {
+			*recs = p;
+			*n = l.count;
 			return 0;
 		}
 		free(p);
-		room = r.count + 16;	/* it grew: ask again with room to spare */
+		room = l.count + 16;	/* it grew: ask again with room to spare */
 	}
+}
+
+int vbd_kernel_res_on(int fd, uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n)
+{
+	return owner_list(fd, VBK_IOC_RES, guest_id, sizeof(**objs), (void **)objs, n);
+}
+
+int vbd_kernel_tree_on(int fd, uint32_t guest_id, struct vbk_tree_node **nodes, uint32_t *n)
+{
+	return owner_list(fd, VBK_IOC_TREE, guest_id, sizeof(**nodes), (void **)nodes, n);
 }

@@ -58,6 +58,11 @@ struct vbd_class {
 	/* Optional: the instance's objects for `vbusctl res show [KIND]`: JSON members
 	 * ("counters":{..},"objects":[..]) or text lines. 0 or -ENOSPC. */
 	int (*res)(void *inst, const char *kind, bool json, char *buf, size_t n);
+	/* Optional: what the instance's holder handed on to guests of its own (passthrough
+	 * child functions, and theirs: docs/nesting.md), for `guest show` and `res show`: a
+	 * JSON array, or text lines each starting with indent. 0 with buf empty when there is
+	 * none; -ENOSPC, or -errno when it cannot be read. */
+	int (*tree)(void *inst, bool json, const char *indent, char *buf, size_t n);
 	/* Optional: true when what is behind d has gone (a backing RDMA device was
 	 * unregistered). Polled about once a second by the main loop, which then removes d
 	 * as `dev del` does: its guests are told, their instances closed. */
@@ -265,6 +270,7 @@ struct vbk_attach;
 struct vbk_stats;
 struct vbk_res_obj;
 struct vbk_child;
+struct vbk_tree_node;
 const char *vbd_kernel_admin_path(void);
 int vbd_kernel_admin_open(char *err, size_t errn);
 int vbd_kernel_attach(const struct vbk_attach *a, int *fd);
@@ -279,6 +285,9 @@ int vbd_kernel_child(int parent, const struct vbk_child *c, int *fd);
 int vbd_kernel_revoke_on(int fd, uint64_t tag);
 int vbd_kernel_stats_on(int fd, uint32_t guest_id, struct vbk_stats *st);
 int vbd_kernel_res_on(int fd, uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n);
+/* The descendants of guest_id's attachment (VBK_IOC_TREE), parent before child: *nodes
+ * (malloc'ed, the caller frees) and their number *n. 0 or -errno. */
+int vbd_kernel_tree_on(int fd, uint32_t guest_id, struct vbk_tree_node **nodes, uint32_t *n);
 
 /* ctl.c: one command (argv), answered as text or JSON into out. */
 int vbd_command(int argc, char **argv, bool json, char *out, size_t outn);

@@ -14,8 +14,9 @@
  *           doorbells and busy polls are VBK_IOC_DOORBELL and VBK_IOC_POLL_CQ; async
  *           events are read() as struct vbk_event records (poll() for POLLIN).
  *           VBK_IOC_CHILD makes a child attachment of it (a nested vbusd hands it to its
- *           own guest, docs/nesting.md); VBK_IOC_REVOKE, VBK_IOC_STATS and VBK_IOC_RES
- *           then act on the children made through it, as on the admin descriptor.
+ *           own guest, docs/nesting.md); VBK_IOC_REVOKE, VBK_IOC_STATS, VBK_IOC_RES and
+ *           VBK_IOC_TREE then act on the children made through it, as on the admin
+ *           descriptor.
  *
  * Differences of the DEVCALL payloads on this backend (everything else is as in vrdma.h):
  *   - a queue's `shm` is 0 and its `offset` is the guest's own virtual address of the ring
@@ -153,6 +154,32 @@ struct vbk_res_obj {
 	__u64 length;
 };
 
+/* VBK_IOC_TREE: in: guest_id (an attachment made through this descriptor), room for `count`
+ * records at `nodes`; out: up to `count` records of its descendants, each parent before its
+ * children (depth first: a record of depth d + 1 after one of depth d is a child of it), and
+ * `count` set to how many there are (more than fit: ask again with more room). For
+ * `vbusctl guest show` at depth 0 (docs/nesting.md, "What each level sees"). -ENOENT: no
+ * such attachment. */
+struct vbk_tree {
+	__u32 guest_id;
+	__u32 count;
+	__u64 nodes;			/* user pointer to struct vbk_tree_node[count] */
+};
+
+struct vbk_tree_node {
+	__u32 depth;			/* 1: a child of the attachment asked about */
+	__u32 guest_id;			/* what its maker named it (vbk_child.guest_id): claimed */
+	__s32 pid;			/* the process of its first VBK_IOC_CALL, in the asker's pid
+					 * namespace (0: no call yet, or not visible there) */
+	__u32 objects;			/* its own live handles */
+	__u64 pinned_bytes;		/* its own */
+	__u64 tag;			/* its maker's tag */
+	__u32 flags;			/* VBK_TREE_* */
+	__u32 reserved;
+};
+
+#define VBK_TREE_REVOKED	0x1
+
 #define VBK_RES_BROKEN		0x1	/* a queue the guest broke */
 #define VBK_RES_CHANNEL		0x2	/* a CQ with a completion channel */
 #define VBK_RES_STATE_UNKNOWN	0xff
@@ -172,6 +199,7 @@ struct vbk_res_obj {
  *   EFAULT  the tag cannot be read
  * docs/kernel.md, "Revoking one attachment". */
 #define VBK_IOC_REVOKE		_IOW(VBK_IOC_MAGIC, 0x03, __u64)
+#define VBK_IOC_TREE		_IOWR(VBK_IOC_MAGIC, 0x05, struct vbk_tree)
 #define VBK_IOC_CALL		_IOW(VBK_IOC_MAGIC, 0x10, struct vbk_call)
 /* arg: a QP handle (its send and receive queues) or an SRQ handle: post what the guest
  * has published, in the caller's context. Returns the WQEs posted or -errno. */
@@ -187,6 +215,8 @@ VBK_ASSERT_SIZE(vbk_stats, 64);
 VBK_ASSERT_SIZE(vbk_call, 32);
 VBK_ASSERT_SIZE(vbk_event, 16);
 VBK_ASSERT_SIZE(vbk_child, 48);
+VBK_ASSERT_SIZE(vbk_tree, 16);
+VBK_ASSERT_SIZE(vbk_tree_node, 40);
 #undef VBK_ASSERT_SIZE
 
 #endif /* VBUS_VRDMA_KERNEL_H */

@@ -8,6 +8,8 @@
 #   - a middle vbusd refuses a passthrough device wider than its own attachment;
 #   - depth 2, 3 and 4 (a third middle M4 at depth 3, a guest of M2): ibv_rc_pingpong -c and
 #     the integrity program to a native peer;
+#   - depth 0's guest show and res show show the tree: M2's child function under M1's
+#     handle, M4's under M2's, with the ids the middles gave them and their pids;
 #   - with M1, M2 and M4 SIGSTOPped, a depth-4 ib_write_lat to a native server completes (no
 #     middle level is on the data path);
 #   - SIGKILL of M1, or `dev del` in a middle M3 or at depth 0 under M3's depth-2 guest/revoke:
@@ -122,6 +124,33 @@ vt_until 10 test -S "$RUN4/ctl.sock" || { echo "FAIL: M4 did not start"; cat "$t
 	{ echo "FAIL: dev add mode=passthrough in M4"; cat "$tmp/m4.log"; exit 1; }
 N4=("$VD_BIN/vbus-run" --run-dir "$RUN4" --bus q --)
 depth_runs 4 "${N4[@]}"
+
+# Depth 0's view of the passthrough tree (VBK_IOC_TREE): under M1's handle, a child whose
+# process is M2 and whose guest id is M2's id in M1; under it, one whose process is M4 (M2's
+# guest), with M2's id for it; in guest show -j, in res show -j, and in text.
+vd_ctl -j guest show >"$tmp/g0.json" 2>&1; vd_ctl -j res show >"$tmp/r0.json" 2>&1
+m2_id=$(m1 -j guest show | jq --argjson p "$M2_PID" '[.[] | select(.pid == $p) | .id][0]')
+m4_id=$(m2 -j guest show | jq --argjson p "$M4_PID" '[.[] | select(.pid == $p) | .id][0]')
+tree_ok() { # JSON-FILE PATH-TO-M1'S-HANDLES: M2's node with M4's node under it, ids as named
+	jq -e --argjson m1 "$M1_PID" --argjson m2 "$M2_PID" --argjson m4 "$M4_PID" \
+		--argjson i2 "$m2_id" --argjson i4 "$m4_id" "
+		[$2 | .children[]? | select(.pid == \$m2 and .guest == \$i2) |
+		 .children[] | select(.pid == \$m4 and .guest == \$i4)] | length >= 1" "$1" >/dev/null
+}
+if tree_ok "$tmp/g0.json" '.[] | select(.pid == $m1) | .devices[]' &&
+   tree_ok "$tmp/r0.json" '.[] | select(.pid == $m1)'; then
+	echo "ok   depth 0's tree: M1 (pid $M1_PID) > child for guest $m2_id pid $M2_PID (M2) > child for guest $m4_id pid $M4_PID (M4), in guest show and res show"
+else
+	echo "FAIL: depth 0's tree has no M2 (guest $m2_id pid $M2_PID) > M4 (guest $m4_id pid $M4_PID) under M1 (pid $M1_PID)"
+	sed 's/^/  guest show| /' "$tmp/g0.json" | head -c 4000; fail=1
+fi
+vd_ctl guest show >"$tmp/g0.txt" 2>&1
+if grep -q "^    child for guest $m2_id pid $M2_PID objects" "$tmp/g0.txt" &&
+   grep -q "^      child for guest $m4_id pid $M4_PID objects" "$tmp/g0.txt"; then
+	echo "ok   and in text: $(grep -m1 "pid $M4_PID objects" "$tmp/g0.txt" | xargs)"
+else
+	echo "FAIL: depth 0's text guest show has no child lines for M2 and M4"; sed 's/^/  | /' "$tmp/g0.txt"; fail=1
+fi
 
 # SIGSTOP the three middles once the depth-4 ib_write_lat holds its descriptor: the run
 # still completes (the native server finishes while they are stopped).

@@ -12,7 +12,8 @@
  *                that ibv_devinfo -v in a guest has something to print), PDs, CQs and
  *                MRs (counted in vbusd's log; a CQ never completes anything, an MR is a
  *                key and its range), not for other verbs (SRQs: EOPNOTSUPP).
- *   the module   VBK_IOC_ATTACH, VBK_IOC_STATS and VBK_IOC_RES on a regular file (vbusd opens one as
+ *   the module   VBK_IOC_ATTACH, VBK_IOC_STATS, VBK_IOC_RES and VBK_IOC_TREE (a fixed
+ *                passthrough tree) on a regular file (vbusd opens one as
  *                its admin descriptor when $VBUS_VRDMA_ADMIN names it): ATTACH checks the
  *                request and returns a memfd named "vbk-attach" holding it, so that the
  *                guest that receives it can read what vbusd asked for; STATS answers the
@@ -431,6 +432,24 @@ static int fake_res(struct vbk_res *r)
 	return 0;
 }
 
+/* A passthrough tree under every attachment (VBK_IOC_TREE): child 7 (pid 4242) with its own
+ * child 9 (pid 4343), and child 8, revoked; in two calls when the room is short. */
+static int fake_tree(struct vbk_tree *t)
+{
+	const struct vbk_tree_node nodes[3] = {
+		{ .depth = 1, .guest_id = 7, .pid = 4242, .objects = 4, .pinned_bytes = 8192 },
+		{ .depth = 2, .guest_id = 9, .pid = 4343, .objects = 1 },
+		{ .depth = 1, .guest_id = 8, .flags = VBK_TREE_REVOKED },
+	};
+	struct vbk_stats st = { .guest_id = t->guest_id };
+
+	if (fake_stats(&st))
+		return -1;
+	memcpy((void *)(uintptr_t)t->nodes, nodes, (t->count < 3 ? t->count : 3) * sizeof(nodes[0]));
+	t->count = 3;
+	return 0;
+}
+
 FAKE_API int ioctl(int fd, unsigned long req, ...)
 {
 	typedef int (*ioctl_fn)(int, unsigned long, ...);
@@ -444,10 +463,11 @@ FAKE_API int ioctl(int fd, unsigned long req, ...)
 	arg = va_arg(ap, void *);
 	va_end(ap);
 	if ((req == VBK_IOC_ATTACH || req == VBK_IOC_STATS || req == VBK_IOC_REVOKE ||
-	     req == VBK_IOC_RES) && !fstat(fd, &sb) && S_ISREG(sb.st_mode))
+	     req == VBK_IOC_RES || req == VBK_IOC_TREE) && !fstat(fd, &sb) && S_ISREG(sb.st_mode))
 		return req == VBK_IOC_ATTACH ? fake_attach(arg) :
 		       req == VBK_IOC_STATS ? fake_stats(arg) :
-		       req == VBK_IOC_RES ? fake_res(arg) : 0;
+		       req == VBK_IOC_RES ? fake_res(arg) :
+		       req == VBK_IOC_TREE ? fake_tree(arg) : 0;
 	f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
 	if (!f) {
 		f = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");

@@ -288,11 +288,24 @@ static void backends(void)
 	      strstr(out, "backend relay"), "res show: %s", out);
 	check(!ctl(out, sizeof(out), "res show cq") && strstr(out, "  cq 0x2") &&
 	      !strstr(out, "  qp 0x3"), "res show cq: %s", out);
-	check(!ctl(out, sizeof(out), "-j guest show") && strstr(out, "\"backend\":\"kernel\""),
-	      "guest show -j: %s", out);
+	check(!ctl(out, sizeof(out), "-j guest show") && strstr(out, "\"backend\":\"kernel\"") &&
+	      strstr(out, "},\"children\":[{\"guest\":7,\"pid\":4242,\"objects\":4,"
+		     "\"pinned_bytes\":8192,\"revoked\":false,\"children\":[{\"guest\":9,"
+		     "\"pid\":4343,\"objects\":1,\"pinned_bytes\":0,\"revoked\":false,"
+		     "\"children\":[]}]},{\"guest\":8,\"pid\":0,\"objects\":0,"
+		     "\"pinned_bytes\":0,\"revoked\":true,\"children\":[]}]}"),
+	      "guest show -j (the module's passthrough tree under the kernel handle): %s", out);
+	check(!ctl(out, sizeof(out), "guest show") &&
+	      strstr(out, " dev k0\n    child for guest 7 pid 4242 objects 4 pinned 8192\n"
+		     "      child for guest 9 pid 4343 objects 1 pinned 0\n"
+		     "    child for guest 8 pid 0 objects 0 pinned 0 revoked\n") &&
+	      !strstr(out, "dev r0"), "guest show (the tree in text, no line for a relay handle): %s", out);
+	check(!ctl(out, sizeof(out), "-j res show") &&
+	      strstr(out, "],\"children\":[{\"guest\":7,\"pid\":4242,"), "res show -j: %s", out);
 	printf("ok   vrdma with a module: kernel and auto resolve to kernel; DEVOPEN attaches "
 	       "(fake0 port 1 gid 3 objects 77 pinned 1M, guest %u), DEVFD once, vbusd keeps no "
-	       "copy and one admin descriptor; res show has the module's counters and objects\n", a.guest_id);
+	       "copy and one admin descriptor; res show has the module's counters and objects, guest "
+	       "show and res show its passthrough tree\n", a.guest_id);
 
 	/* The backing device goes: vbusd removes every device on it and tells the guests. */
 	check(!rmdir(node), "rmdir %s", node);

@@ -280,6 +280,13 @@ struct vbk_res_obj;
 int vrdma_res_records(const struct vbk_res_obj *r, uint32_t nr, const char *kind, bool json,
 		      char *buf, size_t n);
 
+/* tree.c: the kernel backend's passthrough tree (VBK_IOC_TREE: n nodes, parent before
+ * child) as a JSON array of nested nodes, or text lines, each starting with indent and
+ * indented by depth. 0, -ENOSPC or -EPROTO (nodes not in the module's order). */
+struct vbk_tree_node;
+int vrdma_tree_show(const struct vbk_tree_node *t, uint32_t n, bool json, const char *indent,
+		    char *buf, size_t len);
+
 /* handle.c: the caller holds g->lock */
 /* A quota refused the guest: the bus is told (env->quota); returns err. */
 int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err);
