@@ -206,7 +206,8 @@ void vbk_admin_put(struct vbk_admin *a);
 struct vbk_owner *vbk_admin_get(struct vbk_admin *a);
 long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up);
 struct vbk_guest *vbk_owner_guest(struct vbk_owner *o, u32 guest_id);
-int vbk_owner_tree(struct vbk_owner *o, struct vbk_tree __user *up);
+#define VBK_TREE_ROOM_MAX	4096	/* VBK_IOC_TREE records per call (all are counted) */
+u32 vbk_guest_tree(struct vbk_guest *g, struct vbk_tree_node *out, u32 room);
 void vbk_guest_note_user(struct vbk_guest *g);
 int vbk_owner_add(struct vbk_owner *o, struct vbk_guest *g, u32 max);
 void vbk_owner_del(struct vbk_guest *g);

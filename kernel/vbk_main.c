@@ -108,37 +108,59 @@ static int guest_stats(struct vbk_owner *o, struct vbk_stats *s)
 	return err;
 }
 
-/* VBK_IOC_RES: the records are made under the locks, copied out after. */
-static int guest_res(struct vbk_owner *o, struct vbk_res __user *up)
+/*
+ * VBK_IOC_RES and VBK_IOC_TREE: { guest_id, count, a user pointer to count records }; fill
+ * makes the records of guest_id's attachment under the locks (at most room of them,
+ * returning how many there are), copied out after. At most max records a call.
+ */
+struct owner_list {
+	u32 guest_id;
+	u32 count;
+	u64 recs;
+};
+static_assert(sizeof(struct owner_list) == sizeof(struct vbk_res) &&
+	      sizeof(struct owner_list) == sizeof(struct vbk_tree));
+
+static int owner_list(struct vbk_owner *o, struct owner_list __user *up, size_t size, u32 max,
+		      u32 (*fill)(struct vbk_guest *g, void *buf, u32 room))
 {
-	struct vbk_res_obj *buf = NULL;
+	struct owner_list l;
 	struct vbk_guest *g;
-	struct vbk_res r;
+	void *buf = NULL;
 	int err = 0;
 	u32 n = 0;
 
-	if (copy_from_user(&r, up, sizeof(r)))
+	if (copy_from_user(&l, up, sizeof(l)))
 		return -EFAULT;
-	r.count = min_t(u32, r.count, 1u << VRDMA_HANDLE_INDEX_BITS);	/* no table is longer */
-	if (r.count) {
-		buf = kvcalloc(r.count, sizeof(*buf), GFP_KERNEL);
+	l.count = min(l.count, max);
+	if (l.count) {
+		buf = kvcalloc(l.count, size, GFP_KERNEL);
 		if (!buf)
 			return -ENOMEM;
 	}
 	mutex_lock_nested(&o->lock, o->depth);
-	g = vbk_owner_guest(o, r.guest_id);
+	g = vbk_owner_guest(o, l.guest_id);
 	if (g)
-		n = vbk_guest_res(g, buf, r.count);
+		n = fill(g, buf, l.count);
 	else
 		err = -ENOENT;
 	mutex_unlock(&o->lock);
-	if (!err && copy_to_user(u64_to_user_ptr(r.objs), buf,
-				 (size_t)min(n, r.count) * sizeof(*buf)))
+	if (!err && copy_to_user(u64_to_user_ptr(l.recs), buf, (size_t)min(n, l.count) * size))
 		err = -EFAULT;
 	if (!err && put_user(n, &up->count))
 		err = -EFAULT;
 	kvfree(buf);
 	return err;
+}
+
+static u32 res_fill(struct vbk_guest *g, void *buf, u32 room)
+{
+	return vbk_guest_res(g, buf, room);
+}
+
+static u32 tree_fill(struct vbk_guest *g, void *buf, u32 room)
+{
+	return vbk_guest_tree(g, buf, room);
 }
 
 /* VBK_IOC_REVOKE: the attachments made through o with this tag. 0 or -ENOENT. */
@@ -182,10 +204,12 @@ long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up)
 			return err;
 		return copy_to_user(up, &s, sizeof(s)) ? -EFAULT : 0;
 	}
-	case VBK_IOC_RES:
-		return guest_res(o, up);
+	case VBK_IOC_RES:	/* no table is longer than the handle index allows */
+		return owner_list(o, up, sizeof(struct vbk_res_obj), 1u << VRDMA_HANDLE_INDEX_BITS,
+				  res_fill);
 	case VBK_IOC_TREE:
-		return vbk_owner_tree(o, up);
+		return owner_list(o, up, sizeof(struct vbk_tree_node), VBK_TREE_ROOM_MAX,
+				  tree_fill);
 	default:
 		return -ENOTTY;
 	}

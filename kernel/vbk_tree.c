@@ -5,13 +5,10 @@
  * level (docs/nesting.md, "What each level sees"). The walk holds each children list's
  * lock while it reads that list, parent before child as a revocation takes them (lockdep
  * subclass: the depth), so no attachment listed can go while it is read; the records go
- * to a kernel buffer that the caller copies out after every lock is dropped.
+ * to a kernel buffer that vbk_main.c copies out after every lock is dropped.
  */
 #include <linux/pid.h>
-#include <linux/uaccess.h>
 #include "vbk.h"
-
-#define TREE_ROOM_MAX	4096	/* records per call; a deeper count is still counted */
 
 static void tree_walk(struct vbk_guest *p, u32 depth, struct vbk_tree_node *out, u32 room,
 		      u32 *n)
@@ -39,37 +36,14 @@ static void tree_walk(struct vbk_guest *p, u32 depth, struct vbk_tree_node *out,
 	mutex_unlock(&p->kids.lock);
 }
 
-/* VBK_IOC_TREE on the descriptor whose list o is (include/vbus/vrdma-kernel.h). */
-int vbk_owner_tree(struct vbk_owner *o, struct vbk_tree __user *up)
+/* VBK_IOC_TREE's records of g's descendants (at most room), with the owner's lock held:
+ * how many there are. */
+u32 vbk_guest_tree(struct vbk_guest *g, struct vbk_tree_node *out, u32 room)
 {
-	struct vbk_tree_node *buf = NULL;
-	struct vbk_guest *g;
-	struct vbk_tree t;
-	int err = 0;
 	u32 n = 0;
 
-	if (copy_from_user(&t, up, sizeof(t)))
-		return -EFAULT;
-	t.count = min_t(u32, t.count, TREE_ROOM_MAX);
-	if (t.count) {
-		buf = kvcalloc(t.count, sizeof(*buf), GFP_KERNEL);
-		if (!buf)
-			return -ENOMEM;
-	}
-	mutex_lock_nested(&o->lock, o->depth);
-	g = vbk_owner_guest(o, t.guest_id);
-	if (g)
-		tree_walk(g, 1, buf, t.count, &n);
-	else
-		err = -ENOENT;
-	mutex_unlock(&o->lock);
-	if (!err && copy_to_user(u64_to_user_ptr(t.nodes), buf,
-				 (size_t)min(n, t.count) * sizeof(*buf)))
-		err = -EFAULT;
-	if (!err && put_user(n, &up->count))
-		err = -EFAULT;
-	kvfree(buf);
-	return err;
+	tree_walk(g, 1, out, room, &n);
+	return n;
 }
 
 /* The process of the attachment's first control call, kept for VBK_IOC_TREE. */
