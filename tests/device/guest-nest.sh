@@ -10,7 +10,9 @@
 # Then SIGKILL of a middle vbusd while its nested guests work: they get DEVICE_FATAL (one
 # within a scaled 1 s), a sibling middle vbusd's nested guest goes on (integrity passes),
 # and rdma res show is back to its baseline. Before the kill, depth 0's guest show names on
-# the middle's handles which of the middle's guests each serves (the DEVOPEN label).
+# the middle's handles which of the middle's guests each serves (the DEVOPEN label). Last,
+# `dev del` at depth 0 reaches a nested guest of a relay middle as DEVICE_FATAL, and the
+# middle removes its device.
 # timeout: 300
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
@@ -29,12 +31,13 @@ res_counts() { # "qp cq mr pd" object counts of rdma res show
 base=$(res_counts)
 RUN1=$(mktemp -d /tmp/vbus-nest.XXXXXX)
 RUN2=$(mktemp -d /tmp/vbus-nest.XXXXXX)
+RUN3=$(mktemp -d /tmp/vbus-nest.XXXXXX)
 tmp=$(mktemp -d)
 mid() { "$VD_BIN/vbusctl" --run-dir "$RUN1" "$@"; }
 cleanup() {
 	local p
-	for p in ${MID_PID:-} ${MID2_PID:-}; do kill -TERM "$p" 2>/dev/null && wait "$p"; done
-	rm -rf "$RUN1" "$RUN2" "$tmp"
+	for p in ${MID_PID:-} ${MID2_PID:-} ${MID3_PID:-}; do vd_term "$p" || true; done
+	rm -rf "$RUN1" "$RUN2" "$RUN3" "$tmp"
 	vd_stop
 }
 trap cleanup EXIT
@@ -219,6 +222,42 @@ if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/n
 	echo "ok   rdma res back to its baseline (qp cq mr pd: $base; during: $during)"
 else
 	echo "FAIL: rdma res $(res_counts), baseline $base"; fail=1
+fi
+# Unplug at depth 0 under a relay middle: `dev del vrdma0` at depth 0 while a nested guest of
+# a third middle vbusd (MID3) waits with a QP. The middle's contexts get DEVICE_FATAL, its
+# relay forwards it to the nested guest's context (within a scaled 1 s), its own device
+# goes (its gone check, about once a second), and it goes on answering.
+"${VD_RUN[@]}" "$VD_BIN/vbusd" --run-dir "$RUN3" 2>"$tmp/mid3.log" &
+MID3_PID=$!
+mid3() { "$VD_BIN/vbusctl" --run-dir "$RUN3" "$@"; }
+vt_until 10 test -S "$RUN3/ctl.sock" && mid3 bus add n allow all >/dev/null &&
+mid3 dev add vrdma0 class vrdma backing=vrdma0 bus n >/dev/null ||
+	{ echo "FAIL: the third middle vbusd"; cat "$tmp/mid3.log"; exit 1; }
+timeout -k 2 "$(vt_secs 60)" "$VD_BIN/vbus-run" --run-dir "$RUN3" --bus n -- "$pe" fatal >"$tmp/fatal3" 2>&1 &
+fpid3=$!
+vt_wait_for "$tmp/fatal3" ready 20 $fpid3 || { echo "FAIL: MID3's nested guest did not get ready"; cat "$tmp/fatal3"; exit 1; }
+t0=$(date +%s%N)
+vd_ctl dev del vrdma0 >/dev/null || { echo "FAIL: dev del vrdma0 at depth 0"; fail=1; }
+vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal3"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal3" && [ "$ms" -le "$lim" ]; then
+	echo "ok   dev del at depth 0: the nested guest under a relay middle got DEVICE_FATAL in $ms ms (limit $lim ms)"
+else
+	echo "FAIL: DEVICE_FATAL at depth 2 after dev del at depth 0: $ms ms (limit $lim ms)"; sed 's/^/  | /' "$tmp/fatal3"; fail=1
+fi
+wait "$fpid3" || { echo "FAIL: MID3's nested guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal3"; fail=1; }
+if vt_until 10 sh -c "! \"$VD_BIN/vbusctl\" --run-dir '$RUN3' dev show | grep -q vrdma0" &&
+   mid3 guest show >/dev/null; then
+	echo "ok   and MID3 removed its vrdma0 (its backing is gone) and answers"
+else
+	echo "FAIL: MID3 after the unplug below it: $(mid3 dev show 2>&1 | head -3)"; fail=1
+fi
+vd_term "$MID3_PID" || { echo "FAIL: MID3 did not exit on SIGTERM (killed)"; fail=1; }
+MID3_PID=
+if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]"; then
+	echo "ok   rdma res back to its baseline after the unplug"
+else
+	echo "FAIL: rdma res $(res_counts) after the unplug, baseline $base"; fail=1
 fi
 [ $fail = 0 ] || { echo "nested vbusd log:"; tail -n 40 "$tmp/mid.log" | sed 's/^/  mid| /'; }
 exit $fail
