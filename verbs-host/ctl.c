@@ -83,28 +83,40 @@ static void dev_show(struct strbuf *o, bool json, const char *only)
 
 /*
  * The passthrough tree of a handle (the class's tree op: the child functions a middle level
- * made of it for its own guests), appended as a JSON member ,"children":[...] or as text
- * lines below the handle's. True when there was one.
+ * made of it for its own guests). slot_tree_get runs the op into a static buffer and says
+ * whether there is anything to print; slot_tree_put appends it, as a JSON member
+ * ,"children":[...] or as text lines below the handle's.
  */
-static bool slot_tree(struct strbuf *o, struct vbd_slot *s, bool json)
-{
-	static char t[CTL_MAX / 4];
+struct slot_tree {
+	char t[CTL_MAX / 4];
 	int r;
+};
+static struct slot_tree tree_buf;	/* commands run one at a time */
 
+static bool slot_tree_get(struct slot_tree *st, struct vbd_slot *s, bool json)
+{
+	st->t[0] = 0;
+	st->r = 0;
 	if (!s->dev || !s->dev->cls->tree)
 		return false;
-	r = s->dev->cls->tree(s->inst, json, "    ", t, sizeof(t));
-	if (r && r != -ENOSPC) {
+	st->r = s->dev->cls->tree(s->inst, json, "    ", st->t, sizeof(st->t));
+	return st->t[0] || (st->r && st->r != -ENOSPC);
+}
+
+static void slot_tree_put(struct strbuf *o, const struct slot_tree *st, bool json)
+{
+	if (st->r && st->r != -ENOSPC)
 		strbuf_put(o, json ? ",\"children_error\":\"%s\"" : "    (children: %s)\n",
-			   strerror(-r));
-		return true;
-	}
-	if (!t[0])
-		return false;
-	strbuf_put(o, json ? ",\"children\":%s" : "%s", t);
-	if (r)
-		strbuf_put(o, json ? ",\"children_truncated\":true" : "    (truncated)\n");
-	return true;
+			   strerror(-st->r));
+	else if (st->t[0])
+		strbuf_put(o, json ? ",\"children\":%s%s" : "%s%s", st->t,
+			   !st->r ? "" : json ? ",\"children_truncated\":true" : "    (truncated)\n");
+}
+
+static void slot_tree(struct strbuf *o, struct vbd_slot *s, bool json)
+{
+	if (slot_tree_get(&tree_buf, s, json))
+		slot_tree_put(o, &tree_buf, json);
 }
 
 static void guest_show(struct strbuf *o, bool json)
@@ -166,10 +178,11 @@ static void guest_show(struct strbuf *o, bool json)
 			 * (relay mode), or the child functions made of it (passthrough) */
 			for (uint32_t i = 1; i < g->slots_end; i++) {
 				struct vbd_slot *s = vbd_slot(g, i);
-				size_t at = o->pos;
 
 				if (s->type != VBD_HANDLE)
 					continue;
+				if (!slot_tree_get(&tree_buf, s, false) && !s->label)
+					continue;	/* neither: no line */
 				strbuf_put(o, "  handle %#x dev %s", vbd_slot_id(g, i),
 					   s->dev ? s->dev->name : "(removed)");
 				if (s->label) {
@@ -177,10 +190,7 @@ static void guest_show(struct strbuf *o, bool json)
 					vbd_label_show(o, s->label, false);
 				}
 				strbuf_put(o, "\n");
-				if (!slot_tree(o, s, false) && !s->label && o->pos < o->n) {
-					o->pos = at;	/* neither: no line */
-					o->p[at] = 0;
-				}
+				slot_tree_put(o, &tree_buf, false);
 			}
 		}
 		pthread_mutex_unlock(&g->slots_lock);
