@@ -39,7 +39,9 @@
 struct vbus_conn {
 	int sock;			/* the unix socket, or the VM's /dev/vbus-vmN */
 	bool vm;			/* the vm transport */
-	int vm_evfd;			/* vm: readable while events are queued (vbus_event_fd) */
+	int vm_evfd;			/* vm: readable while events are queued (vbus_event_fd);
+					 * the driver signals it too (vm_events) */
+	bool vm_events;			/* vm: the driver queues the bus's events for us */
 	uint8_t *vm_buf;		/* vm: one message, header and payload */
 	char bus[VBUS_NAME_MAX];
 	pthread_mutex_t lock;
@@ -87,6 +89,14 @@ static void mark_dead(struct vbus_conn *c)
 		return;
 	c->dead = true;
 	push_event(c, &ev);
+}
+
+/* An event from the bus: queued; SHUTDOWN also ends the connection. */
+static void got_event(struct vbus_conn *c, const struct vbus_event *ev)
+{
+	push_event(c, ev);
+	if (le32toh(ev->type) == VBUS_EV_SHUTDOWN)
+		mark_dead(c);
 }
 
 /*
@@ -171,12 +181,30 @@ static int take(struct vbus_conn *c, int flags)
 
 		memcpy(&ev, c->rx.payload, c->rx.len < sizeof(ev) ? c->rx.len : sizeof(ev));
 		vbus_rx_close_fds(&c->rx);
-		push_event(c, &ev);
-		if (le32toh(ev.type) == VBUS_EV_SHUTDOWN)
-			mark_dead(c);
+		got_event(c, &ev);
 		return 0;
 	}
 	return 1;
+}
+
+/*
+ * vm: the events the driver queued (VBUS_VM_IOC_EVENT until EAGAIN). vm_evfd is cleared
+ * first, so that an event queued meanwhile leaves it readable (the driver signals it, or
+ * push_event does): a wake-up is never lost, at worst one comes with nothing to take.
+ */
+static void vm_take_events(struct vbus_conn *c)
+{
+	struct vbus_vm_event e;
+	uint64_t n;
+
+	if (read(c->vm_evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		abort();	/* our own non-blocking eventfd */
+	while (c->vm_events && !c->dead && !ioctl(c->sock, VBUS_VM_IOC_EVENT, &e)) {
+		struct vbus_event ev;
+
+		memcpy(&ev, e.event, sizeof(ev));
+		got_event(c, &ev);
+	}
 }
 
 /*
@@ -270,6 +298,13 @@ static int conn_hello(struct vbus_conn *c, struct vbus_conn **out)
 		return err;
 	}
 	memcpy(&c->hello, c->rx.payload, sizeof(c->hello));
+	/* vm: the driver queues the bus's events and signals vm_evfd (docs/vm.md, "Events");
+	 * a driver without an event ring leaves the connection without events. */
+	if (c->vm && (le64toh(c->hello.features) & VBUS_F_EVENTS)) {
+		struct vbus_vm_eventfd b = { .fd = c->vm_evfd };
+
+		c->vm_events = !ioctl(c->sock, VBUS_VM_IOC_EVENTFD, &b);
+	}
 	*out = c;
 	return 0;
 }
@@ -653,6 +688,8 @@ int vbus_next_event(struct vbus_conn *c, struct vbus_event *ev)
 	int r = 0;
 
 	pthread_mutex_lock(&c->lock);
+	if (c->vm && !c->ev_n)
+		vm_take_events(c);
 	while (!c->ev_n && !c->dead && take(c, 1) == 0)
 		;
 	if (c->ev_n) {
@@ -660,12 +697,6 @@ int vbus_next_event(struct vbus_conn *c, struct vbus_event *ev)
 		c->ev_head = (c->ev_head + 1) % EVQ_MAX;
 		c->ev_n--;
 		r = 1;
-	}
-	if (c->vm && !c->ev_n) {	/* the queue is empty: the event fd is not readable */
-		uint64_t n;
-
-		if (read(c->vm_evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-			abort();	/* our own non-blocking eventfd */
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;

@@ -68,8 +68,10 @@ struct vmg_chan {
 	struct vbus_vm_chan __iomem *ctl;
 	void __iomem *req, *resp;	/* msg_max bytes each */
 	u32 msg_max;
+	u64 ctl_off, req_off, resp_off;	/* where the three are in BAR2 */
 	struct file *owner;		/* the open file whose connection it is, or NULL */
 	u32 seq;			/* req_seq of the last request posted */
+	u32 conn;			/* req_seq of the owner's first request: its connection */
 	bool pending;			/* posted, and its answer not consumed yet */
 	bool reset;			/* the pending request is a RESET: nobody reads it */
 	atomic_t irqs;			/* vector 0's interrupts: the waiters' event count */
@@ -81,6 +83,21 @@ struct vmg_chan {
 	struct vmg_pin *inflight;
 	struct list_head pins, dead;
 	struct list_head sigs;		/* the owner's signals (vmg_sig.c) */
+};
+
+/* The bus's events (vmg_ev.c, struct vbus_vm_evring). lock guards all but the geometry;
+ * vector 0's interrupt takes it. */
+struct vmg_ev {
+	bool present;			/* vbusd offers a ring and its geometry is sound */
+	void __iomem *ring;
+	u32 entries;
+	spinlock_t lock;
+	u32 next;			/* the number of the next event to take from the ring */
+	struct eventfd_ctx *ctx;	/* bound by owner: events are queued while set */
+	struct file *owner;
+	u32 conn;			/* owner's connection (chan.conn when it bound) */
+	u8 q[VBUS_VM_EVQ_MAX][48];	/* struct vbus_event each */
+	u32 qhead, qn, lost;
 };
 
 struct vmg_dev {
@@ -97,6 +114,7 @@ struct vmg_dev {
 	char bus[VBUS_VM_NAME_MAX];
 	struct vmg_vector vec[VBUS_VM_MAX_VECTORS];
 	struct vmg_chan chan;
+	struct vmg_ev ev;
 };
 
 void vmg_dev_put(struct vmg_dev *dev);
@@ -117,6 +135,13 @@ int vmg_chan_call(struct vmg_dev *dev, struct file *f, const void *req, u32 n,
 int vmg_chan_revoke(struct vmg_dev *dev, struct file *f, u32 op, u64 seq, u32 id, s32 *status);
 long vmg_chan_revoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg, u32 op,
 			   void (*drop)(struct vmg_dev *dev, struct file *f, u32 id));
+/* vmg_ev.c */
+void vmg_ev_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2,
+		  bool (*ok)(struct vmg_dev *dev, u64 off, u64 len));
+void vmg_ev_irq(struct vmg_dev *dev);
+void vmg_ev_unbind(struct vmg_dev *dev, struct file *owner);
+long vmg_ev_bind_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
+long vmg_ev_take_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
 /* vmg_shm.c */
 long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
 long vmg_shmrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);

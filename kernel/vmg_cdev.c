@@ -125,6 +125,12 @@ static long vmg_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	case VBUS_VM_IOC_COUNTS:
 		ret = vmg_counts(dev, uarg);
 		break;
+	case VBUS_VM_IOC_EVENTFD:
+		ret = vmg_ev_bind_ioctl(dev, f, uarg);
+		break;
+	case VBUS_VM_IOC_EVENT:
+		ret = vmg_ev_take_ioctl(dev, f, uarg);
+		break;
 	default:
 		ret = -ENOTTY;
 	}

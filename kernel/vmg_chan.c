@@ -25,6 +25,17 @@ static bool vmg_range_ok(struct vmg_dev *dev, u64 off, u64 len, u64 o2, u64 l2)
 	       off + len <= dev->bar2_size && (off + len <= o2 || o2 + l2 <= off);
 }
 
+/* Whether [off, off + len) lies in BAR2 after the header and misses the channel's three
+ * areas (the event ring's check, vmg_ev.c). */
+static bool vmg_chan_range_free(struct vmg_dev *dev, u64 off, u64 len)
+{
+	struct vmg_chan *ch = &dev->chan;
+
+	return vmg_range_ok(dev, off, len, ch->ctl_off, VBUS_VM_CHAN_SIZE) &&
+	       vmg_range_ok(dev, off, len, ch->req_off, ch->msg_max) &&
+	       vmg_range_ok(dev, off, len, ch->resp_off, ch->msg_max);
+}
+
 /**
  * vmg_chan_parse() - take the channel's geometry from the header vbusd wrote
  * @dev: the device, dev->bar2_size set
@@ -55,7 +66,11 @@ void vmg_chan_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __io
 	ch->req = bar2 + rq;
 	ch->resp = bar2 + rs;
 	ch->msg_max = max;
+	ch->ctl_off = c;
+	ch->req_off = rq;
+	ch->resp_off = rs;
 	ch->present = true;
+	vmg_ev_parse(dev, h, bar2, vmg_chan_range_free);
 }
 
 /* Under dev->lock: post a request of @kind (@n bytes of @buf for a message) and ring. */
@@ -142,6 +157,7 @@ void vmg_chan_irq(struct vmg_dev *dev)
 {
 	struct vmg_chan *ch = &dev->chan;
 
+	vmg_ev_irq(dev);
 	atomic_inc(&ch->irqs);
 	wake_up_all(&ch->wq);
 }
@@ -153,6 +169,7 @@ void vmg_chan_remove(struct vmg_dev *dev)
 
 	lockdep_assert_held(&dev->lock);
 	if (ch->present && ch->owner) {
+		vmg_ev_unbind(dev, ch->owner);
 		vmg_sigs_free(dev, ch->owner);	/* no wake-up rings from now on */
 		vmg_chan_bury(ch);
 		vmg_chan_post(dev, VBUS_VM_CHAN_RESET, NULL, 0);
@@ -182,6 +199,7 @@ void vmg_chan_release(struct vmg_dev *dev, struct file *f)
 	if (!ch->present || ch->owner != f)
 		return;
 	ch->owner = NULL;
+	vmg_ev_unbind(dev, f);
 	vmg_sigs_free(dev, f);
 	vmg_chan_bury(ch);
 	/* An unanswered request of f's is overwritten: vbusd serves the newest one. */
@@ -239,8 +257,10 @@ static int vmg_chan_send(struct vmg_dev *dev, struct file *f, const void *buf, u
 		} else if ((ch->owner && ch->owner != f) || (ch->pending && !ch->reset)) {
 			ret = -EBUSY;	/* another file's channel, or our answer is unread */
 		} else if (!ch->pending) {
-			ch->owner = f;
 			vmg_chan_post(dev, VBUS_VM_CHAN_MSG, buf, n);
+			if (ch->owner != f)
+				ch->conn = ch->seq;	/* a new connection (vbusd's conn_seq) */
+			ch->owner = f;
 			ch->driver = driver;
 			return 0;
 		} else {

@@ -91,6 +91,7 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	INIT_LIST_HEAD(&dev->chan.pins);
 	INIT_LIST_HEAD(&dev->chan.dead);
 	INIT_LIST_HEAD(&dev->chan.sigs);
+	spin_lock_init(&dev->ev.lock);
 	dev->pdev = pdev;
 	dev->regs = pcim_iomap_table(pdev)[0];
 	dev->bar2_size = pci_resource_len(pdev, 2);
@@ -114,7 +115,8 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_irq;
 	dev_info(&pdev->dev, "/dev/%s: bus %s, peer %u, host peer %u, %u vectors, %s\n",
 		 dev->name, dev->bus, dev->vm_peer, dev->host_peer, dev->nvectors,
-		 dev->chan.present ? "message channel" : "no message channel");
+		 dev->chan.present ? dev->ev.present ? "message channel, events" :
+		 "message channel" : "no message channel");
 	return 0;
 
 err_irq:

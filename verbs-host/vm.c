@@ -105,7 +105,7 @@ static uint32_t vm_doorbells(struct vbd_vm *vm, struct pollfd *p, uint32_t *vec)
 static void *vm_thread(void *arg)
 {
 	struct vbd_vm *vm = arg;
-	struct pollfd p[2 + VBUS_VM_MAX_VECTORS];
+	struct pollfd p[3 + VBUS_VM_MAX_VECTORS];	/* stop, QEMU, the bus's events, doorbells */
 	uint32_t vec[VBUS_VM_MAX_VECTORS];
 	char err[160];
 
@@ -121,9 +121,10 @@ static void *vm_thread(void *arg)
 	p[0] = (struct pollfd){ .fd = vm->stop_efd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = vm->pidfd, .events = POLLIN };
 	for (;;) {
-		uint32_t nd = vm_doorbells(vm, p + 2, vec);
+		uint32_t nd = vm_doorbells(vm, p + 3, vec);
 
-		if (poll(p, 2 + nd, -1) < 0) {
+		p[2] = (struct pollfd){ .fd = vbd_vm_chan_fd(vm), .events = POLLIN };
+		if (poll(p, 3 + nd, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			vbd_err("vm %s: poll: %s", vm->name, strerror(errno));
@@ -135,11 +136,13 @@ static void *vm_thread(void *arg)
 			vm_reap(vm);
 			p[1].fd = -1;	/* poll ignores it from now on */
 		}
+		if (p[2].revents)
+			vbd_vm_chan_events(vm);	/* the bus's events, between answers */
 		for (uint32_t i = 0; i < nd; i++) {
 			uint32_t v = vec[i];
 			uint64_t n;
 
-			if (!p[2 + i].revents)
+			if (!p[3 + i].revents)
 				continue;
 			n = vm->conn->doorbell(vm, v);
 			pthread_mutex_lock(&vbd_vms.lock);

@@ -65,7 +65,10 @@ extern const struct vbd_vm_connector vbd_vm_ivshmem;
 #define VBD_VM_AREA_SIZE	((VBUS_VM_MSG_MAX + 4095u) & ~4095u)
 #define VBD_VM_REQ_OFF		8192u
 #define VBD_VM_RESP_OFF		(VBD_VM_REQ_OFF + VBD_VM_AREA_SIZE)
-_Static_assert(VBD_VM_RESP_OFF + VBD_VM_AREA_SIZE <= VBD_VM_BAR2_SIZE, "BAR2 too small");
+#define VBD_VM_EV_OFF		(VBD_VM_RESP_OFF + VBD_VM_AREA_SIZE)
+#define VBD_VM_EV_ENTRIES	64u
+_Static_assert(VBD_VM_EV_OFF + VBUS_VM_EVRING_SIZE(VBD_VM_EV_ENTRIES) <= VBD_VM_BAR2_SIZE,
+	       "BAR2 too small");
 
 /* vbusd's side of a VM's message channel. Only the VM's thread touches it, but for the
  * counters, which vbd_vms.lock guards (`vm show`). */
@@ -74,9 +77,12 @@ struct vbd_vm_chan {
 	int done;			/* with sock: a pipe's read end, whose write end the
 					 * connection closes once it has freed all it held */
 	uint32_t last_seq;		/* req_seq of the request answered last */
+	uint32_t conn_seq;		/* with sock: req_seq of the connection's first message */
+	uint32_t ev_seq;		/* the number of the event written last (the ring's head) */
 	uint8_t *buf;			/* VBUS_VM_MSG_MAX: the request as copied out of BAR2 */
 	struct vbus_rx *rx;		/* the bus's answer */
 	uint64_t messages, refused;	/* answered by the bus; refused by the channel */
+	uint64_t events;		/* written into the event ring */
 };
 
 enum vbd_vm_state { VBD_VM_STARTING, VBD_VM_RUNNING, VBD_VM_EXITED, VBD_VM_FAILED };
@@ -140,6 +146,8 @@ int vbd_vm_peek(const char *name, uint64_t gpa, uint32_t len, void *out, char *e
  * readable). */
 int vbd_vm_chan_init(struct vbd_vm *vm);
 void vbd_vm_chan_doorbell(struct vbd_vm *vm);
+int vbd_vm_chan_fd(const struct vbd_vm *vm);	/* the connection's socket, or -1 */
+void vbd_vm_chan_events(struct vbd_vm *vm);
 void vbd_vm_chan_fini(struct vbd_vm *vm);
 /* vm_qemu.c */
 int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn);

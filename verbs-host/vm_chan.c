@@ -38,6 +38,39 @@ static uint32_t vm_load(const __le32 *p, int order)
 	return le32toh(__atomic_load_n(p, order));
 }
 
+/* Interrupt the VM on vector 0 (an answer or an event is there), counting it. */
+static void chan_interrupt(struct vbd_vm *vm, uint64_t *counter)
+{
+	pthread_mutex_lock(&vbd_vms.lock);
+	if (counter)
+		(*counter)++;
+	if (!vm->conn->interrupt(vm, 0))
+		vm->interrupts[0]++;
+	pthread_mutex_unlock(&vbd_vms.lock);
+}
+
+/* The bus's EVENT in chan.rx into the event ring, as the next event of this connection. */
+static void chan_event(struct vbd_vm *vm)
+{
+	struct vbus_vm_evring *r = (struct vbus_vm_evring *)((uint8_t *)vm->bar2 + VBD_VM_EV_OFF);
+	struct vbus_vm_ev *e;
+	uint32_t s = ++vm->chan.ev_seq;
+
+	if (!s)
+		s = ++vm->chan.ev_seq;	/* 0 is no event's number */
+	e = (struct vbus_vm_ev *)(r + 1) + s % VBD_VM_EV_ENTRIES;
+	/* seq 0 first: a VM reading the entry meanwhile sees it is being written */
+	__atomic_store_n(&e->seq, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	e->conn = htole32(vm->chan.conn_seq);
+	memset(e->event, 0, sizeof(e->event));
+	memcpy(e->event, vm->chan.rx->payload,
+	       vm->chan.rx->len < sizeof(e->event) ? vm->chan.rx->len : sizeof(e->event));
+	__atomic_store_n(&e->seq, htole32(s), __ATOMIC_RELEASE);
+	__atomic_store_n(&r->head, htole32(s), __ATOMIC_RELEASE);
+	chan_interrupt(vm, &vm->chan.events);
+}
+
 int vbd_vm_chan_init(struct vbd_vm *vm)
 {
 	vm->chan.sock = vm->chan.done = -1;
@@ -117,7 +150,7 @@ static int chan_connect(struct vbd_vm *vm)
 }
 
 /* The bus's answer to what was sent: 0 with it in chan.rx, 1 when stop_efd fired, or
- * -errno (the connection is gone). Events are not the answer: dropped. */
+ * -errno (the connection is gone). Events meanwhile go into the event ring. */
 static int chan_wait_answer(struct vbd_vm *vm, bool nowait)
 {
 	for (;;) {
@@ -142,12 +175,40 @@ static int chan_wait_answer(struct vbd_vm *vm, bool nowait)
 		}
 		if (le32toh(vm->chan.rx->hdr.op) != VBUS_OP_EVENT)
 			return 0;
+		chan_event(vm);
 	}
 }
 
-/* Serve the checked copy of n bytes in chan.buf: 0 with the answer in chan.rx, 1 when
- * stopping, or the channel's refusal. */
-static int chan_serve(struct vbd_vm *vm, size_t n)
+int vbd_vm_chan_fd(const struct vbd_vm *vm)
+{
+	return vm->chan.sock;
+}
+
+/* The connection's socket is readable while no request is out: the bus's events, or its
+ * end (the bus closed it: the next message starts a new connection). */
+void vbd_vm_chan_events(struct vbd_vm *vm)
+{
+	for (uint32_t i = 0; i < VBD_VM_EV_ENTRIES && vm->chan.sock >= 0; i++) {
+		struct pollfd p = { .fd = vm->chan.sock, .events = POLLIN };
+
+		if (poll(&p, 1, 0) <= 0)
+			return;
+		if (vbus_msg_recv(vm->chan.sock, vm->chan.rx)) {
+			chan_disconnect(vm);
+			return;
+		}
+		vbus_rx_close_fds(vm->chan.rx);
+		if (le32toh(vm->chan.rx->hdr.op) == VBUS_OP_EVENT)
+			chan_event(vm);
+		else
+			cwarn(vm, "op %u from the bus with no request out: dropped",
+			      le32toh(vm->chan.rx->hdr.op));
+	}
+}
+
+/* Serve the checked copy of n bytes in chan.buf, request seq: 0 with the answer in
+ * chan.rx, 1 when stopping, or the channel's refusal. */
+static int chan_serve(struct vbd_vm *vm, size_t n, uint32_t seq)
 {
 	struct vbus_msg *h = (struct vbus_msg *)vm->chan.buf;
 	ssize_t sent;
@@ -158,13 +219,14 @@ static int chan_serve(struct vbd_vm *vm, size_t n)
 	 * fuzz-vmchan). Refused here. */
 	if (le32toh(h->op) == VBUS_OP_EVENT)
 		return -EINVAL;
-	/* VM connections negotiate no feature: none of them can cross into a VM yet. */
+	/* Of the features, only events cross into a VM (through the event ring). */
 	if (le32toh(h->op) == VBUS_OP_HELLO && n >= sizeof(*h) + sizeof(struct vbus_hello_in))
-		((struct vbus_hello_in *)(h + 1))->features = 0;
+		((struct vbus_hello_in *)(h + 1))->features &= htole64(VBUS_F_EVENTS);
 	if (vm->chan.sock < 0) {
 		r = chan_connect(vm);
 		if (r)
 			return r;
+		vm->chan.conn_seq = seq;	/* the ring's events of this connection */
 	}
 	do
 		sent = send(vm->chan.sock, vm->chan.buf, n, MSG_NOSIGNAL);
@@ -208,7 +270,7 @@ static int chan_request(struct vbd_vm *vm, uint32_t seq)
 		/* The unix socket's framing check, on our copy: length agrees, no descriptor. */
 		r = vbus_msg_check(vm->chan.rx, vm->chan.buf, n, 0) ? -EPROTO : 0;
 		if (!r) {
-			r = chan_serve(vm, n);
+			r = chan_serve(vm, n, seq);
 			if (r == 1)
 				return 1;
 		}
@@ -232,14 +294,8 @@ static int chan_request(struct vbd_vm *vm, uint32_t seq)
 	 * rmb() after it read resp_seq). */
 	__atomic_store_n(&c->resp_seq, htole32(seq), __ATOMIC_RELEASE);
 	vm->chan.last_seq = seq;
-	pthread_mutex_lock(&vbd_vms.lock);
-	if (r)
-		vm->chan.refused++;
-	else if (kind == VBUS_VM_CHAN_MSG)
-		vm->chan.messages++;
-	if (!vm->conn->interrupt(vm, 0))
-		vm->interrupts[0]++;
-	pthread_mutex_unlock(&vbd_vms.lock);
+	chan_interrupt(vm, r ? &vm->chan.refused :
+			   kind == VBUS_VM_CHAN_MSG ? &vm->chan.messages : NULL);
 	return 0;
 }
 

@@ -258,8 +258,10 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 			strbuf_put(o, json ? ",\"why\":\"%s\"" : " why \"%s\"", vm->why);
 		put_counts(o, json, "doorbells", vm->doorbells, vm->vectors);
 		put_counts(o, json, "interrupts", vm->interrupts, vm->vectors);
-		strbuf_put(o, json ? ",\"messages\":%llu,\"refused\":%llu" : " messages %llu refused %llu",
-			   (unsigned long long)vm->chan.messages, (unsigned long long)vm->chan.refused);
+		strbuf_put(o, json ? ",\"messages\":%llu,\"refused\":%llu,\"events\":%llu" :
+			   " messages %llu refused %llu events %llu",
+			   (unsigned long long)vm->chan.messages, (unsigned long long)vm->chan.refused,
+			   (unsigned long long)vm->chan.events);
 		strbuf_put(o, json ? "}" : "\n");
 		first = false;
 	}

@@ -36,6 +36,7 @@
 
 /* Features of the BAR2 header (vbus_vm_bar2.features). */
 #define VBUS_VM_F_CHAN		(1u << 0)	/* the message channel is there (chan_*) */
+#define VBUS_VM_F_EVENTS	(1u << 1)	/* with F_CHAN: the event ring is there (ev_*) */
 
 /* The first 64 bytes of the header, all a header must have (the channel is optional). */
 #define VBUS_VM_BAR2_MIN_SIZE	64
@@ -57,7 +58,11 @@ struct vbus_vm_bar2 {
 	__le32 msg_max;			/* the largest message either way, header included */
 	__le32 req_offset;		/* the request area: msg_max bytes, the VM writes */
 	__le32 resp_offset;		/* the response area: msg_max bytes, vbusd writes */
-	__le64 reserved1[6];		/* 0 */
+	/* With VBUS_VM_F_EVENTS: the event ring, 4096-aligned, inside BAR2, overlapping none
+	 * of the three above: VBUS_VM_EVRING_SIZE(ev_entries) bytes. */
+	__le32 ev_offset;
+	__le32 ev_entries;		/* a power of two, 1..VBUS_VM_EV_MAX */
+	__le32 reserved1[10];		/* 0 */
 };
 
 /*
@@ -103,6 +108,39 @@ struct vbus_vm_chan {
 					 * -ECONNRESET (the bus closed the connection) */
 	__le32 resp_len;		/* resp_status 0: bytes at resp_offset, 32..msg_max */
 	__le32 resp_reserved[13];	/* 0 */
+};
+
+/*
+ * The event ring (docs/vm.md, "Events"): the bus's EVENT messages (docs/abi.md) to the VM's
+ * connection, which arrive at any time, between answers. vbusd writes, the VM only reads;
+ * vbusd never reads it back. Event number s (1, 2, ...: 0 is skipped when the count wraps)
+ * goes in entry s % ev_entries:
+ *
+ *   vbusd: seq = 0; write barrier; conn, event; seq = s (release); head = s (release);
+ *          interrupt vector 0
+ *   VM:    from the entry after the last it took up to head (acquire): an entry more than
+ *          ev_entries behind head, or whose seq is not s before and after the copy, was
+ *          overwritten: lost (counted, not delivered)
+ *
+ * conn is the req_seq of the request that started the connection the event belongs to (the
+ * first message after a RESET): the driver delivers only its current connection's events.
+ * Events are best effort, as on the unix socket: a VM that does not keep up loses the
+ * oldest, and knows how many.
+ */
+#define VBUS_VM_EV_MAX		1024
+#define VBUS_VM_EVRING_SIZE(n)	(64 + 64 * (n))
+
+struct vbus_vm_evring {
+	__le32 head;			/* the number of the event written last; 0: none yet */
+	__le32 reserved[15];
+	/* then ev_entries of struct vbus_vm_ev */
+};
+
+struct vbus_vm_ev {
+	__le32 seq;			/* the event's number; 0 while vbusd writes the entry */
+	__le32 conn;			/* the connection's first req_seq */
+	__u8 event[48];			/* struct vbus_event (include/vbus/proto.h) */
+	__le64 reserved;
 };
 
 /* VBUS_VM_IOC_INFO: what the driver read from the device and the BAR2 header. */
@@ -198,6 +236,26 @@ struct vbus_vm_sigrevoke {
 	__s32 status;			/* out: the bus's answer */
 };
 
+/* VBUS_VM_IOC_EVENTFD: signal eventfd `fd` (the caller's) whenever an event of this file's
+ * connection is queued for it, or stop when fd is -1; events are queued only while one is
+ * bound. ENOTCONN when the file has no connection (it has not written a message yet, or
+ * its connection ended), EOPNOTSUPP without an event ring. Events written before the
+ * binding are not queued. The binding ends with the connection. */
+struct vbus_vm_eventfd {
+	__s32 fd;
+	__u32 flags;			/* 0 */
+};
+
+/* VBUS_VM_IOC_EVENT: take the oldest queued event: EAGAIN when there is none. lost: events
+ * of this connection lost (overwritten in the ring, or the driver's queue of
+ * VBUS_VM_EVQ_MAX full) since the last one taken. ENOTCONN, EOPNOTSUPP as EVENTFD. */
+#define VBUS_VM_EVQ_MAX		64
+struct vbus_vm_event {
+	__u8 event[48];			/* struct vbus_event */
+	__u32 lost;
+	__u32 reserved;
+};
+
 /*
  * write() and read() on /dev/vbus-vmN: the connector's messages (docs/abi.md), one per call,
  * as the unix socket carries them (struct vbus_msg then len bytes; no descriptors, so no
@@ -230,6 +288,8 @@ struct vbus_vm_sigrevoke {
 #define VBUS_VM_IOC_SHMREVOKE	_IOWR(VBUS_VM_IOC_MAGIC, 0x06, struct vbus_vm_shmrevoke)
 #define VBUS_VM_IOC_SIG		_IOWR(VBUS_VM_IOC_MAGIC, 0x07, struct vbus_vm_sig)
 #define VBUS_VM_IOC_SIGREVOKE	_IOWR(VBUS_VM_IOC_MAGIC, 0x08, struct vbus_vm_sigrevoke)
+#define VBUS_VM_IOC_EVENTFD	_IOW(VBUS_VM_IOC_MAGIC, 0x09, struct vbus_vm_eventfd)
+#define VBUS_VM_IOC_EVENT	_IOR(VBUS_VM_IOC_MAGIC, 0x0a, struct vbus_vm_event)
 
 #define VBUS_VM_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VBUS_VM_ASSERT_SIZE(vbus_vm_bar2, 128);
@@ -246,6 +306,12 @@ VBUS_VM_ASSERT_SIZE(vbus_vm_info, 56);
 VBUS_VM_ASSERT_SIZE(vbus_vm_ring, 8);
 VBUS_VM_ASSERT_SIZE(vbus_vm_irqfd, 16);
 VBUS_VM_ASSERT_SIZE(vbus_vm_counts, 24);
+VBUS_VM_ASSERT_SIZE(vbus_vm_evring, 64);
+VBUS_VM_ASSERT_SIZE(vbus_vm_ev, 64);
+VBUS_VM_ASSERT_SIZE(vbus_vm_eventfd, 8);
+VBUS_VM_ASSERT_SIZE(vbus_vm_event, 56);
+_Static_assert(__builtin_offsetof(struct vbus_vm_bar2, ev_offset) == 80,
+	       "vbus_vm_bar2.ev_offset offset");
 #undef VBUS_VM_ASSERT_SIZE
 
 #endif /* VBUS_VM_H */

@@ -14,6 +14,10 @@
  * Prints "VM-PD-OK" and exits 0, else one "VM-PD-FAIL" line and 1. With the argument
  * "hold" it then waits for a signal, holding the VM's channel (the test's second process
  * must be refused meanwhile).
+ *
+ * "vm-pd events": the bus's events in a VM (docs/vm.md, "Events"): r0 opens, "VM-EV-READY"
+ * is printed, then it waits in ibv_get_async_event (the test removes r0 on the host: the
+ * bus's DEV_REMOVED comes through BAR2's event ring) and prints the event as "VM-EV NAME".
  */
 #include <errno.h>
 #include <stdint.h>
@@ -23,6 +27,20 @@
 #include <infiniband/verbs.h>
 
 #define FAIL(...) do { printf("VM-PD-FAIL "); printf(__VA_ARGS__); printf("\n"); return 1; } while (0)
+
+static int events(struct ibv_context *c)
+{
+	struct ibv_async_event e;
+
+	printf("VM-EV-READY\n");
+	fflush(stdout);
+	if (ibv_get_async_event(c, &e))
+		FAIL("ibv_get_async_event: %s", strerror(errno));
+	printf("VM-EV %s\n", ibv_event_type_str(e.event_type));
+	ibv_ack_async_event(&e);
+	printf("VM-PD-OK\n");
+	return 0;	/* the context is dead: left to the exit */
+}
 
 int main(int argc, char **argv)
 {
@@ -46,6 +64,8 @@ int main(int argc, char **argv)
 	c = ibv_open_device(dev);
 	if (!c)
 		FAIL("ibv_open_device r0: %s", strerror(errno));
+	if (argc > 1 && !strcmp(argv[1], "events"))
+		return events(c);
 	if (ibv_query_port(c, 1, &pa) || pa.state != IBV_PORT_ACTIVE)
 		FAIL("ibv_query_port 1: %s, state %d", strerror(errno), pa.state);
 	pd = ibv_alloc_pd(c);

@@ -7,7 +7,8 @@
 # tests/vmguest/connector speak HELLO, DEVENUM, DEVOPEN and DEVCALL through /dev/vbus-vm0
 # (write/read), as a process on the host does over the bus's socket. Checked (the program
 # checks the VM's side, see its comment; this script the host's):
-#   - HELLO (no feature granted to a VM), DEVENUM lists e0, echo of 17 and 65536 bytes;
+#   - HELLO (of the features only events granted to a VM), DEVENUM lists e0, echo of 17
+#     and 65536 bytes;
 #   - O_NONBLOCK read: EAGAIN; poll; a second request before reading the answer: EBUSY;
 #   - malformed messages through the driver (10 bytes, a header len that disagrees,
 #     nfds 1: EPROTO; op 99: -EOPNOTSUPP from the bus) and raw BAR2 writes with the driver
@@ -17,6 +18,9 @@
 #     written by vbusd through echo's PEEK and POKE, VmPin back to 0 after SHMREVOKE and
 #     after the connection's end, the driver's refusals (a DEVSHM written by a process,
 #     bad ranges); vbusd logs no refused region;
+#   - the bus's events (docs/vm.md, "Events"): echo's EVENT through BAR2's event ring to
+#     VBUS_VM_IOC_EVENT, the bound eventfd signalled; 100 events not taken meanwhile each
+#     taken in order or counted lost; the binding's refusals; `vm show` counts 102 events;
 #   - closing the file ends the VM's guest connection (a new HELLO is accepted, the old
 #     handle is gone); every connection the VM made is gone from `guest show` at the end;
 #   - the PCI device removed under a process asleep in read(): ENODEV; a rescan probes it
@@ -55,9 +59,10 @@ n=$(grep -c "vm t1: channel: request .* refused" "$run/vbusd.log")
 guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 30 guests_gone || fail "the VM's connections outlived it: $(ctl -j guest show)"
 m=$(field messages)
-[ "$m" = 53 ] || [ "$m" = 52 ] || fail "vm show counted $m messages answered, not 52 or 53"
+[ "$m" = 155 ] || [ "$m" = 154 ] || fail "vm show counted $m messages answered, not 154 or 155"
+[ "$(field events)" = 102 ] || fail "vm show counted $(field events) events written into the ring, not 102 (echo's)"
 [ "$(field refused)" = 6 ] || fail "vm show counted $(field refused) refusals, not 6"
-echo "ok   vbusd alive, counted $m messages answered by the bus, logged the channel's 6 refusals: $(grep -o 'refused: [^(]*' "$run/vbusd.log" | sort | uniq -c | tr -s ' ' | paste -sd ';')"
+echo "ok   vbusd alive, counted $m messages answered by the bus and 102 events written, logged the channel's 6 refusals: $(grep -o 'refused: [^(]*' "$run/vbusd.log" | sort | uniq -c | tr -s ' ' | paste -sd ';')"
 n=$(grep -c "guest [0-9]* connected (VM, QEMU pid $(field pid)" "$run/vbusd.log")
 [ "$n" = 4 ] || fail "vbusd made $n connections for the VM, not 4"
 echo "ok   4 connections made for the VM (one per open file that wrote), all gone once closed"
@@ -67,7 +72,7 @@ vt_until 30 grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed
 if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$con"; then
 	fail "the guest kernel logged a warning or an oops"
 fi
-grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel" "$con" || fail "the driver did not find the channel"
+grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel, events" "$con" || fail "the driver did not find the channel and the event ring"
 echo "ok   guest kernel: no warning or oops; driver unloaded"
 
 vg_vm_del "$(field pid)"

@@ -23,6 +23,9 @@
 #     VM's connection ends (fake-verbs counts PDs, CQs and MRs alive in vbusd's log: 0);
 #   - while vm-pd holds the VM's one channel, a second process (ibv_devices) is refused
 #     with EBUSY in one line and sees no device; once vm-pd is killed, it is served;
+#   - events (docs/vm.md, "Events"): r0 is removed on the host while `vm-pd events` waits
+#     in ibv_get_async_event in the VM: it gets IBV_EVENT_DEVICE_FATAL (the bus's
+#     DEV_REMOVED through BAR2's event ring), and `vm show` counts the event;
 #   - the guest kernel logs no warning or oops; the driver unloads;
 #   - vbusd alive; every connection of the VM gone; `vm del` leaves no QEMU, no child and
 #     no descriptor in vbusd; vbusd exits 0 on SIGTERM, no sanitizer report.
@@ -81,6 +84,12 @@ field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a l
 }
 done_() { grep -qs "VBUS-VM-VERBS-EXIT" "$con" 2>/dev/null ||
 	  [ "$(field state)" = failed ] || [ "$(field state)" = exited ]; }
+# The bus's events in the VM: r0 removed on the host while a process there waits in
+# ibv_get_async_event on it.
+ev_ready() { grep -qs "^VBUS-EV|VM-EV-READY" "$con" 2>/dev/null || done_; }
+vt_until 180 ev_ready || fail "vm-pd events did not start (state $(field state))"
+! done_ || fail "the VM finished before vm-pd events waited: $(tr -d '\r' <"$con" | tail -n 5)"
+ctl dev del r0 >/dev/null || fail "dev del r0"
 vt_until 180 done_ || fail "the VM did not finish (state $(field state))"
 [ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
 out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }   # TAG: the tagged lines of the console
@@ -125,6 +134,12 @@ out VBUS-BUSY | grep -q "cannot attach to the VM's bus through this VM's /dev/vb
 [ "$(rc VBUS-AFTER)" = 0 ] && [ "$(out VBUS-AFTER | grep -c 505400fffe123456)" = 2 ] ||
 	fail "ibv_devices once the holder is gone: $(out VBUS-AFTER)"
 echo "ok   a second process while one holds the channel: refused (EBUSY, one line); served once the first is gone"
+
+[ "$(rc VBUS-EV)" = 0 ] && out VBUS-EV | grep -qx "VM-EV local catastrophic error" ||
+	fail "the device removed on the host: no DEVICE_FATAL in the VM: $(out VBUS-EV)"
+events=$(field events)
+[ "${events:-0}" -ge 1 ] || fail "vm show counts no event written to the VM: $(ctl -j vm show t1)"
+echo "ok   r0 removed on the host: IBV_EVENT_DEVICE_FATAL in the VM's ibv_get_async_event (the bus's DEV_REMOVED through the event ring; vm show: $events event(s))"
 
 out VBUS-DMESG >"$tmp/dmesg"
 grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel" "$tmp/dmesg" || fail "the driver did not find the channel: $(cat "$tmp/dmesg")"

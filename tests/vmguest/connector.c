@@ -7,8 +7,9 @@
  *
  * Prints "VBUS-VM ..." lines on stdout (the console), and VBUS-VM-CONN-OK or
  * VBUS-VM-CONN-FAIL reason at the end. Checked, in order:
- *   - read with nothing posted: ENOMSG; HELLO: version 1, no feature granted (a VM gets
- *     none yet) though all were offered; a second open file cannot write (EBUSY);
+ *   - read with nothing posted: ENOMSG; the event ioctls before a connection: ENOTCONN;
+ *     HELLO: version 1, only VBUS_F_EVENTS granted though all were offered; a second open
+ *     file cannot write (EBUSY);
  *   - DEVENUM lists e0 of class echo; DEVOPEN e0; DEVCALL ECHO of 17 bytes and of 65536
  *     bytes (the largest message) give the same bytes back;
  *   - O_NONBLOCK: read right after posting echo's SLEEP of 5 s gets EAGAIN; poll says
@@ -18,6 +19,7 @@
  *     bus answers -EOPNOTSUPP), a write above VBUS_VM_MSG_MAX (EMSGSIZE, from the driver);
  *   - shared regions through the driver (regions() below);
  *   - signals through the driver (signals() below);
+ *   - the bus's events through the event ring (events() below);
  *   - after all that the echo still works on the same connection; closing the file ends
  *     the connection (a new open's HELLO is accepted, not -EALREADY), and the handle of
  *     the old one is gone (DEVCALL on it: -ENOENT);
@@ -104,7 +106,7 @@ static void hello(int fd)
 
 	check(!st && len >= sizeof(out), "HELLO: status %d, %zu bytes", st, len);
 	memcpy(&out, ans + sizeof(struct vbus_msg), sizeof(out));
-	check(out.version == 1 && out.features == 0, "HELLO: version %u features %#llx",
+	check(out.version == 1 && out.features == VBUS_F_EVENTS, "HELLO: version %u features %#llx",
 	      out.version, (unsigned long long)out.features);
 	printf("VBUS-VM hello: version %u guest %u features %#llx\n", out.version, out.guest_id,
 	       (unsigned long long)out.features);
@@ -505,6 +507,95 @@ static void remove_while_reading(void)
 	printf("VBUS-VM removed under a sleeping read: ENODEV; rescan: back\n");
 }
 
+/* echo's EVENT (3): the device sends this connection a VBUS_EV_DEVICE with code. */
+static void echo_event(int fd, uint32_t h, uint32_t code)
+{
+	size_t len;
+	int32_t st = call(fd, VBUS_OP_DEVCALL, h, 3, &code, sizeof(code), &len);
+
+	check(!st, "echo EVENT %u: %d", code, st);
+}
+
+/* VBUS_VM_IOC_EVENT: 0 with the event in *ev and *lost, or the errno. */
+static int take_event(int fd, struct vbus_event *ev, uint32_t *lost)
+{
+	struct vbus_vm_event e;
+
+	if (ioctl(fd, VBUS_VM_IOC_EVENT, &e))
+		return errno;
+	memcpy(ev, e.event, sizeof(*ev));
+	*lost = e.lost;
+	return 0;
+}
+
+/*
+ * The bus's events (docs/vm.md, "Events"): the binding's refusals (flags, a descriptor
+ * that is no eventfd, another file); nothing queued before a binding (EAGAIN); echo's EVENT
+ * comes back through the ring as VBUS_EV_DEVICE with its handle and code, signals the
+ * bound eventfd, and is taken once; of 100 events not taken meanwhile (the driver queues
+ * VBUS_VM_EVQ_MAX), each is either taken, in order, or counted lost in the `lost` of the
+ * next one taken, none twice, and the newest is taken.
+ */
+static void events(int fd, uint32_t h)
+{
+	struct vbus_vm_eventfd b = { .fd = fd, .flags = 0 };
+	struct pollfd p;
+	struct vbus_event ev;
+	uint32_t lost, taken = 0, sum = 0, last = 0;
+	uint64_t n;
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), fd2;
+
+	check(efd >= 0, "eventfd: %s", strerror(errno));
+	check(ioctl(fd, VBUS_VM_IOC_EVENTFD, &b) < 0 && errno == EINVAL,
+	      "EVENTFD of a descriptor that is no eventfd: %s", strerror(errno));
+	b = (struct vbus_vm_eventfd){ .fd = efd, .flags = 1 };
+	check(ioctl(fd, VBUS_VM_IOC_EVENTFD, &b) < 0 && errno == EINVAL, "EVENTFD flags 1: %s",
+	      strerror(errno));
+	fd2 = open(path, O_RDWR | O_CLOEXEC);
+	b.flags = 0;
+	check(fd2 >= 0 && ioctl(fd2, VBUS_VM_IOC_EVENTFD, &b) < 0 && errno == ENOTCONN &&
+	      take_event(fd2, &ev, &lost) == ENOTCONN, "another file's EVENTFD and EVENT: %s",
+	      strerror(errno));
+	close(fd2);
+	echo_event(fd, h, 7);	/* before the binding: never queued */
+	check(!ioctl(fd, VBUS_VM_IOC_EVENTFD, &b), "EVENTFD: %s", strerror(errno));
+	check(take_event(fd, &ev, &lost) == EAGAIN, "an event from before the binding was queued");
+	printf("VBUS-VM events: EINVAL for flags and a non-eventfd, ENOTCONN for another file, none from before the binding\n");
+
+	echo_event(fd, h, 0x1234);
+	p = (struct pollfd){ .fd = efd, .events = POLLIN };
+	check(poll(&p, 1, -1) == 1, "poll the event eventfd: %s", strerror(errno));
+	check(!take_event(fd, &ev, &lost), "EVENT: %s", strerror(errno));
+	check(ev.type == VBUS_EV_DEVICE && ev.handle == h && ev.code == 0x1234 && !lost,
+	      "event type %u handle %#x code %#x lost %u", ev.type, ev.handle, ev.code, lost);
+	check(take_event(fd, &ev, &lost) == EAGAIN, "a second event");
+	printf("VBUS-VM events: echo's EVENT came back through the ring: VBUS_EV_DEVICE on handle %#x, code %#x, the eventfd signalled\n",
+	       h, ev.code);
+
+	for (uint32_t i = 1; i <= 100; i++)
+		echo_event(fd, h, i);
+	/* Every event is taken or counted lost, eventually: the interrupts may still come. */
+	while (sum < 100) {
+		check(read(efd, &n, sizeof(n)) == sizeof(n) || errno == EAGAIN, "read eventfd");
+		while (!take_event(fd, &ev, &lost)) {
+			check(ev.type == VBUS_EV_DEVICE && ev.code > last && ev.code <= 100,
+			      "event %u after %u", ev.code, last);
+			check(ev.code - last - 1 == lost, "event %u after %u: %u lost", ev.code,
+			      last, lost);
+			last = ev.code;
+			taken++;
+			sum += 1 + lost;
+		}
+		if (sum < 100)
+			check(poll(&p, 1, -1) == 1, "poll: %s", strerror(errno));
+	}
+	check(sum == 100 && last == 100,
+	      "100 events: %u taken, the last %u, %u in all", taken, last, sum);
+	printf("VBUS-VM events: 100 not taken meanwhile: %u taken in order, the last the newest, %u counted lost\n",
+	       taken, 100 - taken);
+	close(efd);
+}
+
 int main(void)
 {
 	struct vbus_devopen_in op = { .name = "e0", .devclass = "echo" };
@@ -522,6 +613,15 @@ int main(void)
 	check(fd >= 0, "open %s: %s", path, strerror(errno));
 	check(read(fd, ans, sizeof(ans)) < 0 && errno == ENOMSG, "read with nothing posted: %s",
 	      strerror(errno));
+	{
+		struct vbus_vm_eventfd b = { .fd = -1 };
+		struct vbus_event ev;
+		uint32_t lost;
+
+		check(ioctl(fd, VBUS_VM_IOC_EVENTFD, &b) < 0 && errno == ENOTCONN &&
+		      take_event(fd, &ev, &lost) == ENOTCONN,
+		      "the event ioctls before a connection: %s", strerror(errno));
+	}
 	hello(fd);
 	fd2 = open(path, O_RDWR | O_CLOEXEC);
 	check(fd2 >= 0, "second open: %s", strerror(errno));
@@ -578,6 +678,7 @@ int main(void)
 	echo(fd, handle, 17);
 	left = regions(fd, handle);
 	signals(fd, handle);
+	events(fd, handle);
 
 	/* Closing ends the connection: a new one says HELLO afresh, the old handle is gone. */
 	close(fd);

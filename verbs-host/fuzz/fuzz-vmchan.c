@@ -7,7 +7,9 @@
  * req_seq moves on and the doorbell is served, as when the VM rings vector 0. The messages
  * reach a real guest connection of a bus with an echo device. Checked besides the
  * sanitizers: every request is answered (resp_seq) with a status the ABI lists, and an
- * answer's length stays inside the response area.
+ * answer's length stays inside the response area. The bus's events between answers (echo's
+ * EVENT call makes them) go into the event ring as the VM's thread takes them: its head is
+ * the last event's number, and that entry carries it.
  */
 /* fuzz-sources: verbs-host/guest.c verbs-host/label.c verbs-host/model.c verbs-host/ctl.c verbs-host/vm*.c connector/ivshmem_server.c connector/vm_ram.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/kernel_admin.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
 /* fuzz-libs: -libverbs -lrdmacm */
@@ -69,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	c = (struct vbus_vm_chan *)(bar2 + VBD_VM_CHAN_OFF);
 	while (size >= 7) {
-		uint32_t kind = data[0], len, d = (uint32_t)data[5] | (uint32_t)data[6] << 8;
+		uint32_t kind = data[0], len, d = (uint32_t)data[5] | (uint32_t)data[6] << 8, head;
+		struct vbus_vm_evring *ev;
 		int32_t st;
 
 		memcpy(&len, data + 1, 4);
@@ -95,6 +98,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (le32toh(c->resp_len) < sizeof(struct vbus_msg) ||
 		     le32toh(c->resp_len) > VBUS_VM_MSG_MAX))
 			broken("an answer's length", (long)le32toh(c->resp_len));
+		vbd_vm_chan_events(&vm);
+		ev = (struct vbus_vm_evring *)(bar2 + VBD_VM_EV_OFF);
+		head = le32toh(ev->head);
+		if (head != vm.chan.ev_seq)
+			broken("the event ring's head is not the last event", (long)head);
+		if (head && le32toh(((struct vbus_vm_ev *)(ev + 1))[head % VBD_VM_EV_ENTRIES].seq) != head)
+			broken("the last event's entry does not carry its number", (long)head);
 	}
 	vbd_vm_chan_fini(&vm);
 	close(vm.stop_efd);
