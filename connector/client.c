@@ -10,9 +10,10 @@
  *   socket  the bus's unix socket, RUN_DIR/bus/BUS.sock, with descriptors (SCM_RIGHTS);
  *   vm      a process in a vbus VM: the guest driver's /dev/vbus-vmN, one message per
  *           write() and its answer per read(), through the VM's message channel. No
- *           descriptor crosses (requests that need one fail with -EOPNOTSUPP here), the
- *           bus grants a VM no feature, so no event arrives; the bus answers exactly one
- *           message per request.
+ *           descriptor crosses (requests that need one fail with -EOPNOTSUPP here); the
+ *           bus answers exactly one message per request, and its events come apart: the
+ *           driver queues them and signals vm_evfd (VBUS_VM_IOC_EVENTFD), and
+ *           vbus_next_event takes them (VBUS_VM_IOC_EVENT).
  */
 #include <endian.h>
 #include <errno.h>
