@@ -92,9 +92,15 @@ static void mark_dead(struct vbus_conn *c)
 	push_event(c, &ev);
 }
 
-/* An event from the bus: queued; SHUTDOWN also ends the connection. */
+/* An event from the bus: queued; SHUTDOWN also ends the connection. A VM's driver sends
+ * DISCONNECTED itself when vbusd's heartbeat stops: the connection is dead, as when a
+ * socket closes (mark_dead queues the one DISCONNECTED). */
 static void got_event(struct vbus_conn *c, const struct vbus_event *ev)
 {
+	if (le32toh(ev->type) == VBUS_EV_DISCONNECTED) {
+		mark_dead(c);
+		return;
+	}
 	push_event(c, ev);
 	if (le32toh(ev->type) == VBUS_EV_SHUTDOWN)
 		mark_dead(c);

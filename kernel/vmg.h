@@ -18,6 +18,7 @@
 #include <linux/pci.h>
 #include <linux/poll.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/spinlock.h>
 #include <vbus/vm.h>
 
@@ -83,6 +84,15 @@ struct vmg_chan {
 	struct vmg_pin *inflight;
 	struct list_head pins, dead;
 	struct list_head sigs;		/* the owner's signals (vmg_sig.c) */
+	bool host_gone;			/* vbusd's heartbeat stopped (vmg_beat.c) */
+};
+
+/* Watching vbusd's heartbeat (vmg_beat.c); only its work item touches last and seen. */
+struct vmg_beat {
+	u32 ms;				/* the header's beat_ms; 0: not offered */
+	struct delayed_work work;
+	u32 last;			/* chan.beat when last looked at */
+	unsigned long seen;		/* jiffies when it last moved */
 };
 
 /* The bus's events (vmg_ev.c, struct vbus_vm_evring). lock guards all but the geometry;
@@ -115,6 +125,7 @@ struct vmg_dev {
 	struct vmg_vector vec[VBUS_VM_MAX_VECTORS];
 	struct vmg_chan chan;
 	struct vmg_ev ev;
+	struct vmg_beat beat;
 };
 
 void vmg_dev_put(struct vmg_dev *dev);
@@ -135,11 +146,18 @@ int vmg_chan_call(struct vmg_dev *dev, struct file *f, const void *req, u32 n,
 int vmg_chan_revoke(struct vmg_dev *dev, struct file *f, u32 op, u64 seq, u32 id, s32 *status);
 long vmg_chan_revoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg, u32 op,
 			   void (*drop)(struct vmg_dev *dev, struct file *f, u32 id));
+/* vmg_beat.c */
+void vmg_beat_init(struct vmg_dev *dev);
+void vmg_beat_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h);
+void vmg_beat_start(struct vmg_dev *dev);
+void vmg_beat_stop(struct vmg_dev *dev);
+void vmg_chan_host_gone(struct vmg_dev *dev);	/* vmg_chan.c */
 /* vmg_ev.c */
 void vmg_ev_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2,
 		  bool (*ok)(struct vmg_dev *dev, u64 off, u64 len));
 void vmg_ev_irq(struct vmg_dev *dev);
 void vmg_ev_unbind(struct vmg_dev *dev, struct file *owner);
+void vmg_ev_host_gone(struct vmg_dev *dev);
 long vmg_ev_bind_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
 long vmg_ev_take_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg);
 /* vmg_shm.c */

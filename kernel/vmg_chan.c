@@ -71,6 +71,7 @@ void vmg_chan_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __io
 	ch->resp_off = rs;
 	ch->present = true;
 	vmg_ev_parse(dev, h, bar2, vmg_chan_range_free);
+	vmg_beat_parse(dev, h);
 }
 
 /* Under dev->lock: post a request of @kind (@n bytes of @buf for a message) and ring. */
@@ -107,7 +108,8 @@ static bool vmg_chan_answered(struct vmg_chan *ch)
  */
 static bool vmg_chan_woken(struct vmg_dev *dev, int snap)
 {
-	return atomic_read(&dev->chan.irqs) != snap || READ_ONCE(dev->gone);
+	return atomic_read(&dev->chan.irqs) != snap || READ_ONCE(dev->gone) ||
+	       READ_ONCE(dev->chan.host_gone);
 }
 
 /* Under dev->lock: a RESET that was answered leaves the channel idle, and the regions of
@@ -136,7 +138,22 @@ static int vmg_chan_usable(struct vmg_dev *dev)
 	lockdep_assert_held(&dev->lock);
 	if (dev->gone)
 		return -ENODEV;
-	return dev->chan.present ? 0 : -EOPNOTSUPP;
+	if (!dev->chan.present)
+		return -EOPNOTSUPP;
+	return dev->chan.host_gone ? -ECONNRESET : 0;	/* vbusd died (vmg_beat.c) */
+}
+
+/* vbusd's heartbeat stopped: the owner's connection is dead, and so is every later one
+ * (ECONNRESET); the owner gets a DISCONNECTED event, sleepers wake. */
+void vmg_chan_host_gone(struct vmg_dev *dev)
+{
+	mutex_lock(&dev->lock);
+	if (!dev->gone && !dev->chan.host_gone) {
+		WRITE_ONCE(dev->chan.host_gone, true);
+		vmg_ev_host_gone(dev);
+	}
+	mutex_unlock(&dev->lock);
+	wake_up_all(&dev->chan.wq);
 }
 
 /* Probe, interrupts ready: end whatever connection an earlier driver left to vbusd. */

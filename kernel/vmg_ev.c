@@ -149,6 +149,23 @@ void vmg_ev_unbind(struct vmg_dev *dev, struct file *owner)
 		eventfd_ctx_put(ctx);
 }
 
+/* Under dev->lock: vbusd is dead (vmg_beat.c): the bound owner gets a DISCONNECTED event,
+ * the one its library makes itself when a socket closes. */
+void vmg_ev_host_gone(struct vmg_dev *dev)
+{
+	struct vmg_ev *ev = &dev->ev;
+	struct vbus_event e = { .type = cpu_to_le32(VBUS_EV_DISCONNECTED) };
+	unsigned long flags;
+
+	lockdep_assert_held(&dev->lock);
+	spin_lock_irqsave(&ev->lock, flags);
+	if (ev->ctx) {
+		vmg_ev_queue(ev, (const u8 *)&e);
+		eventfd_signal(ev->ctx, 1);
+	}
+	spin_unlock_irqrestore(&ev->lock, flags);
+}
+
 /* VBUS_VM_IOC_EVENTFD, under dev->lock. */
 long vmg_ev_bind_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 {

@@ -92,6 +92,7 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	INIT_LIST_HEAD(&dev->chan.dead);
 	INIT_LIST_HEAD(&dev->chan.sigs);
 	spin_lock_init(&dev->ev.lock);
+	vmg_beat_init(dev);
 	dev->pdev = pdev;
 	dev->regs = pcim_iomap_table(pdev)[0];
 	dev->bar2_size = pci_resource_len(pdev, 2);
@@ -110,6 +111,7 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_put;
 	pci_set_drvdata(pdev, dev);
 	vmg_chan_start(dev);
+	vmg_beat_start(dev);
 	err = vmg_cdev_register(dev);
 	if (err)
 		goto err_irq;
@@ -120,6 +122,7 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	return 0;
 
 err_irq:
+	vmg_beat_stop(dev);
 	vmg_irq_teardown(dev);
 err_put:
 	vmg_dev_put(dev);
@@ -131,6 +134,7 @@ static void vmg_remove(struct pci_dev *pdev)
 	struct vmg_dev *dev = pci_get_drvdata(pdev);
 
 	vmg_cdev_unregister(dev);	/* no new opens */
+	vmg_beat_stop(dev);		/* its work takes dev->lock */
 	mutex_lock(&dev->lock);
 	vmg_chan_remove(dev);		/* vbusd ends the owner's connection */
 	WRITE_ONCE(dev->gone, true);	/* open files: -ENODEV from now on */

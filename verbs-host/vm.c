@@ -199,6 +199,11 @@ static int vm_link(struct vbd_vm *vm, char *err, size_t errn)
 			return -EEXIST;
 		}
 	}
+	r = vbd_vm_beat_start();
+	if (r) {
+		snprintf(err, errn, "cannot start vbusd's heartbeat: %s", strerror(-r));
+		return r;
+	}
 	r = pthread_create(&vm->thread, NULL, vm_thread, vm);
 	if (r) {
 		snprintf(err, errn, "cannot start the VM's thread: %s", strerror(r));
@@ -392,4 +397,5 @@ void vbd_vm_shutdown(void)
 			break;
 		vm_stop(vm);
 	}
+	vbd_vm_beat_stop();
 }

@@ -67,6 +67,7 @@ extern const struct vbd_vm_connector vbd_vm_ivshmem;
 #define VBD_VM_RESP_OFF		(VBD_VM_REQ_OFF + VBD_VM_AREA_SIZE)
 #define VBD_VM_EV_OFF		(VBD_VM_RESP_OFF + VBD_VM_AREA_SIZE)
 #define VBD_VM_EV_ENTRIES	64u
+#define VBD_VM_BEAT_MS		250u	/* vm_beat.c: the heartbeat's period */
 _Static_assert(VBD_VM_EV_OFF + VBUS_VM_EVRING_SIZE(VBD_VM_EV_ENTRIES) <= VBD_VM_BAR2_SIZE,
 	       "BAR2 too small");
 
@@ -117,6 +118,7 @@ struct vbd_vm {
 	char why[160];			/* FAILED: the reason; EXITED with an error: QEMU's
 					 * last line of log */
 	uint64_t doorbells[VBUS_VM_MAX_VECTORS], interrupts[VBUS_VM_MAX_VECTORS];
+	uint32_t beat;			/* the heartbeat's count (vm_beat.c's thread only) */
 };
 
 struct vbd_vms {
@@ -148,6 +150,9 @@ int vbd_vm_chan_init(struct vbd_vm *vm);
 void vbd_vm_chan_doorbell(struct vbd_vm *vm);
 int vbd_vm_chan_fd(const struct vbd_vm *vm);	/* the connection's socket, or -1 */
 void vbd_vm_chan_events(struct vbd_vm *vm);
+/* vm_beat.c */
+int vbd_vm_beat_start(void);	/* under vbd_vms.lock */
+void vbd_vm_beat_stop(void);
 void vbd_vm_chan_fini(struct vbd_vm *vm);
 /* vm_qemu.c */
 int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn);

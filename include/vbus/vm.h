@@ -37,6 +37,7 @@
 /* Features of the BAR2 header (vbus_vm_bar2.features). */
 #define VBUS_VM_F_CHAN		(1u << 0)	/* the message channel is there (chan_*) */
 #define VBUS_VM_F_EVENTS	(1u << 1)	/* with F_CHAN: the event ring is there (ev_*) */
+#define VBUS_VM_F_BEAT		(1u << 2)	/* with F_CHAN: vbusd bumps chan.beat every beat_ms */
 
 /* The first 64 bytes of the header, all a header must have (the channel is optional). */
 #define VBUS_VM_BAR2_MIN_SIZE	64
@@ -62,7 +63,9 @@ struct vbus_vm_bar2 {
 	 * of the three above: VBUS_VM_EVRING_SIZE(ev_entries) bytes. */
 	__le32 ev_offset;
 	__le32 ev_entries;		/* a power of two, 1..VBUS_VM_EV_MAX */
-	__le32 reserved1[10];		/* 0 */
+	/* With VBUS_VM_F_BEAT: vbusd's heartbeat period (docs/vm.md, "vbusd's death"). */
+	__le32 beat_ms;			/* 10..60000 */
+	__le32 reserved1[9];		/* 0 */
 };
 
 /*
@@ -107,7 +110,8 @@ struct vbus_vm_chan {
 					 * (req_len above msg_max), -EINVAL (unknown req_kind),
 					 * -ECONNRESET (the bus closed the connection) */
 	__le32 resp_len;		/* resp_status 0: bytes at resp_offset, 32..msg_max */
-	__le32 resp_reserved[13];	/* 0 */
+	__le32 beat;			/* VBUS_VM_F_BEAT: bumped every beat_ms while vbusd lives */
+	__le32 resp_reserved[12];	/* 0 */
 };
 
 /*

@@ -28,6 +28,11 @@
  *     req_len 10 (-EPROTO); the driver bound again, HELLO, DEVOPEN and echo work;
  *   - the device removed while a process sleeps in read(): ENODEV, no hang; a rescan
  *     brings it back.
+ *
+ * "connector beat" (tests/unit/vm-vbusd-death.sh): HELLO, DEVOPEN e0, the event eventfd
+ * bound; "VBUS-VM-BEAT-READY", then it waits for an event: the host kills vbusd, and the
+ * driver, once vbusd's heartbeat has stopped, queues a DISCONNECTED; the next request then
+ * fails with ECONNRESET. Prints VBUS-VM-BEAT-OK.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -596,7 +601,37 @@ static void events(int fd, uint32_t h)
 	close(efd);
 }
 
-int main(void)
+static int beat(void)
+{
+	struct vbus_devopen_in op = { .name = "e0", .devclass = "echo" };
+	struct vbus_event ev;
+	struct vbus_vm_eventfd b;
+	struct pollfd p;
+	uint32_t lost;
+	size_t len;
+	int fd = open(path, O_RDWR | O_CLOEXEC), efd = eventfd(0, EFD_CLOEXEC);
+
+	check(fd >= 0 && efd >= 0, "open %s, eventfd: %s", path, strerror(errno));
+	hello(fd);
+	check(!call(fd, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len), "DEVOPEN e0");
+	b = (struct vbus_vm_eventfd){ .fd = efd };
+	check(!ioctl(fd, VBUS_VM_IOC_EVENTFD, &b), "EVENTFD: %s", strerror(errno));
+	printf("VBUS-VM-BEAT-READY\n");
+	p = (struct pollfd){ .fd = efd, .events = POLLIN };
+	check(poll(&p, 1, -1) == 1, "poll the event eventfd: %s", strerror(errno));
+	check(!take_event(fd, &ev, &lost), "EVENT: %s", strerror(errno));
+	check(ev.type == VBUS_EV_DISCONNECTED, "the event after vbusd's death: type %u code %u",
+	      ev.type, ev.code);
+	printf("VBUS-VM beat: DISCONNECTED once vbusd's heartbeat stopped\n");
+	check(write(fd, msg, sizeof(struct vbus_msg)) < 0 && errno == ECONNRESET,
+	      "a request after vbusd's death: %s", strerror(errno));
+	printf("VBUS-VM beat: the next request fails with ECONNRESET\n");
+	close(fd);
+	printf("VBUS-VM-BEAT-OK\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	struct vbus_devopen_in op = { .name = "e0", .devclass = "echo" };
 	struct vbus_devenum_out en;
@@ -609,6 +644,8 @@ int main(void)
 	int32_t st;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "beat"))
+		return beat();
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	check(fd >= 0, "open %s: %s", path, strerror(errno));
 	check(read(fd, ans, sizeof(ans)) < 0 && errno == ENOMSG, "read with nothing posted: %s",
