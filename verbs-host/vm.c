@@ -301,12 +301,20 @@ static struct vbd_vm *vm_unlink(const char *name)
 static void vm_stop(struct vbd_vm *vm)
 {
 	uint64_t one = 1;
+	bool last;
 
 	if (write(vm->stop_efd, &one, sizeof(one)) != sizeof(one))
 		vbd_err("vm %s: cannot stop its thread: %s", vm->name, strerror(errno));
 	pthread_join(vm->thread, NULL);
 	vbd_info("vm %s: removed", vm->name);
 	vm_free(vm);
+	/* The last VM gone: so is the heartbeat (no descriptor or thread outlives the VMs).
+	 * Commands run one at a time, so no `vm add` starts it meanwhile. */
+	pthread_mutex_lock(&vbd_vms.lock);
+	last = !vbd_vms.list;
+	pthread_mutex_unlock(&vbd_vms.lock);
+	if (last)
+		vbd_vm_beat_stop();
 }
 
 int vbd_vm_del(const char *name, char *err, size_t errn)
@@ -397,5 +405,5 @@ void vbd_vm_shutdown(void)
 			break;
 		vm_stop(vm);
 	}
-	vbd_vm_beat_stop();
+	vbd_vm_beat_stop();	/* a VM that failed to link may have started it */
 }

@@ -86,7 +86,7 @@ done_() { grep -qs "VBUS-VM-VERBS-EXIT" "$con" 2>/dev/null ||
 	  [ "$(field state)" = failed ] || [ "$(field state)" = exited ]; }
 # The bus's events in the VM: r0 removed on the host while a process there waits in
 # ibv_get_async_event on it.
-ev_ready() { grep -qs "^VBUS-EV|VM-EV-READY" "$con" 2>/dev/null || done_; }
+ev_ready() { grep -qs "^VBUS-EV-WAITING" "$con" 2>/dev/null || done_; }
 vt_until 180 ev_ready || fail "vm-pd events did not start (state $(field state))"
 ! done_ || fail "the VM finished before vm-pd events waited: $(tr -d '\r' <"$con" | tail -n 5)"
 ctl dev del r0 >/dev/null || fail "dev del r0"
