@@ -59,9 +59,9 @@ static void chan_event(struct vbd_vm *vm)
 	if (!s)
 		s = ++vm->chan.ev_seq;	/* 0 is no event's number */
 	e = (struct vbus_vm_ev *)(r + 1) + s % VBD_VM_EV_ENTRIES;
-	/* seq 0 first: a VM reading the entry meanwhile sees it is being written */
-	__atomic_store_n(&e->seq, 0, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	/* seq 0 first: a VM reading the entry meanwhile sees it is being written. An exchange
+	 * with acquire keeps the writes below after it (a fence would do, but TSan has none). */
+	(void)__atomic_exchange_n(&e->seq, 0, __ATOMIC_ACQ_REL);
 	e->conn = htole32(vm->chan.conn_seq);
 	memset(e->event, 0, sizeof(e->event));
 	memcpy(e->event, vm->chan.rx->payload,
