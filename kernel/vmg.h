@@ -134,6 +134,7 @@ int vmg_cdev_register(struct vmg_dev *dev);
 void vmg_cdev_unregister(struct vmg_dev *dev);
 /* vmg_chan.c */
 void vmg_chan_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2);
+bool vmg_chan_range_free(struct vmg_dev *dev, u64 off, u64 len);
 void vmg_chan_start(struct vmg_dev *dev);
 void vmg_chan_irq(struct vmg_dev *dev);
 void vmg_chan_remove(struct vmg_dev *dev);
@@ -153,8 +154,7 @@ void vmg_beat_start(struct vmg_dev *dev);
 void vmg_beat_stop(struct vmg_dev *dev);
 void vmg_chan_host_gone(struct vmg_dev *dev);	/* vmg_chan.c */
 /* vmg_ev.c */
-void vmg_ev_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2,
-		  bool (*ok)(struct vmg_dev *dev, u64 off, u64 len));
+void vmg_ev_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2);
 void vmg_ev_irq(struct vmg_dev *dev);
 void vmg_ev_unbind(struct vmg_dev *dev, struct file *owner);
 void vmg_ev_host_gone(struct vmg_dev *dev);

@@ -27,7 +27,7 @@ static bool vmg_range_ok(struct vmg_dev *dev, u64 off, u64 len, u64 o2, u64 l2)
 
 /* Whether [off, off + len) lies in BAR2 after the header and misses the channel's three
  * areas (the event ring's check, vmg_ev.c). */
-static bool vmg_chan_range_free(struct vmg_dev *dev, u64 off, u64 len)
+bool vmg_chan_range_free(struct vmg_dev *dev, u64 off, u64 len)
 {
 	struct vmg_chan *ch = &dev->chan;
 
@@ -70,7 +70,7 @@ void vmg_chan_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __io
 	ch->req_off = rq;
 	ch->resp_off = rs;
 	ch->present = true;
-	vmg_ev_parse(dev, h, bar2, vmg_chan_range_free);
+	vmg_ev_parse(dev, h, bar2);
 	vmg_beat_parse(dev, h);
 }
 

@@ -23,17 +23,16 @@
  * @dev: the device, its channel parsed and present
  * @h: the header as read once
  * @bar2: BAR2's mapping
- * @ok: whether [off, off + len) is a sound place in BAR2 (vmg_chan.c's checks)
  */
-void vmg_ev_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2,
-		  bool (*ok)(struct vmg_dev *dev, u64 off, u64 len))
+void vmg_ev_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2)
 {
 	struct vmg_ev *ev = &dev->ev;
 	u64 off = le32_to_cpu(h->ev_offset), n = le32_to_cpu(h->ev_entries);
 
 	if (!(le32_to_cpu(h->features) & VBUS_VM_F_EVENTS))
 		return;
-	if (!n || n > VBUS_VM_EV_MAX || (n & (n - 1)) || !ok(dev, off, VBUS_VM_EVRING_SIZE(n))) {
+	if (!n || n > VBUS_VM_EV_MAX || (n & (n - 1)) ||
+	    !vmg_chan_range_free(dev, off, VBUS_VM_EVRING_SIZE(n))) {
 		dev_err(&dev->pdev->dev,
 			"bad event ring: offset %#llx entries %llu in %llu bytes: no events\n",
 			off, n, (u64)dev->bar2_size);

@@ -148,6 +148,11 @@ int vbd_vm_peek(const char *name, uint64_t gpa, uint32_t len, void *out, char *e
  * readable). */
 int vbd_vm_chan_init(struct vbd_vm *vm);
 void vbd_vm_chan_doorbell(struct vbd_vm *vm);
+/* The channel's control lines in vbusd's mapping of BAR2 (the VM writes there too). */
+static inline struct vbus_vm_chan *vbd_vm_chan_ctl(struct vbd_vm *vm)
+{
+	return (struct vbus_vm_chan *)((uint8_t *)vm->bar2 + VBD_VM_CHAN_OFF);
+}
 int vbd_vm_chan_fd(const struct vbd_vm *vm);	/* the connection's socket, or -1 */
 void vbd_vm_chan_events(struct vbd_vm *vm);
 /* vm_beat.c */

@@ -29,14 +29,10 @@ static void *beat_thread(void *arg)
 	(void)arg;
 	while (poll(&p, 1, VBD_VM_BEAT_MS) <= 0 || !p.revents) {
 		pthread_mutex_lock(&vbd_vms.lock);
-		for (struct vbd_vm *vm = vbd_vms.list; vm; vm = vm->next) {
-			struct vbus_vm_chan *c;
-
-			if (vm->state != VBD_VM_RUNNING || !vm->bar2)
-				continue;
-			c = (struct vbus_vm_chan *)((uint8_t *)vm->bar2 + VBD_VM_CHAN_OFF);
-			__atomic_store_n(&c->beat, htole32(++vm->beat), __ATOMIC_RELEASE);
-		}
+		for (struct vbd_vm *vm = vbd_vms.list; vm; vm = vm->next)
+			if (vm->state == VBD_VM_RUNNING && vm->bar2)
+				__atomic_store_n(&vbd_vm_chan_ctl(vm)->beat, htole32(++vm->beat),
+						 __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&vbd_vms.lock);
 	}
 	return NULL;

@@ -26,11 +26,6 @@
 
 #define cwarn(vm, fmt, ...) vbd_warn("vm %s: channel: " fmt, (vm)->name, __VA_ARGS__)
 
-static struct vbus_vm_chan *chan_of(struct vbd_vm *vm)
-{
-	return (struct vbus_vm_chan *)((uint8_t *)vm->bar2 + VBD_VM_CHAN_OFF);
-}
-
 /* A field the VM writes: one load. Acquire for req_seq: the VM's fields and message are
  * read after it (pairs with the driver's wmb() before it writes req_seq). */
 static uint32_t vm_load(const __le32 *p, int order)
@@ -245,7 +240,7 @@ static int chan_serve(struct vbd_vm *vm, size_t n, uint32_t seq)
 /* One request the VM posted as seq: answer it in BAR2. 1 when stopping, else 0. */
 static int chan_request(struct vbd_vm *vm, uint32_t seq)
 {
-	struct vbus_vm_chan *c = chan_of(vm);
+	struct vbus_vm_chan *c = vbd_vm_chan_ctl(vm);
 	uint32_t kind = vm_load(&c->req_kind, __ATOMIC_RELAXED);
 	uint32_t n = vm_load(&c->req_len, __ATOMIC_RELAXED);
 	size_t len = 0;
@@ -301,7 +296,7 @@ static int chan_request(struct vbd_vm *vm, uint32_t seq)
 
 void vbd_vm_chan_doorbell(struct vbd_vm *vm)
 {
-	struct vbus_vm_chan *c = chan_of(vm);
+	struct vbus_vm_chan *c = vbd_vm_chan_ctl(vm);
 
 	for (int i = 0; i < CHAN_RETRIES; i++) {
 		uint32_t seq = vm_load(&c->req_seq, __ATOMIC_ACQUIRE);
