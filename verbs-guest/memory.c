@@ -34,6 +34,7 @@ struct piece {
 	uint32_t seq;			/* the memfd is named vbus-mr-SEQ */
 	int fd;				/* an arena chunk's memfd until it is handed over */
 	uint64_t off;			/* where `start` is in the region (foreign pieces) */
+	uint64_t foff;			/* where `start` is in the memfd (a VM's split chunk) */
 	uint64_t size;			/* the region's size to hand over (foreign pieces) */
 	bool foreign;			/* told by vbus_verbs_shm_add: a nested guest's memfd */
 };
@@ -115,7 +116,7 @@ static bool piece_intact(const struct piece *p, const struct seg *v, int n)
 		for (int i = 0; i < n; i++)
 			if (v[i].start <= a && a < v[i].end)
 				s = &v[i];
-		if (!s || strcmp(s->path, want) || s->off + (a - s->start) != a - p->start)
+		if (!s || strcmp(s->path, want) || s->off + (a - s->start) != p->foff + (a - p->start))
 			return false;
 		a = s->end;
 	}
@@ -341,10 +342,41 @@ out:
 	return err;
 }
 
+/*
+ * In a VM a region is at most VBUS_VM_SHM_MAX_PAGES pages (one message of page addresses),
+ * and the driver pins all of it: an arena chunk above that is cut, before it is handed over,
+ * into pieces of that size over the same memfd (each with a duplicate descriptor until it
+ * is handed over). Each piece becomes a region of its own when a registration first
+ * touches it, so only the parts of a chunk that are registered are pinned.
+ */
+static int piece_split_vm(uint32_t i)
+{
+	const size_t vm_max = (size_t)VBUS_VM_SHM_MAX_PAGES * VBUS_VM_PAGE_SIZE;
+
+	while (pieces[i].end - pieces[i].start > vm_max) {
+		struct piece tail;
+		int err = piece_reserve();
+
+		if (err)
+			return err;
+		tail = pieces[i];
+		tail.fd = fcntl(pieces[i].fd, F_DUPFD_CLOEXEC, 0);
+		if (tail.fd < 0)
+			return -errno;
+		tail.start = pieces[i].start + vm_max;
+		tail.foff = pieces[i].foff + vm_max;
+		pieces[i].end = tail.start;
+		piece_insert(&tail);	/* sorted by start: at i + 1 */
+		i++;
+	}
+	return 0;
+}
+
 /* Hand the arena chunks that [lo, hi) touches to the bus, once. */
 static int hand_over(uintptr_t lo, uintptr_t hi)
 {
 	struct vbus_conn *c = vbg_conn();
+	bool vm = c && vbus_conn_is_vm(c);
 	int err;
 
 	for (uint32_t i = 0; i < npieces; i++) {
@@ -354,6 +386,11 @@ static int hand_over(uintptr_t lo, uintptr_t hi)
 			continue;
 		if (!c)
 			return -ENOTCONN;
+		if (vm && !p->foreign && (err = piece_split_vm(i)))
+			return err;
+		p = &pieces[i];		/* the split may have moved the array */
+		if (p->end <= lo)	/* its first part is not touched */
+			continue;
 		/* A VM's driver pins the pages where they are mapped: an arena chunk or a moved
 		 * range always is (a nested guest's foreign memfd never reaches a VM). */
 		err = p->foreign ? vbus_devshm(c, p->fd, p->size, &p->shm)

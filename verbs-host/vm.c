@@ -135,6 +135,10 @@ static void *vm_thread(void *arg)
 		if (p[1].revents) {
 			vm_reap(vm);
 			p[1].fd = -1;	/* poll ignores it from now on */
+			/* Its processes are gone with it: the connection ends now and the backend
+			 * frees its real objects, not at `vm del`. Nothing reconnects: an exited
+			 * VM's doorbells are not read. */
+			vbd_vm_chan_fini(vm);
 		}
 		if (p[2].revents)
 			vbd_vm_chan_events(vm);	/* the bus's events, between answers */

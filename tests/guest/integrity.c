@@ -123,6 +123,7 @@ enum { M_READY = 1, M_DONE, M_FINAL };
 static struct cfg cfg = { .magic = MAGIC, .n = 4, .types = 7, .maxops = MAXOPS, .iters = 400,
 			  .secs = 8, .ack_timeout = 14 };
 static int verbose, sock = -1, gidx = -1, ib_port = 1;
+static unsigned accept_wait_s = 60;	/* the server's wait for its client (-W), scaled */
 static bool is_client, injected;
 static const char *inject;
 static struct ibv_context *ctx;
@@ -445,8 +446,8 @@ static void connect_peer(const char *host, int port)
 		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1))
 			die("listen on port %d: %s", port, strerror(errno));
 		p = (struct pollfd){ .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, vt_ms(60000)) != 1)
-			die("no client within %.0f s", vt_secs(60));
+		if (poll(&p, 1, vt_ms(accept_wait_s * 1000)) != 1)
+			die("no client within %.0f s", vt_secs(accept_wait_s));
 		sock = accept(fd, NULL, NULL);
 		close(fd);
 		if (sock < 0)
@@ -1131,6 +1132,7 @@ static void usage(const char *argv0)
 	       "                        load: soft-RoCE 6.1 can repeat a retried atomic)\n"
 	       "  -X, --inject=KIND     spoil one request on purpose (data, length, write, read,\n"
 	       "                        atomic, imm): the run must fail (client only)\n"
+	       "  -W, --accept-wait=S   the server's wait for its client (default 60 s, scaled)\n"
 	       "  -v, --verbose         one line per round\n"
 	       "The client's -n, -t, -i, -T, -m, -w, -L, -A and -s hold for both sides.\n",
 	       argv0, cfg.n, MAXQ, cfg.iters, cfg.secs, MAXOPS, MAXOPS);
@@ -1144,7 +1146,7 @@ int main(int argc, char **argv)
 		{ "iters", 1, NULL, 'i' }, { "seconds", 1, NULL, 'T' }, { "max-ops", 1, NULL, 'm' },
 		{ "seed", 1, NULL, 's' }, { "inject", 1, NULL, 'X' }, { "late-recv", 0, NULL, 'L' },
 		{ "recv-wait", 1, NULL, 'w' }, { "ack-timeout", 1, NULL, 'A' }, { "verbose", 0, NULL, 'v' },
-		{ "help", 0, NULL, 'h' }, {}
+		{ "accept-wait", 1, NULL, 'W' }, { "help", 0, NULL, 'h' }, {}
 	};
 	const char *dev = NULL;
 	char kind[32];
@@ -1155,7 +1157,7 @@ int main(int argc, char **argv)
 	struct msg fin;
 
 	cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	while ((c = getopt_long(argc, argv, "d:P:g:p:n:t:i:T:m:s:X:Lw:A:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:P:g:p:n:t:i:T:m:s:X:Lw:A:W:vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': dev = optarg; break;
 		case 'P': ib_port = atoi(optarg); break;
@@ -1171,6 +1173,7 @@ int main(int argc, char **argv)
 		case 'L': cfg.late = 1; break;
 		case 'w': cfg.wait_us = strtoul(optarg, NULL, 0); break;
 		case 'A': cfg.ack_timeout = strtoul(optarg, NULL, 0); break;
+		case 'W': accept_wait_s = strtoul(optarg, NULL, 0); break;
 		case 't':
 			cfg.types = 0;
 			for (char *s = strtok(optarg, ","); s; s = strtok(NULL, ",")) {
