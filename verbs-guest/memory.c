@@ -28,6 +28,9 @@
 #include <vbus/vm.h>
 #include "vbg.h"
 
+/* In a VM, the largest region the driver takes: one message of page addresses. */
+#define VM_REGION_MAX	((size_t)VBUS_VM_SHM_MAX_PAGES * VBUS_VM_PAGE_SIZE)
+
 struct piece {
 	uintptr_t start, end;
 	uint32_t shm;			/* DEVSHM id; 0 while not handed over yet (fd >= 0) */
@@ -200,7 +203,6 @@ static int move(uintptr_t s, uintptr_t e, int prot)
 	struct vbus_conn *c = vbg_conn();
 	size_t len = e - s;
 	struct piece p = { .start = s, .end = e, .seq = next_seq++, .fd = -1 };
-	const size_t vm_max = (size_t)VBUS_VM_SHM_MAX_PAGES * VBUS_VM_PAGE_SIZE;
 	bool vm = c && vbus_conn_is_vm(c);
 	char name[48];
 	void *tmp;
@@ -208,9 +210,9 @@ static int move(uintptr_t s, uintptr_t e, int prot)
 
 	if (!c)
 		return -ENOTCONN;
-	if (vm && len > vm_max) {
-		for (uintptr_t a = s; a < e; a += vm_max)
-			if ((err = move(a, e - a > vm_max ? a + vm_max : e, prot)))
+	if (vm && len > VM_REGION_MAX) {
+		for (uintptr_t a = s; a < e; a += VM_REGION_MAX)
+			if ((err = move(a, e - a > VM_REGION_MAX ? a + VM_REGION_MAX : e, prot)))
 				return err;
 		return 0;
 	}
@@ -351,9 +353,8 @@ out:
  */
 static int piece_split_vm(uint32_t i)
 {
-	const size_t vm_max = (size_t)VBUS_VM_SHM_MAX_PAGES * VBUS_VM_PAGE_SIZE;
 
-	while (pieces[i].end - pieces[i].start > vm_max) {
+	while (pieces[i].end - pieces[i].start > VM_REGION_MAX) {
 		struct piece tail;
 		int err = piece_reserve();
 
@@ -363,8 +364,8 @@ static int piece_split_vm(uint32_t i)
 		tail.fd = fcntl(pieces[i].fd, F_DUPFD_CLOEXEC, 0);
 		if (tail.fd < 0)
 			return -errno;
-		tail.start = pieces[i].start + vm_max;
-		tail.foff = pieces[i].foff + vm_max;
+		tail.start = pieces[i].start + VM_REGION_MAX;
+		tail.foff = pieces[i].foff + VM_REGION_MAX;
 		pieces[i].end = tail.start;
 		piece_insert(&tail);	/* sorted by start: at i + 1 */
 		i++;

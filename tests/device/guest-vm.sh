@@ -64,15 +64,11 @@ vg_populate() { # ROOT: network modules, the verbs library, vbus-run, bash, the 
 port=$((20000 + RANDOM % 20000))	# the VM's servers: port .. port+8; here: port+10 ..
 . "$top/tests/lib/vmguest.sh"
 . "$top/bench/lib/perftest.sh"
+. "$top/tests/lib/vbusd.sh"	# vd_res_counts, vd_res_is
 vg_setup - init-rxe
 ctl dev add r0 class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" bus b >/dev/null ||
 	fail "dev add r0 on $VBUS_RXE"
-res() { # "qp cq mr pd": the object counts of `rdma res show`
-	local k o=""
-	for k in qp cq mr pd; do o+="$(rdma res show "$k" 2>/dev/null | grep -c .) "; done
-	echo "${o% }"
-}
-base=$(res)
+base=$(vd_res_counts)
 srv=$tmp/srv
 mkdir -p "$srv"
 guest=("$dflt/bin/vbus-run" --run-dir "$run" --bus b --)
@@ -203,7 +199,7 @@ guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 30 guests_gone || fail "the killed VM's connection outlived it: $(ctl -j guest show)"
 kill "${spid[VICTIM]}" 2>/dev/null
 wait "${spid[VICTIM]}"
-vt_until 30 eval '[ "$(res)" = "$base" ]' || fail "real objects left after the kill: $(res) (qp cq mr pd), $base before the VM: $(rdma res show qp)"
+vt_until 30 vd_res_is "$base" || fail "real objects left after the kill: $(vd_res_counts) (qp cq mr pd cm_id), $base before the VM: $(rdma res show qp)"
 echo "ok   the killed VM: state exited, its connection gone, rdma res show at its count before the VM ($base)"
 vg_vm_del "$qpid"
 echo "ok   vm del: no QEMU, no child"
