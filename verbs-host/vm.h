@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <vbus/proto.h>
 #include <vbus/vm.h>
@@ -95,8 +96,10 @@ struct vbd_vm {
 	uint64_t mem;			/* bytes */
 	uint32_t cpus, vectors;
 	char accel[8];			/* "auto" until chosen, then "kvm" or "tcg" */
-	char net[8];			/* "none", or "user": QEMU's user-mode network (a
-					 * virtio-net NIC; the VM reaches the host as 10.0.2.2) */
+	char net[24];			/* "none"; "user": QEMU's user-mode network (a
+					 * virtio-net NIC; the VM reaches the host as 10.0.2.2);
+					 * "tap:IFNAME": a virtio-net NIC on the host's tap IFNAME */
+	uint8_t mac[6];			/* its NIC's: 52:54:00 and three bytes of its name's hash */
 	char *kernel, *initrd, *append;
 	char console[160], log[160];	/* files: the serial console, QEMU's own output */
 	const struct vbd_vm_connector *conn;
@@ -120,6 +123,13 @@ struct vbd_vm {
 	uint64_t doorbells[VBUS_VM_MAX_VECTORS], interrupts[VBUS_VM_MAX_VECTORS];
 	uint32_t beat;			/* the heartbeat's count (vm_beat.c's thread only) */
 };
+
+#define VBD_VM_MAC_STR 18	/* "52:54:00:xx:xx:xx" and its NUL */
+static inline void vbd_vm_mac_str(const struct vbd_vm *vm, char out[VBD_VM_MAC_STR])
+{
+	snprintf(out, VBD_VM_MAC_STR, "%02x:%02x:%02x:%02x:%02x:%02x", vm->mac[0], vm->mac[1],
+		 vm->mac[2], vm->mac[3], vm->mac[4], vm->mac[5]);
+}
 
 struct vbd_vms {
 	pthread_mutex_t lock;

@@ -3,13 +3,14 @@
  * `vbusctl vm ...` (docs/vm.md): add, del, show, notify. Every word is checked here, before
  * anything is made: a bad one is a one-line error and no VM.
  *   vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] [mem SIZE] [cpus N]
- *          [vectors N] [accel auto|kvm|tcg] [net none|user]
+ *          [vectors N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME]
  *   vm del NAME
  *   vm show [NAME]
  *   vm notify NAME VECTOR      interrupt the VM on VECTOR (its driver's eventfd for it)
  *   vm peek NAME GPA LEN       LEN (1 to 256) bytes of the VM's RAM at guest-physical GPA,
  *                              in hex: what vbusd's mapping of the RAM memfd holds there
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -70,6 +71,31 @@ static int parse_mem(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/* A network interface's name as QEMU's tap takes it: no comma (QEMU's option syntax), no '/'. */
+static bool valid_ifname(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= 16 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+			return false;
+	return true;
+}
+
+/* A VM's NIC address: QEMU's prefix 52:54:00, then 24 bits of FNV-1a of its name, so that two
+ * VMs on one bridge do not both take QEMU's default 52:54:00:12:34:56. */
+static void vm_mac_of(const char *name, uint8_t mac[6])
+{
+	uint32_t h = 2166136261u;
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	mac[0] = 0x52, mac[1] = 0x54, mac[2] = 0x00;
+	mac[3] = h >> 16, mac[4] = h >> 8, mac[5] = h;
 }
 
 static bool valid_name(const char *s)
@@ -139,6 +165,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 		BAD("vm add: bad name '%s' (letters, digits, '_', '.', '-'; at most %d)", argv[0],
 		    VBUS_NAME_MAX - 1);
 	snprintf(vm->name, sizeof(vm->name), "%s", argv[0]);
+	vm_mac_of(vm->name, vm->mac);
 	vm->mem = VM_MEM_DEFAULT;
 	vm->cpus = 1;
 	vm->vectors = VM_VECTORS_DEFAULT;
@@ -167,8 +194,10 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 				BAD("vm add: accel '%s': auto, kvm or tcg", v);
 			snprintf(vm->accel, sizeof(vm->accel), "%s", v);
 		} else if (!strcmp(k, "net")) {
-			if (strcmp(v, "none") && strcmp(v, "user"))
-				BAD("vm add: net '%s': none or user", v);
+			if (strcmp(v, "none") && strcmp(v, "user") &&
+			    (strncmp(v, "tap:", 4) || !valid_ifname(v + 4)))
+				BAD("vm add: net '%s': none, user or tap:IFNAME (an interface name: 1 to "
+				    "15 letters, digits, '_ . -')", v);
 			snprintf(vm->net, sizeof(vm->net), "%s", v);
 		} else if (!strcmp(k, "kernel") || !strcmp(k, "initrd")) {
 			char **slot = k[0] == 'k' ? &vm->kernel : &vm->initrd;
@@ -240,16 +269,19 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 		strbuf_put(o, "[");
 	pthread_mutex_lock(&vbd_vms.lock);
 	for (struct vbd_vm *vm = vbd_vms.list; vm; vm = vm->next) {
+		char mac[VBD_VM_MAC_STR];
+
 		if (only && strcmp(only, vm->name))
 			continue;
+		vbd_vm_mac_str(vm, mac);
 		strbuf_put(o, json ? "%s{\"name\":\"%s\",\"bus\":\"%s\",\"state\":\"%s\",\"pid\":%d,"
 			   "\"accel\":\"%s\",\"mem\":%llu,\"cpus\":%u,\"vectors\":%u,"
-			   "\"net\":\"%s\",\"connector\":\"%s\",\"console\":\"%s\",\"log\":\"%s\"" :
+			   "\"net\":\"%s\",\"mac\":\"%s\",\"connector\":\"%s\",\"console\":\"%s\",\"log\":\"%s\"" :
 			   "%svm %s bus %s state %s pid %d accel %s mem %llu cpus %u vectors %u "
-			   "net %s connector %s console %s log %s",
+			   "net %s mac %s connector %s console %s log %s",
 			   json && !first ? "," : "", vm->name, vm->bus, state_name(vm->state),
 			   (int)vm->pid, vm->accel, (unsigned long long)vm->mem, vm->cpus, vm->vectors,
-			   vm->net, vm->conn->name, vm->console, vm->log);
+			   vm->net, mac, vm->conn->name, vm->console, vm->log);
 		if (vm->state == VBD_VM_EXITED)
 			strbuf_put(o, json ? ",\"exit\":%d" : " exit %d",
 				   WIFEXITED(vm->exit_status) ? WEXITSTATUS(vm->exit_status) :
@@ -324,7 +356,7 @@ int vbd_vm_command(int argc, char **argv, bool json, char *out, size_t outn)
 	if (!strcmp(verb, "peek") && argc == 5)
 		return vm_peek(argv + 2, json, &o);
 	snprintf(out, outn, "usage: vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] "
-		 "[mem SIZE] [cpus N] [vectors N] [accel auto|kvm|tcg] [net none|user] | vm del NAME | "
+		 "[mem SIZE] [cpus N] [vectors N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME] | vm del NAME | "
 		 "vm show [NAME] | vm notify NAME VECTOR | vm peek NAME GPA LEN");
 	return -EINVAL;
 }

@@ -238,6 +238,23 @@ int vbd_vm_pick_accel(struct vbd_vm *vm)
 	return 0;
 }
 
+/* Its NIC, after qemu_base's `-nic none` (which only drops the default one): virtio-net on
+ * QEMU's user-mode network, or on the host's tap IFNAME (no script: the host bridges it). */
+static int qemu_nic(struct vbd_argv *a, const struct vbd_vm *vm)
+{
+	char mac[VBD_VM_MAC_STR];
+
+	vbd_vm_mac_str(vm, mac);
+	if (!strcmp(vm->net, "user"))
+		return vbd_argv_add(a, "-nic") ||
+		       vbd_argv_add(a, "user,model=virtio-net-pci,mac=%s", mac);
+	if (!strncmp(vm->net, "tap:", 4))
+		return vbd_argv_add(a, "-nic") ||
+		       vbd_argv_add(a, "tap,ifname=%s,script=no,downscript=no,model=virtio-net-pci,"
+				    "mac=%s", vm->net + 4, mac);
+	return 0;
+}
+
 int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn)
 {
 	struct vbd_argv a = { 0 };
@@ -262,10 +279,7 @@ int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn)
 				    vbd_argv_add(&a, "%s", vm->initrd))) ||
 		    (vm->append && (vbd_argv_add(&a, "-append") ||
 				    vbd_argv_add(&a, "%s", vm->append))) ||
-		    /* After qemu_base's `-nic none`, which only drops the default NIC. */
-		    (!strcmp(vm->net, "user") && (vbd_argv_add(&a, "-nic") ||
-						  vbd_argv_add(&a, "user,model=virtio-net-pci"))) ?
-		    -E2BIG : 0;
+		    qemu_nic(&a, vm) ? -E2BIG : 0;
 	if (!r)
 		r = vm->conn->qemu_args(vm, FD_CONNECTOR, &a, &fds[1]);
 	if (r) {

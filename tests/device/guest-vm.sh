@@ -40,26 +40,11 @@ done
 tr=$dflt/tests/guest/trespass
 ig=$dflt/tests/guest/integrity
 seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
-mods=${VBUS_VM_DIR:-$top/build/vm}/kernel/current/modules
-NET_MODS="virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev virtio/virtio_pci_modern_dev virtio/virtio_pci"
-NET_MODS+=" ../net/core/failover net/net_failover net/virtio_net"
-
 # shellcheck disable=SC2046 # one word per client
-vg_populate() { # ROOT: network modules, the verbs library, vbus-run, bash, the clients
-	local root=$1 m
-	mkdir -p "$root/vbus/bin" "$root/vbus/lib" "$root/usr/bin" "$root/tmp" "$root/mod" || return 1
-	for m in $NET_MODS; do
-		cp "$mods/kernel/drivers/$m.ko" "$root/mod/" || return 1
-	done
+vg_populate() { # ROOT: the parameters, the clients and the two test programs
 	printf 'GID=%s\nPORT=%s\nITERS=%s\nSEED=%s\n' "$VBUS_GID_INDEX" "$port" "$ITERS" "$seed" \
-		>"$root/params"
-	cp "$dflt/bin/vbus-run" "$root/vbus/bin/" &&
-	ln -s /bin/busybox "$root/usr/bin/env" &&
-	vg_copy_dynamic "$root" "$(command -v bash)" $(for m in $CLIENTS; do command -v $m; done) \
-		"$dflt/lib/libvbus-verbs.so" "$tr" "$ig" &&
-	mv "$root/$dflt/lib/libvbus-verbs.so" "$root/vbus/lib/" &&
-	mv "$root/$tr" "$root/$ig" "$root/vbus/bin/" &&
-	rm -rf "${root:?}/$dflt"
+		>"$1/params"
+	vg_populate_verbs "$1" $(for m in $CLIENTS; do command -v $m; done) "$tr" "$ig"
 }
 port=$((20000 + RANDOM % 20000))	# the VM's servers: port .. port+8; here: port+10 ..
 . "$top/tests/lib/vmguest.sh"

@@ -12,6 +12,7 @@
 #   vg_populate ROOT     called with the initramfs's root before it is packed (add files;
 #                        vg_copy_dynamic copies programs and the libraries they load)
 #   VG_VBUSD_ENV         words "K=V ..." put in vbusd's environment (e.g. LD_PRELOAD)
+#   vg_on_exit           called first at exit (undo what the test set up on this host)
 set -u
 build=${VBUS_BUILD:-$top/build/default}
 b=$build/bin
@@ -24,6 +25,7 @@ ctl() { "$b/vbusctl" --run-dir "$run" "$@"; }
 fds() { ls "/proc/$vbusd_pid/fd" | wc -l; }
 
 vg_cleanup() {
+	if declare -F vg_on_exit >/dev/null; then vg_on_exit; fi
 	[ -n "${vbusd_pid:-}" ] && kill -TERM "$vbusd_pid" 2>/dev/null && wait "$vbusd_pid"
 	rm -rf "${tmp:-/nonexistent}"
 }
@@ -41,6 +43,30 @@ vg_copy_dynamic() {
 			mkdir -p "$root/$(dirname "$l")" && cp -L "$l" "$root/$l" || return 1
 		done
 	done
+}
+
+# vg_populate_verbs ROOT FILE...: what a VM guest on soft-RoCE needs (tests/device/guest-vm.sh,
+# bench/vm-guest): virtio-net's modules in /mod (QEMU's user-mode network), vbus-run and the
+# default build's libvbus-verbs.so in /vbus, bash, and each FILE with the libraries it loads
+# (a FILE of the default build goes to /vbus/bin, anything else keeps its path).
+VG_NET_MODS="virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev virtio/virtio_pci_modern_dev"
+VG_NET_MODS+=" virtio/virtio_pci ../net/core/failover net/net_failover net/virtio_net"
+vg_populate_verbs() {
+	local root=$1 m f d=$top/build/default
+	local mods=${VBUS_VM_DIR:-$top/build/vm}/kernel/current/modules
+	shift
+	mkdir -p "$root/vbus/bin" "$root/vbus/lib" "$root/usr/bin" "$root/tmp" "$root/mod" || return 1
+	for m in $VG_NET_MODS; do
+		cp "$mods/kernel/drivers/$m.ko" "$root/mod/" || return 1
+	done
+	cp "$d/bin/vbus-run" "$root/vbus/bin/" &&
+	ln -s /bin/busybox "$root/usr/bin/env" &&
+	vg_copy_dynamic "$root" "$(command -v bash)" "$d/lib/libvbus-verbs.so" "$@" &&
+	mv "$root/$d/lib/libvbus-verbs.so" "$root/vbus/lib/" || return 1
+	for f in "$@"; do
+		case $f in "$d"/*) mv "$root/$f" "$root/vbus/bin/" || return 1 ;; esac
+	done
+	rm -rf "${root:?}/$d"
 }
 
 # The end of a VM test. vg_vm_del QPID: `vm del` of t1 leaves no QEMU and no child of

@@ -47,6 +47,8 @@ refuse "cpus 0" t1 bus b kernel "$kernel" cpus 0
 refuse "vectors 65" t1 bus b kernel "$kernel" vectors 65
 refuse "accel xen" t1 bus b kernel "$kernel" accel xen
 refuse "net tap" t1 bus b kernel "$kernel" net tap
+refuse "net tap:a,b" t1 bus b kernel "$kernel" net tap:a,b
+refuse "net tap: with a 16-character name" t1 bus b kernel "$kernel" net tap:abcdefghijklmnop
 refuse "a bad name" "a/b" bus b kernel "$kernel"
 refuse "an unknown word" t1 bus b kernel "$kernel" disk /dev/sda
 [ "$(ctl -j vm show)" = "[]" ] || fail "a refused vm add left a VM: $(ctl -j vm show)"
@@ -64,6 +66,9 @@ ctl vm del bad || fail "vm del bad"
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vectors 4 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
+mac_of() { ctl -j vm show "$1" | sed -n 's/.*"mac":"\([^"]*\)".*/\1/p'; }
+mac1=$(mac_of t1)
+[[ $mac1 =~ ^52:54:00(:[0-9a-f]{2}){3}$ ]] || fail "t1's NIC address '$mac1' is not 52:54:00:xx:xx:xx"
 refuse "a second VM of the same name" t1 bus b kernel "$kernel"
 out=$(ctl bus del b 2>&1) && fail "bus del of a bus with a VM on it accepted"
 echo "ok   refused: $out"
@@ -140,6 +145,8 @@ echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before, RAM unmapped"
 ctl vm add t2 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" accel tcg \
 	append "console=ttyS0 panic=-1" || fail "vm add t2"
 con=$run/vm/t2.console
+[ "$(mac_of t2)" != "$mac1" ] || fail "t1 and t2 have the same NIC address $mac1"
+echo "ok   NIC addresses of the VMs' names: t1 $mac1, t2 $(mac_of t2)"
 vt_until 60 grep -qs "VBUS-VM init" "$con" || fail "t2 did not start"
 qpid=$(ctl -j vm show t2 | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
 [ -n "$qpid" ] && [ -e "/proc/$qpid" ] || fail "t2's QEMU is not running: $(ctl vm show t2)"
