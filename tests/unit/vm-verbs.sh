@@ -26,6 +26,8 @@
 #   - events (docs/vm.md, "Events"): r0 is removed on the host while `vm-pd events` waits
 #     in ibv_get_async_event in the VM: it gets IBV_EVENT_DEVICE_FATAL (the bus's
 #     DEV_REMOVED through BAR2's event ring), and `vm show` counts the event;
+#   - hot removal and add: a new process in the VM then lists k0 only; once r1 is added
+#     on the host, a new process lists k0 and r1;
 #   - the guest kernel logs no warning or oops; the driver unloads;
 #   - vbusd alive; every connection of the VM gone; `vm del` leaves no QEMU, no child and
 #     no descriptor in vbusd; vbusd exits 0 on SIGTERM, no sanitizer report.
@@ -90,6 +92,9 @@ ev_ready() { grep -qs "^VBUS-EV-WAITING" "$con" 2>/dev/null || done_; }
 vt_until 180 ev_ready || fail "vm-pd events did not start (state $(field state))"
 ! done_ || fail "the VM finished before vm-pd events waited: $(tr -d '\r' <"$con" | tail -n 5)"
 ctl dev del r0 >/dev/null || fail "dev del r0"
+add_ready() { grep -qs "^VBUS-ADD-WAITING" "$con" 2>/dev/null || done_; }
+vt_until 180 add_ready || fail "the VM did not get to the hot add (state $(field state))"
+ctl dev add r1 class vrdma backing=fake0 backend=relay bus b >/dev/null || fail "dev add r1"
 vt_until 180 done_ || fail "the VM did not finish (state $(field state))"
 [ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
 out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }   # TAG: the tagged lines of the console
@@ -140,6 +145,12 @@ echo "ok   a second process while one holds the channel: refused (EBUSY, one lin
 events=$(field events)
 [ "${events:-0}" -ge 1 ] || fail "vm show counts no event written to the VM: $(ctl -j vm show t1)"
 echo "ok   r0 removed on the host: IBV_EVENT_DEVICE_FATAL in the VM's ibv_get_async_event (the bus's DEV_REMOVED through the event ring; vm show: $events event(s))"
+
+listed() { out "$1" | grep -Eo "^[[:space:]]+[a-z0-9]+[[:space:]]+505400fffe123456$" | awk '{print $1}' | sort | paste -sd ' '; }
+[ "$(rc VBUS-GONE)" = 0 ] && [ "$(listed VBUS-GONE)" = k0 ] ||
+	fail "after r0's removal on the host, ibv_devices in the VM: $(out VBUS-GONE)"
+[ "$(listed VBUS-ADDED)" = "k0 r1" ] || fail "after r1 was added on the host, ibv_devices in the VM: $(out VBUS-ADDED)"
+echo "ok   hot removal and add: after dev del r0 a new process in the VM lists k0 only, after dev add r1 it lists k0 and r1"
 
 out VBUS-DMESG >"$tmp/dmesg"
 grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel" "$tmp/dmesg" || fail "the driver did not find the channel: $(cat "$tmp/dmesg")"
