@@ -6,8 +6,11 @@
  * /run/vbus); in a vbus VM (no such socket, a /dev/vbus-vm0; or $VBUS_VM_DEV) the VM's
  * device of that bus, by default the VM's own bus (vbus_connect, docs/vm.md). The
  * connection is made on the first ibv_get_device_list(); if the bus cannot be reached,
- * one line says why and the program sees no vbus device. Devices are allocated
- * once and never freed: librdmacm compares device pointers across calls.
+ * one line says why and the program sees no vbus device. Each later ibv_get_device_list()
+ * enumerates the bus again, as rdma-core reads sysfs again: a device added since is listed,
+ * one removed is not (docs/abi.md, "Hot add"). Devices are allocated once per name and never
+ * freed: librdmacm compares device pointers across calls, and a device that comes back
+ * under its old name gets its old pointer.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,8 +21,10 @@
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vbus_conn *conn;
 static bool tried;
-static struct vbg_device *devs[VBG_MAX_DEVICES];
+static struct vbg_device *devs[VBG_MAX_KNOWN];	/* every device seen, by first sight */
 static int ndevs;
+static struct vbg_device *cur[VBG_MAX_DEVICES];		/* those of the last enumeration */
+static int ncur;
 
 /* The bus asked for: NULL for the default ("default", or a VM's own bus). */
 static const char *bus_asked(void)
@@ -53,14 +58,67 @@ static struct vbg_device *device_new(const struct vbus_dev_entry *e)
 	return d;
 }
 
-/* Connect and enumerate, once. Called with conn_lock held. */
-static void connect_once(void)
+/* Under conn_lock: the known device of that name, or a new one (NULL when none can be). */
+static struct vbg_device *device_of(const struct vbus_dev_entry *e)
 {
-	struct vbus_dev_entry e[VBG_MAX_DEVICES * 2];
-	int n, err;
+	struct vbg_device *d;
+
+	for (int i = 0; i < ndevs; i++)
+		if (!strncmp(devs[i]->bus_name, e->name, sizeof(devs[i]->bus_name)))
+			return devs[i];
+	if (ndevs == VBG_MAX_KNOWN) {
+		vbg_err("bus '%s': %d devices seen already: '%.31s' is not listed", bus_name(),
+			VBG_MAX_KNOWN, e->name);
+		return NULL;
+	}
+	d = device_new(e);
+	if (d) {
+		devs[ndevs] = d;
+		/* After the slot: vbg_is_device reads devs[] without the lock. */
+		__atomic_store_n(&ndevs, ndevs + 1, __ATOMIC_RELEASE);
+		vbg_devnodes_make(&d, 1);
+	}
+	return d;
+}
+
+/* Under conn_lock, connected: the vrdma devices on the bus now, into cur[]. On an error
+ * the last list stays. */
+static void enumerate(void)
+{
+	struct vbus_dev_entry e[VBG_MAX_KNOWN];
+	struct vbg_device *d;
+	int n, k = 0;
+
+	n = vbus_devenum(conn, e, (int)(sizeof(e) / sizeof(e[0])));
+	if (n < 0) {
+		vbg_err("DEVENUM on bus '%s': %s", bus_name(), strerror(-n));
+		return;
+	}
+	for (int i = 0; i < n && k < VBG_MAX_DEVICES; i++) {
+		if (strcmp(e[i].devclass, VRDMA_CLASS_NAME))
+			continue;
+		d = device_of(&e[i]);
+		if (!d)
+			continue;
+		/* Back after a removal: its GUID is learnt again (the backing may differ). */
+		if (!d->listed)
+			__atomic_store_n(&d->guid_known, false, __ATOMIC_RELEASE);
+		cur[k++] = d;
+	}
+	for (int i = 0; i < ndevs; i++)
+		devs[i]->listed = false;
+	for (int i = 0; i < k; i++)
+		cur[i]->listed = true;
+	ncur = k;
+}
+
+/* Connect and enumerate, once. Called with conn_lock held. true when it enumerated now. */
+static bool connect_once(void)
+{
+	int err;
 
 	if (tried)
-		return;
+		return false;
 	tried = true;
 	err = vbus_connect(NULL, bus_asked(), &conn);
 	if (err) {
@@ -75,7 +133,7 @@ static void connect_once(void)
 		else
 			vbg_err("cannot attach to bus '%s' in %s: %s", bus_name(), vbus_run_dir(),
 				strerror(-err));
-		return;
+		return false;
 	}
 	if (vbus_conn_is_vm(conn)) {
 		/* No descriptor crosses into a VM: no call channel (docs/vm.md). */
@@ -85,20 +143,9 @@ static void connect_once(void)
 		/* the socket still works: slower calls, not fewer */
 		vbg_info("no call channel (%s): calls go over the socket", strerror(-err));
 	}
-	n = vbus_devenum(conn, e, (int)(sizeof(e) / sizeof(e[0])));
-	if (n < 0) {
-		vbg_err("DEVENUM on bus '%s': %s", bus_name(), strerror(-n));
-		return;
-	}
-	for (int i = 0; i < n && ndevs < VBG_MAX_DEVICES; i++) {
-		if (strcmp(e[i].devclass, VRDMA_CLASS_NAME))
-			continue;
-		devs[ndevs] = device_new(&e[i]);
-		if (devs[ndevs])
-			ndevs++;
-	}
-	vbg_info("bus '%s': %d vrdma device(s)", bus_name(), ndevs);
-	vbg_devnodes_make(devs, ndevs);
+	enumerate();
+	vbg_info("bus '%s': %d vrdma device(s)", bus_name(), ncur);
+	return true;
 }
 
 struct vbus_conn *vbg_conn(void)
@@ -117,18 +164,21 @@ int vbg_devices(struct vbg_device **out)
 	int n;
 
 	pthread_mutex_lock(&conn_lock);
-	connect_once();
-	n = ndevs;
+	if (!connect_once() && conn)
+		enumerate();
+	n = ncur;
 	for (int i = 0; i < n; i++)
-		out[i] = devs[i];
+		out[i] = cur[i];
 	pthread_mutex_unlock(&conn_lock);
 	return n;
 }
 
 bool vbg_is_device(const struct ibv_device *dev)
 {
-	/* devs[] only grows, under the lock, before any pointer is handed out. */
-	for (int i = 0; i < ndevs; i++)
+	/* devs[] only grows; a slot is written before ndevs counts it (device_of). */
+	int n = __atomic_load_n(&ndevs, __ATOMIC_ACQUIRE);
+
+	for (int i = 0; i < n; i++)
 		if (&devs[i]->dev == dev)
 			return true;
 	return false;

@@ -21,7 +21,8 @@
 #include <vbus/vrdma.h>
 #include <vbus/vrdma-verbs.h>
 
-#define VBG_MAX_DEVICES	8
+#define VBG_MAX_DEVICES	8	/* listed at once */
+#define VBG_MAX_KNOWN	64	/* known by name over the process's life (conn.c) */
 /* The 48-byte struct the exported ibv_query_port@1.1 fills (rdma-core's compat struct,
  * which the public header only declares). */
 #define VBG_COMPAT_PORT_ATTR_SIZE 48
@@ -110,6 +111,7 @@ struct vbg_device {
 	char bus_name[32];		/* the vbus device name (vrdma0) */
 	uint64_t guid;			/* node GUID as the host sent it, once a context saw it */
 	bool guid_known;
+	bool listed;			/* in the last enumeration (conn.c, under its lock) */
 };
 
 struct vbus_conn *vbg_conn(void);	/* NULL if the bus is not reachable */

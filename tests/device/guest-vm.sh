@@ -18,6 +18,8 @@
 #     still has to exit and give its server a clean end;
 #   - tests/guest/integrity (every byte of RC, UC and UD traffic checked) against a native
 #     server and against a process guest here;
+#   - tests/guest/port-events: $VBUS_NETDEV is taken down and up here while it waits in
+#     ibv_get_async_event: IBV_EVENT_PORT_ERR then PORT_ACTIVE, ibv_query_port following;
 #   - the inner guest kernel logs no warning or oops;
 #   - then the VM is killed (SIGKILL to QEMU) under a last integrity run, while a process
 #     guest here runs integrity of its own: that guest passes, vbusd shows the VM exited,
@@ -34,17 +36,18 @@ CLIENTS="ibv_devinfo ibv_rc_pingpong ib_write_lat ib_send_lat ib_read_lat ib_wri
 for p in $CLIENTS bash rdma; do
 	command -v $p >/dev/null || { echo "SKIP: no $p (make deps)"; exit 77; }
 done
-for p in lib/libvbus-verbs.so tests/guest/trespass tests/guest/integrity; do
+for p in lib/libvbus-verbs.so tests/guest/trespass tests/guest/integrity tests/guest/port-events; do
 	[ -f "$dflt/$p" ] || { echo "SKIP: no $dflt/$p (make)"; exit 77; }
 done
 tr=$dflt/tests/guest/trespass
 ig=$dflt/tests/guest/integrity
+pe=$dflt/tests/guest/port-events
 seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
 # shellcheck disable=SC2046 # one word per client
 vg_populate() { # ROOT: the parameters, the clients and the two test programs
-	printf 'GID=%s\nPORT=%s\nITERS=%s\nSEED=%s\n' "$VBUS_GID_INDEX" "$port" "$ITERS" "$seed" \
-		>"$1/params"
-	vg_populate_verbs "$1" $(for m in $CLIENTS; do command -v $m; done) "$tr" "$ig"
+	printf 'GID=%s\nPORT=%s\nITERS=%s\nSEED=%s\nSCALE=%s\n' "$VBUS_GID_INDEX" "$port" "$ITERS" \
+		"$seed" "$(awk -v s="${VBUS_TIME_SCALE:-3}" 'BEGIN { print s * 3 }')" >"$1/params"
+	vg_populate_verbs "$1" $(for m in $CLIENTS; do command -v $m; done) "$tr" "$ig" "$pe"
 }
 port=$((20000 + RANDOM % 20000))	# the VM's servers: port .. port+8; here: port+10 ..
 . "$top/tests/lib/vmguest.sh"
@@ -110,6 +113,21 @@ vt_until 300 up || fail "the inner VM did not come up in $(vt_secs 300) s (state
 grep -q "VBUS-VM up" "$con" || fail "the inner VM: $(grep 'VBUS-VM-RXE-FAIL' "$con") (state $(field state) $(field why))"
 echo "ok   the inner VM is up after $(($(date +%s) - t0)) s (TCG inside TCG), network and driver loaded"
 done_() { grep -qs "VBUS-VM-RXE-EXIT" "$con" || [ "$(field state)" != running ]; }
+# Port events in the VM: rxe0's netdev down and up once port-events there is ready.
+pe_ready() { grep -qs "^VBUS-PE-READY" "$con" || done_; }
+vg_on_exit() { ip link set "$VBUS_NETDEV" up; }
+gidf=/sys/class/infiniband/$VBUS_RXE/ports/1/gids/$VBUS_GID_INDEX
+rxe_back() {
+	[ "$(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state" 2>/dev/null)" = "4: ACTIVE" ] &&
+		! grep -q '^0000:0000:0000:0000:0000:0000:0000:0000$' "$gidf"
+}
+vt_until 600 pe_ready || fail "the inner VM did not get to port-events"
+if ! done_; then
+	ip link set "$VBUS_NETDEV" down
+	sleep 1
+	ip link set "$VBUS_NETDEV" up
+	vt_until 10 rxe_back || fail "$VBUS_RXE did not come back after its link went down and up"
+fi
 vt_until 600 done_ || fail "the clients in the inner VM did not end"
 echo "info the inner VM's clients took $(($(date +%s) - t0)) s since vm add"
 out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }	# TAG: its lines of the console
@@ -151,6 +169,11 @@ for t in IGN:"a native server" IGG:"a process guest's server"; do
 	checked "${t%%:*}" "integrity against ${t#*:}"
 	echo "ok   integrity from the inner VM against ${t#*:} here: $(out "VBUS-${t%%:*}" | grep 'rounds in' | tr '\n' ' ')"
 done
+
+[ "$(rc VBUS-PE)" = 0 ] && out VBUS-PE | grep -q "^ok   IBV_EVENT_PORT_ERR" &&
+	out VBUS-PE | grep -q "^ok   IBV_EVENT_PORT_ACTIVE" ||
+	fail "port events in the inner VM (rxe0's link down and up here): $(out VBUS-PE)"
+echo "ok   rxe0's link down and up here: the inner VM's process got $(out VBUS-PE | grep '^ok' | cut -c6- | paste -sd ';')"
 
 out VBUS-DMESG >"$tmp/dmesg"
 if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$tmp/dmesg"; then

@@ -5,13 +5,15 @@
  * guest's context reports IBV_EVENT_PORT_ERR then IBV_EVENT_PORT_ACTIVE for port 1 through
  * ibv_get_async_event, that its async_fd works with poll(), and that ibv_query_port follows.
  * With the argument "fatal" the script kills vbusd instead: the context must report
- * IBV_EVENT_DEVICE_FATAL, and verbs must then fail or return at once, never hang.
+ * IBV_EVENT_DEVICE_FATAL, and verbs must then fail or return at once, never hang. With
+ * "gid N" it also waits, after PORT_ACTIVE, until GID index N is set again.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <infiniband/verbs.h>
 #include "../lib/vt-time.h"
 
@@ -80,6 +82,26 @@ static void fatal(struct ibv_context *ctx, struct ibv_pd *pd, struct ibv_cq *cq)
 	ibv_close_device(ctx);
 }
 
+/* "gid N": the link's address comes back after the port: wait (scaled) until GID index N of
+ * port 1 is set again, so that whatever runs next can use it. */
+static void gid_back(struct ibv_context *ctx, int index)
+{
+	const struct timespec tick = { 0, 100 * 1000 * 1000 };
+	int tries = vt_ms(10000) / 100;
+	union ibv_gid g;
+
+	for (int i = 0; i < tries; i++) {
+		static const union ibv_gid zero;
+
+		if (!ibv_query_gid(ctx, 1, index, &g) && memcmp(&g, &zero, sizeof(g))) {
+			printf("ok   GID index %d set again\n", index);
+			return;
+		}
+		nanosleep(&tick, NULL);
+	}
+	fail("GID index %d still unset after %d ms", index, tries * 100);
+}
+
 int main(int argc, char **argv)
 {
 	struct ibv_device **list = ibv_get_device_list(NULL);
@@ -109,6 +131,8 @@ int main(int argc, char **argv)
 	expect(ctx, IBV_EVENT_PORT_ACTIVE, 20000);
 	check(!ibv_query_port(ctx, 1, &pa) && pa.state == IBV_PORT_ACTIVE, "port not ACTIVE again");
 	printf("ok   IBV_EVENT_PORT_ACTIVE, port state ACTIVE\n");
+	if (argc > 2 && !strcmp(argv[1], "gid"))
+		gid_back(ctx, atoi(argv[2]));
 	ibv_close_device(ctx);
 	ibv_free_device_list(list);
 	return 0;

@@ -26,8 +26,9 @@
 #   - events (docs/vm.md, "Events"): r0 is removed on the host while `vm-pd events` waits
 #     in ibv_get_async_event in the VM: it gets IBV_EVENT_DEVICE_FATAL (the bus's
 #     DEV_REMOVED through BAR2's event ring), and `vm show` counts the event;
-#   - hot removal and add: a new process in the VM then lists k0 only; once r1 is added
-#     on the host, a new process lists k0 and r1;
+#   - hot removal and add: a new process in the VM then lists k0 only; one running process
+#     (tests/guest/devlist) lists k0, then k0 r1 once r1 is added on the host, then k0 once
+#     it is removed; before the VM, the same with a process guest on the host and r2;
 #   - the guest kernel logs no warning or oops; the driver unloads;
 #   - vbusd alive; every connection of the VM gone; `vm del` leaves no QEMU, no child and
 #     no descriptor in vbusd; vbusd exits 0 on SIGTERM, no sanitizer report.
@@ -48,8 +49,10 @@ vg_populate() { # ROOT: the verbs library, vbus-run, bash and the rdma-core tool
 	cp "$dflt/bin/vbus-run" "$root/vbus/bin/" &&
 	ln -s /bin/busybox "$root/usr/bin/env" &&
 	vg_copy_dynamic "$root" "$(command -v bash)" "$(command -v ibv_devinfo)" \
-		"$(command -v ibv_devices)" "$dflt/lib/libvbus-verbs.so" "$dflt/tests/guest/vm-pd" &&
+		"$(command -v ibv_devices)" "$dflt/lib/libvbus-verbs.so" "$dflt/tests/guest/vm-pd" \
+		"$dflt/tests/guest/devlist" &&
 	mv "$root/$dflt/lib/libvbus-verbs.so" "$root/vbus/lib/" &&
+	mv "$root/$dflt/tests/guest/devlist" "$root/" &&
 	rm -rf "${root:?}/$dflt"
 }
 # vbusd of this variant with fake-verbs of this variant, after its sanitizer runtime.
@@ -76,6 +79,18 @@ host=$(VBUS_VERBS_LOG=0 "$dflt/bin/vbus-run" --no-hide --run-dir "$run" --bus b 
 grep -q "GID\[  1\]:.*::ffff:192.0.2.1, RoCE v2" <<<"$host" || fail "the process guest's ibv_devinfo: $host"
 guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 10 guests_gone || fail "the process guest's connection outlived it: $(ctl -j guest show)"
+# Hot add and removal seen by one running process guest (each ibv_get_device_list
+# enumerates the bus again, as rdma-core reads sysfs again).
+"$dflt/bin/vbus-run" --run-dir "$run" --bus b -- "$dflt/tests/guest/devlist" "k0 r0" "k0 r0 r2" "k0 r0" \
+	>"$tmp/devlist" 2>&1 &
+dl=$!
+vt_until 30 grep -q "^DEVLIST 1 " "$tmp/devlist" || fail "devlist in a process guest: $(cat "$tmp/devlist")"
+ctl dev add r2 class vrdma backing=fake0 backend=relay bus b >/dev/null || fail "dev add r2"
+vt_until 30 grep -q "^DEVLIST 2 " "$tmp/devlist" || fail "devlist after dev add r2: $(cat "$tmp/devlist")"
+ctl dev del r2 >/dev/null || fail "dev del r2"
+wait "$dl" || fail "devlist after dev del r2: $(cat "$tmp/devlist")"
+echo "ok   one running process guest lists k0 r0, then k0 r0 r2 after dev add r2, then k0 r0 after dev del r2"
+vt_until 10 guests_gone || fail "devlist's connection outlived it: $(ctl -j guest show)"
 fds0=$(fds)	# with the devices and whatever the relay keeps between guests
 
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "${VBUS_VMGUEST_MEM:-256M}" cpus 1 vectors 4 \
@@ -92,9 +107,11 @@ ev_ready() { grep -qs "^VBUS-EV-WAITING" "$con" 2>/dev/null || done_; }
 vt_until 180 ev_ready || fail "vm-pd events did not start (state $(field state))"
 ! done_ || fail "the VM finished before vm-pd events waited: $(tr -d '\r' <"$con" | tail -n 5)"
 ctl dev del r0 >/dev/null || fail "dev del r0"
-add_ready() { grep -qs "^VBUS-ADD-WAITING" "$con" 2>/dev/null || done_; }
-vt_until 180 add_ready || fail "the VM did not get to the hot add (state $(field state))"
+at() { grep -qs "^VBUS-$1-WAITING" "$con" 2>/dev/null || done_; }	# STEP: ADD or DEL
+vt_until 180 at ADD || fail "the VM did not get to the hot add (state $(field state))"
 ctl dev add r1 class vrdma backing=fake0 backend=relay bus b >/dev/null || fail "dev add r1"
+vt_until 180 at DEL || fail "the VM did not get to the hot removal (state $(field state))"
+ctl dev del r1 >/dev/null || fail "dev del r1"
 vt_until 180 done_ || fail "the VM did not finish (state $(field state))"
 [ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
 out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }   # TAG: the tagged lines of the console
@@ -149,8 +166,9 @@ echo "ok   r0 removed on the host: IBV_EVENT_DEVICE_FATAL in the VM's ibv_get_as
 listed() { out "$1" | grep -Eo "^[[:space:]]+[a-z0-9]+[[:space:]]+505400fffe123456$" | awk '{print $1}' | sort | paste -sd ' '; }
 [ "$(rc VBUS-GONE)" = 0 ] && [ "$(listed VBUS-GONE)" = k0 ] ||
 	fail "after r0's removal on the host, ibv_devices in the VM: $(out VBUS-GONE)"
-[ "$(listed VBUS-ADDED)" = "k0 r1" ] || fail "after r1 was added on the host, ibv_devices in the VM: $(out VBUS-ADDED)"
-echo "ok   hot removal and add: after dev del r0 a new process in the VM lists k0 only, after dev add r1 it lists k0 and r1"
+[ "$(rc VBUS-ADDED)" = 0 ] && [ "$(out VBUS-ADDED | paste -sd ';')" = "DEVLIST 1 k0;DEVLIST 2 k0 r1;DEVLIST 3 k0" ] ||
+	fail "one process in the VM across dev add r1 and dev del r1 on the host: $(out VBUS-ADDED)"
+echo "ok   hot removal and add in the VM: after dev del r0 a new process lists k0 only; one running process lists k0, then k0 r1 after dev add r1, then k0 after dev del r1"
 
 out VBUS-DMESG >"$tmp/dmesg"
 grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel" "$tmp/dmesg" || fail "the driver did not find the channel: $(cat "$tmp/dmesg")"
