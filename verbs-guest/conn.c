@@ -25,6 +25,7 @@ static struct vbg_device *devs[VBG_MAX_KNOWN];	/* every device seen, by first si
 static int ndevs;
 static struct vbg_device *cur[VBG_MAX_DEVICES];		/* those of the last enumeration */
 static int ncur;
+static bool enum_failed;				/* the last DEVENUM failed (logged) */
 
 /* The bus asked for: NULL for the default ("default", or a VM's own bus). */
 static const char *bus_asked(void)
@@ -91,9 +92,13 @@ static void enumerate(void)
 
 	n = vbus_devenum(conn, e, (int)(sizeof(e) / sizeof(e[0])));
 	if (n < 0) {
-		vbg_err("DEVENUM on bus '%s': %s", bus_name(), strerror(-n));
+		/* Once per run of failures: a program may list devices in a loop. */
+		if (!enum_failed)
+			vbg_err("DEVENUM on bus '%s': %s", bus_name(), strerror(-n));
+		enum_failed = true;
 		return;
 	}
+	enum_failed = false;
 	for (int i = 0; i < n && k < VBG_MAX_DEVICES; i++) {
 		if (strcmp(e[i].devclass, VRDMA_CLASS_NAME))
 			continue;
