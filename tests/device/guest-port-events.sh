@@ -22,11 +22,6 @@ wait $pid
 rc=$?
 cat "$out"
 gidf=/sys/class/infiniband/$VBUS_RXE/ports/1/gids/$VBUS_GID_INDEX
-# shellcheck disable=SC2317	# called through vt_until
-rxe_back() {
-	[ "$(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state" 2>/dev/null)" = "4: ACTIVE" ] &&
-		! grep -q '^0000:0000:0000:0000:0000:0000:0000:0000$' "$gidf"
-}
-vt_until 10 rxe_back
+vt_until 10 vd_rxe_active
 echo "rxe0 afterwards: $(cat /sys/class/infiniband/$VBUS_RXE/ports/1/state), GID $VBUS_GID_INDEX $(cat "$gidf")"
 exit $rc

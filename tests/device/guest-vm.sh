@@ -105,28 +105,20 @@ t0=$(date +%s)
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem 512M cpus 1 net user accel tcg \
 	append "console=ttyS0 loglevel=4 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
-field() { # KEY: VM t1's value of KEY in `vm show -j`
-	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
-}
-up() { grep -qs "VBUS-VM up\|VBUS-VM-RXE-FAIL\|VBUS-VM-RXE-EXIT" "$con" || [ "$(field state)" != running ]; }
-vt_until 300 up || fail "the inner VM did not come up in $(vt_secs 300) s (state $(field state))"
-grep -q "VBUS-VM up" "$con" || fail "the inner VM: $(grep 'VBUS-VM-RXE-FAIL' "$con") (state $(field state) $(field why))"
+up() { grep -qs "VBUS-VM up\|VBUS-VM-RXE-FAIL\|VBUS-VM-RXE-EXIT" "$con" || [ "$(vg_field state)" != running ]; }
+vt_until 300 up || fail "the inner VM did not come up in $(vt_secs 300) s (state $(vg_field state))"
+grep -q "VBUS-VM up" "$con" || fail "the inner VM: $(grep 'VBUS-VM-RXE-FAIL' "$con") (state $(vg_field state) $(vg_field why))"
 echo "ok   the inner VM is up after $(($(date +%s) - t0)) s (TCG inside TCG), network and driver loaded"
-done_() { grep -qs "VBUS-VM-RXE-EXIT" "$con" || [ "$(field state)" != running ]; }
+done_() { grep -qs "VBUS-VM-RXE-EXIT" "$con" || [ "$(vg_field state)" != running ]; }
 # Port events in the VM: rxe0's netdev down and up once port-events there is ready.
 pe_ready() { grep -qs "^VBUS-PE-READY" "$con" || done_; }
 vg_on_exit() { ip link set "$VBUS_NETDEV" up; }
-gidf=/sys/class/infiniband/$VBUS_RXE/ports/1/gids/$VBUS_GID_INDEX
-rxe_back() {
-	[ "$(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state" 2>/dev/null)" = "4: ACTIVE" ] &&
-		! grep -q '^0000:0000:0000:0000:0000:0000:0000:0000$' "$gidf"
-}
 vt_until 600 pe_ready || fail "the inner VM did not get to port-events"
 if ! done_; then
 	ip link set "$VBUS_NETDEV" down
 	sleep 1
 	ip link set "$VBUS_NETDEV" up
-	vt_until 10 rxe_back || fail "$VBUS_RXE did not come back after its link went down and up"
+	vt_until 10 vd_rxe_active || fail "$VBUS_RXE did not come back after its link went down and up"
 fi
 vt_until 600 done_ || fail "the clients in the inner VM did not end"
 echo "info the inner VM's clients took $(($(date +%s) - t0)) s since vm add"
@@ -192,7 +184,7 @@ timeout -k 5 "$(vt_secs 300)" "${guest[@]}" "$ig" -d r0 -g "$VBUS_GID_INDEX" -s 
 	-T 6 -p $((port + 11)) "$VBUS_IP" >"$srv/other-client" 2>&1 &
 other=$!
 sleep 2
-qpid=$(field pid)
+qpid=$(vg_field pid)
 kill -KILL "$qpid" || fail "kill QEMU $qpid"
 echo "ok   QEMU killed under the VM's integrity traffic ($(victim_qps) QPs of its server in RTS)"
 wait "$other"
@@ -201,8 +193,8 @@ wait "${spid[OTHER]}"
 s2=$?
 [ $s = 0 ] && [ $s2 = 0 ] || fail "the process guest's integrity run across the kill: $(tail -n 5 "$srv/other-client") | $(tail -n 5 "$srv/OTHER")"
 echo "ok   a process guest's integrity run across the kill: $(grep 'rounds in' "$srv/other-client")"
-exited() { [ "$(field state)" = exited ]; }
-vt_until 30 exited || fail "vbusd does not show the killed VM exited: state $(field state)"
+exited() { [ "$(vg_field state)" = exited ]; }
+vt_until 30 exited || fail "vbusd does not show the killed VM exited: state $(vg_field state)"
 guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 30 guests_gone || fail "the killed VM's connection outlived it: $(ctl -j guest show)"
 kill "${spid[VICTIM]}" 2>/dev/null

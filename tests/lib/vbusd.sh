@@ -101,6 +101,14 @@ vd_res_counts() {
 
 vd_res_is() { [ "$(vd_res_counts)" = "$1" ]; }
 
+# vd_rxe_active: $VBUS_RXE's port 1 ACTIVE with GID index $VBUS_GID_INDEX set (after its
+# netdev went down and up).
+vd_rxe_active() {
+	[ "$(cat "/sys/class/infiniband/$VBUS_RXE/ports/1/state" 2>/dev/null)" = "4: ACTIVE" ] &&
+		! grep -q '^0000:0000:0000:0000:0000:0000:0000:0000$' \
+			"/sys/class/infiniband/$VBUS_RXE/ports/1/gids/$VBUS_GID_INDEX"
+}
+
 vd_gone() { # PID: it has exited (a zombie counts; read by bash: no program runs)
 	local st=
 	read -r _ _ st _ 2>/dev/null <"/proc/$1/stat" || true	# (gone: no file; set -e callers)

@@ -22,6 +22,10 @@ skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; [ -n "${run:-}" ] && tail -n 20 "$run/vbusd.log" 2>/dev/null | sed 's/^/  vbusd| /'
 	[ -n "${con:-}" ] && tail -n 30 "$con" 2>/dev/null | sed 's/^/  console| /'; exit 1; }
 ctl() { "$b/vbusctl" --run-dir "$run" "$@"; }
+# vg_field KEY [VM]: VM's (default t1) value of KEY in `vm show -j` (a number, a string or a list)
+vg_field() {
+	ctl -j vm show "${2:-t1}" | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
+}
 fds() { ls "/proc/$vbusd_pid/fd" | wc -l; }
 
 vg_cleanup() {

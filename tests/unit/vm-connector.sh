@@ -38,16 +38,13 @@ ctl dev add e0 class echo bus b >/dev/null || fail "dev add e0"
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vectors 2 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
-field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
-	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
-}
 done_() { grep -qs "VBUS-VM-CONN-EXIT\|VBUS-VM-CONN-FAIL" "$con" 2>/dev/null ||
-	  [ "$(field state)" = failed ] || [ "$(field state)" = exited ]; }
-vt_until 180 done_ || fail "the program in the VM did not end (state $(field state))"
-[ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
+	  [ "$(vg_field state)" = failed ] || [ "$(vg_field state)" = exited ]; }
+vt_until 180 done_ || fail "the program in the VM did not end (state $(vg_field state))"
+[ "$(vg_field state)" = running ] || fail "the VM is $(vg_field state): $(vg_field why)"
 grep -q "VBUS-VM-CONN-OK" "$con" || fail "the program in the VM failed: $(grep VBUS-VM-CONN-FAIL "$con")"
 grep "VBUS-VM " "$con" | sed 's/^/     /'
-echo "ok   under $(field accel): HELLO, DEVENUM, DEVOPEN, echo through /dev/vbus-vm0; malformed messages refused"
+echo "ok   under $(vg_field accel): HELLO, DEVENUM, DEVOPEN, echo through /dev/vbus-vm0; malformed messages refused"
 
 kill -0 "$vbusd_pid" || fail "vbusd died"
 ctl -j bus show >/dev/null || fail "vbusd does not answer its control socket"
@@ -58,12 +55,12 @@ n=$(grep -c "vm t1: channel: request .* refused" "$run/vbusd.log")
 # it: the driver's remove does not wait) and then the RESET.
 guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 30 guests_gone || fail "the VM's connections outlived it: $(ctl -j guest show)"
-m=$(field messages)
+m=$(vg_field messages)
 [ "$m" = 155 ] || [ "$m" = 154 ] || fail "vm show counted $m messages answered, not 154 or 155"
-[ "$(field events)" = 102 ] || fail "vm show counted $(field events) events written into the ring, not 102 (echo's)"
-[ "$(field refused)" = 6 ] || fail "vm show counted $(field refused) refusals, not 6"
+[ "$(vg_field events)" = 102 ] || fail "vm show counted $(vg_field events) events written into the ring, not 102 (echo's)"
+[ "$(vg_field refused)" = 6 ] || fail "vm show counted $(vg_field refused) refusals, not 6"
 echo "ok   vbusd alive, counted $m messages answered by the bus and 102 events written, logged the channel's 6 refusals: $(grep -o 'refused: [^(]*' "$run/vbusd.log" | sort | uniq -c | tr -s ' ' | paste -sd ';')"
-n=$(grep -c "guest [0-9]* connected (VM, QEMU pid $(field pid)" "$run/vbusd.log")
+n=$(grep -c "guest [0-9]* connected (VM, QEMU pid $(vg_field pid)" "$run/vbusd.log")
 [ "$n" = 4 ] || fail "vbusd made $n connections for the VM, not 4"
 echo "ok   4 connections made for the VM (one per open file that wrote), all gone once closed"
 ! grep "region of .* refused" "$run/vbusd.log" || fail "vbusd refused a region the driver sent"
@@ -75,6 +72,6 @@ fi
 grep -q "vbus_vmguest.*/dev/vbus-vm0: bus b.*, message channel, events" "$con" || fail "the driver did not find the channel and the event ring"
 echo "ok   guest kernel: no warning or oops; driver unloaded"
 
-vg_vm_del "$(field pid)"
+vg_vm_del "$(vg_field pid)"
 vt_until 10 guests_gone || fail "guests after vm del: $(ctl -j guest show)"
 vg_vbusd_end

@@ -66,25 +66,21 @@ ctl vm del bad || fail "vm del bad"
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vectors 4 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
-mac_of() { ctl -j vm show "$1" | sed -n 's/.*"mac":"\([^"]*\)".*/\1/p'; }
-mac1=$(mac_of t1)
+mac1=$(vg_field mac t1)
 [[ $mac1 =~ ^52:54:00(:[0-9a-f]{2}){3}$ ]] || fail "t1's NIC address '$mac1' is not 52:54:00:xx:xx:xx"
 refuse "a second VM of the same name" t1 bus b kernel "$kernel"
 out=$(ctl bus del b 2>&1) && fail "bus del of a bus with a VM on it accepted"
 echo "ok   refused: $out"
 
-field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
-	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
-}
 # The KVM probe (when /dev/kvm exists) and a TCG boot take most of this.
 ready() { grep -qs "VBUS-VM rang\|VBUS-VM-FAIL\|VBUS-VM-EXIT" "$con" 2>/dev/null ||
-	  [ "$(field state)" = failed ] || [ "$(field state)" = exited ]; }
-vt_until 120 ready || fail "the VM did not get to ringing (state $(field state))"
+	  [ "$(vg_field state)" = failed ] || [ "$(vg_field state)" = exited ]; }
+vt_until 120 ready || fail "the VM did not get to ringing (state $(vg_field state))"
 grep -q "VBUS-VM-FAIL" "$con" && fail "the program in the VM failed: $(grep VBUS-VM-FAIL "$con")"
-[ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
-echo "ok   booted under $(field accel): $(grep 'VBUS-VM info' "$con")"
+[ "$(vg_field state)" = running ] || fail "the VM is $(vg_field state): $(vg_field why)"
+echo "ok   booted under $(vg_field accel): $(grep 'VBUS-VM info' "$con")"
 
-qpid=$(field pid)
+qpid=$(vg_field pid)
 cmd=$(tr '\0' ' ' <"/proc/$qpid/cmdline")
 for w in "-nic none" "ivshmem-doorbell,chardev=vbus-ivs,vectors=4" "share=on,mem-path=/proc/self/fd/3" \
 	 "socket,id=vbus-ivs,fd=4"; do
@@ -100,17 +96,17 @@ read -r gpa want < <(sed -n 's/.*VBUS-VM ram gpa \(0x[0-9a-f]*\) hex \([0-9a-f]*
 got=$(ctl vm peek t1 "$gpa" 32) || fail "vm peek t1 $gpa 32"
 [ "$got" = "$want" ] || fail "vbusd read $got at $gpa, the VM wrote $want"
 echo "ok   vbusd reads the VM's RAM: 32 bytes at guest-physical $gpa as the program wrote them"
-ram=$(ctl -j vm show t1 | sed -n 's/.*"mem":\([0-9]*\).*/\1/p')	# below 4 GiB: all of it
+ram=$(vg_field mem)	# below 4 GiB: all of it
 [ -n "$ram" ] && [ "$ram" -lt $((2 << 30)) ] || fail "vm show's mem: '$ram' (this check wants less than 2 GiB)"
 out=$(ctl vm peek t1 "$ram" 1 2>&1) && fail "a peek past the VM's $((ram >> 20)) MiB accepted: $out"
 out=$(ctl vm peek t1 $((ram - 16)) 32 2>&1) && fail "a peek across the RAM's end accepted"
 out=$(ctl vm peek t1 0 257 2>&1) && fail "a 257-byte peek accepted"
 echo "ok   refused peeks outside the RAM: $out"
 
-counted() { [ "$(field doorbells)" = "$1" ]; }
-vt_until 30 counted "[1,5,2,0]" || fail "vbusd counted doorbells $(field doorbells), not [1,5,2,0]"
+counted() { [ "$(vg_field doorbells)" = "$1" ]; }
+vt_until 30 counted "[1,5,2,0]" || fail "vbusd counted doorbells $(vg_field doorbells), not [1,5,2,0]"
 sleep 1
-counted "[1,5,2,0]" || fail "doorbells went on to $(field doorbells)"
+counted "[1,5,2,0]" || fail "doorbells went on to $(vg_field doorbells)"
 echo "ok   guest to host: vbusd counted doorbells [1,5,2,0] (vector 0: the driver's RESET at probe)"
 
 out=$(ctl vm notify t1 4 2>&1) && fail "notify on vector 4 of 4 accepted"
@@ -119,13 +115,13 @@ ctl vm notify t1 1 || fail "vm notify"
 vt_until 30 grep -q "VBUS-VM-OK\|VBUS-VM-FAIL" "$con" || fail "the interrupt did not reach the program"
 grep -q "VBUS-VM-OK" "$con" || fail "the program in the VM failed: $(grep VBUS-VM-FAIL "$con")"
 # Vector 0 is the message channel's: the unplug test's re-probe (already running) adds one.
-[[ $(field interrupts) == "["[12]",1,0,0]" ]] || fail "vbusd counted interrupts $(field interrupts)"
+[[ $(vg_field interrupts) == "["[12]",1,0,0]" ]] || fail "vbusd counted interrupts $(vg_field interrupts)"
 echo "ok   host to guest: $(grep 'VBUS-VM irq' "$con")"
 
 vt_until 60 grep -q "VBUS-VM-UNPLUG-EXIT" "$con" || fail "the unplug test did not end"
 grep -q "VBUS-VM-UNPLUG-OK" "$con" || fail "the unplug test failed: $(grep VBUS-VM-FAIL "$con")"
 vt_until 30 grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed"
-vt_until 30 counted "[2,5,2,1]" || fail "after the rescan vbusd counted $(field doorbells), not [2,5,2,1]"
+vt_until 30 counted "[2,5,2,1]" || fail "after the rescan vbusd counted $(vg_field doorbells), not [2,5,2,1]"
 echo "ok   PCI remove with a file open: ENODEV; rescan: probed again, rang vector 3; rmmod clean"
 
 if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$con"; then
@@ -145,8 +141,8 @@ echo "ok   vm del: no QEMU, no child, $fds0 descriptors as before, RAM unmapped"
 ctl vm add t2 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" accel tcg \
 	append "console=ttyS0 panic=-1" || fail "vm add t2"
 con=$run/vm/t2.console
-[ "$(mac_of t2)" != "$mac1" ] || fail "t1 and t2 have the same NIC address $mac1"
-echo "ok   NIC addresses of the VMs' names: t1 $mac1, t2 $(mac_of t2)"
+[ "$(vg_field mac t2)" != "$mac1" ] || fail "t1 and t2 have the same NIC address $mac1"
+echo "ok   NIC addresses of the VMs' names: t1 $mac1, t2 $(vg_field mac t2)"
 vt_until 60 grep -qs "VBUS-VM init" "$con" || fail "t2 did not start"
 qpid=$(ctl -j vm show t2 | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
 [ -n "$qpid" ] && [ -e "/proc/$qpid" ] || fail "t2's QEMU is not running: $(ctl vm show t2)"

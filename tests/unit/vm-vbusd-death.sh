@@ -22,14 +22,11 @@ ctl dev add e0 class echo bus b >/dev/null || fail "dev add e0"
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vectors 2 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
-field() { # KEY: VM t1's value of KEY in `vm show -j`
-	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
-}
 ready() { grep -qs "VBUS-VM-BEAT-READY\|VBUS-VM-CONN-FAIL\|VBUS-VM-CONN-EXIT" "$con" ||
-	  [ "$(field state)" != running ]; }
-vt_until 180 ready || fail "the program in the VM did not connect (state $(field state))"
-grep -q "VBUS-VM-BEAT-READY" "$con" || fail "the program in the VM: $(grep 'VBUS-VM-CONN' "$con") (state $(field state) $(field why))"
-qpid=$(field pid)
+	  [ "$(vg_field state)" != running ]; }
+vt_until 180 ready || fail "the program in the VM did not connect (state $(vg_field state))"
+grep -q "VBUS-VM-BEAT-READY" "$con" || fail "the program in the VM: $(grep 'VBUS-VM-CONN' "$con") (state $(vg_field state) $(vg_field why))"
+qpid=$(vg_field pid)
 [ -n "$qpid" ] && kill -0 "$qpid" || fail "no QEMU pid: $(ctl -j vm show t1)"
 echo "ok   a process in the VM connected through /dev/vbus-vm0 and waits for an event"
 

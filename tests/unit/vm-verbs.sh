@@ -96,24 +96,21 @@ fds0=$(fds)	# with the devices and whatever the relay keeps between guests
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "${VBUS_VMGUEST_MEM:-256M}" cpus 1 vectors 4 \
 	append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
-field() { # KEY: VM t1's value of KEY in `vm show -j` (a number, a string or a list)
-	ctl -j vm show t1 | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
-}
 done_() { grep -qs "VBUS-VM-VERBS-EXIT" "$con" 2>/dev/null ||
-	  [ "$(field state)" = failed ] || [ "$(field state)" = exited ]; }
+	  [ "$(vg_field state)" = failed ] || [ "$(vg_field state)" = exited ]; }
 # The bus's events in the VM: r0 removed on the host while a process there waits in
 # ibv_get_async_event on it.
 ev_ready() { grep -qs "^VBUS-EV-WAITING" "$con" 2>/dev/null || done_; }
-vt_until 180 ev_ready || fail "vm-pd events did not start (state $(field state))"
+vt_until 180 ev_ready || fail "vm-pd events did not start (state $(vg_field state))"
 ! done_ || fail "the VM finished before vm-pd events waited: $(tr -d '\r' <"$con" | tail -n 5)"
 ctl dev del r0 >/dev/null || fail "dev del r0"
 at() { grep -qs "^VBUS-$1-WAITING" "$con" 2>/dev/null || done_; }	# STEP: ADD or DEL
-vt_until 180 at ADD || fail "the VM did not get to the hot add (state $(field state))"
+vt_until 180 at ADD || fail "the VM did not get to the hot add (state $(vg_field state))"
 ctl dev add r1 class vrdma backing=fake0 backend=relay bus b >/dev/null || fail "dev add r1"
-vt_until 180 at DEL || fail "the VM did not get to the hot removal (state $(field state))"
+vt_until 180 at DEL || fail "the VM did not get to the hot removal (state $(vg_field state))"
 ctl dev del r1 >/dev/null || fail "dev del r1"
-vt_until 180 done_ || fail "the VM did not finish (state $(field state))"
-[ "$(field state)" = running ] || fail "the VM is $(field state): $(field why)"
+vt_until 180 done_ || fail "the VM did not finish (state $(vg_field state))"
+[ "$(vg_field state)" = running ] || fail "the VM is $(vg_field state): $(vg_field why)"
 out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }   # TAG: the tagged lines of the console
 rc() { tr -d '\r' <"$con" | sed -n "s/^$1-RC //p"; }
 
@@ -159,7 +156,7 @@ echo "ok   a second process while one holds the channel: refused (EBUSY, one lin
 
 [ "$(rc VBUS-EV)" = 0 ] && out VBUS-EV | grep -qx "VM-EV local catastrophic error" ||
 	fail "the device removed on the host: no DEVICE_FATAL in the VM: $(out VBUS-EV)"
-events=$(field events)
+events=$(vg_field events)
 [ "${events:-0}" -ge 1 ] || fail "vm show counts no event written to the VM: $(ctl -j vm show t1)"
 echo "ok   r0 removed on the host: IBV_EVENT_DEVICE_FATAL in the VM's ibv_get_async_event (the bus's DEV_REMOVED through the event ring; vm show: $events event(s))"
 
@@ -193,5 +190,5 @@ for o in cq:create_cq:destroy_cq:4 mr:reg_mr:dereg_mr:2; do
 done
 echo "ok   4 CQs and 2 MRs made on fake0 from the VM, none left"
 
-vg_vm_del "$(field pid)"
+vg_vm_del "$(vg_field pid)"
 vg_vbusd_end
