@@ -12,13 +12,16 @@
 #include <syslog.h>
 #include <unistd.h>
 #include "vbusd.h"
+#include "vm.h"
 
 static const char usage[] =
-	"usage: vbusd [-c FILE] [--run-dir DIR] [--syslog] [-v|-q] [--help]\n"
+	"usage: vbusd [-c FILE] [--run-dir DIR] [--kvm-probe FILE] [--syslog] [-v|-q] [--help]\n"
 	"The vbus host daemon: serves guests on buses, owns the devices behind them.\n"
 	"  -c, --config FILE   commands to run at start (vbusctl syntax, one per line)\n"
 	"  --run-dir DIR       sockets go here (default $VBUS_RUN_DIR or /run/vbus):\n"
 	"                      DIR/ctl.sock for vbusctl, DIR/bus/NAME.sock per bus\n"
+	"  --kvm-probe FILE    keep whether KVM works (a VM's accel auto) in FILE for this\n"
+	"                      host boot (default $VBUS_KVM_PROBE; none: once per vbusd)\n"
 	"  --syslog            log to syslog instead of stderr\n"
 	"  -v, -q              more, less logging\n"
 	"SIGTERM or SIGINT: tell every guest, close, exit 0.\n";
@@ -46,6 +49,7 @@ int main(int argc, char **argv)
 	sigset_t ss;
 	int ctl, sfd;
 
+	vbd_kvm_probe_file = getenv("VBUS_KVM_PROBE");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -53,6 +57,8 @@ int main(int argc, char **argv)
 			config = argv[++i];
 		else if (!strcmp(a, "--run-dir") && i + 1 < argc)
 			run_dir = argv[++i];
+		else if (!strcmp(a, "--kvm-probe") && i + 1 < argc)
+			vbd_kvm_probe_file = argv[++i];
 		else if (!strcmp(a, "--syslog"))
 			vbd_syslog = true;
 		else if (!strcmp(a, "-v"))

@@ -172,6 +172,7 @@ void vbd_vm_chan_fini(struct vbd_vm *vm);
 /* vm_qemu.c */
 int vbd_vm_spawn(struct vbd_vm *vm, char *err, size_t errn);
 int vbd_vm_pick_accel(struct vbd_vm *vm);
+extern const char *vbd_kvm_probe_file;	/* --kvm-probe: the probe's answer per host boot */
 /* SIGTERM, then SIGKILL after grace_ms; reaps, closes pidfd: the wait status. */
 int vbd_vm_kill(pid_t pid, int pidfd, int grace_ms);
 

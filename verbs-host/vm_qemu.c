@@ -160,14 +160,6 @@ int vbd_vm_kill(pid_t pid, int pidfd, int grace_ms)
 	return st;
 }
 
-static int scaled_ms(int ms)
-{
-	const char *s = getenv("VBUS_TIME_SCALE");
-	double f = s ? atof(s) : 1;
-
-	return (int)(ms * (f >= 1 ? f : 1));
-}
-
 /* The common start of every QEMU command line. */
 static int qemu_base(struct vbd_argv *a, const char *qemu, const char *accel, uint64_t mem,
 		     uint32_t cpus)
@@ -188,15 +180,54 @@ static int qemu_base(struct vbd_argv *a, const char *qemu, const char *accel, ui
  * KVM is used only when a short boot of the VM's own kernel under it ends: /dev/kvm can
  * exist and still hang a guest right after the kernel decompresses (softroce/vbus-softroce
  * probes the same way). The kernel is given no root and no init: it panics, panic=-1
- * reboots it and -no-reboot ends QEMU. The answer is kept for this boot of the host.
+ * reboots it and -no-reboot ends QEMU. The answer is kept for this boot of the host: in
+ * this vbusd, and in vbd_kvm_probe_file when one is given (--kvm-probe), a line
+ * "BOOT-ID ok|hang|no-dev" that vbus-softroce's cache shares, so that the probe's 15 s
+ * are paid once per host boot, not once per vbusd.
  */
+const char *vbd_kvm_probe_file;
+
+/* The answer kept in the file for this boot: 1 works, 0 not, -1 none kept. */
+static int probe_file_read(const char *boot)
+{
+	char line[64] = "";
+	FILE *f;
+
+	if (!vbd_kvm_probe_file || !*boot || !(f = fopen(vbd_kvm_probe_file, "re")))
+		return -1;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	fclose(f);
+	if (strncmp(line, boot, strlen(boot)) || line[strlen(boot)] != ' ')
+		return -1;
+	return !strncmp(line + strlen(boot) + 1, "ok", 2);
+}
+
+/* Keep the answer (a temporary file renamed over the old: readers see one or the other). */
+static void probe_file_write(const char *boot, const char *what)
+{
+	char tmp[300];
+	FILE *f;
+
+	if (!vbd_kvm_probe_file || !*boot ||
+	    snprintf(tmp, sizeof(tmp), "%s.%d", vbd_kvm_probe_file, (int)getpid()) >=
+		    (int)sizeof(tmp) || !(f = fopen(tmp, "we")))
+		return;
+	fprintf(f, "%s %s\n", boot, what);
+	if (fclose(f) || rename(tmp, vbd_kvm_probe_file)) {
+		vbd_warn("vm: cannot keep the KVM probe's answer in %s: %s", vbd_kvm_probe_file,
+			 strerror(errno));
+		unlink(tmp);
+	}
+}
+
 static int probe_kvm(const char *kernel)
 {
 	static char cached_boot[40];
 	static bool cached_ok;
 	char boot[40] = "", qemu[256], out[200];
 	struct vbd_argv a = { 0 };
-	int fd, st, pidfd;
+	int fd, st, pidfd, kept;
 	pid_t pid;
 
 	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
@@ -204,13 +235,25 @@ static int probe_kvm(const char *kernel)
 		ssize_t n = read(fd, boot, sizeof(boot) - 1);
 
 		boot[n > 0 ? n : 0] = 0;
+		boot[strcspn(boot, "\n")] = 0;
 		close(fd);
 	}
 	if (cached_boot[0] && !strcmp(cached_boot, boot))
 		return cached_ok;
 	snprintf(cached_boot, sizeof(cached_boot), "%s", boot);
+	kept = probe_file_read(boot);
+	if (kept >= 0) {
+		cached_ok = kept;
+		vbd_info("vm: KVM %s (kept in %s for this boot)",
+			 cached_ok ? "works" : "does not work here, TCG", vbd_kvm_probe_file);
+		return cached_ok;
+	}
 	cached_ok = false;
-	if (access("/dev/kvm", R_OK | W_OK) || qemu_path(qemu, sizeof(qemu)))
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		probe_file_write(boot, "no-dev");
+		return false;
+	}
+	if (qemu_path(qemu, sizeof(qemu)))
 		return false;
 	snprintf(out, sizeof(out), "%s/vm/kvm-probe.log", vbd.run_dir);
 	if (qemu_base(&a, qemu, "kvm", 128 << 20, 1) || vbd_argv_add(&a, "-serial") ||
@@ -220,12 +263,15 @@ static int probe_kvm(const char *kernel)
 		return false;
 	if (spawn(qemu, a.v, NULL, 0, out, &pid, &pidfd))
 		return false;
-	st = wait_exit(pid, pidfd, scaled_ms(15000));
+	/* Not scaled: a kernel that works under KVM panics within a second or two, and a
+	 * probe cut short only costs TCG (vbus-softroce's probe has the same 15 s). */
+	st = wait_exit(pid, pidfd, 15000);
 	if (st == -ETIMEDOUT)
 		st = vbd_vm_kill(pid, pidfd, 0);
 	else
 		close(pidfd);
 	cached_ok = st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	probe_file_write(boot, cached_ok ? "ok" : "hang");
 	vbd_info("vm: KVM %s (a probe boot of %s)", cached_ok ? "works" : "does not work here, TCG",
 		 kernel);
 	return cached_ok;

@@ -40,7 +40,7 @@ cm_pair() {
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do scmd+=("$1"); shift; done
 	shift
 	# shellcheck disable=SC2046
-	timeout -k 5 "$(vt_secs 60)" $(cm_wrap "$s") "${scmd[@]}" >"$CM_TMP/server" 2>&1 &
+	vd_bounded 60 $(cm_wrap "$s") "${scmd[@]}" >"$CM_TMP/server" 2>&1 &
 	spid=$!
 	# shellcheck disable=SC2086
 	if ! vt_until 15 $ready; then
@@ -50,7 +50,7 @@ cm_pair() {
 	fi
 	[ -z "${CM_ON_READY:-}" ] || $CM_ON_READY
 	# shellcheck disable=SC2046
-	timeout -k 5 "$(vt_secs 60)" $(cm_wrap "$c") "$@" >"$CM_TMP/client" 2>&1
+	vd_bounded 60 $(cm_wrap "$c") "$@" >"$CM_TMP/client" 2>&1
 	CM_CRC=$?
 	wait $spid
 	CM_SRC=$?

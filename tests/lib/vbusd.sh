@@ -9,6 +9,11 @@
 #   vd_ctl ARGS...         vbusctl against it (its --timeout: VBUS_CTL_TIMEOUT, vd_start sets
 #                          it to 60 s scaled, so that a stuck vbusd fails a test, not hangs it)
 #   vd_stacks              vbusd's threads: state, kernel and user stacks, last log lines
+#   vd_proc_stacks PID     the same for any process and its children (no log)
+#   vd_bounded SEC CMD...  CMD with a limit of SEC scaled seconds, as `timeout -s KILL`
+#                          (exit 137 when cut), but before it is killed the stacks of
+#                          CMD's processes and vbusd's and vbusd's view of its guests go
+#                          to stderr: a hang leaves its evidence in the test's log
 #   vd_cpu_ns              CPU time of all of vbusd's threads so far, in ns
 #   vd_res_counts          "qp cq mr pd cm_id": the object counts of `rdma res show`
 #   vd_res_is COUNTS       true when vd_res_counts says COUNTS (for vt_until)
@@ -29,18 +34,54 @@ vd_ctl() { "$VD_BIN/vbusctl" --run-dir "$VD_RUN_DIR" "$@"; }
 
 # vd_stacks: where each of vbusd's threads is (state, wait channel, kernel stack, and the
 # user stacks when gdb is there), for a test that finds vbusd stuck
-vd_stacks() {
-	local t
-	echo "vbusd (pid $VD_PID) threads:"
-	for t in /proc/"$VD_PID"/task/*; do
+vd_proc_stacks() {
+	local pid=$1 t c
+	echo "$(cat "/proc/$pid/comm" 2>/dev/null) (pid $pid) threads:"
+	for t in /proc/"$pid"/task/*; do
 		[ -d "$t" ] || continue
 		echo "  ${t##*/} $(cat "$t/comm" 2>/dev/null) state $(awk '/^State:/ {print $2}' "$t/status" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
 		sed 's/^/    | /' "$t/stack" 2>/dev/null | head -n 8
 	done
 	command -v gdb >/dev/null &&
-		timeout -k 2 "$(vt_secs 60)" gdb -batch -p "$VD_PID" -ex 'thread apply all bt' 2>&1 |
+		timeout -k 2 "$(vt_secs 60)" gdb -batch -p "$pid" -ex 'thread apply all bt' 2>&1 |
 		grep -E '^#|^Thread' | head -n 80 | sed 's/^/  gdb| /'
+	for c in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do vd_proc_stacks "$c"; done
+}
+vd_stacks() {
+	vd_proc_stacks "$VD_PID"
 	echo "vbusd's last log lines:"; tail -n 30 "$VD_RUN_DIR/vbusd.log" | sed 's/^/  | /'
+}
+
+vd_bounded() {
+	local secs pid watch rc
+	secs=$(vt_secs "$1")
+	shift
+	"$@" &
+	pid=$!
+	# The watcher: one sleep, then the evidence and the kill; killed itself when CMD ends.
+	(
+		sleep "$secs" & s=$!
+		trap 'kill $s 2>/dev/null; exit 0' TERM
+		wait $s
+		{
+			echo "vd_bounded: '$*' still running after $secs s: stacks, then SIGKILL"
+			vd_proc_stacks "$pid"
+			[ -z "${VD_PID:-}" ] || { vd_stacks; vd_ctl -j guest show; vd_ctl -j res show; }
+		} 2>&1 | sed 's/^/  hang| /' >&2
+		kids=$(pgrep -P "$pid")
+		# shellcheck disable=SC2086
+		kill -KILL "$pid" $kids 2>/dev/null
+	) &
+	watch=$!
+	# Run in the background (a subshell of its own), killing it kills CMD, as with timeout.
+	# shellcheck disable=SC2064
+	[ "$BASHPID" = $$ ] || trap "kill -TERM $pid $watch 2>/dev/null" TERM
+	wait "$pid"
+	rc=$?
+	while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done	# a trap cut the wait
+	kill "$watch" 2>/dev/null
+	wait "$watch" 2>/dev/null
+	return $rc
 }
 
 # vd_controls: whether this run of a device test runs its native controls too. A native run

@@ -6,12 +6,15 @@
 # its RAM VBUS_VMGUEST_MEM (default 128M): tests/vm/kdebug points them at its debug kernel.
 #
 #   vg_setup PROG INIT   (PROG "-": none) sets kernel, ko, mem (vm add's), guest (the program), tmp, run,
-#                        vbusd_pid, fds0, and the functions skip, fail, ctl, fds; cleans up
+#                        vbusd_pid, fds0, and the functions skip, fail, ctl, fds (vg_field,
+#                        vg_ended are defined at once); cleans up
 #                        at exit
 # Hooks a test may define before vg_setup:
 #   vg_populate ROOT     called with the initramfs's root before it is packed (add files;
 #                        vg_copy_dynamic copies programs and the libraries they load)
 #   VG_VBUSD_ENV         words "K=V ..." put in vbusd's environment (e.g. LD_PRELOAD)
+#   VG_KVM_PROBE         vbusd's --kvm-probe file (default VBUS_VM_DIR's kvm-probe, which
+#                        vbus-softroce shares: KVM is probed once per host boot, not per test)
 #   vg_on_exit           called first at exit (undo what the test set up on this host)
 set -u
 build=${VBUS_BUILD:-$top/build/default}
@@ -26,6 +29,9 @@ ctl() { "$b/vbusctl" --run-dir "$run" "$@"; }
 vg_field() {
 	ctl -j vm show "${2:-t1}" | sed -n "s/.*\"$1\":\(\[[^]]*\]\|\"[^\"]*\"\|[-0-9]*\).*/\1/p" | tr -d '"'
 }
+# vg_ended [VM]: VM (default t1) has ended: QEMU exited or failed (not while it is starting,
+# which includes vbusd's KVM probe, or running)
+vg_ended() { case $(vg_field state "${1:-t1}") in exited|failed) true ;; *) false ;; esac; }
 fds() { ls "/proc/$vbusd_pid/fd" | wc -l; }
 
 vg_cleanup() {
@@ -134,7 +140,8 @@ vg_setup() { # PROG INIT
 
 	mkdir -p "$run"
 	# shellcheck disable=SC2086 # VG_VBUSD_ENV is words on purpose
-	env ${VG_VBUSD_ENV:-} "$b/vbusd" --run-dir "$run" 2>"$run/vbusd.log" &
+	env ${VG_VBUSD_ENV:-} "$b/vbusd" --run-dir "$run" \
+		--kvm-probe "${VG_KVM_PROBE:-$vmdir/kvm-probe}" 2>"$run/vbusd.log" &
 	vbusd_pid=$!
 	vt_until 5 test -S "$run/ctl.sock" || fail "vbusd did not start"
 	ctl bus add b allow all >/dev/null || fail "bus add"

@@ -39,7 +39,7 @@ ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vect
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 done_() { grep -qs "VBUS-VM-CONN-EXIT\|VBUS-VM-CONN-FAIL" "$con" 2>/dev/null ||
-	  [ "$(vg_field state)" = failed ] || [ "$(vg_field state)" = exited ]; }
+	  vg_ended; }
 vt_until 180 done_ || fail "the program in the VM did not end (state $(vg_field state))"
 [ "$(vg_field state)" = running ] || fail "the VM is $(vg_field state): $(vg_field why)"
 grep -q "VBUS-VM-CONN-OK" "$con" || fail "the program in the VM failed: $(grep VBUS-VM-CONN-FAIL "$con")"

@@ -20,6 +20,9 @@
 #     ENODEV; a rescan probes it again (its RESET: vector 0) and it rings vector 3 (vbusd
 #     counts [2,5,2,1]); the
 #     module unloads;
+#   - accel auto: in the default variant vbusd probes KVM itself (a file of its own for
+#     --kvm-probe) and keeps "BOOT-ID ok|hang|no-dev" there, the answer the VM runs under;
+#     the other variants read the answer kept for this host boot (VBUS_VM_DIR/kvm-probe);
 #   - the guest kernel logs no warning, oops or lockdep report;
 #   - `vm del` leaves no QEMU process and no descriptor in vbusd; a VM still running when
 #     vbusd gets SIGTERM is stopped with it.
@@ -27,6 +30,10 @@
 set -u
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top/tests/lib/vmguest.sh"
+if [ "$build" = "$top/build/default" ]; then	# this variant probes KVM for real
+	VG_KVM_PROBE=$(mktemp /tmp/vbus-kvm-probe.XXXXXX) && rm -f "$VG_KVM_PROBE"
+	vg_on_exit() { rm -f "$VG_KVM_PROBE"; }
+fi
 vg_setup doorbell init
 
 # Refusals: each a one-line error, no VM.
@@ -74,11 +81,21 @@ echo "ok   refused: $out"
 
 # The KVM probe (when /dev/kvm exists) and a TCG boot take most of this.
 ready() { grep -qs "VBUS-VM rang\|VBUS-VM-FAIL\|VBUS-VM-EXIT" "$con" 2>/dev/null ||
-	  [ "$(vg_field state)" = failed ] || [ "$(vg_field state)" = exited ]; }
+	  vg_ended; }
 vt_until 120 ready || fail "the VM did not get to ringing (state $(vg_field state))"
 grep -q "VBUS-VM-FAIL" "$con" && fail "the program in the VM failed: $(grep VBUS-VM-FAIL "$con")"
 [ "$(vg_field state)" = running ] || fail "the VM is $(vg_field state): $(vg_field why)"
 echo "ok   booted under $(vg_field accel): $(grep 'VBUS-VM info' "$con")"
+if [ -n "${VG_KVM_PROBE:-}" ]; then
+	kept=$(cat "$VG_KVM_PROBE" 2>/dev/null)
+	want=$(cat /proc/sys/kernel/random/boot_id)
+	case $kept in
+	"$want ok") [ "$(vg_field accel)" = kvm ] ;;
+	"$want hang"|"$want no-dev") [ "$(vg_field accel)" = tcg ] ;;
+	*) false ;;
+	esac || fail "the KVM probe kept '$kept' in --kvm-probe's file, the VM runs under $(vg_field accel)"
+	echo "ok   the KVM probe's answer kept for this host boot: '${kept#* }'"
+fi
 
 qpid=$(vg_field pid)
 cmd=$(tr '\0' ' ' <"/proc/$qpid/cmdline")

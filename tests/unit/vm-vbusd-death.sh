@@ -23,7 +23,7 @@ ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vect
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 ready() { grep -qs "VBUS-VM-BEAT-READY\|VBUS-VM-CONN-FAIL\|VBUS-VM-CONN-EXIT" "$con" ||
-	  [ "$(vg_field state)" != running ]; }
+	  vg_ended; }
 vt_until 180 ready || fail "the program in the VM did not connect (state $(vg_field state))"
 grep -q "VBUS-VM-BEAT-READY" "$con" || fail "the program in the VM: $(grep 'VBUS-VM-CONN' "$con") (state $(vg_field state) $(vg_field why))"
 qpid=$(vg_field pid)

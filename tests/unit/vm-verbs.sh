@@ -97,7 +97,7 @@ ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "${VBUS_VMGUEST_ME
 	append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 done_() { grep -qs "VBUS-VM-VERBS-EXIT" "$con" 2>/dev/null ||
-	  [ "$(vg_field state)" = failed ] || [ "$(vg_field state)" = exited ]; }
+	  vg_ended; }
 # The bus's events in the VM: r0 removed on the host while a process there waits in
 # ibv_get_async_event on it.
 ev_ready() { grep -qs "^VBUS-EV-WAITING" "$con" 2>/dev/null || done_; }
