@@ -452,8 +452,19 @@ VBG_EXPORT int ibv_close_device(struct ibv_context *c)
 
 /* ---- queries ---- */
 
-static void device_attr(const struct vrdma_query_device_out *o, struct ibv_device_attr *a)
+/* A count of objects: the device's, or the guest's quota of handles where that is lower
+ * (policy's minimum, docs/verbs.md: a program sizing itself on max_qp meets no EDQUOT
+ * before it). */
+static int objects(uint32_t dev, uint32_t quota)
 {
+	return (int)(quota && dev > quota ? quota : dev);
+}
+
+static void device_attr(const struct vbg_context *ctx, struct ibv_device_attr *a)
+{
+	const struct vrdma_query_device_out *o = &ctx->dev_attr;
+	uint32_t q = le32toh(ctx->hello.max_objects);
+
 	memset(a, 0, sizeof(*a));
 	memcpy(a->fw_ver, o->fw_ver, sizeof(a->fw_ver));
 	a->fw_ver[sizeof(a->fw_ver) - 1] = 0;
@@ -464,26 +475,26 @@ static void device_attr(const struct vrdma_query_device_out *o, struct ibv_devic
 	a->vendor_id = le32toh(o->vendor_id);
 	a->vendor_part_id = le32toh(o->vendor_part_id);
 	a->hw_ver = le32toh(o->hw_ver);
-	a->max_qp = (int)le32toh(o->max_qp);
+	a->max_qp = objects(le32toh(o->max_qp), q);
 	a->max_qp_wr = (int)le32toh(o->max_qp_wr);
 	a->device_cap_flags = le32toh(o->device_cap_flags);
 	a->max_sge = (int)le32toh(o->max_sge);
 	a->max_sge_rd = (int)le32toh(o->max_sge_rd);
-	a->max_cq = (int)le32toh(o->max_cq);
+	a->max_cq = objects(le32toh(o->max_cq), q);
 	a->max_cqe = (int)le32toh(o->max_cqe);
-	a->max_mr = (int)le32toh(o->max_mr);
-	a->max_pd = (int)le32toh(o->max_pd);
+	a->max_mr = objects(le32toh(o->max_mr), q);
+	a->max_pd = objects(le32toh(o->max_pd), q);
 	a->max_qp_rd_atom = (int)le32toh(o->max_qp_rd_atom);
 	a->max_ee_rd_atom = 0;
 	a->max_res_rd_atom = (int)le32toh(o->max_res_rd_atom);
 	a->max_qp_init_rd_atom = (int)le32toh(o->max_qp_init_rd_atom);
 	a->atomic_cap = le32toh(o->atomic_cap);
-	a->max_mw = (int)le32toh(o->max_mw);
+	a->max_mw = objects(le32toh(o->max_mw), q);
 	a->max_mcast_grp = (int)le32toh(o->max_mcast_grp);
 	a->max_mcast_qp_attach = (int)le32toh(o->max_mcast_qp_attach);
 	a->max_total_mcast_qp_attach = (int)le32toh(o->max_total_mcast_qp_attach);
-	a->max_ah = (int)le32toh(o->max_ah);
-	a->max_srq = (int)le32toh(o->max_srq);
+	a->max_ah = objects(le32toh(o->max_ah), q);
+	a->max_srq = objects(le32toh(o->max_srq), q);
 	a->max_srq_wr = (int)le32toh(o->max_srq_wr);
 	a->max_srq_sge = (int)le32toh(o->max_srq_sge);
 	a->max_pkeys = le16toh(o->max_pkeys);
@@ -495,7 +506,7 @@ VBG_EXPORT int ibv_query_device(struct ibv_context *c, struct ibv_device_attr *a
 {
 	if (!vbg_is_context(c))
 		return vbg_real.query_device(c, a);
-	device_attr(&to_vctx(c)->dev_attr, a);
+	device_attr(to_vctx(c), a);
 	return 0;
 }
 
@@ -507,7 +518,7 @@ int vbg_query_device_ex(struct ibv_context *c, const struct ibv_query_device_ex_
 	if (len < sizeof(a->orig_attr))
 		return EINVAL;
 	memset(a, 0, len < sizeof(*a) ? len : sizeof(*a));
-	device_attr(&to_vctx(c)->dev_attr, &a->orig_attr);
+	device_attr(to_vctx(c), &a->orig_attr);
 	/* The fields past orig_attr a caller built against older headers may not have. */
 	if (len >= offsetof(struct ibv_device_attr_ex, device_cap_flags_ex) +
 		   sizeof(a->device_cap_flags_ex))

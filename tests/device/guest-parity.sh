@@ -20,8 +20,17 @@ for t in srq-cq mw fork; do
 	echo "--- $t, guest (vrdma0 through vbusd)"
 	timeout -k 5 "$(vt_secs 60)" "${VD_RUN[@]}" "$dir/$t" vrdma0 "$VBUS_GID_INDEX" || fail=1
 done
-# The rings carry at most 32767 work requests or CQEs and 32 SGEs (docs/verbs.md).
-ring_cap() { case $1 in max_qp_wr|max_srq_wr|max_cqe) echo 32767 ;; max_sge) echo 32 ;; *) echo "" ;; esac; }
+# The rings carry at most 32767 work requests or CQEs and 32 SGEs, and a guest's objects
+# are at most its quota of handles, max-objects (4096 by default; vd_start's device has it):
+# docs/verbs.md.
+ring_cap() {
+	case $1 in
+	max_qp_wr|max_srq_wr|max_cqe) echo 32767 ;;
+	max_sge) echo 32 ;;
+	max_qp|max_cq|max_mr|max_pd|max_srq|max_ah) echo 4096 ;;
+	*) echo "" ;;
+	esac
+}
 out=$(mktemp -d)
 p=$dir/parity
 echo "--- parity, native ($VBUS_RXE)"
