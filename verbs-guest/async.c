@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 #include <vbus/vrdma-kernel.h>
 #include "vbg.h"
@@ -136,20 +135,26 @@ void vbg_async_start(void)
 static void *kernel_event_thread(void *arg)
 {
 	struct vbg_context *ctx = arg;
+	int old;
 
+	/* Stopped by pthread_cancel (vbg_async_kernel_stop), in its poll only: it never leaves
+	 * ctx->lock held, and a context costs no descriptor for stopping it (a native one has
+	 * two: the command and the async event descriptors; so has this one). */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	for (;;) {
-		struct pollfd p[2] = { { .fd = ctx->kfd, .events = POLLIN },
-				       { .fd = ctx->kstop, .events = POLLIN } };
+		struct pollfd p = { .fd = ctx->kfd, .events = POLLIN };
 		struct vbk_event ev[16];
 		ssize_t n;
+		int r;
 
-		if (poll(p, 2, -1) < 0) {
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+		r = poll(&p, 1, -1);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		if (p[1].revents)
-			break;
 		n = read(ctx->kfd, ev, sizeof(ev));
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			break;
@@ -165,29 +170,20 @@ int vbg_async_kernel_start(struct vbg_context *ctx)
 
 	if (fl < 0 || fcntl(ctx->kfd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
-	ctx->kstop = eventfd(0, EFD_CLOEXEC);
-	if (ctx->kstop < 0)
-		return -errno;
-	if (pthread_create(&ctx->kthread, NULL, kernel_event_thread, ctx)) {
-		close(ctx->kstop);
-		ctx->kstop = -1;
+	if (pthread_create(&ctx->kthread, NULL, kernel_event_thread, ctx))
 		return -EAGAIN;
-	}
+	ctx->kthread_on = true;
 	pthread_setname_np(ctx->kthread, "vbus-kevents");
 	return 0;
 }
 
 void vbg_async_kernel_stop(struct vbg_context *ctx)
 {
-	uint64_t one = 1;
-
-	if (ctx->kstop < 0)
+	if (!ctx->kthread_on)
 		return;
-	if (write(ctx->kstop, &one, sizeof(one)) != sizeof(one))
-		vbg_err("stopping the event thread: %m");
+	pthread_cancel(ctx->kthread);
 	pthread_join(ctx->kthread, NULL);
-	close(ctx->kstop);
-	ctx->kstop = -1;
+	ctx->kthread_on = false;
 }
 
 /* The element of event e, or false if its object is gone. Under ctx->lock. */

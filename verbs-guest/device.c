@@ -381,7 +381,6 @@ VBG_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *dev)
 	}
 	ctx->doorbell = -1;
 	ctx->kfd = -1;
-	ctx->kstop = -1;
 	ctx->vctx.context.async_fd = -1;
 	err = context_open((struct vbg_device *)dev, ctx);
 	if (err) {

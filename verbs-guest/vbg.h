@@ -167,7 +167,7 @@ struct vbg_context {
 	uint32_t handle;		/* the DEVOPEN instance */
 	int doorbell;			/* eventfd: kicks the relay (DEVSIG to host) */
 	int kfd;			/* kernel backend: the module's descriptor; else -1 */
-	int kstop;			/* kernel backend: stops the event thread (eventfd) */
+	bool kthread_on;		/* kernel backend: kthread runs (stopped by cancel) */
 	pthread_t kthread;		/* kernel backend: reads the module's async events */
 	struct vrdma_hello_out hello;
 	struct vrdma_query_device_out dev_attr;

@@ -10,13 +10,15 @@
  *            valid ones is EINVAL, with room for all gives each entry as query_gid_ex does
  *   rereg    ibv_rereg_mr with bad input and with each change: the return and errno
  *   import   ibv_import_device on the context's cmd_fd, ibv_import_pd, ibv_import_mr
- *   contexts many contexts open at once with a PD, CQ and MR each, then closed; again
+ *   contexts many contexts open at once with a PD, CQ and MR each, then closed; again;
+ *            the descriptors each context after the first holds
  *   refresh  (only when PARITY_ONLY names it) prints "ready", waits for the script to add
  *            the address PARITY_GID_ADDR to the device's netdev, then for
  *            IBV_EVENT_GID_CHANGE, until the GID table holds that address
  * Usage: parity DEVICE GID_INDEX
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -177,11 +179,28 @@ static void import(void)
 	free(buf);
 }
 
+/* The process's open descriptors. */
+static int fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int k = 0;
+
+	check(d, "opendir /proc/self/fd");
+	while (readdir(d))
+		k++;
+	closedir(d);
+	return k;
+}
+
 /* N contexts open at once, each with a PD, a CQ and a registered buffer (a program that
  * leaves freeing to its end), then all closed; then the same again: nothing held by the
- * first round may count against the second. */
+ * first round may count against the second. The descriptors each context after the first
+ * holds (what is opened once per process aside) are native's: RLIMIT_NOFILE then allows a
+ * guest as many contexts as a native program. */
 static void contexts(struct ibv_device *dev, int n)
 {
+	int fd1 = 0;
+
 	struct ibv_context **c = calloc((size_t)n, sizeof(*c));
 	struct ibv_pd **pd = calloc((size_t)n, sizeof(*pd));
 	struct ibv_cq **cq = calloc((size_t)n, sizeof(*cq));
@@ -200,7 +219,12 @@ static void contexts(struct ibv_device *dev, int n)
 			check(cq[i], "round %d: create_cq %d: %s", round, i + 1, strerror(errno));
 			mr[i] = ibv_reg_mr(pd[i], buf, 4096, IBV_ACCESS_LOCAL_WRITE);
 			check(mr[i], "round %d: reg_mr %d: %s", round, i + 1, strerror(errno));
+			if (!round && !i)
+				fd1 = fds();
 		}
+		if (!round && n > 1)
+			outcome("each context after the first holds %.2f descriptors",
+				(double)(fds() - fd1) / (n - 1));
 		for (int i = 0; i < n; i++) {
 			/* The first round closes the context with its objects left in it. */
 			if (round) {
