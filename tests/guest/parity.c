@@ -199,13 +199,12 @@ static int fds(void)
  * guest as many contexts as a native program. */
 static void contexts(struct ibv_device *dev, int n)
 {
-	int fd1 = 0;
-
 	struct ibv_context **c = calloc((size_t)n, sizeof(*c));
 	struct ibv_pd **pd = calloc((size_t)n, sizeof(*pd));
 	struct ibv_cq **cq = calloc((size_t)n, sizeof(*cq));
 	struct ibv_mr **mr = calloc((size_t)n, sizeof(*mr));
 	char *buf = aligned_alloc(4096, 4096);
+	int fd1 = 0;
 
 	check(c && pd && cq && mr && buf, "arrays");
 	for (int round = 0; round < 2; round++) {

@@ -161,7 +161,7 @@ con=$run/vm/t2.console
 [ "$(vg_field mac t2)" != "$mac1" ] || fail "t1 and t2 have the same NIC address $mac1"
 echo "ok   NIC addresses of the VMs' names: t1 $mac1, t2 $(vg_field mac t2)"
 vt_until 60 grep -qs "VBUS-VM init" "$con" || fail "t2 did not start"
-qpid=$(ctl -j vm show t2 | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+qpid=$(vg_field pid t2)
 [ -n "$qpid" ] && [ -e "/proc/$qpid" ] || fail "t2's QEMU is not running: $(ctl vm show t2)"
 kill -TERM "$vbusd_pid"
 wait "$vbusd_pid"
