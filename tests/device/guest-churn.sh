@@ -2,7 +2,7 @@
 # Guests killed with SIGKILL at random points leave nothing behind (issue 13, point 1;
 # docs/security.md). tests/guest/churn.c cycles through everything a guest does (device
 # open, PD, ibv_reg_mr of 4 KiB to 1 MiB, CQ, two connected RC QPs, WRITEs and SENDs in
-# flight, teardown); VBUS_CHURN_N guests (default 80; `make soak` 1000) are started under
+# flight, teardown); VBUS_CHURN_N guests (default 200; `make soak` 1000) are started under
 # vbus-run, VBUS_CHURN_PAR at a time (4), and each is killed after a random 0 to 1.5 s,
 # counted from its start for half of them (start-up) and from its first phase line (main
 # opened the device) for the other half: in a control call, in ibv_reg_mr, while posting or
@@ -19,14 +19,14 @@
 # device (churn's "open" mode) and killed 0 to 0.4 s after its first open: vbusd's relay
 # thread starts and stops with its users, and a guest dying in device open once hung vbusd
 # there (the stop raced the thread's last wait).
-# timeout: 300
+# timeout: 600
 # soak-timeout: 1500
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device
 prog=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/churn
 [ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
-N=${VBUS_CHURN_N:-80}
+N=${VBUS_CHURN_N:-200}
 PAR=${VBUS_CHURN_PAR:-4}
 # Room for PAR guests being torn down while PAR more start.
 VD_BUS_ARGS=${VD_BUS_ARGS:-max-guests 64}
