@@ -110,6 +110,11 @@ static int post_send_one(struct vbk_guest *g, struct vbk_qp *qp, const struct vb
 	return ib_post_send(qp->qp, &u.send, &bad);
 }
 
+static const u8 *slot_at(const struct vbk_queue *q, u32 i)
+{
+	return q->slots + (size_t)(i & (q->entries - 1)) * q->stride;
+}
+
 static u32 drain_sq(struct vbk_guest *g, struct vbk_qp *qp)
 {
 	struct vbk_queue *q = &qp->sq;
@@ -127,8 +132,7 @@ static u32 drain_sq(struct vbk_guest *g, struct vbk_qp *qp)
 	if (avail < 0)
 		goto broken;
 	while (avail > 0 && qp->sposted - READ_ONCE(qp->sretired) < depth) {
-		memcpy(qp->sslot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
-		       q->stride);
+		memcpy(qp->sslot, slot_at(q, q->idx), q->stride);
 		if (vbk_swqe_decode(qp->sslot, &lim, &w))
 			goto broken;
 		qp->swrid[qp->sposted & qp->smask] = w.wr_id;
@@ -150,11 +154,28 @@ out:
 	return n;
 }
 
+/* A batch of receives is validated whole before any of it is posted: the next n slots
+ * are each a receive WQE the ABI allows (vbk_rwqe_decode reads a slot's header once), or
+ * none of them is posted and the queue breaks. Each slot is then copied once and decoded
+ * again as it is posted; a guest that rewrites its own slots between the two breaks its
+ * queue there, with what came before it posted (its own loss).
+ */
+static bool recv_batch_ok(const struct vbk_queue *q, u32 n, u32 max_sge)
+{
+	u64 wr_id;
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (vbk_rwqe_decode(slot_at(q, q->idx + i), q->stride, max_sge, &wr_id) < 0)
+			return false;
+	return true;
+}
+
 static u32 drain_rq(struct vbk_guest *g, struct vbk_qp *qp)
 {
 	struct vbk_queue *q = &qp->rq;
 	u32 maxsge = le32_to_cpu(qp->cap.max_recv_sge), n = 0;
-	u32 depth = le32_to_cpu(qp->cap.max_recv_wr);
+	u32 depth = le32_to_cpu(qp->cap.max_recv_wr), used, room;
 	struct ib_recv_wr wr = {};
 	const struct ib_recv_wr *bad;
 	s64 avail;
@@ -165,7 +186,16 @@ static u32 drain_rq(struct vbk_guest *g, struct vbk_qp *qp)
 	avail = q->broken ? 0 : vbk_queue_pending(q);
 	if (avail < 0)
 		goto broken;
-	while (avail > 0 && qp->rposted - READ_ONCE(qp->rdone) < depth) {
+	/* The batch: what is published and fits (room only grows while we post); a QP in
+	 * ERR takes all (below).
+	 */
+	used = qp->rposted - READ_ONCE(qp->rdone);
+	room = used < depth ? depth - used : 0;
+	if (avail > room && !READ_ONCE(qp->in_err))
+		avail = room;
+	if (!recv_batch_ok(q, avail, maxsge))
+		goto broken;
+	while (avail > 0) {
 		if (READ_ONCE(qp->in_err)) {
 			/* A native rxe QP in ERR takes a receive into its queue and never
 			 * completes it (its provider posts without the kernel); a kernel QP
@@ -175,8 +205,9 @@ static u32 drain_rq(struct vbk_guest *g, struct vbk_qp *qp)
 			avail--;
 			continue;
 		}
-		memcpy(qp->rslot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
-		       q->stride);
+		if (qp->rposted - READ_ONCE(qp->rdone) >= depth)
+			break;	/* in ERR when the batch was cut, out of it now */
+		memcpy(qp->rslot, slot_at(q, q->idx), q->stride);
 		ns = vbk_rwqe_decode(qp->rslot, q->stride, maxsge, &wr_id);
 		if (ns < 0)
 			goto broken;
@@ -209,7 +240,7 @@ static u32 drain_srq(struct vbk_guest *g, struct vbk_srq *srq)
 	struct vbk_queue *q = &srq->q;
 	struct ib_recv_wr wr = {};
 	const struct ib_recv_wr *bad;
-	u32 n = 0, slot;
+	u32 n = 0, slot, room;
 	s64 avail;
 	u64 wr_id;
 	int ns;
@@ -218,9 +249,16 @@ static u32 drain_srq(struct vbk_guest *g, struct vbk_srq *srq)
 	avail = q->broken ? 0 : vbk_queue_pending(q);
 	if (avail < 0)
 		goto broken;
+	/* The batch: what is published and fits, in free slots and within max_wr. */
+	room = q->entries - srq->nfree < srq->max_wr ? srq->max_wr - (q->entries - srq->nfree) : 0;
+	if (room > srq->nfree)
+		room = srq->nfree;
+	if (avail > room)
+		avail = room;
+	if (!recv_batch_ok(q, avail, srq->max_sge))
+		goto broken;
 	while (avail > 0 && srq->nfree && q->entries - srq->nfree < srq->max_wr) {
-		memcpy(srq->slot, q->slots + (size_t)(q->idx & (q->entries - 1)) * q->stride,
-		       q->stride);
+		memcpy(srq->slot, slot_at(q, q->idx), q->stride);
 		ns = vbk_rwqe_decode(srq->slot, q->stride, srq->max_sge, &wr_id);
 		if (ns < 0)
 			goto broken;

@@ -167,8 +167,9 @@ static void connect_qp(struct qp *qp, uint32_t dest, const uint8_t *gid)
 	       IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC, &a);
 }
 
-static void post_send(struct qp *qp, uint64_t wr_id, uint8_t op, uint32_t off, uint32_t len,
-		      uint32_t key, uint64_t raddr)
+/* A one-SGE WQE whose SGE is at laddr, any address: a hostile guest names what it likes. */
+static void post_send_at(struct qp *qp, uint64_t wr_id, uint8_t op, uint64_t laddr, uint32_t len,
+			 uint32_t key, uint64_t raddr)
 {
 	struct vrdma_swqe *w = slot(&qp->sq, qp->sq.idx++);
 	struct vrdma_sge *s = (struct vrdma_sge *)(w + 1);
@@ -180,10 +181,16 @@ static void post_send(struct qp *qp, uint64_t wr_id, uint8_t op, uint32_t off, u
 	w->send_flags = htole32(IBV_SEND_SIGNALED);
 	w->rkey = htole32(rkey);
 	w->remote_addr = htole64(raddr);
-	s->addr = htole64((uintptr_t)buf + off);
+	s->addr = htole64(laddr);
 	s->length = htole32(len);
 	s->lkey = htole32(key);
 	publish(&qp->sq);
+}
+
+static void post_send(struct qp *qp, uint64_t wr_id, uint8_t op, uint32_t off, uint32_t len,
+		      uint32_t key, uint64_t raddr)
+{
+	post_send_at(qp, wr_id, op, (uintptr_t)buf + off, len, key, raddr);
 }
 
 static void post_recv(struct qp *qp, uint64_t wr_id, uint32_t off, uint32_t len)
@@ -462,12 +469,17 @@ int main(void)
 	      "poll on a QP handle");
 
 	/* Hostile: an lkey this guest never registered. Every key of our MR's index but
-	 * ours, and of the indexes next to it (the PD's DMA MR was made just before ours),
-	 * each as a WRITE on A freshly back in RTS: the module posts it as its poison key,
-	 * and each completes with rxe's error for an unknown lkey, as natively, the target
-	 * untouched, no QP_FATAL (a native QP gets none). */
+	 * ours, and of the indexes next to it (the PD's DMA MR was made just before ours:
+	 * rxe takes its lkey's SGE address as a kernel pointer), each as a WRITE on A freshly
+	 * back in RTS, once from our buffer and once from a kernel address (the direct map):
+	 * the module posts it as its poison key, and each completes with rxe's error for an
+	 * unknown lkey, as natively, the target untouched, no QP_FATAL (a native QP gets
+	 * none). Then each as an RDMA READ into the kernel address: refused the same way,
+	 * nothing written there. */
 	{
+		static const uint64_t kaddr = 0xffff888000100000ull;	/* x86-64 direct map */
 		struct vrdma_qp_attr rst = { .qp_state = htole32(IBV_QPS_RESET) };
+		struct vrdma_cqe e;
 		uint32_t n = 0, k;
 
 		memset(buf + 32768, 0xee, 64);
@@ -476,11 +488,31 @@ int main(void)
 				k = idx << 8 | key;
 				if (k == lkey)
 					continue;
-				modify(a.h, IBV_QP_STATE, &rst);
-				connect_qp(&a, b.qpn, go.gid);
-				post_send(&a, 14, IBV_WR_RDMA_WRITE, 0, 64, k, (uintptr_t)buf + 32768);
-				check(doorbell(a.h) == 1, "a WQE with lkey %#x: posted", k);
-				expect_cqe(14, IBV_WC_LOC_QP_OP_ERR, 1);
+				for (int way = 0; way < 3; way++) {
+					modify(a.h, IBV_QP_STATE, &rst);
+					connect_qp(&a, b.qpn, go.gid);
+					if (way == 0)
+						post_send(&a, 14, IBV_WR_RDMA_WRITE, 0, 64, k,
+							  (uintptr_t)buf + 32768);
+					else
+						post_send_at(&a, 14, way == 1 ? IBV_WR_RDMA_WRITE :
+							     IBV_WR_RDMA_READ, kaddr, 64, k,
+							     (uintptr_t)buf + 32768);
+					check(doorbell(a.h) == 1, "a WQE with lkey %#x (%d): posted",
+					      k, way);
+					if (way < 2) {
+						expect_cqe(14, IBV_WC_LOC_QP_OP_ERR, 1);
+						continue;
+					}
+					/* A READ's response fails where it lands: rxe's
+					 * completer says LOC_PROT_ERR, natively too. */
+					e = next_cqe();
+					check(le64toh(e.wr_id) == 14 && e.is_send &&
+					      (le32toh(e.status) == IBV_WC_LOC_PROT_ERR ||
+					       le32toh(e.status) == IBV_WC_LOC_QP_OP_ERR),
+					      "READ into %#llx with lkey %#x: status %u",
+					      (unsigned long long)kaddr, k, le32toh(e.status));
+				}
 				n++;
 			}
 		}
@@ -492,7 +524,34 @@ int main(void)
 		      "no async event");
 		modify(a.h, IBV_QP_STATE, &rst);
 		connect_qp(&a, b.qpn, go.gid);
-		ok("%u foreign lkeys: each IBV_WC_LOC_QP_OP_ERR as natively, target untouched", n);
+		ok("%u foreign lkeys, the DMA MR's among them: each IBV_WC_LOC_QP_OP_ERR as "
+		   "natively, from our buffer, from and into a kernel address; target untouched",
+		   n);
+	}
+
+	/* Hostile: a batch of receives with a bad one last (more SGEs than the QP's 2). The
+	 * batch is validated whole before any of it is posted: the doorbell posts none, the
+	 * ring is broken where it stood, the QP gets QP_FATAL. */
+	{
+		uint32_t cons0 = le32toh(__atomic_load_n(&a.rq.r->cons, __ATOMIC_ACQUIRE));
+		struct vrdma_rwqe *w;
+
+		post_recv(&a, 31, 40960, 64);
+		post_recv(&a, 32, 41024, 64);
+		w = slot(&a.rq, a.rq.idx++);
+		w->wr_id = htole64(33);
+		w->num_sge = htole32(3);
+		w->reserved = 0;
+		publish(&a.rq);
+		r = doorbell(a.h);
+		check(r == 0, "a batch with a bad receive last: doorbell %ld, wanted 0 posted", r);
+		check(le32toh(__atomic_load_n(&a.rq.r->cons, __ATOMIC_ACQUIRE)) == cons0,
+		      "the ring's consumer index moved");
+		check(__atomic_load_n(&a.rq.r->flags, __ATOMIC_ACQUIRE) & htole32(VRDMA_RING_BROKEN),
+		      "the receive ring is broken");
+		check(!next_event(&ev) && ev.type == IBV_EVENT_QP_FATAL && ev.handle == a.h,
+		      "QP_FATAL");
+		ok("a receive batch with a bad WQE last: none posted, ring broken, QP_FATAL");
 	}
 
 	/* Hostile: a producer index past the ring. */
