@@ -8,7 +8,11 @@
 # finish without waiting for the guest, and vbusd must keep answering: vbusd notices the
 # device is gone, removes vrdma0 from the bus and closes the guests' contexts, as a device
 # that disassociates them would. rxe0 is added back afterwards (also on failure), ACTIVE with
-# its GID, and vrdma0 on the new rxe0 serves a new guest. (Time limits are multiplied by
+# its GID, and vrdma0 on the new rxe0 serves a new guest. The guest's DEVICE_FATAL comes
+# within 1 s (scaled) of the delete's start, and with rxe0 back `rdma res show` is at the
+# baseline taken before vbusd started: the deleted device took every real object of the
+# guest with it (the kernel backend's module releases them in its ib_client removal).
+# (Time limits are multiplied by
 # VBUS_TIME_SCALE, tests/lib/time.sh; the native FAIL_WAIT is a duration, not a limit.)
 # timeout: 180
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
@@ -43,6 +47,7 @@ delete_under() {
 	job=$!
 	vt_wait_for "$out" '^ready' 20 $job || { cat "$out"; echo "FAIL: the program did not get ready"; exit 1; }
 	t0=$(date +%s%N)
+	DEL_T0=$t0
 	timeout "$(vt_secs 60)" rdma link delete "$VBUS_RXE"
 	DEL_RC=$?
 	DEL_S=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -66,7 +71,8 @@ fi
 # The guest waits up to 30 s (scaled) for its event; a delete that waited for the guest to
 # give up would take that long, so the delete must end in less than half of it.
 gwait=$(vt_secs 30)
-echo "--- guest: rdma link delete under a guest on vrdma0 (it waits up to $gwait s for the event)"
+res0=$(vd_res_counts)
+echo "--- guest: rdma link delete under a guest on vrdma0 (it waits up to $gwait s for the event; rdma res before: $res0)"
 vd_start t vrdma0 || exit 1
 trap 'restore; rm -rf "$FL_OUT"; vd_stop >/dev/null 2>&1' EXIT	# vd_start set its own
 FAIL_WAIT=$gwait delete_under guest "${VD_RUN[@]}" "$FL_PROG" fatal "$VD_DEV"
@@ -76,9 +82,19 @@ sed 's/^/guest | /' "$FL_OUT/guest"
 [ $DEL_RC = 0 ] || { echo "FAIL: rdma link delete exit $DEL_RC"; fail=1; }
 [ "${DEL_S%.*}" -lt $((gwait / 2)) ] && echo "ok   the delete finished in $DEL_S s, without waiting for the guest to exit" ||
 	{ echo "FAIL: the delete took $DEL_S s"; fail=1; }
-grep -q '^outcome: IBV_EVENT_DEVICE_FATAL: yes' "$FL_OUT/guest" &&
-	echo "ok   the guest got IBV_EVENT_DEVICE_FATAL" ||
-	{ echo "FAIL: the guest got no IBV_EVENT_DEVICE_FATAL"; fail=1; }
+if grep -q '^outcome: IBV_EVENT_DEVICE_FATAL: yes' "$FL_OUT/guest"; then
+	at=$(sed -n 's/^fatal-at-ns: //p' "$FL_OUT/guest")
+	ms=$(( (${at:-0} - DEL_T0) / 1000000 ))
+	_vt_scaled_us lim 1
+	lim=$((lim / 1000))
+	if [ -n "$at" ] && [ "$ms" -le "$lim" ]; then
+		echo "ok   the guest got IBV_EVENT_DEVICE_FATAL $ms ms after the delete began (limit 1 s scaled: $lim ms)"
+	else
+		echo "FAIL: IBV_EVENT_DEVICE_FATAL came $ms ms after the delete began (limit 1 s scaled: $lim ms)"; fail=1
+	fi
+else
+	echo "FAIL: the guest got no IBV_EVENT_DEVICE_FATAL"; fail=1
+fi
 grep -q '^outcome: ibv_alloc_pd: fails' "$FL_OUT/guest" && grep -q '^outcome: ibv_query_port: fails' "$FL_OUT/guest" &&
 	echo "ok   the guest's control verbs fail afterwards" ||
 	{ echo "FAIL: the guest's control verbs still work on a deleted device"; fail=1; }
@@ -96,6 +112,9 @@ grep 'gone' "$VD_RUN_DIR/vbusd.log" | sed 's/^/vbusd| /'
 
 echo "--- rxe0 back; vrdma0 added again serves a new guest"
 restore || exit 1
+res1=$(vd_res_counts)
+[ "$res1" = "$res0" ] && echo "ok   rdma res show (qp cq mr pd cm_id) with rxe0 back: $res1, its baseline" ||
+	{ echo "FAIL: rdma res show with rxe0 back: $res1, baseline $res0"; fail=1; }
 vd_ctl dev add vrdma0 class vrdma backing="$VBUS_RXE" port=1 gid="$VBUS_GID_INDEX" bus t >/dev/null ||
 	{ echo "FAIL: vrdma0 could not be added again"; exit 1; }
 if fl_guest flush && grep -q '^done' "$FL_OUT/guest"; then

@@ -28,7 +28,8 @@
  *            each QP's completions in order and both QPs' states.
  *  fatal     a context with a PD, CQ, MR and connected QPs that carried traffic prints
  *            "ready", then waits up to $FAIL_WAIT seconds (10 s scaled) for IBV_EVENT_DEVICE_FATAL
- *            while the script deletes the device under it; then verbs must fail or return,
+ *            (printing "fatal-at-ns: NS", CLOCK_REALTIME, when it comes) while the script
+ *            deletes the device under it; then verbs must fail or return,
  *            never hang.
  */
 #include <errno.h>
@@ -342,6 +343,12 @@ static void fatal(void)
 			break;
 		info("event %s after %.2f s", ibv_event_type_str(ev.event_type), now() - t0);
 		fatal_seen = ev.event_type == IBV_EVENT_DEVICE_FATAL;
+		if (fatal_seen) {	/* wall clock: the script times it from the delete */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			printf("fatal-at-ns: %lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+		}
 	}
 	outcome("IBV_EVENT_DEVICE_FATAL: %s", fatal_seen ? "yes" : "no");
 	info("waited %.2f s", now() - t0);
