@@ -125,6 +125,8 @@ struct vbk_guest {
 
 	/* counters (atomic64 where the data path updates them) */
 	atomic64_t n_wqe, n_cqe, n_doorbell, n_poll, n_event, n_error;
+	/* charges refused by a max-objects or max-pinned quota (its own or an ancestor's) */
+	atomic64_t n_quota_objects, n_quota_pinned;
 };
 
 struct vbk_pd {

@@ -33,6 +33,7 @@ int vbk_charge(struct vbk_guest *g, int objs, u64 bytes)
 		if (!over_o && !over_p)
 			continue;
 		err = over_o ? -EDQUOT : -ENOMEM;
+		atomic64_inc(over_o ? &g->n_quota_objects : &g->n_quota_pinned);
 		if (x == g)
 			pr_info_ratelimited("vbus_vrdma: guest %u: quota %s (%llu) reached: %s\n",
 					    g->guest_id, over_o ? "max-objects" : "max-pinned",

@@ -102,10 +102,34 @@ static int guest_stats(struct vbk_owner *o, struct vbk_stats *s)
 		s->polls = atomic64_read(&g->n_poll);
 		s->events = atomic64_read(&g->n_event);
 		s->errors = atomic64_read(&g->n_error);
+		s->quota_objects = atomic64_read(&g->n_quota_objects);
+		s->quota_pinned = atomic64_read(&g->n_quota_pinned);
 		err = 0;
 	}
 	mutex_unlock(&o->lock);
 	return err;
+}
+
+/* VBK_IOC_STATS of any size from VBK_STATS_SIZE_V1 up (its command carries the size): an
+ * older caller gets the fields it knows, a newer one zeroes past ours.
+ */
+static long owner_stats(struct vbk_owner *o, void __user *up, size_t size)
+{
+	struct vbk_stats s = {};
+	int err;
+
+	if (size < VBK_STATS_SIZE_V1)
+		return -ENOTTY;
+	if (copy_from_user(&s.guest_id, up, sizeof(s.guest_id)))
+		return -EFAULT;
+	err = guest_stats(o, &s);
+	if (err)
+		return err;
+	if (copy_to_user(up, &s, min(size, sizeof(s))))
+		return -EFAULT;
+	if (size > sizeof(s) && clear_user((u8 __user *)up + sizeof(s), size - sizeof(s)))
+		return -EFAULT;
+	return 0;
 }
 
 /*
@@ -193,17 +217,7 @@ long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up)
 			return -EFAULT;
 		return owner_revoke(o, tag);
 	}
-	case VBK_IOC_STATS: {
-		struct vbk_stats s;
-		int err;
 
-		if (copy_from_user(&s, up, sizeof(s)))
-			return -EFAULT;
-		err = guest_stats(o, &s);
-		if (err)
-			return err;
-		return copy_to_user(up, &s, sizeof(s)) ? -EFAULT : 0;
-	}
 	case VBK_IOC_RES:	/* no table is longer than the handle index allows */
 		return owner_list(o, up, sizeof(struct vbk_res_obj), 1u << VRDMA_HANDLE_INDEX_BITS,
 				  res_fill);
@@ -211,6 +225,9 @@ long vbk_owner_ioctl(struct vbk_owner *o, unsigned int cmd, void __user *up)
 		return owner_list(o, up, sizeof(struct vbk_tree_node), VBK_TREE_ROOM_MAX,
 				  tree_fill);
 	default:
+		if (_IOC_TYPE(cmd) == VBK_IOC_MAGIC && _IOC_NR(cmd) == _IOC_NR(VBK_IOC_STATS) &&
+		    _IOC_DIR(cmd) == (_IOC_READ | _IOC_WRITE))
+			return owner_stats(o, up, _IOC_SIZE(cmd));
 		return -ENOTTY;
 	}
 }

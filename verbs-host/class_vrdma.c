@@ -652,9 +652,32 @@ static int kernel_show(const struct vrdma_inst *in, char *buf, size_t n)
 		return snprintf(buf, n, "{\"backend\":\"kernel\",\"stats_error\":\"%s\"}",
 				strerror(-r));
 	return snprintf(buf, n, "{\"backend\":\"kernel\",\"objects\":%u,\"pinned_bytes\":%llu,"
-			"\"wqes\":%llu,\"cqes\":%llu,\"errors\":%llu}", st.objects,
+			"\"wqes\":%llu,\"cqes\":%llu,\"errors\":%llu,\"quota_hits\":{\"max-objects\":%llu,"
+			"\"max-pinned\":%llu}}", st.objects,
 			(unsigned long long)st.pinned_bytes, (unsigned long long)st.wqes,
-			(unsigned long long)st.cqes, (unsigned long long)st.errors);
+			(unsigned long long)st.cqes, (unsigned long long)st.errors,
+			(unsigned long long)st.quota_objects, (unsigned long long)st.quota_pinned);
+}
+
+/* The kernel backend's quotas are the module's to refuse (the relay's call
+ * vbd_quota_hit themselves): its counters, named as the relay names them. */
+static int vrdma_quota_hits(void *inst, uint64_t *hits, const char **which)
+{
+	struct vrdma_inst *in = inst;
+	struct vbk_stats st;
+	int r;
+
+	*hits = 0;
+	*which = "";
+	if (!in->kernel)
+		return 0;
+	r = vbd_kernel_stats_on(in->owner_fd, in->g->id, &st);
+	if (r)
+		return r;
+	*hits = st.quota_objects + st.quota_pinned;
+	*which = st.quota_objects && st.quota_pinned ? "max-objects,max-pinned" :
+		 st.quota_objects ? "max-objects" : st.quota_pinned ? "max-pinned" : "";
+	return 0;
 }
 
 static int vrdma_show(void *inst, char *buf, size_t n)
@@ -712,13 +735,16 @@ static int kernel_res(const struct vrdma_inst *in, const char *kind, bool json, 
 	else
 		r = snprintf(buf, n, json ? "\"backend\":\"kernel\",\"counters\":{\"objects\":%u,"
 			     "\"pinned_bytes\":%llu,\"wqes\":%llu,\"cqes\":%llu,\"doorbells\":%llu,"
-			     "\"polls\":%llu,\"events\":%llu,\"errors\":%llu}," :
+			     "\"polls\":%llu,\"events\":%llu,\"errors\":%llu,\"quota_objects\":%llu,"
+			     "\"quota_pinned\":%llu}," :
 			     " backend kernel objects %u pinned %llu wqes %llu cqes %llu doorbells %llu "
-			     "polls %llu events %llu errors %llu\n", st.objects,
+			     "polls %llu events %llu errors %llu quota-hits max-objects %llu "
+			     "max-pinned %llu\n", st.objects,
 			     (unsigned long long)st.pinned_bytes, (unsigned long long)st.wqes,
 			     (unsigned long long)st.cqes, (unsigned long long)st.doorbells,
 			     (unsigned long long)st.polls, (unsigned long long)st.events,
-			     (unsigned long long)st.errors);
+			     (unsigned long long)st.errors, (unsigned long long)st.quota_objects,
+			     (unsigned long long)st.quota_pinned);
 	if (r < 0 || (size_t)r >= n)
 		return -ENOSPC;
 	len = (size_t)r;
@@ -791,6 +817,7 @@ const struct vbd_class vbd_class_vrdma = {
 	.call = vrdma_call,
 	.devfd = vrdma_devfd,
 	.show = vrdma_show,
+	.quota_hits = vrdma_quota_hits,
 	.res = vrdma_res,
 	.tree = vrdma_tree,
 	.gone = vrdma_gone,

@@ -119,6 +119,29 @@ static void slot_tree(struct strbuf *o, struct vbd_slot *s, bool json)
 		slot_tree_put(o, &tree_buf, json);
 }
 
+/* The guest's quota refusals: vbusd's own and those its devices' models counted (the
+ * class's quota_hits: the kernel module's); *which names vbusd's last, else a device's.
+ * Under the guest's slots_lock. */
+static unsigned long long guest_quota_hits(struct vbd_guest *g, const char **which)
+{
+	unsigned long long n = g->n_quota_hits;
+	const char *w;
+	uint64_t h;
+
+	*which = g->quota_hit;
+	for (uint32_t i = 1; i < g->slots_end; i++) {
+		struct vbd_slot *s = vbd_slot(g, i);
+
+		if (s->type != VBD_HANDLE || !s->dev || !s->dev->cls->quota_hits ||
+		    s->dev->cls->quota_hits(s->inst, &h, &w) || !h)
+			continue;
+		n += h;
+		if (!g->n_quota_hits)
+			*which = w;
+	}
+	return n;
+}
+
 static void guest_show(struct strbuf *o, bool json)
 {
 	bool first = true;
@@ -127,12 +150,15 @@ static void guest_show(struct strbuf *o, bool json)
 		strbuf_put(o, "[");
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
 		uint32_t regions = 0, signals = 0;
+		unsigned long long quota_hits;
+		const char *quota_hit;
 
 		pthread_mutex_lock(&g->slots_lock);
 		for (uint32_t i = 1; i < g->slots_end; i++) {
 			regions += vbd_slot(g, i)->type == VBD_REGION;
 			signals += vbd_slot(g, i)->type == VBD_SIGNAL;
 		}
+		quota_hits = guest_quota_hits(g, &quota_hit);
 		if (json) {
 			strbuf_put(o, "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"bus\":\"%s\",\"handles\":%u,"
 			    "\"regions\":%u,\"signals\":%u,\"shm_bytes\":%llu,\"calls\":%llu,"
@@ -142,7 +168,7 @@ static void guest_show(struct strbuf *o, bool json)
 			    (unsigned long long)g->shm_bytes,
 			    (unsigned long long)__atomic_load_n(&g->n_calls, __ATOMIC_RELAXED),
 			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED),
-			    (unsigned long long)g->n_quota_hits, g->quota_hit);
+			    quota_hits, quota_hit);
 			bool f2 = true;
 			for (uint32_t i = 1; i < g->slots_end; i++) {
 				struct vbd_slot *s = vbd_slot(g, i);
@@ -170,9 +196,8 @@ static void guest_show(struct strbuf *o, bool json)
 			    (unsigned long long)g->shm_bytes,
 			    (unsigned long long)__atomic_load_n(&g->n_calls, __ATOMIC_RELAXED),
 			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED));
-			if (g->n_quota_hits)
-				strbuf_put(o, " quota-hits %llu last %s",
-					   (unsigned long long)g->n_quota_hits, g->quota_hit);
+			if (quota_hits)
+				strbuf_put(o, " quota-hits %llu last %s", quota_hits, quota_hit);
 			strbuf_put(o, "\n");
 			/* a middle level of nesting: its handles, each for a guest of its own
 			 * (relay mode), or the child functions made of it (passthrough) */

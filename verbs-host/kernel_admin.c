@@ -107,14 +107,20 @@ int vbd_kernel_revoke(uint64_t tag)
 	return vbd_kernel_revoke_on(-1, tag);
 }
 
-/* The counters of guest_id's attachment (VBK_IOC_STATS). 0 or -errno. */
+/* The counters of guest_id's attachment (VBK_IOC_STATS). 0 or -errno. A module older than
+ * the quota counters takes only VBK_STATS_SIZE_V1 bytes: asked again so, they read 0. */
 int vbd_kernel_stats_on(int fd, uint32_t guest_id, struct vbk_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->guest_id = guest_id;
 	if (owner(fd) < 0)
 		return -ENODEV;
-	return ioctl(owner(fd), VBK_IOC_STATS, st) < 0 ? -errno : 0;
+	if (!ioctl(owner(fd), VBK_IOC_STATS, st))
+		return 0;
+	if (errno != ENOTTY)
+		return -errno;
+	return ioctl(owner(fd), _IOC(_IOC_READ | _IOC_WRITE, VBK_IOC_MAGIC,
+				     _IOC_NR(VBK_IOC_STATS), VBK_STATS_SIZE_V1), st) < 0 ? -errno : 0;
 }
 
 int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st)

@@ -55,6 +55,10 @@ struct vbd_class {
 	void (*cancel)(void *inst);
 	/* Optional: one line of per-instance resources for `vbusctl guest show` (JSON). */
 	int (*show)(void *inst, char *buf, size_t n);
+	/* Optional: quotas refused inside the device model rather than by vbusd (the kernel
+	 * module's max-objects and max-pinned), for `guest show`: how many, and which (a
+	 * static name). 0, or -errno when they cannot be read. */
+	int (*quota_hits)(void *inst, uint64_t *hits, const char **which);
 	/* Optional: the instance's objects for `vbusctl res show [KIND]`: JSON members
 	 * ("counters":{..},"objects":[..]) or text lines. 0 or -ENOSPC. */
 	int (*res)(void *inst, const char *kind, bool json, char *buf, size_t n);

@@ -59,7 +59,11 @@ struct vbk_attach {
 	__u64 tag;			/* vbusd's name for this attachment (VBK_IOC_REVOKE) */
 };
 
-/* VBK_IOC_STATS: in: guest_id; out: the counters of that attachment (-ENOENT: none). */
+/* VBK_IOC_STATS: in: guest_id; out: the counters of that attachment (-ENOENT: none).
+ * The struct may grow at its end: the module takes the ioctl with any size from
+ * VBK_STATS_SIZE_V1 up (the size is in the command), fills what both know and zeroes the
+ * rest, as the kernel's copy_struct_to_user does.
+ */
 struct vbk_stats {
 	__u32 guest_id;
 	__u32 objects;			/* live handles */
@@ -70,7 +74,13 @@ struct vbk_stats {
 	__u64 polls;			/* VBK_IOC_POLL_CQ calls */
 	__u64 events;			/* async events queued */
 	__u64 errors;			/* WQEs refused, broken rings */
+	/* since VBK_STATS_SIZE_V2: charges refused by a quota, this attachment's own or an
+	 * ancestor's (docs/nesting.md) */
+	__u64 quota_objects;		/* max-objects: EDQUOT */
+	__u64 quota_pinned;		/* max-pinned: ENOMEM */
 };
+#define VBK_STATS_SIZE_V1	64	/* up to errors */
+#define VBK_STATS_SIZE_V2	80	/* up to quota_pinned */
 
 /* ---- guest descriptor ---- */
 
@@ -211,7 +221,7 @@ struct vbk_tree_node {
 
 #define VBK_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VBK_ASSERT_SIZE(vbk_attach, 96);
-VBK_ASSERT_SIZE(vbk_stats, 64);
+VBK_ASSERT_SIZE(vbk_stats, VBK_STATS_SIZE_V2);
 VBK_ASSERT_SIZE(vbk_call, 32);
 VBK_ASSERT_SIZE(vbk_event, 16);
 VBK_ASSERT_SIZE(vbk_child, 48);

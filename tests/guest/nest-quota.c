@@ -6,11 +6,17 @@
  * QPs past the handle quota fail with EDQUOT, a registration past the pinned bytes with
  * ENOMEM, an AH naming another source GID index with EPERM; and what it holds already
  * keeps working (a QP created before is queried, a buffer registered before is deregistered).
+ *
+ * NEST_QUOTA_HOLD=FILE (tests/device/guest-quota.sh): after the two refusals (EDQUOT,
+ * ENOMEM) print "holding", wait until FILE exists (at most 120 s), then tear down and exit:
+ * the script reads `vbusctl guest show` while the guest lives. The rest is skipped (on the
+ * kernel backend the rings' pages count against the same max-pinned).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <infiniband/verbs.h>
 
 #define fail(...) do { printf("FAIL line %d: ", __LINE__); printf(__VA_ARGS__); printf("\n"); \
@@ -29,6 +35,7 @@ int main(int argc, char **argv)
 	struct ibv_mr *mr, *mr2;
 	struct ibv_ah_attr ah = { .is_global = 1, .port_num = 1 };
 	unsigned long max_obj, max_pinned;
+	const char *hold = getenv("NEST_QUOTA_HOLD");
 	int n, nqp = 0, gid;
 	char *buf;
 	struct ibv_pd *pd;
@@ -81,6 +88,14 @@ int main(int argc, char **argv)
 	printf("ok   reg_mr of %lu more bytes refused: %s (quota %lu bytes, %lu held)\n",
 	       max_pinned / 2 + 4096, strerror(errno), max_pinned, max_pinned / 2);
 	check(buf[0] == 0x5a && buf[max_pinned] == 0x5a, "the buffer changed");
+	if (hold) {
+		printf("holding\n");
+		fflush(stdout);
+		for (int i = 0; i < 120 * 20 && access(hold, F_OK); i++)
+			usleep(50000);
+		check(!ibv_dereg_mr(mr), "dereg_mr after: %s", strerror(errno));
+		goto out;
+	}
 	check(!ibv_dereg_mr(mr), "dereg_mr after: %s", strerror(errno));
 	check((mr = ibv_reg_mr(pd, buf, max_pinned, IBV_ACCESS_LOCAL_WRITE)),
 	      "reg_mr of the whole quota once the half is back: %s", strerror(errno));
@@ -97,6 +112,7 @@ int main(int argc, char **argv)
 	check(errno == EPERM, "AH with GID index %d: %s, want EPERM", gid + 1, strerror(errno));
 	printf("ok   AH with source GID index %d refused: %s\n", gid + 1, strerror(errno));
 
+out:
 	while (nqp)
 		check(!ibv_destroy_qp(qps[--nqp]), "destroy_qp: %s", strerror(errno));
 	check(!ibv_destroy_cq(cq) && !ibv_dealloc_pd(pd), "teardown: %s", strerror(errno));
