@@ -23,6 +23,8 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 #include <vbus/verbs-nest.h>
 #include <vbus/vm.h>
@@ -171,10 +173,18 @@ static bool movable(const struct seg *s)
 		return false;		/* shared (SysV, MAP_SHARED), or unreadable */
 	if (!s->path[0] || !strcmp(s->path, "[heap]"))
 		return true;		/* anonymous: not the stack, vdso */
+	/* Huge pages (MAP_HUGETLB shows as /anon_hugepage, or a file on hugetlbfs) stay
+	 * where they are: a memfd of small pages over part of one cannot be mapped. */
+	if (!strncmp(s->path, "/anon_hugepage", 14))
+		return false;
 	/* A file's private writable, non-executable pages: a program's or library's data
 	 * and bss (rdma_server's static buffers). The process sees the same bytes after the
 	 * move; the file never had them (copy on write). */
-	return s->path[0] == '/' && (s->prot & PROT_WRITE) && !(s->prot & PROT_EXEC);
+	if (s->path[0] != '/' || !(s->prot & PROT_WRITE) || (s->prot & PROT_EXEC))
+		return false;
+	struct statfs fs;
+
+	return statfs(s->path, &fs) || fs.f_type != HUGETLBFS_MAGIC;
 }
 
 /*
