@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -26,7 +27,7 @@ static const char usage[] =
 	"  -v, -q              more, less logging\n"
 	"SIGTERM or SIGINT: tell every guest, close, exit 0.\n";
 
-static char ctl_tag, sig_tag;
+static char ctl_tag, sig_tag, dev_tag;
 
 /* vbusd holds a descriptor for every region and signal of every guest: take the whole
  * hard limit of open files, so that the bus's quotas, not this, are what a guest meets. */
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
 	const char *config = NULL, *run_dir = getenv("VBUS_RUN_DIR");
 	struct epoll_event e;
 	sigset_t ss;
-	int ctl, sfd;
+	int ctl, sfd, dev_fd;
 
 	vbd_kvm_probe_file = getenv("VBUS_KVM_PROBE");
 	for (int i = 1; i < argc; i++) {
@@ -98,6 +99,17 @@ int main(int argc, char **argv)
 	epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, ctl, &e);
 	e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &sig_tag };
 	epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, sfd, &e);
+	/* A backing device's uverbs node leaving /dev/infiniband (`rdma link delete`) wakes
+	 * the loop at once, and vbd_dev_check finds it; the 1 s timeout stays for what this
+	 * cannot see (nested devices, a /dev/infiniband made later). */
+	dev_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (dev_fd >= 0 && inotify_add_watch(dev_fd, "/dev/infiniband", IN_DELETE) >= 0) {
+		e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &dev_tag };
+		epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, dev_fd, &e);
+	} else if (dev_fd >= 0) {
+		close(dev_fd);
+		dev_fd = -1;
+	}
 	if (config && vbd_config_load(config)) {
 		char p[128];
 
@@ -115,6 +127,11 @@ int main(int argc, char **argv)
 		for (int k = 0; k < n; k++) {
 			if (ev[k].data.ptr == &ctl_tag) {
 				vbd_ctl_serve(ctl);
+			} else if (ev[k].data.ptr == &dev_tag) {
+				char b[4096];
+
+				while (read(dev_fd, b, sizeof(b)) > 0)
+					;	/* which node does not matter: all are checked */
 			} else if (ev[k].data.ptr == &sig_tag) {
 				vbd_info("shutting down");
 				vbd_shutdown();
