@@ -45,6 +45,9 @@ struct vrdma_dev {
 	/* mode=passthrough: our own attachment's descriptor (nest_ctx's, held by the guest
 	 * library), whose children our guests get; -1 otherwise */
 	int pt_fd;
+	/* The backing device's /dev node, when it had one at `dev add` (`gone` watches it;
+	 * empty: only its sysfs link is watched) */
+	char node[sizeof("/dev/infiniband/") + IBV_SYSFS_NAME_MAX];
 };
 
 struct vrdma_inst {
@@ -270,6 +273,9 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 		r = -ENODEV;
 		goto err_free;
 	}
+	snprintf(v->node, sizeof(v->node), "/dev/infiniband/%s", v->ibdev->dev_name);
+	if (access(v->node, F_OK))
+		v->node[0] = 0;
 	r = nest_probe(v->ibdev, &v->nest_query, &v->nest_ctx, &lim, err, errn);
 	if (r < 0)
 		goto err_free;
@@ -359,7 +365,10 @@ static bool vrdma_gone(struct vbd_dev *d)
 	 * (its DEVICE_FATAL), which then reaches our guests the same way. */
 	if (v->nest_ctx)
 		return v->nest_query(v->nest_ctx, &lim) || lim.dead;
-	return access(v->ibdev->dev_path, F_OK) && errno == ENOENT;
+	/* Its /dev node goes first (inotify wakes vbusd then: main.c), its sysfs link
+	 * after; either missing is gone. */
+	return (v->node[0] && access(v->node, F_OK) && errno == ENOENT) ||
+	       (access(v->ibdev->dev_path, F_OK) && errno == ENOENT);
 }
 
 static int env_region(void *priv, uint32_t shm, struct vrdma_region *out)

@@ -29,6 +29,22 @@ static const char usage[] =
 
 static char ctl_tag, sig_tag, dev_tag;
 
+/* Drain the inotify events of /dev/infiniband (which node went does not matter: every
+ * device is checked). false when the watch ended (the directory went: IN_IGNORED). */
+static bool dev_events(int fd)
+{
+	char b[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool alive = true;
+	ssize_t n;
+
+	while ((n = read(fd, b, sizeof(b))) > 0)
+		for (char *p = b; p < b + n; p += sizeof(struct inotify_event) +
+						 ((struct inotify_event *)p)->len)
+			if (((struct inotify_event *)p)->mask & IN_IGNORED)
+				alive = false;
+	return alive;
+}
+
 /* vbusd holds a descriptor for every region and signal of every guest: take the whole
  * hard limit of open files, so that the bus's quotas, not this, are what a guest meets. */
 static void raise_nofile(void)
@@ -49,6 +65,7 @@ int main(int argc, char **argv)
 	struct epoll_event e;
 	sigset_t ss;
 	int ctl, sfd, dev_fd;
+	bool dev_watched = false;
 
 	vbd_kvm_probe_file = getenv("VBUS_KVM_PROBE");
 	for (int i = 1; i < argc; i++) {
@@ -103,12 +120,10 @@ int main(int argc, char **argv)
 	 * the loop at once, and vbd_dev_check finds it; the 1 s timeout stays for what this
 	 * cannot see (nested devices, a /dev/infiniband made later). */
 	dev_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (dev_fd >= 0 && inotify_add_watch(dev_fd, "/dev/infiniband", IN_DELETE) >= 0) {
+	if (dev_fd >= 0) {
+		dev_watched = inotify_add_watch(dev_fd, "/dev/infiniband", IN_DELETE) >= 0;
 		e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &dev_tag };
 		epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, dev_fd, &e);
-	} else if (dev_fd >= 0) {
-		close(dev_fd);
-		dev_fd = -1;
 	}
 	if (config && vbd_config_load(config)) {
 		char p[128];
@@ -128,10 +143,7 @@ int main(int argc, char **argv)
 			if (ev[k].data.ptr == &ctl_tag) {
 				vbd_ctl_serve(ctl);
 			} else if (ev[k].data.ptr == &dev_tag) {
-				char b[4096];
-
-				while (read(dev_fd, b, sizeof(b)) > 0)
-					;	/* which node does not matter: all are checked */
+				dev_watched = dev_events(dev_fd) && dev_watched;
 			} else if (ev[k].data.ptr == &sig_tag) {
 				vbd_info("shutting down");
 				vbd_shutdown();
@@ -148,5 +160,8 @@ int main(int argc, char **argv)
 			}
 		}
 		vbd_dev_check();
+		/* devtmpfs removes an empty /dev/infiniband: watch the next one. */
+		if (dev_fd >= 0 && !dev_watched)
+			dev_watched = inotify_add_watch(dev_fd, "/dev/infiniband", IN_DELETE) >= 0;
 	}
 }

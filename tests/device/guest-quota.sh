@@ -14,7 +14,7 @@ prog=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/nest-quota
 [ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
 VD_DEV_ARGS="max-objects=16 max-pinned=8388608" vd_start t vrdma0 || exit 1
 tmp=$(mktemp -d)
-trap 'touch "$tmp/go"; rm -rf "$tmp"; vd_stop >/dev/null 2>&1' EXIT
+trap 'touch "$tmp/go"; [ -z "${job:-}" ] || wait "$job" 2>/dev/null; rm -rf "$tmp"; vd_stop >/dev/null 2>&1' EXIT
 fail=0
 
 NEST_QUOTA_HOLD=$tmp/go timeout -k 5 "$(vt_secs 60)" "${VD_RUN[@]}" "$prog" vrdma0 16 8388608 \

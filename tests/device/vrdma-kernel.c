@@ -215,6 +215,24 @@ static long doorbell(uint32_t h)
 }
 
 /* The next completion, polling through the module; bounded by a generous deadline. */
+/* A kernel symbol's address from /proc/kallsyms, 0 if not there or hidden (kptr_restrict). */
+static uint64_t ksym(const char *name)
+{
+	FILE *f = fopen("/proc/kallsyms", "re");
+	unsigned long long a;
+	char t, n[128];
+	uint64_t r = 0;
+
+	while (f && fscanf(f, "%llx %c %127s%*[^\n]", &a, &t, n) == 3)
+		if (!strcmp(n, name)) {
+			r = a;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
+
 static char waiting[96] = "a completion";	/* what next_cqe waits for, if it says */
 
 static struct vrdma_cqe next_cqe(void)
@@ -473,13 +491,16 @@ int main(void)
 	/* Hostile: an lkey this guest never registered. Every key of our MR's index but
 	 * ours, and of the indexes next to it (the PD's DMA MR was made just before ours:
 	 * rxe takes its lkey's SGE address as a kernel pointer), each as a WRITE on A freshly
-	 * back in RTS, once from our buffer and once from a kernel address (the direct map):
-	 * the module posts it as its poison key, and each completes with rxe's error for an
-	 * unknown lkey, as natively, the target untouched, no QP_FATAL (a native QP gets
-	 * none). Then each as an RDMA READ into the kernel address: refused the same way,
-	 * nothing written there. */
+	 * back in RTS, once from our buffer and once from kernel memory (init_task's address
+	 * from /proc/kallsyms, mapped for sure): the module posts it as its poison key, and
+	 * each completes with rxe's error for an unknown lkey, as natively, the target
+	 * untouched (no kernel byte read), no QP_FATAL (a native QP gets none). Then each as
+	 * an RDMA READ into a kernel address (the unrandomised direct map's base, unmapped
+	 * under KASLR: were the key taken, rxe's copy would oops, which the harness's kernel
+	 * log check fails): refused the same way. */
 	{
-		static const uint64_t kaddr = 0xffff888000100000ull;	/* x86-64 direct map */
+		const uint64_t kaddr = 0xffff888000100000ull;
+		const uint64_t ksrc = ksym("init_task") ? ksym("init_task") : kaddr;
 		struct vrdma_qp_attr rst = { .qp_state = htole32(IBV_QPS_RESET) };
 		struct vrdma_cqe e;
 		uint32_t n = 0, k;
@@ -506,8 +527,8 @@ int main(void)
 							  (uintptr_t)buf + 32768);
 					else
 						post_send_at(&a, 14, way == 1 ? IBV_WR_RDMA_WRITE :
-							     IBV_WR_RDMA_READ, kaddr, 64, k,
-							     (uintptr_t)buf + 32768);
+							     IBV_WR_RDMA_READ, way == 1 ? ksrc : kaddr,
+							     64, k, (uintptr_t)buf + 32768);
 					check(doorbell(a.h) == 1, "a WQE with lkey %#x (%d): posted",
 					      k, way);
 					snprintf(waiting, sizeof(waiting), "lkey %#x, %s", k,
@@ -540,8 +561,9 @@ int main(void)
 		modify(a.h, IBV_QP_STATE, &rst);
 		connect_qp(&a, b.qpn, go.gid);
 		ok("%u foreign lkeys, the DMA MR's among them: each IBV_WC_LOC_QP_OP_ERR as "
-		   "natively, from our buffer, from and into a kernel address; target untouched",
-		   n);
+		   "natively, from our buffer, from kernel memory (%#llx%s) and into a kernel "
+		   "address; target untouched", n, (unsigned long long)ksrc,
+		   ksrc == kaddr ? ", kallsyms hidden" : ", init_task");
 	}
 
 	/* Hostile: a batch of receives with a bad one last (more SGEs than the QP's 2). The
