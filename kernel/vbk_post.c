@@ -249,7 +249,9 @@ static u32 drain_srq(struct vbk_guest *g, struct vbk_srq *srq)
 	avail = q->broken ? 0 : vbk_queue_pending(q);
 	if (avail < 0)
 		goto broken;
-	/* The batch: what is published and fits, in free slots and within max_wr. */
+	/* The batch: what is published and fits, in free slots and within max_wr (both
+	 * change only under q->lock, which we hold: the loop needs no check of its own).
+	 */
 	room = q->entries - srq->nfree < srq->max_wr ? srq->max_wr - (q->entries - srq->nfree) : 0;
 	if (room > srq->nfree)
 		room = srq->nfree;
@@ -257,7 +259,7 @@ static u32 drain_srq(struct vbk_guest *g, struct vbk_srq *srq)
 		avail = room;
 	if (!recv_batch_ok(q, avail, srq->max_sge))
 		goto broken;
-	while (avail > 0 && srq->nfree && q->entries - srq->nfree < srq->max_wr) {
+	while (avail > 0) {
 		memcpy(srq->slot, slot_at(q, q->idx), q->stride);
 		ns = vbk_rwqe_decode(srq->slot, q->stride, srq->max_sge, &wr_id);
 		if (ns < 0)

@@ -118,10 +118,9 @@ int main(int argc, char **argv)
 	epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, sfd, &e);
 	/* A backing device's uverbs node leaving /dev/infiniband (`rdma link delete`) wakes
 	 * the loop at once, and vbd_dev_check finds it; the 1 s timeout stays for what this
-	 * cannot see (nested devices, a /dev/infiniband made later). */
+	 * cannot see (nested devices). The watch itself is made in the loop. */
 	dev_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (dev_fd >= 0) {
-		dev_watched = inotify_add_watch(dev_fd, "/dev/infiniband", IN_DELETE) >= 0;
 		e = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &dev_tag };
 		epoll_ctl(vbd_epfd, EPOLL_CTL_ADD, dev_fd, &e);
 	}
@@ -136,8 +135,14 @@ int main(int argc, char **argv)
 	vbd_info("ready: %s/ctl.sock", vbd.run_dir);
 	for (;;) {
 		struct epoll_event ev[16];
+		int n;
+
+		/* The first time, and again when devtmpfs removed an empty /dev/infiniband
+		 * (IN_IGNORED) and may have made it again. */
+		if (dev_fd >= 0 && !dev_watched)
+			dev_watched = inotify_add_watch(dev_fd, "/dev/infiniband", IN_DELETE) >= 0;
 		/* Wakes once a second to notice devices whose backing has gone (model.c). */
-		int n = epoll_wait(vbd_epfd, ev, 16, 1000);
+		n = epoll_wait(vbd_epfd, ev, 16, 1000);
 
 		for (int k = 0; k < n; k++) {
 			if (ev[k].data.ptr == &ctl_tag) {
@@ -160,8 +165,5 @@ int main(int argc, char **argv)
 			}
 		}
 		vbd_dev_check();
-		/* devtmpfs removes an empty /dev/infiniband: watch the next one. */
-		if (dev_fd >= 0 && !dev_watched)
-			dev_watched = inotify_add_watch(dev_fd, "/dev/infiniband", IN_DELETE) >= 0;
 	}
 }

@@ -500,11 +500,13 @@ int main(void)
 	 * log check fails): refused the same way. */
 	{
 		const uint64_t kaddr = 0xffff888000100000ull;
-		const uint64_t ksrc = ksym("init_task") ? ksym("init_task") : kaddr;
+		uint64_t ksrc = ksym("init_task");
 		struct vrdma_qp_attr rst = { .qp_state = htole32(IBV_QPS_RESET) };
 		struct vrdma_cqe e;
 		uint32_t n = 0, k;
 
+		if (!ksrc)
+			ksrc = kaddr;	/* kallsyms hidden (kptr_restrict) */
 		memset(buf + 32768, 0xee, 64);
 		for (uint32_t idx = (lkey >> 8) - 2; idx <= (lkey >> 8) + 2; idx++) {
 			for (uint32_t key = 0; key < 256; key++) {
