@@ -59,6 +59,8 @@ struct vrdma_inst {
 	/* relay */
 	struct vrdma_guest *vg;
 	bool relayed;
+	int pidfd;			/* a process guest's, for its privileges (caller.c) */
+	uint64_t memlock0;		/* its RLIMIT_MEMLOCK at the open */
 	/* kernel: vbusd's copy of the attachment until DEVFD hands it to the guest, then -1 */
 	int attach_fd;
 	int owner_fd;			/* what it was made through: -1 admin, else pt_fd */
@@ -342,6 +344,7 @@ static void vrdma_fini(struct vbd_dev *d)
 {
 	struct vrdma_dev *v = d->priv;
 
+	vbd_kernel_linger_end(v);	/* before the passthrough descriptor closes */
 	if (v->nest_ctx)
 		ibv_close_device(v->nest_ctx);
 	ibv_free_device_list(v->list);
@@ -417,9 +420,24 @@ static void env_quota(void *priv, const char *quota, uint64_t limit)
 	vbd_quota_hit(in->g, quota, limit);
 }
 
+/* A VM's process is known only to the VM's kernel: its driver charged the pins to it
+ * (docs/vm.md); a privileged Q_Key is refused to it. */
+static void env_caller(void *priv, struct vrdma_caller *c)
+{
+	struct vrdma_inst *in = priv;
+
+	if (in->g->vm.ram_fd >= 0) {
+		*c = (struct vrdma_caller){ .ipc_lock = true, .memlock = UINT64_MAX };
+		return;
+	}
+	vbd_caller_privs(in->g->pid, in->pidfd, in->memlock0, &c->net_raw, &c->ipc_lock,
+			 &c->memlock);
+}
+
 static const struct vrdma_env_ops env = { .region = env_region,
 					  .region_put = env_region_put, .kick = env_kick,
-					  .event = env_event, .quota = env_quota };
+					  .event = env_event, .quota = env_quota,
+					  .caller = env_caller };
 
 /*
  * The kernel backend: the guest's attachment in the module, on the backing device and
@@ -519,11 +537,15 @@ static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in)
 {
 	int err;
 
+	in->pidfd = in->g->vm.ram_fd < 0 ? vbd_caller_open(in->g->pid, &in->memlock0) : -1;
 	nest_label(v, in, true);
 	err = vrdma_guest_open(&in->vg, v->ibdev, &v->pol, &env, in);
 	nest_label(v, in, false);
-	if (err)
+	if (err) {
+		if (in->pidfd >= 0)
+			close(in->pidfd);
 		return err;
+	}
 	pthread_mutex_lock(&relay_lock);
 	if (!relay) {
 		const char *s = getenv("VBUS_RELAY_SPIN_US");
@@ -563,6 +585,7 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	in->kernel = v->kernel && (g->features & VBUS_F_DEVFD);
 	in->dev = v;
 	in->attach_fd = -1;
+	in->pidfd = -1;
 	in->owner_fd = -1;
 	err = !in->kernel ? relay_open(v, in) : v->pt_fd >= 0 ? child_open(d, in) :
 	      kernel_open(d, in);
@@ -580,17 +603,28 @@ static void vrdma_close(void *inst)
 
 	vbd_cm_close(in->cm);	/* before the QPs its IDs name go */
 	if (in->kernel) {
-		/* The guest closed the device, left the bus, or the device goes: its descriptor
-		 * may live on in the guest, the attachment does not (the module revokes it). */
+		uint64_t tag = (uint64_t)in->g->id << 32 | in->handle;
+		bool linger = in->attach_fd < 0 && in->g->left;
+
+		/* The guest closed the device or the device goes: the attachment ends (the
+		 * module revokes it) though its descriptor may live on in the guest. The
+		 * guest left the bus (its connection closed): its descriptor, if it took it,
+		 * may live on in a forked child or an SCM_RIGHTS receiver, and the objects
+		 * with it until its last close, as a uverbs file's (docs/kernel.md). */
 		if (in->attach_fd >= 0)
 			close(in->attach_fd);
-		vbd_kernel_revoke_on(in->owner_fd, (uint64_t)in->g->id << 32 | in->handle);
+		if (linger)
+			vbd_kernel_linger(in->dev, in->owner_fd, tag, in->g->id);
+		else
+			vbd_kernel_revoke_on(in->owner_fd, tag);
 		free(in);
 		return;
 	}
 	if (in->relayed)
 		vrdma_relay_remove(relay, in->vg);
 	vrdma_guest_close(in->vg);
+	if (in->pidfd >= 0)
+		close(in->pidfd);
 	pthread_mutex_lock(&relay_lock);
 	if (--relay_users == 0) {
 		vrdma_relay_stop(relay);

@@ -889,8 +889,10 @@ static void *guest_main(void *arg)
 	while (rx && out) {
 		int r = vbus_msg_recv(g->sock, rx);
 
-		if (r == -ECONNRESET || r == -EBADF || r == -ENOTCONN)
+		if (r == -ECONNRESET || r == -EBADF || r == -ENOTCONN) {
+			g->left = !__atomic_load_n(&vbd.stopping, __ATOMIC_RELAXED);
 			break;
+		}
 		if (r) {
 			gwarn(g, "bad message: %s; closing the connection", strerror(-r));
 			break;

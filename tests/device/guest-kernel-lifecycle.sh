@@ -2,7 +2,8 @@
 # The kernel backend's lifecycle (docs/kernel.md): nothing a guest held outlives it.
 #   1. Two guests in ib_write_bw traffic are SIGKILLed: `rdma res show` is back to its baseline.
 #   2. `vbusctl dev del` under guests in ib_write_bw traffic and tests/guest/revoke (objects, and
-#      two levels of VBK_IOC_CHILD below): DEVICE_FATAL within a scaled 1 s, every later call
+#      two levels of VBK_IOC_CHILD below, and a thread registering 16 MiB in a loop, so that a
+#      REG_MR is in flight): DEVICE_FATAL within a scaled 1 s, every later call
 #      -EIO in the module, `rdma res show` at its baseline while the guests still hold their
 #      descriptors; vbusd lives on and serves the device added again.
 #   3. `rmmod vbus_vrdma` is refused while a guest holds a context (the module keeps working).
@@ -35,7 +36,9 @@ vt_until 10 sh -c "ss -Hltn 'sport = :$PT_PORT' | grep -q ." ||
 "${VD_RUN[@]}" ib_write_bw -d vrdma0 -x "$VBUS_GID_INDEX" -p "$PT_PORT" -D 60 -s 65536 \
 	"$VBUS_IP" >"$tmp/client" 2>&1 &
 cpid=$!
-sleep 3
+# (both perftest QPs, each side's: the guests' objects are real and counted)
+vt_until 10 sh -c "[ \$(rdma res show qp 2>/dev/null | grep -c .) -ge $(( ${base%% *} + 2 )) ]" || true
+sleep 1	# (traffic flows once both have their QPs)
 during=$(vd_res_counts)
 echo "during traffic (qp cq mr pd cm_id): $during"
 [ "$during" != "$base" ] || { echo "FAIL: no real object while the guests ran"; fail=1; }
@@ -75,6 +78,15 @@ if [ -n "$ns" ] && [ $(( (ns - t0) / 1000000 )) -le "$lim" ]; then
 	echo "ok   dev del: the guest got DEVICE_FATAL $(( (ns - t0) / 1000000 )) ms after it (limit $lim ms)"
 else
 	echo "FAIL dev del: DEVICE_FATAL ${ns:+$(( (ns - t0) / 1000000 )) ms after it (limit $lim ms)}${ns:-never}"; fail=1
+fi
+# guest/revoke's second thread registered 16 MiB in a loop: its last success ended after the
+# delete began, so a REG_MR was pinning when the revocation came or just before it (the
+# revocation takes the ctl mutex after it); that MR is gone with the rest (res below).
+read -r pb pe < <(sed -n 's/^ok   REG_MR loop: .* from \([0-9]*\) to \([0-9]*\) ns, then .*/\1 \2/p' "$tmp/rv")
+if [ -n "${pe:-}" ] && [ "$pe" -ge "$t0" ]; then
+	echo "ok   dev del: a REG_MR loop ran into it: its last registration from $(( (pb - t0) / 1000000 )) to $(( (pe - t0) / 1000000 )) ms after the delete's start, the next failed"
+else
+	echo "FAIL dev del: the REG_MR loop ${pe:+ended $(( (t0 - pe) / 1000000 )) ms before the delete}${pe:-did not report}"; fail=1
 fi
 if grep -q '^revoked' "$tmp/rv"; then
 	grep '^ok' "$tmp/rv" | sed 's/^/  /'

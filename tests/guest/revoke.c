@@ -13,11 +13,19 @@
  * the module's DEVICE_FATAL on their descriptors. It then prints "revoked" and keeps every
  * descriptor open until the file GO exists, so that the script sees `rdma res show` at its
  * baseline while the descriptors are still held: the objects went with the revocation, not
- * with a close. Exit 0 pass, 1 fail, 77 skip (not the kernel backend).
+ * with a close.
+ *
+ * A second thread registers and deregisters 16 MiB in a loop from "ready" on, so that a
+ * REG_MR (pinning in the module, under the attachment's ctl mutex) is in flight when the
+ * revocation comes: it prints when its last successful registration began and ended and
+ * how the next failed (the script puts them beside the delete's start), and the MR count
+ * of `rdma res show` at its baseline shows that the registration the revocation waited for
+ * went with it. Exit 0 pass, 1 fail, 77 skip (not the kernel backend).
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +105,37 @@ static long long now_ns(void)
 	return t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+/* The registering thread: REG_MR and DEREG_MR of `len` bytes until one fails. */
+static struct {
+	struct ibv_pd *pd;
+	void *buf;
+	size_t len;
+	long n;
+	long long begin_ns, end_ns;	/* of the last successful REG_MR */
+	int err;
+} pin = { .len = 16 << 20 };
+
+static void *pinner(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		long long t = now_ns();
+		struct ibv_mr *m = ibv_reg_mr(pin.pd, pin.buf, pin.len, IBV_ACCESS_LOCAL_WRITE);
+
+		if (!m) {
+			pin.err = errno;
+			return NULL;
+		}
+		pin.begin_ns = t;
+		pin.end_ns = now_ns();
+		pin.n++;
+		if (ibv_dereg_mr(m)) {
+			pin.err = errno;
+			return NULL;
+		}
+	}
+}
+
 /* IBV_EVENT_DEVICE_FATAL on the context (the other events are reported on the way). */
 static void wait_fatal(struct ibv_context *ctx, int timeout_ms)
 {
@@ -130,6 +169,7 @@ int main(int argc, char **argv)
 	struct ibv_qp *qp;
 	struct ibv_wc wc;
 	static char buf[65536];
+	pthread_t pt;
 	int n, p, c, g;
 	long r;
 
@@ -159,11 +199,19 @@ int main(int argc, char **argv)
 	check(g >= 0, "a grandchild: %s", strerror(-g));
 	check(hello(c) >= 0 && alloc_pd(c) > 0, "the child's PD: %s", strerror(errno));
 	check(hello(g) >= 0 && alloc_pd(g) > 0, "the grandchild's PD: %s", strerror(errno));
-	printf("ready: PD, MR, CQ, QP; a child and a grandchild with a PD each\n");
+	pin.pd = pd;
+	pin.buf = calloc(1, pin.len);
+	check(pin.buf && !pthread_create(&pt, NULL, pinner, NULL), "the registering thread");
+	printf("ready: PD, MR, CQ, QP; a child and a grandchild with a PD each; REG_MR looping\n");
 	fflush(stdout);
 
 	wait_fatal(ctx, vt_ms(60000));
 	printf("ok   IBV_EVENT_DEVICE_FATAL at %lld ns\n", now_ns());
+	fflush(stdout);
+	check(!pthread_join(pt, NULL), "join");	/* every call fails now: it ends */
+	check(pin.n > 0, "the registering thread never registered (%s)", strerror(pin.err));
+	printf("ok   REG_MR loop: %ld registrations of %zu MiB, the last from %lld to %lld ns, "
+	       "then %s\n", pin.n, pin.len >> 20, pin.begin_ns, pin.end_ns, strerror(pin.err));
 	fflush(stdout);
 
 	/* The module's own answers. */

@@ -1,5 +1,6 @@
 #!/bin/bash
-# The soft-RoCE harness itself: --help, bad input, VBUS_VM=never without rxe (skip, 77),
+# The soft-RoCE harness itself: --help, bad input, the kernel module's vermagic check,
+# VBUS_VM=never without rxe (skip, 77),
 # a boot that cannot finish in time (125 with console lines, never a hang). Boots the VM
 # once, cut short.
 # timeout: 240
@@ -13,6 +14,38 @@ expect() { # WANT_RC GOT_RC WHAT
 "$run" --help | grep -q 'VBUS_VM' ; expect 0 $? "--help documents VBUS_VM"
 "$run" --bogus -- true 2>/dev/null; expect 2 $? "unknown option refused"
 "$run" --vm sometimes -- true 2>/dev/null; expect 2 $? "bad --vm value refused"
+
+# The module check of guest-main (tests/vm/kmod-load.sh), with uname -r answering as the
+# VM's kernel: a module of another vermagic, a file without one, and no file are refused or
+# absent with the reason, and nothing is inserted (insmod is a shim that fails the test).
+km=$(mktemp -d)
+mkdir "$km/bin"
+printf '#!/bin/sh
+echo 6.1.0-57-amd64
+' >"$km/bin/uname"
+printf '#!/bin/sh
+echo "insmod $*" >>%s/insmod.log
+exit 1
+' "$km" >"$km/bin/insmod"
+chmod +x "$km/bin/uname" "$km/bin/insmod"
+echo 'int vbus_fake;' | gcc -x c -c -o "$km/plain.o" - &&
+	printf 'vermagic=6.1.0-99-other SMP preempt mod_unload modversions \0license=GPL\0' >"$km/mi" &&
+	objcopy --add-section .modinfo="$km/mi" "$km/plain.o" "$km/other.ko" ||
+	{ echo "FAIL: cannot make the test's module files"; fail=1; }
+kmod() { # KO: VBUS_KMOD and the reason, as guest-main would say them
+	(PATH=$km/bin:$PATH; . "$top/tests/vm/kmod-load.sh"; kmod_load "$1"; echo "$VBUS_KMOD: $VBUS_KMOD_REASON")
+}
+got=$(kmod "$km/other.ko")
+grep -q '^refused: .*built for 6.1.0-99-other, this kernel is 6.1.0-57-amd64' <<<"$got" &&
+	echo "ok   a module of another vermagic is refused: $got" ||
+	{ echo "FAIL another vermagic: $got"; fail=1; }
+got=$(kmod "$km/plain.o")
+grep -q '^refused: .*has no vermagic' <<<"$got" && echo "ok   a file without a vermagic is refused: $got" ||
+	{ echo "FAIL no vermagic: $got"; fail=1; }
+got=$(kmod "$km/none.ko")
+grep -q '^absent: no .*none.ko' <<<"$got" && echo "ok   no file: $got" || { echo "FAIL no file: $got"; fail=1; }
+[ ! -e "$km/insmod.log" ] || { echo "FAIL: insmod was called: $(cat "$km/insmod.log")"; fail=1; }
+rm -rf "$km"
 
 if [ -d /sys/module/rdma_rxe ] || modprobe -n -q rdma_rxe 2>/dev/null; then
 	echo "this kernel has rdma_rxe: the VM-only checks do not apply"

@@ -24,6 +24,13 @@ int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err
 	return err;
 }
 
+void vrdma_caller(struct vrdma_guest *g, struct vrdma_caller *out)
+{
+	*out = (struct vrdma_caller){ .net_raw = true, .ipc_lock = true, .memlock = UINT64_MAX };
+	if (g->env && g->env->caller)
+		g->env->caller(g->env_priv, out);
+}
+
 /* Allocate a handle for p. -EDQUOT past the guest's quota. */
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h)
 {

@@ -111,6 +111,7 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	struct vrdma_reg_mr_out *o = out;
 	uint32_t pdh = le32toh(i->pd), access = le32toh(i->access), n = le32toh(i->npieces);
 	uint64_t iova = le64toh(i->iova), length = le64toh(i->length), head, total;
+	struct vrdma_caller c;
 	struct vrdma_mr *mr;
 	struct vrdma_pd *pd;
 	uint32_t h;
@@ -130,6 +131,9 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	total = (head + length + g->page - 1) / g->page * g->page;
 	if (length > g->pol.max_pinned_bytes || g->pinned > g->pol.max_pinned_bytes - length)
 		return vrdma_quota(g, "max-pinned", g->pol.max_pinned_bytes, -ENOMEM);
+	vrdma_caller(g, &c);	/* as uverbs: pins count against RLIMIT_MEMLOCK */
+	if (!c.ipc_lock && (total > c.memlock || g->pinned > c.memlock - total))
+		return -ENOMEM;
 
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)

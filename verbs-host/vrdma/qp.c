@@ -11,6 +11,7 @@
 #include <string.h>
 #include "vrdma.h"
 
+#define QKEY_PRIVILEGED	0x80000000u	/* Q_Keys with bit 31: IBTA 10.2.4 */
 #define MASK_ALLOWED (IBV_QP_STATE | IBV_QP_CUR_STATE | IBV_QP_EN_SQD_ASYNC_NOTIFY | \
 		      IBV_QP_ACCESS_FLAGS | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY | \
 		      IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | \
@@ -225,6 +226,13 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if ((mask & IBV_QP_PORT) && v->port_num != 1)
 		return -EINVAL;
 	vrdma_qp_attr_to_ibv(&a, v);
+	if ((mask & IBV_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED)) {
+		struct vrdma_caller c;
+
+		vrdma_caller(g, &c);	/* as uverbs: a privileged Q_Key needs CAP_NET_RAW */
+		if (!c.net_raw)
+			return -EPERM;
+	}
 	a.port_num = g->pol.port;	/* the guest's port 1 is the backing port */
 	if (mask & IBV_QP_AV) {
 		err = vrdma_ah_in(g, &a.ah_attr, &v->ah_attr);

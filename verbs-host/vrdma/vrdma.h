@@ -78,6 +78,13 @@ struct vrdma_region {
 };
 
 /* What the bus provides to the device: the guest's regions and signals. */
+/* A guest's privileges as uverbs checks a user process's (docs/verbs.md, Privileges). */
+struct vrdma_caller {
+	bool net_raw;			/* CAP_NET_RAW: a privileged Q_Key (bit 31) */
+	bool ipc_lock;			/* CAP_IPC_LOCK: pins past memlock */
+	uint64_t memlock;		/* RLIMIT_MEMLOCK, bytes */
+};
+
 struct vrdma_env_ops {
 	/* Look up the guest's region `shm` and keep it mapped (the guest cannot revoke it)
 	 * until region_put; -ENOENT if it has none by that handle. */
@@ -91,6 +98,9 @@ struct vrdma_env_ops {
 	/* A quota of the device refused the guest (its name and limit): logged and shown by
 	 * the bus. May be NULL. */
 	void (*quota)(void *priv, const char *quota, uint64_t limit);
+	/* What the guest's process may do, asked where uverbs asks the kernel of a user
+	 * caller (a privileged Q_Key, pins past RLIMIT_MEMLOCK). May be NULL: no limit. */
+	void (*caller)(void *priv, struct vrdma_caller *out);
 };
 
 /* Policy for one guest, set from the bus and device attributes. */
@@ -290,6 +300,8 @@ int vrdma_tree_show(const struct vbk_tree_node *t, uint32_t n, bool json, const 
 /* handle.c: the caller holds g->lock */
 /* A quota refused the guest: the bus is told (env->quota); returns err. */
 int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err);
+/* handle.c: the guest's privileges (env->caller; everything allowed without one). */
+void vrdma_caller(struct vrdma_guest *g, struct vrdma_caller *out);
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);
 void *vrdma_handle_get(struct vrdma_guest *g, uint32_t h, enum vrdma_obj_type type, int *err);
 void vrdma_handle_free(struct vrdma_guest *g, uint32_t h);
