@@ -59,9 +59,11 @@ deps:
 deps-check:
 	@scripts/deps --if-missing
 
+# (the builds use every core: make test is run as one command, without -j)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps-check
-	@$(MAKE) all
-	@for s in $(SAN_VARIANTS); do $(MAKE) SAN=$$s unit || exit 1; done
+	@$(MAKE) -j$(JOBS) all
+	@for s in $(SAN_VARIANTS); do $(MAKE) -j$(JOBS) SAN=$$s unit || exit 1; done
 	@tests/run
 
 demo: deps-check all

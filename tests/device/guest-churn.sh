@@ -3,8 +3,8 @@
 # docs/security.md). tests/guest/churn.c cycles through everything a guest does (device
 # open, PD, ibv_reg_mr of 4 KiB to 1 MiB, CQ, two connected RC QPs, WRITEs and SENDs in
 # flight, teardown); VBUS_CHURN_N guests (default 200; `make soak` 1000) are started under
-# vbus-run, VBUS_CHURN_PAR at a time (4), and each is killed after a random 0 to 1.5 s,
-# counted from its start for half of them (start-up) and from its first phase line (main
+# vbus-run, VBUS_CHURN_PAR at a time (4), and each is killed at random: 0 to 0.75 s after
+# its start for half of them (start-up), 0 to 1.5 s after its first phase line (main
 # opened the device) for the other half: in a control call, in ibv_reg_mr, while posting or
 # with traffic in flight. Afterwards:
 #   - `rdma res show` (qp, cq, mr, pd, cm_id) is back to its baseline,
@@ -56,7 +56,7 @@ base_rss=$(vd_rss_kb)
 echo "baseline: $base | rss $base_rss KiB"
 
 # One slot: N/PAR guests, one after the other, each killed at a random point: half of them
-# (even i) 0 to 1.5 s after their start, which under TCG lands mostly in vbus-run, the loader
+# (even i) 0 to 0.75 s after their start, which under TCG lands mostly in vbus-run, the loader
 # and the library's start-up; the other half 0 to 1.5 s after their first phase line (main
 # has opened the device), so that kills land in control calls, reg_mr and traffic.
 slot() { # SLOT COUNT
@@ -66,7 +66,7 @@ slot() { # SLOT COUNT
 		pid=$!
 		# (a guest that never prints its first phase is killed when the wait ends)
 		[ $((i % 2)) = 0 ] || vt_until 20 grep -q '^phase' "$tmp/g.$s.$i" || true
-		ms=$(( (RANDOM * 32768 + RANDOM) % 1500 ))
+		ms=$(( (RANDOM * 32768 + RANDOM) % (i % 2 ? 1500 : 750) ))
 		sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
 		if kill -KILL "$pid" 2>/dev/null; then
 			echo killed >>"$tmp/g.$s.$i"

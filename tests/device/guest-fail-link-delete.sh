@@ -58,7 +58,7 @@ delete_under() {
 
 fail=0
 if vd_controls; then	# the native comparison, once per suite (tests/lib/vbusd.sh)
-	echo "--- native: rdma link delete under a program on $VBUS_RXE (it waits ${FAIL_WAIT:=8} s for an event)"
+	echo "--- native: rdma link delete under a program on $VBUS_RXE (it waits ${FAIL_WAIT:=4} s for an event)"
 	export FAIL_WAIT
 	delete_under native "$FL_PROG" fatal "$VBUS_RXE"
 	echo "native: program exit $RC; rdma link delete exit $DEL_RC after $DEL_S s"

@@ -6,6 +6,7 @@
 # checks are checked: native runs with one request spoilt on purpose (-X) must fail. The
 # native runs (the control and -X) run once per suite (vd_controls, tests/lib/vbusd.sh).
 # VBUS_IG_ARGS: more arguments for the client (e.g. "-T 30 -n 8"); the seed is printed.
+# Each path runs 5 s of traffic (about 100 rounds here), 8 s under VBUS_FULL=1 (make soak).
 # The target says "ready" as soon as its receives are posted (native timing): a guest's
 # ibv_post_recv returns once the relay has posted them (docs/verbs.md). VBUS_IG_WAIT=USEC
 # pauses in between (-w); with VBUS_RECV_WAIT_US=0 (asynchronous receive posting) a SEND
@@ -22,6 +23,8 @@ vd_start t vrdma0 || exit 1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; vd_stop' EXIT
 seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
+secs=5	# of traffic per path (make soak, VBUS_FULL=1: the program's 8)
+[ "${VBUS_FULL:-0}" = 1 ] && secs=8
 
 # ig_run CLIENT SERVER [CLIENT-ARGS...]: 0 when both sides exit 0; their output in
 # $tmp/client and $tmp/server.
@@ -36,7 +39,7 @@ ig_run() {
 	pt_wait_listen "$port" "$spid" || { echo "server did not listen"; kill "$spid" 2>/dev/null; return 1; }
 	# shellcheck disable=SC2086
 	timeout -k 5 "$(vt_secs 120)" "${PP_CLIENT_WRAP[@]}" "$prog" -d "$PP_CLIENT_DEV" -g "$VBUS_GID_INDEX" \
-		-p "$port" -s "$seed" -w "${VBUS_IG_WAIT:-0}" ${VBUS_IG_ARGS:-} "$@" "$VBUS_IP" >"$tmp/client" 2>&1
+		-p "$port" -s "$seed" -w "${VBUS_IG_WAIT:-0}" -T "$secs" ${VBUS_IG_ARGS:-} "$@" "$VBUS_IP" >"$tmp/client" 2>&1
 	crc=$?
 	wait "$spid"
 	src=$?

@@ -221,7 +221,7 @@ else
 	echo "FAIL: DEVICE_FATAL after M1's SIGKILL: $ms ms (limit $lim ms)"; sed 's/^/  | /' "$tmp/fatal"; fail=1
 fi
 wait "$fpid" || { echo "FAIL: the depth-3 guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal"; fail=1; }
-vt_until 5 sh -c "! kill -0 $ppc 2>/dev/null" || kill "$ppc"
+vt_until 1 sh -c "! kill -0 $ppc 2>/dev/null" || kill "$ppc"
 if wait "$ppc"; then
 	echo "FAIL: the depth-3 ibv_rc_pingpong finished through a dead subtree"; fail=1
 else

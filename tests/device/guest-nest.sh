@@ -199,7 +199,7 @@ fi
 wait "$fpid" || { echo "FAIL: the nested guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal"; fail=1; }
 # ibv_rc_pingpong polls its CQ until a completion comes: none comes any more (as natively
 # after a device fatal), so it either failed a verb or still polls: end it then.
-if vt_until 5 sh -c "! kill -0 $ppc 2>/dev/null"; then
+if vt_until 1 sh -c "! kill -0 $ppc 2>/dev/null"; then
 	how="it exited: $(grep -m1 -i 'fail\|error\|couldn' "$tmp/ppc")"
 else
 	how="it still polled its CQ, killed"

@@ -6,7 +6,7 @@
 # QP_FATAL, CQ_ERR or DEVICE_FATAL and does not hang, and after it exits every real object
 # is released (rdma res show at its baseline). A new guest then runs. Two scribblers run one
 # after the other with different seeds (VBUS_SCRIBBLE_SEED repeats the first), each for
-# VBUS_SCRIBBLE_SECONDS (4, scaled; make soak: 30). Each scribbler first clears its receive
+# VBUS_SCRIBBLE_SECONDS (2, scaled; make soak: 30). Each scribbler first clears its receive
 # ring's flags word and checks that a receive it posts is still taken (a hostile word must
 # not stall the guest's own posts: the CI failure of stop 17).
 # timeout: 300
@@ -22,7 +22,7 @@ base=$(vd_res_counts)
 vd_start t vrdma0 || exit 1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; vd_stop' EXIT
-secs=${VBUS_SCRIBBLE_SECONDS:-4}	# each scribbler's, scaled (make soak: 30)
+secs=${VBUS_SCRIBBLE_SECONDS:-2}	# each scribbler's, scaled (make soak: 30)
 seed=${VBUS_SCRIBBLE_SEED:-$(( (RANDOM << 16) | RANDOM ))}
 echo "seed $seed (VBUS_SCRIBBLE_SEED=$seed repeats the first scribbler)"
 fail=0

@@ -3,7 +3,7 @@
 # Build every libFuzzer target in the tree (*/fuzz/fuzz-*.c, extra sources named on a
 # `fuzz-sources:` line, libraries on a `fuzz-libs:` line, default -libverbs) into
 # build/fuzz/ with clang, and run each for
-# ${VBUS_FUZZ_SECONDS:-5} seconds (make fuzz: 60), starting from tests/fuzz-corpus/TARGET/ (the seeds and
+# ${VBUS_FUZZ_SECONDS:-5} seconds (make fuzz: 60; two targets at a time), starting from tests/fuzz-corpus/TARGET/ (the seeds and
 # merged inputs). Any crash, leak or sanitizer report fails, and so does one input that runs
 # past 10 s (times VBUS_TIME_SCALE, tests/lib/time.sh); so does a kept crash input
 # (tests/fuzz-corpus/TARGET/crashes/) that still crashes. One line per target: runs, cov
@@ -47,13 +47,11 @@ keep_crash() {
 	echo "     kept: tests/fuzz-corpus/$1/crashes/$f (+ .txt note)"
 }
 
-fail=0 ran=0 found=0
-for src in "$top"/*/fuzz/fuzz-*.c "$top"/*/*/fuzz/fuzz-*.c; do
-	[ -f "$src" ] || continue
-	name=$(basename "$src" .c)
-	if [ -n "$VBUS_FUZZ_TARGETS" ]; then
-		case " $VBUS_FUZZ_TARGETS " in *" $name "*) ;; *) continue ;; esac
-	fi
+# one SRC NAME: build, replay and fuzz one target; its lines on stdout, then a last line
+# "#result RAN FOUND FAIL" (targets run two at a time: their outputs are shown in order).
+one() {
+	local src=$1 name=$2 fail=0 ran=0 found=0 extra libs srcs f g corpus work arts kept start
+	local rc took log runs last cov ft corp seeds stats crashes m added
 	extra=$(sed -n 's|.*fuzz-sources:\(.*\)\*/.*|\1|p' "$src" | head -n1)
 	# the libraries: -libverbs, unless a `fuzz-libs:` line names others (or none)
 	libs=-libverbs
@@ -65,7 +63,7 @@ for src in "$top"/*/fuzz/fuzz-*.c "$top"/*/*/fuzz/fuzz-*.c; do
 		-fno-sanitize-recover=undefined -I"$top/include" -I"$top/connector" \
 		-I"$top/verbs-host" "$src" "${srcs[@]}" -o "$out/$name" $libs -pthread \
 		2>"$out/$name.build.log"; then
-		echo "FAIL: $name does not build"; cat "$out/$name.build.log"; fail=1; continue
+		echo "FAIL: $name does not build"; cat "$out/$name.build.log"; echo "#result 0 0 1"; return
 	fi
 	ran=$((ran + 1))
 	corpus=$top/tests/fuzz-corpus/$name
@@ -84,7 +82,7 @@ for src in "$top"/*/fuzz/fuzz-*.c "$top"/*/*/fuzz/fuzz-*.c; do
 		echo "FAIL: $name: a kept crash input still crashes (tests/fuzz-corpus/$name/crashes/):"
 		report "$name" "$out/$name.replay.log" | head -n 40
 		fail=1 found=$((found + 1))
-		continue
+		{ echo "#result $ran $found $fail"; return; }
 	fi
 
 	start=$EPOCHSECONDS
@@ -133,6 +131,28 @@ for src in "$top"/*/fuzz/fuzz-*.c "$top"/*/*/fuzz/fuzz-*.c; do
 			echo "     merge failed (log: $out/$name.merge.log)"; fail=1
 		fi
 	fi
+	echo "#result $ran $found $fail"
+}
+
+fail=0 ran=0 found=0 names=()
+par=$(nproc 2>/dev/null || echo 1)
+[ "$par" -gt 2 ] && par=2
+for src in "$top"/*/fuzz/fuzz-*.c "$top"/*/*/fuzz/fuzz-*.c; do
+	[ -f "$src" ] || continue
+	name=$(basename "$src" .c)
+	if [ -n "$VBUS_FUZZ_TARGETS" ]; then
+		case " $VBUS_FUZZ_TARGETS " in *" $name "*) ;; *) continue ;; esac
+	fi
+	one "$src" "$name" >"$out/$name.out" 2>&1 &
+	names+=("$name")
+	while [ "$(jobs -rp | wc -l)" -ge "$par" ]; do wait -n; done
+done
+wait
+for name in "${names[@]}"; do
+	grep -v '^#result ' "$out/$name.out"
+	read -r _ r f x < <(grep '^#result ' "$out/$name.out" || echo "#result 0 0 1")
+	ran=$((ran + r)) found=$((found + f))
+	[ "$x" = 0 ] || fail=1
 done
 echo "fuzz: $ran targets, $secs s each, $found with findings"
 exit $fail
