@@ -182,9 +182,16 @@ static bool movable(const struct seg *s)
 	 * move; the file never had them (copy on write). */
 	if (s->path[0] != '/' || !(s->prot & PROT_WRITE) || (s->prot & PROT_EXEC))
 		return false;
+	/* The mapped file itself, through /proc/self/map_files: also a memfd's ("/memfd:NAME
+	 * (deleted)", which MFD_HUGETLB puts on hugetlbfs) and a deleted file's. */
 	struct statfs fs;
+	char mf[64];
 
-	return statfs(s->path, &fs) || fs.f_type != HUGETLBFS_MAGIC;
+	snprintf(mf, sizeof(mf), "/proc/self/map_files/%lx-%lx", (unsigned long)s->start,
+		 (unsigned long)s->end);
+	if (statfs(mf, &fs) && statfs(s->path, &fs))
+		return true;
+	return fs.f_type != HUGETLBFS_MAGIC;
 }
 
 /*

@@ -407,6 +407,22 @@ int main(void)
 			refused(h, hl, "a hugetlb page (2 MiB)");
 			munmap(h, hl);
 		}
+		/* The same page from a memfd made with MFD_HUGETLB, mapped private: its path
+		 * is "/memfd:... (deleted)", its file on hugetlbfs. */
+		int hfd = memfd_create("vbus-test-huge", MFD_HUGETLB);
+
+		h = hfd >= 0 && !ftruncate(hfd, (off_t)hl) ?
+		    mmap(NULL, hl, PROT_READ | PROT_WRITE, MAP_PRIVATE, hfd, 0) : MAP_FAILED;
+		check(h != MAP_FAILED || !getenv("VBUS_WANT_HUGETLB"),
+		      "a private mapping of an MFD_HUGETLB memfd with huge pages reserved: %s",
+		      strerror(errno));
+		if (h != MAP_FAILED) {
+			memset(h, 3, hl);
+			refused(h, hl, "a private mapping of an MFD_HUGETLB memfd (2 MiB)");
+			munmap(h, hl);
+		}
+		if (hfd >= 0)
+			close(hfd);
 	}
 
 	/* Synchronous posting errors. */

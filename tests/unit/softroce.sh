@@ -80,8 +80,8 @@ before=$(stat -c %Y "$initrd")
 : >"$ST_DIR/fetch.log"
 t0=$(date +%s)
 # --timeout counts from the boot's start: the first run's whole time (a cold boot, the
-# initramfs built, a job) and 5 s scaled more leave the warm boot room on any machine.
-tmo=$(( first + $(vt_secs 5) ))
+# initramfs built, a job) and 2 s scaled more leave the warm boot room on any machine.
+tmo=$(( first + $(vt_secs 2) ))
 err=$("$ST_CMD" --timeout "$tmo" -- sleep 600 2>&1); rc=$?
 echo "     (warm run stopped at --timeout $tmo: $(( $(date +%s) - t0 )) s)"
 st_expect 124 $rc "a hung CMD is stopped at --timeout"
