@@ -167,6 +167,30 @@ static void piece_insert(const struct piece *p)
 	npieces++;
 }
 
+/* The mapping that starts at `start` is hugetlb ("ht" in its VmFlags, /proc/self/smaps). */
+static bool hugetlb_vma(uintptr_t start)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512], want[32];
+	bool in = false, ht = false;
+
+	if (!f)
+		return false;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)start);
+	while (fgets(line, sizeof(line), f)) {
+		if (!in) {
+			in = !strncmp(line, want, strlen(want));
+			continue;
+		}
+		if (!strncmp(line, "VmFlags:", 8)) {
+			ht = strstr(line, " ht") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return ht;
+}
+
 static bool movable(const struct seg *s)
 {
 	if (!s->priv || !(s->prot & PROT_READ))
@@ -183,15 +207,17 @@ static bool movable(const struct seg *s)
 	if (s->path[0] != '/' || !(s->prot & PROT_WRITE) || (s->prot & PROT_EXEC))
 		return false;
 	/* The mapped file itself, through /proc/self/map_files: also a memfd's ("/memfd:NAME
-	 * (deleted)", which MFD_HUGETLB puts on hugetlbfs) and a deleted file's. */
+	 * (deleted)", which MFD_HUGETLB puts on hugetlbfs) and a deleted file's. Following
+	 * those links needs CAP_CHECKPOINT_RESTORE; without it, the path, and for a memfd or a
+	 * deleted file (no path to look at) the mapping's flags in smaps. */
 	struct statfs fs;
 	char mf[64];
 
 	snprintf(mf, sizeof(mf), "/proc/self/map_files/%lx-%lx", (unsigned long)s->start,
 		 (unsigned long)s->end);
-	if (statfs(mf, &fs) && statfs(s->path, &fs))
-		return true;
-	return fs.f_type != HUGETLBFS_MAGIC;
+	if (!statfs(mf, &fs) || !statfs(s->path, &fs))
+		return fs.f_type != HUGETLBFS_MAGIC;
+	return !hugetlb_vma(s->start);
 }
 
 /*

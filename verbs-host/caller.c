@@ -2,14 +2,17 @@
 /*
  * A process guest's privileges, as uverbs checks a user caller's: CAP_NET_RAW for a
  * privileged Q_Key, CAP_IPC_LOCK and RLIMIT_MEMLOCK for pinned memory. On the kernel
- * backend the module asks the kernel in the guest's own system call; on the relay,
- * vbusd makes the calls, so it reads the guest's from /proc at the call (docs/verbs.md,
- * Privileges).
+ * backend the module asks the kernel in the guest's own system call; on the relay vbusd
+ * makes the calls, so it asks them of the guest's process (docs/verbs.md, Privileges).
  *
- * The process is the one that connected (SO_PEERCRED). Its pidfd, taken when it opened
- * the device, tells whether that process still lives: a pid read after it exited may name
- * another process, so then nothing is read and the guest has no capability (a forked
- * child holding the connection) and the RLIMIT_MEMLOCK it had at the open.
+ * The process is the one that connected (SO_PEERCRED), held by a pidfd taken at the
+ * connection, when its capabilities and RLIMIT_MEMLOCK are also read. At a call its
+ * capabilities are those of the connection ANDed with its live ones (a process that
+ * execs a setuid program after connecting gains nothing here), its limit the live one.
+ * Once it has exited (a forked child holds the connection) it has no capability and the
+ * limit it had at the connection: a pid read then may name another process. Left open: a
+ * process that exits between connect() and vbusd's accept, its pid taken by another
+ * before the pidfd is (Linux 6.1 has no SO_PEERPIDFD).
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,16 +24,6 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include "vbusd.h"
-
-int vbd_caller_open(pid_t pid, uint64_t *memlock)
-{
-	struct rlimit rl;
-
-	*memlock = 0;
-	if (!prlimit(pid, RLIMIT_MEMLOCK, NULL, &rl))
-		*memlock = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
 
 static bool alive(int pidfd)
 {
@@ -56,6 +49,8 @@ static uint64_t cap_eff(pid_t pid)
 	char path[64], line[128];
 	FILE *f;
 
+	if (!our_userns(pid))
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -67,21 +62,51 @@ static uint64_t cap_eff(pid_t pid)
 	return v;
 }
 
-void vbd_caller_privs(pid_t pid, int pidfd, uint64_t memlock0, bool *net_raw, bool *ipc_lock,
-		      uint64_t *memlock)
+/* RLIMIT_MEMLOCK's soft limit in bytes; UINT64_MAX when it cannot be read. */
+static uint64_t memlock(pid_t pid)
 {
 	struct rlimit rl;
-	uint64_t caps = 0, lim = memlock0;
 
-	if (alive(pidfd)) {
-		if (our_userns(pid))
-			caps = cap_eff(pid);
-		if (!prlimit(pid, RLIMIT_MEMLOCK, NULL, &rl))
-			lim = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
-		if (!alive(pidfd))	/* it went while we read: nothing read counts */
-			caps = 0, lim = memlock0;
+	if (prlimit(pid, RLIMIT_MEMLOCK, NULL, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return UINT64_MAX;
+	return rl.rlim_cur;
+}
+
+void vbd_caller_init(struct vbd_caller *c, pid_t pid)
+{
+	/* No process to ask (a VM's connection; a peer whose pid this namespace cannot see):
+	 * no capability, and the bus's max-pinned alone bounds its pins. */
+	*c = (struct vbd_caller){ .pidfd = -1, .memlock0 = UINT64_MAX };
+	if (pid <= 0)
+		return;
+	c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (c->pidfd < 0)
+		return;
+	c->caps0 = cap_eff(pid);
+	c->memlock0 = memlock(pid);
+	if (!alive(c->pidfd))
+		c->caps0 = 0;	/* it went while we read: nothing read counts */
+}
+
+void vbd_caller_fini(struct vbd_caller *c)
+{
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	c->pidfd = -1;
+}
+
+void vbd_caller_privs(const struct vbd_caller *c, pid_t pid, bool *net_raw, bool *ipc_lock,
+		      uint64_t *lim)
+{
+	uint64_t caps = 0;
+
+	*lim = c->memlock0;
+	if (alive(c->pidfd)) {
+		caps = c->caps0 & cap_eff(pid);
+		*lim = memlock(pid);
+		if (!alive(c->pidfd))	/* it went while we read */
+			caps = 0, *lim = c->memlock0;
 	}
 	*net_raw = caps & (1ULL << CAP_NET_RAW);
 	*ipc_lock = caps & (1ULL << CAP_IPC_LOCK);
-	*memlock = lim;
 }

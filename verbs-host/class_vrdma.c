@@ -59,8 +59,6 @@ struct vrdma_inst {
 	/* relay */
 	struct vrdma_guest *vg;
 	bool relayed;
-	int pidfd;			/* a process guest's, for its privileges (caller.c) */
-	uint64_t memlock0;		/* its RLIMIT_MEMLOCK at the open */
 	/* kernel: vbusd's copy of the attachment until DEVFD hands it to the guest, then -1 */
 	int attach_fd;
 	int owner_fd;			/* what it was made through: -1 admin, else pt_fd */
@@ -430,8 +428,7 @@ static void env_caller(void *priv, struct vrdma_caller *c)
 		*c = (struct vrdma_caller){ .ipc_lock = true, .memlock = UINT64_MAX };
 		return;
 	}
-	vbd_caller_privs(in->g->pid, in->pidfd, in->memlock0, &c->net_raw, &c->ipc_lock,
-			 &c->memlock);
+	vbd_caller_privs(&in->g->caller, in->g->pid, &c->net_raw, &c->ipc_lock, &c->memlock);
 }
 
 static const struct vrdma_env_ops env = { .region = env_region,
@@ -537,15 +534,11 @@ static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in)
 {
 	int err;
 
-	in->pidfd = in->g->vm.ram_fd < 0 ? vbd_caller_open(in->g->pid, &in->memlock0) : -1;
 	nest_label(v, in, true);
 	err = vrdma_guest_open(&in->vg, v->ibdev, &v->pol, &env, in);
 	nest_label(v, in, false);
-	if (err) {
-		if (in->pidfd >= 0)
-			close(in->pidfd);
+	if (err)
 		return err;
-	}
 	pthread_mutex_lock(&relay_lock);
 	if (!relay) {
 		const char *s = getenv("VBUS_RELAY_SPIN_US");
@@ -585,7 +578,6 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	in->kernel = v->kernel && (g->features & VBUS_F_DEVFD);
 	in->dev = v;
 	in->attach_fd = -1;
-	in->pidfd = -1;
 	in->owner_fd = -1;
 	err = !in->kernel ? relay_open(v, in) : v->pt_fd >= 0 ? child_open(d, in) :
 	      kernel_open(d, in);
@@ -614,7 +606,7 @@ static void vrdma_close(void *inst)
 		if (in->attach_fd >= 0)
 			close(in->attach_fd);
 		if (linger)
-			vbd_kernel_linger(in->dev, in->owner_fd, tag, in->g->id);
+			vbd_kernel_linger(in->dev, in->g->bus, in->owner_fd, tag, in->g->id);
 		else
 			vbd_kernel_revoke_on(in->owner_fd, tag);
 		free(in);
@@ -623,8 +615,6 @@ static void vrdma_close(void *inst)
 	if (in->relayed)
 		vrdma_relay_remove(relay, in->vg);
 	vrdma_guest_close(in->vg);
-	if (in->pidfd >= 0)
-		close(in->pidfd);
 	pthread_mutex_lock(&relay_lock);
 	if (--relay_users == 0) {
 		vrdma_relay_stop(relay);

@@ -871,6 +871,7 @@ static void guest_free(struct vbd_guest *g)
 	vbd_info("guest %u (pid %d) gone: %llu calls, %llu errors", g->id, (int)g->pid,
 		 (unsigned long long)g->n_calls, (unsigned long long)g->n_errors);
 	close(g->sock);
+	vbd_caller_fini(&g->caller);
 	guest_vm_release(g);
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->send_lock);
@@ -934,6 +935,8 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	pthread_attr_t at;
 	bool ok = placed || allowed(b, cr->uid, cr->gid);
 
+	if (b->n_guests >= b->max_guests)
+		vbd_kernel_linger_prune();	/* the bus may be full of closed ones */
 	if (vbd.stopping || !ok || b->n_guests >= b->max_guests) {
 		int why = vbd.stopping ? -ESHUTDOWN : !ok ? -EACCES : -EUSERS;
 
@@ -966,6 +969,7 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	}
 	g->id = vbd.next_guest_id++;
 	g->sock = fd;
+	vbd_caller_init(&g->caller, vm ? 0 : cr->pid);
 	g->pid = cr->pid;
 	g->uid = cr->uid;
 	g->gid = cr->gid;
@@ -977,6 +981,7 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&g->thread, &at, guest_main, g)) {
 		close(fd);
+		vbd_caller_fini(&g->caller);
 		guest_vm_release(g);
 		free(g);
 		return -EAGAIN;

@@ -5,8 +5,11 @@
  * live until that descriptor's last close, which the module sees itself. vbusd keeps only
  * their names here, to revoke them with their device (`vbusctl dev del`); the admin
  * descriptor's close (vbusd's exit) and the backing device's unregistration revoke them in
- * the module as every other. An entry whose attachment has closed is dropped when the next
- * is added, so the list holds what is still open.
+ * the module as every other. Each counts as a guest of its bus (max-guests) while it lives,
+ * so that a guest cannot leave attachments behind without bound by reconnecting;
+ * vbd_kernel_linger_prune (each pass of vbusd's loop, and before a full bus refuses a
+ * connection) drops those whose descriptor has closed. Called under vbd.lock, which also
+ * guards the buses' counts.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +19,7 @@
 
 struct linger {
 	const void *dev;		/* the device's private data, only compared */
+	struct vbd_bus *bus;		/* whose n_guests it counts in */
 	int owner_fd;			/* what it was made through: -1 admin */
 	uint32_t guest_id;
 	uint64_t tag;
@@ -32,15 +36,36 @@ static bool open_still(const struct linger *l)
 	return vbd_kernel_stats_on(l->owner_fd, l->guest_id, &st) != -ENOENT;
 }
 
-void vbd_kernel_linger(const void *dev, int owner_fd, uint64_t tag, uint32_t guest_id)
+/* Drop the entries whose attachment has closed (all of dev's, revoked first, when dev is
+ * not NULL). */
+static void prune(const void *dev)
 {
 	size_t i, k = 0;
 
-	pthread_mutex_lock(&lock);
-	for (i = 0; i < n; i++)
-		if (open_still(&list[i]))
+	for (i = 0; i < n; i++) {
+		if (dev && list[i].dev == dev)
+			vbd_kernel_revoke_on(list[i].owner_fd, list[i].tag);
+		else if (open_still(&list[i])) {
 			list[k++] = list[i];
+			continue;
+		}
+		list[i].bus->n_guests--;
+	}
 	n = k;
+}
+
+void vbd_kernel_linger_prune(void)
+{
+	pthread_mutex_lock(&lock);
+	prune(NULL);
+	pthread_mutex_unlock(&lock);
+}
+
+void vbd_kernel_linger(const void *dev, struct vbd_bus *bus, int owner_fd, uint64_t tag,
+		       uint32_t guest_id)
+{
+	pthread_mutex_lock(&lock);
+	prune(NULL);
 	if (n == cap) {
 		size_t c = cap ? 2 * cap : 16;
 		struct linger *p = realloc(list, c * sizeof(*p));
@@ -53,20 +78,14 @@ void vbd_kernel_linger(const void *dev, int owner_fd, uint64_t tag, uint32_t gue
 		list = p;
 		cap = c;
 	}
-	list[n++] = (struct linger){ dev, owner_fd, guest_id, tag };
+	list[n++] = (struct linger){ dev, bus, owner_fd, guest_id, tag };
+	bus->n_guests++;
 	pthread_mutex_unlock(&lock);
 }
 
 void vbd_kernel_linger_end(const void *dev)
 {
-	size_t i, k = 0;
-
 	pthread_mutex_lock(&lock);
-	for (i = 0; i < n; i++)
-		if (list[i].dev == dev)
-			vbd_kernel_revoke_on(list[i].owner_fd, list[i].tag);
-		else
-			list[k++] = list[i];
-	n = k;
+	prune(dev);
 	pthread_mutex_unlock(&lock);
 }

@@ -351,6 +351,9 @@ void vbd_dev_check(void)
 {
 	char name[VBUS_NAME_MAX], err[160];
 
+	pthread_mutex_lock(&vbd.lock);
+	vbd_kernel_linger_prune();	/* attachments left to a closed descriptor: gone */
+	pthread_mutex_unlock(&vbd.lock);
 	for (int n = 0; n < 64; n++) {
 		struct vbd_dev *d;
 
@@ -377,7 +380,7 @@ void vbd_shutdown(void)
 
 	vbd_vm_shutdown();	/* their QEMUs first: nothing of a VM outlives vbusd's exit */
 	pthread_mutex_lock(&vbd.lock);
-	vbd.stopping = true;
+	__atomic_store_n(&vbd.stopping, true, __ATOMIC_RELAXED);
 	for (g = vbd.guests; g; g = g->next) {
 		vbd_guest_send_event(g, VBUS_EV_SHUTDOWN, 0, 0, NULL, 0);
 		vbd_guest_cancel(g, NULL);

@@ -177,6 +177,19 @@ struct vbd_guest_vm {
 	int done_fd;
 };
 
+/* caller.c: the process that connected, as uverbs would judge a user caller (CAP_NET_RAW,
+ * CAP_IPC_LOCK in our user namespace, RLIMIT_MEMLOCK): taken at the connection, asked at a
+ * call (its capabilities then ANDed with those it connected with). */
+struct vbd_caller {
+	int pidfd;			/* -1: no process to ask (a VM, an unseen pid) */
+	uint64_t caps0;			/* effective capabilities at the connection */
+	uint64_t memlock0;		/* RLIMIT_MEMLOCK at the connection, bytes */
+};
+void vbd_caller_init(struct vbd_caller *c, pid_t pid);
+void vbd_caller_fini(struct vbd_caller *c);
+void vbd_caller_privs(const struct vbd_caller *c, pid_t pid, bool *net_raw, bool *ipc_lock,
+		      uint64_t *memlock);
+
 struct vbd_guest {
 	struct vbd_guest *next;
 	uint32_t id;
@@ -184,6 +197,7 @@ struct vbd_guest {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	struct vbd_caller caller;	/* the process that connected (caller.c) */
 	struct vbd_bus *bus;
 	bool hello_done;
 	/* The guest closed its connection (not vbusd, nor a shutdown): what it made may
@@ -279,14 +293,6 @@ struct vbk_res_obj;
 struct vbk_child;
 struct vbk_tree_node;
 const char *vbd_kernel_admin_path(void);
-/* caller.c: a process guest's privileges as uverbs checks them (CAP_NET_RAW, CAP_IPC_LOCK
- * in our user namespace, RLIMIT_MEMLOCK). vbd_caller_open returns a pidfd of pid (or
- * -errno) and its RLIMIT_MEMLOCK now; vbd_caller_privs reads them at the call, through
- * that pidfd's guard (an exited process: no capability, memlock0). */
-int vbd_caller_open(pid_t pid, uint64_t *memlock);
-void vbd_caller_privs(pid_t pid, int pidfd, uint64_t memlock0, bool *net_raw, bool *ipc_lock,
-		      uint64_t *memlock);
-
 int vbd_kernel_admin_open(char *err, size_t errn);
 int vbd_kernel_attach(const struct vbk_attach *a, int *fd);
 int vbd_kernel_revoke(uint64_t tag);
@@ -298,10 +304,13 @@ int vbd_kernel_res(uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n);
  * the children made through descriptor fd (-1: the admin descriptor). */
 int vbd_kernel_child(int parent, const struct vbk_child *c, int *fd);
 int vbd_kernel_revoke_on(int fd, uint64_t tag);
-/* kernel_linger.c: remember an attachment (of device dev, made through owner_fd, -1 the
- * admin descriptor) whose guest left the bus while its descriptor may live on; end every
- * one of dev's (VBK_IOC_REVOKE) when dev goes. */
-void vbd_kernel_linger(const void *dev, int owner_fd, uint64_t tag, uint32_t guest_id);
+/* kernel_linger.c, under vbd.lock: remember an attachment (of device dev, made through
+ * owner_fd, -1 the admin descriptor) whose guest left bus while its descriptor may live on
+ * (it counts in the bus's guests until it closes); drop those closed; end every one of
+ * dev's (VBK_IOC_REVOKE) when dev goes. */
+void vbd_kernel_linger(const void *dev, struct vbd_bus *bus, int owner_fd, uint64_t tag,
+		       uint32_t guest_id);
+void vbd_kernel_linger_prune(void);
 void vbd_kernel_linger_end(const void *dev);
 int vbd_kernel_stats_on(int fd, uint32_t guest_id, struct vbk_stats *st);
 int vbd_kernel_res_on(int fd, uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n);

@@ -10,13 +10,15 @@
  * `rdma res show qp`, then:
  *   fork   starts an owner that opens DEVICE, creates a CQ and three QPs, forks a holder
  *          (which keeps every descriptor and waits on a pipe) and exits without closing
- *          anything. Checked: with the owner gone, the three QPs are still there, and
- *          still after a second; when the holder exits, the count is back where it was.
+ *          anything. Checked: with the owner gone, the three QPs are still there (looked
+ *          at every 100 ms for 0.3 s, scaled); when the holder exits, the count is back
+ *          where it was.
  *   scm    starts an owner that makes the same objects and sends its context's cmd_fd
  *          (the uverbs file natively, the module's descriptor on the kernel backend) to
  *          this process with SCM_RIGHTS, then exits. Checked: the QPs live on in the
- *          received descriptor, and go at its close. On the relay backend the objects are
- *          vbusd's and cmd_fd holds none of them: said, not checked (docs/kernel.md).
+ *          received descriptor (looked at as above), and go at its close. On the relay
+ *          backend the objects are vbusd's and cmd_fd holds none of them: said, not
+ *          checked (docs/kernel.md).
  */
 #include <errno.h>
 #include <signal.h>
@@ -146,10 +148,14 @@ static void scm(const char *dev, int gid_index, int base)
 		close(fd);
 		return;
 	}
-	sleep(1);	/* (vbusd saw the sender's connection close by now) */
-	n = count_qps();
-	check(n == base + NQP, "the sender exited, its cmd_fd is here: %d QPs, expected %d", n,
-	      base + NQP);
+	/* Still there for 0.3 s (scaled) after the sender's exit: time for vbusd to see its
+	 * connection close (and, were it to revoke, for the QPs to go). */
+	for (int i = 0; i < vt_ms(300) / 100; i++) {
+		usleep(100000);
+		n = count_qps();
+		check(n == base + NQP, "the sender exited, its cmd_fd is here: %d QPs, expected %d",
+		      n, base + NQP);
+	}
 	ok("scm: the sender exited: its %d QPs live on in the descriptor it passed", NQP);
 	close(fd);
 	n = settle(base);
@@ -185,9 +191,12 @@ int main(int argc, char **argv)
 	n = count_qps();
 	check(n == base + NQP, "the owner exited, the holder holds its descriptors: %d QPs, "
 	      "expected %d", n, base + NQP);
-	sleep(1);
-	n = count_qps();
-	check(n == base + NQP, "a second later: %d QPs, expected %d", n, base + NQP);
+	for (int i = 0; i < vt_ms(300) / 100; i++) {	/* and for 0.3 s (scaled) after */
+		usleep(100000);
+		n = count_qps();
+		check(n == base + NQP, "%d ms later: %d QPs, expected %d", 100 * (i + 1), n,
+		      base + NQP);
+	}
 	ok("fork: the owner exited: its %d QPs live on in the forked holder's descriptors", NQP);
 	close(hold[1]);		/* the holder's last close */
 	w = wait(&st);

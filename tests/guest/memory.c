@@ -19,12 +19,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <infiniband/verbs.h>
 #include "loopback.h"
 
@@ -194,6 +197,20 @@ static void cq_ex(union ibv_gid *gid, int gi, struct ibv_mr *mr, uint8_t *buf)
 	check(!ibv_destroy_qp(q[0]) && !ibv_destroy_qp(q[1]) && !ibv_destroy_cq(ibv_cq_ex_to_cq(x)),
 	      "extended CQ teardown");
 	printf("ok   extended CQ: 3 completions through start/next/end_poll and wc_read_*\n");
+}
+
+/* CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE in or out of the effective set (the permitted
+ * set keeps them, so they can come back). */
+static void effective(bool on)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	uint32_t lo = 1u << CAP_SYS_ADMIN, hi = 1u << (CAP_CHECKPOINT_RESTORE - 32);
+
+	check(!syscall(SYS_capget, &h, d), "capget: %s", strerror(errno));
+	d[0].effective = on ? d[0].effective | (d[0].permitted & lo) : d[0].effective & ~lo;
+	d[1].effective = on ? d[1].effective | (d[1].permitted & hi) : d[1].effective & ~hi;
+	check(!syscall(SYS_capset, &h, d), "capset: %s", strerror(errno));
 }
 
 /* The kernel backend pins a buffer where it is, as native rxe does: what the relay must
@@ -419,6 +436,12 @@ int main(void)
 		if (h != MAP_FAILED) {
 			memset(h, 3, hl);
 			refused(h, hl, "a private mapping of an MFD_HUGETLB memfd (2 MiB)");
+			/* Again without CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE in the effective
+			 * set, as an unprivileged guest (the library cannot follow
+			 * /proc/self/map_files then); raised again after it. */
+			effective(false);
+			refused(h, hl, "the same, without CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE");
+			effective(true);
 			munmap(h, hl);
 		}
 		if (hfd >= 0)

@@ -19,7 +19,7 @@ expect() { # WANT_RC GOT_RC WHAT
 # VM's kernel: a module of another vermagic, a file without one, and no file are refused or
 # absent with the reason, and nothing is inserted (insmod is a shim that fails the test).
 km=$(mktemp -d)
-mkdir "$km/bin"
+mkdir "$km/bin" "$km/sys"
 printf '#!/bin/sh
 echo 6.1.0-57-amd64
 ' >"$km/bin/uname"
@@ -33,7 +33,8 @@ echo 'int vbus_fake;' | gcc -x c -c -o "$km/plain.o" - &&
 	objcopy --add-section .modinfo="$km/mi" "$km/plain.o" "$km/other.ko" ||
 	{ echo "FAIL: cannot make the test's module files"; fail=1; }
 kmod() { # KO: VBUS_KMOD and the reason, as guest-main would say them
-	(PATH=$km/bin:$PATH; . "$top/tests/vm/kmod-load.sh"; kmod_load "$1"; echo "$VBUS_KMOD: $VBUS_KMOD_REASON")
+	(PATH=$km/bin:$PATH KMOD_SYSFS=$km/sys; . "$top/tests/vm/kmod-load.sh"; kmod_load "$1"
+	 echo "$VBUS_KMOD: $VBUS_KMOD_REASON")
 }
 got=$(kmod "$km/other.ko")
 grep -q '^refused: .*built for 6.1.0-99-other, this kernel is 6.1.0-57-amd64' <<<"$got" &&

@@ -2,11 +2,14 @@
 # kernel module KO when it is a module built for the running kernel (vermagic against
 # `uname -r`) whose dependencies load, and says what it did in VBUS_KMOD (loaded, absent or
 # refused), VBUS_KMOD_REASON and VBUS_KMOD_DEV; kmod_here=1 when it inserted it.
+# KMOD_SYSFS (default /sys/module) is where loaded modules are looked for (the unit test's
+# own empty directory, so that a module loaded on its host does not answer for it).
 # shellcheck shell=bash
 kmod_load() {
 	local ko=$1 vm rel d err
 	VBUS_KMOD_DEV=/dev/vbus-vrdma
-	if [ -d /sys/module/vbus_vrdma ]; then
+	local sys=${KMOD_SYSFS:-/sys/module}
+	if [ -d "$sys/vbus_vrdma" ]; then
 		VBUS_KMOD=loaded VBUS_KMOD_REASON="already loaded in $(uname -r)"; return
 	fi
 	if [ ! -f "$ko" ]; then
@@ -21,8 +24,8 @@ kmod_load() {
 		return
 	fi
 	for d in $(modinfo -F depends "$ko" | tr , ' '); do
-		[ -d "/sys/module/${d//-/_}" ] || modprobe -q "$d" 2>/dev/null
-		[ -d "/sys/module/${d//-/_}" ] ||
+		[ -d "$sys/${d//-/_}" ] || modprobe -q "$d" 2>/dev/null
+		[ -d "$sys/${d//-/_}" ] ||
 			{ VBUS_KMOD=refused VBUS_KMOD_REASON="it needs module $d, which is not loaded"; return; }
 	done
 	if ! err=$(insmod "$ko" 2>&1); then
