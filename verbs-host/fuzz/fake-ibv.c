@@ -609,8 +609,13 @@ FAKE_API int ibv_dealloc_pd(struct ibv_pd *pd)
 		orphan(p, K_PD);
 		return ENOMEM;
 	}
-	if (p->users)
+	/* In use (an MR, or an MW whose dealloc was made to fail and that vrdma forgot): the
+	 * kernel refuses, and frees it with the context as it frees what holds it. Were a
+	 * live MR or MW still on it at the close, that one is still caught there. */
+	if (p->users) {
+		orphan(p, K_PD);
 		return EBUSY;
+	}
 	free_obj(p, &p->magic, K_PD);
 	return 0;
 }
