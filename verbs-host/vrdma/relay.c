@@ -238,9 +238,9 @@ static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct v
  * (vrdma.h), which the device refuses locally, in order, before anything is sent; its
  * completion reports native's status (cqe_out). The responder's QP stays as it was, where
  * natively the NAK moves it to ERR too (docs/verbs.md). True: r can be posted (as it
- * was, or as its stand-in); false: no poison byte to be had.
+ * was, or as its stand-in); false: no poison byte to be had, or the QP was granted no SGE.
  */
-static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r)
+static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r, uint32_t maxsge)
 {
 	uint64_t len = 0;
 
@@ -250,6 +250,8 @@ static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r)
 		len += r->sg_list[k].length;
 	if (!(r->wr.atomic.remote_addr & 7) && len >= 8)
 		return true;
+	if (!maxsge)
+		return false;	/* the stand-in's one SGE is past what the QP was granted */
 	if (!g->poison_mr) {
 		g->poison_pd = g->poison_pd ? g->poison_pd : ibv_alloc_pd(g->ctx);
 		g->poison_mr = g->poison_pd ? ibv_reg_mr(g->poison_pd, &g->poison, 1, 0) : NULL;
@@ -304,7 +306,8 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 		if (flags & IBV_SEND_INLINE) {
 			uint32_t len = le16toh(w.inline_len);
 
-			if (len > maxinl || sizeof(w) + len > q->stride) {
+			/* (inline data travels as one SGE: not on a QP granted none) */
+			if (len > maxinl || sizeof(w) + len > q->stride || (len && !maxsge)) {
 				break_wq(g, qp, q);
 				break;
 			}
@@ -329,7 +332,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 			r->wr.atomic.compare_add = le64toh(w.compare_add);
 			r->wr.atomic.swap = le64toh(w.swap);
 			r->wr.atomic.rkey = le32toh(w.rkey);
-			if (!atomic_stand_in(g, r)) {	/* no poison byte */
+			if (!atomic_stand_in(g, r, maxsge)) {	/* no poison byte, or no SGE for it */
 				break_wq(g, qp, q);
 				break;
 			}
