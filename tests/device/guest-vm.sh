@@ -1,7 +1,7 @@
 #!/bin/bash
 # A VM guest on soft-RoCE (issue 17, docs/vm.md): vbusd in this test VM has a vrdma device r0
-# on its soft-RoCE device and starts a VM of its own (QEMU TCG inside TCG: about 150 s to
-# boot here) on that bus, with QEMU's user-mode network (the VM reaches this one as
+# on its soft-RoCE device and starts a VM of its own (QEMU TCG inside TCG: about 70 s to
+# boot here, through the kernel's PVH entry: tests/vm/boot-image) on that bus, with QEMU's user-mode network (the VM reaches this one as
 # 10.0.2.2), the guest driver, vbus-run, libvbus-verbs.so, Debian's rdma-core and perftest
 # binaries and two test programs. In the VM, under vbus-run with no option, against servers
 # run here on $VBUS_RXE (natively unless said):
@@ -127,6 +127,7 @@ vt_until 600 done_ || fail "the clients in the inner VM did not end"
 echo "info the inner VM's clients took $(($(date +%s) - t0)) s since vm add"
 out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }	# TAG: its lines of the console
 rc() { tr -d '\r' <"$con" | sed -n "s/^$1-RC //p"; }
+echo "info the inner VM's uptime (s) as each client started: $(tr -d '\r' <"$con" | sed -n 's/^VBUS-\([A-Z]*\)-AT /\1 /p' | paste -sd,)"
 
 [ "$(rc VBUS-DI)" = 0 ] && out VBUS-DI | grep -q "state:.*PORT_ACTIVE" ||
 	fail "ibv_devinfo -d r0 in the inner VM: $(out VBUS-DI)"

@@ -105,8 +105,9 @@ vg_vbusd_end() {
 vg_setup() { # PROG INIT
 	command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
 	vmdir=${VBUS_VM_DIR:-$top/build/vm}
-	kernel=$vmdir/kernel/current/vmlinuz
-	[ -f "$kernel" ] || skip "no VM kernel at $kernel (make deps; or set VBUS_VM_DIR)"
+	[ -f "$vmdir/kernel/current/vmlinuz" ] || skip "no VM kernel in $vmdir/kernel/current (make deps; or set VBUS_VM_DIR)"
+	# (its PVH ELF where there is one: tests/vm/boot-image)
+	kernel=$("$top/tests/vm/boot-image" "$vmdir/kernel/current") || fail "boot-image $vmdir/kernel/current"
 	mem=${VBUS_VMGUEST_MEM:-128M}
 	ko=${VBUS_VMGUEST_KO:-$top/build/kernel/vbus_vmguest.ko}
 	[ -f "$ko" ] || skip "no $ko (make kernel, with the VM kernel's headers: VBUS_VM_DIR)"
