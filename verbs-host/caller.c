@@ -79,6 +79,7 @@ void vbd_caller_init(struct vbd_caller *c, pid_t pid)
 	*c = (struct vbd_caller){ .pidfd = -1, .memlock0 = UINT64_MAX };
 	if (pid <= 0)
 		return;
+	c->pid = pid;
 	c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (c->pidfd < 0)
 		return;
@@ -95,18 +96,25 @@ void vbd_caller_fini(struct vbd_caller *c)
 	c->pidfd = -1;
 }
 
-void vbd_caller_privs(const struct vbd_caller *c, pid_t pid, bool *net_raw, bool *ipc_lock,
-		      uint64_t *lim)
+void vbd_caller_caps(const struct vbd_caller *c, bool *net_raw, bool *ipc_lock)
 {
 	uint64_t caps = 0;
 
-	*lim = c->memlock0;
 	if (alive(c->pidfd)) {
-		caps = c->caps0 & cap_eff(pid);
-		*lim = memlock(pid);
+		caps = c->caps0 & cap_eff(c->pid);
 		if (!alive(c->pidfd))	/* it went while we read */
-			caps = 0, *lim = c->memlock0;
+			caps = 0;
 	}
 	*net_raw = caps & (1ULL << CAP_NET_RAW);
 	*ipc_lock = caps & (1ULL << CAP_IPC_LOCK);
+}
+
+uint64_t vbd_caller_memlock(const struct vbd_caller *c)
+{
+	uint64_t lim;
+
+	if (!alive(c->pidfd))
+		return c->memlock0;
+	lim = memlock(c->pid);
+	return alive(c->pidfd) ? lim : c->memlock0;	/* it went while we read */
 }

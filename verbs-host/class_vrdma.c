@@ -420,7 +420,7 @@ static void env_quota(void *priv, const char *quota, uint64_t limit)
 
 /* A VM's process is known only to the VM's kernel: its driver charged the pins to it
  * (docs/vm.md); a privileged Q_Key is refused to it. */
-static void env_caller(void *priv, struct vrdma_caller *c)
+static void env_caller(void *priv, unsigned int what, struct vrdma_caller *c)
 {
 	struct vrdma_inst *in = priv;
 
@@ -428,13 +428,22 @@ static void env_caller(void *priv, struct vrdma_caller *c)
 		*c = (struct vrdma_caller){ .ipc_lock = true, .memlock = UINT64_MAX };
 		return;
 	}
-	vbd_caller_privs(&in->g->caller, in->g->pid, &c->net_raw, &c->ipc_lock, &c->memlock);
+	if (what & VRDMA_ASK_CAPS)
+		vbd_caller_caps(&in->g->caller, &c->net_raw, &c->ipc_lock);
+	if (what & VRDMA_ASK_MEMLOCK)
+		c->memlock = vbd_caller_memlock(&in->g->caller);
 }
 
 static const struct vrdma_env_ops env = { .region = env_region,
 					  .region_put = env_region_put, .kick = env_kick,
 					  .event = env_event, .quota = env_quota,
 					  .caller = env_caller };
+
+/* The attachment's tag in the module: which guest and which open of the device. */
+static uint64_t attach_tag(const struct vrdma_inst *in)
+{
+	return (uint64_t)in->g->id << 32 | in->handle;
+}
 
 /*
  * The kernel backend: the guest's attachment in the module, on the backing device and
@@ -451,7 +460,7 @@ static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		.max_objects = v->pol.max_objects,
 		.guest_id = in->g->id,
 		.max_pinned_bytes = v->pol.max_pinned_bytes,
-		.tag = (uint64_t)in->g->id << 32 | in->handle,
+		.tag = attach_tag(in),
 	};
 	int err;
 
@@ -482,7 +491,7 @@ static int child_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		.gid_index = v->pol.gid_index,
 		.max_pinned_bytes = v->pol.max_pinned_bytes,
 		.guest_id = in->g->id,
-		.tag = (uint64_t)in->g->id << 32 | in->handle,
+		.tag = attach_tag(in),
 	};
 	int err;
 
@@ -595,7 +604,7 @@ static void vrdma_close(void *inst)
 
 	vbd_cm_close(in->cm);	/* before the QPs its IDs name go */
 	if (in->kernel) {
-		uint64_t tag = (uint64_t)in->g->id << 32 | in->handle;
+		uint64_t tag = attach_tag(in);
 		bool linger = in->attach_fd < 0 && in->g->left;
 
 		/* The guest closed the device or the device goes: the attachment ends (the

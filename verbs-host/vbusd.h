@@ -181,14 +181,15 @@ struct vbd_guest_vm {
  * CAP_IPC_LOCK in our user namespace, RLIMIT_MEMLOCK): taken at the connection, asked at a
  * call (its capabilities then ANDed with those it connected with). */
 struct vbd_caller {
+	pid_t pid;			/* as this namespace sees it (0: none) */
 	int pidfd;			/* -1: no process to ask (a VM, an unseen pid) */
 	uint64_t caps0;			/* effective capabilities at the connection */
 	uint64_t memlock0;		/* RLIMIT_MEMLOCK at the connection, bytes */
 };
 void vbd_caller_init(struct vbd_caller *c, pid_t pid);
 void vbd_caller_fini(struct vbd_caller *c);
-void vbd_caller_privs(const struct vbd_caller *c, pid_t pid, bool *net_raw, bool *ipc_lock,
-		      uint64_t *memlock);
+void vbd_caller_caps(const struct vbd_caller *c, bool *net_raw, bool *ipc_lock);
+uint64_t vbd_caller_memlock(const struct vbd_caller *c);
 
 struct vbd_guest {
 	struct vbd_guest *next;

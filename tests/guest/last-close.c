@@ -92,6 +92,20 @@ static int settle(int base)
 	return n;
 }
 
+/* The count stays at want for 0.3 s (scaled), looked at every 100 ms: time for vbusd to see
+ * the gone process's connection close (and, were it to revoke, for the QPs to go). */
+static void stays(int want, const char *what)
+{
+	int n;
+
+	for (int i = 0; i < vt_ms(300) / 100; i++) {
+		usleep(100000);
+		n = count_qps();
+		check(n == want, "%s: %d ms later, %d QPs, expected %d", what, 100 * (i + 1), n,
+		      want);
+	}
+}
+
 /* The SCM_RIGHTS owner: objects, then cmd_fd to the receiver over sock, with one byte:
  * 'r' on the relay backend (cmd_fd holds nothing there), 'h' otherwise. */
 static void sender(const char *dev, int gid_index, int sock)
@@ -148,14 +162,7 @@ static void scm(const char *dev, int gid_index, int base)
 		close(fd);
 		return;
 	}
-	/* Still there for 0.3 s (scaled) after the sender's exit: time for vbusd to see its
-	 * connection close (and, were it to revoke, for the QPs to go). */
-	for (int i = 0; i < vt_ms(300) / 100; i++) {
-		usleep(100000);
-		n = count_qps();
-		check(n == base + NQP, "the sender exited, its cmd_fd is here: %d QPs, expected %d",
-		      n, base + NQP);
-	}
+	stays(base + NQP, "the sender exited, its cmd_fd is here");
 	ok("scm: the sender exited: its %d QPs live on in the descriptor it passed", NQP);
 	close(fd);
 	n = settle(base);
@@ -191,12 +198,7 @@ int main(int argc, char **argv)
 	n = count_qps();
 	check(n == base + NQP, "the owner exited, the holder holds its descriptors: %d QPs, "
 	      "expected %d", n, base + NQP);
-	for (int i = 0; i < vt_ms(300) / 100; i++) {	/* and for 0.3 s (scaled) after */
-		usleep(100000);
-		n = count_qps();
-		check(n == base + NQP, "%d ms later: %d QPs, expected %d", 100 * (i + 1), n,
-		      base + NQP);
-	}
+	stays(base + NQP, "the owner exited, the holder holds its descriptors");
 	ok("fork: the owner exited: its %d QPs live on in the forked holder's descriptors", NQP);
 	close(hold[1]);		/* the holder's last close */
 	w = wait(&st);

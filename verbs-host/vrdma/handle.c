@@ -24,13 +24,14 @@ int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err
 	return err;
 }
 
-/* Without env->caller (the fuzz target's and the unit tests' guests, where no process
- * stands behind the calls) everything is allowed; vbusd always sets it. */
-void vrdma_caller(struct vrdma_guest *g, struct vrdma_caller *out)
+/* WHAT (VRDMA_ASK_*) of the guest's process; the rest, and everything without
+ * env->caller (the fuzz target's and the unit tests' guests, where no process stands
+ * behind the calls), allowed. vbusd always sets it. */
+void vrdma_caller(struct vrdma_guest *g, unsigned int what, struct vrdma_caller *out)
 {
 	*out = (struct vrdma_caller){ .net_raw = true, .ipc_lock = true, .memlock = UINT64_MAX };
 	if (g->env && g->env->caller)
-		g->env->caller(g->env_priv, out);
+		g->env->caller(g->env_priv, what, out);
 }
 
 /* Allocate a handle for p. -EDQUOT past the guest's quota. */

@@ -229,7 +229,7 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if ((mask & IBV_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED)) {
 		struct vrdma_caller c;
 
-		vrdma_caller(g, &c);	/* as uverbs: a privileged Q_Key needs CAP_NET_RAW */
+		vrdma_caller(g, VRDMA_ASK_CAPS, &c);	/* as uverbs: a privileged Q_Key needs CAP_NET_RAW */
 		if (!c.net_raw)
 			return -EPERM;
 	}

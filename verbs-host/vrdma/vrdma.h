@@ -84,6 +84,12 @@ struct vrdma_caller {
 	bool ipc_lock;			/* CAP_IPC_LOCK: pins past memlock */
 	uint64_t memlock;		/* RLIMIT_MEMLOCK, bytes */
 };
+/* What a call asks of its caller (env->caller's `what`): what it does not ask for stays
+ * allowed (capabilities cost a read of /proc, the limit one system call). */
+enum {
+	VRDMA_ASK_CAPS = 1 << 0,	/* net_raw, ipc_lock */
+	VRDMA_ASK_MEMLOCK = 1 << 1,	/* memlock */
+};
 
 struct vrdma_env_ops {
 	/* Look up the guest's region `shm` and keep it mapped (the guest cannot revoke it)
@@ -99,8 +105,9 @@ struct vrdma_env_ops {
 	 * the bus. May be NULL. */
 	void (*quota)(void *priv, const char *quota, uint64_t limit);
 	/* What the guest's process may do, asked where uverbs asks the kernel of a user
-	 * caller (a privileged Q_Key, pins past RLIMIT_MEMLOCK). May be NULL: no limit. */
-	void (*caller)(void *priv, struct vrdma_caller *out);
+	 * caller (a privileged Q_Key, pins past RLIMIT_MEMLOCK): the VRDMA_ASK_* of `what`
+	 * are set in *out, the rest left as they are. May be NULL: no limit. */
+	void (*caller)(void *priv, unsigned int what, struct vrdma_caller *out);
 };
 
 /* Policy for one guest, set from the bus and device attributes. */
@@ -301,7 +308,7 @@ int vrdma_tree_show(const struct vbk_tree_node *t, uint32_t n, bool json, const 
 /* A quota refused the guest: the bus is told (env->quota); returns err. */
 int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err);
 /* handle.c: the guest's privileges (env->caller; everything allowed without one). */
-void vrdma_caller(struct vrdma_guest *g, struct vrdma_caller *out);
+void vrdma_caller(struct vrdma_guest *g, unsigned int what, struct vrdma_caller *out);
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);
 void *vrdma_handle_get(struct vrdma_guest *g, uint32_t h, enum vrdma_obj_type type, int *err);
 void vrdma_handle_free(struct vrdma_guest *g, uint32_t h);
