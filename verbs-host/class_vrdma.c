@@ -425,7 +425,10 @@ static void env_caller(void *priv, unsigned int what, struct vrdma_caller *c)
 	struct vrdma_inst *in = priv;
 
 	if (in->g->vm.ram_fd >= 0) {
-		*c = (struct vrdma_caller){ .ipc_lock = true, .memlock = UINT64_MAX };
+		if (what & VRDMA_ASK_CAPS)
+			c->net_raw = false, c->ipc_lock = true;
+		if (what & VRDMA_ASK_MEMLOCK)
+			c->memlock = UINT64_MAX;
 		return;
 	}
 	if (what & VRDMA_ASK_CAPS)

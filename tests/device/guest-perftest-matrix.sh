@@ -10,8 +10,9 @@
 # in their column, the kernel variant ran them. make test's relay variant then runs guest to
 # guest only (the relay on both sides; guest-perftest runs its mixed paths), printing "soak"
 # in the mixed columns; its kernel variant runs one mixed path a case, guest>nat and
-# nat>guest in turn ("soak" in the other); VBUS_FULL=1 (make soak) runs every path on every
-# backend.
+# nat>guest in turn ("soak" in the other; which case gets which swaps with
+# VBUS_MATRIX_PHASE, by default the day's parity, printed); VBUS_FULL=1 (make soak) runs
+# every path on every backend.
 # perftest 4.5-0.17 has no --use_new_send: the new API (ibv_wr_*) is its default, and
 # --use_old_post_send selects ibv_post_send; both are run. Its WRITE family has no event
 # mode ("Events feature not available on WRITE verb", natively too).
@@ -27,6 +28,10 @@ trap 'rm -rf "$tmp"; vd_stop' EXIT
 fail=0
 rows=()
 ncase=0
+# Which mixed path a case gets in make test's kernel variant: VBUS_MATRIX_PHASE (0 or 1),
+# by default the day of the year's parity, so that each case meets both over the days.
+phase=${VBUS_MATRIX_PHASE:-$(( 10#$(date +%j) % 2 ))}
+case $phase in 0|1) ;; *) echo "FAIL: VBUS_MATRIX_PHASE=$phase: 0 or 1"; exit 1 ;; esac
 
 # one PATH FIELD TOOL ARGS...: prints the figure, or FAIL and the logs. UC and UD do not
 # retransmit: one message lost (natively too, under load) and perftest's receiver waits for
@@ -58,7 +63,7 @@ one() {
 
 # case FIELD TOOL ARGS...: the four paths of one perftest case.
 case_() {
-	local field=$1 tool=$2 row p v
+	local field=$1 tool=$2 row p v skip
 	shift 2
 	# VBUS_MATRIX_CASES=REGEX runs only the matching cases (to chase one by hand).
 	[ -z "${VBUS_MATRIX_CASES:-}" ] || [[ "$tool $*" =~ $VBUS_MATRIX_CASES ]] || return 0
@@ -70,8 +75,8 @@ case_() {
 			[ $p = guest-guest ] || skip=$([ $p = native-native ] && echo ctl || echo soak)
 		elif [ "${VBUS_FULL:-0}" != 1 ]; then	# one mixed path a case, in turn
 			case $p in
-			guest-native) [ $((ncase % 2)) = 1 ] || skip=soak ;;
-			native-guest) [ $((ncase % 2)) = 0 ] || skip=soak ;;
+			guest-native) [ $(((ncase + phase) % 2)) = 1 ] || skip=soak ;;
+			native-guest) [ $(((ncase + phase) % 2)) = 0 ] || skip=soak ;;
 			esac
 		fi
 		if [ -n "$skip" ]; then
@@ -85,6 +90,9 @@ case_() {
 	rows+=("$row")
 }
 
+if vd_controls && [ "${VBUS_FULL:-0}" != 1 ]; then
+	echo "one mixed path a case, in turn: phase $phase (VBUS_MATRIX_PHASE; VBUS_FULL=1 runs both)"
+fi
 printf '%-46s %12s %12s %12s %12s\n' "case (t_typical us, or BW MB/s)" native guest\>nat nat\>guest guest\>guest
 case_ bw_avg_MBps ib_atomic_bw -n 300
 case_ t_typical_us ib_atomic_lat -n 300 --use_old_post_send

@@ -46,6 +46,10 @@ st_setup() {
 		mkdir -p "$k"
 		cp -al "$src/vmlinuz" "$src/version" "$src/modules" "$k/" 2>/dev/null ||
 			cp -a "$src/vmlinuz" "$src/version" "$src/modules" "$k/"
+		# and the PVH image extracted from it, if there is one (tests/vm/boot-image)
+		for f in vmlinux vmlinux.src; do
+			[ -f "$src/$f" ] && { cp -al "$src/$f" "$k/" 2>/dev/null || cp -a "$src/$f" "$k/"; }
+		done
 		ln -sfn "$ver" "$XDG_CACHE_HOME/vbus/kernel/current"
 		# The KVM probe's answer for this host boot, so that no test repeats the 15 s probe.
 		[ ! -f "${src%/kernel/current}/kvm-probe" ] || cp "${src%/kernel/current}/kvm-probe" "$XDG_CACHE_HOME/vbus/"
