@@ -735,8 +735,9 @@ static int vrdma_show(void *inst, char *buf, size_t n)
 		return kernel_show(in, buf, n);
 	pthread_mutex_lock(&vg->lock);
 	r = snprintf(buf, n, "{\"backend\":\"relay\",\"objects\":%u,\"pinned_bytes\":%llu,\"wqes\":%llu,\"cqes\":%llu,"
-		     "\"relay_errors\":%llu}", vg->live, (unsigned long long)vg->pinned,
+		     "\"cqes_lost\":%llu,\"relay_errors\":%llu}", vg->live, (unsigned long long)vg->pinned,
 		     (unsigned long long)vg->n_wqe, (unsigned long long)vg->n_cqe,
+		     (unsigned long long)vg->n_cqe_lost,
 		     (unsigned long long)vg->n_relay_errors);
 	pthread_mutex_unlock(&vg->lock);
 	return r;

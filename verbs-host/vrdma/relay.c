@@ -477,9 +477,31 @@ static void sweep_cqs(struct vrdma_guest *g, struct vrdma_cq *firing)
 	}
 }
 
+/*
+ * The guest holds as many unpolled completions as its CQ has entries (cqe): natively the
+ * next one overruns the CQ, rxe reports IBV_EVENT_CQ_ERR for each completion it loses
+ * and keeps the CQ working. So here: left in the real CQ, they would be lost only once it
+ * filled too, a second CQ's worth later. Each is still retired (its QP's or SRQ's slot).
+ */
+static int overrun(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max)
+{
+	struct ibv_wc wc[BATCH];
+	struct vrdma_cqe lost;
+	int n = ibv_poll_cq(cq->cq, max < BATCH ? (int)max : BATCH, wc);
+
+	for (int k = 0; k < n; k++) {
+		cqe_out(g, &lost, &wc[k], vrdma_qpn_find(g, wc[k].qp_num));
+		g->n_cqe_lost++;
+		if (g->env->event)
+			g->env->event(g->env_priv, IBV_EVENT_CQ_ERR, cq->handle, 0);
+	}
+	return n < 0 ? 0 : n;
+}
+
 static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max, bool sweep)
 {
 	struct vrdma_hq *q = &cq->q;
+	uint32_t cqe = (uint32_t)cq->cq->cqe, used;
 	struct ibv_wc wc[BATCH];
 	int64_t room;
 	int n;
@@ -491,8 +513,13 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max, b
 		break_queue(g, q);
 		return 0;
 	}
-	if (!room)
-		return 0;	/* the guest is not polling: the real CQ fills, as natively */
+	/* The ring may have more entries than the CQ (a power of two, the CQ's size when it
+	 * was larger): what the guest sees is the CQ's. */
+	used = q->entries - (uint32_t)room;
+	if (used >= cqe)
+		return overrun(g, cq, max);
+	if (room > cqe - used)
+		room = cqe - used;
 	if (room > max)
 		room = max;
 	n = ibv_poll_cq(cq->cq, room < BATCH ? (int)room : BATCH, wc);

@@ -174,10 +174,11 @@ int vrdma_guest_res(struct vrdma_guest *g, const char *kind, bool json, char *bu
 
 	buf[0] = 0;
 	pthread_mutex_lock(&g->lock);
-	put(&o, json ? "\"counters\":{\"wqes\":%llu,\"cqes\":%llu,\"kicks\":%llu,"
+	put(&o, json ? "\"counters\":{\"wqes\":%llu,\"cqes\":%llu,\"cqes_lost\":%llu,\"kicks\":%llu,"
 		"\"relay_errors\":%llu,\"pinned_bytes\":%llu},\"objects\":[" :
-		" wqes %llu cqes %llu kicks %llu relay_errors %llu pinned %llu\n",
+		" wqes %llu cqes %llu cqes_lost %llu kicks %llu relay_errors %llu pinned %llu\n",
 		(unsigned long long)g->n_wqe, (unsigned long long)g->n_cqe,
+		(unsigned long long)g->n_cqe_lost,
 		(unsigned long long)__atomic_load_n(&g->n_kicks, __ATOMIC_RELAXED),
 		(unsigned long long)g->n_relay_errors, (unsigned long long)g->pinned);
 	for (uint32_t i = 1; i < g->nobjs; i++) {

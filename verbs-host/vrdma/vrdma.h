@@ -254,6 +254,7 @@ struct vrdma_guest {
 	uint64_t features;		/* VRDMA_F_* granted in HELLO */
 	/* counters, for `vbusctl res show` */
 	uint64_t n_wqe, n_cqe, n_relay_errors;
+	uint64_t n_cqe_lost;		/* completions lost to CQ overrun (relay.c) */
 	uint64_t n_kicks;		/* doorbells read by the relay (atomic) */
 	bool closing;			/* vrdma_guest_close: the regions go with the guest */
 	/* A byte registered in a PD of its own, made at the first refused atomic: its lkey is
