@@ -75,6 +75,13 @@ int vbus_callchan_bus_init(struct vbus_callchan *c, void *mem, uint32_t entries,
 	return chan_init(c, mem, entries, efd_to_bus, efd_to_guest, false);
 }
 
+#define WAKE_MS 200
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
 /*
  * Wait until q has something to pop: spin (unless slow), then sleep on sig.
  * 1 ready, 0 stopped or timed out, -EPIPE broken.
@@ -118,8 +125,12 @@ static int wait_ready(struct vbus_callchan *c, struct vbus_ioq *q, struct vbus_s
 			vbus_signal_disable(sig);
 			return 0;
 		}
-		r = vbus_signal_wait(sig, deadline == UINT64_MAX ? (stop ? 200 : -1) :
-				     (int)((deadline - now) / 1000000u) + 1, c->watch_fd);
+		/* At most WAKE_MS at a time when bounded: the signal's words are shared, and a
+		 * peer that scribbles over them (a hostile guest's own channel) must cost its
+		 * calls a late answer, never a lost one. */
+		r = vbus_signal_wait(sig, deadline == UINT64_MAX ? (stop ? WAKE_MS : -1) :
+				     (int)min_u64((deadline - now) / 1000000u + 1, WAKE_MS),
+				     c->watch_fd);
 		vbus_signal_disable(sig);
 		if (r < 0)
 			return r;

@@ -607,15 +607,22 @@ static void *chan_main(void *arg)
 			vbus_callchan_reply(g->chan, le64toh(req->tag), -EINVAL, NULL, 0);
 			continue;
 		}
-		if (r <= 0) {
-			if (r < 0)
-				gwarn(g, "call channel broken (%s): closing it", strerror(-r));
-			break;
+		if (r == 0)
+			break;	/* stopped: the guest is going */
+		if (r > 0) {
+			r = devcall(g, le32toh(req->handle), le32toh(req->fn), req->payload,
+				    le32toh(req->inlen), out, le32toh(req->outmax), &outlen);
+			r = vbus_callchan_reply(g->chan, le64toh(req->tag), r, out, r ? 0 : outlen);
+			if (!r)
+				continue;
 		}
-		r = devcall(g, le32toh(req->handle), le32toh(req->fn), req->payload,
-			    le32toh(req->inlen), out, le32toh(req->outmax), &outlen);
-		if (vbus_callchan_reply(g->chan, le64toh(req->tag), r, out, r ? 0 : outlen))
-			break;
+		/* Only the guest writes its channel's shared words out of turn: it broke the
+		 * protocol, and its connection ends as with any other protocol error (its
+		 * devices go, the guest gets DEVICE_FATAL). The main loop frees it; g->sock is
+		 * closed only after this thread is joined. */
+		gwarn(g, "call channel broken (%s): closing the connection", strerror(-r));
+		shutdown(g->sock, SHUT_RDWR);
+		break;
 	}
 	free(req);
 	free(out);

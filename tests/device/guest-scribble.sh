@@ -1,6 +1,8 @@
 #!/bin/bash
 # A guest that scribbles (tests/guest/scribble): random values over its own ring indices,
-# work queue entries and completion ring while its traffic runs, beside a guest whose every
+# work queue entries, completion ring and call channel (followed by a call through it:
+# vbusd closes the connection of a guest that broke its channel) while its traffic runs,
+# beside a guest whose every
 # byte is checked (tests/guest/integrity, guest client to native server). vbusd and the
 # module carry on and answer, the integrity guest passes, the scribbler is told through
 # QP_FATAL, CQ_ERR or DEVICE_FATAL and does not hang, and after it exits every real object
@@ -48,6 +50,7 @@ for s in "$seed" $((seed + 1)); do
 	sum=$(grep '^summary:' "$tmp/scribble")
 	echo "info scribbler (seed $s) exit $rc: ${sum:-no summary}"
 	grep '^ok: ' "$tmp/scribble" | sed 's/^ok: /ok   /'
+	grep -m 1 '^call channel:' "$tmp/scribble" | sed 's/^/info /'
 	grep -m 6 '^scribble:\|^event:' "$tmp/scribble" | sed 's/^/  | /'
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		echo "FAIL: the scribbler hung"; tail -5 "$tmp/scribble"; fail=1
@@ -64,6 +67,7 @@ for s in "$seed" $((seed + 1)); do
 		{ echo "FAIL: vbusd is gone or does not answer after the scribbler"; exit 1; }
 done
 echo "ok   vbusd answers after both scribblers"
+echo "info vbusd closed $(grep -c 'call channel broken' "$VD_RUN_DIR/vbusd.log") connection(s) for a broken call channel"
 
 wait "$cpid"; crc=$?
 wait "$spid"; src=$?

@@ -3,9 +3,11 @@
  * guest/scribble: a hostile guest (tests/device/guest-scribble.sh). It runs RC traffic
  * between two QPs of its own and, all the while, writes random values over the memory it
  * shares with the host: its rings' producer, consumer, flag and retired words, its work
- * queue entries (send and receive) and its completion ring. It reaches them through the
- * guest library's own structures (verbs-guest/vbg.h), as a program that knows the layout
- * would.
+ * queue entries (send and receive), its completion ring, and its connection's call
+ * channel (signal words, ring headers and descriptors; each such scribble is followed by a
+ * call through it, ibv_reg_mr and ibv_dereg_mr, which on the relay backend goes over it).
+ * It reaches them through the guest library's own structures (verbs-guest/vbg.h) and
+ * /proc/self/maps, as a program that knows the layout would.
  *
  *   scribble DEV GID_INDEX SECONDS SEED
  *
@@ -26,18 +28,23 @@
 
 #define MSG 1024
 
-enum target { T_SQ_IDX, T_SQ_WQE, T_RQ_IDX, T_RQ_WQE, T_CQ_IDX, T_CQ_SLOT, T_N };
+enum target { T_SQ_IDX, T_SQ_WQE, T_RQ_IDX, T_RQ_WQE, T_CQ_IDX, T_CQ_SLOT, T_CALL, T_N };
 static const char *const names[T_N] = {
 	"send ring index", "send WQE", "receive ring index", "receive WQE",
-	"completion ring index", "completion slot",
+	"completion ring index", "completion slot", "call channel",
 };
+
+/* The connection's call channel (connector/client.c: a memfd named "vbus-call", shared
+ * with vbusd), found as any program of the process could find it. */
+static uint32_t *call_area;
+static size_t call_words;
 
 static uint64_t rnd_state;
 /* Which verb the loop is in: a watchdog names it if the loop stops (the script's
  * timeout would say only that it hung). */
 static volatile sig_atomic_t stage;
 static const char *const stages[] = { "loop", "ibv_post_recv", "ibv_post_send", "ibv_poll_cq",
-				      "async events", "scribbling" };
+				      "async events", "scribbling", "a call (ibv_reg_mr)" };
 
 static void watchdog(int sig)
 {
@@ -74,9 +81,46 @@ static void scribble_slots(uint8_t *slots, uint32_t entries, uint32_t stride)
 		p[rnd() % (stride / 4)] = rnd();
 }
 
+static void find_call_area(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (strstr(line, "/memfd:vbus-call") && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+			call_area = (uint32_t *)lo;
+			call_words = (hi - lo) / 4;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	printf("call channel: %s\n", call_area ? "found" : "none (calls go over the socket)");
+}
+
+/* A word of the channel: its signals' and rings' index words (the first 64 bytes and
+ * each ring's header) half of the time, anywhere in it otherwise. */
+static void scribble_call(void)
+{
+	size_t ring = (sizeof(struct vbus_call_area) +
+		       (size_t)VBUS_IOQ_SIZE(8, VBUS_CALL_DESC) * (rnd() % 2)) / 4;
+	size_t w = (rnd() & 1) ? (rnd() % 2 ? rnd() % 16 : ring + 16 * (rnd() % 3))
+			       : rnd() % call_words;
+	uint32_t v = rnd();
+
+	if (w < call_words)
+		call_area[w] = (rnd() & 1) ? v : v % 8;
+}
+
 static void scribble(struct vbg_qp *qp, struct vbg_cq *cq, enum target t)
 {
 	switch (t) {
+	case T_CALL:
+		if (call_area)
+			scribble_call();
+		break;
 	case T_SQ_IDX: scribble_ring(qp->sq.ring); break;
 	case T_SQ_WQE: scribble_slots(qp->sq.slots, qp->sq.entries, qp->sq.stride); break;
 	case T_RQ_IDX: scribble_ring(qp->rq.ring); break;
@@ -132,6 +176,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	unsigned nev[IBV_EVENT_WQ_FATAL + 2] = { 0 }, nscr = 0, nbad = 0, nposterr = 0;
+	unsigned nbadcall = 0;
 	struct ibv_qp *a, *b;
 	struct ibv_cq *cq;
 	struct ibv_mr *mr;
@@ -161,6 +206,7 @@ int main(int argc, char **argv)
 	b = lb_qp(&l, cq, cq, NULL);
 	lb_connect(&l, a, b->qp_num);
 	lb_connect(&l, b, a->qp_num);
+	find_call_area();
 	printf("ready\n");
 	fflush(stdout);
 	flags_cleared(b, mr, buf + MSG);
@@ -213,6 +259,14 @@ int main(int argc, char **argv)
 				scribble((struct vbg_qp *)b, (struct vbg_cq *)cq, t);
 			ring(l.ctx, (struct vbg_qp *)a);
 			ring(l.ctx, (struct vbg_qp *)b);
+			if (t == T_CALL) {	/* a call through what was scribbled */
+				struct ibv_mr *m;
+
+				stage = 6;
+				m = ibv_reg_mr(l.pd, buf, MSG, IBV_ACCESS_LOCAL_WRITE);
+				if (!m || ibv_dereg_mr(m))
+					nbadcall++;
+			}
 			nscr++;
 			if (nscr <= 20)
 				printf("scribble: %s\n", names[t]);
@@ -220,8 +274,9 @@ int main(int argc, char **argv)
 		stage = 0;
 	}
 	alarm(0);
-	printf("summary: %u scribbles, %u failed completions, %u post errors, events: "
-	       "QP_FATAL %u, CQ_ERR %u, DEVICE_FATAL %u, others %u\n", nscr, nbad, nposterr,
+	printf("summary: %u scribbles, %u failed completions, %u post errors, %u failed calls, "
+	       "events: QP_FATAL %u, CQ_ERR %u, DEVICE_FATAL %u, others %u\n", nscr, nbad,
+	       nposterr, nbadcall,
 	       nev[IBV_EVENT_QP_FATAL], nev[IBV_EVENT_CQ_ERR], nev[IBV_EVENT_DEVICE_FATAL],
 	       nev[IBV_EVENT_QP_REQ_ERR] + nev[IBV_EVENT_QP_ACCESS_ERR] + nev[IBV_EVENT_WQ_FATAL + 1]);
 	fflush(stdout);
