@@ -1,7 +1,8 @@
 #!/bin/bash
 # timeout: 300
 # Build every libFuzzer target in the tree (*/fuzz/fuzz-*.c, extra sources named on a
-# `fuzz-sources:` line, libraries on a `fuzz-libs:` line, default -libverbs) into
+# `fuzz-sources:` line, libraries on a `fuzz-libs:` line, default -libverbs; a
+# `fuzz-rss-mb:` line raises libFuzzer's memory limit from 1024 MB) into
 # build/fuzz/ with clang, and run each for
 # ${VBUS_FUZZ_SECONDS:-5} seconds (make fuzz: 60; two targets at a time), starting from tests/fuzz-corpus/TARGET/ (the seeds and
 # merged inputs). Any crash, leak or sanitizer report fails, and so does one input that runs
@@ -51,11 +52,13 @@ keep_crash() {
 # "#result RAN FOUND FAIL" (targets run two at a time: their outputs are shown in order).
 one() {
 	local src=$1 name=$2 fail=0 ran=0 found=0 extra libs srcs f g corpus work arts kept start
-	local rc took log runs last cov ft corp seeds stats crashes m added
+	local rc took log runs last cov ft corp seeds stats crashes m added rss
 	extra=$(sed -n 's|.*fuzz-sources:\(.*\)\*/.*|\1|p' "$src" | head -n1)
 	# the libraries: -libverbs, unless a `fuzz-libs:` line names others (or none)
 	libs=-libverbs
 	grep -q 'fuzz-libs:' "$src" && libs=$(sed -n 's|.*fuzz-libs:\(.*\)\*/.*|\1|p' "$src" | head -n1)
+	rss=$(sed -n 's|.*fuzz-rss-mb: *\([0-9]*\).*|\1|p' "$src" | head -n1)
+	rss=${rss:-1024}
 	srcs=()
 	# each word is a path under the top; globs allowed (verbs-host/vrdma/[a-z]*.c)
 	for f in $extra; do for g in "$top"/$f; do srcs+=("$g"); done; done
@@ -77,7 +80,7 @@ one() {
 	for f in "$corpus"/crashes/*; do
 		[ -f "$f" ] && [ "${f%.txt}" = "$f" ] && kept+=("$f")
 	done
-	if [ ${#kept[@]} -gt 0 ] && ! "$out/$name" -timeout="$(vt_secs 10)" -rss_limit_mb=1024 \
+	if [ ${#kept[@]} -gt 0 ] && ! "$out/$name" -timeout="$(vt_secs 10)" -rss_limit_mb="$rss" \
 		"${kept[@]}" >"$out/$name.replay.log" 2>&1; then
 		echo "FAIL: $name: a kept crash input still crashes (tests/fuzz-corpus/$name/crashes/):"
 		report "$name" "$out/$name.replay.log" | head -n 40
@@ -86,7 +89,7 @@ one() {
 	fi
 
 	start=$EPOCHSECONDS
-	"$out/$name" -max_total_time="$secs" -timeout="$(vt_secs 10)" -rss_limit_mb=1024 \
+	"$out/$name" -max_total_time="$secs" -timeout="$(vt_secs 10)" -rss_limit_mb="$rss" \
 		-print_final_stats=1 -artifact_prefix="$arts/" "$work" >"$out/$name.log" 2>&1
 	rc=$? took=$((EPOCHSECONDS - start))
 	log=$out/$name.log
@@ -119,7 +122,7 @@ one() {
 		m=$out/$name.merge
 		rm -rf "$m"; mkdir -p "$m" "$corpus"
 		cp "$corpus"/* "$m"/ 2>/dev/null
-		if "$out/$name" -merge=1 -timeout="$(vt_secs 10)" -rss_limit_mb=1024 "$m" "$work" \
+		if "$out/$name" -merge=1 -timeout="$(vt_secs 10)" -rss_limit_mb="$rss" "$m" "$work" \
 			>"$out/$name.merge.log" 2>&1; then
 			added=0
 			for f in "$m"/*; do
