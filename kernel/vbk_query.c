@@ -136,6 +136,7 @@ int vbk_do_query_gid(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	const struct vrdma_query_gid_in *i = in;
 	struct vrdma_query_gid_out *o = out;
 	const struct ib_gid_attr *ga;
+	struct net_device *ndev;
 	int port = guest_port(g, i->port_num, i->reserved, sizeof(i->reserved));
 
 	if (port < 0)
@@ -145,6 +146,11 @@ int vbk_do_query_gid(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 		return PTR_ERR(ga);
 	memcpy(o->gid, ga->gid.raw, sizeof(o->gid));
 	o->gid_type = cpu_to_le32(ga->gid_type);
+	/* As uverbs' QUERY_GID_ENTRY answers a process natively. */
+	rcu_read_lock();
+	ndev = rdma_read_gid_attr_ndev_rcu(ga);
+	o->ndev_ifindex = cpu_to_le32(IS_ERR(ndev) ? 0 : ndev->ifindex);
+	rcu_read_unlock();
 	rdma_put_gid_attr(ga);
 	return 0;
 }

@@ -6,7 +6,8 @@
  * to anyone. A host without QUERY_GID_TABLE gets one QUERY_GID per question, as before.
  * Each answer is libibverbs': ibv_query_gid gives an empty entry as zeroes and success,
  * ibv_query_gid_ex ENODATA for it and EINVAL past the table, ibv_query_gid_table EINVAL
- * when the caller's array cannot hold every valid entry.
+ * when the caller's array cannot hold every valid entry. An entry's ndev_ifindex is asked
+ * of the host the first time a program wants it (QUERY_GID), then kept with the table.
  */
 #include <endian.h>
 #include <errno.h>
@@ -23,6 +24,7 @@ static int load(struct vbg_context *ctx)
 	struct vrdma_query_gid_table_out o;
 	struct vrdma_gid_entry *e = NULL, *t;
 	uint32_t start = 0, n = 0, len = 0;
+	int64_t *nd;
 	int err;
 
 	do {
@@ -54,8 +56,17 @@ static int load(struct vbg_context *ctx)
 		}
 		start = next;
 	} while (start < len);
+	nd = malloc((n + 1) * sizeof(*nd));
+	if (!nd) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	for (uint32_t k = 0; k < n; k++)
+		nd[k] = -1;
 	free(gc->e);
+	free(gc->ndev);
 	gc->e = e;
+	gc->ndev = nd;
 	gc->n = n;
 	gc->tbl_len = len;
 	gc->stale = false;
@@ -84,7 +95,9 @@ int vbg_gid_cache_init(struct vbg_context *ctx)
 void vbg_gid_cache_free(struct vbg_context *ctx)
 {
 	free(ctx->gids.e);
+	free(ctx->gids.ndev);
 	ctx->gids.e = NULL;
+	ctx->gids.ndev = NULL;
 	pthread_mutex_destroy(&ctx->gids.lock);
 }
 
@@ -93,12 +106,38 @@ void vbg_gid_cache_stale(struct vbg_context *ctx)
 	__atomic_store_n(&ctx->gids.stale, true, __ATOMIC_RELEASE);
 }
 
+/* A VM has none of the host's netdevs: its entries' ndev_ifindex is 0, as a kernel with no
+ * netdev for an entry answers. A process guest shares the host's kernel, and gets its
+ * number, as uverbs gives it natively. */
+static uint32_t ndev_seen(uint32_t host_ifindex)
+{
+	return vbus_conn_is_vm(vbg_conn()) ? 0 : host_ifindex;
+}
+
+/* Cached entry k's ndev_ifindex, asked of the host once; under the cache's lock. A host
+ * that predates the field answers 0, as does a failed call. */
+static uint32_t ndev_of(struct vbg_context *ctx, uint32_t k)
+{
+	struct vbg_gid_cache *gc = &ctx->gids;
+
+	if (gc->ndev[k] < 0) {
+		struct vrdma_query_gid_in i = { .port_num = 1, .index = gc->e[k].index };
+		struct vrdma_query_gid_out o;
+
+		gc->ndev[k] = 0;
+		if (!vbg_call(ctx, VRDMA_FN_QUERY_GID, &i, sizeof(i), &o, sizeof(o)))
+			gc->ndev[k] = ndev_seen(le32toh(o.ndev_ifindex));
+	}
+	return (uint32_t)gc->ndev[k];
+}
+
 /*
- * Entry `index` of port `port`: 0 and *out, -ENODATA for an empty entry, -EINVAL for a
- * port or index outside the table (what the kernel answers natively), or the call's error.
+ * Entry `index` of port `port`: 0 and *out (and its ndev_ifindex in *ifx, if asked),
+ * -ENODATA for an empty entry, -EINVAL for a port or index outside the table (what the
+ * kernel answers natively), or the call's error.
  */
 static int lookup(struct ibv_context *c, uint32_t port, uint32_t index,
-		  struct vrdma_gid_entry *out)
+		  struct vrdma_gid_entry *out, uint32_t *ifx)
 {
 	struct vbg_context *ctx = to_vctx(c);
 	struct vbg_gid_cache *gc = &ctx->gids;
@@ -115,6 +154,8 @@ static int lookup(struct ibv_context *c, uint32_t port, uint32_t index,
 			memcpy(out->gid, o.gid, sizeof(out->gid));
 			out->index = htole32(index);
 			out->gid_type = o.gid_type;
+			if (ifx)
+				*ifx = ndev_seen(le32toh(o.ndev_ifindex));
 		}
 		return err;
 	}
@@ -128,6 +169,8 @@ static int lookup(struct ibv_context *c, uint32_t port, uint32_t index,
 	for (uint32_t k = 0; err == -ENODATA && k < gc->n; k++)
 		if (le32toh(gc->e[k].index) == index) {
 			*out = gc->e[k];
+			if (ifx)
+				*ifx = ndev_of(ctx, k);
 			err = 0;
 		}
 	pthread_mutex_unlock(&gc->lock);
@@ -145,7 +188,7 @@ VBG_EXPORT int ibv_query_gid(struct ibv_context *c, uint8_t port, int index, uni
 		errno = EINVAL;
 		return -1;
 	}
-	err = lookup(c, port, (uint32_t)index, &e);
+	err = lookup(c, port, (uint32_t)index, &e, NULL);
 	if (err == -ENODATA) {
 		/* An empty entry: libibverbs answers a zero GID and success here (only the _ex
 		 * form reports ENODATA); UCX walks the table this way and stops at an error. */
@@ -160,32 +203,34 @@ VBG_EXPORT int ibv_query_gid(struct ibv_context *c, uint8_t port, int index, uni
 	return 0;
 }
 
-static void fill_entry(struct ibv_gid_entry *x, const struct vrdma_gid_entry *e, uint32_t port)
+static void fill_entry(struct ibv_gid_entry *x, const struct vrdma_gid_entry *e, uint32_t port,
+		       uint32_t ifx)
 {
 	memcpy(x->gid.raw, e->gid, 16);
 	x->gid_index = le32toh(e->index);
 	x->port_num = port;
 	x->gid_type = le32toh(e->gid_type);
-	x->ndev_ifindex = 0;	/* the guest has no netdev for it */
+	x->ndev_ifindex = ifx;
 }
 
 VBG_EXPORT int _ibv_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index,
 				 struct ibv_gid_entry *x, uint32_t flags, size_t entry_size)
 {
 	struct vrdma_gid_entry e;
+	uint32_t ifx = 0;
 	int err;
 
 	if (!vbg_is_context(c))
 		return vbg_real.query_gid_ex(c, port, index, x, flags, entry_size);
 	if (flags || entry_size < sizeof(*x))
 		return EINVAL;
-	err = lookup(c, port, index, &e);
+	err = lookup(c, port, index, &e, &ifx);
 	if (err) {
 		errno = -err;
 		return -err;
 	}
 	memset(x, 0, entry_size);
-	fill_entry(x, &e, port);
+	fill_entry(x, &e, port, ifx);
 	return 0;
 }
 
@@ -216,7 +261,7 @@ VBG_EXPORT ssize_t _ibv_query_gid_table(struct ibv_context *c, struct ibv_gid_en
 		struct ibv_gid_entry *y = (void *)((char *)x + k * entry_size);
 
 		memset(y, 0, entry_size);
-		fill_entry(y, &gc->e[k], 1);
+		fill_entry(y, &gc->e[k], 1, ndev_of(ctx, k));
 	}
 	n = err ? err : (ssize_t)gc->n;
 	pthread_mutex_unlock(&gc->lock);
@@ -234,7 +279,7 @@ VBG_EXPORT int ibv_query_gid_type(struct ibv_context *c, uint8_t port, unsigned 
 
 	if (!vbg_is_context(c))
 		return vbg_real.query_gid_type(c, port, index, type);
-	err = lookup(c, port, index, &e);
+	err = lookup(c, port, index, &e, NULL);
 	if (err == -ENODATA) {	/* an empty entry: as libibverbs, RoCE v1 and success */
 		*type = VBG_GID_TYPE_SYSFS_IB_ROCE_V1;
 		return 0;

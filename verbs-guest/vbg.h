@@ -160,6 +160,7 @@ struct vbg_gid_cache {
 	uint32_t tbl_len;		/* the port's gid_tbl_len */
 	uint32_t n;			/* valid entries, by index */
 	struct vrdma_gid_entry *e;
+	int64_t *ndev;			/* e[k]'s ndev_ifindex, asked once; -1: not yet */
 };
 
 struct vbg_context {

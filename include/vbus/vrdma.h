@@ -178,7 +178,8 @@ struct vrdma_query_gid_in {
 struct vrdma_query_gid_out {
 	__u8 gid[16];			/* network order, as in union ibv_gid */
 	__le32 gid_type;		/* enum ibv_gid_type */
-	__le32 reserved;
+	__le32 ndev_ifindex;		/* the entry's netdev, as the host's kernel numbers it
+					 * (uverbs' ndev_ifindex); 0: none. Was reserved (0). */
 };
 
 /* QUERY_GID_TABLE: the valid entries of port port_num's GID table from index start on, in

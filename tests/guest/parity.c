@@ -7,7 +7,8 @@
  *   attrs    vendor IDs, capability flags (64-bit and 32-bit agree), completion vectors (a CQ
  *            on the last one works), port counts (phys_port_cnt_ex = phys_port_cnt)
  *   gid      the GID table: ibv_query_gid_table with room for one entry fewer than the
- *            valid ones is EINVAL, with room for all gives each entry as query_gid_ex does
+ *            valid ones is EINVAL, with room for all gives each entry (its netdev's
+ *            ndev_ifindex too) as query_gid_ex does
  *   rereg    ibv_rereg_mr with bad input and with each change: the return and errno
  *   import   ibv_import_device on the context's cmd_fd, ibv_import_pd, ibv_import_mr
  *   contexts many contexts open at once with a PD, CQ and MR each, then closed; again (each
@@ -89,11 +90,14 @@ static void gid(void)
 
 		for (int b = 0; b < 16; b++)
 			sprintf(s + 2 * b, "%02x", e[k].gid.raw[b]);
-		outcome("gid %u port %u type %u %s", e[k].gid_index, e[k].port_num,
-			e[k].gid_type, s);
+		/* ndev_ifindex: the same number natively and in a process guest, which shares
+		 * the host's kernel (a VM guest would see 0). */
+		outcome("gid %u port %u type %u ndev_ifindex %u %s", e[k].gid_index,
+			e[k].port_num, e[k].gid_type, e[k].ndev_ifindex, s);
 		check(!ibv_query_gid_ex(lb.ctx, 1, e[k].gid_index, &one, 0), "query_gid_ex %u",
 		      e[k].gid_index);
-		check(!memcmp(&one.gid, &e[k].gid, 16) && one.gid_type == e[k].gid_type,
+		check(!memcmp(&one.gid, &e[k].gid, 16) && one.gid_type == e[k].gid_type &&
+		      one.ndev_ifindex == e[k].ndev_ifindex,
 		      "query_gid_ex %u differs from the table", e[k].gid_index);
 	}
 	errno = 0;
