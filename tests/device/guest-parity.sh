@@ -8,7 +8,8 @@
 #            past RLIMIT_MEMLOCK ENOMEM (tests/guest/unprivileged.c)
 #   last-close    objects outlive their creator in a forked child's descriptors and go at
 #            the child's exit (tests/guest/last-close.c)
-#   parity   device attributes, the GID table, rereg_mr, import, many contexts
+#   parity   device attributes, the GID table, rereg_mr, import, solicited-only arming,
+#            many contexts
 #            (tests/guest/parity.c): the guest's "outcome:" lines must be the native ones,
 #            and each "limit:" the native one, or the rings' where that is lower, never 0
 # (ibv_srq_pingpong, unmodified, is in guest-pingpong.)
