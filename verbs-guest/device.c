@@ -143,6 +143,21 @@ VBG_EXPORT int vbus_verbs_open_label(const char *label)
 	return 0;
 }
 
+/* A destroying command: on a device that is gone it succeeds (the host has freed the real
+ * object, or will when the attachment is revoked), as rdma-core's destroy commands take
+ * the EIO of a disassociated context for success. */
+static bool destroys(uint32_t fn)
+{
+	switch (fn) {
+	case VRDMA_FN_DEALLOC_PD: case VRDMA_FN_DEREG_MR: case VRDMA_FN_DESTROY_CQ:
+	case VRDMA_FN_DESTROY_QP: case VRDMA_FN_DESTROY_AH: case VRDMA_FN_DESTROY_SRQ:
+	case VRDMA_FN_DEALLOC_MW:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inlen, void *out,
 	       size_t outmax, size_t *n)
 {
@@ -152,19 +167,13 @@ int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inle
 
 	*n = 0;
 	if (__atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE)) {
-		/* As rdma-core on a disassociated device: destroying succeeds (the host has
-		 * freed the real object, or will when the attachment is revoked), anything else
+		/* As rdma-core on a disassociated device: destroying succeeds, anything else
 		 * is EIO, on both backends, whichever of vbusd's exit and the module's revocation
 		 * came first. */
-		switch (fn) {
-		case VRDMA_FN_DEALLOC_PD: case VRDMA_FN_DEREG_MR: case VRDMA_FN_DESTROY_CQ:
-		case VRDMA_FN_DESTROY_QP: case VRDMA_FN_DESTROY_AH: case VRDMA_FN_DESTROY_SRQ:
-		case VRDMA_FN_DEALLOC_MW:
+		if (destroys(fn))
 			return 0;
-		default:
-			errno = EIO;
-			return -EIO;
-		}
+		errno = EIO;
+		return -EIO;
 	}
 	if (ctx->kfd >= 0) {	/* the kernel backend: one system call into the module */
 		struct vbk_call k = {
@@ -185,7 +194,7 @@ int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inle
 	 * context. */
 	if (err < 0 && (__atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE) || err == -ENOTCONN ||
 			err == -ECONNRESET || err == -EPIPE || err == -ENODEV))
-		err = -EIO;
+		err = destroys(fn) ? 0 : -EIO;	/* gone during the call: as gone before it */
 	/* A provider's failed command leaves errno set (the write or ioctl failed) as well as
 	 * returning it; programs print errno after ibv_modify_qp and the like (qperf does). */
 	if (err < 0)

@@ -1,7 +1,8 @@
 #!/bin/bash
-# vbusd dies (SIGKILL) under 16 guests: 15 carry RC traffic, one is blocked in
-# ibv_get_cq_event (tests/guest/vbusd-death). Each must learn of it within 1 s (scaled:
-# VBUS_TIME_SCALE) through IBV_EVENT_DEVICE_FATAL or its blocked call returning, and its
+# vbusd dies (SIGKILL) under 16 guests: 14 carry RC traffic, one is blocked in
+# ibv_get_cq_event, one makes control calls in a loop (ibv_reg_mr, ibv_dereg_mr of 1 MiB)
+# so that vbusd dies during one (tests/guest/vbusd-death). Each must learn of it within 1 s
+# (scaled: VBUS_TIME_SCALE) through IBV_EVENT_DEVICE_FATAL or its call returning, and its
 # next verbs must fail the same way on every guest and both backends (docs/verbs.md). With
 # the guests still alive, every real object is released (rdma res show at its baseline):
 # vbusd's death frees what its guests held. Then vbusd restarts from its configuration
@@ -47,6 +48,7 @@ fail=0
 for i in $(seq 1 "$N"); do
 	mode=traffic
 	[ "$i" = "$N" ] && mode=blocked
+	[ "$i" = $((N - 1)) ] && mode=calls
 	"$VD_BIN/vbus-run" --bus t -- "$prog" $mode vrdma0 "$VBUS_GID_INDEX" >"$out/$i" 2>&1 &
 	pids+=($!)
 done
@@ -54,7 +56,8 @@ for i in $(seq 1 "$N"); do
 	vt_wait_for "$out/$i" ready 60 "${pids[$((i - 1))]}" ||
 		{ echo "FAIL: guest $i did not get ready"; cat "$out/$i"; exit 1; }
 done
-echo "ok   $N guests ready ($((N - 1)) with RC traffic, 1 blocked in ibv_get_cq_event)," \
+echo "ok   $N guests ready ($((N - 2)) with RC traffic, 1 blocked in ibv_get_cq_event," \
+	"1 in a loop of control calls)," \
 	"res $(vd_res_counts) (baseline $base)"
 
 t_kill=$(date +%s%N)
@@ -78,13 +81,17 @@ else
 fi
 want_t='after: post_send EIO, alloc_pd EIO, poll_cq returns at once, empty'
 want_b='after: get_cq_event EIO'
+want_c='after: reg_mr EIO'
 for i in $(seq 1 "$N"); do
 	want=$want_t
 	[ "$i" = "$N" ] && want=$want_b
+	[ "$i" = $((N - 1)) ] && want=$want_c
 	got=$(grep '^after:' "$out/$i")
 	[ "$got" = "$want" ] || { echo "FAIL: guest $i: '$got', wanted '$want'"; fail=1; }
 done
-[ $fail = 0 ] && echo "ok   every guest's next verbs: ${want_t#after: }; the blocked one: ${want_b#after: }"
+[ $fail = 0 ] && echo "ok   every guest's next verbs: ${want_t#after: }; the blocked one:" \
+	"${want_b#after: }; the one in control calls: ${want_c#after: }" \
+	"($(grep -h '^calls:' "$out/$((N - 1))"))"
 grep -h '^completed:' "$out"/* | awk '{s+=$2} END{print "info " NR " guests completed " s " WRITEs before the death"}'
 
 # The guests still hold their descriptors; what they held must be gone all the same.

@@ -7,6 +7,9 @@
  *   vbusd-death blocked DEV GID_INDEX   blocked in ibv_get_cq_event on an armed CQ when vbusd
  *                                       dies: the call must return (EIO), as on a device
  *                                       whose contexts are disassociated
+ *   vbusd-death calls DEV GID_INDEX     control calls in a loop (ibv_reg_mr and ibv_dereg_mr
+ *                                       of 1 MiB, the slow ones) when vbusd dies, so that
+ *                                       it dies during one: the call must return (EIO)
  *   vbusd-death short DEV GID_INDEX     1000 WRITEs, then exit 0 (a restarted vbusd serves)
  *
  * Prints "ready" once traffic flows, "fatal_ns: N" (CLOCK_REALTIME when the guest learnt
@@ -106,7 +109,7 @@ int main(int argc, char **argv)
 	const char *mode;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: vbusd-death traffic|blocked|short DEV GID_INDEX\n");
+		fprintf(stderr, "usage: vbusd-death traffic|blocked|calls|short DEV GID_INDEX\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -135,6 +138,32 @@ int main(int argc, char **argv)
 		printf("fatal_ns: %llu\n", (unsigned long long)realtime_ns());
 		check(r == -1, "ibv_get_cq_event returned %d with vbusd gone", r);
 		printf("after: get_cq_event %s\n", err_name(errno));
+		fflush(stdout);
+		hold();
+		return 0;
+	}
+	if (!strcmp(mode, "calls")) {
+		size_t len = 1 << 20;
+		uint8_t *big = malloc(len);
+		struct ibv_mr *m;
+		unsigned long k;
+
+		check(big, "malloc");
+		memset(big, 1, len);
+		for (k = 0;; k++) {
+			m = ibv_reg_mr(l.pd, big, len, IBV_ACCESS_LOCAL_WRITE);
+			if (!m)
+				break;
+			/* As on a disassociated device, dereg succeeds once the device is gone. */
+			check(!ibv_dereg_mr(m), "dereg_mr: %s", strerror(errno));
+			if (k == 10) {
+				printf("ready\n");
+				fflush(stdout);
+			}
+		}
+		printf("fatal_ns: %llu\n", (unsigned long long)realtime_ns());
+		printf("calls: %lu pairs before the death\n", k);
+		printf("after: reg_mr %s\n", err_name(errno));
 		fflush(stdout);
 		hold();
 		return 0;
