@@ -3,7 +3,7 @@
 # Build every libFuzzer target in the tree (*/fuzz/fuzz-*.c, extra sources named on a
 # `fuzz-sources:` line, libraries on a `fuzz-libs:` line, default -libverbs; a
 # `fuzz-rss-mb:` line raises libFuzzer's memory limit from 1024 MB) into
-# build/fuzz/ with clang, and run each for
+# build/fuzz-test/ (make fuzz: build/fuzz/, VBUS_FUZZ_OUT) with clang, and run each for
 # ${VBUS_FUZZ_SECONDS:-5} seconds (make fuzz: 60; two targets at a time), starting from tests/fuzz-corpus/TARGET/ (the seeds and
 # merged inputs). Any crash, leak or sanitizer report fails, and so does one input that runs
 # past 10 s (times VBUS_TIME_SCALE, tests/lib/time.sh); so does a kept crash input
@@ -21,7 +21,10 @@ top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top/tests/lib/time.sh"
 secs=${VBUS_FUZZ_SECONDS:-5}
 command -v clang >/dev/null || { echo "clang is not installed (make deps)"; exit 77; }
-out=$top/build/fuzz
+# make test's short runs and make fuzz's long ones build and work in directories of their
+# own: a make test run beside a make fuzz once rebuilt the long run's targets, emptied its
+# corpus directory and cut its logs.
+out=${VBUS_FUZZ_OUT:-$top/build/fuzz-test}
 mkdir -p "$out"
 echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' >"$out/probe.c"
 clang -fsanitize=fuzzer "$out/probe.c" -o "$out/probe" 2>/dev/null ||
@@ -40,7 +43,7 @@ keep_crash() {
 	cp "$2" "$dir/$f"
 	{
 		echo "target: $1 ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown), $secs s run)"
-		echo "reproduce: tests/unit/fuzz.sh builds it; build/fuzz/$1 tests/fuzz-corpus/$1/crashes/$f"
+		echo "reproduce: tests/unit/fuzz.sh builds it; ${out#"$top"/}/$1 tests/fuzz-corpus/$1/crashes/$f"
 		echo "input ($(stat -c %s "$2") bytes): $(od -An -tx1 -v "$2" | head -n 8 | tr -s ' \n' ' ')"
 		echo "report:"
 		report "$1" "$3" | head -n 60
