@@ -85,7 +85,7 @@ soak: deps-check all
 SECONDS ?= 60
 fuzz:
 	@VBUS_FUZZ_SECONDS=$(SECONDS) VBUS_FUZZ_MERGE=$(MERGE) VBUS_FUZZ_TARGETS="$(TARGETS)" \
-		VBUS_FUZZ_KEEP=1 VBUS_FUZZ_OUT=$(CURDIR)/build/fuzz bash tests/unit/fuzz.sh
+		VBUS_FUZZ_KEEP=1 VBUS_FUZZ_OUT="$(CURDIR)/build/fuzz" bash tests/unit/fuzz.sh
 
 install: all
 	@scripts/install --prefix "$(PREFIX)" --destdir "$(DESTDIR)"

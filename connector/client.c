@@ -89,6 +89,11 @@ static void mark_dead(struct vbus_conn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	/* Dead for vbusd too: a connection given up on (a call timed out or answered nonsense)
+	 * would otherwise keep its objects and pins in vbusd while the library, taking the
+	 * device for gone, lets its destroys succeed. */
+	if (!c->vm && c->sock >= 0)
+		shutdown(c->sock, SHUT_RDWR);
 	push_event(c, &ev);
 }
 

@@ -193,7 +193,10 @@ int vbg_call_n(struct vbg_context *ctx, uint32_t fn, const void *in, size_t inle
 	 * fails every command with EIO, on both backends, as uverbs does for a disassociated
 	 * context. */
 	if (err < 0 && (__atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE) || err == -ENOTCONN ||
-			err == -ECONNRESET || err == -EPIPE || err == -ENODEV))
+			err == -ECONNRESET || err == -EPIPE || err == -ENODEV ||
+			/* the module's answer for a revoked attachment, before its
+			 * DEVICE_FATAL has reached ctx->dead through the event thread */
+			(ctx->kfd >= 0 && err == -EIO)))
 		err = destroys(fn) ? 0 : -EIO;	/* gone during the call: as gone before it */
 	/* A provider's failed command leaves errno set (the write or ioctl failed) as well as
 	 * returning it; programs print errno after ibv_modify_qp and the like (qperf does). */

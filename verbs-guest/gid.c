@@ -125,7 +125,8 @@ static uint32_t ndev_of(struct vbg_context *ctx, uint32_t k)
 		struct vrdma_query_gid_out o;
 
 		gc->ndev[k] = 0;
-		if (!vbg_call(ctx, VRDMA_FN_QUERY_GID, &i, sizeof(i), &o, sizeof(o)))
+		if (ndev_seen(1) &&	/* not a VM: worth asking */
+		    !vbg_call(ctx, VRDMA_FN_QUERY_GID, &i, sizeof(i), &o, sizeof(o)))
 			gc->ndev[k] = ndev_seen(le32toh(o.ndev_ifindex));
 	}
 	return (uint32_t)gc->ndev[k];

@@ -1,7 +1,9 @@
 #!/bin/bash
 # A guest that scribbles (tests/guest/scribble): random values over its own ring indices,
-# work queue entries, completion ring and call channel (followed by a call through it:
-# vbusd closes the connection of a guest that broke its channel) while its traffic runs,
+# work queue entries and completion ring while its traffic runs, then over its call channel
+# (each followed by a call through it: vbusd closes the connection of a guest that broke
+# its channel), and last, unless that happened already, it breaks the channel on purpose
+# and must get DEVICE_FATAL, then EIO from a call;
 # beside a guest whose every
 # byte is checked (tests/guest/integrity, guest client to native server). vbusd and the
 # module carry on and answer, the integrity guest passes, the scribbler is told through
@@ -51,6 +53,7 @@ for s in "$seed" $((seed + 1)); do
 	echo "info scribbler (seed $s) exit $rc: ${sum:-no summary}"
 	grep '^ok: ' "$tmp/scribble" | sed 's/^ok: /ok   /'
 	grep -m 1 '^call channel:' "$tmp/scribble" | sed 's/^/info /'
+	grep '^info: ' "$tmp/scribble" | sed 's/^info: /info /'
 	grep -m 6 '^scribble:\|^event:' "$tmp/scribble" | sed 's/^/  | /'
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		echo "FAIL: the scribbler hung"; tail -5 "$tmp/scribble"; fail=1

@@ -3,9 +3,11 @@
  * guest/scribble: a hostile guest (tests/device/guest-scribble.sh). It runs RC traffic
  * between two QPs of its own and, all the while, writes random values over the memory it
  * shares with the host: its rings' producer, consumer, flag and retired words, its work
- * queue entries (send and receive), its completion ring, and its connection's call
- * channel (signal words, ring headers and descriptors; each such scribble is followed by a
- * call through it, ibv_reg_mr and ibv_dereg_mr, which on the relay backend goes over it).
+ * queue entries (send and receive) and its completion ring; then, once SECONDS are over,
+ * its connection's call channel (signal words, ring headers and descriptors, at most 32
+ * times, each followed by a call through it: ibv_reg_mr and ibv_dereg_mr, which on the
+ * relay backend go over it), and last, unless the connection has ended already, the
+ * channel broken on purpose: DEVICE_FATAL must come, then EIO from a call.
  * It reaches them through the guest library's own structures (verbs-guest/vbg.h) and
  * /proc/self/maps, as a program that knows the layout would.
  *
@@ -44,7 +46,8 @@ static uint64_t rnd_state;
  * timeout would say only that it hung). */
 static volatile sig_atomic_t stage;
 static const char *const stages[] = { "loop", "ibv_post_recv", "ibv_post_send", "ibv_poll_cq",
-				      "async events", "scribbling", "a call (ibv_reg_mr)" };
+				      "async events", "scribbling", "a call (ibv_reg_mr)",
+				      "the call channel broken on purpose" };
 
 static void watchdog(int sig)
 {
@@ -104,6 +107,7 @@ static void find_call_area(void)
  * each ring's header) half of the time, anywhere in it otherwise. */
 static void scribble_call(void)
 {
+	/* 8 entries: verbs-guest/conn.c opens the channel so. */
 	size_t ring = (sizeof(struct vbus_call_area) +
 		       (size_t)VBUS_IOQ_SIZE(8, VBUS_CALL_DESC) * (rnd() % 2)) / 4;
 	size_t w = (rnd() & 1) ? (rnd() % 2 ? rnd() % 16 : ring + 16 * (rnd() % 3))
@@ -165,6 +169,37 @@ static void flags_cleared(struct ibv_qp *b, struct ibv_mr *mr, uint8_t *rbuf)
 	printf("ok: a receive posted with the ring's flags word cleared was taken\n");
 }
 
+static double now(void);
+
+/* The last, deterministic case: the request ring's producer index set to nonsense. vbusd
+ * looks at the channel at least every 200 ms, breaks it and ends the connection: the guest
+ * gets DEVICE_FATAL within a bounded (scaled) time, on both backends, and its next call
+ * fails with EIO at once. */
+static void channel_broken(struct ibv_context *c, struct ibv_pd *pd, uint8_t *buf)
+{
+	volatile uint32_t *prod = call_area + sizeof(struct vbus_call_area) / 4;
+	struct pollfd p = { .fd = c->async_fd, .events = POLLIN };
+	double t0 = now(), limit = vt_secs(10);
+	bool fatal = false;
+
+	*prod += 0x10000;
+	while (!fatal && now() - t0 < limit) {
+		struct ibv_async_event ev;
+
+		if (poll(&p, 1, 100) != 1 || ibv_get_async_event(c, &ev))
+			continue;
+		fatal = ev.event_type == IBV_EVENT_DEVICE_FATAL;
+		ibv_ack_async_event(&ev);
+	}
+	check(fatal, "no DEVICE_FATAL within %.0f s of breaking the call channel", limit);
+	printf("ok: the call channel broken on purpose: DEVICE_FATAL after %.0f ms",
+	       (now() - t0) * 1e3);
+	errno = 0;
+	check(!ibv_reg_mr(pd, buf, MSG, IBV_ACCESS_LOCAL_WRITE) && errno == EIO,
+	      "ibv_reg_mr after it: %s, not EIO", strerror(errno));
+	printf(", then ibv_reg_mr EIO\n");
+}
+
 static double now(void)
 {
 	struct timespec t;
@@ -176,7 +211,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	unsigned nev[IBV_EVENT_WQ_FATAL + 2] = { 0 }, nscr = 0, nbad = 0, nposterr = 0;
-	unsigned nbadcall = 0;
+	unsigned nbadcall = 0, ncall = 0;
 	struct ibv_qp *a, *b;
 	struct ibv_cq *cq;
 	struct ibv_mr *mr;
@@ -213,7 +248,8 @@ int main(int argc, char **argv)
 
 	end = now() + vt_secs(atof(argv[3]));
 	signal(SIGALRM, watchdog);
-	alarm((unsigned)vt_secs(atof(argv[3])) + 20);
+	/* Beyond a call's own 30 s limit (connector/client.c), and the last case's 10 s. */
+	alarm((unsigned)vt_secs(atof(argv[3])) + (unsigned)vt_secs(10) + 40);
 	for (unsigned long it = 0; now() < end && !fatal; it++) {
 		struct ibv_sge sge = { .addr = (uintptr_t)buf, .length = MSG, .lkey = mr->lkey };
 		struct ibv_sge rsge = { .addr = (uintptr_t)buf + MSG, .length = MSG, .lkey = mr->lkey };
@@ -252,27 +288,50 @@ int main(int argc, char **argv)
 		}
 		stage = 5;
 		if (it % 64 == 63) {
-			enum target t = (enum target)(rnd() % T_N);
+			/* The rings only: a spoiled call channel ends the connection. */
+			enum target t = (enum target)(rnd() % T_CALL);
 
 			scribble((struct vbg_qp *)a, (struct vbg_cq *)cq, t);
 			if (rnd() & 1)
 				scribble((struct vbg_qp *)b, (struct vbg_cq *)cq, t);
 			ring(l.ctx, (struct vbg_qp *)a);
 			ring(l.ctx, (struct vbg_qp *)b);
-			if (t == T_CALL) {	/* a call through what was scribbled */
-				struct ibv_mr *m;
-
-				stage = 6;
-				m = ibv_reg_mr(l.pd, buf, MSG, IBV_ACCESS_LOCAL_WRITE);
-				if (!m || ibv_dereg_mr(m))
-					nbadcall++;
-			}
 			nscr++;
 			if (nscr <= 20)
 				printf("scribble: %s\n", names[t]);
 		}
 		stage = 0;
 	}
+	/* Then the call channel, which the rings' loop left alone: random words of it, each
+	 * followed by a call through it, until the connection ends or 32 were made. */
+	for (unsigned i = 0; i < 32 && call_area && !fatal; i++) {
+		struct pollfd p = { .fd = l.ctx->async_fd, .events = POLLIN };
+		struct ibv_async_event ev;
+		struct ibv_mr *m;
+
+		stage = 5;
+		scribble(NULL, NULL, T_CALL);
+		nscr++;
+		ncall++;
+		stage = 6;
+		m = ibv_reg_mr(l.pd, buf, MSG, IBV_ACCESS_LOCAL_WRITE);
+		if (!m || ibv_dereg_mr(m))
+			nbadcall++;
+		stage = 4;
+		while (poll(&p, 1, 0) == 1 && !ibv_get_async_event(l.ctx, &ev)) {
+			nev[ev.event_type <= IBV_EVENT_WQ_FATAL ? ev.event_type : IBV_EVENT_WQ_FATAL + 1]++;
+			fatal |= ev.event_type == IBV_EVENT_DEVICE_FATAL;
+			ibv_ack_async_event(&ev);
+		}
+	}
+	printf("info: call channel: %u scribbles, each with a call: %u failed%s\n", ncall,
+	       nbadcall, fatal ? "; the connection ended (DEVICE_FATAL)" : "");
+	stage = 7;
+	if (!fatal && call_area)
+		channel_broken(l.ctx, l.pd, buf);
+	else
+		printf("info: the last case not run: %s\n",
+		       fatal ? "the connection had ended already (DEVICE_FATAL)" : "no call channel");
 	alarm(0);
 	printf("summary: %u scribbles, %u failed completions, %u post errors, %u failed calls, "
 	       "events: QP_FATAL %u, CQ_ERR %u, DEVICE_FATAL %u, others %u\n", nscr, nbad,

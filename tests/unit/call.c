@@ -126,7 +126,7 @@ int main(void)
 	size_t sz = VBUS_CALL_SIZE(4);
 	int memfd = memfd_create("call-test", MFD_CLOEXEC), tb, tg, st;
 	void *mem;
-	pid_t bus;
+	pid_t bus, parent;
 	pthread_t t[8];
 	long bad = 0;
 
@@ -136,6 +136,7 @@ int main(void)
 	tg = eventfd(0, EFD_CLOEXEC);
 	check(mem != MAP_FAILED && tb >= 0 && tg >= 0, "setup");
 	check(!vbus_callchan_guest_init(&gc, mem, 4, tb, tg), "guest init");
+	parent = getpid();
 	bus = fork();
 	if (bus == 0) {
 		void *m2 = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
@@ -143,7 +144,7 @@ int main(void)
 		/* A failing check exits the guest side: the bus side must not outlive it
 		 * (it holds the test's stdout). */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() == 1)
+		if (getppid() != parent)
 			_exit(4);
 
 		bus_side(m2, tb, tg);
@@ -191,7 +192,7 @@ int main(void)
 	for (int i = 0; i < 2; i++) {
 		uint32_t ms = 300;
 		size_t n;
-		uint64_t s0 = gc.sleeps;
+		uint64_t s0 = gc.sleeps, k0 = le64toh(gc.to_guest.shm->count);
 
 		if (!i) {
 			struct pollfd p = { .fd = gc.to_guest.efd, .events = POLLIN };
@@ -214,6 +215,11 @@ int main(void)
 		/* A lost wake-up shows as an answer found only at the call's 20 s deadline. */
 		check(dt < 10, "a 300 ms call with the pending word %s took %.1f s: a lost wake-up",
 		      i ? "healed" : "scribbled", dt);
+		/* Healed: the wake cleared it, and the next answer came with a kick again. */
+		check(!__atomic_load_n(&gc.to_guest.shm->pending, __ATOMIC_SEQ_CST) || i,
+		      "the pending word is still set after the call");
+		check(!i || le64toh(gc.to_guest.shm->count) > k0,
+		      "the call after the healing was answered without a kick");
 	}
 	printf("ok   a scribbled pending word: the call answered all the same, the next one too\n");
 

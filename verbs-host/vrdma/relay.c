@@ -479,9 +479,14 @@ static void sweep_cqs(struct vrdma_guest *g, struct vrdma_cq *firing)
 
 /*
  * The guest holds as many unpolled completions as its CQ has entries (cqe): natively the
- * next one overruns the CQ, rxe reports IBV_EVENT_CQ_ERR for each completion it loses
- * and keeps the CQ working. So here: left in the real CQ, they would be lost only once it
- * filled too, a second CQ's worth later. Each is still retired (its QP's or SRQ's slot).
+ * next one overruns the CQ. So here: left in the real CQ, they would be lost only once it
+ * filled too, a second CQ's worth later. As rxe does, the completion is lost, the CQ goes
+ * on working, and a receive's QP goes to the error state (rxe's responder does that on a
+ * receive CQ overflow; a send's QP stays as it is), with no QP event. IBV_EVENT_CQ_ERR:
+ * rxe raises one per lost completion; here one per overrun, until the ring has room again
+ * (a guest that neither polls nor reads its events must not have the relay, which serves
+ * every guest, send it one event per completion). Each is still retired (its QP's or SRQ's
+ * slot).
  */
 static int overrun(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max)
 {
@@ -490,11 +495,21 @@ static int overrun(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max)
 	int n = ibv_poll_cq(cq->cq, max < BATCH ? (int)max : BATCH, wc);
 
 	for (int k = 0; k < n; k++) {
-		cqe_out(g, &lost, &wc[k], vrdma_qpn_find(g, wc[k].qp_num));
+		struct vrdma_qp *qp = vrdma_qpn_find(g, wc[k].qp_num);
+
+		cqe_out(g, &lost, &wc[k], qp);
 		g->n_cqe_lost++;
-		if (g->env->event)
-			g->env->event(g->env_priv, IBV_EVENT_CQ_ERR, cq->handle, 0);
+		if (qp && (wc[k].wr_id & VRDMA_WRID_RECV) && wc[k].status == IBV_WC_SUCCESS) {
+			struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+
+			if (ibv_modify_qp(qp->qp, &a, IBV_QP_STATE))
+				g->n_relay_errors++;
+		}
 	}
+	if (n > 0 && !cq->overrun && g->env->event)
+		g->env->event(g->env_priv, IBV_EVENT_CQ_ERR, cq->handle, 0);
+	if (n > 0)
+		cq->overrun = true;
 	return n < 0 ? 0 : n;
 }
 
@@ -518,6 +533,7 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max, b
 	used = q->entries - (uint32_t)room;
 	if (used >= cqe)
 		return overrun(g, cq, max);
+	cq->overrun = false;
 	if (room > cqe - used)
 		room = cqe - used;
 	if (room > max)

@@ -198,6 +198,7 @@ struct vrdma_cq {
 	struct vrdma_hq q;		/* completion ring: the host produces */
 	uint32_t channel;		/* guest signal to kick on events, 0: none */
 	uint32_t handle;
+	bool overrun;			/* CQ_ERR sent; cleared once the ring has room again */
 };
 
 /* A shared receive queue. The relay posts its WQEs to the real SRQ with wr_id =
