@@ -3,7 +3,9 @@
 # nobody polls, 20 one at a time and 20 at once, natively on rxe0 and as a guest on vrdma0,
 # with the same outcome: the context reports IBV_EVENT_CQ_ERR naming that CQ, the CQ keeps
 # as many completions as natively (its cqe, 7 on rxe) and loses the rest, the QP stays RTS
-# and a later write completes. vbusd survives.
+# and a later write completes. Then the receive side: 16 SENDs, one at a time, into a
+# receive CQ of 4: CQ_ERR, 7 kept, the receiving QP in ERR (rxe's responder does that; the
+# relay must too: it fails if the relay leaves it RTS). vbusd survives.
 # timeout: 120
 . "${VBUS_TOP:?}/bench/lib/perftest.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
