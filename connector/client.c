@@ -690,6 +690,45 @@ int vbus_devfd(struct vbus_conn *c, uint32_t handle, int *fd)
 	return err;
 }
 
+int vbus_child(struct vbus_conn *c, uint32_t handle, uint32_t max_objects,
+	       uint64_t max_pinned_bytes, int *fd, char bus[VBUS_NAME_MAX])
+{
+	struct vbus_child_out o;
+	struct vbus_child_in in = { .max_objects = htole32(max_objects),
+				    .max_pinned_bytes = htole64(max_pinned_bytes) };
+	int err;
+
+	if (!(le64toh(c->hello.features) & VBUS_F_CHILD))
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&c->lock);
+	err = request_fd(c, VBUS_OP_CHILD, handle, 0, &in, sizeof(in), NULL, 0, fd);
+	if (!err && c->rx.len == sizeof(o))
+		memcpy(&o, c->rx.payload, sizeof(o));
+	if (!err && (c->rx.len != sizeof(o) || vbus_name_get(bus, o.bus, sizeof(o.bus)))) {
+		close(*fd);
+		err = -EPROTO;	/* no bus named where it must be */
+	}
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int vbus_connect_fd(int fd, const char *bus, struct vbus_conn **out)
+{
+	struct vbus_conn *c;
+
+	if (!bus || strlen(bus) >= VBUS_NAME_MAX) {
+		close(fd);
+		return -EINVAL;
+	}
+	c = conn_new(bus);
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->sock = fd;
+	return conn_hello(c, out);
+}
+
 int vbus_event_fd(const struct vbus_conn *c)
 {
 	return c->vm ? c->vm_evfd : c->sock;

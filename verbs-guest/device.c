@@ -127,7 +127,28 @@ VBG_EXPORT int vbus_verbs_query_limits(struct ibv_context *c, struct vbus_verbs_
 	out->abi_version = le32toh(ctx->hello.abi_version);
 	out->kernel = ctx->kfd >= 0;
 	out->dead = __atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE);
+	out->child = ctx->kfd < 0 && vbg_conn() &&
+		     (le64toh(vbus_hello_info(vbg_conn())->features) & VBUS_F_CHILD);
 	return 0;
+}
+
+/* A middle vbusd's passthrough on a relay-backend device: a child connection of our
+ * attachment, for one guest of its own (docs/nesting.md). */
+VBG_EXPORT int vbus_verbs_child(struct ibv_context *c, uint32_t max_objects,
+				uint64_t max_pinned_bytes, int *fd, char *bus, size_t busn)
+{
+	struct vbus_conn *conn = vbg_conn();
+	char b[VBUS_NAME_MAX];
+	int err;
+
+	if (!c || !vbg_is_context(c) || !conn)
+		return -ENODEV;
+	err = vbus_child(conn, to_vctx(c)->handle, max_objects, max_pinned_bytes, fd, b);
+	if (!err && (size_t)snprintf(bus, busn, "%s", b) >= busn) {
+		close(*fd);
+		err = -ENAMETOOLONG;
+	}
+	return err;
 }
 
 /* The label this thread's next DEVOPENs carry (a middle vbusd sets it around an open). */

@@ -16,7 +16,9 @@
  * vbusd below runs it on the kernel backend, gives each guest a child of our own
  * attachment in the module (VBK_IOC_CHILD), handed over with DEVFD as a kernel-backend
  * attachment is: the nested guest then talks to the module directly, and this vbusd is on
- * no path of its verbs.
+ * no path of its verbs; when the vbusd below runs it on the relay backend, a child
+ * connection of our attachment there (VBUS_OP_CHILD, class_vrdma_fwd.c), whose relay then
+ * serves the nested guest's own rings: this vbusd forwards its control calls only.
  */
 #include <dlfcn.h>
 #include <endian.h>
@@ -30,6 +32,7 @@
 #include "vrdma/vrdma.h"
 #include "vbusd.h"
 #include "class_vrdma_cm.h"
+#include "class_vrdma_fwd.h"
 
 struct vrdma_dev {
 	struct ibv_device **list;
@@ -45,6 +48,8 @@ struct vrdma_dev {
 	/* mode=passthrough: our own attachment's descriptor (nest_ctx's, held by the guest
 	 * library), whose children our guests get; -1 otherwise */
 	int pt_fd;
+	/* mode=passthrough over a relay-backend parent: child connections (class_vrdma_fwd.c) */
+	bool fwd;
 	/* The backing device's /dev node, when it had one at `dev add` (`gone` watches it;
 	 * empty: only its sysfs link is watched) */
 	char node[sizeof("/dev/infiniband/") + IBV_SYSFS_NAME_MAX];
@@ -59,6 +64,8 @@ struct vrdma_inst {
 	/* relay */
 	struct vrdma_guest *vg;
 	bool relayed;
+	/* passthrough over a relay-backend parent */
+	struct vbd_fwd *fwd;
 	/* kernel: vbusd's copy of the attachment until DEVFD hands it to the guest, then -1 */
 	int attach_fd;
 	int owner_fd;			/* what it was made through: -1 admin, else pt_fd */
@@ -165,12 +172,12 @@ static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *
 {
 	const char *backing = vbd_dev_attr(d, "backing"), *b = vbd_dev_attr(d, "backend");
 
-	if (pt && !lim->kernel) {
+	if (pt && !lim->kernel && !lim->child) {
 		snprintf(err, errn, "mode=passthrough: the vbusd below runs %s on the relay "
-			 "backend; passthrough is built for its kernel backend only", backing);
+			 "backend and makes no child connections (an older vbusd)", backing);
 		return -EOPNOTSUPP;
 	}
-	if (pt && b && !strcmp(b, "relay")) {
+	if (pt && lim->kernel && b && !strcmp(b, "relay")) {
 		snprintf(err, errn, "mode=passthrough: backend=relay contradicts it (the module "
 			 "below runs the device)");
 		return -EINVAL;
@@ -293,9 +300,10 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 			goto err_free;
 		/* relay mode: the relay backend; passthrough: children in the module below,
 		 * through the descriptor the guest library holds for our own attachment. */
-		kernel = pt;
-		if (pt)
+		kernel = pt && lim.kernel;
+		if (kernel)
 			v->pt_fd = v->nest_ctx->cmd_fd;
+		v->fwd = pt && !lim.kernel;
 		if (vbd_dev_set_attr(d, "mode", pt ? "passthrough" : "relay")) {
 			snprintf(err, errn, "too many attributes to record mode=");
 			r = -E2BIG;
@@ -542,12 +550,12 @@ static void nest_label(const struct vrdma_dev *v, const struct vrdma_inst *in, b
 	set(label);
 }
 
-static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in)
+static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in, const struct vrdma_policy *pol)
 {
 	int err;
 
 	nest_label(v, in, true);
-	err = vrdma_guest_open(&in->vg, v->ibdev, &v->pol, &env, in);
+	err = vrdma_guest_open(&in->vg, v->ibdev, pol, &env, in);
 	nest_label(v, in, false);
 	if (err)
 		return err;
@@ -574,10 +582,32 @@ static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in)
 	return err;
 }
 
+/* A child connection's function (VBUS_OP_CHILD): its limits and its parent's charges. */
+struct child_token {
+	struct vrdma_charge *charge;
+	uint32_t max_objects;
+	uint64_t max_pinned;
+};
+
+/* Passthrough over a relay-backend parent: a child connection below for this guest. */
+static int fwd_open(struct vrdma_dev *v, struct vrdma_inst *in)
+{
+	char label[VBUS_LABEL_MAX];
+
+	if (in->g->vm.ram_fd >= 0)
+		return -EOPNOTSUPP;	/* a VM's regions have no memfd to hand down */
+	if (vbd_label_compose(label, in->g->id, (int)in->g->pid,
+			      vbd_handle_label(in->g, in->handle)))
+		vbd_dbg("vrdma: guest %u: its own label is too deep to pass on whole", in->g->id);
+	return vbd_fwd_open(&in->fwd, v->nest_ctx, ibv_get_device_name(v->ibdev), in->g,
+			    in->handle, v->pol.max_objects, v->pol.max_pinned_bytes, label);
+}
+
 static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **out)
 {
 	struct vrdma_dev *v = d->priv;
 	struct vrdma_inst *in = calloc(1, sizeof(*in));
+	struct vrdma_policy pol = v->pol;
 	int err;
 
 	if (!in)
@@ -591,8 +621,20 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	in->dev = v;
 	in->attach_fd = -1;
 	in->owner_fd = -1;
-	err = !in->kernel ? relay_open(v, in) : v->pt_fd >= 0 ? child_open(d, in) :
-	      kernel_open(d, in);
+	if (g->child.cls == &vbd_class_vrdma) {
+		/* a child connection: its limits, charged to its parent's attachment too */
+		const struct child_token *t = g->child.token;
+
+		pol.max_objects = t->max_objects;
+		pol.max_pinned_bytes = t->max_pinned;
+		pol.parent = t->charge;
+		if (in->kernel || v->fwd) {
+			free(in);
+			return -EPERM;	/* the device was replaced by one that makes no children */
+		}
+	}
+	err = v->fwd ? fwd_open(v, in) : !in->kernel ? relay_open(v, in, &pol) :
+	      v->pt_fd >= 0 ? child_open(d, in) : kernel_open(d, in);
 	if (err) {
 		free(in);
 		return err;
@@ -606,6 +648,11 @@ static void vrdma_close(void *inst)
 	struct vrdma_inst *in = inst;
 
 	vbd_cm_close(in->cm);	/* before the QPs its IDs name go */
+	if (in->fwd) {
+		vbd_fwd_close(in->fwd);
+		free(in);
+		return;
+	}
 	if (in->kernel) {
 		uint64_t tag = attach_tag(in);
 		bool linger = in->attach_fd < 0 && in->g->left;
@@ -643,7 +690,7 @@ static int vrdma_call(void *inst, uint32_t fn, const void *inp, size_t inlen, vo
 	int err;
 
 	if (vbd_cm_is_fn(fn)) {		/* rdma_cm: vbusd's, on both backends */
-		if (in->owner_fd >= 0)
+		if (in->owner_fd >= 0 || in->fwd)
 			return -EOPNOTSUPP;	/* not in passthrough mode yet */
 		if (!in->cm) {
 			err = vbd_cm_open(&in->cm, in->g, &in->dev->cm_pol, in->vg);
@@ -654,6 +701,8 @@ static int vrdma_call(void *inst, uint32_t fn, const void *inp, size_t inlen, vo
 	}
 	if (in->kernel)
 		return -EOPNOTSUPP;	/* its functions are ioctls on the DEVFD descriptor */
+	if (in->fwd)
+		return vbd_fwd_call(in->fwd, fn, inp, inlen, out, outmax, outlen);
 	err = vrdma_dispatch(in->vg, fn, inp, inlen, out, outmax, outlen);
 
 	/* HELLO names the doorbell the guest will kick: from now on the relay serves it. */
@@ -686,6 +735,55 @@ static int vrdma_devfd(void *inst, int *fd)
 	*fd = in->attach_fd;
 	in->attach_fd = -1;
 	return 0;
+}
+
+/*
+ * CHILD: a child function of the guest's relay attachment for a connection of its own
+ * (docs/nesting.md): no wider than this one, charged to it as well. Through a passthrough
+ * instance, the level below makes it of our child connection there.
+ */
+static int vrdma_child(void *inst, const struct vbus_child_in *ci, int *fd,
+		       char bus[VBUS_NAME_MAX], void **token)
+{
+	struct vrdma_inst *in = inst;
+	uint32_t mo = le32toh(ci->max_objects);
+	uint64_t mp = le64toh(ci->max_pinned_bytes);
+	struct child_token *t;
+
+	if (in->fwd)
+		return vbd_fwd_child(in->fwd, ci, fd, bus);
+	if (in->kernel)
+		return -EOPNOTSUPP;	/* the module's: VBK_IOC_CHILD on the guest's descriptor */
+	if (!mo)
+		return -EINVAL;
+	if (mo > in->vg->pol.max_objects || mp > in->vg->pol.max_pinned_bytes) {
+		vbd_warn("guest %u: a child wider than its attachment refused (max-objects %u of "
+			 "%u, max-pinned %llu of %llu)", in->g->id, mo, in->vg->pol.max_objects,
+			 (unsigned long long)mp, (unsigned long long)in->vg->pol.max_pinned_bytes);
+		return -EPERM;
+	}
+	t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	*t = (struct child_token){ .charge = vrdma_charge_get(in->vg->charge),
+				   .max_objects = mo, .max_pinned = mp };
+	*token = t;
+	return 0;
+}
+
+static void vrdma_child_put(void *token)
+{
+	struct child_token *t = token;
+
+	vrdma_charge_put(t->charge);
+	free(t);
+}
+
+static int vrdma_release(void *inst, int type, uint32_t id)
+{
+	struct vrdma_inst *in = inst;
+
+	return in->fwd ? vbd_fwd_release(in->fwd, type, id) : -ENOENT;
 }
 
 static int kernel_show(const struct vrdma_inst *in, char *buf, size_t n)
@@ -733,6 +831,8 @@ static int vrdma_show(void *inst, char *buf, size_t n)
 
 	if (in->kernel)
 		return kernel_show(in, buf, n);
+	if (in->fwd)
+		return vbd_fwd_show(in->fwd, buf, n);
 	pthread_mutex_lock(&vg->lock);
 	r = snprintf(buf, n, "{\"backend\":\"relay\",\"objects\":%u,\"pinned_bytes\":%llu,\"wqes\":%llu,\"cqes\":%llu,"
 		     "\"cqes_lost\":%llu,\"relay_errors\":%llu}", vg->live, (unsigned long long)vg->pinned,
@@ -832,6 +932,8 @@ static int vrdma_res(void *inst, const char *kind, bool json, char *buf, size_t 
 	}
 	if (in->kernel)
 		return kernel_res(in, kind, json, buf, n);
+	if (in->fwd)
+		return vbd_fwd_res(in->fwd, json, buf, n);
 	r = snprintf(buf, n, json ? "\"backend\":\"relay\"," : " backend relay");
 	if (r < 0 || (size_t)r >= n)
 		return -ENOSPC;
@@ -866,5 +968,8 @@ const struct vbd_class vbd_class_vrdma = {
 	.quota_hits = vrdma_quota_hits,
 	.res = vrdma_res,
 	.tree = vrdma_tree,
+	.child = vrdma_child,
+	.child_put = vrdma_child_put,
+	.release = vrdma_release,
 	.gone = vrdma_gone,
 };

@@ -162,13 +162,17 @@ static void guest_show(struct strbuf *o, bool json)
 		if (json) {
 			strbuf_put(o, "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"bus\":\"%s\",\"handles\":%u,"
 			    "\"regions\":%u,\"signals\":%u,\"shm_bytes\":%llu,\"calls\":%llu,"
-			    "\"errors\":%llu,\"quota_hits\":%llu,\"quota_hit\":\"%s\",\"devices\":[",
+			    "\"errors\":%llu,\"quota_hits\":%llu,\"quota_hit\":\"%s\",",
 			    first ? "" : ",", g->id, (int)g->pid,
 			    (unsigned)g->uid, g->bus->name, g->n_handles, regions, signals,
 			    (unsigned long long)g->shm_bytes,
 			    (unsigned long long)__atomic_load_n(&g->n_calls, __ATOMIC_RELAXED),
 			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED),
 			    quota_hits, quota_hit);
+			if (g->child.cls)	/* a child connection (VBUS_OP_CHILD) */
+				strbuf_put(o, "\"child_of\":{\"guest\":%u,\"handle\":%u},",
+					   g->child.parent_id, g->child.parent_handle);
+			strbuf_put(o, "\"devices\":[");
 			bool f2 = true;
 			for (uint32_t i = 1; i < g->slots_end; i++) {
 				struct vbd_slot *s = vbd_slot(g, i);
@@ -198,6 +202,9 @@ static void guest_show(struct strbuf *o, bool json)
 			    (unsigned long long)__atomic_load_n(&g->n_errors, __ATOMIC_RELAXED));
 			if (quota_hits)
 				strbuf_put(o, " quota-hits %llu last %s", quota_hits, quota_hit);
+			if (g->child.cls)
+				strbuf_put(o, " child-of guest %u handle %#x", g->child.parent_id,
+					   g->child.parent_handle);
 			strbuf_put(o, "\n");
 			/* a middle level of nesting: its handles, each for a guest of its own
 			 * (relay mode), or the child functions made of it (passthrough) */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -188,6 +189,33 @@ int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *
 	return 0;
 }
 
+void vbd_slot_end_kids(struct vbd_slot *s)
+{
+	for (uint32_t i = 0; i < s->nkids; i++) {
+		shutdown(s->kids[i], SHUT_RDWR);	/* the child's thread and its holder see EOF */
+		close(s->kids[i]);
+	}
+	free(s->kids);
+	s->kids = NULL;
+	s->nkids = 0;
+}
+
+/* Forget the child connections of s that have ended (their holder closed them). */
+static void kids_prune(struct vbd_slot *s)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < s->nkids; i++) {
+		struct pollfd p = { .fd = s->kids[i], .events = POLLRDHUP };
+
+		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)))
+			close(s->kids[i]);
+		else
+			s->kids[k++] = s->kids[i];
+	}
+	s->nkids = k;
+}
+
 static void slot_free(struct vbd_guest *g, uint32_t id)
 {
 	struct vbd_slot *s = vbd_slot(g, id);
@@ -195,6 +223,7 @@ static void slot_free(struct vbd_guest *g, uint32_t id)
 	pthread_mutex_lock(&g->slots_lock);
 	switch (s->type) {
 	case VBD_HANDLE:
+		vbd_slot_end_kids(s);
 		if (s->dev) {
 			s->dev->cls->close(s->inst);
 			__atomic_fetch_sub(&s->dev->n_open, 1, __ATOMIC_RELAXED);
@@ -325,7 +354,10 @@ static int do_devopen(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus
 				err = 0;
 		break;
 	}
-	/* A device of another bus answers exactly like one that does not exist. */
+	/* A device of another bus answers exactly like one that does not exist; on a child
+	 * connection, so does any device but its parent's. */
+	if (!err && g->child.cls && strcmp(g->child.dev, name))
+		err = -ENOENT;
 	if (err)
 		goto out;
 	err = -ENODEV;
@@ -539,6 +571,15 @@ static int do_revoke(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
 
 	if (!s)
 		return -ENOENT;
+	/* An instance that only passes it on (a middle level's passthrough) lets it go when
+	 * the level below does. */
+	for (uint32_t i = 1; s->pins && i < g->slots_end; i++) {
+		struct vbd_slot *h = vbd_slot(g, i);
+
+		if (h->type == VBD_HANDLE && h->dev && h->dev->cls->release &&
+		    h->dev->cls->release(h->inst, type, id) == -EBUSY)
+			return -EBUSY;
+	}
 	if (s->pins)
 		return -EBUSY;	/* a device uses it; it goes when that is done, or the guest */
 	slot_free(g, id & INDEX_MASK);
@@ -588,6 +629,99 @@ static int do_devfd(struct vbd_guest *g, uint32_t h, int *fd)
 	else if (s)
 		r = s->dev->cls->devfd(s->inst, fd);
 	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool placed,
+			const struct vbd_guest_vm *vm, const struct vbd_guest_child *child);
+
+/*
+ * CHILD: a child function of the open device behind handle h, as a new connection whose
+ * socket goes back with the answer (*fd). The class checks the limits and gives a token
+ * for the child connection's open, or a connection made elsewhere (a middle level hands
+ * on the one the bus below made). Our end is kept in the handle's slot: closing the handle
+ * (or the connection, or the device going) ends the child, and so its own children.
+ */
+static int do_child(struct vbd_guest *g, uint32_t h, const struct vbus_rx *rx, int *fd,
+		    struct vbus_child_out *o)
+{
+	struct vbd_guest_child c = { .parent_id = g->id, .parent_handle = h };
+	struct ucred cr = { .pid = g->pid, .uid = g->uid, .gid = g->gid };
+	struct vbus_child_in in;
+	struct vbd_slot *s;
+	int r, sv[2], kid, *kids;
+	bool attached;
+
+	if (rx->len != sizeof(in))
+		return -EINVAL;
+	memcpy(&in, rx->payload, sizeof(in));
+	if (in.reserved)
+		return -EINVAL;
+	pthread_mutex_lock(&g->lock);
+	s = open_slot(g, h, &r);
+	if (s && !s->dev->cls->child)
+		r = -EOPNOTSUPP;	/* a class that makes no children (echo) */
+	if (s && !r) {
+		kids_prune(s);
+		if (s->nkids >= VBD_MAX_KIDS)
+			r = -EMLINK;
+	}
+	if (s && !r) {
+		r = s->dev->cls->child(s->inst, &in, fd, o->bus, &c.token);
+		c.cls = s->dev->cls;
+		snprintf(c.dev, sizeof(c.dev), "%s", s->dev->name);
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (r || !c.token)
+		return r;	/* refused, or *fd made below us */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		r = -errno;
+		goto err_put;
+	}
+	kid = fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
+	if (kid < 0 || setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO,
+				  &(struct timeval){ .tv_sec = 2 }, sizeof(struct timeval))) {
+		r = -errno;
+		if (kid >= 0)
+			close(kid);
+		close(sv[0]);
+		close(sv[1]);
+		goto err_put;
+	}
+	pthread_mutex_lock(&vbd.lock);
+	r = guest_attach(g->bus, sv[0], &cr, true, NULL, &c);	/* sv[0] is its now */
+	attached = !r;
+	if (attached) {
+		/* vbd.lock, then g->lock: the order of the model. The handle may have gone
+		 * meanwhile (its device removed): the child ends at once then. */
+		pthread_mutex_lock(&g->lock);
+		s = open_slot(g, h, &r);
+		kids = s ? realloc(s->kids, (s->nkids + 1) * sizeof(*kids)) : NULL;
+		if (kids) {
+			s->kids = kids;
+			s->kids[s->nkids++] = kid;
+		} else {
+			shutdown(kid, SHUT_RDWR);
+			close(kid);
+			r = s ? -ENOMEM : r;
+		}
+		pthread_mutex_unlock(&g->lock);
+	} else {
+		close(kid);
+	}
+	pthread_mutex_unlock(&vbd.lock);
+	if (r) {
+		close(sv[1]);
+		if (attached)
+			return r;	/* the child ends on its own and puts the token */
+		goto err_put;
+	}
+	*fd = sv[1];
+	snprintf(o->bus, sizeof(o->bus), "%s", g->bus->name);
+	return 0;
+
+err_put:
+	c.cls->child_put(c.token);
 	return r;
 }
 
@@ -687,7 +821,7 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 		r = -EPROTO;
 		goto done;
 	}
-	if (op < VBUS_OP_HELLO || op > VBUS_OP_DEVFD) {
+	if (op < VBUS_OP_HELLO || op > VBUS_OP_CHILD) {
 		r = -EOPNOTSUPP;	/* whatever the rest of the header says */
 		goto done;
 	}
@@ -699,7 +833,7 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 	{
 		uint32_t arg = le32toh(rx->hdr.arg);
 		bool uses_handle = op == VBUS_OP_DEVCLOSE || op == VBUS_OP_DEVCALL ||
-				   op == VBUS_OP_DEVFD;
+				   op == VBUS_OP_DEVFD || op == VBUS_OP_CHILD;
 		bool uses_arg = op == VBUS_OP_DEVCALL || op == VBUS_OP_SHMREVOKE ||
 				op == VBUS_OP_SIGREVOKE || op == VBUS_OP_SHMSIGNAL;
 		bool no_payload = op == VBUS_OP_DEVENUM || op == VBUS_OP_DEVCLOSE ||
@@ -772,6 +906,11 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 	}
 	case VBUS_OP_DEVFD:
 		r = g->features & VBUS_F_DEVFD ? do_devfd(g, h, &fd) : -EOPNOTSUPP;
+		break;
+	case VBUS_OP_CHILD:
+		r = g->features & VBUS_F_CHILD ? do_child(g, h, rx, &fd, (void *)out) :
+		    -EOPNOTSUPP;
+		outlen = sizeof(struct vbus_child_out);
 		break;
 	default:
 		r = -EOPNOTSUPP;
@@ -880,6 +1019,8 @@ static void guest_free(struct vbd_guest *g)
 	close(g->sock);
 	vbd_caller_fini(&g->caller);
 	guest_vm_release(g);
+	if (g->child.cls)
+		g->child.cls->child_put(g->child.token);
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->send_lock);
 	pthread_mutex_destroy(&g->slots_lock);
@@ -936,7 +1077,7 @@ static bool allowed(const struct vbd_bus *b, uid_t uid, gid_t gid)
  * closed. Returns 0 or -errno.
  */
 static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool placed,
-			const struct vbd_guest_vm *vm)
+			const struct vbd_guest_vm *vm, const struct vbd_guest_child *child)
 {
 	struct vbd_guest *g;
 	pthread_attr_t at;
@@ -974,6 +1115,8 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 		}
 		g->vm.sigs = vbd_vm_sigs_get(vm->sigs);
 	}
+	if (child)
+		g->child = *child;
 	g->id = vbd.next_guest_id++;
 	g->sock = fd;
 	vbd_caller_init(&g->caller, vm ? 0 : cr->pid);
@@ -997,8 +1140,13 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	vbd.guests = g;
 	b->n_guests++;
 	/* Logged under the lock: once it is released the guest may already be gone. */
-	vbd_info("bus %s: guest %u connected (%s %d uid %u)", b->name, g->id,
-		 placed ? "VM, QEMU pid" : "pid", (int)cr->pid, (unsigned)cr->uid);
+	if (child)
+		vbd_info("bus %s: guest %u connected (pid %d uid %u, a child of guest %u's "
+			 "handle 0x%x on %s)", b->name, g->id, (int)cr->pid, (unsigned)cr->uid,
+			 child->parent_id, child->parent_handle, child->dev);
+	else
+		vbd_info("bus %s: guest %u connected (%s %d uid %u)", b->name, g->id,
+			 placed ? "VM, QEMU pid" : "pid", (int)cr->pid, (unsigned)cr->uid);
 	return 0;
 }
 
@@ -1018,7 +1166,7 @@ void vbd_guest_accept(struct vbd_bus *b)
 		return;
 	}
 	pthread_mutex_lock(&vbd.lock);
-	guest_attach(b, fd, &cr, false, NULL);
+	guest_attach(b, fd, &cr, false, NULL, NULL);
 	pthread_mutex_unlock(&vbd.lock);
 }
 
@@ -1038,7 +1186,7 @@ int vbd_guest_connect(const char *bus, int fd, pid_t pid, const struct vbd_guest
 	for (b = vbd.buses; b && strcmp(b->name, bus); b = b->next)
 		;
 	if (b)
-		r = guest_attach(b, fd, &cr, true, vm);
+		r = guest_attach(b, fd, &cr, true, vm, NULL);
 	else
 		close(fd);
 	pthread_mutex_unlock(&vbd.lock);

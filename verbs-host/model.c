@@ -313,6 +313,7 @@ static void hot_remove(struct vbd_dev *d)
 			if (s->type != VBD_HANDLE || s->dev != d)
 				continue;
 			pthread_mutex_lock(&g->slots_lock);
+			vbd_slot_end_kids(s);
 			d->cls->close(s->inst);
 			s->inst = NULL;
 			s->dev = NULL;	/* the handle stays, dead: calls get -ENODEV */

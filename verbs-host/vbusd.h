@@ -67,6 +67,20 @@ struct vbd_class {
 	 * JSON array, or text lines each starting with indent. 0 with buf empty when there is
 	 * none; -ENOSPC, or -errno when it cannot be read. */
 	int (*tree)(void *inst, bool json, const char *indent, char *buf, size_t n);
+	/* Optional: a child function of the instance for a connection of its own
+	 * (VBUS_OP_CHILD, docs/abi.md): check in's limits against the instance's, then either
+	 * set *token (the bus makes the child connection, whose open of the device the class
+	 * then serves with that token: vbd_guest.child) or *fd (a child connection made
+	 * elsewhere, e.g. by the bus below a middle level, handed on as it is, and its bus's
+ * name in bus). Under the
+	 * guest's lock. child_put drops a token. */
+	int (*child)(void *inst, const struct vbus_child_in *in, int *fd,
+		     char bus[VBUS_NAME_MAX], void **token);
+	void (*child_put)(void *token);
+	/* Optional: the guest revokes its region or signal `id` (type VBD_REGION or
+	 * VBD_SIGNAL), which the instance holds (vbd_guest_region): 0 once the instance let it
+	 * go, -ENOENT when it does not hold it, -EBUSY while it still needs it. */
+	int (*release)(void *inst, int type, uint32_t id);
 	/* Optional: true when what is behind d has gone (a backing RDMA device was
 	 * unregistered). Polled about once a second by the main loop, which then removes d
 	 * as `dev del` does: its guests are told, their instances closed. */
@@ -135,6 +149,21 @@ struct vbd_slot {
 					 * mapped whole from offset 0 */
 	uint32_t gen;			/* generation: the upper bits of the handle or id */
 	uint32_t vector;		/* a VM's signal (VBUS_SIG_F_VECTOR): its vector; else 0 */
+	/* VBD_HANDLE: our ends of the child connections made of it (VBUS_OP_CHILD), shut
+	 * down when the handle closes or its device goes */
+	int *kids;
+	uint32_t nkids;
+};
+
+#define VBD_MAX_KIDS 64		/* child connections of one handle at a time */
+
+/* A child connection (VBUS_OP_CHILD): made of handle `parent_handle` of guest `parent_id`;
+ * only device `dev` opens on it, served by its class with `token`. */
+struct vbd_guest_child {
+	uint32_t parent_id, parent_handle;
+	char dev[VBUS_NAME_MAX];
+	const struct vbd_class *cls;
+	void *token;
 };
 
 /* label.c: DEVOPEN labels (struct vbus_devopen_label_in). check: 0 for a well-formed label
@@ -207,6 +236,7 @@ struct vbd_guest {
 	/* A VM's connection (ram_fd -1 and sigs NULL for a process): its RAM, our own
 	 * descriptor and reference. */
 	struct vbd_guest_vm vm;
+	struct vbd_guest_child child;	/* a child connection's parent; cls NULL: none */
 	uint64_t features;		/* granted in HELLO */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -273,6 +303,8 @@ void vbd_guest_cancel(struct vbd_guest *g, const struct vbd_dev *d);
 uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i);
 /* Tell the guests of bus b (with events) that device d arrived. */
 void vbd_guests_dev_added(struct vbd_bus *b, const char *name);
+/* End the child connections made of handle slot s (its device goes). */
+void vbd_slot_end_kids(struct vbd_slot *s);
 /* For device classes: the guest's region or signal by id (from DEVSHM / DEVSIG). */
 /* A quota refused the guest: logged and kept for `guest show`; returns -EDQUOT. */
 int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit);

@@ -86,6 +86,16 @@ int vbus_devcall_flags(struct vbus_conn *c, uint32_t handle, uint32_t fn, uint32
  * descriptor (echo, a relay vrdma device); -EALREADY when this handle's was handed out. */
 int vbus_devfd(struct vbus_conn *c, uint32_t handle, int *fd);
 
+/* A child connection of the open device `handle` (VBUS_OP_CHILD, docs/abi.md): *fd, a
+ * socket to bus `bus` (the device's level's) on which only that device opens, with at most
+ * these limits (close-on-exec, the caller's). -EOPNOTSUPP when the bus did not grant
+ * VBUS_F_CHILD or the device makes no children. */
+int vbus_child(struct vbus_conn *c, uint32_t handle, uint32_t max_objects,
+	       uint64_t max_pinned_bytes, int *fd, char bus[VBUS_NAME_MAX]);
+/* A connection over socket fd (ours from now on, closed on failure), e.g. vbus_child's, to
+ * bus `bus`: HELLO is sent on it. */
+int vbus_connect_fd(int fd, const char *bus, struct vbus_conn **out);
+
 /* Set up the call channel (docs/abi.md): from then on DEVCALLs whose input fits
  * VBUS_CALL_INLINE bytes go over shared memory, spinning up to $VBUS_SPIN_NS before
  * sleeping, instead of over the socket. entries: 1..64, a power of two. */

@@ -34,6 +34,7 @@ enum vbus_op {
 	VBUS_OP_CALLCHAN	= 10,	/* DEVCALLs from now on also over shared memory */
 	VBUS_OP_SHMSIGNAL	= 11,	/* kick a to-host signal through the socket */
 	VBUS_OP_DEVFD		= 12,	/* the device's kernel descriptor (response: 1 fd) */
+	VBUS_OP_CHILD		= 13,	/* a child connection of an open device (response: 1 fd) */
 	VBUS_OP_EVENT		= 64,	/* bus -> guest */
 };
 
@@ -55,7 +56,11 @@ struct vbus_msg {
  * the guest a descriptor on it (handle: the DEVOPEN handle; no payload either way; the
  * response carries one descriptor, or -EOPNOTSUPP when the device has none). */
 #define VBUS_F_DEVFD		(1ull << 3)
-#define VBUS_F_ALL_V1		(VBUS_F_EVENTS | VBUS_F_CALLCHAN | VBUS_F_SHMSIGNAL | VBUS_F_DEVFD)
+/* VBUS_OP_CHILD may be used: a child function of an open device, as a new connection
+ * (docs/abi.md, CHILD; docs/nesting.md, passthrough on the relay backend). */
+#define VBUS_F_CHILD		(1ull << 4)
+#define VBUS_F_ALL_V1		(VBUS_F_EVENTS | VBUS_F_CALLCHAN | VBUS_F_SHMSIGNAL | \
+				 VBUS_F_DEVFD | VBUS_F_CHILD)
 
 /*
  * HELLO. Frozen for every version: the header above, this operation, the first 48 bytes
@@ -150,6 +155,23 @@ struct vbus_devsig_in {
 #define VBUS_SIG_F_VECTOR	1u
 
 /* DEVSHM and DEVSIG responses: the id, per connection, that device payloads name. */
+/* CHILD: handle = an open device; the answer carries one descriptor, a connection socket
+ * to the bus named in vbus_child_out (HELLO still to be sent: the bus of the device's
+ * level, which for a middle level's forwarded child is the bus below), on which only that
+ * device can be opened, with
+ * these limits, each no wider than the open device's own; what the child holds counts
+ * against the open device too, and closing the handle (or the connection) ends the child
+ * connection and every child made from it. */
+struct vbus_child_in {
+	__le32 max_objects;		/* device objects (handles), 1.. the parent's */
+	__le32 reserved;
+	__le64 max_pinned_bytes;	/* registered memory, 0.. the parent's */
+};
+
+struct vbus_child_out {
+	char bus[VBUS_NAME_MAX];	/* the bus to name in the child connection's HELLO */
+};
+
 struct vbus_id_out {
 	__le32 id;			/* never 0 */
 	__le32 vector;			/* DEVSIG with VBUS_SIG_F_VECTOR: its vector; else 0 */
@@ -188,6 +210,8 @@ VBUS_ASSERT_SIZE(vbus_devopen_out, 8);
 VBUS_ASSERT_SIZE(vbus_devopen_label_in, 192);
 VBUS_ASSERT_SIZE(vbus_devshm_in, 16);
 VBUS_ASSERT_SIZE(vbus_devsig_in, 8);
+VBUS_ASSERT_SIZE(vbus_child_in, 16);
+VBUS_ASSERT_SIZE(vbus_child_out, 32);
 VBUS_ASSERT_SIZE(vbus_id_out, 8);
 VBUS_ASSERT_SIZE(vbus_event, 48);
 VBUS_ASSERT_OFF(vbus_msg, len, 4);

@@ -21,7 +21,8 @@ struct vbus_verbs_limits {
 	uint32_t abi_version;
 	uint32_t kernel;		/* 1: the parent runs it on the kernel backend */
 	uint32_t dead;			/* 1: the parent revoked it (DEVICE_FATAL was queued) */
-	uint32_t reserved;
+	uint32_t child;			/* 1: the parent makes child connections of it
+					 * (VBUS_OP_CHILD: a relay-backend device) */
 };
 
 /* 0 and *out when ctx is a vbus device's context; -ENODEV for any other context. */
@@ -54,10 +55,20 @@ typedef void vbus_verbs_shm_forget_fn(void *addr, size_t len);
 typedef int vbus_verbs_open_label_fn(const char *label);
 #define VBUS_VERBS_OPEN_LABEL "vbus_verbs_open_label"
 
+/*
+ * A child connection of the attachment behind ctx (VBUS_OP_CHILD, docs/abi.md), with at
+ * most these limits: *fd, a socket to the bus ctx's device is on, whose name goes to bus
+ * (busn bytes), for vbus_connect_fd. 0 or -errno (-ENODEV: not a vbus context).
+ */
+typedef int vbus_verbs_child_fn(struct ibv_context *ctx, uint32_t max_objects,
+				uint64_t max_pinned_bytes, int *fd, char *bus, size_t busn);
+#define VBUS_VERBS_CHILD "vbus_verbs_child"
+
 /* Declared for the library that defines them; vbusd never links against them. */
 vbus_verbs_query_limits_fn vbus_verbs_query_limits;
 vbus_verbs_shm_add_fn vbus_verbs_shm_add;
 vbus_verbs_shm_forget_fn vbus_verbs_shm_forget;
 vbus_verbs_open_label_fn vbus_verbs_open_label;
+vbus_verbs_child_fn vbus_verbs_child;
 
 #endif

@@ -1,32 +1,41 @@
 #!/bin/bash
-# Nesting in passthrough mode on the kernel backend (docs/nesting.md, "Passthrough"): a
-# host vbusd on rxe0 (kernel backend), a middle vbusd M1 run as its guest whose vrdma device
-# is mode=passthrough (each of its guests gets a child of M1's own attachment in the module,
-# VBK_IOC_CHILD), and a second middle vbusd M2 run as a guest of M1, passthrough too.
-#   - guest/nest-child at depth 1: the module's refusals of children wider than their
+# Nesting in passthrough mode (docs/nesting.md, "Passthrough"): a host vbusd on rxe0, a
+# middle vbusd M1 run as its guest whose vrdma device is mode=passthrough (each of its guests
+# gets a child of M1's own attachment: on the kernel backend in the module, VBK_IOC_CHILD;
+# on the relay backend a child connection at depth 0, VBUS_OP_CHILD, whose relay serves the
+# guest's own rings), and a second middle vbusd M2 run as a guest of M1, passthrough too.
+#   - kernel: guest/nest-child at depth 1: the module's refusals of children wider than their
 #     parent (EPERM, EDQUOT, EINVAL, ELOOP, EMLINK), charges to ancestors, subtree revocation;
+#     relay: guest/nest-child's relay mode: VBUS_OP_CHILD refused wider (EPERM), zero
+#     objects (EINVAL); a child's objects charged to its parent (EDQUOT), its end with the
+#     parent's handle;
 #   - a middle vbusd refuses a passthrough device wider than its own attachment;
 #   - depth 2, 3 and 4 (a third middle M4 at depth 3, a guest of M2): ibv_rc_pingpong -c and
 #     the integrity program to a native peer;
 #   - depth 0's guest show and res show show the tree: M2's child function under M1's
-#     handle, M4's under M2's, with the ids the middles gave them and their pids;
+#     handle, M4's under M2's, with the ids the middles gave them and their pids (relay:
+#     the child connections, each child_of its parent, their handles labelled for M2, M4);
 #   - with M1, M2 and M4 SIGSTOPped, a depth-4 ib_write_lat to a native server completes (no
 #     middle level is on the data path);
-#   - SIGKILL of M1, or `dev del` in a middle M3 or at depth 0 under M3's depth-2 guest/revoke:
-#     the guests below get DEVICE_FATAL within a scaled 1 s, rdma res show is back to its baseline.
-# backends: kernel
+#   - SIGKILL of M1, or `dev del` in a middle M3 or at depth 0 under M3's depth-2 guest/revoke
+#     (relay: guest/port-events fatal): the guests below get DEVICE_FATAL within a scaled
+#     1 s, rdma res show is back to its baseline.
+# backends: kernel relay
 # timeout: 300
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 pt_need_device
 B=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest
-ig=$B/integrity nc=$B/nest-child pe=$B/port-events rv=$B/revoke
-[ -x "$ig" ] && [ -x "$nc" ] && [ -x "$pe" ] && [ -x "$rv" ] ||
+ig=$B/integrity nc=$B/nest-child ncr=$B/nest-child-relay pe=$B/port-events rv=$B/revoke
+[ -x "$ig" ] && [ -x "$nc" ] && [ -x "$ncr" ] && [ -x "$pe" ] && [ -x "$rv" ] ||
 	{ echo "FAIL: $ig, $nc, $pe or $rv not built"; exit 1; }
 # depth 0: 256 objects, 128 MiB pinned for each of its guests (M1 among them)
 VD_DEV_ARGS="max-objects=256 max-pinned=134217728" vd_start t vrdma0 || exit 1
-grep -q "backend kernel" "$VD_RUN_DIR/vbusd.log" ||
+KB=0
+grep -q "backend kernel" "$VD_RUN_DIR/vbusd.log" && KB=1
+[ "${VD_BACKEND:-}" = kernel ] && [ $KB = 0 ] &&
 	{ echo "SKIP: depth 0 is not on the kernel backend"; exit 77; }
+BACKEND=$([ $KB = 1 ] && echo kernel || echo relay)
 res_counts() { # "qp cq mr pd" object counts of rdma res show
 	local k out=""
 	for k in qp cq mr pd; do out+="$(rdma res show "$k" 2>/dev/null | grep -c .) "; done
@@ -53,11 +62,12 @@ cleanup() {
 trap cleanup EXIT
 fail=0
 
-# The module's own checks, from a depth-1 guest on its own attachment.
-if timeout -k 5 "$(vt_secs 30)" "${VD_RUN[@]}" "$nc" vrdma0 >"$tmp/nc" 2>&1; then
-	sed 's/^/  /' "$tmp/nc"; echo "ok   VBK_IOC_CHILD checks: $(grep -c '^ok' "$tmp/nc") groups"
+# The module's own checks (relay: the bus's), from a depth-1 guest on its own attachment.
+what=$([ $KB = 1 ] && echo VBK_IOC_CHILD || echo VBUS_OP_CHILD)
+if timeout -k 5 "$(vt_secs 30)" "${VD_RUN[@]}" "$([ $KB = 1 ] && echo "$nc" || echo "$ncr")" vrdma0 >"$tmp/nc" 2>&1; then
+	sed 's/^/  /' "$tmp/nc"; echo "ok   $what checks: $(grep -c '^ok' "$tmp/nc") groups"
 else
-	echo "FAIL VBK_IOC_CHILD checks"; sed 's/^/  | /' "$tmp/nc"; fail=1
+	echo "FAIL $what checks"; sed 's/^/  | /' "$tmp/nc"; fail=1
 fi
 
 # M1 (depth 1), a passthrough device vrdma0 on its bus n.
@@ -73,7 +83,7 @@ fi
 m1 dev add vrdma0 class vrdma backing=vrdma0 mode=passthrough bus n >/dev/null ||
 	{ echo "FAIL: dev add mode=passthrough in M1"; cat "$tmp/m1.log"; exit 1; }
 m1 dev show >"$tmp/show" 2>&1
-grep -q "mode=passthrough" "$tmp/show" && grep -q "backend=kernel" "$tmp/show" ||
+grep -q "mode=passthrough" "$tmp/show" && grep -q "backend=$BACKEND" "$tmp/show" ||
 	{ echo "FAIL: M1's device: $(cat "$tmp/show")"; fail=1; }
 N2=("$VD_BIN/vbus-run" --run-dir "$RUN1" --bus n --)
 
@@ -137,15 +147,43 @@ tree_ok() { # JSON-FILE PATH-TO-M1'S-HANDLES: M2's node with M4's node under it,
 		[$2 | .children[]? | select(.pid == \$m2 and .guest == \$i2) |
 		 .children[] | select(.pid == \$m4 and .guest == \$i4)] | length >= 1" "$1" >/dev/null
 }
-if tree_ok "$tmp/g0.json" '.[] | select(.pid == $m1) | .devices[]' &&
+# relay: the child connections at depth 0, each child_of the one it was made of: one whose
+# handle is labelled for M2 (as M1 knows it) under M1's own connection, and under it one
+# labelled for M4 (as M2 knows it).
+relay_tree_ok() {
+	jq -e --argjson m1 "$M1_PID" --argjson m2 "$M2_PID" --argjson m4 "$M4_PID" \
+		--argjson i2 "$m2_id" --argjson i4 "$m4_id" '
+		def labelled($i; $p): any(.devices[]; any(.for[]?; .guest == $i and .pid == $p));
+		. as $all | [$all[] | select(.pid == $m1 and (has("child_of") | not)) | .id] as $r |
+		[$all[] | select(has("child_of") and (.child_of.guest as $g | $r | index($g))) |
+		 select(labelled($i2; $m2)) | .id] as $c2 |
+		[$all[] | select(has("child_of") and (.child_of.guest as $g | $c2 | index($g))) |
+		 select(labelled($i4; $m4))] | length >= 1' "$1" >/dev/null
+}
+if [ $KB = 0 ]; then
+	if relay_tree_ok "$tmp/g0.json"; then
+		echo "ok   depth 0's child connections: M1 (pid $M1_PID) > one for guest $m2_id pid $M2_PID (M2) > one for guest $m4_id pid $M4_PID (M4)"
+	else
+		echo "FAIL: depth 0 has no child connection for M2 (guest $m2_id pid $M2_PID) > M4 (guest $m4_id pid $M4_PID) under M1 (pid $M1_PID)"
+		sed 's/^/  guest show| /' "$tmp/g0.json" | head -c 4000; fail=1
+	fi
+	vd_ctl guest show >"$tmp/g0.txt" 2>&1
+	if grep -q " child-of guest [0-9]* handle " "$tmp/g0.txt"; then
+		echo "ok   and in text: $(grep -m1 " child-of guest" "$tmp/g0.txt" | xargs)"
+	else
+		echo "FAIL: depth 0's text guest show has no child-of line"; sed 's/^/  | /' "$tmp/g0.txt"; fail=1
+	fi
+elif tree_ok "$tmp/g0.json" '.[] | select(.pid == $m1) | .devices[]' &&
    tree_ok "$tmp/r0.json" '.[] | select(.pid == $m1)'; then
 	echo "ok   depth 0's tree: M1 (pid $M1_PID) > child for guest $m2_id pid $M2_PID (M2) > child for guest $m4_id pid $M4_PID (M4), in guest show and res show"
 else
 	echo "FAIL: depth 0's tree has no M2 (guest $m2_id pid $M2_PID) > M4 (guest $m4_id pid $M4_PID) under M1 (pid $M1_PID)"
 	sed 's/^/  guest show| /' "$tmp/g0.json" | head -c 4000; fail=1
 fi
-vd_ctl guest show >"$tmp/g0.txt" 2>&1
-if grep -q "^    child for guest $m2_id pid $M2_PID objects" "$tmp/g0.txt" &&
+[ $KB = 1 ] && vd_ctl guest show >"$tmp/g0.txt" 2>&1
+if [ $KB = 0 ]; then
+	:
+elif grep -q "^    child for guest $m2_id pid $M2_PID objects" "$tmp/g0.txt" &&
    grep -q "^      child for guest $m4_id pid $M4_PID objects" "$tmp/g0.txt"; then
 	echo "ok   and in text: $(grep -m1 "pid $M4_PID objects" "$tmp/g0.txt" | xargs)"
 else
@@ -158,7 +196,7 @@ port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
 timeout -k 2 "$(vt_secs 60)" ib_write_lat -d "$VBUS_RXE" -x "$VBUS_GID_INDEX" -p "$port" -n 2000 >"$tmp/lats" 2>&1 &
 lats=$!
 pt_wait_listen "$port" "$lats" || { echo "FAIL: ib_write_lat server did not listen"; cat "$tmp/lats"; exit 1; }
-"${N4[@]}" ib_write_lat -d vrdma0 -x "$VBUS_GID_INDEX" -p "$port" -n 2000 "$VBUS_IP" >"$tmp/latc" 2>&1 &
+"${N4[@]}" stdbuf -oL ib_write_lat -d vrdma0 -x "$VBUS_GID_INDEX" -p "$port" -n 2000 "$VBUS_IP" >"$tmp/latc" 2>&1 &
 latc=$!
 has_fd() { # PID: it or a child of it (under timeout) holds a [vbus-vrdma] descriptor
 	local p
@@ -167,7 +205,10 @@ has_fd() { # PID: it or a child of it (under timeout) holds a [vbus-vrdma] descr
 	done
 	return 1
 }
-if vt_until 20 has_fd "$latc"; then
+# kernel: the client holds its descriptor; relay: its QP is connected, the control calls
+# done (perftest prints its results' header then, line-buffered by stdbuf).
+lat_ready() { if [ $KB = 1 ]; then has_fd "$latc"; else grep -q t_typical "$tmp/latc"; fi; }
+if vt_until 20 lat_ready; then
 	kill -STOP "$M1_PID" "$M2_PID" "$M4_PID"
 	t0=$(date +%s%N)
 	if vt_until 30 sh -c "! kill -0 $lats 2>/dev/null" && wait "$lats"; then
@@ -201,7 +242,8 @@ pps=$!
 pt_wait_listen "$port2" "$pps" || { echo "FAIL: pingpong server did not listen"; exit 1; }
 timeout -k 2 "$(vt_secs 60)" "${N3[@]}" ibv_rc_pingpong -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port2" -n 1000000 "$VBUS_IP" >"$tmp/ppc" 2>&1 &
 ppc=$!
-vt_until 20 has_fd "$ppc"	# its child (all of M2's limits) first: vs's fits in what is left
+# kernel: its child (all of M2's limits) first: vs's fits in what is left
+[ $KB = 1 ] && vt_until 20 has_fd "$ppc"
 timeout -k 2 "$(vt_secs 60)" "$VD_BIN/vbus-run" --run-dir "$RUN2" --bus s -- "$pe" fatal >"$tmp/fatal" 2>&1 &
 fpid=$!
 vt_wait_for "$tmp/fatal" ready 20 $fpid || { echo "FAIL: the depth-3 guest did not get ready"; cat "$tmp/fatal"; exit 1; }
@@ -277,8 +319,43 @@ revoke_under() { # WHERE COMMAND...: guest/revoke at depth 2 under M3, revoked b
 		echo "FAIL: M3 after dev del $where"; cat "$tmp/m3.log"; fail=1
 	fi
 }
-revoke_under "in the middle (M3)" m3 dev del vrdma0
-revoke_under "at depth 0" vd_ctl dev del vrdma0
+# relay: guest/port-events fatal (a PD, a CQ and a QP) at depth 2 under M3 (guest/revoke
+# drives the module's children); it checks its failing verbs after DEVICE_FATAL and exits.
+revoke_under_relay() { # WHERE COMMAND...
+	local where=$1 rpid during t0 ms
+	shift
+	m3 dev add vrdma0 class vrdma backing=vrdma0 mode=passthrough bus n >/dev/null ||
+		{ echo "FAIL: dev add mode=passthrough in M3"; cat "$tmp/m3.log"; exit 1; }
+	timeout -k 2 "$(vt_secs 120)" "$VD_BIN/vbus-run" --run-dir "$RUN3" --bus n -- "$pe" fatal \
+		>"$tmp/rv" 2>&1 &
+	rpid=$!
+	vt_wait_for "$tmp/rv" ready 20 $rpid ||
+		{ echo "FAIL: the depth-2 guest did not get ready"; cat "$tmp/rv"; exit 1; }
+	during=$(res_counts)
+	t0=$(date +%s%N)
+	"$@" || { echo "FAIL: $* ($where)"; fail=1; }
+	vt_until 20 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/rv"
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/rv" && [ "$ms" -le "$lim" ]; then
+		echo "ok   dev del $where: the depth-2 guest got DEVICE_FATAL in $ms ms (limit $lim ms)"
+	else
+		echo "FAIL: dev del $where: the depth-2 guest, $ms ms (limit $lim ms)"; sed 's/^/  | /' "$tmp/rv"; fail=1
+	fi
+	wait $rpid || { echo "FAIL: the depth-2 guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/rv"; fail=1; }
+	if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]"; then
+		echo "ok   dev del $where: rdma res back to its baseline (before: $during)"
+	else
+		echo "FAIL: dev del $where: rdma res $(res_counts), baseline $base"; fail=1
+	fi
+	if kill -0 "$M3_PID" 2>/dev/null && m3 dev show >/dev/null; then
+		echo "ok   dev del $where: M3 lives on"
+	else
+		echo "FAIL: M3 after dev del $where"; cat "$tmp/m3.log"; fail=1
+	fi
+}
+ru=$([ $KB = 1 ] && echo revoke_under || echo revoke_under_relay)
+$ru "in the middle (M3)" m3 dev del vrdma0
+$ru "at depth 0" vd_ctl dev del vrdma0
 [ $fail = 0 ] || { echo "M1 log:"; tail -n 30 "$tmp/m1.log" | sed 's/^/  m1| /'
 		   echo "M2 log:"; tail -n 30 "$tmp/m2.log" | sed 's/^/  m2| /'
 		   echo "M3 log:"; tail -n 30 "$tmp/m3.log" | sed 's/^/  m3| /'; }

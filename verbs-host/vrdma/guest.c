@@ -32,8 +32,14 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 	/* The relay reads events, completion and async ones, without blocking. */
 	fcntl(g->chan->fd, F_SETFL, fcntl(g->chan->fd, F_GETFL) | O_NONBLOCK);
 	fcntl(g->ctx->async_fd, F_SETFL, fcntl(g->ctx->async_fd, F_GETFL) | O_NONBLOCK);
+	g->charge = vrdma_charge_new(pol->parent, pol->max_objects, pol->max_pinned_bytes);
+	if (!g->charge) {
+		err = -ENOMEM;
+		goto err_chan;
+	}
 	g->doorbell = -1;
 	g->pol = *pol;
+	g->pol.parent = NULL;	/* held through g->charge */
 	g->env = env;
 	g->env_priv = env_priv;
 	g->page = sysconf(_SC_PAGESIZE);
@@ -46,6 +52,8 @@ int vrdma_guest_open(struct vrdma_guest **out, struct ibv_device *dev,
 	*out = g;
 	return 0;
 
+err_chan:
+	ibv_destroy_comp_channel(g->chan);
 err_close:
 	ibv_close_device(g->ctx);
 err_free:
@@ -90,6 +98,9 @@ void vrdma_guest_close(struct vrdma_guest *g)
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
+	/* Objects freed here kept their count (MRs gave back their bytes). */
+	vrdma_charge_add(g->charge, -(int32_t)g->live, 0, NULL, NULL);
+	vrdma_charge_put(g->charge);
 	if (g->poison_mr)
 		ibv_dereg_mr(g->poison_mr);
 	if (g->poison_pd)

@@ -37,10 +37,17 @@ void vrdma_caller(struct vrdma_guest *g, unsigned int what, struct vrdma_caller 
 /* Allocate a handle for p. -EDQUOT past the guest's quota. */
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h)
 {
+	const char *what;
+	uint64_t limit;
 	uint32_t i;
+	int depth;
 
 	if (g->live >= g->pol.max_objects)
 		return vrdma_quota(g, "max-objects", g->pol.max_objects, -EDQUOT);
+	depth = vrdma_charge_add(g->charge, 1, 0, &what, &limit);
+	if (depth)
+		return vrdma_quota(g, depth > 1 ? "parent max-objects" :
+				   "subtree max-objects", limit, -EDQUOT);
 	/* Slot 0 is never used, so that handle 0 is never valid. */
 	for (i = 1; i < g->nobjs; i++)
 		if (g->objs[i].type == VRDMA_OBJ_FREE)
@@ -51,11 +58,15 @@ int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, u
 
 		if (n > INDEX_MASK + 1)
 			n = INDEX_MASK + 1;
-		if (i >= n)
+		if (i >= n) {
+			vrdma_charge_add(g->charge, -1, 0, NULL, NULL);
 			return vrdma_quota(g, "handle table", INDEX_MASK, -EDQUOT);
+		}
 		o = realloc(g->objs, n * sizeof(*o));
-		if (!o)
+		if (!o) {
+			vrdma_charge_add(g->charge, -1, 0, NULL, NULL);
 			return -ENOMEM;
+		}
 		for (uint32_t j = g->nobjs; j < n; j++)
 			o[j] = (struct vrdma_obj){ .gen = 1 };
 		g->objs = o;
@@ -105,4 +116,5 @@ void vrdma_handle_free(struct vrdma_guest *g, uint32_t h)
 	if (!o->gen)
 		o->gen = 1;
 	g->live--;
+	vrdma_charge_add(g->charge, -1, 0, NULL, NULL);
 }

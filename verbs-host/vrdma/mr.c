@@ -46,6 +46,7 @@ static void window_unmap(void *w, size_t len)
 void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
 {
 	g->pinned -= mr->mr->length;
+	vrdma_charge_add(g->charge, 0, -(int64_t)mr->mr->length, NULL, NULL);
 	ibv_dereg_mr(mr->mr);
 	window_unmap(mr->window, mr->window_len);
 	free(mr);
@@ -114,8 +115,10 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	struct vrdma_caller c;
 	struct vrdma_mr *mr;
 	struct vrdma_pd *pd;
+	const char *what;
+	uint64_t limit;
 	uint32_t h;
-	int err = 0;
+	int err = 0, depth;
 
 	if (i->reserved || n < 1 || n > VRDMA_MR_MAX_PIECES ||
 	    inlen != sizeof(*i) + n * sizeof(*pieces))
@@ -140,9 +143,14 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 			return -ENOMEM;
 	}
 
+	depth = vrdma_charge_add(g->charge, 0, (int64_t)length, &what, &limit);
+	if (depth)
+		return vrdma_quota(g, depth > 1 ? "parent max-pinned" :
+				   "subtree max-pinned", limit, -ENOMEM);
+	err = -ENOMEM;
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)
-		return -ENOMEM;
+		goto err_charge;
 	err = map_window(g, pieces, n, total, &mr->window);
 	if (err)
 		goto err_free;
@@ -158,7 +166,7 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	mr->pd = pdh;
 	mr->iova = iova;
 	vrdma_handle_obj(g, pdh)->users++;
-	g->pinned += length;
+	g->pinned += length;	/* charged up the tree above */
 	o->handle = htole32(h);
 	o->lkey = htole32(mr->mr->lkey);
 	o->rkey = htole32(mr->mr->rkey);
@@ -170,6 +178,8 @@ err_unmap:
 	window_unmap(mr->window, total);
 err_free:
 	free(mr);
+err_charge:
+	vrdma_charge_add(g->charge, 0, -(int64_t)length, NULL, NULL);
 	return err;
 }
 

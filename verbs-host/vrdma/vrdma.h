@@ -116,7 +116,20 @@ struct vrdma_policy {
 	uint32_t gid_index;		/* the only source GID index the guest may use */
 	uint32_t max_objects;		/* handle quota */
 	uint64_t max_pinned_bytes;	/* registered-memory quota */
+	/* A child connection's guest (VBUS_OP_CHILD): its parent attachment's charges,
+	 * which its own objects count against too (charge.c); NULL: a root */
+	struct vrdma_charge *parent;
 };
+
+/* charge.c: what a guest and the children below it hold, counted up the tree. */
+struct vrdma_charge;
+struct vrdma_charge *vrdma_charge_new(struct vrdma_charge *parent, uint32_t max_objects,
+				      uint64_t max_pinned);
+struct vrdma_charge *vrdma_charge_get(struct vrdma_charge *c);
+void vrdma_charge_put(struct vrdma_charge *c);
+int vrdma_charge_add(struct vrdma_charge *c, int32_t objects, int64_t pinned,
+		     const char **what, uint64_t *limit);
+void vrdma_charge_read(struct vrdma_charge *c, uint32_t *objects, uint64_t *pinned);
 
 enum vrdma_obj_type {
 	VRDMA_OBJ_FREE = 0,
@@ -250,6 +263,7 @@ struct vrdma_guest {
 	uint32_t nobjs;			/* slots allocated */
 	uint32_t live;			/* slots in use */
 	uint64_t pinned;
+	struct vrdma_charge *charge;	/* live and pinned, counted up the tree (charge.c) */
 	long page;
 	uint32_t abi_version;		/* negotiated in HELLO; 0 before */
 	uint64_t features;		/* VRDMA_F_* granted in HELLO */
