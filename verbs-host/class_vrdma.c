@@ -827,18 +827,24 @@ static int vrdma_show(void *inst, char *buf, size_t n)
 {
 	struct vrdma_inst *in = inst;
 	struct vrdma_guest *vg = in->vg;
+	uint64_t sub_pinned;
+	uint32_t sub_objects;
 	int r;
 
 	if (in->kernel)
 		return kernel_show(in, buf, n);
 	if (in->fwd)
 		return vbd_fwd_show(in->fwd, buf, n);
+	/* with the child connections made of it (VBUS_OP_CHILD) and theirs */
+	vrdma_charge_read(vg->charge, &sub_objects, &sub_pinned);
 	pthread_mutex_lock(&vg->lock);
 	r = snprintf(buf, n, "{\"backend\":\"relay\",\"objects\":%u,\"pinned_bytes\":%llu,\"wqes\":%llu,\"cqes\":%llu,"
-		     "\"cqes_lost\":%llu,\"relay_errors\":%llu}", vg->live, (unsigned long long)vg->pinned,
+		     "\"cqes_lost\":%llu,\"relay_errors\":%llu,\"subtree\":{\"objects\":%u,"
+		     "\"pinned_bytes\":%llu}}", vg->live, (unsigned long long)vg->pinned,
 		     (unsigned long long)vg->n_wqe, (unsigned long long)vg->n_cqe,
 		     (unsigned long long)vg->n_cqe_lost,
-		     (unsigned long long)vg->n_relay_errors);
+		     (unsigned long long)vg->n_relay_errors, sub_objects,
+		     (unsigned long long)sub_pinned);
 	pthread_mutex_unlock(&vg->lock);
 	return r;
 }

@@ -68,8 +68,13 @@ static void fatal(struct ibv_context *ctx, struct ibv_pd *pd, struct ibv_cq *cq)
 
 	printf("ready\n");
 	fflush(stdout);
+	struct timespec t;
+
 	expect(ctx, IBV_EVENT_DEVICE_FATAL, 20000);
-	printf("ok   IBV_EVENT_DEVICE_FATAL\n");
+	/* when, for the script (as date +%s%N); flushed: the checks below take a while */
+	clock_gettime(CLOCK_REALTIME, &t);
+	printf("ok   IBV_EVENT_DEVICE_FATAL at %lld ns\n", t.tv_sec * 1000000000LL + t.tv_nsec);
+	fflush(stdout);
 	once(ctx);
 	pd2 = ibv_alloc_pd(ctx);
 	check(!pd2, "ibv_alloc_pd succeeded with vbusd gone");
