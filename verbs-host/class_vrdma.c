@@ -584,7 +584,9 @@ static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in, const struct v
 
 /* A child connection's function (VBUS_OP_CHILD): its limits and its parent's charges. */
 struct child_token {
-	struct vrdma_charge *charge;
+	struct vrdma_charge *charge;	/* the child's own node, under its parent's */
+	struct vrdma_charge *parent;	/* charged one object for the child itself */
+	const struct vrdma_dev *dev;	/* the device it is a child of */
 	uint32_t max_objects;
 	uint64_t max_pinned;
 };
@@ -625,10 +627,11 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 		/* a child connection: its limits, charged to its parent's attachment too */
 		const struct child_token *t = g->child.token;
 
-		pol.max_objects = t->max_objects;
-		pol.max_pinned_bytes = t->max_pinned;
+		pol.max_objects = t->max_objects < pol.max_objects ? t->max_objects : pol.max_objects;
+		pol.max_pinned_bytes = t->max_pinned < pol.max_pinned_bytes ? t->max_pinned :
+				       pol.max_pinned_bytes;
 		pol.parent = t->charge;
-		if (in->kernel || v->fwd) {
+		if (in->kernel || v->fwd || t->dev != v) {
 			free(in);
 			return -EPERM;	/* the device was replaced by one that makes no children */
 		}
@@ -749,6 +752,9 @@ static int vrdma_child(void *inst, const struct vbus_child_in *ci, int *fd,
 	uint32_t mo = le32toh(ci->max_objects);
 	uint64_t mp = le64toh(ci->max_pinned_bytes);
 	struct child_token *t;
+	const char *what;
+	uint64_t limit;
+	int depth;
 
 	if (in->fwd)
 		return vbd_fwd_child(in->fwd, ci, fd, bus);
@@ -762,11 +768,25 @@ static int vrdma_child(void *inst, const struct vbus_child_in *ci, int *fd,
 			 (unsigned long long)mp, (unsigned long long)in->vg->pol.max_pinned_bytes);
 		return -EPERM;
 	}
+	/* The child itself is one object of its parent's (so a parent's max-objects bounds
+	 * how many connections its subtree holds); its opens count in its own node, whose
+	 * limits bound them all together. */
+	depth = vrdma_charge_add(in->vg->charge, 1, 0, &what, &limit);
+	if (depth)
+		return vbd_quota_hit(in->g, depth > 1 ? "parent max-objects" :
+				     "subtree max-objects", limit);
 	t = malloc(sizeof(*t));
-	if (!t)
+	if (t)
+		t->charge = vrdma_charge_new(in->vg->charge, mo, mp);
+	if (!t || !t->charge) {
+		free(t);
+		vrdma_charge_add(in->vg->charge, -1, 0, NULL, NULL);
 		return -ENOMEM;
-	*t = (struct child_token){ .charge = vrdma_charge_get(in->vg->charge),
-				   .max_objects = mo, .max_pinned = mp };
+	}
+	t->parent = vrdma_charge_get(in->vg->charge);
+	t->dev = in->dev;
+	t->max_objects = mo;
+	t->max_pinned = mp;
 	*token = t;
 	return 0;
 }
@@ -776,7 +796,19 @@ static void vrdma_child_put(void *token)
 	struct child_token *t = token;
 
 	vrdma_charge_put(t->charge);
+	vrdma_charge_add(t->parent, -1, 0, NULL, NULL);
+	vrdma_charge_put(t->parent);
 	free(t);
+}
+
+/* The instance is going (its device, its guest or vbusd): a forwarded call waiting on the
+ * level below ends now. */
+static void vrdma_cancel(void *inst)
+{
+	struct vrdma_inst *in = inst;
+
+	if (in->fwd)
+		vbd_fwd_cancel(in->fwd);
 }
 
 static int vrdma_release(void *inst, int type, uint32_t id)
@@ -974,6 +1006,7 @@ const struct vbd_class vbd_class_vrdma = {
 	.quota_hits = vrdma_quota_hits,
 	.res = vrdma_res,
 	.tree = vrdma_tree,
+	.cancel = vrdma_cancel,
 	.child = vrdma_child,
 	.child_put = vrdma_child_put,
 	.release = vrdma_release,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <vbus/libvbus.h>
 #include <vbus/shm.h>
@@ -39,9 +40,11 @@ struct vbd_fwd {
 	uint32_t below;			/* the device's handle on it */
 	struct fwd_id *ids;		/* under the guest's lock, as its calls are */
 	uint32_t nids, capids;
-	uint64_t calls;
+	uint32_t nregions, nsignals;	/* of ids (atomic: `guest show` reads them) */
+	uint64_t calls;			/* atomic */
 	bool dead;			/* the connection below ended */
 	int stop;			/* eventfd: the events thread ends */
+	int wake;			/* eventfd: a request may have queued events */
 	pthread_t thread;
 };
 
@@ -103,6 +106,7 @@ static int fwd_id(struct vbd_fwd *f, int type, uint32_t dir, uint32_t id, uint32
 		return r;
 	}
 	f->nids++;
+	__atomic_add_fetch(type == VBD_REGION ? &f->nregions : &f->nsignals, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -159,6 +163,16 @@ static int fwd_rename(struct vbd_fwd *f, uint32_t fn, void *buf, size_t len)
 	}
 }
 
+/* Events that came while a request waited for its answer are queued in the connection, with
+ * its socket then empty: the events thread looks now. */
+static void fwd_wake(struct vbd_fwd *f)
+{
+	uint64_t one = 1;
+
+	if (write(f->wake, &one, sizeof(one)) != sizeof(one))
+		vbd_dbg("passthrough: events thread not woken: %s", strerror(errno));
+}
+
 int vbd_fwd_call(struct vbd_fwd *f, uint32_t fn, const void *in, size_t inlen, void *out,
 		 size_t outmax, size_t *outlen)
 {
@@ -169,7 +183,7 @@ int vbd_fwd_call(struct vbd_fwd *f, uint32_t fn, const void *in, size_t inlen, v
 	*outlen = 0;
 	if (__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE))
 		return -EIO;	/* revoked below, as the kernel backend's descriptor answers */
-	f->calls++;
+	__atomic_add_fetch(&f->calls, 1, __ATOMIC_RELAXED);
 	if (inlen) {
 		buf = malloc(inlen);
 		if (!buf)
@@ -182,6 +196,7 @@ int vbd_fwd_call(struct vbd_fwd *f, uint32_t fn, const void *in, size_t inlen, v
 		}
 	}
 	r = vbus_devcall_flags(f->conn, f->below, fn, flags, buf, inlen, out, outmax, outlen);
+	fwd_wake(f);
 	free(buf);
 	if (r == -ENOTCONN)
 		r = -EIO;
@@ -197,9 +212,11 @@ int vbd_fwd_release(struct vbd_fwd *f, int type, uint32_t id)
 		return -ENOENT;
 	r = type == VBD_REGION ? vbus_shm_revoke(f->conn, x->below) :
 	    vbus_sig_revoke(f->conn, x->below);
+	fwd_wake(f);
 	if (r == -EBUSY)
 		return r;	/* an object below still uses it */
 	fwd_put(f, x);		/* revoked below, or the connection is gone with it */
+	__atomic_sub_fetch(type == VBD_REGION ? &f->nregions : &f->nsignals, 1, __ATOMIC_RELAXED);
 	*x = f->ids[--f->nids];
 	return 0;
 }
@@ -209,9 +226,13 @@ int vbd_fwd_child(struct vbd_fwd *f, const struct vbus_child_in *in, int *fd,
 {
 	if (__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE))
 		return -EIO;
+	int r;
+
 	/* Made below, of our child connection's open: it is checked and charged there. */
-	return vbus_child(f->conn, f->below, le32toh(in->max_objects),
-			  le64toh(in->max_pinned_bytes), fd, bus);
+	r = vbus_child(f->conn, f->below, le32toh(in->max_objects), le64toh(in->max_pinned_bytes),
+		       fd, bus);
+	fwd_wake(f);
+	return r;
 }
 
 /* The child connection's events, to the guest; its end, once, as DEV_REMOVED. */
@@ -221,14 +242,16 @@ static void *fwd_events(void *arg)
 	struct vbus_event ev;
 
 	for (;;) {
-		struct pollfd p[2] = { { .fd = f->stop, .events = POLLIN },
+		struct pollfd p[3] = { { .fd = f->stop, .events = POLLIN },
+				       { .fd = f->wake, .events = POLLIN },
 				       { .fd = vbus_event_fd(f->conn), .events = POLLIN } };
+		uint64_t n;
 
-		/* A call's answer may have queued an event with the socket then empty: look
-		 * at the queue at least every 200 ms. */
-		poll(p, f->dead ? 1 : 2, 200);
+		poll(p, f->dead ? 2 : 3, -1);
 		if (p[0].revents)
 			break;
+		if (p[1].revents && read(f->wake, &n, sizeof(n)) != sizeof(n))
+			vbd_dbg("passthrough: %s", strerror(errno));
 		while (!f->dead && vbus_next_event(f->conn, &ev) == 1) {
 			uint32_t type = le32toh(ev.type);
 
@@ -263,7 +286,7 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char 
 		return -ENOMEM;
 	f->g = g;
 	f->handle = handle;
-	f->stop = -1;
+	f->stop = f->wake = -1;
 	r = child(nest_ctx, max_objects, max_pinned, &fd, bus, sizeof(bus));
 	if (r)
 		goto err_free;
@@ -278,7 +301,8 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char 
 	if (r)
 		goto err_conn;
 	f->stop = eventfd(0, EFD_CLOEXEC);
-	if (f->stop < 0) {
+	f->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (f->stop < 0 || f->wake < 0) {
 		r = -errno;
 		goto err_conn;
 	}
@@ -293,6 +317,8 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char 
 err_conn:
 	if (f->stop >= 0)
 		close(f->stop);
+	if (f->wake >= 0)
+		close(f->wake);
 	vbus_disconnect(f->conn);
 err_free:
 	free(f);
@@ -308,6 +334,7 @@ void vbd_fwd_close(struct vbd_fwd *f)
 		vbd_err("passthrough: cannot stop the events thread: %s", strerror(errno));
 	pthread_join(f->thread, NULL);
 	close(f->stop);
+	close(f->wake);
 	vbus_disconnect(f->conn);
 	for (uint32_t i = 0; i < f->nids; i++)
 		fwd_put(f, &f->ids[i]);
@@ -315,13 +342,16 @@ void vbd_fwd_close(struct vbd_fwd *f)
 	free(f);
 }
 
+void vbd_fwd_cancel(struct vbd_fwd *f)
+{
+	/* the connection's socket (libvbus polls it for events) */
+	shutdown(vbus_event_fd(f->conn), SHUT_RDWR);
+}
+
 static uint32_t fwd_count(const struct vbd_fwd *f, int type)
 {
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < f->nids; i++)
-		n += f->ids[i].type == type;
-	return n;
+	return __atomic_load_n(type == VBD_REGION ? &f->nregions : &f->nsignals,
+			       __ATOMIC_RELAXED);
 }
 
 int vbd_fwd_show(struct vbd_fwd *f, char *buf, size_t n)
@@ -330,7 +360,7 @@ int vbd_fwd_show(struct vbd_fwd *f, char *buf, size_t n)
 			"{\"guest\":%u,\"handle\":%u},\"regions\":%u,\"signals\":%u,\"calls\":%llu,"
 			"\"dead\":%s}", le32toh(vbus_hello_info(f->conn)->guest_id), f->below,
 			fwd_count(f, VBD_REGION), fwd_count(f, VBD_SIGNAL),
-			(unsigned long long)f->calls,
+			(unsigned long long)__atomic_load_n(&f->calls, __ATOMIC_RELAXED),
 			__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE) ? "true" : "false");
 }
 
@@ -343,7 +373,7 @@ int vbd_fwd_res(struct vbd_fwd *f, bool json, char *buf, size_t n)
 			 " regions %u signals %u calls %llu\n",
 			 le32toh(vbus_hello_info(f->conn)->guest_id), f->below,
 			 fwd_count(f, VBD_REGION), fwd_count(f, VBD_SIGNAL),
-			 (unsigned long long)f->calls);
+			 (unsigned long long)__atomic_load_n(&f->calls, __ATOMIC_RELAXED));
 
 	return r < 0 || (size_t)r >= n ? -ENOSPC : 0;
 }

@@ -23,6 +23,8 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char 
 		 struct vbd_guest *g, uint32_t handle, uint32_t max_objects,
 		 uint64_t max_pinned, const char *label);
 void vbd_fwd_close(struct vbd_fwd *f);
+/* The instance is going: end the connection below, so that a call waiting there returns. */
+void vbd_fwd_cancel(struct vbd_fwd *f);
 /* A vrdma call of the guest, its regions and signals named as the level below knows them. */
 int vbd_fwd_call(struct vbd_fwd *f, uint32_t fn, const void *in, size_t inlen, void *out,
 		 size_t outmax, size_t *outlen);

@@ -1003,7 +1003,8 @@ static void guest_free(struct vbd_guest *g)
 			*pp = g->next;
 			break;
 		}
-	g->bus->n_guests--;
+	if (!g->child.cls)
+		g->bus->n_guests--;
 	pthread_mutex_lock(&g->lock);
 	/* Devices first (they may map regions and use signals), then the rest. */
 	for (uint32_t i = 1; i < g->slots_end; i++)
@@ -1016,6 +1017,9 @@ static void guest_free(struct vbd_guest *g)
 	pthread_mutex_unlock(&vbd.lock);
 	vbd_info("guest %u (pid %d) gone: %llu calls, %llu errors", g->id, (int)g->pid,
 		 (unsigned long long)g->n_calls, (unsigned long long)g->n_errors);
+	/* Shut down, not only closed: a child connection's socket has another copy (its
+	 * parent handle's), and its holder must see the end now. */
+	shutdown(g->sock, SHUT_RDWR);
 	close(g->sock);
 	vbd_caller_fini(&g->caller);
 	guest_vm_release(g);
@@ -1081,11 +1085,14 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 {
 	struct vbd_guest *g;
 	pthread_attr_t at;
-	bool ok = placed || allowed(b, cr->uid, cr->gid);
+	bool ok = placed || allowed(b, cr->uid, cr->gid), full;
 
-	if (b->n_guests >= b->max_guests)
+	/* A child connection counts in its root's objects (class_vrdma.c), not in the bus's
+	 * guests: a middle level's guests cannot fill the bus for its other tenants. */
+	if (!child && b->n_guests >= b->max_guests)
 		vbd_kernel_linger_prune();	/* the bus may be full of closed ones */
-	if (vbd.stopping || !ok || b->n_guests >= b->max_guests) {
+	full = !child && b->n_guests >= b->max_guests;
+	if (vbd.stopping || !ok || full) {
 		int why = vbd.stopping ? -ESHUTDOWN : !ok ? -EACCES : -EUSERS;
 
 		vbd_warn("bus %s: connection of pid %d uid %u refused: %s", b->name, (int)cr->pid,
@@ -1138,7 +1145,8 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	}
 	g->next = vbd.guests;
 	vbd.guests = g;
-	b->n_guests++;
+	if (!child)
+		b->n_guests++;
 	/* Logged under the lock: once it is released the guest may already be gone. */
 	if (child)
 		vbd_info("bus %s: guest %u connected (pid %d uid %u, a child of guest %u's "

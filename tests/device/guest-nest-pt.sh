@@ -11,7 +11,7 @@
 #     parent's handle;
 #   - a middle vbusd refuses a passthrough device wider than its own attachment;
 #   - depth 2, 3 and 4 (a third middle M4 at depth 3, a guest of M2): ibv_rc_pingpong -c and
-#     the integrity program to a native peer;
+#     the integrity program to a native peer; the integrity program from depth 4 to depth 3;
 #   - depth 0's guest show and res show show the tree: M2's child function under M1's
 #     handle, M4's under M2's, with the ids the middles gave them and their pids (relay:
 #     the child connections, each child_of its parent, their handles labelled for M2, M4);
@@ -134,6 +134,23 @@ vt_until 10 test -S "$RUN4/ctl.sock" || { echo "FAIL: M4 did not start"; cat "$t
 	{ echo "FAIL: dev add mode=passthrough in M4"; cat "$tmp/m4.log"; exit 1; }
 N4=("$VD_BIN/vbus-run" --run-dir "$RUN4" --bus q --)
 depth_runs 4 "${N4[@]}"
+
+# Two nested guests under different middles: the integrity program from a depth-4 guest
+# (under M4) to a depth-3 guest (under M2; it comes first: on the kernel backend a child
+# as wide as its parent is refused once a sibling holds anything).
+seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
+port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
+timeout -k 5 "$(vt_secs 60)" "${N3[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
+spid=$!
+if pt_wait_listen "$port" "$spid" &&
+   timeout -k 5 "$(vt_secs 90)" "${N4[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
+	-s "$seed" -T 5 -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 && wait "$spid"; then
+	echo "ok   integrity (seed $seed), depth-4 guest (M4) to depth-3 guest (M2): $(grep -h 'rounds in' "$tmp/igc")"
+else
+	echo "FAIL integrity (seed $seed), depth-4 guest (M4) to depth-3 guest (M2)"
+	sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
+	kill "$spid" 2>/dev/null
+fi
 
 # Depth 0's view of the passthrough tree (VBK_IOC_TREE): under M1's handle, a child whose
 # process is M2 and whose guest id is M2's id in M1; under it, one whose process is M4 (M2's

@@ -4,8 +4,8 @@
  * vbus-run) by tests/device/guest-nest-pt.sh. Drives VBUS_OP_CHILD (docs/abi.md, CHILD) on
  * its own attachment, as a hostile or careless middle level would: children wider than
  * their parent are refused (EPERM), zero objects too (EINVAL); a child connection opens its
- * parent's device only (ENOENT for another name); a grandchild's objects are charged to its
- * parent too (EDQUOT in both); closing a child's handle ends the grandchild made of it,
+ * parent's device only (ENOENT for another name); a grandchild, and its objects, are
+ * charged to its parent too (EDQUOT in both); closing a child's handle ends the grandchild made of it,
  * while the guest's own attachment keeps working. Exit 0 pass, 1 fail, 77 skip (not the
  * relay backend, or a bus that makes no children).
  */
@@ -124,18 +124,19 @@ int main(int argc, char **argv)
 	printf("ok   a child connection of 8 objects: HELLO says 8; another device ENOENT; a "
 	       "grandchild of 9 EPERM\n");
 
-	/* Its child of 8 too: 5 PDs there and 3 in the child fill the child's 8. */
+	/* Its child of 8 too: the grandchild itself, 4 PDs there and 3 in the child fill the
+	 * child's 8. */
 	check(!child(fn, ctx, &c, argv[1], 8, 0, &gc), "a grandchild of 8 objects");
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 4; i++)
 		check((gpd[i] = alloc_pd(&gc)) > 0, "grandchild PD %d: %s", i, strerror((int)-gpd[i]));
 	for (int i = 0; i < 3; i++)
 		check((cpd[i] = alloc_pd(&c)) > 0, "child PD %d: %s", i, strerror((int)-cpd[i]));
 	check(alloc_pd(&c) == -EDQUOT, "a 9th object in the child's subtree, in the child");
 	check(alloc_pd(&gc) == -EDQUOT, "a 9th object in the child's subtree, in the grandchild");
-	check(!dealloc_pd(&gc, (uint32_t)gpd[4]), "dealloc of a grandchild PD");
+	check(!dealloc_pd(&gc, (uint32_t)gpd[3]), "dealloc of a grandchild PD");
 	check((cpd[3] = alloc_pd(&c)) > 0, "the child's PD after the grandchild gave one back");
-	printf("ok   grandchild 5 PDs + child 3 PDs of the child's 8, then EDQUOT in both; "
-	       "one given back, one taken\n");
+	printf("ok   the grandchild + its 4 PDs + the child's 3 PDs fill the child's 8, then "
+	       "EDQUOT in both; one given back, one taken\n");
 
 	/* Closing the child's handle ends the grandchild's connection; the child's other
 	 * handles and our own attachment go on. */
@@ -149,13 +150,14 @@ int main(int argc, char **argv)
 	/* What they held is given back: a new child fills 8 again. */
 	check(!child(fn, ctx, NULL, argv[1], 8, 0, &x), "a new child of 8 objects");
 	check(!child(fn, ctx, &x, argv[1], 8, 0, &y), "a new grandchild of 8 objects");
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 7; i++)
 		check(alloc_pd(&y) > 0, "the new grandchild's PD %d", i);
 	check(alloc_pd(&x) == -EDQUOT, "past 8 in the new child");
+	check(alloc_pd(&y) == -EDQUOT, "past 8 in the new grandchild");
 	vbus_disconnect(y.conn);
 	vbus_disconnect(x.conn);
 	printf("ok   closing the child's handle ended the grandchild (its call failed); our own "
-	       "attachment works; a new child and grandchild hold 8 again\n");
+	       "attachment works; a new child and grandchild hold 8 again (the grandchild and 7 PDs)\n");
 	ibv_close_device(ctx);
 	ibv_free_device_list(list);
 	return 0;
