@@ -87,30 +87,39 @@ grep -q "mode=passthrough" "$tmp/show" && grep -q "backend=$BACKEND" "$tmp/show"
 	{ echo "FAIL: M1's device: $(cat "$tmp/show")"; fail=1; }
 N2=("$VD_BIN/vbus-run" --run-dir "$RUN1" --bus n --)
 
-depth_runs() { # DEPTH WRAP...: ibv_rc_pingpong -c and integrity, nested client, native server
-	local d=$1 seed port
-	shift
-	PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE PP_CLIENT_WRAP=("$@") PP_CLIENT_DEV=vrdma0
+# ig_pair WHAT SERVER-DEV CLIENT-WRAP-ARRAY [SERVER-WRAP...]: the integrity program (5 s),
+# its client a guest under the wrapper named, its server on SERVER-DEV under the rest.
+ig_pair() {
+	local what=$1 sdev=$2 seed port spid
+	local -n cw=$3
+	shift 3
+	seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
+	port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
+	timeout -k 5 "$(vt_secs 60)" "$@" "$ig" -d "$sdev" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
+	spid=$!
+	if pt_wait_listen "$port" "$spid" &&
+	   timeout -k 5 "$(vt_secs 90)" "${cw[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
+		-s "$seed" -T 5 -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 && wait "$spid"; then
+		echo "ok   integrity (seed $seed), $what: $(grep -h 'rounds in' "$tmp/igc")"
+	else
+		echo "FAIL integrity (seed $seed), $what"
+		sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
+		kill "$spid" 2>/dev/null
+	fi
+}
+
+depth_runs() { # DEPTH WRAP-ARRAY: ibv_rc_pingpong -c and integrity, nested client, native server
+	local d=$1
+	local -n w=$2
+	PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE PP_CLIENT_WRAP=("${w[@]}") PP_CLIENT_DEV=vrdma0
 	if pp_run ibv_rc_pingpong 500 -c >"$tmp/pp" 2>&1; then
 		echo "ok   ibv_rc_pingpong -c, depth-$d guest to native: $(grep -m1 'client| .*iters in' "$tmp/pp")"
 	else
 		echo "FAIL ibv_rc_pingpong -c, depth-$d guest to native"; sed 's/^/  | /' "$tmp/pp"; fail=1
 	fi
-	seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
-	port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
-	timeout -k 5 "$(vt_secs 60)" "$ig" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
-	local spid=$!
-	if pt_wait_listen "$port" "$spid" &&
-	   timeout -k 5 "$(vt_secs 90)" "$@" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
-		-s "$seed" -T 5 -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 && wait "$spid"; then
-		echo "ok   integrity (seed $seed), depth-$d guest to native: $(grep -h 'rounds in' "$tmp/igc")"
-	else
-		echo "FAIL integrity (seed $seed), depth-$d guest to native"
-		sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
-		kill "$spid" 2>/dev/null
-	fi
+	ig_pair "depth-$d guest to native" "$VBUS_RXE" "$2"
 }
-depth_runs 2 "${N2[@]}"
+depth_runs 2 N2
 
 # M2 (depth 2), a guest of M1, passthrough too: vrdma0 with all of M2's own attachment
 # (256 objects, 128 MiB) on bus m, and vs with 16 objects and 8 MiB on bus s. A child is refused (EDQUOT)
@@ -123,7 +132,7 @@ m2 dev add vrdma0 class vrdma backing=vrdma0 mode=passthrough bus m >/dev/null &
 m2 dev add vs class vrdma backing=vrdma0 mode=passthrough max-objects=16 max-pinned=8388608 bus s >/dev/null ||
 	{ echo "FAIL: dev add mode=passthrough in M2"; cat "$tmp/m2.log"; exit 1; }
 N3=("$VD_BIN/vbus-run" --run-dir "$RUN2" --bus m --)
-depth_runs 3 "${N3[@]}"
+depth_runs 3 N3
 
 # M4 (depth 3), a guest of M2, passthrough too: vrdma0 on bus q, for a depth-4 guest.
 "${N3[@]}" "$VD_BIN/vbusd" --run-dir "$RUN4" 2>"$tmp/m4.log" &
@@ -133,24 +142,12 @@ vt_until 10 test -S "$RUN4/ctl.sock" || { echo "FAIL: M4 did not start"; cat "$t
 "$VD_BIN/vbusctl" --run-dir "$RUN4" dev add vrdma0 class vrdma backing=vrdma0 mode=passthrough bus q >/dev/null ||
 	{ echo "FAIL: dev add mode=passthrough in M4"; cat "$tmp/m4.log"; exit 1; }
 N4=("$VD_BIN/vbus-run" --run-dir "$RUN4" --bus q --)
-depth_runs 4 "${N4[@]}"
+depth_runs 4 N4
 
 # Two nested guests under different middles: the integrity program from a depth-4 guest
 # (under M4) to a depth-3 guest (under M2; it comes first: on the kernel backend a child
 # as wide as its parent is refused once a sibling holds anything).
-seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
-port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
-timeout -k 5 "$(vt_secs 60)" "${N3[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
-spid=$!
-if pt_wait_listen "$port" "$spid" &&
-   timeout -k 5 "$(vt_secs 90)" "${N4[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
-	-s "$seed" -T 5 -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 && wait "$spid"; then
-	echo "ok   integrity (seed $seed), depth-4 guest (M4) to depth-3 guest (M2): $(grep -h 'rounds in' "$tmp/igc")"
-else
-	echo "FAIL integrity (seed $seed), depth-4 guest (M4) to depth-3 guest (M2)"
-	sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
-	kill "$spid" 2>/dev/null
-fi
+ig_pair "depth-4 guest (M4) to depth-3 guest (M2)" vrdma0 N4 "${N3[@]}"
 
 # Depth 0's view of the passthrough tree (VBK_IOC_TREE): under M1's handle, a child whose
 # process is M2 and whose guest id is M2's id in M1; under it, one whose process is M4 (M2's
