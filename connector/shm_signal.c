@@ -56,17 +56,13 @@ int vbus_signal_wait(struct vbus_signal *s, int timeout_ms, int watch_fd)
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -errno;
-	if (r == 0) {
-		/* Awake all the same: a pending word the producer set without a kick (only a
-		 * peer scribbling over it does) must not silence every later one. */
-		__atomic_store_n(&s->shm->pending, 0, __ATOMIC_SEQ_CST);
-		return 0;
-	}
-	if (!(p[0].revents & POLLIN))
+	if (r > 0 && !(p[0].revents & POLLIN))
 		return -ENOTCONN;	/* the peer's socket hung up */
-	if (read(s->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (r > 0 && read(s->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
-	/* Cleared before the caller re-checks for work, so a later kick is not lost. */
+	/* Cleared before the caller re-checks for work, so a later kick is not lost; after a
+	 * timeout too: a pending word the producer set without a kick (only a peer scribbling
+	 * over it does) must not silence every later one. */
 	__atomic_store_n(&s->shm->pending, 0, __ATOMIC_SEQ_CST);
-	return 1;
+	return r > 0;
 }

@@ -106,12 +106,18 @@ void vbg_gid_cache_stale(struct vbg_context *ctx)
 	__atomic_store_n(&ctx->gids.stale, true, __ATOMIC_RELEASE);
 }
 
+/* A process in a vbus VM (its bus through the VM's device). */
+static bool in_vm(void)
+{
+	return vbus_conn_is_vm(vbg_conn());
+}
+
 /* A VM has none of the host's netdevs: its entries' ndev_ifindex is 0, as a kernel with no
  * netdev for an entry answers. A process guest shares the host's kernel, and gets its
  * number, as uverbs gives it natively. */
 static uint32_t ndev_seen(uint32_t host_ifindex)
 {
-	return vbus_conn_is_vm(vbg_conn()) ? 0 : host_ifindex;
+	return in_vm() ? 0 : host_ifindex;
 }
 
 /* Cached entry k's ndev_ifindex, asked of the host once; under the cache's lock. A host
@@ -125,7 +131,7 @@ static uint32_t ndev_of(struct vbg_context *ctx, uint32_t k)
 		struct vrdma_query_gid_out o;
 
 		gc->ndev[k] = 0;
-		if (ndev_seen(1) &&	/* not a VM: worth asking */
+		if (!in_vm() &&
 		    !vbg_call(ctx, VRDMA_FN_QUERY_GID, &i, sizeof(i), &o, sizeof(o)))
 			gc->ndev[k] = ndev_seen(le32toh(o.ndev_ifindex));
 	}

@@ -731,13 +731,18 @@ static void *chan_main(void *arg)
 	struct vbd_guest *g = arg;
 	struct vbus_call_req *req = malloc(sizeof(*req));
 	uint8_t *out = malloc(VBUS_CALL_INLINE);
+	uint64_t bad = 0;
 
 	while (req && out) {
 		size_t outlen = 0;
 		int r = vbus_callchan_next(g->chan, req, &g->chan_stop);
 
 		if (r == -EBADMSG) {
-			gwarn(g, "%s", "bad call descriptor");
+			/* A scribbling guest can send these as fast as it likes: the 1st, 2nd,
+			 * 4th, 8th ... are logged, each with the count. */
+			bad++;
+			if (!(bad & (bad - 1)))
+				gwarn(g, "bad call descriptor (%llu so far)", (unsigned long long)bad);
 			vbus_callchan_reply(g->chan, le64toh(req->tag), -EINVAL, NULL, 0);
 			continue;
 		}

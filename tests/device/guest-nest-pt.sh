@@ -15,8 +15,9 @@
 #   - depth 0's guest show and res show show the tree: M2's child function under M1's
 #     handle, M4's under M2's, with the ids the middles gave them and their pids (relay:
 #     the child connections, each child_of its parent, their handles labelled for M2, M4);
-#   - with M1, M2 and M4 SIGSTOPped, a depth-4 ib_write_lat to a native server completes (no
-#     middle level is on the data path);
+#   - ib_send_lat and ib_write_bw 64 KiB from depth 4; with M1, M2 and M4 SIGSTOPped, a
+#     depth-4 ib_write_lat to a native server completes (no middle level is on the data path);
+#   - a depth-1 guest, M1's sibling, runs the integrity program through M1's SIGKILL;
 #   - SIGKILL of M1, or `dev del` in a middle M3 or at depth 0 under M3's depth-2 guest/revoke
 #     (relay: guest/port-events fatal): the guests below get DEVICE_FATAL within a scaled
 #     1 s, rdma res show is back to its baseline.
@@ -87,8 +88,9 @@ grep -q "mode=passthrough" "$tmp/show" && grep -q "backend=$BACKEND" "$tmp/show"
 	{ echo "FAIL: M1's device: $(cat "$tmp/show")"; fail=1; }
 N2=("$VD_BIN/vbus-run" --run-dir "$RUN1" --bus n --)
 
-# ig_pair WHAT SERVER-DEV CLIENT-WRAP-ARRAY [SERVER-WRAP...]: the integrity program (5 s),
-# its client a guest under the wrapper named, its server on SERVER-DEV under the rest.
+# ig_pair WHAT SERVER-DEV CLIENT-WRAP-ARRAY [SERVER-WRAP...]: the integrity program (IG_T
+# seconds, 5), its client a guest under the wrapper named, its server on SERVER-DEV under
+# the rest.
 ig_pair() {
 	local what=$1 sdev=$2 seed port spid
 	local -n cw=$3
@@ -99,7 +101,8 @@ ig_pair() {
 	spid=$!
 	if pt_wait_listen "$port" "$spid" &&
 	   timeout -k 5 "$(vt_secs 90)" "${cw[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
-		-s "$seed" -T 5 -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 && wait "$spid"; then
+		-s "$seed" -T "${IG_T:-5}" -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 &&
+	   wait "$spid"; then
 		echo "ok   integrity (seed $seed), $what: $(grep -h 'rounds in' "$tmp/igc")"
 	else
 		echo "FAIL integrity (seed $seed), $what"
@@ -148,6 +151,18 @@ depth_runs 4 N4
 # (under M4) to a depth-3 guest (under M2; it comes first: on the kernel backend a child
 # as wide as its parent is refused once a sibling holds anything).
 ig_pair "depth-4 guest (M4) to depth-3 guest (M2)" vrdma0 N4 "${N3[@]}"
+
+# The rest of perftest at depth 4 (ib_write_lat comes below, with the middles stopped).
+PT_CLIENT_WRAP=("${N4[@]}") PT_CLIENT_DEV=vrdma0 PT_SERVER_WRAP=() PT_SERVER_DEV=$VBUS_RXE
+for args in "ib_send_lat -n 500 t_typical_us" "ib_write_bw -s 65536 -n 200 bw_avg_MBps"; do
+	# shellcheck disable=SC2086
+	set -- $args
+	if pt_run "$1" "$tmp/pto" "${@:2:$#-2}" >"$tmp/ptlog" 2>&1 && v=$(pt_figure "$tmp/pto" "${!#}"); then
+		echo "ok   ${*:1:$#-1}, depth-4 guest to native: ${!#} $v"
+	else
+		echo "FAIL ${*:1:$#-1}, depth-4 guest to native"; tail -n 20 "$tmp/ptlog" "$tmp/pto" 2>/dev/null; fail=1
+	fi
+done
 
 # Depth 0's view of the passthrough tree (VBK_IOC_TREE): under M1's handle, a child whose
 # process is M2 and whose guest id is M2's id in M1; under it, one whose process is M4 (M2's
@@ -261,6 +276,11 @@ ppc=$!
 timeout -k 2 "$(vt_secs 60)" "$VD_BIN/vbus-run" --run-dir "$RUN2" --bus s -- "$pe" fatal >"$tmp/fatal" 2>&1 &
 fpid=$!
 vt_wait_for "$tmp/fatal" ready 20 $fpid || { echo "FAIL: the depth-3 guest did not get ready"; cat "$tmp/fatal"; exit 1; }
+# a sibling of M1 (a depth-1 guest) runs the integrity program through the kill
+IG_T=10 ig_pair "a depth-1 guest (M1's sibling) to native, through M1's SIGKILL" "$VBUS_RXE" \
+	VD_RUN >"$tmp/sib" 2>&1 &
+sib=$!
+PT_PORT=$((PT_PORT + 1))
 sleep 2
 during=$(res_counts)
 kill -0 "$ppc" || { echo "FAIL: the depth-3 ibv_rc_pingpong ended before the kill"; cat "$tmp/ppc"; fail=1; }
@@ -285,6 +305,9 @@ else
 	echo "ok   the depth-3 ibv_rc_pingpong got nothing more after the kill"
 fi
 kill "$pps" 2>/dev/null; wait "$pps" 2>/dev/null
+wait "$sib"
+cat "$tmp/sib"
+grep -q '^ok   integrity' "$tmp/sib" || fail=1
 if vt_until 10 sh -c "[ \"\$(for k in qp cq mr pd; do rdma res show \$k 2>/dev/null | grep -c .; done | xargs)\" = '$base' ]"; then
 	echo "ok   rdma res back to its baseline (qp cq mr pd: $base; during: $during)"
 else
