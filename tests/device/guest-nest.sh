@@ -1,10 +1,11 @@
 #!/bin/bash
-# Nesting, depth 2 (docs/nesting.md): a host vbusd on rxe0 (VD_BACKEND at depth 0), a second
+# Nesting in relay mode, depth 2 to 4 (docs/nesting.md): a host vbusd on rxe0 (VD_BACKEND at depth 0), a second
 # vbusd run as its guest under vbus-run that backs its own bus's vrdma device with the
 # vrdma device it sees (relay mode: it forwards everything), and a nested guest on that
 # bus (depth 0 on either backend; the middle vbusd is relay, the only backend on a vbus
 # device). From the nested guest to a native peer: ibv_rc_pingpong -c and the integrity
-# program. Refusals: the middle vbusd may not give its guests more than its own attachment
+# program; two more relay-mode middles below it, and from depth 3 and 4 ibv_rc_pingpong -c,
+# from depth 4 the integrity program. Refusals: the middle vbusd may not give its guests more than its own attachment
 # (max-objects, max-pinned, another GID index, backend=kernel), and a nested guest past its
 # QP quota and its pinned-byte quota gets an error while its parent's objects are untouched.
 # Then SIGKILL of a middle vbusd while its nested guests work: they get DEVICE_FATAL (one
@@ -32,12 +33,16 @@ base=$(res_counts)
 RUN1=$(mktemp -d /tmp/vbus-nest.XXXXXX)
 RUN2=$(mktemp -d /tmp/vbus-nest.XXXXXX)
 RUN3=$(mktemp -d /tmp/vbus-nest.XXXXXX)
+RUNA=$(mktemp -d /tmp/vbus-nest.XXXXXX)
+RUNB=$(mktemp -d /tmp/vbus-nest.XXXXXX)
 tmp=$(mktemp -d)
 mid() { "$VD_BIN/vbusctl" --run-dir "$RUN1" "$@"; }
 cleanup() {
 	local p
-	for p in ${MID_PID:-} ${MID2_PID:-} ${MID3_PID:-}; do vd_term "$p" || true; done
-	rm -rf "$RUN1" "$RUN2" "$RUN3" "$tmp"
+	for p in ${MIDB_PID:-} ${MIDA_PID:-} ${MID_PID:-} ${MID2_PID:-} ${MID3_PID:-}; do
+		vd_term "$p" || true
+	done
+	rm -rf "$RUN1" "$RUN2" "$RUN3" "$RUNA" "$RUNB" "$tmp"
 	vd_stop
 }
 trap cleanup EXIT
@@ -121,6 +126,55 @@ else
 	sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
 	kill "$spid" 2>/dev/null
 fi
+
+# Relay mode deeper: MIDA at depth 2 (a guest of this middle's vrdma0) and MIDB at depth 3
+# (a guest of MIDA), each running its own relay on the device it sees, each device with its
+# parent's limits (the integrity program pins about 54 MB, at every level of relay mode).
+# ibv_rc_pingpong -c from depth 3 and 4 and the integrity program from depth 4, to
+# native; then both middles go.
+mid_chain() { # PID-VAR RUN LOG WRAP...: a relay-mode middle under WRAP
+	local -n pid=$1
+	local run=$2 log=$3
+	shift 3
+	"$@" "$VD_BIN/vbusd" --run-dir "$run" 2>"$log" &
+	pid=$!
+	vt_until 10 test -S "$run/ctl.sock" &&
+	"$VD_BIN/vbusctl" --run-dir "$run" bus add n allow all >/dev/null &&
+	"$VD_BIN/vbusctl" --run-dir "$run" dev add vrdma0 class vrdma backing=vrdma0 bus n >/dev/null ||
+		{ echo "FAIL: a relay-mode middle in $run"; cat "$log"; exit 1; }
+}
+mid_chain MIDA_PID "$RUNA" "$tmp/mida.log" "${NEST[@]}"
+NEST3=("$VD_BIN/vbus-run" --run-dir "$RUNA" --bus n --)
+mid_chain MIDB_PID "$RUNB" "$tmp/midb.log" "${NEST3[@]}"
+NEST4=("$VD_BIN/vbus-run" --run-dir "$RUNB" --bus n --)
+PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE PP_CLIENT_DEV=vrdma0
+for d in 3 4; do
+	declare -n w=NEST$d
+	PP_CLIENT_WRAP=("${w[@]}")
+	unset -n w
+	if pp_run ibv_rc_pingpong 200 -c >"$tmp/pp" 2>&1; then
+		echo "ok   ibv_rc_pingpong -c, depth-$d guest (relay mode) to native: $(grep -m1 'client| .*iters in' "$tmp/pp")"
+	else
+		echo "FAIL ibv_rc_pingpong -c, depth-$d guest (relay mode) to native"; sed 's/^/  | /' "$tmp/pp"; fail=1
+	fi
+done
+seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
+port=$((PT_PORT + 40))
+timeout -k 5 "$(vt_secs 60)" "$ig" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
+spid=$!
+if pt_wait_listen "$port" "$spid" &&
+   timeout -k 5 "$(vt_secs 120)" "${NEST4[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
+	-s "$seed" -T 5 -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 && wait "$spid"; then
+	echo "ok   integrity (seed $seed), depth-4 guest (relay mode) to native: $(grep -h 'rounds in' "$tmp/igc")"
+else
+	echo "FAIL integrity (seed $seed), depth-4 guest (relay mode) to native"
+	sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
+	kill "$spid" 2>/dev/null
+fi
+for p in "$MIDB_PID" "$MIDA_PID"; do
+	vd_term "$p" || { echo "FAIL: a relay-mode middle (pid $p) did not exit on SIGTERM"; fail=1; }
+done
+MIDA_PID= MIDB_PID=
 
 # A nested guest that asks for more than its parent allows: past 16 objects and 8 MiB.
 if timeout -k 5 "$(vt_secs 60)" "${NEST[@]}" "$mem" vq 16 8388608 "$VBUS_GID_INDEX" >"$tmp/q" 2>&1; then
