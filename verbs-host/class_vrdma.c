@@ -50,6 +50,7 @@ struct vrdma_dev {
 	int pt_fd;
 	/* mode=passthrough over a relay-backend parent: child connections (class_vrdma_fwd.c) */
 	bool fwd;
+	uint64_t gen;			/* this device, not another added later under its name */
 	/* The backing device's /dev node, when it had one at `dev add` (`gone` watches it;
 	 * empty: only its sysfs link is watched) */
 	char node[sizeof("/dev/infiniband/") + IBV_SYSFS_NAME_MAX];
@@ -74,6 +75,7 @@ struct vrdma_inst {
 #define KERNEL_NOTE "the objects are in the kernel module, which did not list them"
 
 static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t dev_gen;	/* the last vrdma_dev's gen */
 static struct vrdma_relay *relay;
 static int relay_users;
 
@@ -269,6 +271,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	if (!v)
 		return -ENOMEM;
 	v->pt_fd = -1;
+	v->gen = __atomic_add_fetch(&dev_gen, 1, __ATOMIC_RELAXED);
 	/* Both backends: the device must be there, and `gone` watches its uverbs node. Only
 	 * the relay opens contexts on it (one per guest, in vrdma_open). */
 	v->list = ibv_get_device_list(&n);
@@ -586,7 +589,7 @@ static int relay_open(struct vrdma_dev *v, struct vrdma_inst *in, const struct v
 struct child_token {
 	struct vrdma_charge *charge;	/* the child's own node, under its parent's */
 	struct vrdma_charge *parent;	/* charged one object for the child itself */
-	const struct vrdma_dev *dev;	/* the device it is a child of */
+	uint64_t dev_gen;		/* the device it is a child of (vrdma_dev.gen) */
 	uint32_t max_objects;
 	uint64_t max_pinned;
 };
@@ -631,7 +634,7 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 		pol.max_pinned_bytes = t->max_pinned < pol.max_pinned_bytes ? t->max_pinned :
 				       pol.max_pinned_bytes;
 		pol.parent = t->charge;
-		if (in->kernel || v->fwd || t->dev != v) {
+		if (in->kernel || v->fwd || t->dev_gen != v->gen) {
 			free(in);
 			return -EPERM;	/* the device was replaced by one that makes no children */
 		}
@@ -784,7 +787,7 @@ static int vrdma_child(void *inst, const struct vbus_child_in *ci, int *fd,
 		return -ENOMEM;
 	}
 	t->parent = vrdma_charge_get(in->vg->charge);
-	t->dev = in->dev;
+	t->dev_gen = in->dev->gen;
 	t->max_objects = mo;
 	t->max_pinned = mp;
 	*token = t;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <vbus/libvbus.h>
 #include <vbus/shm.h>
@@ -43,6 +44,7 @@ struct vbd_fwd {
 	uint32_t nregions, nsignals;	/* of ids (atomic: `guest show` reads them) */
 	uint64_t calls;			/* atomic */
 	bool dead;			/* the connection below ended */
+	bool cancelled;			/* ended by us (vbd_fwd_cancel): no word to the guest */
 	int stop;			/* eventfd: the events thread ends */
 	int wake;			/* eventfd: a request may have queued events */
 	pthread_t thread;
@@ -109,6 +111,9 @@ static int fwd_id(struct vbd_fwd *f, int type, uint32_t dir, uint32_t id, uint32
 	__atomic_add_fetch(type == VBD_REGION ? &f->nregions : &f->nsignals, 1, __ATOMIC_RELAXED);
 	return 0;
 }
+
+/* How long the level below may take to answer each step of an open (seconds). */
+#define FWD_SETUP_S 60
 
 #define FWD_LE32(p, off) ((__le32 *)((uint8_t *)(p) + (off)))
 
@@ -261,6 +266,8 @@ static void *fwd_events(void *arg)
 			} else if ((type == VBUS_EV_DEV_REMOVED && le32toh(ev.handle) == f->below) ||
 				   type == VBUS_EV_SHUTDOWN || type == VBUS_EV_DISCONNECTED) {
 				__atomic_store_n(&f->dead, true, __ATOMIC_RELEASE);
+				if (__atomic_load_n(&f->cancelled, __ATOMIC_ACQUIRE))
+					continue;	/* the instance is going: whoever ends it says so */
 				vbd_info("guest %u: its passthrough connection below ended: "
 					 "the device is gone for it", f->g->id);
 				vbd_guest_send_event(f->g, VBUS_EV_DEV_REMOVED, f->handle, 0, NULL, 0);
@@ -290,6 +297,10 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char 
 	r = child(nest_ctx, max_objects, max_pinned, &fd, bus, sizeof(bus));
 	if (r)
 		goto err_free;
+	/* The open runs under the model's lock: a level below that does not answer fails it
+	 * rather than stalling us for good (the calls after it may take their time). */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = FWD_SETUP_S },
+		   sizeof(struct timeval));
 	r = vbus_connect_fd(fd, bus, &f->conn);
 	if (r)
 		goto err_free;
@@ -300,6 +311,8 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char 
 	r = vbus_devopen_label(f->conn, devname, VRDMA_CLASS_NAME, label, &f->below);
 	if (r)
 		goto err_conn;
+	setsockopt(vbus_event_fd(f->conn), SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 0 },
+		   sizeof(struct timeval));
 	f->stop = eventfd(0, EFD_CLOEXEC);
 	f->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (f->stop < 0 || f->wake < 0) {
@@ -344,6 +357,7 @@ void vbd_fwd_close(struct vbd_fwd *f)
 
 void vbd_fwd_cancel(struct vbd_fwd *f)
 {
+	__atomic_store_n(&f->cancelled, true, __ATOMIC_RELEASE);
 	/* the connection's socket (libvbus polls it for events) */
 	shutdown(vbus_event_fd(f->conn), SHUT_RDWR);
 }

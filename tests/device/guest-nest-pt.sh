@@ -15,7 +15,8 @@
 #   - depth 0's guest show and res show show the tree: M2's child function under M1's
 #     handle, M4's under M2's, with the ids the middles gave them and their pids (relay:
 #     the child connections, each child_of its parent, their handles labelled for M2, M4);
-#   - ib_send_lat and ib_write_bw 64 KiB from depth 4; with M1, M2 and M4 SIGSTOPped, a
+#   - ib_send_lat and ib_write_bw 64 KiB from depth 4, ib_write_lat from depth 4 to depth 3;
+#     with M1, M2 and M4 SIGSTOPped, a
 #     depth-4 ib_write_lat to a native server completes (no middle level is on the data path);
 #   - a depth-1 guest, M1's sibling, runs the integrity program through M1's SIGKILL;
 #   - SIGKILL of M1, or `dev del` in a middle M3 or at depth 0 under M3's depth-2 guest/revoke
@@ -97,17 +98,18 @@ ig_pair() {
 	shift 3
 	seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
 	port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
-	timeout -k 5 "$(vt_secs 60)" "$@" "$ig" -d "$sdev" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
+	# the server outlives the client's limit; the client's lines come as it prints them
+	timeout -k 5 "$(vt_secs 150)" "$@" "$ig" -d "$sdev" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
 	spid=$!
 	if pt_wait_listen "$port" "$spid" &&
-	   timeout -k 5 "$(vt_secs 90)" "${cw[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
+	   timeout -k 5 "$(vt_secs 90)" "${cw[@]}" stdbuf -oL "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
 		-s "$seed" -T "${IG_T:-5}" -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 &&
 	   wait "$spid"; then
 		echo "ok   integrity (seed $seed), $what: $(grep -h 'rounds in' "$tmp/igc")"
 	else
 		echo "FAIL integrity (seed $seed), $what"
 		sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
-		kill "$spid" 2>/dev/null
+		kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
 	fi
 }
 
@@ -163,6 +165,13 @@ for args in "ib_send_lat -n 500 t_typical_us" "ib_write_bw -s 65536 -n 200 bw_av
 		echo "FAIL ${*:1:$#-1}, depth-4 guest to native"; tail -n 20 "$tmp/ptlog" "$tmp/pto" 2>/dev/null; fail=1
 	fi
 done
+# and between the two nested guests under different middles
+PT_SERVER_WRAP=("${N3[@]}") PT_SERVER_DEV=vrdma0
+if pt_run ib_write_lat "$tmp/pto" -n 500 >"$tmp/ptlog" 2>&1 && v=$(pt_figure "$tmp/pto" t_typical_us); then
+	echo "ok   ib_write_lat -n 500, depth-4 guest (M4) to depth-3 guest (M2): t_typical_us $v"
+else
+	echo "FAIL ib_write_lat, depth-4 guest (M4) to depth-3 guest (M2)"; tail -n 20 "$tmp/ptlog" "$tmp/pto" 2>/dev/null; fail=1
+fi
 
 # Depth 0's view of the passthrough tree (VBK_IOC_TREE): under M1's handle, a child whose
 # process is M2 and whose guest id is M2's id in M1; under it, one whose process is M4 (M2's
@@ -269,10 +278,11 @@ port2=$PT_PORT; PT_PORT=$((PT_PORT + 1))
 timeout -k 2 "$(vt_secs 60)" ibv_rc_pingpong -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port2" -n 1000000 >"$tmp/pps" 2>&1 &
 pps=$!
 pt_wait_listen "$port2" "$pps" || { echo "FAIL: pingpong server did not listen"; exit 1; }
-timeout -k 2 "$(vt_secs 60)" "${N3[@]}" ibv_rc_pingpong -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port2" -n 1000000 "$VBUS_IP" >"$tmp/ppc" 2>&1 &
+timeout -k 2 "$(vt_secs 60)" "${N3[@]}" stdbuf -oL ibv_rc_pingpong -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port2" -n 1000000 "$VBUS_IP" >"$tmp/ppc" 2>&1 &
 ppc=$!
-# kernel: its child (all of M2's limits) first: vs's fits in what is left
-[ $KB = 1 ] && vt_until 20 has_fd "$ppc"
+# kernel: its child (all of M2's limits) first: vs's fits in what is left; relay: it is
+# connected to its peer (its QP's control calls follow at once)
+if [ $KB = 1 ]; then vt_until 20 has_fd "$ppc"; else vt_wait_for "$tmp/ppc" 'remote address' 20 "$ppc"; fi
 timeout -k 2 "$(vt_secs 60)" "$VD_BIN/vbus-run" --run-dir "$RUN2" --bus s -- "$pe" fatal >"$tmp/fatal" 2>&1 &
 fpid=$!
 vt_wait_for "$tmp/fatal" ready 20 $fpid || { echo "FAIL: the depth-3 guest did not get ready"; cat "$tmp/fatal"; exit 1; }
@@ -281,6 +291,8 @@ IG_T=10 ig_pair "a depth-1 guest (M1's sibling) to native, through M1's SIGKILL"
 	VD_RUN >"$tmp/sib" 2>&1 &
 sib=$!
 PT_PORT=$((PT_PORT + 1))
+vt_wait_for "$tmp/igc" 'seed 0x' 30 "$sib" ||
+	echo "note: the sibling's integrity run had not started its rounds before the kill"
 sleep 2
 during=$(res_counts)
 kill -0 "$ppc" || { echo "FAIL: the depth-3 ibv_rc_pingpong ended before the kill"; cat "$tmp/ppc"; fail=1; }

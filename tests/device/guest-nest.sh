@@ -160,7 +160,7 @@ for d in 3 4; do
 done
 seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
 port=$((PT_PORT + 40))
-timeout -k 5 "$(vt_secs 60)" "$ig" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
+timeout -k 5 "$(vt_secs 180)" "$ig" -d "$VBUS_RXE" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
 spid=$!
 if pt_wait_listen "$port" "$spid" &&
    timeout -k 5 "$(vt_secs 120)" "${NEST4[@]}" "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
@@ -169,7 +169,7 @@ if pt_wait_listen "$port" "$spid" &&
 else
 	echo "FAIL integrity (seed $seed), depth-4 guest (relay mode) to native"
 	sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
-	kill "$spid" 2>/dev/null
+	kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
 fi
 for p in "$MIDB_PID" "$MIDA_PID"; do
 	vd_term "$p" || { echo "FAIL: a relay-mode middle (pid $p) did not exit on SIGTERM"; fail=1; }
