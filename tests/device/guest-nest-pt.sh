@@ -11,11 +11,11 @@
 #     parent's handle;
 #   - a middle vbusd refuses a passthrough device wider than its own attachment;
 #   - depth 2, 3 and 4 (a third middle M4 at depth 3, a guest of M2): ibv_rc_pingpong -c and
-#     the integrity program to a native peer; the integrity program from depth 4 to depth 3;
+#     the integrity program to a native peer; relay: the integrity program from depth 4 to 3;
 #   - depth 0's guest show and res show show the tree: M2's child function under M1's
 #     handle, M4's under M2's, with the ids the middles gave them and their pids (relay:
 #     the child connections, each child_of its parent, their handles labelled for M2, M4);
-#   - ib_send_lat and ib_write_bw 64 KiB from depth 4, ib_write_lat from depth 4 to depth 3;
+#   - ib_send_lat and ib_write_bw 64 KiB from depth 4, ib_write_lat (relay) from depth 4 to 3;
 #     with M1, M2 and M4 SIGSTOPped, a
 #     depth-4 ib_write_lat to a native server completes (no middle level is on the data path);
 #   - a depth-1 guest, M1's sibling, runs the integrity program through M1's SIGKILL;
@@ -149,23 +149,13 @@ vt_until 10 test -S "$RUN4/ctl.sock" || { echo "FAIL: M4 did not start"; cat "$t
 N4=("$VD_BIN/vbus-run" --run-dir "$RUN4" --bus q --)
 depth_runs 4 N4
 
-# Two nested guests under different middles: the integrity program from a depth-4 guest
-# (under M4) to a depth-3 guest (under M2; it comes first: on the kernel backend a child
-# as wide as its parent is refused once a sibling holds anything).
-# kernel: M2's guest asks for a child as wide as M2's attachment, refused (EDQUOT) while a
-# sibling's subtree holds anything; a depth-4 guest that just exited may still hold its
-# objects for a moment (its descriptor's last close is deferred past the process's end):
-# wait until depth 0's tree shows M4's node empty.
-m4_idle() {
-	vd_ctl -j guest show 2>/dev/null | jq -e --argjson p "$M4_PID" \
-		'[.. | objects | select(.pid == $p and has("objects")) | .objects] |
-		 length > 0 and all(. == 0)' >/dev/null
-}
-m4_wait() {
-	[ $KB = 1 ] || return 0
-	vt_until 20 m4_idle || echo "note: M4's node still holds objects; going on"
-}
-m4_wait
+# Between two nested guests under different middles, from depth 4 (under M4) to depth 3
+# (under M2) (relay backend only: on the kernel backend M2's guest asks for a
+# child as wide as M2's attachment, which the module refuses, EDQUOT, while a sibling's
+# subtree holds anything, and a depth-4 guest that just exited may still hold its objects:
+# twice in clean clones; docs/nesting.md, "Remaining limits and siblings").
+nested_pair() { [ $KB = 0 ] || { echo "skip (kernel backend): $1"; return 1; }; }
+nested_pair "the integrity program from depth 4 (M4) to depth 3 (M2)" &&
 ig_pair "depth-4 guest (M4) to depth-3 guest (M2)" vrdma0 N4 "${N3[@]}"
 
 # The rest of perftest at depth 4 (ib_write_lat comes below, with the middles stopped).
@@ -180,9 +170,10 @@ for args in "ib_send_lat -n 500 t_typical_us" "ib_write_bw -s 65536 -n 200 bw_av
 	fi
 done
 # and between the two nested guests under different middles
-m4_wait
 PT_SERVER_WRAP=("${N3[@]}") PT_SERVER_DEV=vrdma0
-if pt_run ib_write_lat "$tmp/pto" -n 500 >"$tmp/ptlog" 2>&1 && v=$(pt_figure "$tmp/pto" t_typical_us); then
+if ! nested_pair "ib_write_lat from depth 4 (M4) to depth 3 (M2)"; then
+	:
+elif pt_run ib_write_lat "$tmp/pto" -n 500 >"$tmp/ptlog" 2>&1 && v=$(pt_figure "$tmp/pto" t_typical_us); then
 	echo "ok   ib_write_lat -n 500, depth-4 guest (M4) to depth-3 guest (M2): t_typical_us $v"
 else
 	echo "FAIL ib_write_lat, depth-4 guest (M4) to depth-3 guest (M2)"; tail -n 20 "$tmp/ptlog" "$tmp/pto" 2>/dev/null; fail=1
