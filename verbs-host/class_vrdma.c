@@ -526,6 +526,14 @@ static int child_open(const struct vbd_dev *d, struct vrdma_inst *in)
 
 /* The relay backend: the guest's own context on the real device; the relay thread
  * starts with the first guest. 0 or -errno. */
+/* The label an open below made for instance in carries (label.c): its guest, and that
+ * guest's own label when it is a middle too. */
+static void inst_label(const struct vrdma_inst *in, char label[VBUS_LABEL_MAX])
+{
+	if (vbd_label_compose(label, in->g->id, (int)in->g->pid, vbd_handle_label(in->g, in->handle)))
+		vbd_dbg("vrdma: guest %u: its own label is too deep to pass on whole", in->g->id);
+}
+
 /*
  * Nested: the context below is opened for one of our guests; its DEVOPEN there says which
  * (label.c), so that the level below can show the tree. Only this thread's open carries it.
@@ -548,8 +556,7 @@ static void nest_label(const struct vrdma_dev *v, const struct vrdma_inst *in, b
 		set(NULL);
 		return;
 	}
-	if (vbd_label_compose(label, in->g->id, (int)in->g->pid, vbd_handle_label(in->g, in->handle)))
-		vbd_dbg("vrdma: guest %u: its own label is too deep to pass on whole", in->g->id);
+	inst_label(in, label);
 	set(label);
 }
 
@@ -601,9 +608,7 @@ static int fwd_open(struct vrdma_dev *v, struct vrdma_inst *in)
 
 	if (in->g->vm.ram_fd >= 0)
 		return -EOPNOTSUPP;	/* a VM's regions have no memfd to hand down */
-	if (vbd_label_compose(label, in->g->id, (int)in->g->pid,
-			      vbd_handle_label(in->g, in->handle)))
-		vbd_dbg("vrdma: guest %u: its own label is too deep to pass on whole", in->g->id);
+	inst_label(in, label);
 	return vbd_fwd_open(&in->fwd, v->nest_ctx, ibv_get_device_name(v->ibdev), in->g,
 			    in->handle, v->pol.max_objects, v->pol.max_pinned_bytes, label);
 }
