@@ -690,23 +690,24 @@ int vbus_devfd(struct vbus_conn *c, uint32_t handle, int *fd)
 	return err;
 }
 
-int vbus_child(struct vbus_conn *c, uint32_t handle, uint32_t max_objects,
-	       uint64_t max_pinned_bytes, int *fd, char bus[VBUS_NAME_MAX])
+int vbus_child(struct vbus_conn *c, uint32_t handle, const struct vbus_child_in *in, int *fd,
+	       struct vbus_child_out *out)
 {
 	struct vbus_child_out o;
-	struct vbus_child_in in = { .max_objects = htole32(max_objects),
-				    .max_pinned_bytes = htole64(max_pinned_bytes) };
+	size_t len = le32toh(in->flags) & VBUS_CHILD_F_WHITELIST ? sizeof(*in) :
+		     VBUS_CHILD_IN_V1_SIZE;
 	int err;
 
 	if (!(le64toh(c->hello.features) & VBUS_F_CHILD))
 		return -EOPNOTSUPP;
 	pthread_mutex_lock(&c->lock);
-	err = request_fd(c, VBUS_OP_CHILD, handle, 0, &in, sizeof(in), NULL, 0, fd);
+	err = request_fd(c, VBUS_OP_CHILD, handle, 0, in, len, NULL, 0, fd);
 	if (!err && c->rx.len == sizeof(o))
 		memcpy(&o, c->rx.payload, sizeof(o));
-	if (!err && (c->rx.len != sizeof(o) || vbus_name_get(bus, o.bus, sizeof(o.bus)))) {
+	if (!err && (c->rx.len != sizeof(o) || vbus_name_get(out->bus, o.bus, sizeof(o.bus)) ||
+		     vbus_name_get(out->dev, o.dev, sizeof(o.dev)))) {
 		close(*fd);
-		err = -EPROTO;	/* no bus named where it must be */
+		err = -EPROTO;	/* no bus or device named where they must be */
 	}
 	pthread_mutex_unlock(&c->lock);
 	return err;

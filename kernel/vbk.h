@@ -101,6 +101,8 @@ struct vbk_guest {
 	u32 port;
 	u32 gid_index;
 	u32 max_objects;
+	u32 qp_types;			/* the whitelist: VRDMA_QPT_BIT(IB_QPT_*) */
+	u32 access;			/* the whitelist: IB_ACCESS_* */
 	u32 guest_id;
 	u64 tag;			/* vbusd's name for it (VBK_IOC_REVOKE) */
 	u64 max_pinned;
@@ -216,6 +218,7 @@ void vbk_owner_del(struct vbk_guest *g);
 
 /* vbk_guest.c */
 int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at);
+int vbk_refuse(struct vbk_guest *g, const char *what, u32 value);
 void vbk_guest_revoke(struct vbk_guest *g);
 void vbk_guest_put(struct vbk_guest *g);
 struct vbk_guest *vbk_guest_new(struct ib_device *dev, u32 port, u32 depth);

@@ -74,7 +74,8 @@ static int child_check(struct vbk_guest *p, const struct vbk_child *c)
 	u32 objs_used = (u32)atomic_read(&p->t_objs);
 	u64 pinned_used = (u64)atomic64_read(&p->t_pinned);
 
-	if (c->flags || !vbk_zero(c->reserved, sizeof(c->reserved)) || !c->max_objects)
+	if ((c->flags & ~VBK_CHILD_F_WHITELIST) || c->reserved || !c->max_objects ||
+	    (!(c->flags & VBK_CHILD_F_WHITELIST) && (c->qp_types || c->access)))
 		return -EINVAL;
 	if (c->max_objects > p->max_objects || c->max_pinned_bytes > p->max_pinned ||
 	    c->gid_index != p->gid_index) {
@@ -82,6 +83,13 @@ static int child_check(struct vbk_guest *p, const struct vbk_child *c)
 				    p->guest_id, c->guest_id, c->max_objects, p->max_objects,
 				    c->max_pinned_bytes, p->max_pinned, c->gid_index,
 				    p->gid_index);
+		return -EPERM;
+	}
+	if ((c->flags & VBK_CHILD_F_WHITELIST) &&
+	    ((c->qp_types & ~p->qp_types) || (c->access & ~p->access))) {
+		pr_info_ratelimited("vbus_vrdma: guest %u: child %u refused: a whitelist wider than its parent's (QP types %#x of %#x, access %#x of %#x): EPERM\n",
+				    p->guest_id, c->guest_id, c->qp_types, p->qp_types,
+				    c->access, p->access);
 		return -EPERM;
 	}
 	if (c->max_objects > p->max_objects - min(objs_used, p->max_objects) ||
@@ -126,6 +134,8 @@ int vbk_guest_child(struct vbk_guest *p, const struct vbk_child __user *up)
 	g->gid_index = c.gid_index;
 	g->max_objects = c.max_objects;
 	g->max_pinned = c.max_pinned_bytes;
+	g->qp_types = c.flags & VBK_CHILD_F_WHITELIST ? c.qp_types : p->qp_types;
+	g->access = c.flags & VBK_CHILD_F_WHITELIST ? c.access : p->access;
 	g->guest_id = c.guest_id;
 	g->tag = c.tag;
 	kref_get(&p->ref);

@@ -273,6 +273,17 @@ err_free:
 	return err;
 }
 
+/*
+ * What g's whitelist lacks (docs/nesting.md): -EPERM, and a line in the kernel log naming
+ * the call's kind and the value refused (rate-limited: a guest can ask as fast as it likes).
+ */
+int vbk_refuse(struct vbk_guest *g, const char *what, u32 value)
+{
+	pr_info_ratelimited("vbus_vrdma: guest %u: %s %#x not in its whitelist (QP types %#x, access %#x): EPERM\n",
+			    g->guest_id, what, value, g->qp_types, g->access);
+	return -EPERM;
+}
+
 /* VBK_IOC_ATTACH: returns the new descriptor, or -errno. */
 int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 {
@@ -283,7 +294,8 @@ int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 
 	if (memchr(at->ibdev, 0, sizeof(at->ibdev)) == NULL || !at->ibdev[0] ||
 	    !vbk_zero(at->reserved0, sizeof(at->reserved0)) ||
-	    !at->max_objects)
+	    !at->max_objects || (at->qp_types & ~VRDMA_WL_QP_TYPES) ||
+	    (at->access & ~VRDMA_WL_ACCESS))
 		return -EINVAL;
 	dev = ib_device_get_by_name(at->ibdev, RDMA_DRIVER_UNKNOWN);
 	if (!dev)
@@ -300,6 +312,8 @@ int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 	g->gid_index = at->gid_index;
 	g->max_objects = at->max_objects;
 	g->max_pinned = at->max_pinned_bytes;
+	g->qp_types = at->qp_types;
+	g->access = at->access;
 	g->guest_id = at->guest_id;
 	g->tag = at->tag;
 	o = vbk_admin_get(a);

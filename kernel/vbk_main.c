@@ -237,11 +237,18 @@ static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	struct vbk_admin *a = f->private_data;
 	void __user *up = (void __user *)arg;
 
-	if (cmd == VBK_IOC_ATTACH) {
+	/* VBK_IOC_ATTACH of any size from VBK_ATTACH_SIZE_V1 up (its command carries it) */
+	if (_IOC_TYPE(cmd) == VBK_IOC_MAGIC && _IOC_NR(cmd) == _IOC_NR(VBK_IOC_ATTACH) &&
+	    _IOC_DIR(cmd) == _IOC_WRITE && _IOC_SIZE(cmd) >= VBK_ATTACH_SIZE_V1) {
 		struct vbk_attach at;
+		int err = copy_struct_from_user(&at, sizeof(at), up, _IOC_SIZE(cmd));
 
-		if (copy_from_user(&at, up, sizeof(at)))
-			return -EFAULT;
+		if (err)
+			return err;
+		if (_IOC_SIZE(cmd) < VBK_ATTACH_SIZE_V2) {	/* an older vbusd: all of ours */
+			at.qp_types = VRDMA_WL_QP_TYPES;
+			at.access = VRDMA_WL_ACCESS;
+		}
 		return vbk_guest_attach(a, &at);
 	}
 	return vbk_owner_ioctl(&a->o, cmd, up);

@@ -143,6 +143,8 @@ int vbk_do_create_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 		return -EINVAL;
 	if (i->qp_type != IB_QPT_RC && i->qp_type != IB_QPT_UC && i->qp_type != IB_QPT_UD)
 		return -EOPNOTSUPP;
+	if (!(g->qp_types & VRDMA_QPT_BIT(i->qp_type)))
+		return vbk_refuse(g, "a QP type", i->qp_type);
 	pd = vbk_obj_get(g, pdh, VBK_OBJ_PD, &err);
 	scq = pd ? vbk_obj_get(g, sch, VBK_OBJ_CQ, &err) : NULL;
 	rcq = scq ? vbk_obj_get(g, rch, VBK_OBJ_CQ, &err) : NULL;
@@ -289,6 +291,8 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	a.port_num = g->port;
 	if ((mask & IB_QP_ACCESS_FLAGS) && (a.qp_access_flags & ~QP_ACCESS_ALLOWED))
 		return -EINVAL;
+	if ((mask & IB_QP_ACCESS_FLAGS) && (a.qp_access_flags & ~g->access))
+		return vbk_refuse(g, "QP access flags", a.qp_access_flags & ~g->access);
 	/* As uverbs: a privileged Q_Key only for CAP_NET_RAW. */
 	if ((mask & IB_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED) && !capable(CAP_NET_RAW))
 		return -EPERM;

@@ -31,6 +31,8 @@ int vbk_do_hello(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	o->max_objects = cpu_to_le32(g->max_objects);
 	o->max_pinned_bytes = cpu_to_le64(g->max_pinned);
 	o->gid_index = cpu_to_le32(g->gid_index);
+	o->qp_types = cpu_to_le32(g->qp_types);
+	o->access = cpu_to_le32(g->access);
 	return 0;
 }
 

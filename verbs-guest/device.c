@@ -124,6 +124,8 @@ VBG_EXPORT int vbus_verbs_query_limits(struct ibv_context *c, struct vbus_verbs_
 	out->max_objects = le32toh(ctx->hello.max_objects);
 	out->gid_index = le32toh(ctx->hello.gid_index);
 	out->max_pinned_bytes = le64toh(ctx->hello.max_pinned_bytes);
+	out->qp_types = ctx->qp_types;
+	out->access = ctx->access;
 	out->abi_version = le32toh(ctx->hello.abi_version);
 	out->kernel = ctx->kfd >= 0;
 	out->dead = __atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE);
@@ -134,17 +136,23 @@ VBG_EXPORT int vbus_verbs_query_limits(struct ibv_context *c, struct vbus_verbs_
 
 /* A middle vbusd's passthrough on a relay-backend device: a child connection of our
  * attachment, for one guest of its own (docs/nesting.md). */
-VBG_EXPORT int vbus_verbs_child(struct ibv_context *c, uint32_t max_objects,
-				uint64_t max_pinned_bytes, int *fd, char *bus, size_t busn)
+VBG_EXPORT int vbus_verbs_child(struct ibv_context *c, const struct vbus_verbs_limits *lim,
+				int *fd, char *bus, char *dev, size_t n)
 {
+	struct vbus_child_in in = { .max_objects = htole32(lim->max_objects),
+				    .flags = htole32(VBUS_CHILD_F_WHITELIST),
+				    .max_pinned_bytes = htole64(lim->max_pinned_bytes),
+				    .qp_types = htole32(lim->qp_types),
+				    .access = htole32(lim->access) };
 	struct vbus_conn *conn = vbg_conn();
-	char b[VBUS_NAME_MAX];
+	struct vbus_child_out o;
 	int err;
 
 	if (!c || !vbg_is_context(c) || !conn)
 		return -ENODEV;
-	err = vbus_child(conn, to_vctx(c)->handle, max_objects, max_pinned_bytes, fd, b);
-	if (!err && (size_t)snprintf(bus, busn, "%s", b) >= busn) {
+	err = vbus_child(conn, to_vctx(c)->handle, &in, fd, &o);
+	if (!err && ((size_t)snprintf(bus, n, "%s", o.bus) >= n ||
+		     (size_t)snprintf(dev, n, "%s", o.dev) >= n)) {
 		close(*fd);
 		err = -ENAMETOOLONG;
 	}
@@ -348,18 +356,21 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 		}
 	}
 	/* Our range and features; the host answers the version and features of this context,
-	 * in a hello_out of at least the version-2 size (appended fields are a later host's). */
+	 * in a hello_out of at least the version-2 size (appended fields are a later host's),
+	 * of the version-3 size when it chose 3 (the whitelist). */
 	err = vbg_call_n(ctx, VRDMA_FN_HELLO, &hi, sizeof(hi), ho, sizeof(ho), &n);
 	if (err == -EPROTONOSUPPORT)
 		vbg_err("%s: the host speaks no vrdma ABI of %u..%u", d->bus_name,
 			VRDMA_ABI_MIN_VERSION, VRDMA_ABI_VERSION);
-	if (!err && n < sizeof(ctx->hello)) {
+	v = n >= VRDMA_HELLO_OUT_V2_SIZE ? le32toh(((struct vrdma_hello_out *)ho)->abi_version) : 0;
+	if (!err && (n < VRDMA_HELLO_OUT_V2_SIZE || (v >= 3 && n < sizeof(ctx->hello)))) {
 		vbg_err("%s: a vrdma HELLO answer of %zu bytes", d->bus_name, n);
 		err = -EPROTO;
 	}
 	if (!err) {
-		memcpy(&ctx->hello, ho, sizeof(ctx->hello));
-		v = le32toh(ctx->hello.abi_version);
+		memcpy(&ctx->hello, ho, n < sizeof(ctx->hello) ? n : sizeof(ctx->hello));
+		ctx->qp_types = v >= 3 ? le32toh(ctx->hello.qp_types) : VRDMA_WL_QP_TYPES;
+		ctx->access = v >= 3 ? le32toh(ctx->hello.access) : VRDMA_WL_ACCESS;
 		if (v < VRDMA_ABI_MIN_VERSION || v > VRDMA_ABI_VERSION ||
 		    (le64toh(ctx->hello.features) & ~VRDMA_F_ALL)) {
 			vbg_err("%s: the host chose vrdma ABI %u, features %#llx: not offered",
@@ -379,6 +390,14 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 			ctx->dev_ex.num_comp_vectors = htole32(1);
 			err = 0;
 		}
+	}
+	if (!err && !(ctx->access & IBV_ACCESS_MW_BIND)) {
+		/* a whitelist without MW_BIND: no memory windows, as the device says */
+		uint32_t mw = IBV_DEVICE_MEM_WINDOW | IBV_DEVICE_MEM_WINDOW_TYPE_2A |
+			      IBV_DEVICE_MEM_WINDOW_TYPE_2B;
+
+		ctx->dev_attr.device_cap_flags &= htole32(~mw);
+		ctx->dev_ex.device_cap_flags_ex &= htole64(~(uint64_t)mw);
 	}
 	if (!err)
 		err = vbg_gid_cache_init(ctx);

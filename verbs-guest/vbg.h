@@ -171,6 +171,7 @@ struct vbg_context {
 	bool kthread_on;		/* kernel backend: kthread runs (stopped by cancel) */
 	pthread_t kthread;		/* kernel backend: reads the module's async events */
 	struct vrdma_hello_out hello;
+	uint32_t qp_types, access;	/* the whitelist: hello's, or all of it (version 2) */
 	struct vrdma_query_device_out dev_attr;
 	struct vrdma_query_device_ex_out dev_ex;
 	struct vbg_gid_cache gids;	/* the port's GID table (gid.c) */

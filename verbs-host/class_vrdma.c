@@ -3,7 +3,9 @@
  * The `vrdma` device class: a virtual RDMA device backed by a real one (docs/vrdma.md).
  * Attributes: backing=DEVICE (required, e.g. rxe0), port=N (1), gid=INDEX (the only
  * source GID index guests may use; 0), max-pinned=BYTES (256M), max-objects=N (4096),
- * backend=kernel|relay|auto (auto). The two backends (docs/vrdma.md, Backends):
+ * qp-types=rc,uc,ud and access=local-write,remote-write,remote-read,remote-atomic,mw-bind
+ * (the whitelist; all of it, or a nested device's parent's), backend=kernel|relay|auto
+ * (auto). The two backends (docs/vrdma.md, Backends):
  *   relay   vbusd runs the device: each guest that opens it gets its own vrdma_guest
  *           (verbs-host/vrdma/); one relay thread serves them all;
  *   kernel  the host module vbus_vrdma runs it: each open makes the guest's attachment
@@ -163,6 +165,37 @@ static int nest_probe(struct ibv_device *ibdev, vbus_verbs_query_limits_fn **q,
 	return r;
 }
 
+/* qp-types= or access= (the whitelist): its bits in *bits, all of them when unset.
+ * 0 or -EINVAL. */
+static int wl_attr(const struct vbd_dev *d, const char *k, bool qp_types, uint32_t *bits,
+		   char *err, size_t errn)
+{
+	const char *s = vbd_dev_attr(d, k);
+
+	*bits = qp_types ? VRDMA_WL_QP_TYPES : VRDMA_WL_ACCESS;
+	return s ? vrdma_wl_parse(s, qp_types, bits, err, errn) : 0;
+}
+
+/* A nested device's qp-types= or access=: unset, the parent's; set, only bits the parent
+ * has (else -EPERM, naming the ones it lacks). */
+static int wl_narrow(const struct vbd_dev *d, const char *k, bool qp_types, uint32_t parent,
+		     uint32_t *bits, char *err, size_t errn)
+{
+	char extra[96], has[96];
+
+	if (!vbd_dev_attr(d, k)) {
+		*bits = parent;
+		return 0;
+	}
+	if (!(*bits & ~parent))
+		return 0;
+	vrdma_wl_format(*bits & ~parent, qp_types, extra, sizeof(extra));
+	vrdma_wl_format(parent, qp_types, has, sizeof(has));
+	snprintf(err, errn, "%s=%s is wider than this vbusd's own attachment: %s allows %s "
+		 "(not %s)", k, vbd_dev_attr(d, k), vbd_dev_attr(d, "backing"), has, extra);
+	return -EPERM;
+}
+
 /*
  * A nested device's policy is no wider than our own attachment: a limit left unset is the
  * parent's (or the usual default when that is smaller), one set wider is refused with the
@@ -170,7 +203,7 @@ static int nest_probe(struct ibv_device *ibdev, vbus_verbs_query_limits_fn **q,
  */
 static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *lim, bool pt,
 		       uint64_t *port, uint64_t *gid, uint64_t *pinned, uint64_t *objs,
-		       char *err, size_t errn)
+		       struct vrdma_policy *wl, char *err, size_t errn)
 {
 	const char *backing = vbd_dev_attr(d, "backing"), *b = vbd_dev_attr(d, "backend");
 
@@ -220,15 +253,42 @@ static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *
 			 (unsigned long long)lim->max_pinned_bytes);
 		return -EPERM;
 	}
+	if (wl_narrow(d, "qp-types", true, lim->qp_types, &wl->qp_types, err, errn) ||
+	    wl_narrow(d, "access", false, lim->access, &wl->access, err, errn))
+		return -EPERM;
 	return 0;
+}
+
+/* A whitelist narrower than all of it is recorded as attributes in its words (a nested
+ * device's inherited one too), so that DEVENUM and `vbusctl dev show` say what it is. */
+static int wl_record(struct vbd_dev *d, const struct vrdma_policy *wl, char *err, size_t errn)
+{
+	char w[64];
+
+	if (wl->qp_types != VRDMA_WL_QP_TYPES) {
+		vrdma_wl_format(wl->qp_types, true, w, sizeof(w));
+		if (vbd_dev_set_attr(d, "qp-types", w))
+			goto full;
+	}
+	if (wl->access != VRDMA_WL_ACCESS) {
+		vrdma_wl_format(wl->access, false, w, sizeof(w));
+		if (vbd_dev_set_attr(d, "access", w))
+			goto full;
+	}
+	return 0;
+full:
+	snprintf(err, errn, "too many attributes to record the whitelist");
+	return -E2BIG;
 }
 
 static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 {
 	static const char *const known[] = { "backing", "port", "gid", "max-pinned",
-					     "max-objects", "backend", "mode" };
+					     "max-objects", "qp-types", "access", "backend",
+					     "mode" };
 	const char *backing = vbd_dev_attr(d, "backing"), *b, *mode = vbd_dev_attr(d, "mode");
 	struct vbus_verbs_limits lim;
+	struct vrdma_policy wl;
 	struct vrdma_dev *v;
 	uint64_t port, gid, pinned, objs;
 	bool kernel = false, nested, pt;
@@ -241,7 +301,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 			k++;
 		if (k == sizeof(known) / sizeof(known[0])) {
 			snprintf(err, errn, "unknown attribute '%s' (backing, port, gid, max-pinned, "
-				 "max-objects, backend, mode)", d->attr_key[i]);
+				 "max-objects, qp-types, access, backend, mode)", d->attr_key[i]);
 			return -EINVAL;
 		}
 	}
@@ -252,7 +312,9 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	if (num_attr(d, "port", 1, 1, 255, &port, err, errn) ||
 	    num_attr(d, "gid", 0, 0, 65535, &gid, err, errn) ||
 	    num_attr(d, "max-pinned", 256ull << 20, 0, 1ull << 40, &pinned, err, errn) ||
-	    num_attr(d, "max-objects", 4096, 0, 1u << VRDMA_HANDLE_INDEX_BITS, &objs, err, errn))
+	    num_attr(d, "max-objects", 4096, 0, 1u << VRDMA_HANDLE_INDEX_BITS, &objs, err, errn) ||
+	    wl_attr(d, "qp-types", true, &wl.qp_types, err, errn) ||
+	    wl_attr(d, "access", false, &wl.access, err, errn))
 		return -EINVAL;
 	if (mode && strcmp(mode, "relay") && strcmp(mode, "passthrough")) {
 		snprintf(err, errn, "mode=%s: want relay or passthrough", mode);
@@ -298,7 +360,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 		goto err_free;
 	}
 	if (nested) {
-		r = nest_narrow(d, &lim, pt, &port, &gid, &pinned, &objs, err, errn);
+		r = nest_narrow(d, &lim, pt, &port, &gid, &pinned, &objs, &wl, err, errn);
 		if (r)
 			goto err_free;
 		/* relay mode: the relay backend; passthrough: children in the module below,
@@ -322,8 +384,12 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 		r = -E2BIG;
 		goto err_free;
 	}
+	r = wl_record(d, &wl, err, errn);
+	if (r)
+		goto err_free;
 	v->pol = (struct vrdma_policy){ .port = (uint8_t)port, .gid_index = (uint32_t)gid,
-					.max_objects = (uint32_t)objs, .max_pinned_bytes = pinned };
+					.max_objects = (uint32_t)objs, .max_pinned_bytes = pinned,
+					.qp_types = wl.qp_types, .access = wl.access };
 	v->kernel = kernel;
 	snprintf(v->cm_pol.ibdev, sizeof(v->cm_pol.ibdev), "%s", backing);
 	snprintf(v->cm_pol.ibdev_path, sizeof(v->cm_pol.ibdev_path), "%s", v->ibdev->ibdev_path);
@@ -429,6 +495,18 @@ static void env_quota(void *priv, const char *quota, uint64_t limit)
 	vbd_quota_hit(in->g, quota, limit);
 }
 
+static void env_refused(void *priv, const char *what, uint32_t value, uint64_t count)
+{
+	struct vrdma_inst *in = priv;
+	char qpt[64], acc[96];
+
+	vrdma_wl_format(in->vg->pol.qp_types, true, qpt, sizeof(qpt));
+	vrdma_wl_format(in->vg->pol.access, false, acc, sizeof(acc));
+	vbd_warn("guest %u (pid %d): %s %#x refused: not in its whitelist (qp-types=%s "
+		 "access=%s), EPERM (%llu so far)", in->g->id, (int)in->g->pid, what, value,
+		 qpt, acc, (unsigned long long)count);
+}
+
 /* A VM's process is known only to the VM's kernel: its driver charged the pins to it
  * (docs/vm.md); a privileged Q_Key is refused to it. */
 static void env_caller(void *priv, unsigned int what, struct vrdma_caller *c)
@@ -451,6 +529,7 @@ static void env_caller(void *priv, unsigned int what, struct vrdma_caller *c)
 static const struct vrdma_env_ops env = { .region = env_region,
 					  .region_put = env_region_put, .kick = env_kick,
 					  .event = env_event, .quota = env_quota,
+					  .refused = env_refused,
 					  .caller = env_caller };
 
 /* The attachment's tag in the module: which guest and which open of the device. */
@@ -475,6 +554,8 @@ static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		.guest_id = in->g->id,
 		.max_pinned_bytes = v->pol.max_pinned_bytes,
 		.tag = attach_tag(in),
+		.qp_types = v->pol.qp_types,
+		.access = v->pol.access,
 	};
 	int err;
 
@@ -505,7 +586,10 @@ static int child_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		.gid_index = v->pol.gid_index,
 		.max_pinned_bytes = v->pol.max_pinned_bytes,
 		.guest_id = in->g->id,
+		.flags = VBK_CHILD_F_WHITELIST,
 		.tag = attach_tag(in),
+		.qp_types = v->pol.qp_types,
+		.access = v->pol.access,
 	};
 	int err;
 
@@ -599,18 +683,21 @@ struct child_token {
 	uint64_t dev_gen;		/* the device it is a child of (vrdma_dev.gen) */
 	uint32_t max_objects;
 	uint64_t max_pinned;
+	uint32_t qp_types, access;	/* its whitelist */
 };
 
 /* Passthrough over a relay-backend parent: a child connection below for this guest. */
 static int fwd_open(struct vrdma_dev *v, struct vrdma_inst *in)
 {
+	struct vbus_verbs_limits lim = { .max_objects = v->pol.max_objects,
+					 .max_pinned_bytes = v->pol.max_pinned_bytes,
+					 .qp_types = v->pol.qp_types, .access = v->pol.access };
 	char label[VBUS_LABEL_MAX];
 
 	if (in->g->vm.ram_fd >= 0)
 		return -EOPNOTSUPP;	/* a VM's regions have no memfd to hand down */
 	inst_label(in, label);
-	return vbd_fwd_open(&in->fwd, v->nest_ctx, ibv_get_device_name(v->ibdev), in->g,
-			    in->handle, v->pol.max_objects, v->pol.max_pinned_bytes, label);
+	return vbd_fwd_open(&in->fwd, v->nest_ctx, in->g, in->handle, &lim, label);
 }
 
 static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **out)
@@ -639,6 +726,8 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 		pol.max_pinned_bytes = t->max_pinned < pol.max_pinned_bytes ? t->max_pinned :
 				       pol.max_pinned_bytes;
 		pol.parent = t->charge;
+		pol.qp_types &= t->qp_types;
+		pol.access &= t->access;
 		if (in->kernel || v->fwd || t->dev_gen != v->gen) {
 			free(in);
 			return -EPERM;	/* the device was replaced by one that makes no children */
@@ -754,18 +843,21 @@ static int vrdma_devfd(void *inst, int *fd)
  * instance, the level below makes it of our child connection there.
  */
 static int vrdma_child(void *inst, const struct vbus_child_in *ci, int *fd,
-		       char bus[VBUS_NAME_MAX], void **token)
+		       struct vbus_child_out *o, void **token)
 {
 	struct vrdma_inst *in = inst;
 	uint32_t mo = le32toh(ci->max_objects);
 	uint64_t mp = le64toh(ci->max_pinned_bytes);
+	bool wl = le32toh(ci->flags) & VBUS_CHILD_F_WHITELIST;
+	uint32_t qpt = wl ? le32toh(ci->qp_types) : in->vg ? in->vg->pol.qp_types : 0;
+	uint32_t acc = wl ? le32toh(ci->access) : in->vg ? in->vg->pol.access : 0;
 	struct child_token *t;
 	const char *what;
 	uint64_t limit;
 	int depth;
 
 	if (in->fwd)
-		return vbd_fwd_child(in->fwd, ci, fd, bus);
+		return vbd_fwd_child(in->fwd, ci, fd, o);
 	if (in->kernel)
 		return -EOPNOTSUPP;	/* the module's: VBK_IOC_CHILD on the guest's descriptor */
 	if (!mo)
@@ -774,6 +866,12 @@ static int vrdma_child(void *inst, const struct vbus_child_in *ci, int *fd,
 		vbd_warn("guest %u: a child wider than its attachment refused (max-objects %u of "
 			 "%u, max-pinned %llu of %llu)", in->g->id, mo, in->vg->pol.max_objects,
 			 (unsigned long long)mp, (unsigned long long)in->vg->pol.max_pinned_bytes);
+		return -EPERM;
+	}
+	if ((qpt & ~in->vg->pol.qp_types) || (acc & ~in->vg->pol.access)) {
+		vbd_warn("guest %u: a child with a wider whitelist refused (QP types %#x of %#x, "
+			 "access %#x of %#x)", in->g->id, qpt, in->vg->pol.qp_types, acc,
+			 in->vg->pol.access);
 		return -EPERM;
 	}
 	/* The child itself is one object of its parent's (so a parent's max-objects bounds
@@ -795,6 +893,8 @@ static int vrdma_child(void *inst, const struct vbus_child_in *ci, int *fd,
 	t->dev_gen = in->dev->gen;
 	t->max_objects = mo;
 	t->max_pinned = mp;
+	t->qp_types = qpt;
+	t->access = acc;
 	*token = t;
 	return 0;
 }

@@ -227,15 +227,14 @@ int vbd_fwd_release(struct vbd_fwd *f, int type, uint32_t id)
 }
 
 int vbd_fwd_child(struct vbd_fwd *f, const struct vbus_child_in *in, int *fd,
-		  char bus[VBUS_NAME_MAX])
+		  struct vbus_child_out *o)
 {
 	if (__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE))
 		return -EIO;
 	int r;
 
 	/* Made below, of our child connection's open: it is checked and charged there. */
-	r = vbus_child(f->conn, f->below, le32toh(in->max_objects), le64toh(in->max_pinned_bytes),
-		       fd, bus);
+	r = vbus_child(f->conn, f->below, in, fd, o);
 	fwd_wake(f);
 	return r;
 }
@@ -277,13 +276,12 @@ static void *fwd_events(void *arg)
 	return NULL;
 }
 
-int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char *devname,
-		 struct vbd_guest *g, uint32_t handle, uint32_t max_objects,
-		 uint64_t max_pinned, const char *label)
+int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, struct vbd_guest *g, uint32_t handle, const struct vbus_verbs_limits *lim,
+		 const char *label)
 {
 	vbus_verbs_child_fn *child = (vbus_verbs_child_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_CHILD);
 	struct vbd_fwd *f;
-	char bus[VBUS_NAME_MAX];
+	char bus[VBUS_NAME_MAX], dev[VBUS_NAME_MAX];
 	int r, fd;
 
 	if (!child)
@@ -294,7 +292,7 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char 
 	f->g = g;
 	f->handle = handle;
 	f->stop = f->wake = -1;
-	r = child(nest_ctx, max_objects, max_pinned, &fd, bus, sizeof(bus));
+	r = child(nest_ctx, lim, &fd, bus, dev, sizeof(bus));
 	if (r)
 		goto err_free;
 	/* The open runs under the model's lock: a level below that does not answer fails it
@@ -308,7 +306,7 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char 
 	if (r)
 		vbd_dbg("guest %u: no call channel below (%s): calls go over the socket", g->id,
 			strerror(-r));
-	r = vbus_devopen_label(f->conn, devname, VRDMA_CLASS_NAME, label, &f->below);
+	r = vbus_devopen_label(f->conn, dev, VRDMA_CLASS_NAME, label, &f->below);
 	if (r)
 		goto err_conn;
 	setsockopt(vbus_event_fd(f->conn), SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 0 },

@@ -17,11 +17,11 @@ struct vbd_guest;
 struct vbd_fwd;
 
 /* The guest g's open (its handle) of a passthrough device whose attachment below is
- * nest_ctx: a child connection of it with these limits, and the device `devname` opened
- * on it with `label`. 0 or -errno. */
-int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char *devname,
-		 struct vbd_guest *g, uint32_t handle, uint32_t max_objects,
-		 uint64_t max_pinned, const char *label);
+ * nest_ctx: a child connection of it with lim's limits and whitelist, and the device it
+ * is a child of (as the level below names it) opened on it with `label`. 0 or -errno. */
+struct vbus_verbs_limits;
+int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, struct vbd_guest *g,
+		 uint32_t handle, const struct vbus_verbs_limits *lim, const char *label);
 void vbd_fwd_close(struct vbd_fwd *f);
 /* The instance is going: end the connection below, so that a call waiting there returns. */
 void vbd_fwd_cancel(struct vbd_fwd *f);
@@ -31,7 +31,7 @@ int vbd_fwd_call(struct vbd_fwd *f, uint32_t fn, const void *in, size_t inlen, v
 /* The class's release and child operations (verbs-host/vbusd.h). */
 int vbd_fwd_release(struct vbd_fwd *f, int type, uint32_t id);
 int vbd_fwd_child(struct vbd_fwd *f, const struct vbus_child_in *in, int *fd,
-		  char bus[VBUS_NAME_MAX]);
+		  struct vbus_child_out *o);
 /* `guest show` (a JSON object) and `res show` (JSON members or a text line). */
 int vbd_fwd_show(struct vbd_fwd *f, char *buf, size_t n);
 int vbd_fwd_res(struct vbd_fwd *f, bool json, char *buf, size_t n);

@@ -652,10 +652,13 @@ static int do_child(struct vbd_guest *g, uint32_t h, const struct vbus_rx *rx, i
 	int r, sv[2], kid, *kids;
 	bool attached;
 
-	if (rx->len != sizeof(in))
+	/* 16 bytes, or 24 with the whitelist (VBUS_CHILD_F_WHITELIST) */
+	memset(&in, 0, sizeof(in));
+	if (rx->len != VBUS_CHILD_IN_V1_SIZE && rx->len != sizeof(in))
 		return -EINVAL;
-	memcpy(&in, rx->payload, sizeof(in));
-	if (in.reserved)
+	memcpy(&in, rx->payload, rx->len);
+	if ((le32toh(in.flags) & ~VBUS_CHILD_F_WHITELIST) ||
+	    (rx->len == sizeof(in)) != !!(le32toh(in.flags) & VBUS_CHILD_F_WHITELIST))
 		return -EINVAL;
 	pthread_mutex_lock(&g->lock);
 	s = open_slot(g, h, &r);
@@ -667,7 +670,7 @@ static int do_child(struct vbd_guest *g, uint32_t h, const struct vbus_rx *rx, i
 			r = -EMLINK;
 	}
 	if (s && !r) {
-		r = s->dev->cls->child(s->inst, &in, fd, o->bus, &c.token);
+		r = s->dev->cls->child(s->inst, &in, fd, o, &c.token);
 		c.cls = s->dev->cls;
 		snprintf(c.dev, sizeof(c.dev), "%s", s->dev->name);
 	}
@@ -718,6 +721,7 @@ static int do_child(struct vbd_guest *g, uint32_t h, const struct vbus_rx *rx, i
 	}
 	*fd = sv[1];
 	snprintf(o->bus, sizeof(o->bus), "%s", g->bus->name);
+	snprintf(o->dev, sizeof(o->dev), "%s", c.dev);
 	return 0;
 
 err_put:

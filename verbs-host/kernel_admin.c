@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <vbus/vrdma.h>
 #include <vbus/vrdma-kernel.h>
 #include "vbusd.h"
 
@@ -61,7 +62,9 @@ static int admin(void)
 	return __atomic_load_n(&admin_fd, __ATOMIC_ACQUIRE);
 }
 
-/* A new attachment (VBK_IOC_ATTACH): its descriptor in *fd, or -errno. */
+/* A new attachment (VBK_IOC_ATTACH): its descriptor in *fd, or -errno. A module older
+ * than the whitelist takes only VBK_ATTACH_SIZE_V1 bytes: asked again so when a's
+ * whitelist is the whole one, else -EOPNOTSUPP (it could not narrow it). */
 int vbd_kernel_attach(const struct vbk_attach *a, int *fd)
 {
 	int r;
@@ -69,6 +72,12 @@ int vbd_kernel_attach(const struct vbk_attach *a, int *fd)
 	if (admin() < 0)
 		return -ENODEV;	/* no device resolved to the kernel backend */
 	r = ioctl(admin(), VBK_IOC_ATTACH, a);
+	if (r < 0 && errno == ENOTTY) {
+		if (a->qp_types != VRDMA_WL_QP_TYPES || a->access != VRDMA_WL_ACCESS)
+			return -EOPNOTSUPP;
+		r = ioctl(admin(), _IOC(_IOC_WRITE, VBK_IOC_MAGIC, _IOC_NR(VBK_IOC_ATTACH),
+					VBK_ATTACH_SIZE_V1), a);
+	}
 	if (r < 0)
 		return -errno;
 	*fd = r;

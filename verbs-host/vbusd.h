@@ -71,11 +71,10 @@ struct vbd_class {
 	 * (VBUS_OP_CHILD, docs/abi.md): check in's limits against the instance's, then either
 	 * set *token (the bus makes the child connection, whose open of the device the class
 	 * then serves with that token: vbd_guest.child) or *fd (a child connection made
-	 * elsewhere, e.g. by the bus below a middle level, handed on as it is, and its bus's
- * name in bus). Under the
-	 * guest's lock. child_put drops a token. */
+	 * elsewhere, e.g. by the bus below a middle level, handed on as it is, with its bus's
+	 * name and its device's in *o). Under the guest's lock. child_put drops a token. */
 	int (*child)(void *inst, const struct vbus_child_in *in, int *fd,
-		     char bus[VBUS_NAME_MAX], void **token);
+		     struct vbus_child_out *o, void **token);
 	void (*child_put)(void *token);
 	/* Optional: the guest revokes its region or signal `id` (type VBD_REGION or
 	 * VBD_SIGNAL), which the instance holds (vbd_guest_region): 0 once the instance let it
@@ -91,7 +90,7 @@ const struct vbd_class *vbd_class_find(const char *name);
 extern const struct vbd_class vbd_class_echo;
 extern const struct vbd_class vbd_class_vrdma;
 
-#define VBD_MAX_ATTRS 8
+#define VBD_MAX_ATTRS 12
 #define VBD_MAX_DEV_BUSES 8
 
 struct vbd_bus {

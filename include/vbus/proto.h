@@ -164,12 +164,21 @@ struct vbus_devsig_in {
  * connection and every child made from it. */
 struct vbus_child_in {
 	__le32 max_objects;		/* device objects (handles), 1.. the parent's */
-	__le32 reserved;
+	__le32 flags;			/* VBUS_CHILD_F_* */
 	__le64 max_pinned_bytes;	/* registered memory, 0.. the parent's */
+	/* VBUS_CHILD_F_WHITELIST: these 8 bytes are sent (24 in all; without it 16): the
+	 * child's whitelist (include/vbus/vrdma.h, VRDMA_WL_*), each bit one the parent has
+	 * (else EPERM); without it the child has its parent's */
+	__le32 qp_types;
+	__le32 access;
 };
+
+#define VBUS_CHILD_F_WHITELIST	1u
+#define VBUS_CHILD_IN_V1_SIZE	16	/* up to max_pinned_bytes */
 
 struct vbus_child_out {
 	char bus[VBUS_NAME_MAX];	/* the bus to name in the child connection's HELLO */
+	char dev[VBUS_NAME_MAX];	/* the one device that opens on it (its name there) */
 };
 
 struct vbus_id_out {
@@ -210,8 +219,8 @@ VBUS_ASSERT_SIZE(vbus_devopen_out, 8);
 VBUS_ASSERT_SIZE(vbus_devopen_label_in, 192);
 VBUS_ASSERT_SIZE(vbus_devshm_in, 16);
 VBUS_ASSERT_SIZE(vbus_devsig_in, 8);
-VBUS_ASSERT_SIZE(vbus_child_in, 16);
-VBUS_ASSERT_SIZE(vbus_child_out, 32);
+VBUS_ASSERT_SIZE(vbus_child_in, 24);
+VBUS_ASSERT_SIZE(vbus_child_out, 64);
 VBUS_ASSERT_SIZE(vbus_id_out, 8);
 VBUS_ASSERT_SIZE(vbus_event, 48);
 VBUS_ASSERT_OFF(vbus_msg, len, 4);

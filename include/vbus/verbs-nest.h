@@ -23,6 +23,8 @@ struct vbus_verbs_limits {
 	uint32_t dead;			/* 1: the parent revoked it (DEVICE_FATAL was queued) */
 	uint32_t child;			/* 1: the parent makes child connections of it
 					 * (VBUS_OP_CHILD: a relay-backend device) */
+	uint32_t qp_types;		/* the whitelist (include/vbus/vrdma.h, VRDMA_WL_*) */
+	uint32_t access;
 };
 
 /* 0 and *out when ctx is a vbus device's context; -ENODEV for any other context. */
@@ -57,11 +59,13 @@ typedef int vbus_verbs_open_label_fn(const char *label);
 
 /*
  * A child connection of the attachment behind ctx (VBUS_OP_CHILD, docs/abi.md), with at
- * most these limits: *fd, a socket to the bus ctx's device is on, whose name goes to bus
- * (busn bytes), for vbus_connect_fd. 0 or -errno (-ENODEV: not a vbus context).
+ * most lim's max_objects, max_pinned_bytes and whitelist (qp_types, access; the rest of
+ * lim is not read): *fd, a socket to the bus ctx's device is on, whose name goes to bus,
+ * for vbus_connect_fd, and the device's name there (the one that opens on it) to dev, each
+ * of n bytes. 0 or -errno (-ENODEV: not a vbus context).
  */
-typedef int vbus_verbs_child_fn(struct ibv_context *ctx, uint32_t max_objects,
-				uint64_t max_pinned_bytes, int *fd, char *bus, size_t busn);
+typedef int vbus_verbs_child_fn(struct ibv_context *ctx, const struct vbus_verbs_limits *lim,
+				int *fd, char *bus, char *dev, size_t n);
 #define VBUS_VERBS_CHILD "vbus_verbs_child"
 
 /* Declared for the library that defines them; vbusd never links against them. */

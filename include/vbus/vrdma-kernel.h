@@ -47,7 +47,10 @@
 /* ---- admin descriptor ---- */
 
 /* VBK_IOC_ATTACH: a new attachment for one guest on the real device `ibdev`, port `port`,
- * under these limits. Returns the new descriptor (O_CLOEXEC) or -errno. */
+ * under these limits. Returns the new descriptor (O_CLOEXEC) or -errno. The struct may grow
+ * at its end: the module takes the ioctl of any size from VBK_ATTACH_SIZE_V1 up (the size
+ * is in the command), reads what both know and refuses (E2BIG) a longer one whose extra
+ * bytes are not zero; a field the caller's size leaves out has its default. */
 struct vbk_attach {
 	char ibdev[VBK_IBDEV_NAME_MAX];	/* the backing device, NUL terminated */
 	__u8 port;
@@ -57,7 +60,13 @@ struct vbk_attach {
 	__u32 guest_id;			/* vbusd's id of the guest, for VBK_IOC_STATS */
 	__u64 max_pinned_bytes;		/* registered-memory quota (and RLIMIT_MEMLOCK) */
 	__u64 tag;			/* vbusd's name for this attachment (VBK_IOC_REVOKE) */
+	/* since VBK_ATTACH_SIZE_V2: the whitelist (include/vbus/vrdma.h, VRDMA_WL_*), within
+	 * the module's own (EINVAL); left out: all of the module's */
+	__u32 qp_types;			/* VRDMA_QPT_BIT(IB_QPT_*) the guest may create */
+	__u32 access;			/* IB_ACCESS_* its MRs and QPs may carry */
 };
+#define VBK_ATTACH_SIZE_V1	96	/* up to tag */
+#define VBK_ATTACH_SIZE_V2	104	/* up to access */
 
 /* VBK_IOC_STATS: in: guest_id; out: the counters of that attachment (-ENOENT: none).
  * The struct may grow at its end: the module takes the ioctl with any size from
@@ -86,9 +95,10 @@ struct vbk_stats {
 
 /* VBK_IOC_CHILD: a child attachment of this one (docs/nesting.md, "Passthrough"), on the
  * same device and port. Returns its descriptor (O_CLOEXEC) or -errno:
- *   EINVAL  a reserved field or flags not zero, max_objects 0
+ *   EINVAL  a reserved field or an unknown flag not zero, max_objects 0
  *   EPERM   wider than this attachment: max_objects or max_pinned_bytes above its own
- *           limit, or gid_index not its one GID index
+ *           limit, gid_index not its one GID index, or (VBK_CHILD_F_WHITELIST) a QP type
+ *           or access flag its whitelist lacks
  *   EDQUOT  within its limits but above what is left of them (its own and its other
  *           children's objects and pinned bytes are charged to it)
  *   ELOOP   this attachment is at depth VBK_MAX_DEPTH already
@@ -102,10 +112,15 @@ struct vbk_child {
 	__u32 gid_index;		/* must be the parent's */
 	__u64 max_pinned_bytes;		/* registered-memory quota */
 	__u32 guest_id;			/* the caller's id of its guest (VBK_IOC_STATS, _RES) */
-	__u32 flags;			/* none yet: 0 */
+	__u32 flags;			/* VBK_CHILD_F_* */
 	__u64 tag;			/* the caller's name for it (VBK_IOC_REVOKE) */
-	__u64 reserved[2];
+	/* VBK_CHILD_F_WHITELIST: the child's whitelist, within this attachment's; without
+	 * the flag both 0 and the child has this attachment's */
+	__u32 qp_types;			/* VRDMA_QPT_BIT(IB_QPT_*) */
+	__u32 access;			/* IB_ACCESS_* */
+	__u64 reserved;
 };
+#define VBK_CHILD_F_WHITELIST	1u
 
 #define VBK_MAX_DEPTH		7	/* attachments below a root one (VBK_IOC_ATTACH's) */
 #define VBK_MAX_CHILDREN	64	/* direct children of one attachment */
@@ -220,7 +235,7 @@ struct vbk_tree_node {
 #define VBK_IOC_CHILD		_IOW(VBK_IOC_MAGIC, 0x13, struct vbk_child)
 
 #define VBK_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
-VBK_ASSERT_SIZE(vbk_attach, 96);
+VBK_ASSERT_SIZE(vbk_attach, VBK_ATTACH_SIZE_V2);
 VBK_ASSERT_SIZE(vbk_stats, VBK_STATS_SIZE_V2);
 VBK_ASSERT_SIZE(vbk_call, 32);
 VBK_ASSERT_SIZE(vbk_event, 16);

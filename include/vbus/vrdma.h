@@ -15,15 +15,29 @@
 #include <linux/types.h>
 
 #define VRDMA_CLASS_NAME	"vrdma"
-/* The versions this header describes. Version 2 only grew HELLO (a version range and
- * feature bits, appended fields); every other call is the same as in version 1, so a host
- * or guest of this header still speaks 1. HELLO picks the highest version both speak. */
-#define VRDMA_ABI_VERSION	2
+/* The versions this header describes. Versions 2 and 3 only grew HELLO (2: a version range
+ * and feature bits; 3: the whitelist in hello_out), each by appended fields; every other
+ * call is the same as in version 1, so a host or guest of this header still speaks 1 and 2.
+ * HELLO picks the highest version both speak. */
+#define VRDMA_ABI_VERSION	3
 #define VRDMA_ABI_MIN_VERSION	1
 
 /* Optional features, negotiated in HELLO: the guest offers, the host grants the subset it
  * has. No feature is defined yet; unknown bits are not an error, just not granted. */
 #define VRDMA_F_ALL		0ull
+
+/*
+ * The whitelist of an attachment (docs/vrdma.md, "Isolation"; docs/nesting.md): the QP
+ * types (a bit 1 << IBV_QPT_* each) and the access flags (IBV_ACCESS_*) its guest may use.
+ * A host never allows more than VRDMA_WL_QP_TYPES and VRDMA_WL_ACCESS; a policy (vbusctl's
+ * qp-types= and access=, a level of nesting) can only take bits away. What it took away is
+ * refused with -EPERM: CREATE_QP of another type; REG_MR, MODIFY_QP's qp_access_flags and
+ * a bind's access with another flag; ALLOC_MW without IBV_ACCESS_MW_BIND.
+ * IBV_ACCESS_RELAXED_ORDERING is a hint, never refused by a whitelist.
+ */
+#define VRDMA_QPT_BIT(t)	(1u << (t))
+#define VRDMA_WL_QP_TYPES	(VRDMA_QPT_BIT(2) | VRDMA_QPT_BIT(3) | VRDMA_QPT_BIT(4)) /* RC UC UD */
+#define VRDMA_WL_ACCESS		0x1fu	/* LOCAL_WRITE REMOTE_WRITE REMOTE_READ REMOTE_ATOMIC MW_BIND */
 
 /* An object handle: bits 0..19 index the guest's table, bits 20..31 a generation. */
 #define VRDMA_HANDLE_INDEX_BITS	20
@@ -91,7 +105,13 @@ struct vrdma_hello_out {
 	__le32 abi_min;			/* the host's range of versions */
 	__le32 abi_max;
 	__le64 features;		/* granted: the offered ones the host has */
+	/* version 3: an older host's answer ends before them; its guests have the whole
+	 * whitelist, VRDMA_WL_QP_TYPES and VRDMA_WL_ACCESS */
+	__le32 qp_types;		/* the whitelist: VRDMA_QPT_BIT(IBV_QPT_*) allowed */
+	__le32 access;			/* the whitelist: IBV_ACCESS_* allowed */
 };
+
+#define VRDMA_HELLO_OUT_V2_SIZE	40	/* abi_version .. features */
 
 struct vrdma_query_device_out {
 	char fw_ver[64];
@@ -539,7 +559,7 @@ struct vrdma_cqe {
 
 #define VRDMA_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VRDMA_ASSERT_SIZE(vrdma_hello_in, 24);
-VRDMA_ASSERT_SIZE(vrdma_hello_out, 40);
+VRDMA_ASSERT_SIZE(vrdma_hello_out, 48);
 VRDMA_ASSERT_SIZE(vrdma_query_device_out, 200);
 VRDMA_ASSERT_SIZE(vrdma_query_device_ex_out, 16);
 VRDMA_ASSERT_SIZE(vrdma_query_gid_table_in, 8);
@@ -586,6 +606,8 @@ _Static_assert(__builtin_offsetof(struct vrdma_hello_out, abi_min) == VRDMA_HELL
 	       "hello_out: version 2 appends");
 _Static_assert(__builtin_offsetof(struct vrdma_hello_in, features) == 16, "hello_in layout");
 _Static_assert(__builtin_offsetof(struct vrdma_hello_out, features) == 32, "hello_out layout");
+_Static_assert(__builtin_offsetof(struct vrdma_hello_out, qp_types) == VRDMA_HELLO_OUT_V2_SIZE,
+	       "hello_out: version 3 appends");
 _Static_assert(__builtin_offsetof(struct vrdma_ring, cons) == 64, "cons on its own line");
 _Static_assert(__builtin_offsetof(struct vrdma_ring, flags) == 128, "flags on its own line");
 _Static_assert(__builtin_offsetof(struct vrdma_swqe, remote_addr) == 24, "swqe layout");

@@ -259,7 +259,8 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
 int main(void)
 {
 	const char *dev = getenv("VBUS_RXE"), *gi = getenv("VBUS_GID_INDEX");
-	struct vrdma_policy pol = { .port = 1, .max_objects = 16, .max_pinned_bytes = 1 << 20 };
+	struct vrdma_policy pol = { .port = 1, .max_objects = 16, .max_pinned_bytes = 1 << 20,
+				    .qp_types = VRDMA_WL_QP_TYPES, .access = VRDMA_WL_ACCESS };
 	struct ibv_device **list;
 	struct ibv_device *d = NULL;
 	uint8_t *gbuf;

@@ -294,7 +294,8 @@ int main(void)
 {
 	const char *dev = getenv("VBUS_RXE") ? getenv("VBUS_RXE") : "rxe0";
 	struct vbk_attach at = { .port = 1, .max_objects = 64, .guest_id = 7,
-				 .max_pinned_bytes = 64 << 20 };
+				 .max_pinned_bytes = 64 << 20, .qp_types = VRDMA_WL_QP_TYPES,
+				 .access = VRDMA_WL_ACCESS };
 	struct vrdma_query_device_out da;
 	struct vrdma_query_port_out pa;
 	struct vrdma_query_gid_in gi = { .port_num = 1 };
@@ -606,6 +607,63 @@ int main(void)
 	/* The objects are real: rdma res shows two more QPs. */
 	check(count_res("qp") == base_qp + 2, "rdma res show qp: %d, baseline %d", count_res("qp"),
 	      base_qp);
+
+	/* The whitelist (VBK_ATTACH_SIZE_V2): bits the module lacks are EINVAL; an attachment
+	 * of RC and local write only says so in HELLO and refuses a UD QP and an MR with
+	 * remote read (EPERM, before any handle is looked at); an older vbusd's attach
+	 * (VBK_ATTACH_SIZE_V1) gets all of the module's; a longer one with a non-zero tail,
+	 * E2BIG. */
+	{
+		struct { struct vbk_attach a; uint64_t tail; } w = { .a = at };
+		struct vrdma_create_qp_in qi = { .qp_type = IBV_QPT_UD };
+		struct vrdma_create_qp_out qo;
+		struct vrdma_reg_mr_in mi = { .iova = htole64((uintptr_t)buf),
+					      .length = htole64(BUF_LEN),
+					      .access = htole32(IBV_ACCESS_LOCAL_WRITE |
+								IBV_ACCESS_REMOTE_READ) };
+		struct vrdma_reg_mr_out mo;
+		int keep = gfd, g3;
+
+		w.a.tag = 0x9abc;
+		w.a.qp_types = VRDMA_WL_QP_TYPES | VRDMA_QPT_BIT(IBV_QPT_RAW_PACKET);
+		check(ioctl(admin, VBK_IOC_ATTACH, &w.a) < 0 && errno == EINVAL,
+		      "an attach with RAW_PACKET: not EINVAL (%m)");
+		w.a.qp_types = VRDMA_WL_QP_TYPES;
+		w.a.access = VRDMA_WL_ACCESS | IBV_ACCESS_ON_DEMAND;
+		check(ioctl(admin, VBK_IOC_ATTACH, &w.a) < 0 && errno == EINVAL,
+		      "an attach with ON_DEMAND: not EINVAL (%m)");
+		w.a.qp_types = VRDMA_QPT_BIT(IBV_QPT_RC);
+		w.a.access = IBV_ACCESS_LOCAL_WRITE;
+		w.tail = 1;
+		check(ioctl(admin, _IOC(_IOC_WRITE, VBK_IOC_MAGIC, _IOC_NR(VBK_IOC_ATTACH),
+					sizeof(w)), &w) < 0 && errno == E2BIG,
+		      "a longer attach with a non-zero tail: not E2BIG (%m)");
+		g3 = ioctl(admin, VBK_IOC_ATTACH, &w.a);
+		check(g3 >= 0, "an attachment of RC and local write: %m");
+		gfd = g3;
+		check(call(VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho)) == sizeof(ho) &&
+		      le32toh(ho.qp_types) == VRDMA_QPT_BIT(IBV_QPT_RC) &&
+		      le32toh(ho.access) == IBV_ACCESS_LOCAL_WRITE, "its HELLO's whitelist");
+		check(call(VRDMA_FN_CREATE_QP, &qi, sizeof(qi), &qo, sizeof(qo)) == -EPERM,
+		      "a UD QP: not EPERM");
+		check(call(VRDMA_FN_REG_MR, &mi, sizeof(mi), &mo, sizeof(mo)) == -EPERM,
+		      "an MR with remote read: not EPERM");
+		close(g3);
+		w.a.tag = 0x9abd;
+		g3 = ioctl(admin, _IOC(_IOC_WRITE, VBK_IOC_MAGIC, _IOC_NR(VBK_IOC_ATTACH),
+				       VBK_ATTACH_SIZE_V1), &w.a);
+		check(g3 >= 0, "an attach of the first size: %m");
+		gfd = g3;
+		check(call(VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho)) == sizeof(ho) &&
+		      le32toh(ho.qp_types) == VRDMA_WL_QP_TYPES &&
+		      le32toh(ho.access) == VRDMA_WL_ACCESS,
+		      "an attach of the first size: not the whole whitelist");
+		close(g3);
+		gfd = keep;
+	}
+	ok("the whitelist: unknown bits EINVAL; RC and local write only: HELLO says so, a UD "
+	   "QP and a remote-read MR EPERM; the first size's attach has all of it; a non-zero "
+	   "tail E2BIG");
 
 	/* vbusd ends one attachment (the guest left the bus): a second one, with objects, is
 	 * revoked by its tag; the first one is untouched. */

@@ -5,8 +5,9 @@
  * its own attachment, as a hostile or careless middle level would: children wider than
  * their parent are refused (EPERM), zero objects too (EINVAL); a child connection opens its
  * parent's device only (ENOENT for another name); a grandchild, and its objects, are
- * charged to its parent too (EDQUOT in both); closing a child's handle ends the grandchild made of it,
- * while the guest's own attachment keeps working. Exit 0 pass, 1 fail, 77 skip (not the
+ * charged to its parent too (EDQUOT in both); a child's whitelist is the one asked for, and
+ * a grandchild's wider than it is refused (EPERM); closing a child's handle ends the
+ * grandchild made of it, while the guest's own attachment keeps working. Exit 0 pass, 1 fail, 77 skip (not the
  * relay backend, or a bus that makes no children).
  */
 #include <dlfcn.h>
@@ -29,10 +30,39 @@ struct child {
 	uint32_t h;
 };
 
-/* A child connection (of our attachment, or of child `of`), with the device open on it
- * and HELLO done: 0 or -errno. */
+/* The child asked of child `of` (VBUS_OP_CHILD on its connection) with these limits and
+ * whitelist: 0 or -errno. */
+static int vchild(const struct child *of, uint32_t objs, uint64_t pinned, uint32_t qpt,
+		  uint32_t acc, int *fd, char bus[VBUS_NAME_MAX])
+{
+	struct vbus_child_in in = { .max_objects = objs, .flags = VBUS_CHILD_F_WHITELIST,
+				    .max_pinned_bytes = pinned, .qp_types = qpt, .access = acc };
+	struct vbus_child_out o;
+	int r = vbus_child(of->conn, of->h, &in, fd, &o);
+
+	if (!r)
+		memcpy(bus, o.bus, VBUS_NAME_MAX);
+	return r;
+}
+
+/* The child asked through the guest library (of our own attachment): 0 or -errno. */
+static int lchild(vbus_verbs_child_fn *fn, struct ibv_context *ctx, uint32_t objs,
+		  uint64_t pinned, uint32_t qpt, uint32_t acc, int *fd, char bus[VBUS_NAME_MAX])
+{
+	struct vbus_verbs_limits l = { .max_objects = objs, .max_pinned_bytes = pinned,
+				       .qp_types = qpt, .access = acc };
+
+	char dev[VBUS_NAME_MAX];
+
+	return fn(ctx, &l, fd, bus, dev, VBUS_NAME_MAX);
+}
+
+/* A child connection (of our attachment, or of child `of`, with the whitelist qpt, acc),
+ * with the device open on it and HELLO done: 0 or -errno (-ERANGE: HELLO's limits or
+ * whitelist are not the ones asked for). */
 static int child(vbus_verbs_child_fn *fn, struct ibv_context *ctx, const struct child *of,
-		 const char *dev, uint32_t objs, uint64_t pinned, struct child *out)
+		 const char *dev, uint32_t objs, uint64_t pinned, uint32_t qpt, uint32_t acc,
+		 struct child *out)
 {
 	struct vrdma_hello_in hi = { .abi_version = VRDMA_ABI_VERSION,
 				     .abi_min = VRDMA_ABI_MIN_VERSION };
@@ -41,11 +71,10 @@ static int child(vbus_verbs_child_fn *fn, struct ibv_context *ctx, const struct 
 	size_t n;
 	int r, fd;
 
-	if (of) {
-		r = vbus_child(of->conn, of->h, objs, pinned, &fd, bus);
-	} else {
-		r = fn(ctx, objs, pinned, &fd, bus, sizeof(bus));
-	}
+	if (of)
+		r = vchild(of, objs, pinned, qpt, acc, &fd, bus);
+	else
+		r = lchild(fn, ctx, objs, pinned, qpt, acc, &fd, bus);
 	if (r)
 		return r;
 	r = vbus_connect_fd(fd, bus, &out->conn);
@@ -55,7 +84,7 @@ static int child(vbus_verbs_child_fn *fn, struct ibv_context *ctx, const struct 
 	if (!r)
 		r = vbus_devcall(out->conn, out->h, VRDMA_FN_HELLO, &hi, sizeof(hi), &ho,
 				 sizeof(ho), &n);
-	if (!r && ho.max_objects != objs)
+	if (!r && (ho.max_objects != objs || ho.qp_types != qpt || ho.access != acc))
 		r = -ERANGE;
 	return r;
 }
@@ -88,6 +117,7 @@ int main(int argc, char **argv)
 	struct child c, gc, x, y;
 	struct ibv_pd *pd;
 	long gpd[8], cpd[8];
+	char bus[VBUS_NAME_MAX];
 	int n, fd;
 	uint32_t h;
 
@@ -109,24 +139,28 @@ int main(int argc, char **argv)
 	      "the device's limits (%u objects) are too small for this test", lim.max_objects);
 
 	/* Wider than the parent, or nonsense: refused, nothing made. */
-	check(fn(ctx, lim.max_objects + 1, 0, &fd, (char[32]){ 0 }, 32) == -EPERM,
+	check(lchild(fn, ctx, lim.max_objects + 1, 0, VRDMA_WL_QP_TYPES, VRDMA_WL_ACCESS, &fd, bus) == -EPERM,
 	      "a child with more objects than its parent");
-	check(fn(ctx, 8, lim.max_pinned_bytes + 1, &fd, (char[32]){ 0 }, 32) == -EPERM,
+	check(lchild(fn, ctx, 8, lim.max_pinned_bytes + 1, VRDMA_WL_QP_TYPES, VRDMA_WL_ACCESS,
+		     &fd, bus) == -EPERM,
 	      "a child with more pinned bytes than its parent");
-	check(fn(ctx, 0, 0, &fd, (char[32]){ 0 }, 32) == -EINVAL, "a child with no objects");
+	check(lchild(fn, ctx, 0, 0, VRDMA_WL_QP_TYPES, VRDMA_WL_ACCESS, &fd, bus) == -EINVAL, "a child with no objects");
 	printf("ok   wider than the parent: EPERM (objects, pinned bytes); 0 objects: EINVAL\n");
 
 	/* A child of 8 objects; on it only the parent's device opens. */
-	check(!child(fn, ctx, NULL, argv[1], 8, 1 << 20, &c), "a child of 8 objects");
+	check(!child(fn, ctx, NULL, argv[1], 8, 1 << 20, VRDMA_WL_QP_TYPES, VRDMA_WL_ACCESS, &c),
+	      "a child of 8 objects");
 	check(vbus_devopen(c.conn, "no-such-dev", VRDMA_CLASS_NAME, &h) == -ENOENT,
 	      "another device opened on a child connection");
-	check(vbus_child(c.conn, c.h, 9, 0, &fd, (char[VBUS_NAME_MAX]){ 0 }) == -EPERM, "a grandchild wider than its child");
+	check(vchild(&c, 9, 0, VRDMA_WL_QP_TYPES, VRDMA_WL_ACCESS, &fd, bus) == -EPERM,
+	      "a grandchild wider than its child");
 	printf("ok   a child connection of 8 objects: HELLO says 8; another device ENOENT; a "
 	       "grandchild of 9 EPERM\n");
 
 	/* Its child of 8 too: the grandchild itself, 4 PDs there and 3 in the child fill the
 	 * child's 8. */
-	check(!child(fn, ctx, &c, argv[1], 8, 0, &gc), "a grandchild of 8 objects");
+	check(!child(fn, ctx, &c, argv[1], 8, 0, VRDMA_WL_QP_TYPES, VRDMA_WL_ACCESS, &gc),
+	      "a grandchild of 8 objects");
 	for (int i = 0; i < 4; i++)
 		check((gpd[i] = alloc_pd(&gc)) > 0, "grandchild PD %d: %s", i, strerror((int)-gpd[i]));
 	for (int i = 0; i < 3; i++)
@@ -148,8 +182,10 @@ int main(int argc, char **argv)
 	check(pd, "our own attachment after its children ended: %s", strerror(errno));
 	ibv_dealloc_pd(pd);
 	/* What they held is given back: a new child fills 8 again. */
-	check(!child(fn, ctx, NULL, argv[1], 8, 0, &x), "a new child of 8 objects");
-	check(!child(fn, ctx, &x, argv[1], 8, 0, &y), "a new grandchild of 8 objects");
+	check(!child(fn, ctx, NULL, argv[1], 8, 0, VRDMA_WL_QP_TYPES, VRDMA_WL_ACCESS, &x),
+	      "a new child of 8 objects");
+	check(!child(fn, ctx, &x, argv[1], 8, 0, VRDMA_WL_QP_TYPES, VRDMA_WL_ACCESS, &y),
+	      "a new grandchild of 8 objects");
 	for (int i = 0; i < 7; i++)
 		check(alloc_pd(&y) > 0, "the new grandchild's PD %d", i);
 	check(alloc_pd(&x) == -EDQUOT, "past 8 in the new child");
@@ -158,6 +194,21 @@ int main(int argc, char **argv)
 	vbus_disconnect(x.conn);
 	printf("ok   closing the child's handle ended the grandchild (its call failed); our own "
 	       "attachment works; a new child and grandchild hold 8 again (the grandchild and 7 PDs)\n");
+	/* A child's whitelist: the one asked for (HELLO says it), and a grandchild's wider
+	 * than it refused. */
+	check(!child(fn, ctx, NULL, argv[1], 2, 0, VRDMA_QPT_BIT(IBV_QPT_RC),
+		     IBV_ACCESS_LOCAL_WRITE, &x), "a child with RC and local write only");
+	check(vchild(&x, 1, 0, VRDMA_QPT_BIT(IBV_QPT_RC) | VRDMA_QPT_BIT(IBV_QPT_UD),
+		     IBV_ACCESS_LOCAL_WRITE, &fd, bus) == -EPERM, "a child of it with UD too");
+	check(vchild(&x, 1, 0, VRDMA_QPT_BIT(IBV_QPT_RC),
+		     IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ, &fd, bus) == -EPERM,
+	      "a child of it with remote read too");
+	check(lchild(fn, ctx, 1, 0, VRDMA_WL_QP_TYPES | VRDMA_QPT_BIT(IBV_QPT_RAW_PACKET),
+		     VRDMA_WL_ACCESS, &fd, bus) == -EPERM, "a child with RAW_PACKET");
+	vbus_disconnect(x.conn);
+	printf("ok   a child's whitelist (RC, local write) is the one asked for; wider than its "
+	       "parent's (UD, remote read; RAW_PACKET of ours): EPERM\n");
+
 	ibv_close_device(ctx);
 	ibv_free_device_list(list);
 	return 0;

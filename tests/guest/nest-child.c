@@ -63,6 +63,27 @@ static long hello(int fd)
 	return r < 0 ? r : (long)ho.max_objects;
 }
 
+/* A child of fd with a whitelist (VBK_CHILD_F_WHITELIST): its descriptor, or -errno. */
+static int child_wl(int fd, uint32_t gid, uint32_t qpt, uint32_t acc)
+{
+	struct vbk_child c = { .max_objects = 2, .gid_index = gid, .guest_id = 50, .tag = 50,
+			       .flags = VBK_CHILD_F_WHITELIST, .qp_types = qpt, .access = acc };
+	int r = ioctl(fd, VBK_IOC_CHILD, &c);
+
+	return r < 0 ? -errno : r;
+}
+
+/* HELLO's whitelist on an attachment: 0, or -errno (-ERANGE: not qpt, acc). */
+static long hello_wl(int fd, uint32_t qpt, uint32_t acc)
+{
+	struct vrdma_hello_in hi = { .abi_version = VRDMA_ABI_VERSION,
+				     .abi_min = VRDMA_ABI_MIN_VERSION };
+	struct vrdma_hello_out ho;
+	long r = call(fd, VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho));
+
+	return r < 0 ? r : ho.qp_types == qpt && ho.access == acc ? 0 : -ERANGE;
+}
+
 /* ALLOC_PD: its handle (> 0), or -errno. */
 static long alloc_pd(int fd)
 {
@@ -132,14 +153,37 @@ int main(int argc, char **argv)
 	check(child(p, 1, lim.max_pinned_bytes + 1, gid, 1) == -EPERM, "max_pinned+1 not EPERM");
 	check(child(p, 1, mib, gid + 1, 1) == -EPERM, "another GID index not EPERM");
 	check(child(p, 0, mib, gid, 1) == -EINVAL, "max_objects 0 not EINVAL");
-	bad = (struct vbk_child){ .max_objects = 1, .gid_index = gid, .flags = 1 };
-	check(child_raw(p, &bad) == -EINVAL, "flags not EINVAL");
-	bad = (struct vbk_child){ .max_objects = 1, .gid_index = gid, .reserved = { 0, 1 } };
+	bad = (struct vbk_child){ .max_objects = 1, .gid_index = gid, .flags = 2 };
+	check(child_raw(p, &bad) == -EINVAL, "an unknown flag not EINVAL");
+	bad = (struct vbk_child){ .max_objects = 1, .gid_index = gid, .reserved = 1 };
 	check(child_raw(p, &bad) == -EINVAL, "reserved not EINVAL");
+	bad = (struct vbk_child){ .max_objects = 1, .gid_index = gid, .qp_types = 4 };
+	check(child_raw(p, &bad) == -EINVAL, "a whitelist without VBK_CHILD_F_WHITELIST not EINVAL");
 	check(ioctl(p, _IOW(VBK_IOC_MAGIC, 0x13, uint64_t), &bad) < 0 && errno == ENOTTY,
 	      "a CHILD of another size not ENOTTY");
 	check(ioctl(p, VBK_IOC_CHILD, (void *)8) < 0 && errno == EFAULT, "bad pointer not EFAULT");
 	printf("ok   wider than the parent: EPERM (objects, pinned bytes, GID index); bad fields: EINVAL\n");
+
+	/* A child's whitelist: the one asked for; a grandchild's wider than it, EPERM. */
+	check(!hello_wl(p, lim.qp_types, lim.access), "our own HELLO's whitelist is not the library's");
+	check(child_wl(p, gid, VRDMA_WL_QP_TYPES | VRDMA_QPT_BIT(IBV_QPT_RAW_PACKET),
+		       lim.access) == -EPERM, "a child with RAW_PACKET not EPERM");
+	c = child_wl(p, gid, VRDMA_QPT_BIT(IBV_QPT_RC), IBV_ACCESS_LOCAL_WRITE);
+	check(c >= 0, "a child with RC and local write only: %s", strerror(-c));
+	check(!hello_wl(c, VRDMA_QPT_BIT(IBV_QPT_RC), IBV_ACCESS_LOCAL_WRITE),
+	      "the child's HELLO does not say RC, local write");
+	check(child_wl(c, gid, VRDMA_QPT_BIT(IBV_QPT_RC) | VRDMA_QPT_BIT(IBV_QPT_UD),
+		       IBV_ACCESS_LOCAL_WRITE) == -EPERM, "a grandchild with UD too not EPERM");
+	check(child_wl(c, gid, VRDMA_QPT_BIT(IBV_QPT_RC),
+		       IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ) == -EPERM,
+	      "a grandchild with remote read too not EPERM");
+	x = child(c, 1, 0, gid, 51);
+	check(x >= 0 && !hello_wl(x, VRDMA_QPT_BIT(IBV_QPT_RC), IBV_ACCESS_LOCAL_WRITE),
+	      "a grandchild without VBK_CHILD_F_WHITELIST does not have its parent's whitelist");
+	close(x);
+	close(c);
+	printf("ok   a child's whitelist (RC, local write) is the one asked for, a grandchild "
+	       "without one has it too; wider (UD, remote read; RAW_PACKET of ours): EPERM\n");
 
 	/* C under us, G under C: a grandchild no wider than C, charged to C too. */
 	c = child(p, 8, 4 * mib, gid, 10);

@@ -220,8 +220,9 @@ static struct vrdma_guest *guest(uint32_t nidle, struct tqp *busy, struct tqp *i
 {
 	static struct ibv_device dev = { .name = "fake0", .node_type = IBV_NODE_CA,
 					 .transport_type = IBV_TRANSPORT_IB };
-	struct vrdma_policy pol = { .port = 1, .max_objects = 4096, .max_pinned_bytes = 1 << 20 };
-	struct fk_config fc = { .port = 1 };
+	struct vrdma_policy pol = { .port = 1, .max_objects = 4096, .max_pinned_bytes = 1 << 20,
+				    .qp_types = VRDMA_WL_QP_TYPES, .access = VRDMA_WL_ACCESS };
+	struct fk_config fc = { .port = 1, .qp_types = VRDMA_WL_QP_TYPES, .access = VRDMA_WL_ACCESS };
 	struct vrdma_hello_in hi = { .abi_version = htole32(VRDMA_ABI_VERSION),
 				     .doorbell = htole32(1) };
 	struct vrdma_hello_out ho;

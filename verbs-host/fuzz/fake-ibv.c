@@ -634,6 +634,9 @@ FAKE_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t l
 
 	if (access & ~(unsigned)ACCESS_WHITELIST)
 		fk_broken("reg_mr with access %#x outside the whitelist", access);
+	if (access & ACCESS_WHITELIST & ~cfg.access & ~(unsigned)IBV_ACCESS_RELAXED_ORDERING)
+		fk_broken("reg_mr with access %#x outside the guest's whitelist %#x", access,
+			  cfg.access);
 	if (fails(FK_REG_MR))
 		return NULL;
 	if (!length || !addr) {
@@ -685,6 +688,8 @@ static struct ibv_mw *fk_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type)
 	struct fk_ctx *x = obj(pd->context, K_CTX);
 	struct fk_mw *w;
 
+	if (!(cfg.access & IBV_ACCESS_MW_BIND))
+		fk_broken("alloc_mw for a guest whose whitelist has no MW_BIND");
 	if (fails(FK_ALLOC_MW))
 		return NULL;
 	if (type != IBV_MW_TYPE_1 && type != IBV_MW_TYPE_2) {
@@ -1061,6 +1066,9 @@ FAKE_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr
 
 	if (ia->qp_type != IBV_QPT_RC && ia->qp_type != IBV_QPT_UC && ia->qp_type != IBV_QPT_UD)
 		fk_broken("create_qp of type %d, outside the whitelist", ia->qp_type);
+	if (!(cfg.qp_types & (1u << ia->qp_type)))
+		fk_broken("create_qp of type %d, outside the guest's whitelist %#x", ia->qp_type,
+			  cfg.qp_types);
 	if (ia->send_cq->context != pd->context || ia->recv_cq->context != pd->context ||
 	    (srq && ia->srq->context != pd->context))
 		fk_broken("create_qp with objects of another context");
@@ -1141,6 +1149,10 @@ FAKE_API int ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *a, int mask)
 
 	if (mask & ~QP_MASK_WHITELIST)
 		fk_broken("modify_qp with mask %#x outside the whitelist", mask);
+	if ((mask & IBV_QP_ACCESS_FLAGS) && (a->qp_access_flags & ~cfg.access &
+					     ~(unsigned)IBV_ACCESS_RELAXED_ORDERING))
+		fk_broken("modify_qp with access %#x outside the guest's whitelist %#x",
+			  a->qp_access_flags, cfg.access);
 	if (mask & IBV_QP_PORT)
 		check_port(a->port_num, "modify_qp");
 	if (mask & IBV_QP_AV)
@@ -1227,6 +1239,9 @@ static void check_send(struct fk_qp *q, const struct ibv_send_wr *wr)
 		obj(wr->bind_mw.mw, K_MW);
 		if (wr->bind_mw.mw->context != q->qp.context)
 			fk_broken("bind of another context's MW");
+		if (wr->bind_mw.bind_info.mw_access_flags & ACCESS_WHITELIST & ~cfg.access)
+			fk_broken("bind with access %#x outside the guest's whitelist %#x",
+				  wr->bind_mw.bind_info.mw_access_flags, cfg.access);
 		if (wr->bind_mw.bind_info.mr && obj(wr->bind_mw.bind_info.mr, K_MR) &&
 		    wr->bind_mw.bind_info.mr->context != q->qp.context)
 			fk_broken("bind to another context's MR");

@@ -28,6 +28,8 @@ struct fk_config {
 				 * broken promise of vrdma's policy (abort) */
 	uint32_t gid_index;	/* the only source GID index an address vector may carry */
 	uint32_t quirks;	/* FK_* above */
+	uint32_t qp_types;	/* the guest's whitelist (VRDMA_WL_*): a QP of another type, */
+	uint32_t access;	/* or an MR, QP or bind with another access flag, aborts */
 };
 
 /* Verbs that can be made to fail once, with ENOMEM (bits of fk_fail_next's mask). */

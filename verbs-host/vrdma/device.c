@@ -40,6 +40,8 @@ int vrdma_do_hello(struct vrdma_guest *g, const void *in, size_t inlen, void *ou
 	o->max_objects = htole32(g->pol.max_objects);
 	o->max_pinned_bytes = htole64(g->pol.max_pinned_bytes);
 	o->gid_index = htole32(g->pol.gid_index);
+	o->qp_types = htole32(g->pol.qp_types);
+	o->access = htole32(g->pol.access);
 	return 0;
 }
 

@@ -24,6 +24,17 @@ int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err
 	return err;
 }
 
+/* What the guest's whitelist lacks (include/vbus/vrdma.h, VRDMA_WL_*): -EPERM, told to the
+ * environment for its log (a guest can ask as fast as it likes: the 1st, 2nd, 4th ...). */
+int vrdma_refuse(struct vrdma_guest *g, const char *what, uint32_t value)
+{
+	uint64_t n = ++g->n_refused;
+
+	if (g->env && g->env->refused && !(n & (n - 1)))
+		g->env->refused(g->env_priv, what, value, n);
+	return -EPERM;
+}
+
 /* WHAT (VRDMA_ASK_*) of the guest's process; the rest, and everything without
  * env->caller (the fuzz target's and the unit tests' guests, where no process stands
  * behind the calls), allowed. vbusd always sets it. */

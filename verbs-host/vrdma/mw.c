@@ -26,6 +26,8 @@ int vrdma_do_alloc_mw(struct vrdma_guest *g, const void *in, size_t inlen, void 
 
 	if (type != IBV_MW_TYPE_1 && type != IBV_MW_TYPE_2)
 		return -EINVAL;
+	if (!(g->pol.access & IBV_ACCESS_MW_BIND))
+		return vrdma_refuse(g, "a memory window (no MW_BIND)", type);
 	pd = vrdma_handle_get(g, pdh, VRDMA_OBJ_PD, &err);
 	if (!pd)
 		return err;

@@ -87,6 +87,8 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 		return -EINVAL;
 	if (i->qp_type != IBV_QPT_RC && i->qp_type != IBV_QPT_UC && i->qp_type != IBV_QPT_UD)
 		return -EOPNOTSUPP;	/* RAW_PACKET, XRC: not in v1 */
+	if (!(g->pol.qp_types & VRDMA_QPT_BIT(i->qp_type)))
+		return vrdma_refuse(g, "a QP type", i->qp_type);
 	pd = vrdma_handle_get(g, pdh, VRDMA_OBJ_PD, &err);
 	scq = pd ? vrdma_handle_get(g, sch, VRDMA_OBJ_CQ, &err) : NULL;
 	rcq = scq ? vrdma_handle_get(g, rch, VRDMA_OBJ_CQ, &err) : NULL;
@@ -226,6 +228,9 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if ((mask & IBV_QP_PORT) && v->port_num != 1)
 		return -EINVAL;
 	vrdma_qp_attr_to_ibv(&a, v);
+	if ((mask & IBV_QP_ACCESS_FLAGS) && (a.qp_access_flags & ~g->pol.access &
+					     ~(unsigned)IBV_ACCESS_RELAXED_ORDERING))
+		return vrdma_refuse(g, "QP access flags", a.qp_access_flags & ~g->pol.access);
 	if ((mask & IBV_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED)) {
 		struct vrdma_caller c;
 

@@ -104,6 +104,9 @@ struct vrdma_env_ops {
 	/* A quota of the device refused the guest (its name and limit): logged and shown by
 	 * the bus. May be NULL. */
 	void (*quota)(void *priv, const char *quota, uint64_t limit);
+	/* The guest's whitelist refused a call (what, the value refused, how many refusals
+	 * so far): the 1st, 2nd, 4th ... are told, for a log. May be NULL. */
+	void (*refused)(void *priv, const char *what, uint32_t value, uint64_t count);
 	/* What the guest's process may do, asked where uverbs asks the kernel of a user
 	 * caller (a privileged Q_Key, pins past RLIMIT_MEMLOCK): the VRDMA_ASK_* of `what`
 	 * are set in *out, the rest left as they are. May be NULL: no limit. */
@@ -116,6 +119,8 @@ struct vrdma_policy {
 	uint32_t gid_index;		/* the only source GID index the guest may use */
 	uint32_t max_objects;		/* handle quota */
 	uint64_t max_pinned_bytes;	/* registered-memory quota */
+	uint32_t qp_types;		/* the whitelist (VRDMA_WL_*): VRDMA_QPT_BIT(IBV_QPT_*) */
+	uint32_t access;		/* the whitelist: IBV_ACCESS_* */
 	/* A child connection's guest (VBUS_OP_CHILD): its parent attachment's charges,
 	 * which its own objects count against too (charge.c); NULL: a root */
 	struct vrdma_charge *parent;
@@ -270,6 +275,7 @@ struct vrdma_guest {
 	/* counters, for `vbusctl res show` */
 	uint64_t n_wqe, n_cqe, n_relay_errors;
 	uint64_t n_cqe_lost;		/* completions lost to CQ overrun (relay.c) */
+	uint64_t n_refused;		/* calls the whitelist refused (vrdma_refuse) */
 	uint64_t n_kicks;		/* doorbells read by the relay (atomic) */
 	bool closing;			/* vrdma_guest_close: the regions go with the guest */
 	/* A byte registered in a PD of its own, made at the first refused atomic: its lkey is
@@ -323,6 +329,11 @@ int vrdma_tree_show(const struct vbk_tree_node *t, uint32_t n, bool json, const 
 /* handle.c: the caller holds g->lock */
 /* A quota refused the guest: the bus is told (env->quota); returns err. */
 int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err);
+int vrdma_refuse(struct vrdma_guest *g, const char *what, uint32_t value);
+/* whitelist.c: qp-types= (qp_types) or access= words to VRDMA_WL_* bits: 0, or -EINVAL and
+ * why in err; and bits back to words ("none" for 0). */
+int vrdma_wl_parse(const char *s, bool qp_types, uint32_t *out, char *err, size_t errn);
+void vrdma_wl_format(uint32_t bits, bool qp_types, char *buf, size_t bufn);
 /* handle.c: the guest's privileges (env->caller; everything allowed without one). */
 void vrdma_caller(struct vrdma_guest *g, unsigned int what, struct vrdma_caller *out);
 int vrdma_handle_new(struct vrdma_guest *g, enum vrdma_obj_type type, void *p, uint32_t *h);
