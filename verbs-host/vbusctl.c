@@ -33,7 +33,9 @@ static const char usage[] =
 	"  --timeout S give up when vbusd has not answered within S seconds (default\n"
 	"              $VBUS_CTL_TIMEOUT, else 300; 0 waits for ever): exit 1, said on stderr\n"
 	"Classes: echo (a test device), vrdma (attrs: backing=RXE port=N gid=INDEX\n"
-	"         backend=kernel|relay|auto max-pinned=BYTES max-objects=N).\n";
+	"         backend=kernel|relay|auto max-pinned=BYTES max-objects=N\n"
+	"         qp-types=rc,uc,ud access=local-write,remote-write,remote-read,\n"
+	"         remote-atomic,mw-bind mode=relay|passthrough).\n";
 
 int main(int argc, char **argv)
 {
