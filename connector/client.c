@@ -693,19 +693,24 @@ int vbus_devfd(struct vbus_conn *c, uint32_t handle, int *fd)
 int vbus_child(struct vbus_conn *c, uint32_t handle, const struct vbus_child_in *in, int *fd,
 	       struct vbus_child_out *out)
 {
-	struct vbus_child_out o;
-	size_t len = le32toh(in->flags) & VBUS_CHILD_F_WHITELIST ? sizeof(*in) :
-		     VBUS_CHILD_IN_V1_SIZE;
+	struct vbus_child_out o = { .dev = "" };
+	bool wl = le64toh(c->hello.features) & VBUS_F_CHILD_WL;
+	size_t len = wl ? sizeof(o) : VBUS_CHILD_OUT_V1_SIZE;
 	int err;
 
 	if (!(le64toh(c->hello.features) & VBUS_F_CHILD))
 		return -EOPNOTSUPP;
+	if ((le32toh(in->flags) & VBUS_CHILD_F_WHITELIST) && !wl)
+		return -EOPNOTSUPP;	/* a bus of stop 33: the child has its parent's */
 	pthread_mutex_lock(&c->lock);
-	err = request_fd(c, VBUS_OP_CHILD, handle, 0, in, len, NULL, 0, fd);
-	if (!err && c->rx.len == sizeof(o))
-		memcpy(&o, c->rx.payload, sizeof(o));
-	if (!err && (c->rx.len != sizeof(o) || vbus_name_get(out->bus, o.bus, sizeof(o.bus)) ||
-		     vbus_name_get(out->dev, o.dev, sizeof(o.dev)))) {
+	err = request_fd(c, VBUS_OP_CHILD, handle, 0, in,
+			 le32toh(in->flags) & VBUS_CHILD_F_WHITELIST ? sizeof(*in) :
+			 VBUS_CHILD_IN_V1_SIZE, NULL, 0, fd);
+	if (!err && c->rx.len == len)
+		memcpy(&o, c->rx.payload, len);
+	out->dev[0] = 0;
+	if (!err && (c->rx.len != len || vbus_name_get(out->bus, o.bus, sizeof(o.bus)) ||
+		     (wl && vbus_name_get(out->dev, o.dev, sizeof(o.dev))))) {
 		close(*fd);
 		err = -EPROTO;	/* no bus or device named where they must be */
 	}

@@ -79,8 +79,6 @@ long vbk_call(struct vbk_guest *g, const struct vbk_call *c)
 			outlen = VRDMA_HELLO_OUT_V1_SIZE;
 		else if (c->in_len < d->in)
 			return -EINVAL;
-		else if (c->out_len >= VRDMA_HELLO_OUT_V2_SIZE)
-			outlen = min_t(u32, c->out_len, d->out);	/* what a v2 guest knows */
 		memset(in, 0, d->in);
 		if (copy_from_user(in, u64_to_user_ptr(c->in), min(c->in_len, d->in)))
 			return -EFAULT;

@@ -124,8 +124,6 @@ VBG_EXPORT int vbus_verbs_query_limits(struct ibv_context *c, struct vbus_verbs_
 	out->max_objects = le32toh(ctx->hello.max_objects);
 	out->gid_index = le32toh(ctx->hello.gid_index);
 	out->max_pinned_bytes = le64toh(ctx->hello.max_pinned_bytes);
-	out->qp_types = ctx->qp_types;
-	out->access = ctx->access;
 	out->abi_version = le32toh(ctx->hello.abi_version);
 	out->kernel = ctx->kfd >= 0;
 	out->dead = __atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE);
@@ -134,29 +132,61 @@ VBG_EXPORT int vbus_verbs_query_limits(struct ibv_context *c, struct vbus_verbs_
 	return 0;
 }
 
-/* A middle vbusd's passthrough on a relay-backend device: a child connection of our
- * attachment, for one guest of its own (docs/nesting.md). */
-VBG_EXPORT int vbus_verbs_child(struct ibv_context *c, const struct vbus_verbs_limits *lim,
-				int *fd, char *bus, char *dev, size_t n)
+VBG_EXPORT int vbus_verbs_query_whitelist(struct ibv_context *c, uint32_t *qp_types,
+					  uint32_t *access)
 {
-	struct vbus_child_in in = { .max_objects = htole32(lim->max_objects),
-				    .flags = htole32(VBUS_CHILD_F_WHITELIST),
-				    .max_pinned_bytes = htole64(lim->max_pinned_bytes),
-				    .qp_types = htole32(lim->qp_types),
-				    .access = htole32(lim->access) };
+	if (!c || !vbg_is_context(c))
+		return -ENODEV;
+	*qp_types = to_vctx(c)->qp_types;
+	*access = to_vctx(c)->access;
+	return 0;
+}
+
+/* A middle vbusd's passthrough on a relay-backend device: a child connection of our
+ * attachment, for one guest of its own (docs/nesting.md). The whitelist travels only when
+ * it is narrower than our own (a bus of stop 33 takes none: -EOPNOTSUPP then). */
+VBG_EXPORT int vbus_verbs_child2(struct ibv_context *c, const struct vbus_verbs_child_req *req,
+				 int *fd, char *bus, char *dev, size_t n)
+{
+	struct vbus_child_in in = { .max_objects = htole32(req->max_objects),
+				    .max_pinned_bytes = htole64(req->max_pinned_bytes) };
 	struct vbus_conn *conn = vbg_conn();
 	struct vbus_child_out o;
+	struct vbg_context *ctx;
 	int err;
 
 	if (!c || !vbg_is_context(c) || !conn)
 		return -ENODEV;
-	err = vbus_child(conn, to_vctx(c)->handle, &in, fd, &o);
+	ctx = to_vctx(c);
+	if (req->reserved)
+		return -EINVAL;
+	if (req->qp_types != ctx->qp_types || req->access != ctx->access) {
+		in.flags = htole32(VBUS_CHILD_F_WHITELIST);
+		in.qp_types = htole32(req->qp_types);
+		in.access = htole32(req->access);
+	}
+	err = vbus_child(conn, ctx->handle, &in, fd, &o);
 	if (!err && ((size_t)snprintf(bus, n, "%s", o.bus) >= n ||
 		     (size_t)snprintf(dev, n, "%s", o.dev) >= n)) {
 		close(*fd);
 		err = -ENAMETOOLONG;
 	}
 	return err;
+}
+
+/* The first form (a vbusd of stop 33): our own whitelist, no device name. */
+VBG_EXPORT int vbus_verbs_child(struct ibv_context *c, uint32_t max_objects,
+				uint64_t max_pinned_bytes, int *fd, char *bus, size_t busn)
+{
+	struct vbus_verbs_child_req req = { .max_objects = max_objects,
+					    .max_pinned_bytes = max_pinned_bytes };
+	char dev[VBUS_NAME_MAX];
+
+	if (!c || !vbg_is_context(c))
+		return -ENODEV;
+	req.qp_types = to_vctx(c)->qp_types;
+	req.access = to_vctx(c)->access;
+	return vbus_verbs_child2(c, &req, fd, bus, dev, busn < sizeof(dev) ? busn : sizeof(dev));
 }
 
 /* The label this thread's next DEVOPENs carry (a middle vbusd sets it around an open). */
@@ -398,6 +428,7 @@ static int context_open(struct vbg_device *d, struct vbg_context *ctx)
 
 		ctx->dev_attr.device_cap_flags &= htole32(~mw);
 		ctx->dev_ex.device_cap_flags_ex &= htole64(~(uint64_t)mw);
+		ctx->dev_attr.max_mw = 0;
 	}
 	if (!err)
 		err = vbg_gid_cache_init(ctx);

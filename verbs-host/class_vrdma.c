@@ -52,6 +52,8 @@ struct vrdma_dev {
 	int pt_fd;
 	/* mode=passthrough over a relay-backend parent: child connections (class_vrdma_fwd.c) */
 	bool fwd;
+	/* Nested: our own attachment's whitelist (qp_types, access), as its HELLO said */
+	struct vrdma_policy nest_wl;
 	uint64_t gen;			/* this device, not another added later under its name */
 	/* The backing device's /dev node, when it had one at `dev add` (`gone` watches it;
 	 * empty: only its sysfs link is watched) */
@@ -201,9 +203,10 @@ static int wl_narrow(const struct vbd_dev *d, const char *k, bool qp_types, uint
  * parent's (or the usual default when that is smaller), one set wider is refused with the
  * parent's value in the message. The kernel backend needs a real device. 0 or -EPERM.
  */
-static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *lim, bool pt,
-		       uint64_t *port, uint64_t *gid, uint64_t *pinned, uint64_t *objs,
-		       struct vrdma_policy *wl, char *err, size_t errn)
+static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *lim,
+		       const struct vrdma_policy *lim_wl, bool pt, uint64_t *port, uint64_t *gid,
+		       uint64_t *pinned, uint64_t *objs, struct vrdma_policy *wl, char *err,
+		       size_t errn)
 {
 	const char *backing = vbd_dev_attr(d, "backing"), *b = vbd_dev_attr(d, "backend");
 
@@ -253,8 +256,8 @@ static int nest_narrow(const struct vbd_dev *d, const struct vbus_verbs_limits *
 			 (unsigned long long)lim->max_pinned_bytes);
 		return -EPERM;
 	}
-	if (wl_narrow(d, "qp-types", true, lim->qp_types, &wl->qp_types, err, errn) ||
-	    wl_narrow(d, "access", false, lim->access, &wl->access, err, errn))
+	if (wl_narrow(d, "qp-types", true, lim_wl->qp_types, &wl->qp_types, err, errn) ||
+	    wl_narrow(d, "access", false, lim_wl->access, &wl->access, err, errn))
 		return -EPERM;
 	return 0;
 }
@@ -279,6 +282,22 @@ static int wl_record(struct vbd_dev *d, const struct vrdma_policy *wl, char *err
 full:
 	snprintf(err, errn, "too many attributes to record the whitelist");
 	return -E2BIG;
+}
+
+/* Our own attachment's whitelist: the guest library's answer, all of it from a library
+ * (or a host) before the whitelist, never more than all of it. */
+static void nest_whitelist(struct vrdma_dev *v)
+{
+	vbus_verbs_query_whitelist_fn *q = (vbus_verbs_query_whitelist_fn *)
+		dlsym(RTLD_DEFAULT, VBUS_VERBS_QUERY_WHITELIST);
+	uint32_t qpt, acc;
+
+	v->nest_wl.qp_types = VRDMA_WL_QP_TYPES;
+	v->nest_wl.access = VRDMA_WL_ACCESS;
+	if (q && !q(v->nest_ctx, &qpt, &acc)) {
+		v->nest_wl.qp_types = qpt & VRDMA_WL_QP_TYPES;
+		v->nest_wl.access = acc & VRDMA_WL_ACCESS;
+	}
 }
 
 static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
@@ -360,7 +379,9 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 		goto err_free;
 	}
 	if (nested) {
-		r = nest_narrow(d, &lim, pt, &port, &gid, &pinned, &objs, &wl, err, errn);
+		nest_whitelist(v);
+		r = nest_narrow(d, &lim, &v->nest_wl, pt, &port, &gid, &pinned, &objs, &wl, err,
+				errn);
 		if (r)
 			goto err_free;
 		/* relay mode: the relay backend; passthrough: children in the module below,
@@ -586,13 +607,17 @@ static int child_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		.gid_index = v->pol.gid_index,
 		.max_pinned_bytes = v->pol.max_pinned_bytes,
 		.guest_id = in->g->id,
-		.flags = VBK_CHILD_F_WHITELIST,
 		.tag = attach_tag(in),
-		.qp_types = v->pol.qp_types,
-		.access = v->pol.access,
 	};
 	int err;
 
+	/* The whitelist travels only when it is narrower than our own attachment's (so that
+	 * a module before it serves the rest) */
+	if (v->pol.qp_types != v->nest_wl.qp_types || v->pol.access != v->nest_wl.access) {
+		c.flags = VBK_CHILD_F_WHITELIST;
+		c.qp_types = v->pol.qp_types;
+		c.access = v->pol.access;
+	}
 	in->owner_fd = v->pt_fd;
 	err = vbd_kernel_child(v->pt_fd, &c, &in->attach_fd);
 	if (err) {
@@ -689,15 +714,16 @@ struct child_token {
 /* Passthrough over a relay-backend parent: a child connection below for this guest. */
 static int fwd_open(struct vrdma_dev *v, struct vrdma_inst *in)
 {
-	struct vbus_verbs_limits lim = { .max_objects = v->pol.max_objects,
-					 .max_pinned_bytes = v->pol.max_pinned_bytes,
-					 .qp_types = v->pol.qp_types, .access = v->pol.access };
+	struct vbus_verbs_child_req req = { .max_objects = v->pol.max_objects,
+					    .max_pinned_bytes = v->pol.max_pinned_bytes,
+					    .qp_types = v->pol.qp_types, .access = v->pol.access };
 	char label[VBUS_LABEL_MAX];
 
 	if (in->g->vm.ram_fd >= 0)
 		return -EOPNOTSUPP;	/* a VM's regions have no memfd to hand down */
 	inst_label(in, label);
-	return vbd_fwd_open(&in->fwd, v->nest_ctx, in->g, in->handle, &lim, label);
+	return vbd_fwd_open(&in->fwd, v->nest_ctx, ibv_get_device_name(v->ibdev), in->g,
+			    in->handle, &req, label);
 }
 
 static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, void **out)

@@ -276,10 +276,12 @@ static void *fwd_events(void *arg)
 	return NULL;
 }
 
-int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, struct vbd_guest *g, uint32_t handle, const struct vbus_verbs_limits *lim,
+int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char *devname,
+		 struct vbd_guest *g, uint32_t handle, const struct vbus_verbs_child_req *req,
 		 const char *label)
 {
-	vbus_verbs_child_fn *child = (vbus_verbs_child_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_CHILD);
+	vbus_verbs_child2_fn *child = (vbus_verbs_child2_fn *)dlsym(RTLD_DEFAULT,
+								   VBUS_VERBS_CHILD2);
 	struct vbd_fwd *f;
 	char bus[VBUS_NAME_MAX], dev[VBUS_NAME_MAX];
 	int r, fd;
@@ -292,9 +294,11 @@ int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, struct vbd_
 	f->g = g;
 	f->handle = handle;
 	f->stop = f->wake = -1;
-	r = child(nest_ctx, lim, &fd, bus, dev, sizeof(bus));
+	r = child(nest_ctx, req, &fd, bus, dev, sizeof(bus));
 	if (r)
 		goto err_free;
+	if (!dev[0])	/* a bus below of stop 33 names no device: ours has its name */
+		snprintf(dev, sizeof(dev), "%s", devname);
 	/* The open runs under the model's lock: a level below that does not answer fails it
 	 * rather than stalling us for good (the calls after it may take their time). */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = FWD_SETUP_S },

@@ -17,11 +17,13 @@ struct vbd_guest;
 struct vbd_fwd;
 
 /* The guest g's open (its handle) of a passthrough device whose attachment below is
- * nest_ctx: a child connection of it with lim's limits and whitelist, and the device it
- * is a child of (as the level below names it) opened on it with `label`. 0 or -errno. */
-struct vbus_verbs_limits;
-int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, struct vbd_guest *g,
-		 uint32_t handle, const struct vbus_verbs_limits *lim, const char *label);
+ * nest_ctx: a child connection of it with req's limits and whitelist, and the device it
+ * is a child of opened on it with `label` (its name as the level below gives it, else
+ * devname). 0 or -errno. */
+struct vbus_verbs_child_req;
+int vbd_fwd_open(struct vbd_fwd **out, struct ibv_context *nest_ctx, const char *devname,
+		 struct vbd_guest *g, uint32_t handle, const struct vbus_verbs_child_req *req,
+		 const char *label);
 void vbd_fwd_close(struct vbd_fwd *f);
 /* The instance is going: end the connection below, so that a call waiting there returns. */
 void vbd_fwd_cancel(struct vbd_fwd *f);

@@ -652,9 +652,10 @@ static int do_child(struct vbd_guest *g, uint32_t h, const struct vbus_rx *rx, i
 	int r, sv[2], kid, *kids;
 	bool attached;
 
-	/* 16 bytes, or 24 with the whitelist (VBUS_CHILD_F_WHITELIST) */
+	/* 16 bytes, or 24 with the whitelist (VBUS_CHILD_F_WHITELIST, VBUS_F_CHILD_WL) */
 	memset(&in, 0, sizeof(in));
-	if (rx->len != VBUS_CHILD_IN_V1_SIZE && rx->len != sizeof(in))
+	if (rx->len != VBUS_CHILD_IN_V1_SIZE &&
+	    (rx->len != sizeof(in) || !(g->features & VBUS_F_CHILD_WL)))
 		return -EINVAL;
 	memcpy(&in, rx->payload, rx->len);
 	if ((le32toh(in.flags) & ~VBUS_CHILD_F_WHITELIST) ||
@@ -919,7 +920,9 @@ static int handle(struct vbd_guest *g, struct vbus_rx *rx, uint8_t *out)
 	case VBUS_OP_CHILD:
 		r = g->features & VBUS_F_CHILD ? do_child(g, h, rx, &fd, (void *)out) :
 		    -EOPNOTSUPP;
-		outlen = sizeof(struct vbus_child_out);
+		/* the device's name too to a guest that knows the whitelist's form */
+		outlen = g->features & VBUS_F_CHILD_WL ? sizeof(struct vbus_child_out) :
+			 VBUS_CHILD_OUT_V1_SIZE;
 		break;
 	default:
 		r = -EOPNOTSUPP;

@@ -87,10 +87,11 @@ int vbus_devcall_flags(struct vbus_conn *c, uint32_t handle, uint32_t fn, uint32
 int vbus_devfd(struct vbus_conn *c, uint32_t handle, int *fd);
 
 /* A child connection of the open device `handle` (VBUS_OP_CHILD, docs/abi.md): *fd, a
- * socket to bus out->bus (the device's level's) on which only device out->dev opens, with
- * at most the limits of `in` (its 16 bytes, or 24 with VBUS_CHILD_F_WHITELIST in its flags;
- * the socket close-on-exec, the caller's). -EOPNOTSUPP when the bus did not grant
- * VBUS_F_CHILD or the device makes no children. */
+ * socket to bus out->bus (the device's level's) on which only device out->dev opens (""
+ * from a bus without VBUS_F_CHILD_WL: the device's name there is the caller's to know),
+ * with at most the limits of `in` (its 16 bytes, or 24 with VBUS_CHILD_F_WHITELIST in its
+ * flags; the socket close-on-exec, the caller's). -EOPNOTSUPP when the bus did not grant
+ * VBUS_F_CHILD (or VBUS_F_CHILD_WL, for a whitelist) or the device makes no children. */
 int vbus_child(struct vbus_conn *c, uint32_t handle, const struct vbus_child_in *in, int *fd,
 	       struct vbus_child_out *out);
 /* A connection over socket fd (ours from now on, closed on failure), e.g. vbus_child's, to

@@ -59,8 +59,12 @@ struct vbus_msg {
 /* VBUS_OP_CHILD may be used: a child function of an open device, as a new connection
  * (docs/abi.md, CHILD; docs/nesting.md, passthrough on the relay backend). */
 #define VBUS_F_CHILD		(1ull << 4)
+/* CHILD takes the child's whitelist (a 24-byte vbus_child_in with VBUS_CHILD_F_WHITELIST)
+ * and answers a 64-byte vbus_child_out, the device's name in it; without it, 16 bytes in and
+ * 32 out (the bus only, before the device's name). */
+#define VBUS_F_CHILD_WL		(1ull << 5)
 #define VBUS_F_ALL_V1		(VBUS_F_EVENTS | VBUS_F_CALLCHAN | VBUS_F_SHMSIGNAL | \
-				 VBUS_F_DEVFD | VBUS_F_CHILD)
+				 VBUS_F_DEVFD | VBUS_F_CHILD | VBUS_F_CHILD_WL)
 
 /*
  * HELLO. Frozen for every version: the header above, this operation, the first 48 bytes
@@ -175,6 +179,7 @@ struct vbus_child_in {
 
 #define VBUS_CHILD_F_WHITELIST	1u
 #define VBUS_CHILD_IN_V1_SIZE	16	/* up to max_pinned_bytes */
+#define VBUS_CHILD_OUT_V1_SIZE	32	/* the bus only */
 
 struct vbus_child_out {
 	char bus[VBUS_NAME_MAX];	/* the bus to name in the child connection's HELLO */

@@ -23,8 +23,6 @@ struct vbus_verbs_limits {
 	uint32_t dead;			/* 1: the parent revoked it (DEVICE_FATAL was queued) */
 	uint32_t child;			/* 1: the parent makes child connections of it
 					 * (VBUS_OP_CHILD: a relay-backend device) */
-	uint32_t qp_types;		/* the whitelist (include/vbus/vrdma.h, VRDMA_WL_*) */
-	uint32_t access;
 };
 
 /* 0 and *out when ctx is a vbus device's context; -ENODEV for any other context. */
@@ -58,15 +56,37 @@ typedef int vbus_verbs_open_label_fn(const char *label);
 #define VBUS_VERBS_OPEN_LABEL "vbus_verbs_open_label"
 
 /*
- * A child connection of the attachment behind ctx (VBUS_OP_CHILD, docs/abi.md), with at
- * most lim's max_objects, max_pinned_bytes and whitelist (qp_types, access; the rest of
- * lim is not read): *fd, a socket to the bus ctx's device is on, whose name goes to bus,
- * for vbus_connect_fd, and the device's name there (the one that opens on it) to dev, each
- * of n bytes. 0 or -errno (-ENODEV: not a vbus context).
+ * The whitelist of the caller's own attachment (include/vbus/vrdma.h, VRDMA_WL_*), as its
+ * vrdma HELLO granted it (all of it from a host before vrdma ABI version 3). 0, or -ENODEV
+ * when ctx is not a vbus device's context. A library without it: all of it.
  */
-typedef int vbus_verbs_child_fn(struct ibv_context *ctx, const struct vbus_verbs_limits *lim,
-				int *fd, char *bus, char *dev, size_t n);
-#define VBUS_VERBS_CHILD "vbus_verbs_child"
+typedef int vbus_verbs_query_whitelist_fn(struct ibv_context *ctx, uint32_t *qp_types,
+					  uint32_t *access);
+#define VBUS_VERBS_QUERY_WHITELIST "vbus_verbs_query_whitelist"
+
+/* What a child of the caller's attachment may hold and use (vbus_verbs_child2). */
+struct vbus_verbs_child_req {
+	uint32_t max_objects;
+	uint32_t qp_types;		/* the whitelist, within the attachment's */
+	uint32_t access;
+	uint32_t reserved;		/* 0 */
+	uint64_t max_pinned_bytes;
+};
+
+/*
+ * A child connection of the attachment behind ctx (VBUS_OP_CHILD, docs/abi.md), with at
+ * most req's limits and whitelist: *fd, a socket to the bus ctx's device is on, whose name
+ * goes to bus, for vbus_connect_fd, and the name of the device that opens on it (its name
+ * at the level that runs it) to dev, each of n bytes. 0 or -errno (-ENODEV: not a vbus
+ * context; -EOPNOTSUPP: a narrower whitelist than the attachment's, and the bus below
+ * cannot take one, VBUS_F_CHILD_WL). vbus_verbs_child is the first form (the attachment's
+ * whitelist, no device name), kept for a vbusd of stop 33.
+ */
+typedef int vbus_verbs_child2_fn(struct ibv_context *ctx, const struct vbus_verbs_child_req *req,
+				 int *fd, char *bus, char *dev, size_t n);
+#define VBUS_VERBS_CHILD2 "vbus_verbs_child2"
+typedef int vbus_verbs_child_fn(struct ibv_context *ctx, uint32_t max_objects,
+				uint64_t max_pinned_bytes, int *fd, char *bus, size_t busn);
 
 /* Declared for the library that defines them; vbusd never links against them. */
 vbus_verbs_query_limits_fn vbus_verbs_query_limits;
@@ -74,5 +94,7 @@ vbus_verbs_shm_add_fn vbus_verbs_shm_add;
 vbus_verbs_shm_forget_fn vbus_verbs_shm_forget;
 vbus_verbs_open_label_fn vbus_verbs_open_label;
 vbus_verbs_child_fn vbus_verbs_child;
+vbus_verbs_child2_fn vbus_verbs_child2;
+vbus_verbs_query_whitelist_fn vbus_verbs_query_whitelist;
 
 #endif

@@ -11,6 +11,7 @@
  * relay backend, or a bus that makes no children).
  */
 #include <dlfcn.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,10 @@ struct child {
 static int vchild(const struct child *of, uint32_t objs, uint64_t pinned, uint32_t qpt,
 		  uint32_t acc, int *fd, char bus[VBUS_NAME_MAX])
 {
-	struct vbus_child_in in = { .max_objects = objs, .flags = VBUS_CHILD_F_WHITELIST,
-				    .max_pinned_bytes = pinned, .qp_types = qpt, .access = acc };
+	struct vbus_child_in in = { .max_objects = htole32(objs),
+				    .flags = htole32(VBUS_CHILD_F_WHITELIST),
+				    .max_pinned_bytes = htole64(pinned), .qp_types = htole32(qpt),
+				    .access = htole32(acc) };
 	struct vbus_child_out o;
 	int r = vbus_child(of->conn, of->h, &in, fd, &o);
 
@@ -46,21 +49,20 @@ static int vchild(const struct child *of, uint32_t objs, uint64_t pinned, uint32
 }
 
 /* The child asked through the guest library (of our own attachment): 0 or -errno. */
-static int lchild(vbus_verbs_child_fn *fn, struct ibv_context *ctx, uint32_t objs,
+static int lchild(vbus_verbs_child2_fn *fn, struct ibv_context *ctx, uint32_t objs,
 		  uint64_t pinned, uint32_t qpt, uint32_t acc, int *fd, char bus[VBUS_NAME_MAX])
 {
-	struct vbus_verbs_limits l = { .max_objects = objs, .max_pinned_bytes = pinned,
-				       .qp_types = qpt, .access = acc };
-
+	struct vbus_verbs_child_req req = { .max_objects = objs, .max_pinned_bytes = pinned,
+					    .qp_types = qpt, .access = acc };
 	char dev[VBUS_NAME_MAX];
 
-	return fn(ctx, &l, fd, bus, dev, VBUS_NAME_MAX);
+	return fn(ctx, &req, fd, bus, dev, VBUS_NAME_MAX);
 }
 
 /* A child connection (of our attachment, or of child `of`, with the whitelist qpt, acc),
  * with the device open on it and HELLO done: 0 or -errno (-ERANGE: HELLO's limits or
  * whitelist are not the ones asked for). */
-static int child(vbus_verbs_child_fn *fn, struct ibv_context *ctx, const struct child *of,
+static int child(vbus_verbs_child2_fn *fn, struct ibv_context *ctx, const struct child *of,
 		 const char *dev, uint32_t objs, uint64_t pinned, uint32_t qpt, uint32_t acc,
 		 struct child *out)
 {
@@ -84,7 +86,8 @@ static int child(vbus_verbs_child_fn *fn, struct ibv_context *ctx, const struct 
 	if (!r)
 		r = vbus_devcall(out->conn, out->h, VRDMA_FN_HELLO, &hi, sizeof(hi), &ho,
 				 sizeof(ho), &n);
-	if (!r && (ho.max_objects != objs || ho.qp_types != qpt || ho.access != acc))
+	if (!r && (le32toh(ho.max_objects) != objs || le32toh(ho.qp_types) != qpt ||
+		   le32toh(ho.access) != acc))
 		r = -ERANGE;
 	return r;
 }
@@ -110,7 +113,7 @@ static int dealloc_pd(const struct child *c, uint32_t h)
 int main(int argc, char **argv)
 {
 	vbus_verbs_query_limits_fn *q;
-	vbus_verbs_child_fn *fn;
+	vbus_verbs_child2_fn *fn;
 	struct vbus_verbs_limits lim;
 	struct ibv_device **list;
 	struct ibv_context *ctx = NULL;
@@ -128,7 +131,7 @@ int main(int argc, char **argv)
 			ctx = ibv_open_device(list[i]);
 	check(ctx, "cannot open %s", argv[1]);
 	q = (vbus_verbs_query_limits_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_QUERY_LIMITS);
-	fn = (vbus_verbs_child_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_CHILD);
+	fn = (vbus_verbs_child2_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_CHILD2);
 	check(q && fn && !q(ctx, &lim), "not a vbus device (run under vbus-run)");
 	if (lim.kernel || !lim.child) {
 		printf("SKIP: %s is not on the relay backend, or its bus makes no children\n",

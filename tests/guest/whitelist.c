@@ -159,14 +159,16 @@ int main(int argc, char **argv)
 		struct ibv_mw *mw = ibv_alloc_mw(pd, IBV_MW_TYPE_1);
 
 		check(!ibv_query_device(ctx, &da), "query_device");
-		if (mw || (da.device_cap_flags & (IBV_DEVICE_MEM_WINDOW |
-						 IBV_DEVICE_MEM_WINDOW_TYPE_2A |
-						 IBV_DEVICE_MEM_WINDOW_TYPE_2B))) {
-			printf("FAIL without mw-bind: a memory window %s, device flags %#x\n",
-			       mw ? "allocated" : "refused", da.device_cap_flags);
+		if (mw || da.max_mw || (da.device_cap_flags & (IBV_DEVICE_MEM_WINDOW |
+							       IBV_DEVICE_MEM_WINDOW_TYPE_2A |
+							       IBV_DEVICE_MEM_WINDOW_TYPE_2B))) {
+			printf("FAIL without mw-bind: a memory window %s, device flags %#x, "
+			       "max_mw %d\n", mw ? "allocated" : "refused", da.device_cap_flags,
+			       da.max_mw);
 			failed = 1;
 		} else {
-			printf("ok   without mw-bind: no memory window, none in the device's flags\n");
+			printf("ok   without mw-bind: no memory window, none in the device's "
+			       "flags or max_mw\n");
 		}
 		if (mw)
 			ibv_dealloc_mw(mw);

@@ -27,6 +27,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <infiniband/verbs.h>
+#include <vbus/vrdma.h>
 #include "fake-ibv.h"
 
 /* verbs.h turns these into inline wrappers; the fake defines the functions behind them. */
@@ -634,7 +635,7 @@ FAKE_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t l
 
 	if (access & ~(unsigned)ACCESS_WHITELIST)
 		fk_broken("reg_mr with access %#x outside the whitelist", access);
-	if (access & ACCESS_WHITELIST & ~cfg.access & ~(unsigned)IBV_ACCESS_RELAXED_ORDERING)
+	if (access & VRDMA_WL_ACCESS & ~cfg.access)
 		fk_broken("reg_mr with access %#x outside the guest's whitelist %#x", access,
 			  cfg.access);
 	if (fails(FK_REG_MR))
@@ -1149,8 +1150,7 @@ FAKE_API int ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *a, int mask)
 
 	if (mask & ~QP_MASK_WHITELIST)
 		fk_broken("modify_qp with mask %#x outside the whitelist", mask);
-	if ((mask & IBV_QP_ACCESS_FLAGS) && (a->qp_access_flags & ~cfg.access &
-					     ~(unsigned)IBV_ACCESS_RELAXED_ORDERING))
+	if ((mask & IBV_QP_ACCESS_FLAGS) && (a->qp_access_flags & VRDMA_WL_ACCESS & ~cfg.access))
 		fk_broken("modify_qp with access %#x outside the guest's whitelist %#x",
 			  a->qp_access_flags, cfg.access);
 	if (mask & IBV_QP_PORT)
@@ -1239,7 +1239,7 @@ static void check_send(struct fk_qp *q, const struct ibv_send_wr *wr)
 		obj(wr->bind_mw.mw, K_MW);
 		if (wr->bind_mw.mw->context != q->qp.context)
 			fk_broken("bind of another context's MW");
-		if (wr->bind_mw.bind_info.mw_access_flags & ACCESS_WHITELIST & ~cfg.access)
+		if (wr->bind_mw.bind_info.mw_access_flags & VRDMA_WL_ACCESS & ~cfg.access)
 			fk_broken("bind with access %#x outside the guest's whitelist %#x",
 				  wr->bind_mw.bind_info.mw_access_flags, cfg.access);
 		if (wr->bind_mw.bind_info.mr && obj(wr->bind_mw.bind_info.mr, K_MR) &&

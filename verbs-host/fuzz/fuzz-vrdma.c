@@ -491,7 +491,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_pinned_bytes = h1 < 0xf0 ? 4096ull << (h1 % 16) : UINT64_MAX >> (h1 & 15),
 		/* a narrowed whitelist: one QP type or one access flag less */
 		.qp_types = VRDMA_WL_QP_TYPES & ~(h3 & 0x40 ? VRDMA_QPT_BIT(2 + h3 % 3) : 0),
-		.access = VRDMA_WL_ACCESS & ~(h3 & 0x80 ? 1u << (h3 >> 4 & 3) : 0),
+		.access = VRDMA_WL_ACCESS & ~(h3 & 0x80 ? 1u << (h3 >> 4 & 7) % 5 : 0),
 	};
 	fc = (struct fk_config){ .port = pol.port, .gid_index = pol.gid_index, .quirks = h2,
 				 .qp_types = pol.qp_types, .access = pol.access };

@@ -84,8 +84,7 @@ bool vrdma_fn_is_slow(uint32_t fn)
  * size (*outlen), or -EOPNOTSUPP (unknown function), -EINVAL (short), -E2BIG (a longer
  * input whose extra bytes are not zero). Only HELLO, which must reach every guest version,
  * is special: it accepts its 8-byte version-1 form (answered with the 24-byte version-1
- * hello_out), and ignores what follows the fields it knows, as the bus's HELLO does (its
- * answer is then as much of hello_out as the guest has room for, at least version 2's).
+ * hello_out), and ignores what follows the fields it knows, as the bus's HELLO does.
  */
 static int check_input(uint32_t fn, const void *in, size_t inlen, size_t *known,
 		       size_t *outlen)
@@ -132,11 +131,6 @@ int vrdma_dispatch(struct vrdma_guest *g, uint32_t fn, const void *in, size_t in
 	err = check_input(fn, in, inlen, &known, &n);
 	if (err)
 		return err;
-	/* A version-2 guest's hello_out ends before version 3's fields: what it has room for,
-	 * from the version-2 size up, is what it knows. */
-	if (fn == VRDMA_FN_HELLO && n > VRDMA_HELLO_OUT_V1_SIZE && outmax < n &&
-	    outmax >= VRDMA_HELLO_OUT_V2_SIZE)
-		n = outmax;
 	if (outmax < n)
 		return -EMSGSIZE;
 	if (sizes[fn].flags & VRDMA_FNF_VAR_IN) {

@@ -228,9 +228,9 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if ((mask & IBV_QP_PORT) && v->port_num != 1)
 		return -EINVAL;
 	vrdma_qp_attr_to_ibv(&a, v);
-	if ((mask & IBV_QP_ACCESS_FLAGS) && (a.qp_access_flags & ~g->pol.access &
-					     ~(unsigned)IBV_ACCESS_RELAXED_ORDERING))
-		return vrdma_refuse(g, "QP access flags", a.qp_access_flags & ~g->pol.access);
+	if ((mask & IBV_QP_ACCESS_FLAGS) && (a.qp_access_flags & VRDMA_WL_ACCESS & ~g->pol.access))
+		return vrdma_refuse(g, "QP access flags",
+				    a.qp_access_flags & VRDMA_WL_ACCESS & ~g->pol.access);
 	if ((mask & IBV_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED)) {
 		struct vrdma_caller c;
 
