@@ -744,6 +744,7 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	in->dev = v;
 	in->attach_fd = -1;
 	in->owner_fd = -1;
+	pol.vm = g->vm.ram_fd >= 0;
 	if (g->child.cls == &vbd_class_vrdma) {
 		/* a child connection: its limits, charged to its parent's attachment too */
 		const struct child_token *t = g->child.token;

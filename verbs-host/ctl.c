@@ -253,6 +253,10 @@ static void res_show(struct strbuf *o, bool json, const char *kind)
 			    "\"handle\":%u," : "%sguest %u pid %d bus %s dev %s handle %#x",
 			    json && !first ? "," : "", g->id, (int)g->pid, g->bus->name, s->dev->name,
 			    vbd_slot_id(g, i));
+			if (g->child.cls)	/* a child connection's: the tree of passthrough */
+				strbuf_put(o, json ? "\"child_of\":{\"guest\":%u,\"handle\":%u}," :
+					   " child-of guest %u handle %#x", g->child.parent_id,
+					   g->child.parent_handle);
 			if (s->label) {
 				strbuf_put(o, json ? "\"for\":" : " for ");
 				vbd_label_show(o, s->label, json);

@@ -201,7 +201,24 @@ relay_tree_ok() {
 		[$all[] | select(has("child_of") and (.child_of.guest as $g | $c2 | index($g))) |
 		 select(labelled($i4; $m4))] | length >= 1' "$1" >/dev/null
 }
+# and in res show: each child connection's handles child_of the handle it was made of
+relay_res_tree_ok() {
+	jq -e --argjson m1 "$M1_PID" --argjson m2 "$M2_PID" --argjson m4 "$M4_PID" \
+		--argjson i2 "$m2_id" --argjson i4 "$m4_id" '
+		def labelled($i; $p): any(.for[]?; .guest == $i and .pid == $p);
+		. as $all | [$all[] | select(.pid == $m1 and (has("child_of") | not)) | .guest] as $r |
+		[$all[] | select(has("child_of") and (.child_of.guest as $g | $r | index($g))) |
+		 select(labelled($i2; $m2)) | .guest] as $c2 |
+		[$all[] | select(has("child_of") and (.child_of.guest as $g | $c2 | index($g))) |
+		 select(labelled($i4; $m4))] | length >= 1' "$1" >/dev/null
+}
 if [ $KB = 0 ]; then
+	if relay_res_tree_ok "$tmp/r0.json"; then
+		echo "ok   depth 0's res show: the same tree (each child connection's handle child_of its parent's)"
+	else
+		echo "FAIL: depth 0's res show has no child_of tree M1 > M2 > M4"
+		sed 's/^/  res show| /' "$tmp/r0.json" | head -c 4000; fail=1
+	fi
 	if relay_tree_ok "$tmp/g0.json"; then
 		echo "ok   depth 0's child connections: M1 (pid $M1_PID) > one for guest $m2_id pid $M2_PID (M2) > one for guest $m4_id pid $M4_PID (M4)"
 	else

@@ -165,7 +165,8 @@ int vrdma_do_query_gid(struct vrdma_guest *g, const void *in, size_t inlen, void
 		return r > 0 ? -r : r;
 	memcpy(o->gid, e.gid.raw, sizeof(o->gid));
 	o->gid_type = htole32(e.gid_type);
-	o->ndev_ifindex = htole32(e.ndev_ifindex);
+	/* a VM has none of the host's netdevs: their numbers are not its business */
+	o->ndev_ifindex = htole32(g->pol.vm ? 0 : e.ndev_ifindex);
 	return 0;
 }
 

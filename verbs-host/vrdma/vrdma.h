@@ -121,6 +121,7 @@ struct vrdma_policy {
 	uint64_t max_pinned_bytes;	/* registered-memory quota */
 	uint32_t qp_types;		/* the whitelist (VRDMA_WL_*): VRDMA_QPT_BIT(IBV_QPT_*) */
 	uint32_t access;		/* the whitelist: IBV_ACCESS_* */
+	bool vm;			/* the guest is a VM's: told nothing of the host's netdevs */
 	/* A child connection's guest (VBUS_OP_CHILD): its parent attachment's charges,
 	 * which its own objects count against too (charge.c); NULL: a root */
 	struct vrdma_charge *parent;
