@@ -408,6 +408,13 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	r = wl_record(d, &wl, err, errn);
 	if (r)
 		goto err_free;
+	if (kernel && !nested && (wl.qp_types != VRDMA_WL_QP_TYPES ||
+				  wl.access != VRDMA_WL_ACCESS) && !vbd_kernel_has_whitelist()) {
+		snprintf(err, errn, "qp-types=/access=: the loaded vbus_vrdma module predates the "
+			 "whitelist; load this build's module, or use backend=relay");
+		r = -EOPNOTSUPP;
+		goto err_free;
+	}
 	v->pol = (struct vrdma_policy){ .port = (uint8_t)port, .gid_index = (uint32_t)gid,
 					.max_objects = (uint32_t)objs, .max_pinned_bytes = pinned,
 					.qp_types = wl.qp_types, .access = wl.access };

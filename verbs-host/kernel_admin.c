@@ -84,6 +84,15 @@ int vbd_kernel_attach(const struct vbk_attach *a, int *fd)
 	return 0;
 }
 
+/* Whether the loaded module takes the whitelist (VBK_ATTACH_SIZE_V2): an ATTACH naming no
+ * device is EINVAL to one that knows the size, ENOTTY to an older one. */
+bool vbd_kernel_has_whitelist(void)
+{
+	struct vbk_attach a = { .max_objects = 1 };
+
+	return admin() >= 0 && ioctl(admin(), VBK_IOC_ATTACH, &a) < 0 && errno != ENOTTY;
+}
+
 /* A child of the attachment `parent` (VBK_IOC_CHILD): its descriptor in *fd, or -errno
  * (vrdma-kernel.h says which refusal is which). */
 int vbd_kernel_child(int parent, const struct vbk_child *c, int *fd)

@@ -327,6 +327,7 @@ struct vbk_tree_node;
 const char *vbd_kernel_admin_path(void);
 int vbd_kernel_admin_open(char *err, size_t errn);
 int vbd_kernel_attach(const struct vbk_attach *a, int *fd);
+bool vbd_kernel_has_whitelist(void);
 int vbd_kernel_revoke(uint64_t tag);
 int vbd_kernel_stats(uint32_t guest_id, struct vbk_stats *st);
 /* The objects of guest_id's attachment (VBK_IOC_RES): *objs (malloc'ed, the caller frees)

@@ -5,7 +5,8 @@
 # bus (depth 0 on either backend; the middle vbusd is relay, the only backend on a vbus
 # device). From the nested guest to a native peer: ibv_rc_pingpong -c and the integrity
 # program; two more relay-mode middles below it, and from depth 3 and 4 ibv_rc_pingpong -c,
-# from depth 4 the integrity program. Refusals: the middle vbusd may not give its guests more than its own attachment
+# from depth 4 the integrity program, a depth-4 guest past its quotas, and SIGKILL of the
+# depth-2 middle under a depth-4 guest (DEVICE_FATAL within a scaled 1 s). Refusals: the middle vbusd may not give its guests more than its own attachment
 # (max-objects, max-pinned, another GID index, backend=kernel), and a nested guest past its
 # QP quota and its pinned-byte quota gets an error while its parent's objects are untouched.
 # Then SIGKILL of a middle vbusd while its nested guests work: they get DEVICE_FATAL (one
@@ -171,10 +172,42 @@ else
 	sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
 	kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
 fi
-for p in "$MIDB_PID" "$MIDA_PID"; do
-	vd_term "$p" || { echo "FAIL: a relay-mode middle (pid $p) did not exit on SIGTERM"; fail=1; }
-done
-MIDA_PID= MIDB_PID=
+# At depth 4 too: a guest past its quotas (MIDB's vq: 16 objects, 8 MiB) gets its errors,
+# and SIGKILL of MIDA (depth 2) reaches a depth-4 guest waiting with a QP as DEVICE_FATAL
+# (through MIDB, whose contexts die with MIDA's bus), within a scaled 1 s; MIDB then
+# removes its device and goes on answering.
+lim=$(awk -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" 'BEGIN{printf "%d", 1000 * s}')	# 1 s, scaled
+"$VD_BIN/vbusctl" --run-dir "$RUNB" dev add vq class vrdma backing=vrdma0 max-objects=16 \
+	max-pinned=8388608 bus n >/dev/null || { echo "FAIL: dev add vq in MIDB"; cat "$tmp/midb.log"; exit 1; }
+if timeout -k 5 "$(vt_secs 60)" "${NEST4[@]}" "$mem" vq 16 8388608 "$VBUS_GID_INDEX" >"$tmp/q4" 2>&1; then
+	echo "ok   depth-4 guest past its quotas (relay mode): $(grep -c '^ok' "$tmp/q4") checks"
+else
+	echo "FAIL depth-4 guest past its quotas (relay mode)"; sed 's/^/  | /' "$tmp/q4"; fail=1
+fi
+timeout -k 2 "$(vt_secs 60)" "${NEST4[@]}" "$pe" fatal >"$tmp/fatal4" 2>&1 &
+fpid4=$!
+vt_wait_for "$tmp/fatal4" ready 20 $fpid4 || { echo "FAIL: the depth-4 guest did not get ready"; cat "$tmp/fatal4"; exit 1; }
+t0=$(date +%s%N)
+kill -KILL "$MIDA_PID"
+wait "$MIDA_PID" 2>/dev/null
+MIDA_PID=
+vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal4"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal4" && [ "$ms" -le "$lim" ]; then
+	echo "ok   depth-2 middle SIGKILLed: the depth-4 guest got DEVICE_FATAL in $ms ms (limit $lim ms)"
+else
+	echo "FAIL: DEVICE_FATAL at depth 4 after the depth-2 middle's SIGKILL: $ms ms (limit $lim ms)"
+	sed 's/^/  | /' "$tmp/fatal4"; fail=1
+fi
+wait "$fpid4" || { echo "FAIL: the depth-4 guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal4"; fail=1; }
+if vt_until 10 sh -c "! \"$VD_BIN/vbusctl\" --run-dir '$RUNB' dev show | grep -q 'dev vrdma0 '" &&
+   "$VD_BIN/vbusctl" --run-dir "$RUNB" guest show >/dev/null; then
+	echo "ok   and MIDB (depth 3) removed its vrdma0 (its backing is gone) and answers"
+else
+	echo "FAIL: MIDB after its parent's SIGKILL: $("$VD_BIN/vbusctl" --run-dir "$RUNB" dev show 2>&1 | head -3)"; fail=1
+fi
+vd_term "$MIDB_PID" || { echo "FAIL: MIDB did not exit on SIGTERM (killed)"; fail=1; }
+MIDB_PID=
 
 # A nested guest that asks for more than its parent allows: past 16 objects and 8 MiB.
 if timeout -k 5 "$(vt_secs 60)" "${NEST[@]}" "$mem" vq 16 8388608 "$VBUS_GID_INDEX" >"$tmp/q" 2>&1; then
@@ -244,7 +277,6 @@ wait "$MID_PID" 2>/dev/null
 MID_PID=
 vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-lim=$(awk -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" 'BEGIN{printf "%d", 1000 * s}')	# 1 s, scaled
 if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal" && [ "$ms" -le "$lim" ]; then
 	echo "ok   middle vbusd SIGKILLed: its nested guest got DEVICE_FATAL in $ms ms (limit $lim ms)"
 else
