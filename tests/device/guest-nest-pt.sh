@@ -26,6 +26,7 @@
 # timeout: 300
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
+. "$VBUS_TOP/tests/lib/nest.sh"
 pt_need_device
 B=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest
 ig=$B/integrity nc=$B/nest-child ncr=$B/nest-child-relay pe=$B/port-events rv=$B/revoke
@@ -89,31 +90,7 @@ grep -q "mode=passthrough" "$tmp/show" && grep -q "backend=$BACKEND" "$tmp/show"
 	{ echo "FAIL: M1's device: $(cat "$tmp/show")"; fail=1; }
 N2=("$VD_BIN/vbus-run" --run-dir "$RUN1" --bus n --)
 
-# ig_pair WHAT SERVER-DEV CLIENT-WRAP-ARRAY [SERVER-WRAP...]: the integrity program (IG_T
-# seconds, 5), its client a guest under the wrapper named, its server on SERVER-DEV under
-# the rest.
-ig_pair() {
-	local what=$1 sdev=$2 seed port spid
-	local -n cw=$3
-	shift 3
-	seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
-	port=$PT_PORT; PT_PORT=$((PT_PORT + 1))
-	# the server outlives the client's limit; the client's lines come as it prints them
-	timeout -k 5 "$(vt_secs 150)" "$@" "$ig" -d "$sdev" -g "$VBUS_GID_INDEX" -p "$port" >"$tmp/igs" 2>&1 &
-	spid=$!
-	if pt_wait_listen "$port" "$spid" &&
-	   timeout -k 5 "$(vt_secs 90)" "${cw[@]}" stdbuf -oL "$ig" -d vrdma0 -g "$VBUS_GID_INDEX" -p "$port" \
-		-s "$seed" -T "${IG_T:-5}" -A 20 ${VBUS_IG_ARGS:-} "$VBUS_IP" >"$tmp/igc" 2>&1 &&
-	   wait "$spid"; then
-		echo "ok   integrity (seed $seed), $what: $(grep -h 'rounds in' "$tmp/igc")"
-	else
-		echo "FAIL integrity (seed $seed), $what"
-		sed 's/^/  client| /' "$tmp/igc"; sed 's/^/  server| /' "$tmp/igs"; fail=1
-		kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
-	fi
-}
-
-depth_runs() { # DEPTH WRAP-ARRAY: ibv_rc_pingpong -c and integrity, nested client, native server
+depth_runs() { # DEPTH WRAP-ARRAY: ibv_rc_pingpong -c, integrity and perftest (depths 2 and 3), nested client, native server
 	local d=$1
 	local -n w=$2
 	PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE PP_CLIENT_WRAP=("${w[@]}") PP_CLIENT_DEV=vrdma0
@@ -123,6 +100,7 @@ depth_runs() { # DEPTH WRAP-ARRAY: ibv_rc_pingpong -c and integrity, nested clie
 		echo "FAIL ibv_rc_pingpong -c, depth-$d guest to native"; sed 's/^/  | /' "$tmp/pp"; fail=1
 	fi
 	ig_pair "depth-$d guest to native" "$VBUS_RXE" "$2"
+	[ "$d" -ge 4 ] || perf_runs "$d" "$2" "${PERF3[@]}"
 }
 depth_runs 2 N2
 
@@ -158,16 +136,7 @@ depth_runs 4 N4
 ig_pair "depth-4 guest (M4) to depth-3 guest (M2)" vn N4 "${N3[@]}"
 
 # The rest of perftest at depth 4 (ib_write_lat comes below, with the middles stopped).
-PT_CLIENT_WRAP=("${N4[@]}") PT_CLIENT_DEV=vrdma0 PT_SERVER_WRAP=() PT_SERVER_DEV=$VBUS_RXE
-for args in "ib_send_lat -n 500 t_typical_us" "ib_write_bw -s 65536 -n 200 bw_avg_MBps"; do
-	# shellcheck disable=SC2086
-	set -- $args
-	if pt_run "$1" "$tmp/pto" "${@:2:$#-2}" >"$tmp/ptlog" 2>&1 && v=$(pt_figure "$tmp/pto" "${!#}"); then
-		echo "ok   ${*:1:$#-1}, depth-4 guest to native: ${!#} $v"
-	else
-		echo "FAIL ${*:1:$#-1}, depth-4 guest to native"; tail -n 20 "$tmp/ptlog" "$tmp/pto" 2>/dev/null; fail=1
-	fi
-done
+perf_runs 4 N4 "${PERF3[@]:1}"
 # and between the two nested guests under different middles
 PT_SERVER_WRAP=("${N3[@]}") PT_SERVER_DEV=vn
 if pt_run ib_write_lat "$tmp/pto" -n 500 >"$tmp/ptlog" 2>&1 && v=$(pt_figure "$tmp/pto" t_typical_us); then

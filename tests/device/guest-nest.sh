@@ -4,7 +4,9 @@
 # vrdma device it sees (relay mode: it forwards everything), and a nested guest on that
 # bus (depth 0 on either backend; the middle vbusd is relay, the only backend on a vbus
 # device). From the nested guest to a native peer: ibv_rc_pingpong -c and the integrity
-# program; two more relay-mode middles below it, and from depth 3 and 4 ibv_rc_pingpong -c,
+# program; two more relay-mode middles below it: perftest (ib_write_lat, ib_send_lat,
+# ib_write_bw) from depths 2 and 3, ibv_rc_pingpong -c and the integrity program from a
+# depth-3 guest to a depth-2 guest under another middle, and from depth 3 and 4 ibv_rc_pingpong -c,
 # from depth 4 the integrity program, a depth-4 guest past its quotas, and SIGKILL of the
 # depth-2 middle under a depth-4 guest (DEVICE_FATAL within a scaled 1 s). Refusals: the middle vbusd may not give its guests more than its own attachment
 # (max-objects, max-pinned, another GID index, backend=kernel), and a nested guest past its
@@ -18,6 +20,7 @@
 # timeout: 300
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
+. "$VBUS_TOP/tests/lib/nest.sh"
 pt_need_device
 ig=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/integrity
 mem=${VBUS_BUILD:-$VBUS_TOP/build/default}/tests/guest/nest-quota
@@ -148,6 +151,20 @@ mid_chain MIDA_PID "$RUNA" "$tmp/mida.log" "${NEST[@]}"
 NEST3=("$VD_BIN/vbus-run" --run-dir "$RUNA" --bus n --)
 mid_chain MIDB_PID "$RUNB" "$tmp/midb.log" "${NEST3[@]}"
 NEST4=("$VD_BIN/vbus-run" --run-dir "$RUNB" --bus n --)
+# perftest from depths 2 and 3 to native (at depth 3 perftest may refuse its clock
+# calibration with two relays busy on 2 vCPUs: that run then shows "clock"), and between
+# two nested guests under different middles: ibv_rc_pingpong -c and the integrity program
+# from a depth-3 guest (under MIDA) to a depth-2 guest (under the first middle).
+PT_PORT=$((PT_PORT + 50))
+perf_runs 2 NEST "${PERF3[@]}"
+perf_runs 3 NEST3 "${PERF3[@]}"
+PP_SERVER_WRAP=("${NEST[@]}") PP_SERVER_DEV=vrdma0 PP_CLIENT_WRAP=("${NEST3[@]}") PP_CLIENT_DEV=vrdma0
+if pp_run ibv_rc_pingpong 200 -c >"$tmp/pp" 2>&1; then
+	echo "ok   ibv_rc_pingpong -c, depth-3 guest (MIDA) to depth-2 guest: $(grep -m1 'client| .*iters in' "$tmp/pp")"
+else
+	echo "FAIL ibv_rc_pingpong -c, depth-3 guest (MIDA) to depth-2 guest"; sed 's/^/  | /' "$tmp/pp"; fail=1
+fi
+ig_pair "depth-3 guest (MIDA) to depth-2 guest (the first middle)" vrdma0 NEST3 "${NEST[@]}"
 PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE PP_CLIENT_DEV=vrdma0
 for d in 3 4; do
 	declare -n w=NEST$d
