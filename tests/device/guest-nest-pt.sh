@@ -11,7 +11,8 @@
 #     parent's handle;
 #   - a middle vbusd refuses a passthrough device wider than its own attachment;
 #   - depth 2, 3 and 4 (a third middle M4 at depth 3, a guest of M2): ibv_rc_pingpong -c and
-#     the integrity program to a native peer; the integrity program from depth 4 to 3;
+#     the integrity program to a native peer, and from depth 4 to 3; perftest from depths
+#     2 and 3;
 #   - depth 0's guest show and res show show the tree: M2's child function under M1's
 #     handle, M4's under M2's, with the ids the middles gave them and their pids (relay:
 #     the child connections, each child_of its parent, their handles labelled for M2, M4);
@@ -134,6 +135,12 @@ depth_runs 4 N4
 # (under M2, on vn: M4's child is as wide as M2's attachment, so a depth-3 guest on M2's
 # vrdma0 would be refused while M4 lives).
 ig_pair "depth-4 guest (M4) to depth-3 guest (M2)" vn N4 "${N3[@]}"
+PP_SERVER_WRAP=("${N3[@]}") PP_SERVER_DEV=vn PP_CLIENT_WRAP=("${N4[@]}") PP_CLIENT_DEV=vrdma0
+if pp_run ibv_rc_pingpong 500 -c >"$tmp/pp" 2>&1; then
+	echo "ok   ibv_rc_pingpong -c, depth-4 guest (M4) to depth-3 guest (M2): $(grep -m1 'client| .*iters in' "$tmp/pp")"
+else
+	echo "FAIL ibv_rc_pingpong -c, depth-4 guest (M4) to depth-3 guest (M2)"; sed 's/^/  | /' "$tmp/pp"; fail=1
+fi
 
 # The rest of perftest at depth 4 (ib_write_lat comes below, with the middles stopped).
 perf_runs 4 N4 "${PERF3[@]:1}"

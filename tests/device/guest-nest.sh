@@ -6,7 +6,8 @@
 # device). From the nested guest to a native peer: ibv_rc_pingpong -c and the integrity
 # program; two more relay-mode middles below it: perftest (ib_write_lat, ib_send_lat,
 # ib_write_bw) from depths 2 and 3, ibv_rc_pingpong -c and the integrity program from a
-# depth-3 guest to a depth-2 guest under another middle, and from depth 3 and 4 ibv_rc_pingpong -c,
+# depth-3 guest to a depth-2 guest under another middle (and ib_write_lat), and from depth 3
+# and 4 ibv_rc_pingpong -c,
 # from depth 4 the integrity program, a depth-4 guest past its quotas, and SIGKILL of the
 # depth-2 middle under a depth-4 guest (DEVICE_FATAL within a scaled 1 s). Refusals: the middle vbusd may not give its guests more than its own attachment
 # (max-objects, max-pinned, another GID index, backend=kernel), and a nested guest past its
@@ -153,8 +154,9 @@ mid_chain MIDB_PID "$RUNB" "$tmp/midb.log" "${NEST3[@]}"
 NEST4=("$VD_BIN/vbus-run" --run-dir "$RUNB" --bus n --)
 # perftest from depths 2 and 3 to native (at depth 3 perftest may refuse its clock
 # calibration with two relays busy on 2 vCPUs: that run then shows "clock"), and between
-# two nested guests under different middles: ibv_rc_pingpong -c and the integrity program
-# from a depth-3 guest (under MIDA) to a depth-2 guest (under the first middle).
+# two nested guests under different middles: ibv_rc_pingpong -c, the integrity program and
+# ib_write_lat from a depth-3 guest (under MIDA) to a depth-2 guest (under the first
+# middle).
 PT_PORT=$((PT_PORT + 50))
 perf_runs 2 NEST "${PERF3[@]}"
 perf_runs 3 NEST3 "${PERF3[@]}"
@@ -165,6 +167,12 @@ else
 	echo "FAIL ibv_rc_pingpong -c, depth-3 guest (MIDA) to depth-2 guest"; sed 's/^/  | /' "$tmp/pp"; fail=1
 fi
 ig_pair "depth-3 guest (MIDA) to depth-2 guest (the first middle)" vrdma0 NEST3 "${NEST[@]}"
+PT_CLIENT_WRAP=("${NEST3[@]}") PT_CLIENT_DEV=vrdma0 PT_SERVER_WRAP=("${NEST[@]}") PT_SERVER_DEV=vrdma0
+if pt_run ib_write_lat "$tmp/pto" -n 500 >"$tmp/ptlog" 2>&1 && v=$(pt_figure "$tmp/pto" t_typical_us); then
+	echo "ok   ib_write_lat -n 500, depth-3 guest (MIDA) to depth-2 guest: t_typical_us $v"
+else
+	echo "FAIL ib_write_lat, depth-3 guest (MIDA) to depth-2 guest"; tail -n 20 "$tmp/ptlog" "$tmp/pto" 2>/dev/null; fail=1
+fi
 PP_SERVER_WRAP=() PP_SERVER_DEV=$VBUS_RXE PP_CLIENT_DEV=vrdma0
 for d in 3 4; do
 	declare -n w=NEST$d
@@ -194,6 +202,28 @@ fi
 # (through MIDB, whose contexts die with MIDA's bus), within a scaled 1 s; MIDB then
 # removes its device and goes on answering.
 lim=$(awk -v s="${VBUS_TIME_SCALE:-$VT_FLOOR}" 'BEGIN{printf "%d", 1000 * s}')	# 1 s, scaled
+# fatal_after FILE WHAT CMD...: run CMD (a middle's death, an unplug); the guest below,
+# waiting with a QP (guest/port-events fatal, writing FILE), must get DEVICE_FATAL within
+# lim ms of it.
+fatal_after() {
+	local file=$1 what=$2 t0 ms
+	shift 2
+	t0=$(date +%s%N)
+	"$@" || { echo "FAIL: $*"; fail=1; }
+	vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$file"
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$file" && [ "$ms" -le "$lim" ]; then
+		echo "ok   $what got DEVICE_FATAL in $ms ms (limit $lim ms)"
+	else
+		echo "FAIL: $what: DEVICE_FATAL after $ms ms (limit $lim ms)"; sed 's/^/  | /' "$file"; fail=1
+	fi
+}
+kill_mid() { # PID-VAR: SIGKILL that middle, reap it, empty the variable
+	local -n kpid=$1
+	kill -KILL "$kpid"
+	wait "$kpid" 2>/dev/null
+	kpid=
+}
 "$VD_BIN/vbusctl" --run-dir "$RUNB" dev add vq class vrdma backing=vrdma0 max-objects=16 \
 	max-pinned=8388608 bus n >/dev/null || { echo "FAIL: dev add vq in MIDB"; cat "$tmp/midb.log"; exit 1; }
 if timeout -k 5 "$(vt_secs 60)" "${NEST4[@]}" "$mem" vq 16 8388608 "$VBUS_GID_INDEX" >"$tmp/q4" 2>&1; then
@@ -204,18 +234,7 @@ fi
 timeout -k 2 "$(vt_secs 60)" "${NEST4[@]}" "$pe" fatal >"$tmp/fatal4" 2>&1 &
 fpid4=$!
 vt_wait_for "$tmp/fatal4" ready 20 $fpid4 || { echo "FAIL: the depth-4 guest did not get ready"; cat "$tmp/fatal4"; exit 1; }
-t0=$(date +%s%N)
-kill -KILL "$MIDA_PID"
-wait "$MIDA_PID" 2>/dev/null
-MIDA_PID=
-vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal4"
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal4" && [ "$ms" -le "$lim" ]; then
-	echo "ok   depth-2 middle SIGKILLed: the depth-4 guest got DEVICE_FATAL in $ms ms (limit $lim ms)"
-else
-	echo "FAIL: DEVICE_FATAL at depth 4 after the depth-2 middle's SIGKILL: $ms ms (limit $lim ms)"
-	sed 's/^/  | /' "$tmp/fatal4"; fail=1
-fi
+fatal_after "$tmp/fatal4" "depth-2 middle SIGKILLed: the depth-4 guest" kill_mid MIDA_PID
 wait "$fpid4" || { echo "FAIL: the depth-4 guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal4"; fail=1; }
 if vt_until 10 sh -c "! \"$VD_BIN/vbusctl\" --run-dir '$RUNB' dev show | grep -q 'dev vrdma0 '" &&
    "$VD_BIN/vbusctl" --run-dir "$RUNB" guest show >/dev/null; then
@@ -288,17 +307,7 @@ else
 	echo "FAIL: jq missing (make deps installs it)"; fail=1
 fi
 kill -0 "$ppc" || { echo "FAIL: the nested ibv_rc_pingpong ended before the kill"; cat "$tmp/ppc"; fail=1; }
-t0=$(date +%s%N)
-kill -KILL "$MID_PID"
-wait "$MID_PID" 2>/dev/null
-MID_PID=
-vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal"
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal" && [ "$ms" -le "$lim" ]; then
-	echo "ok   middle vbusd SIGKILLed: its nested guest got DEVICE_FATAL in $ms ms (limit $lim ms)"
-else
-	echo "FAIL: DEVICE_FATAL after the middle's SIGKILL: $ms ms (limit $lim ms)"; sed 's/^/  | /' "$tmp/fatal"; fail=1
-fi
+fatal_after "$tmp/fatal" "middle vbusd SIGKILLed: its nested guest" kill_mid MID_PID
 wait "$fpid" || { echo "FAIL: the nested guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal"; fail=1; }
 # ibv_rc_pingpong polls its CQ until a completion comes: none comes any more (as natively
 # after a device fatal), so it either failed a verb or still polls: end it then.
@@ -339,15 +348,8 @@ mid3 dev add vrdma0 class vrdma backing=vrdma0 bus n >/dev/null ||
 timeout -k 2 "$(vt_secs 60)" "$VD_BIN/vbus-run" --run-dir "$RUN3" --bus n -- "$pe" fatal >"$tmp/fatal3" 2>&1 &
 fpid3=$!
 vt_wait_for "$tmp/fatal3" ready 20 $fpid3 || { echo "FAIL: MID3's nested guest did not get ready"; cat "$tmp/fatal3"; exit 1; }
-t0=$(date +%s%N)
-vd_ctl dev del vrdma0 >/dev/null || { echo "FAIL: dev del vrdma0 at depth 0"; fail=1; }
-vt_until 10 grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal3"
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-if grep -q "ok   IBV_EVENT_DEVICE_FATAL" "$tmp/fatal3" && [ "$ms" -le "$lim" ]; then
-	echo "ok   dev del at depth 0: the nested guest under a relay middle got DEVICE_FATAL in $ms ms (limit $lim ms)"
-else
-	echo "FAIL: DEVICE_FATAL at depth 2 after dev del at depth 0: $ms ms (limit $lim ms)"; sed 's/^/  | /' "$tmp/fatal3"; fail=1
-fi
+fatal_after "$tmp/fatal3" "dev del at depth 0: the nested guest under a relay middle" \
+	vd_ctl dev del vrdma0
 wait "$fpid3" || { echo "FAIL: MID3's nested guest's checks after DEVICE_FATAL"; sed 's/^/  | /' "$tmp/fatal3"; fail=1; }
 if vt_until 10 sh -c "! \"$VD_BIN/vbusctl\" --run-dir '$RUN3' dev show | grep -q vrdma0" &&
    mid3 guest show >/dev/null; then
