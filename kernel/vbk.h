@@ -219,6 +219,11 @@ void vbk_owner_del(struct vbk_guest *g);
 /* vbk_guest.c */
 int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at);
 int vbk_refuse(struct vbk_guest *g, const char *what, u32 value);
+/* The access flags of @access that the whitelist knows and g's policy took away. */
+static inline u32 vbk_wl_lacks(const struct vbk_guest *g, u32 access)
+{
+	return access & VRDMA_WL_ACCESS & ~g->access;
+}
 void vbk_guest_revoke(struct vbk_guest *g);
 void vbk_guest_put(struct vbk_guest *g);
 struct vbk_guest *vbk_guest_new(struct ib_device *dev, u32 port, u32 depth);

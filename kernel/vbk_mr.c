@@ -58,10 +58,8 @@ int vbk_do_reg_mr(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	}
 	if (access & ~(ACCESS_ALLOWED | ACCESS_IGNORED))
 		return -EOPNOTSUPP;	/* ON_DEMAND, ZERO_BASED, unknown bits */
-	if (access & ~(g->access | IB_ACCESS_RELAXED_ORDERING | IB_UVERBS_ACCESS_HUGETLB))
-		return vbk_refuse(g, "MR access flags",
-				  access & ~(g->access | IB_ACCESS_RELAXED_ORDERING |
-					     IB_UVERBS_ACCESS_HUGETLB));
+	if (vbk_wl_lacks(g, access))
+		return vbk_refuse(g, "MR access flags", vbk_wl_lacks(g, access));
 	access &= ACCESS_ALLOWED;
 	/* As uverbs (ib_check_mr_access): remote write or atomic needs local write. */
 	if ((access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC)) &&

@@ -291,8 +291,8 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	a.port_num = g->port;
 	if ((mask & IB_QP_ACCESS_FLAGS) && (a.qp_access_flags & ~QP_ACCESS_ALLOWED))
 		return -EINVAL;
-	if ((mask & IB_QP_ACCESS_FLAGS) && (a.qp_access_flags & ~g->access))
-		return vbk_refuse(g, "QP access flags", a.qp_access_flags & ~g->access);
+	if ((mask & IB_QP_ACCESS_FLAGS) && vbk_wl_lacks(g, a.qp_access_flags))
+		return vbk_refuse(g, "QP access flags", vbk_wl_lacks(g, a.qp_access_flags));
 	/* As uverbs: a privileged Q_Key only for CAP_NET_RAW. */
 	if ((mask & IB_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED) && !capable(CAP_NET_RAW))
 		return -EPERM;

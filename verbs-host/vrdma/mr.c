@@ -125,9 +125,8 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 		return -EINVAL;
 	if (access & ~ACCESS_ALLOWED)
 		return -EOPNOTSUPP;	/* ON_DEMAND, ZERO_BASED, HUGETLB, unknown bits */
-	if (access & ~(g->pol.access | IBV_ACCESS_RELAXED_ORDERING))
-		return vrdma_refuse(g, "MR access flags",
-				    access & ~(g->pol.access | IBV_ACCESS_RELAXED_ORDERING));
+	if (vrdma_wl_lacks(g, access))
+		return vrdma_refuse(g, "MR access flags", vrdma_wl_lacks(g, access));
 	pd = vrdma_handle_get(g, pdh, VRDMA_OBJ_PD, &err);
 	if (!pd)
 		return err;

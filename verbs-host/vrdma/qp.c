@@ -228,9 +228,8 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if ((mask & IBV_QP_PORT) && v->port_num != 1)
 		return -EINVAL;
 	vrdma_qp_attr_to_ibv(&a, v);
-	if ((mask & IBV_QP_ACCESS_FLAGS) && (a.qp_access_flags & VRDMA_WL_ACCESS & ~g->pol.access))
-		return vrdma_refuse(g, "QP access flags",
-				    a.qp_access_flags & VRDMA_WL_ACCESS & ~g->pol.access);
+	if ((mask & IBV_QP_ACCESS_FLAGS) && vrdma_wl_lacks(g, a.qp_access_flags))
+		return vrdma_refuse(g, "QP access flags", vrdma_wl_lacks(g, a.qp_access_flags));
 	if ((mask & IBV_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED)) {
 		struct vrdma_caller c;
 

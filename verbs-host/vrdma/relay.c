@@ -220,9 +220,8 @@ static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct v
 	mw = vrdma_handle_get(g, le32toh(w->bind_mw), VRDMA_OBJ_MW, &err);
 	if (!mw || (mrh && !(mr = vrdma_handle_get(g, mrh, VRDMA_OBJ_MR, &err))))
 		return false;
-	if (le32toh(w->bind_access) & VRDMA_WL_ACCESS & ~g->pol.access) {
-		vrdma_refuse(g, "a bind's access flags",
-			     le32toh(w->bind_access) & VRDMA_WL_ACCESS & ~g->pol.access);
+	if (vrdma_wl_lacks(g, le32toh(w->bind_access))) {
+		vrdma_refuse(g, "a bind's access flags", vrdma_wl_lacks(g, le32toh(w->bind_access)));
 		return false;	/* what the whitelist lacks, as one that is not its own */
 	}
 	r->bind_mw.mw = mw->mw;

@@ -331,6 +331,11 @@ int vrdma_tree_show(const struct vbk_tree_node *t, uint32_t n, bool json, const 
 /* A quota refused the guest: the bus is told (env->quota); returns err. */
 int vrdma_quota(struct vrdma_guest *g, const char *name, uint64_t limit, int err);
 int vrdma_refuse(struct vrdma_guest *g, const char *what, uint32_t value);
+/* The access flags of `access` that the whitelist knows and g's policy took away. */
+static inline uint32_t vrdma_wl_lacks(const struct vrdma_guest *g, uint32_t access)
+{
+	return access & VRDMA_WL_ACCESS & ~g->pol.access;
+}
 /* whitelist.c: qp-types= (qp_types) or access= words to VRDMA_WL_* bits: 0, or -EINVAL and
  * why in err; and bits back to words ("none" for 0). */
 int vrdma_wl_parse(const char *s, bool qp_types, uint32_t *out, char *err, size_t errn);
