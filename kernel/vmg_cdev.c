@@ -6,6 +6,7 @@
  */
 #include <linux/fs.h>
 #include <linux/io.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "vmg.h"
 
@@ -13,22 +14,35 @@ static int vmg_open(struct inode *inode, struct file *f)
 {
 	/* misc_open set private_data to our miscdevice; misc_deregister waits for us. */
 	struct vmg_dev *dev = container_of(f->private_data, struct vmg_dev, misc);
+	struct vmg_file *fl = kzalloc(sizeof(*fl), GFP_KERNEL);
 
+	if (!fl)
+		return -ENOMEM;
 	kref_get(&dev->ref);
-	f->private_data = dev;
+	fl->dev = dev;
+	fl->file = f;
+	fl->slot = -1;
+	INIT_LIST_HEAD(&fl->node);
+	INIT_LIST_HEAD(&fl->pins);
+	INIT_LIST_HEAD(&fl->sigs);
+	INIT_LIST_HEAD(&fl->ev_node);
+	f->private_data = fl;
 	return 0;
 }
 
 static int vmg_release(struct inode *inode, struct file *f)
 {
-	struct vmg_dev *dev = f->private_data;
+	struct vmg_file *fl = f->private_data;
+	struct vmg_dev *dev = fl->dev;
 
 	mutex_lock(&dev->lock);
 	if (!dev->gone) {
 		vmg_irq_unbind_file(dev, f);
-		vmg_chan_release(dev, f);
+		vmg_chan_release(fl);
 	}
 	mutex_unlock(&dev->lock);
+	kvfree(fl->ans);	/* an answer it never read */
+	kfree(fl);
 	vmg_dev_put(dev);
 	return 0;
 }
@@ -92,20 +106,21 @@ static long vmg_counts(struct vmg_dev *dev, void __user *arg)
 
 static long vmg_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 {
-	struct vmg_dev *dev = f->private_data;
+	struct vmg_file *fl = f->private_data;
+	struct vmg_dev *dev = fl->dev;
 	void __user *uarg = (void __user *)arg;
 	long ret;
 
 	/* These wait for the bus without dev->lock (the channel takes it). */
 	switch (cmd) {
 	case VBUS_VM_IOC_SHM:
-		return vmg_shm_ioctl(dev, f, uarg);
+		return vmg_shm_ioctl(fl, uarg);
 	case VBUS_VM_IOC_SHMREVOKE:
-		return vmg_shmrevoke_ioctl(dev, f, uarg);
+		return vmg_shmrevoke_ioctl(fl, uarg);
 	case VBUS_VM_IOC_SIG:
-		return vmg_sig_ioctl(dev, f, uarg);
+		return vmg_sig_ioctl(fl, uarg);
 	case VBUS_VM_IOC_SIGREVOKE:
-		return vmg_sigrevoke_ioctl(dev, f, uarg);
+		return vmg_sigrevoke_ioctl(fl, uarg);
 	}
 	mutex_lock(&dev->lock);
 	if (dev->gone) {
@@ -126,10 +141,10 @@ static long vmg_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 		ret = vmg_counts(dev, uarg);
 		break;
 	case VBUS_VM_IOC_EVENTFD:
-		ret = vmg_ev_bind_ioctl(dev, f, uarg);
+		ret = vmg_ev_bind_ioctl(fl, uarg);
 		break;
 	case VBUS_VM_IOC_EVENT:
-		ret = vmg_ev_take_ioctl(dev, f, uarg);
+		ret = vmg_ev_take_ioctl(fl, uarg);
 		break;
 	default:
 		ret = -ENOTTY;

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vbus_vmguest: the bus's events (include/vbus/vm.h struct vbus_vm_evring, docs/vm.md
- * "Events"). vbusd writes the EVENT messages of the VM's connection into BAR2's event ring
- * and interrupts vector 0; vector 0's interrupt takes the new entries of the channel
- * owner's connection into a queue of VBUS_VM_EVQ_MAX and signals the eventfd the owner
- * bound (VBUS_VM_IOC_EVENTFD); VBUS_VM_IOC_EVENT takes them one at a time.
+ * "Events"). vbusd writes the EVENT messages of the VM's connections into BAR2's event ring
+ * and interrupts vector 0; vector 0's interrupt takes each new entry into the queue (of
+ * VBUS_VM_EVQ_MAX) of the file whose connection it is, when that file bound an eventfd
+ * (VBUS_VM_IOC_EVENTFD), and signals it; VBUS_VM_IOC_EVENT takes them one at a time.
  *
  * The host writes the ring, so nothing in it is followed: the walk is bounded by the
  * ring's size whatever head says, and an entry is taken only when its seq is the expected
- * number before and after the copy. ev->lock guards all of struct vmg_ev but the geometry;
- * the interrupt takes it, so process context takes it with interrupts off, and the
- * eventfd's own lock nests inside it.
+ * number before and after the copy. ev->lock guards all of struct vmg_ev but the geometry,
+ * and the bound files' event fields; the interrupt takes it, so process context takes it
+ * with interrupts off, and the eventfd's own lock nests inside it.
  */
 #include <linux/file.h>
 #include <linux/io.h>
@@ -57,36 +57,61 @@ static u32 vmg_ev_head(struct vmg_ev *ev)
 	return h;
 }
 
-/* Under ev->lock: queue one event, dropping the oldest when full. */
-static void vmg_ev_queue(struct vmg_ev *ev, const u8 *event)
+/* Under ev->lock: queue one event for @fl, dropping the oldest when full. */
+static void vmg_ev_queue(struct vmg_file *fl, const u8 *event)
 {
-	if (ev->qn == VBUS_VM_EVQ_MAX) {
-		ev->qhead = (ev->qhead + 1) % VBUS_VM_EVQ_MAX;
-		ev->qn--;
-		ev->lost++;
+	if (fl->qn == VBUS_VM_EVQ_MAX) {
+		fl->qhead = (fl->qhead + 1) % VBUS_VM_EVQ_MAX;
+		fl->qn--;
+		fl->lost++;
 	}
-	memcpy(ev->q[(ev->qhead + ev->qn++) % VBUS_VM_EVQ_MAX], event, sizeof(ev->q[0]));
+	memcpy(fl->q[(fl->qhead + fl->qn++) % VBUS_VM_EVQ_MAX], event, sizeof(fl->q[0]));
+	fl->ev_new = true;
+}
+
+/* Under ev->lock: entry @s of connection @conn goes to its file, if one listens. */
+static void vmg_ev_deliver(struct vmg_ev *ev, u32 s, u32 conn, const u8 *event)
+{
+	struct vmg_file *fl;
+
+	list_for_each_entry(fl, &ev->files, ev_node) {
+		if (fl->conn == conn) {
+			if ((s32)(s - fl->ev_from) >= 0)	/* not from before it bound */
+				vmg_ev_queue(fl, event);
+			return;
+		}
+	}
+}
+
+/* Under ev->lock: a ring's entry that more than one lap overwrote is lost to every file
+ * that listens (whose it was cannot be known). */
+static void vmg_ev_lost(struct vmg_ev *ev, u32 n)
+{
+	struct vmg_file *fl;
+
+	list_for_each_entry(fl, &ev->files, ev_node)
+		fl->lost += n;
 }
 
 /* Vector 0's interrupt (hard interrupt context): take the ring's new entries. */
 void vmg_ev_irq(struct vmg_dev *dev)
 {
 	struct vmg_ev *ev = &dev->ev;
-	u8 event[sizeof(ev->q[0])];
-	bool queued = false;
+	u8 event[sizeof(((struct vmg_file *)NULL)->q[0])];
+	struct vmg_file *fl;
 	u32 h, s, d;
 
 	if (!ev->present)
 		return;
 	spin_lock(&ev->lock);
 	h = vmg_ev_head(ev);
-	if (!ev->ctx)
+	if (list_empty(&ev->files))
 		goto out;	/* nobody listens: what is there now is not theirs */
 	d = h - ev->next + 1;	/* the new entries, when head moved forward */
 	if (d > U32_MAX / 2)
 		d = 0;		/* head went back: nothing is new */
 	if (d > ev->entries) {	/* more than one lap: the oldest were overwritten */
-		ev->lost += d - ev->entries;
+		vmg_ev_lost(ev, d - ev->entries);
 		ev->next += d - ev->entries;
 		d = ev->entries;
 	}
@@ -103,72 +128,73 @@ void vmg_ev_irq(struct vmg_dev *dev)
 		rmb();
 		q2 = readl(&e->seq);
 		if (q1 != s || q2 != s) {
-			ev->lost++;	/* being rewritten: a lap behind */
+			vmg_ev_lost(ev, 1);	/* being rewritten: a lap behind */
 			continue;
 		}
-		if (conn != ev->conn)
-			continue;	/* an earlier connection's */
-		vmg_ev_queue(ev, event);
-		queued = true;
+		vmg_ev_deliver(ev, s, conn, event);
 	}
-	if (queued)
-		eventfd_signal(ev->ctx, 1);
+	list_for_each_entry(fl, &ev->files, ev_node) {
+		if (fl->ev_new)
+			eventfd_signal(fl->ev_ctx, 1);
+		fl->ev_new = false;
+	}
 out:
 	ev->next = h + 1;
 	spin_unlock(&ev->lock);
 }
 
-/* Under dev->lock: 0 when @f's connection can use events. */
-static int vmg_ev_usable(struct vmg_dev *dev, struct file *f)
+/* Under dev->lock: 0 when @fl's connection can use events. */
+static int vmg_ev_usable(struct vmg_file *fl)
 {
-	lockdep_assert_held(&dev->lock);
-	if (!dev->ev.present)
+	lockdep_assert_held(&fl->dev->lock);
+	if (!fl->dev->ev.present)
 		return -EOPNOTSUPP;
-	return dev->chan.owner == f ? 0 : -ENOTCONN;
+	return fl->live ? 0 : -ENOTCONN;
 }
 
-/* Under dev->lock: @owner's connection ends; its binding and queue go. */
-void vmg_ev_unbind(struct vmg_dev *dev, struct file *owner)
+/* Under dev->lock: @fl's binding and queue go (its connection ends, or it unbinds). */
+void vmg_ev_unbind(struct vmg_file *fl)
 {
-	struct vmg_ev *ev = &dev->ev;
-	struct eventfd_ctx *ctx = NULL;
+	struct vmg_ev *ev = &fl->dev->ev;
+	struct eventfd_ctx *ctx;
 	unsigned long flags;
 
-	lockdep_assert_held(&dev->lock);
+	lockdep_assert_held(&fl->dev->lock);
 	spin_lock_irqsave(&ev->lock, flags);
-	if (ev->owner == owner) {
-		ctx = ev->ctx;
-		ev->ctx = NULL;
-		ev->owner = NULL;
-		ev->qn = 0;
-		ev->lost = 0;
-	}
+	ctx = fl->ev_ctx;
+	if (ctx)
+		list_del_init(&fl->ev_node);
+	fl->ev_ctx = NULL;
+	fl->qn = 0;
+	fl->lost = 0;
 	spin_unlock_irqrestore(&ev->lock, flags);
 	if (ctx)
 		eventfd_ctx_put(ctx);
 }
 
-/* Under dev->lock: vbusd is dead (vmg_beat.c): the bound owner gets a DISCONNECTED event,
- * the one its library makes itself when a socket closes. */
+/* Under dev->lock: vbusd is dead (vmg_beat.c): every bound file gets a DISCONNECTED
+ * event, the one its library makes itself when a socket closes. */
 void vmg_ev_host_gone(struct vmg_dev *dev)
 {
 	struct vmg_ev *ev = &dev->ev;
 	struct vbus_event e = { .type = cpu_to_le32(VBUS_EV_DISCONNECTED) };
+	struct vmg_file *fl;
 	unsigned long flags;
 
 	lockdep_assert_held(&dev->lock);
 	spin_lock_irqsave(&ev->lock, flags);
-	if (ev->ctx) {
-		vmg_ev_queue(ev, (const u8 *)&e);
-		eventfd_signal(ev->ctx, 1);
+	list_for_each_entry(fl, &ev->files, ev_node) {
+		vmg_ev_queue(fl, (const u8 *)&e);
+		fl->ev_new = false;
+		eventfd_signal(fl->ev_ctx, 1);
 	}
 	spin_unlock_irqrestore(&ev->lock, flags);
 }
 
 /* VBUS_VM_IOC_EVENTFD, under dev->lock. */
-long vmg_ev_bind_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
+long vmg_ev_bind_ioctl(struct vmg_file *fl, void __user *arg)
 {
-	struct vmg_ev *ev = &dev->ev;
+	struct vmg_ev *ev = &fl->dev->ev;
 	struct vbus_vm_eventfd b;
 	struct eventfd_ctx *ctx, *old;
 	unsigned long flags;
@@ -178,25 +204,28 @@ long vmg_ev_bind_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 		return -EFAULT;
 	if (b.flags || b.fd < -1)
 		return -EINVAL;
-	ret = vmg_ev_usable(dev, f);
+	ret = vmg_ev_usable(fl);
 	if (ret)
 		return ret;
 	if (b.fd == -1) {
-		vmg_ev_unbind(dev, f);
+		vmg_ev_unbind(fl);
 		return 0;
 	}
 	ctx = eventfd_ctx_fdget(b.fd);
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
 	spin_lock_irqsave(&ev->lock, flags);
-	old = ev->ctx;
-	ev->ctx = ctx;
+	old = fl->ev_ctx;
+	fl->ev_ctx = ctx;
 	if (!old) {	/* events from now on: what the ring holds is not queued */
-		ev->owner = f;
-		ev->conn = dev->chan.conn;
-		ev->next = vmg_ev_head(ev) + 1;
-		ev->qn = 0;
-		ev->lost = 0;
+		u32 h = vmg_ev_head(ev);
+
+		if (list_empty(&ev->files))
+			ev->next = h + 1;
+		fl->ev_from = h + 1;
+		fl->qn = 0;
+		fl->lost = 0;
+		list_add_tail(&fl->ev_node, &ev->files);
 	}
 	spin_unlock_irqrestore(&ev->lock, flags);
 	if (old)
@@ -205,25 +234,25 @@ long vmg_ev_bind_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 }
 
 /* VBUS_VM_IOC_EVENT, under dev->lock. */
-long vmg_ev_take_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
+long vmg_ev_take_ioctl(struct vmg_file *fl, void __user *arg)
 {
-	struct vmg_ev *ev = &dev->ev;
+	struct vmg_ev *ev = &fl->dev->ev;
 	struct vbus_vm_event out = { 0 };
 	unsigned long flags;
 	int ret;
 
-	ret = vmg_ev_usable(dev, f);
+	ret = vmg_ev_usable(fl);
 	if (ret)
 		return ret;
 	spin_lock_irqsave(&ev->lock, flags);
-	if (ev->owner != f || !ev->qn) {
+	if (!fl->ev_ctx || !fl->qn) {
 		ret = -EAGAIN;
 	} else {
-		memcpy(out.event, ev->q[ev->qhead], sizeof(out.event));
-		ev->qhead = (ev->qhead + 1) % VBUS_VM_EVQ_MAX;
-		ev->qn--;
-		out.lost = ev->lost;
-		ev->lost = 0;
+		memcpy(out.event, fl->q[fl->qhead], sizeof(out.event));
+		fl->qhead = (fl->qhead + 1) % VBUS_VM_EVQ_MAX;
+		fl->qn--;
+		out.lost = fl->lost;
+		fl->lost = 0;
 	}
 	spin_unlock_irqrestore(&ev->lock, flags);
 	if (ret)

@@ -87,11 +87,9 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -ENOMEM;
 	kref_init(&dev->ref);
 	mutex_init(&dev->lock);
-	init_waitqueue_head(&dev->chan.wq);
-	INIT_LIST_HEAD(&dev->chan.pins);
-	INIT_LIST_HEAD(&dev->chan.dead);
-	INIT_LIST_HEAD(&dev->chan.sigs);
+	vmg_chan_init(dev);
 	spin_lock_init(&dev->ev.lock);
+	INIT_LIST_HEAD(&dev->ev.files);
 	vmg_beat_init(dev);
 	dev->pdev = pdev;
 	dev->regs = pcim_iomap_table(pdev)[0];
@@ -115,15 +113,17 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	err = vmg_cdev_register(dev);
 	if (err)
 		goto err_irq;
-	dev_info(&pdev->dev, "/dev/%s: bus %s, peer %u, host peer %u, %u vectors, %s\n",
+	dev_info(&pdev->dev, "/dev/%s: bus %s, peer %u, host peer %u, %u vectors, %s, %u connections\n",
 		 dev->name, dev->bus, dev->vm_peer, dev->host_peer, dev->nvectors,
 		 dev->chan.present ? dev->ev.present ? "message channel, events" :
-		 "message channel" : "no message channel");
+		 "message channel" : "no message channel",
+		 dev->chan.present ? dev->chan.max_conns : 0);
 	return 0;
 
 err_irq:
 	vmg_beat_stop(dev);
 	vmg_irq_teardown(dev);
+	vmg_chan_stop(dev);
 err_put:
 	vmg_dev_put(dev);
 	return err;
@@ -136,11 +136,12 @@ static void vmg_remove(struct pci_dev *pdev)
 	vmg_cdev_unregister(dev);	/* no new opens */
 	vmg_beat_stop(dev);		/* its work takes dev->lock */
 	mutex_lock(&dev->lock);
-	vmg_chan_remove(dev);		/* vbusd ends the owner's connection */
+	vmg_chan_remove(dev);		/* vbusd ends every file's connection */
 	WRITE_ONCE(dev->gone, true);	/* open files: -ENODEV from now on */
 	mutex_unlock(&dev->lock);
 	wake_up_all(&dev->chan.wq);	/* sleepers in read() and write() see gone */
 	vmg_irq_teardown(dev);
+	vmg_chan_stop(dev);		/* the pump's work, after the last interrupt */
 	vmg_dev_put(dev);		/* the last open file may hold it longer */
 }
 

@@ -5,7 +5,7 @@
  * (FOLL_LONGTERM: they cannot move while vbusd maps their guest-physical frames), sends
  * DEVSHM with VBUS_SHM_F_GPA and the page list over the message channel, and keeps the pin
  * while the bus may map them: until SHMREVOKE of the region succeeds through the driver,
- * or until vbusd answered the RESET that ends the connection (vmg_chan.c). A physical
+ * or until vbusd answered the RESET that ends the file's connection (vmg_chan.c). A physical
  * address never comes from userspace: only the caller's own virtual range.
  */
 #include <linux/mm.h>
@@ -16,7 +16,7 @@
 #include <vbus/proto.h>
 #include "vmg.h"
 
-static void vmg_pin_free(struct vmg_pin *p, bool unpin)
+void vmg_pin_free(struct vmg_pin *p, bool unpin)
 {
 	if (unpin) {
 		unpin_user_pages_dirty_lock(p->pages, p->npages, true);
@@ -90,8 +90,9 @@ err:
 	return ERR_PTR(got);
 }
 
-long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
+long vmg_shm_ioctl(struct vmg_file *fl, void __user *arg)
 {
+	struct vmg_dev *dev = fl->dev;
 	struct vbus_devshm_in *in;
 	struct vbus_id_out id;
 	struct vbus_vm_shm s;
@@ -129,7 +130,7 @@ long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 	gpa = (__le64 *)(in + 1);
 	for (u32 i = 0; i < npages; i++)
 		gpa[i] = cpu_to_le64(page_to_phys(p->pages[i]));
-	ret = vmg_chan_call(dev, f, h, n, p, &kept, &status, &id, sizeof(id));
+	ret = vmg_chan_call(fl, h, n, p, &kept, &status, &id, sizeof(id));
 	kvfree(h);
 	if (kept)
 		return ret;	/* the channel unpins it when the connection ends */
@@ -140,8 +141,8 @@ long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 	} else {
 		p->id = le32_to_cpu(id.id);
 		mutex_lock(&dev->lock);
-		if (dev->chan.owner == f) {
-			list_add_tail(&p->node, &dev->chan.pins);
+		if (!dev->gone) {
+			list_add_tail(&p->node, &fl->pins);
 		} else {	/* the device went meanwhile: leave it pinned */
 			dev_warn(&dev->pdev->dev, "region %u left pinned (device removed)\n",
 				 p->id);
@@ -158,24 +159,24 @@ long vmg_shm_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
  * of one id means the older was revoked with write() before the bus gave its id again (it
  * keeps ids unique among live regions), so the older is unmapped either way. Unpinned
  * outside the lock. */
-static void vmg_shm_drop(struct vmg_dev *dev, struct file *f, u32 id)
+static void vmg_shm_drop(struct vmg_file *fl, u32 id)
 {
 	struct vmg_pin *p, *found = NULL;
 
-	mutex_lock(&dev->lock);
-	list_for_each_entry(p, &dev->chan.pins, node) {
+	mutex_lock(&fl->dev->lock);
+	list_for_each_entry(p, &fl->pins, node) {
 		if (p->id == id) {
 			found = p;
 			list_del(&p->node);
 			break;
 		}
 	}
-	mutex_unlock(&dev->lock);
+	mutex_unlock(&fl->dev->lock);
 	if (found)
 		vmg_pin_free(found, true);
 }
 
-long vmg_shmrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
+long vmg_shmrevoke_ioctl(struct vmg_file *fl, void __user *arg)
 {
-	return vmg_chan_revoke_ioctl(dev, f, arg, VBUS_OP_SHMREVOKE, vmg_shm_drop);
+	return vmg_chan_revoke_ioctl(fl, arg, VBUS_OP_SHMREVOKE, vmg_shm_drop);
 }

@@ -8,7 +8,7 @@
  *             (in the writer's own system call, no thread in between);
  *   TO_GUEST  the vector's interrupt signals the eventfd (vmg_irq_bind).
  * The library writes and reads its eventfds as it does in a process guest on the host.
- * Bindings belong to the channel's owner: they go with its connection (vmg_chan_bury).
+ * Bindings belong to the file whose connection asked: they go with it (vmg_chan_end).
  */
 #include <linux/file.h>
 #include <linux/slab.h>
@@ -61,20 +61,20 @@ static void vmg_sig_free(struct vmg_sig *s, struct file *owner)
 	kfree(s);
 }
 
-/* Under dev->lock: the connection of @owner ends; every binding goes. */
-void vmg_sigs_free(struct vmg_dev *dev, struct file *owner)
+/* Under dev->lock: the connection of @fl ends; every binding goes. */
+void vmg_sigs_free(struct vmg_file *fl)
 {
 	struct vmg_sig *s, *n;
 
-	lockdep_assert_held(&dev->lock);
-	list_for_each_entry_safe(s, n, &dev->chan.sigs, node) {
+	lockdep_assert_held(&fl->dev->lock);
+	list_for_each_entry_safe(s, n, &fl->sigs, node) {
 		list_del(&s->node);
-		vmg_sig_free(s, owner);
+		vmg_sig_free(s, fl->file);
 	}
 }
 
 /* The driver's own DEVSIG: the bus's status, and the id and vector it gave. */
-static long vmg_sig_send(struct vmg_dev *dev, struct file *f, struct vbus_vm_sig *a)
+static long vmg_sig_send(struct vmg_file *fl, struct vbus_vm_sig *a)
 {
 	struct {
 		struct vbus_msg h;
@@ -90,20 +90,20 @@ static long vmg_sig_send(struct vmg_dev *dev, struct file *f, struct vbus_vm_sig
 	bool kept;
 	long ret;
 
-	ret = vmg_chan_call(dev, f, &req, sizeof(req), NULL, &kept, &a->status, &out,
-			    sizeof(out));
+	ret = vmg_chan_call(fl, &req, sizeof(req), NULL, &kept, &a->status, &out, sizeof(out));
 	if (ret || a->status)
 		return ret;
 	a->id = le32_to_cpu(out.id);
 	a->vector = le32_to_cpu(out.vector);
 	/* vbusd chose it: a vector the VM does not have, or the channel's, is its bug. */
-	if (!a->vector || a->vector >= dev->nvectors)
+	if (!a->vector || a->vector >= fl->dev->nvectors)
 		return -EIO;
 	return 0;
 }
 
-long vmg_sig_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
+long vmg_sig_ioctl(struct vmg_file *fl, void __user *arg)
 {
+	struct vmg_dev *dev = fl->dev;
 	struct vbus_vm_sig a;
 	struct file *efile;
 	struct vmg_sig *s;
@@ -126,27 +126,27 @@ long vmg_sig_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
 	s->dev = dev;
 	s->direction = a.direction;
 	s->ctx = eventfd_ctx_fileget(efile);
-	ret = vmg_sig_send(dev, f, &a);
+	ret = vmg_sig_send(fl, &a);
 	if (ret || a.status)
 		goto out_free;
 	s->id = a.id;
 	s->vector = a.vector;
 	mutex_lock(&dev->lock);
-	if (dev->gone || dev->chan.owner != f) {
+	if (dev->gone) {
 		ret = -ENODEV;	/* the connection ended meanwhile: the bus freed the signal */
 	} else if (a.direction == VBUS_SIG_TO_HOST) {
 		vmg_sig_arm(s, efile);
 	} else {
-		ret = vmg_irq_bind_ctx(dev, f, a.vector, s->ctx);	/* takes the reference */
+		ret = vmg_irq_bind_ctx(dev, fl->file, a.vector, s->ctx);	/* takes the reference */
 		s->ctx = NULL;
 		s->bound = !ret;
 	}
 	if (!ret)
-		list_add_tail(&s->node, &dev->chan.sigs);
+		list_add_tail(&s->node, &fl->sigs);
 	mutex_unlock(&dev->lock);
 	if (ret) {
 		if (ret != -ENODEV)	/* bound nowhere: take it back from the bus */
-			vmg_chan_revoke(dev, f, VBUS_OP_SIGREVOKE, a.seq, a.id, &undo);
+			vmg_chan_revoke(fl, VBUS_OP_SIGREVOKE, a.seq, a.id, &undo);
 		goto out_free;
 	}
 	fput(efile);
@@ -164,22 +164,22 @@ out_fput:
 }
 
 /* The bus dropped signal @id: so does the driver (its binding and vector use). */
-static void vmg_sig_drop(struct vmg_dev *dev, struct file *f, u32 id)
+static void vmg_sig_drop(struct vmg_file *fl, u32 id)
 {
 	struct vmg_sig *s;
 
-	mutex_lock(&dev->lock);
-	list_for_each_entry(s, &dev->chan.sigs, node) {
+	mutex_lock(&fl->dev->lock);
+	list_for_each_entry(s, &fl->sigs, node) {
 		if (s->id == id) {
 			list_del(&s->node);
-			vmg_sig_free(s, f);
+			vmg_sig_free(s, fl->file);
 			break;
 		}
 	}
-	mutex_unlock(&dev->lock);
+	mutex_unlock(&fl->dev->lock);
 }
 
-long vmg_sigrevoke_ioctl(struct vmg_dev *dev, struct file *f, void __user *arg)
+long vmg_sigrevoke_ioctl(struct vmg_file *fl, void __user *arg)
 {
-	return vmg_chan_revoke_ioctl(dev, f, arg, VBUS_OP_SIGREVOKE, vmg_sig_drop);
+	return vmg_chan_revoke_ioctl(fl, arg, VBUS_OP_SIGREVOKE, vmg_sig_drop);
 }

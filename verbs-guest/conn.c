@@ -131,10 +131,11 @@ static bool connect_once(void)
 
 		conn = NULL;
 		if (vbus_connect_uses_vm(NULL, bus_asked()))
-			vbg_err("cannot attach to %s%s%s through %s: %s",
+			vbg_err("cannot attach to %s%s%s through %s: %s%s",
 				bus_asked() ? "bus '" : "the VM's bus", bus_asked() ? bus_asked() : "",
 				bus_asked() ? "'" : "", dev && *dev ? dev : "this VM's /dev/vbus-vmN",
-				strerror(-err));
+				strerror(-err), err == -EBUSY ?
+				" (every connection of the VM is taken: vbusctl vm add ... conns N)" : "");
 		else
 			vbg_err("cannot attach to bus '%s' in %s: %s", bus_name(), vbus_run_dir(),
 				strerror(-err));

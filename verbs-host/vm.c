@@ -105,8 +105,9 @@ static uint32_t vm_doorbells(struct vbd_vm *vm, struct pollfd *p, uint32_t *vec)
 static void *vm_thread(void *arg)
 {
 	struct vbd_vm *vm = arg;
-	struct pollfd p[3 + VBUS_VM_MAX_VECTORS];	/* stop, QEMU, the bus's events, doorbells */
-	uint32_t vec[VBUS_VM_MAX_VECTORS];
+	/* stop, QEMU, then each connected slot's socket (the bus's events), then doorbells */
+	struct pollfd p[2 + VBUS_VM_MAX_CONNS + VBUS_VM_MAX_VECTORS];
+	uint32_t slots[VBUS_VM_MAX_CONNS], vec[VBUS_VM_MAX_VECTORS];
 	char err[160];
 
 	vbd_vm_pick_accel(vm);
@@ -121,10 +122,12 @@ static void *vm_thread(void *arg)
 	p[0] = (struct pollfd){ .fd = vm->stop_efd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = vm->pidfd, .events = POLLIN };
 	for (;;) {
-		uint32_t nd = vm_doorbells(vm, p + 3, vec);
+		struct pollfd *ps = p + 2, *pd;
+		uint32_t ns = vbd_vm_chan_fds(vm, ps, slots), nd;
 
-		p[2] = (struct pollfd){ .fd = vbd_vm_chan_fd(vm), .events = POLLIN };
-		if (poll(p, 3 + nd, -1) < 0) {
+		pd = ps + ns;
+		nd = vm_doorbells(vm, pd, vec);
+		if (poll(p, 2 + ns + nd, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			vbd_err("vm %s: poll: %s", vm->name, strerror(errno));
@@ -135,18 +138,19 @@ static void *vm_thread(void *arg)
 		if (p[1].revents) {
 			vm_reap(vm);
 			p[1].fd = -1;	/* poll ignores it from now on */
-			/* Its processes are gone with it: the connection ends now and the backend
-			 * frees its real objects, not at `vm del`. Nothing reconnects: an exited
-			 * VM's doorbells are not read. */
+			/* Its processes are gone with it: every slot's connection ends now and
+			 * the backend frees its real objects, not at `vm del`. Nothing
+			 * reconnects: an exited VM's doorbells are not read. */
 			vbd_vm_chan_fini(vm);
 		}
-		if (p[2].revents)
-			vbd_vm_chan_events(vm);	/* the bus's events, between answers */
+		for (uint32_t i = 0; i < ns; i++)
+			if (ps[i].revents)	/* the bus's events, between answers */
+				vbd_vm_chan_events(vm, slots[i]);
 		for (uint32_t i = 0; i < nd; i++) {
 			uint32_t v = vec[i];
 			uint64_t n;
 
-			if (!p[3 + i].revents)
+			if (!pd[i].revents)
 				continue;
 			n = vm->conn->doorbell(vm, v);
 			pthread_mutex_lock(&vbd_vms.lock);

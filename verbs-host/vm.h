@@ -72,19 +72,26 @@ extern const struct vbd_vm_connector vbd_vm_ivshmem;
 _Static_assert(VBD_VM_EV_OFF + VBUS_VM_EVRING_SIZE(VBD_VM_EV_ENTRIES) <= VBD_VM_BAR2_SIZE,
 	       "BAR2 too small");
 
+/* One connection of the channel (VBUS_VM_F_CONNS: the VM names it in req_conn). */
+struct vbd_vm_slot {
+	int sock;			/* our end of the slot's guest connection, or -1 */
+	int done;			/* with sock: a pipe's read end, whose write end the
+					 * connection closes once it has freed all it held */
+	uint32_t conn_seq;		/* with sock: req_seq of the connection's first message */
+};
+
 /* vbusd's side of a VM's message channel. Only the VM's thread touches it, but for the
  * counters, which vbd_vms.lock guards (`vm show`). */
 struct vbd_vm_chan {
-	int sock;			/* our end of the VM's guest connection, or -1 */
-	int done;			/* with sock: a pipe's read end, whose write end the
-					 * connection closes once it has freed all it held */
+	struct vbd_vm_slot slot[VBUS_VM_MAX_CONNS];	/* the first vm->conns are used */
 	uint32_t last_seq;		/* req_seq of the request answered last */
-	uint32_t conn_seq;		/* with sock: req_seq of the connection's first message */
 	uint32_t ev_seq;		/* the number of the event written last (the ring's head) */
 	uint8_t *buf;			/* VBUS_VM_MSG_MAX: the request as copied out of BAR2 */
 	struct vbus_rx *rx;		/* the bus's answer */
 	uint64_t messages, refused;	/* answered by the bus; refused by the channel */
 	uint64_t events;		/* written into the event ring */
+	uint32_t conns_open;		/* slots with a connection: the array's count, kept
+					 * under vbd_vms.lock for `vm show` */
 };
 
 enum vbd_vm_state { VBD_VM_STARTING, VBD_VM_RUNNING, VBD_VM_EXITED, VBD_VM_FAILED };
@@ -95,6 +102,7 @@ struct vbd_vm {
 	char bus[VBUS_NAME_MAX];
 	uint64_t mem;			/* bytes */
 	uint32_t cpus, vectors;
+	uint32_t conns;			/* the channel's slots: 1..VBUS_VM_MAX_CONNS */
 	char accel[8];			/* "auto" until chosen, then "kvm" or "tcg" */
 	char net[24];			/* "none"; "user": QEMU's user-mode network (a
 					 * virtio-net NIC; the VM reaches the host as 10.0.2.2);
@@ -163,8 +171,11 @@ static inline struct vbus_vm_chan *vbd_vm_chan_ctl(struct vbd_vm *vm)
 {
 	return (struct vbus_vm_chan *)((uint8_t *)vm->bar2 + VBD_VM_CHAN_OFF);
 }
-int vbd_vm_chan_fd(const struct vbd_vm *vm);	/* the connection's socket, or -1 */
-void vbd_vm_chan_events(struct vbd_vm *vm);
+/* One pollfd (POLLIN) per slot with a connection into p (VBUS_VM_MAX_CONNS at most), its
+ * slot into slots[]: how many. */
+uint32_t vbd_vm_chan_fds(const struct vbd_vm *vm, struct pollfd *p, uint32_t *slots);
+/* Slot's socket was readable: the bus's events into the ring, or its end. */
+void vbd_vm_chan_events(struct vbd_vm *vm, uint32_t slot);
 /* vm_beat.c */
 int vbd_vm_beat_start(void);	/* under vbd_vms.lock */
 void vbd_vm_beat_stop(void);

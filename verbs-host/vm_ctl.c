@@ -3,7 +3,7 @@
  * `vbusctl vm ...` (docs/vm.md): add, del, show, notify. Every word is checked here, before
  * anything is made: a bad one is a one-line error and no VM.
  *   vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] [mem SIZE] [cpus N]
- *          [vectors N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME]
+ *          [vectors N] [conns N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME]
  *   vm del NAME
  *   vm show [NAME]
  *   vm notify NAME VECTOR      interrupt the VM on VECTOR (its driver's eventfd for it)
@@ -29,6 +29,7 @@
 #define VM_MEM_DEFAULT	(256ull << 20)
 #define VM_CPUS_MAX	64
 #define VM_VECTORS_DEFAULT 16	/* 0: the channel; a context takes 1 doorbell, a completion channel 1 interrupt */
+#define VM_CONNS_DEFAULT 8	/* the channel's slots: processes of the VM on the bus at once */
 #define VM_APPEND_MAX	1024
 #define VM_PEEK_MAX	256
 
@@ -169,6 +170,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 	vm->mem = VM_MEM_DEFAULT;
 	vm->cpus = 1;
 	vm->vectors = VM_VECTORS_DEFAULT;
+	vm->conns = VM_CONNS_DEFAULT;
 	snprintf(vm->accel, sizeof(vm->accel), "auto");
 	snprintf(vm->net, sizeof(vm->net), "none");
 	for (int i = 1; i < argc; i += 2) {
@@ -189,6 +191,9 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 		} else if (!strcmp(k, "vectors")) {
 			if (parse_u32(v, 1, VBUS_VM_MAX_VECTORS, &vm->vectors))
 				BAD("vm add: vectors '%s': 1 to %d", v, VBUS_VM_MAX_VECTORS);
+		} else if (!strcmp(k, "conns")) {
+			if (parse_u32(v, 1, VBUS_VM_MAX_CONNS, &vm->conns))
+				BAD("vm add: conns '%s': 1 to %d", v, VBUS_VM_MAX_CONNS);
 		} else if (!strcmp(k, "accel")) {
 			if (strcmp(v, "auto") && strcmp(v, "kvm") && strcmp(v, "tcg"))
 				BAD("vm add: accel '%s': auto, kvm or tcg", v);
@@ -214,7 +219,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 			vm->append = strdup(v);
 		} else {
 			BAD("vm add: unknown option '%s' (bus, kernel, initrd, append, mem, cpus, "
-			    "vectors, accel, net)", k);
+			    "vectors, conns, accel, net)", k);
 		}
 	}
 	if (!vm->bus[0])
@@ -294,6 +299,8 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 			   " messages %llu refused %llu events %llu",
 			   (unsigned long long)vm->chan.messages, (unsigned long long)vm->chan.refused,
 			   (unsigned long long)vm->chan.events);
+		strbuf_put(o, json ? ",\"max_conns\":%u,\"conns\":%u" : " max_conns %u conns %u",
+			   vm->conns, vm->chan.conns_open);
 		strbuf_put(o, json ? "}" : "\n");
 		first = false;
 	}
@@ -356,7 +363,7 @@ int vbd_vm_command(int argc, char **argv, bool json, char *out, size_t outn)
 	if (!strcmp(verb, "peek") && argc == 5)
 		return vm_peek(argv + 2, json, &o);
 	snprintf(out, outn, "usage: vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] "
-		 "[mem SIZE] [cpus N] [vectors N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME] | vm del NAME | "
+		 "[mem SIZE] [cpus N] [vectors N] [conns N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME] | vm del NAME | "
 		 "vm show [NAME] | vm notify NAME VECTOR | vm peek NAME GPA LEN");
 	return -EINVAL;
 }

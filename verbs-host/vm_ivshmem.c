@@ -36,7 +36,8 @@ static int bar2_create(struct vbd_vm *vm)
 	h->host_peer = htole32(VBUS_IVS_HOST_PEER);
 	h->vm_peer = htole32(VBUS_IVS_VM_PEER);
 	h->vectors = htole32(vm->vectors);
-	h->features = htole32(VBUS_VM_F_CHAN | VBUS_VM_F_EVENTS | VBUS_VM_F_BEAT);
+	h->features = htole32(VBUS_VM_F_CHAN | VBUS_VM_F_EVENTS | VBUS_VM_F_BEAT |
+			      VBUS_VM_F_CONNS);
 	snprintf(h->bus, sizeof(h->bus), "%s", vm->bus);
 	h->chan_offset = htole32(VBD_VM_CHAN_OFF);
 	h->msg_max = htole32(VBUS_VM_MSG_MAX);
@@ -45,6 +46,7 @@ static int bar2_create(struct vbd_vm *vm)
 	h->ev_offset = htole32(VBD_VM_EV_OFF);
 	h->ev_entries = htole32(VBD_VM_EV_ENTRIES);
 	h->beat_ms = htole32(VBD_VM_BEAT_MS);
+	h->max_conns = htole32(vm->conns);
 	return 0;
 }
 

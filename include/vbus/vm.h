@@ -38,6 +38,10 @@
 #define VBUS_VM_F_CHAN		(1u << 0)	/* the message channel is there (chan_*) */
 #define VBUS_VM_F_EVENTS	(1u << 1)	/* with F_CHAN: the event ring is there (ev_*) */
 #define VBUS_VM_F_BEAT		(1u << 2)	/* with F_CHAN: vbusd bumps chan.beat every beat_ms */
+#define VBUS_VM_F_CONNS		(1u << 3)	/* with F_CHAN: the channel carries max_conns
+						 * connections, named by req_conn */
+#define VBUS_VM_MAX_CONNS	64		/* max_conns at most */
+#define VBUS_VM_CONN_ALL	0xffffffffu	/* req_conn of a RESET: every connection */
 
 /* The first 64 bytes of the header, all a header must have (the channel is optional). */
 #define VBUS_VM_BAR2_MIN_SIZE	64
@@ -65,7 +69,9 @@ struct vbus_vm_bar2 {
 	__le32 ev_entries;		/* a power of two, 1..VBUS_VM_EV_MAX */
 	/* With VBUS_VM_F_BEAT: vbusd's heartbeat period (docs/vm.md, "vbusd's death"). */
 	__le32 beat_ms;			/* 10..60000 */
-	__le32 reserved1[9];		/* 0 */
+	/* With VBUS_VM_F_CONNS: how many connections the channel carries at once. */
+	__le32 max_conns;		/* 1..VBUS_VM_MAX_CONNS */
+	__le32 reserved1[8];		/* 0 */
 };
 
 /*
@@ -85,15 +91,21 @@ struct vbus_vm_bar2 {
  *                                                        (release); interrupt vector 0
  *  4.  resp_seq == seq: read resp_status, resp_len (bounded by msg_max), the response.
  *
- * One request is outstanding at a time. vbusd treats every byte of BAR2 as the VM's: it
- * reads the VM's fields once into private copies, copies the message out before looking at
- * it, and never follows anything in it. resp_status is the channel's verdict: 0 (the
- * response area holds a connector message of resp_len bytes, whose own status is the bus's
- * answer) or a negative errno with no message (VBUS_VM_CHAN_* below).
+ * One request is outstanding at a time, of any connection. With VBUS_VM_F_CONNS the VM
+ * runs up to max_conns connections over the one mailbox, each a guest connection of the
+ * bus of its own (its handles, quotas, regions, signals and events), named by req_conn:
+ * the driver gives each open file that writes a free slot and a RESET of that slot when
+ * it closes. Without the feature there is one connection, slot 0. vbusd treats every byte
+ * of BAR2 as the VM's: it reads the VM's fields once into private copies, copies the
+ * message out before looking at it, and never follows anything in it. resp_status is the
+ * channel's verdict: 0 (the response area holds a connector message of resp_len bytes,
+ * whose own status is the bus's answer) or a negative errno with no message
+ * (VBUS_VM_CHAN_* below).
  */
 #define VBUS_VM_CHAN_MSG	1	/* req_kind: a connector message of req_len bytes */
-#define VBUS_VM_CHAN_RESET	2	/* req_kind: end this VM's connection (its handles
-					 * are closed); the next message starts a new one */
+#define VBUS_VM_CHAN_RESET	2	/* req_kind: end connection req_conn (its handles
+					 * are closed; VBUS_VM_CONN_ALL: all of them); the
+					 * slot's next message starts a new one */
 #define VBUS_VM_CHAN_SIZE	128
 #define VBUS_VM_MSG_MAX		(32 + 65536)	/* sizeof(struct vbus_msg) + VBUS_MAX_PAYLOAD */
 
@@ -102,7 +114,9 @@ struct vbus_vm_chan {
 	__le32 req_seq;			/* bumped for each request: the last one posted */
 	__le32 req_kind;		/* VBUS_VM_CHAN_MSG or VBUS_VM_CHAN_RESET */
 	__le32 req_len;			/* MSG: bytes at req_offset, 1..msg_max */
-	__le32 req_reserved[13];	/* 0 */
+	__le32 req_conn;		/* VBUS_VM_F_CONNS: the connection, 0..max_conns - 1
+					 * (a RESET: also VBUS_VM_CONN_ALL); else 0 */
+	__le32 req_reserved[12];	/* 0 */
 	/* Written by vbusd, read by the VM. */
 	__le32 resp_seq;		/* req_seq of the request answered last */
 	__s32 resp_status;		/* 0, or the channel refused the request: -EPROTO (not
@@ -264,15 +278,17 @@ struct vbus_vm_event {
  * write() and read() on /dev/vbus-vmN: the connector's messages (docs/abi.md), one per call,
  * as the unix socket carries them (struct vbus_msg then len bytes; no descriptors, so no
  * DEVFD; DEVSHM, DEVSIG and SIGREVOKE only through the ioctls above: written, EPERM). The
- * connection is the open file's: the first file that writes owns the channel until it is
- * closed (then vbusd closes the connection and frees what it held); another file's write
- * gets EBUSY.
+ * connection is the open file's: each file that writes gets a connection of its own (a
+ * slot of VBUS_VM_F_CONNS) until it is closed (then vbusd closes the connection and frees
+ * what it held). Files take the one mailbox in turn; the driver keeps each answer for its
+ * file until read, so a file that does not read holds up no other.
  *
  *   write(buf, n)  posts one request of n bytes (1..VBUS_VM_MSG_MAX, else EMSGSIZE; the
  *                  driver does not look inside: vbusd checks it). EBUSY when this file's
- *                  previous answer is not read yet or another file owns the channel; while
- *                  the channel ends a previous owner's connection it waits (EAGAIN with
- *                  O_NONBLOCK).
+ *                  previous answer is not read yet, or when every slot is taken (max_conns
+ *                  files have connections; 1 when vbusd does not offer VBUS_VM_F_CONNS);
+ *                  while another file's request or a closed file's RESET is in the mailbox
+ *                  it waits (EAGAIN with O_NONBLOCK).
  *   read(buf, n)   the answer to the request posted: blocks until it comes (EAGAIN with
  *                  O_NONBLOCK), returns its length; EMSGSIZE (answer kept) when n is
  *                  smaller; the channel's refusal as the error (EPROTO, EMSGSIZE, EINVAL,

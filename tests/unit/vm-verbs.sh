@@ -21,8 +21,10 @@
 #     an SRQ refused by fake0, an MR registered on fake0 with the buffer's address in the
 #     VM as its iova (found in vbusd's log), a PD left at exit: vbusd frees it when the
 #     VM's connection ends (fake-verbs counts PDs, CQs and MRs alive in vbusd's log: 0);
-#   - while vm-pd holds the VM's one channel, a second process (ibv_devices) is refused
-#     with EBUSY in one line and sees no device; once vm-pd is killed, it is served;
+#   - processes have connections of their own (`vm add ... conns 2`): while vm-pd holds
+#     its connection, a second vm-pd runs whole (its CQs, MR and PD as the first's); with
+#     two held, a third process (ibv_devices) is refused with EBUSY in one line naming
+#     `conns` and sees no device; once one holder is killed, it is served;
 #   - events (docs/vm.md, "Events"): r0 is removed on the host while `vm-pd events` waits
 #     in ibv_get_async_event in the VM: it gets IBV_EVENT_DEVICE_FATAL (the bus's
 #     DEV_REMOVED through BAR2's event ring), and `vm show` counts the event;
@@ -94,7 +96,7 @@ vt_until 10 guests_gone || fail "devlist's connection outlived it: $(ctl -j gues
 fds0=$(fds)	# with the devices and whatever the relay keeps between guests
 
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "${VBUS_VMGUEST_MEM:-256M}" cpus 1 vectors 4 \
-	append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
+	conns 2 append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 done_() { grep -qs "VBUS-VM-VERBS-EXIT" "$con" 2>/dev/null ||
 	  vg_ended; }
@@ -146,13 +148,17 @@ iova=$(out VBUS-PD | sed -n 's/^MR iova \(0x[0-9a-f]*\) .*/\1/p')
 [ -n "$iova" ] && grep -q "fake-verbs: ibv_reg_mr: 1 alive, length 8192, iova $iova\$" "$run/vbusd.log" ||
 	fail "vm-pd's MR (iova ${iova:-none}) was not registered on fake0 as such: $(grep 'fake-verbs: ibv_reg_mr' "$run/vbusd.log")"
 echo "ok   vm-pd's MR registered on the host's device with the VM's address $iova as its iova"
-out VBUS-HOLD | grep -q "^VM-PD-OK" || fail "vm-pd hold in the VM: $(out VBUS-HOLD)"
-out VBUS-BUSY | grep -q "cannot attach to the VM's bus through this VM's /dev/vbus-vmN: Device or resource busy" &&
+out VBUS-HOLD | grep -q "^VM-PD-OK" && out VBUS-HOLD2 | grep -q "^VM-PD-OK" ||
+	fail "vm-pd hold in the VM: $(out VBUS-HOLD) / $(out VBUS-HOLD2)"
+[ "$(rc VBUS-PD2)" = 0 ] && out VBUS-PD2 | grep -q "^VM-PD-OK" ||
+	fail "a second vm-pd while the first holds its connection: $(out VBUS-PD2)"
+echo "ok   a second vm-pd while another process holds its connection: $(out VBUS-PD2 | grep -v VM-PD-OK | paste -sd ';')"
+out VBUS-BUSY | grep -q "cannot attach to the VM's bus through this VM's /dev/vbus-vmN: Device or resource busy (every connection of the VM is taken: vbusctl vm add ... conns N)" &&
 	! out VBUS-BUSY | grep -q "505400fffe123456" ||
-	fail "a second process while one holds the VM's channel: $(out VBUS-BUSY)"
+	fail "a third process while two hold the VM's 2 connections: $(out VBUS-BUSY)"
 [ "$(rc VBUS-AFTER)" = 0 ] && [ "$(out VBUS-AFTER | grep -c 505400fffe123456)" = 2 ] ||
-	fail "ibv_devices once the holder is gone: $(out VBUS-AFTER)"
-echo "ok   a second process while one holds the channel: refused (EBUSY, one line); served once the first is gone"
+	fail "ibv_devices once a holder is gone: $(out VBUS-AFTER)"
+echo "ok   a third process while two hold the VM's 2 connections: refused (EBUSY, one line); served once one is gone"
 
 [ "$(rc VBUS-EV)" = 0 ] && out VBUS-EV | grep -qx "VM-EV local catastrophic error" ||
 	fail "the device removed on the host: no DEVICE_FATAL in the VM: $(out VBUS-EV)"
@@ -179,16 +185,16 @@ kill -0 "$vbusd_pid" || fail "vbusd died"
 vt_until 30 guests_gone || fail "the VM's connections outlived its processes: $(ctl -j guest show)"
 alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 [ "$alive" = "fake-verbs: ibv_dealloc_pd: 0 alive" ] || fail "PDs after the VM's processes ended: $alive"
-[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 6 ] || fail "not 6 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
-echo "ok   vbusd alive; every connection of the VM gone; 6 PDs made, none left ($alive)"
-for o in cq:create_cq:destroy_cq:4 mr:reg_mr:dereg_mr:2; do
+[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 12 ] || fail "not 12 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
+echo "ok   vbusd alive; every connection of the VM gone; 12 PDs made, none left ($alive)"
+for o in cq:create_cq:destroy_cq:8 mr:reg_mr:dereg_mr:4; do
 	IFS=: read -r what made gone n <<<"$o"
 	last=$(grep -o "fake-verbs: ibv_\($made\|$gone\): [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 	[ "$last" = "fake-verbs: ibv_$gone: 0 alive" ] || fail "${what}s after the VM's processes ended: $last"
 	[ "$(grep -c "fake-verbs: ibv_$made:" "$run/vbusd.log")" = "$n" ] ||
 		fail "not $n ${what}s made: $(grep "fake-verbs: ibv_$made" "$run/vbusd.log")"
 done
-echo "ok   4 CQs and 2 MRs made on fake0 from the VM, none left"
+echo "ok   8 CQs and 4 MRs made on fake0 from the VM (four vm-pd, two at a time), none left"
 
 vg_vm_del "$(vg_field pid)"
 vg_vbusd_end

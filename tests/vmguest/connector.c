@@ -8,8 +8,7 @@
  * Prints "VBUS-VM ..." lines on stdout (the console), and VBUS-VM-CONN-OK or
  * VBUS-VM-CONN-FAIL reason at the end. Checked, in order:
  *   - read with nothing posted: ENOMSG; the event ioctls before a connection: ENOTCONN;
- *     HELLO: version 1, only VBUS_F_EVENTS granted though all were offered; a second open
- *     file cannot write (EBUSY);
+ *     HELLO: version 1, only VBUS_F_EVENTS granted though all were offered;
  *   - DEVENUM lists e0 of class echo; DEVOPEN e0; DEVCALL ECHO of 17 bytes and of 65536
  *     bytes (the largest message) give the same bytes back;
  *   - O_NONBLOCK: read right after posting echo's SLEEP of 5 s gets EAGAIN; poll says
@@ -17,6 +16,7 @@
  *   - malformed messages, each refused and the channel still answering: 10 bytes
  *     (EPROTO), a header whose len disagrees (EPROTO), nfds 1 (EPROTO), an unknown op (the
  *     bus answers -EOPNOTSUPP), a write above VBUS_VM_MSG_MAX (EMSGSIZE, from the driver);
+ *   - other files' connections at the same time (conns() below);
  *   - shared regions through the driver (regions() below);
  *   - signals through the driver (signals() below);
  *   - the bus's events through the event ring (events() below);
@@ -25,7 +25,8 @@
  *     the old one is gone (DEVCALL on it: -ENOENT);
  *   - raw BAR2 with the driver unbound, mapped through sysfs (what a hostile root in the
  *     VM can do): req_len 0xffffffff (vbusd: -EMSGSIZE), an unknown req_kind (-EINVAL),
- *     req_len 10 (-EPROTO); the driver bound again, HELLO, DEVOPEN and echo work;
+ *     req_len 10 (-EPROTO), req_conn 3 with `conns 3` (-EINVAL); the driver bound again,
+ *     HELLO, DEVOPEN and echo work;
  *   - the device removed while a process sleeps in read(): ENODEV, no hang; a rescan
  *     brings it back.
  *
@@ -452,14 +453,16 @@ static void raw_bar2(void)
 	bar2 = map_resource(pci, 2, 256 << 10);
 	memcpy(&h, bar2, sizeof(h));
 	c = (volatile struct vbus_vm_chan *)(bar2 + h.chan_offset);
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 4; k++) {
 		/* Far from the driver's own numbers, which go on from its last one. */
 		uint32_t seq = c->req_seq + 1000;
-		static const char *what[] = { "req_len 0xffffffff", "req_kind 7", "req_len 10" };
-		static const int want[] = { -EMSGSIZE, -EINVAL, -EPROTO };
+		static const char *what[] = { "req_len 0xffffffff", "req_kind 7", "req_len 10",
+					      "req_conn 3 of 3" };
+		static const int want[] = { -EMSGSIZE, -EINVAL, -EPROTO, -EINVAL };
 
-		c->req_len = k == 0 ? 0xffffffffu : k == 1 ? 40 : 10;
+		c->req_len = k == 0 ? 0xffffffffu : k == 1 || k == 3 ? 40 : 10;
 		c->req_kind = k == 1 ? 7 : VBUS_VM_CHAN_MSG;
+		c->req_conn = k == 3 ? 3 : 0;	/* the driver's removal left VBUS_VM_CONN_ALL */
 		__sync_synchronize();
 		c->req_seq = seq;
 		__sync_synchronize();
@@ -601,6 +604,99 @@ static void events(int fd, uint32_t h)
 	close(efd);
 }
 
+/* Read @fd's answer to request @seq: an echo of @len bytes of @p. */
+static void echoed(int fd, uint64_t seq, const void *p, size_t len)
+{
+	ssize_t n = read(fd, ans, sizeof(ans));
+	struct vbus_msg h;
+
+	check(n == (ssize_t)(sizeof(h) + len), "read the kept answer: %zd, %s", n, strerror(errno));
+	memcpy(&h, ans, sizeof(h));
+	check(h.seq == seq && !h.status && !memcmp(ans + sizeof(h), p, len),
+	      "the kept answer: seq %llu status %d", (unsigned long long)h.seq, (int32_t)h.status);
+}
+
+/* Take one event of @fd: echo's with @code, and nothing after it. */
+static void one_event(int fd, int efd, uint32_t code)
+{
+	struct pollfd p = { .fd = efd, .events = POLLIN };
+	struct vbus_event ev;
+	uint32_t lost;
+	uint64_t n;
+
+	check(poll(&p, 1, -1) == 1 && read(efd, &n, sizeof(n)) == sizeof(n), "poll the eventfd");
+	check(!take_event(fd, &ev, &lost) && ev.type == VBUS_EV_DEVICE && ev.code == code &&
+	      !lost, "the event: %s, type %u code %#x lost %u", strerror(errno), ev.type, ev.code,
+	      lost);
+	check(take_event(fd, &ev, &lost) == EAGAIN, "an event after code %#x", code);
+}
+
+/*
+ * Other files' connections (VBUS_VM_F_CONNS; vm-connector.sh gives the VM `conns 3`):
+ *   - a second file's HELLO is accepted and starts a connection of its own: the first's
+ *     handle is not its (-ENOENT), its own DEVOPEN and echo work;
+ *   - the mailbox is shared, the answers are not: the first file posts and does not read,
+ *     the second's echo is answered meanwhile, then the first reads its own answer;
+ *   - each file's events reach that file only;
+ *   - a third file connects; a fourth gets EBUSY (every slot taken) until one closes.
+ * 10 messages answered by the bus, 2 events, 3 connections.
+ */
+static void conns(int fd, uint32_t h)
+{
+	struct vbus_devopen_in op = { .name = "e0", .devclass = "echo" };
+	int f2 = open(path, O_RDWR | O_CLOEXEC), f3 = open(path, O_RDWR | O_CLOEXEC);
+	int f4 = open(path, O_RDWR | O_CLOEXEC);
+	int e1 = eventfd(0, EFD_CLOEXEC), e2 = eventfd(0, EFD_CLOEXEC);
+	struct vbus_vm_eventfd b;
+	struct vbus_event ev;
+	struct pollfd p;
+	uint32_t h2, lost;
+	uint64_t seq;
+	size_t len;
+
+	check(f2 >= 0 && f3 >= 0 && f4 >= 0 && e1 >= 0 && e2 >= 0, "open: %s", strerror(errno));
+	hello(f2);
+	check(call(f2, VBUS_OP_DEVCALL, h, 1, "x", 1, &len) == -ENOENT,
+	      "the first file's handle on the second's connection");
+	check(!call(f2, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len), "DEVOPEN on the second");
+	memcpy(&h2, ans + sizeof(struct vbus_msg), 4);
+	echo(f2, h2, 100);
+	printf("VBUS-VM conns: a second file has a connection of its own (handle %#x; the first's: ENOENT)\n",
+	       h2);
+
+	post(fd, VBUS_OP_DEVCALL, h, 1, "abc", 3);
+	seq = next_seq - 1;
+	echo(f2, h2, 200);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	check(poll(&p, 1, 0) == 1 && (p.revents & POLLIN), "the first's answer is not kept");
+	echoed(fd, seq, "abc", 3);
+	printf("VBUS-VM conns: the second served while the first's answer waited, kept for it\n");
+
+	b = (struct vbus_vm_eventfd){ .fd = e1 };
+	check(!ioctl(fd, VBUS_VM_IOC_EVENTFD, &b), "EVENTFD on the first: %s", strerror(errno));
+	b.fd = e2;
+	check(!ioctl(f2, VBUS_VM_IOC_EVENTFD, &b), "EVENTFD on the second: %s", strerror(errno));
+	echo_event(fd, h, 0x51);
+	one_event(fd, e1, 0x51);
+	echo_event(f2, h2, 0x52);
+	one_event(f2, e2, 0x52);
+	check(take_event(fd, &ev, &lost) == EAGAIN, "the second's event reached the first");
+	b.fd = -1;
+	check(!ioctl(fd, VBUS_VM_IOC_EVENTFD, &b), "EVENTFD -1: %s", strerror(errno));
+	printf("VBUS-VM conns: each file's events reach that file only\n");
+
+	hello(f3);
+	check(write(f4, msg, sizeof(struct vbus_msg)) < 0 && errno == EBUSY,
+	      "a fourth file with 3 slots: %s", strerror(errno));
+	close(f3);	/* its slot is free once vbusd answered its RESET: f4 waits for it */
+	hello(f4);
+	printf("VBUS-VM conns: a fourth file: EBUSY with 3 slots taken, connected once one closed\n");
+	close(f2);
+	close(f4);
+	close(e1);
+	close(e2);
+}
+
 static int beat(void)
 {
 	struct vbus_devopen_in op = { .name = "e0", .devclass = "echo" };
@@ -640,7 +736,7 @@ int main(int argc, char **argv)
 	struct pollfd p;
 	uint32_t ms = 5000, h, handle, left;	/* echo's longest SLEEP: the read comes long before */
 	size_t len;
-	int fd, fd2, fl;
+	int fd, fl;
 	int32_t st;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -660,11 +756,6 @@ int main(int argc, char **argv)
 		      "the event ioctls before a connection: %s", strerror(errno));
 	}
 	hello(fd);
-	fd2 = open(path, O_RDWR | O_CLOEXEC);
-	check(fd2 >= 0, "second open: %s", strerror(errno));
-	check(write(fd2, msg, sizeof(struct vbus_msg)) < 0 && errno == EBUSY,
-	      "another file wrote on the channel: %s", strerror(errno));
-	close(fd2);
 
 	st = call(fd, VBUS_OP_DEVENUM, 0, 0, NULL, 0, &len);
 	check(!st && len >= sizeof(en), "DEVENUM: %d", st);
@@ -713,6 +804,7 @@ int main(int argc, char **argv)
 	check(write(fd, msg, VBUS_VM_MSG_MAX + 1) < 0 && errno == EMSGSIZE,
 	      "a write above VBUS_VM_MSG_MAX: %s", strerror(errno));
 	echo(fd, handle, 17);
+	conns(fd, handle);
 	left = regions(fd, handle);
 	signals(fd, handle);
 	events(fd, handle);
