@@ -33,6 +33,7 @@ struct vmg_pin {
 	struct list_head node;		/* on its file's pins, or on chan.dead */
 	u32 id;				/* the bus's region id, once answered */
 	u32 slot;			/* on chan.dead: the connection whose RESET frees it */
+	bool orphan;			/* its id was never learnt: the connection's end frees it */
 	u32 npages;
 	struct page **pages;
 	struct mm_struct *mm;		/* charged: pinned_vm */
@@ -75,11 +76,12 @@ struct vmg_file {
 	struct list_head node;		/* on chan.files while it has a slot */
 	int slot;			/* the channel's slot, or -1 */
 	bool live;			/* its connection has begun: conn is set */
-	u32 conn;			/* req_seq of its connection's first request */
+	u32 conn;			/* vbusd's conn_seq of its connection (vmg_ev_set_conn) */
 	bool posted;			/* its request was posted, its answer not taken */
 	bool answered;			/* with posted: the answer is kept below */
 	bool driver;			/* with posted: the driver's own (vmg_chan_call) */
 	bool abandoned;			/* with driver: its caller left (fatal signal) */
+	bool dropped;			/* answered: served, but the answer could not be kept */
 	s32 ans_status;			/* answered: the channel's verdict, or -errno */
 	u32 ans_len;
 	void *ans;			/* answered, status 0: the message, ans_len bytes */
@@ -192,6 +194,7 @@ void vmg_chan_host_gone(struct vmg_dev *dev);	/* vmg_chan.c */
 void vmg_ev_parse(struct vmg_dev *dev, const struct vbus_vm_bar2 *h, void __iomem *bar2);
 void vmg_ev_irq(struct vmg_dev *dev);
 void vmg_ev_unbind(struct vmg_file *fl);
+void vmg_ev_set_conn(struct vmg_file *fl, u32 conn);
 void vmg_ev_host_gone(struct vmg_dev *dev);
 long vmg_ev_bind_ioctl(struct vmg_file *fl, void __user *arg);
 long vmg_ev_take_ioctl(struct vmg_file *fl, void __user *arg);

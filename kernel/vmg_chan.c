@@ -183,6 +183,7 @@ static void vmg_chan_keep(struct vmg_dev *dev, struct vmg_file *fl)
 	struct vmg_chan *ch = &dev->chan;
 	s32 st = (s32)readl(&ch->ctl->resp_status);
 	u32 len = readl(&ch->ctl->resp_len);
+	u32 conn = readl(&ch->ctl->resp_conn);
 
 	if (fl->abandoned) {	/* the driver's caller left: nobody takes it */
 		fl->posted = fl->driver = fl->abandoned = false;
@@ -190,6 +191,8 @@ static void vmg_chan_keep(struct vmg_dev *dev, struct vmg_file *fl)
 	}
 	fl->answered = true;
 	fl->ans_len = 0;
+	if (ch->conns && conn)
+		vmg_ev_set_conn(fl, conn);	/* vbusd's connection that served it */
 	if (st) {
 		fl->ans_status = st < 0 && st >= -MAX_ERRNO ? st : -EIO;
 	} else if (len < sizeof(struct vbus_msg) || len > ch->msg_max) {
@@ -198,6 +201,7 @@ static void vmg_chan_keep(struct vmg_dev *dev, struct vmg_file *fl)
 	} else {
 		fl->ans = kvmalloc(len, GFP_KERNEL);
 		fl->ans_status = fl->ans ? 0 : -ENOMEM;
+		fl->dropped = !fl->ans;	/* served: what it handed over is the bus's */
 		if (fl->ans) {
 			memcpy_fromio(fl->ans, ch->resp, len);
 			fl->ans_len = len;
@@ -460,8 +464,8 @@ static int vmg_chan_send(struct vmg_file *fl, const void *buf, u32 n, bool drive
 		} else if (fl->slot >= 0 && !ch->busy) {
 			vmg_chan_post(dev, VBUS_VM_CHAN_MSG, fl->slot, buf, n);
 			ch->busy_file = fl;
-			if (!fl->live)
-				fl->conn = ch->seq;	/* a new connection (vbusd's conn_seq) */
+			if (!fl->live)	/* a new connection (vbusd's conn_seq) */
+				vmg_ev_set_conn(fl, ch->seq);
 			fl->live = true;
 			fl->posted = true;
 			fl->answered = false;
@@ -482,10 +486,21 @@ static int vmg_chan_send(struct vmg_file *fl, const void *buf, u32 n, bool drive
 	return ret;
 }
 
+/* Under dev->lock: the region of @fl's driver request whose answer is lost stays pinned
+ * with the connection's regions, with no id: only the connection's end frees it. */
+static void vmg_chan_orphan(struct vmg_file *fl)
+{
+	if (!fl->inflight)
+		return;
+	fl->inflight->orphan = true;
+	list_add_tail(&fl->inflight->node, &fl->pins);
+	fl->inflight = NULL;
+}
+
 /* Under dev->lock: @fl's kept answer is taken; it may post again. */
 static void vmg_chan_taken(struct vmg_file *fl)
 {
-	fl->posted = fl->answered = fl->driver = false;
+	fl->posted = fl->answered = fl->driver = fl->abandoned = fl->dropped = false;
 	fl->ans = NULL;	/* the taker frees it */
 	fl->ans_len = 0;
 }
@@ -500,6 +515,12 @@ static int vmg_chan_await(struct vmg_file *fl, bool driver)
 	for (;;) {
 		snap = vmg_chan_snap(&dev->chan);
 		vmg_chan_pump(dev);
+		/* Another thread of the file may have taken the answer meanwhile, or posted
+		 * the driver's own request. */
+		if (!fl->posted)
+			return -ENOMSG;
+		if (fl->driver != driver)
+			return -EBUSY;
 		if (fl->answered)
 			return 0;
 		mutex_unlock(&dev->lock);
@@ -581,15 +602,19 @@ int vmg_chan_call(struct vmg_file *fl, const void *req, u32 n,
 	fl->inflight = pin;
 	*kept = pin != NULL;
 	ret = vmg_chan_await(fl, true);
+	if (!ret && fl->dropped)
+		ret = -ENOMEM;	/* served, but its answer could not be kept */
 	if (ret) {
-		/* Killed, or the device gone: the answer is dropped (now, or when it comes),
-		 * and the file keeps the region (vmg_chan_bury). */
+		/* Killed, the device gone, or the answer lost: the answer is dropped (now, or
+		 * when it comes), and the file keeps the region until its connection ends,
+		 * since the bus may map it under an id the driver never learns. */
 		if (fl->answered) {
 			kvfree(fl->ans);
 			vmg_chan_taken(fl);
 		} else {
 			fl->abandoned = true;
 		}
+		vmg_chan_orphan(fl);
 		goto out;
 	}
 	fl->inflight = NULL;

@@ -152,6 +152,17 @@ static int vmg_ev_usable(struct vmg_file *fl)
 	return fl->live ? 0 : -ENOTCONN;
 }
 
+/* Under dev->lock: @fl's connection is @conn: the events that carry it are @fl's. */
+void vmg_ev_set_conn(struct vmg_file *fl, u32 conn)
+{
+	unsigned long flags;
+
+	lockdep_assert_held(&fl->dev->lock);
+	spin_lock_irqsave(&fl->dev->ev.lock, flags);
+	fl->conn = conn;
+	spin_unlock_irqrestore(&fl->dev->ev.lock, flags);
+}
+
 /* Under dev->lock: @fl's binding and queue go (its connection ends, or it unbinds). */
 void vmg_ev_unbind(struct vmg_file *fl)
 {

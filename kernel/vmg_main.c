@@ -123,8 +123,8 @@ static int vmg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 err_irq:
 	vmg_beat_stop(dev);
 	vmg_irq_teardown(dev);
-	vmg_chan_stop(dev);
 err_put:
+	vmg_chan_stop(dev);	/* vector 0 may have interrupted before a later one failed */
 	vmg_dev_put(dev);
 	return err;
 }

@@ -165,7 +165,7 @@ static void vmg_shm_drop(struct vmg_file *fl, u32 id)
 
 	mutex_lock(&fl->dev->lock);
 	list_for_each_entry(p, &fl->pins, node) {
-		if (p->id == id) {
+		if (p->id == id && !p->orphan) {
 			found = p;
 			list_del(&p->node);
 			break;

@@ -352,6 +352,10 @@ static int chan_request(struct vbd_vm *vm, uint32_t seq)
 		      kind, conn, n, strerror(-r), (unsigned long long)vm->chan.refused + 1);
 	c->resp_status = (int32_t)htole32((uint32_t)r);
 	c->resp_len = htole32((uint32_t)len);
+	/* Which connection served it: a slot reconnects after the bus closed it or refused
+	 * it, and the driver follows, for the event ring's conn. */
+	c->resp_conn = htole32(!r && kind == VBUS_VM_CHAN_MSG && vm->chan.slot[conn].sock >= 0 ?
+			       vm->chan.slot[conn].conn_seq : 0);
 	/* The answer is in place before the VM can see resp_seq (pairs with the driver's
 	 * rmb() after it read resp_seq). */
 	__atomic_store_n(&c->resp_seq, htole32(seq), __ATOMIC_RELEASE);
@@ -365,6 +369,8 @@ void vbd_vm_chan_doorbell(struct vbd_vm *vm)
 {
 	struct vbus_vm_chan *c = vbd_vm_chan_ctl(vm);
 
+	if (!vm->chan.buf)
+		return;	/* QEMU exited in the same poll as the ring: the channel is gone */
 	for (int i = 0; i < CHAN_RETRIES; i++) {
 		uint32_t seq = vm_load(&c->req_seq, __ATOMIC_ACQUIRE);
 

@@ -125,7 +125,9 @@ struct vbus_vm_chan {
 					 * -ECONNRESET (the bus closed the connection) */
 	__le32 resp_len;		/* resp_status 0: bytes at resp_offset, 32..msg_max */
 	__le32 beat;			/* VBUS_VM_F_BEAT: bumped every beat_ms while vbusd lives */
-	__le32 resp_reserved[12];	/* 0 */
+	__le32 resp_conn;		/* VBUS_VM_F_CONNS, a MSG answered: conn (the event
+					 * ring's) of the connection that served it; 0: none */
+	__le32 resp_reserved[11];	/* 0 */
 };
 
 /*

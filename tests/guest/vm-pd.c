@@ -12,8 +12,8 @@
  *     vbusd's log), the buffer's bytes intact, then deregistered;
  *   - a second PD is left allocated at exit: the host frees it when the connection ends.
  * Prints "VM-PD-OK" and exits 0, else one "VM-PD-FAIL" line and 1. With the argument
- * "hold" it then waits for a signal, holding the VM's channel (the test's second process
- * must be refused meanwhile).
+ * "hold" it then waits for a signal, holding its connection. VM_PD_DEV names another
+ * device than r0.
  *
  * "vm-pd events": the bus's events in a VM (docs/vm.md, "Events"): r0 opens, "VM-EV-READY"
  * is printed, then it waits in ibv_get_async_event (the test removes r0 on the host: the
@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <infiniband/verbs.h>
@@ -55,15 +56,16 @@ int main(int argc, char **argv)
 	struct ibv_wc wc;
 	struct ibv_mr *mr;
 	static char buf[8192];
+	const char *name = getenv("VM_PD_DEV") ? getenv("VM_PD_DEV") : "r0";
 
 	for (int i = 0; l && l[i]; i++)
-		if (!strcmp(ibv_get_device_name(l[i]), "r0"))
+		if (!strcmp(ibv_get_device_name(l[i]), name))
 			dev = l[i];
 	if (!dev)
-		FAIL("no device r0");
+		FAIL("no device %s", name);
 	c = ibv_open_device(dev);
 	if (!c)
-		FAIL("ibv_open_device r0: %s", strerror(errno));
+		FAIL("ibv_open_device %s: %s", name, strerror(errno));
 	if (argc > 1 && !strcmp(argv[1], "events"))
 		return events(c);
 	if (ibv_query_port(c, 1, &pa) || pa.state != IBV_PORT_ACTIVE)

@@ -3,10 +3,10 @@
 # variants: default
 # vbusd's death seen from a VM (docs/vm.md, "vbusd's death"), no RDMA needed: vbusd boots
 # Debian's VM kernel with `vbusctl vm add` on a bus with an echo device; in the VM,
-# `tests/vmguest/connector beat` connects through /dev/vbus-vm0, opens e0, binds its event
-# eventfd and waits. vbusd is then killed with SIGKILL: QEMU runs on (nothing tells it), but
+# `tests/vmguest/connector beat` connects twice through /dev/vbus-vm0 (two files: two
+# connections of the VM), opens e0 and binds the event eventfd on each, and waits. vbusd is then killed with SIGKILL: QEMU runs on (nothing tells it), but
 # vbusd's heartbeat in BAR2 stops, and within the driver's host_timeout_ms (5 s by default)
-# the program gets a DISCONNECTED event (what its library turns into
+# each connection gets a DISCONNECTED event (what the library turns into
 # IBV_EVENT_DEVICE_FATAL) and its next request fails with ECONNRESET. The time from the
 # kill to the event is printed (a figure, not a limit: the VM runs under TCG). The guest
 # kernel logs the driver's line and no warning or oops; the driver unloads. One VM boot,
@@ -41,7 +41,7 @@ grep -q "VBUS-VM-BEAT-OK" "$con" || fail "the program in the VM: $(grep 'VBUS-VM
 kill -0 "$qpid" 2>/dev/null || fail "QEMU ended with vbusd: nothing left to check"
 grep -q "vbus_vmguest.*vbusd's heartbeat stopped .* ms ago .*: the bus is gone" "$con" ||
 	fail "the driver did not log vbusd's death"
-echo "ok   vbusd killed (QEMU runs on): DISCONNECTED in the VM about $ms ms later (heartbeat stopped, host_timeout_ms 5000), the next request ECONNRESET"
+echo "ok   vbusd killed (QEMU runs on): DISCONNECTED on both of the VM's connections about $ms ms later (heartbeat stopped, host_timeout_ms 5000), the next requests ECONNRESET"
 
 vt_until 30 grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed"
 if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$con"; then

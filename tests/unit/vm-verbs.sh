@@ -32,6 +32,8 @@
 #     (tests/guest/devlist) lists k0, then k0 r1 once r1 is added on the host, then k0 once
 #     it is removed; before the VM, the same with a process guest on the host and r2;
 #   - the guest kernel logs no warning or oops; the driver unloads;
+#   - shut down from inside: the driver loaded again, a vm-pd holding a PD, then
+#     `poweroff -f`: QEMU exits 0 and vbusd frees the PD with the VM's connections;
 #   - vbusd alive; every connection of the VM gone; `vm del` leaves no QEMU, no child and
 #     no descriptor in vbusd; vbusd exits 0 on SIGTERM, no sanitizer report.
 # Skips (77) when QEMU, the VM kernel, the module, a static busybox, ibverbs-utils or bash's
@@ -112,7 +114,12 @@ ctl dev add r1 class vrdma backing=fake0 backend=relay bus b >/dev/null || fail 
 vt_until 180 at DEL || fail "the VM did not get to the hot removal (state $(vg_field state))"
 ctl dev del r1 >/dev/null || fail "dev del r1"
 vt_until 180 done_ || fail "the VM did not finish (state $(vg_field state))"
-[ "$(vg_field state)" = running ] || fail "the VM is $(vg_field state): $(vg_field why)"
+# It powers off from inside once it has printed its last line (below).
+case $(vg_field state) in
+running) ;;
+exited) [ "$(vg_field exit)" = 0 ] || fail "the VM exited $(vg_field exit): $(vg_field why)" ;;
+*) fail "the VM is $(vg_field state): $(vg_field why)" ;;
+esac
 out() { tr -d '\r' <"$con" | sed -n "s/^$1|//p"; }   # TAG: the tagged lines of the console
 rc() { tr -d '\r' <"$con" | sed -n "s/^$1-RC //p"; }
 
@@ -181,20 +188,25 @@ fi
 grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed"
 echo "ok   guest kernel: no warning or oops; driver unloaded"
 
+out VBUS-LAST | grep -q "^VM-PD-OK" || fail "the last holder in the VM: $(out VBUS-LAST)"
+vt_until 120 vg_ended || fail "the VM did not power off from inside (state $(vg_field state))"
+[ "$(vg_field state)" = exited ] && [ "$(vg_field exit)" = 0 ] ||
+	fail "the VM's poweroff: state $(vg_field state), exit $(vg_field exit) $(vg_field why)"
+echo "ok   the VM powered off from inside while a process held a PD on the host: QEMU exited 0"
 kill -0 "$vbusd_pid" || fail "vbusd died"
 vt_until 30 guests_gone || fail "the VM's connections outlived its processes: $(ctl -j guest show)"
 alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 [ "$alive" = "fake-verbs: ibv_dealloc_pd: 0 alive" ] || fail "PDs after the VM's processes ended: $alive"
-[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 12 ] || fail "not 12 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
-echo "ok   vbusd alive; every connection of the VM gone; 12 PDs made, none left ($alive)"
-for o in cq:create_cq:destroy_cq:8 mr:reg_mr:dereg_mr:4; do
+[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 15 ] || fail "not 15 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
+echo "ok   vbusd alive; every connection of the VM gone; 15 PDs made, none left ($alive)"
+for o in cq:create_cq:destroy_cq:10 mr:reg_mr:dereg_mr:5; do
 	IFS=: read -r what made gone n <<<"$o"
 	last=$(grep -o "fake-verbs: ibv_\($made\|$gone\): [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 	[ "$last" = "fake-verbs: ibv_$gone: 0 alive" ] || fail "${what}s after the VM's processes ended: $last"
 	[ "$(grep -c "fake-verbs: ibv_$made:" "$run/vbusd.log")" = "$n" ] ||
 		fail "not $n ${what}s made: $(grep "fake-verbs: ibv_$made" "$run/vbusd.log")"
 done
-echo "ok   8 CQs and 4 MRs made on fake0 from the VM (four vm-pd, two at a time), none left"
+echo "ok   10 CQs and 5 MRs made on fake0 from the VM (five vm-pd, two at a time), none left"
 
 vg_vm_del "$(vg_field pid)"
 vg_vbusd_end

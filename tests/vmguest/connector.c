@@ -30,10 +30,11 @@
  *   - the device removed while a process sleeps in read(): ENODEV, no hang; a rescan
  *     brings it back.
  *
- * "connector beat" (tests/unit/vm-vbusd-death.sh): HELLO, DEVOPEN e0, the event eventfd
- * bound; "VBUS-VM-BEAT-READY", then it waits for an event: the host kills vbusd, and the
- * driver, once vbusd's heartbeat has stopped, queues a DISCONNECTED; the next request then
- * fails with ECONNRESET. Prints VBUS-VM-BEAT-OK.
+ * "connector beat" (tests/unit/vm-vbusd-death.sh): two files, each HELLO, DEVOPEN e0 and
+ * the event eventfd bound (two connections); "VBUS-VM-BEAT-READY", then it waits for an
+ * event on each: the host kills vbusd, and the driver, once vbusd's heartbeat has stopped,
+ * queues a DISCONNECTED for both; their next requests then fail with ECONNRESET. Prints
+ * VBUS-VM-BEAT-OK.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -705,24 +706,32 @@ static int beat(void)
 	struct pollfd p;
 	uint32_t lost;
 	size_t len;
-	int fd = open(path, O_RDWR | O_CLOEXEC), efd = eventfd(0, EFD_CLOEXEC);
+	int fd[2], efd[2];
 
-	check(fd >= 0 && efd >= 0, "open %s, eventfd: %s", path, strerror(errno));
-	hello(fd);
-	check(!call(fd, VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len), "DEVOPEN e0");
-	b = (struct vbus_vm_eventfd){ .fd = efd };
-	check(!ioctl(fd, VBUS_VM_IOC_EVENTFD, &b), "EVENTFD: %s", strerror(errno));
+	/* Two files: two connections of the VM, each told of vbusd's death. */
+	for (int i = 0; i < 2; i++) {
+		fd[i] = open(path, O_RDWR | O_CLOEXEC);
+		efd[i] = eventfd(0, EFD_CLOEXEC);
+		check(fd[i] >= 0 && efd[i] >= 0, "open %s, eventfd: %s", path, strerror(errno));
+		hello(fd[i]);
+		check(!call(fd[i], VBUS_OP_DEVOPEN, 0, 0, &op, sizeof(op), &len), "DEVOPEN e0");
+		b = (struct vbus_vm_eventfd){ .fd = efd[i] };
+		check(!ioctl(fd[i], VBUS_VM_IOC_EVENTFD, &b), "EVENTFD: %s", strerror(errno));
+	}
 	printf("VBUS-VM-BEAT-READY\n");
-	p = (struct pollfd){ .fd = efd, .events = POLLIN };
-	check(poll(&p, 1, -1) == 1, "poll the event eventfd: %s", strerror(errno));
-	check(!take_event(fd, &ev, &lost), "EVENT: %s", strerror(errno));
-	check(ev.type == VBUS_EV_DISCONNECTED, "the event after vbusd's death: type %u code %u",
-	      ev.type, ev.code);
-	printf("VBUS-VM beat: DISCONNECTED once vbusd's heartbeat stopped\n");
-	check(write(fd, msg, sizeof(struct vbus_msg)) < 0 && errno == ECONNRESET,
-	      "a request after vbusd's death: %s", strerror(errno));
+	for (int i = 0; i < 2; i++) {
+		p = (struct pollfd){ .fd = efd[i], .events = POLLIN };
+		check(poll(&p, 1, -1) == 1, "poll the event eventfd: %s", strerror(errno));
+		check(!take_event(fd[i], &ev, &lost), "EVENT: %s", strerror(errno));
+		check(ev.type == VBUS_EV_DISCONNECTED,
+		      "the event after vbusd's death: type %u code %u", ev.type, ev.code);
+		check(write(fd[i], msg, sizeof(struct vbus_msg)) < 0 && errno == ECONNRESET,
+		      "a request after vbusd's death: %s", strerror(errno));
+		close(fd[i]);
+		close(efd[i]);
+	}
+	printf("VBUS-VM beat: both connections got DISCONNECTED once vbusd's heartbeat stopped\n");
 	printf("VBUS-VM beat: the next request fails with ECONNRESET\n");
-	close(fd);
 	printf("VBUS-VM-BEAT-OK\n");
 	return 0;
 }
