@@ -47,6 +47,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <vbus/proto.h>
 #include <vbus/vm.h>
@@ -119,18 +120,32 @@ static void hello(int fd)
 	       (unsigned long long)out.features);
 }
 
-static void echo(int fd, uint32_t h, size_t len)
+/* One echo of len bytes marked with tag: the same bytes back. */
+static void echo_quiet(int fd, uint32_t h, size_t len, uint8_t tag)
 {
 	static uint8_t in[VBUS_MAX_PAYLOAD];
 	size_t out;
 	int32_t st;
 
 	for (size_t i = 0; i < len; i++)
-		in[i] = (uint8_t)(i * 31 + len);
+		in[i] = (uint8_t)(i * 31 + len + tag);
 	st = call(fd, VBUS_OP_DEVCALL, h, 1, in, len, &out);
 	check(!st && out == len && !memcmp(ans + sizeof(struct vbus_msg), in, len),
 	      "echo of %zu bytes: status %d, %zu bytes back", len, st, out);
+}
+
+static void echo(int fd, uint32_t h, size_t len)
+{
+	echo_quiet(fd, h, len, 0);
 	printf("VBUS-VM echo %zu bytes: same bytes back\n", len);
+}
+
+static long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static void write_file(const char *file, const char *text)
@@ -640,7 +655,8 @@ static void one_event(int fd, int efd, uint32_t code)
  *     the second's echo is answered meanwhile, then the first reads its own answer;
  *   - each file's events reach that file only;
  *   - a third file connects; a fourth gets EBUSY (every slot taken) until one closes.
- * 10 messages answered by the bus, 2 events, 3 connections.
+ *   - two processes do 100 echoes each at once, every answer their own;
+ * 310 messages answered by the bus, 2 events, 3 connections.
  */
 static void conns(int fd, uint32_t h)
 {
@@ -686,6 +702,32 @@ static void conns(int fd, uint32_t h)
 	check(!ioctl(fd, VBUS_VM_IOC_EVENTFD, &b), "EVENTFD -1: %s", strerror(errno));
 	printf("VBUS-VM conns: each file's events reach that file only\n");
 
+	/* Two processes at once on their own files, each its echoes in turn with the other's
+	 * through the one mailbox: every answer its own (the bytes carry the process), none
+	 * lost (no hang), against one process alone for scale. */
+	{
+		long t0 = now_ms(), t1, t2;
+		pid_t pid;
+		int st;
+
+		for (int i = 0; i < 100; i++)
+			echo_quiet(fd, h, 64 + i, 1);
+		t1 = now_ms();
+		pid = fork();
+		check(pid >= 0, "fork: %s", strerror(errno));
+		if (!pid) {
+			for (int i = 0; i < 100; i++)
+				echo_quiet(f2, h2, 64 + i, 2);
+			_exit(0);
+		}
+		for (int i = 0; i < 100; i++)
+			echo_quiet(fd, h, 64 + i, 1);
+		check(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st),
+		      "the second process's echoes (wait status %#x)", st);
+		t2 = now_ms();
+		printf("VBUS-VM conns: 2 processes x 100 echoes at once in %ld ms, 1 x 100 alone in %ld ms\n",
+		       t2 - t1, t1 - t0);
+	}
 	hello(f3);
 	check(write(f4, msg, sizeof(struct vbus_msg)) < 0 && errno == EBUSY,
 	      "a fourth file with 3 slots: %s", strerror(errno));
