@@ -185,14 +185,14 @@ static void vmg_chan_keep(struct vmg_dev *dev, struct vmg_file *fl)
 	u32 len = readl(&ch->ctl->resp_len);
 	u32 conn = readl(&ch->ctl->resp_conn);
 
+	if (ch->conns && conn)
+		vmg_ev_set_conn(fl, conn);	/* vbusd's connection that served it */
 	if (fl->abandoned) {	/* the driver's caller left: nobody takes it */
 		fl->posted = fl->driver = fl->abandoned = false;
 		return;
 	}
 	fl->answered = true;
 	fl->ans_len = 0;
-	if (ch->conns && conn)
-		vmg_ev_set_conn(fl, conn);	/* vbusd's connection that served it */
 	if (st) {
 		fl->ans_status = st < 0 && st >= -MAX_ERRNO ? st : -EIO;
 	} else if (len < sizeof(struct vbus_msg) || len > ch->msg_max) {
