@@ -15,6 +15,7 @@
 #                         report ends with loopback against wire, bench/wire)
 #   make soak             the long runs of the hardening tests (not in CI): guest-churn with
 #                         1000 SIGKILLed guests per backend, guest-load for 2 minutes,
+#                         guest-nest on the relay too (make test: the kernel backend),
 #                         and bench-quick (bench/run --quick checked whole; soak-only)
 #   make fuzz             every libFuzzer target SECONDS=N each (60); MERGE=1 adds new inputs
 #                         to tests/fuzz-corpus/, TARGETS="fuzz-wqe ..." runs only those

@@ -18,7 +18,13 @@
  *                              read by the data path (doorbell, poll) for its whole call
  *   vbk_queue.lock    (spin)   one ring's consumer or producer state, taken with BHs off
  *   vbk_guest.ev_lock (spin, irqsave) the async event queue
- * Real completion and event handlers run in softirq context and take only ev_lock.
+ *   vbk_guest.comp_lock (spin, irqsave) a foreign attachment's list of CQs with pending
+ *                              completions; no lock of ours is taken under it
+ * Real completion and event handlers run in softirq context and take only ev_lock, a
+ * CQ ring's lock (a process guest's armed CQ) or comp_lock (a foreign attachment's CQ).
+ * A foreign attachment's completion worker (vbk_foreign.c) takes tbl for reading, then
+ * CQ (and SRQ) ring locks, and comp_lock alone; never ctl or an owner's lock, which
+ * revocation holds when it cancels the worker.
  */
 #ifndef VBK_H
 #define VBK_H
@@ -32,6 +38,7 @@
 #include <linux/list.h>
 #include <linux/kref.h>
 #include <linux/eventfd.h>
+#include <linux/workqueue.h>
 #include <rdma/ib_verbs.h>
 #include <vbus/vrdma.h>
 #include <vbus/vrdma-kernel.h>
@@ -125,6 +132,16 @@ struct vbk_guest {
 	struct ib_event_handler ib_ev;	/* port events of the backing device */
 	bool ib_ev_registered;
 
+	/* VBK_ATTACH_F_FOREIGN (vbk_foreign.c): vbusd's attachment for a VM. mm and ram are
+	 * referenced from attach to the last put; comp_* serve the pushed completions.
+	 */
+	bool foreign;
+	struct mm_struct *mm;		/* the only address space whose ioctls are taken */
+	struct file *ram;		/* the VM's RAM: every pinned range is a mapping of it */
+	spinlock_t comp_lock;
+	struct list_head comp_pending;	/* vbk_cq.comp_node: CQs the worker must look at */
+	struct delayed_work comp_work;
+
 	/* counters (atomic64 where the data path updates them) */
 	atomic64_t n_wqe, n_cqe, n_doorbell, n_poll, n_event, n_error;
 	/* charges refused by a max-objects or max-pinned quota (its own or an ancestor's) */
@@ -152,6 +169,9 @@ struct vbk_cq {
 	u32 handle;
 	struct vbk_queue q;		/* we produce */
 	struct eventfd_ctx *channel;	/* NULL: none */
+	/* foreign attachment: on g->comp_pending (under comp_lock; only while in the table) */
+	struct list_head comp_node;
+	bool comp_dead;			/* being freed: never listed again */
 };
 
 struct vbk_srq {
@@ -310,6 +330,18 @@ s64 vbk_queue_pending(struct vbk_queue *q);
 long vbk_doorbell(struct vbk_guest *g, u32 handle);
 /* vbk_poll.c */
 long vbk_poll_cq(struct vbk_guest *g, u32 handle);
+long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq, bool *full);
 void vbk_cq_comp(struct ib_cq *cq, void *ctx);
+
+/* vbk_foreign.c: VBK_ATTACH_F_FOREIGN */
+void vbk_foreign_init(struct vbk_guest *g);
+int vbk_foreign_attach(struct vbk_guest *g, int ram_fd);
+void vbk_foreign_put(struct vbk_guest *g);
+void vbk_foreign_stop(struct vbk_guest *g);
+int vbk_foreign_range_ok(struct vbk_guest *g, u64 addr, u64 len);
+long vbk_foreign_pin(struct vbk_guest *g, u64 first, unsigned int npages, struct page **pages);
+int vbk_foreign_cq_arm(struct vbk_cq *cq);
+void vbk_foreign_cq_kick(struct vbk_cq *cq);
+void vbk_foreign_cq_unlist(struct vbk_cq *cq);
 
 #endif /* VBK_H */

@@ -4,7 +4,9 @@
  * module fills (vbk_poll.c). The ring holds at least what the real CQ can, so overrun
  * happens where it happens natively. An armed CQ's completion handler signals the
  * guest's completion channel (an eventfd of the guest); it runs in softirq context and
- * touches nothing else.
+ * touches nothing else. On a foreign attachment the real CQ is always armed and its
+ * handler hands the CQ to the attachment's completion worker (vbk_foreign.c), which moves
+ * the completions and signals the channel.
  */
 #include <linux/eventfd.h>
 #include <linux/slab.h>
@@ -28,6 +30,10 @@ void vbk_cq_comp(struct ib_cq *ibcq, void *ctx)
 	struct vbk_cq *cq = ctx;
 	bool fire;
 
+	if (cq->g->foreign) {
+		vbk_foreign_cq_kick(cq);
+		return;
+	}
 	if (!cq->channel)
 		return;
 	spin_lock(&cq->q.lock);
@@ -39,6 +45,8 @@ void vbk_cq_comp(struct ib_cq *ibcq, void *ctx)
 
 void vbk_cq_free(struct vbk_guest *g, struct vbk_cq *cq)
 {
+	if (g->foreign)
+		vbk_foreign_cq_unlist(cq);	/* the worker never sees it again */
 	if (cq->cq)
 		ib_destroy_cq(cq->cq);
 	if (cq->channel)
@@ -64,6 +72,7 @@ int vbk_do_create_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	if (!cq)
 		return -ENOMEM;
 	cq->g = g;
+	INIT_LIST_HEAD(&cq->comp_node);
 	err = vbk_queue_map(g, &cq->q, le32_to_cpu(i->shm), le64_to_cpu(i->offset), entries,
 			    sizeof(struct vrdma_cqe), sizeof(struct vrdma_cqe));
 	if (err)
@@ -87,6 +96,11 @@ int vbk_do_create_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 		goto err_destroy;
 	/* Release: an empty ring before the guest sees the CQ's handle. */
 	smp_store_release(&cq->q.ring->prod, 0);
+	if (g->foreign) {	/* completions are pushed: armed from the start */
+		err = vbk_foreign_cq_arm(cq);
+		if (err)
+			goto err_destroy;
+	}
 	err = vbk_obj_new(g, VBK_OBJ_CQ, cq, &h);
 	if (err)
 		goto err_destroy;
@@ -203,6 +217,13 @@ int vbk_do_arm_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	cq = vbk_obj_get(g, le32_to_cpu(i->handle), VBK_OBJ_CQ, &err);
 	if (!cq)
 		return err;
+	/* Foreign: the real CQ is armed already, and re-arming it solicited-only would lose
+	 * the completions nobody polls for; the worker looks at the CQ again instead.
+	 */
+	if (g->foreign) {
+		vbk_foreign_cq_kick(cq);
+		return 0;
+	}
 	err = ib_req_notify_cq(cq->cq, so ? IB_CQ_SOLICITED : IB_CQ_NEXT_COMP);
 	return err < 0 ? err : 0;
 }

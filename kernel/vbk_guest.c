@@ -6,7 +6,9 @@
  * the last close of the descriptor (fork and SCM_RIGHTS share it, as a uverbs file), or
  * until the attachment is revoked: vbusd's admin descriptor closed, or the backing
  * device unregistered. A revoked attachment has no objects left; its calls get -EIO and
- * its guest gets one IBV_EVENT_DEVICE_FATAL.
+ * its guest gets one IBV_EVENT_DEVICE_FATAL. A foreign attachment (VBK_ATTACH_F_FOREIGN,
+ * vbk_foreign.c) is never handed over: vbusd keeps it for a VM, and it takes ioctls only
+ * from vbusd's address space.
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
@@ -93,6 +95,7 @@ void vbk_guest_revoke(struct vbk_guest *g)
 		g->dead = true;
 		up_write(&g->tbl);
 		vbk_obj_destroy_all(g);
+		vbk_foreign_stop(g);	/* no CQ is left to queue its worker */
 		if (g->ib_ev_registered)
 			ib_unregister_event_handler(&g->ib_ev);
 		g->ib_ev_registered = false;
@@ -107,6 +110,11 @@ static long guest_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 {
 	struct vbk_guest *g = f->private_data;
 
+	/* A foreign attachment serves only the address space that made it (vbusd's threads):
+	 * not a forked child, nor a process it was passed to.
+	 */
+	if (g->foreign && current->mm != g->mm)
+		return -EPERM;
 	switch (cmd) {
 	case VBK_IOC_DOORBELL:
 		return vbk_doorbell(g, (u32)arg);
@@ -121,6 +129,8 @@ static long guest_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 		return vbk_call(g, &c);
 	}
 	case VBK_IOC_CHILD:
+		if (g->foreign)
+			return -EPERM;	/* its memory is a VM's: nobody else's to share */
 		return vbk_guest_child(g, (const struct vbk_child __user *)arg);
 	default:	/* REVOKE, STATS, RES of its children */
 		return vbk_owner_ioctl(&g->kids, cmd, (void __user *)arg);
@@ -175,6 +185,7 @@ static void guest_free(struct kref *ref)
 
 	if (g->parent)
 		vbk_guest_put(g->parent);
+	vbk_foreign_put(g);
 	put_pid(g->user);
 	xa_destroy(&g->mrs);
 	kvfree(g->objs);
@@ -237,10 +248,20 @@ struct vbk_guest *vbk_guest_new(struct ib_device *dev, u32 port, u32 depth)
 	xa_init(&g->mrs);
 	spin_lock_init(&g->ev_lock);
 	init_waitqueue_head(&g->ev_wait);
+	vbk_foreign_init(g);
 	INIT_IB_EVENT_HANDLER(&g->ib_ev, dev, port_event);
 	ib_register_event_handler(&g->ib_ev);
 	g->ib_ev_registered = true;
 	return g;
+}
+
+/* A new attachment that never had a descriptor: freed with what it holds. */
+static void guest_discard(struct vbk_guest *g)
+{
+	ib_unregister_event_handler(&g->ib_ev);
+	ib_device_put(g->dev);
+	vbk_foreign_put(g);
+	kfree(g);
 }
 
 /*
@@ -267,9 +288,7 @@ int vbk_guest_publish(struct vbk_guest *g, struct vbk_owner *o, u32 max)
 	mutex_unlock(&vbk_guests_lock);
 	vbk_owner_del(g);
 err_free:
-	ib_unregister_event_handler(&g->ib_ev);
-	ib_device_put(g->dev);
-	kfree(g);
+	guest_discard(g);
 	return err;
 }
 
@@ -290,12 +309,12 @@ int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 	struct vbk_owner *o;
 	struct vbk_guest *g;
 	struct ib_device *dev;
-	int fd;
+	int fd, err;
 
 	if (memchr(at->ibdev, 0, sizeof(at->ibdev)) == NULL || !at->ibdev[0] ||
 	    !vbk_zero(at->reserved0, sizeof(at->reserved0)) ||
 	    !at->max_objects || (at->qp_types & ~VRDMA_WL_QP_TYPES) ||
-	    (at->access & ~VRDMA_WL_ACCESS))
+	    (at->access & ~VRDMA_WL_ACCESS) || (at->flags & ~VBK_ATTACH_F_FOREIGN))
 		return -EINVAL;
 	dev = ib_device_get_by_name(at->ibdev, RDMA_DRIVER_UNKNOWN);
 	if (!dev)
@@ -308,6 +327,13 @@ int vbk_guest_attach(struct vbk_admin *a, const struct vbk_attach *at)
 	if (!g) {
 		ib_device_put(dev);
 		return -ENOMEM;
+	}
+	if (at->flags & VBK_ATTACH_F_FOREIGN) {
+		err = vbk_foreign_attach(g, at->ram_fd);
+		if (err) {
+			guest_discard(g);
+			return err;
+		}
 	}
 	g->gid_index = at->gid_index;
 	g->max_objects = at->max_objects;

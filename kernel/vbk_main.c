@@ -237,7 +237,9 @@ static long admin_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	struct vbk_admin *a = f->private_data;
 	void __user *up = (void __user *)arg;
 
-	/* VBK_IOC_ATTACH of any size from VBK_ATTACH_SIZE_V1 up (its command carries it) */
+	/* VBK_IOC_ATTACH of any size from VBK_ATTACH_SIZE_V1 up (its command carries it); what
+	 * a shorter one leaves out is zero: below VBK_ATTACH_SIZE_V3, flags 0 (not foreign).
+	 */
 	if (_IOC_TYPE(cmd) == VBK_IOC_MAGIC && _IOC_NR(cmd) == _IOC_NR(VBK_IOC_ATTACH) &&
 	    _IOC_DIR(cmd) == _IOC_WRITE && _IOC_SIZE(cmd) >= VBK_ATTACH_SIZE_V1) {
 		struct vbk_attach at;

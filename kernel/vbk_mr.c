@@ -2,8 +2,10 @@
 /*
  * Memory regions: the guest's own pages, pinned in the guest's own call with
  * ib_reg_user_mr (iova = the guest's address), charged to its RLIMIT_MEMLOCK by the core
- * and to its quota here. No memfd, no moved pages. Every lkey the guest registers is kept
- * in g->mrs, the only keys its work requests may name (a kernel PD's DMA lkey is not one).
+ * and to its quota here. No memfd, no moved pages. On a foreign attachment the caller is
+ * vbusd and the pages must be in its shared mapping of the VM's RAM (vbk_foreign.c).
+ * Every lkey the guest registers is kept in g->mrs, the only keys its work requests may
+ * name (a kernel PD's DMA lkey is not one).
  *
  * Memory windows: Linux 6.1 has no kernel API for them (no ib_alloc_mw export, no bind in
  * the kernel send WR): ALLOC_MW is -EOPNOTSUPP on this backend and max_mw is 0.
@@ -70,6 +72,11 @@ int vbk_do_reg_mr(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	pd = vbk_obj_get(g, pdh, VBK_OBJ_PD, &err);
 	if (!pd)
 		return err;
+	if (g->foreign) {	/* only within the VM's RAM (vbk_foreign.c) */
+		err = vbk_foreign_range_ok(g, addr, len);
+		if (err)
+			return err;
+	}
 	/* Charged to g and its ancestors (vbk_child.c); -ENOMEM past a quota. */
 	err = vbk_charge(g, 0, len);
 	if (err)

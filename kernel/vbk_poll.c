@@ -6,7 +6,8 @@
  * its wr_id, the guest's QP or SRQ by handle and the sequence or slot that holds the
  * guest's wr_id. A completion whose QP is gone (destroyed while it waited in the CQ) is
  * dropped: the QP's kernel pointer is compared, never followed, unless the handle still
- * names that QP.
+ * names that QP. The move (vbk_cq_move) also runs in a foreign attachment's completion
+ * worker (vbk_foreign.c), which nobody's poll has to ask for.
  */
 #include "vbk.h"
 
@@ -102,27 +103,22 @@ static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc
 	return true;
 }
 
-long vbk_poll_cq(struct vbk_guest *g, u32 h)
+/*
+ * Move what cq's real CQ holds into the guest's ring, as much as fits; the caller holds
+ * tbl for reading (the QPs and SRQs the completions name stay put). Returns the
+ * completions moved; *full: the ring has no room left (the real CQ may hold more). A ring
+ * whose consumer index is nonsense is broken, and takes nothing more.
+ */
+long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq, bool *full)
 {
+	struct vbk_queue *q = &cq->q;
 	struct ib_wc wc[POLL_BATCH];
-	struct vbk_queue *q;
-	struct vbk_cq *cq;
 	u32 used, room;
 	long moved = 0;
-	int err, n, k;
+	int n, k;
 
-	down_read(&g->tbl);
-	if (g->dead) {
-		moved = -EIO;
-		goto out;
-	}
-	cq = vbk_obj_get(g, h, VBK_OBJ_CQ, &err);
-	if (!cq) {
-		moved = err;
-		goto out;
-	}
-	atomic64_inc(&g->n_poll);
-	q = &cq->q;
+	lockdep_assert_held(&g->tbl);
+	*full = false;
 	spin_lock_bh(&q->lock);
 	if (q->broken)
 		goto unlock;
@@ -150,11 +146,34 @@ long vbk_poll_cq(struct vbk_guest *g, u32 h)
 		if (n < POLL_BATCH)
 			break;
 	}
+	*full = !room;
 	/* Release: the CQEs above are visible before the guest sees the new prod. */
 	smp_store_release(&q->ring->prod, cpu_to_le32(q->idx));
 unlock:
 	spin_unlock_bh(&q->lock);
 	atomic64_add(moved, &g->n_cqe);
+	return moved;
+}
+
+long vbk_poll_cq(struct vbk_guest *g, u32 h)
+{
+	struct vbk_cq *cq;
+	bool full;
+	long moved;
+	int err;
+
+	down_read(&g->tbl);
+	if (g->dead) {
+		moved = -EIO;
+		goto out;
+	}
+	cq = vbk_obj_get(g, h, VBK_OBJ_CQ, &err);
+	if (!cq) {
+		moved = err;
+		goto out;
+	}
+	atomic64_inc(&g->n_poll);
+	moved = vbk_cq_move(g, cq, &full);
 out:
 	up_read(&g->tbl);
 	return moved;

@@ -4,7 +4,9 @@
  * SRQ's ring) into the real queues, in the caller's own system call. Softirqs are off
  * while posting and come back on before the call returns: rxe's requester tasklet, which
  * the post schedules, runs inside local_bh_enable(), in this process, as native rxe's
- * doorbell runs it inside the poster's write(). No thread hop.
+ * doorbell runs it inside the poster's write(). No thread hop. A foreign attachment's
+ * VBK_DOORBELL_ALL (vbusd, for a VM that rings one doorbell per context) drains every QP
+ * and SRQ the same way, one after the other.
  *
  * Each slot is copied out of guest memory once and decoded (vbk_wqe.c); every AH must be
  * one of this guest's AHs and inline data is posted from the module's own copy. A WQE that
@@ -304,22 +306,13 @@ static void qp_error(struct vbk_guest *g, struct vbk_qp *qp)
 	vbk_event(g, IB_EVENT_QP_FATAL, qp->handle, 0);
 }
 
-long vbk_doorbell(struct vbk_guest *g, u32 h)
+/* One QP's receive then send queue, or one SRQ's ring; then what a broken queue needs
+ * (this may sleep). The caller holds tbl for reading. The WQEs posted.
+ */
+static u32 drain_obj(struct vbk_guest *g, struct vbk_obj *o)
 {
-	struct vbk_obj *o;
-	long n = 0;
+	u32 n = 0;
 
-	down_read(&g->tbl);
-	if (g->dead) {
-		n = -EIO;
-		goto out;
-	}
-	o = vbk_obj_slot(g, h);
-	if (!o || (o->type != VBK_OBJ_QP && o->type != VBK_OBJ_SRQ)) {
-		n = -EINVAL;
-		goto out;
-	}
-	atomic64_inc(&g->n_doorbell);
 	local_bh_disable();
 	if (o->type == VBK_OBJ_QP) {
 		struct vbk_qp *qp = o->p;
@@ -334,9 +327,54 @@ long vbk_doorbell(struct vbk_guest *g, u32 h)
 	if (o->type == VBK_OBJ_QP && ((struct vbk_qp *)o->p)->need_err)
 		qp_error(g, o->p);
 	if (o->type == VBK_OBJ_SRQ && ((struct vbk_srq *)o->p)->need_event) {
-		((struct vbk_srq *)o->p)->need_event = false;
-		vbk_event(g, IB_EVENT_SRQ_ERR, h, 0);
+		struct vbk_srq *srq = o->p;
+
+		srq->need_event = false;
+		vbk_event(g, IB_EVENT_SRQ_ERR, srq->handle, 0);
 	}
+	return n;
+}
+
+/* VBK_DOORBELL_ALL on a foreign attachment: every QP and SRQ, in table order (the table
+ * does not change under tbl read). The WQEs posted.
+ */
+static long drain_all(struct vbk_guest *g)
+{
+	long n = 0;
+	u32 i;
+
+	for (i = 1; i < g->nobjs; i++) {
+		struct vbk_obj *o = &g->objs[i];
+
+		if (o->type == VBK_OBJ_QP || o->type == VBK_OBJ_SRQ)
+			n += drain_obj(g, o);
+	}
+	return n;
+}
+
+long vbk_doorbell(struct vbk_guest *g, u32 h)
+{
+	struct vbk_obj *o;
+	long n = 0;
+
+	down_read(&g->tbl);
+	if (g->dead) {
+		n = -EIO;
+		goto out;
+	}
+	if (h == VBK_DOORBELL_ALL && g->foreign) {
+		atomic64_inc(&g->n_doorbell);
+		n = drain_all(g);
+		atomic64_add(n, &g->n_wqe);
+		goto out;
+	}
+	o = vbk_obj_slot(g, h);	/* handle 0 (VBK_DOORBELL_ALL) is none: -EINVAL */
+	if (!o || (o->type != VBK_OBJ_QP && o->type != VBK_OBJ_SRQ)) {
+		n = -EINVAL;
+		goto out;
+	}
+	atomic64_inc(&g->n_doorbell);
+	n = drain_obj(g, o);
 	atomic64_add(n, &g->n_wqe);
 out:
 	up_read(&g->tbl);

@@ -293,8 +293,11 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 		return -EINVAL;
 	if ((mask & IB_QP_ACCESS_FLAGS) && vbk_wl_lacks(g, a.qp_access_flags))
 		return vbk_refuse(g, "QP access flags", vbk_wl_lacks(g, a.qp_access_flags));
-	/* As uverbs: a privileged Q_Key only for CAP_NET_RAW. */
-	if ((mask & IB_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED) && !capable(CAP_NET_RAW))
+	/* As uverbs: a privileged Q_Key only for CAP_NET_RAW; never on a foreign attachment,
+	 * whose caller is vbusd acting for a VM (its capability is not the VM's).
+	 */
+	if ((mask & IB_QP_QKEY) && (a.qkey & QKEY_PRIVILEGED) &&
+	    (g->foreign || !capable(CAP_NET_RAW)))
 		return -EPERM;
 	if (mask & IB_QP_AV) {
 		err = vbk_ah_attr_in(g, &a.ah_attr, &v->ah_attr);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Rings in the guest's own memory: a struct vrdma_ring then `entries` slots, at a user
- * address of the attaching process. The pages are pinned (FOLL_LONGTERM) and mapped into
- * the kernel once, at create; the ring's geometry is kept here and never re-read from
- * guest memory, and every index the guest writes is checked against it.
+ * address of the attaching process (on a foreign attachment, vbusd's address inside its
+ * shared mapping of the VM's RAM, and nowhere else). The pages are pinned (FOLL_LONGTERM)
+ * and mapped into the kernel once, at create; the ring's geometry is kept here and never
+ * re-read from guest memory, and every index the guest writes is checked against it.
  */
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
@@ -41,7 +42,10 @@ int vbk_queue_map(struct vbk_guest *g, struct vbk_queue *q, u32 shm, u64 uaddr, 
 		err = -ENOMEM;
 		goto err_uncharge;
 	}
-	got = pin_user_pages_fast(first, npages, FOLL_WRITE | FOLL_LONGTERM, q->pages);
+	if (g->foreign)	/* only within the VM's RAM (vbk_foreign.c) */
+		got = vbk_foreign_pin(g, first, npages, q->pages);
+	else
+		got = pin_user_pages_fast(first, npages, FOLL_WRITE | FOLL_LONGTERM, q->pages);
 	if (got < 0) {
 		err = got;
 		goto err_free;

@@ -35,6 +35,7 @@
 #include "vbusd.h"
 #include "class_vrdma_cm.h"
 #include "class_vrdma_fwd.h"
+#include "class_vrdma_vmk.h"
 
 struct vrdma_dev {
 	struct ibv_device **list;
@@ -42,6 +43,8 @@ struct vrdma_dev {
 	struct vrdma_policy pol;
 	struct vbd_cm_policy cm_pol;	/* rdma_cm: the local address guests may use */
 	bool kernel;			/* the resolved backend: kernel, else relay */
+	bool vm_relay;			/* vm=relay: VMs' connections on the relay anyway */
+	bool vm_told;			/* the relay serves VMs: the module is too old (logged) */
 	/* Nested (docs/nesting.md): the backing device is a vbus device of the bus this vbusd
 	 * is a guest of. nest_ctx is a context on it, kept to ask whether the parent revoked
 	 * it; nest_query is the guest library's vbus_verbs_query_limits. */
@@ -74,6 +77,8 @@ struct vrdma_inst {
 	/* kernel: vbusd's copy of the attachment until DEVFD hands it to the guest, then -1 */
 	int attach_fd;
 	int owner_fd;			/* what it was made through: -1 admin, else pt_fd */
+	/* kernel, a VM's connection: vbusd makes its calls (class_vrdma_vmk.c) */
+	struct vbd_vmk *vmk;
 };
 
 #define KERNEL_NOTE "the objects are in the kernel module, which did not list them"
@@ -304,8 +309,9 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 {
 	static const char *const known[] = { "backing", "port", "gid", "max-pinned",
 					     "max-objects", "qp-types", "access", "backend",
-					     "mode" };
+					     "mode", "vm" };
 	const char *backing = vbd_dev_attr(d, "backing"), *b, *mode = vbd_dev_attr(d, "mode");
+	const char *vm = vbd_dev_attr(d, "vm");
 	struct vbus_verbs_limits lim;
 	struct vrdma_policy wl;
 	struct vrdma_dev *v;
@@ -320,7 +326,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 			k++;
 		if (k == sizeof(known) / sizeof(known[0])) {
 			snprintf(err, errn, "unknown attribute '%s' (backing, port, gid, max-pinned, "
-				 "max-objects, qp-types, access, backend, mode)", d->attr_key[i]);
+				 "max-objects, qp-types, access, backend, mode, vm)", d->attr_key[i]);
 			return -EINVAL;
 		}
 	}
@@ -340,6 +346,11 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 		return -EINVAL;
 	}
 	pt = mode && !strcmp(mode, "passthrough");
+	if (vm && strcmp(vm, "kernel") && strcmp(vm, "relay")) {
+		snprintf(err, errn, "vm=%s: want kernel or relay (how a VM's processes are served "
+			 "on a kernel-backend device)", vm);
+		return -EINVAL;
+	}
 	/* An explicit backend first (backend=kernel without the module says so whatever the
 	 * backing device); auto waits until we know whether the device is a vbus one. */
 	b = vbd_dev_attr(d, "backend");
@@ -352,6 +363,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 	if (!v)
 		return -ENOMEM;
 	v->pt_fd = -1;
+	v->vm_relay = vm && !strcmp(vm, "relay");
 	v->gen = __atomic_add_fetch(&dev_gen, 1, __ATOMIC_RELAXED);
 	/* Both backends: the device must be there, and `gone` watches its uverbs node. Only
 	 * the relay opens contexts on it (one per guest, in vrdma_open). */
@@ -572,7 +584,7 @@ static uint64_t attach_tag(const struct vrdma_inst *in)
  * guest's id (for its counters). vbusd keeps the descriptor only until the guest takes it
  * with DEVFD (vrdma_devfd). 0 or -errno.
  */
-static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
+static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in, bool foreign)
 {
 	const struct vrdma_dev *v = d->priv;
 	struct vbk_attach a = {
@@ -584,6 +596,8 @@ static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		.tag = attach_tag(in),
 		.qp_types = v->pol.qp_types,
 		.access = v->pol.access,
+		.flags = foreign ? VBK_ATTACH_F_FOREIGN : 0,
+		.ram_fd = foreign ? in->g->vm.ram_fd : 0,
 	};
 	int err;
 
@@ -592,12 +606,35 @@ static int kernel_open(const struct vbd_dev *d, struct vrdma_inst *in)
 		return -ENAMETOOLONG;
 	in->owner_fd = -1;
 	err = vbd_kernel_attach(&a, &in->attach_fd);
+	if (err == -EOPNOTSUPP && foreign)
+		return err;	/* a module without foreign attachments: the relay serves */
 	if (err) {
 		vbd_warn("vrdma %s: guest %u: the module refused the attachment: %s", d->name,
 			 in->g->id, strerror(-err));
 		return err;
 	}
 	vbd_dbg("vrdma %s: guest %u attached (kernel backend)", d->name, in->g->id);
+	return 0;
+}
+
+/*
+ * A VM's connection on the kernel backend (class_vrdma_vmk.c): a foreign attachment over
+ * the VM's RAM, which vbusd keeps and calls through. 0, -EOPNOTSUPP when the module has
+ * no foreign attachments, or -errno.
+ */
+static int vm_open(const struct vbd_dev *d, struct vrdma_inst *in)
+{
+	int err = kernel_open(d, in, true);
+
+	if (err)
+		return err;
+	err = vbd_vmk_open(&in->vmk, in->g, in->handle, in->attach_fd);
+	if (err) {
+		close(in->attach_fd);
+		vbd_kernel_revoke_on(in->owner_fd, attach_tag(in));
+		return err;
+	}
+	in->kernel = true;
 	return 0;
 }
 
@@ -745,8 +782,9 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 	in->g = g;
 	in->handle = handle;
 	/* A guest that cannot take the module's descriptor (it did not negotiate
-	 * VBUS_F_DEVFD: a VM's connection, docs/vm.md) is served by the relay on a
-	 * kernel-backend device too, on a context of vbusd's own. */
+	 * VBUS_F_DEVFD: a VM's connection, docs/vm.md) gets no attachment of its own: a VM's
+	 * is served through vbusd's foreign attachment (vm_open, below), or by the relay on
+	 * a context of vbusd's own. */
 	in->kernel = v->kernel && (g->features & VBUS_F_DEVFD);
 	in->dev = v;
 	in->attach_fd = -1;
@@ -767,8 +805,21 @@ static int vrdma_open(struct vbd_dev *d, struct vbd_guest *g, uint32_t handle, v
 			return -EPERM;	/* the device was replaced by one that makes no children */
 		}
 	}
+	/* A VM's connection on a kernel-backend device: the module serves it too, through
+	 * a foreign attachment vbusd holds (vm_open); the relay does with vm=relay, or with a
+	 * module that has no foreign attachments. */
+	if (pol.vm && v->kernel && !v->vm_relay && v->pt_fd < 0 && !v->fwd &&
+	    g->child.cls != &vbd_class_vrdma) {
+		err = vm_open(d, in);
+		if (err != -EOPNOTSUPP)
+			goto out;
+		if (!__atomic_exchange_n(&v->vm_told, true, __ATOMIC_RELAXED))
+			vbd_info("vrdma %s: the loaded module has no foreign attachments: VMs are "
+				 "served by the relay (load this build's vbus_vrdma)", d->name);
+	}
 	err = v->fwd ? fwd_open(v, in) : !in->kernel ? relay_open(v, in, &pol) :
-	      v->pt_fd >= 0 ? child_open(d, in) : kernel_open(d, in);
+	      v->pt_fd >= 0 ? child_open(d, in) : kernel_open(d, in, false);
+out:
 	if (err) {
 		free(in);
 		return err;
@@ -796,6 +847,8 @@ static void vrdma_close(void *inst)
 		 * guest left the bus (its connection closed): its descriptor, if it took it,
 		 * may live on in a forked child or an SCM_RIGHTS receiver, and the objects
 		 * with it until its last close, as a uverbs file's (docs/kernel.md). */
+		if (in->vmk)
+			vbd_vmk_close(in->vmk);	/* its thread uses the descriptor */
 		if (in->attach_fd >= 0)
 			close(in->attach_fd);
 		if (linger)
@@ -833,6 +886,8 @@ static int vrdma_call(void *inst, uint32_t fn, const void *inp, size_t inlen, vo
 		}
 		return vbd_cm_call(in->cm, fn, inp, inlen, out, outmax, outlen);
 	}
+	if (in->vmk)
+		return vbd_vmk_call(in->vmk, fn, inp, inlen, out, outmax, outlen);
 	if (in->kernel)
 		return -EOPNOTSUPP;	/* its functions are ioctls on the DEVFD descriptor */
 	if (in->fwd)
@@ -862,8 +917,8 @@ static int vrdma_devfd(void *inst, int *fd)
 {
 	struct vrdma_inst *in = inst;
 
-	if (!in->kernel)
-		return -EOPNOTSUPP;	/* relay: the guest uses DEVCALL */
+	if (!in->kernel || in->vmk)
+		return -EOPNOTSUPP;	/* relay, or a VM's: the guest uses DEVCALL */
 	if (in->attach_fd < 0)
 		return -EALREADY;	/* handed out, and vbusd kept no copy */
 	*fd = in->attach_fd;
@@ -964,16 +1019,24 @@ static int kernel_show(const struct vrdma_inst *in, char *buf, size_t n)
 {
 	struct vbk_stats st;
 	int r = vbd_kernel_stats_on(in->owner_fd, in->g->id, &st);
+	char vm[96] = "";
 
+	if (in->vmk) {	/* a VM's: vbusd rings its doorbells and forwards its events */
+		uint64_t db, ev;
+
+		vbd_vmk_counts(in->vmk, &db, &ev);
+		snprintf(vm, sizeof(vm), ",\"vm\":{\"doorbells\":%llu,\"events\":%llu}",
+			 (unsigned long long)db, (unsigned long long)ev);
+	}
 	if (r)
-		return snprintf(buf, n, "{\"backend\":\"kernel\",\"stats_error\":\"%s\"}",
-				strerror(-r));
+		return snprintf(buf, n, "{\"backend\":\"kernel\",\"stats_error\":\"%s\"%s}",
+				strerror(-r), vm);
 	return snprintf(buf, n, "{\"backend\":\"kernel\",\"objects\":%u,\"pinned_bytes\":%llu,"
 			"\"wqes\":%llu,\"cqes\":%llu,\"errors\":%llu,\"quota_hits\":{\"max-objects\":%llu,"
-			"\"max-pinned\":%llu}}", st.objects,
+			"\"max-pinned\":%llu}%s}", st.objects,
 			(unsigned long long)st.pinned_bytes, (unsigned long long)st.wqes,
 			(unsigned long long)st.cqes, (unsigned long long)st.errors,
-			(unsigned long long)st.quota_objects, (unsigned long long)st.quota_pinned);
+			(unsigned long long)st.quota_objects, (unsigned long long)st.quota_pinned, vm);
 }
 
 /* The kernel backend's quotas are the module's to refuse (the relay's call

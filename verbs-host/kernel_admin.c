@@ -64,7 +64,9 @@ static int admin(void)
 
 /* A new attachment (VBK_IOC_ATTACH): its descriptor in *fd, or -errno. A module older
  * than the whitelist takes only VBK_ATTACH_SIZE_V1 bytes: asked again so when a's
- * whitelist is the whole one, else -EOPNOTSUPP (it could not narrow it). */
+ * whitelist is the whole one, else -EOPNOTSUPP (it could not narrow it). A module older
+ * than foreign attachments refuses a's flags (E2BIG: a tail it does not know, not zero):
+ * -EOPNOTSUPP too. */
 int vbd_kernel_attach(const struct vbk_attach *a, int *fd)
 {
 	int r;
@@ -72,6 +74,8 @@ int vbd_kernel_attach(const struct vbk_attach *a, int *fd)
 	if (admin() < 0)
 		return -ENODEV;	/* no device resolved to the kernel backend */
 	r = ioctl(admin(), VBK_IOC_ATTACH, a);
+	if (r < 0 && a->flags && (errno == E2BIG || errno == ENOTTY))
+		return -EOPNOTSUPP;
 	if (r < 0 && errno == ENOTTY) {
 		if (a->qp_types != VRDMA_WL_QP_TYPES || a->access != VRDMA_WL_ACCESS)
 			return -EOPNOTSUPP;

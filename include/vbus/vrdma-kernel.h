@@ -9,7 +9,9 @@
  *           whose guest still holds its descriptor. Closing the admin descriptor
  *           (vbusd's death) revokes every attachment made through it: their objects are
  *           destroyed, their calls get -EIO, their guests get IBV_EVENT_DEVICE_FATAL.
- *   guest   an attachment, handed to the guest by the bus (VBUS_OP_DEVFD, docs/abi.md).
+ *   guest   an attachment, handed to the guest by the bus (VBUS_OP_DEVFD, docs/abi.md),
+ *           or, made with VBK_ATTACH_F_FOREIGN, kept by vbusd to serve a VM's process from
+ *           its own mappings of the VM's RAM (below).
  *           Control verbs are VBK_IOC_CALL with the DEVCALL payloads of <vbus/vrdma.h>;
  *           doorbells and busy polls are VBK_IOC_DOORBELL and VBK_IOC_POLL_CQ; async
  *           events are read() as struct vbk_event records (poll() for POLLIN).
@@ -29,7 +31,10 @@
  *   - CREATE_CQ's `channel` is an eventfd descriptor of the caller plus one (0: none): the
  *     module signals it when the armed CQ gets a completion;
  *   - the module keeps VRDMA_RING_NEED_WAKEUP set on every queue the guest produces into:
- *     each post rings the doorbell, which drains the queue in the caller's own system call.
+ *     each post rings the doorbell, which drains the queue in the caller's own system call;
+ *   - on a foreign attachment (VBK_ATTACH_F_FOREIGN) every such address is the caller's
+ *     (vbusd's) address inside its MAP_SHARED mapping of the VM's RAM, and ARM_CQ only
+ *     asks the module to look at the CQ again (its real CQ is always armed).
  *
  * Fixed-width fields, sizes multiples of 8, reserved fields zero, as in vrdma.h. This
  * header is shared by the module and userspace: it uses only <linux/types.h> and
@@ -64,9 +69,32 @@ struct vbk_attach {
 	 * the module's own (EINVAL); left out: all of the module's */
 	__u32 qp_types;			/* VRDMA_QPT_BIT(IB_QPT_*) the guest may create */
 	__u32 access;			/* IB_ACCESS_* its MRs and QPs may carry */
+	/* since VBK_ATTACH_SIZE_V3 (left out: 0, a process guest's attachment) */
+	__u32 flags;			/* VBK_ATTACH_F_*; an unknown bit: EINVAL */
+	__s32 ram_fd;			/* FOREIGN: the caller's descriptor of the VM's RAM (a
+					 * memfd); ignored without the flag */
 };
 #define VBK_ATTACH_SIZE_V1	96	/* up to tag */
 #define VBK_ATTACH_SIZE_V2	104	/* up to access */
+#define VBK_ATTACH_SIZE_V3	112	/* up to ram_fd */
+
+/*
+ * VBK_ATTACH_F_FOREIGN: an attachment that the caller (vbusd) keeps and uses itself, for a
+ * guest whose memory is not the caller's own: a VM, whose RAM the caller maps MAP_SHARED
+ * from the memfd `ram_fd` (docs/kernel.md, "Foreign attachments"). The module takes a
+ * reference to that file and to the caller's address space at attach, and then:
+ *   - every ioctl on the descriptor from another address space is EPERM (a forked child or
+ *     a process it was passed to), and VBK_IOC_CHILD is EPERM;
+ *   - every ring and MR address must lie wholly in MAP_SHARED mappings of that file in the
+ *     caller's address space (EFAULT otherwise);
+ *   - a privileged Q_Key is EPERM whatever the caller's capabilities;
+ *   - VBK_IOC_DOORBELL(VBK_DOORBELL_ALL) drains every QP and SRQ;
+ *   - completions are pushed: the module moves them into the guest's CQ ring as they come
+ *     (no VBK_IOC_POLL_CQ needed, though it still works) and signals the CQ's channel when
+ *     the guest has set ring->armed (any value: solicited-only is taken as any).
+ * Refused: ram_fd not open (EBADF) or not a memfd or tmpfs file (EINVAL).
+ */
+#define VBK_ATTACH_F_FOREIGN	(1u << 0)
 
 /* VBK_IOC_STATS: in: guest_id; out: the counters of that attachment (-ENOENT: none).
  * The struct may grow at its end: the module takes the ioctl with any size from
@@ -227,15 +255,18 @@ struct vbk_tree_node {
 #define VBK_IOC_TREE		_IOWR(VBK_IOC_MAGIC, 0x05, struct vbk_tree)
 #define VBK_IOC_CALL		_IOW(VBK_IOC_MAGIC, 0x10, struct vbk_call)
 /* arg: a QP handle (its send and receive queues) or an SRQ handle: post what the guest
- * has published, in the caller's context. Returns the WQEs posted or -errno. */
+ * has published, in the caller's context. Returns the WQEs posted or -errno (EINVAL: not a
+ * QP or SRQ). On a foreign attachment, VBK_DOORBELL_ALL drains every QP's queues and every
+ * SRQ (a VM rings one doorbell for its context); elsewhere it is EINVAL, as handle 0 is. */
 #define VBK_IOC_DOORBELL	_IO(VBK_IOC_MAGIC, 0x11)
+#define VBK_DOORBELL_ALL	0
 /* arg: a CQ handle: move what the real CQ holds into the guest's ring (as much as fits).
  * Returns the completions moved or -errno. */
 #define VBK_IOC_POLL_CQ		_IO(VBK_IOC_MAGIC, 0x12)
 #define VBK_IOC_CHILD		_IOW(VBK_IOC_MAGIC, 0x13, struct vbk_child)
 
 #define VBK_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
-VBK_ASSERT_SIZE(vbk_attach, VBK_ATTACH_SIZE_V2);
+VBK_ASSERT_SIZE(vbk_attach, VBK_ATTACH_SIZE_V3);
 VBK_ASSERT_SIZE(vbk_stats, VBK_STATS_SIZE_V2);
 VBK_ASSERT_SIZE(vbk_call, 32);
 VBK_ASSERT_SIZE(vbk_event, 16);

@@ -19,6 +19,8 @@
 # `dev del` at depth 0 reaches a nested guest of a relay middle as DEVICE_FATAL, and the
 # middle removes its device.
 # timeout: 300
+# backends: kernel
+# soak-backends: kernel relay
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
 . "$VBUS_TOP/tests/lib/nest.sh"

@@ -7,9 +7,10 @@
 # time was measured). The figures are printed side by side (one run each, not judged:
 # timings here are noise; bench/ measures). The native controls run once per suite
 # (vd_controls, tests/lib/vbusd.sh): with the module loaded, the relay variant prints "ctl"
-# in their column, the kernel variant ran them. make test's relay variant then runs guest to
-# guest only (the relay on both sides; guest-perftest runs its mixed paths), printing "soak"
-# in the mixed columns; its kernel variant runs one mixed path a case, guest>nat and
+# in their column, the kernel variant ran them. make test runs the kernel variant only
+# (the relay's, `make soak`: guest to guest only, the relay on both sides, printing "soak"
+# in the mixed columns; guest-perftest runs the relay's mixed paths); the kernel variant
+# runs one mixed path a case, guest>nat and
 # nat>guest in turn ("soak" in the other; which case gets which swaps with
 # VBUS_MATRIX_PHASE, by default the day's parity, printed); VBUS_FULL=1 (make soak) runs
 # every path on every backend.
@@ -18,6 +19,8 @@
 # mode ("Events feature not available on WRITE verb", natively too).
 # timeout: 300
 # soak-timeout: 1200
+# backends: kernel
+# soak-backends: kernel relay
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top/bench/lib/perftest.sh"
 . "$top/tests/lib/vbusd.sh"

@@ -6,7 +6,8 @@
  * ibv_get_async_event, that its async_fd works with poll(), and that ibv_query_port follows.
  * With the argument "fatal" the script kills vbusd instead: the context must report
  * IBV_EVENT_DEVICE_FATAL, and verbs must then fail or return at once, never hang. With
- * "gid N" it also waits, after PORT_ACTIVE, until GID index N is set again.
+ * "gid N" it also waits, after PORT_ACTIVE, until GID index N is set again. It opens the
+ * first device, or the one $VBUS_PE_DEVICE names.
  */
 #include <errno.h>
 #include <poll.h>
@@ -110,12 +111,17 @@ static void gid_back(struct ibv_context *ctx, int index)
 int main(int argc, char **argv)
 {
 	struct ibv_device **list = ibv_get_device_list(NULL);
+	const char *want = getenv("VBUS_PE_DEVICE");	/* else the first device */
 	struct ibv_context *ctx;
 	struct ibv_port_attr pa;
+	int d = 0;
 
 	check(list && list[0], "no device");
-	ctx = ibv_open_device(list[0]);
-	check(ctx, "open %s", ibv_get_device_name(list[0]));
+	while (want && list[d] && strcmp(ibv_get_device_name(list[d]), want))
+		d++;
+	check(list[d], "no device %s", want);
+	ctx = ibv_open_device(list[d]);
+	check(ctx, "open %s", ibv_get_device_name(list[d]));
 	check(!ibv_query_port(ctx, 1, &pa) && pa.state == IBV_PORT_ACTIVE, "port 1 not active");
 	if (argc > 1 && !strcmp(argv[1], "fatal")) {
 		struct ibv_pd *pd = ibv_alloc_pd(ctx);

@@ -16,7 +16,9 @@
  *                passthrough tree) on a regular file (vbusd opens one as
  *                its admin descriptor when $VBUS_VRDMA_ADMIN names it): ATTACH checks the
  *                request and returns a memfd named "vbk-attach" holding it, so that the
- *                guest that receives it can read what vbusd asked for; STATS answers the
+ *                guest that receives it can read what vbusd asked for; a foreign one (a
+ *                VM's, flags set) is refused as a module older than them refuses it
+ *                (E2BIG), so that a VM is served by the relay; STATS answers the
  *                guest ids attached so far with counters derived from the id.
  * Every other ioctl goes to the real one.
  */
@@ -377,6 +379,10 @@ static int fake_attach(const struct vbk_attach *a)
 	if (!memchr(a->ibdev, 0, sizeof(a->ibdev)) || !a->port || memcmp(a->reserved0, zero, 3) ||
 	    !a->guest_id || a->tag >> 32 != a->guest_id) {
 		errno = EINVAL;
+		return -1;
+	}
+	if (a->flags || a->ram_fd) {	/* as a module older than foreign attachments */
+		errno = E2BIG;
 		return -1;
 	}
 	fd = memfd_create("vbk-attach", MFD_CLOEXEC);

@@ -135,6 +135,20 @@ fi
 plain=$(so)
 [ "$plain" = "device/ts-fake-short " ] && ok "tests/run: a plain run leaves a '# soak-only:' test out" ||
 	bad "tests/run without -k lists '$plain'"
+# `# soak-backends:` replaces `# backends:` under VBUS_SOAK=1 only.
+mkdir -p "$tmp/sb"
+printf '#!/bin/bash
+# backends: relay
+# soak-backends: relay kernel
+exit 0
+' >"$tmp/sb/ts-fake-nest.sh"
+sb() { VBUS_TEST_DEVICE_DIR=$tmp/sb "$top/tests/run" --inside "$tmp/sbout" --list "$@" 2>&1 | grep ts-fake | tr '\n' ' '; }
+b1=$(sb) b2=$(VBUS_SOAK=1 sb)
+if [ "$b1" = "device/ts-fake-nest[relay] " ] && [ "$b2" = "device/ts-fake-nest[relay] device/ts-fake-nest[kernel] " ]; then
+	ok "tests/run: '# soak-backends:' adds the kernel variant under VBUS_SOAK=1 only"
+else
+	bad "tests/run and '# soak-backends:': '$b1' '$b2'"
+fi
 
 out=$("$top/tests/run" --budget 1x --list 2>&1); rc=$?
 [ $rc = 2 ] && ok "tests/run --budget 1x is refused (exit 2)" || bad "tests/run --budget 1x: rc $rc '$out'"

@@ -35,7 +35,7 @@ static void nest_lookup(void)
 	nest_forget = (vbus_verbs_shm_forget_fn *)dlsym(RTLD_DEFAULT, VBUS_VERBS_SHM_FORGET);
 }
 
-static void window_unmap(void *w, size_t len)
+void vrdma_window_unmap(void *w, size_t len)
 {
 	pthread_once(&nest_once, nest_lookup);
 	if (nest_forget)
@@ -48,15 +48,17 @@ void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
 	g->pinned -= mr->mr->length;
 	vrdma_charge_add(g->charge, 0, -(int64_t)mr->mr->length, NULL, NULL);
 	ibv_dereg_mr(mr->mr);
-	window_unmap(mr->window, mr->window_len);
+	vrdma_window_unmap(mr->window, mr->window_len);
 	free(mr);
 }
 
-/* Map the pieces into a fresh window of `total` bytes. 0 or -errno. Each region is held
- * only while its piece is mapped: the window maps the memfd itself, so the MR does not need
- * the bus's mapping, and the guest may revoke the region while the MR lives. */
-static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces,
-		      uint32_t n, uint64_t total, void **window)
+/* Map the pieces into a fresh window of `total` bytes, the regions looked up through
+ * env (with priv) and `page` the page size. 0 or -errno. Each region is held only while its
+ * piece is mapped: the window maps the memfd itself, so the MR does not need the bus's
+ * mapping, and the guest may revoke the region while the MR lives. */
+int vrdma_map_window(const struct vrdma_env_ops *env, void *priv, long page,
+		     const struct vrdma_mr_piece *pieces, uint32_t n, uint64_t total,
+		     void **window)
 {
 	uint64_t pos = 0;
 	uint8_t *w;
@@ -71,10 +73,10 @@ static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces
 		uint32_t shm = le32toh(pieces[k].shm);
 		struct vrdma_region r;
 
-		err = g->env->region(g->env_priv, shm, &r);
+		err = env->region(priv, shm, &r);
 		if (err)
 			goto err_unmap;
-		if (pieces[k].reserved || !len || off % g->page || len % g->page ||
+		if (pieces[k].reserved || !len || off % page || len % page ||
 		    off > r.size || len > r.size - off || len > total - pos)
 			err = -EINVAL;
 		else if (r.pages && nest_add)
@@ -87,8 +89,8 @@ static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces
 		else if (nest_add)
 			err = nest_add(w + pos, len, r.fd, r.size, off);
 		/* Mapped or refused, the piece needs the region no more. */
-		if (g->env->region_put)
-			g->env->region_put(g->env_priv, shm);
+		if (env->region_put)
+			env->region_put(priv, shm);
 		if (err)
 			goto err_unmap;
 		pos += len;
@@ -101,7 +103,7 @@ static int map_window(struct vrdma_guest *g, const struct vrdma_mr_piece *pieces
 	return 0;
 
 err_unmap:
-	window_unmap(w, total);
+	vrdma_window_unmap(w, total);
 	return err;
 }
 
@@ -153,7 +155,7 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		goto err_charge;
-	err = map_window(g, pieces, n, total, &mr->window);
+	err = vrdma_map_window(g->env, g->env_priv, g->page, pieces, n, total, &mr->window);
 	if (err)
 		goto err_free;
 	mr->window_len = total;
@@ -177,7 +179,7 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 err_dereg:
 	ibv_dereg_mr(mr->mr);
 err_unmap:
-	window_unmap(mr->window, total);
+	vrdma_window_unmap(mr->window, total);
 err_free:
 	free(mr);
 err_charge:

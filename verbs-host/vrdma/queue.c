@@ -14,20 +14,28 @@ static bool pow2(uint32_t x)
 	return x && !(x & (x - 1));
 }
 
+/* Whether a queue of `entries` slots of `stride` bytes (at least min_stride) after its
+ * struct vrdma_ring fits at `offset` of a region of `size` bytes, by the ring rules. */
+bool vrdma_hq_fits(uint64_t size, uint64_t offset, uint32_t entries, uint32_t stride,
+		   uint32_t min_stride)
+{
+	uint64_t need = sizeof(struct vrdma_ring) + (uint64_t)entries * stride;
+
+	return pow2(entries) && entries <= MAX_ENTRIES && pow2(stride) && stride >= min_stride &&
+	       stride <= MAX_STRIDE && !(offset % 64) && offset <= size && need <= size - offset;
+}
+
 /* Map queue q at [offset, offset + ring + entries * stride) of guest region shm.
  * The host's index starts at 0 and is published at once; the guest zeroed the ring. */
 int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64_t offset,
 		 uint32_t entries, uint32_t stride, uint32_t min_stride)
 {
 	struct vrdma_region r;
-	uint64_t need;
 	int err = g->env->region(g->env_priv, shm, &r);
 
 	if (err)
 		return err;
-	need = sizeof(struct vrdma_ring) + (uint64_t)entries * stride;
-	if (!pow2(entries) || entries > MAX_ENTRIES || !pow2(stride) || stride < min_stride ||
-	    stride > MAX_STRIDE || offset % 64 || offset > r.size || need > r.size - offset) {
+	if (!vrdma_hq_fits(r.size, offset, entries, stride, min_stride)) {
 		if (g->env->region_put)
 			g->env->region_put(g->env_priv, shm);
 		return -EINVAL;

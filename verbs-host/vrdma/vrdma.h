@@ -392,7 +392,16 @@ void vrdma_qp_free(struct vrdma_guest *g, struct vrdma_qp *qp);
 void vrdma_srq_free(struct vrdma_guest *g, struct vrdma_srq *srq);
 void vrdma_mw_free(struct vrdma_mw *mw);
 
+/* mr.c: an MR's window, its pieces mapped side by side (also the VM kernel backend's,
+ * class_vrdma_vmk.c). 0 or -errno. */
+int vrdma_map_window(const struct vrdma_env_ops *env, void *priv, long page,
+		     const struct vrdma_mr_piece *pieces, uint32_t n, uint64_t total,
+		     void **window);
+void vrdma_window_unmap(void *w, size_t len);
+
 /* queue.c: map and check a ring that lives in a guest region. */
+bool vrdma_hq_fits(uint64_t size, uint64_t offset, uint32_t entries, uint32_t stride,
+		   uint32_t min_stride);
 int vrdma_hq_map(struct vrdma_guest *g, struct vrdma_hq *q, uint32_t shm, uint64_t offset,
 		 uint32_t entries, uint32_t stride, uint32_t min_stride);
 /* The queue's object is gone: its region may go when the guest revokes it. */
