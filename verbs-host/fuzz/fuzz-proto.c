@@ -6,7 +6,7 @@
  * hostile names, DEVCALL on guessed handles, revokes, CALLCHAN with bad ids, and DEVSHM
  * with VBUS_SHM_F_GPA page lists into a VM's RAM of 1 MiB.
  */
-/* fuzz-sources: verbs-host/guest.c verbs-host/label.c verbs-host/model.c verbs-host/ctl.c verbs-host/vm*.c connector/ivshmem_server.c connector/vm_ram.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/class_vrdma_fwd.c connector/client.c verbs-host/kernel_*.c verbs-host/caller.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
+/* fuzz-sources: verbs-host/guest.c verbs-host/label.c verbs-host/model.c verbs-host/ctl.c verbs-host/vm*.c connector/ivshmem_server.c connector/vm_ram.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/class_vrdma_fwd.c verbs-host/class_vrdma_vmk.c connector/client.c verbs-host/kernel_*.c verbs-host/caller.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
 /* fuzz-libs: -libverbs -lrdmacm */
 #include <endian.h>
 #include <stdint.h>

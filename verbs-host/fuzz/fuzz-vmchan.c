@@ -16,7 +16,7 @@
  * the event ring as the VM's thread takes them: its head is the last event's number, and
  * that entry carries it.
  */
-/* fuzz-sources: verbs-host/guest.c verbs-host/label.c verbs-host/model.c verbs-host/ctl.c verbs-host/vm*.c connector/ivshmem_server.c connector/vm_ram.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/class_vrdma_fwd.c connector/client.c verbs-host/kernel_*.c verbs-host/caller.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
+/* fuzz-sources: verbs-host/guest.c verbs-host/label.c verbs-host/model.c verbs-host/ctl.c verbs-host/vm*.c connector/ivshmem_server.c connector/vm_ram.c verbs-host/class.c verbs-host/class_echo.c verbs-host/class_vrdma.c verbs-host/class_vrdma_cm.c verbs-host/class_vrdma_fwd.c verbs-host/class_vrdma_vmk.c connector/client.c verbs-host/kernel_*.c verbs-host/caller.c verbs-host/log.c verbs-host/vrdma/[a-z]*.c connector/msg.c connector/memfd.c connector/ioq.c connector/call.c connector/shm_signal.c */
 /* fuzz-libs: -libverbs -lrdmacm */
 /* fuzz-rss-mb: 6144: each input connects a guest, and so starts a thread (guest.c), and
  * ASan keeps about 250 bytes for every thread ever started (1 M threads of a bare test
