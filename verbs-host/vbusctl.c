@@ -37,7 +37,8 @@ static const char usage[] =
 	"Classes: echo (a test device), vrdma (attrs: backing=RXE port=N gid=INDEX\n"
 	"         backend=kernel|relay|auto max-pinned=BYTES max-objects=N\n"
 	"         qp-types=rc,uc,ud access=local-write,remote-write,remote-read,\n"
-	"         remote-atomic,mw-bind mode=relay|passthrough).\n";
+	"         remote-atomic,mw-bind mode=relay|passthrough vm=kernel|relay: how a\n"
+	"         kernel-backend device serves a VM's processes, default kernel).\n";
 
 int main(int argc, char **argv)
 {
