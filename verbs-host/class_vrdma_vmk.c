@@ -330,38 +330,22 @@ static int reg_mr(struct vbd_vmk *k, const void *in, size_t inlen, void *out, si
 		struct vrdma_reg_mr_in h;
 		struct vrdma_mr_piece p;
 	} m;
-	struct vrdma_reg_mr_in i;
-	struct vrdma_mr_piece *pieces;
-	uint64_t iova, length, head, total, page = (uint64_t)k->page;
-	uint32_t n;
+	const struct vrdma_reg_mr_in *i = in;	/* the bus's buffer, as the relay reads it */
+	uint64_t head, total;
 	void *w;
 	int err;
 
-	if (inlen < sizeof(i))
+	if (inlen < sizeof(*i) || !vrdma_mr_pieces_ok(i, inlen) ||
+	    vrdma_mr_span(le64toh(i->iova), le64toh(i->length), (uint64_t)k->page, &head, &total))
 		return -EINVAL;
-	memcpy(&i, in, sizeof(i));
-	n = le32toh(i.npieces);
-	iova = le64toh(i.iova);
-	length = le64toh(i.length);
-	if (i.reserved || n < 1 || n > VRDMA_MR_MAX_PIECES ||
-	    inlen != sizeof(i) + n * sizeof(*pieces))
-		return -EINVAL;
-	head = iova % page;
-	if (!length || length > UINT64_MAX - head - page || iova > UINT64_MAX - length)
-		return -EINVAL;
-	total = (head + length + page - 1) / page * page;
-	pieces = malloc(n * sizeof(*pieces));	/* aligned copies of the guest's */
-	if (!pieces)
-		return -ENOMEM;
-	memcpy(pieces, (const uint8_t *)in + sizeof(i), n * sizeof(*pieces));
-	err = vrdma_map_window(&vmk_env, k, k->page, pieces, n, total, &w);
-	free(pieces);
+	err = vrdma_map_window(&vmk_env, k, k->page, (const void *)(i + 1), le32toh(i->npieces),
+			       total, &w);
 	if (err)
 		return err;
-	m.h = i;
+	m.h = *i;
 	m.h.npieces = htole32(1);
 	m.p = (struct vrdma_mr_piece){ .offset = htole64((uint64_t)(uintptr_t)w + head),
-				       .length = htole64(length) };
+				       .length = i->length };
 	err = module_call(k, VRDMA_FN_REG_MR, &m, sizeof(m), out, outmax, outlen);
 	vrdma_window_unmap(w, total);	/* the module pinned the pages */
 	return err;

@@ -107,6 +107,24 @@ err_unmap:
 	return err;
 }
 
+bool vrdma_mr_pieces_ok(const struct vrdma_reg_mr_in *i, size_t inlen)
+{
+	uint32_t n = le32toh(i->npieces);
+
+	return !i->reserved && n >= 1 && n <= VRDMA_MR_MAX_PIECES &&
+	       inlen == sizeof(*i) + n * sizeof(struct vrdma_mr_piece);
+}
+
+int vrdma_mr_span(uint64_t iova, uint64_t length, uint64_t page, uint64_t *head,
+		  uint64_t *total)
+{
+	*head = iova % page;
+	if (!length || length > UINT64_MAX - *head - page || iova > UINT64_MAX - length)
+		return -EINVAL;
+	*total = (*head + length + page - 1) / page * page;
+	return 0;
+}
+
 int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
 {
 	const struct vrdma_reg_mr_in *i = in;
@@ -122,8 +140,7 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	uint32_t h;
 	int err = 0, depth;
 
-	if (i->reserved || n < 1 || n > VRDMA_MR_MAX_PIECES ||
-	    inlen != sizeof(*i) + n * sizeof(*pieces))
+	if (!vrdma_mr_pieces_ok(i, inlen))
 		return -EINVAL;
 	if (access & ~ACCESS_ALLOWED)
 		return -EOPNOTSUPP;	/* ON_DEMAND, ZERO_BASED, HUGETLB, unknown bits */
@@ -132,10 +149,8 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	pd = vrdma_handle_get(g, pdh, VRDMA_OBJ_PD, &err);
 	if (!pd)
 		return err;
-	head = iova % g->page;
-	if (!length || length > UINT64_MAX - head - g->page || iova > UINT64_MAX - length)
+	if (vrdma_mr_span(iova, length, (uint64_t)g->page, &head, &total))
 		return -EINVAL;
-	total = (head + length + g->page - 1) / g->page * g->page;
 	if (length > g->pol.max_pinned_bytes || g->pinned > g->pol.max_pinned_bytes - length)
 		return vrdma_quota(g, "max-pinned", g->pol.max_pinned_bytes, -ENOMEM);
 	/* As uverbs: pins count against RLIMIT_MEMLOCK, unless CAP_IPC_LOCK (asked only of a

@@ -392,6 +392,12 @@ void vrdma_qp_free(struct vrdma_guest *g, struct vrdma_qp *qp);
 void vrdma_srq_free(struct vrdma_guest *g, struct vrdma_srq *srq);
 void vrdma_mw_free(struct vrdma_mw *mw);
 
+/* mr.c: REG_MR's header, as both backends check it: its pieces (1 to VRDMA_MR_MAX_PIECES,
+ * exactly inlen's worth); the window of [iova, iova + length): *head, iova's offset in
+ * its page, and *total, the whole pages from there (-EINVAL: empty or wrapping). */
+bool vrdma_mr_pieces_ok(const struct vrdma_reg_mr_in *i, size_t inlen);
+int vrdma_mr_span(uint64_t iova, uint64_t length, uint64_t page, uint64_t *head,
+		  uint64_t *total);
 /* mr.c: an MR's window, its pieces mapped side by side (also the VM kernel backend's,
  * class_vrdma_vmk.c). 0 or -errno. */
 int vrdma_map_window(const struct vrdma_env_ops *env, void *priv, long page,
