@@ -26,11 +26,29 @@ fi
 vd_start t vrdma0 || exit 1
 tmp=$(mktemp -d)
 srv=
-stop_server() { [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null; srv=; }
+# stop_server: the server and the children it forked per test: one that hangs must not hold
+# the port for the next server (kill's error when they have gone is of no interest)
+stop_server() {
+	[ -n "$srv" ] || return 0
+	pkill -KILL -P "$srv" qperf 2>/dev/null
+	kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
+	srv=
+}
+# stuck WHAT: a client timed out waiting for the server: where the server and its children
+# are, and vbusd's threads (a guest server waits on the module or vbusd), once per run
+stuck_shown=0
+stuck() {
+	[ $stuck_shown = 0 ] && [ -n "$srv" ] || return 0
+	stuck_shown=1
+	echo "info $1: a client timed out; the server's processes and vbusd's threads:"
+	{ vd_proc_stacks "$srv"; vd_stacks; } 2>&1 | sed 's/^/  | /'
+}
 trap 'stop_server; rm -rf "$tmp"; vd_stop' EXIT
 fail=0
 port=19765
 T=1	# seconds per test
+# qperf's own limit on each message exchange (default 5 s) is a time limit too: it scales
+TO=$(vt_secs 5)
 
 # shellcheck disable=SC2317	# called through vt_until
 listening() { ss -ltn 2>/dev/null | grep -q ":$port "; }
@@ -53,7 +71,7 @@ client() {
 	local wrap=() out=$2
 	[ "$1" = guest ] && wrap=("${VD_RUN[@]}")
 	shift 2
-	timeout -k 5 "$(vt_secs 60)" "${wrap[@]}" qperf "$VBUS_IP" -lp "$port" -t "$T" "$@" >"$out" 2>&1
+	timeout -k 5 "$(vt_secs 60)" "${wrap[@]}" qperf "$VBUS_IP" -lp "$port" -t "$T" -to "$TO" "$@" >"$out" 2>&1
 }
 
 dev() { [ "$1" = guest ] && echo "$VD_DEV:1" || echo "$VBUS_RXE:1"; }
@@ -113,6 +131,7 @@ expect_refused() {
 	fi
 	echo "FAIL $c client, $s server, $t without -cm1: exit status $rc, expected 1 and '$msg'"
 	sed 's/^/  | /' "$tmp/o"; fail=1
+	grep -q 'timed out' "$tmp/o" && stuck "$c client, $s server, $t"
 	return 1
 }
 rtr="failed to modify QP to RTR: Invalid argument"
