@@ -503,14 +503,30 @@ static void env_region_put(void *priv, uint32_t shm)
 	vbd_guest_region_put(in->g, shm);
 }
 
+/* A CQ's channel is held while the CQ lives (the guest cannot revoke it under a kick). */
+static int env_signal_hold(void *priv, uint32_t sig)
+{
+	struct vrdma_inst *in = priv;
+	int fd;
+
+	return vbd_guest_signal(in->g, sig, VBUS_SIG_TO_GUEST, &fd);
+}
+
+static void env_signal_put(void *priv, uint32_t sig)
+{
+	struct vrdma_inst *in = priv;
+
+	vbd_guest_signal_put(in->g, sig);
+}
+
 static int env_kick(void *priv, uint32_t sig)
 {
 	struct vrdma_inst *in = priv;
 	uint64_t one = 1;
-	int fd, r = vbd_guest_signal(in->g, sig, VBUS_SIG_TO_GUEST, &fd);
+	int fd = vbd_guest_signal_fd(in->g, sig, VBUS_SIG_TO_GUEST);
 
-	if (r)
-		return r;
+	if (fd < 0)
+		return fd;
 	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
 }
 
@@ -567,7 +583,8 @@ static void env_caller(void *priv, unsigned int what, struct vrdma_caller *c)
 }
 
 static const struct vrdma_env_ops env = { .region = env_region,
-					  .region_put = env_region_put, .kick = env_kick,
+					  .region_put = env_region_put, .signal_hold = env_signal_hold,
+					  .signal_put = env_signal_put, .kick = env_kick,
 					  .event = env_event, .quota = env_quota,
 					  .refused = env_refused,
 					  .caller = env_caller };

@@ -443,6 +443,19 @@ static int do_hello(struct vbd_cm *cm, const void *in, void *out)
 	return 0;
 }
 
+/* The channel and its queued events; the guest may revoke its signal again. */
+static void chan_free(struct vbd_cm *cm, struct cm_chan *c)
+{
+	vbd_guest_signal_put(cm->g, c->sig);
+	while (c->head) {
+		struct cm_ev *e = c->head;
+
+		c->head = e->next;
+		free(e);
+	}
+	free(c);
+}
+
 static int do_create_channel(struct vbd_cm *cm, const void *in, void *out)
 {
 	const struct vrdma_cm_chan_in *a = in;
@@ -459,27 +472,18 @@ static int do_create_channel(struct vbd_cm *cm, const void *in, void *out)
 	if (err)
 		return err;
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		vbd_guest_signal_put(cm->g, le32toh(a->sig));
 		return -ENOMEM;
+	}
 	c->sig = le32toh(a->sig);
 	c->fd = fd;
 	o->handle = htole32(obj_new(cm, CM_CHAN, c));
 	if (!o->handle) {
-		free(c);
+		chan_free(cm, c);
 		return -EDQUOT;
 	}
 	return 0;
-}
-
-static void chan_free(struct cm_chan *c)
-{
-	while (c->head) {
-		struct cm_ev *e = c->head;
-
-		c->head = e->next;
-		free(e);
-	}
-	free(c);
 }
 
 static int do_destroy_channel(struct vbd_cm *cm, const void *in, void *out)
@@ -495,7 +499,7 @@ static int do_destroy_channel(struct vbd_cm *cm, const void *in, void *out)
 	if (c->users)
 		return -EBUSY;
 	obj_free(cm, le32toh(a->handle));
-	chan_free(c);
+	chan_free(cm, c);
 	return 0;
 }
 
@@ -1116,7 +1120,7 @@ void vbd_cm_close(struct vbd_cm *cm)
 	}
 	for (uint32_t i = 1; i < cm->nobjs; i++)
 		if (cm->objs[i].type == CM_CHAN)
-			chan_free(cm->objs[i].p);
+			chan_free(cm, cm->objs[i].p);
 	if (cm->ch)
 		rdma_destroy_event_channel(cm->ch);
 	pthread_mutex_destroy(&cm->lock);

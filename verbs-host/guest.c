@@ -189,6 +189,13 @@ int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *
 	return 0;
 }
 
+int vbd_guest_signal_fd(struct vbd_guest *g, uint32_t id, uint32_t direction)
+{
+	struct vbd_slot *s = slot_get(g, id, VBD_SIGNAL);
+
+	return !s || s->direction != direction ? -ENOENT : s->fd;
+}
+
 void vbd_slot_end_kids(struct vbd_slot *s)
 {
 	for (uint32_t i = 0; i < s->nkids; i++) {

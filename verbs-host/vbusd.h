@@ -313,6 +313,8 @@ void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
 /* Signal `id` of that direction: its eventfd in *fd, pinned until vbd_guest_signal_put. */
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);
 void vbd_guest_signal_put(struct vbd_guest *g, uint32_t id);
+/* Its eventfd, not pinned: for a user that holds a pin already (a CQ's channel). */
+int vbd_guest_signal_fd(struct vbd_guest *g, uint32_t id, uint32_t direction);
 /* Handle one decoded request of g (also the fuzzing entry point). The response goes out
  * through g->sock. */
 int vbd_guest_request(struct vbd_guest *g, const void *buf, size_t n, int *fds, int nfds);

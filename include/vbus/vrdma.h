@@ -283,7 +283,8 @@ struct vrdma_create_cq_in {
 	__le64 offset;			/* of the ring in that region, 64-byte aligned */
 	__le32 entries;			/* ring entries, power of two, >= the real CQ's cqe */
 	__le32 comp_vector;
-	__le32 channel;			/* 0: none; else a DEVSHM signal to kick on events */
+	__le32 channel;			/* 0: none; else a DEVSIG signal to the guest, held
+					 * while the CQ lives (ENOENT if not the guest's) */
 	__le32 reserved;
 };
 

@@ -483,6 +483,32 @@ int main(void)
 		       "QUERY_DEVICE_EX: %u completion vectors, flags %#llx\n", cnt,
 		       le32toh(dx.num_comp_vectors), (unsigned long long)le64toh(dx.device_cap_flags_ex));
 	}
+	{	/* A CQ holds its channel's signal while it lives, and only then: the kicks of the
+		 * armed CQ above took no hold of their own; a channel the guest does not have is
+		 * refused. */
+		struct vrdma_create_cq_in ci = { .cqe = htole32(8), .shm = htole32(ga.q_id),
+			.offset = htole64(Q_LEN - 4096), .entries = htole32(16),
+			.channel = htole32(ga.db_id) };
+		struct vrdma_create_cq_out co;
+		struct vrdma_handle h;
+		int r;
+
+		r = call(&ga, VRDMA_FN_CREATE_CQ, &ci, sizeof(ci), &co, sizeof(co));
+		check(r == -ENOENT, "CREATE_CQ with the doorbell (a signal to the host) as its "
+		      "channel: %d", r);
+		r = vbus_sig_revoke(ga.c, ga.ch_id);
+		check(r == -EBUSY, "SIGREVOKE of a live CQ's channel: %d", r);
+		for (int k = 0; k < 2; k++) {
+			h = (struct vrdma_handle){ .handle = htole32(ga.qp[k].handle) };
+			check(!call(&ga, VRDMA_FN_DESTROY_QP, &h, sizeof(h), NULL, 0), "DESTROY_QP");
+		}
+		h = (struct vrdma_handle){ .handle = htole32(ga.cq) };
+		check(!call(&ga, VRDMA_FN_DESTROY_CQ, &h, sizeof(h), NULL, 0), "DESTROY_CQ");
+		r = vbus_sig_revoke(ga.c, ga.ch_id);
+		check(!r, "SIGREVOKE of a kicked channel once its CQ is gone: %d", r);
+		printf("ok   a CQ's channel: held while the CQ lives (EBUSY), revocable after it, "
+		       "kicks or not; a signal that is not the guest's refused (ENOENT)\n");
+	}
 	vbus_disconnect(ga.c);
 	cleanup();
 	return 0;

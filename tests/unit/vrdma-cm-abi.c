@@ -34,6 +34,11 @@ int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *
 	return -ENOENT;
 }
 
+void vbd_guest_signal_put(struct vbd_guest *g, uint32_t id)
+{
+	(void)g; (void)id;
+}
+
 int vbd_kernel_res(uint32_t guest_id, struct vbk_res_obj **objs, uint32_t *n)
 {
 	(void)guest_id; (void)objs; (void)n;

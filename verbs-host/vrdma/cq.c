@@ -12,6 +12,8 @@ void vrdma_cq_free(struct vrdma_guest *g, struct vrdma_cq *cq)
 	if (cq->cq)
 		ibv_destroy_cq(cq->cq);
 	vrdma_hq_unmap(g, &cq->q);
+	if (cq->channel_held)
+		g->env->signal_put(g->env_priv, cq->channel);
 	free(cq);
 }
 
@@ -34,6 +36,13 @@ int vrdma_do_create_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 			   sizeof(struct vrdma_cqe), sizeof(struct vrdma_cqe));
 	if (err)
 		goto err_free;
+	cq->channel = le32toh(i->channel);
+	if (cq->channel && g->env->signal_hold) {
+		err = g->env->signal_hold(g->env_priv, cq->channel);
+		if (err)
+			goto err_destroy;
+		cq->channel_held = true;
+	}
 	cq->cq = ibv_create_cq(g->ctx, (int)cqe, cq, g->chan, (int)vec);
 	if (!cq->cq) {
 		err = errno ? -errno : -EINVAL;
@@ -47,7 +56,6 @@ int vrdma_do_create_cq(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if (err)
 		goto err_destroy;
 	cq->handle = h;
-	cq->channel = le32toh(i->channel);
 	__atomic_store_n(&cq->q.ring->prod, 0, __ATOMIC_RELEASE);
 	vrdma_sched_add(g, &cq->q, VRDMA_QK_CQ, false);
 	o->handle = htole32(h);

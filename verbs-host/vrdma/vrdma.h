@@ -96,7 +96,12 @@ struct vrdma_env_ops {
 	 * until region_put; -ENOENT if it has none by that handle. */
 	int (*region)(void *priv, uint32_t shm, struct vrdma_region *out);
 	void (*region_put)(void *priv, uint32_t shm);	/* may be NULL */
-	/* Kick the guest's signal `sig` (a completion channel); -ENOENT if unknown. */
+	/* Keep the guest's signal `sig` (a CQ's completion channel) until signal_put: the
+	 * guest cannot revoke it meanwhile; -ENOENT if it has none by that number. Both may
+	 * be NULL: any number is taken, and kick says whether it is known. */
+	int (*signal_hold)(void *priv, uint32_t sig);
+	void (*signal_put)(void *priv, uint32_t sig);
+	/* Kick the guest's signal `sig` (held); -ENOENT if unknown. */
 	int (*kick)(void *priv, uint32_t sig);
 	/* Tell the guest about an asynchronous event (enum ibv_event_type) of its object
 	 * `handle` (0: port or device) or port `port`. Never blocks; may drop. */
@@ -216,6 +221,7 @@ struct vrdma_cq {
 	struct ibv_cq *cq;
 	struct vrdma_hq q;		/* completion ring: the host produces */
 	uint32_t channel;		/* guest signal to kick on events, 0: none */
+	bool channel_held;		/* env->signal_hold took it: signal_put at the end */
 	uint32_t handle;
 	bool overrun;			/* CQ_ERR sent; cleared once the ring has room again */
 };
