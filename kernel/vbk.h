@@ -141,6 +141,14 @@ struct vbk_guest {
 	spinlock_t comp_lock;
 	struct list_head comp_pending;	/* vbk_cq.comp_node: CQs the worker must look at */
 	struct delayed_work comp_work;
+	/* its doorbell eventfd (vbk_dbfd.c): db_ctx and the wait entry under ctl */
+	struct eventfd_ctx *db_ctx;	/* NULL: none */
+	wait_queue_entry_t db_wait;
+	poll_table db_pt;
+	atomic_t db_queued;		/* a drain is queued and has not started */
+	struct callback_head db_task;
+	struct work_struct db_work;
+	atomic64_t n_db_wake, n_db_worker;
 
 	/* counters (atomic64 where the data path updates them) */
 	atomic64_t n_wqe, n_cqe, n_doorbell, n_poll, n_event, n_error;
@@ -341,6 +349,12 @@ void vbk_foreign_stop(struct vbk_guest *g);
 int vbk_foreign_range_ok(struct vbk_guest *g, u64 addr, u64 len);
 long vbk_foreign_pin(struct vbk_guest *g, u64 first, unsigned int npages, struct page **pages);
 int vbk_foreign_cq_arm(struct vbk_cq *cq);
+/* vbk_dbfd.c: VBK_IOC_DOORBELL_FD */
+void vbk_dbfd_init(struct vbk_guest *g);
+void vbk_dbfd_stop(struct vbk_guest *g);
+long vbk_dbfd_set(struct vbk_guest *g, int fd);
+int vbk_dbfd_module_init(void);
+void vbk_dbfd_module_exit(void);
 void vbk_foreign_cq_kick(struct vbk_cq *cq);
 void vbk_foreign_cq_unlist(struct vbk_cq *cq);
 

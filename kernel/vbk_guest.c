@@ -94,6 +94,7 @@ void vbk_guest_revoke(struct vbk_guest *g)
 		down_write(&g->tbl);
 		g->dead = true;
 		up_write(&g->tbl);
+		vbk_dbfd_stop(g);	/* a drain still queued finds it dead */
 		vbk_obj_destroy_all(g);
 		vbk_foreign_stop(g);	/* no CQ is left to queue its worker */
 		if (g->ib_ev_registered)
@@ -118,6 +119,8 @@ static long guest_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	switch (cmd) {
 	case VBK_IOC_DOORBELL:
 		return vbk_doorbell(g, (u32)arg);
+	case VBK_IOC_DOORBELL_FD:
+		return vbk_dbfd_set(g, (int)arg);
 	case VBK_IOC_POLL_CQ:
 		return vbk_poll_cq(g, (u32)arg);
 	case VBK_IOC_CALL: {
@@ -249,6 +252,7 @@ struct vbk_guest *vbk_guest_new(struct ib_device *dev, u32 port, u32 depth)
 	spin_lock_init(&g->ev_lock);
 	init_waitqueue_head(&g->ev_wait);
 	vbk_foreign_init(g);
+	vbk_dbfd_init(g);
 	INIT_IB_EVENT_HANDLER(&g->ib_ev, dev, port_event);
 	ib_register_event_handler(&g->ib_ev);
 	g->ib_ev_registered = true;

@@ -104,6 +104,8 @@ static int guest_stats(struct vbk_owner *o, struct vbk_stats *s)
 		s->errors = atomic64_read(&g->n_error);
 		s->quota_objects = atomic64_read(&g->n_quota_objects);
 		s->quota_pinned = atomic64_read(&g->n_quota_pinned);
+		s->db_wakes = atomic64_read(&g->n_db_wake);
+		s->db_worker = atomic64_read(&g->n_db_worker);
 		err = 0;
 	}
 	mutex_unlock(&o->lock);
@@ -330,13 +332,22 @@ static struct ib_client vbk_client = {
 
 static int __init vbk_init(void)
 {
-	int err = ib_register_client(&vbk_client);
+	int err = vbk_dbfd_module_init();
 
 	if (err)
 		return err;
+	err = ib_register_client(&vbk_client);
+	if (err)
+		goto err_wq;
 	err = misc_register(&admin_dev);
 	if (err)
-		ib_unregister_client(&vbk_client);
+		goto err_client;
+	return 0;
+
+err_client:
+	ib_unregister_client(&vbk_client);
+err_wq:
+	vbk_dbfd_module_exit();
 	return err;
 }
 
@@ -344,6 +355,7 @@ static void __exit vbk_exit(void)
 {
 	misc_deregister(&admin_dev);
 	ib_unregister_client(&vbk_client);
+	vbk_dbfd_module_exit();
 }
 
 module_init(vbk_init);

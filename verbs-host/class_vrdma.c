@@ -44,6 +44,7 @@ struct vrdma_dev {
 	struct vbd_cm_policy cm_pol;	/* rdma_cm: the local address guests may use */
 	bool kernel;			/* the resolved backend: kernel, else relay */
 	bool vm_relay;			/* vm=relay: VMs' connections on the relay anyway */
+	bool vm_db_thread;		/* vm=kernel-thread: vbusd's thread rings the doorbell */
 	bool vm_told;			/* the relay serves VMs: the module is too old (logged) */
 	/* Nested (docs/nesting.md): the backing device is a vbus device of the bus this vbusd
 	 * is a guest of. nest_ctx is a context on it, kept to ask whether the parent revoked
@@ -346,9 +347,9 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 		return -EINVAL;
 	}
 	pt = mode && !strcmp(mode, "passthrough");
-	if (vm && strcmp(vm, "kernel") && strcmp(vm, "relay")) {
-		snprintf(err, errn, "vm=%s: want kernel or relay (how a VM's processes are served "
-			 "on a kernel-backend device)", vm);
+	if (vm && strcmp(vm, "kernel") && strcmp(vm, "kernel-thread") && strcmp(vm, "relay")) {
+		snprintf(err, errn, "vm=%s: want kernel, kernel-thread or relay (how a VM's "
+			 "processes are served on a kernel-backend device)", vm);
 		return -EINVAL;
 	}
 	/* An explicit backend first (backend=kernel without the module says so whatever the
@@ -364,6 +365,7 @@ static int vrdma_init(struct vbd_dev *d, char *err, size_t errn)
 		return -ENOMEM;
 	v->pt_fd = -1;
 	v->vm_relay = vm && !strcmp(vm, "relay");
+	v->vm_db_thread = vm && !strcmp(vm, "kernel-thread");
 	v->gen = __atomic_add_fetch(&dev_gen, 1, __ATOMIC_RELAXED);
 	/* Both backends: the device must be there, and `gone` watches its uverbs node. Only
 	 * the relay opens contexts on it (one per guest, in vrdma_open). */
@@ -645,7 +647,8 @@ static int vm_open(const struct vbd_dev *d, struct vrdma_inst *in)
 
 	if (err)
 		return err;
-	err = vbd_vmk_open(&in->vmk, in->g, in->handle, in->attach_fd);
+	err = vbd_vmk_open(&in->vmk, in->g, in->handle, in->attach_fd,
+			   ((const struct vrdma_dev *)d->priv)->vm_db_thread);
 	if (err) {
 		close(in->attach_fd);
 		vbd_kernel_revoke_on(in->owner_fd, attach_tag(in));
@@ -1036,14 +1039,18 @@ static int kernel_show(const struct vrdma_inst *in, char *buf, size_t n)
 {
 	struct vbk_stats st;
 	int r = vbd_kernel_stats_on(in->owner_fd, in->g->id, &st);
-	char vm[96] = "";
+	char vm[160] = "";
 
-	if (in->vmk) {	/* a VM's: vbusd rings its doorbells and forwards its events */
+	if (in->vmk) {	/* a VM's: the module (or our thread) drains on its doorbell */
 		uint64_t db, ev;
+		const char *how = vbd_vmk_counts(in->vmk, &db, &ev);
 
-		vbd_vmk_counts(in->vmk, &db, &ev);
-		snprintf(vm, sizeof(vm), ",\"vm\":{\"doorbells\":%llu,\"events\":%llu}",
-			 (unsigned long long)db, (unsigned long long)ev);
+		if (!r)
+			db += st.db_wakes;
+		snprintf(vm, sizeof(vm), ",\"vm\":{\"doorbell\":\"%s\",\"doorbells\":%llu,"
+			 "\"doorbells_on_worker\":%llu,\"events\":%llu}", how,
+			 (unsigned long long)db, (unsigned long long)(r ? 0 : st.db_worker),
+			 (unsigned long long)ev);
 	}
 	if (r)
 		return snprintf(buf, n, "{\"backend\":\"kernel\",\"stats_error\":\"%s\"%s}",

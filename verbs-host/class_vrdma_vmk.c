@@ -53,6 +53,8 @@ struct vbd_vmk {
 	int ctl_fd;			/* eventfd: wakes the thread to stop */
 	int db_fd;			/* the doorbell (HELLO's signal), -1 before */
 	uint32_t db_sig;
+	bool db_thread;			/* vm=kernel-thread: never VBK_IOC_DOORBELL_FD */
+	bool db_module;			/* the module listens on db_fd: the thread does not */
 	bool stopping;
 	pthread_t thread;
 	long page;
@@ -393,6 +395,15 @@ static int hello(struct vbd_vmk *k, const void *in, size_t inlen, void *out, siz
 		return err;
 	}
 	k->db_sig = db;
+	/* The module drains on the doorbell's writes itself, in the writer's context (QEMU's
+	 * thread); an older module (ENOTTY), or vm=kernel-thread, leaves it to our thread. */
+	if (!k->db_thread) {
+		if (!ioctl(k->afd, VBK_IOC_DOORBELL_FD, fd))
+			__atomic_store_n(&k->db_module, true, __ATOMIC_RELEASE);
+		else
+			vbd_dbg("guest %u: VM kernel backend: the module takes no doorbell eventfd "
+				"(%m): vbusd's thread rings it", k->g->id);
+	}
 	__atomic_store_n(&k->db_fd, fd, __ATOMIC_RELEASE);
 	if (write(k->ctl_fd, &one, sizeof(one)) != sizeof(one))
 		vbd_warn("guest %u: VM kernel backend: the thread was not told of the doorbell",
@@ -476,10 +487,12 @@ static void *vmk_thread(void *arg)
 	unsigned int warned = 0;
 
 	for (;;) {
+		/* db_fd first: hello() sets db_module before it publishes db_fd */
 		int db = __atomic_load_n(&k->db_fd, __ATOMIC_ACQUIRE);
+		bool ours = db >= 0 && !__atomic_load_n(&k->db_module, __ATOMIC_ACQUIRE);
 		struct pollfd p[3] = { { .fd = k->ctl_fd, .events = POLLIN },
 				       { .fd = watch_afd ? k->afd : -1, .events = POLLIN },
-				       { .fd = db, .events = POLLIN } };
+				       { .fd = ours ? db : -1, .events = POLLIN } };
 		uint64_t v;
 
 		if (poll(p, 3, -1) < 0) {
@@ -512,7 +525,8 @@ static void *vmk_thread(void *arg)
 	return NULL;
 }
 
-int vbd_vmk_open(struct vbd_vmk **out, struct vbd_guest *g, uint32_t handle, int afd)
+int vbd_vmk_open(struct vbd_vmk **out, struct vbd_guest *g, uint32_t handle, int afd,
+		 bool db_thread)
 {
 	struct vbd_vmk *k = calloc(1, sizeof(*k));
 	int fl = fcntl(afd, F_GETFL), err;
@@ -523,6 +537,7 @@ int vbd_vmk_open(struct vbd_vmk **out, struct vbd_guest *g, uint32_t handle, int
 	k->devh = handle;
 	k->afd = afd;
 	k->db_fd = -1;
+	k->db_thread = db_thread;
 	k->page = sysconf(_SC_PAGESIZE);
 	k->ctl_fd = -1;
 	if (fl < 0 || fcntl(afd, F_SETFL, fl | O_NONBLOCK) < 0 ||
@@ -562,8 +577,13 @@ void vbd_vmk_close(struct vbd_vmk *k)
 	free(k);
 }
 
-void vbd_vmk_counts(const struct vbd_vmk *k, uint64_t *doorbells, uint64_t *events)
+/* Our thread's doorbells and forwarded events; returns who drains on the doorbell:
+ * "module" (VBK_IOC_DOORBELL_FD), "thread" (ours) or "none" (no HELLO yet). */
+const char *vbd_vmk_counts(const struct vbd_vmk *k, uint64_t *doorbells, uint64_t *events)
 {
 	*doorbells = __atomic_load_n(&k->doorbells, __ATOMIC_RELAXED);
 	*events = __atomic_load_n(&k->events, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&k->db_module, __ATOMIC_ACQUIRE))
+		return "module";
+	return __atomic_load_n(&k->db_fd, __ATOMIC_ACQUIRE) >= 0 ? "thread" : "none";
 }

@@ -37,8 +37,10 @@ static const char usage[] =
 	"Classes: echo (a test device), vrdma (attrs: backing=RXE port=N gid=INDEX\n"
 	"         backend=kernel|relay|auto max-pinned=BYTES max-objects=N\n"
 	"         qp-types=rc,uc,ud access=local-write,remote-write,remote-read,\n"
-	"         remote-atomic,mw-bind mode=relay|passthrough vm=kernel|relay: how a\n"
-	"         kernel-backend device serves a VM's processes, default kernel).\n";
+	"         remote-atomic,mw-bind mode=relay|passthrough\n"
+	"         vm=kernel|kernel-thread|relay: how a kernel-backend device serves a VM's\n"
+	"         processes, default kernel; kernel-thread rings its doorbell from a vbusd\n"
+	"         thread instead of in the writer's context).\n";
 
 int main(int argc, char **argv)
 {

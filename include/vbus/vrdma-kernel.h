@@ -115,9 +115,15 @@ struct vbk_stats {
 	 * ancestor's (docs/nesting.md) */
 	__u64 quota_objects;		/* max-objects: EDQUOT */
 	__u64 quota_pinned;		/* max-pinned: ENOMEM */
+	/* since VBK_STATS_SIZE_V3: a foreign attachment's doorbell eventfd
+	 * (VBK_IOC_DOORBELL_FD): the drains its writes queued, and of those the ones that ran
+	 * on a worker instead of in the writer's context */
+	__u64 db_wakes;
+	__u64 db_worker;
 };
 #define VBK_STATS_SIZE_V1	64	/* up to errors */
 #define VBK_STATS_SIZE_V2	80	/* up to quota_pinned */
+#define VBK_STATS_SIZE_V3	96	/* up to db_worker */
 
 /* ---- guest descriptor ---- */
 
@@ -264,10 +270,16 @@ struct vbk_tree_node {
  * Returns the completions moved or -errno. */
 #define VBK_IOC_POLL_CQ		_IO(VBK_IOC_MAGIC, 0x12)
 #define VBK_IOC_CHILD		_IOW(VBK_IOC_MAGIC, 0x13, struct vbk_child)
+/* arg: an eventfd, or -1. A foreign attachment only (EINVAL otherwise): each write to the
+ * eventfd rings VBK_DOORBELL_ALL, run by the module in the writer's context (its return to
+ * user mode) or, when the writer is not a user task, on a worker; no caller thread is
+ * involved (docs/kernel.md, "The VM's doorbell"). A new eventfd replaces the old; -1 stops.
+ * EBADF or EINVAL: not an eventfd; EIO: revoked. An older module: ENOTTY. */
+#define VBK_IOC_DOORBELL_FD	_IO(VBK_IOC_MAGIC, 0x14)
 
 #define VBK_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VBK_ASSERT_SIZE(vbk_attach, VBK_ATTACH_SIZE_V3);
-VBK_ASSERT_SIZE(vbk_stats, VBK_STATS_SIZE_V2);
+VBK_ASSERT_SIZE(vbk_stats, VBK_STATS_SIZE_V3);
 VBK_ASSERT_SIZE(vbk_call, 32);
 VBK_ASSERT_SIZE(vbk_event, 16);
 VBK_ASSERT_SIZE(vbk_child, 48);

@@ -91,6 +91,7 @@ static uint64_t ring_pinned(const struct ring *q)
 
 
 static uint32_t pd, lkey, rkey, cqh, mrh;
+static int doorbell_fd = -1;	/* the module's until the revocation */
 static struct ring cq;
 static uint32_t cq_cons;
 
@@ -522,6 +523,59 @@ int main(void)
 	ok("ring->armed (1, and 2 as any): the channel signalled, armed taken back; not armed: "
 	   "no signal; ARM_CQ, VBK_IOC_POLL_CQ and an empty VBK_DOORBELL_ALL answer");
 
+	/* The doorbell eventfd (VBK_IOC_DOORBELL_FD), as vbusd hands it the VM's: each write
+	 * drains every queue in the writer's own context (task work at its return to user
+	 * mode), so the WQE is posted before write() returns here, and on no worker. */
+	{
+		int dfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		uint64_t one = 1, v;
+		struct vbk_stats s0, s1;
+
+		check(dfd >= 0, "eventfd: %m");
+		check(ioctl(gfd, VBK_IOC_DOORBELL_FD, (unsigned long)memfd) < 0 && errno == EINVAL,
+		      "the RAM's memfd as the doorbell: not EINVAL (%m)");
+		check(ioctl(gfd, VBK_IOC_DOORBELL_FD, (unsigned long)-2) < 0 && errno == EBADF,
+		      "descriptor -2 as the doorbell: not EBADF (%m)");
+		check(!ioctl(gfd, VBK_IOC_DOORBELL_FD, (unsigned long)dfd), "VBK_IOC_DOORBELL_FD: %m");
+		s0 = stats();
+		fill(32768, 512, 9);
+		post_send(&a, 41, IBV_WR_RDMA_WRITE, 32768, 512, 36864);
+		check(write(dfd, &one, sizeof(one)) == sizeof(one), "the doorbell's write: %m");
+		s1 = stats();
+		check(s1.wqes == s0.wqes + 1 && s1.db_wakes == s0.db_wakes + 1 &&
+		      s1.db_worker == s0.db_worker && s1.doorbells == s0.doorbells + 1,
+		      "after the doorbell's write returned: wqes +%llu, drains queued +%llu, on a "
+		      "worker +%llu, doorbells +%llu; wanted 1, 1, 0, 1",
+		      (unsigned long long)(s1.wqes - s0.wqes),
+		      (unsigned long long)(s1.db_wakes - s0.db_wakes),
+		      (unsigned long long)(s1.db_worker - s0.db_worker),
+		      (unsigned long long)(s1.doorbells - s0.doorbells));
+		expect_cqe(41, 1, "a WRITE rung through the doorbell eventfd");
+		check(!memcmp(ram + MR_OFF + 32768, ram + MR_OFF + 36864, 512), "its data");
+		check(read(dfd, &v, sizeof(v)) < 0 && errno == EAGAIN,
+		      "the eventfd kept a count the module took");
+		ok("VBK_IOC_DOORBELL_FD: a write to the eventfd posted the WRITE before it returned, "
+		   "in the writer's context (no worker); a memfd EINVAL, -2 EBADF");
+
+		/* -1: the eventfd is no longer the module's; a write then only counts. */
+		check(!ioctl(gfd, VBK_IOC_DOORBELL_FD, (unsigned long)-1), "DOORBELL_FD -1: %m");
+		post_send(&a, 42, IBV_WR_RDMA_WRITE, 0, 64, 40960);
+		check(write(dfd, &one, sizeof(one)) == sizeof(one), "write: %m");
+		s0 = stats();
+		check(s0.wqes == s1.wqes, "a write after DOORBELL_FD -1 posted (%llu WQEs more)",
+		      (unsigned long long)(s0.wqes - s1.wqes));
+		/* Given again while it holds a count: the module drains at once. */
+		check(!ioctl(gfd, VBK_IOC_DOORBELL_FD, (unsigned long)dfd), "DOORBELL_FD again: %m");
+		expect_cqe(42, 1, "a WRITE rung before the eventfd was given again");
+		s1 = stats();
+		check(s1.wqes == s0.wqes + 1, "given again: %llu WQEs posted, wanted 1",
+		      (unsigned long long)(s1.wqes - s0.wqes));
+		ok("DOORBELL_FD -1: a write no longer drains; the eventfd given again with a count "
+		   "drains at once");
+		/* It stays the module's until the revocation below, which must let it go. */
+		doorbell_fd = dfd;
+	}
+
 	/* A privileged Q_Key: EPERM on a foreign attachment, though we have CAP_NET_RAW. */
 	{
 		struct vrdma_qp_attr qa = { .qp_state = htole32(IBV_QPS_INIT), .port_num = 1,
@@ -593,6 +647,14 @@ int main(void)
 	}
 	check(call(VRDMA_FN_ALLOC_PD, NULL, 0, &ho, 8) == -EIO, "calls after revoke: not -EIO");
 	check(doorbell(VBK_DOORBELL_ALL) == -EIO, "VBK_DOORBELL_ALL after revoke: not -EIO");
+	{	/* the revocation took the doorbell eventfd back: a write is only a count */
+		uint64_t one = 1;
+
+		check(write(doorbell_fd, &one, sizeof(one)) == sizeof(one), "write: %m");
+		check(ioctl(gfd, VBK_IOC_DOORBELL_FD, (unsigned long)doorbell_fd) < 0 &&
+		      errno == EIO, "VBK_IOC_DOORBELL_FD after revoke: not EIO (%m)");
+		close(doorbell_fd);
+	}
 	close(gfd);
 	check(count_res("qp") == base_qp && count_res("mr") == base_mr &&
 	      count_res("cq") == base_cq,

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -229,7 +230,15 @@ int main(void)
 	at.gid_index = gid_index;
 	gfd = ioctl(admin, VBK_IOC_ATTACH, &at);
 	check(gfd >= 0, "attach %s: %m", dev);
-	ok("attached to %s", dev);
+	{	/* the doorbell eventfd is a foreign attachment's (vbusd's for a VM) */
+		int dfd = eventfd(0, EFD_CLOEXEC);
+
+		check(dfd >= 0 && ioctl(gfd, VBK_IOC_DOORBELL_FD, (unsigned long)dfd) < 0 &&
+		      errno == EINVAL, "VBK_IOC_DOORBELL_FD on a process guest's attachment: "
+		      "not EINVAL (%m)");
+		close(dfd);
+	}
+	ok("attached to %s (VBK_IOC_DOORBELL_FD EINVAL: not a foreign attachment)", dev);
 
 	r = call(VRDMA_FN_HELLO, &hi, sizeof(hi), &ho, sizeof(ho));
 	check(r == sizeof(ho) && le32toh(ho.gid_index) == gid_index &&
