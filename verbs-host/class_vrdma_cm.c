@@ -468,13 +468,13 @@ static int do_create_channel(struct vbd_cm *cm, const void *in, void *out)
 	err = cm_start(cm);
 	if (err)
 		return err;
-	err = vbd_guest_signal(cm->g, le32toh(a->sig), VBUS_SIG_TO_GUEST, &fd);
-	if (err)
-		return err;
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		vbd_guest_signal_put(cm->g, le32toh(a->sig));
+	if (!c)
 		return -ENOMEM;
+	err = vbd_guest_signal(cm->g, le32toh(a->sig), VBUS_SIG_TO_GUEST, &fd);
+	if (err) {
+		free(c);
+		return err;
 	}
 	c->sig = le32toh(a->sig);
 	c->fd = fd;
