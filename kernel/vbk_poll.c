@@ -99,6 +99,8 @@ static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc
 		c->is_send = 1;
 		c->sq_retired = cpu_to_le32(seq + 1);
 		WRITE_ONCE(qp->sretired, seq + 1);
+		/* The guest's depth check reads it too (the relay's rule, vrdma.h). */
+		smp_store_release(&qp->sq.ring->retired, cpu_to_le32(seq + 1));
 	}
 	return true;
 }

@@ -313,6 +313,8 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	if (!err && (mask & IB_QP_STATE) && a.qp_state == IB_QPS_RESET) {
 		spin_lock_bh(&qp->sq.lock);
 		qp->sretired = qp->sposted;
+		if (qp->sq.ring)
+			smp_store_release(&qp->sq.ring->retired, cpu_to_le32(qp->sretired));
 		spin_unlock_bh(&qp->sq.lock);
 		spin_lock_bh(&qp->rq.lock);
 		qp->rdone = qp->rposted;

@@ -263,7 +263,7 @@ int vbg_req_notify_cq(struct ibv_cq *c, int solicited_only)
 	/* A seq_cst read-modify-write (a full barrier): pairs with the relay's release store
 	 * of prod followed by its seq_cst exchange of armed; a completion after this point
 	 * fires the channel. */
-	__atomic_exchange_n(&cq->q.ring->armed, htole32(solicited_only ? 2 : 1), __ATOMIC_SEQ_CST);
+	__atomic_exchange_n(&cq->q.ring->armed, htole32(solicited_only ? VRDMA_ARMED_SOLICITED : VRDMA_ARMED_ANY), __ATOMIC_SEQ_CST);
 	/* The kernel backend arms the real CQ now; its handler takes ring->armed back. */
 	if (ctx->kfd >= 0) {
 		struct vrdma_arm_cq_in a = { .handle = htole32(cq->handle),

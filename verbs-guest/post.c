@@ -61,6 +61,18 @@ static void kick_if_asleep(struct vbg_context *ctx, struct vbg_queue *q, uint32_
 		vbg_kick(ctx, q->db);
 }
 
+/* Send WQEs retired, for the depth check: those of the completions we polled, or more when
+ * the host says so in the ring's `retired` (a completion our CQ lost to an overrun still
+ * frees its slot, as natively). The host's value counts only if it lies between ours and
+ * prod. */
+static uint32_t sq_retired(struct vbg_qp *qp, uint32_t prod)
+{
+	uint32_t mine = __atomic_load_n(&qp->sretired, __ATOMIC_ACQUIRE);
+	uint32_t host = le32toh(__atomic_load_n(&qp->sq.ring->retired, __ATOMIC_ACQUIRE));
+
+	return host - mine <= prod - mine ? host : mine;
+}
+
 static inline uint8_t *slot(struct vbg_queue *q, uint32_t idx)
 {
 	return q->slots + (size_t)(idx & (q->entries - 1)) * q->stride;
@@ -174,7 +186,7 @@ int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr *
 	else if (broken(&qp->sq) || dead(q->context))
 		err = EIO;
 	for (; wr && !err; wr = wr->next) {
-		uint32_t retired = __atomic_load_n(&qp->sretired, __ATOMIC_ACQUIRE);
+		uint32_t retired = sq_retired(qp, qp->sprod);
 
 		if (qp->sprod - retired >= qp->cap.max_send_wr) {
 			err = ENOMEM;
@@ -370,7 +382,7 @@ static void wr_fail(struct vbg_qp *qp, int err)
 static struct vrdma_swqe *wr_new(struct ibv_qp_ex *x, enum ibv_wr_opcode op, uint64_t bit)
 {
 	struct vbg_qp *qp = xqp(x);
-	uint32_t retired = __atomic_load_n(&qp->sretired, __ATOMIC_ACQUIRE);
+	uint32_t retired = sq_retired(qp, qp->wr_prod);
 	struct vrdma_swqe *w;
 
 	if (qp->wr_err)

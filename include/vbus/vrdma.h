@@ -491,6 +491,8 @@ struct vrdma_ring {
 	__le32 reserved2[13];
 };
 
+#define VRDMA_ARMED_ANY		1	/* ring->armed: the next completion fires */
+#define VRDMA_ARMED_SOLICITED	2	/* the next solicited or error receive fires */
 #define VRDMA_RING_NEED_WAKEUP	(1u << 0)	/* the relay sleeps: kick the doorbell */
 #define VRDMA_RING_BROKEN	(1u << 1)	/* set by whichever side found a rule broken */
 

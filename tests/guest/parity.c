@@ -13,7 +13,8 @@
  *   import   ibv_import_device on the context's cmd_fd, ibv_import_pd, ibv_import_mr
  *   solicited  a receive CQ armed for solicited completions only: an event for a SEND with
  *            IBV_SEND_SOLICITED, none for one without (compared but on the relay, which
- *            wakes for any completion: docs/verbs.md)
+ *            wakes for any receive: docs/verbs.md); the sender's CQ armed so too: no event
+ *            for the sends' completions (rxe never fires that for a send's)
  *   contexts many contexts open at once with a PD, CQ and MR each, then closed; again (each
  *            round must leave no more descriptors than one context opened and freed);
  *            the descriptors each context after the first holds
@@ -327,10 +328,12 @@ static bool cq_event(struct ibv_comp_channel *ch, int ms)
 
 /* A receive CQ armed for solicited completions only: a SEND without IBV_SEND_SOLICITED
  * makes no event, one with it does. The relay cannot tell them apart (docs/verbs.md): with
- * VD_BACKEND=relay the first line is printed as info, on both sides. */
+ * VD_BACKEND=relay the first line is printed as info, on both sides. The sender's CQ, armed
+ * for solicited completions only too, gets no event for the sends' completions. */
 static void solicited(void)
 {
 	struct ibv_comp_channel *ch = ibv_create_comp_channel(lb.ctx);
+	struct ibv_comp_channel *sch = ibv_create_comp_channel(lb.ctx);
 	struct ibv_cq *scq, *rcq;
 	struct ibv_qp *a, *b;
 	struct ibv_mr *mr;
@@ -340,8 +343,8 @@ static void solicited(void)
 	bool relay = be && !strcmp(be, "relay"), ev;
 	int n;
 
-	check(ch, "comp channel: %s", strerror(errno));
-	scq = ibv_create_cq(lb.ctx, 8, NULL, NULL, 0);
+	check(ch && sch, "comp channels: %s", strerror(errno));
+	scq = ibv_create_cq(lb.ctx, 8, NULL, sch, 0);
 	rcq = ibv_create_cq(lb.ctx, 8, NULL, ch, 0);
 	mr = ibv_reg_mr(lb.pd, buf, sizeof(buf), IBV_ACCESS_LOCAL_WRITE);
 	check(scq && rcq && mr, "CQs and MR: %s", strerror(errno));
@@ -355,7 +358,8 @@ static void solicited(void)
 
 		check(!ibv_post_recv(b, &rw, &rbad), "post_recv: %s", strerror(errno));
 	}
-	check(!ibv_req_notify_cq(rcq, 1), "req_notify_cq(solicited only)");
+	check(!ibv_req_notify_cq(rcq, 1) && !ibv_req_notify_cq(scq, 1),
+	      "req_notify_cq(solicited only)");
 	for (int i = 0; i < 2; i++) {
 		struct ibv_sge sge = { .addr = (uintptr_t)buf, .length = 8, .lkey = mr->lkey };
 		struct ibv_send_wr sw = { .wr_id = (uint64_t)i, .sg_list = &sge, .num_sge = 1,
@@ -378,9 +382,12 @@ static void solicited(void)
 	}
 	n = ibv_poll_cq(rcq, 2, wc);
 	outcome("receive completions then polled: %d", n);
+	outcome("the sends' completions on a CQ armed for solicited only: %s",
+		cq_event(sch, 300) ? "event" : "no event");
 	check(!ibv_destroy_qp(a) && !ibv_destroy_qp(b), "destroy QPs");
 	check(!ibv_dereg_mr(mr) && !ibv_destroy_cq(scq) && !ibv_destroy_cq(rcq), "destroy");
-	check(!ibv_destroy_comp_channel(ch), "destroy channel");
+	check(!ibv_destroy_comp_channel(ch) && !ibv_destroy_comp_channel(sch),
+	      "destroy channels");
 }
 
 int main(int argc, char **argv)

@@ -250,6 +250,9 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	if (!r && (mask & IBV_QP_STATE) && a.qp_state == IBV_QPS_RESET) {
 		qp->sretired = qp->sposted;
 		qp->rdone = qp->rposted;
+		if (qp->sq.ring)
+			__atomic_store_n(&qp->sq.ring->retired, htole32(qp->sretired),
+					 __ATOMIC_RELEASE);
 	}
 	return -r;
 }
