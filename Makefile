@@ -78,7 +78,7 @@ bench: deps-check all
 # (VBUS_FULL=1), and bench/run --quick checked whole.
 soak: deps-check all
 	@VBUS_SOAK=1 VBUS_FULL=1 VBUS_CHURN_N=1000 VBUS_LOAD_SECONDS=120 VBUS_SCRIBBLE_SECONDS=30 tests/run --device \
-		-k guest-churn,guest-load,guest-scribble,guest-perftest-matrix,guest-integrity,guest-qperf
+		-k guest-churn,guest-load,guest-scribble,guest-perftest-matrix,guest-integrity,guest-qperf,guest-nest,guest-nest-pt
 	@VBUS_SOAK=1 VBUS_BENCH_MODE=quick tests/run --unit -k bench-quick
 
 # Not in CI (make test runs the same targets 5 s each): tests/unit/fuzz.sh with longer

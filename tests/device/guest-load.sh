@@ -2,8 +2,9 @@
 # Load (issue 13): VBUS_LOAD_PAIRS pairs of guests (16: 32 guests) talk to each other at
 # once, each guest with 3 QPs of each of RC, UC and UD (9 QPs; tests/guest/integrity: SEND,
 # SEND_WITH_IMM, WRITE, WRITE_WITH_IMM, READ, atomics, every byte and guard checked) for
-# VBUS_LOAD_SECONDS (20, as issue 13 asks; make soak: 120). Then the same number of native pairs for the same
-# time, the control (once per suite: vd_controls of tests/lib/vbusd.sh). Every pair must pass: RC loses nothing, and UC and UD deliver nothing
+# VBUS_LOAD_SECONDS (20, as issue 13 asks; make soak: 120). Under make soak (VBUS_FULL=1),
+# then the same number of native pairs for the same time, the control (left out of make
+# test since stop 38, for its time budget). Every pair must pass: RC loses nothing, and UC and UD deliver nothing
 # corrupt; the integrity program counts a lost UC or UD message as a failure, and the
 # losses of both runs are printed side by side. vbusd's CPU time per message is reported
 # (on the kernel backend most of the work is in the guests' own system calls: vbusd's
@@ -67,10 +68,10 @@ read -r gm gl gb gu gs < <(run guest)
 t1=$(date +%s%N)
 cpu1=$(vd_cpu_ns)
 nm=0 nl=- nb=0 nu=0 ns=0
-if vd_controls; then
+if [ "${VBUS_FULL:-0}" = 1 ]; then
 	read -r nm nl nb nu ns < <(run native)
 else
-	echo "info the native control runs in the kernel variant (tests/lib/vbusd.sh, vd_controls)"
+	echo "info the native control runs under make soak (VBUS_FULL=1): make test's time budget"
 fi
 t2=$(date +%s%N)
 printf 'info %-7s %10s %8s %10s %s\n' path messages lost "wall s" "failed sides"

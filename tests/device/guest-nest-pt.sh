@@ -23,7 +23,8 @@
 #   - SIGKILL of M1, or `dev del` in a middle M3 or at depth 0 under M3's depth-2 guest/revoke
 #     (relay: guest/port-events fatal): the guests below get DEVICE_FATAL within a scaled
 #     1 s, rdma res show is back to its baseline.
-# backends: kernel relay
+# backends: kernel
+# soak-backends: kernel relay
 # timeout: 300
 . "${VBUS_TOP:?}/tests/lib/pingpong.sh"
 . "$VBUS_TOP/tests/lib/vbusd.sh"
