@@ -46,6 +46,15 @@ int vbus_vm_gpa_to_offset(const struct vbus_vm_ram_layout *l, uint64_t gpa, uint
 	return -EFAULT;
 }
 
+uint64_t vbus_vm_runs(const uint64_t *offsets, uint64_t pos, uint64_t len)
+{
+	uint64_t first = pos / PAGE, end = (pos + len) / PAGE, runs = 0;
+
+	for (uint64_t i = first; i < end; i++)
+		runs += i == first || offsets[i] != offsets[i - 1] + PAGE;
+	return runs;
+}
+
 int vbus_vm_region_remap(int ram_fd, const uint64_t *offsets, uint64_t pos, uint64_t len,
 			 void *dst)
 {
@@ -63,11 +72,10 @@ int vbus_vm_region_remap(int ram_fd, const uint64_t *offsets, uint64_t pos, uint
 	return 0;
 }
 
-int vbus_vm_region_map(int ram_fd, const struct vbus_vm_ram_layout *l, const void *gpa_le,
-		       uint32_t n, void **base, uint64_t **offsets)
+int vbus_vm_region_pages(const struct vbus_vm_ram_layout *l, const void *gpa_le, uint32_t n,
+			 uint64_t **offsets)
 {
 	uint64_t *off;
-	void *b;
 	int err;
 
 	if (!n)
@@ -81,25 +89,32 @@ int vbus_vm_region_map(int ram_fd, const struct vbus_vm_ram_layout *l, const voi
 		memcpy(&gpa, (const uint8_t *)gpa_le + i * sizeof(gpa), sizeof(gpa));
 		gpa = le64toh(gpa);
 		err = gpa % PAGE ? -EINVAL : vbus_vm_gpa_to_offset(l, gpa, PAGE, &off[i]);
-		if (err)
-			goto err_free;
+		if (err) {
+			free(off);
+			return err;
+		}
 	}
-	/* Reserve the whole range first, then fill it: no other mapping can land inside. */
-	b = mmap(NULL, n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (b == MAP_FAILED) {
-		err = -ENOMEM;
-		goto err_free;
-	}
-	err = vbus_vm_region_remap(ram_fd, off, 0, n * PAGE, b);
-	if (err) {
-		munmap(b, n * PAGE);
-		goto err_free;
-	}
-	*base = b;
 	*offsets = off;
 	return 0;
+}
 
-err_free:
-	free(off);
-	return err;
+int vbus_vm_region_map(int ram_fd, const uint64_t *offsets, uint32_t n, void **base)
+{
+	void *b;
+	int err;
+
+	if (!n)
+		return -EINVAL;
+	/* Reserve the whole range first, then fill it: no other mapping can land inside. */
+	b = mmap(NULL, (size_t)n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (b == MAP_FAILED)
+		return -ENOMEM;
+	err = vbus_vm_region_remap(ram_fd, offsets, 0, (uint64_t)n * PAGE, b);
+	if (err) {
+		munmap(b, (size_t)n * PAGE);
+		return err;
+	}
+	*base = b;
+	return 0;
 }

@@ -27,19 +27,25 @@ int vbus_vm_gpa_to_offset(const struct vbus_vm_ram_layout *l, uint64_t gpa, uint
 			  uint64_t *offset);
 
 /*
- * Map a region a VM handed over as a page list (DEVSHM with VBUS_SHM_F_GPA): n guest-physical
- * addresses (little-endian, as the message carries them), each of one 4096-byte page, from
- * ram_fd (the VM's RAM memfd of layout l) into one fresh read-write shared mapping of n
- * pages, one mmap per run of pages that follow each other in the memfd. On success *base is
- * that mapping and *offsets (malloc'd, n entries) the memfd offset of each page. 0, -EINVAL
- * (n 0, an address not page-aligned), -EFAULT (a page outside RAM), -ENOMEM. Nothing is
- * left mapped on failure.
+ * A region a VM handed over as a page list (DEVSHM with VBUS_SHM_F_GPA): n guest-physical
+ * addresses (little-endian, as the message carries them), each of one 4096-byte page, of
+ * the VM's RAM (layout l).
+ * - vbus_vm_region_pages: the memfd offset of each page in *offsets (malloc'd, n entries).
+ *   0, -EINVAL (n 0, an address not page-aligned), -EFAULT (a page outside RAM), -ENOMEM.
+ * - vbus_vm_region_map: those pages from ram_fd into one fresh read-write shared mapping
+ *   of n pages in *base, one mmap per run of pages that follow each other in the memfd.
+ *   0, -EINVAL (n 0) or -ENOMEM, with nothing left mapped.
+ * - vbus_vm_region_remap: [pos, pos + len) of such a region (pos, len page multiples) at dst
+ *   (MAP_FIXED, shared, read-write), one mmap per run: for a window over part of a region
+ *   (an MR). 0 or -errno.
+ * - vbus_vm_runs: how many mmaps that takes (the runs in [pos, pos + len)), which each cost
+ *   the mapping process one of its vm.max_map_count.
  */
-int vbus_vm_region_map(int ram_fd, const struct vbus_vm_ram_layout *l, const void *gpa_le,
-		       uint32_t n, void **base, uint64_t **offsets);
-/* Map [pos, pos + len) of such a region (pos, len page multiples) at dst (MAP_FIXED, shared,
- * read-write), one mmap per run: for a window over part of a region (an MR). 0 or -errno. */
+int vbus_vm_region_pages(const struct vbus_vm_ram_layout *l, const void *gpa_le, uint32_t n,
+			 uint64_t **offsets);
+int vbus_vm_region_map(int ram_fd, const uint64_t *offsets, uint32_t n, void **base);
 int vbus_vm_region_remap(int ram_fd, const uint64_t *offsets, uint64_t pos, uint64_t len,
 			 void *dst);
+uint64_t vbus_vm_runs(const uint64_t *offsets, uint64_t pos, uint64_t len);
 
 #endif /* VBUS_VM_RAM_H */

@@ -584,12 +584,23 @@ static void env_caller(void *priv, unsigned int what, struct vrdma_caller *c)
 		c->memlock = vbd_caller_memlock(&in->g->caller);
 }
 
+static int env_maps_take(void *priv, uint64_t n)
+{
+	return vbd_guest_maps_take(((struct vrdma_inst *)priv)->g, n);
+}
+
+static void env_maps_give(void *priv, uint64_t n)
+{
+	vbd_guest_maps_give(((struct vrdma_inst *)priv)->g, n);
+}
+
 static const struct vrdma_env_ops env = { .region = env_region,
 					  .region_put = env_region_put, .signal_hold = env_signal_hold,
 					  .signal_put = env_signal_put, .kick = env_kick,
 					  .event = env_event, .quota = env_quota,
 					  .refused = env_refused,
-					  .caller = env_caller };
+					  .caller = env_caller, .maps_take = env_maps_take,
+					  .maps_give = env_maps_give };
 
 /* The attachment's tag in the module: which guest and which open of the device. */
 static uint64_t attach_tag(const struct vrdma_inst *in)

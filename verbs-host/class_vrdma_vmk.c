@@ -82,8 +82,20 @@ static void vmk_region_put(void *priv, uint32_t shm)
 	vbd_guest_region_put(k->g, shm);
 }
 
+static int vmk_maps_take(void *priv, uint64_t n)
+{
+	return vbd_guest_maps_take(((struct vbd_vmk *)priv)->g, n);
+}
+
+static void vmk_maps_give(void *priv, uint64_t n)
+{
+	vbd_guest_maps_give(((struct vbd_vmk *)priv)->g, n);
+}
+
 static const struct vrdma_env_ops vmk_env = { .region = vmk_region,
-					      .region_put = vmk_region_put };
+					      .region_put = vmk_region_put,
+					      .maps_take = vmk_maps_take,
+					      .maps_give = vmk_maps_give };
 
 /* The guest's input as a structure of n bytes: shorter is -EINVAL, a longer one's tail
  * must be zero (-E2BIG), as the module's own rule. */
@@ -333,7 +345,7 @@ static int reg_mr(struct vbd_vmk *k, const void *in, size_t inlen, void *out, si
 		struct vrdma_mr_piece p;
 	} m;
 	const struct vrdma_reg_mr_in *i = in;	/* the bus's buffer, as the relay reads it */
-	uint64_t head, total;
+	uint64_t head, total, nmaps;
 	void *w;
 	int err;
 
@@ -341,7 +353,7 @@ static int reg_mr(struct vbd_vmk *k, const void *in, size_t inlen, void *out, si
 	    vrdma_mr_span(le64toh(i->iova), le64toh(i->length), (uint64_t)k->page, &head, &total))
 		return -EINVAL;
 	err = vrdma_map_window(&vmk_env, k, k->page, (const void *)(i + 1), le32toh(i->npieces),
-			       total, &w);
+			       total, &w, &nmaps);
 	if (err)
 		return err;
 	m.h = *i;
@@ -350,6 +362,7 @@ static int reg_mr(struct vbd_vmk *k, const void *in, size_t inlen, void *out, si
 				       .length = i->length };
 	err = module_call(k, VRDMA_FN_REG_MR, &m, sizeof(m), out, outmax, outlen);
 	vrdma_window_unmap(w, total);	/* the module pinned the pages */
+	vmk_maps_give(k, nmaps);
 	return err;
 }
 

@@ -158,6 +158,22 @@ int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uin
 	return 0;
 }
 
+int vbd_guest_maps_take(struct vbd_guest *g, uint64_t n)
+{
+	const char *quota;
+	uint64_t limit;
+
+	if (!g->vm.maps || !vbd_vm_maps_take(g->vm.maps, n, &quota, &limit))
+		return 0;
+	vbd_quota_hit(g, quota, limit);
+	return -ENOMEM;
+}
+
+void vbd_guest_maps_give(struct vbd_guest *g, uint64_t n)
+{
+	vbd_vm_maps_give(g->vm.maps, n);
+}
+
 /* A device is done with region `id` (the object whose queue it held is gone): the guest
  * may revoke it once nothing else uses it. */
 static void slot_put(struct vbd_guest *g, uint32_t id, enum vbd_obj type)
@@ -244,6 +260,8 @@ static void slot_free(struct vbd_guest *g, uint32_t id)
 		munmap(s->base, s->size);
 		free(s->pages);
 		s->pages = NULL;
+		vbd_vm_maps_give(g->vm.maps, s->nmaps);
+		s->nmaps = 0;
 		g->shm_bytes -= s->size;
 		__atomic_sub_fetch(&g->bus->shm_bytes, s->size, __ATOMIC_RELAXED);
 		/* fall through */
@@ -418,7 +436,7 @@ static int region_quota(struct vbd_guest *g, uint64_t size)
 /* A region mapped at base (size bytes, fd and pages as struct vbd_slot says) becomes the
  * guest's: its id in *o, or -errno with nothing taken (the caller unmaps and closes). */
 static int region_add(struct vbd_guest *g, int fd, void *base, uint64_t size, uint64_t *pages,
-		      struct vbus_id_out *o)
+		      uint64_t nmaps, struct vbus_id_out *o)
 {
 	uint32_t id;
 	int err = 0;
@@ -427,7 +445,8 @@ static int region_add(struct vbd_guest *g, int fd, void *base, uint64_t size, ui
 	if (__atomic_add_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED) > g->bus->bus_max_shm)
 		err = vbd_quota_hit(g, "bus-max-shm", g->bus->bus_max_shm);
 	else if (!(id = slot_new(g, VBD_REGION, &(struct vbd_slot){ .fd = fd, .base = base,
-								     .size = size, .pages = pages })))
+								     .size = size, .pages = pages,
+								     .nmaps = nmaps })))
 		err = vbd_quota_hit(g, "slots", VBD_MAX_SLOTS - 1);
 	if (err) {
 		__atomic_sub_fetch(&g->bus->shm_bytes, size, __ATOMIC_RELAXED);
@@ -443,7 +462,8 @@ static int region_add(struct vbd_guest *g, int fd, void *base, uint64_t size, ui
 static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t size,
 			 struct vbus_id_out *o)
 {
-	uint64_t n = size / VBUS_VM_PAGE_SIZE, *pages;
+	uint64_t n = size / VBUS_VM_PAGE_SIZE, *pages, nmaps, limit;
+	const char *quota;
 	void *base;
 	int fd, err;
 
@@ -455,24 +475,36 @@ static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t
 	err = region_quota(g, size);
 	if (err)
 		return err;
-	err = vbus_vm_region_map(g->vm.ram_fd, &g->vm.ram_layout,
-				 (const uint8_t *)rx->payload + sizeof(struct vbus_devshm_in),
-				 (uint32_t)n, &base, &pages);
+	err = vbus_vm_region_pages(&g->vm.ram_layout,
+				   (const uint8_t *)rx->payload + sizeof(struct vbus_devshm_in),
+				   (uint32_t)n, &pages);
 	if (err) {
 		gwarn(g, "region of %llu pages refused: %s", (unsigned long long)n,
 		      err == -EFAULT ? "a page outside the VM's RAM" :
 		      err == -EINVAL ? "an address not page-aligned" : strerror(-err));
 		return err;
 	}
+	/* Each run of pages costs vbusd a mapping: the VM's budget pays (vm_maps.c). */
+	nmaps = vbus_vm_runs(pages, 0, size);
+	err = vbd_vm_maps_take(g->vm.maps, nmaps, &quota, &limit);
+	if (err) {
+		free(pages);
+		return vbd_quota_hit(g, quota, limit);
+	}
+	err = vbus_vm_region_map(g->vm.ram_fd, pages, (uint32_t)n, &base);
+	if (err)
+		goto err_maps;
 	/* The region's own descriptor of the RAM: an MR window maps its pages from it. */
 	fd = fcntl(g->vm.ram_fd, F_DUPFD_CLOEXEC, 0);
-	err = fd < 0 ? -errno : region_add(g, fd, base, size, pages, o);
-	if (err) {
-		if (fd >= 0)
-			close(fd);
-		munmap(base, size);
-		free(pages);
-	}
+	err = fd < 0 ? -errno : region_add(g, fd, base, size, pages, nmaps, o);
+	if (!err)
+		return 0;
+	if (fd >= 0)
+		close(fd);
+	munmap(base, size);
+err_maps:
+	vbd_vm_maps_give(g->vm.maps, nmaps);
+	free(pages);
 	return err;
 }
 
@@ -506,7 +538,7 @@ static int do_devshm(struct vbd_guest *g, const struct vbus_rx *rx, struct vbus_
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, rx->fds[0], 0);
 	if (base == MAP_FAILED)
 		return -errno;
-	err = region_add(g, rx->fds[0], base, size, NULL, o);
+	err = region_add(g, rx->fds[0], base, size, NULL, 0, o);
 	if (err) {
 		munmap(base, size);
 		return err;
@@ -995,10 +1027,12 @@ static void guest_vm_release(struct vbd_guest *g)
 	if (g->vm.ram_fd >= 0)
 		close(g->vm.ram_fd);
 	vbd_vm_sigs_put(g->vm.sigs);
+	vbd_vm_maps_put(g->vm.maps);
 	if (g->vm.done_fd >= 0)
 		close(g->vm.done_fd);
 	g->vm.ram_fd = g->vm.done_fd = -1;
 	g->vm.sigs = NULL;
+	g->vm.maps = NULL;
 }
 
 static void guest_free(struct vbd_guest *g)
@@ -1140,6 +1174,7 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 			return err;
 		}
 		g->vm.sigs = vbd_vm_sigs_get(vm->sigs);
+		g->vm.maps = vbd_vm_maps_get(vm->maps);
 	}
 	if (child)
 		g->child = *child;

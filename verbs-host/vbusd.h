@@ -146,6 +146,7 @@ struct vbd_slot {
 	uint64_t *pages;		/* a VM's region (VBUS_SHM_F_GPA): each 4096-byte
 					 * page's offset in fd (the VM's RAM); NULL: a memfd
 					 * mapped whole from offset 0 */
+	uint64_t nmaps;			/* with pages: the VM's mappings it holds (vm_maps.c) */
 	uint32_t gen;			/* generation: the upper bits of the handle or id */
 	uint32_t vector;		/* a VM's signal (VBUS_SIG_F_VECTOR): its vector; else 0 */
 	/* VBD_HANDLE: our ends of the child connections made of it (VBUS_OP_CHILD), shut
@@ -194,6 +195,18 @@ int vbd_vm_sig_take(struct vbd_vm_sigs *s, uint32_t direction, uint32_t *vector,
 void vbd_vm_sig_give(struct vbd_vm_sigs *s, uint32_t direction, uint32_t vector);
 bool vbd_vm_sig_taken(const struct vbd_vm_sigs *s, uint32_t direction, uint32_t vector);
 
+/* vm_maps.c: a VM's budget of vbusd's mappings, one per run of its pages in a region or an
+ * MR window (docs/vm.md, "Mappings"), shared by its connections. take: 0, or -EDQUOT with
+ * the quota's name and limit (the VM's max-maps, or all VMs' half of vm.max_map_count). */
+struct vbd_vm_maps;
+struct vbd_vm_maps *vbd_vm_maps_new(uint64_t max);
+struct vbd_vm_maps *vbd_vm_maps_get(struct vbd_vm_maps *m);
+void vbd_vm_maps_put(struct vbd_vm_maps *m);
+int vbd_vm_maps_take(struct vbd_vm_maps *m, uint64_t n, const char **quota, uint64_t *limit);
+void vbd_vm_maps_give(struct vbd_vm_maps *m, uint64_t n);
+void vbd_vm_maps_read(const struct vbd_vm_maps *m, uint64_t *used, uint64_t *max);
+uint64_t vbd_vm_maps_all_max(void);
+
 /* What a VM's connection reaches of the VM: its RAM memfd and where guest-physical
  * addresses are in it (DEVSHM with VBUS_SHM_F_GPA), and its vectors (DEVSIG with
  * VBUS_SIG_F_VECTOR). done_fd: closed by the connection once it has freed all it held
@@ -202,6 +215,7 @@ struct vbd_guest_vm {
 	int ram_fd;
 	struct vbus_vm_ram_layout ram_layout;
 	struct vbd_vm_sigs *sigs;
+	struct vbd_vm_maps *maps;
 	int done_fd;
 };
 
@@ -310,6 +324,10 @@ int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit);
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size,
 		     const uint64_t **pages);
 void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
+/* A VM's MR window costs n of its mappings (vm_maps.c): 0, or -ENOMEM with the quota told
+ * (as a pin past a limit is refused). A process's region: nothing counted. */
+int vbd_guest_maps_take(struct vbd_guest *g, uint64_t n);
+void vbd_guest_maps_give(struct vbd_guest *g, uint64_t n);
 /* Signal `id` of that direction: its eventfd in *fd, pinned until vbd_guest_signal_put. */
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);
 void vbd_guest_signal_put(struct vbd_guest *g, uint32_t id);

@@ -185,6 +185,7 @@ static void vm_free(struct vbd_vm *vm)
 	free(vm->kernel);
 	free(vm->initrd);
 	free(vm->append);
+	vbd_vm_maps_put(vm->maps);
 	free(vm);
 }
 

@@ -170,6 +170,7 @@ static int chan_connect(struct vbd_vm *vm, uint32_t slot)
 			      &(struct vbd_guest_vm){ .ram_fd = vm->ram_fd,
 						      .ram_layout = vm->layout,
 						      .sigs = vm->sigs,
+						      .maps = vm->maps,
 						      .done_fd = done[1] });
 	close(done[1]);	/* the connection holds its own copy */
 	if (r && r != -EACCES && r != -EUSERS && r != -ESHUTDOWN) {

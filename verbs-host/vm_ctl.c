@@ -3,7 +3,8 @@
  * `vbusctl vm ...` (docs/vm.md): add, del, show, notify. Every word is checked here, before
  * anything is made: a bad one is a one-line error and no VM.
  *   vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] [mem SIZE] [cpus N]
- *          [vectors N] [conns N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME]
+ *          [vectors N] [conns N] [max-maps N] [accel auto|kvm|tcg]
+ *          [net none|user|tap:IFNAME]
  *   vm del NAME
  *   vm show [NAME]
  *   vm notify NAME VECTOR      interrupt the VM on VECTOR (its driver's eventfd for it)
@@ -171,6 +172,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 	vm->cpus = 1;
 	vm->vectors = VM_VECTORS_DEFAULT;
 	vm->conns = VM_CONNS_DEFAULT;
+	vm->max_maps = vbd_vm_maps_all_max();
 	snprintf(vm->accel, sizeof(vm->accel), "auto");
 	snprintf(vm->net, sizeof(vm->net), "none");
 	for (int i = 1; i < argc; i += 2) {
@@ -194,6 +196,13 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 		} else if (!strcmp(k, "conns")) {
 			if (parse_u32(v, 1, VBUS_VM_MAX_CONNS, &vm->conns))
 				BAD("vm add: conns '%s': 1 to %d", v, VBUS_VM_MAX_CONNS);
+		} else if (!strcmp(k, "max-maps")) {
+			uint32_t n;
+
+			if (parse_u32(v, 1, (uint32_t)vbd_vm_maps_all_max(), &n))
+				BAD("vm add: max-maps '%s': 1 to %llu (half of vm.max_map_count)", v,
+				    (unsigned long long)vbd_vm_maps_all_max());
+			vm->max_maps = n;
 		} else if (!strcmp(k, "accel")) {
 			if (strcmp(v, "auto") && strcmp(v, "kvm") && strcmp(v, "tcg"))
 				BAD("vm add: accel '%s': auto, kvm or tcg", v);
@@ -219,7 +228,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 			vm->append = strdup(v);
 		} else {
 			BAD("vm add: unknown option '%s' (bus, kernel, initrd, append, mem, cpus, "
-			    "vectors, conns, accel, net)", k);
+			    "vectors, conns, max-maps, accel, net)", k);
 		}
 	}
 	if (!vm->bus[0])
@@ -239,6 +248,12 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 	    snprintf(vm->log, sizeof(vm->log), "%s/%s.qemu.log", dir, vm->name) >=
 	    (int)sizeof(vm->log))
 		BAD("vm add: the run directory's path is too long");
+	vm->maps = vbd_vm_maps_new(vm->max_maps);
+	if (!vm->maps) {
+		snprintf(err, errn, "out of memory");
+		r = -ENOMEM;
+		goto err_free;
+	}
 	return vbd_vm_start(vm, err, errn);
 
 err_free:
@@ -275,6 +290,7 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 	pthread_mutex_lock(&vbd_vms.lock);
 	for (struct vbd_vm *vm = vbd_vms.list; vm; vm = vm->next) {
 		char mac[VBD_VM_MAC_STR];
+		uint64_t maps, max_maps;
 
 		if (only && strcmp(only, vm->name))
 			continue;
@@ -301,6 +317,9 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 			   (unsigned long long)vm->chan.events);
 		strbuf_put(o, json ? ",\"max_conns\":%u,\"conns\":%u" : " max_conns %u conns %u",
 			   vm->conns, vm->chan.conns_open);
+		vbd_vm_maps_read(vm->maps, &maps, &max_maps);
+		strbuf_put(o, json ? ",\"max_maps\":%llu,\"maps\":%llu" : " max_maps %llu maps %llu",
+			   (unsigned long long)max_maps, (unsigned long long)maps);
 		strbuf_put(o, json ? "}" : "\n");
 		first = false;
 	}
@@ -363,7 +382,7 @@ int vbd_vm_command(int argc, char **argv, bool json, char *out, size_t outn)
 	if (!strcmp(verb, "peek") && argc == 5)
 		return vm_peek(argv + 2, json, &o);
 	snprintf(out, outn, "usage: vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] "
-		 "[mem SIZE] [cpus N] [vectors N] [conns N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME] | vm del NAME | "
+		 "[mem SIZE] [cpus N] [vectors N] [conns N] [max-maps N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME] | vm del NAME | "
 		 "vm show [NAME] | vm notify NAME VECTOR | vm peek NAME GPA LEN");
 	return -EINVAL;
 }

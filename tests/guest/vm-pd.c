@@ -18,6 +18,13 @@
  * "vm-pd events": the bus's events in a VM (docs/vm.md, "Events"): r0 opens, "VM-EV-READY"
  * is printed, then it waits in ibv_get_async_event (the test removes r0 on the host: the
  * bus's DEV_REMOVED comes through BAR2's event ring) and prints the event as "VM-EV NAME".
+ *
+ * "vm-pd maps": a VM's budget of vbusd's mappings (docs/vm.md, "Mappings"; the test's VM
+ * has `max-maps 256`): MRs of 8 KiB, each buffer a mapping of its own, are registered and
+ * held until one is refused (each costs vbusd at least two mappings: its region's and its
+ * window's); the refusal's errno is printed; all are deregistered and the first registered
+ * again, which must succeed (the windows' mappings were given back): "VM-MAPS registered K,
+ * then ERRNO_NAME".
  */
 #include <errno.h>
 #include <stdint.h>
@@ -25,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <infiniband/verbs.h>
 
 #define FAIL(...) do { printf("VM-PD-FAIL "); printf(__VA_ARGS__); printf("\n"); return 1; } while (0)
@@ -41,6 +49,47 @@ static int events(struct ibv_context *c)
 	ibv_ack_async_event(&e);
 	printf("VM-PD-OK\n");
 	return 0;	/* the context is dead: left to the exit */
+}
+
+static int maps(struct ibv_context *c)
+{
+	enum { N = 600, PG = 4096 };
+	static struct ibv_mr *mr[N];
+	static char *buf[N];
+	struct ibv_pd *pd = ibv_alloc_pd(c);
+	int k, err;
+
+	if (!pd)
+		FAIL("ibv_alloc_pd: %s", strerror(errno));
+	/* Each buffer a mapping of its own (two pages and a PROT_NONE guard, so that the
+	 * kernel merges none): the library moves a buffer's whole mapping into its region,
+	 * so each region is small, and costs 1 or 2 mappings as its MR's window does. */
+	for (k = 0; k < N; k++) {
+		buf[k] = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			      -1, 0);
+		if (buf[k] == MAP_FAILED || mprotect(buf[k] + 2 * PG, PG, PROT_NONE))
+			FAIL("mmap: %s", strerror(errno));
+		memset(buf[k], 1, 2 * PG);
+	}
+	for (k = 0; k < N; k++) {
+		mr[k] = ibv_reg_mr(pd, buf[k], 2 * PG, IBV_ACCESS_LOCAL_WRITE);
+		if (!mr[k])
+			break;
+	}
+	err = errno;
+	if (k == N)
+		FAIL("%d MRs registered and none refused: no mapping budget", N);
+	printf("VM-MAPS registered %d, then %s\n", k, strerrorname_np(err));
+	while (k--)
+		if (ibv_dereg_mr(mr[k]))
+			FAIL("ibv_dereg_mr: %s", strerror(errno));
+	mr[0] = ibv_reg_mr(pd, buf[0], 2 * PG, IBV_ACCESS_LOCAL_WRITE);
+	if (!mr[0])
+		FAIL("the first buffer again, all deregistered: %s", strerror(errno));
+	if (ibv_dereg_mr(mr[0]) || ibv_dealloc_pd(pd))
+		FAIL("ibv_dereg_mr, ibv_dealloc_pd: %s", strerror(errno));
+	printf("VM-PD-OK\n");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -68,6 +117,8 @@ int main(int argc, char **argv)
 		FAIL("ibv_open_device %s: %s", name, strerror(errno));
 	if (argc > 1 && !strcmp(argv[1], "events"))
 		return events(c);
+	if (argc > 1 && !strcmp(argv[1], "maps"))
+		return maps(c);
 	if (ibv_query_port(c, 1, &pa) || pa.state != IBV_PORT_ACTIVE)
 		FAIL("ibv_query_port 1: %s, state %d", strerror(errno), pa.state);
 	pd = ibv_alloc_pd(c);

@@ -37,7 +37,7 @@ fds() { ls "/proc/$vbusd_pid/fd" | wc -l; }
 vg_cleanup() {
 	if declare -F vg_on_exit >/dev/null; then vg_on_exit; fi
 	[ -n "${vbusd_pid:-}" ] && kill -TERM "$vbusd_pid" 2>/dev/null && wait "$vbusd_pid"
-	rm -rf "${tmp:-/nonexistent}"
+	rm -rf "${tmp:-/nonexistent}" "${fakedir:-/nonexistent}"
 }
 
 # vg_copy_dynamic ROOT FILE...: each FILE at the same path under ROOT, with every library
@@ -100,6 +100,23 @@ vg_vbusd_end() {
 		fail "a sanitizer report in vbusd's log"
 	fi
 	echo "ok   vbusd: exit 0 on SIGTERM, no sanitizer report"
+}
+
+# vg_fake_verbs: vbusd of this variant (VBUS_BUILD) with tests/lib/fake-verbs.c preloaded
+# after its sanitizer runtime (one soft-RoCE-like device, fake0, and the module's admin
+# descriptor on a plain file), and QEMU through a wrapper that drops vbusd's preloads (they
+# are vbusd's only: a sanitizer runtime in QEMU reports QEMU's own leaks and races). Sets
+# VG_VBUSD_ENV and fakedir (removed by vg_cleanup); before vg_setup.
+vg_fake_verbs() {
+	local variant=${VBUS_BUILD:-$top/build/default} rt
+	rt=$(ldd "$variant/bin/vbusd" | grep -o '/[^ ]*lib[at]san\.so[^ ]*' | head -n 1)
+	[ -f "$variant/tests/lib/libfake-verbs.so" ] || skip "no $variant/tests/lib/libfake-verbs.so (make)"
+	fakedir=$(mktemp -d /tmp/vbus-vm-fake.XXXXXX)
+	trap vg_cleanup EXIT
+	printf '#!/bin/sh\nunset LD_PRELOAD\nexec qemu-system-x86_64 "$@"\n' >"$fakedir/qemu"
+	chmod +x "$fakedir/qemu"
+	mkdir "$fakedir/uverbs" && : >"$fakedir/admin"
+	VG_VBUSD_ENV="LD_PRELOAD=${rt:+$rt:}$variant/tests/lib/libfake-verbs.so VBUS_FAKE_IBDEV=fake0:$fakedir/uverbs VBUS_VRDMA_ADMIN=$fakedir/admin VBUS_QEMU=$fakedir/qemu"
 }
 
 vg_setup() { # PROG INIT

@@ -52,6 +52,8 @@ refuse "mem 1M" t1 bus b kernel "$kernel" mem 1M
 refuse "mem 100000G" t1 bus b kernel "$kernel" mem 100000G
 refuse "cpus 0" t1 bus b kernel "$kernel" cpus 0
 refuse "vectors 65" t1 bus b kernel "$kernel" vectors 65
+refuse "max-maps 0" t1 bus b kernel "$kernel" max-maps 0
+refuse "max-maps past half of vm.max_map_count" t1 bus b kernel "$kernel" max-maps 4000000000
 refuse "accel xen" t1 bus b kernel "$kernel" accel xen
 refuse "net tap" t1 bus b kernel "$kernel" net tap
 refuse "net tap:a,b" t1 bus b kernel "$kernel" net tap:a,b

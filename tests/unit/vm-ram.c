@@ -3,14 +3,16 @@
  * Guest-physical to RAM-memfd offsets of a q35 VM (connector/vm_ram.c): the two blocks for
  * RAM sizes on both sides of QEMU's 2.75 GiB split, the first and last byte of each block,
  * ranges crossing a block's end or lying in the hole below 4 GiB, wrapping ranges, len 0.
- * Then a region from a page list (vbus_vm_region_map, what DEVSHM with VBUS_SHM_F_GPA
- * maps) over a RAM memfd of 4 MiB: each page of the mapping is the page of RAM its address
- * named, in runs and out of order, both ways; a window over part of it (vbus_vm_region_remap,
- * an MR's); refusals of an unaligned address, a page outside RAM or across its end, and no
- * page at all.
+ * Then a region from a page list (vbus_vm_region_pages and _map, what DEVSHM with
+ * VBUS_SHM_F_GPA maps) over a RAM memfd of 4 MiB: each page of the mapping is the page of
+ * RAM its address named, in runs and out of order, both ways; a window over part of it
+ * (vbus_vm_region_remap, an MR's); vbus_vm_runs, what a VM pays of vbusd's mappings, is the
+ * number of mappings the kernel shows in /proc/self/maps for each; refusals of an unaligned
+ * address, a page outside RAM or across its end, and no page at all.
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,23 @@ static void bad(const struct vbus_vm_ram_layout *l, uint64_t gpa, uint64_t len, 
 	      (unsigned long long)l->size, (unsigned long long)gpa, (unsigned long long)len, r, want);
 }
 
+/* The mappings /proc/self/maps shows inside [a, a + len). */
+static unsigned int maps_in(const void *a, size_t len)
+{
+	uintptr_t lo = (uintptr_t)a, hi = lo + len;
+	unsigned long long s, e;
+	unsigned int n = 0;
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	check(f, "/proc/self/maps: %m");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx-%llx", &s, &e) == 2 && s >= lo && e <= hi)
+			n++;
+	fclose(f);
+	return n;
+}
+
 static void region_map(void)
 {
 	enum { RAM = 4 << 20, PG = 4096 };
@@ -63,7 +82,12 @@ static void region_map(void)
 	vbus_vm_ram_layout_q35(RAM, &l);
 	for (uint32_t i = 0; i < n; i++)
 		le[i] = htole64(gpas[i] * PG);
-	check(!vbus_vm_region_map(fd, &l, le, n, (void **)&base, &off), "map %u pages", n);
+	check(!vbus_vm_region_pages(&l, le, n, &off), "%u pages", n);
+	check(!vbus_vm_region_map(fd, off, n, (void **)&base), "map %u pages", n);
+	/* Runs: 5 6 7 | 2 | 900 | 5 | last. */
+	check(vbus_vm_runs(off, 0, (uint64_t)n * PG) == 5 && maps_in(base, (size_t)n * PG) == 5,
+	      "runs %llu, mappings %u, want 5", (unsigned long long)vbus_vm_runs(off, 0, n * PG),
+	      maps_in(base, (size_t)n * PG));
 	for (uint32_t i = 0; i < n; i++) {
 		check(off[i] == gpas[i] * PG, "page %u at offset %#llx", i, (unsigned long long)off[i]);
 		check(base[(size_t)i * PG] == (uint8_t)(gpas[i] * 37 % 251) &&
@@ -77,23 +101,30 @@ static void region_map(void)
 	w = mmap(NULL, 3 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	check(w != MAP_FAILED && !vbus_vm_region_remap(fd, off, 2 * PG, 3 * PG, w), "remap");
 	check(w[0] == base[2 * PG] && w[PG] == base[3 * PG] && w[2 * PG + 10] == 0xab, "window");
+	check(vbus_vm_runs(off, 2 * PG, 3 * PG) == 3 && maps_in(w, 3 * PG) == 3,
+	      "window: runs %llu, mappings %u, want 3",
+	      (unsigned long long)vbus_vm_runs(off, 2 * PG, 3 * PG), maps_in(w, 3 * PG));
+	check(vbus_vm_runs(off, 0, 3 * PG) == 1, "one run of three pages");
 	check(vbus_vm_region_remap(fd, off, 100, PG, w) == -EINVAL, "remap unaligned");
 	munmap(w, 3 * PG);
 	munmap(base, (size_t)n * PG);
 	free(off);
 
-	base = (uint8_t *)1;
+	off = (uint64_t *)1;
 	le[0] = htole64(5 * PG + 8);
-	check(vbus_vm_region_map(fd, &l, le, 1, (void **)&base, &off) == -EINVAL, "unaligned");
+	check(vbus_vm_region_pages(&l, le, 1, &off) == -EINVAL, "unaligned");
 	le[0] = htole64(RAM);
-	check(vbus_vm_region_map(fd, &l, le, 1, (void **)&base, &off) == -EFAULT, "past RAM");
+	check(vbus_vm_region_pages(&l, le, 1, &off) == -EFAULT, "past RAM");
 	le[0] = htole64(0xfffffffffffff000ull);
-	check(vbus_vm_region_map(fd, &l, le, 1, (void **)&base, &off) == -EFAULT, "wrapping");
-	check(vbus_vm_region_map(fd, &l, le, 0, (void **)&base, &off) == -EINVAL, "no page");
+	check(vbus_vm_region_pages(&l, le, 1, &off) == -EFAULT, "wrapping");
+	check(vbus_vm_region_pages(&l, le, 0, &off) == -EINVAL, "no page");
+	check(off == (uint64_t *)1, "a refusal set *offsets");
+	base = (uint8_t *)1;
+	check(vbus_vm_region_map(fd, off, 0, (void **)&base) == -EINVAL, "map no page");
 	check(base == (uint8_t *)1, "a refused map set *base");
 	munmap(ram, RAM);
 	close(fd);
-	printf("vm-ram: a region of %u pages from a page list (runs, out of order, a page twice), a window over it, 4 refusals\n",
+	printf("vm-ram: a region of %u pages from a page list (runs, out of order, a page twice: 5 mappings), a window over it (3), 5 refusals\n",
 	       n);
 }
 

@@ -7,7 +7,9 @@
 # connections of the VM), opens e0 and binds the event eventfd on each, and waits. vbusd is then killed with SIGKILL: QEMU runs on (nothing tells it), but
 # vbusd's heartbeat in BAR2 stops, and within the driver's host_timeout_ms (5 s by default)
 # each connection gets a DISCONNECTED event (what the library turns into
-# IBV_EVENT_DEVICE_FATAL) and its next request fails with ECONNRESET. The time from the
+# IBV_EVENT_DEVICE_FATAL) and its next request fails with ECONNRESET; and a verbs process
+# (tests/guest/vm-pd events under vbus-run, on a vrdma device r0 of fake-verbs preloaded in
+# vbusd), waiting in ibv_get_async_event, gets IBV_EVENT_DEVICE_FATAL. The time from the
 # kill to the event is printed (a figure, not a limit: the VM runs under TCG). The guest
 # kernel logs the driver's line and no warning or oops; the driver unloads. One VM boot,
 # the default variant only (a killed vbusd has no sanitizer report to give).
@@ -15,11 +17,14 @@
 set -u
 top=${VBUS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top/tests/lib/vmguest.sh"
+vg_populate() { vg_populate_verbs "$1" "$top/build/default/tests/guest/vm-pd"; }
+vg_fake_verbs
 vg_setup connector init-beat
 qpid=
 trap '[ -n "$qpid" ] && kill -KILL "$qpid" 2>/dev/null; vg_cleanup' EXIT
 ctl dev add e0 class echo bus b >/dev/null || fail "dev add e0"
-ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vectors 2 \
+ctl dev add r0 class vrdma backing=fake0 backend=relay bus b >/dev/null || fail "dev add r0"
+ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "$mem" cpus 1 vectors 4 \
 	append "console=ttyS0 loglevel=7 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 ready() { grep -qs "VBUS-VM-BEAT-READY\|VBUS-VM-CONN-FAIL\|VBUS-VM-CONN-EXIT" "$con" ||
@@ -43,6 +48,12 @@ grep -q "vbus_vmguest.*vbusd's heartbeat stopped .* ms ago .*: the bus is gone" 
 	fail "the driver did not log vbusd's death"
 echo "ok   vbusd killed (QEMU runs on): DISCONNECTED on both of the VM's connections about $ms ms later (heartbeat stopped, host_timeout_ms 5000), the next requests ECONNRESET"
 
+ev_done() { grep -qs "^VBUS-EV-RC" "$con"; }
+vt_until 90 ev_done || fail "vm-pd events in the VM did not end after vbusd's death"
+tr -d '\r' <"$con" | grep -qx "VBUS-EV|VM-EV local catastrophic error" &&
+	tr -d '\r' <"$con" | grep -qx "VBUS-EV-RC 0" ||
+	fail "vm-pd events after vbusd's death: $(tr -d '\r' <"$con" | grep '^VBUS-EV')"
+echo "ok   a verbs process in the VM (vm-pd events on r0) got IBV_EVENT_DEVICE_FATAL"
 vt_until 30 grep -q "VBUS-VM-RMMOD-OK" "$con" || fail "rmmod vbus_vmguest failed"
 if grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|inconsistent lock state|Call Trace" "$con"; then
 	fail "the guest kernel logged a warning or an oops"

@@ -22,6 +22,10 @@
 #     an SRQ refused by fake0, an MR registered on fake0 with the buffer's address in the
 #     VM as its iova (found in vbusd's log), a PD left at exit: vbusd frees it when the
 #     VM's connection ends (fake-verbs counts PDs, CQs and MRs alive in vbusd's log: 0);
+#   - the VM's budget of vbusd's mappings (`max-maps 256`, docs/vm.md "Mappings"):
+#     `vm-pd maps` holds MRs until one is refused (ENOMEM, or EDQUOT for the region), vbusd's
+#     log names the quota, one registers again after deregistration, and `vm show` says
+#     maps 0 once the VM's connections are gone;
 #   - processes have connections of their own (`vm add ... conns 2`): while vm-pd holds
 #     its connection, a second vm-pd runs whole (its CQs, MR and PD as the first's); with
 #     two held, a third process (ibv_devices) is refused with EBUSY in one line naming
@@ -60,21 +64,9 @@ vg_populate() { # ROOT: the verbs library, vbus-run, bash and the rdma-core tool
 	mv "$root/$dflt/tests/guest/devlist" "$root/" &&
 	rm -rf "${root:?}/$dflt"
 }
-# vbusd of this variant with fake-verbs of this variant, after its sanitizer runtime.
-variant=${VBUS_BUILD:-$dflt}
-rt=$(ldd "$variant/bin/vbusd" | grep -o '/[^ ]*lib[at]san\.so[^ ]*' | head -n 1)
-fakedir=$(mktemp -d /tmp/vbus-vm-verbs-fake.XXXXXX)
-trap 'rm -rf "$fakedir"' EXIT
-# QEMU through a wrapper that drops vbusd's preloads: they are vbusd's only (a sanitizer
-# runtime in QEMU reports QEMU's own leaks and races).
-printf '#!/bin/sh\nunset LD_PRELOAD\nexec qemu-system-x86_64 "$@"\n' >"$fakedir/qemu"
-chmod +x "$fakedir/qemu"
-VG_VBUSD_ENV="LD_PRELOAD=${rt:+$rt:}$variant/tests/lib/libfake-verbs.so VBUS_FAKE_IBDEV=fake0:$fakedir/uverbs VBUS_VRDMA_ADMIN=$fakedir/admin VBUS_QEMU=$fakedir/qemu"
-mkdir "$fakedir/uverbs" && : >"$fakedir/admin"
 . "$top/tests/lib/vmguest.sh"
-[ -f "$variant/tests/lib/libfake-verbs.so" ] || skip "no $variant/tests/lib/libfake-verbs.so (make)"
+vg_fake_verbs	# vbusd of this variant with fake-verbs of this variant
 vg_setup guest/vm-pd init-verbs
-trap 'vg_cleanup; rm -rf "$fakedir"' EXIT
 ctl dev add r0 class vrdma backing=fake0 backend=relay bus b >/dev/null || fail "dev add r0"
 ctl dev add k0 class vrdma backing=fake0 backend=kernel bus b >/dev/null || fail "dev add k0"
 
@@ -99,7 +91,7 @@ vt_until 10 guests_gone || fail "devlist's connection outlived it: $(ctl -j gues
 fds0=$(fds)	# with the devices and whatever the relay keeps between guests
 
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "${VBUS_VMGUEST_MEM:-256M}" cpus 1 vectors 4 \
-	conns 2 append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
+	conns 2 max-maps 256 append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 done_() { grep -qs "VBUS-VM-VERBS-EXIT" "$con" 2>/dev/null ||
 	  vg_ended; }
@@ -158,6 +150,12 @@ iova=$(out VBUS-PD | sed -n 's/^MR iova \(0x[0-9a-f]*\) .*/\1/p')
 [ -n "$iova" ] && grep -q "fake-verbs: ibv_reg_mr: 1 alive, length 8192, iova $iova\$" "$run/vbusd.log" ||
 	fail "vm-pd's MR (iova ${iova:-none}) was not registered on fake0 as such: $(grep 'fake-verbs: ibv_reg_mr' "$run/vbusd.log")"
 echo "ok   vm-pd's MR registered on the host's device with the VM's address $iova as its iova"
+maps=$(out VBUS-MAPS | sed -n 's/^VM-MAPS registered \([0-9]*\), then \(ENOMEM\|EDQUOT\)$/\1/p')
+[ "$(rc VBUS-MAPS)" = 0 ] && [ -n "$maps" ] && out VBUS-MAPS | grep -q "^VM-PD-OK" ||
+	fail "vm-pd maps in the VM (max-maps 256): $(out VBUS-MAPS)"
+grep -q "quota vm max-maps (256) reached" "$run/vbusd.log" ||
+	fail "vbusd did not name the VM's max-maps: $(grep quota "$run/vbusd.log" | tail -n 3)"
+echo "ok   the VM's budget of vbusd's mappings (max-maps 256): $maps MRs of 8 KiB held, the next refused ($(out VBUS-MAPS | sed -n 's/.*then //p'), quota named in vbusd's log); after deregistration one registers again"
 out VBUS-HOLD | grep -q "^VM-PD-OK" && out VBUS-HOLD2 | grep -q "^VM-PD-OK" ||
 	fail "vm-pd hold in the VM: $(out VBUS-HOLD) / $(out VBUS-HOLD2)"
 [ "$(rc VBUS-PD2)" = 0 ] && out VBUS-PD2 | grep -q "^VM-PD-OK" ||
@@ -200,16 +198,19 @@ kill -0 "$vbusd_pid" || fail "vbusd died"
 vt_until 30 guests_gone || fail "the VM's connections outlived its processes: $(ctl -j guest show)"
 alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 [ "$alive" = "fake-verbs: ibv_dealloc_pd: 0 alive" ] || fail "PDs after the VM's processes ended: $alive"
-[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 15 ] || fail "not 15 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
-echo "ok   vbusd alive; every connection of the VM gone; 15 PDs made, none left ($alive)"
-for o in cq:create_cq:destroy_cq:10 mr:reg_mr:dereg_mr:5; do
+[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 16 ] || fail "not 16 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
+echo "ok   vbusd alive; every connection of the VM gone; 16 PDs made, none left ($alive)"
+[ "$(vg_field maps)" = 0 ] && [ "$(vg_field max_maps)" = 256 ] ||
+	fail "the VM's mappings once its connections are gone: $(ctl -j vm show t1)"
+echo "ok   vm show: max_maps 256, maps 0 once the VM's connections are gone"
+for o in cq:create_cq:destroy_cq:10 mr:reg_mr:dereg_mr:$((5 + maps + 1)); do
 	IFS=: read -r what made gone n <<<"$o"
 	last=$(grep -o "fake-verbs: ibv_\($made\|$gone\): [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 	[ "$last" = "fake-verbs: ibv_$gone: 0 alive" ] || fail "${what}s after the VM's processes ended: $last"
 	[ "$(grep -c "fake-verbs: ibv_$made:" "$run/vbusd.log")" = "$n" ] ||
 		fail "not $n ${what}s made: $(grep "fake-verbs: ibv_$made" "$run/vbusd.log")"
 done
-echo "ok   10 CQs and 5 MRs made on fake0 from the VM (five vm-pd, two at a time), none left"
+echo "ok   10 CQs and $((5 + maps + 1)) MRs made on fake0 from the VM (five vm-pd, two at a time, and vm-pd maps), none left"
 
 vg_vm_del "$(vg_field pid)"
 vg_vbusd_end

@@ -45,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * eventfds: DEVSIG with VBUS_SIG_F_VECTOR takes them. */
 	static int ram_fd = -1;
 	static struct vbd_vm_sigs *sigs;
+	static struct vbd_vm_maps *maps;
 	if (ram_fd < 0 && vbus_memfd_create("fuzz-ram", 1 << 20, &ram_fd))
 		abort();
 	if (!sigs) {
@@ -60,6 +61,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g->vm.ram_fd = ram_fd;
 	g->vm.done_fd = -1;
 	g->vm.sigs = sigs;
+	/* A budget of 64 mappings (one per run of pages): a scattered region is refused. */
+	if (!maps && !(maps = vbd_vm_maps_new(64)))
+		abort();
+	g->vm.maps = maps;
 	vbus_vm_ram_layout_q35(1 << 20, &g->vm.ram_layout);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->send_lock, NULL);
@@ -87,12 +92,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			munmap(s->base, s->size);
 			free(s->pages);
 			close(s->fd);
+			vbd_vm_maps_give(maps, s->nmaps);
 		}
 		if (s->type == VBD_SIGNAL) {	/* only VM signals: their vectors go back */
 			close(s->fd);
 			vbd_vm_sig_give(sigs, s->direction, s->vector);
 		}
 	}
+	uint64_t used, max;
+
+	vbd_vm_maps_read(maps, &used, &max);
+	if (used)
+		abort();	/* a region's mappings not given back */
 	close(sv[0]);
 	close(sv[1]);
 	for (uint32_t i = 0; i < VBD_MAX_SLOTS / VBD_SLOT_CHUNK; i++)

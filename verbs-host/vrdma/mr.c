@@ -49,7 +49,27 @@ void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
 	vrdma_charge_add(g->charge, 0, -(int64_t)mr->mr->length, NULL, NULL);
 	ibv_dereg_mr(mr->mr);
 	vrdma_window_unmap(mr->window, mr->window_len);
+	if (mr->nmaps)
+		g->env->maps_give(g->env_priv, mr->nmaps);
 	free(mr);
+}
+
+/* A piece [off, off + len) of a VM's region r at dst, its runs of pages paid for from the
+ * VM's budget first (added to *taken). */
+static int window_vm_piece(const struct vrdma_env_ops *env, void *priv,
+			   const struct vrdma_region *r, uint64_t off, uint64_t len, void *dst,
+			   uint64_t *taken)
+{
+	uint64_t runs = vbus_vm_runs(r->pages, off, len);
+	int err;
+
+	if (env->maps_take) {
+		err = env->maps_take(priv, runs);
+		if (err)
+			return err;
+		*taken += runs;
+	}
+	return vbus_vm_region_remap(r->fd, r->pages, off, len, dst);
 }
 
 /* Map the pieces into a fresh window of `total` bytes, the regions looked up through
@@ -58,9 +78,9 @@ void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
  * mapping, and the guest may revoke the region while the MR lives. */
 int vrdma_map_window(const struct vrdma_env_ops *env, void *priv, long page,
 		     const struct vrdma_mr_piece *pieces, uint32_t n, uint64_t total,
-		     void **window)
+		     void **window, uint64_t *nmaps)
 {
-	uint64_t pos = 0;
+	uint64_t pos = 0, taken = 0;
 	uint8_t *w;
 	int err;
 
@@ -82,7 +102,7 @@ int vrdma_map_window(const struct vrdma_env_ops *env, void *priv, long page,
 		else if (r.pages && nest_add)
 			err = -EOPNOTSUPP;	/* a VM's pages cannot be handed to a lower bus */
 		else if (r.pages)	/* a VM's region: its pages where they are in its RAM */
-			err = vbus_vm_region_remap(r.fd, r.pages, off, len, w + pos);
+			err = window_vm_piece(env, priv, &r, off, len, w + pos, &taken);
 		else if (mmap(w + pos, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r.fd,
 			      (off_t)off) == MAP_FAILED)
 			err = -ENOMEM;
@@ -100,10 +120,13 @@ int vrdma_map_window(const struct vrdma_env_ops *env, void *priv, long page,
 		goto err_unmap;
 	madvise(w, total, MADV_DONTFORK);
 	*window = w;
+	*nmaps = taken;
 	return 0;
 
 err_unmap:
 	vrdma_window_unmap(w, total);
+	if (taken)
+		env->maps_give(priv, taken);
 	return err;
 }
 
@@ -170,7 +193,8 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		goto err_charge;
-	err = vrdma_map_window(g->env, g->env_priv, g->page, pieces, n, total, &mr->window);
+	err = vrdma_map_window(g->env, g->env_priv, g->page, pieces, n, total, &mr->window,
+			       &mr->nmaps);
 	if (err)
 		goto err_free;
 	mr->window_len = total;
@@ -195,6 +219,8 @@ err_dereg:
 	ibv_dereg_mr(mr->mr);
 err_unmap:
 	vrdma_window_unmap(mr->window, total);
+	if (mr->nmaps)
+		g->env->maps_give(g->env_priv, mr->nmaps);
 err_free:
 	free(mr);
 err_charge:

@@ -116,6 +116,12 @@ struct vrdma_env_ops {
 	 * caller (a privileged Q_Key, pins past RLIMIT_MEMLOCK): the VRDMA_ASK_* of `what`
 	 * are set in *out, the rest left as they are. May be NULL: no limit. */
 	void (*caller)(void *priv, unsigned int what, struct vrdma_caller *out);
+	/* A VM's region costs vbusd one mapping per run of its pages, in an MR window too
+	 * (docs/vm.md, "Mappings"): take n of the VM's budget (0, or -ENOMEM with the quota
+	 * told), give them back. May be NULL: not counted (a process's piece is one mapping,
+	 * its count bounded by the handle quota). */
+	int (*maps_take)(void *priv, uint64_t n);
+	void (*maps_give)(void *priv, uint64_t n);
 };
 
 /* Policy for one guest, set from the bus and device attributes. */
@@ -182,6 +188,7 @@ struct vrdma_mr {
 	void *window;			/* reserved span holding the mapped pieces */
 	size_t window_len;
 	uint64_t iova;			/* the guest's address of the first byte */
+	uint64_t nmaps;			/* a VM's: its mappings in the window (maps_take) */
 };
 
 /* The kinds of queue the relay serves, in the order a pass serves them: receives first, so
@@ -405,10 +412,11 @@ bool vrdma_mr_pieces_ok(const struct vrdma_reg_mr_in *i, size_t inlen);
 int vrdma_mr_span(uint64_t iova, uint64_t length, uint64_t page, uint64_t *head,
 		  uint64_t *total);
 /* mr.c: an MR's window, its pieces mapped side by side (also the VM kernel backend's,
- * class_vrdma_vmk.c). 0 or -errno. */
+ * class_vrdma_vmk.c). 0 or -errno. *nmaps: the VM's mappings it took (env->maps_take), to
+ * give back once it is unmapped. */
 int vrdma_map_window(const struct vrdma_env_ops *env, void *priv, long page,
 		     const struct vrdma_mr_piece *pieces, uint32_t n, uint64_t total,
-		     void **window);
+		     void **window, uint64_t *nmaps);
 void vrdma_window_unmap(void *w, size_t len);
 
 /* queue.c: map and check a ring that lives in a guest region. */
