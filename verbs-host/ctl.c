@@ -120,15 +120,18 @@ static void slot_tree(struct strbuf *o, struct vbd_slot *s, bool json)
 }
 
 /* The guest's quota refusals: vbusd's own and those its devices' models counted (the
- * class's quota_hits: the kernel module's); *which names vbusd's last, else a device's.
- * Under the guest's slots_lock. */
-static unsigned long long guest_quota_hits(struct vbd_guest *g, const char **which)
+ * class's quota_hits: the kernel module's); which (sizeof g->quota_hit) names vbusd's last,
+ * else a device's. Under the guest's slots_lock. */
+static unsigned long long guest_quota_hits(struct vbd_guest *g, char *which)
 {
-	unsigned long long n = g->n_quota_hits;
+	unsigned long long n, own;
 	const char *w;
 	uint64_t h;
 
-	*which = g->quota_hit;
+	pthread_mutex_lock(&g->quota_lock);
+	n = own = g->n_quota_hits;
+	memcpy(which, g->quota_hit, sizeof(g->quota_hit));
+	pthread_mutex_unlock(&g->quota_lock);
 	for (uint32_t i = 1; i < g->slots_end; i++) {
 		struct vbd_slot *s = vbd_slot(g, i);
 
@@ -136,8 +139,8 @@ static unsigned long long guest_quota_hits(struct vbd_guest *g, const char **whi
 		    s->dev->cls->quota_hits(s->inst, &h, &w) || !h)
 			continue;
 		n += h;
-		if (!g->n_quota_hits)
-			*which = w;
+		if (!own)
+			snprintf(which, sizeof(g->quota_hit), "%s", w);
 	}
 	return n;
 }
@@ -151,14 +154,14 @@ static void guest_show(struct strbuf *o, bool json)
 	for (struct vbd_guest *g = vbd.guests; g; g = g->next) {
 		uint32_t regions = 0, signals = 0;
 		unsigned long long quota_hits;
-		const char *quota_hit;
+		char quota_hit[sizeof(g->quota_hit)];
 
 		pthread_mutex_lock(&g->slots_lock);
 		for (uint32_t i = 1; i < g->slots_end; i++) {
 			regions += vbd_slot(g, i)->type == VBD_REGION;
 			signals += vbd_slot(g, i)->type == VBD_SIGNAL;
 		}
-		quota_hits = guest_quota_hits(g, &quota_hit);
+		quota_hits = guest_quota_hits(g, quota_hit);
 		if (json) {
 			strbuf_put(o, "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"bus\":\"%s\",\"handles\":%u,"
 			    "\"regions\":%u,\"signals\":%u,\"shm_bytes\":%llu,\"calls\":%llu,"

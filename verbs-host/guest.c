@@ -86,10 +86,10 @@ uint32_t vbd_slot_id(const struct vbd_guest *g, uint32_t i)
  */
 int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit)
 {
-	pthread_mutex_lock(&g->slots_lock);
+	pthread_mutex_lock(&g->quota_lock);
 	snprintf(g->quota_hit, sizeof(g->quota_hit), "%s", quota);
 	g->n_quota_hits++;
-	pthread_mutex_unlock(&g->slots_lock);
+	pthread_mutex_unlock(&g->quota_lock);
 	gwarn(g, "quota %s (%llu) reached: refused with EDQUOT", quota, (unsigned long long)limit);
 	return -EDQUOT;
 }
@@ -1081,6 +1081,7 @@ static void guest_free(struct vbd_guest *g)
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->send_lock);
 	pthread_mutex_destroy(&g->slots_lock);
+	pthread_mutex_destroy(&g->quota_lock);
 	for (uint32_t i = 0; i < VBD_MAX_SLOTS / VBD_SLOT_CHUNK; i++)
 		free(g->slot_chunks[i]);
 	free(g);
@@ -1188,6 +1189,7 @@ static int guest_attach(struct vbd_bus *b, int fd, const struct ucred *cr, bool 
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->send_lock, NULL);
 	pthread_mutex_init(&g->slots_lock, NULL);
+	pthread_mutex_init(&g->quota_lock, NULL);
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&g->thread, &at, guest_main, g)) {

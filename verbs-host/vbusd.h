@@ -263,6 +263,9 @@ struct vbd_guest {
 	uint32_t n_handles, n_regions;
 	uint64_t shm_bytes;
 	uint64_t n_calls, n_errors;
+	/* A leaf lock around the two below: a device's model tells a quota hit holding its
+	 * own lock, which slot_free takes under slots_lock (cls->close). */
+	pthread_mutex_t quota_lock;
 	char quota_hit[24];		/* the last quota that refused it ("" if none) */
 	uint64_t n_quota_hits;		/* refusals by a quota */
 	bool gone;			/* the thread has finished */

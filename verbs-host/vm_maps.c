@@ -93,7 +93,7 @@ int vbd_vm_maps_take(struct vbd_vm_maps *m, uint64_t n, const char **quota, uint
 	}
 	if (!add_below(&all_used, n, all_max)) {
 		__atomic_sub_fetch(&m->used, n, __ATOMIC_RELAXED);
-		*quota = "all VMs' maps (vm.max_map_count / 2)";
+		*quota = "all-vms max-maps";	/* half of vm.max_map_count */
 		*limit = all_max;
 		return -EDQUOT;
 	}

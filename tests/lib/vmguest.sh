@@ -95,10 +95,11 @@ vg_vbusd_end() {
 	wait "$vbusd_pid"
 	rc=$?
 	vbusd_pid=
-	[ $rc = 0 ] || fail "vbusd exited $rc on SIGTERM"
-	if grep -E "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|LeakSanitizer" "$run/vbusd.log"; then
-		fail "a sanitizer report in vbusd's log"
+	if grep -qE "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|LeakSanitizer" "$run/vbusd.log"; then
+		grep -E -A40 "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|LeakSanitizer" "$run/vbusd.log" | head -n 120
+		fail "a sanitizer report in vbusd's log (exit $rc)"
 	fi
+	[ $rc = 0 ] || fail "vbusd exited $rc on SIGTERM"
 	echo "ok   vbusd: exit 0 on SIGTERM, no sanitizer report"
 }
 

@@ -69,6 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->send_lock, NULL);
 	pthread_mutex_init(&g->slots_lock, NULL);
+	pthread_mutex_init(&g->quota_lock, NULL);
 	while (size >= 2) {
 		size_t n = (size_t)data[0] | (size_t)data[1] << 8;
 		char sink[256];
