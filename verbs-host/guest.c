@@ -90,7 +90,7 @@ int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit)
 	snprintf(g->quota_hit, sizeof(g->quota_hit), "%s", quota);
 	g->n_quota_hits++;
 	pthread_mutex_unlock(&g->quota_lock);
-	gwarn(g, "quota %s (%llu) reached: refused with EDQUOT", quota, (unsigned long long)limit);
+	gwarn(g, "quota %s (%llu) reached: refused", quota, (unsigned long long)limit);
 	return -EDQUOT;
 }
 
@@ -163,7 +163,7 @@ int vbd_guest_maps_take(struct vbd_guest *g, uint64_t n)
 	const char *quota;
 	uint64_t limit;
 
-	if (!g->vm.maps || !vbd_vm_maps_take(g->vm.maps, n, &quota, &limit))
+	if (!vbd_vm_maps_take(g->vm.maps, n, &quota, &limit))
 		return 0;
 	vbd_quota_hit(g, quota, limit);
 	return -ENOMEM;

@@ -196,8 +196,9 @@ void vbd_vm_sig_give(struct vbd_vm_sigs *s, uint32_t direction, uint32_t vector)
 bool vbd_vm_sig_taken(const struct vbd_vm_sigs *s, uint32_t direction, uint32_t vector);
 
 /* vm_maps.c: a VM's budget of vbusd's mappings, one per run of its pages in a region or an
- * MR window (docs/vm.md, "Mappings"), shared by its connections. take: 0, or -EDQUOT with
- * the quota's name and limit (the VM's max-maps, or all VMs' half of vm.max_map_count). */
+ * MR window (docs/vm.md, "Mappings"), shared by its connections. take: 0 (m NULL: not a
+ * VM's, nothing counted), or -EDQUOT with the quota's name and limit (the VM's max-maps,
+ * or all VMs' half of vm.max_map_count). */
 struct vbd_vm_maps;
 struct vbd_vm_maps *vbd_vm_maps_new(uint64_t max);
 struct vbd_vm_maps *vbd_vm_maps_get(struct vbd_vm_maps *m);

@@ -85,6 +85,8 @@ static bool add_below(uint64_t *used, uint64_t n, uint64_t max)
 
 int vbd_vm_maps_take(struct vbd_vm_maps *m, uint64_t n, const char **quota, uint64_t *limit)
 {
+	if (!m)
+		return 0;	/* not a VM's */
 	pthread_once(&all_once, all_init);
 	if (!add_below(&m->used, n, __atomic_load_n(&m->max, __ATOMIC_RELAXED))) {
 		*quota = "vm max-maps";

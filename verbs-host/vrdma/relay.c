@@ -442,8 +442,10 @@ static void cqe_out(struct vrdma_guest *g, struct vrdma_cqe *c, const struct ibv
 		qp->sretired = seq + 1;
 		c->sq_retired = htole32(seq + 1);
 		/* The guest's depth check reads it too: a completion the guest's CQ loses to
-		 * an overrun (overrun below) still frees its slot, as rxe frees it. */
-		store_own(&qp->sq.ring->retired, seq + 1);
+		 * an overrun (overrun below) still frees its slot, as rxe frees it. Only a
+		 * WQE this QP posted: a QP number rxe reused may still meet an old QP's. */
+		if (seq - qp->sretired < qp->sposted - qp->sretired)
+			store_own(&qp->sq.ring->retired, seq + 1);
 	}
 }
 
@@ -525,7 +527,7 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max, b
 	struct vrdma_hq *q = &cq->q;
 	uint32_t cqe = (uint32_t)cq->cq->cqe, used, armed;
 	struct ibv_wc wc[BATCH];
-	bool recv = false;
+	bool solicited = false;	/* a receive or an error among them */
 	int64_t room;
 	int n;
 
@@ -554,7 +556,7 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max, b
 			(size_t)(q->cons & (q->entries - 1)) * q->stride);
 
 		cqe_out(g, slot, &wc[k], vrdma_qpn_find(g, wc[k].qp_num));
-		recv |= (wc[k].wr_id & VRDMA_WRID_RECV) != 0;
+		solicited |= (wc[k].wr_id & VRDMA_WRID_RECV) || wc[k].status != IBV_WC_SUCCESS;
 		q->cons++;
 	}
 	/* Release: the CQEs above are visible before the guest sees the new prod. */
@@ -562,12 +564,13 @@ static int move_cqes(struct vrdma_guest *g, struct vrdma_cq *cq, uint32_t max, b
 	g->n_cqe += (uint64_t)n;
 	/* Then the event: armed is read after prod is published (seq_cst pairs with the
 	 * guest's store of armed followed by its re-check of prod). Armed for solicited
-	 * completions only (2): rxe never fires that for a send's completion, success or
-	 * error, and fires it for a receive that carried SE or was flushed; an ibv_wc does not
-	 * say which receives carried SE, so any receive fires it (a spurious wake-up at most,
-	 * which a program must take anyway). */
+	 * completions only (2): rxe never fires that for a successful send's completion, and
+	 * fires it for a receive that carried SE or was flushed; an ibv_wc does not say which
+	 * receives carried SE, so any receive fires it, and any error completion too, as
+	 * ibv_req_notify_cq(3) defines solicited (rxe does not for a send's: a spurious
+	 * wake-up at most, which a program must take anyway). */
 	armed = le32toh(__atomic_load_n(&q->ring->armed, __ATOMIC_SEQ_CST));
-	if (!cq->channel || !armed || (armed == VRDMA_ARMED_SOLICITED && !recv))
+	if (!cq->channel || !armed || (armed == VRDMA_ARMED_SOLICITED && !solicited))
 		return n;
 	if (sweep)
 		sweep_cqs(g, cq);
