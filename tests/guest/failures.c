@@ -294,13 +294,12 @@ static void overrun_recv(void)
  * completions it polls got ENOMEM at the fifth. The relay now publishes each send
  * completion's retirement in the ring (docs/vrdma.md); on the kernel backend the completions
  * rxe loses in the real CQ before the module moves them are never seen, so there it is
- * still ENOMEM: printed as info on both sides (VD_BACKEND=kernel). */
+ * still ENOMEM: an "outcome-except-kernel:" line, which tests/lib/failures.sh compares on
+ * the relay only (the native run is made once per suite, whatever the backend). */
 static void overrun_sq(void)
 {
 	struct ibv_cq *scq = ibv_create_cq(ctx, 4, NULL, NULL, 0);
 	struct ibv_cq *rcq = ibv_create_cq(ctx, 64, NULL, NULL, 0);
-	const char *be = getenv("VD_BACKEND");
-	bool kernel = be && !strcmp(be, "kernel");
 	struct ibv_qp *a, *b;
 	int i, r = 0;
 
@@ -315,13 +314,12 @@ static void overrun_sq(void)
 			usleep(10000);
 		usleep((useconds_t)vt_ms(50) * 1000);
 	}
-	if (kernel)	/* on both sides: the module never sees completions rxe lost */
-		info("kernel backend: a send queue of 4, its CQ of 4 never polled: %d of 16 "
-		     "signalled writes posted%s%s", r ? i - 1 : i, r ? ", then " : "",
-		     r ? strerror(r) : "");
-	else
-		outcome("a send queue of 4, its CQ of 4 never polled: %d of 16 signalled writes "
-			"posted%s%s", r ? i - 1 : i, r ? ", then " : "", r ? strerror(r) : "");
+	/* Compared but on the kernel backend (tests/lib/failures.sh): the module never sees
+	 * the completions rxe lost in the real CQ. */
+	printf("outcome-except-kernel: a send queue of 4, its CQ of 4 never polled: %d of 16 "
+	       "signalled writes posted%s%s\n", r ? i - 1 : i, r ? ", then " : "",
+	       r ? strerror(r) : "");
+	fflush(stdout);
 	ibv_destroy_qp(a);
 	ibv_destroy_qp(b);
 	check(!ibv_destroy_cq(scq) && !ibv_destroy_cq(rcq), "destroy CQs");
