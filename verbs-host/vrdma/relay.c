@@ -439,13 +439,13 @@ static void cqe_out(struct vrdma_guest *g, struct vrdma_cqe *c, const struct ibv
 	} else {
 		c->wr_id = htole64(qp->swrid[seq & qp->smask]);
 		c->is_send = 1;
-		qp->sretired = seq + 1;
-		c->sq_retired = htole32(seq + 1);
 		/* The guest's depth check reads it too: a completion the guest's CQ loses to
 		 * an overrun (overrun below) still frees its slot, as rxe frees it. Only a
 		 * WQE this QP posted: a QP number rxe reused may still meet an old QP's. */
 		if (seq - qp->sretired < qp->sposted - qp->sretired)
 			store_own(&qp->sq.ring->retired, seq + 1);
+		qp->sretired = seq + 1;
+		c->sq_retired = htole32(seq + 1);
 	}
 }
 
