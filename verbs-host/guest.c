@@ -165,8 +165,7 @@ int vbd_guest_maps_take(struct vbd_guest *g, uint64_t n)
 
 	if (!vbd_vm_maps_take(g->vm.maps, n, &quota, &limit))
 		return 0;
-	vbd_quota_hit(g, quota, limit);
-	return -ENOMEM;
+	return vbd_quota_hit(g, quota, limit);
 }
 
 void vbd_guest_maps_give(struct vbd_guest *g, uint64_t n)
@@ -260,7 +259,7 @@ static void slot_free(struct vbd_guest *g, uint32_t id)
 		munmap(s->base, s->size);
 		free(s->pages);
 		s->pages = NULL;
-		vbd_vm_maps_give(g->vm.maps, s->nmaps);
+		vbd_guest_maps_give(g, s->nmaps);
 		s->nmaps = 0;
 		g->shm_bytes -= s->size;
 		__atomic_sub_fetch(&g->bus->shm_bytes, s->size, __ATOMIC_RELAXED);
@@ -462,8 +461,7 @@ static int region_add(struct vbd_guest *g, int fd, void *base, uint64_t size, ui
 static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t size,
 			 struct vbus_id_out *o)
 {
-	uint64_t n = size / VBUS_VM_PAGE_SIZE, *pages, nmaps, limit;
-	const char *quota;
+	uint64_t n = size / VBUS_VM_PAGE_SIZE, *pages, nmaps;
 	void *base;
 	int fd, err;
 
@@ -486,10 +484,10 @@ static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t
 	}
 	/* Each run of pages costs vbusd a mapping: the VM's budget pays (vm_maps.c). */
 	nmaps = vbus_vm_runs(pages, 0, size);
-	err = vbd_vm_maps_take(g->vm.maps, nmaps, &quota, &limit);
+	err = vbd_guest_maps_take(g, nmaps);
 	if (err) {
 		free(pages);
-		return vbd_quota_hit(g, quota, limit);
+		return err;
 	}
 	err = vbus_vm_region_map(g->vm.ram_fd, pages, (uint32_t)n, &base);
 	if (err)
@@ -503,7 +501,7 @@ static int do_devshm_gpa(struct vbd_guest *g, const struct vbus_rx *rx, uint64_t
 		close(fd);
 	munmap(base, size);
 err_maps:
-	vbd_vm_maps_give(g->vm.maps, nmaps);
+	vbd_guest_maps_give(g, nmaps);
 	free(pages);
 	return err;
 }

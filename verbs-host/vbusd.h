@@ -328,8 +328,8 @@ int vbd_quota_hit(struct vbd_guest *g, const char *quota, uint64_t limit);
 int vbd_guest_region(struct vbd_guest *g, uint32_t id, int *fd, void **base, uint64_t *size,
 		     const uint64_t **pages);
 void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
-/* A VM's MR window costs n of its mappings (vm_maps.c): 0, or -ENOMEM with the quota told
- * (as a pin past a limit is refused). A process's region: nothing counted. */
+/* A VM's region or MR window costs n of its mappings (vm_maps.c): 0, or -EDQUOT with the
+ * quota told. A process's connection: nothing counted. */
 int vbd_guest_maps_take(struct vbd_guest *g, uint64_t n);
 void vbd_guest_maps_give(struct vbd_guest *g, uint64_t n);
 /* Signal `id` of that direction: its eventfd in *fd, pinned until vbd_guest_signal_put. */

@@ -103,8 +103,8 @@ struct vbd_vm {
 	uint64_t mem;			/* bytes */
 	uint32_t cpus, vectors;
 	uint32_t conns;			/* the channel's slots: 1..VBUS_VM_MAX_CONNS */
-	uint64_t max_maps;		/* vbusd's mappings it may hold (vm_maps.c) */
-	struct vbd_vm_maps *maps;	/* their count, shared with its connections */
+	struct vbd_vm_maps *maps;	/* vbusd's mappings it holds and may hold (vm_maps.c),
+					 * shared with its connections */
 	char accel[8];			/* "auto" until chosen, then "kvm" or "tcg" */
 	char net[24];			/* "none"; "user": QEMU's user-mode network (a
 					 * virtio-net NIC; the VM reaches the host as 10.0.2.2);

@@ -156,6 +156,7 @@ static int vm_count(void)
 static int vm_add(char **argv, int argc, char *err, size_t errn)
 {
 	struct vbd_vm *vm = calloc(1, sizeof(*vm));
+	uint32_t max_maps = (uint32_t)vbd_vm_maps_all_max();
 	char dir[128];
 	int r;
 
@@ -172,7 +173,6 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 	vm->cpus = 1;
 	vm->vectors = VM_VECTORS_DEFAULT;
 	vm->conns = VM_CONNS_DEFAULT;
-	vm->max_maps = vbd_vm_maps_all_max();
 	snprintf(vm->accel, sizeof(vm->accel), "auto");
 	snprintf(vm->net, sizeof(vm->net), "none");
 	for (int i = 1; i < argc; i += 2) {
@@ -197,12 +197,9 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 			if (parse_u32(v, 1, VBUS_VM_MAX_CONNS, &vm->conns))
 				BAD("vm add: conns '%s': 1 to %d", v, VBUS_VM_MAX_CONNS);
 		} else if (!strcmp(k, "max-maps")) {
-			uint32_t n;
-
-			if (parse_u32(v, 1, (uint32_t)vbd_vm_maps_all_max(), &n))
+			if (parse_u32(v, 1, (uint32_t)vbd_vm_maps_all_max(), &max_maps))
 				BAD("vm add: max-maps '%s': 1 to %llu (half of vm.max_map_count)", v,
 				    (unsigned long long)vbd_vm_maps_all_max());
-			vm->max_maps = n;
 		} else if (!strcmp(k, "accel")) {
 			if (strcmp(v, "auto") && strcmp(v, "kvm") && strcmp(v, "tcg"))
 				BAD("vm add: accel '%s': auto, kvm or tcg", v);
@@ -248,7 +245,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 	    snprintf(vm->log, sizeof(vm->log), "%s/%s.qemu.log", dir, vm->name) >=
 	    (int)sizeof(vm->log))
 		BAD("vm add: the run directory's path is too long");
-	vm->maps = vbd_vm_maps_new(vm->max_maps);
+	vm->maps = vbd_vm_maps_new(max_maps);
 	if (!vm->maps) {
 		snprintf(err, errn, "out of memory");
 		r = -ENOMEM;

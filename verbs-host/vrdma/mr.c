@@ -55,18 +55,16 @@ void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
 }
 
 /* A piece [off, off + len) of a VM's region r at dst, its runs of pages paid for from the
- * VM's budget first (added to *taken). */
+ * VM's budget first (added to *taken); past the budget -ENOMEM, as a pin past a limit. */
 static int window_vm_piece(const struct vrdma_env_ops *env, void *priv,
 			   const struct vrdma_region *r, uint64_t off, uint64_t len, void *dst,
 			   uint64_t *taken)
 {
 	uint64_t runs = vbus_vm_runs(r->pages, off, len);
-	int err;
 
 	if (env->maps_take) {
-		err = env->maps_take(priv, runs);
-		if (err)
-			return err;
+		if (env->maps_take(priv, runs))
+			return -ENOMEM;
 		*taken += runs;
 	}
 	return vbus_vm_region_remap(r->fd, r->pages, off, len, dst);

@@ -117,8 +117,8 @@ struct vrdma_env_ops {
 	 * are set in *out, the rest left as they are. May be NULL: no limit. */
 	void (*caller)(void *priv, unsigned int what, struct vrdma_caller *out);
 	/* A VM's region costs vbusd one mapping per run of its pages, in an MR window too
-	 * (docs/vm.md, "Mappings"): take n of the VM's budget (0, or -ENOMEM with the quota
-	 * told), give them back. May be NULL: not counted (a process's piece is one mapping,
+	 * (docs/vm.md, "Mappings"): take n of the VM's budget (0, or -errno with the quota
+	 * told; REG_MR then fails with ENOMEM), give them back. May be NULL: not counted (a process's piece is one mapping,
 	 * its count bounded by the handle quota). */
 	int (*maps_take)(void *priv, uint64_t n);
 	void (*maps_give)(void *priv, uint64_t n);
