@@ -594,13 +594,24 @@ static void env_maps_give(void *priv, uint64_t n)
 	vbd_guest_maps_give(((struct vrdma_inst *)priv)->g, n);
 }
 
+static int env_pins_take(void *priv, uint64_t bytes)
+{
+	return vbd_guest_pins_take(((struct vrdma_inst *)priv)->g, bytes);
+}
+
+static void env_pins_give(void *priv, uint64_t bytes)
+{
+	vbd_guest_pins_give(((struct vrdma_inst *)priv)->g, bytes);
+}
+
 static const struct vrdma_env_ops env = { .region = env_region,
 					  .region_put = env_region_put, .signal_hold = env_signal_hold,
 					  .signal_put = env_signal_put, .kick = env_kick,
 					  .event = env_event, .quota = env_quota,
 					  .refused = env_refused,
 					  .caller = env_caller, .maps_take = env_maps_take,
-					  .maps_give = env_maps_give };
+					  .maps_give = env_maps_give, .pins_take = env_pins_take,
+					  .pins_give = env_pins_give };
 
 /* The attachment's tag in the module: which guest and which open of the device. */
 static uint64_t attach_tag(const struct vrdma_inst *in)

@@ -44,6 +44,7 @@ struct vmk_obj {
 	uint32_t shm;
 	uint32_t pins;
 	uint32_t sig;
+	uint64_t vm_pinned;		/* an MR: the bytes it holds of the VM's max-pinned */
 };
 
 struct vbd_vmk {
@@ -146,7 +147,7 @@ static int obj_room(struct vbd_vmk *k)
 static void obj_add(struct vbd_vmk *k, uint32_t handle, uint32_t shm, uint32_t pins,
 		    uint32_t sig)
 {
-	k->objs[k->nobjs++] = (struct vmk_obj){ handle, shm, pins, sig };	/* obj_room'd */
+	k->objs[k->nobjs++] = (struct vmk_obj){ handle, shm, pins, sig, 0 };	/* obj_room'd */
 }
 
 static struct vmk_obj *obj_find(struct vbd_vmk *k, uint32_t handle)
@@ -172,6 +173,7 @@ static void obj_del(struct vbd_vmk *k, uint32_t handle)
 	if (!o)
 		return;
 	hold_put(k, o->shm, o->pins, o->sig);
+	vbd_guest_pins_give(k->g, o->vm_pinned);
 	*o = k->objs[--k->nobjs];
 }
 
@@ -336,7 +338,8 @@ static int create_srq(struct vbd_vmk *k, const void *in, size_t inlen, void *out
 }
 
 /* REG_MR: the pieces mapped side by side into a window of ours, registered as the one
- * piece the module takes (the window's address, at the guest's iova). */
+ * piece the module takes (the window's address, at the guest's iova). The MR is recorded:
+ * it holds its span of the VM's max-pinned until DEREG_MR or the connection's end. */
 static int reg_mr(struct vbd_vmk *k, const void *in, size_t inlen, void *out, size_t outmax,
 		  size_t *outlen)
 {
@@ -346,16 +349,24 @@ static int reg_mr(struct vbd_vmk *k, const void *in, size_t inlen, void *out, si
 	} m;
 	const struct vrdma_reg_mr_in *i = in;	/* the bus's buffer, as the relay reads it */
 	uint64_t head, total, nmaps;
+	uint32_t h;
 	void *w;
 	int err;
 
 	if (inlen < sizeof(*i) || !vrdma_mr_pieces_ok(i, inlen) ||
 	    vrdma_mr_span(le64toh(i->iova), le64toh(i->length), (uint64_t)k->page, &head, &total))
 		return -EINVAL;
-	err = vrdma_map_window(&vmk_env, k, k->page, (const void *)(i + 1), le32toh(i->npieces),
-			       total, &w, &nmaps);
+	err = obj_room(k);
 	if (err)
 		return err;
+	if (vbd_guest_pins_take(k->g, total))
+		return -ENOMEM;	/* as a pin past a limit natively */
+	err = vrdma_map_window(&vmk_env, k, k->page, (const void *)(i + 1), le32toh(i->npieces),
+			       total, &w, &nmaps);
+	if (err) {
+		vbd_guest_pins_give(k->g, total);
+		return err;
+	}
 	m.h = *i;
 	m.h.npieces = htole32(1);
 	m.p = (struct vrdma_mr_piece){ .offset = htole64((uint64_t)(uintptr_t)w + head),
@@ -363,7 +374,14 @@ static int reg_mr(struct vbd_vmk *k, const void *in, size_t inlen, void *out, si
 	err = module_call(k, VRDMA_FN_REG_MR, &m, sizeof(m), out, outmax, outlen);
 	vrdma_window_unmap(w, total);	/* the module pinned the pages */
 	vmk_maps_give(k, nmaps);
-	return err;
+	if (err) {
+		vbd_guest_pins_give(k->g, total);
+		return err;
+	}
+	memcpy(&h, out, sizeof(h));
+	obj_add(k, le32toh(h), 0, 0, 0);
+	k->objs[k->nobjs - 1].vm_pinned = total;
+	return 0;
 }
 
 /* A destroy: the object's holds go once the module destroyed it. */
@@ -443,6 +461,7 @@ int vbd_vmk_call(struct vbd_vmk *k, uint32_t fn, const void *in, size_t inlen, v
 	case VRDMA_FN_DESTROY_CQ:
 	case VRDMA_FN_DESTROY_QP:
 	case VRDMA_FN_DESTROY_SRQ:
+	case VRDMA_FN_DEREG_MR:		/* its share of the VM's max-pinned */
 		return destroy(k, fn, in, inlen, out, outmax, outlen);
 	case VRDMA_FN_QUERY_DEVICE:
 	case VRDMA_FN_QUERY_PORT:
@@ -450,7 +469,6 @@ int vbd_vmk_call(struct vbd_vmk *k, uint32_t fn, const void *in, size_t inlen, v
 	case VRDMA_FN_QUERY_PKEY:
 	case VRDMA_FN_ALLOC_PD:
 	case VRDMA_FN_DEALLOC_PD:
-	case VRDMA_FN_DEREG_MR:
 	case VRDMA_FN_MODIFY_QP:
 	case VRDMA_FN_QUERY_QP:
 	case VRDMA_FN_ARM_CQ:
@@ -582,8 +600,10 @@ void vbd_vmk_close(struct vbd_vmk *k)
 		vbd_warn("guest %u: VM kernel backend: the thread's stop: %m", k->g->id);
 	pthread_join(k->thread, NULL);
 	close(k->ctl_fd);
-	for (uint32_t i = 0; i < k->nobjs; i++)
+	for (uint32_t i = 0; i < k->nobjs; i++) {
 		hold_put(k, k->objs[i].shm, k->objs[i].pins, k->objs[i].sig);
+		vbd_guest_pins_give(k->g, k->objs[i].vm_pinned);
+	}
 	if (k->db_fd >= 0)
 		vbd_guest_signal_put(k->g, k->db_sig);
 	free(k->objs);

@@ -173,6 +173,21 @@ void vbd_guest_maps_give(struct vbd_guest *g, uint64_t n)
 	vbd_vm_maps_give(g->vm.maps, n);
 }
 
+int vbd_guest_pins_take(struct vbd_guest *g, uint64_t bytes)
+{
+	const char *quota;
+	uint64_t limit;
+
+	if (!vbd_vm_pins_take(g->vm.maps, bytes, &quota, &limit))
+		return 0;
+	return vbd_quota_hit(g, quota, limit);
+}
+
+void vbd_guest_pins_give(struct vbd_guest *g, uint64_t bytes)
+{
+	vbd_vm_pins_give(g->vm.maps, bytes);
+}
+
 /* A device is done with region `id` (the object whose queue it held is gone): the guest
  * may revoke it once nothing else uses it. */
 static void slot_put(struct vbd_guest *g, uint32_t id, enum vbd_obj type)

@@ -200,12 +200,17 @@ bool vbd_vm_sig_taken(const struct vbd_vm_sigs *s, uint32_t direction, uint32_t 
  * VM's, nothing counted), or -EDQUOT with the quota's name and limit (the VM's max-maps,
  * or all VMs' half of vm.max_map_count). */
 struct vbd_vm_maps;
-struct vbd_vm_maps *vbd_vm_maps_new(uint64_t max);
+struct vbd_vm_maps *vbd_vm_maps_new(uint64_t max, uint64_t max_pinned);
 struct vbd_vm_maps *vbd_vm_maps_get(struct vbd_vm_maps *m);
 void vbd_vm_maps_put(struct vbd_vm_maps *m);
 int vbd_vm_maps_take(struct vbd_vm_maps *m, uint64_t n, const char **quota, uint64_t *limit);
 void vbd_vm_maps_give(struct vbd_vm_maps *m, uint64_t n);
 void vbd_vm_maps_read(const struct vbd_vm_maps *m, uint64_t *used, uint64_t *max);
+/* The bytes a VM's MRs pin (each window's span): 0, or -EDQUOT past its max-pinned. */
+int vbd_vm_pins_take(struct vbd_vm_maps *m, uint64_t bytes, const char **quota,
+		     uint64_t *limit);
+void vbd_vm_pins_give(struct vbd_vm_maps *m, uint64_t bytes);
+void vbd_vm_pins_read(const struct vbd_vm_maps *m, uint64_t *pinned, uint64_t *max);
 uint64_t vbd_vm_maps_all_max(void);
 
 /* What a VM's connection reaches of the VM: its RAM memfd and where guest-physical
@@ -332,6 +337,9 @@ void vbd_guest_region_put(struct vbd_guest *g, uint32_t id);
  * quota told. A process's connection: nothing counted. */
 int vbd_guest_maps_take(struct vbd_guest *g, uint64_t n);
 void vbd_guest_maps_give(struct vbd_guest *g, uint64_t n);
+/* A VM's MR pins `bytes` more (vm_maps.c): 0, or -EDQUOT with the quota named. */
+int vbd_guest_pins_take(struct vbd_guest *g, uint64_t bytes);
+void vbd_guest_pins_give(struct vbd_guest *g, uint64_t bytes);
 /* Signal `id` of that direction: its eventfd in *fd, pinned until vbd_guest_signal_put. */
 int vbd_guest_signal(struct vbd_guest *g, uint32_t id, uint32_t direction, int *fd);
 void vbd_guest_signal_put(struct vbd_guest *g, uint32_t id);

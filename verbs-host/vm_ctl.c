@@ -3,7 +3,7 @@
  * `vbusctl vm ...` (docs/vm.md): add, del, show, notify. Every word is checked here, before
  * anything is made: a bad one is a one-line error and no VM.
  *   vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] [mem SIZE] [cpus N]
- *          [vectors N] [conns N] [max-maps N] [accel auto|kvm|tcg]
+ *          [vectors N] [conns N] [max-maps N] [max-pinned SIZE] [accel auto|kvm|tcg]
  *          [net none|user|tap:IFNAME]
  *   vm del NAME
  *   vm show [NAME]
@@ -49,6 +49,30 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 }
 
 /* SIZE: a number with an optional K, M or G suffix (powers of 1024), whole MiB. */
+/* A size in bytes with an optional K, M or G suffix, from min to max. */
+static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 0: break;
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	default: return -EINVAL;
+	}
+	if (*end || v > (max >> shift) || (v << shift) < min)
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
 static int parse_mem(const char *s, uint64_t *out)
 {
 	unsigned long long v;
@@ -157,6 +181,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 {
 	struct vbd_vm *vm = calloc(1, sizeof(*vm));
 	uint32_t max_maps = (uint32_t)vbd_vm_maps_all_max();
+	uint64_t max_pinned = 0;	/* 0: the VM's RAM */
 	char dir[128];
 	int r;
 
@@ -200,6 +225,9 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 			if (parse_u32(v, 1, (uint32_t)vbd_vm_maps_all_max(), &max_maps))
 				BAD("vm add: max-maps '%s': 1 to %llu (half of vm.max_map_count)", v,
 				    (unsigned long long)vbd_vm_maps_all_max());
+		} else if (!strcmp(k, "max-pinned")) {
+			if (parse_size(v, VBUS_VM_PAGE_SIZE, VM_MEM_MAX, &max_pinned))
+				BAD("vm add: max-pinned '%s': bytes from 4K to 64G (K, M, G suffixes)", v);
 		} else if (!strcmp(k, "accel")) {
 			if (strcmp(v, "auto") && strcmp(v, "kvm") && strcmp(v, "tcg"))
 				BAD("vm add: accel '%s': auto, kvm or tcg", v);
@@ -225,7 +253,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 			vm->append = strdup(v);
 		} else {
 			BAD("vm add: unknown option '%s' (bus, kernel, initrd, append, mem, cpus, "
-			    "vectors, conns, max-maps, accel, net)", k);
+			    "vectors, conns, max-maps, max-pinned, accel, net)", k);
 		}
 	}
 	if (!vm->bus[0])
@@ -245,7 +273,7 @@ static int vm_add(char **argv, int argc, char *err, size_t errn)
 	    snprintf(vm->log, sizeof(vm->log), "%s/%s.qemu.log", dir, vm->name) >=
 	    (int)sizeof(vm->log))
 		BAD("vm add: the run directory's path is too long");
-	vm->maps = vbd_vm_maps_new(max_maps);
+	vm->maps = vbd_vm_maps_new(max_maps, max_pinned ? max_pinned : vm->mem);
 	if (!vm->maps) {
 		snprintf(err, errn, "out of memory");
 		r = -ENOMEM;
@@ -287,7 +315,7 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 	pthread_mutex_lock(&vbd_vms.lock);
 	for (struct vbd_vm *vm = vbd_vms.list; vm; vm = vm->next) {
 		char mac[VBD_VM_MAC_STR];
-		uint64_t maps, max_maps;
+		uint64_t maps, max_maps, pinned, max_pinned;
 
 		if (only && strcmp(only, vm->name))
 			continue;
@@ -317,6 +345,10 @@ static void vm_show(struct strbuf *o, bool json, const char *only)
 		vbd_vm_maps_read(vm->maps, &maps, &max_maps);
 		strbuf_put(o, json ? ",\"max_maps\":%llu,\"maps\":%llu" : " max_maps %llu maps %llu",
 			   (unsigned long long)max_maps, (unsigned long long)maps);
+		vbd_vm_pins_read(vm->maps, &pinned, &max_pinned);
+		strbuf_put(o, json ? ",\"max_pinned\":%llu,\"pinned\":%llu" :
+			   " max_pinned %llu pinned %llu",
+			   (unsigned long long)max_pinned, (unsigned long long)pinned);
 		strbuf_put(o, json ? "}" : "\n");
 		first = false;
 	}
@@ -379,7 +411,7 @@ int vbd_vm_command(int argc, char **argv, bool json, char *out, size_t outn)
 	if (!strcmp(verb, "peek") && argc == 5)
 		return vm_peek(argv + 2, json, &o);
 	snprintf(out, outn, "usage: vm add NAME bus BUS kernel FILE [initrd FILE] [append CMDLINE] "
-		 "[mem SIZE] [cpus N] [vectors N] [conns N] [max-maps N] [accel auto|kvm|tcg] [net none|user|tap:IFNAME] | vm del NAME | "
+		 "[mem SIZE] [cpus N] [vectors N] [conns N] [max-maps N] [max-pinned SIZE] [accel auto|kvm|tcg] [net none|user|tap:IFNAME] | vm del NAME | "
 		 "vm show [NAME] | vm notify NAME VECTOR | vm peek NAME GPA LEN");
 	return -EINVAL;
 }

@@ -9,6 +9,10 @@
  * other guest's regions, MRs and even vbusd's thread stacks would fail. So each VM may hold
  * at most its own max-maps, and all VMs together at most half of vm.max_map_count (read
  * once); the other half is for vbusd itself and its process guests.
+ *
+ * The same budget holds the bytes a VM's MRs pin (each MR window's span, as the kernel
+ * charges each registration): at most the VM's max-pinned (by default its RAM), whatever
+ * the device's per-connection max-pinned allows each of its connections.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@
 
 struct vbd_vm_maps {
 	uint64_t used, max;		/* atomics: mappings held, the VM's limit */
+	uint64_t pinned, max_pinned;	/* atomics: bytes its MRs pin, the VM's limit */
 	uint32_t refs;
 };
 
@@ -46,12 +51,13 @@ uint64_t vbd_vm_maps_all_max(void)
 	return all_max;
 }
 
-struct vbd_vm_maps *vbd_vm_maps_new(uint64_t max)
+struct vbd_vm_maps *vbd_vm_maps_new(uint64_t max, uint64_t max_pinned)
 {
 	struct vbd_vm_maps *m = calloc(1, sizeof(*m));
 
 	if (m) {
 		m->max = max;
+		m->max_pinned = max_pinned;
 		m->refs = 1;
 	}
 	return m;
@@ -114,4 +120,29 @@ void vbd_vm_maps_read(const struct vbd_vm_maps *m, uint64_t *used, uint64_t *max
 {
 	*used = m ? __atomic_load_n(&m->used, __ATOMIC_RELAXED) : 0;
 	*max = m ? __atomic_load_n(&m->max, __ATOMIC_RELAXED) : 0;
+}
+
+int vbd_vm_pins_take(struct vbd_vm_maps *m, uint64_t bytes, const char **quota,
+		     uint64_t *limit)
+{
+	if (!m)
+		return 0;	/* not a VM's */
+	if (!add_below(&m->pinned, bytes, m->max_pinned)) {
+		*quota = "vm max-pinned";
+		*limit = m->max_pinned;
+		return -EDQUOT;
+	}
+	return 0;
+}
+
+void vbd_vm_pins_give(struct vbd_vm_maps *m, uint64_t bytes)
+{
+	if (m && bytes)
+		__atomic_sub_fetch(&m->pinned, bytes, __ATOMIC_RELAXED);
+}
+
+void vbd_vm_pins_read(const struct vbd_vm_maps *m, uint64_t *pinned, uint64_t *max)
+{
+	*pinned = m ? __atomic_load_n(&m->pinned, __ATOMIC_RELAXED) : 0;
+	*max = m ? m->max_pinned : 0;
 }

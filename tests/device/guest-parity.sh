@@ -9,6 +9,7 @@
 #   last-close    objects outlive their creator in a forked child's descriptors and go at
 #            the child's exit (tests/guest/last-close.c)
 #   parity   device attributes, the GID table, rereg_mr, import, solicited-only arming,
+#            UD sends whose AH is destroyed right after the post,
 #            many contexts
 #            (tests/guest/parity.c): the guest's "outcome:" lines must be the native ones,
 #            and each "limit:" the native one, or the rings' where that is lower, never 0

@@ -25,7 +25,8 @@
 #   - tests/guest/port-events on k0 (the module's events, forwarded by vbusd): $VBUS_NETDEV is taken down and up here while it waits in
 #     ibv_get_async_event: IBV_EVENT_PORT_ERR then PORT_ACTIVE, ibv_query_port following;
 #   - the inner guest kernel logs no warning or oops;
-#   - then the VM is killed (SIGKILL to QEMU) under a last integrity run on k0, once
+#   - then the VM is killed (SIGKILL to QEMU; VBUS_VM_END=poweroff: it powers off from
+#     inside with `poweroff -f`, guest-vm-poweroff.sh) under a last integrity run on k0, once
 #     `vbusctl -j guest show` says its connection is served by the kernel backend and
 #     vbusd has rung the module's doorbell for it, while a process
 #     guest here runs integrity of its own: that guest passes, vbusd shows the VM exited,
@@ -38,6 +39,10 @@ set -u
 top=${VBUS_TOP:?}
 dflt=$top/build/default
 ITERS=${VBUS_VMGUEST_ITERS:-100}
+# How the VM ends under its last traffic: kill (SIGKILL to QEMU) or poweroff (`poweroff -f`
+# inside it, once this side is ready: tests/device/guest-vm-poweroff.sh, make soak).
+END=${VBUS_VM_END:-kill}
+case $END in kill|poweroff) ;; *) echo "FAIL: VBUS_VM_END is kill or poweroff, not '$END'"; exit 1 ;; esac
 CLIENTS="ibv_devinfo ibv_rc_pingpong ib_write_lat ib_send_lat ib_read_lat ib_write_bw"
 for p in $CLIENTS bash rdma; do
 	command -v $p >/dev/null || { echo "SKIP: no $p (make deps)"; exit 77; }
@@ -51,8 +56,8 @@ pe=$dflt/tests/guest/port-events
 seed=${VBUS_IG_SEED:-$(( (RANDOM << 16) | RANDOM ))}
 # shellcheck disable=SC2046 # one word per client
 vg_populate() { # ROOT: the parameters, the clients and the two test programs
-	printf 'GID=%s\nPORT=%s\nITERS=%s\nSEED=%s\nSCALE=%s\n' "$VBUS_GID_INDEX" "$port" "$ITERS" \
-		"$seed" "$(awk -v s="${VBUS_TIME_SCALE:-3}" 'BEGIN { print s * 3 }')" >"$1/params"
+	printf 'GID=%s\nPORT=%s\nITERS=%s\nSEED=%s\nSCALE=%s\nEND=%s\n' "$VBUS_GID_INDEX" "$port" "$ITERS" \
+		"$seed" "$(awk -v s="${VBUS_TIME_SCALE:-3}" 'BEGIN { print s * 3 }')" "$END" >"$1/params"
 	vg_populate_verbs "$1" $(for m in $CLIENTS; do command -v $m; done) "$tr" "$ig" "$pe"
 }
 port=$((20000 + RANDOM % 20000))	# the VM's servers: port .. port+9; here: port+10 ..
@@ -230,8 +235,20 @@ timeout -k 5 "$(vt_secs 300)" "${guest[@]}" "$ig" -d r0 -g "$VBUS_GID_INDEX" -s 
 other=$!
 sleep 2
 qpid=$(vg_field pid)
-kill -KILL "$qpid" || fail "kill QEMU $qpid"
-echo "ok   QEMU killed under the VM's integrity traffic ($(victim_qps) QPs of its server in RTS)"
+if [ "$END" = kill ]; then
+	kill -KILL "$qpid" || fail "kill QEMU $qpid"
+	echo "ok   QEMU killed under the VM's integrity traffic ($(victim_qps) QPs of its server in RTS)"
+else
+	# The VM polls PORT + 12 (QEMU's user network: this VM is 10.0.2.2) and powers off
+	# from inside at once when something listens there.
+	n0=$(victim_qps)
+	timeout -k 5 "$(vt_secs 120)" busybox nc -l -p $((port + 12)) -e /bin/true &
+	vt_until 120 eval '[ "$(vg_field state)" = exited ]' ||
+		fail "the VM did not power off from inside: state $(vg_field state); $(tr -d '\r' <"$con" | tail -n 5)"
+	grep -q "VBUS-POWEROFF under traffic" "$con" || fail "the VM ended without powering off: $(tr -d '\r' <"$con" | tail -n 5)"
+	[ "$(vg_field exit)" = 0 ] || fail "QEMU exited $(vg_field exit) at the VM's poweroff: $(vg_field why)"
+	echo "ok   the VM powered off from inside (poweroff -f) under its integrity traffic ($n0 QPs of its server in RTS): QEMU exited 0"
+fi
 wait "$other"
 s=$?
 wait "${spid[OTHER]}"
@@ -239,12 +256,12 @@ s2=$?
 [ $s = 0 ] && [ $s2 = 0 ] || fail "the process guest's integrity run across the kill: $(tail -n 5 "$srv/other-client") | $(tail -n 5 "$srv/OTHER")"
 echo "ok   a process guest's integrity run across the kill: $(grep 'rounds in' "$srv/other-client")"
 exited() { [ "$(vg_field state)" = exited ]; }
-vt_until 30 exited || fail "vbusd does not show the killed VM exited: state $(vg_field state)"
+vt_until 30 exited || fail "vbusd does not show the VM exited: state $(vg_field state)"
 guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }
 vt_until 30 guests_gone || fail "the killed VM's connection outlived it: $(ctl -j guest show)"
 kill "${spid[VICTIM]}" 2>/dev/null
 wait "${spid[VICTIM]}"
 vt_until 30 vd_res_is "$base" || fail "real objects left after the kill: $(vd_res_counts) (qp cq mr pd cm_id), $base before the VM: $(rdma res show qp)"
-echo "ok   the killed VM: state exited, its connection gone, rdma res show at its count before the VM ($base)"
+echo "ok   the VM ended ($END): state exited, its connection gone, rdma res show at its count before the VM ($base)"
 vg_vm_del "$qpid"
 echo "ok   vm del: no QEMU, no child"

@@ -15,6 +15,8 @@
  *            IBV_SEND_SOLICITED, none for one without (compared but on the relay, which
  *            wakes for any receive: docs/verbs.md); the sender's CQ armed so too: no event
  *            for the sends' completions (rxe never fires that for a send's)
+ *   ah-gone  a UD QP sending to itself, each SEND's AH destroyed right after its post: all
+ *            sends and receives complete with success
  *   contexts many contexts open at once with a PD, CQ and MR each, then closed; again (each
  *            round must leave no more descriptors than one context opened and freed);
  *            the descriptors each context after the first holds
@@ -390,6 +392,71 @@ static void solicited(void)
 	      "destroy channels");
 }
 
+/* A UD QP sending to itself, each SEND's AH destroyed right after its post: natively the
+ * post hands the WQE to the device (rxe sends a user QP's WQE within the post), so every
+ * send completes, and arrives. A guest whose host looked the AH up only later would lose the
+ * WQE (issue 12: no work request without its completion). */
+static void ah_gone(void)
+{
+	enum { N = 8, LEN = 16, GRH = 40 };
+	static char buf[N * (GRH + LEN) + LEN];
+	struct ibv_qp_init_attr ia = { .qp_type = IBV_QPT_UD,
+		.cap = { .max_send_wr = N, .max_recv_wr = N, .max_send_sge = 1, .max_recv_sge = 1 } };
+	struct ibv_ah_attr aa = { .is_global = 1, .port_num = 1,
+		.grh = { .dgid = lb.gid, .sgid_index = (uint8_t)lb.gid_index, .hop_limit = 1 } };
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1, .qkey = 0x11 };
+	struct ibv_cq *scq = ibv_create_cq(lb.ctx, N, NULL, NULL, 0);
+	struct ibv_cq *rcq = ibv_create_cq(lb.ctx, N, NULL, NULL, 0);
+	struct ibv_mr *mr = ibv_reg_mr(lb.pd, buf, sizeof(buf), IBV_ACCESS_LOCAL_WRITE);
+	struct ibv_wc wc[N];
+	struct ibv_qp *q;
+	int sent = 0, ok_s = 0, ok_r = 0, destroyed = 0;
+
+	check(scq && rcq && mr, "CQs and MR: %s", strerror(errno));
+	ia.send_cq = scq;
+	ia.recv_cq = rcq;
+	q = ibv_create_qp(lb.pd, &ia);
+	check(q, "UD QP: %s", strerror(errno));
+	check(!ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY),
+	      "UD to INIT");
+	a.qp_state = IBV_QPS_RTR;
+	check(!ibv_modify_qp(q, &a, IBV_QP_STATE), "UD to RTR");
+	a.qp_state = IBV_QPS_RTS;
+	a.sq_psn = 1;
+	check(!ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_SQ_PSN), "UD to RTS");
+	for (int i = 0; i < N; i++) {
+		struct ibv_sge sge = { .addr = (uintptr_t)buf + (size_t)i * (GRH + LEN),
+				       .length = GRH + LEN, .lkey = mr->lkey };
+		struct ibv_recv_wr rw = { .wr_id = (uint64_t)i, .sg_list = &sge, .num_sge = 1 }, *rbad;
+
+		check(!ibv_post_recv(q, &rw, &rbad), "UD post_recv: %s", strerror(errno));
+	}
+	for (int i = 0; i < N; i++) {
+		struct ibv_sge sge = { .addr = (uintptr_t)buf + N * (GRH + LEN), .length = LEN,
+				       .lkey = mr->lkey };
+		struct ibv_ah *ah = ibv_create_ah(lb.pd, &aa);
+		struct ibv_send_wr sw = { .wr_id = (uint64_t)i, .sg_list = &sge, .num_sge = 1,
+			.opcode = IBV_WR_SEND, .send_flags = IBV_SEND_SIGNALED }, *bad;
+
+		check(ah, "create_ah: %s", strerror(errno));
+		sw.wr.ud.ah = ah;
+		sw.wr.ud.remote_qpn = q->qp_num;
+		sw.wr.ud.remote_qkey = 0x11;
+		sent += !ibv_post_send(q, &sw, &bad);
+		destroyed += !ibv_destroy_ah(ah);
+	}
+	lb_poll(scq, wc, sent);
+	for (int i = 0; i < sent; i++)
+		ok_s += wc[i].status == IBV_WC_SUCCESS && wc[i].wr_id == (uint64_t)i;
+	lb_poll(rcq, wc, sent);
+	for (int i = 0; i < sent; i++)
+		ok_r += wc[i].status == IBV_WC_SUCCESS && wc[i].byte_len == GRH + LEN;
+	outcome("UD sends, each AH destroyed right after its post: %d of %d posted, %d AHs destroyed, %d sends and %d receives completed in order with success",
+		sent, N, destroyed, ok_s, ok_r);
+	check(!ibv_destroy_qp(q) && !ibv_dereg_mr(mr), "destroy QP, MR");
+	check(!ibv_destroy_cq(scq) && !ibv_destroy_cq(rcq), "destroy CQs");
+}
+
 int main(int argc, char **argv)
 {
 	const char *only = getenv("PARITY_ONLY");
@@ -411,6 +478,8 @@ int main(int argc, char **argv)
 		import();
 	if (!only || strstr(only, "solicited"))
 		solicited();
+	if (!only || strstr(only, "ah-gone"))
+		ah_gone();
 	for (i = 0; lb.list[i] && strcmp(ibv_get_device_name(lb.list[i]), argv[1]); i++)
 		;
 	if (!only || strstr(only, "contexts"))

@@ -25,6 +25,11 @@
  * window's); the refusal's errno is printed; all are deregistered and the first registered
  * again, which must succeed (the windows' mappings were given back): "VM-MAPS registered K,
  * then ERRNO_NAME".
+ *
+ * "vm-pd pin": a VM's max-pinned (the test's VM has `max-pinned 768K`): one buffer of 64
+ * KiB registered again and again (each registration pins its span, as natively) until one
+ * is refused; then all deregistered and one registered again: "VM-PIN registered K, then
+ * ERRNO_NAME".
  */
 #include <errno.h>
 #include <stdint.h>
@@ -92,6 +97,41 @@ static int maps(struct ibv_context *c)
 	return 0;
 }
 
+static int pin(struct ibv_context *c)
+{
+	enum { N = 64, LEN = 64 << 10 };
+	static struct ibv_mr *mr[N];
+	struct ibv_pd *pd = ibv_alloc_pd(c);
+	char *buf;
+	int k, err;
+
+	if (!pd)
+		FAIL("ibv_alloc_pd: %s", strerror(errno));
+	buf = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		FAIL("mmap: %s", strerror(errno));
+	memset(buf, 1, LEN);
+	for (k = 0; k < N; k++) {
+		mr[k] = ibv_reg_mr(pd, buf, LEN, IBV_ACCESS_LOCAL_WRITE);
+		if (!mr[k])
+			break;
+	}
+	err = errno;
+	if (k == N)
+		FAIL("%d MRs of %d KiB registered and none refused: no pinned budget", N, LEN >> 10);
+	printf("VM-PIN registered %d, then %s\n", k, strerrorname_np(err));
+	while (k--)
+		if (ibv_dereg_mr(mr[k]))
+			FAIL("ibv_dereg_mr: %s", strerror(errno));
+	mr[0] = ibv_reg_mr(pd, buf, LEN, IBV_ACCESS_LOCAL_WRITE);
+	if (!mr[0])
+		FAIL("the buffer again, all deregistered: %s", strerror(errno));
+	if (ibv_dereg_mr(mr[0]) || ibv_dealloc_pd(pd))
+		FAIL("ibv_dereg_mr, ibv_dealloc_pd: %s", strerror(errno));
+	printf("VM-PD-OK\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct ibv_device **l = ibv_get_device_list(NULL);
@@ -119,6 +159,8 @@ int main(int argc, char **argv)
 		return events(c);
 	if (argc > 1 && !strcmp(argv[1], "maps"))
 		return maps(c);
+	if (argc > 1 && !strcmp(argv[1], "pin"))
+		return pin(c);
 	if (ibv_query_port(c, 1, &pa) || pa.state != IBV_PORT_ACTIVE)
 		FAIL("ibv_query_port 1: %s, state %d", strerror(errno), pa.state);
 	pd = ibv_alloc_pd(c);

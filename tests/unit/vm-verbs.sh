@@ -26,6 +26,9 @@
 #     `vm-pd maps` holds MRs until one is refused (ENOMEM, or EDQUOT for the region), vbusd's
 #     log names the quota, one registers again after deregistration, and `vm show` says
 #     maps 0 once the VM's connections are gone;
+#   - the VM's max-pinned (`max-pinned 768K`): `vm-pd pin` registers one 64 KiB buffer
+#     until a registration is refused (the 13th, ENOMEM), vbusd's log names the quota, and
+#     `vm show` says pinned 0 once the VM's connections are gone;
 #   - processes have connections of their own (`vm add ... conns 2`): while vm-pd holds
 #     its connection, a second vm-pd runs whole (its CQs, MR and PD as the first's); with
 #     two held, a third process (ibv_devices) is refused with EBUSY in one line naming
@@ -91,7 +94,7 @@ vt_until 10 guests_gone || fail "devlist's connection outlived it: $(ctl -j gues
 fds0=$(fds)	# with the devices and whatever the relay keeps between guests
 
 ctl vm add t1 bus b kernel "$kernel" initrd "$tmp/initrd" mem "${VBUS_VMGUEST_MEM:-256M}" cpus 1 vectors 4 \
-	conns 2 max-maps 256 append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
+	conns 2 max-maps 256 max-pinned 768K append "console=ttyS0 loglevel=1 panic=-1" || fail "vm add"
 con=$run/vm/t1.console
 done_() { grep -qs "VBUS-VM-VERBS-EXIT" "$con" 2>/dev/null ||
 	  vg_ended; }
@@ -156,6 +159,13 @@ maps=$(out VBUS-MAPS | sed -n 's/^VM-MAPS registered \([0-9]*\), then \(ENOMEM\|
 grep -q "quota vm max-maps (256) reached" "$run/vbusd.log" ||
 	fail "vbusd did not name the VM's max-maps: $(grep quota "$run/vbusd.log" | tail -n 3)"
 echo "ok   the VM's budget of vbusd's mappings (max-maps 256): $maps MRs of 8 KiB held, the next refused ($(out VBUS-MAPS | sed -n 's/.*then //p'), quota named in vbusd's log); after deregistration one registers again"
+# The VM's max-pinned: 768 KiB / 64 KiB = 12 registrations of one buffer, the 13th refused
+# as a pin past a limit natively (ENOMEM).
+[ "$(rc VBUS-PIN)" = 0 ] && out VBUS-PIN | grep -qx "VM-PIN registered 12, then ENOMEM" ||
+	fail "vm-pd pin in the VM (max-pinned 768K): $(out VBUS-PIN)"
+grep -q "quota vm max-pinned (786432) reached" "$run/vbusd.log" ||
+	fail "vbusd did not name the VM's max-pinned: $(grep quota "$run/vbusd.log" | tail -n 3)"
+echo "ok   the VM's max-pinned (768K): 12 MRs of 64 KiB held, the 13th refused with ENOMEM (quota named in vbusd's log); after deregistration one registers again"
 out VBUS-HOLD | grep -q "^VM-PD-OK" && out VBUS-HOLD2 | grep -q "^VM-PD-OK" ||
 	fail "vm-pd hold in the VM: $(out VBUS-HOLD) / $(out VBUS-HOLD2)"
 [ "$(rc VBUS-PD2)" = 0 ] && out VBUS-PD2 | grep -q "^VM-PD-OK" ||
@@ -198,19 +208,20 @@ kill -0 "$vbusd_pid" || fail "vbusd died"
 vt_until 30 guests_gone || fail "the VM's connections outlived its processes: $(ctl -j guest show)"
 alive=$(grep -o "fake-verbs: ibv_[a-z_]*pd: [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 [ "$alive" = "fake-verbs: ibv_dealloc_pd: 0 alive" ] || fail "PDs after the VM's processes ended: $alive"
-[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 16 ] || fail "not 16 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
-echo "ok   vbusd alive; every connection of the VM gone; 16 PDs made, none left ($alive)"
-[ "$(vg_field maps)" = 0 ] && [ "$(vg_field max_maps)" = 256 ] ||
-	fail "the VM's mappings once its connections are gone: $(ctl -j vm show t1)"
-echo "ok   vm show: max_maps 256, maps 0 once the VM's connections are gone"
-for o in cq:create_cq:destroy_cq:10 mr:reg_mr:dereg_mr:$((5 + maps + 1)); do
+[ "$(grep -c "fake-verbs: ibv_alloc_pd" "$run/vbusd.log")" = 17 ] || fail "not 17 PDs allocated: $(grep fake-verbs "$run/vbusd.log")"
+echo "ok   vbusd alive; every connection of the VM gone; 17 PDs made, none left ($alive)"
+[ "$(vg_field maps)" = 0 ] && [ "$(vg_field max_maps)" = 256 ] &&
+	[ "$(vg_field pinned)" = 0 ] && [ "$(vg_field max_pinned)" = 786432 ] ||
+	fail "the VM's mappings and pins once its connections are gone: $(ctl -j vm show t1)"
+echo "ok   vm show: max_maps 256, maps 0, max_pinned 786432, pinned 0 once the VM's connections are gone"
+for o in cq:create_cq:destroy_cq:10 mr:reg_mr:dereg_mr:$((5 + maps + 1 + 12 + 1)); do
 	IFS=: read -r what made gone n <<<"$o"
 	last=$(grep -o "fake-verbs: ibv_\($made\|$gone\): [0-9]* alive" "$run/vbusd.log" | tail -n 1)
 	[ "$last" = "fake-verbs: ibv_$gone: 0 alive" ] || fail "${what}s after the VM's processes ended: $last"
 	[ "$(grep -c "fake-verbs: ibv_$made:" "$run/vbusd.log")" = "$n" ] ||
 		fail "not $n ${what}s made: $(grep "fake-verbs: ibv_$made" "$run/vbusd.log")"
 done
-echo "ok   10 CQs and $((5 + maps + 1)) MRs made on fake0 from the VM (five vm-pd, two at a time, and vm-pd maps), none left"
+echo "ok   10 CQs and $((5 + maps + 1 + 12 + 1)) MRs made on fake0 from the VM (five vm-pd, two at a time, vm-pd maps and vm-pd pin), none left"
 
 vg_vm_del "$(vg_field pid)"
 vg_vbusd_end

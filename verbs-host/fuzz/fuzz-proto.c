@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g->vm.done_fd = -1;
 	g->vm.sigs = sigs;
 	/* A budget of 64 mappings (one per run of pages): a scattered region is refused. */
-	if (!maps && !(maps = vbd_vm_maps_new(64)))
+	if (!maps && !(maps = vbd_vm_maps_new(64, 1u << 20)))
 		abort();
 	g->vm.maps = maps;
 	vbus_vm_ram_layout_q35(1 << 20, &g->vm.ram_layout);

@@ -66,6 +66,7 @@ int vrdma_do_destroy_ah(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	ah = vrdma_handle_get(g, h, VRDMA_OBJ_AH, &err);
 	if (!ah)
 		return err;
+	vrdma_relay_drain_sends(g);	/* a posted WQE may name it (relay.c) */
 	vrdma_handle_obj(g, ah->pd)->users--;
 	vrdma_ah_free(ah);
 	vrdma_handle_free(g, h);

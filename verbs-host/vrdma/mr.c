@@ -51,6 +51,8 @@ void vrdma_mr_free(struct vrdma_guest *g, struct vrdma_mr *mr)
 	vrdma_window_unmap(mr->window, mr->window_len);
 	if (mr->nmaps)
 		g->env->maps_give(g->env_priv, mr->nmaps);
+	if (mr->vm_pinned)
+		g->env->pins_give(g->env_priv, mr->vm_pinned);
 	free(mr);
 }
 
@@ -191,6 +193,11 @@ int vrdma_do_reg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void *o
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		goto err_charge;
+	if (g->env->pins_take) {	/* a VM's: all its connections' MRs together */
+		if (g->env->pins_take(g->env_priv, total))
+			goto err_free;
+		mr->vm_pinned = total;
+	}
 	err = vrdma_map_window(g->env, g->env_priv, g->page, pieces, n, total, &mr->window,
 			       &mr->nmaps);
 	if (err)
@@ -220,6 +227,8 @@ err_unmap:
 	if (mr->nmaps)
 		g->env->maps_give(g->env_priv, mr->nmaps);
 err_free:
+	if (mr->vm_pinned)
+		g->env->pins_give(g->env_priv, mr->vm_pinned);
 	free(mr);
 err_charge:
 	vrdma_charge_add(g->charge, 0, -(int64_t)length, NULL, NULL);
@@ -240,6 +249,7 @@ int vrdma_do_dereg_mr(struct vrdma_guest *g, const void *in, size_t inlen, void 
 	mr = vrdma_handle_get(g, h, VRDMA_OBJ_MR, &err);
 	if (!mr)
 		return err;
+	vrdma_relay_drain_sends(g);	/* a posted WQE may name it (relay.c) */
 	pd = vrdma_handle_obj(g, mr->pd);
 	if (pd)
 		pd->users--;

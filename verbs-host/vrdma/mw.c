@@ -65,6 +65,7 @@ int vrdma_do_dealloc_mw(struct vrdma_guest *g, const void *in, size_t inlen, voi
 	mw = vrdma_handle_get(g, h, VRDMA_OBJ_MW, &err);
 	if (!mw)
 		return err;
+	vrdma_relay_drain_sends(g);	/* a posted WQE may name it (relay.c) */
 	r = ibv_dealloc_mw(mw->mw);
 	if (r)
 		return -r;

@@ -273,12 +273,31 @@ static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r, uint32
 	return true;
 }
 
+/*
+ * Post a batch the relay has checked. Should the real post still fail part-way (the
+ * device out of something), the WRs before the failing one are posted and the rest are
+ * not: the QP goes to the error state (break_wq) and the rest are posted again there,
+ * where the device completes each with a flush error, so that every WQE the guest posted
+ * gets its completion (issue 12). True: all posted as they were.
+ */
+static bool post_sends(struct vrdma_guest *g, struct vrdma_qp *qp, struct ibv_send_wr *wr)
+{
+	struct ibv_send_wr *bad = NULL, *again = NULL;
+
+	if (!ibv_post_send(qp->qp, wr, &bad))
+		return true;
+	break_wq(g, qp, &qp->sq);
+	if (!bad || ibv_post_send(qp->qp, bad, &again))
+		g->n_relay_errors++;	/* those from `again` on are lost: counted */
+	return false;
+}
+
 #define FLAGS_ALLOWED (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
 
 static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 {
 	struct vrdma_hq *q = &qp->sq;
-	struct ibv_send_wr wr[BATCH], *bad;
+	struct ibv_send_wr wr[BATCH];
 	struct ibv_sge sge[BATCH][VRDMA_MAX_SGE];
 	uint8_t inl[BATCH][256];
 	uint32_t maxsge = le32toh(qp->cap.max_send_sge), depth = le32toh(qp->cap.max_send_wr);
@@ -370,20 +389,39 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 		/* A bind goes at once: the provider reads the window's current rkey when it
 		 * posts, and the window's next one is its new one (as ibv_bind_mw keeps it). */
 		if (++n == BATCH || !avail || moved + n == max || bound) {
-			if (ibv_post_send(qp->qp, wr, &bad))
-				break_wq(g, qp, q);
-			else if (bound)
+			if (post_sends(g, qp, wr) && bound)
 				bound->mw->rkey = r->bind_mw.rkey;
 			moved += n;
 			n = 0;
 		}
 	}
-	if (n && ibv_post_send(qp->qp, wr, &bad))
-		break_wq(g, qp, q);
+	if (n)
+		post_sends(g, qp, wr);
 	moved += n;
 	store_own(&q->ring->cons, q->cons);
 	g->n_wqe += moved;
 	return (int)moved;
+}
+
+/*
+ * Before a control call destroys what a send WQE names (an AH, a memory window, an MR):
+ * the guest's published sends go to the real QPs first. Natively a post hands the WQE to
+ * the device at once (rxe copies the AH's address vector into it), so destroying the AH
+ * right after the post is fine; here the relay, not the post, looks the handle up, and
+ * a WQE it could not resolve any more would break its queue with no completion (issue 12).
+ * The caller holds g->lock (no pass runs meanwhile).
+ */
+void vrdma_relay_drain_sends(struct vrdma_guest *g)
+{
+	struct vrdma_link *lists[2] = { &g->active[VRDMA_QK_SQ], &g->parked[VRDMA_QK_SQ] };
+
+	for (int i = 0; i < 2; i++)
+		for (struct vrdma_link *l = lists[i]->next; l != lists[i]; l = l->next) {
+			struct vrdma_hq *q = vrdma_container_of(l, struct vrdma_hq, link);
+
+			if (!q->broken && load_peer(&q->ring->prod) != q->cons)
+				drain_sq(g, vrdma_container_of(q, struct vrdma_qp, sq), UINT32_MAX);
+		}
 }
 
 /* An SRQ receive's completion: the guest's wr_id from the SRQ's slot, which is free again,

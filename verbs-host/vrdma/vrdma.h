@@ -122,6 +122,11 @@ struct vrdma_env_ops {
 	 * its count bounded by the handle quota). */
 	int (*maps_take)(void *priv, uint64_t n);
 	void (*maps_give)(void *priv, uint64_t n);
+	/* A VM's MR pins `bytes` (its window's span) of the VM's max-pinned, whichever of its
+	 * connections registers it (0, or -errno with the quota told: ENOMEM), given back at
+	 * its deregistration. May be NULL: not a VM's. */
+	int (*pins_take)(void *priv, uint64_t bytes);
+	void (*pins_give)(void *priv, uint64_t bytes);
 };
 
 /* Policy for one guest, set from the bus and device attributes. */
@@ -189,6 +194,7 @@ struct vrdma_mr {
 	size_t window_len;
 	uint64_t iova;			/* the guest's address of the first byte */
 	uint64_t nmaps;			/* a VM's: its mappings in the window (maps_take) */
+	uint64_t vm_pinned;		/* a VM's: the bytes it holds of the VM's (pins_take) */
 };
 
 /* The kinds of queue the relay serves, in the order a pass serves them: receives first, so
@@ -443,6 +449,9 @@ bool vrdma_relay_need_wakeup(struct vrdma_guest *g, bool on);	/* false: busy, no
 /* Relay thread only: the guest's doorbell rang (its next pass looks at its parked rings);
  * read the real CQs' completion events (their CQs become active on the next pass). */
 void vrdma_relay_kick(struct vrdma_guest *g);
+/* Post the guest's published sends before a control call destroys an object a WQE may
+ * name (AH, MW, MR); caller holds g->lock. */
+void vrdma_relay_drain_sends(struct vrdma_guest *g);
 void vrdma_relay_cq_events(struct vrdma_guest *g);
 /* Schedule queue q of the guest (the caller holds g->lock) as active or parked; queue.c
  * takes it off the schedule when it unmaps it. */
