@@ -436,10 +436,17 @@ static int hand_over(uintptr_t lo, uintptr_t hi)
 		if (p->end <= lo)	/* its first part is not touched */
 			continue;
 		/* A VM's driver pins the pages where they are mapped: an arena chunk or a moved
-		 * range always is (a nested guest's foreign memfd never reaches a VM). */
-		err = p->foreign ? vbus_devshm(c, p->fd, p->size, &p->shm)
-				 : vbus_devshm_at(c, p->fd, (void *)p->start, p->end - p->start,
-						  &p->shm);
+		 * range always is. So is a nested guest's foreign memfd in a VM (a vbusd run in
+		 * the VM maps it into its window): the region is the window's range, pinned
+		 * there, and starts at its first byte; elsewhere the memfd itself is handed. */
+		if (p->foreign && !vm) {
+			err = vbus_devshm(c, p->fd, p->size, &p->shm);
+		} else {
+			err = vbus_devshm_at(c, p->fd, (void *)p->start, p->end - p->start,
+					     &p->shm);
+			if (!err && p->foreign)
+				p->off = 0;
+		}
 		if (err)
 			return err;
 		close(p->fd);

@@ -48,8 +48,7 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return 0;
 }
 
-/* SIZE: a number with an optional K, M or G suffix (powers of 1024), whole MiB. */
-/* A size in bytes with an optional K, M or G suffix, from min to max. */
+/* A size in bytes with an optional K, M or G suffix (powers of 1024), from min to max. */
 static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
@@ -73,27 +72,12 @@ static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/* mem SIZE: whole MiB. */
 static int parse_mem(const char *s, uint64_t *out)
 {
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
-		return -EINVAL;
-	switch (*end) {
-	case 0: break;
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	default: return -EINVAL;
-	}
-	if (*end || v > (VM_MEM_MAX >> shift))
-		return -EINVAL;
-	v <<= shift;
-	if (v < VM_MEM_MIN || v % (1u << 20))
+	if (parse_size(s, VM_MEM_MIN, VM_MEM_MAX, &v) || v % (1u << 20))
 		return -EINVAL;
 	*out = v;
 	return 0;

@@ -254,7 +254,7 @@ s=$?
 wait "${spid[OTHER]}"
 s2=$?
 [ $s = 0 ] && [ $s2 = 0 ] || fail "the process guest's integrity run across the kill: $(tail -n 5 "$srv/other-client") | $(tail -n 5 "$srv/OTHER")"
-echo "ok   a process guest's integrity run across the kill: $(grep 'rounds in' "$srv/other-client")"
+echo "ok   a process guest's integrity run across the VM's end ($END): $(grep 'rounds in' "$srv/other-client")"
 exited() { [ "$(vg_field state)" = exited ]; }
 vt_until 30 exited || fail "vbusd does not show the VM exited: state $(vg_field state)"
 guests_gone() { [ "$(ctl -j guest show)" = "[]" ]; }

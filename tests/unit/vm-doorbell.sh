@@ -54,6 +54,10 @@ refuse "cpus 0" t1 bus b kernel "$kernel" cpus 0
 refuse "vectors 65" t1 bus b kernel "$kernel" vectors 65
 refuse "max-maps 0" t1 bus b kernel "$kernel" max-maps 0
 refuse "max-maps past half of vm.max_map_count" t1 bus b kernel "$kernel" max-maps 4000000000
+refuse "max-pinned 1K" t1 bus b kernel "$kernel" max-pinned 1K
+refuse "max-pinned 65G" t1 bus b kernel "$kernel" max-pinned 65G
+refuse "max-pinned 1X" t1 bus b kernel "$kernel" max-pinned 1X
+refuse "mem 33M+1K" t1 bus b kernel "$kernel" mem 33793K
 refuse "accel xen" t1 bus b kernel "$kernel" accel xen
 refuse "net tap" t1 bus b kernel "$kernel" net tap
 refuse "net tap:a,b" t1 bus b kernel "$kernel" net tap:a,b
