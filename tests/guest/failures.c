@@ -14,7 +14,8 @@
  * Modes:
  *  flush     outstanding receives and sends (signaled and not) of RC QPs that cannot make
  *            progress, then IBV_QPS_ERR: each completes exactly once with its wr_id and
- *            IBV_WC_WR_FLUSH_ERR; then what posting in ERR gives.
+ *            IBV_WC_WR_FLUSH_ERR; then what posting in ERR gives; then a SEND posted in
+ *            ERR, RESET, a new connection and a WRITE: the completions that come.
  *  overrun   more completions than a small CQ holds, never polled (half of them one at a
  *            time, half at once): the async event, how many completions remain (exactly
  *            the CQ's cqe), the QP's state, and whether the CQ still works; then the
@@ -170,6 +171,31 @@ static bool next_event(struct ibv_async_event *ev, int timeout_ms)
 #define NR 6	/* receives per QP */
 #define NS 6	/* signaled sends */
 #define NU 2	/* unsignaled sends */
+/* After flush's ERR: one more SEND posted in ERR, then RESET and a new connection, and a
+ * WRITE on it. RESET discards what is outstanding; what was posted before it never runs
+ * on the new connection (a guest's host posts the ring's WQEs before RESET: each
+ * completes, in ERR, with a flush error, as natively, and no stale one is left to run). */
+static void flush_reset(void)
+{
+	struct ibv_qp_attr rst = { .qp_state = IBV_QPS_RESET };
+	struct ibv_wc wc[16];
+	char list[256] = "";
+	int rs, n;
+
+	rs = post_send(qp[0], 4100, IBV_WR_SEND, IBV_SEND_SIGNALED, 0);
+	check(!ibv_modify_qp(qp[0], &rst, IBV_QP_STATE) && !ibv_modify_qp(qp[1], &rst, IBV_QP_STATE),
+	      "modify to RESET");
+	lb_connect_timeout(&lb, qp[0], qp[1]->qp_num, 14);
+	lb_connect_timeout(&lb, qp[1], qp[0]->qp_num, 14);
+	check(!post_send(qp[0], 4200, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED, 0), "WRITE after RESET");
+	n = collect(wc, 16, vt_secs(1.0), vt_secs(10.0));
+	for (int i = 0; i < n; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), " %llu %s",
+			 (unsigned long long)wc[i].wr_id, ibv_wc_status_str(wc[i].status));
+	outcome("a SEND posted in ERR (%s), RESET, a new connection and a WRITE: completions%s; qp0 %s",
+		rs ? strerror(rs) : "0", n ? list : " none", qp_state(qp[0]));
+}
+
 static void flush(void)
 {
 	struct ibv_qp_attr err = { .qp_state = IBV_QPS_ERR };
@@ -219,6 +245,7 @@ static void flush(void)
 	outcome("posted in ERR: send %s, recv %s", !rs ? seen[4000] ? "flushed" : "lost" : "refused",
 		!rr ? seen[5000] ? "flushed" : "lost" : "refused");
 	outcome("completions in all: %d, duplicates 0", n);
+	flush_reset();
 	check(!ibv_destroy_qp(qp[0]) && !ibv_destroy_qp(qp[1]) && !ibv_destroy_cq(cq), "teardown");
 }
 

@@ -17,10 +17,14 @@
  * A flooding QP's pass stops at the guest's budget (VRDMA_RELAY_WEIGHT).
  * Last, the relay thread itself (vrdma_relay_start) serves the guest while this thread
  * plays the guest library, with pauses that let the relay park every queue and sleep:
- * every completion must come (no lost wake-up); the TSan build checks the threads.
+ * every completion must come (no lost wake-up); the TSan build checks the threads. Every
+ * fourth round after a pause the sends are drained by a control call's
+ * vrdma_relay_drain_sends (DESTROY_AH, DEALLOC_MW, DEREG_MR) under the guest's lock, right
+ * after they were published on a parked ring: the ring must still ask for the next kick.
  */
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,7 +366,7 @@ static void threaded(void)
 	int db = eventfd(0, EFD_CLOEXEC);
 	uint64_t next = 0, wr = 0;
 	double t0 = now_s();
-	uint32_t rounds = 0;
+	uint32_t rounds = 0, drained = 0;
 
 	if (db < 0 || vrdma_relay_start(&r, 50000) || vrdma_relay_add(r, g, db))
 		fail("relay start");
@@ -370,7 +374,18 @@ static void threaded(void)
 		double d = now_s();
 		uint32_t got = 0;
 
-		post(g, db, &busy, ROUND, wr);
+		if (rounds % 4 == 0 && rounds) {
+			/* After a sleep (the rings parked): a control call that posts the sends
+			 * itself (DESTROY_AH's vrdma_relay_drain_sends) right after the guest
+			 * published them. The ring must still ask for the next kick. */
+			pthread_mutex_lock(&g->lock);
+			post(g, db, &busy, ROUND, wr);
+			vrdma_relay_drain_sends(g);
+			pthread_mutex_unlock(&g->lock);
+			drained++;
+		} else {
+			post(g, db, &busy, ROUND, wr);
+		}
 		wr += ROUND;
 		while (got < ROUND) {
 			got += reap(&busy, &next);
@@ -383,8 +398,9 @@ static void threaded(void)
 	vrdma_relay_get_stats(r, &st);
 	vrdma_relay_remove(r, g);
 	vrdma_relay_stop(r);
-	printf("relay thread:   %u rounds of %d sends, the relay slept %llu times\n", rounds,
-	       ROUND, (unsigned long long)st.sleeps);
+	printf("relay thread:   %u rounds of %d sends (%u posted by a control call's drain), "
+	       "the relay slept %llu times\n", rounds, ROUND, drained,
+	       (unsigned long long)st.sleeps);
 	if (!st.sleeps)
 		fail("the relay never slept: its wake-ups were not exercised");
 	close(db);

@@ -18,6 +18,7 @@
  * caps it granted, and AH, MW and MR pointers that are live objects of this context.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -112,6 +113,9 @@ static unsigned n_events;
 /* Completion events not yet read (ibv_get_cq_event), oldest first; more are dropped. */
 static struct ibv_cq *cq_events[256];
 static unsigned n_cq_events;
+/* The events, as a channel's are in the kernel: read by the relay thread while a control
+ * call (under the guest's lock only) may post, and so complete (relay-sched). */
+static pthread_mutex_t cq_events_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Objects whose destroy was made to fail: vrdma may forget them (a destroy in an error
  * path), and the kernel frees them when the context closes, as it frees whatever a
  * context still holds. Only these may be live at ibv_close_device. */
@@ -432,6 +436,7 @@ static void chan_drained(struct ibv_comp_channel *ch)
 /* The oldest unread completion event of a CQ on channel ch. */
 FAKE_API int ibv_get_cq_event(struct ibv_comp_channel *ch, struct ibv_cq **cq, void **ctx)
 {
+	pthread_mutex_lock(&cq_events_lock);
 	for (unsigned i = 0; i < n_cq_events; i++) {
 		if (cq_events[i]->channel != ch)
 			continue;
@@ -440,8 +445,10 @@ FAKE_API int ibv_get_cq_event(struct ibv_comp_channel *ch, struct ibv_cq **cq, v
 		memmove(cq_events + i, cq_events + i + 1, (n_cq_events - i - 1) * sizeof(*cq_events));
 		n_cq_events--;
 		chan_drained(ch);
+		pthread_mutex_unlock(&cq_events_lock);
 		return 0;
 	}
+	pthread_mutex_unlock(&cq_events_lock);
 	errno = EAGAIN;
 	return -1;
 }
@@ -451,6 +458,7 @@ static void drop_cq_events(const struct ibv_cq *cq)
 {
 	unsigned k = 0;
 
+	pthread_mutex_lock(&cq_events_lock);
 	for (unsigned i = 0; i < n_cq_events; i++)
 		if (cq_events[i] != cq)
 			cq_events[k++] = cq_events[i];
@@ -458,6 +466,7 @@ static void drop_cq_events(const struct ibv_cq *cq)
 		n_cq_events = k;
 		chan_drained(cq->channel);
 	}
+	pthread_mutex_unlock(&cq_events_lock);
 }
 
 FAKE_API void ibv_ack_cq_events(struct ibv_cq *cq, unsigned int n)
@@ -771,6 +780,7 @@ static void complete(struct ibv_cq *cq, const struct ibv_wc *wc)
 
 	if (q->armed && cq->channel) {	/* an event on its channel, once per arming */
 		q->armed = false;
+		pthread_mutex_lock(&cq_events_lock);
 		if (n_cq_events < sizeof(cq_events) / sizeof(cq_events[0])) {
 			uint64_t one = 1;
 
@@ -778,6 +788,7 @@ static void complete(struct ibv_cq *cq, const struct ibv_wc *wc)
 			if (cq->channel->fd >= 0 && write(cq->channel->fd, &one, sizeof(one)) < 0)
 				abort();
 		}
+		pthread_mutex_unlock(&cq_events_lock);
 	}
 	if (q->n >= (uint32_t)cq->cqe) {
 		if (!q->overrun)

@@ -245,9 +245,12 @@ int vrdma_do_modify_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	}
 	if (mask & IBV_QP_CAP)
 		return -EOPNOTSUPP;	/* resizing the queues would resize the rings */
+	if ((mask & IBV_QP_STATE) && a.qp_state == IBV_QPS_RESET)
+		vrdma_relay_qp_reset(g, qp, false);	/* what was posted is on the device */
 	r = ibv_modify_qp(qp->qp, &a, (int)mask);
 	/* RESET discards outstanding work without completions (the guest forgets it too). */
 	if (!r && (mask & IBV_QP_STATE) && a.qp_state == IBV_QPS_RESET) {
+		vrdma_relay_qp_reset(g, qp, true);
 		qp->sretired = qp->sposted;
 		qp->rdone = qp->rposted;
 		if (qp->sq.ring)

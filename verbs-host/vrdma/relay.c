@@ -403,27 +403,6 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 	return (int)moved;
 }
 
-/*
- * Before a control call destroys what a send WQE names (an AH, a memory window, an MR):
- * the guest's published sends go to the real QPs first. Natively a post hands the WQE to
- * the device at once (rxe copies the AH's address vector into it), so destroying the AH
- * right after the post is fine; here the relay, not the post, looks the handle up, and
- * a WQE it could not resolve any more would break its queue with no completion (issue 12).
- * The caller holds g->lock (no pass runs meanwhile).
- */
-void vrdma_relay_drain_sends(struct vrdma_guest *g)
-{
-	struct vrdma_link *lists[2] = { &g->active[VRDMA_QK_SQ], &g->parked[VRDMA_QK_SQ] };
-
-	for (int i = 0; i < 2; i++)
-		for (struct vrdma_link *l = lists[i]->next; l != lists[i]; l = l->next) {
-			struct vrdma_hq *q = vrdma_container_of(l, struct vrdma_hq, link);
-
-			if (!q->broken && load_peer(&q->ring->prod) != q->cons)
-				drain_sq(g, vrdma_container_of(q, struct vrdma_qp, sq), UINT32_MAX);
-		}
-}
-
 /* An SRQ receive's completion: the guest's wr_id from the SRQ's slot, which is free again,
  * and one more of the SRQ's WQEs retired. The SRQ outlives its QPs (destroy is -EBUSY
  * while they use it); if the guest destroyed it since, the completion keeps no wr_id. */
@@ -755,6 +734,84 @@ static void unpark(struct vrdma_guest *g, struct vrdma_hq *q, uint64_t now)
 {
 	q->last_work_ns = now;
 	set_state(g, q, VRDMA_QS_ACTIVE);
+}
+
+/*
+ * Drain a QP's ring q now, outside a pass (a control call that must see its WQEs posted
+ * first). Finding work clears NEED_WAKEUP (pending), so a parked ring gets it back, and
+ * then is looked at once more, as park() does: either the guest sees the flag and kicks,
+ * or its newer WQEs are drained here. A ring left with work it could not post (its real
+ * queue full) becomes active, for the relay's next pass.
+ */
+static void drain_now(struct vrdma_guest *g, struct vrdma_qp *qp, struct vrdma_hq *q)
+{
+	for (;;) {
+		int moved = q == &qp->sq ? drain_sq(g, qp, UINT32_MAX) :
+					   drain_rq(g, qp, UINT32_MAX);
+
+		if (q->broken || q->state != VRDMA_QS_PARKED)
+			return;
+		ring_flag(q, true);
+		if (load_peer(&q->ring->prod) == q->cons)
+			return;		/* parked as before: the guest kicks for its next */
+		if (moved <= 0) {	/* work left that cannot be posted yet */
+			ring_flag(q, false);
+			unpark(g, q, now_ns());
+			return;
+		}
+	}
+}
+
+/*
+ * Before a control call destroys what a send WQE names (an AH, a memory window, an MR):
+ * the guest's published sends go to the real QPs first. Natively a post hands the WQE to
+ * the device at once (rxe copies the AH's address vector into it), so destroying the AH
+ * right after the post is fine; here the relay, not the post, looks the handle up, and
+ * a WQE it could not resolve any more would break its queue with no completion (issue 12).
+ * The caller holds g->lock (no pass runs meanwhile).
+ */
+void vrdma_relay_drain_sends(struct vrdma_guest *g)
+{
+	struct vrdma_link *lists[2] = { &g->active[VRDMA_QK_SQ], &g->parked[VRDMA_QK_SQ] };
+
+	for (int i = 0; i < 2; i++)
+		for (struct vrdma_link *l = lists[i]->next, *next; l != lists[i]; l = next) {
+			struct vrdma_hq *q = vrdma_container_of(l, struct vrdma_hq, link);
+
+			next = l->next;	/* drain_now may move q to the active list */
+			if (!q->broken && load_peer(&q->ring->prod) != q->cons)
+				drain_now(g, vrdma_container_of(q, struct vrdma_qp, sq), q);
+		}
+}
+
+/*
+ * A QP going to RESET. Before: what the guest published goes to the real QP, as natively
+ * it was on the device when the post returned (rxe runs a user QP's sends within the post;
+ * posted in ERR, they complete with flush errors), and RESET then discards what is left
+ * there. After: whatever the rings still hold (the real queue was full) is discarded, as
+ * RESET discards it natively, so that nothing stale runs on the QP's next connection.
+ * The caller holds g->lock.
+ */
+void vrdma_relay_qp_reset(struct vrdma_guest *g, struct vrdma_qp *qp, bool after)
+{
+	struct vrdma_hq *qs[2] = { &qp->rq, &qp->sq };
+
+	for (int k = 0; k < 2; k++) {
+		struct vrdma_hq *q = qs[k];
+		int64_t avail;
+
+		if (!q->ring || q->broken)
+			continue;
+		avail = pending(q);
+		if (avail <= 0)
+			continue;	/* nothing, or nonsense that the next visit breaks it for */
+		if (!after) {
+			drain_now(g, qp, q);
+		} else {
+			q->cons += (uint32_t)avail;
+			store_own(&q->ring->cons, q->cons);
+		}
+	}
 }
 
 /* What woke the guest's queues since the last pass: a kick (its parked rings with work),

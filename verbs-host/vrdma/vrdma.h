@@ -452,6 +452,9 @@ void vrdma_relay_kick(struct vrdma_guest *g);
 /* Post the guest's published sends before a control call destroys an object a WQE may
  * name (AH, MW, MR); caller holds g->lock. */
 void vrdma_relay_drain_sends(struct vrdma_guest *g);
+/* A QP going to RESET: its published WQEs posted before (after false), what is left in its
+ * rings discarded after (after true); caller holds g->lock. */
+void vrdma_relay_qp_reset(struct vrdma_guest *g, struct vrdma_qp *qp, bool after);
 void vrdma_relay_cq_events(struct vrdma_guest *g);
 /* Schedule queue q of the guest (the caller holds g->lock) as active or parked; queue.c
  * takes it off the schedule when it unmaps it. */
