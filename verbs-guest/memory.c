@@ -430,7 +430,7 @@ static int hand_over(uintptr_t lo, uintptr_t hi)
 			continue;
 		if (!c)
 			return -ENOTCONN;
-		if (vm && !p->foreign && (err = piece_split_vm(i)))
+		if (vm && (err = piece_split_vm(i)))	/* a foreign window too: pinned */
 			return err;
 		p = &pieces[i];		/* the split may have moved the array */
 		if (p->end <= lo)	/* its first part is not touched */

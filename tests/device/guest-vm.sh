@@ -243,9 +243,11 @@ else
 	# from inside at once when something listens there.
 	n0=$(victim_qps)
 	timeout -k 5 "$(vt_secs 120)" busybox nc -l -p $((port + 12)) -e /bin/true &
+	nc=$!
 	vt_until 120 eval '[ "$(vg_field state)" = exited ]' ||
 		fail "the VM did not power off from inside: state $(vg_field state); $(tr -d '\r' <"$con" | tail -n 5)"
 	grep -q "VBUS-POWEROFF under traffic" "$con" || fail "the VM ended without powering off: $(tr -d '\r' <"$con" | tail -n 5)"
+	wait "$nc" || fail "the listener the VM powers off on: exit $?"
 	[ "$(vg_field exit)" = 0 ] || fail "QEMU exited $(vg_field exit) at the VM's poweroff: $(vg_field why)"
 	echo "ok   the VM powered off from inside (poweroff -f) under its integrity traffic ($n0 QPs of its server in RTS): QEMU exited 0"
 fi

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "vrdma.h"
 
 #define BATCH 16
@@ -459,9 +460,10 @@ static void cqe_out(struct vrdma_guest *g, struct vrdma_cqe *c, const struct ibv
 		/* The guest's depth check reads it too: a completion the guest's CQ loses to
 		 * an overrun (overrun below) still frees its slot, as rxe frees it. Only a
 		 * WQE this QP posted: a QP number rxe reused may still meet an old QP's. */
-		if (seq - qp->sretired < qp->sposted - qp->sretired)
+		if (seq - qp->sretired < qp->sposted - qp->sretired) {
 			store_own(&qp->sq.ring->retired, seq + 1);
-		qp->sretired = seq + 1;
+			qp->sretired = seq + 1;
+		}
 		c->sq_retired = htole32(seq + 1);
 	}
 }
@@ -741,8 +743,17 @@ static void unpark(struct vrdma_guest *g, struct vrdma_hq *q, uint64_t now)
  * first). Finding work clears NEED_WAKEUP (pending), so a parked ring gets it back, and
  * then is looked at once more, as park() does: either the guest sees the flag and kicks,
  * or its newer WQEs are drained here. A ring left with work it could not post (its real
- * queue full) becomes active, for the relay's next pass.
+ * queue full) is left to the relay: we ring the guest's doorbell ourselves, so that the
+ * relay, asleep or not, looks at its parked rings.
  */
+static void kick_self(struct vrdma_guest *g)
+{
+	uint64_t one = 1;
+
+	if (g->doorbell >= 0 && write(g->doorbell, &one, sizeof(one)) != sizeof(one))
+		g->n_relay_errors++;
+}
+
 static void drain_now(struct vrdma_guest *g, struct vrdma_qp *qp, struct vrdma_hq *q)
 {
 	for (;;) {
@@ -755,8 +766,7 @@ static void drain_now(struct vrdma_guest *g, struct vrdma_qp *qp, struct vrdma_h
 		if (load_peer(&q->ring->prod) == q->cons)
 			return;		/* parked as before: the guest kicks for its next */
 		if (moved <= 0) {	/* work left that cannot be posted yet */
-			ring_flag(q, false);
-			unpark(g, q, now_ns());
+			kick_self(g);
 			return;
 		}
 	}
@@ -807,9 +817,19 @@ void vrdma_relay_qp_reset(struct vrdma_guest *g, struct vrdma_qp *qp, bool after
 			continue;	/* nothing, or nonsense that the next visit breaks it for */
 		if (!after) {
 			drain_now(g, qp, q);
-		} else {
-			q->cons += (uint32_t)avail;
-			store_own(&q->ring->cons, q->cons);
+			continue;
+		}
+		/* Discarded: the send counts move with the ring (completions carry them in
+		 * ring units), and a parked ring asks for the next kick again. A post racing
+		 * its own RESET is left to the relay (kick_self). */
+		q->cons += (uint32_t)avail;
+		if (q == &qp->sq)
+			qp->sposted += (uint32_t)avail;
+		store_own(&q->ring->cons, q->cons);
+		if (q->state == VRDMA_QS_PARKED) {
+			ring_flag(q, true);
+			if (load_peer(&q->ring->prod) != q->cons)
+				kick_self(g);
 		}
 	}
 }
