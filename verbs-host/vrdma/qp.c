@@ -68,6 +68,34 @@ static int clamp_caps(struct ibv_qp_cap *c, const struct vrdma_create_qp_in *i)
 	return 0;
 }
 
+/* An RC QP with the ibv_wr_* atomics, for those rxe's ibv_post_send refuses but a native
+ * program can put on the wire through the ibv_wr_* API (relay.c, drain_sq); NULL when the
+ * device has no such interface (then ibv_create_qp, and the stand-in). ia->cap is
+ * updated with what the device granted, as ibv_create_qp does. */
+static struct ibv_qp *create_rc_ex(struct vrdma_guest *g, struct ibv_pd *pd,
+				   struct ibv_qp_init_attr *ia, struct ibv_qp_ex **qpx)
+{
+	struct ibv_qp_init_attr_ex x = {
+		.qp_context = ia->qp_context, .send_cq = ia->send_cq, .recv_cq = ia->recv_cq,
+		.srq = ia->srq, .cap = ia->cap, .qp_type = ia->qp_type,
+		.sq_sig_all = ia->sq_sig_all, .pd = pd,
+		.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.send_ops_flags = IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
+				  IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD,
+	};
+	struct ibv_qp *qp = ibv_create_qp_ex(g->ctx, &x);
+
+	if (!qp)
+		return NULL;
+	*qpx = ibv_qp_to_qp_ex(qp);
+	if (!*qpx) {
+		ibv_destroy_qp(qp);
+		return NULL;
+	}
+	ia->cap = x.cap;
+	return qp;
+}
+
 int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void *out)
 {
 	const struct vrdma_create_qp_in *i = in;
@@ -117,7 +145,10 @@ int vrdma_do_create_qp(struct vrdma_guest *g, const void *in, size_t inlen, void
 	ia.qp_type = i->qp_type;
 	ia.sq_sig_all = i->sq_sig_all;
 	vrdma_cap_to_ibv(&ia.cap, &i->cap);
-	qp->qp = ibv_create_qp(pd->pd, &ia);
+	if (ia.qp_type == IBV_QPT_RC)
+		qp->qp = create_rc_ex(g, pd->pd, &ia, &qp->qpx);
+	if (!qp->qp)
+		qp->qp = ibv_create_qp(pd->pd, &ia);
 	if (!qp->qp) {
 		err = errno ? -errno : -EINVAL;
 		goto err_free;

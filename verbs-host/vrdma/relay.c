@@ -245,15 +245,38 @@ static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct v
  * natively the NAK moves it to ERR too (docs/verbs.md). True: r can be posted (as it
  * was, or as its stand-in); false: no poison byte to be had, or the QP was granted no SGE.
  */
-static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r, uint32_t maxsge)
+/* An atomic rxe's ibv_post_send refuses: misaligned, or into fewer than 8 bytes. */
+static bool atomic_odd(const struct ibv_send_wr *r)
 {
 	uint64_t len = 0;
 
 	if (r->opcode != IBV_WR_ATOMIC_CMP_AND_SWP && r->opcode != IBV_WR_ATOMIC_FETCH_AND_ADD)
-		return true;
+		return false;
 	for (int k = 0; k < r->num_sge; k++)
 		len += r->sg_list[k].length;
-	if (!(r->wr.atomic.remote_addr & 7) && len >= 8)
+	return (r->wr.atomic.remote_addr & 7) || len < 8;
+}
+
+/* Such an atomic, through the QP's ibv_wr_* interface, alone: onto the wire as a native
+ * program's, whose responder NAKs it (IBV_WC_REM_INV_REQ_ERR, both QPs to ERR). */
+static bool atomic_wr_api(struct ibv_qp_ex *x, const struct ibv_send_wr *r)
+{
+	ibv_wr_start(x);
+	x->wr_id = r->wr_id;
+	x->wr_flags = r->send_flags;
+	if (r->opcode == IBV_WR_ATOMIC_CMP_AND_SWP)
+		ibv_wr_atomic_cmp_swp(x, r->wr.atomic.rkey, r->wr.atomic.remote_addr,
+				      r->wr.atomic.compare_add, r->wr.atomic.swap);
+	else
+		ibv_wr_atomic_fetch_add(x, r->wr.atomic.rkey, r->wr.atomic.remote_addr,
+					r->wr.atomic.compare_add);
+	ibv_wr_set_sge_list(x, (size_t)r->num_sge, r->sg_list);
+	return !ibv_wr_complete(x);
+}
+
+static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r, uint32_t maxsge)
+{
+	if (!atomic_odd(r))
 		return true;
 	if (!maxsge)
 		return false;	/* the stand-in's one SGE is past what the QP was granted */
@@ -356,6 +379,26 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 			r->wr.atomic.compare_add = le64toh(w.compare_add);
 			r->wr.atomic.swap = le64toh(w.swap);
 			r->wr.atomic.rkey = le32toh(w.rkey);
+			if (qp->qpx && atomic_odd(r)) {
+				/* after the batch before it, alone, through ibv_wr_* */
+				bool ok = !n || post_sends(g, qp, wr);
+
+				moved += n;
+				n = 0;
+				if (!ok)
+					break;	/* the queue broke: nothing more is taken */
+				qp->swrid[qp->sposted & qp->smask] = le64toh(w.wr_id);
+				qp->sposted++;
+				q->cons++;
+				avail--;
+				moved++;
+				r->send_flags &= IBV_SEND_SIGNALED | IBV_SEND_FENCE;
+				if (!atomic_wr_api(qp->qpx, r)) {
+					break_wq(g, qp, q);
+					break;
+				}
+				continue;
+			}
 			if (!atomic_stand_in(g, r, maxsge)) {	/* no poison byte, or no SGE for it */
 				break_wq(g, qp, q);
 				break;

@@ -261,6 +261,10 @@ struct vrdma_srq {
 
 struct vrdma_qp {
 	struct ibv_qp *qp;
+	/* An RC QP's ibv_wr_* interface, where the device has it: an atomic rxe's
+	 * ibv_post_send refuses (misaligned, short) goes to the wire through it, as a native
+	 * program's does (relay.c); NULL: the stand-in. */
+	struct ibv_qp_ex *qpx;
 	uint32_t handle;
 	uint32_t pd, send_cq, recv_cq;	/* handles */
 	uint32_t srq_h;			/* handle, 0: none (then rq is not mapped) */
