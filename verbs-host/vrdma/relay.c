@@ -235,16 +235,6 @@ static bool bind_in(struct vrdma_guest *g, struct ibv_send_wr *r, const struct v
 	return true;
 }
 
-/*
- * An atomic at a misaligned address, or into fewer than 8 bytes: a native program posting
- * it through the ibv_wr_* API gets it onto the wire and the responder's invalid-request NAK
- * back (IBV_WC_REM_INV_REQ_ERR, in order, the QP to ERR), but rxe's provider refuses it in
- * ibv_post_send, which the relay uses. So it goes as a one-byte WRITE from the poison byte
- * (vrdma.h), which the device refuses locally, in order, before anything is sent; its
- * completion reports native's status (cqe_out). The responder's QP stays as it was, where
- * natively the NAK moves it to ERR too (docs/verbs.md). True: r can be posted (as it
- * was, or as its stand-in); false: no poison byte to be had, or the QP was granted no SGE.
- */
 /* An atomic rxe's ibv_post_send refuses: misaligned, or into fewer than 8 bytes. */
 static bool atomic_odd(const struct ibv_send_wr *r)
 {
@@ -274,6 +264,17 @@ static bool atomic_wr_api(struct ibv_qp_ex *x, const struct ibv_send_wr *r)
 	return !ibv_wr_complete(x);
 }
 
+/*
+ * An atomic at a misaligned address, or into fewer than 8 bytes: a native program posting
+ * it through the ibv_wr_* API gets it onto the wire and the responder's invalid-request NAK
+ * back (IBV_WC_REM_INV_REQ_ERR, in order, the QP to ERR), but rxe's provider refuses it in
+ * ibv_post_send. Where the real QP has an ibv_wr_* interface it goes through that
+ * (atomic_wr_api); otherwise it goes as a one-byte WRITE from the poison byte
+ * (vrdma.h), which the device refuses locally, in order, before anything is sent; its
+ * completion reports native's status (cqe_out). The responder's QP stays as it was, where
+ * natively the NAK moves it to ERR too (docs/verbs.md). True: r can be posted (as it
+ * was, or as its stand-in); false: no poison byte to be had, or the QP was granted no SGE.
+ */
 static bool atomic_stand_in(struct vrdma_guest *g, struct ibv_send_wr *r, uint32_t maxsge)
 {
 	if (!atomic_odd(r))
@@ -781,14 +782,7 @@ static void unpark(struct vrdma_guest *g, struct vrdma_hq *q, uint64_t now)
 	set_state(g, q, VRDMA_QS_ACTIVE);
 }
 
-/*
- * Drain a QP's ring q now, outside a pass (a control call that must see its WQEs posted
- * first). Finding work clears NEED_WAKEUP (pending), so a parked ring gets it back, and
- * then is looked at once more, as park() does: either the guest sees the flag and kicks,
- * or its newer WQEs are drained here. A ring left with work it could not post (its real
- * queue full) is left to the relay: we ring the guest's doorbell ourselves, so that the
- * relay, asleep or not, looks at its parked rings.
- */
+/* The guest's doorbell rung by us: the relay, asleep or not, looks at its parked rings. */
 static void kick_self(struct vrdma_guest *g)
 {
 	uint64_t one = 1;
@@ -797,17 +791,30 @@ static void kick_self(struct vrdma_guest *g)
 		g->n_relay_errors++;
 }
 
+/* A parked ring asks for the guest's next kick again (NEED_WAKEUP, seq_cst) and is looked
+ * at once more, as park() does: true if the guest published work meanwhile. */
+static bool rearm(struct vrdma_hq *q)
+{
+	ring_flag(q, true);
+	return load_peer(&q->ring->prod) != q->cons;
+}
+
+/*
+ * Drain a QP's ring q now, outside a pass (a control call that must see its WQEs posted
+ * first). Finding work clears NEED_WAKEUP (pending), so a parked ring gets it back, and
+ * then is looked at once more, as park() does: either the guest sees the flag and kicks,
+ * or its newer WQEs are drained here. A ring left with work it could not post (its real
+ * queue full) is left to the relay: we ring the guest's doorbell ourselves, so that the
+ * relay, asleep or not, looks at its parked rings.
+ */
 static void drain_now(struct vrdma_guest *g, struct vrdma_qp *qp, struct vrdma_hq *q)
 {
 	for (;;) {
 		int moved = q == &qp->sq ? drain_sq(g, qp, UINT32_MAX) :
 					   drain_rq(g, qp, UINT32_MAX);
 
-		if (q->broken || q->state != VRDMA_QS_PARKED)
-			return;
-		ring_flag(q, true);
-		if (load_peer(&q->ring->prod) == q->cons)
-			return;		/* parked as before: the guest kicks for its next */
+		if (q->broken || q->state != VRDMA_QS_PARKED || !rearm(q))
+			return;		/* active, or parked as before: the guest kicks for its next */
 		if (moved <= 0) {	/* work left that cannot be posted yet */
 			kick_self(g);
 			return;
@@ -869,11 +876,8 @@ void vrdma_relay_qp_reset(struct vrdma_guest *g, struct vrdma_qp *qp, bool after
 		if (q == &qp->sq)
 			qp->sposted += (uint32_t)avail;
 		store_own(&q->ring->cons, q->cons);
-		if (q->state == VRDMA_QS_PARKED) {
-			ring_flag(q, true);
-			if (load_peer(&q->ring->prod) != q->cons)
-				kick_self(g);
-		}
+		if (q->state == VRDMA_QS_PARKED && rearm(q))
+			kick_self(g);
 	}
 }
 
