@@ -151,7 +151,7 @@ struct vbk_guest {
 	atomic64_t n_db_wake, n_db_worker;
 
 	/* counters (atomic64 where the data path updates them) */
-	atomic64_t n_wqe, n_cqe, n_doorbell, n_poll, n_event, n_error;
+	atomic64_t n_wqe, n_cqe, n_cqe_lost, n_doorbell, n_poll, n_event, n_error;
 	/* charges refused by a max-objects or max-pinned quota (its own or an ancestor's) */
 	atomic64_t n_quota_objects, n_quota_pinned;
 };
@@ -176,8 +176,13 @@ struct vbk_cq {
 	struct vbk_guest *g;
 	u32 handle;
 	struct vbk_queue q;		/* we produce */
+	u32 cqe;			/* the guest's CQ holds this many (what rxe gave) */
+	u32 need;			/* its queues' depths: the real CQ holds cqe + need */
+	atomic_t pending;		/* WQEs posted on its queues, not retired (a bound) */
+	atomic_t push;			/* its completions are pushed while it may overrun */
 	struct eventfd_ctx *channel;	/* NULL: none */
-	/* foreign attachment: on g->comp_pending (under comp_lock; only while in the table) */
+	/* pushed completions (a foreign attachment's CQs always, vbk_foreign.c): on
+	 * g->comp_pending (under comp_lock; only while in the table) */
 	struct list_head comp_node;
 	bool comp_dead;			/* being freed: never listed again */
 };
@@ -204,6 +209,7 @@ struct vbk_qp {
 	struct vbk_guest *g;
 	u32 handle;
 	u32 pd, send_cq, recv_cq, srq_h;
+	struct vbk_cq *scq, *rcq;	/* send_cq's and recv_cq's (held: vbk_obj_use) */
 	u8 qp_type;			/* IB_QPT_* */
 	struct vbk_queue sq, rq;	/* we consume */
 	struct vrdma_qp_cap cap;	/* granted */
@@ -335,11 +341,17 @@ void vbk_queue_break(struct vbk_guest *g, struct vbk_queue *q);
 s64 vbk_queue_pending(struct vbk_queue *q);
 
 /* vbk_post.c: the doorbell */
+void vbk_drain_before_destroy(struct vbk_guest *g);
 long vbk_doorbell(struct vbk_guest *g, u32 handle);
 /* vbk_poll.c */
 long vbk_poll_cq(struct vbk_guest *g, u32 handle);
-long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq, bool *full);
+long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq);
+void vbk_qp_to_err(struct vbk_guest *g, struct vbk_qp *qp);
 void vbk_cq_comp(struct ib_cq *cq, void *ctx);
+void vbk_cq_grow(struct vbk_guest *g, struct vbk_cq *cq, u32 depth);
+void vbk_cq_retire(struct vbk_cq *cq, u32 before, u32 now);
+void vbk_cq_watch(struct vbk_cq *cq);
+bool vbk_cq_keep_push(struct vbk_cq *cq);
 
 /* vbk_foreign.c: VBK_ATTACH_F_FOREIGN */
 void vbk_foreign_init(struct vbk_guest *g);

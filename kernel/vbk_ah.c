@@ -114,6 +114,7 @@ int vbk_do_destroy_ah(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	ah = vbk_obj_get(g, h, VBK_OBJ_AH, &err);
 	if (!ah)
 		return err;
+	vbk_drain_before_destroy(g);	/* the sends that name it first */
 	vbk_obj_free(g, h);
 	vbk_ah_free(g, ah);
 	return 0;

@@ -1,12 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Completion queues: a kernel CQ and a completion ring in the guest's memory that the
- * module fills (vbk_poll.c). The ring holds at least what the real CQ can, so overrun
- * happens where it happens natively. An armed CQ's completion handler signals the
- * guest's completion channel (an eventfd of the guest); it runs in softirq context and
- * touches nothing else. On a foreign attachment the real CQ is always armed and its
- * handler hands the CQ to the attachment's completion worker (vbk_foreign.c), which moves
- * the completions and signals the channel.
+ * module fills (vbk_poll.c). The guest's CQ holds cqe completions, what rxe gave the real
+ * CQ when it was made that size; the ring holds at least that many. The real CQ then grows
+ * by the depth of each queue that completes into it (vbk_cq_grow), so that rxe never loses
+ * a completion there: what the guest's CQ has no room for is lost by the module, which
+ * retires its WQE as rxe does (the slot is free again) and does what rxe does on an
+ * overrun (vbk_poll.c).
+ *
+ * When an overrun happens matters (IBV_EVENT_CQ_ERR comes then, a receive's QP goes to
+ * ERR then), so a CQ that may overrun is pushed: while what waits in its ring and what its
+ * QPs' posted WQEs can still bring exceed cqe (pending, counted by the doorbell and the
+ * move), its real CQ is armed and its completions are moved as they come, by the
+ * attachment's completion worker (vbk_foreign.c), as a foreign attachment's always are.
+ * Otherwise the guest polls: an armed CQ's completion handler only signals the guest's
+ * completion channel (an eventfd of the guest); it runs in softirq context and touches
+ * nothing else.
  */
 #include <linux/eventfd.h>
 #include <linux/slab.h>
@@ -30,7 +39,7 @@ void vbk_cq_comp(struct ib_cq *ibcq, void *ctx)
 	struct vbk_cq *cq = ctx;
 	bool fire;
 
-	if (cq->g->foreign) {
+	if (cq->g->foreign || atomic_read(&cq->push)) {
 		vbk_foreign_cq_kick(cq);
 		return;
 	}
@@ -43,10 +52,66 @@ void vbk_cq_comp(struct ib_cq *ibcq, void *ctx)
 		eventfd_signal(cq->channel, 1);
 }
 
+/* Whether cq's guest CQ may overrun: what waits in its ring and what its queues' posted
+ * WQEs can still bring exceed cqe. Read without the ring's lock: a hint.
+ */
+static bool at_risk(struct vbk_cq *cq)
+{
+	u32 used = READ_ONCE(cq->q.idx) - le32_to_cpu(READ_ONCE(cq->q.ring->cons));
+	int pending = atomic_read(&cq->pending);
+
+	return used > cq->cqe || (pending > 0 && (u64)used + (u32)pending > cq->cqe);
+}
+
+/* After a doorbell posted on cq's queues: pushed from now on if it may overrun. tbl read. */
+void vbk_cq_watch(struct vbk_cq *cq)
+{
+	if (cq->g->foreign || atomic_read(&cq->push) || !at_risk(cq) ||
+	    atomic_xchg(&cq->push, 1))
+		return;
+	if (vbk_foreign_cq_arm(cq))
+		atomic64_inc(&cq->g->n_error);
+}
+
+/* The worker moved cq's completions: whether it stays pushed (its real CQ re-armed).
+ * Cleared first and looked at again, so that a doorbell racing with it either sees push
+ * clear and arms, or is seen here.
+ */
+bool vbk_cq_keep_push(struct vbk_cq *cq)
+{
+	if (at_risk(cq))
+		return true;
+	atomic_set(&cq->push, 0);
+	smp_mb__after_atomic();
+	return at_risk(cq) && !atomic_xchg(&cq->push, 1);
+}
+
+/* WQEs of cq's queues retired: a queue's count went from before to now (in order). */
+void vbk_cq_retire(struct vbk_cq *cq, u32 before, u32 now)
+{
+	if ((s32)(now - before) > 0)
+		atomic_sub((int)(now - before), &cq->pending);
+}
+
+/*
+ * A queue of depth WQEs completes into cq: the real CQ grows to hold its completions
+ * beside the guest's cqe, up to the device's max_cqe. A resize that fails leaves it as it
+ * was (rxe may then lose completions there, and their WQEs' slots, as before stop 40).
+ * Under ctl.
+ */
+void vbk_cq_grow(struct vbk_guest *g, struct vbk_cq *cq, u32 depth)
+{
+	u64 want;
+
+	cq->need += depth;
+	want = min_t(u64, (u64)cq->cqe + cq->need, (u32)g->dev->attrs.max_cqe);
+	if (want > (u32)cq->cq->cqe && ib_resize_cq(cq->cq, (int)want))
+		atomic64_inc(&g->n_error);
+}
+
 void vbk_cq_free(struct vbk_guest *g, struct vbk_cq *cq)
 {
-	if (g->foreign)
-		vbk_foreign_cq_unlist(cq);	/* the worker never sees it again */
+	vbk_foreign_cq_unlist(cq);	/* the worker never sees it again */
 	if (cq->cq)
 		ib_destroy_cq(cq->cq);
 	if (cq->channel)
@@ -94,6 +159,7 @@ int vbk_do_create_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	err = -EINVAL;	/* the ring must hold whatever the real CQ can */
 	if ((u32)cq->cq->cqe > entries)
 		goto err_destroy;
+	cq->cqe = cq->cq->cqe;
 	/* Release: an empty ring before the guest sees the CQ's handle. */
 	smp_store_release(&cq->q.ring->prod, 0);
 	if (g->foreign) {	/* completions are pushed: armed from the start */
@@ -106,7 +172,7 @@ int vbk_do_create_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 		goto err_destroy;
 	WRITE_ONCE(cq->handle, h);
 	o->handle = cpu_to_le32(h);
-	o->cqe = cpu_to_le32(cq->cq->cqe);
+	o->cqe = cpu_to_le32(cq->cqe);
 	return 0;
 
 err_destroy:
@@ -172,6 +238,8 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 		err = -EINVAL;
 		goto err_unlock;
 	}
+	cq->cqe = cq->cq->cqe;	/* no move runs: tbl is ours */
+	vbk_cq_grow(g, cq, 0);	/* its queues' room again, on top of the new cqe */
 	for (k = 0; k < used; k++) {
 		u32 from = cq->q.idx - used + k;
 
@@ -196,7 +264,7 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	up_write(&g->tbl);
 	vbk_queue_unmap(g, &nq);	/* now the old ring */
 	o->handle = cpu_to_le32(cq->handle);
-	o->cqe = cpu_to_le32(cq->cq->cqe);
+	o->cqe = cpu_to_le32(cq->cqe);
 	return 0;
 
 err_unlock:

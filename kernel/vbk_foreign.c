@@ -13,7 +13,8 @@
  *  - pushed completions: nobody polls the real CQs for a VM, so each real CQ is kept
  *    armed. Its completion handler (any context) lists the CQ and queues the attachment's
  *    worker, which moves the completions into the guest's ring, re-arms the real CQ, and
- *    then signals the channel of each CQ whose ring the guest armed (ring->armed).
+ *    then signals the channel of each CQ whose ring the guest armed (ring->armed). Any
+ *    attachment's CQ that may overrun is pushed the same way while it may (vbk_cq.c).
  *
  * The worker's lifetime. It does all it does under tbl read. A CQ is on comp_pending only
  * while it is in the object table: before it is freed, with tbl written (so no worker is
@@ -29,14 +30,7 @@
 #include <linux/shmem_fs.h>
 #include "vbk.h"
 
-#define COMP_RETRY_MS	1	/* a guest ring full while the real CQ holds more */
 #define COMP_ROUNDS	64	/* poll and re-arm rounds of one CQ per run of the worker */
-
-enum comp_again {
-	COMP_DONE = 0,
-	COMP_LATER,		/* the guest's ring is full: in COMP_RETRY_MS */
-	COMP_NOW,		/* the rounds ran out with completions still coming */
-};
 
 static void comp_work(struct work_struct *w);
 
@@ -88,8 +82,7 @@ void vbk_foreign_put(struct vbk_guest *g)
  */
 void vbk_foreign_stop(struct vbk_guest *g)
 {
-	if (g->foreign)
-		cancel_delayed_work_sync(&g->comp_work);
+	cancel_delayed_work_sync(&g->comp_work);	/* any attachment's: pushed CQs */
 }
 
 /* Whether [start, end) of mm is wholly in MAP_SHARED mappings of g's RAM. */
@@ -207,33 +200,35 @@ void vbk_foreign_cq_unlist(struct vbk_cq *cq)
 }
 
 /*
- * Move what cq's real CQ holds into the guest's ring, re-arm it, and again while the
- * re-arm says completions may have been missed. Returns the completions moved; *again
- * says whether to look at cq again: the guest's ring was full with more in the real CQ
- * (later), or the rounds ran out (now). A broken ring takes nothing more and its real CQ
- * stays unarmed.
+ * Move what cq's real CQ holds into the guest's ring (what the guest's CQ has no room for
+ * is lost, as natively: vbk_poll.c), re-arm it, and again while the re-arm says
+ * completions may have been missed. Returns the completions moved; *again: the rounds ran
+ * out with completions still coming, look at cq again. A broken ring takes nothing more
+ * and its real CQ stays unarmed.
  */
-static long comp_cq(struct vbk_guest *g, struct vbk_cq *cq, enum comp_again *again)
+static long comp_cq(struct vbk_guest *g, struct vbk_cq *cq, bool *again)
 {
 	long moved = 0;
-	bool full;
 	int k, r;
 
 	for (k = 0; k < COMP_ROUNDS; k++) {
-		moved += vbk_cq_move(g, cq, &full);
+		moved += vbk_cq_move(g, cq);
 		if (READ_ONCE(cq->q.broken))
 			return moved;
+		if (!g->foreign && !vbk_cq_keep_push(cq)) {
+			/* the guest polls again; an arming of its own stays armed */
+			if (READ_ONCE(cq->q.ring->armed) &&
+			    ib_req_notify_cq(cq->cq, IB_CQ_NEXT_COMP) < 0)
+				atomic64_inc(&g->n_error);
+			return moved;
+		}
 		r = ib_req_notify_cq(cq->cq, IB_CQ_NEXT_COMP | IB_CQ_REPORT_MISSED_EVENTS);
 		if (r < 0)
 			atomic64_inc(&g->n_error);
 		if (r <= 0)
 			return moved;
-		if (full) {
-			*again = COMP_LATER;
-			return moved;
-		}
 	}
-	*again = COMP_NOW;
+	*again = true;
 	return moved;
 }
 
@@ -257,7 +252,7 @@ static void comp_fire(struct vbk_cq *cq)
 static void comp_work(struct work_struct *w)
 {
 	struct vbk_guest *g = container_of(to_delayed_work(w), struct vbk_guest, comp_work);
-	enum comp_again again, next = COMP_DONE;
+	bool again, next = false;
 	struct vbk_cq *cq;
 	LIST_HEAD(todo);
 	long moved;
@@ -277,24 +272,21 @@ static void comp_work(struct work_struct *w)
 		spin_unlock_irq(&g->comp_lock);
 		if (!cq)
 			break;
-		again = COMP_DONE;
+		again = false;
 		moved = comp_cq(g, cq, &again);
 		if (moved && cq->channel)
 			comp_fire(cq);
-		if (again == COMP_DONE)
+		if (!again)
 			continue;
 		spin_lock_irq(&g->comp_lock);
 		if (!cq->comp_dead && list_empty(&cq->comp_node))
 			list_add_tail(&cq->comp_node, &g->comp_pending);
 		spin_unlock_irq(&g->comp_lock);
-		next = max(next, again);
+		next = true;
 	}
 	/* Not dead under tbl: revocation, which cancels the work, has not begun its part. */
-	if (next == COMP_NOW)
+	if (next)
 		mod_delayed_work(system_highpri_wq, &g->comp_work, 0);
-	else if (next == COMP_LATER)
-		queue_delayed_work(system_highpri_wq, &g->comp_work,
-				   msecs_to_jiffies(COMP_RETRY_MS));
 out:
 	up_read(&g->tbl);
 }

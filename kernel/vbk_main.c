@@ -106,6 +106,7 @@ static int guest_stats(struct vbk_owner *o, struct vbk_stats *s)
 		s->quota_pinned = atomic64_read(&g->n_quota_pinned);
 		s->db_wakes = atomic64_read(&g->n_db_wake);
 		s->db_worker = atomic64_read(&g->n_db_worker);
+		s->cqes_lost = atomic64_read(&g->n_cqe_lost);
 		err = 0;
 	}
 	mutex_unlock(&o->lock);

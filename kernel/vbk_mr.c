@@ -131,6 +131,7 @@ int vbk_do_dereg_mr(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	mr = vbk_obj_get(g, h, VBK_OBJ_MR, &err);
 	if (!mr)
 		return err;
+	vbk_drain_before_destroy(g);	/* the sends that name it first */
 	vbk_obj_free(g, h);
 	vbk_mr_free(g, mr);
 	return 0;

@@ -7,12 +7,21 @@
  * guest's wr_id. A completion whose QP is gone (destroyed while it waited in the CQ) is
  * dropped: the QP's kernel pointer is compared, never followed, unless the handle still
  * names that QP. The move (vbk_cq_move) also runs in a foreign attachment's completion
- * worker (vbk_foreign.c), which nobody's poll has to ask for.
+ * worker (vbk_foreign.c), which nobody's poll has to ask for, and when a guest's post finds
+ * its send queue full (the guest library asks: a completion that frees a slot may wait in
+ * the real CQ).
+ *
+ * Overrun. The guest's CQ holds cq->cqe completions, what the real CQ holds natively:
+ * those in its ring that it has not consumed, then what the move brings. A completion past
+ * that is lost, as rxe loses one its CQ has no room for, but its WQE is retired all the
+ * same (its slot free again, as natively), the CQ gets IBV_EVENT_CQ_ERR, and a receive's
+ * QP goes to the error state, as rxe's responder moves it (RESPST_ERR_CQ_OVERFLOW).
  */
 #include "vbk.h"
 
 #define IDX_MASK	((1u << VRDMA_HANDLE_INDEX_BITS) - 1)
 #define POLL_BATCH	16
+#define ERR_MAX		POLL_BATCH	/* QPs sent to ERR by one move */
 
 /* The live object of `type` whose handle's low 30 bits are h30 (as VBK_WRID kept them). */
 static void *obj_by_h30(struct vbk_guest *g, u32 h30, enum vbk_obj_type type)
@@ -32,7 +41,8 @@ static void *obj_by_h30(struct vbk_guest *g, u32 h30, enum vbk_obj_type type)
 /* An SRQ receive: its slot is free again, one more WQE retired. Returns the guest's
  * wr_id, and the QP that consumed it through *qpp (NULL if it is gone).
  */
-static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_cqe *c)
+static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_cqe *c,
+		     struct vbk_qp **qpp)
 {
 	struct vbk_srq *srq = obj_by_h30(g, VBK_WRID_H(wc->wr_id), VBK_OBJ_SRQ);
 	u32 slot = VBK_WRID_SEQ(wc->wr_id);
@@ -57,19 +67,24 @@ static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_c
 		if (qp->qp == wc->qp) {
 			c->qp_num = cpu_to_le32(qp->qp->qp_num);
 			c->qp_handle = cpu_to_le32(qp->handle);
+			*qpp = qp;
 			break;
 		}
 	}
 	return true;
 }
 
-/* One real completion into the guest's form; false: it has no guest any more. */
-static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc *wc)
+/* One real completion into the guest's form, its WQE retired; false: it has no guest any
+ * more. *qpp: the guest's QP it names (NULL: an SRQ's whose QP is gone).
+ */
+static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc *wc,
+		    struct vbk_qp **qpp)
 {
 	u64 kind = VBK_WRID_KIND(wc->wr_id);
 	u32 seq = VBK_WRID_SEQ(wc->wr_id);
 	struct vbk_qp *qp;
 
+	*qpp = NULL;
 	memset(c, 0, sizeof(*c));
 	c->status = cpu_to_le32(wc->status);
 	c->opcode = cpu_to_le32(wc->opcode);
@@ -83,21 +98,24 @@ static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc
 	c->sl = wc->sl;
 	c->dlid_path_bits = wc->dlid_path_bits;
 	if (kind == VBK_WRID_SRQ)
-		return srq_done(g, wc, c);
+		return srq_done(g, wc, c, qpp);
 	if (kind == VBK_WRID_REFUSED && wc->status != IB_WC_WR_FLUSH_ERR)
 		c->status = cpu_to_le32(IB_WC_REM_INV_REQ_ERR);	/* native's NAK (vbk_post.c) */
 	qp = obj_by_h30(g, VBK_WRID_H(wc->wr_id), VBK_OBJ_QP);
 	if (!qp || qp->qp != wc->qp)
 		return false;
+	*qpp = qp;
 	c->qp_num = cpu_to_le32(qp->qp->qp_num);
 	c->qp_handle = cpu_to_le32(qp->handle);
 	if (kind == VBK_WRID_RECV) {
 		c->wr_id = cpu_to_le64(qp->rwrid[seq & qp->rmask]);
+		vbk_cq_retire(qp->rcq, READ_ONCE(qp->rdone), seq + 1);
 		WRITE_ONCE(qp->rdone, seq + 1);
 	} else {	/* VBK_WRID_SEND or VBK_WRID_REFUSED */
 		c->wr_id = cpu_to_le64(qp->swrid[seq & qp->smask]);
 		c->is_send = 1;
 		c->sq_retired = cpu_to_le32(seq + 1);
+		vbk_cq_retire(qp->scq, READ_ONCE(qp->sretired), seq + 1);
 		WRITE_ONCE(qp->sretired, seq + 1);
 		/* The guest's depth check reads it too (the relay's rule, vrdma.h). */
 		smp_store_release(&qp->sq.ring->retired, cpu_to_le32(seq + 1));
@@ -105,22 +123,40 @@ static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc
 	return true;
 }
 
-/*
- * Move what cq's real CQ holds into the guest's ring, as much as fits; the caller holds
- * tbl for reading (the QPs and SRQs the completions name stay put). Returns the
- * completions moved; *full: the ring has no room left (the real CQ may hold more). A ring
- * whose consumer index is nonsense is broken, and takes nothing more.
+/* A receive lost to the overrun: its QP goes to ERR, once (to_err holds ERR_MAX at most;
+ * past that a QP stays in its state, the completion lost all the same).
  */
-long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq, bool *full)
+static u32 note_err(struct vbk_qp **to_err, u32 nerr, struct vbk_qp *qp)
+{
+	u32 k;
+
+	for (k = 0; k < nerr; k++)
+		if (to_err[k] == qp)
+			return nerr;
+	if (nerr < ERR_MAX)
+		to_err[nerr++] = qp;
+	return nerr;
+}
+
+/*
+ * Move what cq's real CQ holds into the guest's ring, as much as the guest's CQ has room
+ * for, and lose the rest (the overrun, above); the caller holds tbl for reading (the QPs
+ * and SRQs the completions name stay put) and may sleep (a QP to ERR). Returns the
+ * completions moved. A ring whose consumer index is nonsense is broken, and takes nothing
+ * more.
+ */
+long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq)
 {
 	struct vbk_queue *q = &cq->q;
+	struct vbk_qp *to_err[ERR_MAX], *qp;
 	struct ib_wc wc[POLL_BATCH];
-	u32 used, room;
+	struct vrdma_cqe gone;
+	u32 used, room, lost = 0, nerr = 0, k;
 	long moved = 0;
-	int n, k;
+	int n;
 
 	lockdep_assert_held(&g->tbl);
-	*full = false;
+	might_sleep();
 	spin_lock_bh(&q->lock);
 	if (q->broken)
 		goto unlock;
@@ -130,16 +166,20 @@ long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq, bool *full)
 		vbk_queue_break(g, q);
 		goto unlock;
 	}
-	room = q->entries - used;
-	while (room) {
-		n = ib_poll_cq(cq->cq, min_t(u32, room, POLL_BATCH), wc);
-		if (n <= 0)
-			break;
-		for (k = 0; k < n; k++) {
-			struct vrdma_cqe *slot = (struct vrdma_cqe *)(q->slots +
-				(size_t)(q->idx & (q->entries - 1)) * q->stride);
-
-			if (!cqe_out(g, slot, &wc[k]))
+	room = used < cq->cqe ? cq->cqe - used : 0;
+	while ((n = ib_poll_cq(cq->cq, POLL_BATCH, wc)) > 0) {
+		for (k = 0; k < (u32)n; k++) {
+			if (!room) {
+				if (!cqe_out(g, &gone, &wc[k], &qp))
+					continue;
+				lost++;
+				if (qp && !gone.is_send && wc[k].status != IB_WC_WR_FLUSH_ERR &&
+				    !READ_ONCE(qp->in_err))
+					nerr = note_err(to_err, nerr, qp);
+				continue;
+			}
+			if (!cqe_out(g, (struct vrdma_cqe *)(q->slots +
+				     (size_t)(q->idx & (q->entries - 1)) * q->stride), &wc[k], &qp))
 				continue;
 			q->idx++;
 			room--;
@@ -148,19 +188,23 @@ long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq, bool *full)
 		if (n < POLL_BATCH)
 			break;
 	}
-	*full = !room;
 	/* Release: the CQEs above are visible before the guest sees the new prod. */
 	smp_store_release(&q->ring->prod, cpu_to_le32(q->idx));
 unlock:
 	spin_unlock_bh(&q->lock);
 	atomic64_add(moved, &g->n_cqe);
+	if (lost) {
+		atomic64_add(lost, &g->n_cqe_lost);
+		vbk_event(g, IB_EVENT_CQ_ERR, cq->handle, 0);
+	}
+	for (k = 0; k < nerr; k++)
+		vbk_qp_to_err(g, to_err[k]);
 	return moved;
 }
 
 long vbk_poll_cq(struct vbk_guest *g, u32 h)
 {
 	struct vbk_cq *cq;
-	bool full;
 	long moved;
 	int err;
 
@@ -175,7 +219,7 @@ long vbk_poll_cq(struct vbk_guest *g, u32 h)
 		goto out;
 	}
 	atomic64_inc(&g->n_poll);
-	moved = vbk_cq_move(g, cq, &full);
+	moved = vbk_cq_move(g, cq);
 out:
 	up_read(&g->tbl);
 	return moved;

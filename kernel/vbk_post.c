@@ -153,6 +153,8 @@ out:
 	/* Release: our slot reads are done before the guest may reuse the slots. */
 	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
 	spin_unlock(&q->lock);
+	/* WQEs the CQ may still get (a move may have retired some already: below 0 a moment) */
+	atomic_add(n, &qp->scq->pending);
 	return n;
 }
 
@@ -234,6 +236,7 @@ out:
 	/* Release: our slot reads are done before the guest may reuse the slots. */
 	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
 	spin_unlock(&q->lock);
+	atomic_add(n, &qp->rcq->pending);
 	return n;
 }
 
@@ -324,8 +327,15 @@ static u32 drain_obj(struct vbk_guest *g, struct vbk_obj *o)
 		n += drain_srq(g, o->p);
 	}
 	local_bh_enable();	/* rxe's requester runs here, in this process */
-	if (o->type == VBK_OBJ_QP && ((struct vbk_qp *)o->p)->need_err)
-		qp_error(g, o->p);
+	if (o->type == VBK_OBJ_QP) {
+		struct vbk_qp *qp = o->p;
+
+		vbk_cq_watch(qp->scq);	/* pushed if it may overrun now */
+		if (qp->rcq != qp->scq && !qp->srq_h)
+			vbk_cq_watch(qp->rcq);
+		if (qp->need_err)
+			qp_error(g, qp);
+	}
 	if (o->type == VBK_OBJ_SRQ && ((struct vbk_srq *)o->p)->need_event) {
 		struct vbk_srq *srq = o->p;
 
@@ -350,6 +360,25 @@ static long drain_all(struct vbk_guest *g)
 			n += drain_obj(g, o);
 	}
 	return n;
+}
+
+/*
+ * A control call is about to destroy what published sends may name (an AH, an MR): on a
+ * foreign attachment they are posted first. A VM's doorbell is asynchronous (an eventfd,
+ * vbk_dbfd.c), and natively a WQE is on the device when the post returns, so a program may
+ * destroy an AH right after posting a send that names it. A process guest's doorbell runs
+ * in its post, before it returns: nothing to do. The caller holds ctl, not tbl.
+ */
+void vbk_drain_before_destroy(struct vbk_guest *g)
+{
+	long n;
+
+	if (!g->foreign)
+		return;
+	down_read(&g->tbl);
+	n = g->dead ? 0 : drain_all(g);
+	up_read(&g->tbl);
+	atomic64_add(n, &g->n_wqe);
 }
 
 long vbk_doorbell(struct vbk_guest *g, u32 h)

@@ -37,6 +37,18 @@ static void qp_event(struct ib_event *ev, void *ctx)
 	vbk_event(qp->g, ev->event, READ_ONCE(qp->handle), 0);
 }
 
+/* qp's receive completion was lost to an overrun of its CQ (vbk_poll.c): to ERR, as rxe's
+ * responder moves a QP whose CQ overflowed. No event, as there. May sleep; tbl held.
+ */
+void vbk_qp_to_err(struct vbk_guest *g, struct vbk_qp *qp)
+{
+	struct ib_qp_attr a = { .qp_state = IB_QPS_ERR };
+
+	WRITE_ONCE(qp->in_err, true);
+	if (ib_modify_qp(qp->qp, &a, IB_QP_STATE))
+		atomic64_inc(&g->n_error);
+}
+
 /* What a QP owns besides its real QP and rings: wr_id tables and the doorbell's scratch. */
 static void qp_free_mem(struct vbk_qp *qp)
 {
@@ -50,8 +62,18 @@ static void qp_free_mem(struct vbk_qp *qp)
 	kfree(qp);
 }
 
+/* What qp's queues posted and never retired no longer counts as pending on its CQs. */
+static void qp_forget(struct vbk_qp *qp)
+{
+	vbk_cq_retire(qp->scq, qp->sretired, qp->sposted);
+	if (!qp->srq_h)
+		vbk_cq_retire(qp->rcq, qp->rdone, qp->rposted);
+}
+
 void vbk_qp_free(struct vbk_guest *g, struct vbk_qp *qp)
 {
+	if (qp->scq)	/* out of the table: no move retires its WQEs any more */
+		qp_forget(qp);
 	if (qp->srq_h) {
 		down_write(&g->tbl);
 		list_del(&qp->srq_node);
@@ -217,6 +239,11 @@ int vbk_do_create_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	qp->pd = pdh;
 	qp->send_cq = sch;
 	qp->recv_cq = rch;
+	qp->scq = scq;
+	qp->rcq = rcq;
+	/* Their real CQs hold whatever this QP's queues can complete (vbk_cq.c). */
+	vbk_cq_grow(g, scq, ia.cap.max_send_wr);
+	vbk_cq_grow(g, rcq, srq ? srq->max_wr : ia.cap.max_recv_wr);
 	vbk_obj_use(g, pdh, 1);
 	vbk_obj_use(g, sch, 1);
 	vbk_obj_use(g, rch, 1);
@@ -311,6 +338,7 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	 * The doorbell reads these under the queues' locks.
 	 */
 	if (!err && (mask & IB_QP_STATE) && a.qp_state == IB_QPS_RESET) {
+		qp_forget(qp);
 		spin_lock_bh(&qp->sq.lock);
 		qp->sretired = qp->sposted;
 		if (qp->sq.ring)

@@ -18,7 +18,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <vbus/vrdma-kernel.h>
 #include "vbg.h"
 
 #define SEND_FLAGS_OK (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
@@ -71,6 +73,24 @@ static uint32_t sq_retired(struct vbg_qp *qp, uint32_t prod)
 	uint32_t host = le32toh(__atomic_load_n(&qp->sq.ring->retired, __ATOMIC_ACQUIRE));
 
 	return host - mine <= prod - mine ? host : mine;
+}
+
+/* Whether the send queue is full at prod. On the kernel backend, before saying so, the
+ * module moves what the real CQ holds (the completions we have not asked for yet, and
+ * those our CQ has no room for, lost as natively): each retires its WQE, and a slot whose
+ * WQE rxe has completed is free, as natively, even if nobody polls. */
+static bool sq_full(struct vbg_qp *qp, uint32_t prod)
+{
+	struct ibv_qp *q = &qp->qpx.qp_base;
+	struct vbg_context *ctx = to_vctx(q->context);
+
+	if (prod - sq_retired(qp, prod) < qp->cap.max_send_wr)
+		return false;
+	if (ctx->kfd < 0)
+		return true;
+	if (ioctl(ctx->kfd, VBK_IOC_POLL_CQ, (unsigned long)to_vcq(q->send_cq)->handle) < 0)
+		vbg_dbg("poll CQ %#x: %m", to_vcq(q->send_cq)->handle);
+	return prod - sq_retired(qp, prod) >= qp->cap.max_send_wr;
 }
 
 static inline uint8_t *slot(struct vbg_queue *q, uint32_t idx)
@@ -186,9 +206,7 @@ int vbg_post_send(struct ibv_qp *q, struct ibv_send_wr *wr, struct ibv_send_wr *
 	else if (broken(&qp->sq) || dead(q->context))
 		err = EIO;
 	for (; wr && !err; wr = wr->next) {
-		uint32_t retired = sq_retired(qp, qp->sprod);
-
-		if (qp->sprod - retired >= qp->cap.max_send_wr) {
+		if (sq_full(qp, qp->sprod)) {
 			err = ENOMEM;
 			break;
 		}
@@ -382,7 +400,6 @@ static void wr_fail(struct vbg_qp *qp, int err)
 static struct vrdma_swqe *wr_new(struct ibv_qp_ex *x, enum ibv_wr_opcode op, uint64_t bit)
 {
 	struct vbg_qp *qp = xqp(x);
-	uint32_t retired = sq_retired(qp, qp->wr_prod);
 	struct vrdma_swqe *w;
 
 	if (qp->wr_err)
@@ -392,7 +409,7 @@ static struct vrdma_swqe *wr_new(struct ibv_qp_ex *x, enum ibv_wr_opcode op, uin
 		wr_fail(qp, EINVAL);
 		return NULL;
 	}
-	if (qp->wr_prod - retired >= qp->cap.max_send_wr) {
+	if (sq_full(qp, qp->wr_prod)) {
 		wr_fail(qp, ENOMEM);
 		return NULL;
 	}

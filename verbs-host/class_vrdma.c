@@ -1078,10 +1078,11 @@ static int kernel_show(const struct vrdma_inst *in, char *buf, size_t n)
 		return snprintf(buf, n, "{\"backend\":\"kernel\",\"stats_error\":\"%s\"%s}",
 				strerror(-r), vm);
 	return snprintf(buf, n, "{\"backend\":\"kernel\",\"objects\":%u,\"pinned_bytes\":%llu,"
-			"\"wqes\":%llu,\"cqes\":%llu,\"errors\":%llu,\"quota_hits\":{\"max-objects\":%llu,"
-			"\"max-pinned\":%llu}%s}", st.objects,
+			"\"wqes\":%llu,\"cqes\":%llu,\"cqes_lost\":%llu,\"errors\":%llu,"
+			"\"quota_hits\":{\"max-objects\":%llu,\"max-pinned\":%llu}%s}", st.objects,
 			(unsigned long long)st.pinned_bytes, (unsigned long long)st.wqes,
-			(unsigned long long)st.cqes, (unsigned long long)st.errors,
+			(unsigned long long)st.cqes, (unsigned long long)st.cqes_lost,
+			(unsigned long long)st.errors,
 			(unsigned long long)st.quota_objects, (unsigned long long)st.quota_pinned, vm);
 }
 

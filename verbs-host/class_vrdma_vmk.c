@@ -144,10 +144,12 @@ static int obj_room(struct vbd_vmk *k)
 	return 0;
 }
 
+/* What the object holds until its destroy: regions, a signal, bytes of max-pinned. */
 static void obj_add(struct vbd_vmk *k, uint32_t handle, uint32_t shm, uint32_t pins,
-		    uint32_t sig)
+		    uint32_t sig, uint64_t vm_pinned)
 {
-	k->objs[k->nobjs++] = (struct vmk_obj){ handle, shm, pins, sig, 0 };	/* obj_room'd */
+	/* obj_room'd */
+	k->objs[k->nobjs++] = (struct vmk_obj){ handle, shm, pins, sig, vm_pinned };
 }
 
 static struct vmk_obj *obj_find(struct vbd_vmk *k, uint32_t handle)
@@ -211,7 +213,7 @@ static int made(struct vbd_vmk *k, int err, const void *out, uint32_t shm, uint3
 		return err;
 	}
 	memcpy(&h, out, sizeof(h));
-	obj_add(k, le32toh(h), shm, pins, sig);
+	obj_add(k, le32toh(h), shm, pins, sig, 0);
 	return 0;
 }
 
@@ -273,7 +275,7 @@ static int resize_cq(struct vbd_vmk *k, const void *in, size_t inlen, void *out,
 	}
 	o = obj_find(k, le32toh(i.handle));
 	if (!o) {	/* not ours to know (cannot be: every CQ is recorded); held till the end */
-		obj_add(k, le32toh(i.handle), shm, 1, 0);
+		obj_add(k, le32toh(i.handle), shm, 1, 0, 0);
 		return 0;
 	}
 	hold_put(k, o->shm, o->pins, 0);	/* the old ring is not touched again */
@@ -379,8 +381,7 @@ static int reg_mr(struct vbd_vmk *k, const void *in, size_t inlen, void *out, si
 		return err;
 	}
 	memcpy(&h, out, sizeof(h));
-	obj_add(k, le32toh(h), 0, 0, 0);
-	k->objs[k->nobjs - 1].vm_pinned = total;
+	obj_add(k, le32toh(h), 0, 0, 0, total);
 	return 0;
 }
 

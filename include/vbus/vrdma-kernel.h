@@ -120,10 +120,13 @@ struct vbk_stats {
 	 * on a worker instead of in the writer's context */
 	__u64 db_wakes;
 	__u64 db_worker;
+	/* since VBK_STATS_SIZE_V4: completions lost to a CQ overrun (the guest's CQ full) */
+	__u64 cqes_lost;
 };
 #define VBK_STATS_SIZE_V1	64	/* up to errors */
 #define VBK_STATS_SIZE_V2	80	/* up to quota_pinned */
 #define VBK_STATS_SIZE_V3	96	/* up to db_worker */
+#define VBK_STATS_SIZE_V4	104	/* up to cqes_lost */
 
 /* ---- guest descriptor ---- */
 
@@ -279,7 +282,7 @@ struct vbk_tree_node {
 
 #define VBK_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
 VBK_ASSERT_SIZE(vbk_attach, VBK_ATTACH_SIZE_V3);
-VBK_ASSERT_SIZE(vbk_stats, VBK_STATS_SIZE_V3);
+VBK_ASSERT_SIZE(vbk_stats, VBK_STATS_SIZE_V4);
 VBK_ASSERT_SIZE(vbk_call, 32);
 VBK_ASSERT_SIZE(vbk_event, 16);
 VBK_ASSERT_SIZE(vbk_child, 48);

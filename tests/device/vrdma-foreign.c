@@ -12,6 +12,8 @@
  * RC QPs with rings in the RAM, connected to each other; WRITE and SEND rung with
  * VBK_DOORBELL_ALL complete and their completions appear in the CQ ring with no
  * VBK_IOC_POLL_CQ at all (its counter stays 0), every byte compared; the channel eventfd
+ * DEREG_MR right after a WRITE naming the MR, with no doorbell, posts the WRITE first (it
+ * completes); the channel eventfd
  * is signalled when ring->armed is set (as the guest library sets it), ring->armed is
  * taken back, and it is not signalled when not armed; ARM_CQ and VBK_IOC_POLL_CQ still
  * answer; a privileged Q_Key is EPERM (though this process has CAP_NET_RAW); a forked
@@ -488,6 +490,26 @@ int main(void)
 	check(!signalled(efd, 0), "the channel signalled while the ring was not armed");
 	ok("SEND 1000 B into a receive and a WRITE on the other QP, one doorbell: the three "
 	   "completions pushed, data intact; no poll was asked, no channel signal");
+
+	/* DEREG_MR right after a post that names the MR, with no doorbell between (a VM's
+	 * doorbell is asynchronous): the module posts the published sends first, as natively
+	 * the WQE was on the device when the post returned (the same before DESTROY_AH). */
+	{
+		struct vrdma_reg_mr_out o;
+		uint32_t keep = lkey;
+
+		r = reg_mr_at(ram + MR_OFF, IOVA + MR_OFF, MR_LEN, &o);
+		check(r == sizeof(o), "a second MR over the same pages: %ld", r);
+		fill(32768, 512, 9);
+		lkey = le32toh(o.lkey);
+		post_send(&a, 13, IBV_WR_RDMA_WRITE, 32768, 512, 36864);
+		lkey = keep;
+		destroy(VRDMA_FN_DEREG_MR, le32toh(o.handle), "the second MR");
+		expect_cqe(13, 1, "a WRITE through an MR deregistered before any doorbell");
+		check(!memcmp(ram + MR_OFF + 32768, ram + MR_OFF + 36864, 512), "its data");
+	}
+	ok("DEREG_MR right after a WRITE that names the MR, no doorbell rung: the WRITE was "
+	   "posted first and completes, data intact");
 
 	/* Armed, as the guest library arms it (ring->armed, a seq_cst exchange): a completion
 	 * signals the channel and takes the flag back. 2 (solicited only) is taken as any. */

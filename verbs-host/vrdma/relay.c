@@ -319,6 +319,15 @@ static bool post_sends(struct vrdma_guest *g, struct vrdma_qp *qp, struct ibv_se
 
 #define FLAGS_ALLOWED (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
 
+/* The send WQE at the ring's cons is taken, posted as the real WR qp->sposted, which
+ * names the guest's wr_id in swrid. */
+static void sq_take(struct vrdma_qp *qp, uint64_t wr_id)
+{
+	qp->swrid[qp->sposted & qp->smask] = wr_id;
+	qp->sposted++;
+	qp->sq.cons++;
+}
+
 static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 {
 	struct vrdma_hq *q = &qp->sq;
@@ -388,9 +397,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 				n = 0;
 				if (!ok)
 					break;	/* the queue broke: nothing more is taken */
-				qp->swrid[qp->sposted & qp->smask] = le64toh(w.wr_id);
-				qp->sposted++;
-				q->cons++;
+				sq_take(qp, le64toh(w.wr_id));
 				avail--;
 				moved++;
 				r->send_flags &= IBV_SEND_SIGNALED | IBV_SEND_FENCE;
@@ -427,9 +434,7 @@ static int drain_sq(struct vrdma_guest *g, struct vrdma_qp *qp, uint32_t max)
 		}
 		if (n)
 			wr[n - 1].next = r;
-		qp->swrid[qp->sposted & qp->smask] = le64toh(w.wr_id);
-		qp->sposted++;
-		q->cons++;
+		sq_take(qp, le64toh(w.wr_id));
 		avail--;
 		/* A bind goes at once: the provider reads the window's current rkey when it
 		 * posts, and the window's next one is its new one (as ibv_bind_mw keeps it). */
