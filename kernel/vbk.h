@@ -210,6 +210,7 @@ struct vbk_qp {
 	u32 handle;
 	u32 pd, send_cq, recv_cq, srq_h;
 	struct vbk_cq *scq, *rcq;	/* send_cq's and recv_cq's (held: vbk_obj_use) */
+	u32 sneed, rneed;		/* what their real CQs grew by for it */
 	u8 qp_type;			/* IB_QPT_* */
 	struct vbk_queue sq, rq;	/* we consume */
 	struct vrdma_qp_cap cap;	/* granted */
@@ -349,6 +350,7 @@ long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq);
 void vbk_qp_to_err(struct vbk_guest *g, struct vbk_qp *qp);
 void vbk_cq_comp(struct ib_cq *cq, void *ctx);
 void vbk_cq_grow(struct vbk_guest *g, struct vbk_cq *cq, u32 depth);
+void vbk_cq_shrink(struct vbk_cq *cq, u32 depth);
 void vbk_cq_retire(struct vbk_cq *cq, u32 before, u32 now);
 void vbk_cq_watch(struct vbk_cq *cq);
 bool vbk_cq_keep_push(struct vbk_cq *cq);

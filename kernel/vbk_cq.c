@@ -39,10 +39,15 @@ void vbk_cq_comp(struct ib_cq *ibcq, void *ctx)
 	struct vbk_cq *cq = ctx;
 	bool fire;
 
-	if (cq->g->foreign || atomic_read(&cq->push)) {
+	if (cq->g->foreign) {
 		vbk_foreign_cq_kick(cq);
 		return;
 	}
+	/* Pushed: the worker moves it; the channel is signalled here all the same (a poll
+	 * may move it first, and the worker then moves nothing and signals nothing).
+	 */
+	if (atomic_read(&cq->push))
+		vbk_foreign_cq_kick(cq);
 	if (!cq->channel)
 		return;
 	spin_lock(&cq->q.lock);
@@ -63,7 +68,9 @@ static bool at_risk(struct vbk_cq *cq)
 	return used > cq->cqe || (pending > 0 && (u64)used + (u32)pending > cq->cqe);
 }
 
-/* After a doorbell posted on cq's queues: pushed from now on if it may overrun. tbl read. */
+/* After a doorbell posted on cq's queues (or a resize): pushed from now on if it may
+ * overrun. Under tbl read or ctl (the ring stays put).
+ */
 void vbk_cq_watch(struct vbk_cq *cq)
 {
 	if (cq->g->foreign || atomic_read(&cq->push) || !at_risk(cq) ||
@@ -81,8 +88,7 @@ bool vbk_cq_keep_push(struct vbk_cq *cq)
 {
 	if (at_risk(cq))
 		return true;
-	atomic_set(&cq->push, 0);
-	smp_mb__after_atomic();
+	atomic_xchg(&cq->push, 0);	/* a full barrier: pairs with the doorbell's */
 	return at_risk(cq) && !atomic_xchg(&cq->push, 1);
 }
 
@@ -93,20 +99,35 @@ void vbk_cq_retire(struct vbk_cq *cq, u32 before, u32 now)
 		atomic_sub((int)(now - before), &cq->pending);
 }
 
+/* The real CQ's size for a guest's CQ of cqe whose queues can complete need more. */
+static int real_size(struct vbk_guest *g, u32 cqe, u32 need)
+{
+	return (int)min_t(u64, (u64)cqe + need, (u32)g->dev->attrs.max_cqe);
+}
+
 /*
  * A queue of depth WQEs completes into cq: the real CQ grows to hold its completions
- * beside the guest's cqe, up to the device's max_cqe. A resize that fails leaves it as it
- * was (rxe may then lose completions there, and their WQEs' slots, as before stop 40).
+ * beside the guest's cqe, up to the device's max_cqe (kernel memory, not charged to the
+ * guest: a few times what the queue's ring is charged). A resize that fails leaves it as
+ * it was (rxe may then lose completions there, and their WQEs' slots, as before stop 40).
  * Under ctl.
  */
 void vbk_cq_grow(struct vbk_guest *g, struct vbk_cq *cq, u32 depth)
 {
-	u64 want;
+	int want;
 
 	cq->need += depth;
-	want = min_t(u64, (u64)cq->cqe + cq->need, (u32)g->dev->attrs.max_cqe);
-	if (want > (u32)cq->cq->cqe && ib_resize_cq(cq->cq, (int)want))
+	want = real_size(g, cq->cqe, cq->need);
+	if (want > cq->cq->cqe && ib_resize_cq(cq->cq, want))
 		atomic64_inc(&g->n_error);
+}
+
+/* A queue of depth WQEs is gone: the real CQ keeps its size (the next growth or resize
+ * counts without it). Under ctl.
+ */
+void vbk_cq_shrink(struct vbk_cq *cq, u32 depth)
+{
+	cq->need -= min(depth, cq->need);
 }
 
 void vbk_cq_free(struct vbk_guest *g, struct vbk_cq *cq)
@@ -212,7 +233,9 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	u32 cqe = le32_to_cpu(i->cqe), entries = le32_to_cpu(i->entries), used, k;
 	struct vbk_queue nq;
 	struct vbk_cq *cq;
-	int err, old_cqe;
+	struct ib_cq_init_attr ca = { .cqe = cqe };
+	int err, new_cqe;
+	struct ib_cq *tmp;
 
 	cq = vbk_obj_get(g, le32_to_cpu(i->handle), VBK_OBJ_CQ, &err);
 	if (!cq)
@@ -224,22 +247,32 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	if (err)
 		return err;
 	down_write(&g->tbl);
+	/* What the real CQ holds first (natively in the CQ too: rxe refuses a size below
+	 * what it holds), then what waits in the ring.
+	 */
+	vbk_cq_move(g, cq);
 	/* Acquire pairs with the guest's release of cons after its last copy. */
 	used = cq->q.idx - le32_to_cpu(smp_load_acquire(&cq->q.ring->cons));
 	err = -EINVAL;	/* a broken index, or more completions than the new size */
 	if (used > cq->q.entries || used > cqe)
 		goto err_unlock;
-	old_cqe = cq->cq->cqe;
-	err = ib_resize_cq(cq->cq, cqe);
-	if (err)
-		goto err_unlock;
-	if ((u32)cq->cq->cqe > entries) {
-		ib_resize_cq(cq->cq, old_cqe);
-		err = -EINVAL;
+	/* What rxe gives a CQ of cqe, learnt from one made for that (the guest's CQ holds
+	 * it, as natively); the real CQ is resized once, to it and its queues' room.
+	 */
+	tmp = ib_create_cq(g->dev, NULL, NULL, NULL, &ca);
+	if (IS_ERR(tmp)) {
+		err = PTR_ERR(tmp);
 		goto err_unlock;
 	}
-	cq->cqe = cq->cq->cqe;	/* no move runs: tbl is ours */
-	vbk_cq_grow(g, cq, 0);	/* its queues' room again, on top of the new cqe */
+	new_cqe = tmp->cqe;
+	ib_destroy_cq(tmp);
+	err = -EINVAL;
+	if (new_cqe <= 0 || (u32)new_cqe > entries)
+		goto err_unlock;
+	err = ib_resize_cq(cq->cq, real_size(g, new_cqe, cq->need));
+	if (err)
+		goto err_unlock;
+	cq->cqe = new_cqe;	/* no move runs: tbl is ours */
 	for (k = 0; k < used; k++) {
 		u32 from = cq->q.idx - used + k;
 
@@ -263,6 +296,7 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	spin_unlock_bh(&cq->q.lock);
 	up_write(&g->tbl);
 	vbk_queue_unmap(g, &nq);	/* now the old ring */
+	vbk_cq_watch(cq);	/* a smaller cqe may overrun sooner (ctl: no other resize) */
 	o->handle = cpu_to_le32(cq->handle);
 	o->cqe = cpu_to_le32(cq->cqe);
 	return 0;

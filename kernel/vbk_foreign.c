@@ -199,6 +199,28 @@ void vbk_foreign_cq_unlist(struct vbk_cq *cq)
 	up_write(&g->tbl);
 }
 
+static void comp_fire(struct vbk_cq *cq);
+
+/*
+ * A process guest's CQ is no longer pushed: the guest polls it again. If the guest armed
+ * it, the real CQ stays armed as it asked; and if completions came meanwhile, the channel
+ * is signalled (the guest's poll moves them).
+ */
+static void unpush(struct vbk_guest *g, struct vbk_cq *cq)
+{
+	u32 armed = le32_to_cpu(READ_ONCE(cq->q.ring->armed));
+	int r;
+
+	if (!armed || !cq->channel)
+		return;
+	r = ib_req_notify_cq(cq->cq, (armed == VRDMA_ARMED_SOLICITED ? IB_CQ_SOLICITED :
+				      IB_CQ_NEXT_COMP) | IB_CQ_REPORT_MISSED_EVENTS);
+	if (r < 0)
+		atomic64_inc(&g->n_error);
+	else if (r > 0)
+		comp_fire(cq);
+}
+
 /*
  * Move what cq's real CQ holds into the guest's ring (what the guest's CQ has no room for
  * is lost, as natively: vbk_poll.c), re-arm it, and again while the re-arm says
@@ -216,10 +238,7 @@ static long comp_cq(struct vbk_guest *g, struct vbk_cq *cq, bool *again)
 		if (READ_ONCE(cq->q.broken))
 			return moved;
 		if (!g->foreign && !vbk_cq_keep_push(cq)) {
-			/* the guest polls again; an arming of its own stays armed */
-			if (READ_ONCE(cq->q.ring->armed) &&
-			    ib_req_notify_cq(cq->cq, IB_CQ_NEXT_COMP) < 0)
-				atomic64_inc(&g->n_error);
+			unpush(g, cq);
 			return moved;
 		}
 		r = ib_req_notify_cq(cq->cq, IB_CQ_NEXT_COMP | IB_CQ_REPORT_MISSED_EVENTS);

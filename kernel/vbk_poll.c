@@ -107,18 +107,29 @@ static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc
 	*qpp = qp;
 	c->qp_num = cpu_to_le32(qp->qp->qp_num);
 	c->qp_handle = cpu_to_le32(qp->handle);
+	/* Retired counts only move forward: a flush completion of before a RESET (which
+	 * retired everything) comes after it.
+	 */
 	if (kind == VBK_WRID_RECV) {
+		u32 done = READ_ONCE(qp->rdone);
+
 		c->wr_id = cpu_to_le64(qp->rwrid[seq & qp->rmask]);
-		vbk_cq_retire(qp->rcq, READ_ONCE(qp->rdone), seq + 1);
-		WRITE_ONCE(qp->rdone, seq + 1);
+		if ((s32)(seq + 1 - done) > 0) {
+			vbk_cq_retire(qp->rcq, done, seq + 1);
+			WRITE_ONCE(qp->rdone, seq + 1);
+		}
 	} else {	/* VBK_WRID_SEND or VBK_WRID_REFUSED */
+		u32 retired = READ_ONCE(qp->sretired);
+
 		c->wr_id = cpu_to_le64(qp->swrid[seq & qp->smask]);
 		c->is_send = 1;
 		c->sq_retired = cpu_to_le32(seq + 1);
-		vbk_cq_retire(qp->scq, READ_ONCE(qp->sretired), seq + 1);
-		WRITE_ONCE(qp->sretired, seq + 1);
-		/* The guest's depth check reads it too (the relay's rule, vrdma.h). */
-		smp_store_release(&qp->sq.ring->retired, cpu_to_le32(seq + 1));
+		if ((s32)(seq + 1 - retired) > 0) {
+			vbk_cq_retire(qp->scq, retired, seq + 1);
+			WRITE_ONCE(qp->sretired, seq + 1);
+			/* The guest's depth check reads it too (the relay's rule, vrdma.h). */
+			smp_store_release(&qp->sq.ring->retired, cpu_to_le32(seq + 1));
+		}
 	}
 	return true;
 }

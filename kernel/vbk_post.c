@@ -153,8 +153,11 @@ out:
 	/* Release: our slot reads are done before the guest may reuse the slots. */
 	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
 	spin_unlock(&q->lock);
-	/* WQEs the CQ may still get (a move may have retired some already: below 0 a moment) */
+	/* WQEs the CQ may still get (a move may have retired some already: below 0 a
+	 * moment); the barrier pairs with vbk_cq_keep_push's (vbk_cq_watch reads push).
+	 */
 	atomic_add(n, &qp->scq->pending);
+	smp_mb__after_atomic();
 	return n;
 }
 
@@ -237,6 +240,7 @@ out:
 	smp_store_release(&q->ring->cons, cpu_to_le32(q->idx));
 	spin_unlock(&q->lock);
 	atomic_add(n, &qp->rcq->pending);
+	smp_mb__after_atomic();
 	return n;
 }
 

@@ -62,18 +62,15 @@ static void qp_free_mem(struct vbk_qp *qp)
 	kfree(qp);
 }
 
-/* What qp's queues posted and never retired no longer counts as pending on its CQs. */
-static void qp_forget(struct vbk_qp *qp)
-{
-	vbk_cq_retire(qp->scq, qp->sretired, qp->sposted);
-	if (!qp->srq_h)
-		vbk_cq_retire(qp->rcq, qp->rdone, qp->rposted);
-}
-
 void vbk_qp_free(struct vbk_guest *g, struct vbk_qp *qp)
 {
-	if (qp->scq)	/* out of the table: no move retires its WQEs any more */
-		qp_forget(qp);
+	if (qp->scq) {	/* out of the table: no move retires its WQEs any more */
+		vbk_cq_retire(qp->scq, qp->sretired, qp->sposted);
+		if (!qp->srq_h)
+			vbk_cq_retire(qp->rcq, qp->rdone, qp->rposted);
+		vbk_cq_shrink(qp->scq, qp->sneed);
+		vbk_cq_shrink(qp->rcq, qp->rneed);
+	}
 	if (qp->srq_h) {
 		down_write(&g->tbl);
 		list_del(&qp->srq_node);
@@ -232,18 +229,24 @@ int vbk_do_create_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	err = qp_scratch(qp);
 	if (err)
 		goto err_destroy;
+	/* Set before the QP is in the table: a VM's doorbell drains every QP it finds. */
+	qp->scq = scq;
+	qp->rcq = rcq;
+	/* Their real CQs hold whatever this QP's queues can complete (vbk_cq.c), each
+	 * queue's ring charged to the guest. Not an SRQ's receives: one SRQ may feed any
+	 * number of CQs, which would multiply its depth.
+	 */
+	qp->sneed = ia.cap.max_send_wr;
+	qp->rneed = srq ? 0 : ia.cap.max_recv_wr;
 	err = vbk_obj_new(g, VBK_OBJ_QP, qp, &h);
 	if (err)
 		goto err_destroy;
+	vbk_cq_grow(g, scq, qp->sneed);
+	vbk_cq_grow(g, rcq, qp->rneed);
 	WRITE_ONCE(qp->handle, h);
 	qp->pd = pdh;
 	qp->send_cq = sch;
 	qp->recv_cq = rch;
-	qp->scq = scq;
-	qp->rcq = rcq;
-	/* Their real CQs hold whatever this QP's queues can complete (vbk_cq.c). */
-	vbk_cq_grow(g, scq, ia.cap.max_send_wr);
-	vbk_cq_grow(g, rcq, srq ? srq->max_wr : ia.cap.max_recv_wr);
 	vbk_obj_use(g, pdh, 1);
 	vbk_obj_use(g, sch, 1);
 	vbk_obj_use(g, rch, 1);
@@ -338,13 +341,15 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	 * The doorbell reads these under the queues' locks.
 	 */
 	if (!err && (mask & IB_QP_STATE) && a.qp_state == IB_QPS_RESET) {
-		qp_forget(qp);
 		spin_lock_bh(&qp->sq.lock);
+		vbk_cq_retire(qp->scq, qp->sretired, qp->sposted);	/* no longer pending */
 		qp->sretired = qp->sposted;
 		if (qp->sq.ring)
 			smp_store_release(&qp->sq.ring->retired, cpu_to_le32(qp->sretired));
 		spin_unlock_bh(&qp->sq.lock);
 		spin_lock_bh(&qp->rq.lock);
+		if (!qp->srq_h)
+			vbk_cq_retire(qp->rcq, qp->rdone, qp->rposted);
 		qp->rdone = qp->rposted;
 		spin_unlock_bh(&qp->rq.lock);
 	}

@@ -65,6 +65,12 @@ rm -f "$lockf"
 expect 125 $rc "a boot past --boot-timeout fails"
 grep -q 'no ACTIVE rxe0 within 1 s' <<<"$err" && grep -q 'last console lines' <<<"$err" ||
 	{ echo "FAIL: no clear error with console lines: $err"; fail=1; }
+# Silent at half the boot timeout (QEMU has not printed within 0.5 s): booted once more,
+# and said; the second boot times out as the first would have.
+grep -q 'no console output .*booting once more' <<<"$err" ||
+	{ echo "FAIL: a VM silent at half the boot timeout was not booted once more: $err"; fail=1; }
+[ "$(grep -c 'booting once more' <<<"$err")" = 1 ] ||
+	{ echo "FAIL: booted more than once more: $err"; fail=1; }
 [ $(( $(date +%s) - start )) -lt "$(vt_secs 30)" ] || { echo "FAIL: the failed boot took too long"; fail=1; }
 # A command's exit status and --timeout (124) are checked on the same script (tests/vm/run
 # execs softroce/vbus-softroce) by tests/unit/softroce.sh, as installed; native-devinfo
