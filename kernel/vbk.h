@@ -349,9 +349,11 @@ long vbk_poll_cq(struct vbk_guest *g, u32 handle);
 long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq);
 void vbk_qp_to_err(struct vbk_guest *g, struct vbk_qp *qp);
 void vbk_cq_comp(struct ib_cq *cq, void *ctx);
+void vbk_cq_fire(struct vbk_cq *cq);
 void vbk_cq_grow(struct vbk_guest *g, struct vbk_cq *cq, u32 depth);
 void vbk_cq_shrink(struct vbk_cq *cq, u32 depth);
 void vbk_cq_retire(struct vbk_cq *cq, u32 before, u32 now);
+bool vbk_qp_retire(u32 *count, u32 to, struct vbk_cq *cq);
 void vbk_cq_watch(struct vbk_cq *cq);
 bool vbk_cq_keep_push(struct vbk_cq *cq);
 

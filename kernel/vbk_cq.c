@@ -57,6 +57,23 @@ void vbk_cq_comp(struct ib_cq *ibcq, void *ctx)
 		eventfd_signal(cq->channel, 1);
 }
 
+/* The guest armed the ring (ring->armed, any value) and a completion came: take the flag
+ * back (which says "fired" to the guest library, as vbk_cq_comp does) and signal.
+ */
+void vbk_cq_fire(struct vbk_cq *cq)
+{
+	bool fire;
+
+	spin_lock_bh(&cq->q.lock);
+	/* A full barrier: pairs with the guest's seq_cst exchange of armed before it reads
+	 * prod again; our release of prod (vbk_cq_move) came before it.
+	 */
+	fire = cq->q.ring && xchg(&cq->q.ring->armed, 0);
+	spin_unlock_bh(&cq->q.lock);
+	if (fire)
+		eventfd_signal(cq->channel, 1);
+}
+
 /* Whether cq's guest CQ may overrun: what waits in its ring and what its queues' posted
  * WQEs can still bring exceed cqe. Read without the ring's lock: a hint.
  */
@@ -235,6 +252,7 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	struct vbk_cq *cq;
 	struct ib_cq_init_attr ca = { .cqe = cqe };
 	int err, new_cqe;
+	long moved = 0;
 	struct ib_cq *tmp;
 
 	cq = vbk_obj_get(g, le32_to_cpu(i->handle), VBK_OBJ_CQ, &err);
@@ -248,9 +266,10 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 		return err;
 	down_write(&g->tbl);
 	/* What the real CQ holds first (natively in the CQ too: rxe refuses a size below
-	 * what it holds), then what waits in the ring.
+	 * what it holds), then what waits in the ring. A pushed CQ's worker, kicked for
+	 * those, then finds nothing to move: the channel is signalled below instead.
 	 */
-	vbk_cq_move(g, cq);
+	moved = vbk_cq_move(g, cq);
 	/* Acquire pairs with the guest's release of cons after its last copy. */
 	used = cq->q.idx - le32_to_cpu(smp_load_acquire(&cq->q.ring->cons));
 	err = -EINVAL;	/* a broken index, or more completions than the new size */
@@ -297,6 +316,8 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	up_write(&g->tbl);
 	vbk_queue_unmap(g, &nq);	/* now the old ring */
 	vbk_cq_watch(cq);	/* a smaller cqe may overrun sooner (ctl: no other resize) */
+	if (moved && cq->channel)
+		vbk_cq_fire(cq);	/* the guest's arming, on the new ring */
 	o->handle = cpu_to_le32(cq->handle);
 	o->cqe = cpu_to_le32(cq->cqe);
 	return 0;
@@ -304,6 +325,8 @@ int vbk_do_resize_cq(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 err_unlock:
 	up_write(&g->tbl);
 	vbk_queue_unmap(g, &nq);
+	if (moved > 0 && cq->channel)
+		vbk_cq_fire(cq);	/* what the move brought, in the old ring */
 	return err;
 }
 

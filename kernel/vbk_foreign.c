@@ -199,8 +199,6 @@ void vbk_foreign_cq_unlist(struct vbk_cq *cq)
 	up_write(&g->tbl);
 }
 
-static void comp_fire(struct vbk_cq *cq);
-
 /*
  * A process guest's CQ is no longer pushed: the guest polls it again. If the guest armed
  * it, the real CQ stays armed as it asked; and if completions came meanwhile, the channel
@@ -218,7 +216,7 @@ static void unpush(struct vbk_guest *g, struct vbk_cq *cq)
 	if (r < 0)
 		atomic64_inc(&g->n_error);
 	else if (r > 0)
-		comp_fire(cq);
+		vbk_cq_fire(cq);
 }
 
 /*
@@ -251,23 +249,6 @@ static long comp_cq(struct vbk_guest *g, struct vbk_cq *cq, bool *again)
 	return moved;
 }
 
-/* The guest armed the ring (ring->armed, any value) and a completion came: take the flag
- * back (which says "fired" to the guest library, as vbk_cq_comp does) and signal.
- */
-static void comp_fire(struct vbk_cq *cq)
-{
-	bool fire;
-
-	spin_lock_bh(&cq->q.lock);
-	/* A full barrier: pairs with the guest's seq_cst exchange of armed before it reads
-	 * prod again; our release of prod (vbk_cq_move) came before it.
-	 */
-	fire = cq->q.ring && xchg(&cq->q.ring->armed, 0);
-	spin_unlock_bh(&cq->q.lock);
-	if (fire)
-		eventfd_signal(cq->channel, 1);
-}
-
 static void comp_work(struct work_struct *w)
 {
 	struct vbk_guest *g = container_of(to_delayed_work(w), struct vbk_guest, comp_work);
@@ -294,7 +275,7 @@ static void comp_work(struct work_struct *w)
 		again = false;
 		moved = comp_cq(g, cq, &again);
 		if (moved && cq->channel)
-			comp_fire(cq);
+			vbk_cq_fire(cq);
 		if (!again)
 			continue;
 		spin_lock_irq(&g->comp_lock);

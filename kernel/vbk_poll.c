@@ -74,6 +74,25 @@ static bool srq_done(struct vbk_guest *g, const struct ib_wc *wc, struct vrdma_c
 	return true;
 }
 
+/*
+ * A queue's retired count (sretired, rdone) moves forward to `to`, never back (a flush
+ * completion of before a RESET, which retired everything, comes after it), and each WQE is
+ * retired once, so that cq's pending count is taken down once: the move (under the CQ
+ * ring's lock) and a RESET (under the queue's) may race. Whether it moved.
+ */
+bool vbk_qp_retire(u32 *count, u32 to, struct vbk_cq *cq)
+{
+	u32 old = READ_ONCE(*count);
+
+	do {
+		if ((s32)(to - old) <= 0)
+			return false;
+	} while (!try_cmpxchg(count, &old, to));
+	if (cq)
+		vbk_cq_retire(cq, old, to);
+	return true;
+}
+
 /* One real completion into the guest's form, its WQE retired; false: it has no guest any
  * more. *qpp: the guest's QP it names (NULL: an SRQ's whose QP is gone).
  */
@@ -107,29 +126,16 @@ static bool cqe_out(struct vbk_guest *g, struct vrdma_cqe *c, const struct ib_wc
 	*qpp = qp;
 	c->qp_num = cpu_to_le32(qp->qp->qp_num);
 	c->qp_handle = cpu_to_le32(qp->handle);
-	/* Retired counts only move forward: a flush completion of before a RESET (which
-	 * retired everything) comes after it.
-	 */
 	if (kind == VBK_WRID_RECV) {
-		u32 done = READ_ONCE(qp->rdone);
-
 		c->wr_id = cpu_to_le64(qp->rwrid[seq & qp->rmask]);
-		if ((s32)(seq + 1 - done) > 0) {
-			vbk_cq_retire(qp->rcq, done, seq + 1);
-			WRITE_ONCE(qp->rdone, seq + 1);
-		}
+		vbk_qp_retire(&qp->rdone, seq + 1, qp->rcq);
 	} else {	/* VBK_WRID_SEND or VBK_WRID_REFUSED */
-		u32 retired = READ_ONCE(qp->sretired);
-
 		c->wr_id = cpu_to_le64(qp->swrid[seq & qp->smask]);
 		c->is_send = 1;
 		c->sq_retired = cpu_to_le32(seq + 1);
-		if ((s32)(seq + 1 - retired) > 0) {
-			vbk_cq_retire(qp->scq, retired, seq + 1);
-			WRITE_ONCE(qp->sretired, seq + 1);
-			/* The guest's depth check reads it too (the relay's rule, vrdma.h). */
+		/* The guest's depth check reads it too (the relay's rule, vrdma.h). */
+		if (vbk_qp_retire(&qp->sretired, seq + 1, qp->scq))
 			smp_store_release(&qp->sq.ring->retired, cpu_to_le32(seq + 1));
-		}
 	}
 	return true;
 }
@@ -151,10 +157,10 @@ static u32 note_err(struct vbk_qp **to_err, u32 nerr, struct vbk_qp *qp)
 
 /*
  * Move what cq's real CQ holds into the guest's ring, as much as the guest's CQ has room
- * for, and lose the rest (the overrun, above); the caller holds tbl for reading (the QPs
- * and SRQs the completions name stay put) and may sleep (a QP to ERR). Returns the
- * completions moved. A ring whose consumer index is nonsense is broken, and takes nothing
- * more.
+ * for, and lose the rest (the overrun, above); the caller holds tbl (for reading; RESIZE_CQ
+ * for writing: the QPs and SRQs the completions name stay put) and may sleep (a QP to
+ * ERR). Returns the completions moved. A ring whose consumer index is nonsense is
+ * broken, and takes nothing more.
  */
 long vbk_cq_move(struct vbk_guest *g, struct vbk_cq *cq)
 {

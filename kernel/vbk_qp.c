@@ -241,9 +241,9 @@ int vbk_do_create_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	err = vbk_obj_new(g, VBK_OBJ_QP, qp, &h);
 	if (err)
 		goto err_destroy;
+	WRITE_ONCE(qp->handle, h);	/* at once: a VM's doorbell may drain the QP now */
 	vbk_cq_grow(g, scq, qp->sneed);
 	vbk_cq_grow(g, rcq, qp->rneed);
-	WRITE_ONCE(qp->handle, h);
 	qp->pd = pdh;
 	qp->send_cq = sch;
 	qp->recv_cq = rch;
@@ -342,15 +342,12 @@ int vbk_do_modify_qp(struct vbk_guest *g, const void *in, u32 inlen, void *out)
 	 */
 	if (!err && (mask & IB_QP_STATE) && a.qp_state == IB_QPS_RESET) {
 		spin_lock_bh(&qp->sq.lock);
-		vbk_cq_retire(qp->scq, qp->sretired, qp->sposted);	/* no longer pending */
-		qp->sretired = qp->sposted;
+		vbk_qp_retire(&qp->sretired, qp->sposted, qp->scq);	/* once: vbk_poll.c */
 		if (qp->sq.ring)
 			smp_store_release(&qp->sq.ring->retired, cpu_to_le32(qp->sretired));
 		spin_unlock_bh(&qp->sq.lock);
 		spin_lock_bh(&qp->rq.lock);
-		if (!qp->srq_h)
-			vbk_cq_retire(qp->rcq, qp->rdone, qp->rposted);
-		qp->rdone = qp->rposted;
+		vbk_qp_retire(&qp->rdone, qp->rposted, qp->srq_h ? NULL : qp->rcq);
 		spin_unlock_bh(&qp->rq.lock);
 	}
 	return err;
